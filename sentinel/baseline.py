@@ -1,0 +1,361 @@
+"""Load, validate and resolve baselines (YAML data) into `Baseline` models.
+
+Errors name the file and line: `baselines/x.yaml:42: controls[0].items[1].checks[0].severity: Input should be
+'low', 'medium', 'high' or 'critical'`. Lines come from the YAML node tree, so every pydantic error location
+maps back to the nearest line in the source. `extends:` is resolved here (see docs/baselines.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import ValidationError
+
+from .model import Baseline, CheckSpec, ControlSpec, ItemSpec
+
+BASELINE_DIR = Path(__file__).resolve().parent.parent / "baselines"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "renumber", "remove",
+                "items", "override", "waive", "controls", "add_checks", "kind"}
+
+
+class BaselineError(Exception):
+    """A baseline that cannot be used; str() is `file:line: message` lines."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+Loc = tuple  # path of keys/indices inside the document
+
+
+@dataclass
+class _Doc:
+    path: str
+    data: Any
+    lines: dict = field(default_factory=dict)  # Loc -> 1-based line
+
+    def line(self, loc: Loc) -> int:
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+    def error(self, loc: Loc, message: str) -> str:
+        where = _fmt_loc(loc)
+        return f"{self.path}:{self.line(loc)}: {where + ': ' if where else ''}{message}"
+
+
+def _fmt_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _walk(loader, node: yaml.Node, loc: Loc, lines: dict, path: str) -> None:
+    """Record the source line of every key/element and reject duplicate keys (YAML silently keeps the last)."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                raise BaselineError([f"{path}:{key_node.start_mark.line + 1}: {_fmt_loc(loc + (key,))}: duplicate key"])
+            seen.add(key)
+            _walk(loader, value_node, loc + (key,), lines, path)
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _walk(loader, child, loc + (i,), lines, path)
+
+
+def _parse(path: str, text: str) -> _Doc:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise BaselineError([f"{path}:1: empty file"])
+        data = loader.construct_document(node)
+        lines: dict = {}
+        _walk(loader, node, (), lines, path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BaselineError([f"{path}:{line}: invalid YAML: {problem}"]) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise BaselineError([f"{path}:1: a baseline must be a mapping at the top level"])
+    return _Doc(path, data, lines)
+
+
+def _validation_problems(doc: _Doc, exc: ValidationError, base: Loc = ()) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = base + tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after",)))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(doc.error(loc, msg))
+    return problems
+
+
+def shipped() -> dict[str, Path]:
+    """Baseline ids shipped with sentinel (baselines/*.yaml, by file stem)."""
+    return {p.stem: p for p in sorted(BASELINE_DIR.glob("*.yaml"))}
+
+
+def resolve_ref(ref: str, relative_to: Optional[Path] = None) -> Path:
+    if ref.endswith((".yaml", ".yml")) or os.sep in ref or (relative_to is None and Path(ref).is_file()):
+        p = Path(ref)
+        if not p.is_absolute() and relative_to is not None:
+            p = relative_to.parent / p
+        if not p.exists():
+            raise BaselineError([f"{ref}: no such baseline file"])
+        return p
+    found = shipped().get(ref)
+    if found is None:
+        known = ", ".join(shipped()) or "none"
+        raise BaselineError([f"{ref}: unknown baseline id (shipped: {known})"])
+    return found
+
+
+def load_baseline(ref: Union[str, Path], _chain: tuple = ()) -> Baseline:
+    """Load a baseline by shipped id or file path, resolving `extends` and validating everything."""
+    path = resolve_ref(str(ref)) if not isinstance(ref, Path) else ref
+    if not path.exists():
+        raise BaselineError([f"{path}: no such baseline file"])
+    real = path.resolve()
+    if real in _chain:
+        raise BaselineError([f"{path}:1: extends loop: " + " -> ".join(str(p) for p in _chain + (real,))])
+    display = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError([f"{display}:1: cannot read: {exc}"]) from None
+    doc = _parse(display, text)
+    if "extends" in doc.data:
+        baseline = _extend(doc, path, _chain + (real,))
+    else:
+        try:
+            baseline = Baseline.model_validate(doc.data)
+        except ValidationError as exc:
+            raise BaselineError(_validation_problems(doc, exc)) from None
+    baseline.source = str(path)
+    problems = _semantic_problems(baseline, doc)
+    if problems:
+        raise BaselineError(problems)
+    return baseline
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _semantic_problems(baseline: Baseline, doc: _Doc) -> list[str]:
+    """What a schema cannot say: unique ids and clauses, probe kinds and their params, families."""
+    from .probe import registry
+
+    probes = registry()
+    problems: list[str] = []
+    seen_checks: dict[str, str] = {}
+    seen_items: set = set()
+    for ci, control in enumerate(baseline.controls):
+        for ii, item in enumerate(control.items):
+            key = (control.clause, item.item)
+            loc = _locate(doc, ("controls", ci, "items", ii), control.clause, item.item)
+            if key in seen_items:
+                problems.append(doc.error(loc, f"duplicate item {control.clause}.{item.item}"))
+            seen_items.add(key)
+            for ki, check in enumerate(item.checks):
+                cloc = _locate_check(doc, check.id) or loc + ("checks", ki)
+                if check.id in seen_checks:
+                    problems.append(doc.error(cloc, f"duplicate check id {check.id!r} "
+                                                    f"(first used in {seen_checks[check.id]})"))
+                    continue
+                seen_checks[check.id] = f"{control.clause}.{item.item}"
+                pdef = probes.get(check.probe)
+                if pdef is None:
+                    problems.append(doc.error(cloc + ("probe",), f"unknown probe kind {check.probe!r} "
+                                                                 f"(known: {', '.join(sorted(probes))})"))
+                    continue
+                try:
+                    pdef.params.model_validate(check.params)
+                except ValidationError as exc:
+                    problems.extend(_validation_problems(doc, exc, cloc + ("params",)))
+                for fam in check.os_families or []:
+                    if fam not in baseline.os_families:
+                        problems.append(doc.error(cloc + ("os_families",),
+                                                  f"{fam!r} is not among the baseline's os_families"))
+    return problems
+
+
+def _locate(doc: _Doc, loc: Loc, clause: str, item: str) -> Loc:
+    """Best source location for an item: its own place in this file if it is defined here."""
+    return loc if loc in doc.lines else ()
+
+
+def _locate_check(doc: _Doc, check_id: str) -> Optional[Loc]:
+    """Find where a check id is written in this file (its own document or an extending one)."""
+    for loc in doc.lines:
+        if loc and loc[-1] == "id" and _get(doc.data, loc) == check_id:
+            return loc[:-1]
+        if len(loc) == 2 and loc[0] in ("override", "waive") and loc[1] == check_id:
+            return loc
+    return None
+
+
+def _get(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+# ---- extends ---------------------------------------------------------------------------------------
+
+
+def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
+    data = doc.data
+    problems = [doc.error((key,), "unknown key") for key in data if key not in _EXTEND_KEYS]
+    for required in ("id", "version"):
+        if required not in data:
+            problems.append(doc.error((), f"missing required key {required!r}"))
+    if problems:
+        raise BaselineError(problems)
+    parent = load_baseline(resolve_ref(str(data["extends"]), path), chain)
+    tree = parent.model_dump(mode="json", by_alias=True, exclude_none=True)
+    tree.pop("source", None)
+    tree["lineage"] = [parent.id] + parent.lineage
+    for key in ("id", "version", "title", "standard", "level", "os_families", "kind"):
+        if key in data:
+            tree[key] = data[key]
+
+    controls: list[dict] = tree["controls"]
+    renumber = data.get("renumber") or {}
+    if not isinstance(renumber, dict):
+        raise BaselineError([doc.error(("renumber",), "must be a mapping of old clause prefix to new")])
+    for control in controls:
+        for old in sorted(renumber, key=len, reverse=True):
+            clause = control["clause"]
+            if clause == old or clause.startswith(old + "."):
+                control["clause"] = str(renumber[old]) + clause[len(old):]
+                break
+
+    def find_item(ref: str, loc: Loc) -> tuple[dict, dict]:
+        clause, _, letter = ref.rpartition(".")
+        for control in controls:
+            if control["clause"] == clause:
+                for item in control["items"]:
+                    if item["item"] == letter:
+                        return control, item
+        raise BaselineError([doc.error(loc, f"no item {ref!r} in {parent.id} (after renumbering)")])
+
+    def find_check(check_id: str, loc: Loc) -> dict:
+        for control in controls:
+            for item in control["items"]:
+                for check in item.get("checks", []):
+                    if check["id"] == check_id:
+                        return check
+        raise BaselineError([doc.error(loc, f"no check {check_id!r} in {parent.id}")])
+
+    for i, ref in enumerate(data.get("remove") or []):
+        ref = str(ref)
+        loc = ("remove", i)
+        if any(check["id"] == ref for c in controls for it in c["items"] for check in it.get("checks", [])):
+            for c in controls:
+                for it in c["items"]:
+                    it["checks"] = [ch for ch in it.get("checks", []) if ch["id"] != ref]
+        else:
+            control, item = find_item(ref, loc)
+            control["items"].remove(item)
+    tree["controls"] = controls = [c for c in controls if c["items"]]
+
+    for ref, patch in (data.get("items") or {}).items():
+        _, item = find_item(str(ref), ("items", ref))
+        if not isinstance(patch, dict) or set(patch) - {"text", "weight"}:
+            raise BaselineError([doc.error(("items", ref), "an item patch may set only text and weight")])
+        item.update(patch)
+
+    for check_id, patch in (data.get("override") or {}).items():
+        check = find_check(str(check_id), ("override", check_id))
+        if not isinstance(patch, dict):
+            raise BaselineError([doc.error(("override", check_id), "must be a mapping of check fields")])
+        if "id" in patch:
+            raise BaselineError([doc.error(("override", check_id, "id"), "a check id cannot be overridden")])
+        for key, value in patch.items():
+            if key == "params" and isinstance(value, dict):
+                check["params"] = {**check.get("params", {}), **value}
+            else:
+                check[key] = value
+
+    for check_id, reason in (data.get("waive") or {}).items():
+        check = find_check(str(check_id), ("waive", check_id))
+        if not isinstance(reason, str) or not reason.strip():
+            raise BaselineError([doc.error(("waive", check_id), "a waiver needs a reason (non-empty text)")])
+        check["waiver"] = reason.strip()
+
+    for i, new in enumerate(data.get("controls") or []):
+        loc = ("controls", i)
+        if not isinstance(new, dict):
+            raise BaselineError([doc.error(loc, "a control point must be a mapping")])
+        existing = next((c for c in controls if c["clause"] == str(new.get("clause"))), None)
+        if existing is None:
+            controls.append(new)
+            continue
+        for j, item in enumerate(new.get("items") or []):
+            if any(it["item"] == item.get("item") for it in existing["items"]):
+                raise BaselineError([doc.error(loc + ("items", j), f"item {new['clause']}.{item.get('item')} "
+                                                                   "already exists; use add_checks or items")])
+            existing["items"].append(item)
+        existing["items"].sort(key=lambda it: str(it.get("item")))
+
+    for ref, checks in (data.get("add_checks") or {}).items():
+        _, item = find_item(str(ref), ("add_checks", ref))
+        if not isinstance(checks, list):
+            raise BaselineError([doc.error(("add_checks", ref), "must be a list of checks")])
+        item.setdefault("checks", []).extend(checks)
+
+    controls.sort(key=lambda c: [int(p) for p in c["clause"].split(".")])
+    try:
+        return Baseline.model_validate(tree)
+    except ValidationError as exc:
+        # Point at this file: at the added control/check if the error is inside something it added.
+        raise BaselineError([_extend_error(doc, tree, err) for err in exc.errors()]) from None
+
+
+def _extend_error(doc: _Doc, tree: dict, err: dict) -> str:
+    loc = tuple(err["loc"])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    where = _fmt_loc(loc)
+    # Find the check or control by id/clause in this file to give a line.
+    obj = _get(tree, loc[:6]) if len(loc) >= 6 else _get(tree, loc[:2])
+    if isinstance(obj, dict):
+        target = _locate_check(doc, obj.get("id", "")) if "id" in obj else None
+        if target is None and "clause" in obj:
+            target = next((l for l in doc.lines if len(l) == 2 and l[0] == "controls"
+                           and _get(doc.data, l + ("clause",)) == obj["clause"]), None)
+        if target is not None:
+            return f"{doc.path}:{doc.line(target)}: {where}: {msg}"
+    return f"{doc.path}:{doc.line(())}: {where}: {msg}"
+
+
+def item_index(baseline: Baseline) -> dict[tuple[str, str], tuple[ControlSpec, ItemSpec]]:
+    return {(c.clause, i.item): (c, i) for c in baseline.controls for i in c.items}
+
+
+def all_checks(baseline: Baseline) -> list[CheckSpec]:
+    return [check for _, _, check in baseline.iter_checks()]

@@ -1,0 +1,62 @@
+"""`sentinel` command line. Exit codes: 0 no failures, 1 failures found, 2 usage or configuration error.
+
+Each area keeps its commands in its own module (`sentinel/cli_*.py`) exposing `register(app)`; heavy
+imports (web framework, ORM, nmap) happen inside the command functions so `sentinel check` stays lean.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="sentinel",
+    help="Continuous 等保 2.0 (GB/T 22239-2019) compliance: host checks, network scans, scoring, evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that add commands; each has register(app: typer.Typer) -> None.
+_COMMAND_MODULES = (
+    "sentinel.cli_check",
+)
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from . import __version__
+
+        typer.echo(f"sentinel {__version__}")
+        raise typer.Exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:  # raised by commands for their exit codes
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""`sentinel check` and `sentinel baselines ...`: the host engine's commands."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .model import Status
+
+DEFAULT_BASELINE = "dengbao-l3-linux"
+
+
+def _fail_config(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
+
+
+def _load(ref: str):
+    from .baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(ref)
+    except BaselineError as exc:
+        _fail_config(str(exc))
+
+
+def _write(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail_config(f"-o {output}: {exc.strerror or exc}")
+
+
+def check(
+    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", help="Shipped baseline id or a YAML file."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Check an offline root directory instead of this host."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | csv | junit"),
+    lang: str = typer.Option("zh", "--lang", help="zh | en (table, csv, junit text)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE."),
+) -> None:
+    """Run a baseline on this host (or --root DIR). Exit 0: no failures; 1: failures or undetermined checks; 2: usage."""
+    from . import render
+    from .engine import run_baseline
+    from .hostview import open_host
+
+    if fmt not in render.FORMATS:
+        _fail_config(f"--format {fmt}: expected one of {', '.join(render.FORMATS)}")
+    if lang not in ("zh", "en"):
+        _fail_config(f"--lang {lang}: expected zh or en")
+    if root is not None and not root.is_dir():
+        _fail_config(f"--root {root}: not a directory")
+    spec = _load(baseline)
+    report = run_baseline(spec, open_host(str(root) if root else None))
+    if fmt == "json":
+        _write(render.to_json(report), output)
+    elif fmt == "csv":
+        _write(render.to_csv(report, lang), output)
+    elif fmt == "junit":
+        _write(render.to_junit(report, lang), output)
+    elif output is None:
+        render.print_table(report, lang)
+    else:
+        with output.open("w", encoding="utf-8") as fh:
+            render.print_table(report, lang, file=fh)
+    bad = [r for r in report.results if not r.waiver and r.status in (Status.FAIL, Status.ERROR)]
+    raise typer.Exit(1 if bad else 0)
+
+
+baselines_app = typer.Typer(help="List, show and validate baselines.", no_args_is_help=True)
+
+
+@baselines_app.command("list")
+def baselines_list() -> None:
+    """Shipped baselines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .baseline import shipped
+
+    table = Table("id", "version", "level", "items", "checks", "title")
+    for ref in shipped():
+        spec = _load(ref)
+        items = sum(len(c.items) for c in spec.controls)
+        table.add_row(spec.id, spec.version, str(spec.level), str(items), str(sum(1 for _ in spec.iter_checks())),
+                      spec.title.zh)
+    Console().print(table)
+
+
+@baselines_app.command("show")
+def baselines_show(
+    ref: str = typer.Argument(..., help="Baseline id or file."),
+    lang: str = typer.Option("zh", "--lang", help="zh | en"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """Control points, items and checks of a baseline (after extends and site overrides)."""
+    spec = _load(ref)
+    if fmt == "json":
+        typer.echo(spec.model_dump_json(indent=2, by_alias=True, exclude_none=True))
+        return
+    from rich.console import Console
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{spec.id}[/] {spec.version} — {spec.title.get(lang)} (level {spec.level})")
+    for control in spec.controls:
+        node = tree.add(f"{control.clause} {control.name.get(lang)}")
+        for item in control.items:
+            leaf = node.add(f"{item.item}) [dim]w={item.weight}[/] {item.text.get(lang)}"
+                            + ("" if item.checks else " [cyan](manual / 待核查)[/]"))
+            for chk in item.checks:
+                risk = f" [red]high-risk {chk.high_risk}[/]" if chk.high_risk else ""
+                waived = f" [yellow]waived: {chk.waiver}[/]" if chk.waiver else ""
+                leaf.add(f"{chk.id} [{chk.severity.value}] {chk.title.get(lang)} ({chk.probe}; "
+                         f"{chk.expect.describe()}){risk}{waived}")
+    Console().print(tree)
+
+
+@baselines_app.command("validate")
+def baselines_validate(path: Path = typer.Argument(..., help="Baseline YAML file.")) -> None:
+    """Validate a baseline file; errors as file:line: message, exit 2."""
+    spec = _load(str(path))
+    items = sum(len(c.items) for c in spec.controls)
+    checks = sum(1 for _ in spec.iter_checks())
+    typer.echo(f"{path}: ok — {spec.id} {spec.version}, level {spec.level}, {len(spec.controls)} control points, "
+               f"{items} items, {checks} checks")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.add_typer(baselines_app, name="baselines")

@@ -1,0 +1,76 @@
+"""Run a baseline's checks over a host view and score them into a HostReport.
+
+A check never crashes the run: a probe that cannot determine its fact yields `error` with the reason,
+one that does not apply yields `not_applicable`, and an unexpected exception inside a probe is reported as
+`error` naming the probe (a bug to fix, but never a silent pass).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Optional
+
+from pydantic import ValidationError
+
+from . import scoring
+from .expect import evaluate
+from .hostview import HostView, NotApplicable, ProbeError
+from .model import (Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status)
+from .osinfo import host_info
+from .probe import ProbeContext, registry
+
+
+def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item: ItemSpec,
+              check: CheckSpec) -> CheckResult:
+    start = time.perf_counter()
+    status, observed, reason, evidence = _evaluate(ctx, baseline, check)
+    return CheckResult(
+        check_id=check.id, clause=control.clause, item=item.item, title=check.title, status=status,
+        severity=check.severity, high_risk=check.high_risk, observed=observed,
+        expected=check.expect.describe(), reason=reason, evidence=evidence, remediation=check.remediation,
+        waiver=check.waiver, duration_ms=round((time.perf_counter() - start) * 1000, 3),
+    )
+
+
+def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
+    families = check.os_families or baseline.os_families
+    if ctx.family is not None and ctx.family not in families:
+        return Status.NOT_APPLICABLE, None, f"applies to {'/'.join(families)} hosts; this host is {ctx.family}", []
+    if ctx.family is None and check.os_families:
+        return Status.NOT_APPLICABLE, None, "OS family could not be determined from os-release or package database", []
+    pdef = registry()[check.probe]
+    if (check.live_only or pdef.live_only) and not ctx.host.live:
+        return Status.NOT_APPLICABLE, None, "live-host fact; not available for an offline root", []
+    try:
+        params = pdef.params.model_validate(check.params)
+        obs = pdef.func(ctx, params)
+    except ProbeError as exc:
+        return Status.ERROR, None, str(exc), []
+    except NotApplicable as exc:
+        return Status.NOT_APPLICABLE, None, str(exc), []
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        return Status.ERROR, None, f"{check.probe}: {exc}", []
+    except ValidationError as exc:
+        return Status.ERROR, None, f"{check.probe}: invalid params: {exc.errors()[0]['msg']}", []
+    except Exception as exc:  # a probe bug must surface as an error result, never as a pass or a crash
+        return Status.ERROR, None, f"internal error in probe {check.probe}: {type(exc).__name__}: {exc}", []
+    reason = evaluate(check.expect, obs.observed)
+    if reason is None:
+        return Status.PASS, obs.observed, obs.note, obs.evidence
+    return Status.FAIL, obs.observed, reason, obs.evidence
+
+
+def run_baseline(baseline: Baseline, host: HostView, report_id: Optional[str] = None) -> HostReport:
+    start = time.perf_counter()
+    info = host_info(host)
+    ctx = ProbeContext(host=host, family=info.family, os_release=host.os_release())
+    results = [run_check(ctx, baseline, control, item, check) for control, item, check in baseline.iter_checks()]
+    items = scoring.item_results(baseline, results)
+    summary = scoring.summarize(items, results)
+    return HostReport(
+        report_id=report_id or str(uuid.uuid4()),
+        duration_ms=round((time.perf_counter() - start) * 1000, 2),
+        baseline=BaselineRef(id=baseline.id, version=baseline.version, level=baseline.level,
+                             title=baseline.title, lineage=baseline.lineage),
+        host=info, summary=summary, items=items, results=results,
+    )

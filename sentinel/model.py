@@ -1,0 +1,273 @@
+"""Typed models shared by every part: baseline specs, probe observations, results and reports.
+
+These are the boundary types: checks/ and exporters/ import them, the store persists them, and the
+JSON output of `sentinel check` is `HostReport.model_dump(mode="json")`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Strict(BaseModel):
+    """Baseline input: unknown keys are errors, so a typo never silently disables a check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"  # could not be determined; never counts as pass
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Verdict(str, Enum):
+    """Item verdicts as written in a 测评记录 (assessment record)."""
+
+    CONFORM = "符合"
+    PARTIAL = "部分符合"
+    NONCONFORM = "不符合"
+    NOT_APPLICABLE = "不适用"
+    PENDING = "待核查"  # manual item, or automated checks could not decide
+
+    @property
+    def en(self) -> str:
+        return _VERDICT_EN[self]
+
+
+_VERDICT_EN = {
+    Verdict.CONFORM: "conform",
+    Verdict.PARTIAL: "partially conform",
+    Verdict.NONCONFORM: "nonconform",
+    Verdict.NOT_APPLICABLE: "not applicable",
+    Verdict.PENDING: "pending review",
+}
+
+
+class Severity(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+OS_FAMILIES = ("debian", "rhel")
+
+
+class Text(Strict):
+    """A bilingual string; zh is the authoritative wording of the standard."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def get(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+
+class Expect(Strict):
+    """What the observed value must satisfy. Every operator given must hold (logical AND).
+
+    Numeric operators coerce strings such as "90" or "0644" (octal when `octal: true`).
+    `fields` applies nested expectations to keys of a mapping observation; `each` to every element of
+    a list observation. A missing value (None) fails every operator except `absent` and `empty`.
+    """
+
+    eq: Any = None
+    ne: Any = None
+    lt: Optional[float] = None
+    le: Optional[float] = None
+    gt: Optional[float] = None
+    ge: Optional[float] = None
+    in_: Optional[list[Any]] = Field(default=None, alias="in")
+    not_in: Optional[list[Any]] = None
+    match: Optional[str] = None  # regex, searched in str(observed)
+    not_match: Optional[str] = None
+    contains: Optional[list[Any]] = None  # observed list/str contains all of these
+    not_contains: Optional[list[Any]] = None
+    empty: Optional[bool] = None  # observed is None/""/[]/{} (True) or not (False)
+    absent: Optional[bool] = None  # observed is None (True) / is not None (False)
+    mode_max: Optional[str] = None  # file mode bits must be a subset of this octal mask, e.g. "0644"
+    fields: Optional[dict[str, "Expect"]] = None
+    each: Optional["Expect"] = None
+    any_of: Optional[list["Expect"]] = None  # at least one of these holds (alternatives, e.g. local OR remote log retention)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def describe(self) -> str:
+        parts = []
+        for name, value in self.model_dump(by_alias=True, exclude_none=True).items():
+            if name == "fields":
+                inner = ", ".join(f"{k}: {Expect.model_validate(v).describe()}" for k, v in value.items())
+                parts.append(f"{{{inner}}}")
+            elif name == "each":
+                parts.append(f"each {Expect.model_validate(value).describe()}")
+            elif name == "any_of":
+                parts.append("any of (" + " | ".join(Expect.model_validate(v).describe() for v in value) + ")")
+            else:
+                parts.append(f"{name} {value!r}" if not isinstance(value, bool) else f"{name}={value}")
+        return "; ".join(parts) or "any"
+
+
+class CheckSpec(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: Text
+    probe: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    expect: Expect = Field(default_factory=Expect)
+    severity: Severity
+    high_risk: Optional[str] = Field(
+        default=None,
+        description="case number in the 高风险判定指引 (e.g. 6.4.1.1) when a failure is a high-risk finding",
+    )
+    rationale: Text
+    remediation: Text
+    os_families: Optional[list[Literal["debian", "rhel"]]] = None  # default: the baseline's
+    live_only: bool = False  # meaningless on an offline root (processes, sockets, runtime state)
+    waiver: Optional[str] = None  # set by a site file: reason the check is waived
+
+
+class ItemSpec(Strict):
+    item: str = Field(pattern=r"^[a-z]$")
+    text: Text
+    weight: float = Field(gt=0, le=1)
+    checks: list[CheckSpec] = Field(default_factory=list)
+
+
+class ControlSpec(Strict):
+    clause: str = Field(pattern=r"^\d+(\.\d+)+$")
+    name: Text
+    items: list[ItemSpec] = Field(min_length=1)
+
+
+class Baseline(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str
+    title: Text
+    standard: str = "GB/T 22239-2019"
+    level: int = Field(ge=1, le=5)
+    kind: Literal["host"] = "host"
+    os_families: list[Literal["debian", "rhel"]]
+    controls: list[ControlSpec] = Field(min_length=1)
+    source: Optional[str] = None  # file the baseline was loaded from (set by the loader)
+    lineage: list[str] = Field(default_factory=list)  # ids this one extends, nearest first
+
+    def iter_checks(self):
+        for control in self.controls:
+            for item in control.items:
+                for check in item.checks:
+                    yield control, item, check
+
+
+# ---- results -------------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Evidence(BaseModel):
+    """One thing a probe looked at: a file read, a command run, a live fact sampled."""
+
+    source: str  # path, "cmd: argv...", "proc", "sockets", "sysctl:NAME"
+    excerpt: Optional[str] = None  # the relevant lines or output, capped
+    line: Optional[int] = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Observation(BaseModel):
+    """What a probe returns: the observed value and how it was observed."""
+
+    observed: Any = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    note: Optional[str] = None
+
+
+class CheckResult(BaseModel):
+    check_id: str
+    clause: str
+    item: str
+    title: Text
+    status: Status
+    severity: Severity
+    high_risk: Optional[str] = None
+    observed: Any = None
+    expected: str
+    reason: Optional[str] = None  # why fail/error/not_applicable, in words
+    evidence: list[Evidence] = Field(default_factory=list)
+    remediation: Text
+    waiver: Optional[str] = None
+    duration_ms: float = 0.0
+
+
+class ItemResult(BaseModel):
+    clause: str
+    item: str
+    control: Text
+    text: Text
+    weight: float
+    verdict: Verdict
+    checks: list[str] = Field(default_factory=list)
+
+
+class HostInfo(BaseModel):
+    hostname: str
+    os_id: str
+    os_version: str
+    os_name: str
+    family: Optional[str] = None
+    arch: str
+    kernel: Optional[str] = None
+    root: Optional[str] = None  # offline root directory, None for the live host
+
+
+class BaselineRef(BaseModel):
+    id: str
+    version: str
+    level: int
+    title: Text
+    lineage: list[str] = Field(default_factory=list)
+
+
+class HighRiskFinding(BaseModel):
+    check_id: str
+    clause: str
+    item: str
+    case: str
+    title: Text
+
+
+class Summary(BaseModel):
+    counts: dict[str, int]  # per Status value
+    verdicts: dict[str, int]  # per Verdict value
+    checks_total: int
+    waived: int
+    pass_rate: Optional[float]  # pass / (pass+fail+error); None when nothing was determinable
+    score: Optional[float]  # weighted item score 0-100, see sentinel/scoring.py
+    high_risk: int
+    high_risk_findings: list[HighRiskFinding]
+    conclusion: str  # 优/良/中/差
+    conclusion_en: str
+    risk_counts: dict[str, int]  # high / medium / low findings
+
+
+class HostReport(BaseModel):
+    schema_version: int = 1
+    report_id: Optional[str] = None
+    generated_at: datetime = Field(default_factory=utcnow)
+    duration_ms: float = 0.0
+    baseline: BaselineRef
+    host: HostInfo
+    summary: Summary
+    items: list[ItemResult]
+    results: list[CheckResult]
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"unsupported report schema_version {v}")
+        return v

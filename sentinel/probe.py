@@ -1,0 +1,79 @@
+"""Probe registry: the contract between baselines (data) and checks/ (code).
+
+A probe is a pure function `(ctx, params) -> Observation` registered under a kind name such as
+`config.value`. Baselines name the kind and give parameters; the loader validates those parameters
+against the probe's pydantic model, so a typo is a load error with a line number, not a silent pass.
+Probes read the host only through `ctx.host`; they raise `ProbeError` when the fact cannot be
+determined and `NotApplicable` when it does not exist on this host view.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from pydantic import BaseModel
+
+from .hostview import HostView, NotApplicable, ProbeError  # noqa: F401  (re-exported for checks/)
+from .model import Evidence, Observation
+
+EXCERPT_LIMIT = 2000
+
+
+@dataclass
+class ProbeContext:
+    host: HostView
+    family: Optional[str]
+    os_release: dict[str, str]
+    memo: dict = field(default_factory=dict)  # per-run cache shared by probes (parsed passwd, PAM stacks...)
+
+    def cached(self, key, compute: Callable):
+        if key not in self.memo:
+            try:
+                self.memo[key] = compute()
+            except (ProbeError, NotApplicable) as exc:
+                self.memo[key] = exc
+        value = self.memo[key]
+        if isinstance(value, (ProbeError, NotApplicable)):
+            raise value
+        return value
+
+
+@dataclass(frozen=True)
+class ProbeDef:
+    kind: str
+    params: type[BaseModel]
+    func: Callable[[ProbeContext, BaseModel], Observation]
+    live_only: bool
+    doc: str
+
+
+_REGISTRY: dict[str, ProbeDef] = {}
+_LOADED = False
+
+
+def probe(kind: str, params: type[BaseModel], live_only: bool = False):
+    """Register a probe function under `kind`."""
+
+    def wrap(func):
+        if kind in _REGISTRY:
+            raise RuntimeError(f"probe kind {kind!r} registered twice")
+        _REGISTRY[kind] = ProbeDef(kind, params, func, live_only, (func.__doc__ or "").strip())
+        return func
+
+    return wrap
+
+
+def registry() -> dict[str, ProbeDef]:
+    """All probe kinds; imports the `checks` package (and its modules) on first use."""
+    global _LOADED
+    if not _LOADED:
+        importlib.import_module("checks")
+        _LOADED = True
+    return _REGISTRY
+
+
+def evidence(source: str, excerpt: Optional[str] = None, line: Optional[int] = None) -> Evidence:
+    if excerpt is not None and len(excerpt) > EXCERPT_LIMIT:
+        excerpt = excerpt[:EXCERPT_LIMIT] + f"\n... ({len(excerpt) - EXCERPT_LIMIT} more characters)"
+    return Evidence(source=source, excerpt=excerpt, line=line)

@@ -1,0 +1,140 @@
+"""Verdicts, scores and conclusions: the one place where sentinel's scoring formula lives.
+
+Check status -> item verdict (per requirement item 测评项, over its checks that are applicable and not waived):
+
+    no checks at all (manual item)                 -> 待核查 (pending, until an assessor records a verdict)
+    checks exist but none applies                  -> 不适用
+    every check passes                             -> 符合
+    some pass, some fail                           -> 部分符合
+    none passes, at least one fails                -> 不符合
+    no failure but at least one `error`            -> 待核查 (could not be determined; error never counts as pass)
+
+Item score: 符合 = 1, 部分符合 = 0.5, 不符合 = 0. 不适用 and 待核查 items are left out of the score (待核查 items
+are counted and reported so an assessment is never shown as complete while they remain).
+
+Weighted score (0-100) = 100 × Σ(weight × item score) / Σ(weight), over scored items; None if none is scored.
+Weights are the item weights of real level-3 records (1.0 key / 0.7 important / 0.4 general).
+
+Pass rate = pass / (pass + fail + error), over applicable, non-waived checks.
+
+Risk level of a failing check: 高 if it is a high-risk finding (the check names a case of the 高风险判定指引),
+中 if its severity is high or critical, 低 otherwise.
+
+Conclusion, after the 2021 assessment report template (any unresolved high risk caps it):
+    优  score >= 90 and no 中 or 高 risk
+    良  score >= 80 and no 高 risk
+    中  score >= 70 and no 高 risk
+    差  any 高 risk, or score < 70
+When no item could be scored the conclusion is 差 only if there is a high-risk finding, else `待定` (undetermined).
+The 2025 template drops scores in favour of 重大风险隐患; the per-item verdicts and the high-risk list are kept so
+that view can be produced from the same results.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from .model import (Baseline, CheckResult, HighRiskFinding, ItemResult, Severity, Status, Summary, Verdict)
+
+ITEM_SCORE = {Verdict.CONFORM: 1.0, Verdict.PARTIAL: 0.5, Verdict.NONCONFORM: 0.0}
+CONCLUSION_EN = {"优": "excellent", "良": "good", "中": "fair", "差": "poor", "待定": "undetermined"}
+
+
+def counted(result: CheckResult) -> bool:
+    """A result that takes part in verdicts and scores: applicable and not waived."""
+    return result.status != Status.NOT_APPLICABLE and not result.waiver
+
+
+def item_verdict(results: Iterable[CheckResult], has_checks: bool) -> Verdict:
+    if not has_checks:
+        return Verdict.PENDING
+    statuses = [r.status for r in results if counted(r)]
+    if not statuses:
+        return Verdict.NOT_APPLICABLE
+    passes = statuses.count(Status.PASS)
+    fails = statuses.count(Status.FAIL)
+    errors = statuses.count(Status.ERROR)
+    if fails == 0 and errors == 0:
+        return Verdict.CONFORM
+    if fails == 0:
+        return Verdict.PENDING
+    return Verdict.PARTIAL if passes else Verdict.NONCONFORM
+
+
+def weighted_score(items: Iterable[ItemResult]) -> Optional[float]:
+    total = earned = 0.0
+    for item in items:
+        score = ITEM_SCORE.get(item.verdict)
+        if score is None:
+            continue
+        total += item.weight
+        earned += item.weight * score
+    return round(100.0 * earned / total, 2) if total else None
+
+
+def pass_rate(results: Iterable[CheckResult]) -> Optional[float]:
+    statuses = [r.status for r in results if counted(r)]
+    judged = [s for s in statuses if s in (Status.PASS, Status.FAIL, Status.ERROR)]
+    return round(statuses.count(Status.PASS) / len(judged), 4) if judged else None
+
+
+def risk_level(result: CheckResult) -> Optional[str]:
+    """high / medium / low for a failing, counted check; None otherwise."""
+    if result.status != Status.FAIL or not counted(result):
+        return None
+    if result.high_risk:
+        return "high"
+    if result.severity in (Severity.HIGH, Severity.CRITICAL):
+        return "medium"
+    return "low"
+
+
+def conclusion(score: Optional[float], risks: dict[str, int]) -> str:
+    if risks.get("high"):
+        return "差"
+    if score is None:
+        return "待定"
+    if score >= 90 and not risks.get("medium"):
+        return "优"
+    if score >= 80:
+        return "良"
+    if score >= 70:
+        return "中"
+    return "差"
+
+
+def item_results(baseline: Baseline, results: list[CheckResult]) -> list[ItemResult]:
+    by_item: dict[tuple[str, str], list[CheckResult]] = {}
+    for r in results:
+        by_item.setdefault((r.clause, r.item), []).append(r)
+    out = []
+    for control in baseline.controls:
+        for item in control.items:
+            mine = by_item.get((control.clause, item.item), [])
+            out.append(ItemResult(clause=control.clause, item=item.item, control=control.name, text=item.text,
+                                  weight=item.weight, verdict=item_verdict(mine, bool(item.checks)),
+                                  checks=[c.id for c in item.checks]))
+    return out
+
+
+def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
+    counts = {s.value: 0 for s in Status}
+    for r in results:
+        counts[r.status.value] += 1
+    verdicts = {v.value: 0 for v in Verdict}
+    for item in items:
+        verdicts[item.verdict.value] += 1
+    risks = {"high": 0, "medium": 0, "low": 0}
+    high_risk = []
+    for r in results:
+        level = risk_level(r)
+        if level:
+            risks[level] += 1
+        if level == "high":
+            high_risk.append(HighRiskFinding(check_id=r.check_id, clause=r.clause, item=r.item,
+                                             case=r.high_risk or "", title=r.title))
+    score = weighted_score(items)
+    concl = conclusion(score, risks)
+    return Summary(counts=counts, verdicts=verdicts, checks_total=len(results),
+                   waived=sum(1 for r in results if r.waiver), pass_rate=pass_rate(results), score=score,
+                   high_risk=len(high_risk), high_risk_findings=high_risk, conclusion=concl,
+                   conclusion_en=CONCLUSION_EN[concl], risk_counts=risks)

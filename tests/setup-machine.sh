@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the test suite talks to for real: nmap, iproute2 (network-namespace lab), Prometheus/promtool and
+# Alertmanager, and a running PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`). Idempotent; needs root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
+            pg_ctlcluster:postgresql-common psql:postgresql-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+[ -d /usr/lib/postgresql ] || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's prometheus packages start daemons on install where an init system exists; tests start their own on
+# free loopback ports, so stop any package-started instances holding the default ports.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  pkill -x "$svc" 2>/dev/null || true
+done
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$version" ]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    pg_createcluster "$version" main >/dev/null
+  fi
+  conf=/etc/postgresql/$version/main
+  grep -q '^host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf" || \
+    sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust' "$conf/pg_hba.conf"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 || \
+  psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
+echo "test machine ready"

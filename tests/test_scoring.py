@@ -1,0 +1,87 @@
+"""Worked examples of the scoring formula documented in sentinel/scoring.py."""
+import pytest
+
+from sentinel import scoring
+from sentinel.model import CheckResult, ItemResult, Severity, Status, Text, Verdict
+
+T = Text(zh="测试", en="test")
+
+
+def result(status, *, severity=Severity.MEDIUM, high_risk=None, waiver=None, clause="8.1.4.1", item="a", cid="c"):
+    return CheckResult(check_id=cid, clause=clause, item=item, title=T, status=status, severity=severity,
+                       high_risk=high_risk, expected="x", remediation=T, waiver=waiver)
+
+
+def item(verdict, weight):
+    return ItemResult(clause="8.1.4.1", item="a", control=T, text=T, weight=weight, verdict=verdict)
+
+
+P, F, E, NA = Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE
+
+
+@pytest.mark.parametrize("statuses, has_checks, expected", [
+    ([], False, Verdict.PENDING),                 # manual item
+    ([NA, NA], True, Verdict.NOT_APPLICABLE),
+    ([P, P, NA], True, Verdict.CONFORM),
+    ([P, F], True, Verdict.PARTIAL),
+    ([F, F], True, Verdict.NONCONFORM),
+    ([F, E], True, Verdict.NONCONFORM),
+    ([P, E], True, Verdict.PENDING),              # error never counts as pass
+    ([E], True, Verdict.PENDING),
+    ([P, F, E], True, Verdict.PARTIAL),
+])
+def test_item_verdict(statuses, has_checks, expected):
+    assert scoring.item_verdict([result(s) for s in statuses], has_checks) is expected
+
+
+def test_waived_check_is_left_out_of_the_verdict():
+    assert scoring.item_verdict([result(P), result(F, waiver="compensated by HIDS")], True) is Verdict.CONFORM
+    assert scoring.item_verdict([result(F, waiver="accepted")], True) is Verdict.NOT_APPLICABLE
+
+
+def test_weighted_score_worked_example():
+    # 1.0×1 + 0.7×0.5 + 0.4×0 = 1.35 over weights 2.1 -> 64.29; n/a and pending items are left out.
+    items = [item(Verdict.CONFORM, 1.0), item(Verdict.PARTIAL, 0.7), item(Verdict.NONCONFORM, 0.4),
+             item(Verdict.NOT_APPLICABLE, 1.0), item(Verdict.PENDING, 0.7)]
+    assert scoring.weighted_score(items) == 64.29
+    assert scoring.weighted_score([item(Verdict.PENDING, 1.0)]) is None
+
+
+def test_pass_rate_counts_errors_as_not_passed():
+    rs = [result(P), result(P), result(F), result(E), result(NA), result(F, waiver="x")]
+    assert scoring.pass_rate(rs) == 0.5  # 2 of (2 pass + 1 fail + 1 error)
+    assert scoring.pass_rate([result(NA)]) is None
+
+
+@pytest.mark.parametrize("score, risks, expected", [
+    (95.0, {}, "优"),
+    (95.0, {"medium": 1}, "良"),     # 优 needs no medium or high risk
+    (85.0, {"low": 3}, "良"),
+    (72.0, {}, "中"),
+    (69.99, {}, "差"),
+    (100.0, {"high": 1}, "差"),      # a high-risk finding caps the conclusion
+    (None, {}, "待定"),
+    (None, {"high": 1}, "差"),
+])
+def test_conclusion(score, risks, expected):
+    assert scoring.conclusion(score, risks) == expected
+
+
+def test_risk_levels():
+    assert scoring.risk_level(result(F, high_risk="6.4.1.1", severity=Severity.LOW)) == "high"
+    assert scoring.risk_level(result(F, severity=Severity.CRITICAL)) == "medium"
+    assert scoring.risk_level(result(F, severity=Severity.HIGH)) == "medium"
+    assert scoring.risk_level(result(F, severity=Severity.MEDIUM)) == "low"
+    assert scoring.risk_level(result(P, high_risk="6.4.1.1")) is None
+    assert scoring.risk_level(result(F, high_risk="6.4.1.1", waiver="accepted")) is None
+
+
+def test_summary_lists_high_risk_findings_and_caps_conclusion():
+    rs = [result(P, cid="a"), result(F, cid="b", high_risk="6.4.1.2", item="c")]
+    items = [ItemResult(clause="8.1.4.1", item="a", control=T, text=T, weight=1.0, verdict=Verdict.CONFORM),
+             ItemResult(clause="8.1.4.1", item="c", control=T, text=T, weight=1.0, verdict=Verdict.NONCONFORM)]
+    s = scoring.summarize(items, rs)
+    assert s.counts == {"pass": 1, "fail": 1, "error": 0, "not_applicable": 0}
+    assert s.score == 50.0 and s.pass_rate == 0.5
+    assert s.high_risk == 1 and s.high_risk_findings[0].check_id == "b" and s.high_risk_findings[0].case == "6.4.1.2"
+    assert (s.conclusion, s.conclusion_en) == ("差", "poor")
