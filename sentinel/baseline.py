@@ -7,6 +7,7 @@ maps back to the nearest line in the source. `extends:` is resolved here (see do
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -108,9 +109,20 @@ def _validation_problems(doc: _Doc, exc: ValidationError, base: Loc = ()) -> lis
     return problems
 
 
-def shipped() -> dict[str, Path]:
-    """Baseline ids shipped with sentinel (baselines/*.yaml, by file stem)."""
-    return {p.stem: p for p in sorted(BASELINE_DIR.glob("*.yaml"))}
+_KIND = re.compile(r"^kind:\s*['\"]?(\w+)", re.M)
+
+
+def shipped(kind: str = "host") -> dict[str, Path]:
+    """Baselines of one kind shipped with sentinel (baselines/*.yaml, by file stem).
+
+    Host baselines are the default kind; zone baselines (network scans) say `kind: zone` at the top level.
+    """
+    out = {}
+    for path in sorted(BASELINE_DIR.glob("*.yaml")):
+        found = _KIND.search(path.read_text(encoding="utf-8"))
+        if (found.group(1) if found else "host") == kind:
+            out[path.stem] = path
+    return out
 
 
 def resolve_ref(ref: str, relative_to: Optional[Path] = None) -> Path:
@@ -150,21 +162,27 @@ def load_baseline(ref: Union[str, Path], _chain: tuple = ()) -> Baseline:
         except ValidationError as exc:
             raise BaselineError(_validation_problems(doc, exc)) from None
     baseline.source = str(path)
-    problems = _semantic_problems(baseline, doc)
+    problems = _semantic_problems(baseline, doc, positional="extends" not in doc.data)
     if problems:
         raise BaselineError(problems)
     return baseline
 
 
 def _display(path: Path) -> str:
+    """The path as the user would recognise it: relative when under the working directory."""
+    absolute = path.resolve()
     try:
-        return os.path.relpath(path)
+        return str(absolute.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        return str(absolute)
 
 
-def _semantic_problems(baseline: Baseline, doc: _Doc) -> list[str]:
-    """What a schema cannot say: unique ids and clauses, probe kinds and their params, families."""
+def _semantic_problems(baseline: Baseline, doc: _Doc, positional: bool) -> list[str]:
+    """What a schema cannot say: unique ids and clauses, probe kinds and their params, families.
+
+    `positional`: the model mirrors the document one to one (no extends), so list indices locate lines;
+    otherwise a check is located by its id in the extending file, or the file's first line.
+    """
     from .probe import registry
 
     probes = registry()
@@ -174,12 +192,12 @@ def _semantic_problems(baseline: Baseline, doc: _Doc) -> list[str]:
     for ci, control in enumerate(baseline.controls):
         for ii, item in enumerate(control.items):
             key = (control.clause, item.item)
-            loc = _locate(doc, ("controls", ci, "items", ii), control.clause, item.item)
+            loc = ("controls", ci, "items", ii) if positional else ()
             if key in seen_items:
                 problems.append(doc.error(loc, f"duplicate item {control.clause}.{item.item}"))
             seen_items.add(key)
             for ki, check in enumerate(item.checks):
-                cloc = _locate_check(doc, check.id) or loc + ("checks", ki)
+                cloc = loc + ("checks", ki) if positional else (_locate_check(doc, check.id) or ())
                 if check.id in seen_checks:
                     problems.append(doc.error(cloc, f"duplicate check id {check.id!r} "
                                                     f"(first used in {seen_checks[check.id]})"))
@@ -199,11 +217,6 @@ def _semantic_problems(baseline: Baseline, doc: _Doc) -> list[str]:
                         problems.append(doc.error(cloc + ("os_families",),
                                                   f"{fam!r} is not among the baseline's os_families"))
     return problems
-
-
-def _locate(doc: _Doc, loc: Loc, clause: str, item: str) -> Loc:
-    """Best source location for an item: its own place in this file if it is defined here."""
-    return loc if loc in doc.lines else ()
 
 
 def _locate_check(doc: _Doc, check_id: str) -> Optional[Loc]:
@@ -248,12 +261,22 @@ def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
     renumber = data.get("renumber") or {}
     if not isinstance(renumber, dict):
         raise BaselineError([doc.error(("renumber",), "must be a mapping of old clause prefix to new")])
+    dropped = []
     for control in controls:
         for old in sorted(renumber, key=len, reverse=True):
             clause = control["clause"]
             if clause == old or clause.startswith(old + "."):
-                control["clause"] = str(renumber[old]) + clause[len(old):]
+                if renumber[old] is None:  # `"8.1.4.8": null`: this level has no such control point
+                    dropped.append(control)
+                else:
+                    control["clause"] = str(renumber[old]) + clause[len(old):]
                 break
+    controls = [c for c in controls if not any(c is d for d in dropped)]
+    clauses = [c["clause"] for c in controls]
+    clashes = sorted({c for c in clauses if clauses.count(c) > 1})
+    if clashes:
+        raise BaselineError([doc.error(("renumber",), f"renumbering makes two control points {', '.join(clashes)}; "
+                                                      "map one elsewhere or to null to drop it")])
 
     def find_item(ref: str, loc: Loc) -> tuple[dict, dict]:
         clause, _, letter = ref.rpartition(".")

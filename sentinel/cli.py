@@ -6,7 +6,11 @@ imports (web framework, ORM, nmap) happen inside the command functions so `senti
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# sentinel uses no pydantic plugins; looking for them loads importlib.metadata (~35 ms on every start).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
 
 import typer
 
@@ -20,7 +24,11 @@ app = typer.Typer(
 
 # Modules that add commands; each has register(app: typer.Typer) -> None.
 _COMMAND_MODULES = (
+    "sentinel.cli_collector",
     "sentinel.cli_check",
+    "sentinel.cli_agent",
+    "sentinel.cli_scan",
+    "sentinel.cli_evidence",
 )
 
 
@@ -41,7 +49,8 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click *returns* the code of a typer.Exit instead of raising it
+        result = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:  # raised by commands for their exit codes
         return exc.exit_code
     except SystemExit as exc:
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -273,7 +273,8 @@ class LiveHost(HostView):
     def sysctl(self, name: str) -> Optional[str]:
         path = "/proc/sys/" + name.replace(".", "/")
         try:
-            return " ".join(self.read_text(path).split())
+            # procfs refuses reads with a huge buffer (ENOMEM), so ask for a small one.
+            return " ".join(self.read_text(path, limit=1 << 16).split())
         except FileNotFoundError:
             return None
 
