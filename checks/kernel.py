@@ -104,6 +104,9 @@ def runtime_value(ctx: ProbeContext, key: str) -> tuple[Optional[str], str]:
 class SysctlParams(Strict):
     key: str
     source: Literal["auto", "runtime", "configured"] = "auto"
+    # The kernel's built-in value, which applies when no sysctl file sets the key (configured source only):
+    # an offline root that leaves kernel.randomize_va_space alone still boots with ASLR 2.
+    default: Optional[str] = None
 
     @field_validator("key")
     @classmethod
@@ -126,5 +129,8 @@ def sysctl_value(ctx: ProbeContext, params: SysctlParams) -> Observation:
         return Observation(observed=value, evidence=[evidence(path, value if value is not None
                                                               else "no such parameter in the running kernel")])
     value, ev = configured_value(ctx, params.key)
+    if value is None and params.default is not None:
+        return Observation(observed=params.default, evidence=ev,
+                           note=f"{params.key} is not configured; the kernel default {params.default} applies")
     return Observation(observed=value, evidence=ev,
                        note=None if value is not None else f"{params.key} is not configured")

@@ -47,24 +47,16 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (usage errors: 2, printed by click)."""
     _register()
     try:
-        # with standalone_mode=False click *returns* the code of a typer.Exit instead of raising it
-        result = app(args=argv, standalone_mode=False)
-    except typer.Exit as exc:  # raised by commands for their exit codes
-        return exc.exit_code
+        app(args=argv, prog_name="sentinel")
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return 2
-        raise
-    return result if isinstance(result, int) else 0
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -107,8 +107,12 @@ class Expect(Strict):
                 parts.append(f"each {Expect.model_validate(value).describe()}")
             elif name == "any_of":
                 parts.append("any of (" + " | ".join(Expect.model_validate(v).describe() for v in value) + ")")
+            elif isinstance(value, bool):
+                parts.append(f"{name}={value}")
+            elif isinstance(value, float) and value.is_integer():
+                parts.append(f"{name} {int(value)}")
             else:
-                parts.append(f"{name} {value!r}" if not isinstance(value, bool) else f"{name}={value}")
+                parts.append(f"{name} {value!r}")
         return "; ".join(parts) or "any"
 
 

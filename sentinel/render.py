@@ -40,17 +40,27 @@ def to_csv(report: HostReport, lang: str = "zh") -> str:
 
 
 def to_junit(report: HostReport, lang: str = "zh") -> str:
-    """One testsuite per control point, one testcase per check; n/a and waived checks are skipped."""
-    suites = ET.Element("testsuites", name=f"sentinel {report.baseline.id}", tests=str(len(report.results)))
+    """One testsuite per control point, one testcase per check; n/a and waived checks are skipped, and each
+    manual item is a skipped testcase too, so a CI view never hides what still awaits an assessor."""
+    manual = [i for i in report.items if not i.checks]
+    suites = ET.Element("testsuites", name=f"sentinel {report.baseline.id}",
+                        tests=str(len(report.results) + len(manual)))
     by_clause: dict[str, list] = {}
+    for item in report.items:
+        by_clause.setdefault(item.clause, [])
     for r in report.results:
-        by_clause.setdefault(r.clause, []).append(r)
+        by_clause[r.clause].append(r)
     for clause, results in by_clause.items():
-        suite = ET.SubElement(suites, "testsuite", name=clause, tests=str(len(results)),
+        pending = [i for i in manual if i.clause == clause]
+        suite = ET.SubElement(suites, "testsuite", name=clause, tests=str(len(results) + len(pending)),
                               failures=str(sum(r.status == Status.FAIL and not r.waiver for r in results)),
                               errors=str(sum(r.status == Status.ERROR and not r.waiver for r in results)),
-                              skipped=str(sum(r.status == Status.NOT_APPLICABLE or bool(r.waiver) for r in results)),
+                              skipped=str(sum(r.status == Status.NOT_APPLICABLE or bool(r.waiver) for r in results)
+                                          + len(pending)),
                               hostname=report.host.hostname, timestamp=report.generated_at.isoformat())
+        for item in pending:
+            case = ET.SubElement(suite, "testcase", classname=f"{item.clause}.{item.item}", name=f"manual-{item.item}")
+            ET.SubElement(case, "skipped", message=f"manual item, {item.verdict.value}: {item.text.get(lang)}")
         for r in results:
             case = ET.SubElement(suite, "testcase", classname=f"{r.clause}.{r.item}", name=r.check_id,
                                  time=f"{r.duration_ms / 1000:.4f}")

@@ -57,7 +57,8 @@ def test_reason_names_the_field_and_values():
 
 
 def test_describe_is_readable():
-    assert Expect.model_validate({"le": 90}).describe() == "le 90.0"
+    assert Expect.model_validate({"le": 90}).describe() == "le 90"
+    assert Expect.model_validate({"le": 0.5}).describe() == "le 0.5"
     assert "any of" in Expect.model_validate({"any_of": [{"eq": 1}, {"eq": 2}]}).describe()
 
 

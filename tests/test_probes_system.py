@@ -206,3 +206,18 @@ def test_systemd_vendor_wants_links(units: Path):
     assert run("systemd.unit", {"units": ["systemd-journald"], "state": "enabled"}, units).observed == "static"
     link(units, "/etc/systemd/system/auditd.service", "/dev/null")
     assert run("systemd.unit", {"units": ["auditd"], "state": "enabled"}, units).observed == "masked"
+
+
+def test_sysctl_kernel_default_applies_when_unconfigured(tmp_path):
+    """An offline root that never sets kernel.randomize_va_space still boots with the kernel's value."""
+    from sentinel.hostview import RootHost
+    from sentinel.probe import ProbeContext, registry
+
+    (tmp_path / "etc/sysctl.d").mkdir(parents=True)
+    (tmp_path / "etc/sysctl.d/90-x.conf").write_text("net.ipv4.ip_forward = 0\n")
+    ctx = ProbeContext(RootHost(str(tmp_path)), "debian", {})
+    pdef = registry()["sysctl.value"]
+    obs = pdef.func(ctx, pdef.params(key="kernel.randomize_va_space", default="2"))
+    assert obs.observed == "2" and "kernel default" in obs.note
+    obs = pdef.func(ctx, pdef.params(key="net.ipv4.ip_forward", default="1"))
+    assert obs.observed == "0"
