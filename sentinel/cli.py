@@ -32,9 +32,15 @@ _COMMAND_MODULES = (
 )
 
 
+_registered: list[str] = []
+
+
 def _register() -> None:
+    # main() may run many times in one process (tests): add each module's commands once
     for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        if name not in _registered:
+            importlib.import_module(name).register(app)
+            _registered.append(name)
 
 
 @app.callback()

@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from .model import Status
-
 DEFAULT_BASELINE = "dengbao-l3-linux"
 
 
@@ -47,6 +45,7 @@ def check(
     from . import render
     from .engine import run_baseline
     from .hostview import open_host
+    from .model import Status
 
     if fmt not in render.FORMATS:
         _fail_config(f"--format {fmt}: expected one of {', '.join(render.FORMATS)}")

@@ -1,0 +1,255 @@
+"""Administrative changes shared by the REST API and the local CLI: departments, systems, tokens,
+agent revocation and manual assessments. Each call checks the principal's role and department,
+makes the change and writes its audit entry in the caller's transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from ..store.models import (
+    Agent,
+    ApiToken,
+    ApiTokenDepartment,
+    Department,
+    EnrollmentToken,
+    ManualAssessment,
+    System,
+)
+from . import audit
+from .auth import (
+    ADMIN,
+    API_TOKEN_PREFIX,
+    ASSESSOR,
+    DEPT_OPERATOR,
+    ENROLL_TOKEN_PREFIX,
+    Principal,
+    hash_secret,
+    new_secret,
+)
+from .errors import ApiError, not_found
+from .schemas import (
+    ApiTokenIn,
+    ApiTokenOut,
+    AssessmentIn,
+    EnrollmentTokenIn,
+    SystemIn,
+    SystemPatch,
+    check_grades,
+    system_label,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Ctx:
+    session: Session
+    principal: Principal
+    source_ip: Optional[str] = None
+
+    def audit(self, action: str, target: str, detail: str = "") -> None:
+        audit.record(self.session.connection(), actor=self.principal.actor, action=action, target=target,
+                     source_ip=self.source_ip, outcome="ok", detail=detail)
+
+
+def _flush_unique(ctx: Ctx, what: str) -> None:
+    """Flush, turning a unique-constraint violation into a 409 naming what clashed."""
+    try:
+        ctx.session.flush()
+    except IntegrityError:
+        raise ApiError(409, f"{what} already exists") from None
+
+
+# ---- departments ---------------------------------------------------------------------------------
+
+
+def create_department(ctx: Ctx, name: str, title: str = "") -> Department:
+    ctx.principal.require(ADMIN)
+    if ctx.session.exec(select(Department.id).where(Department.name == name)).first() is not None:
+        raise ApiError(409, f"department {name} already exists")
+    dept = Department(name=name, title=title, created_at=utcnow())
+    ctx.session.add(dept)
+    _flush_unique(ctx, f"department {name}")
+    ctx.audit("department.create", f"department:{dept.id}:{name}")
+    return dept
+
+
+def department_by_name(session: Session, name: str) -> Department:
+    dept = session.exec(select(Department).where(Department.name == name)).first()
+    if dept is None:
+        raise ApiError(404, f"department {name} not found")
+    return dept
+
+
+# ---- systems -------------------------------------------------------------------------------------
+
+
+def create_system(ctx: Ctx, spec: SystemIn) -> System:
+    dept = ctx.session.get(Department, spec.department_id)
+    if dept is None or not ctx.principal.sees(dept.id):
+        raise not_found("department", spec.department_id)
+    ctx.principal.require_department(dept.id, ADMIN, DEPT_OPERATOR)
+    if ctx.session.exec(select(System.id).where(System.name == spec.name)).first() is not None:
+        raise ApiError(409, f"system {spec.name} already exists")
+    now = utcnow()
+    system = System(name=spec.name, department_id=dept.id, title=spec.title, level=spec.level,
+                    s_grade=spec.s_grade, a_grade=spec.a_grade, label=system_label(spec.s_grade, spec.a_grade),
+                    owner=spec.owner, zones=spec.zones, scan_scope=spec.scan_scope, created_at=now, updated_at=now)
+    ctx.session.add(system)
+    _flush_unique(ctx, f"system {spec.name}")
+    ctx.audit("system.create", f"system:{system.id}:{system.name}",
+              f"department {dept.name}, level {system.level} {system.label}")
+    return system
+
+
+def visible_system(ctx: Ctx, system_id: int) -> System:
+    system = ctx.session.get(System, system_id)
+    if system is None or not ctx.principal.sees(system.department_id):
+        raise not_found("system", system_id)
+    return system
+
+
+def system_by_name(session: Session, name: str) -> System:
+    system = session.exec(select(System).where(System.name == name)).first()
+    if system is None:
+        raise ApiError(404, f"system {name} not found")
+    return system
+
+
+def update_system(ctx: Ctx, system_id: int, patch: SystemPatch) -> System:
+    system = visible_system(ctx, system_id)
+    ctx.principal.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        return system
+    level = changes.get("level", system.level)
+    s_grade = changes.get("s_grade", system.s_grade)
+    a_grade = changes.get("a_grade", system.a_grade)
+    try:
+        check_grades(level, s_grade, a_grade)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    for key, value in changes.items():
+        setattr(system, key, value)
+    system.label = system_label(s_grade, a_grade)
+    system.updated_at = utcnow()
+    ctx.session.add(system)
+    ctx.session.flush()
+    ctx.audit("system.update", f"system:{system.id}:{system.name}", ", ".join(sorted(changes)))
+    return system
+
+
+# ---- API tokens ----------------------------------------------------------------------------------
+
+
+def create_api_token(ctx: Ctx, spec: ApiTokenIn) -> tuple[ApiToken, list[int], str]:
+    ctx.principal.require(ADMIN)
+    if spec.role == ADMIN:
+        if spec.department_ids:
+            raise ApiError(422, "role admin sees every department: give no department_ids")
+    elif spec.role == DEPT_OPERATOR:
+        if spec.all_departments or not spec.department_ids:
+            raise ApiError(422, "role dept_operator needs department_ids and cannot have all_departments")
+    elif spec.all_departments == bool(spec.department_ids):
+        raise ApiError(422, f"role {spec.role}: give either department_ids or all_departments, not both/neither")
+    for dept_id in spec.department_ids:
+        if ctx.session.get(Department, dept_id) is None:
+            raise ApiError(422, f"department_ids: department {dept_id} does not exist")
+    if spec.expires_at is not None and spec.expires_at <= utcnow():
+        raise ApiError(422, "expires_at is in the past")
+    secret = new_secret(API_TOKEN_PREFIX)
+    token = ApiToken(name=spec.name, token_hash=hash_secret(secret), role=spec.role,
+                     all_departments=spec.role == ADMIN or spec.all_departments, created_by=ctx.principal.actor,
+                     created_at=utcnow(), expires_at=spec.expires_at)
+    ctx.session.add(token)
+    ctx.session.flush()
+    for dept_id in spec.department_ids:
+        ctx.session.add(ApiTokenDepartment(token_id=token.id, department_id=dept_id))
+    ctx.session.flush()
+    scope = "all departments" if token.all_departments else "departments " + ",".join(map(str, spec.department_ids))
+    ctx.audit("api_token.create", f"api_token:{token.id}:{token.name}", f"role {token.role}, {scope}")
+    return token, list(spec.department_ids), secret
+
+
+def api_token_out(session: Session, token: ApiToken) -> ApiTokenOut:
+    ids = sorted(session.exec(select(ApiTokenDepartment.department_id)
+                              .where(ApiTokenDepartment.token_id == token.id)).all())
+    return ApiTokenOut.model_validate({**token.model_dump(), "department_ids": ids})
+
+
+def revoke_api_token(ctx: Ctx, token_id: int) -> ApiToken:
+    ctx.principal.require(ADMIN)
+    token = ctx.session.get(ApiToken, token_id)
+    if token is None:
+        raise not_found("API token", token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        ctx.session.add(token)
+        ctx.session.flush()
+        ctx.audit("api_token.revoke", f"api_token:{token.id}:{token.name}")
+    return token
+
+
+# ---- enrollment tokens ---------------------------------------------------------------------------
+
+
+def create_enrollment_token(ctx: Ctx, spec: EnrollmentTokenIn) -> tuple[EnrollmentToken, str]:
+    system = visible_system(ctx, spec.system_id)
+    ctx.principal.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
+    secret = new_secret(ENROLL_TOKEN_PREFIX)
+    now = utcnow()
+    token = EnrollmentToken(token_hash=hash_secret(secret), department_id=system.department_id, system_id=system.id,
+                            note=spec.note, created_by=ctx.principal.actor, created_at=now,
+                            expires_at=now + timedelta(seconds=spec.ttl_seconds))
+    ctx.session.add(token)
+    ctx.session.flush()
+    ctx.audit("enrollment_token.create", f"enrollment_token:{token.id}",
+              f"system {system.name}, expires {token.expires_at.isoformat()}")
+    return token, secret
+
+
+# ---- agents --------------------------------------------------------------------------------------
+
+
+def visible_agent(ctx: Ctx, agent_id: str) -> Agent:
+    agent = ctx.session.get(Agent, agent_id)
+    if agent is None or not ctx.principal.sees(agent.department_id):
+        raise not_found("agent", agent_id)
+    return agent
+
+
+def revoke_agent(ctx: Ctx, agent_id: str, reason: str = "") -> Agent:
+    agent = visible_agent(ctx, agent_id)
+    ctx.principal.require_department(agent.department_id, ADMIN, DEPT_OPERATOR)
+    if agent.state != "revoked":
+        agent.state = "revoked"
+        agent.revoked_at = utcnow()
+        agent.revoked_reason = reason or None
+        ctx.session.add(agent)
+        ctx.session.flush()
+        ctx.audit("agent.revoke", f"agent:{agent.id}", reason)
+    return agent
+
+
+# ---- manual assessments --------------------------------------------------------------------------
+
+
+def add_assessment(ctx: Ctx, system_id: int, spec: AssessmentIn) -> ManualAssessment:
+    system = visible_system(ctx, system_id)
+    ctx.principal.require_department(system.department_id, ADMIN, ASSESSOR)
+    row = ManualAssessment(system_id=system.id, department_id=system.department_id, clause=spec.clause,
+                           item=spec.item, verdict=spec.verdict.value, note=spec.note,
+                           assessor=ctx.principal.actor, at=utcnow())
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit("assessment.create", f"system:{system.id}:{system.name}",
+              f"{spec.clause}{spec.item} {spec.verdict.value}")
+    return row
+

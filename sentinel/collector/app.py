@@ -1,0 +1,120 @@
+"""The collector's FastAPI application: `create_app(settings)`.
+
+Everything lives under /api/v1; the OpenAPI document is /api/v1/openapi.json. Refusals (401, 403,
+413, 422 on writes, and every refused agent request) are written to the audit log.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__, signing
+from ..store.db import Database, ensure_current
+from . import audit
+from .errors import ApiError
+from .ingest import Ingestor
+from .limits import BodyLimit, BodyTooLarge
+from .settings import CollectorSettings
+
+log = logging.getLogger("sentinel.collector")
+
+API = "/api/v1"
+
+
+def load_or_create_signing_key(settings: CollectorSettings):
+    """The collector's own Ed25519 key (evidence signatures; its public half is given to agents)."""
+    path = settings.signing_key_file
+    if not path.exists():
+        signing.save_private_key(signing.generate_key(), path)
+        log.info("made the collector signing key %s", path)
+    return signing.load_private_key(path)
+
+
+def client_ip(request: Request) -> Optional[str]:
+    return request.client.host if request.client else None
+
+
+def _actor(request: Request) -> str:
+    agent = request.headers.get("x-sentinel-agent")
+    if agent:
+        return f"agent:{agent[:64]}"
+    return getattr(request.state, "actor", None) or "anonymous"
+
+
+_AGENT_ACTIONS = {f"{API}/agent/reports": "report.ingest", f"{API}/agent/enroll": "agent.enroll"}
+
+
+def _action(request: Request) -> str:
+    path = request.url.path
+    return _AGENT_ACTIONS.get(path) or f"{request.method} {path}"[:64]
+
+
+def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Database] = None,
+               check_schema: bool = True) -> FastAPI:
+    """Build the app. `db` may be passed in (tests, `sentinel up`); otherwise it is opened from
+    `settings.db_url`. The schema must be at the migrations' head unless check_schema=False."""
+    settings = settings or CollectorSettings()
+    db = db or Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous,
+                        pg_synchronous_commit=settings.pg_synchronous_commit, pool_size=settings.pool_size)
+    if check_schema:
+        ensure_current(db)
+    key = load_or_create_signing_key(settings)
+
+    app = FastAPI(title="sentinel collector", version=__version__,
+                  description="Continuous 等保 2.0 compliance: agents, graded systems, runs, findings.",
+                  # no Swagger/ReDoc pages: they load scripts from a public CDN, wrong on a closed network
+                  openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.collector_public_key = signing.public_key_b64(key)
+    app.state.ingestor = Ingestor(db, max_body_bytes=settings.max_body_bytes, skew_seconds=settings.skew_seconds,
+                                  score_drop_threshold=settings.score_drop_threshold)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    async def _refusal(request: Request, status: int, detail: str, extra: Optional[dict] = None) -> JSONResponse:
+        await run_in_threadpool(audit.record_refusal, db, actor=_actor(request), action=_action(request),
+                                target=request.url.path, source_ip=client_ip(request), status_code=status,
+                                detail=detail)
+        return JSONResponse({"detail": detail, **(extra or {})}, status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        if exc.status in (401, 403, 409, 422) or request.method != "GET":
+            return await _refusal(request, exc.status, exc.detail)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge):
+        return await _refusal(request, 413, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = [{"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": e.get("msg", "")}
+                  for e in exc.errors()[:10]]
+        first = errors[0] if errors else {"loc": "request", "msg": "invalid"}
+        detail = f"{first['loc']}: {first['msg']}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+        if request.method == "GET":
+            return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+        return await _refusal(request, 422, detail, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    from .routers import admin, agent, assessments, directory, results
+
+    for module in (agent, directory, results, assessments, admin):
+        app.include_router(module.router, prefix=API)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker serving: settings come from SENTINEL_COLLECTOR_* variables."""
+    return create_app(CollectorSettings())
+

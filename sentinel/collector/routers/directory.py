@@ -1,0 +1,152 @@
+"""Departments, graded systems, hosts and agents."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+from sqlmodel import select
+
+from ...store.models import Agent, Department, Host, System, UtilisationSample
+from .. import admin
+from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page
+from ..errors import not_found
+from ..schemas import (
+    AgentOut,
+    AgentRevokeIn,
+    DepartmentIn,
+    DepartmentOut,
+    HostOut,
+    SystemIn,
+    SystemOut,
+    SystemPatch,
+    UtilisationOut,
+)
+
+router = APIRouter(tags=["directory"])
+
+
+# ---- departments ---------------------------------------------------------------------------------
+
+
+@router.get("/departments", response_model=list[DepartmentOut])
+def list_departments(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
+    with db.session() as s:
+        stmt = p.scoped(select(Department), Department.id).order_by(Department.id)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.post("/departments", status_code=201, response_model=DepartmentOut)
+def create_department(spec: DepartmentIn, db: DB, p: Caller, ip: SourceIp):
+    with db.session(write=True) as s:
+        return admin.create_department(Ctx(s, p, ip), spec.name, spec.title)
+
+
+@router.get("/departments/{department_id}", response_model=DepartmentOut)
+def get_department(department_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        dept = s.get(Department, department_id)
+        if dept is None or not p.sees(dept.id):
+            raise not_found("department", department_id)
+        return dept
+
+
+# ---- systems -------------------------------------------------------------------------------------
+
+
+@router.get("/systems", response_model=list[SystemOut])
+def list_systems(db: DB, p: Caller, department_id: OptId = None, level: Optional[int] = Query(None, ge=2, le=4),
+                 limit: Limit = 100, offset: Offset = 0):
+    with db.session() as s:
+        stmt = p.scoped(select(System), System.department_id).order_by(System.id)
+        if department_id is not None:
+            stmt = stmt.where(System.department_id == department_id)
+        if level is not None:
+            stmt = stmt.where(System.level == level)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.post("/systems", status_code=201, response_model=SystemOut)
+def create_system(spec: SystemIn, db: DB, p: Caller, ip: SourceIp):
+    with db.session(write=True) as s:
+        return admin.create_system(Ctx(s, p, ip), spec)
+
+
+@router.get("/systems/{system_id}", response_model=SystemOut)
+def get_system(system_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        return admin.visible_system(Ctx(s, p), system_id)
+
+
+@router.patch("/systems/{system_id}", response_model=SystemOut)
+def update_system(system_id: Id, patch: SystemPatch, db: DB, p: Caller, ip: SourceIp):
+    with db.session(write=True) as s:
+        return admin.update_system(Ctx(s, p, ip), system_id, patch)
+
+
+# ---- hosts ---------------------------------------------------------------------------------------
+
+
+@router.get("/hosts", response_model=list[HostOut])
+def list_hosts(db: DB, p: Caller, system_id: OptId = None, department_id: OptId = None,
+               limit: Limit = 100, offset: Offset = 0):
+    with db.session() as s:
+        stmt = p.scoped(select(Host), Host.department_id).order_by(Host.id)
+        if system_id is not None:
+            stmt = stmt.where(Host.system_id == system_id)
+        if department_id is not None:
+            stmt = stmt.where(Host.department_id == department_id)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.get("/hosts/{host_id}", response_model=HostOut)
+def get_host(host_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        host = s.get(Host, host_id)
+        if host is None or not p.sees(host.department_id):
+            raise not_found("host", host_id)
+        return host
+
+
+@router.get("/hosts/{host_id}/utilisation", response_model=list[UtilisationOut])
+def list_utilisation(host_id: Id, db: DB, p: Caller, since: Optional[AwareDatetime] = None, limit: Limit = 1000,
+                     offset: Offset = 0):
+    """Utilisation samples of a host, newest first (for spotting systems nobody uses any more)."""
+    with db.session() as s:
+        host = s.get(Host, host_id)
+        if host is None or not p.sees(host.department_id):
+            raise not_found("host", host_id)
+        stmt = select(UtilisationSample).where(UtilisationSample.host_id == host_id)
+        if since is not None:
+            stmt = stmt.where(UtilisationSample.at >= since)
+        return s.exec(page(stmt.order_by(UtilisationSample.at.desc(), UtilisationSample.id.desc()),
+                           limit, offset)).all()
+
+
+# ---- agents --------------------------------------------------------------------------------------
+
+
+@router.get("/agents", response_model=list[AgentOut])
+def list_agents(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
+                state: Optional[Literal["enrolled", "revoked"]] = None, limit: Limit = 100, offset: Offset = 0):
+    with db.session() as s:
+        stmt = p.scoped(select(Agent), Agent.department_id).order_by(Agent.enrolled_at, Agent.id)
+        if system_id is not None:
+            stmt = stmt.where(Agent.system_id == system_id)
+        if host_id is not None:
+            stmt = stmt.where(Agent.host_id == host_id)
+        if state is not None:
+            stmt = stmt.where(Agent.state == state)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.get("/agents/{agent_id}", response_model=AgentOut)
+def get_agent(agent_id: AgentId, db: DB, p: Caller):
+    with db.session() as s:
+        return admin.visible_agent(Ctx(s, p), agent_id)
+
+
+@router.post("/agents/{agent_id}/revoke", response_model=AgentOut)
+def revoke_agent(agent_id: AgentId, spec: AgentRevokeIn, db: DB, p: Caller, ip: SourceIp):
+    with db.session(write=True) as s:
+        return admin.revoke_agent(Ctx(s, p, ip), agent_id, spec.reason)

@@ -1,0 +1,113 @@
+"""Runs, check results, findings (the rectification trail) and events."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from ...store.models import CheckResultRow, Event, Finding, Run
+from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page
+from ..errors import not_found
+from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
+
+router = APIRouter(tags=["results"])
+
+Status = Literal["pass", "fail", "error", "not_applicable"]
+
+
+@router.get("/runs", response_model=list[RunOut])
+def list_runs(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None, baseline_id: Text64 = None,
+              limit: Limit = 100, offset: Offset = 0):
+    """Newest first."""
+    with db.session() as s:
+        stmt = p.scoped(select(Run), Run.department_id).order_by(Run.id.desc())
+        if system_id is not None:
+            stmt = stmt.where(Run.system_id == system_id)
+        if host_id is not None:
+            stmt = stmt.where(Run.host_id == host_id)
+        if baseline_id is not None:
+            stmt = stmt.where(Run.baseline_id == baseline_id)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+def _run(s, p, run_id: int) -> Run:
+    run = s.get(Run, run_id)
+    if run is None or not p.sees(run.department_id):
+        raise not_found("run", run_id)
+    return run
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail)
+def get_run(run_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        return _run(s, p, run_id)
+
+
+@router.get("/runs/{run_id}/results", response_model=list[ResultOut])
+def list_results(run_id: Id, db: DB, p: Caller, status: Optional[Status] = None, limit: Limit = 1000,
+                 offset: Offset = 0):
+    with db.session() as s:
+        _run(s, p, run_id)
+        stmt = select(CheckResultRow).where(CheckResultRow.run_id == run_id).order_by(CheckResultRow.id)
+        if status is not None:
+            stmt = stmt.where(CheckResultRow.status == status)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.get("/findings", response_model=list[FindingOut])
+def list_findings(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None, check_id: Text64 = None,
+                  state: Literal["open", "resolved", "all"] = "open", high_risk: Optional[bool] = None,
+                  limit: Limit = 100, offset: Offset = 0):
+    """Open findings by default; `state=all` with `host_id` and `check_id` gives a check's full history."""
+    with db.session() as s:
+        stmt = p.scoped(select(Finding), Finding.department_id).order_by(Finding.id)
+        if system_id is not None:
+            stmt = stmt.where(Finding.system_id == system_id)
+        if host_id is not None:
+            stmt = stmt.where(Finding.host_id == host_id)
+        if check_id is not None:
+            stmt = stmt.where(Finding.check_id == check_id)
+        if state == "open":
+            stmt = stmt.where(Finding.resolved_at.is_(None))
+        elif state == "resolved":
+            stmt = stmt.where(Finding.resolved_at.is_not(None))
+        if high_risk is not None:
+            stmt = stmt.where(Finding.high_risk.is_not(None) if high_risk else Finding.high_risk.is_(None))
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.get("/findings/{finding_id}", response_model=FindingOut)
+def get_finding(finding_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        finding = s.get(Finding, finding_id)
+        if finding is None or not p.sees(finding.department_id):
+            raise not_found("finding", finding_id)
+        return finding
+
+
+@router.get("/events", response_model=list[EventOut])
+def list_events(db: DB, p: Caller, system_id: OptId = None,
+                kind: Optional[Literal["high_risk_finding", "score_drop", "drift"]] = None,
+                delivered: Optional[bool] = None, limit: Limit = 100, offset: Offset = 0):
+    """Newest first."""
+    with db.session() as s:
+        stmt = p.scoped(select(Event), Event.department_id).order_by(Event.id.desc())
+        if system_id is not None:
+            stmt = stmt.where(Event.system_id == system_id)
+        if kind is not None:
+            stmt = stmt.where(Event.kind == kind)
+        if delivered is not None:
+            stmt = stmt.where(Event.delivered == delivered)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.get("/events/{event_id}", response_model=EventOut)
+def get_event(event_id: Id, db: DB, p: Caller):
+    with db.session() as s:
+        event = s.get(Event, event_id)
+        if event is None or not p.sees(event.department_id):
+            raise not_found("event", event_id)
+        return event
+
+

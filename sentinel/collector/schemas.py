@@ -1,0 +1,374 @@
+"""Request and response models of the REST API (/api/v1), apart from the agent endpoints (wire.py)."""
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Any, Optional
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..model import Verdict
+from .auth import ROLES
+from .wire import NoNul
+
+NAME_PATTERN = r"^[\w.-]{1,64}$"  # \w is Unicode: Chinese names are fine; no spaces or slashes
+CLAUSE_PATTERN = r"^\d+(\.\d+){1,6}$"
+ITEM_PATTERN = r"^[a-z]$"
+
+
+class In(NoNul):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def system_label(s_grade: int, a_grade: int) -> str:
+    return f"S{s_grade}A{a_grade}"
+
+
+def check_grades(level: int, s_grade: int, a_grade: int) -> None:
+    """定级: the protection level is the higher of the business-information (S) and service (A) grades."""
+    if max(s_grade, a_grade) != level:
+        raise ValueError(f"level {level} does not match S{s_grade}A{a_grade}: "
+                         f"the level must be the higher of the S and A grades ({max(s_grade, a_grade)})")
+
+
+def check_cidrs(values: list[str]) -> list[str]:
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(str(ipaddress.ip_network(value, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"scan_scope[{i}] {value!r}: not a network in CIDR form ({exc})") from None
+    return out
+
+
+def check_zones(values: list[str]) -> list[str]:
+    for i, zone in enumerate(values):
+        if not (1 <= len(zone) <= 64) or zone != zone.strip():
+            raise ValueError(f"zones[{i}] {zone!r}: 1-64 characters without surrounding spaces")
+    return values
+
+
+# ---- departments ---------------------------------------------------------------------------------
+
+
+class DepartmentIn(In):
+    name: str = Field(pattern=NAME_PATTERN, description="short unique code")
+    title: str = Field(default="", max_length=200)
+
+
+class DepartmentOut(Out):
+    id: int
+    name: str
+    title: str
+    created_at: datetime
+
+
+# ---- systems -------------------------------------------------------------------------------------
+
+
+class SystemIn(In):
+    name: str = Field(pattern=NAME_PATTERN)
+    department_id: int = Field(ge=1, le=2**31 - 1)
+    title: str = Field(default="", max_length=200)
+    level: int = Field(ge=2, le=4, description="定级 protection level")
+    s_grade: int = Field(ge=1, le=4, description="business-information security grade (S)")
+    a_grade: int = Field(ge=1, le=4, description="system-service security grade (A)")
+    owner: str = Field(default="", max_length=200)
+    zones: list[str] = Field(default_factory=list, max_length=64)
+    scan_scope: list[str] = Field(default_factory=list, max_length=1024, description="CIDRs a scan may touch")
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, v: list[str]) -> list[str]:
+        return check_zones(v)
+
+    @field_validator("scan_scope")
+    @classmethod
+    def _scope(cls, v: list[str]) -> list[str]:
+        return check_cidrs(v)
+
+    @model_validator(mode="after")
+    def _grades(self) -> "SystemIn":
+        check_grades(self.level, self.s_grade, self.a_grade)
+        return self
+
+
+class SystemPatch(In):
+    title: Optional[str] = Field(default=None, max_length=200)
+    level: Optional[int] = Field(default=None, ge=2, le=4)
+    s_grade: Optional[int] = Field(default=None, ge=1, le=4)
+    a_grade: Optional[int] = Field(default=None, ge=1, le=4)
+    owner: Optional[str] = Field(default=None, max_length=200)
+    zones: Optional[list[str]] = Field(default=None, max_length=64)
+    scan_scope: Optional[list[str]] = Field(default=None, max_length=1024)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        return v if v is None else check_zones(v)
+
+    @field_validator("scan_scope")
+    @classmethod
+    def _scope(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        return v if v is None else check_cidrs(v)
+
+
+class SystemOut(Out):
+    id: int
+    name: str
+    department_id: int
+    title: str
+    level: int
+    s_grade: int
+    a_grade: int
+    label: str
+    owner: str
+    zones: list[str]
+    scan_scope: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- hosts and agents ----------------------------------------------------------------------------
+
+
+class HostOut(Out):
+    id: int
+    system_id: int
+    department_id: int
+    hostname: str
+    addresses: list[str]
+    os_id: str
+    os_version: str
+    os_name: str
+    family: Optional[str]
+    arch: str
+    kernel: Optional[str]
+    inventory: Optional[dict[str, Any]]
+    first_seen: datetime
+    last_seen: datetime
+
+
+class UtilisationOut(Out):
+    at: datetime
+    cpu_percent: float
+    memory_percent: float
+    net_bytes_sent: int
+    net_bytes_recv: int
+    logins: int
+
+
+class AgentOut(Out):
+    id: str
+    host_id: int
+    system_id: int
+    department_id: int
+    public_key: str
+    state: str
+    enrolled_at: datetime
+    revoked_at: Optional[datetime]
+    revoked_reason: Optional[str]
+    last_seen: Optional[datetime]
+    last_ip: Optional[str]
+
+
+class AgentRevokeIn(In):
+    reason: str = Field(default="", max_length=500)
+
+
+# ---- runs, results, findings ---------------------------------------------------------------------
+
+
+class RunOut(Out):
+    id: int
+    report_id: str
+    agent_id: str
+    host_id: int
+    system_id: int
+    department_id: int
+    baseline_id: str
+    baseline_version: str
+    baseline_level: int
+    started_at: datetime
+    finished_at: datetime
+    received_at: datetime
+    score: Optional[float]
+    pass_rate: Optional[float]
+    conclusion: str
+    checks_total: int
+    failed: int
+    high_risk: int
+    digest: str
+    prev_chain_hash: str
+    chain_hash: str
+
+
+class RunDetail(RunOut):
+    summary: dict[str, Any]
+
+
+class ResultOut(Out):
+    id: int
+    run_id: int
+    check_id: str
+    clause: str
+    item: str
+    title: dict[str, Any]
+    status: str
+    severity: str
+    high_risk: Optional[str]
+    observed: Any
+    expected: str
+    reason: Optional[str]
+    evidence: list[Any]
+    waiver: Optional[str]
+    duration_ms: float
+
+
+class FindingOut(Out):
+    id: int
+    host_id: int
+    system_id: int
+    department_id: int
+    check_id: str
+    clause: str
+    item: str
+    title: dict[str, Any]
+    remediation: dict[str, Any]
+    severity: str
+    high_risk: Optional[str]
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: Optional[datetime]
+    resolution: Optional[str]
+    first_run_id: int
+    last_run_id: int
+    resolved_run_id: Optional[int]
+    occurrences: int
+
+
+class EventOut(Out):
+    id: int
+    kind: str
+    severity: str
+    department_id: int
+    system_id: int
+    host_id: Optional[int]
+    check_id: Optional[str]
+    run_id: Optional[int]
+    fingerprint: str
+    summary: str
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered: bool
+    delivered_at: Optional[datetime]
+    attempts: int
+    last_error: Optional[str]
+
+
+# ---- manual assessments --------------------------------------------------------------------------
+
+
+class AssessmentIn(In):
+    clause: str = Field(pattern=CLAUSE_PATTERN, description="e.g. 8.1.4.1")
+    item: str = Field(pattern=ITEM_PATTERN, description="requirement item letter, e.g. a")
+    verdict: Verdict
+    note: str = Field(default="", max_length=4000)
+
+
+class AssessmentOut(Out):
+    id: int
+    system_id: int
+    department_id: int
+    clause: str
+    item: str
+    verdict: Verdict
+    note: str
+    assessor: str
+    at: datetime
+
+
+# ---- tokens and audit ----------------------------------------------------------------------------
+
+
+class ApiTokenIn(In):
+    name: str = Field(min_length=1, max_length=128)
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})
+    department_ids: list[int] = Field(default_factory=list, max_length=1000)
+    all_departments: bool = Field(default=False, description="assessor/readonly only; admin always has all")
+    expires_at: Optional[AwareDatetime] = None
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        if v not in ROLES:
+            raise ValueError(f"must be one of {', '.join(ROLES)}")
+        return v
+
+    @field_validator("department_ids")
+    @classmethod
+    def _ids(cls, v: list[int]) -> list[int]:
+        if any(not (1 <= i <= 2**31 - 1) for i in v):
+            raise ValueError("department ids are positive integers")
+        return sorted(set(v))
+
+
+class ApiTokenOut(Out):
+    id: int
+    name: str
+    role: str
+    all_departments: bool
+    department_ids: list[int]
+    created_by: str
+    created_at: datetime
+    expires_at: Optional[datetime]
+    revoked_at: Optional[datetime]
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="the secret; shown only once")
+
+
+class EnrollmentTokenIn(In):
+    system_id: int = Field(ge=1, le=2**31 - 1)
+    ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+    note: str = Field(default="", max_length=200)
+
+
+class EnrollmentTokenOut(Out):
+    id: int
+    department_id: int
+    system_id: int
+    note: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: Optional[datetime]
+    used_by_agent: Optional[str]
+
+
+class EnrollmentTokenCreated(EnrollmentTokenOut):
+    token: str = Field(description="the one-time secret; shown only once")
+
+
+class AuditOut(Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    source_ip: Optional[str]
+    outcome: str
+    status_code: Optional[int]
+    detail: str
+
+
+class Me(BaseModel):
+    actor: str
+    role: str
+    all_departments: bool
+    department_ids: list[int]

@@ -1,0 +1,78 @@
+"""Collector settings: defaults < environment (`SENTINEL_COLLECTOR_*`) < command-line flags."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    """/var/lib/sentinel for root (systemd StateDirectory=sentinel), else the user's XDG state dir."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/sentinel")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sentinel"
+
+
+class CollectorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_COLLECTOR_", extra="forbid")
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database_url: Optional[str] = Field(default=None, description="default: sqlite:///<state_dir>/sentinel.db")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=1, le=65535)
+    tls_cert: Optional[Path] = Field(default=None, description="default: <state_dir>/tls/server.crt if present")
+    tls_key: Optional[Path] = Field(default=None, description="default: <state_dir>/tls/server.key if present")
+    skew_seconds: float = Field(default=300, gt=0, le=86400, description="accepted |now - sent_at|")
+    max_body_bytes: int = Field(default=8 << 20, ge=1024, le=1 << 30)
+    score_drop_threshold: float = Field(default=5.0, gt=0, le=100, description="score points that raise an event")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="NORMAL", description="NORMAL (WAL): a power loss may drop the last commits, never corrupts")
+    pg_synchronous_commit: bool = Field(
+        default=True, description="off: faster per-system ingest; a server crash may drop the last ~0.6 s")
+    pool_size: int = Field(default=8, ge=1, le=100)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v):
+            raise ValueError("must be an address or host name")
+        return v
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'sentinel.db'}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.state_dir / "collector.key"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def tls_files(self) -> Optional[tuple[Path, Path]]:
+        """The certificate and key to serve with, or None to serve plain HTTP (loopback only)."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        cert, key = self.tls_dir / "server.crt", self.tls_dir / "server.key"
+        if cert.is_file() and key.is_file():
+            return cert, key
+        return None

@@ -1,0 +1,1 @@
+"""The collector's store: SQLModel tables (`models`), engine and migrations (`db`)."""

@@ -1,0 +1,212 @@
+"""Engine, connections and migrations for the store: SQLite (WAL) embedded, or PostgreSQL by URL.
+
+Writers use `Database.write()`. On SQLite it opens the transaction with BEGIN IMMEDIATE, taking the
+single write lock up front: a deferred transaction that reads first and writes later can fail with
+SQLITE_BUSY when another writer committed in between, which the busy timeout cannot cure. Readers use
+`Database.read()` (plain BEGIN), which WAL lets run alongside the writer.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import Session
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(Exception):
+    """The database cannot be used as configured; the message says why and what to do."""
+
+
+_json_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings; PostgreSQL always goes through psycopg (v3)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"database URL {url!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise StoreError(f"database URL {parsed.render_as_string(hide_password=True)}: "
+                         "only sqlite:/// and postgresql:// are supported")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pg_synchronous_commit: bool = True,
+                pool_size: int = 8) -> Engine:
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database, sqlite_synchronous)
+    # No pool_pre_ping: it costs a round trip per request. After a server restart the first statement
+    # on a stale connection fails, SQLAlchemy sees the disconnect and discards the whole pool.
+    engine = create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, json_serializer=_json_dumps)
+    if not pg_synchronous_commit:
+        @event.listens_for(engine, "connect")
+        def _async_commit(dbapi_conn, _record) -> None:
+            # Commit returns before the WAL is flushed: a server crash may lose the last ~0.6 s of
+            # commits (never corrupting anything), and a system's chain lock is no longer held
+            # across an fsync, which is what bounds one system's report rate.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET synchronous_commit = off")
+            dbapi_conn.commit()
+
+    return engine
+
+
+def _sqlite_engine(url: str, path: Optional[str], synchronous: str) -> Engine:
+    if not path or path == ":memory:":
+        raise StoreError("SQLite needs a database file (sqlite:////path/to/sentinel.db); "
+                         "an in-memory database cannot be shared by the collector's threads")
+    synchronous = synchronous.upper()
+    if synchronous not in ("FULL", "NORMAL"):
+        raise StoreError(f"sqlite synchronous {synchronous!r}: expected FULL or NORMAL")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"SQLite database {path}: cannot create its directory: {exc.strerror or exc}") from None
+    engine = create_engine(url, json_serializer=_json_dumps, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Take transaction control from the sqlite3 module so the "begin" hook below decides.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", pg_synchronous_commit: bool = True,
+                 pool_size: int = 8) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url, sqlite_synchronous=sqlite_synchronous,
+                                  pg_synchronous_commit=pg_synchronous_commit, pool_size=pool_size)
+        self.dialect = self.engine.dialect.name
+        # SQLite admits one writer; threads of this process queue here rather than in SQLite's busy
+        # handler, which polls with sleeps of up to 100 ms and wastes most of the time under load.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        if self._write_lock is None:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """An ORM session inside one read or write transaction (committed at the end of a write)."""
+        with (self.write() if write else self.read()) as conn:
+            with Session(bind=conn, expire_on_commit=False) as s:
+                yield s
+                if write:
+                    s.flush()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+# ---- migrations ----------------------------------------------------------------------------------
+
+
+def alembic_config(connection: Optional[Connection] = None, url: Optional[str] = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        # ConfigParser interpolation: a literal % in a URL (escaped password) must be doubled
+        cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"migrations have {len(heads)} heads ({', '.join(heads)}); expected exactly one")
+    return heads[0]
+
+
+def current_revision(db: Database) -> Optional[str]:
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(target: Union[Database, str], revision: str = "head") -> str:
+    """Bring the schema to `revision`; returns the revision now current."""
+    from alembic import command
+
+    db = target if isinstance(target, Database) else Database(target)
+    try:
+        with db.engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), revision)
+        return current_revision(db) or ""
+    finally:
+        if db is not target:
+            db.dispose()
+
+
+def downgrade(db: Database, revision: str) -> Optional[str]:
+    """Step the schema back to `revision` ("base": drop everything); returns the revision now current."""
+    from alembic import command
+
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), revision)
+    return current_revision(db)
+
+
+def ensure_current(db: Database) -> None:
+    """Refuse to serve on a schema that is not at the head revision."""
+    current, head = current_revision(db), head_revision()
+    if current != head:
+        state = "empty (no schema)" if current is None else f"at revision {current}"
+        raise StoreError(f"database {db.describe()} is {state}, this sentinel needs {head}: "
+                         "run `sentinel db upgrade` first")

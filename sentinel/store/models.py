@@ -1,0 +1,390 @@
+"""The collector's tables (SQLModel). The schema itself is owned by the Alembic migrations next to this file.
+
+Conventions: integer surrogate keys (agents use their string agent_id); every time is a UTC-aware
+datetime (`UTCDateTime`); JSON columns are JSONB on PostgreSQL. Rows that belong to a department carry
+`department_id` directly (denormalised from their system) so department scoping of every query is a
+single indexed comparison, never a join chain.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from .types import JSONType, UTCDateTime
+
+# Named constraints so migrations can refer to them on both databases.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class Base(SQLModel, registry=registry(metadata=metadata)):
+    """Base for the store's tables; its own MetaData keeps them apart from any other SQLModel use."""
+
+
+ROLES = ("admin", "dept_operator", "assessor", "readonly")
+AGENT_STATES = ("enrolled", "revoked")
+REPORT_KINDS = ("host_report", "inventory", "utilisation")
+ZERO_HASH = "0" * 64  # chain head of a system that has no runs yet
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(sa_type=JSONType, **kw)
+
+
+class Department(Base, table=True):
+    __tablename__ = "departments"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(64), unique=True, nullable=False)
+    title: str = Field(default="", sa_type=String(200), nullable=False)
+    created_at: datetime = _ts(nullable=False)
+
+
+class System(Base, table=True):
+    """A graded information system (定级对象). level = max(S, A), label like S3A2."""
+
+    __tablename__ = "systems"
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 2 AND 4", name="level"),
+        CheckConstraint("s_grade BETWEEN 1 AND 4", name="s_grade"),
+        CheckConstraint("a_grade BETWEEN 1 AND 4", name="a_grade"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(128), unique=True, nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    title: str = Field(default="", sa_type=String(200), nullable=False)
+    level: int = Field(nullable=False)
+    s_grade: int = Field(nullable=False)
+    a_grade: int = Field(nullable=False)
+    label: str = Field(sa_type=String(8), nullable=False)
+    owner: str = Field(default="", sa_type=String(200), nullable=False)
+    zones: list = _json(default_factory=list, nullable=False)
+    scan_scope: list = _json(default_factory=list, nullable=False)  # CIDR strings
+    # Head of the per-system hash chain over runs; updated under a row lock with each stored run.
+    chain_head: str = Field(default=ZERO_HASH, sa_type=String(64), nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Host(Base, table=True):
+    __tablename__ = "hosts"
+    __table_args__ = (UniqueConstraint("system_id", "hostname", name="uq_hosts_system_hostname"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    hostname: str = Field(sa_type=String(255), nullable=False)
+    addresses: list = _json(default_factory=list, nullable=False)
+    os_id: str = Field(default="", sa_type=String(64), nullable=False)
+    os_version: str = Field(default="", sa_type=String(64), nullable=False)
+    os_name: str = Field(default="", sa_type=String(200), nullable=False)
+    family: Optional[str] = Field(default=None, sa_type=String(32))
+    arch: str = Field(default="", sa_type=String(32), nullable=False)
+    kernel: Optional[str] = Field(default=None, sa_type=String(128))
+    inventory: Optional[dict] = _json(default=None)  # latest inventory body
+    first_seen: datetime = _ts(nullable=False)
+    last_seen: datetime = _ts(nullable=False)
+
+
+class Agent(Base, table=True):
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint("state IN ('enrolled', 'revoked')", name="state"),)
+
+    id: str = Field(sa_type=String(64), primary_key=True)
+    host_id: int = Field(foreign_key="hosts.id", index=True, nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    public_key: str = Field(sa_type=String(64), unique=True, nullable=False)
+    state: str = Field(default="enrolled", sa_type=String(16), nullable=False)
+    enrolled_at: datetime = _ts(nullable=False)
+    revoked_at: Optional[datetime] = _ts(default=None)
+    revoked_reason: Optional[str] = Field(default=None, sa_type=String(500))
+    last_seen: Optional[datetime] = _ts(default=None)
+    last_ip: Optional[str] = Field(default=None, sa_type=String(64))
+    enrollment_token_id: Optional[int] = Field(default=None, foreign_key="enrollment_tokens.id")
+
+
+class EnrollmentToken(Base, table=True):
+    __tablename__ = "enrollment_tokens"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_type=String(64), unique=True, nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    note: str = Field(default="", sa_type=String(200), nullable=False)
+    created_by: str = Field(sa_type=String(200), nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: Optional[datetime] = _ts(default=None)
+    used_by_agent: Optional[str] = Field(default=None, sa_type=String(64))
+
+
+class ApiToken(Base, table=True):
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'dept_operator', 'assessor', 'readonly')", name="role"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(128), nullable=False)
+    token_hash: str = Field(sa_type=String(64), unique=True, nullable=False)
+    role: str = Field(sa_type=String(16), nullable=False)
+    all_departments: bool = Field(default=False, nullable=False)
+    created_by: str = Field(sa_type=String(200), nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: Optional[datetime] = _ts(default=None)
+    revoked_at: Optional[datetime] = _ts(default=None)
+
+
+class ApiTokenDepartment(Base, table=True):
+    """Departments a non-global API token may see."""
+
+    __tablename__ = "api_token_departments"
+
+    token_id: int = Field(foreign_key="api_tokens.id", primary_key=True, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", primary_key=True, index=True)
+
+
+class Report(Base, table=True):
+    """Ledger of every accepted envelope (all kinds): uniqueness, idempotent answers, and the agent's
+    signed bytes kept (zlib) so the signature and the run hash chain can be re-verified later."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint("kind IN ('host_report', 'inventory', 'utilisation')", name="kind"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    report_id: str = Field(sa_type=String(64), unique=True, nullable=False)
+    kind: str = Field(sa_type=String(16), nullable=False)
+    agent_id: str = Field(sa_type=String(64), foreign_key="agents.id", index=True, nullable=False)
+    host_id: int = Field(foreign_key="hosts.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    digest: str = Field(sa_type=String(64), nullable=False)  # sha256 of the canonical envelope body
+    sent_at: datetime = _ts(nullable=False)
+    received_at: datetime = _ts(nullable=False)
+    source_ip: Optional[str] = Field(default=None, sa_type=String(64))
+    outcome: dict = _json(nullable=False)  # the 202 answer, repeated on an idempotent resend
+    signature: str = Field(sa_type=String(128), nullable=False)
+    envelope: bytes = Field(sa_column=Column("envelope", LargeBinary, nullable=False))  # zlib of the signed bytes
+
+
+class Run(Base, table=True):
+    """One host report: a baseline run on one host."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_host_baseline", "host_id", "baseline_id", "id"),
+        Index("ix_runs_system", "system_id", "id"),
+        Index("ix_runs_department", "department_id", "id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    report_id: str = Field(sa_type=String(64), unique=True, nullable=False)
+    agent_id: str = Field(sa_type=String(64), foreign_key="agents.id", nullable=False)
+    host_id: int = Field(foreign_key="hosts.id", nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    baseline_id: str = Field(sa_type=String(128), nullable=False)
+    baseline_version: str = Field(sa_type=String(64), nullable=False)
+    baseline_level: int = Field(nullable=False)
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime = _ts(nullable=False)
+    received_at: datetime = _ts(nullable=False)
+    summary: dict = _json(nullable=False)
+    score: Optional[float] = Field(default=None)
+    pass_rate: Optional[float] = Field(default=None)
+    conclusion: str = Field(sa_type=String(16), nullable=False)
+    checks_total: int = Field(nullable=False)
+    failed: int = Field(nullable=False)
+    high_risk: int = Field(nullable=False)
+    digest: str = Field(sa_type=String(64), nullable=False)  # sha256 of the canonical report body
+    prev_chain_hash: str = Field(sa_type=String(64), nullable=False)
+    chain_hash: str = Field(sa_type=String(64), nullable=False)  # sha256(prev_chain_hash + digest), hex
+
+
+class CheckResultRow(Base, table=True):
+    __tablename__ = "check_results"
+    __table_args__ = (Index("ix_check_results_run", "run_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", nullable=False, ondelete="CASCADE")
+    check_id: str = Field(sa_type=String(128), nullable=False)
+    clause: str = Field(sa_type=String(32), nullable=False)
+    item: str = Field(sa_type=String(8), nullable=False)
+    title: dict = _json(nullable=False)
+    status: str = Field(sa_type=String(16), nullable=False)
+    severity: str = Field(sa_type=String(16), nullable=False)
+    high_risk: Optional[str] = Field(default=None, sa_type=String(32))
+    observed: Any = _json(default=None, nullable=True)
+    expected: str = Field(sa_type=Text, nullable=False)
+    reason: Optional[str] = Field(default=None, sa_type=Text)
+    evidence: list = _json(default_factory=list, nullable=False)
+    waiver: Optional[str] = Field(default=None, sa_type=Text)
+    duration_ms: float = Field(default=0.0, nullable=False)
+
+
+class Finding(Base, table=True):
+    """One episode of a check failing on a host, from first failure to the run that showed it fixed.
+
+    A check that fails again after being resolved opens a *new* row, so the rows of one host+check read
+    as its rectification history (整改跟踪); at most one row per host+check is open at a time.
+    """
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        Index("uq_findings_open", "host_id", "check_id", unique=True,
+              sqlite_where=text("resolved_at IS NULL"), postgresql_where=text("resolved_at IS NULL")),
+        Index("ix_findings_host_check", "host_id", "check_id", "id"),
+        Index("ix_findings_system", "system_id", "resolved_at"),
+        Index("ix_findings_department", "department_id", "id"),
+        CheckConstraint("resolution IS NULL OR resolution IN ('fixed', 'waived')", name="resolution"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="hosts.id", nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    check_id: str = Field(sa_type=String(128), nullable=False)
+    clause: str = Field(sa_type=String(32), nullable=False)
+    item: str = Field(sa_type=String(8), nullable=False)
+    title: dict = _json(nullable=False)
+    remediation: dict = _json(nullable=False)
+    severity: str = Field(sa_type=String(16), nullable=False)
+    high_risk: Optional[str] = Field(default=None, sa_type=String(32))
+    first_seen: datetime = _ts(nullable=False)
+    last_seen: datetime = _ts(nullable=False)
+    resolved_at: Optional[datetime] = _ts(default=None)
+    resolution: Optional[str] = Field(default=None, sa_type=String(16))
+    first_run_id: int = Field(foreign_key="runs.id", nullable=False)
+    last_run_id: int = Field(foreign_key="runs.id", nullable=False)
+    resolved_run_id: Optional[int] = Field(default=None, foreign_key="runs.id")
+    occurrences: int = Field(default=1, nullable=False)  # runs that saw it failing
+
+
+class ManualAssessment(Base, table=True):
+    """A person's verdict on a requirement item of a system (append-only; the latest per item counts)."""
+
+    __tablename__ = "manual_assessments"
+    __table_args__ = (
+        Index("ix_manual_assessments_item", "system_id", "clause", "item", "id"),
+        Index("ix_manual_assessments_department", "department_id", "id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    clause: str = Field(sa_type=String(32), nullable=False)
+    item: str = Field(sa_type=String(8), nullable=False)
+    verdict: str = Field(sa_type=String(16), nullable=False)
+    note: str = Field(default="", sa_type=Text, nullable=False)
+    assessor: str = Field(sa_type=String(200), nullable=False)
+    at: datetime = _ts(nullable=False)
+
+
+class Event(Base, table=True):
+    """Something worth telling people about, queued for the publishers (Alertmanager, webhooks).
+
+    Publishers claim undelivered rows in id order, then set `delivered`/`delivered_at` or bump
+    `attempts`/`last_error`. `fingerprint` is stable for the same condition (for de-duplication).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_pending", "delivered", "id"),
+        Index("ix_events_department", "department_id", "id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(sa_type=String(32), nullable=False)  # high_risk_finding | score_drop | drift
+    severity: str = Field(sa_type=String(16), nullable=False)  # critical | warning | info
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    host_id: Optional[int] = Field(default=None, foreign_key="hosts.id")
+    check_id: Optional[str] = Field(default=None, sa_type=String(128))
+    run_id: Optional[int] = Field(default=None, foreign_key="runs.id")
+    fingerprint: str = Field(sa_type=String(64), nullable=False)
+    summary: str = Field(sa_type=Text, nullable=False)
+    payload: dict = _json(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    delivered: bool = Field(default=False, nullable=False)
+    delivered_at: Optional[datetime] = _ts(default=None)
+    attempts: int = Field(default=0, nullable=False)
+    last_error: Optional[str] = Field(default=None, sa_type=Text)
+
+
+class AuditEntry(Base, table=True):
+    """The collector's own audit log: who did what to what, from where, and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = _ts(nullable=False)
+    actor: str = Field(sa_type=String(200), nullable=False)  # token:<id>:<name> | agent:<id> | cli:<user> | anonymous
+    action: str = Field(sa_type=String(64), nullable=False)
+    target: str = Field(default="", sa_type=String(500), nullable=False)
+    source_ip: Optional[str] = Field(default=None, sa_type=String(64))
+    outcome: str = Field(sa_type=String(16), nullable=False)  # ok | denied | rejected
+    status_code: Optional[int] = Field(default=None)
+    detail: str = Field(default="", sa_type=Text, nullable=False)
+
+
+class InventorySnapshot(Base, table=True):
+    __tablename__ = "inventory"
+    __table_args__ = (Index("ix_inventory_host", "host_id", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="hosts.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    report_id: str = Field(sa_type=String(64), nullable=False)
+    at: datetime = _ts(nullable=False)
+    arch: str = Field(default="", sa_type=String(32), nullable=False)
+    cpu_model: Optional[str] = Field(default=None, sa_type=String(200))
+    cpu_count: Optional[int] = Field(default=None)
+    memory_bytes: Optional[int] = Field(default=None, sa_type=BigInteger)
+    packages_count: Optional[int] = Field(default=None)
+    data: dict = _json(nullable=False)  # the whole inventory body
+
+
+class UtilisationSample(Base, table=True):
+    __tablename__ = "utilisation_samples"
+    __table_args__ = (Index("ix_utilisation_samples_host", "host_id", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    host_id: int = Field(foreign_key="hosts.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    report_id: str = Field(sa_type=String(64), nullable=False)
+    at: datetime = _ts(nullable=False)
+    cpu_percent: float = Field(nullable=False)
+    memory_percent: float = Field(nullable=False)
+    net_bytes_sent: int = Field(sa_type=BigInteger, nullable=False)
+    net_bytes_recv: int = Field(sa_type=BigInteger, nullable=False)
+    logins: int = Field(nullable=False)

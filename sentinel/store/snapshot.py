@@ -1,0 +1,140 @@
+"""Read a `MetricsSnapshot` (sentinel/metrics_model.py) from the store, for the collector's /metrics.
+
+A handful of grouped queries in one read transaction, whatever the number of hosts; nothing is computed
+from raw evidence at scrape time. What each figure means:
+
+- host figures come from the host's latest run (highest run id), whatever its baseline;
+- system score = mean of its hosts' latest scores; pass ratio = pass / (pass + fail + error) over the
+  non-waived results of those runs; conclusion = sentinel.scoring.conclusion over that score and the
+  summed risk counts, so an unresolved high-risk finding on any host makes the system 差;
+- high-risk findings of a system = its open findings that name a 高风险判定指引 case; findings open/fixed
+  count the rectification trail (`findings` rows unresolved / resolved as fixed);
+- a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
+  all revoked are left out (decommissioned);
+- network scan figures (open/forbidden services, certificates, scans) are left out until the store keeps
+  scan runs: None means "not known", never "none".
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from sqlalchemy import and_, func, select
+
+from ..metrics_model import CheckSeries, HostMetrics, IngestMetrics, MetricsSnapshot, SystemMetrics
+from ..model import Severity, Status
+from ..scoring import conclusion as conclusion_of
+from .db import Database
+from .models import Agent, CheckResultRow, Department, Finding, Host, Run, System
+
+DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour run interval
+
+_SEVERITIES = {s.value for s in Severity}
+_STATUSES = {s.value for s in Status}
+
+
+def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFTER, per_check: bool = False,
+                   ingest: Optional[IngestMetrics] = None, now: Optional[datetime] = None) -> MetricsSnapshot:
+    now = now or datetime.now(timezone.utc)
+    D, S, H, A = Department.__table__, System.__table__, Host.__table__, Agent.__table__
+    R, C, F = Run.__table__, CheckResultRow.__table__, Finding.__table__
+    with db.read() as conn:
+        systems = conn.execute(
+            select(S.c.id, S.c.name, S.c.level, S.c.label, D.c.name.label("department"))
+            .join(D, D.c.id == S.c.department_id).order_by(D.c.name, S.c.name)).all()
+
+        # hosts with at least one enrolled agent, and when any of their agents was last heard from
+        enrolled = (select(A.c.host_id, func.max(A.c.last_seen).label("agent_seen"))
+                    .where(A.c.state == "enrolled").group_by(A.c.host_id).subquery())
+        hosts = conn.execute(
+            select(H.c.id, H.c.system_id, H.c.hostname, H.c.os_name, H.c.last_seen, enrolled.c.agent_seen)
+            .join(enrolled, enrolled.c.host_id == H.c.id).order_by(H.c.hostname)).all()
+
+        latest_ids = select(func.max(R.c.id)).group_by(R.c.host_id).scalar_subquery()
+        runs = {r.host_id: r for r in conn.execute(
+            select(R.c.id, R.c.host_id, R.c.baseline_id, R.c.score, R.c.pass_rate, R.c.conclusion, R.c.high_risk,
+                   R.c.summary, R.c.started_at, R.c.finished_at).where(R.c.id.in_(latest_ids))).all()}
+
+        # non-waived results of the latest runs, counted by run, status, severity and clause
+        counts = conn.execute(
+            select(C.c.run_id, C.c.status, C.c.severity, C.c.clause, func.count().label("n"))
+            .where(and_(C.c.run_id.in_(latest_ids), C.c.waiver.is_(None)))
+            .group_by(C.c.run_id, C.c.status, C.c.severity, C.c.clause)).all()
+
+        findings = conn.execute(
+            select(F.c.system_id, F.c.resolved_at.is_(None).label("open"), F.c.resolution,
+                   (F.c.high_risk.is_not(None)).label("high_risk"), func.count().label("n"))
+            .group_by(F.c.system_id, F.c.resolved_at.is_(None), F.c.resolution, F.c.high_risk.is_not(None))).all()
+
+        checks: dict[int, list] = defaultdict(list)
+        if per_check:
+            for r in conn.execute(select(C.c.run_id, C.c.check_id, C.c.clause, C.c.severity, C.c.status,
+                                         C.c.duration_ms).where(C.c.run_id.in_(latest_ids)).order_by(C.c.id)):
+                checks[r.run_id].append(r)
+
+    per_run_status: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_run_failing: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_run_clause: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in counts:
+        per_run_status[r.run_id][r.status] += r.n
+        if r.status == Status.FAIL.value and r.severity in _SEVERITIES:
+            per_run_failing[r.run_id][r.severity] += r.n
+            per_run_clause[r.run_id][r.clause] += r.n
+
+    sys_findings: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in findings:
+        if r.open:
+            sys_findings[r.system_id]["open"] += r.n
+            if r.high_risk:
+                sys_findings[r.system_id]["high_risk"] += r.n
+        elif r.resolution == "fixed":
+            sys_findings[r.system_id]["fixed"] += r.n
+
+    hosts_by_system: dict[int, list] = defaultdict(list)
+    for h in hosts:
+        hosts_by_system[h.system_id].append(h)
+
+    out = []
+    for s in systems:
+        host_metrics, scores, risks, has_runs = [], [], defaultdict(int), False
+        statuses: dict[str, int] = defaultdict(int)
+        failing: dict[str, int] = defaultdict(int)
+        by_clause: dict[str, int] = defaultdict(int)
+        for h in hosts_by_system.get(s.id, []):
+            run = runs.get(h.id)
+            seen = max((t for t in (h.agent_seen, h.last_seen) if t is not None), default=None)
+            hm = {"name": h.hostname, "os": h.os_name or None, "last_report": seen,
+                  "up": seen is not None and now - seen <= silent_after}
+            if run is not None:
+                has_runs = True
+                for k, v in per_run_status[run.id].items():
+                    statuses[k] += v
+                for k, v in per_run_failing[run.id].items():
+                    failing[k] += v
+                for k, v in per_run_clause[run.id].items():
+                    by_clause[k] += v
+                for level, n in ((run.summary or {}).get("risk_counts") or {}).items():
+                    risks[level] += int(n)
+                if run.score is not None:
+                    scores.append(run.score)
+                hm.update(score=run.score, pass_ratio=run.pass_rate, conclusion=run.conclusion,
+                          failing_checks=dict(per_run_failing[run.id]), high_risk_findings=run.high_risk,
+                          run_duration_seconds=max(0.0, (run.finished_at - run.started_at).total_seconds()),
+                          baseline=run.baseline_id,
+                          checks=[CheckSeries(check_id=c.check_id, clause=c.clause, severity=c.severity,
+                                              status=c.status, duration_seconds=c.duration_ms / 1000.0)
+                                  for c in checks.get(run.id, []) if c.severity in _SEVERITIES
+                                  and c.status in _STATUSES])
+            host_metrics.append(HostMetrics(**hm))
+        judged = sum(statuses.get(k, 0) for k in ("pass", "fail", "error"))
+        score = round(sum(scores) / len(scores), 2) if scores else None
+        f = sys_findings.get(s.id, {})
+        out.append(SystemMetrics(
+            department=s.department, name=s.name, level=s.level, label=s.label, score=score,
+            pass_ratio=round(statuses.get("pass", 0) / judged, 4) if judged else None,
+            conclusion=conclusion_of(score, risks) if has_runs else None,
+            failing_checks=dict(failing), failing_checks_by_clause=dict(by_clause),
+            high_risk_findings=f.get("high_risk", 0), findings_open=f.get("open", 0),
+            findings_fixed=f.get("fixed", 0), hosts=host_metrics))
+    return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)

@@ -1,0 +1,211 @@
+"""Builders shared by the collector tests: reports, signed envelopes, a populated collector."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+import pytest
+
+from sentinel import signing
+from sentinel.model import (
+    BaselineRef,
+    CheckResult,
+    Evidence,
+    HighRiskFinding,
+    HostInfo,
+    HostReport,
+    Severity,
+    Status,
+    Summary,
+    Text,
+)
+
+
+def host_info(hostname: str = "web-1") -> HostInfo:
+    return HostInfo(hostname=hostname, os_id="debian", os_version="12", os_name="Debian GNU/Linux 12",
+                    family="debian", arch="x86_64", kernel="6.1.0")
+
+
+def make_report(statuses: dict[str, str], *, high_risk: Optional[dict[str, str]] = None,
+                waived: Optional[set[str]] = None, score: Optional[float] = 90.0, conclusion: str = "优",
+                baseline_id: str = "dengbao-l3-linux", hostname: str = "web-1",
+                generated_at: Optional[datetime] = None) -> dict[str, Any]:
+    """A HostReport as JSON with one result per check id, in the given statuses."""
+    high_risk = high_risk or {}
+    waived = waived or set()
+    results = []
+    for i, (check_id, status) in enumerate(statuses.items()):
+        results.append(CheckResult(
+            check_id=check_id, clause="8.1.4.1", item="abcdefgh"[i % 8],
+            title=Text(zh=f"检查 {check_id}", en=f"check {check_id}"), status=Status(status),
+            severity=Severity.HIGH if check_id in high_risk else Severity.MEDIUM, high_risk=high_risk.get(check_id),
+            observed={"value": i, "lines": [f"line {i}"]}, expected="eq 1",
+            reason=None if status == "pass" else f"{check_id} is {status}",
+            evidence=[Evidence(source="/etc/login.defs", excerpt=f"PASS_MAX_DAYS {i}", line=i + 1)],
+            remediation=Text(zh="修改配置", en="fix the setting"),
+            waiver="accepted risk" if check_id in waived else None, duration_ms=1.5))
+    counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
+    hr = [HighRiskFinding(check_id=r.check_id, clause=r.clause, item=r.item, case=r.high_risk, title=r.title)
+          for r in results if r.high_risk and r.status == Status.FAIL]
+    determinable = counts["pass"] + counts["fail"] + counts["error"]
+    summary = Summary(counts=counts, verdicts={}, checks_total=len(results), waived=len(waived),
+                      pass_rate=counts["pass"] / determinable if determinable else None, score=score, high_risk=len(hr),
+                      high_risk_findings=hr, conclusion=conclusion, conclusion_en="excellent",
+                      risk_counts={"high": 0, "medium": counts["fail"], "low": 0})
+    report = HostReport(
+        generated_at=generated_at or datetime.now(timezone.utc), duration_ms=1234.5,
+        baseline=BaselineRef(id=baseline_id, version="1.0.0", level=3, title=Text(zh="三级", en="level 3")),
+        host=host_info(hostname), summary=summary, items=[], results=results)
+    return report.model_dump(mode="json")
+
+
+def sixty_results(fail_every: int = 7) -> dict[str, str]:
+    return {f"check.{i:02d}": ("fail" if i % fail_every == 0 else "pass") for i in range(60)}
+
+
+def envelope(agent_id: str, body: dict, *, kind: str = "host_report", report_id: Optional[str] = None,
+             sent_at: Optional[datetime] = None) -> dict:
+    sent_at = sent_at or datetime.now(timezone.utc)
+    return {"report_id": report_id or str(uuid.uuid4()), "agent_id": agent_id,
+            "sent_at": sent_at.isoformat().replace("+00:00", "Z"), "kind": kind, "body": body}
+
+
+def sign(key, env: dict, *, agent_id: Optional[str] = None) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
+    return raw, {"Content-Type": "application/json", "X-Sentinel-Agent": agent_id or env["agent_id"],
+                 "X-Sentinel-Signature": signing.sign(key, raw)}
+
+
+@dataclass
+class Enrolled:
+    agent_id: str
+    key: Any
+    system_id: int
+    department_id: int
+
+
+@dataclass
+class World:
+    """A collector with departments, systems and tokens made through the admin service layer."""
+
+    db: Any
+    departments: dict[str, int] = field(default_factory=dict)
+    systems: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def ctx(self, session):
+        from sentinel.collector.admin import Ctx
+        from sentinel.collector.auth import cli_principal
+
+        return Ctx(session, cli_principal("test"))
+
+    def department(self, name: str) -> int:
+        from sentinel.collector import admin
+
+        with self.db.session(write=True) as s:
+            self.departments[name] = admin.create_department(self.ctx(s), name, f"{name} title").id
+        return self.departments[name]
+
+    def system(self, name: str, department: str, level: int = 3, s: int = 3, a: int = 2) -> int:
+        from sentinel.collector import admin
+        from sentinel.collector.schemas import SystemIn
+
+        spec = SystemIn(name=name, department_id=self.departments[department], level=level, s_grade=s, a_grade=a,
+                        zones=["dmz"], scan_scope=["10.0.0.0/24"])
+        with self.db.session(write=True) as session:
+            self.systems[name] = admin.create_system(self.ctx(session), spec).id
+        return self.systems[name]
+
+    def token(self, label: str, role: str, departments: Optional[list[str]] = None,
+              all_departments: bool = False) -> str:
+        from sentinel.collector import admin
+        from sentinel.collector.schemas import ApiTokenIn
+
+        spec = ApiTokenIn(name=label, role=role, department_ids=[self.departments[d] for d in departments or []],
+                          all_departments=all_departments)
+        with self.db.session(write=True) as s:
+            _, _, secret = admin.create_api_token(self.ctx(s), spec)
+        self.tokens[label] = secret
+        return secret
+
+    def enrollment_token(self, system: str, ttl: int = 3600) -> str:
+        from sentinel.collector import admin
+        from sentinel.collector.schemas import EnrollmentTokenIn
+
+        with self.db.session(write=True) as s:
+            _, secret = admin.create_enrollment_token(self.ctx(s), EnrollmentTokenIn(system_id=self.systems[system],
+                                                                                   ttl_seconds=ttl))
+        return secret
+
+    def enroll(self, client, system: str, hostname: str = "web-1") -> Enrolled:
+        key = signing.generate_key()
+        response = client.post("/api/v1/agent/enroll", json={
+            "token": self.enrollment_token(system), "public_key": signing.public_key_b64(key),
+            "hostname": hostname, "os": host_info(hostname).model_dump(mode="json")})
+        assert response.status_code == 201, response.text
+        system_id = self.systems[system]
+        with self.db.session() as s:
+            from sentinel.store.models import System
+
+            dept = s.get(System, system_id).department_id
+        return Enrolled(agent_id=response.json()["agent_id"], key=key, system_id=system_id, department_id=dept)
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def counts(db) -> dict[str, int]:
+    """Rows in the tables an accepted report writes to."""
+    from sqlalchemy import func, select
+
+    from sentinel.store.models import CheckResultRow, Event, Finding, InventorySnapshot, Report, Run, UtilisationSample
+
+    out = {}
+    with db.read() as conn:
+        for model in (Report, Run, CheckResultRow, Finding, Event, InventorySnapshot, UtilisationSample):
+            out[model.__tablename__] = conn.execute(select(func.count()).select_from(model.__table__)).scalar_one()
+    return out
+
+
+def audit_rows(db, action: Optional[str] = None) -> list:
+    from sqlalchemy import select
+
+    from sentinel.store.models import AuditEntry
+
+    stmt = select(AuditEntry.__table__).order_by(AuditEntry.id)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    with db.read() as conn:
+        return conn.execute(stmt).all()
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    """Factory of TestClients on a collector app over a given Database. Each client is entered as a
+    context manager (one event-loop portal for all its requests, not one per request) and closed
+    at the end of the test."""
+    from fastapi.testclient import TestClient
+
+    from sentinel.collector.app import create_app
+    from sentinel.collector.settings import CollectorSettings
+
+    clients = []
+
+    def factory(db, **settings):
+        app = create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def expired(minutes: int = 10) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(minutes=minutes)

@@ -1,0 +1,145 @@
+"""Drift, findings (the rectification trail) and events across successive reports."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sentinel.collector import drift
+from sentinel.model import CheckResult, Severity, Status, Text
+from sentinel.store.models import Event, Finding
+from tests.collector_helpers import World, bearer, envelope, make_report, sign
+
+pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
+
+
+def _result(check_id: str, status: str, waiver=None) -> CheckResult:
+    return CheckResult(check_id=check_id, clause="8.1.4.1", item="a", title=Text(zh="x", en="x"),
+                       status=Status(status), severity=Severity.LOW, expected="", remediation=Text(zh="x", en="x"),
+                       waiver=waiver)
+
+
+def test_plan_rules():
+    results = [_result("new", "fail"), _result("still", "fail"), _result("fixed", "pass"),
+               _result("unknown", "error"), _result("na", "not_applicable"), _result("waived", "fail", "ok"),
+               _result("clean", "pass"), _result("dup", "pass"), _result("dup", "fail")]
+    open_findings = {"still": 1, "fixed": 2, "unknown": 3, "na": 4, "waived": 5, "absent": 6}
+    plan = drift.plan(results, open_findings)
+    assert [results[i].check_id for i in plan.opened] == ["new", "dup"]  # a repeated id counts by its last result
+    assert plan.seen_again == [1]
+    assert plan.fixed == {2: "fixed"} and plan.waived == {5: "waived"}
+    assert plan.new_failures(results) == ["dup", "new"] and plan.fixed_checks() == ["fixed"]
+
+
+def test_score_dropped():
+    assert drift.score_dropped(90, 80, 5) and drift.score_dropped(90, 85, 5)
+    assert not drift.score_dropped(90, 86, 5) and not drift.score_dropped(None, 10, 5)
+    assert not drift.score_dropped(90, None, 5)
+
+
+@pytest.fixture
+def agent_env(db, make_client):
+    world = World(db)
+    world.department("health")
+    world.system("his", "health")
+    admin = world.token("root", "admin")
+    client = make_client(db)
+    return client, world.enroll(client, "his", "web-1"), admin
+
+
+def _send(client, agent, statuses, **kw):
+    r = client.post("/api/v1/agent/reports", content=(s := sign(agent.key, envelope(
+        agent.agent_id, make_report(statuses, **kw))))[0], headers=s[1])
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def _findings(db, check_id):
+    with db.read() as conn:
+        return conn.execute(select(Finding.__table__).where(Finding.check_id == check_id)
+                            .order_by(Finding.id)).all()
+
+
+def _events(db):
+    with db.read() as conn:
+        return conn.execute(select(Event.__table__).order_by(Event.id)).all()
+
+
+def test_findings_lifecycle(agent_env, db):
+    client, agent, admin = agent_env
+    r1 = _send(client, agent, {"ssh.root": "fail", "pam.faillock": "pass", "audit.rules": "fail"})
+    assert r1["new_failures"] == ["audit.rules", "ssh.root"] and r1["fixed"] == []
+    [f] = _findings(db, "ssh.root")
+    assert f.resolved_at is None and f.occurrences == 1 and f.first_run_id == r1["run_id"]
+    first_seen = f.first_seen
+
+    r2 = _send(client, agent, {"ssh.root": "fail", "pam.faillock": "pass", "audit.rules": "error"})
+    assert r2["new_failures"] == [] and r2["fixed"] == []
+    [f] = _findings(db, "ssh.root")
+    assert f.resolved_at is None and f.occurrences == 2 and f.last_run_id == r2["run_id"]
+    assert f.first_seen == first_seen and f.last_seen >= first_seen
+    [a] = _findings(db, "audit.rules")  # an error does not resolve a finding
+    assert a.resolved_at is None and a.occurrences == 1
+
+    r3 = _send(client, agent, {"ssh.root": "pass", "pam.faillock": "pass", "audit.rules": "pass"})
+    assert r3["fixed"] == ["audit.rules", "ssh.root"] and r3["new_failures"] == []
+    [f] = _findings(db, "ssh.root")
+    assert f.resolved_at is not None and f.resolution == "fixed" and f.resolved_run_id == r3["run_id"]
+
+    # failing again opens a new finding: the old one stays as history of the first episode
+    r4 = _send(client, agent, {"ssh.root": "fail"})
+    assert r4["new_failures"] == ["ssh.root"]
+    old, new = _findings(db, "ssh.root")
+    assert old.resolved_at is not None and new.resolved_at is None and new.first_run_id == r4["run_id"]
+
+    history = client.get("/api/v1/findings", params={"check_id": "ssh.root", "state": "all"},
+                         headers=bearer(admin)).json()
+    assert [h["id"] for h in history] == [old.id, new.id]
+    open_now = client.get("/api/v1/findings", headers=bearer(admin)).json()
+    assert sorted(f["check_id"] for f in open_now) == ["ssh.root"]
+    resolved = client.get("/api/v1/findings", params={"state": "resolved"}, headers=bearer(admin)).json()
+    assert sorted(f["check_id"] for f in resolved) == ["audit.rules", "ssh.root"]
+
+
+def test_waiver_resolves_as_waived(agent_env, db):
+    client, agent, _ = agent_env
+    _send(client, agent, {"telnet": "fail"})
+    r = _send(client, agent, {"telnet": "fail"}, waived={"telnet"})
+    assert r["fixed"] == [] and r["new_failures"] == []
+    [f] = _findings(db, "telnet")
+    assert f.resolution == "waived" and f.resolved_at is not None
+    assert _send(client, agent, {"telnet": "fail"}, waived={"telnet"})["new_failures"] == []
+    assert len(_findings(db, "telnet")) == 1
+
+
+def test_events(agent_env, db):
+    client, agent, admin = agent_env
+    _send(client, agent, {"a": "pass", "b": "pass"}, score=92.0)
+    assert _events(db) == []  # nothing failing, nothing fixed, no previous score
+    r = _send(client, agent, {"a": "fail", "b": "fail"}, high_risk={"a": "6.4.1.1"}, score=70.0, conclusion="差")
+    kinds = {e.kind: e for e in _events(db)}
+    assert set(kinds) == {"high_risk_finding", "score_drop", "drift"}
+    hr = kinds["high_risk_finding"]
+    assert hr.severity == "critical" and hr.check_id == "a" and hr.run_id == r["run_id"] and not hr.delivered
+    assert hr.payload["case"] == "6.4.1.1" and hr.payload["system"] == "his" and hr.payload["host"] == "web-1"
+    assert hr.payload["system_label"] == "S3A2" and hr.payload["department"] == "health"
+    drop = kinds["score_drop"]
+    assert drop.payload["previous_score"] == 92.0 and drop.payload["score"] == 70.0
+    assert drop.severity == "critical"  # the conclusion fell to 差
+    assert kinds["drift"].payload["new_failures"] == ["a", "b"] and kinds["drift"].severity == "warning"
+    again = _send(client, agent, {"a": "fail", "b": "pass"}, high_risk={"a": "6.4.1.1"}, score=68.0, conclusion="差")
+    latest = [e for e in _events(db) if e.run_id == again["run_id"]]
+    # still failing is not news; a 2-point drop is under the threshold; b fixed is drift
+    assert [e.kind for e in latest] == ["drift"] and latest[0].severity == "info"
+    assert latest[0].payload["fixed"] == ["b"]
+    # the same condition keeps its fingerprint (for de-duplication by the publishers)
+    assert drift.fingerprint("high_risk_finding", hr.host_id, "a") == hr.fingerprint
+    fixed = _send(client, agent, {"a": "pass", "b": "pass"}, high_risk={"a": "6.4.1.1"}, score=90.0)
+    resolved = [e for e in _events(db) if e.run_id == fixed["run_id"] and e.kind == "high_risk_finding"]
+    assert len(resolved) == 1 and resolved[0].payload["resolved"] is True
+    assert resolved[0].fingerprint == hr.fingerprint and resolved[0].severity == hr.severity
+    from exporters.events import AlertEvent
+
+    assert AlertEvent.from_row(resolved[0]).resolved and not AlertEvent.from_row(hr).resolved
+    listed = client.get("/api/v1/events", params={"kind": "high_risk_finding"}, headers=bearer(admin)).json()
+    assert [e["id"] for e in listed] == [resolved[0].id, hr.id]  # newest first
+    assert client.get(f"/api/v1/events/{hr.id}", headers=bearer(admin)).json()["summary"].startswith("his/web-1")

@@ -1,0 +1,169 @@
+"""The store on SQLite and PostgreSQL: migrations from empty to head (and back), the schema matching
+the models, and the database behaviours the collector relies on."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import insert, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from sentinel.store.db import (
+    Database,
+    StoreError,
+    current_revision,
+    downgrade,
+    ensure_current,
+    head_revision,
+    normalise_url,
+    upgrade,
+)
+from sentinel.store.models import Agent, Department, Finding, Host, Run, System, metadata
+from tests.dbfixtures import pg_url
+
+pytest_plugins = ["tests.dbfixtures"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return pg_url(request.getfixturevalue("pg_schemas").create("sentinel_migr"))
+
+
+def test_empty_to_head_and_back(empty_url):
+    db = Database(empty_url)
+    try:
+        assert current_revision(db) is None
+        with pytest.raises(StoreError, match="sentinel db upgrade"):
+            ensure_current(db)
+        assert upgrade(db) == head_revision()
+        ensure_current(db)
+        tables = set(inspect(db.engine).get_table_names())
+        assert {t.name for t in metadata.sorted_tables} <= tables
+        # the migrated schema is exactly what the models describe (types, indexes, constraints)
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        assert diff == []
+        assert upgrade(db) == head_revision()  # idempotent
+        assert downgrade(db, "base") is None
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade(db)
+        ensure_current(db)
+    finally:
+        db.dispose()
+
+
+def _dept_system_host(conn) -> tuple[int, int, int]:
+    now = datetime.now(timezone.utc)
+    d = conn.execute(insert(Department.__table__).values(name="d", title="", created_at=now)).inserted_primary_key[0]
+    s = conn.execute(insert(System.__table__).values(
+        name="s", department_id=d, title="", level=3, s_grade=3, a_grade=2, label="S3A2", owner="", zones=[],
+        scan_scope=[], chain_head="0" * 64, created_at=now, updated_at=now)).inserted_primary_key[0]
+    h = conn.execute(insert(Host.__table__).values(
+        system_id=s, department_id=d, hostname="h", addresses=[], os_id="", os_version="", os_name="", arch="",
+        first_seen=now, last_seen=now)).inserted_primary_key[0]
+    return d, s, h
+
+
+def test_constraints_hold(db):
+    with db.write() as conn:
+        d, s, h = _dept_system_host(conn)
+    now = datetime.now(timezone.utc)
+    # foreign keys are enforced (SQLite needs PRAGMA foreign_keys=ON on every connection)
+    with pytest.raises(IntegrityError):
+        with db.write() as conn:
+            conn.execute(insert(Host.__table__).values(
+                system_id=9999, department_id=d, hostname="x", addresses=[], os_id="", os_version="", os_name="",
+                arch="", first_seen=now, last_seen=now))
+    # the 定级 level must be 2-4
+    with pytest.raises(IntegrityError):
+        with db.write() as conn:
+            conn.execute(insert(System.__table__).values(
+                name="bad", department_id=d, title="", level=5, s_grade=3, a_grade=2, label="S3A2", owner="",
+                zones=[], scan_scope=[], chain_head="0" * 64, created_at=now, updated_at=now))
+
+
+def test_one_open_finding_per_host_and_check(db):
+    now = datetime.now(timezone.utc)
+    with db.write() as conn:
+        d, s, h = _dept_system_host(conn)
+        conn.execute(insert(Agent.__table__).values(
+            id="a1", host_id=h, system_id=s, department_id=d, public_key="k", state="enrolled", enrolled_at=now))
+        run = conn.execute(insert(Run.__table__).values(
+            report_id="r", agent_id="a1", host_id=h, system_id=s, department_id=d, baseline_id="b",
+            baseline_version="1", baseline_level=3, started_at=now, finished_at=now, received_at=now, summary={},
+            score=None, pass_rate=None, conclusion="优", checks_total=0, failed=0, high_risk=0, digest="0" * 64,
+            prev_chain_hash="0" * 64, chain_hash="0" * 64)).inserted_primary_key[0]
+    row = dict(host_id=h, system_id=s, department_id=d, check_id="c", clause="8.1.4.1", item="a", title={},
+               remediation={}, severity="high", first_seen=now, last_seen=now, first_run_id=run, last_run_id=run,
+               occurrences=1)
+    with db.write() as conn:
+        conn.execute(insert(Finding.__table__).values(**row))
+    with pytest.raises(IntegrityError):
+        with db.write() as conn:
+            conn.execute(insert(Finding.__table__).values(**row))
+    # resolved episodes do not count: history may hold many rows for one host+check
+    with db.write() as conn:
+        conn.execute(Finding.__table__.update().values(resolved_at=now, resolution="fixed"))
+        conn.execute(insert(Finding.__table__).values(**row))
+        conn.execute(insert(Finding.__table__).values(**{**row, "check_id": "other"}))
+
+
+def test_times_come_back_utc_aware(db):
+    with db.write() as conn:
+        _dept_system_host(conn)
+        when = datetime(2026, 5, 1, 18, 30, tzinfo=timezone(timedelta(hours=8)))
+        conn.execute(Department.__table__.update().values(created_at=when))
+    with db.read() as conn:
+        stored = conn.execute(select(Department.__table__.c.created_at)).scalar_one()
+    assert stored == when and stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
+    with pytest.raises(Exception, match="naive"):
+        with db.write() as conn:
+            conn.execute(Department.__table__.update().values(created_at=datetime(2026, 1, 1)))
+
+
+def test_json_keeps_chinese_and_structure(db):
+    with db.write() as conn:
+        _dept_system_host(conn)
+        conn.execute(System.__table__.update().values(zones=["互联网区", "核心区"], scan_scope=["10.0.0.0/8"]))
+    with db.read() as conn:
+        row = conn.execute(select(System.__table__.c.zones, System.__table__.c.scan_scope)).one()
+    assert row.zones == ["互联网区", "核心区"] and row.scan_scope == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize("synchronous, level", [(None, 1), ("FULL", 2)])
+def test_sqlite_pragmas(tmp_path, synchronous, level):
+    kw = {"sqlite_synchronous": synchronous} if synchronous else {}
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}", **kw)
+    try:
+        with db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level  # 1 NORMAL, 2 FULL
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_postgres_asynchronous_commit_option(store_url):
+    for flag, expected in ((True, "on"), (False, "off")):
+        db = Database(store_url, pg_synchronous_commit=flag)
+        try:
+            with db.read() as conn:
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+        finally:
+            db.dispose()
+
+
+def test_urls():
+    assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
+    assert normalise_url("postgres://u@h/db").startswith("postgresql+psycopg://")
+    with pytest.raises(StoreError, match="only sqlite"):
+        normalise_url("mysql://u@h/db")
+    with pytest.raises(StoreError):
+        normalise_url("not a url")
+    with pytest.raises(StoreError, match="in-memory"):
+        Database("sqlite://")
