@@ -1,0 +1,171 @@
+"""`sentinel up`: a collector and an agent for this host in one process, with SQLite in one state dir.
+
+State directory layout:
+  collector/   the collector's database (SQLite, WAL), signing key
+  agent/       the local agent's identity, key and spool
+  admin-token  an admin API token for the local REST API (0600; made on the first run, never printed)
+
+On the first run the department `local`, the system `this-host` (level 3, S3A3) and an enrollment token
+are made in the database directly, and the agent enrolls through the HTTP API like any other agent.
+This module imports the collector (FastAPI, SQLModel): the agent daemon itself never imports it.
+"""
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+log = logging.getLogger("sentinel.up")
+
+DEPARTMENT = "local"
+SYSTEM = "this-host"
+ADMIN_TOKEN_NAME = "sentinel-up-admin"
+
+
+class UpError(Exception):
+    """`sentinel up` cannot start; the message says why."""
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/sentinel-up")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sentinel-up"
+
+
+class LocalCollector:
+    """The collector app served by uvicorn on a loopback address, in a background thread."""
+
+    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        from pydantic import ValidationError
+
+        from ..collector.settings import CollectorSettings
+        from ..store.db import Database, StoreError
+
+        try:
+            self.settings = CollectorSettings(state_dir=state_dir, host=host, port=port or 1)
+        except ValidationError as exc:
+            raise UpError(f"collector settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+        if not self.settings.is_loopback:
+            raise UpError(f"--host {host}: `sentinel up` serves plain HTTP, so only on a loopback address")
+        self.host, self.port = host, port
+        try:
+            self.db = Database(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+        except StoreError as exc:
+            raise UpError(str(exc)) from None
+        self._server = None
+        self._thread: Optional[threading.Thread] = None
+        self._sock: Optional[socket.socket] = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def prepare(self) -> None:
+        """Migrate the database to the current schema (a fresh state dir starts empty)."""
+        from ..store.db import StoreError, upgrade
+
+        try:
+            upgrade(self.db)
+        except StoreError as exc:
+            raise UpError(str(exc)) from None
+
+    def agent_usable(self, agent_id: Optional[str]) -> bool:
+        """The saved local agent is enrolled here and not revoked (else it enrolls again)."""
+        from ..store.models import Agent
+
+        if not agent_id:
+            return False
+        with self.db.session() as session:
+            row = session.get(Agent, agent_id)
+            return row is not None and row.state == "enrolled"
+
+    def bootstrap(self, want_token: bool, want_admin: bool = False) -> tuple[Optional[str], Optional[str]]:
+        """Department and system (first run); an enrollment token when asked; an admin API token on the
+        first run or when asked (the earlier `sentinel-up-admin` tokens are then revoked: their secret is
+        gone with the file that held it).
+
+        Returns (enrollment token or None, admin API token or None).
+        """
+        from sqlmodel import select
+
+        from ..collector import admin
+        from ..collector.auth import ADMIN, cli_principal
+        from ..collector.schemas import ApiTokenIn, EnrollmentTokenIn, SystemIn
+        from ..store.models import ApiToken, Department, System
+
+        with self.db.session(write=True) as session:
+            ctx = admin.Ctx(session, cli_principal(getpass.getuser()))
+            dept = session.exec(select(Department).where(Department.name == DEPARTMENT)).first()
+            if dept is None:
+                dept = admin.create_department(ctx, DEPARTMENT, "sentinel up (this machine)")
+            system = session.exec(select(System).where(System.name == SYSTEM)).first()
+            if system is None:
+                system = admin.create_system(ctx, SystemIn(name=SYSTEM, department_id=dept.id, level=3, s_grade=3,
+                                                           a_grade=3, title="this host (sentinel up)"))
+            admin_secret = None
+            earlier = session.exec(select(ApiToken).where(ApiToken.name == ADMIN_TOKEN_NAME)).all()
+            if want_admin or not earlier:
+                for old in earlier:
+                    admin.revoke_api_token(ctx, old.id)
+                _, _, admin_secret = admin.create_api_token(ctx, ApiTokenIn(name=ADMIN_TOKEN_NAME, role=ADMIN))
+            enroll_secret = None
+            if want_token:
+                _, enroll_secret = admin.create_enrollment_token(
+                    ctx, EnrollmentTokenIn(system_id=system.id, ttl_seconds=600, note="sentinel up local agent"))
+        return enroll_secret, admin_secret
+
+    def start(self) -> None:
+        import uvicorn
+
+        from ..collector.app import create_app
+
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise UpError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc} "
+                          "(another `sentinel up`? choose another --port)") from None
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self.settings.port = self.port
+        app = create_app(self.settings, db=self.db)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
+                                timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="sentinel-collector", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise UpError(f"the collector did not start on {self.url}")
+            time.sleep(0.02)
+        self._sock = sock
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def close(self) -> None:
+        self.stop()
+        self.db.dispose()
+
+
+def write_secret(path: Path, secret: str) -> None:
+    from .enroll import write_private
+
+    write_private(path, (secret + "\n").encode("ascii"))

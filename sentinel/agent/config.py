@@ -1,0 +1,158 @@
+"""Agent settings: defaults < config file (YAML) < environment (`SENTINEL_AGENT_*`) < command-line flags.
+
+A config file looks like:
+
+```yaml
+collector_url: https://collector.example.gov:8443
+ca_file: /etc/sentinel/collector-ca.pem
+state_dir: /var/lib/sentinel-agent
+baselines:
+  - {baseline: dengbao-l3-linux, interval: 3600}
+  - {baseline: /etc/sentinel/site-l3.yaml, interval: 21600, jitter: 600}
+```
+
+Durations are seconds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+DEFAULT_BASELINE = "dengbao-l3-linux"
+DEFAULT_STATE_DIR = Path("/var/lib/sentinel-agent")  # matches StateDirectory= in the systemd unit
+DEFAULT_CONFIG_FILE = Path("/etc/sentinel/agent.yaml")
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; the message names the source and the field."""
+
+
+class BaselineSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str = Field(min_length=1, description="shipped baseline id or path to a baseline file")
+    interval: float = Field(default=3600, ge=1, description="seconds between runs")
+    jitter: Optional[float] = Field(default=None, ge=0, description="seconds; default: the agent's jitter")
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_AGENT_", extra="forbid", env_nested_delimiter="__")
+
+    collector_url: Optional[str] = Field(default=None, description="overrides the URL saved at enrollment")
+    ca_file: Optional[Path] = Field(default=None, description="CA certificate (PEM) the collector must chain to")
+    state_dir: Path = DEFAULT_STATE_DIR
+    baselines: list[BaselineSchedule] = Field(default_factory=lambda: [BaselineSchedule(baseline=DEFAULT_BASELINE)])
+    jitter: float = Field(default=300, ge=0, description="random delay added to each scheduled run, seconds")
+    time_budget: float = Field(default=900, gt=0, description="a baseline run is killed after this many seconds")
+    check_nice: int = Field(default=10, ge=0, le=19, description="niceness of the process running checks")
+    check_ionice_idle: bool = True
+    spool_max_count: int = Field(default=1000, ge=1)
+    spool_max_bytes: int = Field(default=64 << 20, ge=4096)
+    sample_interval: float = Field(default=60, gt=0, description="seconds between utilisation samples")
+    utilisation_interval: float = Field(default=900, gt=0, description="seconds between utilisation envelopes")
+    sample_ring: int = Field(default=240, ge=1, description="samples kept while none can be sent")
+    inventory_interval: float = Field(default=86400, gt=0)
+    request_timeout: float = Field(default=30, gt=0)
+    retry_min: float = Field(default=5, gt=0, description="first delay before retrying delivery, seconds")
+    retry_max: float = Field(default=300, gt=0, description="longest delay between delivery attempts, seconds")
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @field_validator("collector_url")
+    @classmethod
+    def _url(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// on loopback)")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _retry(self) -> "AgentSettings":
+        if self.retry_max < self.retry_min:
+            raise ValueError("retry_max must be >= retry_min")
+        if not self.baselines:
+            raise ValueError("baselines: at least one baseline must be scheduled")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        sources: tuple = (init_settings, env_settings)
+        if settings_cls.model_config.get("yaml_file") not in (None, "", "."):
+            sources += (YamlConfigSettingsSource(settings_cls),)
+        return sources
+
+    # ---- state layout ----------------------------------------------------------------------------
+    @property
+    def identity_file(self) -> Path:
+        return self.state_dir / "agent.json"
+
+    @property
+    def key_file(self) -> Path:
+        return self.state_dir / "agent.key"
+
+    @property
+    def pinned_ca_file(self) -> Path:
+        return self.state_dir / "collector-ca.pem"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "agent.lock"
+
+
+def load_settings(config_file: Optional[Path] = None, default_file: bool = True, **overrides: Any) -> AgentSettings:
+    """Settings from an optional YAML file, the environment and explicit overrides (None values skipped).
+
+    With no file given, /etc/sentinel/agent.yaml is read when it exists (unless default_file is False).
+    """
+    if config_file is None and default_file and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    cls: type[AgentSettings] = AgentSettings
+    where = "agent settings (flags, SENTINEL_AGENT_* environment)"
+    if config_file is not None:
+        config_file = Path(config_file)
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: no such config file")
+        _check_yaml(config_file)
+        file_config = SettingsConfigDict(**{**AgentSettings.model_config, "yaml_file": str(config_file)})
+        cls = type("AgentSettingsFromFile", (AgentSettings,), {"model_config": file_config})
+        where = f"agent settings ({config_file}, flags, SENTINEL_AGENT_* environment)"
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{where}: {loc}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _check_yaml(path: Path) -> None:
+    """YAML syntax errors with their line, and a mapping at the top, before pydantic sees the data."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping of settings, got {type(data).__name__}")

@@ -1,0 +1,256 @@
+"""The agent: makes envelopes, spools them, and delivers them signed, oldest first, exactly once.
+
+Every envelope goes through the spool, whether the collector is up or not, so there is one delivery path
+and a crash between "report made" and "report stored" loses nothing. An envelope stays in the spool until
+the collector answers 2xx (stored, or the same body again) or 409 (that report id is already stored).
+`sent_at` is stamped, and the envelope signed, at each attempt: a report spooled through a long outage
+must still pass the collector's freshness window, while its `report_id` (and the report's own
+`generated_at`) never change, which is what makes redelivery idempotent.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .client import CollectorClient, Outcome
+from .config import AgentSettings, BaselineSchedule
+from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
+from .runner import RunError, inventory_isolated, run_isolated, stop_all
+from .sampler import Sampler
+from .spool import Spool, SpoolError
+
+log = logging.getLogger("sentinel.agent")
+
+KINDS = ("host_report", "inventory", "utilisation")
+
+
+def rfc3339_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class FlushResult:
+    delivered: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    remaining: int = 0
+    blocked: Optional[str] = None  # why delivery stopped before the spool was empty
+    answers: list[dict[str, Any]] = field(default_factory=list)  # collector answers for delivered envelopes
+
+    @property
+    def complete(self) -> bool:
+        return self.blocked is None
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, identity: Optional[Identity] = None) -> None:
+        from .. import signing
+
+        self.settings = settings
+        self.identity = identity or load_identity(settings)
+        try:
+            self._key = signing.load_private_key(settings.key_file)
+        except (OSError, ValueError) as exc:  # SigningKeyError says which file and why, never the key
+            raise EnrollError(f"{exc}; enroll again with --force") from None
+        self._sign = signing.sign
+        url = settings.collector_url or self.identity.collector_url
+        self.client = CollectorClient(url, ca_file=ca_for(settings), timeout=settings.request_timeout)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_count, settings.spool_max_bytes)
+        self.sampler = Sampler(settings.sample_ring)
+        self._flush_lock = threading.Lock()
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+        self._deliverer: Optional[threading.Thread] = None
+        self._scheduler = None
+        self._lock_fd: Optional[int] = None
+
+    # ---- envelopes -------------------------------------------------------------------------------
+    def enqueue(self, kind: str, body: dict[str, Any], report_id: Optional[str] = None) -> str:
+        """Spool an envelope for delivery; returns its report id."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown envelope kind {kind!r}")
+        report_id = report_id or str(uuid.uuid4())
+        self.spool.put({"report_id": report_id, "kind": kind, "created_at": rfc3339_now(), "body": body})
+        self._kick.set()
+        return report_id
+
+    def run_baseline(self, schedule: BaselineSchedule) -> Optional[dict[str, Any]]:
+        """Run one baseline in a child process and spool its report; None (logged) if it produced none."""
+        report_id = str(uuid.uuid4())
+        try:
+            report = run_isolated(schedule.baseline, report_id, self.settings.time_budget,
+                                  nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle)
+        except RunError as exc:
+            self._run_failed(exc)
+            return None
+        try:
+            self.enqueue("host_report", report, report_id=report_id)
+        except SpoolError as exc:
+            log.error("report %s of baseline %s could not be spooled: %s", report_id, schedule.baseline, exc)
+            return None
+        summary = report.get("summary", {})
+        log.info("baseline %s: report %s spooled (score %s, %s failing)", schedule.baseline, report_id,
+                 summary.get("score"), summary.get("counts", {}).get("fail"))
+        return report
+
+    def send_inventory(self) -> None:
+        try:
+            inventory = inventory_isolated(min(self.settings.time_budget, 300), nice=self.settings.check_nice,
+                                           ionice_idle=self.settings.check_ionice_idle)
+            self.enqueue("inventory", inventory)
+        except RunError as exc:
+            self._run_failed(exc)
+        except SpoolError as exc:
+            log.error("inventory not spooled: %s", exc)
+
+    def _run_failed(self, exc: RunError) -> None:
+        if self._stopping.is_set():
+            log.info("%s (the agent is stopping)", exc)
+        else:
+            log.error("%s", exc)
+
+    def take_sample(self) -> None:
+        try:
+            self.sampler.sample()
+        except OSError as exc:
+            log.warning("utilisation sample failed: %s", exc)
+
+    def send_utilisation(self) -> None:
+        samples = self.sampler.drain()
+        if not samples:
+            return
+        try:
+            self.enqueue("utilisation", {"samples": samples})
+        except SpoolError as exc:
+            log.error("utilisation samples not spooled: %s", exc)
+
+    # ---- delivery --------------------------------------------------------------------------------
+    def flush(self) -> FlushResult:
+        """Deliver spooled envelopes oldest first; stops at the first one that must wait."""
+        result = FlushResult()
+        with self._flush_lock:
+            for entry in self.spool.pending():
+                if self._stopping.is_set() and self._deliverer is not None:
+                    result.blocked = "agent stopping"
+                    break
+                stored = self.spool.read(entry)
+                if stored is None:
+                    continue
+                envelope = {"report_id": stored.get("report_id", entry.report_id),
+                            "agent_id": self.identity.agent_id, "sent_at": rfc3339_now(),
+                            "kind": stored.get("kind"), "body": stored.get("body")}
+                raw = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                answer = self.client.send(raw, self.identity.agent_id, self._sign(self._key, raw))
+                if answer.outcome is Outcome.DELIVERED:
+                    self.spool.remove(entry)
+                    result.delivered += 1
+                    result.answers.append(answer.data or {})
+                    log.info("delivered %s %s (%s)", envelope["kind"], entry.report_id, answer.status)
+                elif answer.outcome is Outcome.DUPLICATE:
+                    self.spool.remove(entry)
+                    result.duplicates += 1
+                    # this agent never sends two bodies under one id, so retrying cannot help
+                    log.warning("%s %s: collector already holds this report id (409: %s); removed from the spool",
+                                envelope["kind"], entry.report_id, answer.detail)
+                elif answer.outcome is Outcome.REJECTED:
+                    self.spool.reject(entry, f"HTTP {answer.status}: {answer.detail}")
+                    result.rejected += 1
+                elif answer.outcome is Outcome.UNAUTHORIZED:
+                    result.blocked = (f"collector refuses this agent (HTTP {answer.status}: {answer.detail}); "
+                                      "reports stay spooled; enroll again if the agent was revoked")
+                    break
+                else:
+                    status = "" if answer.status is None else f"HTTP {answer.status}: "
+                    result.blocked = status + answer.detail
+                    break
+            result.remaining = len(self.spool.pending())
+        if result.blocked:
+            log.warning("delivery paused with %d envelope(s) spooled: %s", result.remaining, result.blocked)
+        return result
+
+    def _deliver_loop(self) -> None:
+        delay = 0.0
+        while not self._stopping.is_set():
+            self._kick.wait(timeout=delay if delay else self.settings.retry_max)
+            self._kick.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                outcome = self.flush()
+            except SpoolError as exc:
+                log.error("spool: %s", exc)
+                outcome = FlushResult(blocked=str(exc))
+            if outcome.complete:
+                delay = 0.0
+            else:
+                delay = min(max(delay * 2, self.settings.retry_min), self.settings.retry_max)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        private_dir(self.settings.state_dir)
+        fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EnrollError(f"another agent is running with state directory {self.settings.state_dir}") from None
+        self._lock_fd = fd
+
+    def start(self) -> None:
+        """Start delivery and the schedule (each baseline once now, then on its interval)."""
+        from .scheduler import build_scheduler
+
+        self._take_lock()
+        self._deliverer = threading.Thread(target=self._deliver_loop, name="sentinel-deliver", daemon=True)
+        self._deliverer.start()
+        self._scheduler = build_scheduler(self)
+        self._scheduler.start()
+        pending, size = self.spool.stats()
+        log.info("agent %s started: collector %s, %d baseline(s) scheduled, %d envelope(s) (%d bytes) spooled",
+                 self.identity.agent_id, self.client.url, len(self.settings.baselines), pending, size)
+        self._kick.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._kick.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        stop_all()
+        if self._deliverer is not None:
+            self._deliverer.join(timeout=self.settings.request_timeout + 5)
+        self.client.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("agent stopped")
+
+    def run_forever(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run_once(self) -> tuple[list[dict[str, Any]], FlushResult]:
+        """One cycle without the scheduler: inventory, a utilisation sample, each baseline, then delivery."""
+        self._take_lock()
+        try:
+            self.send_inventory()
+            self.take_sample()
+            self.send_utilisation()
+            reports = [r for r in (self.run_baseline(s) for s in self.settings.baselines) if r is not None]
+            return reports, self.flush()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None

@@ -1,0 +1,167 @@
+"""Run one baseline in a short-lived child process, at low priority and within a time budget.
+
+Why a child process: a probe that hangs (a stuck NFS mount, a command ignoring its timeout) is killed
+with its whole process group when the budget runs out, and cannot wedge the agent; and the check
+engine's memory (baselines, probes, results) is returned to the system when the child exits, so the
+agent stays small at rest.
+
+Child: `python -m sentinel.agent.runner [--nice N] [--ionice-idle] --report-id ID BASELINE` prints the
+HostReport JSON on stdout; exit 2 with a message on stderr if the baseline cannot be used. With
+`--inventory` instead it prints the host inventory (see inventory.py), for the same reasons.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STDERR_KEEP = 2000
+_active: set[subprocess.Popen] = set()  # running children, so stopping the agent can end them
+_active_lock = threading.Lock()
+
+
+class RunError(Exception):
+    """The child produced no result; the message says why."""
+
+
+def run_isolated(baseline: str, report_id: str, budget: float, nice: int = 10,
+                 ionice_idle: bool = True) -> dict[str, Any]:
+    """The HostReport (as JSON data) of `baseline` on this host, run in a child process."""
+    report = _child_json(["--report-id", report_id, "--", baseline], f"baseline {baseline}", budget, nice,
+                         ionice_idle)
+    if "summary" not in report:
+        raise RunError(f"baseline {baseline}: the run printed something that is not a host report")
+    return report
+
+
+def inventory_isolated(budget: float, nice: int = 10, ionice_idle: bool = True) -> dict[str, Any]:
+    """The host inventory, collected in a child process (the agent itself stays small)."""
+    return _child_json(["--inventory"], "inventory", budget, nice, ionice_idle)
+
+
+def _child_json(args: list[str], what: str, budget: float, nice: int, ionice_idle: bool) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "sentinel.agent.runner", "--nice", str(nice)]
+    if ionice_idle:
+        argv.append("--ionice-idle")
+    argv += args
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, close_fds=True)
+    with _active_lock:
+        _active.add(proc)
+    try:
+        out, err = proc.communicate(timeout=budget)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise RunError(f"{what}: no report within the time budget of {budget:g} s; the run was killed") from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        with _active_lock:
+            _active.discard(proc)
+        _kill_group(proc, only_strays=True)
+    if proc.returncode and proc.returncode < 0:
+        raise RunError(f"{what}: run ended by signal {-proc.returncode}")
+    if proc.returncode != 0:
+        why = err.decode("utf-8", "replace").strip()[-STDERR_KEEP:] or f"exit status {proc.returncode}"
+        raise RunError(f"{what}: run failed: {why}")
+    try:
+        data = json.loads(out)
+    except ValueError as exc:
+        raise RunError(f"{what}: the run printed no valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{what}: the run printed JSON that is not an object")
+    if err.strip():
+        log.debug("%s run said: %s", what, err.decode("utf-8", "replace").strip()[-STDERR_KEEP:])
+    log.info("%s ran in %.1f s", what, time.monotonic() - start)
+    return data
+
+
+def stop_all() -> None:
+    """Kill every running child (the agent is stopping)."""
+    with _active_lock:
+        running = list(_active)
+    for proc in running:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _kill_group(proc: subprocess.Popen, only_strays: bool = False) -> None:
+    """Kill the child's process group (its commands too); after a normal exit, only leftovers."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if not only_strays:
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def lower_priority(nice: int, ionice_idle: bool) -> list[str]:
+    """Lower this process's CPU and I/O priority; returns what could not be done (never fatal)."""
+    problems = []
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError as exc:
+            problems.append(f"nice({nice}): {exc.strerror}")
+    if ionice_idle:
+        try:
+            import psutil
+
+            psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+        except (OSError, AttributeError, ValueError) as exc:  # AttributeError: not Linux
+            problems.append(f"ionice idle: {exc}")
+    return problems
+
+
+def _child(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="sentinel.agent.runner")
+    parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--ionice-idle", action="store_true")
+    parser.add_argument("--report-id")
+    parser.add_argument("--inventory", action="store_true", help="print the host inventory instead")
+    parser.add_argument("baseline", nargs="?")
+    args = parser.parse_args(argv)
+    if args.inventory == bool(args.baseline) or (args.baseline and not args.report_id):
+        parser.error("give either --inventory or --report-id ID BASELINE")
+    for problem in lower_priority(args.nice, args.ionice_idle):
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.inventory:
+        from .inventory import collect
+
+        sys.stdout.write(json.dumps(collect()))
+        return 0
+
+    from ..baseline import BaselineError, load_baseline
+    from ..engine import run_baseline
+    from ..hostview import LiveHost
+
+    try:
+        baseline = load_baseline(args.baseline)
+    except BaselineError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    report = run_baseline(baseline, LiveHost(), report_id=args.report_id)
+    sys.stdout.write(report.model_dump_json())
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The agent against the real collector (FastAPI + SQLite, HTTP over 127.0.0.1).
+
+Enrollment round trip; scheduled runs while the collector goes away and comes back: every envelope
+stored exactly once, oldest first, each signature verifiable with the agent's registered key; a bounded
+spool drops the oldest with a warning; a revoked agent keeps its spool.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from sentinel import signing
+from sentinel.agent.allinone import LocalCollector
+from sentinel.agent.config import BaselineSchedule, load_settings
+from sentinel.agent.daemon import Agent
+from sentinel.agent.enroll import EnrollError, enroll
+from sentinel.store.models import Agent as AgentRow
+from sentinel.store.models import Report
+
+from .test_agent_runner import BASELINE
+
+
+@pytest.fixture
+def collector(tmp_path):
+    c = LocalCollector(tmp_path / "collector")
+    c.prepare()
+    c.start()
+    yield c
+    c.close()
+
+
+def _token(collector: LocalCollector) -> str:
+    token, _ = collector.bootstrap(want_token=True)
+    return token
+
+
+def _settings(tmp_path: Path, **kw):
+    baseline = tmp_path / "quick.yaml"
+    baseline.write_text(BASELINE % "", encoding="utf-8")
+    kw.setdefault("baselines", [BaselineSchedule(baseline=str(baseline), interval=1, jitter=0)])
+    return load_settings(None, default_file=False, state_dir=tmp_path / "agent", retry_min=0.1, retry_max=0.3,
+                         request_timeout=5, **kw)
+
+
+def _stored(collector: LocalCollector) -> list[Report]:
+    with collector.db.session() as s:
+        return list(s.exec(select(Report).order_by(Report.id)).all())
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_enrollment_round_trip(tmp_path, collector):
+    settings = _settings(tmp_path)
+    token = _token(collector)
+    identity = enroll(settings, token, collector.url)
+    with collector.db.session() as s:
+        row = s.get(AgentRow, identity.agent_id)
+    key = signing.load_private_key(settings.key_file)
+    assert row is not None and row.state == "enrolled" and row.public_key == signing.public_key_b64(key)
+    assert identity.system == "this-host" and identity.department == "local"
+    assert identity.collector_public_key == collector_app_key(collector)
+    with pytest.raises(EnrollError, match="401.*already used"):
+        enroll(settings, token, collector.url, force=True)
+
+
+def collector_app_key(collector: LocalCollector) -> str:
+    return signing.public_key_b64(signing.load_private_key(collector.settings.signing_key_file))
+
+
+def test_collector_outage_every_report_arrives_once_oldest_first(tmp_path, collector):
+    settings = _settings(tmp_path, utilisation_interval=1, sample_interval=0.3)
+    enroll(settings, _token(collector), collector.url)
+    agent = Agent(settings)
+    spooled_seq: list[tuple[int, str]] = []  # (spool sequence, report id) of everything the agent made
+    put = agent.spool.put
+
+    def recording(envelope):
+        entry = put(envelope)
+        spooled_seq.append((entry.seq, entry.report_id))
+        return entry
+
+    agent.spool.put = recording
+    made = lambda: [rid for _, rid in sorted(spooled_seq)]  # noqa: E731
+    agent.start()
+    try:
+        _wait(lambda: any(r.kind == "host_report" for r in _stored(collector)), 60, "the first stored report")
+        collector.stop()
+        _wait(lambda: len(agent.spool.pending()) >= 3, 60, "envelopes spooled during the outage")
+        spooled = len(agent.spool.pending())
+        collector.start()  # same port, same database
+        _wait(lambda: not agent.spool.pending(), 60, "the spool to drain")
+    finally:
+        agent.stop()
+    rows = _stored(collector)
+    ids = [r.report_id for r in rows]
+    assert spooled >= 3
+    assert len(ids) == len(set(ids)), "an envelope was stored twice"
+    left = {e.report_id for e in agent.spool.pending()}  # made while stopping
+    assert ids == [rid for rid in made() if rid not in left], "lost, or stored out of the order made"
+    kinds = {r.kind for r in rows}
+    assert kinds == {"host_report", "inventory", "utilisation"}
+    pub = signing.load_public_key_b64(signing.public_key_b64(signing.load_private_key(settings.key_file)))
+    for row in rows:
+        assert row.envelope is not None
+        assert signing.verify(pub, zlib.decompress(row.envelope), row.signature)
+
+
+def test_bounded_spool_drops_oldest_with_a_warning(tmp_path, collector, caplog):
+    settings = _settings(tmp_path, spool_max_count=2)
+    enroll(settings, _token(collector), collector.url)
+    agent = Agent(settings)
+    collector.stop()
+    with caplog.at_level(logging.WARNING):
+        ids = [agent.enqueue("utilisation", {"samples": [_sample()]}) for _ in range(4)]
+        assert not agent.flush().complete
+    assert "spool full" in caplog.text and ids[0] in caplog.text and ids[1] in caplog.text
+    collector.start()
+    assert agent.flush().delivered == 2
+    assert [r.report_id for r in _stored(collector)] == ids[2:]
+    agent.close()
+
+
+def test_revoked_agent_keeps_its_spool(tmp_path, collector):
+    settings = _settings(tmp_path)
+    enroll_token, admin_token = collector.bootstrap(want_token=True)
+    assert admin_token is not None and collector.bootstrap(want_token=False) == (None, None)  # made once
+    enroll(settings, enroll_token, collector.url)
+    agent = Agent(settings)
+    r = httpx.post(f"{collector.url}/api/v1/agents/{agent.identity.agent_id}/revoke",
+                   headers={"Authorization": f"Bearer {admin_token}"}, json={"reason": "test"})
+    assert r.status_code == 200, r.text
+    agent.enqueue("utilisation", {"samples": [_sample()]})
+    result = agent.flush()
+    assert result.blocked and "403" in result.blocked and result.remaining == 1
+    assert _stored(collector) == []
+    agent.close()
+
+
+def test_inventory_is_accepted_by_the_collector_schema(tmp_path, collector):
+    settings = _settings(tmp_path)
+    enroll(settings, _token(collector), collector.url)
+    agent = Agent(settings)
+    agent.send_inventory()
+    agent.take_sample()
+    agent.send_utilisation()
+    result = agent.flush()
+    assert (result.delivered, result.rejected, result.remaining) == (2, 0, 0), result
+    agent.close()
+
+
+def _sample() -> dict:
+    return {"at": "2026-01-01T00:00:00Z", "cpu_percent": 1.0, "memory_percent": 2.0, "net_bytes_sent": 0,
+            "net_bytes_recv": 0, "logins": 0}
