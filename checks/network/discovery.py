@@ -1,0 +1,316 @@
+"""Host and port discovery through nmap, driven via python-nmap's XML parser.
+
+One nmap run per scope and address family (nmap cannot mix IPv4 and IPv6 in one run), never one per host
+(python-nmap's PortScannerAsync runs hosts one by one). Arguments are always explicit: python-nmap's
+`scan()` silently adds `-sV` when given none, so we build the argv ourselves, stream nmap's XML to follow
+its `--stats-every` progress, and hand the finished XML to `PortScanner.analyse_nmap_xml_scan`.
+
+Pass 1 finds open ports (`-sS` with raw-socket privileges, else `-sT`; `-sU` when UDP is asked for).
+Pass 2 runs `-sV` on the open ports only, on the hosts that have them.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from pydantic import BaseModel, Field
+
+from sentinel.model import Strict
+
+from .scope import PortRange, ResolvedTarget, format_ports, merge_ranges, parse_ports
+from .services import DEFAULT_TOP_PORTS, DEFAULT_UDP_PORTS, EXTRA_TCP_PORTS
+
+Progress = Callable[[str, float], None]  # (phase, percent 0-100)
+INSTALL_HINT = ("install it with `apt-get install -y nmap` (Debian/Ubuntu/UOS/Kylin) "
+                "or `dnf install -y nmap` (RHEL/openEuler)")
+_TASK_RE = re.compile(r'<taskprogress task="([^"]+)"[^>]*percent="([\d.]+)"')
+
+
+class NmapMissing(RuntimeError):
+    """The nmap binary is not installed (or not on PATH)."""
+
+
+class NmapError(RuntimeError):
+    """nmap ran but failed; str() carries its error output."""
+
+
+class RateLimit(Strict):
+    packets_per_second: Optional[int] = Field(default=None, ge=1)  # -> nmap --max-rate
+    max_hosts: Optional[int] = Field(default=None, ge=1)  # hosts scanned in parallel -> --max-hostgroup
+
+    def nmap_args(self) -> list[str]:
+        args = []
+        if self.packets_per_second:
+            args += ["--max-rate", str(self.packets_per_second)]
+        if self.max_hosts:
+            args += ["--max-hostgroup", str(self.max_hosts)]
+        return args
+
+
+class ScanOptions(Strict):
+    tcp_ports: Optional[list[PortRange]] = None  # None: nmap's top ports + EXTRA_TCP_PORTS
+    udp: bool = False
+    udp_ports: Optional[list[PortRange]] = None  # None: DEFAULT_UDP_PORTS
+    version_detection: bool = True
+    host_discovery: bool = True  # False: treat every target as up (-Pn)
+    rate: RateLimit = Field(default_factory=RateLimit)
+    timing: int = Field(default=4, ge=0, le=5)  # nmap -T<n>; T4 is the usual choice on a LAN
+    min_rate: Optional[int] = Field(default=None, ge=1)  # nmap --min-rate: a floor, for fast full-range scans
+    host_timeout: Optional[int] = Field(default=None, ge=1)  # seconds, nmap --host-timeout
+    privileged: Optional[bool] = None  # None: raw sockets if running as root
+    connect_scan: bool = False  # force a TCP connect scan (-sT) even with raw-socket privileges
+    version_intensity: int = Field(default=7, ge=0, le=9)
+    probe_timeout: float = Field(default=3.0, gt=0)
+    probe_workers: int = Field(default=16, ge=1, le=256)
+    timeout: Optional[float] = Field(default=None, gt=0)  # whole nmap run, seconds
+    icmp: bool = False  # also ICMP echo each host with scapy (reachability, TTL); needs raw sockets
+
+    def effective_tcp_ports(self) -> list[PortRange]:
+        return self.tcp_ports if self.tcp_ports is not None else default_tcp_ports()
+
+    def effective_udp_ports(self) -> list[PortRange]:
+        if not self.udp:
+            return []
+        return self.udp_ports if self.udp_ports is not None else parse_ports(DEFAULT_UDP_PORTS)
+
+    def is_privileged(self) -> bool:
+        return self.privileged if self.privileged is not None else os.geteuid() == 0
+
+
+class PortHit(BaseModel):
+    host: str
+    proto: str
+    port: int
+    state: str
+    reason: Optional[str] = None
+    nmap_service: Optional[str] = None
+    product: Optional[str] = None
+    version: Optional[str] = None
+    extrainfo: Optional[str] = None
+    tunnel: Optional[str] = None
+    conf: Optional[int] = None
+
+
+class NmapRun(BaseModel):
+    command: list[str]
+    elapsed: float
+    hosts_up: list[str] = Field(default_factory=list)
+    hosts_down: int = 0
+    ports: list[PortHit] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def nmap_path() -> str:
+    path = shutil.which("nmap")
+    if path is None:
+        raise NmapMissing(f"the nmap binary was not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def _services_file() -> Path:
+    exe = Path(os.path.realpath(nmap_path()))
+    for candidate in (exe.parent.parent / "share" / "nmap" / "nmap-services", Path("/usr/share/nmap/nmap-services"),
+                      Path("/usr/local/share/nmap/nmap-services")):
+        if candidate.is_file():
+            return candidate
+    raise NmapError("nmap-services not found next to nmap; cannot build the default port list (give --ports)")
+
+
+@lru_cache(maxsize=4)
+def top_ports(count: int = DEFAULT_TOP_PORTS, proto: str = "tcp") -> tuple[int, ...]:
+    """nmap's `--top-ports count` list, read from its nmap-services frequencies."""
+    freq: list[tuple[float, int]] = []
+    for line in _services_file().read_text(encoding="latin-1").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        port, _, p = fields[1].partition("/")
+        if p != proto:
+            continue
+        try:
+            freq.append((float(fields[2]), int(port)))
+        except ValueError:
+            continue
+    freq.sort(key=lambda fp: (-fp[0], fp[1]))
+    return tuple(sorted(p for _, p in freq[:count]))
+
+
+def default_tcp_ports() -> list[PortRange]:
+    """nmap's top 1000 TCP ports plus the database, cache and management ports in EXTRA_TCP_PORTS."""
+    return parse_ports(sorted(set(top_ports()) | set(EXTRA_TCP_PORTS)))
+
+
+def port_spec(tcp: list[PortRange], udp: list[PortRange]) -> str:
+    parts = []
+    if tcp:
+        parts.append("T:" + format_ports(tcp))
+    if udp:
+        parts.append("U:" + format_ports(udp))
+    return ",".join(parts)
+
+
+def _tcp_scan(options: ScanOptions) -> str:
+    return "-sS" if options.is_privileged() and not options.connect_scan else "-sT"
+
+
+def discovery_args(options: ScanOptions) -> list[str]:
+    """Pass-1 nmap arguments (without -oX/-p/targets)."""
+    args = [_tcp_scan(options)]
+    if options.udp:
+        args.append("-sU")
+    args += ["-n", f"-T{options.timing}", "--reason"]
+    if not options.host_discovery:
+        args.append("-Pn")
+    elif not options.is_privileged():
+        args += ["-PS22,80,443,3389", "-PA80"]  # unprivileged discovery is TCP connect only; widen it
+    if options.min_rate:
+        args += ["--min-rate", str(options.min_rate)]
+    args += options.rate.nmap_args()
+    if options.host_timeout:
+        args += ["--host-timeout", f"{options.host_timeout}s"]
+    return args
+
+
+def version_args(options: ScanOptions) -> list[str]:
+    """Pass-2 arguments: version detection on ports already known open, hosts already known up."""
+    args = [_tcp_scan(options)]
+    if options.udp:
+        args.append("-sU")
+    args += ["-sV", "--version-intensity", str(options.version_intensity), "-Pn", "-n", f"-T{options.timing}"]
+    args += options.rate.nmap_args()
+    if options.host_timeout:
+        args += ["--host-timeout", f"{options.host_timeout}s"]
+    return args
+
+
+def run_nmap(targets: list[str], ports: str, args: list[str], phase: str, progress: Optional[Progress] = None,
+             timeout: Optional[float] = None) -> NmapRun:
+    """Run nmap once over all `targets`, following its progress; parse with python-nmap."""
+    import nmap  # python-nmap
+
+    exe = nmap_path()
+    for bad in ("-oX", "-oA", "-oN", "-oG", "-iL", "--script", "-sC", "-A"):
+        if bad in args:
+            raise ValueError(f"nmap argument {bad} is not allowed here")
+    argv = [exe, "-oX", "-", *args, "--stats-every", "1s", "-p", ports, *targets]
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise NmapMissing(f"cannot run nmap ({exe}): {exc}; {INSTALL_HINT}") from None
+    err_chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    out_lines: list[bytes] = []
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        for line in proc.stdout:
+            out_lines.append(line)
+            if progress and b"<taskprogress" in line:
+                m = _TASK_RE.search(line.decode("utf-8", "replace"))
+                if m:
+                    progress(f"{phase}: {m.group(1)}", float(m.group(2)))
+        proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+    reader.join(5)
+    err = b"".join(err_chunks).decode("utf-8", "replace")
+    xml = b"".join(out_lines).decode("utf-8", "replace")
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        if timeout and elapsed >= timeout:
+            raise NmapError(f"nmap did not finish within {timeout:g}s and was stopped")
+        raise NmapError(f"nmap exited with {proc.returncode}: {err.strip()[:500] or 'no error output'}")
+    warnings = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in warnings if not ln.lower().startswith("warning")]
+    try:
+        scanner = nmap.PortScanner(nmap_search_path=(exe,))
+        parsed = scanner.analyse_nmap_xml_scan(nmap_xml_output=xml, nmap_err=err,
+                                               nmap_err_keep_trace=errors, nmap_warn_keep_trace=warnings)
+    except nmap.PortScannerError as exc:
+        raise NmapError(f"nmap output could not be parsed: {str(exc).strip()[:500]}") from None
+    if progress:
+        progress(f"{phase}: done", 100.0)
+    return _collect(parsed, xml, argv, elapsed, warnings)
+
+
+def _collect(parsed: dict, xml: str, argv: list[str], elapsed: float, warnings: list[str]) -> NmapRun:
+    tunnels: dict[tuple[str, str, int], str] = {}
+    try:
+        root = ET.fromstring(xml)
+        for host in root.iter("host"):
+            addr = next((a.get("addr") for a in host.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")), None)
+            for port in host.iter("port"):
+                svc = port.find("service")
+                if addr and svc is not None and svc.get("tunnel"):
+                    tunnels[(addr, port.get("protocol"), int(port.get("portid")))] = svc.get("tunnel")
+    except ET.ParseError:
+        pass  # python-nmap parsed it already; tunnels are a refinement
+    run = NmapRun(command=argv, elapsed=elapsed, warnings=warnings,
+                  hosts_down=int(parsed["nmap"]["scanstats"].get("downhosts") or 0))
+    for host, data in parsed.get("scan", {}).items():
+        if data.get("status", {}).get("state") == "up":
+            run.hosts_up.append(host)
+        for proto in ("tcp", "udp"):
+            for port, info in (data.get(proto) or {}).items():
+                run.ports.append(PortHit(
+                    host=host, proto=proto, port=int(port), state=info.get("state", "unknown"),
+                    reason=info.get("reason") or None, nmap_service=info.get("name") or None,
+                    product=info.get("product") or None, version=info.get("version") or None,
+                    extrainfo=info.get("extrainfo") or None, tunnel=tunnels.get((host, proto, int(port))),
+                    conf=int(info["conf"]) if str(info.get("conf", "")).isdigit() else None))
+    return run
+
+
+def _by_family(targets: Iterable[ResolvedTarget]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = {}
+    for t in targets:
+        groups.setdefault(t.network.version, []).append(t.nmap_spec)
+    return groups
+
+
+def discover(targets: list[ResolvedTarget], options: ScanOptions, progress: Optional[Progress] = None) -> list[NmapRun]:
+    """Pass 1: one nmap run per address family over every target."""
+    ports = port_spec(options.effective_tcp_ports(), options.effective_udp_ports())
+    runs = []
+    for family, specs in sorted(_by_family(targets).items()):
+        args = discovery_args(options) + (["-6"] if family == 6 else [])
+        runs.append(run_nmap(specs, ports, args, "port scan", progress, options.timeout))
+    return runs
+
+
+OPEN_STATES = ("open", "open|filtered")
+
+
+def detect_versions(hits: list[PortHit], options: ScanOptions, progress: Optional[Progress] = None) -> list[NmapRun]:
+    """Pass 2: `-sV` on the open TCP ports only (their union, on the hosts that have any), one run per family.
+
+    UDP ports are left to our own protocol probes: nmap's UDP version probes wait out every probe's timeout
+    (measured: 107 s for one SNMP port in the lab), which would dominate every scan.
+    """
+    wanted = [h for h in hits if h.proto == "tcp" and h.state == "open"]
+    if not wanted:
+        return []
+    runs = []
+    for family in (4, 6):
+        mine = [h for h in wanted if (":" in h.host) == (family == 6)]
+        if not mine:
+            continue
+        tcp = merge_ranges(PortRange(start=h.port, end=h.port) for h in mine)
+        hosts = sorted({h.host for h in mine})
+        args = version_args(options.model_copy(update={"udp": False})) + (["-6"] if family == 6 else [])
+        runs.append(run_nmap(hosts, port_spec(tcp, []), args, "version detection", progress, options.timeout))
+    return runs

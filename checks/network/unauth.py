@@ -1,0 +1,371 @@
+"""Read-only probes for data services reachable without authentication (N4) and SNMP's default community (N3).
+
+Each probe sends one or two harmless, read-only requests (Redis PING/INFO, MongoDB listDatabases, ES `GET /`,
+memcached `stats`, Docker `GET /version`, ZooKeeper `ruok`/`srvr`, SNMP GET sysDescr.0 with community
+`public`) and reports whether data came back without credentials. No password is ever guessed: the optional
+default-credential list of the issue is not implemented (see docs/network.md).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from typing import Any, Callable, Optional
+
+from .banners import ProbeFailed, connect, http_get, printable, recv_some
+from .findings import Exposure
+
+
+def _talk(host: str, port: int, payload: bytes, timeout: float, wait: float = 1.0, done=None) -> bytes:
+    with connect(host, port, timeout) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(payload)
+        except OSError as exc:
+            raise ProbeFailed(f"send to {host}:{port} failed: {exc.strerror or exc}") from None
+        data = recv_some(sock, wait=max(wait, timeout / 2), done=done)
+    if not data:
+        raise ProbeFailed(f"{host}:{port} sent no answer")
+    return data
+
+
+# ---- Redis --------------------------------------------------------------------------------------------
+
+
+def _resp_complete(data: bytes) -> bool:
+    """One whole RESP reply: a simple line, or a bulk string with all its bytes."""
+    if not data.endswith(b"\r\n"):
+        return False
+    if data[:1] != b"$":
+        return True
+    head, _, rest = data.partition(b"\r\n")
+    try:
+        return len(rest) >= int(head[1:]) + 2
+    except ValueError:
+        return True
+
+
+def redis(host: str, port: int, timeout: float = 3.0) -> Exposure:
+    answer = _talk(host, port, b"PING\r\n", timeout, done=_resp_complete).decode("latin-1", "replace")
+    if answer.startswith("+PONG"):
+        info = _talk(host, port, b"INFO server\r\n", timeout, done=_resp_complete).decode("latin-1", "replace")
+        version = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                        if line.startswith("redis_version:")), None)
+        return Exposure(protocol="redis", unauthenticated=True, version=version,
+                        detail="PING answered +PONG without AUTH"
+                        + (f"; INFO: redis_version {version}" if version else ""))
+    if answer.startswith(("-NOAUTH", "-ERR operation not permitted", "-WRONGPASS")):
+        return Exposure(protocol="redis", unauthenticated=False, detail=f"PING refused: {answer.strip()[:80]}")
+    if answer.startswith("-DENIED"):
+        return Exposure(protocol="redis", unauthenticated=False,
+                        detail="protected mode: remote clients refused without a password")
+    raise ProbeFailed(f"redis: unexpected answer to PING: {printable(answer.encode()[:80])!r}")
+
+
+# ---- MongoDB ------------------------------------------------------------------------------------------
+
+
+def bson_encode(doc: dict) -> bytes:
+    body = b""
+    for key, value in doc.items():
+        name = key.encode() + b"\x00"
+        if isinstance(value, bool):
+            body += b"\x08" + name + (b"\x01" if value else b"\x00")
+        elif isinstance(value, int):
+            body += b"\x10" + name + struct.pack("<i", value)
+        elif isinstance(value, float):
+            body += b"\x01" + name + struct.pack("<d", value)
+        elif isinstance(value, str):
+            raw = value.encode() + b"\x00"
+            body += b"\x02" + name + struct.pack("<i", len(raw)) + raw
+        elif isinstance(value, dict):
+            body += b"\x03" + name + bson_encode(value)
+        elif isinstance(value, list):
+            body += b"\x04" + name + bson_encode({str(i): v for i, v in enumerate(value)})
+        else:
+            raise TypeError(f"bson_encode: unsupported {type(value).__name__}")
+    return struct.pack("<i", len(body) + 5) + body + b"\x00"
+
+
+def bson_decode(data: bytes, pos: int = 0) -> tuple[dict, int]:
+    (length,) = struct.unpack_from("<i", data, pos)
+    end = pos + length
+    pos += 4
+    out: dict[str, Any] = {}
+    while pos < end - 1:
+        kind = data[pos]
+        pos += 1
+        nul = data.index(b"\x00", pos)
+        key = data[pos:nul].decode("utf-8", "replace")
+        pos = nul + 1
+        if kind == 0x01:
+            out[key] = struct.unpack_from("<d", data, pos)[0]
+            pos += 8
+        elif kind in (0x02, 0x0D, 0x0E):
+            (n,) = struct.unpack_from("<i", data, pos)
+            out[key] = data[pos + 4:pos + 3 + n].decode("utf-8", "replace")
+            pos += 4 + n
+        elif kind in (0x03, 0x04):
+            sub, pos = bson_decode(data, pos)
+            out[key] = list(sub.values()) if kind == 0x04 else sub
+        elif kind == 0x05:
+            (n,) = struct.unpack_from("<i", data, pos)
+            out[key] = data[pos + 5:pos + 5 + n]
+            pos += 5 + n
+        elif kind == 0x07:
+            out[key] = data[pos:pos + 12].hex()
+            pos += 12
+        elif kind == 0x08:
+            out[key] = data[pos] == 1
+            pos += 1
+        elif kind in (0x09, 0x11, 0x12):
+            out[key] = struct.unpack_from("<q", data, pos)[0]
+            pos += 8
+        elif kind == 0x10:
+            out[key] = struct.unpack_from("<i", data, pos)[0]
+            pos += 4
+        elif kind in (0x0A, 0x06, 0xFF, 0x7F):
+            out[key] = None
+        elif kind == 0x13:
+            out[key] = data[pos:pos + 16].hex()
+            pos += 16
+        else:
+            raise ProbeFailed(f"mongodb: unsupported BSON type {kind:#x} in reply")
+    return out, end
+
+
+def _mongo_reply(sock: socket.socket) -> dict:
+    head = b""
+    while len(head) < 16:
+        chunk = sock.recv(16 - len(head))
+        if not chunk:
+            raise ProbeFailed("mongodb: connection closed")
+        head += chunk
+    length, _, _, opcode = struct.unpack("<iiii", head)
+    if not 16 < length <= 16 * 1024 * 1024:
+        raise ProbeFailed(f"mongodb: implausible reply length {length}")
+    body = b""
+    while len(body) < length - 16:
+        chunk = sock.recv(length - 16 - len(body))
+        if not chunk:
+            raise ProbeFailed("mongodb: truncated reply")
+        body += chunk
+    if opcode == 1:  # OP_REPLY: flags, cursorID, startingFrom, numberReturned, documents
+        return bson_decode(body, 20)[0]
+    if opcode == 2013:  # OP_MSG: flagBits, section kind 0, document
+        return bson_decode(body, 5)[0]
+    raise ProbeFailed(f"mongodb: unexpected reply opcode {opcode}")
+
+
+def _op_query(command: dict) -> bytes:
+    body = struct.pack("<i", 0) + b"admin.$cmd\x00" + struct.pack("<ii", 0, -1) + bson_encode(command)
+    return struct.pack("<iiii", 16 + len(body), 1, 0, 2004) + body
+
+
+def _op_msg(command: dict) -> bytes:
+    body = struct.pack("<I", 0) + b"\x00" + bson_encode({**command, "$db": "admin"})
+    return struct.pack("<iiii", 16 + len(body), 2, 0, 2013) + body
+
+
+def mongodb(host: str, port: int, timeout: float = 3.0) -> Exposure:
+    with connect(host, port, timeout) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(_op_query({"isMaster": 1}))
+            hello = _mongo_reply(sock)
+            modern = int(hello.get("maxWireVersion", 0)) >= 6
+            sock.sendall((_op_msg if modern else _op_query)({"buildInfo": 1}))
+            build = _mongo_reply(sock)
+            # listDatabases needs the listDatabases privilege: it fails when authentication is enforced.
+            sock.sendall((_op_msg if modern else _op_query)({"listDatabases": 1, "nameOnly": True}))
+            listing = _mongo_reply(sock)
+        except socket.timeout:
+            raise ProbeFailed(f"mongodb: no answer from {host}:{port} within {timeout:g}s") from None
+        except (OSError, struct.error, ValueError) as exc:
+            raise ProbeFailed(f"mongodb: bad exchange with {host}:{port}: {exc}") from None
+    version = build.get("version") if isinstance(build.get("version"), str) else None
+    if listing.get("ok") in (1, 1.0, True):
+        dbs = listing.get("databases", [])
+        names = [d.get("name") for d in (dbs.values() if isinstance(dbs, dict) else dbs) if isinstance(d, dict)]
+        return Exposure(protocol="mongodb", unauthenticated=True, version=version,
+                        detail=f"listDatabases answered without credentials: {', '.join(map(str, names)) or 'none'}")
+    return Exposure(protocol="mongodb", unauthenticated=False, version=version,
+                    detail=f"listDatabases refused: {listing.get('errmsg') or listing.get('codeName') or 'not ok'}")
+
+
+# ---- HTTP APIs: Elasticsearch, Docker ---------------------------------------------------------------
+
+
+def _json_api(name: str, host: str, port: int, path: str, timeout: float, version_keys: tuple[str, ...],
+              use_tls: bool = False) -> Exposure:
+    sock = None
+    if use_tls:
+        import ssl
+
+        from .tls import _context, _server_name
+
+        raw_sock = connect(host, port, timeout)
+        try:
+            sock = _context(None).wrap_socket(raw_sock, server_hostname=_server_name(host))
+        except (ssl.SSLError, OSError) as exc:
+            raw_sock.close()
+            raise ProbeFailed(f"{name}: TLS handshake failed: {exc}") from None
+    try:
+        raw, info = http_get(host, port, path, timeout, sock=sock)
+    finally:
+        if sock is not None:
+            sock.close()
+    if info.status in (401, 403):
+        return Exposure(protocol=name, unauthenticated=False, detail=f"GET {path} -> HTTP {info.status}")
+    if info.status != 200:
+        raise ProbeFailed(f"{name}: GET {path} -> HTTP {info.status}")
+    body = raw.partition(b"\r\n\r\n")[2]
+    try:
+        doc = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        raise ProbeFailed(f"{name}: GET {path} answered 200 but not JSON: {printable(body[:60])!r}") from None
+    version = doc
+    for key in version_keys:
+        version = version.get(key) if isinstance(version, dict) else None
+    return Exposure(protocol=name, unauthenticated=True, version=str(version) if version else None,
+                    detail=f"GET {path} -> HTTP 200 without credentials" + (f"; version {version}" if version else ""))
+
+
+def elasticsearch(host: str, port: int, timeout: float = 3.0, use_tls: bool = False) -> Exposure:
+    return _json_api("elasticsearch", host, port, "/", timeout, ("version", "number"), use_tls)
+
+
+def docker(host: str, port: int, timeout: float = 3.0, use_tls: bool = False) -> Exposure:
+    """Docker Engine API. Over TLS without a client certificate: a 200 means the daemon does not verify clients."""
+    return _json_api("docker", host, port, "/version", timeout, ("Version",), use_tls)
+
+
+# ---- memcached, ZooKeeper ----------------------------------------------------------------------------
+
+
+def memcached(host: str, port: int, timeout: float = 3.0) -> Exposure:
+    answer = _talk(host, port, b"stats\r\n", timeout,
+                   done=lambda d: d.endswith(b"END\r\n") or (d.endswith(b"\r\n") and not d.startswith(b"STAT"))
+                   ).decode("latin-1", "replace")
+    if answer.startswith("STAT "):
+        version = next((line.split()[2] for line in answer.splitlines()
+                        if line.startswith("STAT version ") and len(line.split()) > 2), None)
+        return Exposure(protocol="memcached", unauthenticated=True, version=version,
+                        detail="stats answered without authentication" + (f"; version {version}" if version else ""))
+    if "unauthenticated" in answer.lower() or answer.startswith(("CLIENT_ERROR", "SERVER_ERROR")):
+        return Exposure(protocol="memcached", unauthenticated=False, detail=f"stats refused: {answer.strip()[:80]}")
+    raise ProbeFailed(f"memcached: unexpected answer to stats: {printable(answer.encode()[:80])!r}")
+
+
+def zookeeper(host: str, port: int, timeout: float = 3.0) -> Exposure:
+    answer = _talk(host, port, b"srvr", timeout).decode("latin-1", "replace")
+    if answer.startswith("Zookeeper version:"):
+        version = answer.splitlines()[0].split(":", 1)[1].strip().split(",")[0].split("-")[0]
+        return Exposure(protocol="zookeeper", unauthenticated=True, version=version,
+                        detail=f"4-letter command srvr answered without authentication: {answer.splitlines()[0]}")
+    if "not in the whitelist" in answer or "not executed" in answer:
+        ruok = _talk(host, port, b"ruok", timeout).decode("latin-1", "replace")
+        return Exposure(protocol="zookeeper", unauthenticated=False,
+                        detail=f"srvr disabled by 4lw.commands.whitelist; ruok -> {ruok.strip()[:20] or 'nothing'}")
+    raise ProbeFailed(f"zookeeper: unexpected answer to srvr: {printable(answer.encode()[:80])!r}")
+
+
+# ---- SNMP v2c ----------------------------------------------------------------------------------------
+
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+
+
+def _ber(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _ber_int(value: int) -> bytes:
+    return _ber(0x02, value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True))
+
+
+def _ber_oid(oid: str) -> bytes:
+    parts = [int(p) for p in oid.split(".")]
+    out = bytes([40 * parts[0] + parts[1]])
+    for p in parts[2:]:
+        chunk = [p & 0x7F]
+        p >>= 7
+        while p:
+            chunk.append(0x80 | (p & 0x7F))
+            p >>= 7
+        out += bytes(reversed(chunk))
+    return _ber(0x06, out)
+
+
+def snmp_get_request(community: str, oid: str = SYS_DESCR, request_id: Optional[int] = None) -> bytes:
+    rid = request_id if request_id is not None else int.from_bytes(os.urandom(3), "big")
+    varbind = _ber(0x30, _ber_oid(oid) + b"\x05\x00")
+    pdu = _ber(0xA0, _ber_int(rid) + _ber_int(0) + _ber_int(0) + _ber(0x30, varbind))
+    return _ber(0x30, _ber_int(1) + _ber(0x04, community.encode()) + pdu)
+
+
+def ber_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
+    """(tag, content, next position) of the TLV at `pos`."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(data[pos:pos + size], "big")
+        pos += size
+    return tag, data[pos:pos + length], pos + length
+
+
+def parse_snmp_response(data: bytes) -> tuple[str, int, Any]:
+    """(community, error_status, first varbind value) of a GetResponse."""
+    tag, msg, _ = ber_read(data, 0)
+    if tag != 0x30:
+        raise ProbeFailed("snmp: answer is not a BER sequence")
+    _, _, pos = ber_read(msg, 0)  # version
+    _, community, pos = ber_read(msg, pos)
+    tag, pdu, _ = ber_read(msg, pos)
+    if tag != 0xA2:
+        raise ProbeFailed(f"snmp: answer PDU tag {tag:#x} is not GetResponse")
+    _, _, p = ber_read(pdu, 0)  # request id
+    _, err, p = ber_read(pdu, p)
+    _, _, p = ber_read(pdu, p)  # error index
+    _, varbinds, _ = ber_read(pdu, p)
+    _, vb, _ = ber_read(varbinds, 0)
+    _, _, q = ber_read(vb, 0)  # oid
+    vtag, value, _ = ber_read(vb, q)
+    decoded: Any = value.decode("utf-8", "replace") if vtag == 0x04 else value.hex()
+    return community.decode("latin-1"), int.from_bytes(err, "big"), decoded
+
+
+def snmp(host: str, port: int = 161, timeout: float = 2.0, community: str = "public") -> Exposure:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(snmp_get_request(community), (host, port))
+            data, _ = sock.recvfrom(65535)
+        except socket.timeout:
+            # An agent silently drops requests with a wrong community: no answer means it was not accepted.
+            return Exposure(protocol="snmp", unauthenticated=False,
+                            detail=f"no answer to GET sysDescr.0 with community {community!r} within {timeout:g}s")
+        except OSError as exc:
+            raise ProbeFailed(f"snmp: {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        _, err, value = parse_snmp_response(data)
+    except (IndexError, ValueError) as exc:
+        raise ProbeFailed(f"snmp: unparsable answer: {exc}") from None
+    if err:
+        return Exposure(protocol="snmp", unauthenticated=True,
+                        detail=f"community {community!r} accepted (error-status {err} for sysDescr.0)")
+    return Exposure(protocol="snmp", unauthenticated=True, version=None,
+                    detail=f"community {community!r} accepted; sysDescr.0 = {str(value)[:120]!r}")
+
+
+PROBES: dict[str, Callable[..., Exposure]] = {
+    "redis": redis, "mongodb": mongodb, "elasticsearch": elasticsearch, "memcached": memcached,
+    "docker": docker, "zookeeper": zookeeper, "snmp": snmp,
+}

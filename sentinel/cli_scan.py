@@ -1,0 +1,240 @@
+"""`sentinel scan`: one-shot network exposure scan within an explicit scope.
+
+Exit codes: 0 no failing result, 1 failing or undetermined results, 2 usage/configuration error, a target
+outside the scope (refused before any packet), or nmap missing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .model import Status
+
+DEFAULT_ZONE_BASELINE = "zone-egov-default"
+audit_log = logging.getLogger("sentinel.audit")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"sentinel scan: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def scan(
+    targets: list[str] = typer.Argument(..., help="IP addresses, CIDR blocks or host names to scan."),
+    scope: list[str] = typer.Option([], "--scope", help="Allowed network (CIDR) or address; repeat. Required "
+                                                       "unless --scope-file is given."),
+    scope_file: Optional[Path] = typer.Option(None, "--scope-file", help="YAML scope: {name, networks, hosts, ports}."),
+    scope_ports: Optional[str] = typer.Option(None, "--scope-ports", help="Ports the scope allows (default all)."),
+    zone_baseline: str = typer.Option(DEFAULT_ZONE_BASELINE, "--zone-baseline", help="Zone baseline id or YAML file."),
+    zone: Optional[str] = typer.Option(None, "--zone", help="Zone of the targets (else from the baseline's networks)."),
+    scanner_zone: Optional[str] = typer.Option(None, "--scanner-zone",
+                                               help="Zone this scanner sits in: enables isolation checks."),
+    ports: Optional[str] = typer.Option(None, "--ports", "-p",
+                                        help="TCP ports, e.g. 22,80,8000-8100 (default: nmap top 1000 + DB/cache/"
+                                             "management ports)."),
+    udp: bool = typer.Option(False, "--udp", help="Also scan UDP (slow; default ports incl. 161 for SNMP)."),
+    udp_ports: Optional[str] = typer.Option(None, "--udp-ports", help="UDP ports (implies --udp)."),
+    rate: Optional[int] = typer.Option(None, "--rate", help="At most N packets per second (nmap --max-rate)."),
+    min_rate: Optional[int] = typer.Option(None, "--min-rate", help="At least N packets per second (nmap --min-rate)."),
+    max_hosts: Optional[int] = typer.Option(None, "--max-hosts", help="Hosts scanned in parallel (--max-hostgroup)."),
+    timing: int = typer.Option(4, "--timing", "-T", min=0, max=5, help="nmap timing template 0-5."),
+    no_version: bool = typer.Option(False, "--no-version", help="Skip nmap -sV service/version detection."),
+    no_ping: bool = typer.Option(False, "--no-ping", help="Treat every target as up (nmap -Pn)."),
+    connect_scan: bool = typer.Option(False, "--connect-scan",
+                                      help="TCP connect scan (-sT) even with root (default as root: SYN scan -sS)."),
+    icmp: bool = typer.Option(False, "--icmp", help="Also record ICMP reachability and TTL per host (scapy, root)."),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="Earlier `--format json` report: emit diff events."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    lang: str = typer.Option("zh", "--lang", help="zh | en"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE."),
+) -> None:
+    """Scan TARGETs for exposed services and score them against a zone baseline (targets must be in --scope)."""
+    from pydantic import ValidationError
+
+    from checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
+    from checks.network.engine import run_scan
+    from checks.network.findings import ServiceFinding
+    from checks.network.scope import Scope, ScopeError, parse_ports
+    from checks.network.zones import load_zone_baseline
+
+    from .baseline import BaselineError
+
+    if fmt not in ("table", "json"):
+        _fail(f"--format {fmt}: expected table or json")
+    if lang not in ("zh", "en"):
+        _fail(f"--lang {lang}: expected zh or en")
+    try:
+        if scope_file is not None:
+            import yaml
+
+            data = yaml.safe_load(scope_file.read_text(encoding="utf-8")) or {}
+            if scope:
+                data.setdefault("networks", [])
+                data["networks"] += [s for s in scope if "/" in s]
+                data.setdefault("hosts", [])
+                data["hosts"] += [s for s in scope if "/" not in s]
+            if scope_ports:
+                data["ports"] = scope_ports
+            the_scope = Scope.model_validate(data)
+        elif scope:
+            the_scope = Scope.from_cli(scope, scope_ports)
+        else:
+            _fail("no scope: give --scope CIDR (repeatable) or --scope-file FILE; nothing is scanned without one")
+        options = ScanOptions(
+            tcp_ports=parse_ports(ports) if ports else None, udp=udp or bool(udp_ports),
+            udp_ports=parse_ports(udp_ports) if udp_ports else None, version_detection=not no_version,
+            host_discovery=not no_ping, rate=RateLimit(packets_per_second=rate, max_hosts=max_hosts),
+            timing=timing, min_rate=min_rate, icmp=icmp, connect_scan=connect_scan)
+    except (ValueError, ValidationError, OSError) as exc:
+        _fail(f"bad scope or options: {exc}")
+    try:
+        baseline = load_zone_baseline(zone_baseline)
+    except BaselineError as exc:
+        _fail(str(exc))
+    old = None
+    if previous is not None:
+        try:
+            old = [ServiceFinding.model_validate(f) for f in json.loads(previous.read_text(encoding="utf-8"))["findings"]]
+        except (OSError, ValueError, KeyError, ValidationError) as exc:
+            _fail(f"--previous {previous}: not a sentinel scan JSON report ({exc})")
+
+    def refused(items: list[str]) -> None:
+        audit_log.warning("scan refused: %s", "; ".join(items))
+
+    try:
+        with _progress(fmt == "table" and output is None) as progress:
+            report = run_scan(targets, the_scope, options, zone_baseline=baseline, zone=zone,
+                              scanner_zone=scanner_zone, previous=old, progress=progress, audit=refused)
+    except ScopeError as exc:
+        _fail(str(exc))
+    except KeyError as exc:
+        _fail(str(exc.args[0]) if exc.args else str(exc))
+    except NmapMissing as exc:
+        _fail(str(exc))
+    except NmapError as exc:
+        _fail(str(exc))
+    if fmt == "json":
+        text = report.model_dump_json(indent=2) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write(output, text)
+    else:
+        if output is None:
+            _print_table(report, lang)
+        else:
+            with output.open("w", encoding="utf-8") as fh:
+                _print_table(report, lang, file=fh)
+    bad = [r for r in report.results if not r.waiver and r.status in (Status.FAIL, Status.ERROR)]
+    raise typer.Exit(1 if bad else 0)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"-o {path}: {exc.strerror or exc}")
+
+
+class _progress:
+    """A rich progress bar on stderr (only on a terminal); yields the engine's progress callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        return self.update
+
+    def update(self, phase: str, percent: float) -> None:
+        key = phase.split(":", 1)[0]
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(phase, total=100)
+        self.bar.update(self.tasks[key], completed=percent, description=phase)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+_LABELS = {
+    "zh": {"target": "目标", "service": "服务", "product": "产品/版本", "result": "结果", "risk": "高风险",
+           "item": "测评项", "verdict": "结论", "checks": "检查", "events": "变化", "none": "未发现开放服务",
+           "score": "得分", "conclusion": "结论", "pass_rate": "通过率", "errors": "未能判定"},
+    "en": {"target": "target", "service": "service", "product": "product/version", "result": "result",
+           "risk": "high risk", "item": "item", "verdict": "verdict", "checks": "checks", "events": "changes",
+           "none": "no open service found", "score": "score", "conclusion": "conclusion", "pass_rate": "pass rate",
+           "errors": "undetermined"},
+}
+
+
+def _print_table(report, lang: str, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    L = _LABELS[lang]
+    console = Console(file=file, width=160 if file else None)
+    head = f"[bold]sentinel scan[/] {', '.join(report.targets)} — {len(report.hosts_up)} host(s) up, " \
+           f"{len(report.findings)} open service(s), {report.duration_ms / 1000:.1f}s"
+    if report.zone_baseline:
+        head += f" — {report.zone_baseline}" + (f" zone={report.zone}" if report.zone else "") + \
+                (f" scanner-zone={report.scanner_zone}" if report.scanner_zone else "")
+    console.print(head)
+    if not report.findings:
+        console.print(L["none"])
+    else:
+        table = Table(L["target"], L["service"], L["product"], L["result"], L["risk"])
+        for f in report.findings:
+            fails = [r for r in f.results if r.status == Status.FAIL]
+            errs = [r for r in f.results if r.status == Status.ERROR]
+            if fails:
+                text = "\n".join(f"[red]✗[/] {r.title.get(lang)}" for r in fails)
+            elif errs:
+                text = "\n".join(f"[yellow]?[/] {r.title.get(lang)}: {r.reason}" for r in errs)
+            else:
+                text = "[green]✓[/]" if f.results else "-"
+            table.add_row(f.label, f.service or "?", f.version_string or f.banner or "", text,
+                          ", ".join(f.high_risk))
+        console.print(table)
+    iso = [r for r in report.results if r.check_id == "net-isolation"]
+    if iso:
+        t = Table(L["target"], L["checks"], L["result"])
+        for r in iso:
+            t.add_row(r.reason.split(":")[0] if r.reason else "", r.clause, r.status.value)
+        console.print(t)
+    items = Table(L["item"], L["verdict"], L["checks"])
+    for it in report.items:
+        items.add_row(f"{it.clause} {it.item} {it.control.get(lang)}", it.verdict.value if lang == "zh" else it.verdict.en,
+                      ", ".join(it.checks))
+    console.print(items)
+    s = report.summary
+    score = f"{s.score:.1f}" if s.score is not None else "-"
+    rate = f"{100 * s.pass_rate:.0f}%" if s.pass_rate is not None else "-"
+    console.print(f"{L['score']}: {score}  {L['pass_rate']}: {rate}  {L['risk']}: {s.high_risk}  "
+                  f"{L['conclusion']}: {s.conclusion if lang == 'zh' else s.conclusion_en}")
+    if report.events:
+        ev = Table(L["events"], L["target"], "before", "after")
+        for e in report.events:
+            ev.add_row(e.kind, f"{e.host}:{e.port}/{e.proto}", e.before or "", e.after or "")
+        console.print(ev)
+    for err in report.errors:
+        console.print(f"[yellow]{err}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

@@ -1,0 +1,185 @@
+"""Unauthenticated-access probes against tiny protocol responders on 127.0.0.1 (ephemeral ports we open)."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+
+import pytest
+
+from checks.network import unauth
+from checks.network.banners import ProbeFailed
+
+
+class Responder:
+    """A one-port TCP server on 127.0.0.1 answering with `reply(request_bytes) -> bytes | None` per read."""
+
+    def __init__(self, reply, close_after: bool = False):
+        self.reply = reply
+        self.close_after = close_after  # hang up after one answer (ZooKeeper 4-letter words do)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+
+    def _conn(self, conn):
+        with conn:
+            conn.settimeout(3)
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.requests.append(data)
+                out = self.reply(data)
+                if out is None:
+                    return
+                conn.sendall(out)
+                if self.close_after:
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def responder():
+    made = []
+
+    def make(reply, close_after=False):
+        r = Responder(reply, close_after)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def _http(status: int, body: dict | str) -> bytes:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n"
+            f"Connection: close\r\n\r\n{text}").encode()
+
+
+def test_redis_auth_states(responder):
+    noauth = responder(lambda d: b"-NOAUTH Authentication required.\r\n")
+    e = unauth.redis("127.0.0.1", noauth.port)
+    assert not e.unauthenticated and e.detail == "PING refused: -NOAUTH Authentication required."
+    protected = responder(lambda d: b"-DENIED Redis is running in protected mode\r\n")
+    assert not unauth.redis("127.0.0.1", protected.port).unauthenticated
+    junk = responder(lambda d: b"HTTP/1.0 400 Bad\r\n\r\n")
+    with pytest.raises(ProbeFailed, match="unexpected answer to PING"):
+        unauth.redis("127.0.0.1", junk.port)
+
+
+def test_elasticsearch_and_docker(responder):
+    es = responder(lambda d: _http(200, {"cluster_name": "prod", "version": {"number": "7.10.2"}}))
+    e = unauth.elasticsearch("127.0.0.1", es.port)
+    assert e.unauthenticated and e.version == "7.10.2"
+    assert es.requests[0].startswith(b"GET / HTTP/1.0\r\n")
+    secured = responder(lambda d: _http(401, {"error": "security_exception"}))
+    assert unauth.elasticsearch("127.0.0.1", secured.port).detail == "GET / -> HTTP 401"
+    dock = responder(lambda d: _http(200, {"Version": "20.10.24", "ApiVersion": "1.41"}))
+    d = unauth.docker("127.0.0.1", dock.port)
+    assert d.unauthenticated and d.version == "20.10.24" and dock.requests[0].startswith(b"GET /version ")
+    html = responder(lambda d: _http(200, "<html>hi</html>"))
+    with pytest.raises(ProbeFailed, match="not JSON"):
+        unauth.docker("127.0.0.1", html.port)
+
+
+def test_memcached_and_zookeeper(responder):
+    mc = responder(lambda d: b"STAT pid 1\r\nSTAT version 1.6.9\r\nEND\r\n" if d == b"stats\r\n" else b"ERROR\r\n")
+    m = unauth.memcached("127.0.0.1", mc.port)
+    assert m.unauthenticated and m.version == "1.6.9"
+    zk = responder(lambda d: b"Zookeeper version: 3.4.14-4c25d480e66aadd371de8bd2fd8da255ac140bcf, built on 03/06/2019\n"
+                   b"Mode: standalone\n" if d == b"srvr" else None, close_after=True)
+    z = unauth.zookeeper("127.0.0.1", zk.port)
+    assert z.unauthenticated and z.version == "3.4.14"
+    off = responder(lambda d: b"srvr is not executed because it is not in the whitelist.\n" if d == b"srvr"
+                    else b"imok", close_after=True)
+    z2 = unauth.zookeeper("127.0.0.1", off.port)
+    assert not z2.unauthenticated and z2.detail == "srvr disabled by 4lw.commands.whitelist; ruok -> imok"
+
+
+def _mongo_server(list_ok: bool):
+    def reply(data: bytes):
+        _, rid, _, opcode = struct.unpack("<iiii", data[:16])
+        if opcode == 2004:  # OP_QUERY isMaster
+            doc = unauth.bson_encode({"ismaster": True, "maxWireVersion": 13, "ok": 1.0})
+            body = struct.pack("<iqii", 0, 0, 0, 1) + doc
+            return struct.pack("<iiii", 16 + len(body), 9, rid, 1) + body
+        cmd, _ = unauth.bson_decode(data, 21)
+        if "buildInfo" in cmd:
+            doc = {"version": "5.0.14", "ok": 1.0}
+        elif list_ok:
+            doc = {"databases": [{"name": "admin"}, {"name": "citizens"}], "ok": 1.0}
+        else:
+            doc = {"ok": 0.0, "errmsg": "command listDatabases requires authentication", "code": 13}
+        body = struct.pack("<I", 0) + b"\x00" + unauth.bson_encode(doc)
+        return struct.pack("<iiii", 16 + len(body), 10, rid, 2013) + body
+    return reply
+
+
+def test_mongodb_with_and_without_auth(responder):
+    open_db = responder(_mongo_server(list_ok=True))
+    e = unauth.mongodb("127.0.0.1", open_db.port)
+    assert e.unauthenticated and e.version == "5.0.14"
+    assert e.detail == "listDatabases answered without credentials: admin, citizens"
+    closed = responder(_mongo_server(list_ok=False))
+    e2 = unauth.mongodb("127.0.0.1", closed.port)
+    assert not e2.unauthenticated and "requires authentication" in e2.detail
+
+
+def test_snmp_silence_means_community_refused():
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    try:
+        e = unauth.snmp("127.0.0.1", sink.getsockname()[1], timeout=0.3)
+        assert not e.unauthenticated and "no answer" in e.detail
+        data, _ = sink.recvfrom(2048)
+        assert b"public" in data  # the one GET we sent
+    finally:
+        sink.close()
+
+
+def test_elasticsearch_behind_tls(tmp_path):
+    import ssl
+
+    from tests.netlab import make_cert
+
+    crt, key = make_cert(tmp_path / "es", "es.lab", expired=False)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(2)
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(_http(200, {"version": {"number": "8.11.1"}}))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        e = unauth.elasticsearch("127.0.0.1", port, timeout=3, use_tls=True)
+        assert e.unauthenticated and e.version == "8.11.1"
+    finally:
+        t.join(5)
+        srv.close()
