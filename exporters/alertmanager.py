@@ -1,0 +1,234 @@
+"""Push sentinel's events to Alertmanager's API v2 (`POST /api/v2/alerts`).
+
+Alertmanager keeps no state of a client's alerts: a client re-sends its firing alerts until they are
+resolved, each time pushing `endsAt` forward, and sends a resolved alert (`endsAt` = the time it cleared)
+a few more times so that every Alertmanager of a cluster and every notification pipeline sees it.
+`AlertmanagerPublisher` does exactly that from a background thread: `publish()` only updates the set of
+active alerts and wakes the thread, so a slow or dead Alertmanager never holds up the caller.
+
+If sentinel stops, its alerts end on their own `resend_interval * 4` later instead of firing for ever.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .events import GRADE_EN, GRADE_LEVEL, AlertEvent, GradeMap, event_labels
+from .webhooks import Backoff, ResultCallback, redact_url
+
+log = logging.getLogger(__name__)
+
+
+def _rfc3339(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def to_alert(event: AlertEvent, grades: GradeMap, *, starts_at: datetime, ends_at: datetime) -> dict[str, Any]:
+    """One postableAlert of the v2 OpenAPI: labels identify it, annotations describe it."""
+    grade = grades.grade(event.severity)
+    zh, en = event.title
+    annotations = {"summary": event.summary, "title": f"{zh} / {en}", "grade_level": GRADE_LEVEL[grade],
+                   "grade_en": GRADE_EN[grade]}
+    if event.description:
+        annotations["description"] = event.description
+    alert: dict[str, Any] = {"labels": dict(event_labels(event, grades)), "annotations": annotations,
+                             "startsAt": _rfc3339(starts_at), "endsAt": _rfc3339(ends_at)}
+    if event.url:
+        alert["generatorURL"] = event.url
+    return alert
+
+
+class AlertmanagerError(Exception):
+    pass
+
+
+class AlertmanagerClient:
+    """Thin client of the v2 API; `url` is the Alertmanager base URL (http://host:9093, or with a path prefix)."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, headers: Optional[dict[str, str]] = None,
+                 client: Optional[httpx.Client] = None) -> None:
+        self.base = url.rstrip("/")
+        self.safe_url = redact_url(self.base)
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                                              headers=headers or {}, trust_env=False)
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        try:
+            resp = self._client.post(f"{self.base}/api/v2/alerts", json=alerts)
+        except httpx.HTTPError as exc:
+            raise AlertmanagerError(f"{self.safe_url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise AlertmanagerError(f"{self.safe_url}: HTTP {resp.status_code}: {resp.text[:300]}")
+
+    def get_alerts(self, *, active: bool = True, silenced: bool = True, inhibited: bool = True,
+                   unprocessed: bool = True, filters: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        params: list[tuple[str, str]] = [("active", str(active).lower()), ("silenced", str(silenced).lower()),
+                                         ("inhibited", str(inhibited).lower()),
+                                         ("unprocessed", str(unprocessed).lower())]
+        params += [("filter", f) for f in filters]
+        try:
+            resp = self._client.get(f"{self.base}/api/v2/alerts", params=params)
+        except httpx.HTTPError as exc:
+            raise AlertmanagerError(f"{self.safe_url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise AlertmanagerError(f"{self.safe_url}: HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp.json()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass
+class _Active:
+    event: AlertEvent
+    starts_at: datetime
+    resolved_at: Optional[datetime] = None
+    reported: bool = False  # on_result called for the latest state
+    version: int = 0  # bumped by every submit, so a push reports only the state it carried
+
+
+class AlertmanagerPublisher:
+    """Keeps sentinel's alerts alive in Alertmanager: re-sent while firing, resolved when fixed.
+
+    `resend_interval`: seconds between pushes of the whole active set. `resolved_resend_for`: how long a
+    resolved alert keeps being sent (Alertmanager's docs suggest up to 5 minutes).
+    """
+
+    name = "alertmanager"
+
+    def __init__(self, client: AlertmanagerClient, *, grades: Optional[GradeMap] = None,
+                 resend_interval: float = 60.0, resolved_resend_for: float = 300.0, backoff: Backoff = Backoff(),
+                 on_result: Optional[ResultCallback] = None, name: str = "alertmanager",
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        if resend_interval <= 0:
+            raise ValueError("resend_interval must be > 0")
+        self.client = client
+        self.name = name
+        self.grades = grades or GradeMap()
+        self.resend_interval = resend_interval
+        self.resolved_resend_for = resolved_resend_for
+        self.backoff = backoff
+        self._on_result = on_result
+        self._clock = clock
+        self._active: dict[str, _Active] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._failures = 0
+        self.stats = {"pushes": 0, "push_errors": 0}
+        self._thread = threading.Thread(target=self._run, name=f"sentinel-{name}", daemon=True)
+        self._thread.start()
+
+    # -- called by the dispatcher (any thread) --
+
+    def submit(self, event: AlertEvent) -> bool:
+        now = self._clock()
+        with self._lock:
+            cur = self._active.get(event.key)
+            if event.resolved:
+                if cur is None:
+                    # resolving something we never sent (e.g. after a restart): still tell Alertmanager
+                    cur = _Active(event=event, starts_at=event.created_at)
+                    self._active[event.key] = cur
+                if cur.resolved_at is None:
+                    cur.resolved_at = max(event.created_at, cur.starts_at)
+                cur.event = event
+                cur.reported = False
+                cur.version += 1
+            else:
+                if cur is None or cur.resolved_at is not None:
+                    cur = _Active(event=event, starts_at=event.created_at if event.created_at <= now else now)
+                    self._active[event.key] = cur
+                else:
+                    cur.event = event  # fresher description; startsAt stays the first firing
+                cur.reported = False
+                cur.version += 1
+        self._wake.set()
+        return True
+
+    def active_keys(self) -> list[str]:
+        with self._lock:
+            return [k for k, a in self._active.items() if a.resolved_at is None]
+
+    # -- the pusher thread --
+
+    def _batch(self) -> tuple[list[dict[str, Any]], list[tuple[_Active, int]]]:
+        now = self._clock()
+        ends_firing = now + timedelta(seconds=self.resend_interval * 4)
+        alerts, entries = [], []
+        with self._lock:
+            for key, a in list(self._active.items()):
+                if a.resolved_at is not None:
+                    if (now - a.resolved_at).total_seconds() > self.resolved_resend_for and a.reported:
+                        del self._active[key]
+                        continue
+                    ends = a.resolved_at
+                else:
+                    ends = ends_firing
+                alerts.append(to_alert(a.event, self.grades, starts_at=a.starts_at, ends_at=ends))
+                entries.append((a, a.version))
+        return alerts, entries
+
+    def flush(self) -> bool:
+        """Push the active set now (also called by the thread). True on success or nothing to push."""
+        alerts, entries = self._batch()
+        if not alerts:
+            return True
+        try:
+            self.client.post_alerts(alerts)
+        except AlertmanagerError as exc:
+            self.stats["push_errors"] += 1
+            self._failures += 1
+            log.warning("alertmanager %s: push of %d alert(s) failed (%s)", self.client.safe_url, len(alerts), exc)
+            if self._failures >= self.backoff.max_attempts:
+                for a, version in entries:
+                    self._report(a, version, False, str(exc))
+            return False
+        self.stats["pushes"] += 1
+        self._failures = 0
+        for a, version in entries:
+            self._report(a, version, True, None)
+        return True
+
+    def _report(self, a: _Active, version: int, ok: bool, error: Optional[str]) -> None:
+        with self._lock:
+            if a.reported or a.version != version:
+                return
+            a.reported = True
+            event = a.event
+        if self._on_result is not None:
+            try:
+                self._on_result(event, self.name, ok, error)
+            except Exception:
+                log.exception("alertmanager: result callback failed")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ok = self.flush()
+            # retry sooner after a failure (exponential, never slower than the resend interval)
+            delay = self.resend_interval if ok else min(self.resend_interval, self.backoff.delay(self._failures))
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop re-sending. Firing alerts then end on their own at their last endsAt."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self.client.close()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every submitted state was pushed (or given up): for tests and orderly shutdown."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(a.reported for a in self._active.values()):
+                    return True
+            time.sleep(0.02)
+        return False

@@ -1,0 +1,156 @@
+"""Alert events as the publishers see them, and the grading of severities into incident grades.
+
+An `AlertEvent` is what the collector tells people about (a new high-risk finding, a score drop, a silent
+agent, a forbidden port...). It is built from a row of the store's `events` table (`from_row`) or from an
+Alertmanager webhook notification, and handed to `exporters.dispatch.Dispatcher`.
+
+Grades are those of the national cyber-security incident emergency plan (国家网络安全事件应急预案):
+特别重大 (I) > 重大 (II) > 较大 (III) > 一般 (IV). Which severity maps to which grade is a site decision, so the
+mapping is configuration (`GradeMap`); the default is the plain ladder below.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Grade = Literal["特别重大", "重大", "较大", "一般"]
+GRADES: tuple[str, ...] = ("特别重大", "重大", "较大", "一般")
+GRADE_EN = {"特别重大": "extraordinarily serious (I)", "重大": "serious (II)", "较大": "relatively serious (III)",
+            "一般": "general (IV)"}
+GRADE_LEVEL = {"特别重大": "I", "重大": "II", "较大": "III", "一般": "IV"}
+
+#: severities in order, check severities (sentinel.model.Severity) and event severities (the store's events)
+SEVERITY_RANK = {"info": 0, "low": 1, "warning": 2, "medium": 2, "high": 3, "critical": 4}
+
+DEFAULT_GRADES: dict[str, str] = {"critical": "特别重大", "high": "重大", "warning": "较大", "medium": "较大",
+                                  "low": "一般", "info": "一般"}
+
+#: event kinds with their titles; unknown kinds are allowed (titled by their name) so a newer collector
+#: can add kinds without breaking older publishers
+KIND_TITLES: dict[str, tuple[str, str]] = {
+    "high_risk_finding": ("高风险问题", "High-risk finding"),
+    "score_drop": ("合规得分下降", "Compliance score dropped"),
+    "score_below_threshold": ("合规得分低于阈值", "Compliance score below threshold"),
+    "drift": ("配置漂移", "Configuration drift"),
+    "agent_silent": ("代理无上报", "Agent silent"),
+    "forbidden_port": ("开放了禁止的端口", "Forbidden port open"),
+    "scan_failed": ("网络扫描失败", "Network scan failed"),
+    "certificate_expiring": ("证书即将过期", "Certificate expiring"),
+    "prometheus_alert": ("监控告警", "Monitoring alert"),
+}
+
+
+class GradeMap(BaseModel):
+    """severity -> incident grade; unknown severities are an error naming the severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mapping: dict[str, Grade] = Field(default_factory=lambda: dict(DEFAULT_GRADES))
+
+    @field_validator("mapping")
+    @classmethod
+    def _complete(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(SEVERITY_RANK))
+        if unknown:
+            raise ValueError(f"unknown severities {unknown}; known: {sorted(SEVERITY_RANK)}")
+        # a partial mapping overrides the defaults for the severities it names
+        return {**DEFAULT_GRADES, **v}
+
+    def grade(self, severity: str) -> str:
+        try:
+            return self.mapping[severity]
+        except KeyError:
+            raise ValueError(f"severity {severity!r} has no incident grade; known: {sorted(self.mapping)}") from None
+
+
+class AlertEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    severity: str
+    department: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    host: Optional[str] = None
+    check: Optional[str] = None
+    summary: str = Field(min_length=1)
+    description: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    resolved: bool = False  # the condition cleared: Alertmanager gets endsAt=now, chats get a 已恢复 message
+    fingerprint: Optional[str] = None  # stable id of the condition (the store's events.fingerprint)
+    url: Optional[str] = None  # link back to the collector's view of it
+    id: Optional[int] = None  # the store's events.id, for marking delivery
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        if v not in SEVERITY_RANK:
+            raise ValueError(f"severity {v!r} is not one of {sorted(SEVERITY_RANK)}")
+        return v
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)  # the store keeps UTC
+
+    @property
+    def key(self) -> str:
+        """The condition this event is about; events with one key are one alert (firing, then resolved)."""
+        if self.fingerprint:
+            return self.fingerprint
+        raw = "\x1f".join([self.kind, self.department, self.system, self.host or "", self.check or "",
+                           str(self.payload.get("subject", ""))])
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    @property
+    def title(self) -> tuple[str, str]:
+        return KIND_TITLES.get(self.kind, (self.kind, self.kind.replace("_", " ").capitalize()))
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self.severity]
+
+    @classmethod
+    def from_row(cls, row: Any, *, department: Optional[str] = None, system: Optional[str] = None,
+                 host: Optional[str] = None, url: Optional[str] = None) -> "AlertEvent":
+        """From a `sentinel.store.models.Event` row. Department, system and host names default to the
+        row's payload (`department`, `system`, `host`, as the collector's ingest writes them).
+
+        A row whose payload has `"resolved": true` (or whose kind ends in `_resolved`) resolves the alert
+        with the same fingerprint.
+        """
+        payload = dict(row.payload or {})
+        department = department or payload.get("department")
+        system = system or payload.get("system")
+        host = host or payload.get("host")
+        if not department or not system:
+            raise ValueError(f"event {getattr(row, 'id', '?')}: no department/system given nor in its payload")
+        kind = row.kind
+        resolved = bool(payload.get("resolved"))
+        if kind.endswith("_resolved"):
+            kind, resolved = kind[: -len("_resolved")], True
+        return cls(kind=kind, severity=row.severity, department=department, system=system, host=host,
+                   check=row.check_id, summary=row.summary, description=str(payload.get("description", "")),
+                   payload=payload, created_at=row.created_at, resolved=resolved, fingerprint=row.fingerprint,
+                   url=url, id=row.id)
+
+
+def event_labels(event: AlertEvent, grades: GradeMap) -> Mapping[str, str]:
+    """Identifying labels of an event (Alertmanager labels; also the facts listed in chat messages)."""
+    labels = {
+        "alertname": "Sentinel" + "".join(p.capitalize() for p in event.kind.split("_")),
+        "department": event.department,
+        "system": event.system,
+        "host": event.host or "",
+        "check": event.check or "",
+        "severity": event.severity,
+        "grade": grades.grade(event.severity),
+        "source": "sentinel",
+    }
+    subject = event.payload.get("subject")
+    if subject not in (None, ""):
+        labels["subject"] = str(subject)
+    return {k: v for k, v in labels.items() if v}

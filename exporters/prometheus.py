@@ -1,0 +1,363 @@
+"""Prometheus exposition of sentinel's stored state (the collector's `/metrics`, and the optional agent exporter).
+
+A custom prometheus-client Collector renders a `MetricsSnapshot` read from stored state: a scrape never runs a
+check (checks take seconds to minutes; a scrape times out after 10 s by default). Names, types and labels are
+listed in docs/metrics.md; `METRICS` below is the single source that the docs test and the dashboard test use.
+
+    registry = make_registry(lambda: build_snapshot(db), cache_seconds=5)   # collector side, once
+    body, content_type = render(registry, request.headers.get("accept"))   # per GET /metrics
+
+Labels are bounded: departments, systems, hosts, severities, clause numbers of the standard, probe types. The
+per-check series (host x check) multiply that by the size of a baseline, so they are opt-in (`per_check=True`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                    InfoMetricFamily, Metric)
+from prometheus_client.exposition import choose_encoder, start_http_server
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from sentinel import __version__
+from sentinel.metrics_model import (CONCLUSION_VALUES, HostMetrics, MetricsSnapshot, CheckSeries, SystemMetrics)
+from sentinel.model import HostReport, Severity, Status
+
+log = logging.getLogger(__name__)
+
+#: Default port of the standalone agent-side exporter. The Prometheus "default port allocations" range
+#: 9100-9999 is fully taken, and internal exporters are asked to stay outside it; 22239 is unallocated there
+#: and echoes the standard's number (GB/T 22239). The collector serves /metrics on its own API port.
+DEFAULT_AGENT_EXPORTER_PORT = 22239
+
+SnapshotSource = Callable[[], MetricsSnapshot]
+
+SYSTEM = ("department", "system")
+HOST = ("department", "system", "host")
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str  # the exposed sample name (counters with _total, info with _info)
+    type: str  # gauge | counter | histogram | info
+    labels: tuple[str, ...]
+    help: str
+    opt_in: bool = False
+
+
+def _defs() -> list[MetricDef]:
+    g, c = "gauge", "counter"
+    return [
+        MetricDef("sentinel_build_info", "info", ("version", "python"), "Build of the running sentinel; value is 1."),
+        MetricDef("sentinel_up", g, (), "1 if the stored state could be read for this scrape, 0 if not (see the log)."),
+        MetricDef("sentinel_snapshot_timestamp_seconds", g, (), "When the state shown was read, Unix seconds."),
+        MetricDef("sentinel_snapshot_duration_seconds", g, (), "Seconds spent reading the stored state for this scrape."),
+        MetricDef("sentinel_snapshot_errors_total", c, (), "Scrapes for which the stored state could not be read."),
+        # systems
+        MetricDef("sentinel_system_info", "info", SYSTEM + ("level", "label"),
+                  "A system under 等保 protection: its department, level and S/A grade label; value is 1."),
+        MetricDef("sentinel_system_score", g, SYSTEM,
+                  "Composite compliance score of the system (0-100) over all its hosts, from the latest stored runs."),
+        MetricDef("sentinel_system_pass_ratio", g, SYSTEM,
+                  "Passing checks / (pass + fail + error) over the system's latest runs (0-1)."),
+        MetricDef("sentinel_system_conclusion", g, SYSTEM + ("conclusion",),
+                  "1 for the system's current conclusion (excellent=优 good=良 fair=中 poor=差 undetermined=待定), 0 for the others."),
+        MetricDef("sentinel_system_failing_checks", g, SYSTEM + ("severity",),
+                  "Failing checks across the system's hosts, by check severity."),
+        MetricDef("sentinel_system_control_failing_checks", g, SYSTEM + ("clause",),
+                  "Failing checks by control point (GB/T 22239 clause) across the system's hosts."),
+        MetricDef("sentinel_system_high_risk_findings", g, SYSTEM,
+                  "Unresolved high-risk findings (高风险判定指引 cases) of the system."),
+        MetricDef("sentinel_system_findings", g, SYSTEM + ("state",),
+                  "Findings of the rectification trail by state: open (not yet fixed) or fixed (resolved)."),
+        MetricDef("sentinel_system_open_services", g, SYSTEM, "Listening services found by the latest network scans."),
+        MetricDef("sentinel_system_forbidden_services", g, SYSTEM,
+                  "Listening services that the system's policy forbids (subset of open services)."),
+        MetricDef("sentinel_forbidden_service_open", g, SYSTEM + ("host", "port", "protocol", "service"),
+                  "1 for each open service that the system's policy forbids."),
+        MetricDef("sentinel_tls_certificate_expiry_timestamp_seconds", g, SYSTEM + ("host", "port"),
+                  "notAfter of the TLS certificate served on an endpoint in the system's scope, Unix seconds."),
+        MetricDef("sentinel_scan_last_duration_seconds", g, SYSTEM, "Duration of the system's latest network scan."),
+        MetricDef("sentinel_scan_last_run_timestamp_seconds", g, SYSTEM, "When the system's latest network scan ran."),
+        MetricDef("sentinel_scan_last_success_timestamp_seconds", g, SYSTEM,
+                  "When a network scan of the system last succeeded."),
+        MetricDef("sentinel_scan_last_run_success", g, SYSTEM, "1 if the system's latest network scan succeeded, 0 if it failed."),
+        MetricDef("sentinel_scan_failures_total", c, SYSTEM, "Failed network scans of the system (stored scan runs)."),
+        # hosts
+        MetricDef("sentinel_host_info", "info", HOST + ("os", "baseline", "agent_version"),
+                  "A host of a system: its OS, baseline and agent version; value is 1."),
+        MetricDef("sentinel_host_score", g, HOST, "Composite compliance score of the host's latest run (0-100)."),
+        MetricDef("sentinel_host_pass_ratio", g, HOST, "Pass ratio of the host's latest run (0-1)."),
+        MetricDef("sentinel_host_conclusion", g, HOST + ("conclusion",),
+                  "1 for the host's current conclusion, 0 for the others (values as sentinel_system_conclusion)."),
+        MetricDef("sentinel_host_failing_checks", g, HOST + ("severity",), "Failing checks of the host's latest run, by severity."),
+        MetricDef("sentinel_host_high_risk_findings", g, HOST, "High-risk findings in the host's latest run."),
+        MetricDef("sentinel_host_last_report_timestamp_seconds", g, HOST, "When the host's agent last reported, Unix seconds."),
+        MetricDef("sentinel_host_up", g, HOST,
+                  "1 if the host's agent reported within its expected interval, 0 if it is silent."),
+        MetricDef("sentinel_host_run_duration_seconds", g, HOST, "Duration of the host's latest check run."),
+        # checks and ingest
+        MetricDef("sentinel_check_duration_seconds", "histogram", ("probe",),
+                  "Durations of stored check results by probe type (cumulative)."),
+        MetricDef("sentinel_check_result", g, HOST + ("check", "clause", "severity", "status"),
+                  "1 for each check's latest status on a host (opt-in: per-check series).", opt_in=True),
+        MetricDef("sentinel_check_last_duration_seconds", g, HOST + ("check",),
+                  "Duration of each check's latest run on a host (opt-in: per-check series).", opt_in=True),
+        MetricDef("sentinel_ingest_reports_total", c, ("kind",), "Agent reports accepted by the collector, by kind."),
+        MetricDef("sentinel_ingest_errors_total", c, ("reason",), "Agent reports rejected by the collector, by reason."),
+    ]
+
+
+METRICS: tuple[MetricDef, ...] = tuple(_defs())
+_BY_NAME = {m.name: m for m in METRICS}
+# info families: labels fixed per sample vs the info dict (InfoMetricFamily keeps them apart)
+_INFO_FIXED = {"sentinel_build_info": (), "sentinel_system_info": SYSTEM, "sentinel_host_info": HOST}
+
+
+def _family(name: str) -> Metric:
+    d = _BY_NAME[name]
+    if d.type == "gauge":
+        unit = "seconds" if name.endswith("_seconds") else ("ratio" if name.endswith("_ratio") else "")
+        return GaugeMetricFamily(name, d.help, labels=d.labels, unit=unit)
+    if d.type == "counter":
+        return CounterMetricFamily(name, d.help, labels=d.labels)
+    if d.type == "histogram":
+        return HistogramMetricFamily(name, d.help, labels=d.labels, unit="seconds")
+    if d.type == "info":
+        base = name[: -len("_info")]
+        return InfoMetricFamily(base, d.help, labels=_INFO_FIXED[name])
+    raise AssertionError(d.type)
+
+
+
+def _ts(dt: Optional[datetime]) -> Optional[float]:
+    return dt.timestamp() if dt is not None else None
+
+
+class _Families:
+    """Families created on first use, yielded in METRICS order; empty ones are still yielded (HELP/TYPE only)."""
+
+    def __init__(self, per_check: bool) -> None:
+        self._fams: dict[str, Metric] = {}
+        self._per_check = per_check
+
+    def __getitem__(self, name: str) -> Metric:
+        if name not in self._fams:
+            self._fams[name] = _family(name)
+        return self._fams[name]
+
+    def gauge(self, name: str, labels: Iterable[str], value: Optional[float]) -> None:
+        if value is not None:
+            self[name].add_metric(list(labels), float(value))
+
+    def __iter__(self) -> Iterator[Metric]:
+        for d in METRICS:
+            if d.opt_in and not self._per_check:
+                continue
+            yield self[d.name]
+
+
+def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
+    sl = (s.department, s.name)
+    f["sentinel_system_info"].add_metric(list(sl), {"level": str(s.level) if s.level else "", "label": s.label})
+    if s.system_wide:
+        f.gauge("sentinel_system_score", sl, s.score)
+        f.gauge("sentinel_system_pass_ratio", sl, s.pass_ratio)
+        if s.conclusion:
+            for value in CONCLUSION_VALUES:
+                f.gauge("sentinel_system_conclusion", sl + (value,), 1 if value == s.conclusion else 0)
+        for sev, n in s.failing_checks.items():
+            f.gauge("sentinel_system_failing_checks", sl + (sev.value,), n)
+        for clause, n in sorted(s.failing_checks_by_clause.items()):
+            f.gauge("sentinel_system_control_failing_checks", sl + (clause,), n)
+        f.gauge("sentinel_system_high_risk_findings", sl, s.high_risk_findings)
+        f.gauge("sentinel_system_findings", sl + ("open",), s.findings_open)
+        f.gauge("sentinel_system_findings", sl + ("fixed",), s.findings_fixed)
+        f.gauge("sentinel_system_open_services", sl, s.services_open)
+        f.gauge("sentinel_system_forbidden_services", sl, s.services_forbidden)
+        for svc in s.forbidden_services:
+            f.gauge("sentinel_forbidden_service_open", sl + (svc.host, str(svc.port), svc.protocol, svc.service), 1)
+        for cert in s.certificates:
+            f.gauge("sentinel_tls_certificate_expiry_timestamp_seconds", sl + (cert.host, str(cert.port)),
+                    cert.not_after.timestamp())
+        if s.scan is not None:
+            f.gauge("sentinel_scan_last_duration_seconds", sl, s.scan.last_duration_seconds)
+            f.gauge("sentinel_scan_last_run_timestamp_seconds", sl, _ts(s.scan.last_run))
+            f.gauge("sentinel_scan_last_success_timestamp_seconds", sl, _ts(s.scan.last_success))
+            if s.scan.last_run_success is not None:
+                f.gauge("sentinel_scan_last_run_success", sl, 1 if s.scan.last_run_success else 0)
+            f["sentinel_scan_failures_total"].add_metric(list(sl), s.scan.failures_total)
+    for h in s.hosts:
+        _host(f, sl, h, per_check)
+
+
+def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) -> None:
+    hl = sl + (h.name,)
+    f["sentinel_host_info"].add_metric(list(hl), {"os": h.os or "", "baseline": h.baseline or "",
+                                                  "agent_version": h.agent_version or ""})
+    f.gauge("sentinel_host_score", hl, h.score)
+    f.gauge("sentinel_host_pass_ratio", hl, h.pass_ratio)
+    if h.conclusion:
+        for value in CONCLUSION_VALUES:
+            f.gauge("sentinel_host_conclusion", hl + (value,), 1 if value == h.conclusion else 0)
+    for sev, n in h.failing_checks.items():
+        f.gauge("sentinel_host_failing_checks", hl + (sev.value,), n)
+    f.gauge("sentinel_host_high_risk_findings", hl, h.high_risk_findings)
+    f.gauge("sentinel_host_last_report_timestamp_seconds", hl, _ts(h.last_report))
+    f.gauge("sentinel_host_up", hl, 1 if h.up else 0)
+    f.gauge("sentinel_host_run_duration_seconds", hl, h.run_duration_seconds)
+    if per_check:
+        for c in h.checks:
+            _check(f, hl, c)
+
+
+def _check(f: _Families, hl: tuple[str, str, str], c: CheckSeries) -> None:
+    f.gauge("sentinel_check_result", hl + (c.check_id, c.clause, c.severity.value, c.status.value), 1)
+    f.gauge("sentinel_check_last_duration_seconds", hl + (c.check_id,), c.duration_seconds)
+
+
+def snapshot_families(snap: MetricsSnapshot, per_check: bool = False) -> _Families:
+    f = _Families(per_check)
+    for s in snap.systems:
+        _system(f, s, per_check)
+    for p in snap.check_durations:
+        buckets = [(_le(b), n) for b, n in zip(p.buckets, p.bucket_counts)] + [("+Inf", p.count)]
+        f["sentinel_check_duration_seconds"].add_metric([p.probe], buckets, p.sum_seconds)
+    if snap.ingest is not None:
+        for kind, n in sorted(snap.ingest.reports_total.items()):
+            f["sentinel_ingest_reports_total"].add_metric([kind], n)
+        for reason, n in sorted(snap.ingest.errors_total.items()):
+            f["sentinel_ingest_errors_total"].add_metric([reason], n)
+    return f
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class SentinelCollector(Collector):
+    """Renders the snapshot returned by `source` on each scrape.
+
+    `source` reads stored state only. If it raises, the scrape still answers with `sentinel_up 0` and
+    `sentinel_build_info` (and the error is logged), so a broken store shows up as an alert instead of a gap.
+    `cache_seconds` lets several Prometheus servers share one snapshot.
+    """
+
+    def __init__(self, source: SnapshotSource, *, per_check: bool = False, cache_seconds: float = 0.0) -> None:
+        self._source = source
+        self.per_check = per_check
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: Optional[tuple[float, MetricsSnapshot, float]] = None
+        self._errors = 0
+
+    def describe(self) -> Iterator[Metric]:
+        # names only: registering must not read the store
+        return iter(_Families(self.per_check))
+
+    def _snapshot(self) -> tuple[MetricsSnapshot, float]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and now - self._cached[0] < self._cache_seconds:
+                return self._cached[1], self._cached[2]
+            start = time.perf_counter()
+            snap = self._source()
+            if not isinstance(snap, MetricsSnapshot):
+                raise TypeError(f"snapshot source returned {type(snap).__name__}, not MetricsSnapshot")
+            took = time.perf_counter() - start
+            self._cached = (now, snap, took)
+            return snap, took
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            snap, took = self._snapshot()
+        except Exception as exc:  # a scrape must answer: report the failure as sentinel_up 0
+            with self._lock:
+                self._errors += 1
+            log.error("metrics: reading stored state failed: %s: %s", type(exc).__name__, exc)
+            f = _Families(self.per_check)
+            snap, took = None, None
+        else:
+            f = snapshot_families(snap, self.per_check)
+        f["sentinel_build_info"].add_metric([], {"version": __version__, "python": platform.python_version()})
+        f.gauge("sentinel_up", (), 0 if snap is None else 1)
+        if snap is not None:
+            f.gauge("sentinel_snapshot_timestamp_seconds", (), snap.generated_at.timestamp())
+            f.gauge("sentinel_snapshot_duration_seconds", (), took)
+        f["sentinel_snapshot_errors_total"].add_metric([], self._errors)
+        yield from f
+
+
+def make_registry(source: SnapshotSource, *, per_check: bool = False, cache_seconds: float = 0.0) -> CollectorRegistry:
+    """A registry holding only sentinel's collector (no process/platform metrics: don't re-export machine metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SentinelCollector(source, per_check=per_check, cache_seconds=cache_seconds))
+    return registry
+
+
+def render(registry: CollectorRegistry, accept: Optional[str] = None) -> tuple[bytes, str]:
+    """(body, content type) for a `/metrics` request; any web framework can return them as they are.
+
+    Content negotiation follows the Accept header: OpenMetrics when asked for, else the text format 0.0.4.
+    """
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+# ---- agent-side exporter ----------------------------------------------------------------------------
+
+
+def host_metrics_from_report(report: HostReport, *, up: bool = True,
+                             agent_version: Optional[str] = None) -> HostMetrics:
+    failing: dict[Severity, int] = {}
+    checks = []
+    for r in report.results:
+        if r.status == Status.FAIL and not r.waiver:
+            failing[r.severity] = failing.get(r.severity, 0) + 1
+        checks.append(CheckSeries(check_id=r.check_id, clause=r.clause, severity=r.severity, status=r.status,
+                                  duration_seconds=r.duration_ms / 1000.0))
+    return HostMetrics(
+        name=report.host.hostname, score=report.summary.score, pass_ratio=report.summary.pass_rate,
+        conclusion=report.summary.conclusion, failing_checks=failing, high_risk_findings=report.summary.high_risk,
+        last_report=report.generated_at, up=up, run_duration_seconds=report.duration_ms / 1000.0,
+        os=report.host.os_name, baseline=report.baseline.id, agent_version=agent_version, checks=checks)
+
+
+def snapshot_from_report(report: HostReport, *, department: str, system: str,
+                         agent_version: Optional[str] = __version__) -> MetricsSnapshot:
+    """A snapshot of one host's latest report, for scraping an agent directly (system-wide series left out)."""
+    host = host_metrics_from_report(report, agent_version=agent_version)
+    return MetricsSnapshot(generated_at=datetime.now(timezone.utc),
+                           systems=[SystemMetrics(department=department, name=system, hosts=[host], system_wide=False)])
+
+
+MAX_REPORT_BYTES = 32 * 1024 * 1024
+
+
+def report_file_source(path: Path, *, department: str, system: str) -> SnapshotSource:
+    """Source reading the agent's latest report (a HostReport JSON, or the wire envelope holding one) per scrape."""
+
+    def source() -> MetricsSnapshot:
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES:
+            raise ValueError(f"{path}: {size} bytes, larger than the {MAX_REPORT_BYTES} byte limit")
+        data = json.loads(path.read_bytes())
+        if isinstance(data, dict) and data.get("kind") == "host_report" and "body" in data:
+            data = data["body"]
+        return snapshot_from_report(HostReport.model_validate(data), department=department, system=system)
+
+    return source
+
+
+def start_agent_exporter(source: SnapshotSource, *, addr: str = "127.0.0.1", port: int = DEFAULT_AGENT_EXPORTER_PORT,
+                         per_check: bool = False):
+    """Serve `/metrics` for one agent in a daemon thread; returns (server, thread). Bind wider only on purpose."""
+    return start_http_server(port, addr=addr, registry=make_registry(source, per_check=per_check))

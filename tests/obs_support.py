@@ -1,0 +1,269 @@
+"""Shared helpers of the metrics/alerting/webhook tests: a realistic snapshot, loopback servers, and real
+Prometheus / Alertmanager processes (Debian packages `prometheus`, `prometheus-alertmanager`) bound to
+127.0.0.1 on free ports with temporary storage, stopped by the caller's finalizer."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import httpx
+import pytest
+
+from sentinel.metrics_model import (CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
+                                    MetricsSnapshot, ProbeDurations, ScanMetrics, SystemMetrics)
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.fail(f"{binary} is not installed (apt-get install prometheus prometheus-alertmanager; .ci/run does)")
+    return path
+
+
+# ---- a realistic snapshot ------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+SYSTEMS = [
+    # department, system, level, label, score, conclusion, high risk, hosts
+    ("财政局", "非税收入管理系统", 3, "S3A3", 82.5, "良", 0, 4),
+    ("财政局", "预算一体化平台", 3, "S3A2", 64.0, "差", 2, 3),
+    ("卫健委", "全民健康信息平台", 3, "S2A3", 91.0, "优", 0, 5),
+    ("卫健委", "互联网医院", 2, "S2A2", 75.5, "中", 0, 2),
+    ("公安局", "视频监控联网平台", 4, "S4A4", 88.0, "良", 0, 6),
+    ("公安局", "政务外网门户", 2, "S2A1", None, "待定", 0, 1),
+]
+
+
+def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> MetricsSnapshot:
+    systems = []
+    for i, (dept, name, level, label, score, concl, high_risk, nhosts) in enumerate(SYSTEMS):
+        hosts = []
+        for h in range(nhosts):
+            checks = [CheckSeries(check_id=f"l3.{clause}.{n}", clause=clause, severity=sev,
+                                  status="fail" if (h + n) % 5 == 0 else "pass", duration_seconds=0.002 * (n + 1))
+                      for n, (clause, sev) in enumerate([("8.1.4.1", "high"), ("8.1.4.2", "medium"),
+                                                         ("8.1.4.3", "low"), ("8.1.4.4", "critical")])]
+            hosts.append(HostMetrics(
+                name=f"{['app', 'db', 'web', 'gw', 'cam', 'mq'][h % 6]}-{h:02d}.sys{i}", score=score,
+                pass_ratio=None if score is None else round(score / 100, 3), conclusion=concl,
+                failing_checks={"high": h % 3, "low": 1}, high_risk_findings=1 if high_risk and h == 0 else 0,
+                last_report=now - timedelta(minutes=5 + h), up=not (i == 1 and h == 2), run_duration_seconds=3.5 + h,
+                os="Kylin Linux Advanced Server V10" if h % 2 else "openEuler 22.03 LTS",
+                baseline=f"dengbao-l{level}-linux", agent_version="0.1.0", checks=checks if with_checks else []))
+        systems.append(SystemMetrics(
+            department=dept, name=name, level=level, label=label, score=score,
+            pass_ratio=None if score is None else round(score / 100, 3), conclusion=concl,
+            failing_checks={"critical": i % 2, "high": 2 + i, "medium": 3, "low": 5},
+            failing_checks_by_clause={"8.1.4.1": 2, "8.1.4.2": i, "8.1.3.1": 1, "8.1.2.1": 0},
+            high_risk_findings=high_risk, findings_open=3 + i, findings_fixed=10 * i,
+            services_open=12 + i, services_forbidden=1 if i == 1 else 0,
+            forbidden_services=[ExposedService(host="10.10.1.21", port=23, protocol="tcp", service="telnet")]
+            if i == 1 else [],
+            certificates=[CertificateMetrics(host=f"10.10.{i}.10", port=443, not_after=now + timedelta(days=20 + 30 * i))],
+            scan=ScanMetrics(last_duration_seconds=12.5 + i, last_run=now - timedelta(hours=1),
+                             last_success=now - timedelta(hours=1 if i != 3 else 30),
+                             last_run_success=i != 3, failures_total=i),
+            hosts=hosts))
+    return MetricsSnapshot(
+        generated_at=now, systems=systems,
+        check_durations=[ProbeDurations.from_samples("file", [0.0004, 0.002, 0.003, 0.2]),
+                         ProbeDurations.from_samples("command", [0.05, 0.4, 1.2, 7.5]),
+                         ProbeDurations.from_samples("sockets", [])],
+        ingest=IngestMetrics(reports_total={"host_report": 1520, "inventory": 40, "utilisation": 800},
+                             errors_total={"schema": 3, "signature": 0, "stale": 2, "replay": 0}))
+
+
+# ---- loopback HTTP servers -----------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: records requests and answers from a scripted list (last one repeats)."""
+
+    responses: list[tuple[int, object]] = field(default_factory=lambda: [(200, {"errcode": 0, "errmsg": "ok"})])
+    delay: float = 0.0
+    requests: list[Recorded] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._got = threading.Condition(self._lock)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                with receiver._got:
+                    n = len(receiver.requests)
+                    receiver.requests.append(Recorded("POST", self.path, dict(self.headers), body))
+                    receiver.times.append(time.monotonic())
+                    status, answer = receiver.responses[min(n, len(receiver.responses) - 1)]
+                    receiver._got.notify_all()
+                data = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[Recorded]:
+        deadline = time.monotonic() + timeout
+        with self._got:
+            while len(self.requests) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {n} request(s) within {timeout}s, got {len(self.requests)}")
+                self._got.wait(left)
+            return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MetricsServer:
+    """Serves a body/content type from `render()` at /metrics on 127.0.0.1, like the collector will."""
+
+    def __init__(self, render: Callable[[Optional[str]], tuple[bytes, str]]) -> None:
+        self.scrapes: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                outer.scrapes.append(self.headers.get("Accept", ""))
+                body, ctype = render(self.headers.get("Accept"))
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---- real Prometheus and Alertmanager ------------------------------------------------------------------
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_ready(ready_url, proc, log)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextmanager
+def prometheus(tmp: Path, config: str) -> Iterator[str]:
+    """A Prometheus on 127.0.0.1:<free port> with `config` (YAML text); yields its base URL."""
+    binary = need("prometheus")
+    port = free_port()
+    (tmp / "prometheus.yml").write_text(config)
+    argv = [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}", "--log.level=warn"]
+    base = f"http://{LOOPBACK}:{port}"
+    with running(argv, base + "/-/ready", tmp / "prometheus.log"):
+        yield base
+
+
+@contextmanager
+def alertmanager(tmp: Path, config: str = "route:\n  receiver: none\nreceivers:\n  - name: none\n") -> Iterator[str]:
+    """An Alertmanager on 127.0.0.1:<free port>, clustering off (no gossip port); yields its base URL."""
+    binary = need("prometheus-alertmanager")
+    port = free_port()
+    (tmp / "alertmanager.yml").write_text(config)
+    argv = [binary, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'am-data'}",
+            f"--web.listen-address={LOOPBACK}:{port}", "--cluster.listen-address=", "--log.level=warn"]
+    base = f"http://{LOOPBACK}:{port}"
+    with running(argv, base + "/-/ready", tmp / "alertmanager.log"):
+        yield base
+
+
+def eventually(fn: Callable[[], object], timeout: float = 15.0, interval: float = 0.2, what: str = "condition"):
+    """Calls fn until it returns a truthy value; fails with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")

@@ -1,0 +1,137 @@
+"""Event push to a real Alertmanager (Debian package) on 127.0.0.1: the alert arrives graded, is kept alive by
+re-sends (endsAt moves forward) and disappears once resolved; a dead Alertmanager never blocks the caller."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
+from exporters.dispatch import Dispatcher, DispatchConfig
+from exporters.events import AlertEvent, GradeMap
+from exporters.webhooks import Backoff
+from tests.obs_support import alertmanager, eventually, free_port
+
+
+def _event(**kw) -> AlertEvent:
+    base = dict(kind="high_risk_finding", severity="high", department="财政局", system="非税收入管理系统",
+                host="db-01", check="l3.8.1.4.1.root-ssh", summary="允许 root 远程登录 / root may log in over SSH",
+                description="PermitRootLogin yes in /etc/ssh/sshd_config", fingerprint="fp-root-ssh-db-01")
+    base.update(kw)
+    return AlertEvent(**base)
+
+
+def test_to_alert_matches_the_v2_schema():
+    ev = _event(host=None, url="https://collector.example:8443/systems/1")
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    alert = to_alert(ev, GradeMap(), starts_at=start, ends_at=start + timedelta(minutes=4))
+    assert alert["labels"] == {"alertname": "SentinelHighRiskFinding", "department": "财政局",
+                               "system": "非税收入管理系统", "check": "l3.8.1.4.1.root-ssh", "severity": "high",
+                               "grade": "重大", "source": "sentinel"}  # no empty host label
+    assert alert["startsAt"] == "2026-11-23T08:00:00Z" and alert["endsAt"] == "2026-11-23T08:04:00Z"
+    assert alert["annotations"]["grade_level"] == "II"
+    assert alert["generatorURL"] == "https://collector.example:8443/systems/1"
+    custom = to_alert(ev, GradeMap(mapping={"high": "较大"}), starts_at=start, ends_at=start)
+    assert custom["labels"]["grade"] == "较大"
+
+
+def test_alert_fires_is_refreshed_and_resolves_in_a_real_alertmanager(tmp_path: Path):
+    results = []
+    with alertmanager(tmp_path) as base:
+        config = DispatchConfig.model_validate({
+            "receivers": [{"name": "am", "type": "alertmanager", "url": base, "resend_interval_seconds": 0.5}],
+            "routes": [{"receivers": ["am"]}]})
+        dispatcher = Dispatcher(config, on_result=lambda ev, rcv, ok, err: results.append((ev.resolved, rcv, ok, err)))
+        client = AlertmanagerClient(base)
+        try:
+            assert dispatcher.dispatch(_event()) == ["am"]
+            flt = ('alertname="SentinelHighRiskFinding"', 'system="非税收入管理系统"')
+            first = eventually(lambda: client.get_alerts(filters=flt), what="alert in Alertmanager")[0]
+            assert first["status"]["state"] == "active"
+            assert first["labels"]["grade"] == "重大" and first["labels"]["department"] == "财政局"
+            assert first["annotations"]["summary"].startswith("允许 root")
+
+            # re-sent while firing: endsAt keeps moving forward, startsAt stays
+            later = eventually(lambda: [a for a in client.get_alerts(filters=flt) if a["endsAt"] > first["endsAt"]],
+                               timeout=10, what="endsAt refreshed")[0]
+            assert later["startsAt"] == first["startsAt"] and later["fingerprint"] == first["fingerprint"]
+
+            # the same event again is the same alert, not a second one
+            dispatcher.dispatch(_event(summary="still there"))
+            eventually(lambda: [a for a in client.get_alerts(filters=flt) if a["annotations"]["summary"] == "still there"],
+                       what="annotation update")
+            assert len(client.get_alerts(filters=flt)) == 1
+
+            dispatcher.dispatch(_event(resolved=True))
+            eventually(lambda: client.get_alerts(filters=flt) == [], what="alert resolved")
+            assert dispatcher.worker("am").active_keys() == []
+            assert dispatcher.wait_idle(5)
+        finally:
+            dispatcher.close()
+            client.close()
+    assert (False, "am", True, None) in results and (True, "am", True, None) in results
+
+
+def test_dead_alertmanager_does_not_block_and_reports_failure():
+    results = []
+    port = free_port()  # nothing listens there
+    pub = AlertmanagerPublisher(AlertmanagerClient(f"http://127.0.0.1:{port}", timeout=1),
+                                resend_interval=0.2, backoff=Backoff(max_attempts=2, initial_delay=0.05, max_delay=0.1),
+                                on_result=lambda ev, rcv, ok, err: results.append((ok, err)))
+    try:
+        start = time.monotonic()
+        for i in range(50):
+            assert pub.submit(_event(fingerprint=f"k{i}"))
+        assert time.monotonic() - start < 0.5, "submit waited for the network"
+        eventually(lambda: len(results) == 50, timeout=10, what="failures reported")
+        assert all(not ok and "ConnectError" in err for ok, err in results)
+        assert pub.stats["push_errors"] >= 2
+        assert len(pub.active_keys()) == 50, "failed alerts are kept for the next push"
+    finally:
+        pub.close()
+
+
+def test_resolved_alerts_are_resent_for_a_while_then_dropped():
+    sent: list[list[dict]] = []
+
+    class Recording(AlertmanagerClient):
+        def __init__(self):
+            self.safe_url = "recording"
+
+        def post_alerts(self, alerts):
+            sent.append(alerts)
+
+        def close(self):
+            pass
+
+    pub = AlertmanagerPublisher(Recording(), resend_interval=0.1, resolved_resend_for=0.5)
+    try:
+        fired = datetime.now(timezone.utc)
+        pub.submit(_event(created_at=fired))
+        eventually(lambda: sent, what="first push")
+        assert sent[0][0]["endsAt"] > _z(fired + timedelta(seconds=0.3)), "a firing alert ends in the future"
+        cleared = datetime.now(timezone.utc)
+        pub.submit(_event(resolved=True, created_at=cleared))
+        eventually(lambda: sent[-1] and sent[-1][0]["endsAt"] == _z(cleared), what="resolved push")
+        n = len(sent)
+        eventually(lambda: len(sent) >= n + 2, what="resolved alert re-sent")
+        assert all(batch[0]["endsAt"] == _z(cleared) for batch in sent[n:])
+        time.sleep(0.8)  # past resolved_resend_for: the publisher forgets it and stops pushing
+        tail = len(sent)
+        time.sleep(0.4)
+        assert len(sent) == tail, "resolved alert still sent after resolved_resend_for"
+        assert pub.active_keys() == []
+    finally:
+        pub.close()
+
+
+def _z(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("bad", [{"resend_interval": 0}])
+def test_publisher_rejects_bad_settings(bad):
+    with pytest.raises(ValueError):
+        AlertmanagerPublisher(AlertmanagerClient("http://127.0.0.1:1"), **bad)
