@@ -25,6 +25,12 @@ Conclusion, after the 2021 assessment report template (any unresolved high risk 
     良  score >= 80 and no 高 risk
     中  score >= 70 and no 高 risk
     差  any 高 risk, or score < 70
+System roll-up (a graded system = its hosts' reports + its network scan results): each requirement item gets
+one verdict over all 测评对象 that bear on it — 不适用 objects are ignored; any 待核查 with no failure keeps the
+item 待核查 (an undetermined host never counts as a pass); all 符合 -> 符合; all 不符合 -> 不符合; any other mix
+-> 部分符合. The weighted score, pass rate, risks and conclusion are then computed over those items and all results
+exactly as for one host (`system_items` + `summarize`).
+
 When no item could be scored the conclusion is 差 only if there is a high-risk finding, else `待定` (undetermined).
 The 2025 template drops scores in favour of 重大风险隐患; the per-item verdicts and the high-risk list are kept so
 that view can be produced from the same results.
@@ -138,3 +144,36 @@ def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
                    waived=sum(1 for r in results if r.waiver), pass_rate=pass_rate(results), score=score,
                    high_risk=len(high_risk), high_risk_findings=high_risk, conclusion=concl,
                    conclusion_en=CONCLUSION_EN[concl], risk_counts=risks)
+
+
+def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
+    """One item's verdict across several assessment objects (see the module docstring)."""
+    present = [v for v in verdicts if v != Verdict.NOT_APPLICABLE]
+    if not present:
+        return Verdict.NOT_APPLICABLE
+    judged = [v for v in present if v in ITEM_SCORE]
+    failing = any(v in (Verdict.PARTIAL, Verdict.NONCONFORM) for v in judged)
+    if Verdict.PENDING in present and not failing:
+        return Verdict.PENDING
+    if all(v == Verdict.CONFORM for v in judged):
+        return Verdict.CONFORM
+    if all(v == Verdict.NONCONFORM for v in judged):
+        return Verdict.NONCONFORM
+    return Verdict.PARTIAL
+
+
+def system_items(item_sets: Iterable[Iterable[ItemResult]]) -> list[ItemResult]:
+    """Roll the item results of several hosts and network scans up to one list for the system."""
+    merged: dict[tuple[str, str], list[ItemResult]] = {}
+    for items in item_sets:
+        for item in items:
+            merged.setdefault((item.clause, item.item), []).append(item)
+    out = []
+    for (clause, letter), group in sorted(merged.items(), key=lambda kv: ([int(p) for p in kv[0][0].split(".")],
+                                                                          kv[0][1])):
+        first = group[0]
+        out.append(ItemResult(clause=clause, item=letter, control=first.control, text=first.text,
+                              weight=max(i.weight for i in group),
+                              verdict=combine_verdicts(i.verdict for i in group),
+                              checks=sorted({c for i in group for c in i.checks})))
+    return out

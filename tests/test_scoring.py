@@ -85,3 +85,35 @@ def test_summary_lists_high_risk_findings_and_caps_conclusion():
     assert s.score == 50.0 and s.pass_rate == 0.5
     assert s.high_risk == 1 and s.high_risk_findings[0].check_id == "b" and s.high_risk_findings[0].case == "6.4.1.2"
     assert (s.conclusion, s.conclusion_en) == ("差", "poor")
+
+
+C, PA, N, PE, X = Verdict.CONFORM, Verdict.PARTIAL, Verdict.NONCONFORM, Verdict.PENDING, Verdict.NOT_APPLICABLE
+
+
+@pytest.mark.parametrize("verdicts, expected", [
+    ([C, C, X], C),
+    ([N, N], N),
+    ([C, N], PA),
+    ([PA, C], PA),
+    ([C, PE], PE),        # one host undetermined: the system item is not shown as conforming
+    ([N, PE], N),
+    ([C, N, PE], PA),
+    ([X, X], X),
+    ([PE], PE),
+])
+def test_combine_verdicts_across_objects(verdicts, expected):
+    assert scoring.combine_verdicts(verdicts) is expected
+
+
+def test_system_rollup_worked_example():
+    def it(clause, letter, verdict, weight):
+        return ItemResult(clause=clause, item=letter, control=T, text=T, weight=weight, verdict=verdict)
+
+    host_a = [it("8.1.4.1", "a", C, 0.7), it("8.1.4.4", "b", C, 1.0)]
+    host_b = [it("8.1.4.1", "a", N, 0.7), it("8.1.4.4", "b", C, 1.0)]
+    network = [it("8.1.4.4", "b", N, 1.0), it("8.1.3.1", "a", C, 1.0)]
+    items = scoring.system_items([host_a, host_b, network])
+    assert [(i.clause, i.item, i.verdict) for i in items] == [
+        ("8.1.3.1", "a", C), ("8.1.4.1", "a", PA), ("8.1.4.4", "b", PA)]
+    # (1.0×1 + 0.7×0.5 + 1.0×0.5) / 2.7 = 68.52
+    assert scoring.weighted_score(items) == 68.52
