@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "sentinel.cli_agent",
     "sentinel.cli_scan",
     "sentinel.cli_evidence",
+    "sentinel.cli_scans",
 )
 
 

@@ -50,6 +50,9 @@ def agent(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=STATE_HELP),
     once: bool = typer.Option(False, "--once", help="Run every baseline once, deliver, and exit."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve this host's latest report at "
+                                               "/metrics on this port (22239 by convention; binds metrics_address, "
+                                               "default 127.0.0.1)."),
 ) -> None:
     """Run the agent: scheduled baselines, utilisation and inventory, signed and pushed to the collector.
 
@@ -59,11 +62,11 @@ def agent(
     from .agent.enroll import EnrollError
     from .agent.spool import SpoolError
 
-    settings = _settings(config, state_dir=state_dir)
+    settings = _settings(config, state_dir=state_dir, metrics_port=metrics_port)
     _setup_logging(settings.log_level)
     try:
         daemon = Agent(settings)
-    except (EnrollError, ClientError, SpoolError) as exc:
+    except (EnrollError, ClientError, SpoolError, ValueError) as exc:
         _fail(str(exc))
     try:
         if once:
@@ -75,7 +78,7 @@ def agent(
                 _fail(f"{flushed.remaining} envelope(s) left in the spool: {flushed.blocked}", 1)
             return
         daemon.run_forever(_stop_on_signals())
-    except EnrollError as exc:
+    except (EnrollError, OSError) as exc:  # OSError: the agent /metrics port cannot be bound
         _fail(str(exc))
 
 
@@ -117,8 +120,13 @@ def up(
     once: bool = typer.Option(False, "--once", help="Run one cycle (check, store, summary) and exit."),
     lang: str = typer.Option("zh", "--lang", help="zh | en (summary text)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the agent and collector do."),
+    alerting_config: Optional[Path] = typer.Option(
+        None, "--alerting-config", help="Push events to Alertmanager and chat robots as this file says "
+                                        "(docs/alerting.md; or SENTINEL_COLLECTOR_ALERTING_CONFIG)."),
 ) -> None:
     """All in one: a local collector (SQLite) and an agent for this host, enrolled automatically.
+
+    The collector serves its API and Prometheus /metrics on the same port (default 8470).
 
     Exit (with --once) 0: no failures; 1: failures or undetermined checks; 2: usage or configuration error."""
     from .agent.allinone import LocalCollector, UpError, default_state_dir, write_secret
@@ -142,7 +150,7 @@ def up(
         private_dir(state)
         if port is None:
             port = 0 if once else UP_PORT  # a one-off run takes any free port
-        collector = LocalCollector(state / "collector", host=host, port=port)
+        collector = LocalCollector(state / "collector", host=host, port=port, alerting_config=alerting_config)
         collector.prepare()
         enrolled = settings.identity_file.exists() and collector.agent_usable(_saved_agent_id(settings))
         token_file = state / "admin-token"
@@ -171,6 +179,9 @@ def up(
         raise typer.Exit(_print_once(reports, flushed, len(settings.baselines), lang))
     typer.echo(f"sentinel up: collector API {collector.url}/api/v1 (docs {collector.url}/api/v1/docs), "
                f"admin token in {token_file}; state in {state}", err=True)
+    typer.echo(f"sentinel up: Prometheus metrics at {collector.url}/metrics"
+               + ("; pushing events as " + str(collector.settings.alerting_config)
+                  if collector.settings.alerting_config else ""), err=True)
     typer.echo(f"sentinel up: checking this host with {baseline} every {interval:g} s; Ctrl-C stops", err=True)
     try:
         daemon.run_forever(_stop_on_signals())

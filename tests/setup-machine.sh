@@ -5,7 +5,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-            pg_ctlcluster:postgresql-common psql:postgresql-client rpm:rpm; do
+            pg_ctlcluster:postgresql-common psql:postgresql-client rpm:rpm \
+            chromium:chromium amtool:prometheus-alertmanager; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)

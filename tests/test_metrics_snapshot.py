@@ -2,19 +2,39 @@
 rendered and accepted by promtool. Rows are written directly so each figure's source is visible in the test."""
 from __future__ import annotations
 
+import json
 import subprocess
+import zlib
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from exporters.prometheus import make_registry, render
+from sentinel.store.assessment import canonical_digest, clear_cache, system_assessment
 from sentinel.store.db import Database
-from sentinel.store.models import Agent, CheckResultRow, Department, Finding, Host, Run, System
+from sentinel.store.models import (Agent, CheckResultRow, Department, Finding, Host, Report, Run, ScanRun,
+                                   ServiceFindingRow, System)
 from sentinel.store.snapshot import build_snapshot
 from tests.obs_support import need
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 TEXT = {"zh": "检查", "en": "check"}
+# item weights of the seeded reports: 8.1.4.1a key, 8.1.4.2a important, the rest general
+WEIGHTS = {"8.1.4.1": 1.0, "8.1.4.2": 0.7, "8.1.4.3": 0.4, "8.1.4.4": 1.0, "8.1.4.5": 0.4, "8.1.4.8": 0.7}
+
+
+def _item(clause: str, verdict: str) -> dict:
+    return {"clause": clause, "item": "a", "control": TEXT, "text": TEXT, "weight": WEIGHTS[clause],
+            "verdict": verdict, "checks": []}
+
+
+# Items of the latest report of each host, as the host engine judged them from the results seeded below
+# (sentinel.scoring.item_verdict); the bodies are kept as the agents' envelopes, like the collector does.
+ITEMS = {
+    2: [_item("8.1.4.1", "部分符合"), _item("8.1.4.2", "符合"), _item("8.1.4.3", "符合"), _item("8.1.4.4", "待核查"),
+        _item("8.1.4.5", "不适用")],
+    3: [_item("8.1.4.1", "部分符合"), _item("8.1.4.2", "符合"), _item("8.1.4.3", "符合")],
+}
 
 
 pytest_plugins = ["tests.dbfixtures"]  # `db`: an empty migrated store, on SQLite and on PostgreSQL
@@ -66,7 +86,7 @@ def _seed(db: Database) -> None:
              "summary": {"risk_counts": {"high": 1, "medium": 0, "low": 0}}}])
         res = {"item": "a", "title": TEXT, "expected": "x", "evidence": [], "duration_ms": 5.0, "waiver": None,
                "high_risk": None}
-        c.execute(insert(CheckResultRow.__table__), [
+        results = [
             # the old run of app-01: must not count
             {**res, "run_id": 1, "check_id": "c.old", "clause": "8.1.4.1", "status": "fail", "severity": "critical"},
             # latest run of app-01: 3 pass, 1 fail (high), 1 fail waived, 1 error, 1 n/a
@@ -84,7 +104,18 @@ def _seed(db: Database) -> None:
             {**res, "run_id": 3, "check_id": "c.p2", "clause": "8.1.4.2", "status": "pass", "severity": "low"},
             {**res, "run_id": 3, "check_id": "c.p3", "clause": "8.1.4.3", "status": "pass", "severity": "low"},
             {**res, "run_id": 3, "check_id": "c.hr", "clause": "8.1.4.1", "status": "fail", "severity": "critical",
-             "high_risk": "6.4.1.1"}])
+             "high_risk": "6.4.1.1"}]
+        c.execute(insert(CheckResultRow.__table__), results)
+        for run_id in (2, 3):  # the kept bodies of the latest runs; the old run 1 is not needed
+            body = {"items": ITEMS[run_id], "results": [{k: v for k, v in r.items() if k != "run_id"}
+                                                        for r in results if r["run_id"] == run_id]}
+            digest = canonical_digest(body)
+            c.execute(Run.__table__.update().where(Run.__table__.c.id == run_id).values(digest=digest))
+            envelope = json.dumps({"report_id": f"r{run_id}", "kind": "host_report", "body": body}).encode()
+            c.execute(insert(Report.__table__).values(
+                report_id=f"r{run_id}", kind="host_report", agent_id="a1" if run_id == 2 else "a2",
+                host_id=1 if run_id == 2 else 2, department_id=1, digest=digest, sent_at=NOW, received_at=NOW,
+                outcome={}, signature="s", envelope=zlib.compress(envelope)))
         finding = {"system_id": 1, "department_id": 1, "clause": "8.1.4.1", "item": "a", "title": TEXT,
                    "remediation": TEXT, "severity": "high", "first_seen": t, "last_seen": NOW, "first_run_id": 1,
                    "last_run_id": 3, "occurrences": 1, "high_risk": None, "resolved_at": None,
@@ -116,9 +147,13 @@ def test_snapshot_from_the_store(db: Database):
     new = hosts["new-01"]
     assert not new.up and new.score is None and new.conclusion is None
 
-    assert a.score == 85.0  # mean of 80 and 90
+    # the system roll-up, not the mean of the host scores (85): per item over both hosts, 8.1.4.1a is
+    # 部分符合 (0.5 x 1.0), 8.1.4.2a and 8.1.4.3a 符合 (0.7 + 0.4), 8.1.4.4a 待核查 and 8.1.4.5a 不适用 unscored
+    assert a.score == round(100 * (0.5 * 1.0 + 0.7 + 0.4) / (1.0 + 0.7 + 0.4), 2) == 76.19
     assert a.pass_ratio == round(6 / 9, 4)  # pass 6 of pass+fail+error 9 (waived and n/a left out)
     assert a.conclusion == "poor", "a high-risk finding on one host caps the system"
+    assessment = system_assessment(db, 1, now=NOW)
+    assert (assessment.summary.score, assessment.summary.conclusion, assessment.complete) == (76.19, "差", True)
     assert a.failing_checks == {"low": 0, "medium": 0, "high": 1, "critical": 1}
     assert a.failing_checks_by_clause == {"8.1.4.1": 2}
     assert (a.high_risk_findings, a.findings_open, a.findings_fixed) == (1, 2, 3)
@@ -134,7 +169,7 @@ def test_snapshot_renders_promtool_clean_with_per_check_series(db: Database):
     proc = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stdout.decode()
     text = body.decode()
-    assert 'sentinel_system_score{department="财政局",system="非税收入管理系统"} 85.0' in text
+    assert 'sentinel_system_score{department="财政局",system="非税收入管理系统"} 76.19' in text
     assert ('sentinel_check_result{check="c.hr",clause="8.1.4.1",department="财政局",host="db-01",'
             'severity="critical",status="fail",system="非税收入管理系统"} 1.0') in text
     assert "sentinel_system_open_services" not in text.replace("# HELP sentinel_system_open_services", "") \
@@ -146,3 +181,95 @@ def test_empty_store(db: Database):
     assert snap.systems == []
     body, _ = render(make_registry(lambda: snap))
     assert b"sentinel_up 1.0" in body
+
+
+NET_ITEM = {"clause": "8.1.4.8", "item": "a", "control": TEXT, "text": TEXT, "weight": 0.7, "verdict": "不符合",
+            "checks": ["net-plaintext-transport"]}
+NET_RESULT = {"check_id": "net-plaintext-transport", "clause": "8.1.4.8", "item": "a", "title": TEXT,
+              "status": "fail", "severity": "high", "high_risk": None, "observed": {"service": "telnet"},
+              "expected": "TLS", "reason": "10.0.0.5:23/tcp: telnet without TLS", "evidence": [],
+              "remediation": TEXT, "waiver": None, "duration_ms": 0.0}
+
+
+def _seed_scans(db: Database) -> None:
+    run = {"system_id": 1, "department_id": 1, "requested_by": "scheduler", "runner": "c:1", "targets": ["10.0.0.0/24"],
+           "scope": {}, "args": {}, "warnings": [], "items": [], "results": [], "error": None, "services_open": 0}
+    with db.write() as c:
+        c.execute(insert(ScanRun.__table__), [
+            {**run, "id": 1, "triggered_by": "schedule", "status": "failed", "full_scope": True,
+             "started_at": NOW - timedelta(days=2), "finished_at": NOW - timedelta(days=2), "duration_ms": 5000.0,
+             "error": "NmapError: nmap exited with 1"},
+            {**run, "id": 2, "triggered_by": "schedule", "status": "succeeded", "full_scope": True,
+             "started_at": NOW - timedelta(hours=1), "finished_at": NOW - timedelta(hours=1) + timedelta(seconds=30),
+             "duration_ms": 30000.0, "items": [NET_ITEM], "results": [NET_RESULT], "services_open": 2},
+            # a later scan of part of the scope failed: the latest run failed, the network part stays scan 2
+            {**run, "id": 3, "triggered_by": "api", "status": "failed", "full_scope": False,
+             "targets": ["10.0.0.6"], "started_at": NOW - timedelta(minutes=10),
+             "finished_at": NOW - timedelta(minutes=10) + timedelta(seconds=2), "duration_ms": 2000.0,
+             "error": "ScopeError"}])
+        sf = {"system_id": 1, "department_id": 1, "proto": "tcp", "state": "open", "plaintext_management": False,
+              "forbidden": False, "high_risk": [], "check_results": [], "errors": [], "evidence": [],
+              "first_seen": NOW - timedelta(days=3), "last_seen": NOW - timedelta(hours=1), "first_scan_id": 2,
+              "last_scan_id": 2, "tls": None, "closed_at": None, "closed_scan_id": None}
+        c.execute(insert(ServiceFindingRow.__table__), [
+            {**sf, "host": "10.0.0.5", "port": 23, "service": "telnet", "forbidden": True, "plaintext_management": True,
+             "high_risk": ["6.4.1.2", "6.4.3.1"]},
+            {**sf, "host": "10.0.0.6", "port": 443, "service": "https",
+             "tls": {"protocols": ["TLSv1.3"], "not_after": (NOW + timedelta(days=30)).isoformat()}},
+            {**sf, "host": "10.0.0.5", "port": 21, "service": "ftp", "forbidden": True, "high_risk": ["6.4.3.1"],
+             "closed_at": NOW - timedelta(hours=1), "closed_scan_id": 2}])  # closed: no longer counts
+
+
+def test_snapshot_network_scans(db: Database):
+    _seed(db)
+    _seed_scans(db)
+    snap = build_snapshot(db, now=NOW)
+    a, b = (next(s for s in snap.systems if s.name == n) for n in ("非税收入管理系统", "互联网医院"))
+    # the latest full-scope scan's network item joins the roll-up: 8.1.4.8a 不符合 (weight 0.7)
+    assert a.score == round(100 * (0.5 * 1.0 + 0.7 + 0.4) / (1.0 + 0.7 + 0.4 + 0.7), 2) == 57.14
+    assert a.pass_ratio == round(6 / 10, 4) and a.conclusion == "poor"
+    assert (a.services_open, a.services_forbidden) == (2, 1)
+    assert [(f.host, f.port, f.protocol, f.service) for f in a.forbidden_services] == [
+        ("10.0.0.5", 23, "tcp", "telnet")]
+    assert [(c.host, c.port, c.not_after) for c in a.certificates] == [("10.0.0.6", 443, NOW + timedelta(days=30))]
+    assert a.high_risk_findings == 2, "the open high-risk host finding and the open telnet"
+    assert a.scan is not None
+    assert (a.scan.last_duration_seconds, a.scan.last_run, a.scan.last_run_success) == (
+        2.0, NOW - timedelta(minutes=10) + timedelta(seconds=2), False)
+    assert (a.scan.last_success, a.scan.failures_total) == (NOW - timedelta(hours=1) + timedelta(seconds=30), 2)
+    assert (b.services_open, b.scan) == (None, None), "no scan: not known"
+
+    assessment = system_assessment(db, 1, now=NOW)
+    assert assessment.network is not None and assessment.network.scan_run_id == 2
+    assert [(i.clause, i.verdict.value) for i in assessment.items] == [
+        ("8.1.4.1", "部分符合"), ("8.1.4.2", "符合"), ("8.1.4.3", "符合"), ("8.1.4.4", "待核查"), ("8.1.4.5", "不适用"),
+        ("8.1.4.8", "不符合")]
+
+    body, _ = render(make_registry(lambda: snap))
+    proc = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode()
+    text = body.decode()
+    sl = 'department="财政局",system="非税收入管理系统"'
+    assert f"sentinel_system_open_services{{{sl}}} 2.0" in text
+    assert f"sentinel_system_forbidden_services{{{sl}}} 1.0" in text
+    assert f"sentinel_scan_failures_total{{{sl}}} 2.0" in text
+    assert f"sentinel_scan_last_run_success{{{sl}}} 0.0" in text
+
+
+def test_system_figures_unknown_without_a_readable_report_body(db: Database):
+    _seed(db)
+    with db.write() as c:
+        c.execute(delete(Report.__table__).where(Report.__table__.c.report_id == "r3"))
+        c.execute(Report.__table__.update().where(Report.__table__.c.report_id == "r2").values(
+            envelope=zlib.compress(json.dumps({"body": {"items": [], "results": []}}).encode())))
+    clear_cache()  # bodies verified earlier in this process are trusted from memory by their digest
+    a = next(s for s in build_snapshot(db, now=NOW).systems if s.name == "非税收入管理系统")
+    assert (a.score, a.pass_ratio, a.conclusion) == (None, None, None), "not a score that leaves hosts out"
+    assert {h.name: h.score for h in a.hosts} == {"app-01": 80.0, "db-01": 90.0, "new-01": None}
+    assessment = system_assessment(db, 1, now=NOW)
+    assert not assessment.complete
+    assert [e.split(":", 1)[0] for e in assessment.errors] == ["host app-01 run 2 (dengbao-l3-linux)",
+                                                              "host db-01 run 3 (dengbao-l3-linux)"]
+    assert "does not hash to the run's digest" in assessment.errors[0]
+    assert "was not kept" in assessment.errors[1]
+    assert [h.included for h in assessment.hosts] == [False, False]

@@ -41,14 +41,17 @@ def default_state_dir() -> Path:
 class LocalCollector:
     """The collector app served by uvicorn on a loopback address, in a background thread."""
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0,
+                 alerting_config: Optional[Path] = None) -> None:
         from pydantic import ValidationError
 
         from ..collector.settings import CollectorSettings
         from ..store.db import Database, StoreError
 
+        # alerting_config None: SENTINEL_COLLECTOR_ALERTING_CONFIG, if set, still applies
+        extra = {"alerting_config": alerting_config} if alerting_config is not None else {}
         try:
-            self.settings = CollectorSettings(state_dir=state_dir, host=host, port=port or 1)
+            self.settings = CollectorSettings(state_dir=state_dir, host=host, port=port or 1, **extra)
         except ValidationError as exc:
             raise UpError(f"collector settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
         if not self.settings.is_loopback:
@@ -124,6 +127,8 @@ class LocalCollector:
     def start(self) -> None:
         import uvicorn
 
+        from exporters.dispatch import DispatchConfigError
+
         from ..collector.app import create_app
 
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
@@ -137,7 +142,11 @@ class LocalCollector:
         sock.listen(128)
         self.port = sock.getsockname()[1]
         self.settings.port = self.port
-        app = create_app(self.settings, db=self.db)
+        try:
+            app = create_app(self.settings, db=self.db)  # also /metrics and, if configured, the event publisher
+        except DispatchConfigError as exc:
+            sock.close()
+            raise UpError(str(exc)) from None
         config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                 timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)

@@ -9,6 +9,8 @@ state_dir: /var/lib/sentinel-agent
 baselines:
   - {baseline: dengbao-l3-linux, interval: 3600}
   - {baseline: /etc/sentinel/site-l3.yaml, interval: 21600, jitter: 600}
+# host_root: /host        # check a mounted root (Kubernetes DaemonSet) instead of this host
+# metrics_port: 22239     # this host's latest report at http://127.0.0.1:22239/metrics
 ```
 
 Durations are seconds.
@@ -59,6 +61,21 @@ class AgentSettings(BaseSettings):
     retry_min: float = Field(default=5, gt=0, description="first delay before retrying delivery, seconds")
     retry_max: float = Field(default=300, gt=0, description="longest delay between delivery attempts, seconds")
     log_level: str = "INFO"
+    # checking a mounted root instead of this host, and the optional agent /metrics (docs/metrics.md)
+    host_root: Optional[Path] = Field(
+        default=None, description="check the offline root mounted here (e.g. /host in the Kubernetes DaemonSet) "
+                                  "instead of this host; live-only facts (processes, sockets, commands, runtime "
+                                  "sysctl) are then not_applicable")
+    metrics_port: Optional[int] = Field(default=None, ge=1, le=65535,
+                                        description="serve this host's latest report at /metrics (usually 22239)")
+    metrics_address: str = Field(default="127.0.0.1", min_length=1, description="address the agent /metrics binds")
+
+    @field_validator("host_root")
+    @classmethod
+    def _root(cls, v: Optional[Path]) -> Optional[Path]:
+        if v is not None and (not v.is_absolute() or not v.is_dir()):
+            raise ValueError(f"{v}: must be an absolute path to a directory (the host's root file system)")
+        return v
 
     @field_validator("log_level")
     @classmethod

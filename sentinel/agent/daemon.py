@@ -70,6 +70,12 @@ class Agent:
         self._deliverer: Optional[threading.Thread] = None
         self._scheduler = None
         self._lock_fd: Optional[int] = None
+        self.exporter = None  # the optional agent /metrics (exporter.py), when metrics_port is set
+        if settings.metrics_port is not None:
+            from .exporter import AgentExporter
+
+            self.exporter = AgentExporter(settings, self.identity)
+        self._root = str(settings.host_root) if settings.host_root else None  # checks read this mounted root
 
     # ---- envelopes -------------------------------------------------------------------------------
     def enqueue(self, kind: str, body: dict[str, Any], report_id: Optional[str] = None) -> str:
@@ -86,7 +92,8 @@ class Agent:
         report_id = str(uuid.uuid4())
         try:
             report = run_isolated(schedule.baseline, report_id, self.settings.time_budget,
-                                  nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle)
+                                  nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle,
+                                  root=self._root)
         except RunError as exc:
             self._run_failed(exc)
             return None
@@ -95,6 +102,8 @@ class Agent:
         except SpoolError as exc:
             log.error("report %s of baseline %s could not be spooled: %s", report_id, schedule.baseline, exc)
             return None
+        if self.exporter is not None:
+            self.exporter.save(report)
         summary = report.get("summary", {})
         log.info("baseline %s: report %s spooled (score %s, %s failing)", schedule.baseline, report_id,
                  summary.get("score"), summary.get("counts", {}).get("fail"))
@@ -103,7 +112,7 @@ class Agent:
     def send_inventory(self) -> None:
         try:
             inventory = inventory_isolated(min(self.settings.time_budget, 300), nice=self.settings.check_nice,
-                                           ionice_idle=self.settings.check_ionice_idle)
+                                           ionice_idle=self.settings.check_ionice_idle, root=self._root)
             self.enqueue("inventory", inventory)
         except RunError as exc:
             self._run_failed(exc)
@@ -208,6 +217,13 @@ class Agent:
         from .scheduler import build_scheduler
 
         self._take_lock()
+        if self.exporter is not None:
+            try:
+                self.exporter.start()
+            except OSError:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+                raise
         self._deliverer = threading.Thread(target=self._deliver_loop, name="sentinel-deliver", daemon=True)
         self._deliverer.start()
         self._scheduler = build_scheduler(self)
@@ -226,6 +242,8 @@ class Agent:
         if self._deliverer is not None:
             self._deliverer.join(timeout=self.settings.request_timeout + 5)
         self.client.close()
+        if self.exporter is not None:
+            self.exporter.stop()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -83,7 +83,7 @@ def enroll(settings: AgentSettings, token: str, collector_url: str, ca_file: Opt
            force: bool = False) -> Identity:
     """Make a key pair, register its public half with the collector, save the identity."""
     from .. import signing
-    from ..hostview import LiveHost
+    from ..hostview import open_host
     from ..osinfo import host_info
 
     if not token.strip():
@@ -109,7 +109,7 @@ def enroll(settings: AgentSettings, token: str, collector_url: str, ca_file: Opt
         raise EnrollError(f"state directory {settings.state_dir}: {exc.strerror or exc}") from None
 
     key = signing.generate_key()
-    info = host_info(LiveHost())
+    info = host_info(open_host(str(settings.host_root) if settings.host_root else None))  # host_root: the node
     # The key is written before the collector hears of it, so a state directory that cannot take it
     # fails here, before the one-time token is spent.
     pending_key = settings.key_file.with_name("agent.key.pending")

@@ -69,6 +69,8 @@ def packages_count(host: HostView) -> int:
                 raise ProbeError(f"{path}: cannot read the RPM database: {exc}") from exc
     for path in _RPM_BDB:
         if host.exists(path):
+            if not host.live:  # `rpm -qa` would count this machine's packages, not the mounted root's
+                raise ProbeError(f"{path}: a Berkeley DB RPM database under an offline root cannot be read")
             result = run_command(["rpm", "-qa", "--qf", "%{NAME}\\n"], timeout=60)
             if not result.ok:
                 raise ProbeError(f"{path}: `rpm -qa` failed: {result.stderr.strip()[:200] or result.returncode}")

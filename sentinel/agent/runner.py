@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,23 @@ class RunError(Exception):
 
 
 def run_isolated(baseline: str, report_id: str, budget: float, nice: int = 10,
-                 ionice_idle: bool = True) -> dict[str, Any]:
-    """The HostReport (as JSON data) of `baseline` on this host, run in a child process."""
-    report = _child_json(["--report-id", report_id, "--", baseline], f"baseline {baseline}", budget, nice,
-                         ionice_idle)
+                 ionice_idle: bool = True, root: Optional[str] = None) -> dict[str, Any]:
+    """The HostReport (as JSON data) of `baseline` on this host (or the offline `root`), run in a child process."""
+    report = _child_json(_root_args(root) + ["--report-id", report_id, "--", baseline], f"baseline {baseline}",
+                         budget, nice, ionice_idle)
     if "summary" not in report:
         raise RunError(f"baseline {baseline}: the run printed something that is not a host report")
     return report
 
 
-def inventory_isolated(budget: float, nice: int = 10, ionice_idle: bool = True) -> dict[str, Any]:
+def inventory_isolated(budget: float, nice: int = 10, ionice_idle: bool = True,
+                       root: Optional[str] = None) -> dict[str, Any]:
     """The host inventory, collected in a child process (the agent itself stays small)."""
-    return _child_json(["--inventory"], "inventory", budget, nice, ionice_idle)
+    return _child_json(_root_args(root) + ["--inventory"], "inventory", budget, nice, ionice_idle)
+
+
+def _root_args(root: Optional[str]) -> list[str]:
+    return ["--root", str(root)] if root else []  # host_root: the child reads the host through RootHost
 
 
 def _child_json(args: list[str], what: str, budget: float, nice: int, ionice_idle: bool) -> dict[str, Any]:
@@ -136,6 +141,7 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--ionice-idle", action="store_true")
     parser.add_argument("--report-id")
     parser.add_argument("--inventory", action="store_true", help="print the host inventory instead")
+    parser.add_argument("--root", help="read the host through this mounted root (live-only facts: not_applicable)")
     parser.add_argument("baseline", nargs="?")
     args = parser.parse_args(argv)
     if args.inventory == bool(args.baseline) or (args.baseline and not args.report_id):
@@ -143,21 +149,22 @@ def _child(argv: list[str]) -> int:
     for problem in lower_priority(args.nice, args.ionice_idle):
         print(f"warning: {problem}", file=sys.stderr)
     if args.inventory:
+        from ..hostview import open_host
         from .inventory import collect
 
-        sys.stdout.write(json.dumps(collect()))
+        sys.stdout.write(json.dumps(collect(open_host(args.root))))
         return 0
 
     from ..baseline import BaselineError, load_baseline
     from ..engine import run_baseline
-    from ..hostview import LiveHost
+    from ..hostview import open_host
 
     try:
         baseline = load_baseline(args.baseline)
     except BaselineError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    report = run_baseline(baseline, LiveHost(), report_id=args.report_id)
+    report = run_baseline(baseline, open_host(args.root), report_id=args.report_id)
     sys.stdout.write(report.model_dump_json())
     sys.stdout.flush()
     return 0

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, signing
 from ..store.db import Database, ensure_current
-from . import audit
+from . import audit, events_publisher, metrics
 from .errors import ApiError
 from .ingest import Ingestor
 from .limits import BodyLimit, BodyTooLarge
@@ -91,6 +91,8 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge):
+        if request.url.path == metrics.REPORTS_PATH:  # ingest counters (collector/metrics.py)
+            app.state.ingest_counters.rejected("size")
         return await _refusal(request, 413, exc.detail)
 
     @app.exception_handler(RequestValidationError)
@@ -111,6 +113,11 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
 
     for module in (agent, directory, results, assessments, admin):
         app.include_router(module.router, prefix=API)
+    metrics.install(app)  # GET /metrics and the ingest counters
+    events_publisher.install(app)  # event push to Alertmanager and chats, when alerting_config is set
+    from .routers import scans
+
+    scans.install(app, settings, db)  # network scans: routes, and their scheduler run with the app
     return app
 
 

@@ -37,6 +37,25 @@ class CollectorSettings(BaseSettings):
     pool_size: int = Field(default=8, ge=1, le=100)
     workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # network scans (sentinel/collector/scanner.py); the scope always comes from the system's scan_scope
+    scans: bool = Field(default=False, description="send network scans from this collector (scheduled and "
+                                                   "triggered); off unless its operator turns it on")
+    scan_schedules: bool = Field(default=True, description="with scans on: run the scheduled scans in this process")
+    scan_rate: int = Field(default=1000, ge=1, le=1_000_000, description="packets/s per scan (nmap --max-rate)")
+    scan_max_hosts: int = Field(default=16, ge=1, le=4096, description="hosts scanned in parallel (--max-hostgroup)")
+    scan_concurrency: int = Field(default=2, ge=1, le=32, description="systems scanned at the same time")
+    scan_timeout: int = Field(default=3600, ge=10, le=7 * 86400, description="seconds one nmap run may take")
+    scan_sync_seconds: float = Field(default=60, ge=1, le=3600, description="how often schedules are reloaded")
+    # /metrics and event push (sentinel/collector/metrics.py, events_publisher.py; docs/metrics.md, alerting.md)
+    metrics_token: Optional[str] = Field(
+        default=None, min_length=16, repr=False,
+        description="if set, GET /metrics needs `Authorization: Bearer <token>` (it names departments and systems)")
+    metrics_per_check: bool = Field(default=False, description="per-check series (host x check: high cardinality)")
+    metrics_cache_seconds: float = Field(default=5, ge=0, le=300, description="scrapes within this share one read")
+    agent_silent_seconds: float = Field(default=7200, gt=0, description="sentinel_host_up is 0 after this long")
+    alerting_config: Optional[Path] = Field(
+        default=None, description="event push configuration (YAML, docs/alerting.md); none: events are not pushed")
+    events_poll_seconds: float = Field(default=2.0, gt=0, le=300, description="how often undelivered events are read")
 
     @field_validator("host")
     @classmethod

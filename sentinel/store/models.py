@@ -323,7 +323,9 @@ class Event(Base, table=True):
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    kind: str = Field(sa_type=String(32), nullable=False)  # high_risk_finding | score_drop | drift
+    # high_risk_finding | score_drop | drift; network scans (sentinel/collector/scan_ingest.py): new_open_port |
+    # closed_port | version_change | new_forbidden_port | scan_failed
+    kind: str = Field(sa_type=String(32), nullable=False)
     severity: str = Field(sa_type=String(16), nullable=False)  # critical | warning | info
     department_id: int = Field(foreign_key="departments.id", nullable=False)
     system_id: int = Field(foreign_key="systems.id", nullable=False)
@@ -388,3 +390,136 @@ class UtilisationSample(Base, table=True):
     net_bytes_sent: int = Field(sa_type=BigInteger, nullable=False)
     net_bytes_recv: int = Field(sa_type=BigInteger, nullable=False)
     logins: int = Field(nullable=False)
+
+
+# ---- network scans (issue 4; migration 0002) -------------------------------------------------------
+
+SCAN_STATUSES = ("running", "succeeded", "failed")
+SCAN_TRIGGERS = ("schedule", "api", "cli")
+
+
+class ScanSchedule(Base, table=True):
+    """How and when a system's network is scanned (one row per system; none: on request, with defaults).
+
+    The scope is never here: a scan always takes it from `systems.scan_scope`. `claimed_at` is the time a
+    collector process last took the scheduled scan; processes sharing the database (several workers) skip
+    a firing within half an interval of it, so a schedule runs once however many processes serve it.
+    """
+
+    __tablename__ = "scan_schedules"
+    __table_args__ = (
+        CheckConstraint("interval_seconds IS NULL OR interval_seconds >= 60", name="interval"),
+        CheckConstraint("jitter_seconds >= 0", name="jitter"),
+    )
+
+    system_id: int = Field(foreign_key="systems.id", primary_key=True, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    enabled: bool = Field(default=False, nullable=False)
+    interval_seconds: Optional[int] = Field(default=None)
+    jitter_seconds: int = Field(default=0, nullable=False)
+    zone_baseline: str = Field(default="zone-egov-default", sa_type=String(200), nullable=False)
+    zone: Optional[str] = Field(default=None, sa_type=String(64))
+    scanner_zone: Optional[str] = Field(default=None, sa_type=String(64))
+    tcp_ports: Optional[str] = Field(default=None, sa_type=String(2000))  # nmap syntax; None: the defaults
+    udp_ports: Optional[str] = Field(default=None, sa_type=String(2000))  # None: no UDP scan
+    version_detection: bool = Field(default=True, nullable=False)
+    claimed_at: Optional[datetime] = _ts(default=None)
+    updated_at: datetime = _ts(nullable=False)
+    updated_by: str = Field(sa_type=String(200), nullable=False)
+
+
+class ScanRun(Base, table=True):
+    """One network scan of a system. At most one per system is `running` (a partial unique index): the
+    database itself refuses a second, whichever process tries."""
+
+    __tablename__ = "scan_runs"
+    __table_args__ = (
+        Index("uq_scan_runs_running", "system_id", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+        Index("ix_scan_runs_system", "system_id", "id"),
+        Index("ix_scan_runs_department", "department_id", "id"),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("triggered_by IN ('schedule', 'api', 'cli')", name="triggered_by"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    triggered_by: str = Field(sa_type=String(16), nullable=False)
+    requested_by: str = Field(sa_type=String(200), nullable=False)  # actor, as in the audit log
+    status: str = Field(default="running", sa_type=String(16), nullable=False)
+    runner: str = Field(sa_type=String(200), nullable=False)  # host:pid of the collector process running it
+    started_at: datetime = _ts(nullable=False)
+    finished_at: Optional[datetime] = _ts(default=None)
+    duration_ms: Optional[float] = Field(default=None)
+    targets: list = _json(default_factory=list, nullable=False)
+    full_scope: bool = Field(default=True, nullable=False)  # the whole registered scope, on the schedule's ports
+    scope: dict = _json(default_factory=dict, nullable=False)  # checks.network.scope.Scope as JSON
+    args: dict = _json(default_factory=dict, nullable=False)  # ScanOptions, and the nmap command lines
+    zone_baseline: Optional[str] = Field(default=None, sa_type=String(200))  # id@version
+    zone: Optional[str] = Field(default=None, sa_type=String(64))
+    scanner_zone: Optional[str] = Field(default=None, sa_type=String(64))
+    error: Optional[str] = Field(default=None, sa_type=Text)
+    warnings: list = _json(default_factory=list, nullable=False)
+    hosts_up: int = Field(default=0, nullable=False)
+    services_open: int = Field(default=0, nullable=False)
+    services_forbidden: int = Field(default=0, nullable=False)
+    high_risk: int = Field(default=0, nullable=False)
+    events: int = Field(default=0, nullable=False)
+    items: list = _json(default_factory=list, nullable=False)  # network ItemResults of this scan
+    results: list = _json(default_factory=list, nullable=False)  # every CheckResult of this scan
+    summary: Optional[dict] = _json(default=None)
+    score: Optional[float] = Field(default=None)
+    conclusion: Optional[str] = Field(default=None, sa_type=String(16))
+
+
+class ServiceFindingRow(Base, table=True):
+    """An open service seen by scans, from the scan that first saw it until the one that saw it closed.
+
+    Like `findings`, a port that closes and opens again starts a new row; at most one row per system,
+    address, protocol and port is open (`closed_at IS NULL`). Columns mirror
+    checks.network.findings.ServiceFinding so a row converts back for the next diff.
+    """
+
+    __tablename__ = "service_findings"
+    __table_args__ = (
+        Index("uq_service_findings_open", "system_id", "host", "proto", "port", unique=True,
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        Index("ix_service_findings_system", "system_id", "closed_at"),
+        Index("ix_service_findings_department", "department_id", "id"),
+        CheckConstraint("proto IN ('tcp', 'udp')", name="proto"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    host_id: Optional[int] = Field(default=None, foreign_key="hosts.id")  # registered host with this address
+    host: str = Field(sa_type=String(64), nullable=False)  # the address scanned
+    port: int = Field(nullable=False)
+    proto: str = Field(sa_type=String(8), nullable=False)
+    state: str = Field(default="open", sa_type=String(32), nullable=False)
+    service: Optional[str] = Field(default=None, sa_type=String(64))
+    nmap_service: Optional[str] = Field(default=None, sa_type=String(64))
+    product: Optional[str] = Field(default=None, sa_type=String(200))
+    version: Optional[str] = Field(default=None, sa_type=String(200))
+    extrainfo: Optional[str] = Field(default=None, sa_type=String(500))
+    tunnel: Optional[str] = Field(default=None, sa_type=String(16))
+    starttls: Optional[bool] = Field(default=None)
+    banner: Optional[str] = Field(default=None, sa_type=Text)
+    tls: Optional[dict] = _json(default=None)
+    ssh: Optional[dict] = _json(default=None)
+    http: Optional[dict] = _json(default=None)
+    exposure: Optional[dict] = _json(default=None)
+    plaintext_management: bool = Field(default=False, nullable=False)
+    zone: Optional[str] = Field(default=None, sa_type=String(64))
+    forbidden: bool = Field(default=False, nullable=False)
+    high_risk: list = _json(default_factory=list, nullable=False)  # 高风险判定指引 cases of failing results
+    check_results: list = _json(default_factory=list, nullable=False)
+    errors: list = _json(default_factory=list, nullable=False)
+    evidence: list = _json(default_factory=list, nullable=False)
+    first_seen: datetime = _ts(nullable=False)
+    last_seen: datetime = _ts(nullable=False)
+    closed_at: Optional[datetime] = _ts(default=None)
+    first_scan_id: int = Field(foreign_key="scan_runs.id", nullable=False)
+    last_scan_id: int = Field(foreign_key="scan_runs.id", nullable=False)
+    closed_scan_id: Optional[int] = Field(default=None, foreign_key="scan_runs.id")

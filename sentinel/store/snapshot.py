@@ -4,15 +4,20 @@ A handful of grouped queries in one read transaction, whatever the number of hos
 from raw evidence at scrape time. What each figure means:
 
 - host figures come from the host's latest run (highest run id), whatever its baseline;
-- system score = mean of its hosts' latest scores; pass ratio = pass / (pass + fail + error) over the
-  non-waived results of those runs; conclusion = sentinel.scoring.conclusion over that score and the
-  summed risk counts, so an unresolved high-risk finding on any host makes the system 差;
-- high-risk findings of a system = its open findings that name a 高风险判定指引 case; findings open/fixed
-  count the rectification trail (`findings` rows unresolved / resolved as fixed);
+- system score, pass ratio and conclusion are the system assessment's (sentinel/store/assessment.py): the
+  latest report of each host and baseline plus the latest full-scope network scan, rolled up item by item
+  by sentinel.scoring, so an unresolved high-risk finding on any host or port makes the system 差. When a
+  report body the roll-up needs cannot be read, the three are None (not known) rather than a figure that
+  silently leaves a host out; the assessment API names what is missing;
+- failing checks by severity and clause count the hosts' latest runs (host checks only);
+- high-risk findings of a system = its open findings and open service findings that name a 高风险判定指引
+  case; findings open/fixed count the rectification trail (`findings` rows unresolved / resolved as fixed);
 - a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
   all revoked are left out (decommissioned);
-- network scan figures (open/forbidden services, certificates, scans) are left out until the store keeps
-  scan runs: None means "not known", never "none".
+- network figures: open and forbidden services (and certificates) are the open service findings, None while
+  the system has no succeeded scan (None means "not known", never "none"); scan figures come from the
+  scan runs (duration and time of the latest finished one, its outcome, the latest success, failures ever),
+  None while the system has none.
 """
 from __future__ import annotations
 
@@ -22,11 +27,12 @@ from typing import Optional
 
 from sqlalchemy import and_, func, select
 
-from ..metrics_model import CheckSeries, HostMetrics, IngestMetrics, MetricsSnapshot, SystemMetrics
+from ..metrics_model import (CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
+                             MetricsSnapshot, ScanMetrics, SystemMetrics)
 from ..model import Severity, Status
-from ..scoring import conclusion as conclusion_of
+from .assessment import assess
 from .db import Database
-from .models import Agent, CheckResultRow, Department, Finding, Host, Run, System
+from .models import Agent, CheckResultRow, Department, Finding, Host, Run, ScanRun, ServiceFindingRow, System
 
 DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour run interval
 
@@ -67,6 +73,9 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                    (F.c.high_risk.is_not(None)).label("high_risk"), func.count().label("n"))
             .group_by(F.c.system_id, F.c.resolved_at.is_(None), F.c.resolution, F.c.high_risk.is_not(None))).all()
 
+        assessments = assess(conn, [s.id for s in systems], now=now)
+        scan_figures, services = _scan_figures(conn)
+
         checks: dict[int, list] = defaultdict(list)
         if per_check:
             for r in conn.execute(select(C.c.run_id, C.c.check_id, C.c.clause, C.c.severity, C.c.status,
@@ -97,7 +106,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
 
     out = []
     for s in systems:
-        host_metrics, scores, risks, has_runs = [], [], defaultdict(int), False
+        host_metrics = []
         statuses: dict[str, int] = defaultdict(int)
         failing: dict[str, int] = defaultdict(int)
         by_clause: dict[str, int] = defaultdict(int)
@@ -107,17 +116,12 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             hm = {"name": h.hostname, "os": h.os_name or None, "last_report": seen,
                   "up": seen is not None and now - seen <= silent_after}
             if run is not None:
-                has_runs = True
                 for k, v in per_run_status[run.id].items():
                     statuses[k] += v
                 for k, v in per_run_failing[run.id].items():
                     failing[k] += v
                 for k, v in per_run_clause[run.id].items():
                     by_clause[k] += v
-                for level, n in ((run.summary or {}).get("risk_counts") or {}).items():
-                    risks[level] += int(n)
-                if run.score is not None:
-                    scores.append(run.score)
                 hm.update(score=run.score, pass_ratio=run.pass_rate, conclusion=run.conclusion,
                           failing_checks=dict(per_run_failing[run.id]), high_risk_findings=run.high_risk,
                           run_duration_seconds=max(0.0, (run.finished_at - run.started_at).total_seconds()),
@@ -127,14 +131,67 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                                   for c in checks.get(run.id, []) if c.severity in _SEVERITIES
                                   and c.status in _STATUSES])
             host_metrics.append(HostMetrics(**hm))
-        judged = sum(statuses.get(k, 0) for k in ("pass", "fail", "error"))
-        score = round(sum(scores) / len(scores), 2) if scores else None
         f = sys_findings.get(s.id, {})
+        a = assessments[s.id]
+        known = a.complete and (bool(a.hosts) or a.network is not None)  # nothing assessed yet: not known
+        svc = services.get(s.id)
         out.append(SystemMetrics(
-            department=s.department, name=s.name, level=s.level, label=s.label, score=score,
-            pass_ratio=round(statuses.get("pass", 0) / judged, 4) if judged else None,
-            conclusion=conclusion_of(score, risks) if has_runs else None,
+            department=s.department, name=s.name, level=s.level, label=s.label,
+            score=a.summary.score if known else None, pass_ratio=a.summary.pass_rate if known else None,
+            conclusion=a.summary.conclusion if known else None,
             failing_checks=dict(failing), failing_checks_by_clause=dict(by_clause),
-            high_risk_findings=f.get("high_risk", 0), findings_open=f.get("open", 0),
-            findings_fixed=f.get("fixed", 0), hosts=host_metrics))
+            high_risk_findings=f.get("high_risk", 0) + (svc.high_risk if svc else 0), findings_open=f.get("open", 0),
+            findings_fixed=f.get("fixed", 0), hosts=host_metrics,
+            services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
+            forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
+            scan=scan_figures.get(s.id)))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
+
+
+class _Services:
+    def __init__(self) -> None:
+        self.open = 0
+        self.high_risk = 0
+        self.forbidden: list[ExposedService] = []
+        self.certificates: list[CertificateMetrics] = []
+
+    @property
+    def forbidden_count(self) -> int:
+        return len(self.forbidden)
+
+
+def _scan_figures(conn) -> tuple[dict[int, ScanMetrics], dict[int, _Services]]:
+    """Scan run figures per system, and its open service findings (for systems with a succeeded scan)."""
+    SR, SF = ScanRun.__table__, ServiceFindingRow.__table__
+    finished = conn.execute(
+        select(SR.c.system_id, SR.c.id, SR.c.status, SR.c.started_at, SR.c.finished_at, SR.c.duration_ms)
+        .where(SR.c.id.in_(select(func.max(SR.c.id)).where(SR.c.status != "running").group_by(SR.c.system_id)))
+    ).all()
+    stats = {r.system_id: r for r in conn.execute(
+        select(SR.c.system_id, func.max(SR.c.finished_at).filter(SR.c.status == "succeeded").label("last_success"),
+               func.count().filter(SR.c.status == "failed").label("failures"))
+        .group_by(SR.c.system_id))}
+    scans: dict[int, ScanMetrics] = {}
+    for r in finished:
+        st = stats.get(r.system_id)
+        scans[r.system_id] = ScanMetrics(
+            last_duration_seconds=r.duration_ms / 1000.0 if r.duration_ms is not None else None,
+            last_run=r.finished_at or r.started_at, last_success=st.last_success if st else None,
+            last_run_success=r.status == "succeeded", failures_total=st.failures if st else 0)
+    services: dict[int, _Services] = {sid: _Services() for sid, st in stats.items() if st.last_success is not None}
+    for f in conn.execute(select(SF.c.system_id, SF.c.host, SF.c.port, SF.c.proto, SF.c.service, SF.c.forbidden,
+                                 SF.c.high_risk, SF.c.tls)
+                          .where(SF.c.closed_at.is_(None)).order_by(SF.c.system_id, SF.c.host, SF.c.proto, SF.c.port)):
+        svc = services.get(f.system_id)
+        if svc is None:
+            continue
+        svc.open += 1
+        svc.high_risk += 1 if f.high_risk else 0
+        if f.forbidden:
+            svc.forbidden.append(ExposedService(host=f.host, port=f.port, protocol=f.proto, service=f.service or ""))
+        not_after = (f.tls or {}).get("not_after")
+        if not_after and f.port:
+            when = datetime.fromisoformat(not_after.replace("Z", "+00:00"))
+            svc.certificates.append(CertificateMetrics(host=f.host, port=f.port, not_after=when if when.tzinfo
+                                                       else when.replace(tzinfo=timezone.utc)))
+    return scans, services

@@ -43,4 +43,5 @@ async def report(
     raw = await request.body()
     status, body = await run_in_threadpool(request.app.state.ingestor.handle, raw, x_sentinel_agent,
                                            x_sentinel_signature, ip)
+    request.app.state.ingest_counters.observe_report(status, body, raw)  # ingest counters (collector/metrics.py)
     return JSONResponse(body, status_code=status)

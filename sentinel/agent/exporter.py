@@ -1,0 +1,77 @@
+"""The agent's own /metrics (optional, `metrics_port`): this host's latest report, for sites that scrape
+hosts directly rather than the collector (docs/metrics.md).
+
+The agent keeps its latest host report in `<state_dir>/last-report.json` (0600) and the exporter reads it
+on each scrape (`exporters.prometheus.report_file_source`), so a scrape never runs a check and a restarted
+agent shows its last figures at once. Until the first report exists only `sentinel_system_info` is shown.
+An agent speaks for its own host: host series and `sentinel_system_info`, never system-wide figures.
+
+The exporter has no authentication and names the host's department and system: it binds 127.0.0.1
+unless `metrics_address` says otherwise on purpose (e.g. the node address in the Kubernetes DaemonSet,
+behind a NetworkPolicy).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from exporters.prometheus import report_file_source, start_agent_exporter
+
+from ..metrics_model import MetricsSnapshot, SystemMetrics
+from .config import AgentSettings
+from .enroll import Identity, write_private
+
+log = logging.getLogger("sentinel.agent.metrics")
+
+LATEST_REPORT = "last-report.json"
+
+
+class AgentExporter:
+    def __init__(self, settings: AgentSettings, identity: Identity) -> None:
+        if settings.metrics_port is None:
+            raise ValueError("metrics_port is not set")
+        if not identity.department or not identity.system:
+            raise ValueError(f"{settings.identity_file}: no department/system saved at enrollment, which the "
+                             "metrics are labelled with; enroll again with --force")
+        self.settings = settings
+        self.department, self.system = identity.department, identity.system
+        self.path = settings.state_dir / LATEST_REPORT
+        self._server: Optional[Any] = None
+
+    def save(self, report: dict[str, Any]) -> None:
+        """Keep the latest report for the exporter (atomic replace, owner-only)."""
+        try:
+            write_private(self.path, json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        except OSError as exc:
+            log.error("latest report not kept for /metrics: %s: %s", self.path, exc.strerror or exc)
+
+    def _source(self):
+        from_file = report_file_source(self.path, department=self.department, system=self.system)
+
+        def source() -> MetricsSnapshot:
+            if not self.path.exists():  # no report yet: known system, no host figures (not a failure)
+                return MetricsSnapshot(generated_at=datetime.now(timezone.utc), systems=[
+                    SystemMetrics(department=self.department, name=self.system, system_wide=False)])
+            return from_file()
+
+        return source
+
+    def start(self) -> None:
+        addr, port = self.settings.metrics_address, self.settings.metrics_port
+        try:
+            self._server, _ = start_agent_exporter(self._source(), addr=addr, port=port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"agent /metrics on {addr}:{port}: {exc.strerror or exc}") from None
+        log.info("agent /metrics on http://%s:%d/metrics", addr, self._server.server_address[1])
+
+    @property
+    def port(self) -> Optional[int]:
+        return self._server.server_address[1] if self._server is not None else None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,171 @@
+"""The collector's `GET /metrics` and its ingest counters (docs/metrics.md).
+
+The figures come from stored state (`sentinel.store.snapshot.build_snapshot`), rendered by
+`exporters.prometheus`; a scrape never runs a check. The ingest counters are the one thing kept in memory:
+reports accepted by kind and refused by reason since this process started, counted where the agent
+endpoint answers (`observe_report`, called by routers/agent.py) and where the body-size limit refuses
+(app.py's 413 handler), so ingest.py itself carries no metrics code.
+
+/metrics names departments, systems and hosts. It is open by default (like most exporters, for a
+Prometheus on the same closed network); `metrics_token` (SENTINEL_COLLECTOR_METRICS_TOKEN) makes it ask
+for `Authorization: Bearer <token>`, which Prometheus sends with `authorization: {credentials_file: ...}`.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Callable, Mapping, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from exporters.prometheus import make_registry, render
+
+from ..metrics_model import IngestMetrics, MetricsSnapshot
+from ..store.db import Database
+from ..store.snapshot import build_snapshot
+from .errors import ApiError
+from .settings import CollectorSettings
+
+log = logging.getLogger("sentinel.collector.metrics")
+
+#: envelope kinds (docs/wire.md); every one is exposed from the start, at 0
+KINDS = ("host_report", "inventory", "utilisation")
+#: why a report was refused; a fixed vocabulary so the `reason` label stays bounded. `other` is a
+#: refusal this table does not know yet (logged once with its status), never a silent gap.
+REASONS = ("size", "schema", "unknown_agent", "revoked", "signature", "agent_mismatch", "stale", "replay", "other")
+
+REPORTS_PATH = "/api/v1/agent/reports"
+
+
+def rejection_reason(status: int, detail: str) -> str:
+    """The `reason` of a refused report, from the status and detail that sentinel/collector/ingest.py
+    answers with (tests/test_obs_collector.py drives every one of them through a real ingest)."""
+    if status == 413:
+        return "size"
+    if status == 422:
+        return "schema"
+    if status == 403:
+        return "revoked"
+    if status == 409:
+        return "replay"  # the report id is stored with a different body
+    if status == 401:
+        if detail.startswith(("signature ", "missing X-Sentinel-Signature")):
+            return "signature"
+        if detail.startswith(("unknown agent", "missing X-Sentinel-Agent")):
+            return "unknown_agent"
+    if status == 400:
+        if detail.startswith("stale report"):
+            return "stale"
+        if detail.startswith("envelope agent_id"):
+            return "agent_mismatch"
+    return "other"
+
+
+class IngestCounters:
+    """Thread-safe counters of this process; `snapshot()` gives the `IngestMetrics` that /metrics shows.
+
+    With `--workers N > 1` every worker process counts its own reports, so a scrape shows the counts of the
+    worker that answered it: use one worker where these counters matter (docs/metrics.md).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accepted = dict.fromkeys(KINDS, 0)
+        self._rejected = dict.fromkeys(REASONS, 0)
+        self._unknown_logged: set[int] = set()
+
+    def accepted(self, kind: str) -> None:
+        if kind not in self._accepted:
+            raise ValueError(f"unknown envelope kind {kind!r}; known: {', '.join(KINDS)}")
+        with self._lock:
+            self._accepted[kind] += 1
+
+    def rejected(self, reason: str) -> None:
+        if reason not in self._rejected:
+            raise ValueError(f"unknown rejection reason {reason!r}; known: {', '.join(REASONS)}")
+        with self._lock:
+            self._rejected[reason] += 1
+
+    def snapshot(self) -> IngestMetrics:
+        with self._lock:
+            return IngestMetrics(reports_total=dict(self._accepted), errors_total=dict(self._rejected))
+
+    def observe_report(self, status: int, answer: Mapping[str, Any], raw: bytes) -> None:
+        """Count one answer of POST /agent/reports (2xx: accepted, including the same report again)."""
+        if 200 <= status < 300:
+            kind = _kind(answer, raw)
+            if kind is None:  # cannot happen for a stored envelope; never fail the answer over a counter
+                log.warning("accepted report of unknown kind: not counted")
+            else:
+                self.accepted(kind)
+            return
+        detail = str(answer.get("detail", ""))
+        reason = rejection_reason(status, detail)
+        if reason == "other" and status not in self._unknown_logged:
+            self._unknown_logged.add(status)
+            log.warning("ingest refusal not classified (HTTP %d: %.80s): counted as reason=other", status, detail)
+        self.rejected(reason)
+
+
+def _kind(answer: Mapping[str, Any], raw: bytes) -> Optional[str]:
+    if answer.get("run_id") is not None:
+        return "host_report"  # only host reports make runs: the common case needs no second parse
+    # inventory and utilisation answer alike; their envelopes are small, so reading the kind costs little
+    try:
+        kind = json.loads(raw).get("kind")
+    except (ValueError, AttributeError):
+        kind = None
+    return kind if kind in KINDS else None
+
+
+class _Cached:
+    """The last store snapshot, re-read once it is older than `seconds` (one read at a time)."""
+
+    def __init__(self, read: Callable[[], MetricsSnapshot], seconds: float) -> None:
+        self._read = read
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._value: Optional[tuple[float, MetricsSnapshot]] = None
+
+    def __call__(self) -> MetricsSnapshot:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._value[0] >= self._seconds:
+                self._value = (now, self._read())
+            return self._value[1]
+
+
+def _authorized(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def install(app: FastAPI) -> IngestCounters:
+    """Add GET /metrics to the collector app and keep its ingest counters in `app.state.ingest_counters`."""
+    settings: CollectorSettings = app.state.settings
+    db: Database = app.state.db
+    counters = IngestCounters()
+    silent_after = timedelta(seconds=settings.agent_silent_seconds)
+    stored = _Cached(lambda: build_snapshot(db, silent_after=silent_after, per_check=settings.metrics_per_check),
+                     settings.metrics_cache_seconds)
+    # the store read may be shared by scrapes close together; the counters are always the current ones
+    registry = make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot()}),
+                             per_check=settings.metrics_per_check)
+    token: Optional[str] = settings.metrics_token
+    app.state.ingest_counters = counters
+
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition of the stored state (text 0.0.4, or OpenMetrics when asked for)."""
+        if token is not None and not _authorized(request, token):
+            raise ApiError(401, "GET /metrics needs Authorization: Bearer <metrics token>")
+        body, content_type = render(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+    # a plain def: reading the store blocks, so Starlette runs it in its thread pool
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    return counters

@@ -1,0 +1,335 @@
+"""The assessment of a graded system (定级对象): its hosts' latest reports and its latest network scan, rolled up
+into one set of item verdicts, one score and one conclusion by `sentinel.scoring` (the formula lives there).
+
+What takes part:
+- every host of the system that has an enrolled agent (hosts whose agents are all revoked are decommissioned,
+  as in the metrics snapshot), with the latest run of each baseline it reports (an agent may run several);
+  its items come from the report body the collector kept (the signed envelope, checked against the run's
+  digest), its results from the same body;
+- the latest *succeeded* scan of the whole registered scope (a scan narrowed to part of the scope says nothing
+  about the rest, so it does not stand for the system's network): its network items and results;
+- manual assessments: the latest verdict per item decides an item that the roll-up left 待核查 (a manual item,
+  or checks that could not determine); where checks reached a verdict it stands (`automated` keeps it).
+
+Then `scoring.system_items(item sets)` gives one verdict per item over all 测评对象 and
+`scoring.summarize(items, all results)` the score, pass rate, risks and conclusion.
+
+A report body that cannot be read (not kept, or not hashing to its run's digest) is named in `errors` and
+left out; `complete` is then false and callers that publish a single figure (the metrics) show none rather
+than a score that silently ignores a host.
+
+Parsed report bodies are cached by digest (the SHA-256 of the canonical body, so an entry can never go stale)
+and their items and results are interned: hosts on one baseline share most of them, so the cache costs a few
+references per item and result, and a metrics scrape parses only the reports that arrived since the last one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import zlib
+from collections import OrderedDict, defaultdict
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal, Optional
+
+from pydantic import BaseModel, Field, computed_field
+from sqlalchemy import func, select
+
+from .. import scoring
+from ..model import CheckResult, ItemResult, Severity, Status, Summary, Text, Verdict
+from .db import Database
+from .models import Agent, Department, Host, ManualAssessment, Report, Run, ScanRun, System
+
+CACHE_RUNS = 8192  # parsed report bodies kept (each a few KB of references once interned)
+_INTERN_MAX = 200_000
+
+
+class ScoredResult(BaseModel):
+    """The fields of a host CheckResult that `sentinel.scoring` reads (it reads attributes only)."""
+
+    check_id: str
+    clause: str
+    item: str
+    title: Text
+    status: Status
+    severity: Severity
+    high_risk: Optional[str] = None
+    waiver: Optional[str] = None
+
+
+class HostPart(BaseModel):
+    host_id: int
+    hostname: str
+    addresses: list[str]
+    run_id: int
+    report_id: str
+    baseline_id: str
+    baseline_version: str
+    received_at: datetime
+    score: Optional[float]
+    conclusion: str
+    summary: dict[str, Any]  # the host's own summary, as reported
+    included: bool  # its items and results are part of the roll-up (false: see the assessment's errors)
+
+
+class NetworkPart(BaseModel):
+    scan_run_id: int
+    started_at: datetime
+    finished_at: Optional[datetime]
+    targets: list[str]
+    zone_baseline: Optional[str]
+    zone: Optional[str]
+    scanner_zone: Optional[str]
+    services_open: int
+    services_forbidden: int
+    items: list[ItemResult]
+    summary: Optional[Summary]
+
+
+class AssessedItem(ItemResult):
+    automated: Verdict  # the roll-up of the checks and scans, before any manual verdict
+    source: Literal["automated", "manual"] = "automated"
+    manual_assessment_id: Optional[int] = None
+
+
+class SystemAssessment(BaseModel):
+    system_id: int
+    system: str
+    department_id: int
+    department: str
+    level: int
+    label: str
+    generated_at: datetime
+    hosts: list[HostPart] = Field(default_factory=list)
+    network: Optional[NetworkPart] = None
+    items: list[AssessedItem] = Field(default_factory=list)
+    summary: Summary
+    errors: list[str] = Field(default_factory=list)
+
+    @computed_field
+    @property
+    def complete(self) -> bool:
+        """Every host report and the scan took part (else `errors` says what is missing)."""
+        return not self.errors
+
+
+# ---- parsed report bodies ------------------------------------------------------------------------------
+
+
+class _Parsed:
+    __slots__ = ("items", "results")
+
+    def __init__(self, items: tuple, results: tuple) -> None:
+        self.items = items
+        self.results = results
+
+
+class _Cache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.runs: OrderedDict[str, _Parsed] = OrderedDict()
+        self.items: dict[tuple, ItemResult] = {}
+        self.results: dict[tuple, ScoredResult] = {}
+
+    def get(self, digest: str) -> Optional[_Parsed]:
+        with self.lock:
+            hit = self.runs.get(digest)
+            if hit is not None:
+                self.runs.move_to_end(digest)
+            return hit
+
+    def put(self, digest: str, parsed: _Parsed) -> None:
+        with self.lock:
+            self.runs[digest] = parsed
+            while len(self.runs) > self.size:
+                self.runs.popitem(last=False)
+
+    def intern_item(self, d: dict) -> ItemResult:
+        key = (d.get("clause"), d.get("item"), json.dumps(d.get("control"), sort_keys=True),
+               json.dumps(d.get("text"), sort_keys=True), d.get("weight"), d.get("verdict"),
+               tuple(d.get("checks") or ()))
+        return self._intern(self.items, key, lambda: ItemResult.model_validate(d))
+
+    def intern_result(self, d: dict) -> ScoredResult:
+        title = d.get("title") or {}
+        key = (d.get("check_id"), d.get("clause"), d.get("item"), title.get("zh"), title.get("en"), d.get("status"),
+               d.get("severity"), d.get("high_risk"), d.get("waiver"))
+        return self._intern(self.results, key, lambda: ScoredResult.model_validate(d))
+
+    def _intern(self, table: dict, key: tuple, make):
+        with self.lock:
+            found = table.get(key)
+        if found is not None:
+            return found
+        value = make()
+        with self.lock:
+            if len(table) >= _INTERN_MAX:  # bounded: agent-supplied texts could otherwise grow it forever
+                table.clear()
+            return table.setdefault(key, value)
+
+
+_cache = _Cache(CACHE_RUNS)
+
+
+def clear_cache() -> None:
+    """Forget parsed report bodies (a body once verified against its digest is otherwise trusted from memory)."""
+    with _cache.lock:
+        _cache.runs.clear()
+        _cache.items.clear()
+        _cache.results.clear()
+
+
+def canonical_digest(body: Any) -> str:
+    """SHA-256 of a report body serialised canonically (docs/wire.md): the run's `digest`."""
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def _parse(envelope: bytes, digest: str) -> _Parsed:
+    try:
+        body = json.loads(zlib.decompress(envelope))["body"]
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the kept envelope is not a report envelope ({type(exc).__name__})") from None
+    if canonical_digest(body) != digest:
+        raise ValueError("the kept report body does not hash to the run's digest (the store was altered)")
+    try:
+        items = tuple(_cache.intern_item(i) for i in body.get("items") or [])
+        results = tuple(_cache.intern_result(r) for r in body.get("results") or [])
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"the kept report body is not a host report: {str(exc).splitlines()[0]}") from None
+    return _Parsed(items, results)
+
+
+# ---- assessing ---------------------------------------------------------------------------------------------
+
+
+def system_assessment(db: Database, system_id: int, now: Optional[datetime] = None) -> SystemAssessment:
+    """The assessment of one system; LookupError if there is no such system."""
+    with db.read() as conn:
+        found = assess(conn, [system_id], now=now)
+    if system_id not in found:
+        raise LookupError(f"system {system_id} not found")
+    return found[system_id]
+
+
+def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datetime] = None
+           ) -> dict[int, SystemAssessment]:
+    """Assessments of the given systems (all when None), read on `conn` with a fixed number of queries."""
+    now = now or datetime.now(timezone.utc)
+    S, D, H, A, R = System.__table__, Department.__table__, Host.__table__, Agent.__table__, Run.__table__
+    RP, SR, M = Report.__table__, ScanRun.__table__, ManualAssessment.__table__
+    ids = None if system_ids is None else sorted(set(system_ids))
+
+    def only(column):
+        return True if ids is None else column.in_(ids)
+
+    systems = conn.execute(select(S.c.id, S.c.name, S.c.level, S.c.label, S.c.department_id,
+                                  D.c.name.label("department"))
+                           .join(D, D.c.id == S.c.department_id).where(only(S.c.id)).order_by(S.c.id)).all()
+    enrolled = select(A.c.host_id).where(A.c.state == "enrolled").distinct().subquery()
+    hosts = {h.id: h for h in conn.execute(
+        select(H.c.id, H.c.system_id, H.c.hostname, H.c.addresses)
+        .join(enrolled, enrolled.c.host_id == H.c.id).where(only(H.c.system_id)))}
+    latest = (select(func.max(R.c.id)).where(only(R.c.system_id))
+              .group_by(R.c.host_id, R.c.baseline_id).scalar_subquery())
+    runs = [r for r in conn.execute(
+        select(R.c.id, R.c.host_id, R.c.system_id, R.c.report_id, R.c.digest, R.c.baseline_id, R.c.baseline_version,
+               R.c.received_at, R.c.score, R.c.conclusion, R.c.summary).where(R.c.id.in_(latest)).order_by(R.c.id))
+        if r.host_id in hosts]
+
+    parsed: dict[int, _Parsed] = {}
+    errors: dict[int, list[str]] = defaultdict(list)
+    missing = {}
+    for r in runs:
+        hit = _cache.get(r.digest)
+        if hit is not None:
+            parsed[r.id] = hit
+        else:
+            missing[r.report_id] = r
+    if missing:
+        keys = list(missing)
+        kept = {}
+        for i in range(0, len(keys), 500):
+            kept.update(dict(conn.execute(select(RP.c.report_id, RP.c.envelope)
+                                          .where(RP.c.report_id.in_(keys[i:i + 500]))).all()))
+        for report_id, r in missing.items():
+            where = f"host {hosts[r.host_id].hostname} run {r.id} ({r.baseline_id})"
+            if kept.get(report_id) is None:
+                errors[r.system_id].append(f"{where}: the report body was not kept; its items cannot be rolled up")
+                continue
+            try:
+                p = _parse(kept[report_id], r.digest)
+            except ValueError as exc:
+                errors[r.system_id].append(f"{where}: {exc}")
+                continue
+            _cache.put(r.digest, p)
+            parsed[r.id] = p
+
+    latest_scan = (select(func.max(SR.c.id)).where(only(SR.c.system_id), SR.c.status == "succeeded",
+                                                   SR.c.full_scope.is_(True))
+                   .group_by(SR.c.system_id).scalar_subquery())
+    scans = {s.system_id: s for s in conn.execute(select(SR).where(SR.c.id.in_(latest_scan)))}
+
+    latest_manual = (select(func.max(M.c.id)).where(only(M.c.system_id))
+                     .group_by(M.c.system_id, M.c.clause, M.c.item).scalar_subquery())
+    manual: dict[int, dict[tuple[str, str], Any]] = defaultdict(dict)
+    for m in conn.execute(select(M.c.id, M.c.system_id, M.c.clause, M.c.item, M.c.verdict)
+                          .where(M.c.id.in_(latest_manual))):
+        manual[m.system_id][(m.clause, m.item)] = m
+
+    runs_by_system: dict[int, list] = defaultdict(list)
+    for r in runs:
+        runs_by_system[r.system_id].append(r)
+
+    out = {}
+    for s in systems:
+        item_sets, results, parts = [], [], []
+        for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
+            h = hosts[r.host_id]
+            p = parsed.get(r.id)
+            if p is not None:
+                item_sets.append(p.items)
+                results.extend(p.results)
+            parts.append(HostPart(host_id=h.id, hostname=h.hostname, addresses=list(h.addresses or []), run_id=r.id,
+                                  report_id=r.report_id, baseline_id=r.baseline_id,
+                                  baseline_version=r.baseline_version, received_at=r.received_at, score=r.score,
+                                  conclusion=r.conclusion, summary=dict(r.summary or {}), included=p is not None))
+        network = None
+        scan = scans.get(s.id)
+        if scan is not None:
+            try:
+                net_items = [ItemResult.model_validate(i) for i in scan.items or []]
+                net_results = [CheckResult.model_validate(x) for x in scan.results or []]
+                net_summary = Summary.model_validate(scan.summary) if scan.summary else None
+            except ValueError as exc:
+                errors[s.id].append(f"scan {scan.id}: stored results are not readable: {str(exc).splitlines()[0]}")
+            else:
+                item_sets.append(net_items)
+                results.extend(net_results)
+                network = NetworkPart(scan_run_id=scan.id, started_at=scan.started_at, finished_at=scan.finished_at,
+                                      targets=list(scan.targets or []), zone_baseline=scan.zone_baseline,
+                                      zone=scan.zone, scanner_zone=scan.scanner_zone,
+                                      services_open=scan.services_open, services_forbidden=scan.services_forbidden,
+                                      items=net_items, summary=net_summary)
+        items = _with_manual(scoring.system_items(item_sets), manual.get(s.id, {}))
+        out[s.id] = SystemAssessment(
+            system_id=s.id, system=s.name, department_id=s.department_id, department=s.department, level=s.level,
+            label=s.label, generated_at=now, hosts=parts, network=network, items=items,
+            summary=scoring.summarize(items, results), errors=errors.get(s.id, []))
+    return out
+
+
+def _with_manual(items: list[ItemResult], manual: dict[tuple[str, str], Any]) -> list[AssessedItem]:
+    out = []
+    for item in items:
+        m = manual.get((item.clause, item.item))
+        decides = m is not None and item.verdict == Verdict.PENDING
+        fields = {**item.model_dump(), "verdict": Verdict(m.verdict) if decides else item.verdict}
+        out.append(AssessedItem(**fields, automated=item.verdict, source="manual" if decides else "automated",
+                                manual_assessment_id=m.id if decides else None))
+    return out
+
+
+__all__ = ["AssessedItem", "HostPart", "NetworkPart", "ScoredResult", "SystemAssessment", "assess", "clear_cache",
+           "system_assessment"]

@@ -1,0 +1,182 @@
+"""The collector's event publisher on its own: one publisher per store (lease on SQLite and PostgreSQL), retry
+rounds that go only to the receivers that failed, and take-over when the publishing process stops."""
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import insert, select
+
+from exporters.dispatch import DispatchConfig
+from sentinel.collector.events_publisher import EventsPublisher, PublisherLease
+from sentinel.store.db import Database
+from sentinel.store.models import Event
+from tests.collector_helpers import World
+from tests.obs_support import Receiver, eventually
+
+pytest_plugins = ["tests.dbfixtures"]
+
+
+@pytest.fixture
+def world(tmp_path, _sqlite_template):
+    path = tmp_path / "sentinel.db"
+    shutil.copyfile(_sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    w = World(db)
+    w.department("公安局")
+    w.system("视频监控联网平台", "公安局")
+    yield w
+    db.dispose()
+
+
+def _event(world: World, check: str, **payload) -> int:
+    """An events row as the collector's ingest writes it."""
+    row = {"kind": "high_risk_finding", "severity": "critical", "department_id": world.departments["公安局"],
+           "system_id": world.systems["视频监控联网平台"], "check_id": check, "fingerprint": f"fp-{check}",
+           "summary": f"cam-01: high-risk finding {check}", "created_at": datetime.now(timezone.utc),
+           "payload": {"department": "公安局", "system": "视频监控联网平台", "host": "cam-01", **payload},
+           "delivered": False, "attempts": 0}
+    with world.db.write() as conn:
+        return conn.execute(insert(Event.__table__).values(**row)).inserted_primary_key[0]
+
+
+def _row(db, event_id: int):
+    with db.read() as conn:
+        return conn.execute(select(Event.__table__).where(Event.id == event_id)).one()
+
+
+def _config(*receivers: Receiver) -> DispatchConfig:
+    return DispatchConfig.model_validate({
+        "retry": {"max_attempts": 1},
+        "receivers": [{"name": f"hook{i}", "type": "webhook", "url": r.url(f"/{i}")} for i, r in enumerate(receivers)],
+        "routes": [{"receivers": [f"hook{i}" for i in range(len(receivers))]}]})
+
+
+def test_sqlite_lease_admits_one_publisher(world):
+    first, second = PublisherLease(world.db), PublisherLease(Database(world.db.url))
+    try:
+        assert first.acquire() and first.alive()
+        assert not second.acquire()
+        first.release()
+        assert second.acquire()
+    finally:
+        first.release()
+        second.release()
+        second.db.dispose()
+
+
+def test_postgres_lease_admits_one_publisher_per_schema(pg_schemas):
+    from tests.dbfixtures import pg_url
+
+    url = pg_url(pg_schemas.create())
+    dbs = [Database(url), Database(url), Database(pg_url(pg_schemas.create()))]
+    leases = [PublisherLease(db) for db in dbs]
+    try:
+        assert leases[0].acquire() and leases[0].alive()
+        assert not leases[1].acquire(), "two publishers on one store"
+        assert leases[2].acquire(), "a store in another schema must not be blocked"
+        leases[0].release()
+        assert leases[1].acquire()
+    finally:
+        for lease in leases:
+            lease.release()
+        for db in dbs:
+            db.dispose()
+
+
+def test_a_failed_round_is_retried_only_for_the_receivers_that_failed(world):
+    good = Receiver(responses=[(200, {})])
+    flaky = Receiver(responses=[(500, {"error": "down"}), (200, {})])
+    publisher = EventsPublisher(world.db, _config(good, flaky), poll_interval=0.05, retry_delays=(0.3, 0.3))
+    event_id = _event(world, "l3-cam-telnet")
+    publisher.start()
+    try:
+        failed = eventually(lambda: (r := _row(world.db, event_id)).attempts == 1 and r, what="first round recorded")
+        assert not failed.delivered and failed.last_error.startswith("hook1: HTTP 500")
+        delivered = eventually(lambda: (r := _row(world.db, event_id)).delivered and r, what="second round")
+        assert delivered.attempts == 2 and delivered.last_error is None and delivered.delivered_at is not None
+        time.sleep(0.3)
+        assert len(good.requests) == 1, "the receiver that had it got it again"
+        assert len(flaky.requests) == 2
+    finally:
+        publisher.close(timeout=1)
+        good.close()
+        flaky.close()
+
+
+def test_one_publisher_per_store_and_take_over_when_it_stops(world):
+    hook = Receiver(responses=[(200, {})])
+    publishers = [EventsPublisher(Database(world.db.url), _config(hook), poll_interval=0.05, lease_retry=0.1)
+                  for _ in range(2)]
+    try:
+        for p in publishers:
+            p.start()
+        first = _event(world, "l3-a")
+        eventually(lambda: _row(world.db, first).delivered, what="delivered by one publisher")
+        time.sleep(0.3)
+        assert len(hook.requests) == 1, "both publishers sent it"
+        leader = next(p for p in publishers if p.leader)
+        assert sum(p.leader for p in publishers) == 1
+        leader.close(timeout=1)
+        second = _event(world, "l3-b")
+        eventually(lambda: _row(world.db, second).delivered, what="delivered after the take-over")
+        assert len(hook.requests) == 2
+        assert next(p for p in publishers if p is not leader).leader
+    finally:
+        for p in publishers:
+            p.close(timeout=1)
+            p.db.dispose()
+        hook.close()
+
+
+def test_an_unusable_row_is_left_undelivered_with_the_reason(world):
+    hook = Receiver(responses=[(200, {})])
+    publisher = EventsPublisher(world.db, _config(hook), poll_interval=0.05)
+    with world.db.write() as conn:
+        bad = conn.execute(insert(Event.__table__).values(
+            kind="drift", severity="warning", department_id=world.departments["公安局"],
+            system_id=world.systems["视频监控联网平台"], fingerprint="fp-x", summary="no names", payload={},
+            created_at=datetime.now(timezone.utc), delivered=False, attempts=0)).inserted_primary_key[0]
+    publisher.start()
+    try:
+        row = eventually(lambda: (r := _row(world.db, bad)).last_error and r, what="the reason recorded")
+        assert not row.delivered and "department/system" in row.last_error
+        assert row.attempts == publisher.max_rounds  # never tried again
+        assert hook.requests == []
+    finally:
+        publisher.close(timeout=1)
+        hook.close()
+
+
+def test_restore_and_delivery_on_both_backends(store_url):
+    """The publisher's queries on SQLite and PostgreSQL: a delivered, still-firing alert is pushed again at
+    start (restore), a resolved one is not, and an undelivered event is delivered."""
+    db = Database(store_url)
+    world = World(db)
+    world.department("公安局")
+    world.system("视频监控联网平台", "公安局")
+    still = _event(world, "l3-still-open")
+    gone = _event(world, "l3-fixed")
+    _event(world, "l3-fixed", resolved=True)  # the latest event of that condition resolves it
+    with db.write() as conn:
+        conn.execute(Event.__table__.update().values(delivered=True))
+    new = _event(world, "l3-new")
+    am = Receiver(responses=[(200, {})])  # Alertmanager's POST /api/v2/alerts answers 200
+    config = DispatchConfig.model_validate({
+        "receivers": [{"name": "am", "type": "alertmanager", "url": am.url(""), "resend_interval_seconds": 0.2}],
+        "routes": [{"receivers": ["am"]}]})
+    publisher = EventsPublisher(db, config, poll_interval=0.05)
+    publisher.start()
+    try:
+        eventually(lambda: _row(db, new).delivered, what="the new event delivered")
+        pushed = am.wait_for(2)
+        checks = {a["labels"]["check"] for p in pushed for a in p.json()}
+        assert {"l3-still-open", "l3-new"} <= checks and "l3-fixed" not in checks
+        assert publisher.stats["restored"] == 1
+        assert not _row(db, still).attempts and _row(db, gone).delivered
+    finally:
+        publisher.close(timeout=1)
+        am.close()
+        db.dispose()
