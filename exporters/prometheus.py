@@ -65,7 +65,8 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_system_info", "info", SYSTEM + ("level", "label"),
                   "A system under 等保 protection: its department, level and S/A grade label; value is 1."),
         MetricDef("sentinel_system_score", g, SYSTEM,
-                  "Composite compliance score of the system (0-100) over all its hosts, from the latest stored runs."),
+                  "Composite compliance score of the system (0-100): hosts' latest reports and the latest full scan, "
+                  "rolled up item by item."),
         MetricDef("sentinel_system_pass_ratio", g, SYSTEM,
                   "Passing checks / (pass + fail + error) over the system's latest runs (0-1)."),
         MetricDef("sentinel_system_conclusion", g, SYSTEM + ("conclusion",),
