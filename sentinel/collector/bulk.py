@@ -1,119 +1,272 @@
-"""The writes of the ingest hot path (a host report), in as few database round trips as possible.
+"""The database side of host-report ingestion, a batch of reports at a time (sentinel/collector/ingest.py
+decides what to write; this module reads and writes it for one dialect, through the driver).
 
-PostgreSQL: the run and all its check results go in one statement (the results travel as one JSON
-array expanded by jsonb_to_recordset), and the closing writes (chain head, host, agent, report
-ledger) go in one statement of data-modifying CTEs. On a busy 2-core machine a round trip costs far
-more than the SQL, so this is where the throughput comes from.
-SQLite runs in-process, so there the cost is Python per statement: the results go through the
-driver's executemany with their JSON already serialised, the rest through cached Core statements.
+Per batch, inside one write transaction:
+1. `lock_and_read`: lock the chain heads of the batch's systems (PostgreSQL: `SELECT ... FOR UPDATE` in
+   system-id order, so two collector processes never deadlock; SQLite: the transaction began with
+   BEGIN IMMEDIATE and holds the only write lock), then, in statements that start after the lock is held
+   and so see every earlier commit: the agents' states, reports already stored under the batch's ids, the
+   hosts' open findings, each host's previous score on the baseline, and run ids. Run ids are taken here,
+   under the lock, so a system's runs are numbered in chain order.
+2. `write`: every row of the batch, one executemany per table (PostgreSQL pipelines each into one round
+   trip; the check results of the whole batch travel as one JSON array expanded by jsonb_to_recordset).
+
+The driver is used directly: the statements are fixed, and SQLAlchemy's per-statement work would cost
+more than the SQL on this path. Values are converted with the column types' own bind processors
+(SQLite date-time text, UTC) so the rows are the ones the ORM would write.
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
-from sqlalchemy import LargeBinary, bindparam, insert, text, update
+from ..store.types import UTCDateTime
+from .fastjson import dumps
 
-from ..store.models import Agent, CheckResultRow, Host, Report, Run, System
-from ..store.types import JSONType, UTCDateTime
-
-try:  # several times faster for the JSON columns; plain json stores the same values
-    import orjson
-
-    def dumps(value: Any) -> str:
-        return orjson.dumps(value).decode("utf-8")
-except ImportError:  # pragma: no cover - orjson is optional
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-T_RUN, T_RESULT, T_SYSTEM = Run.__table__, CheckResultRow.__table__, System.__table__
-T_HOST, T_AGENT, T_REPORT = Host.__table__, Agent.__table__, Report.__table__
-
-# Order of a result row as the writers take it (JSON columns as Python values).
+# Order of a check-result row as ingest builds it (the JSON columns as Python values).
 RESULT_FIELDS = ("check_id", "clause", "item", "title", "status", "severity", "high_risk", "observed",
                  "expected", "reason", "evidence", "waiver", "duration_ms")
-RUN_FIELDS = ("report_id", "agent_id", "host_id", "system_id", "department_id", "baseline_id", "baseline_version",
-              "baseline_level", "started_at", "finished_at", "received_at", "summary", "score", "pass_rate",
-              "conclusion", "checks_total", "failed", "high_risk", "digest", "prev_chain_hash", "chain_hash")
+RUN_COLUMNS = ("id", "report_id", "agent_id", "host_id", "system_id", "department_id", "baseline_id",
+               "baseline_version", "baseline_level", "started_at", "finished_at", "received_at", "summary", "score",
+               "pass_rate", "conclusion", "checks_total", "failed", "high_risk", "digest", "prev_chain_hash",
+               "chain_hash")
+FINDING_COLUMNS = ("host_id", "system_id", "department_id", "check_id", "clause", "item", "title", "remediation",
+                   "severity", "high_risk", "first_seen", "last_seen", "first_run_id", "last_run_id", "occurrences",
+                   "resolved_at", "resolution", "resolved_run_id")
+EVENT_COLUMNS = ("kind", "severity", "department_id", "system_id", "host_id", "check_id", "run_id", "fingerprint",
+                 "summary", "payload", "created_at", "delivered", "attempts")
+REPORT_COLUMNS = ("report_id", "kind", "agent_id", "host_id", "department_id", "digest", "sent_at", "received_at",
+                  "source_ip", "outcome", "signature", "envelope")
 HOST_FIELDS = ("os_id", "os_version", "os_name", "family", "arch", "kernel")
-REPORT_FIELDS = ("report_id", "kind", "agent_id", "host_id", "department_id", "digest", "sent_at", "received_at",
-                 "source_ip", "outcome", "signature", "envelope")
-_TIMES = ("started_at", "finished_at", "received_at", "sent_at", "now")
+TIMES = {"started_at", "finished_at", "received_at", "first_seen", "last_seen", "resolved_at", "created_at",
+         "sent_at", "t", "now"}
+# JSON columns per table ("summary" is JSON in runs but text in events)
+RUN_JSON, FINDING_JSON, EVENT_JSON, REPORT_JSON = {"summary"}, {"title", "remediation"}, {"payload"}, {"outcome"}
 
 
-class SqliteWriter:
-    _INSERT_RESULTS = (f"INSERT INTO check_results (run_id, {', '.join(RESULT_FIELDS)}) "
-                       f"VALUES ({', '.join('?' * (len(RESULT_FIELDS) + 1))})")
+@dataclass
+class BatchState:
+    """What the batch's checks and drift need, read under the lock."""
 
-    def __init__(self) -> None:
-        self._i_run, self._i_report = insert(T_RUN), insert(T_REPORT)
-        self._u_chain = update(T_SYSTEM).where(T_SYSTEM.c.id == bindparam("sid")).values(
-            chain_head=bindparam("head"))
-        self._u_host = update(T_HOST).where(T_HOST.c.id == bindparam("hid")).values(
-            **{f: bindparam(f) for f in HOST_FIELDS}, last_seen=bindparam("now"))
-        self._u_agent = update(T_AGENT).where(T_AGENT.c.id == bindparam("aid")).values(
-            last_seen=bindparam("now"), last_ip=bindparam("ip"))
-
-    def run_with_results(self, conn, run: dict, results: list[tuple]) -> int:
-        run_id = conn.execute(self._i_run, run).inserted_primary_key[0]
-        if results:
-            conn.exec_driver_sql(self._INSERT_RESULTS, [
-                (run_id, r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]),
-                 r[11], r[12]) for r in results])
-        return run_id
-
-    def close_host_report(self, conn, *, sid: int, head: str, hid: int, host: dict, aid: str, ip: Optional[str],
-                          now, report: dict) -> None:
-        conn.execute(self._u_chain, {"sid": sid, "head": head})
-        conn.execute(self._u_host, {"hid": hid, "now": now, **host})
-        conn.execute(self._u_agent, {"aid": aid, "now": now, "ip": ip})
-        conn.execute(self._i_report, report)
+    heads: dict[int, str]  # system id -> chain head
+    agent_states: dict[str, str]  # agent id -> state (absent: the agent is gone)
+    stored: dict[str, tuple[str, str, Any]]  # report id -> (kind, digest, outcome)
+    open_findings: dict[int, list[tuple[str, int, Optional[str]]]]  # host id -> [(check id, finding id, high risk)]
+    previous: dict[tuple[int, str], tuple[Optional[float], Optional[str]]]  # (host, baseline) -> (score, conclusion)
+    run_ids: list[int]  # ascending, one per report of the batch (unused ones are gaps)
 
 
-def _typed(statement, *, json_params=(), binary_params=(), time_params=_TIMES):
-    names = set(statement.compile().params)
-    binds = [bindparam(n, type_=JSONType) for n in json_params if n in names]
-    binds += [bindparam(n, type_=LargeBinary) for n in binary_params if n in names]
-    binds += [bindparam(n, type_=UTCDateTime) for n in time_params if n in names]
-    return statement.bindparams(*binds)
+@dataclass
+class BatchWrites:
+    runs: list[dict] = field(default_factory=list)
+    results: list[tuple[int, list[tuple]]] = field(default_factory=list)  # (run id, rows in RESULT_FIELDS order)
+    results_json: list[tuple[int, str]] = field(default_factory=list)  # (run id, rows as a JSON array) for PG
+    findings: list[dict] = field(default_factory=list)
+    seen: list[dict] = field(default_factory=list)  # {ids, t, run}
+    resolved: list[dict] = field(default_factory=list)  # {id, t, run, how}
+    events: list[dict] = field(default_factory=list)
+    heads: dict[int, str] = field(default_factory=dict)
+    hosts: list[dict] = field(default_factory=list)  # {hid, now, HOST_FIELDS...}
+    agents: list[dict] = field(default_factory=list)  # {aid, now, ip}
+    reports: list[dict] = field(default_factory=list)
 
 
-class PostgresWriter:
-    def __init__(self) -> None:
-        columns = ", ".join(RUN_FIELDS)
-        values = ", ".join(f":{f}" for f in RUN_FIELDS)
+def _converter(dialect) -> Callable[[dict, frozenset], dict]:
+    """Row dict -> driver values: date-times through UTCDateTime's processor, JSON columns as text."""
+    ts = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+
+    def convert(row: dict, jsons=frozenset()) -> dict:
+        out = dict(row)
+        for key, value in row.items():
+            if key in TIMES:
+                out[key] = ts(value) if value is not None else None
+            elif key in jsons:
+                out[key] = dumps(value)
+        return out
+
+    return convert
+
+
+class SqliteStore:
+    """sqlite3 through its own cursor, inside the BEGIN IMMEDIATE transaction of Database.write()."""
+
+    def __init__(self, dialect) -> None:
+        self.convert = _converter(dialect)
+        self.ts = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+        def insert(table: str, columns: tuple) -> str:
+            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+
+        self.i_run = insert("runs", RUN_COLUMNS)
+        self.i_result = (f"INSERT INTO check_results (run_id, {', '.join(RESULT_FIELDS)}) "
+                         f"VALUES ({', '.join('?' * (len(RESULT_FIELDS) + 1))})")
+        self.i_finding = insert("findings", FINDING_COLUMNS)
+        self.i_event = insert("events", EVENT_COLUMNS)
+        self.i_report = insert("reports", REPORT_COLUMNS)
+        self.u_resolve = ("UPDATE findings SET resolved_at = :t, resolved_run_id = :run, resolution = :how "
+                          "WHERE id = :id")
+        self.u_head = "UPDATE systems SET chain_head = :head WHERE id = :sid"
+        self.u_host = ("UPDATE hosts SET " + ", ".join(f"{f} = :{f}" for f in HOST_FIELDS) +
+                       ", last_seen = :now WHERE id = :hid")
+        self.u_agent = "UPDATE agents SET last_seen = :now, last_ip = :ip WHERE id = :aid"
+
+    @staticmethod
+    def _cursor(conn):
+        return conn.connection.driver_connection.cursor()
+
+    def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
+        cur = self._cursor(conn)
+
+        def marks(values) -> str:
+            return ", ".join("?" * len(values))
+
+        systems, agents, report_ids, hosts = list(systems), list(agents), list(report_ids), list(hosts)
+        heads = dict(cur.execute(f"SELECT id, chain_head FROM systems WHERE id IN ({marks(systems)})",
+                                 systems).fetchall())
+        states = dict(cur.execute(f"SELECT id, state FROM agents WHERE id IN ({marks(agents)})", agents).fetchall())
+        stored = {rid: (kind, digest, _load(outcome)) for rid, kind, digest, outcome in cur.execute(
+            f"SELECT report_id, kind, digest, outcome FROM reports WHERE report_id IN ({marks(report_ids)})",
+            report_ids).fetchall()}
+        open_findings: dict[int, list] = {}
+        for hid, check_id, fid, high_risk in cur.execute(
+                f"SELECT host_id, check_id, id, high_risk FROM findings WHERE host_id IN ({marks(hosts)}) "
+                "AND resolved_at IS NULL", hosts).fetchall():
+            open_findings.setdefault(hid, []).append((check_id, fid, high_risk))
+        previous = {}
+        for hid, bid in previous_keys:
+            row = cur.execute("SELECT score, conclusion FROM runs WHERE host_id = ? AND baseline_id = ? "
+                              "ORDER BY id DESC LIMIT 1", (hid, bid)).fetchone()
+            previous[(hid, bid)] = row if row else (None, None)
+        top = cur.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]
+        cur.close()
+        return BatchState(heads, states, stored, open_findings, previous,
+                          list(range(top + 1, top + 1 + len(report_ids))))
+
+    def write(self, conn, w: BatchWrites) -> None:
+        cur = self._cursor(conn)
+        convert = self.convert
+        cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
+        cur.executemany(self.i_result, [
+            (run_id, r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]),
+             r[11], r[12]) for run_id, rows in w.results for r in rows])
+        if w.findings:
+            cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
+        for seen in w.seen:
+            ids = seen["ids"]
+            cur.execute(f"UPDATE findings SET last_seen = ?, last_run_id = ?, occurrences = occurrences + 1 "
+                        f"WHERE id IN ({', '.join('?' * len(ids))})", (self.ts(seen["t"]), seen["run"], *ids))
+        if w.resolved:
+            cur.executemany(self.u_resolve, [convert(r) for r in w.resolved])
+        if w.events:
+            cur.executemany(self.i_event, [convert(e, EVENT_JSON) for e in w.events])
+        cur.executemany(self.u_head, [{"sid": sid, "head": head} for sid, head in w.heads.items()])
+        cur.executemany(self.u_host, [convert(h) for h in w.hosts])
+        cur.executemany(self.u_agent, [convert(a) for a in w.agents])
+        cur.executemany(self.i_report, [convert(r, REPORT_JSON) for r in w.reports])
+        cur.close()
+
+
+class PostgresStore:
+    """psycopg 3 through its own cursor, inside the transaction of Database.write()."""
+
+    def __init__(self, dialect) -> None:
+        self.convert = _converter(dialect)
+
+        def insert(table: str, columns: tuple, jsons: set) -> str:
+            values = ", ".join(f"CAST(%({c})s AS jsonb)" if c in jsons else f"%({c})s" for c in columns)
+            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+
+        self.i_run = insert("runs", RUN_COLUMNS, RUN_JSON)
         fields = ", ".join(RESULT_FIELDS)
-        self._run = _typed(text(
-            f"WITH run AS (INSERT INTO runs ({columns}) VALUES ({values}) RETURNING id), "
-            f"res AS (INSERT INTO check_results (run_id, {fields}) "
-            f"SELECT run.id, {', '.join('x.' + f for f in RESULT_FIELDS)} "
-            f"FROM run, ROWS FROM (jsonb_to_recordset(CAST(:results AS jsonb)) AS (check_id text, clause text, "
+        # results keep their order: ORDINALITY + ORDER BY gives ascending ids in report order
+        self.i_results = (
+            f"INSERT INTO check_results (run_id, {fields}) "
+            f"SELECT (b.v->>'run_id')::int, {', '.join('x.' + f for f in RESULT_FIELDS)} "
+            f"FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS b(v, bn) "
+            f"CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(b.v->'results') AS (check_id text, clause text, "
             f"item text, title jsonb, status text, severity text, high_risk text, observed jsonb, expected text, "
             f"reason text, evidence jsonb, waiver text, duration_ms float8)) WITH ORDINALITY AS x({fields}, n) "
-            f"ORDER BY x.n) "
-            f"SELECT id FROM run"), json_params=("summary",))
-        self._close = _typed(text(
-            "WITH s AS (UPDATE systems SET chain_head = :head WHERE id = :sid), "
-            "h AS (UPDATE hosts SET " + ", ".join(f"{f} = :{f}" for f in HOST_FIELDS) +
-            ", last_seen = :now WHERE id = :hid), "
-            "a AS (UPDATE agents SET last_seen = :now, last_ip = :ip WHERE id = :aid) "
-            f"INSERT INTO reports ({', '.join(REPORT_FIELDS)}) VALUES ({', '.join(':' + f for f in REPORT_FIELDS)})"),
-            json_params=("outcome",), binary_params=("envelope",))
+            f"ORDER BY b.bn, x.n")
+        self.i_finding = insert("findings", FINDING_COLUMNS, FINDING_JSON)
+        self.i_event = insert("events", EVENT_COLUMNS, EVENT_JSON)
+        self.i_report = insert("reports", REPORT_COLUMNS, REPORT_JSON)
+        self.u_seen = ("UPDATE findings SET last_seen = %(t)s, last_run_id = %(run)s, occurrences = occurrences + 1 "
+                       "WHERE id = ANY(%(ids)s)")
+        self.u_resolve = ("UPDATE findings SET resolved_at = %(t)s, resolved_run_id = %(run)s, resolution = %(how)s "
+                          "WHERE id = %(id)s")
+        self.u_head = "UPDATE systems SET chain_head = %(head)s WHERE id = %(sid)s"
+        self.u_host = ("UPDATE hosts SET " + ", ".join(f"{f} = %({f})s" for f in HOST_FIELDS) +
+                       ", last_seen = %(now)s WHERE id = %(hid)s")
+        self.u_agent = "UPDATE agents SET last_seen = %(now)s, last_ip = %(ip)s WHERE id = %(aid)s"
 
-    def run_with_results(self, conn, run: dict, results: list[tuple]) -> int:
-        # results keep their order: WITH ORDINALITY + ORDER BY gives ascending ids in report order
-        payload = dumps([dict(zip(RESULT_FIELDS, r, strict=True)) for r in results])
-        return conn.execute(self._run, {**run, "results": payload}).scalar_one()
+    @staticmethod
+    def _cursor(conn):
+        return conn.connection.driver_connection.cursor()
 
-    def close_host_report(self, conn, *, sid: int, head: str, hid: int, host: dict, aid: str, ip: Optional[str],
-                          now, report: dict) -> None:
-        conn.execute(self._close, {"sid": sid, "head": head, "hid": hid, **host, "aid": aid, "ip": ip, "now": now,
-                                   **report})
+    def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
+        cur = self._cursor(conn)
+        # The lock first and on its own: later statements take their snapshot after it is granted.
+        heads = dict(cur.execute("SELECT id, chain_head FROM systems WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                                 (sorted(systems),)).fetchall())
+        states = dict(cur.execute("SELECT id, state FROM agents WHERE id = ANY(%s)", (list(agents),)).fetchall())
+        stored = {rid: (kind, digest, outcome) for rid, kind, digest, outcome in cur.execute(
+            "SELECT report_id, kind, digest, outcome FROM reports WHERE report_id = ANY(%s)",
+            (list(report_ids),)).fetchall()}
+        open_findings: dict[int, list] = {}
+        for hid, check_id, fid, high_risk in cur.execute(
+                "SELECT host_id, check_id, id, high_risk FROM findings WHERE host_id = ANY(%s) "
+                "AND resolved_at IS NULL", (list(hosts),)).fetchall():
+            open_findings.setdefault(hid, []).append((check_id, fid, high_risk))
+        keys = list(previous_keys)
+        previous = {(hid, bid): (None, None) for hid, bid in keys}
+        for hid, bid, score, conclusion in cur.execute(
+                "SELECT k.hid, k.bid, r.score, r.conclusion FROM unnest(%s::int[], %s::text[]) AS k(hid, bid) "
+                "CROSS JOIN LATERAL (SELECT score, conclusion FROM runs WHERE host_id = k.hid "
+                "AND baseline_id = k.bid ORDER BY id DESC LIMIT 1) r",
+                ([k[0] for k in keys], [k[1] for k in keys])).fetchall():
+            previous[(hid, bid)] = (score, conclusion)
+        run_ids = sorted(r[0] for r in cur.execute(
+            "SELECT nextval(pg_get_serial_sequence('runs', 'id')) FROM generate_series(1, %s)",
+            (len(report_ids),)).fetchall())
+        cur.close()
+        return BatchState(heads, states, stored, open_findings, previous, run_ids)
+
+    def write(self, conn, w: BatchWrites) -> None:
+        cur = self._cursor(conn)
+        convert = self.convert
+        cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
+        # the per-report arrays were serialised before the lock; here they are only joined
+        cur.execute(self.i_results, ("[" + ",".join(f'{{"run_id":{run_id},"results":{rows}}}'
+                                                    for run_id, rows in w.results_json) + "]",))
+        if w.findings:
+            cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
+        if w.seen:
+            cur.executemany(self.u_seen, [convert(s) for s in w.seen])
+        if w.resolved:
+            cur.executemany(self.u_resolve, [convert(r) for r in w.resolved])
+        if w.events:
+            cur.executemany(self.i_event, [convert(e, EVENT_JSON) for e in w.events])
+        cur.executemany(self.u_head, [{"sid": sid, "head": head} for sid, head in w.heads.items()])
+        cur.executemany(self.u_host, [convert(h) for h in w.hosts])
+        cur.executemany(self.u_agent, [convert(a) for a in w.agents])
+        cur.executemany(self.i_report, [convert(r, REPORT_JSON) for r in w.reports])
+        cur.close()
 
 
-def writer_for(dialect: str):
-    if dialect == "postgresql":
-        return PostgresWriter()
-    if dialect == "sqlite":
-        return SqliteWriter()
-    raise ValueError(f"no ingest writer for {dialect}")
+def _load(value: Any) -> Any:
+    import json
+
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def store_for(dialect):
+    if dialect.name == "postgresql":
+        return PostgresStore(dialect)
+    if dialect.name == "sqlite":
+        return SqliteStore(dialect)
+    raise ValueError(f"no ingest store for {dialect.name}")
+
+
+def results_json(rows: list[tuple]) -> str:
+    """A report's result rows as the JSON array PostgresStore expands (built before the lock)."""
+    return dumps([dict(zip(RESULT_FIELDS, r, strict=True)) for r in rows])

@@ -1,0 +1,189 @@
+"""Host reports written by group commit (sentinel/collector/groupcommit.py, ingest.py, bulk.py), on both stores."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from sentinel.collector.groupcommit import GroupCommit
+from sentinel.collector.ingest import Ingestor, chain
+from sentinel.store.models import ZERO_HASH, Report, Run, System
+from tests.collector_helpers import World, audit_rows, counts, envelope, make_report, sign
+
+pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
+
+
+def test_group_commit_batches_and_hands_errors_to_their_threads():
+    batches: list[list[int]] = []
+    gate = threading.Event()
+
+    def write(jobs):
+        if not batches:
+            gate.wait(5)  # hold the first batch so the others queue up behind it
+        batches.append([j.item for j in jobs])
+        for j in jobs:
+            if j.item == 7:
+                j.error = ValueError("bad item")
+            else:
+                j.result = j.item * 10
+        for j in jobs:
+            j.done = True
+
+    group = GroupCommit(write, lambda waiting: [j for j in waiting if j.item % 2 == waiting[0].item % 2][:4])
+    results: dict[int, object] = {}
+
+    def submit(i):
+        try:
+            results[i] = group.submit(i)
+        except ValueError as exc:
+            results[i] = str(exc)
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not group._writing and time.monotonic() < deadline:  # the first batch is being written...
+        time.sleep(0.01)
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(1, 12)]
+    for t in threads:  # ...so these queue up behind it
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in [first, *threads]:
+        t.join(10)
+    assert results == {i: ("bad item" if i == 7 else i * 10) for i in range(12)}
+    assert sorted(i for b in batches for i in b) == list(range(12))
+    assert all(len(b) <= 4 and len({i % 2 for i in b}) == 1 for b in batches)
+
+
+@pytest.fixture
+def world(db, make_client):
+    w = World(db)
+    w.department("health")
+    w.system("his", "health")
+    w.system("lis", "health")
+    client = make_client(db)
+    agents = [w.enroll(client, "his" if i % 2 else "lis", f"web-{i}") for i in range(6)]
+    return w, agents
+
+
+def _deliver(ingestor, payloads, threads=6):
+    answers, lock = [], threading.Lock()
+
+    def run(chunk):
+        for raw, headers in chunk:
+            status, answer = ingestor.handle(raw, headers["X-Sentinel-Agent"], headers["X-Sentinel-Signature"],
+                                             "127.0.0.1")
+            with lock:
+                answers.append((status, answer))
+
+    workers = [threading.Thread(target=run, args=(payloads[k::threads],)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return answers
+
+
+def _chains_intact(db):
+    with db.read() as conn:
+        runs = conn.execute(select(Run.__table__).order_by(Run.id)).all()
+        heads = dict(conn.execute(select(System.id, System.chain_head)).all())
+    prev: dict[int, str] = {}
+    for run in runs:
+        expected = prev.get(run.system_id, ZERO_HASH)
+        assert run.prev_chain_hash == expected and run.chain_hash == chain(expected, run.digest)
+        prev[run.system_id] = run.chain_hash
+    assert all(heads[sid] == head for sid, head in prev.items())
+    return len(runs)
+
+
+def test_concurrent_reports_are_batched_and_chained(world, db):
+    _, agents = world
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    sizes: list[int] = []
+    write_batch = ingestor._write_batch
+
+    def counting(jobs):
+        sizes.append(len(jobs))
+        write_batch(jobs)
+
+    ingestor._group._write = counting
+    payloads = [sign(a.key, envelope(a.agent_id, make_report({"a": "fail" if (i + k) % 3 else "pass", "b": "pass"},
+                                                             hostname=f"web-{k}")))
+                for i in range(5) for k, a in enumerate(agents)]
+    answers = _deliver(ingestor, payloads)
+    assert sorted(s for s, _ in answers) == [202] * len(payloads)
+    assert _chains_intact(db) == len(payloads)
+    assert sum(sizes) == len(payloads)
+    # every report's findings followed its own host's history, whatever the batching
+    with db.read() as conn:
+        open_a = conn.exec_driver_sql("SELECT COUNT(*) FROM findings WHERE check_id = 'a' "
+                                      "AND resolved_at IS NULL").scalar_one()
+    assert open_a == sum(1 for k in range(len(agents)) if (4 + k) % 3)
+
+
+def test_a_failing_batch_is_written_report_by_report(world, db):
+    _, agents = world
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    write = ingestor._store.write
+    failed = []
+
+    def flaky(conn, w):
+        if len(w.runs) > 1 and not failed:
+            failed.append(len(w.runs))
+            raise RuntimeError("injected failure of a whole batch")
+        write(conn, w)
+
+    ingestor._store.write = flaky
+    gate = threading.Event()
+    write_batch = ingestor._write_batch
+
+    def held(jobs):
+        gate.wait(5)
+        write_batch(jobs)
+
+    ingestor._group._write = held
+    payloads = [sign(a.key, envelope(a.agent_id, make_report({"a": "fail"}, hostname=f"web-{k}")))
+                for k, a in enumerate(agents)]
+    timer = threading.Timer(0.5, gate.set)
+    timer.start()
+    answers = _deliver(ingestor, payloads)
+    timer.join()
+    assert failed and sorted(s for s, _ in answers) == [202] * len(payloads)
+    assert _chains_intact(db) == len(payloads)
+
+
+def test_revoked_between_checks_and_write_is_refused(world, db):
+    w, agents = world
+    agent = agents[0]
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    prepare = ingestor._prepare
+
+    def revoke_then_prepare(checked, ip):
+        from sentinel.collector import admin
+
+        with db.session(write=True) as s:
+            admin.revoke_agent(w.ctx(s), agent.agent_id, "key lost")
+        return prepare(checked, ip)
+
+    ingestor._prepare = revoke_then_prepare
+    raw, headers = sign(agent.key, envelope(agent.agent_id, make_report({"a": "fail"}, hostname="web-0")))
+    before = counts(db)
+    status, answer = ingestor.handle(raw, headers["X-Sentinel-Agent"], headers["X-Sentinel-Signature"], "127.0.0.1")
+    assert status == 403 and "revoked" in answer["detail"]
+    assert counts(db) == before
+    assert audit_rows(db, "report.ingest")[-1].status_code == 403
+
+
+def test_same_report_in_one_batch_is_stored_once(world, db):
+    _, agents = world
+    agent = agents[1]
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    raw, headers = sign(agent.key, envelope(agent.agent_id, make_report({"a": "fail"}, hostname="web-1")))
+    answers = _deliver(ingestor, [(raw, headers)] * 6)
+    assert sorted(s for s, _ in answers) == [200] * 5 + [202]
+    assert len({a["run_id"] for _, a in answers}) == 1
+    with db.read() as conn:
+        assert len(conn.execute(select(Report.__table__)).all()) == 1
