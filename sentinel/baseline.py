@@ -38,7 +38,15 @@ Loc = tuple  # path of keys/indices inside the document
 class _Doc:
     path: str
     data: Any
-    lines: dict = field(default_factory=dict)  # Loc -> 1-based line
+    text: str = ""
+    _lines: Optional[dict] = None
+
+    @property
+    def lines(self) -> dict:
+        """Loc -> 1-based line. Built only when needed (an error to report), by parsing again with marks."""
+        if self._lines is None:
+            self._lines = _line_map(self.path, self.text)
+        return self._lines
 
     def line(self, loc: Loc) -> int:
         loc = tuple(loc)
@@ -77,25 +85,58 @@ def _walk(loader, node: yaml.Node, loc: Loc, lines: dict, path: str) -> None:
             _walk(loader, child, loc + (i,), lines, path)
 
 
-def _parse(path: str, text: str) -> _Doc:
+class _DuplicateKey(Exception):
+    pass
+
+
+class _StrictLoader(_Loader):
+    """The fast loader, refusing duplicate keys (plain YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if len(keys) != len(set(keys)):
+            raise _DuplicateKey()
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(path: str, exc: yaml.YAMLError) -> BaselineError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return BaselineError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {problem}"])
+
+
+def _line_map(path: str, text: str) -> dict:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        if node is None:
-            raise BaselineError([f"{path}:1: empty file"])
-        data = loader.construct_document(node)
         lines: dict = {}
-        _walk(loader, node, (), lines, path)
+        if node is not None:
+            _walk(loader, node, (), lines, path)
+        return lines
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BaselineError([f"{path}:{line}: invalid YAML: {problem}"]) from None
+        raise _yaml_problem(path, exc) from None
     finally:
         loader.dispose()
+
+
+def _parse(path: str, text: str) -> _Doc:
+    """Parse without line marks (the common, valid case stays fast); lines are mapped when an error needs them."""
+    loader = _StrictLoader(text)
+    try:
+        data = loader.get_single_data()
+    except _DuplicateKey:
+        _line_map(path, text)  # raises the duplicate with its line
+        loader = _Loader(text)
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(path, exc) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise BaselineError([f"{path}:1: empty file"])
     if not isinstance(data, dict):
         raise BaselineError([f"{path}:1: a baseline must be a mapping at the top level"])
-    return _Doc(path, data, lines)
+    return _Doc(path, data, text)
 
 
 def _validation_problems(doc: _Doc, exc: ValidationError, base: Loc = ()) -> list[str]:
@@ -197,24 +238,26 @@ def _semantic_problems(baseline: Baseline, doc: _Doc, positional: bool) -> list[
                 problems.append(doc.error(loc, f"duplicate item {control.clause}.{item.item}"))
             seen_items.add(key)
             for ki, check in enumerate(item.checks):
-                cloc = loc + ("checks", ki) if positional else (_locate_check(doc, check.id) or ())
+                def cloc() -> Loc:  # located only for an error: finding lines means parsing again
+                    return loc + ("checks", ki) if positional else (_locate_check(doc, check.id) or ())
+
                 if check.id in seen_checks:
-                    problems.append(doc.error(cloc, f"duplicate check id {check.id!r} "
+                    problems.append(doc.error(cloc(), f"duplicate check id {check.id!r} "
                                                     f"(first used in {seen_checks[check.id]})"))
                     continue
                 seen_checks[check.id] = f"{control.clause}.{item.item}"
                 pdef = probes.get(check.probe)
                 if pdef is None:
-                    problems.append(doc.error(cloc + ("probe",), f"unknown probe kind {check.probe!r} "
+                    problems.append(doc.error(cloc() + ("probe",), f"unknown probe kind {check.probe!r} "
                                                                  f"(known: {', '.join(sorted(probes))})"))
                     continue
                 try:
                     pdef.params.model_validate(check.params)
                 except ValidationError as exc:
-                    problems.extend(_validation_problems(doc, exc, cloc + ("params",)))
+                    problems.extend(_validation_problems(doc, exc, cloc() + ("params",)))
                 for fam in check.os_families or []:
                     if fam not in baseline.os_families:
-                        problems.append(doc.error(cloc + ("os_families",),
+                        problems.append(doc.error(cloc() + ("os_families",),
                                                   f"{fam!r} is not among the baseline's os_families"))
     return problems
 
