@@ -1,0 +1,250 @@
+"""Shared by the evidence exporters: labels in zh/en and the rows every format shows.
+
+The rows are computed once here so the XLSX, HTML and PDF show the same content; risk levels come
+from `sentinel.scoring.risk_level`, never from a rule of their own.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sentinel import scoring
+from sentinel.evidence.model import (FindingRecord, ItemRecord, ObjectEvidence, ReportEvidence, SystemEvidence)
+from sentinel.model import CheckResult, Status, Verdict
+
+LANGS = ("zh", "en")
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "网络安全等级保护测评记录", "summary": "汇总", "system": "定级对象", "department": "主管部门",
+        "level": "安全保护等级", "label": "定级 (S/A)", "owner": "责任单位", "range": "时间范围",
+        "collector": "采集方", "key": "签名公钥指纹", "baselines": "基线模板", "generated": "生成时间",
+        "objects": "测评对象数", "score": "综合得分", "pass_rate": "检查通过率", "conclusion": "结论",
+        "verdicts": "测评项符合情况", "statuses": "检查结果", "high_risk": "高风险问题",
+        "problems": "问题汇总", "manual": "人工核查", "rectification": "整改跟踪", "history": "得分趋势",
+        "risk_view": "重大风险隐患", "notes": "说明", "no": "序号", "object": "测评对象",
+        "clause": "安全控制点编号", "control": "安全控制点", "item": "测评项", "record": "结果记录",
+        "verdict": "符合情况", "weight": "权重", "source": "判定方式", "checks": "检查项", "problem": "问题描述",
+        "remediation": "整改建议", "risk": "风险等级", "case": "高风险判定指引条款", "assessor": "核查人",
+        "time": "时间", "note": "核查说明", "attachments": "附件 (文件名 + SHA-256)", "effective": "当前有效",
+        "first_seen": "首次发现", "fixed_at": "整改完成", "status": "状态", "age": "已存在 (天)",
+        "before": "整改前证据", "after": "整改后证据", "os": "操作系统", "addresses": "地址", "report": "报告",
+        "automated": "自动检查", "manual_src": "人工核查", "yes": "是", "no_": "否", "open": "未整改",
+        "fixed": "已整改", "waived": "已豁免", "observed": "观测", "expected": "期望", "evidence": "依据",
+        "reason": "说明", "none": "无", "pending_items": "待核查项", "chain": "结果哈希链",
+        "runs": "报告数", "anchor": "链起点", "head": "链末端", "to_now": "至导出时",
+        "from_start": "自首次报告", "host": "主机", "zone": "网络区域", "count": "数量",
+        "applies": "适用等级", "downgrade": "可降级情形", "confirm": "待测评机构确认",
+        "system_score": "系统综合得分", "undetermined": "待定", "raw_bodies": "原始报告",
+        "rect_title": "整改报告", "risk_title": "高风险问题与重大风险隐患清单",
+        "rect_ref": "每个问题的首次发现、整改时间及整改前后证据见整改报告 (rectification.html)。",
+        "system_items": "系统测评项汇总", "network": "网络",
+    },
+    "en": {
+        "title": "Classified protection (MLPS 2.0) assessment record", "summary": "Summary",
+        "system": "System", "department": "Department", "level": "Protection level", "label": "Grading (S/A)",
+        "owner": "Owner", "range": "Time range", "collector": "Collector", "key": "Signing key fingerprint",
+        "baselines": "Baselines", "generated": "Generated", "objects": "Assessment objects",
+        "score": "Composite score", "pass_rate": "Check pass rate", "conclusion": "Conclusion",
+        "verdicts": "Item verdicts", "statuses": "Check results", "high_risk": "High-risk findings",
+        "problems": "Problems", "manual": "Manual assessments", "rectification": "Rectification",
+        "history": "Score history", "risk_view": "Major risk hazards", "notes": "Notes", "no": "No.",
+        "object": "Object", "clause": "Clause", "control": "Control point", "item": "Requirement item",
+        "record": "Result record", "verdict": "Verdict", "weight": "Weight", "source": "Decided by",
+        "checks": "Checks", "problem": "Problem", "remediation": "Remediation", "risk": "Risk level",
+        "case": "High-risk guide case", "assessor": "Assessor", "time": "Time", "note": "Note",
+        "attachments": "Attachments (name + SHA-256)", "effective": "Effective", "first_seen": "First seen",
+        "fixed_at": "Fixed at", "status": "Status", "age": "Age (days)", "before": "Evidence before",
+        "after": "Evidence after", "os": "OS", "addresses": "Addresses", "report": "Report",
+        "automated": "automated", "manual_src": "manual", "yes": "yes", "no_": "no", "open": "open",
+        "fixed": "fixed", "waived": "waived", "observed": "observed", "expected": "expected",
+        "evidence": "evidence", "reason": "reason", "none": "none", "pending_items": "Items pending review",
+        "chain": "Result hash chain", "runs": "Reports", "anchor": "Chain anchor", "head": "Chain head",
+        "to_now": "until export", "from_start": "from the first report", "host": "host", "zone": "network zone",
+        "count": "Count", "applies": "Applies at level", "downgrade": "May be downgraded if",
+        "confirm": "to be confirmed by the testing agency", "system_score": "System composite score",
+        "undetermined": "undetermined", "raw_bodies": "Raw reports", "rect_title": "Rectification report",
+        "risk_title": "High-risk findings and major risk hazards",
+        "rect_ref": "first seen, fixed at and the evidence before and after for each finding are in the "
+                    "rectification report (rectification.html).",
+        "system_items": "System item verdicts", "network": "network",
+    },
+}
+
+RISK_LABEL = {"zh": {"high": "高", "medium": "中", "low": "低", None: "待定"},
+              "en": {"high": "high", "medium": "medium", "low": "low", None: "undetermined"}}
+STATUS_LABEL = {"zh": {"pass": "通过", "fail": "不通过", "error": "无法判定", "not_applicable": "不适用"},
+                "en": {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "not applicable"}}
+VERDICTS = [v.value for v in Verdict]
+
+
+def labels(lang: str) -> dict[str, str]:
+    if lang not in LANGS:
+        raise ValueError(f"language {lang!r}: expected zh or en")
+    return LABELS[lang]
+
+
+def verdict_label(verdict: Verdict | str, lang: str) -> str:
+    v = Verdict(verdict)
+    return v.value if lang == "zh" else v.en
+
+
+def conclusion_label(conclusion: str, lang: str) -> str:
+    return conclusion if lang == "zh" else scoring.CONCLUSION_EN.get(conclusion, conclusion)
+
+
+def fmt_time(t: Optional[datetime]) -> str:
+    if t is None:
+        return ""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_score(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def fmt_rate(v: Optional[float]) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def short(value: Any, limit: int = 300) -> str:
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def range_text(ev: SystemEvidence, lang: str) -> str:
+    lab = labels(lang)
+    start = fmt_time(ev.range.start) if ev.range.start else lab["from_start"]
+    return f"{start} — {fmt_time(ev.range.end)}"
+
+
+def result_line(r: CheckResult, lang: str, limit: int = 300) -> str:
+    """One check's result in words: what was observed against what was expected, and from where."""
+    lab = labels(lang)
+    parts = [f"[{STATUS_LABEL[lang][r.status.value]}] {r.title.get(lang)}"]
+    if r.status in (Status.PASS, Status.FAIL):
+        parts.append(f"{lab['observed']}: {short(r.observed, limit)}; {lab['expected']}: {r.expected}")
+    if r.reason:
+        parts.append(f"{lab['reason']}: {short(r.reason, limit)}")
+    if r.waiver:
+        parts.append(f"waiver: {r.waiver}")
+    sources = [e.source + (f":{e.line}" if e.line else "") for e in r.evidence]
+    if sources:
+        parts.append(f"{lab['evidence']}: {', '.join(sources[:5])}{' …' if len(sources) > 5 else ''}")
+    return "; ".join(parts)
+
+
+def item_record(item: ItemRecord, results: list[CheckResult], lang: str) -> str:
+    """The 结果记录 cell: each check's observation, then the assessor's note if there is one."""
+    lab = labels(lang)
+    lines = [result_line(r, lang) for r in results]
+    if item.manual is not None:
+        how = lab["manual_src"] if item.source == "manual" else lab["note"]
+        lines.append(f"{how} ({item.manual.assessor}, {fmt_time(item.manual.at)}): {item.manual.note or '—'}")
+    if not lines:
+        lines.append(lab["pending_items"] if item.verdict == Verdict.PENDING else "—")
+    return "\n".join(lines)
+
+
+@dataclass
+class ItemRow:
+    no: int
+    clause: str
+    control: str
+    item: str
+    text: str
+    record: str
+    verdict: str  # label in the export's language
+    verdict_zh: str  # the Verdict value, for styling and data validation
+    weight: float
+    source: str
+    checks: str
+
+
+def item_rows(rep: ReportEvidence, lang: str) -> list[ItemRow]:
+    lab = labels(lang)
+    by_item: dict[tuple[str, str], list[CheckResult]] = {}
+    for r in rep.results:
+        by_item.setdefault((r.clause, r.item), []).append(r)
+    rows = []
+    for n, item in enumerate(rep.items, 1):
+        record = item_record(item, by_item.get((item.clause, item.item), []), lang)
+        source = lab["manual_src"] if item.source == "manual" else lab["automated"]
+        rows.append(ItemRow(no=n, clause=item.clause, control=item.control.get(lang), item=item.item,
+                            text=item.text.get(lang), record=record, verdict=verdict_label(item.verdict, lang),
+                            verdict_zh=item.verdict.value, weight=item.weight, source=source,
+                            checks=", ".join(item.checks)))
+    return rows
+
+
+@dataclass
+class ProblemRow:
+    no: int
+    object: str
+    clause: str
+    item: str
+    problem: str
+    remediation: str
+    risk: Optional[str]  # high / medium / low, None when undetermined (a manual verdict)
+    risk_label: str
+    case: str
+
+
+def problem_rows(ev: SystemEvidence, lang: str) -> list[ProblemRow]:
+    """Every failing counted check of the latest reports, and every item a person judged nonconforming."""
+    rows: list[ProblemRow] = []
+    manual: dict[tuple[str, str], tuple[ItemRecord, list[str]]] = {}
+    order = {"high": 0, "medium": 1, "low": 2, None: 3}
+    for obj, rep in ev.reports():
+        for r in rep.results:
+            level = scoring.risk_level(r)
+            if level is None:
+                continue
+            rows.append(ProblemRow(0, obj.name, r.clause, r.item,
+                                   f"{r.title.get(lang)}: {short(r.reason or r.observed, 400)}",
+                                   r.remediation.get(lang), level, RISK_LABEL[lang][level], r.high_risk or ""))
+        for item in rep.items:
+            if item.source == "manual" and item.verdict in (Verdict.NONCONFORM, Verdict.PARTIAL):
+                manual.setdefault((item.clause, item.item), (item, []))[1].append(obj.name)
+    # A manual verdict is given for the system, so it is one problem, naming the objects it covers.
+    for (clause, letter), (item, names) in manual.items():
+        note = item.manual.note if item.manual else ""
+        rows.append(ProblemRow(0, ", ".join(names), clause, letter,
+                               f"{item.text.get(lang)} ({verdict_label(item.verdict, lang)}): {note}",
+                               "", None, RISK_LABEL[lang][None], ""))
+    rows.sort(key=lambda p: (order[p.risk], p.object, p.clause, p.item))
+    for n, row in enumerate(rows, 1):
+        row.no = n
+    return rows
+
+
+def object_title(obj: ObjectEvidence, lang: str) -> str:
+    lab = labels(lang)
+    return f"{lab['host'] if obj.kind == 'host' else lab['zone']} {obj.name}"
+
+
+def finding_age_days(f: FindingRecord, as_of: datetime) -> float:
+    end = f.resolved_at or as_of
+    return round(max((end - f.first_seen).total_seconds(), 0) / 86400, 1)
+
+
+def finding_state(f: FindingRecord, lang: str) -> str:
+    lab = labels(lang)
+    if f.resolved_at is None:
+        return lab["open"]
+    return lab["waived"] if f.resolution == "waived" else lab["fixed"]
+
+
+def evidence_text(r: Optional[CheckResult], lang: str) -> str:
+    """A check result with its raw evidence excerpts, for before/after columns."""
+    if r is None:
+        return "—"
+    lines = [result_line(r, lang, limit=200)]
+    for e in r.evidence[:5]:
+        where = e.source + (f":{e.line}" if e.line else "")
+        lines.append(f"{where}: {short(e.excerpt, 200)}" if e.excerpt else where)
+    return "\n".join(lines)

@@ -1,0 +1,291 @@
+"""`sentinel export`, `sentinel verify` and `sentinel assess`: evidence for testing agencies.
+
+export and assess read and write the collector's store (settings from SENTINEL_COLLECTOR_* and the
+--state-dir/--database-url flags, as `sentinel collector`); verify needs nothing but the bundle.
+Exit codes: 0 ok; 1 verify found the bundle altered; 2 usage, configuration or data error.
+"""
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+FORMATS = ("zip", "json", "xlsx", "html", "pdf")
+VERDICT_ALIASES = {"conform": "符合", "partial": "部分符合", "nonconform": "不符合", "not_applicable": "不适用",
+                   "n/a": "不适用"}
+
+StateDir = typer.Option(None, "--state-dir", help="Collector state directory (database, keys).")
+DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def parse_time(value: Optional[str], option: str, end_of_day: bool = False) -> Optional[datetime]:
+    """RFC 3339 with a zone, or a date (UTC midnight; for --to the end of that day)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        d = date.fromisoformat(text)
+        start = datetime.combine(d, time(0), tzinfo=timezone.utc)
+        return start + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else start
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option} {value!r}: expected a date (2026-03-01) or a time with zone (2026-03-01T08:00:00+08:00)")
+    if t.tzinfo is None:
+        _fail(f"{option} {value!r}: give a time zone (Z or +08:00)")
+    return t.astimezone(timezone.utc)
+
+
+def _store(state_dir: Optional[Path], database_url: Optional[str]):
+    # The collector's settings and database checks (schema at head), so both commands read the same store.
+    from .cli_collector import _database, _settings
+
+    return _database(_settings(state_dir=state_dir, database_url=database_url))
+
+
+def collector_identity(key):
+    """The collector as named in an export: its host name and its signing key's public half."""
+    import base64
+    import socket
+
+    from . import __version__, signing
+    from .evidence.digest import sha256_hex
+    from .evidence.model import CollectorIdentity
+
+    pub = signing.public_key_b64(key)
+    return CollectorIdentity(name=socket.getfqdn() or socket.gethostname(), public_key=pub,
+                             fingerprint=sha256_hex(base64.b64decode(pub)), software=f"sentinel {__version__}")
+
+
+def export(
+    system: str = typer.Option(..., "--system", help="System name (定级对象)."),
+    since: Optional[str] = typer.Option(None, "--from", help="Start: date or RFC 3339 time (default: first report)."),
+    until: Optional[str] = typer.Option(None, "--to", help="End: date or RFC 3339 time (default: now)."),
+    fmt: str = typer.Option("zip", "--format", "-f", help="zip | json | xlsx | html | pdf"),
+    lang: str = typer.Option("zh", "--lang", help="zh | en"),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    with_pdf: bool = typer.Option(False, "--with-pdf", help="zip: include report.pdf (needs WeasyPrint)."),
+    key_file: Optional[Path] = typer.Option(None, "--key",
+                                            help="Collector signing key (default: <state-dir>/collector.key)."),
+    state_dir: Optional[Path] = StateDir,
+    database_url: Optional[str] = DatabaseUrl,
+) -> None:
+    """Export a system's compliance evidence: signed zip bundle, JSON, record workbook, HTML or PDF."""
+    from . import signing
+    from .evidence.collect import collect
+    from .evidence.model import EvidenceError
+
+    if fmt not in FORMATS:
+        _fail(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if lang not in ("zh", "en"):
+        _fail(f"--lang {lang}: expected zh or en")
+    if not output.parent.is_dir():
+        _fail(f"-o {output}: directory {output.parent} does not exist")
+    if with_pdf and fmt != "zip":
+        _fail("--with-pdf applies to --format zip (use --format pdf for the PDF alone)")
+    start, end = parse_time(since, "--from"), parse_time(until, "--to", end_of_day=True)
+    if fmt == "pdf" or with_pdf:
+        from exporters.evidence import pdf
+
+        reason = pdf.unavailable_reason()
+        if reason is not None:
+            _fail(reason)
+    from .cli_collector import _database, _settings
+
+    settings = _settings(state_dir=state_dir, database_url=database_url)
+    try:
+        key = signing.load_private_key(key_file or settings.signing_key_file)
+    except signing.SigningKeyError as exc:
+        _fail(f"collector signing key: {exc} (give --key, or run the collector once to create it)")
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            ev = collect(session, system, collector=collector_identity(key), start=start, end=end)
+        data = _render(ev, fmt, lang, output, key, with_pdf)
+    except EvidenceError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"-o {output}: {exc.strerror or exc}")
+    finally:
+        db.dispose()
+    if data is not None:
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            _fail(f"-o {output}: {exc.strerror or exc}")
+    typer.echo(f"{fmt} evidence for {system}: {len(ev.objects)} object(s), {len(ev.chain.entries)} run(s), "
+               f"conclusion {ev.summary.conclusion} -> {output}", err=True)
+    for note in ev.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
+def _render(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -> Optional[bytes]:
+    from .evidence.bulk import paused_gc
+
+    with paused_gc():
+        return _render_format(ev, fmt, lang, output, key, with_pdf)
+
+
+def _render_format(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -> Optional[bytes]:
+    from exporters.evidence import bundle, html, jsonexport, pdf, xlsx
+
+    if fmt == "zip":
+        bundle.write_bundle(ev, output, key, lang=lang, include_pdf=with_pdf)
+        return None
+    if fmt == "json":
+        return jsonexport.export_json(ev)
+    if fmt == "xlsx":
+        return xlsx.export_xlsx(ev, lang)
+    page = html.render_html(ev, lang)
+    return page.encode("utf-8") if fmt == "html" else pdf.render_pdf(page)
+
+
+def verify(
+    bundle: Path = typer.Argument(..., help="Evidence bundle (zip) made by `sentinel export`."),
+    pubkey: Optional[Path] = typer.Option(None, "--pubkey", help="The collector's public key (PEM or base64 raw), "
+                                          "obtained out of band."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verification report as JSON."),
+) -> None:
+    """Check a bundle offline: file hashes, signature, hash chain, results. Exit 0 intact, 1 altered, 2 usage."""
+    from .evidence.verify import PublicKeyError, load_public_key_file, verify_bundle
+
+    if not bundle.is_file():
+        _fail(f"{bundle}: no such file")
+    key = None
+    if pubkey is not None:
+        try:
+            key = load_public_key_file(pubkey)
+        except PublicKeyError as exc:
+            _fail(f"--pubkey {exc}")
+    report = verify_bundle(bundle, key)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=1) + "\n")
+    else:
+        state = "INTACT" if report.ok else "ALTERED"
+        typer.echo(f"{state}: {bundle} (system {report.system or '?'}): {report.files_checked} files, "
+                   f"{report.runs_checked} chained runs, {report.results_checked} results checked; signature "
+                   f"{report.signature} ({report.key_source} key {(report.key_fingerprint or '?')[:16]}…)")
+        for p in report.problems:
+            typer.echo(f"  ✗ {p}")
+        for w in report.warnings:
+            typer.echo(f"  ! {w}", err=True)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _known_item(session, system, clause: str, item: str) -> None:
+    """The item must exist in a baseline this system is assessed with (as its latest report per baseline
+    shows, else the shipped baseline for its level), so a typo never records a verdict for nothing."""
+    import json
+    import zlib
+
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from .store.models import Report, Run
+
+    latest = select(func.max(Run.id)).where(Run.system_id == system.id).group_by(Run.baseline_id)
+    rows = session.exec(select(Run.baseline_id, Run.baseline_version, Report.envelope)
+                        .join(Report, Report.report_id == Run.report_id).where(Run.id.in_(latest))).all()
+    items: Optional[set] = None
+    source = ""
+    for baseline_id, version, envelope in rows:
+        if envelope is None:
+            continue
+        body = json.loads(zlib.decompress(envelope))["body"]
+        items = (items or set()) | {(i["clause"], i["item"]) for i in body.get("items", [])}
+        source += f"{', ' if source else ''}baseline {baseline_id} {version}"
+    if items is None:
+        from .baseline import BaselineError, load_baseline
+
+        ref = f"dengbao-l{system.level}-linux"
+        try:
+            spec = load_baseline(ref)
+        except BaselineError as exc:
+            _fail(f"cannot check item {clause}.{item}: system {system.name} has no reports and baseline {ref} "
+                  f"does not load: {exc}")
+        items = {(c.clause, i.item) for c in spec.controls for i in c.items}
+        source = f"shipped baseline {ref} (the system has no reports yet)"
+    if (clause, item) not in items:
+        _fail(f"--item {clause}.{item}: not a requirement item of {source}")
+
+
+def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, assessor: str,
+                      attachments: List[Path]) -> int:
+    """Store a manual assessment with its attachments in one transaction; returns its id.
+    Raises typer.Exit(2) with the reason on bad input."""
+    from pydantic import ValidationError
+
+    from .collector import admin
+    from .collector.auth import cli_principal
+    from .collector.errors import ApiError
+    from .collector.schemas import AssessmentIn
+    from .evidence import attachments as att
+    from .evidence.model import parse_item_ref
+    from .model import Verdict
+
+    try:
+        clause, item = parse_item_ref(item_ref)
+    except ValueError as exc:
+        _fail(f"--item {exc}")
+    value = VERDICT_ALIASES.get(verdict.strip().lower(), verdict.strip())
+    if value not in {v.value for v in Verdict} - {Verdict.PENDING.value}:
+        _fail(f"--verdict {verdict!r}: expected 符合, 部分符合, 不符合 or 不适用 "
+              "(or conform, partial, nonconform, not_applicable)")
+    if not assessor.strip():
+        _fail("--assessor: give the assessor's name")
+    try:
+        files = [att.read_file(p) for p in attachments]
+        spec = AssessmentIn(clause=clause, item=item, verdict=Verdict(value), note=note)
+    except att.AttachmentError as exc:
+        _fail(str(exc))
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    try:
+        with db.session(write=True) as session:
+            ctx = admin.Ctx(session, cli_principal(assessor.strip()))
+            sysrow = admin.system_by_name(session, system)
+            _known_item(session, sysrow, clause, item)
+            row = admin.add_assessment(ctx, sysrow.id, spec)
+            for name, data in files:
+                info = att.add(session.connection(), row.id, name, data)
+                ctx.audit("assessment.attach", f"assessment:{row.id}",
+                          f"{name} sha256 {info.sha256} ({info.size} bytes), by OS user {getpass.getuser()}")
+            return row.id
+    except ApiError as exc:
+        _fail(exc.detail)
+
+
+def assess(
+    system: str = typer.Option(..., "--system", help="System name."),
+    item: str = typer.Option(..., "--item", help="Requirement item, e.g. 8.1.4.11.a"),
+    verdict: str = typer.Option(..., "--verdict", help="符合 | 部分符合 | 不符合 | 不适用"),
+    note: str = typer.Option("", "--note", help="What was examined (访谈, 文档审查 ...) and found."),
+    attach: Optional[List[Path]] = typer.Option(None, "--attach", help="File to attach (repeat)."),
+    assessor: str = typer.Option(..., "--assessor", help="Name of the person giving the verdict."),
+    state_dir: Optional[Path] = StateDir,
+    database_url: Optional[str] = DatabaseUrl,
+) -> None:
+    """Record a person's verdict on a requirement item that checks cannot decide (it appears in every export)."""
+    db = _store(state_dir, database_url)
+    try:
+        assessment_id = record_assessment(db, system, item, verdict, note, assessor, list(attach or []))
+    finally:
+        db.dispose()
+    typer.echo(f"assessment {assessment_id}: {system} {item} {verdict} by {assessor}"
+               + (f", {len(attach)} attachment(s)" if attach else ""), err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("verify")(verify)
+    app.command("assess")(assess)

@@ -1,0 +1,23 @@
+"""Bulk work on large evidence: the cyclic garbage collector paused while it runs.
+
+An export builds and drops hundreds of thousands of small objects (parsed reports, rows, cells). Each
+allocation burst triggers the cycle collector, which rescans everything still alive: measured on a
+100-host system, that was about 45% of collecting the evidence. Nothing here makes reference cycles
+that matter, so the collector is paused for the duration and left to catch up afterwards.
+"""
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,274 @@
+"""Everything an evidence export holds, as typed models: the seam between the store and the exporters.
+
+`SystemEvidence` is built from the store (`collect.py`) or straight from host reports (`assemble.py`, for
+tests and offline use); every exporter (XLSX, HTML, JSON, bundle) reads only this model. Its JSON form is
+`evidence.json` inside a bundle, and `verify.py` reads it back from there.
+
+Times are UTC-aware. Bilingual texts keep the standard's Chinese wording authoritative.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from ..model import BaselineRef, CheckResult, HostInfo, ItemResult, Severity, Summary, Text, Verdict
+
+SCHEMA_VERSION = 1
+ZERO_HASH = "0" * 64  # chain anchor of a system's first run (same as sentinel.store.models.ZERO_HASH)
+HEX64 = r"^[0-9a-f]{64}$"
+ITEM_REF = re.compile(r"^(\d+(?:\.\d+)+)\.([a-z])$")  # 8.1.4.11.a -> ("8.1.4.11", "a")
+
+RiskLevel = Literal["high", "medium", "low"]
+
+
+class EvidenceError(Exception):
+    """Evidence could not be assembled or exported; the message names what and where."""
+
+
+def parse_item_ref(ref: str) -> tuple[str, str]:
+    """`8.1.4.11.a` -> (`8.1.4.11`, `a`); ValueError naming the expected form otherwise."""
+    m = ITEM_REF.match(ref.strip())
+    if not m:
+        raise ValueError(f"item {ref!r}: expected a clause and an item letter, e.g. 8.1.4.11.a")
+    return m.group(1), m.group(2)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SystemRef(_Model):
+    """The graded system (定级对象): level = max(S, A); label such as S3A2."""
+
+    name: str
+    title: str = ""
+    department: str
+    department_title: str = ""
+    level: int = Field(ge=1, le=5)
+    s_grade: Optional[int] = Field(default=None, ge=1, le=5)
+    a_grade: Optional[int] = Field(default=None, ge=1, le=5)
+    label: str = ""
+    owner: str = ""
+    zones: list[str] = Field(default_factory=list)
+
+
+class TimeRange(_Model):
+    start: Optional[AwareDatetime] = None  # None: from the system's first run
+    end: AwareDatetime  # the export time when no --to was given
+
+
+class CollectorIdentity(_Model):
+    """Who produced and signed the export: the collector's Ed25519 public key and its fingerprint."""
+
+    name: str
+    public_key: str  # base64 of the raw 32-byte Ed25519 key
+    fingerprint: str = Field(pattern=HEX64)  # sha256 of the raw public key bytes, hex
+    software: str  # e.g. "sentinel 0.1.0"
+
+
+class AttachmentRef(_Model):
+    name: str
+    sha256: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+    path: str  # inside a bundle
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v or "\\" in v or v in (".", "..") or "\x00" in v:
+            raise ValueError(f"attachment name {v!r}: must be a plain file name")
+        return v
+
+
+class ManualAssessmentRecord(_Model):
+    """A person's verdict on a requirement item of the system (访谈, 文档审查 ...)."""
+
+    id: Optional[int] = None
+    clause: str
+    item: str
+    verdict: Verdict
+    note: str = ""
+    assessor: str
+    at: AwareDatetime
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+    effective: bool = True  # the latest one for its item as of the range end (earlier ones are history)
+
+
+class ManualRef(_Model):
+    assessment_id: Optional[int] = None
+    assessor: str
+    at: AwareDatetime
+    note: str = ""
+
+
+class ItemRecord(ItemResult):
+    """One row of a 测评记录表: the item with its effective verdict and where that verdict came from.
+
+    `verdict` is what counts (and what scoring sees); `automated` is what the checks alone said. A manual
+    assessment decides an item the checks left 待核查 (manual items, or checks that could not determine).
+    """
+
+    automated: Verdict
+    source: Literal["automated", "manual"] = "automated"
+    manual: Optional[ManualRef] = None
+
+
+class ReportEvidence(_Model):
+    run_id: Optional[int] = None  # a host report: its run in the hash chain
+    scan_run_id: Optional[int] = None  # a network scan: made by the collector itself, so not in the chain
+    report_id: str
+    received_at: Optional[AwareDatetime] = None
+    generated_at: datetime
+    baseline: BaselineRef
+    items: list[ItemRecord]
+    results: list[CheckResult]
+    summary: Summary  # after manual verdicts, computed with sentinel.scoring
+    automated_summary: Summary  # as the host reported it
+
+
+class ObjectEvidence(_Model):
+    """A 测评对象: a host (its latest report per baseline in range) or the network (its latest full scan)."""
+
+    kind: Literal["host", "zone"]
+    name: str
+    zone: Optional[str] = None
+    host: Optional[HostInfo] = None
+    addresses: list[str] = Field(default_factory=list)
+    reports: list[ReportEvidence] = Field(default_factory=list)
+
+
+class FindingRecord(_Model):
+    """One episode of a check failing on an object: the rectification trail (整改跟踪)."""
+
+    id: Optional[int] = None
+    object: str
+    check_id: str
+    clause: str
+    item: str
+    title: Text
+    severity: Severity
+    high_risk: Optional[str] = None
+    risk: RiskLevel
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    resolved_at: Optional[AwareDatetime] = None
+    resolution: Optional[Literal["fixed", "waived"]] = None
+    occurrences: int = 1
+    remediation: Text
+    before: Optional[CheckResult] = None  # the result that first showed it failing
+    after: Optional[CheckResult] = None  # the result that showed it fixed
+    first_run_id: Optional[int] = None
+    resolved_run_id: Optional[int] = None
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None
+
+
+class ScorePoint(_Model):
+    at: AwareDatetime
+    object: Optional[str] = None  # None: the system roll-up
+    score: Optional[float] = None
+    pass_rate: Optional[float] = None
+    conclusion: str
+
+
+class ChainEntry(_Model):
+    """One run in the system's hash chain: chain_hash = sha256(prev_chain_hash + digest), hex strings."""
+
+    run_id: int
+    report_id: str
+    object: str
+    received_at: AwareDatetime
+    digest: str = Field(pattern=HEX64)  # sha256 of the raw report body file
+    prev_chain_hash: str = Field(pattern=HEX64)
+    chain_hash: str = Field(pattern=HEX64)
+    body: Optional[str] = None  # path of the raw report body (canonical JSON) inside a bundle
+    # The agent's signed envelope as it arrived, when the collector kept it: proves the body came from
+    # that agent (its Ed25519 key), not only from the collector.
+    agent_id: Optional[str] = None
+    agent_key: Optional[str] = None  # base64 raw Ed25519 public key the agent enrolled with
+    envelope: Optional[str] = None  # path inside a bundle
+    signature: Optional[str] = None  # base64 Ed25519 signature of the envelope bytes
+
+
+class RunChain(_Model):
+    anchor: str = Field(default=ZERO_HASH, pattern=HEX64)  # prev_chain_hash of the first entry
+    head: str = Field(default=ZERO_HASH, pattern=HEX64)  # the system's chain head when exported
+    entries: list[ChainEntry] = Field(default_factory=list)
+
+
+class SystemEvidence(_Model):
+    schema_version: int = SCHEMA_VERSION
+    generated_at: AwareDatetime
+    system: SystemRef
+    range: TimeRange
+    collector: CollectorIdentity
+    baselines: list[BaselineRef] = Field(default_factory=list)
+    objects: list[ObjectEvidence] = Field(default_factory=list)
+    manual_assessments: list[ManualAssessmentRecord] = Field(default_factory=list)
+    findings: list[FindingRecord] = Field(default_factory=list)
+    score_history: list[ScorePoint] = Field(default_factory=list)
+    chain: RunChain = Field(default_factory=RunChain)
+    # The system roll-up (sentinel.scoring.system_items over every object's record, manual verdicts applied)
+    # and its summary: the figures of the collector's system assessment, as of the range end.
+    items: list[ItemRecord] = Field(default_factory=list)
+    summary: Summary
+    notes: list[str] = Field(default_factory=list)  # what the export could not include, and why
+
+    # Raw bytes travel beside the model, never inside evidence.json: report bodies by bundle path (their
+    # sha256 is the chain digest) and manual-assessment attachments by bundle path.
+    raw_reports: dict[str, bytes] = Field(default_factory=dict, exclude=True)
+    attachment_blobs: dict[str, bytes] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"unsupported evidence schema_version {v} (this sentinel reads {SCHEMA_VERSION})")
+        return v
+
+    def reports(self):
+        """(object, report) pairs in object order."""
+        for obj in self.objects:
+            for rep in obj.reports:
+                yield obj, rep
+
+
+# ---- bundle manifest -------------------------------------------------------------------------------
+
+BUNDLE_FORMAT = "sentinel-evidence-bundle"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+EVIDENCE_JSON = "evidence.json"
+
+
+class BundleFile(_Model):
+    path: str
+    sha256: str = Field(pattern=HEX64)
+    size: int = Field(ge=0)
+
+
+class ChainSummary(_Model):
+    anchor: str = Field(pattern=HEX64)
+    head: str = Field(pattern=HEX64)
+    runs: int = Field(ge=0)
+
+
+class Manifest(_Model):
+    """manifest.json: what the bundle holds and its hashes; `manifest.sig` signs its exact bytes."""
+
+    format: Literal["sentinel-evidence-bundle"] = BUNDLE_FORMAT
+    version: int = 1
+    generated_at: AwareDatetime
+    system: SystemRef
+    range: TimeRange
+    collector: CollectorIdentity
+    baselines: list[BaselineRef]
+    chain: ChainSummary
+    lang: Literal["zh", "en"]
+    files: list[BundleFile]
+    notes: list[str] = Field(default_factory=list)
