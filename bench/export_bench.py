@@ -127,7 +127,8 @@ def main() -> int:
 34 items per report, so {2 * args.hosts} chained runs; manual assessments with an attachment), zip bundle without PDF.
 Store: SQLite via the collector's real ingest. Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other
 work (1-minute load average {load:.1f} when measured), Python {platform.python_version()}, {lxml_note}.
-Median of {args.runs} runs; the workbook is built in a forked worker alongside the rest.
+Median of {args.runs} runs; the workbook and rectification report are built in a forked worker alongside
+the rest.
 
 | step | seconds (median) |
 | --- | --- |

@@ -10,6 +10,8 @@ for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:pr
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)
+# A CJK font so Chromium's screenshots of the (Chinese) HTML reports show text, not boxes.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
