@@ -70,25 +70,14 @@ class CheckSeries(_Model):
         return _label(v, info.field_name)
 
 
-class HostMetrics(_Model):
-    name: str
+class _Scored(_Model):
+    """The figures a host and a system both carry."""
+
     score: Optional[float] = Field(default=None, ge=0, le=100)
     pass_ratio: Optional[float] = Field(default=None, ge=0, le=1)
     conclusion: Optional[str] = None  # 优/良/中/差/待定 or the English value
     failing_checks: dict[Severity, int] = Field(default_factory=dict)
     high_risk_findings: int = Field(default=0, ge=0)
-    last_report: Optional[datetime] = None
-    up: bool = False  # the collector's verdict: the agent reported within its expected interval
-    run_duration_seconds: Optional[float] = Field(default=None, ge=0)
-    os: Optional[str] = None
-    baseline: Optional[str] = None
-    agent_version: Optional[str] = None
-    checks: list[CheckSeries] = Field(default_factory=list)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _label(v, "host name")
 
     @field_validator("conclusion")
     @classmethod
@@ -101,6 +90,22 @@ class HostMetrics(_Model):
         if any(n < 0 for n in v.values()):
             raise ValueError("failing check counts must be >= 0")
         return _severity_counts(v)
+
+
+class HostMetrics(_Scored):
+    name: str
+    last_report: Optional[datetime] = None
+    up: bool = False  # the collector's verdict: the agent reported within its expected interval
+    run_duration_seconds: Optional[float] = Field(default=None, ge=0)
+    os: Optional[str] = None
+    baseline: Optional[str] = None
+    agent_version: Optional[str] = None
+    checks: list[CheckSeries] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _label(v, "host name")
 
     @field_validator("last_report")
     @classmethod
@@ -162,17 +167,12 @@ class ScanMetrics(_Model):
         return _aware(v, info.field_name)
 
 
-class SystemMetrics(_Model):
+class SystemMetrics(_Scored):
     department: str
     name: str
     level: Optional[int] = Field(default=None, ge=1, le=5)  # 等保 level; None when unknown (agent-side exporter)
     label: str = ""  # S/A grade such as S3A3 (or S3A3G3); "" when not recorded
-    score: Optional[float] = Field(default=None, ge=0, le=100)
-    pass_ratio: Optional[float] = Field(default=None, ge=0, le=1)
-    conclusion: Optional[str] = None
-    failing_checks: dict[Severity, int] = Field(default_factory=dict)
     failing_checks_by_clause: dict[str, int] = Field(default_factory=dict)
-    high_risk_findings: int = Field(default=0, ge=0)
     findings_open: int = Field(default=0, ge=0)
     findings_fixed: int = Field(default=0, ge=0)
     # None: no network scan data for the system (not the same as none open)
@@ -202,18 +202,6 @@ class SystemMetrics(_Model):
         if v and not re.fullmatch(r"S[1-5]A[1-5](G[1-5])?", v):
             raise ValueError(f"label must look like S3A3 or S3A3G3, got {v!r}")
         return v
-
-    @field_validator("conclusion")
-    @classmethod
-    def _conclusion(cls, v: Optional[str]) -> Optional[str]:
-        return normalise_conclusion(v)
-
-    @field_validator("failing_checks")
-    @classmethod
-    def _failing(cls, v: dict[Severity, int]) -> dict[Severity, int]:
-        if any(n < 0 for n in v.values()):
-            raise ValueError("failing check counts must be >= 0")
-        return _severity_counts(v)
 
     @field_validator("failing_checks_by_clause")
     @classmethod
