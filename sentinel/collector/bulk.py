@@ -44,6 +44,11 @@ TIMES = {"started_at", "finished_at", "received_at", "first_seen", "last_seen", 
 RUN_JSON, FINDING_JSON, EVENT_JSON, REPORT_JSON = {"summary"}, {"title", "remediation"}, {"payload"}, {"outcome"}
 
 
+def _driver_cursor(conn):
+    """A raw DB-API cursor of the SQLAlchemy connection: the hot path skips SQLAlchemy's statement layer."""
+    return conn.connection.driver_connection.cursor()
+
+
 @dataclass
 class BatchState:
     """What the batch's checks and drift need, read under the lock."""
@@ -110,12 +115,8 @@ class SqliteStore:
                        ", last_seen = :now WHERE id = :hid")
         self.u_agent = "UPDATE agents SET last_seen = :now, last_ip = :ip WHERE id = :aid"
 
-    @staticmethod
-    def _cursor(conn):
-        return conn.connection.driver_connection.cursor()
-
     def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
-        cur = self._cursor(conn)
+        cur = _driver_cursor(conn)
 
         def marks(values) -> str:
             return ", ".join("?" * len(values))
@@ -143,7 +144,7 @@ class SqliteStore:
                           list(range(top + 1, top + 1 + len(report_ids))))
 
     def write(self, conn, w: BatchWrites) -> None:
-        cur = self._cursor(conn)
+        cur = _driver_cursor(conn)
         convert = self.convert
         cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
         cur.executemany(self.i_result, [
@@ -199,12 +200,8 @@ class PostgresStore:
                        ", last_seen = %(now)s WHERE id = %(hid)s")
         self.u_agent = "UPDATE agents SET last_seen = %(now)s, last_ip = %(ip)s WHERE id = %(aid)s"
 
-    @staticmethod
-    def _cursor(conn):
-        return conn.connection.driver_connection.cursor()
-
     def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
-        cur = self._cursor(conn)
+        cur = _driver_cursor(conn)
         # The lock first and on its own: later statements take their snapshot after it is granted.
         heads = dict(cur.execute("SELECT id, chain_head FROM systems WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                  (sorted(systems),)).fetchall())
@@ -232,7 +229,7 @@ class PostgresStore:
         return BatchState(heads, states, stored, open_findings, previous, run_ids)
 
     def write(self, conn, w: BatchWrites) -> None:
-        cur = self._cursor(conn)
+        cur = _driver_cursor(conn)
         convert = self.convert
         cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
         # the per-report arrays were serialised before the lock; here they are only joined
