@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..store.db import Database
 from .admin import Ctx
 from .auth import Principal, authenticate
+from .errors import not_found
 
 MAX_ID = 2**31 - 1
 
@@ -49,4 +50,13 @@ def page(stmt, limit: int, offset: int):
     return stmt.limit(limit).offset(offset)
 
 
-__all__ = ["Ctx", "DB", "Caller", "SourceIp", "Id", "OptId", "Limit", "Offset", "AgentId", "Text64", "page"]
+def visible(s, p: Principal, model, key: int, what: str, department: str = "department_id"):
+    """The row `key` of `model` if the caller's departments include its own; else 404, exactly as if missing."""
+    row = s.get(model, key)
+    if row is None or not p.sees(getattr(row, department)):
+        raise not_found(what, key)
+    return row
+
+
+__all__ = ["Ctx", "DB", "Caller", "SourceIp", "Id", "OptId", "Limit", "Offset", "AgentId", "Text64", "page",
+           "visible"]

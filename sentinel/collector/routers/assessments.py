@@ -8,8 +8,7 @@ from sqlmodel import select
 
 from ...store.models import ManualAssessment
 from .. import admin
-from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp
-from ..errors import not_found
+from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible
 from ..schemas import CLAUSE_PATTERN, AssessmentIn, AssessmentOut
 
 router = APIRouter(tags=["assessments"])
@@ -44,9 +43,6 @@ def add_assessment(system_id: Id, spec: AssessmentIn, db: DB, p: Caller, ip: Sou
 @router.get("/assessments/{assessment_id}", response_model=AssessmentOut)
 def get_assessment(assessment_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        row = s.get(ManualAssessment, assessment_id)
-        if row is None or not p.sees(row.department_id):
-            raise not_found("assessment", assessment_id)
-        return row
+        return visible(s, p, ManualAssessment, assessment_id, "assessment")
 
 

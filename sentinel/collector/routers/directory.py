@@ -9,8 +9,7 @@ from sqlmodel import select
 
 from ...store.models import Agent, Department, Host, System, UtilisationSample
 from .. import admin
-from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page
-from ..errors import not_found
+from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible
 from ..schemas import (
     AgentOut,
     AgentRevokeIn,
@@ -45,10 +44,7 @@ def create_department(spec: DepartmentIn, db: DB, p: Caller, ip: SourceIp):
 @router.get("/departments/{department_id}", response_model=DepartmentOut)
 def get_department(department_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        dept = s.get(Department, department_id)
-        if dept is None or not p.sees(dept.id):
-            raise not_found("department", department_id)
-        return dept
+        return visible(s, p, Department, department_id, "department", department="id")
 
 
 # ---- systems -------------------------------------------------------------------------------------
@@ -102,10 +98,7 @@ def list_hosts(db: DB, p: Caller, system_id: OptId = None, department_id: OptId 
 @router.get("/hosts/{host_id}", response_model=HostOut)
 def get_host(host_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        host = s.get(Host, host_id)
-        if host is None or not p.sees(host.department_id):
-            raise not_found("host", host_id)
-        return host
+        return visible(s, p, Host, host_id, "host")
 
 
 @router.get("/hosts/{host_id}/utilisation", response_model=list[UtilisationOut])
@@ -113,9 +106,7 @@ def list_utilisation(host_id: Id, db: DB, p: Caller, since: Optional[AwareDateti
                      offset: Offset = 0):
     """Utilisation samples of a host, newest first (for spotting systems nobody uses any more)."""
     with db.session() as s:
-        host = s.get(Host, host_id)
-        if host is None or not p.sees(host.department_id):
-            raise not_found("host", host_id)
+        visible(s, p, Host, host_id, "host")
         stmt = select(UtilisationSample).where(UtilisationSample.host_id == host_id)
         if since is not None:
             stmt = stmt.where(UtilisationSample.at >= since)

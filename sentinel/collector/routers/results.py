@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from sqlmodel import select
 
 from ...store.models import CheckResultRow, Event, Finding, Run
-from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page
-from ..errors import not_found
+from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible
 from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
 
 router = APIRouter(tags=["results"])
@@ -32,10 +31,7 @@ def list_runs(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
 
 
 def _run(s, p, run_id: int) -> Run:
-    run = s.get(Run, run_id)
-    if run is None or not p.sees(run.department_id):
-        raise not_found("run", run_id)
-    return run
+    return visible(s, p, Run, run_id, "run")
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
@@ -80,10 +76,7 @@ def list_findings(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = N
 @router.get("/findings/{finding_id}", response_model=FindingOut)
 def get_finding(finding_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        finding = s.get(Finding, finding_id)
-        if finding is None or not p.sees(finding.department_id):
-            raise not_found("finding", finding_id)
-        return finding
+        return visible(s, p, Finding, finding_id, "finding")
 
 
 @router.get("/events", response_model=list[EventOut])
@@ -106,9 +99,6 @@ def list_events(db: DB, p: Caller, system_id: OptId = None,
 @router.get("/events/{event_id}", response_model=EventOut)
 def get_event(event_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        event = s.get(Event, event_id)
-        if event is None or not p.sees(event.department_id):
-            raise not_found("event", event_id)
-        return event
+        return visible(s, p, Event, event_id, "event")
 
 
