@@ -186,11 +186,11 @@ def _known_item(session, system, clause: str, item: str) -> None:
     """The item must exist in a baseline this system is assessed with (as its latest report per baseline
     shows, else the shipped baseline for its level), so a typo never records a verdict for nothing."""
     import json
-    import zlib
 
     from sqlalchemy import func
     from sqlmodel import select
 
+    from .store import envelopes
     from .store.models import Report, Run
 
     latest = select(func.max(Run.id)).where(Run.system_id == system.id).group_by(Run.baseline_id)
@@ -201,7 +201,7 @@ def _known_item(session, system, clause: str, item: str) -> None:
     for baseline_id, version, envelope in rows:
         if envelope is None:
             continue
-        body = json.loads(zlib.decompress(envelope))["body"]
+        body = json.loads(envelopes.unpack(envelope))["body"]
         items = (items or set()) | {(i["clause"], i["item"]) for i in body.get("items", [])}
         source += f"{', ' if source else ''}baseline {baseline_id} {version}"
     if items is None:
@@ -257,9 +257,7 @@ def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, a
             _known_item(session, sysrow, clause, item)
             row = admin.add_assessment(ctx, sysrow.id, spec)
             for name, data in files:
-                info = att.add(session.connection(), row.id, name, data)
-                ctx.audit("assessment.attach", f"assessment:{row.id}",
-                          f"{name} sha256 {info.sha256} ({info.size} bytes), by OS user {getpass.getuser()}")
+                admin.add_attachment(ctx, row, name, data, detail=f"by OS user {getpass.getuser()}")
             return row.id
     except ApiError as exc:
         _fail(exc.detail)

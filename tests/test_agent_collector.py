@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from sentinel import signing
+from sentinel.store import envelopes
 from sentinel.agent.allinone import LocalCollector
 from sentinel.agent.config import BaselineSchedule, load_settings
 from sentinel.agent.daemon import Agent
@@ -116,7 +116,7 @@ def test_collector_outage_every_report_arrives_once_oldest_first(tmp_path, colle
     pub = signing.load_public_key_b64(signing.public_key_b64(signing.load_private_key(settings.key_file)))
     for row in rows:
         assert row.envelope is not None
-        assert signing.verify(pub, zlib.decompress(row.envelope), row.signature)
+        assert signing.verify(pub, envelopes.unpack(row.envelope), row.signature)
 
 
 def test_bounded_spool_drops_oldest_with_a_warning(tmp_path, collector, caplog):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
 from sentinel import signing
+from sentinel.store import envelopes
 from sentinel.collector.ingest import canonical_digest, chain
 from sentinel.store.models import ZERO_HASH, Agent, Host, Report, Run, UtilisationSample
 from tests.collector_helpers import (
@@ -78,7 +78,7 @@ def test_signed_report_is_stored_and_visible(setup, db):
         stored = conn.execute(select(Report.__table__)).one()
         agent_row = conn.execute(select(Agent.__table__)).one()
     # the agent's signed bytes are kept and still verify with its key
-    raw = zlib.decompress(stored.envelope)
+    raw = envelopes.unpack(stored.envelope)
     assert signing.verify(signing.load_public_key_b64(agent_row.public_key), raw, stored.signature)
     assert stored.source_ip == "testclient" and agent_row.last_seen is not None
 

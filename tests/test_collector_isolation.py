@@ -38,6 +38,8 @@ def two(db, make_client):
         assert client.post("/api/v1/agent/reports", content=raw, headers=headers).status_code == 202
         assessment = client.post(f"/api/v1/systems/{w.systems[system]}/assessments", headers=bearer(admin),
                                  json={"clause": "8.1.10.1", "item": "a", "verdict": "符合", "note": dept}).json()
+        attachment = client.post(f"/api/v1/systems/{w.systems[system]}/assessments/{assessment['id']}/attachments",
+                                 headers=bearer(admin), files={"file": (f"{dept}.txt", dept.encode())}).json()
         et = client.post("/api/v1/enrollment-tokens", headers=bearer(admin),
                          json={"system_id": w.systems[system]}).json()
         findings = client.get("/api/v1/findings", params={"system_id": w.systems[system]}, headers=bearer(admin)).json()
@@ -45,7 +47,8 @@ def two(db, make_client):
         host = client.get(f"/api/v1/agents/{agent.agent_id}", headers=bearer(admin)).json()["host_id"]
         ids[dept] = {"department_id": w.departments[dept], "system_id": w.systems[system], "host_id": host,
                      "agent_id": agent.agent_id, "run_id": run["run_id"], "finding_id": findings[0]["id"],
-                     "event_id": events[0]["id"], "assessment_id": assessment["id"], "enrollment_token": et["id"]}
+                     "event_id": events[0]["id"], "assessment_id": assessment["id"], "attachment_id": attachment["id"],
+                     "enrollment_token": et["id"]}
     w.token("health-op", "dept_operator", ["health"])
     w.token("edu-ro", "readonly", ["edu"])
     w.token("auditor", "assessor", all_departments=True)
@@ -59,7 +62,7 @@ def _get_routes(client) -> list[str]:
 def _fill(path: str, row: dict) -> str:
     names = {"department_id": "department_id", "system_id": "system_id", "host_id": "host_id",
              "agent_id": "agent_id", "run_id": "run_id", "finding_id": "finding_id", "event_id": "event_id",
-             "assessment_id": "assessment_id"}
+             "assessment_id": "assessment_id", "attachment_id": "attachment_id"}
     return re.sub(r"\{(\w+)\}", lambda m: str(row[names[m.group(1)]]), path)
 
 

@@ -1,5 +1,5 @@
-"""The evidence path on the real PostgreSQL store: seed through ingest, assess with an attachment (the
-attachments table is created on first use there too), export, verify."""
+"""The evidence path on the real PostgreSQL store: seed through ingest, assess with an attachment (stored in
+the migrated assessment_attachments table), export, verify."""
 from __future__ import annotations
 
 import pytest

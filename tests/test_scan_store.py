@@ -77,14 +77,14 @@ def test_migration_0002_up_down_up_keeps_the_rest(empty_url):
     try:
         assert upgrade(db, "0001") == "0001"
         sid = _system(db)
-        assert upgrade(db) == "0002"
+        assert upgrade(db, "0002") == "0002"
         claim = _begin(db, sid)
         finish_scan(db, claim.run_id, _report([_finding(H5, 22, "ssh")], [NET], T0))
         assert downgrade(db, "0001") == "0001"
         tables = set(inspect(db.engine).get_table_names())
         assert not tables & {"scan_runs", "scan_schedules", "service_findings"}
         assert len(_rows(db, System.__table__)) == 1, "0001's data is untouched"
-        assert upgrade(db) == "0002" == current_revision(db)
+        assert upgrade(db, "0002") == "0002" == current_revision(db)
         assert _rows(db, ScanRun.__table__) == []
     finally:
         db.dispose()

@@ -167,3 +167,125 @@ def test_urls():
         normalise_url("not a url")
     with pytest.raises(StoreError, match="in-memory"):
         Database("sqlite://")
+
+
+# ---- 0003: assessment attachments --------------------------------------------------------------------
+
+
+def _first_use_attachments_table():
+    """The table exactly as sentinel/evidence/attachments.py created it on first use before migration 0003:
+    on a MetaData of its own (no naming convention), outside the migrations."""
+    from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table
+
+    from sentinel.store.models import ManualAssessment
+    from sentinel.store.types import UTCDateTime
+
+    return Table(
+        "assessment_attachments", MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("assessment_id", Integer, ForeignKey(ManualAssessment.__table__.c.id, ondelete="CASCADE"),
+               nullable=False),
+        Column("name", String(200), nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("size", Integer, nullable=False),
+        Column("content", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Index("ix_assessment_attachments_assessment", "assessment_id", "id"),
+    )
+
+
+def _assessment(conn) -> int:
+    from sentinel.store.models import ManualAssessment
+
+    d, s, _ = _dept_system_host(conn)
+    return conn.execute(insert(ManualAssessment.__table__).values(
+        system_id=s, department_id=d, clause="8.1.4.11", item="a", verdict="符合", note="", assessor="cli:t",
+        at=datetime.now(timezone.utc))).inserted_primary_key[0]
+
+
+def test_0003_keeps_a_table_made_on_first_use(empty_url):
+    """A store at 0002 whose attachments table the old code made on first use upgrades cleanly, its files
+    intact, to a schema that is exactly the models'."""
+    from sentinel.evidence import attachments as att
+
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0002") == "0002"
+        old = _first_use_attachments_table()
+        with db.write() as conn:
+            old.create(conn)
+            assessment = _assessment(conn)
+            conn.execute(insert(old).values(assessment_id=assessment, name="访谈记录.txt", sha256=sha256(b"notes"),
+                                            size=5, content=b"notes", created_at=datetime.now(timezone.utc)))
+        assert upgrade(db) == head_revision()
+        with db.read() as conn:
+            files = att.for_assessments(conn, [assessment], with_content=True)[assessment]
+            assert [(i.name, i.size, c) for i, c in files] == [("访谈记录.txt", 5, b"notes")]
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        assert diff == []
+        # and new ones go in the same table
+        with db.write() as conn:
+            att.add(conn, assessment, "second.pdf", b"%PDF")
+        with db.read() as conn:
+            assert [i.name for i, _ in att.for_assessments(conn, [assessment])[assessment]] == ["访谈记录.txt",
+                                                                                                "second.pdf"]
+        # downgrading below 0003 removes the table, as for one 0003 created
+        assert downgrade(db, "0002") == "0002"
+        assert "assessment_attachments" not in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()
+
+
+def test_0003_refuses_a_foreign_table_of_that_name(empty_url):
+    from sqlalchemy import Column, Integer, MetaData, Table, Text
+
+    db = Database(empty_url)
+    try:
+        upgrade(db, "0002")
+        with db.write() as conn:
+            Table("assessment_attachments", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("body", Text)).create(conn)
+        with pytest.raises(RuntimeError, match="assessment_attachments exists with columns .*not made by sentinel"):
+            upgrade(db)
+        assert current_revision(db) == "0002"
+    finally:
+        db.dispose()
+
+
+def test_attachments_go_with_their_assessment(db):
+    from sentinel.evidence import attachments as att
+    from sentinel.store.models import AssessmentAttachment, ManualAssessment
+
+    with db.write() as conn:
+        assessment = _assessment(conn)
+        info = att.add(conn, assessment, "a.txt", b"abc")
+    assert info.sha256 == sha256(b"abc") and info.size == 3
+    with db.read() as conn:
+        assert att.get(conn, assessment, info.id)[1] == b"abc"
+        assert att.get(conn, assessment + 1, info.id) is None  # only through its own assessment
+    with db.write() as conn:
+        conn.execute(ManualAssessment.__table__.delete())
+    with db.read() as conn:
+        assert conn.execute(select(AssessmentAttachment.__table__.c.id)).all() == []
+
+
+def test_altered_attachment_content_is_refused(db):
+    from sentinel.evidence import attachments as att
+    from sentinel.store.models import AssessmentAttachment
+
+    with db.write() as conn:
+        assessment = _assessment(conn)
+        info = att.add(conn, assessment, "a.txt", b"abc")
+        conn.execute(AssessmentAttachment.__table__.update().values(content=b"abd"))
+    with db.read() as conn:
+        with pytest.raises(att.AttachmentError, match="does not match its recorded SHA-256"):
+            att.get(conn, assessment, info.id)
+        with pytest.raises(att.AttachmentError, match="does not match"):
+            att.for_assessments(conn, [assessment], with_content=True)
+        assert att.for_assessments(conn, [assessment])[assessment][0][0].sha256 == info.sha256  # metadata only
+
+
+def sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

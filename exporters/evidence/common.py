@@ -41,6 +41,11 @@ LABELS: dict[str, dict[str, str]] = {
         "rect_title": "整改报告", "risk_title": "高风险问题与重大风险隐患清单",
         "rect_ref": "每个问题的首次发现、整改时间及整改前后证据见整改报告 (rectification.html)。",
         "system_items": "系统测评项汇总", "network": "网络",
+        "host_findings": "主机检查问题", "services": "网络服务 (网络扫描发现)", "port": "端口", "service": "服务",
+        "closed_at": "关闭时间", "svc_closed": "已关闭", "svc_open_ok": "开放，无不通过检查",
+        "svc_closed_title": "已关闭的服务", "svc_open_title": "仍开放的服务",
+        "svc_before": "开放时的证据 (最后一次发现)", "svc_after": "扫描 #{scan} ({at}) 未发现该端口开放",
+        "svc_summary": "网络服务",
     },
     "en": {
         "title": "Classified protection (MLPS 2.0) assessment record", "summary": "Summary",
@@ -70,6 +75,11 @@ LABELS: dict[str, dict[str, str]] = {
         "rect_ref": "first seen, fixed at and the evidence before and after for each finding are in the "
                     "rectification report (rectification.html).",
         "system_items": "System item verdicts", "network": "network",
+        "host_findings": "Host check findings", "services": "Network services (found by network scans)",
+        "port": "Port", "service": "Service", "closed_at": "Closed at", "svc_closed": "closed",
+        "svc_open_ok": "open, no failing check", "svc_closed_title": "Closed services",
+        "svc_open_title": "Services still open", "svc_before": "Evidence while open (last seen)",
+        "svc_after": "scan #{scan} ({at}) found the port no longer open", "svc_summary": "Network services",
     },
 }
 

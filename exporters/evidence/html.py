@@ -12,7 +12,7 @@ from sentinel.evidence.model import SystemEvidence
 from .chart import score_chart
 from .common import (RISK_LABEL, VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels,
                      object_title, problem_rows, range_text, verdict_label)
-from .rectification import rectification_rows
+from .rectification import rectification_rows, service_rectification_rows
 from .risk import high_risk_entries, paste_text
 
 
@@ -44,5 +44,7 @@ def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
 
 def render_rectification_html(ev: SystemEvidence, lang: str = "zh") -> str:
     resolved, still = rectification_rows(ev, lang)
+    svc_closed, svc_open = service_rectification_rows(ev, lang)
     return environment().get_template("rectification.html.j2").render(**_common(ev, lang), resolved=resolved,
-                                                                      still=still)
+                                                                      still=still, svc_closed=svc_closed,
+                                                                      svc_open=svc_open)

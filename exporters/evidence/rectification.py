@@ -2,15 +2,19 @@
 before and after; open ones with their remediation and age.
 
 Findings come from the store (one row per episode of a check failing on a host, see
-sentinel/collector/drift.py), so a check that failed, was fixed and failed again shows twice.
+sentinel/collector/drift.py), so a check that failed, was fixed and failed again shows twice. Service
+findings of network scans (sentinel/collector/scan_ingest.py) are the same for the network: one row per
+episode of a port open on an address, closed (fixed) when a scan covering it no longer finds it open.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sentinel.evidence.model import FindingRecord, SystemEvidence
+from sentinel.evidence.model import FindingRecord, ServiceFindingRecord, SystemEvidence
 
-from .common import RISK_LABEL, evidence_text, finding_age_days, finding_state, fmt_time
+from .common import (RISK_LABEL, evidence_text, finding_age_days, finding_state, fmt_time, labels, result_line,
+                     short)
 
 _RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -55,6 +59,88 @@ def rectification_rows(ev: SystemEvidence, lang: str = "zh") -> tuple[list[RectR
     out = []
     for group in (resolved, still):
         rows = [_row(f, ev, lang) for f in group]
+        for n, r in enumerate(rows, 1):
+            r.no = n
+        out.append(rows)
+    return out[0], out[1]
+
+
+@dataclass
+class ServiceRectRow:
+    no: int
+    object: str  # the address, and the registered host with it
+    port: str  # 23/tcp
+    service: str  # name and version as the scan saw them
+    zone: str
+    problem: str  # its failing checks (clause, item, title); "" when none failed
+    risk: str  # high / medium / low, "" when no check failed
+    risk_label: str
+    case: str  # 高风险判定指引 cases
+    first_seen: str
+    last_seen: str
+    closed_at: str
+    state: str
+    age_days: float
+    remediation: str
+    before: str  # what the last scan that saw it open found
+    after: str  # the scan that found it closed
+
+
+def _age(first_seen: datetime, until: datetime) -> float:
+    return round(max((until - first_seen).total_seconds(), 0) / 86400, 1)
+
+
+def service_state(f: ServiceFindingRecord, lang: str) -> str:
+    lab = labels(lang)
+    if not f.open:
+        return lab["svc_closed"]
+    return lab["open"] if f.risk else lab["svc_open_ok"]
+
+
+def service_evidence(f: ServiceFindingRecord, lang: str) -> str:
+    """Its failing checks in words, then the raw evidence (excerpts, banner) of the last scan that saw it."""
+    lines = [result_line(r, lang, limit=200) for r in f.problems]
+    for e in f.evidence[:5]:
+        lines.append(f"{e.source}: {short(e.excerpt, 200)}" if e.excerpt else e.source)
+    if f.banner:
+        lines.append(f"banner: {short(f.banner, 200)}")
+    return "\n".join(lines) or "—"
+
+
+def _service_row(f: ServiceFindingRecord, ev: SystemEvidence, lang: str) -> ServiceRectRow:
+    lab = labels(lang)
+    remediation: list[str] = []
+    for r in f.problems:
+        text = r.remediation.get(lang)
+        if text and text not in remediation:
+            remediation.append(text)
+    after = lab["svc_after"].format(scan=f.closed_scan_id, at=fmt_time(f.closed_at)) if not f.open else ""
+    return ServiceRectRow(
+        no=0, object=f.host + (f" ({f.hostname})" if f.hostname else ""), port=f"{f.port}/{f.proto}",
+        service=" ".join(p for p in (f.service, f.version) if p) or "—", zone=f.zone or "",
+        problem="; ".join(f"{r.clause}{r.item} {r.title.get(lang)}" for r in f.problems), risk=f.risk or "",
+        risk_label=RISK_LABEL[lang][f.risk] if f.risk else lab["none"], case=", ".join(f.high_risk),
+        first_seen=fmt_time(f.first_seen), last_seen=fmt_time(f.last_seen), closed_at=fmt_time(f.closed_at),
+        state=service_state(f, lang), age_days=_age(f.first_seen, f.closed_at or ev.range.end),
+        remediation="\n".join(remediation) or "—", before=service_evidence(f, lang), after=after)
+
+
+def _address_key(f: ServiceFindingRecord):
+    parts = f.host.split(".")
+    return (0, tuple(int(p) for p in parts)) if len(parts) == 4 and all(p.isdigit() for p in parts) else (1, f.host)
+
+
+def service_rectification_rows(ev: SystemEvidence, lang: str = "zh") -> tuple[list[ServiceRectRow],
+                                                                             list[ServiceRectRow]]:
+    """(closed, open) service findings: closed by closing time; open ones with a failing check first, by risk
+    then age (oldest first), then the open services where nothing failed."""
+    closed = sorted((f for f in ev.service_findings if not f.open),
+                    key=lambda f: (f.closed_at, _address_key(f), f.proto, f.port))
+    still = sorted((f for f in ev.service_findings if f.open),
+                   key=lambda f: (_RISK_ORDER.get(f.risk or "", 3), f.first_seen, _address_key(f), f.proto, f.port))
+    out = []
+    for group in (closed, still):
+        rows = [_service_row(f, ev, lang) for f in group]
         for n, r in enumerate(rows, 1):
             r.no = n
         out.append(rows)

@@ -11,6 +11,7 @@ from typing import Optional
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from ..evidence import attachments
 from ..store.models import (
     Agent,
     ApiToken,
@@ -252,4 +253,29 @@ def add_assessment(ctx: Ctx, system_id: int, spec: AssessmentIn) -> ManualAssess
     ctx.audit("assessment.create", f"system:{system.id}:{system.name}",
               f"{spec.clause}{spec.item} {spec.verdict.value}")
     return row
+
+
+def visible_assessment(ctx: Ctx, system_id: int, assessment_id: int) -> ManualAssessment:
+    """The assessment `assessment_id` of system `system_id`; 404 if either is out of scope or they do not match."""
+    system = visible_system(ctx, system_id)
+    row = ctx.session.get(ManualAssessment, assessment_id)
+    if row is None or row.system_id != system.id or not ctx.principal.sees(row.department_id):
+        raise not_found("assessment", assessment_id)
+    return row
+
+
+def add_attachment(ctx: Ctx, assessment: ManualAssessment, name: str, data: bytes,
+                   detail: str = "") -> attachments.AttachmentInfo:
+    """Attach a file to an assessment: the roles that record assessments may (admin, assessor). A bad name
+    is a 422 naming the `name` field, a file over the limit a 413 naming the limit."""
+    ctx.principal.require_department(assessment.department_id, ADMIN, ASSESSOR)
+    try:
+        info = attachments.add(ctx.session.connection(), assessment.id, name, data)
+    except attachments.AttachmentTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except attachments.AttachmentError as exc:
+        raise ApiError(422, f"name: {exc}") from None
+    ctx.audit("assessment.attach", f"assessment:{assessment.id}",
+              f"{name} sha256 {info.sha256} ({info.size} bytes)" + (f", {detail}" if detail else ""))
+    return info
 

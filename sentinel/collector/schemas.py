@@ -292,6 +292,17 @@ class AssessmentOut(Out):
     at: datetime
 
 
+class AttachmentOut(Out):
+    """A file attached to a manual assessment; its bytes are at .../attachments/{id}."""
+
+    id: int
+    assessment_id: int
+    name: str
+    sha256: str = Field(description="SHA-256 of the content, hex (as in an evidence bundle's manifest)")
+    size: int = Field(description="bytes")
+    created_at: datetime
+
+
 # ---- tokens and audit ----------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from .model import (
     ReportEvidence,
     RunChain,
     ScorePoint,
+    ServiceFindingRecord,
     SystemEvidence,
     SystemRef,
     TimeRange,
@@ -186,6 +187,7 @@ def latest_runs(runs: Sequence[HostRun]) -> list[HostRun]:
 
 def build(*, system: SystemRef, time_range: TimeRange, collector: CollectorIdentity, runs: Sequence[HostRun],
           assessments: Sequence[ManualAssessmentRecord] = (), findings: Sequence[FindingRecord] = (),
+          service_findings: Sequence[ServiceFindingRecord] = (),
           chain: Optional[RunChain] = None, raw_reports: Optional[dict[str, bytes]] = None,
           attachment_blobs: Optional[dict[str, bytes]] = None, generated_at: datetime,
           hosts: Optional[dict[str, HostInfo]] = None, notes: Sequence[str] = ()) -> SystemEvidence:
@@ -214,7 +216,8 @@ def build(*, system: SystemRef, time_range: TimeRange, collector: CollectorIdent
     return SystemEvidence(
         generated_at=generated_at, system=system, range=time_range, collector=collector,
         baselines=[baselines[k] for k in sorted(baselines)], objects=list(objects.values()),
-        manual_assessments=marked, findings=list(findings), score_history=score_history(runs, assessments),
+        manual_assessments=marked, findings=list(findings), service_findings=list(service_findings),
+        score_history=score_history(runs, assessments),
         chain=chain or RunChain(), items=items, summary=summary, notes=list(notes),
         raw_reports=dict(raw_reports or {}), attachment_blobs=dict(attachment_blobs or {}),
     )

@@ -9,7 +9,6 @@ cannot back (a body that was not kept, no scan) is said in `SystemEvidence.notes
 from __future__ import annotations
 
 import json
-import zlib
 from datetime import datetime, timezone
 from typing import Iterable, Optional
 
@@ -17,15 +16,16 @@ from sqlalchemy import func, select as core_select
 from sqlmodel import Session, select
 
 from .. import scoring
-from ..model import BaselineRef, CheckResult, HostReport, Severity, Status, Text
+from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
+from ..store import envelopes
 from ..store.models import (Agent, CheckResultRow, Department, Finding, Host, ManualAssessment, Report, Run, ScanRun,
-                            System)
+                            ServiceFindingRow, System)
 from . import attachments as att
 from .assemble import HostRun, NetworkReport, ScoredReport, build
 from .bulk import paused_gc
 from .digest import canonical_bytes, sha256_hex
 from .model import (AttachmentRef, ChainEntry, CollectorIdentity, EvidenceError, FindingRecord,
-                    ManualAssessmentRecord, RunChain, SystemEvidence, SystemRef, TimeRange)
+                    ManualAssessmentRecord, RunChain, ServiceFindingRecord, SystemEvidence, SystemRef, TimeRange)
 
 IN_CHUNK = 500  # bound IN (...) lists
 
@@ -84,14 +84,15 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     assessments, blobs = _assessments(session, conn, system.id, end)
     in_range = {run.run_id: run.report for run in host_runs if isinstance(run.report, HostReport)}
     findings = _findings(session, finding_rows, wanted, hosts, end, in_range)
+    service_findings = _service_findings(conn, system.id, start, end, hosts)
     sysref = SystemRef(name=system.name, title=system.title, department=dept.name if dept else "",
                        department_title=dept.title if dept else "", level=system.level, s_grade=system.s_grade,
                        a_grade=system.a_grade, label=system.label, owner=system.owner,
                        zones=[str(z) for z in system.zones])
     return build(system=sysref, time_range=TimeRange(start=start, end=end), collector=collector,
                  runs=host_runs + scans,
-                 assessments=assessments, findings=findings, chain=chain, raw_reports=raw, attachment_blobs=blobs,
-                 generated_at=now, notes=notes)
+                 assessments=assessments, findings=findings, service_findings=service_findings, chain=chain,
+                 raw_reports=raw, attachment_blobs=blobs, generated_at=now, notes=notes)
 
 
 def _decommissioned(conn, hosts: dict, end: datetime, notes: list[str]) -> set[int]:
@@ -176,13 +177,13 @@ def _check_head(session: Session, system: System, last: Run) -> None:
 
 
 def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], full: set[int]):
-    envelopes: dict[str, tuple] = {}
+    kept: dict[str, tuple] = {}
     ids = [r.report_id for r in runs]
     for part in _chunks(ids):
         for row in conn.execute(core_select(Report.report_id, Report.envelope, Report.signature, Report.agent_id)
                                 .where(Report.report_id.in_(part))):
-            envelopes[row.report_id] = (row.envelope, row.signature, row.agent_id)
-    agent_ids = sorted({v[2] for v in envelopes.values()})
+            kept[row.report_id] = (row.envelope, row.signature, row.agent_id)
+    agent_ids = sorted({v[2] for v in kept.values()})
     keys = {}
     for part in _chunks(agent_ids):
         keys.update(dict(conn.execute(core_select(Agent.id, Agent.public_key).where(Agent.id.in_(part))).all()))
@@ -196,15 +197,15 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
     for run in runs:
         host = hosts.get(run.host_id)
         obj = host.hostname if host else f"host-{run.host_id}"
-        stored = envelopes.get(run.report_id)
+        stored = kept.get(run.report_id)
         entry = ChainEntry(run_id=run.id, report_id=run.report_id, object=obj, received_at=run.received_at,
                            digest=run.digest, prev_chain_hash=run.prev_chain_hash, chain_hash=run.chain_hash)
         if stored is None or stored[0] is None:
             missing.append(run.id)
             entries.append(entry)
             continue
-        envelope = zlib.decompress(stored[0])
         try:
+            envelope = envelopes.unpack(stored[0])
             body = json.loads(envelope)["body"]
         except (ValueError, KeyError, TypeError) as exc:
             raise EvidenceError(f"run {run.id} (report {run.report_id}): stored envelope is not a report "
@@ -318,4 +319,38 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
             before=result(f.first_run_id, f.check_id, remediation),
             after=result(f.resolved_run_id, f.check_id, remediation) if resolved else None,
             first_run_id=f.first_run_id, resolved_run_id=f.resolved_run_id if resolved else None))
+    return out
+
+
+def _service_findings(conn, system_id: int, start: Optional[datetime], end: datetime,
+                      hosts: dict) -> list[ServiceFindingRecord]:
+    """Service findings of the system's scans overlapping the range (first seen by its end, not closed before
+    its start); one closed after the end is open as of the end, like host findings."""
+    t = ServiceFindingRow.__table__
+    q = core_select(t).where(t.c.system_id == system_id, t.c.first_seen <= end)
+    if start is not None:
+        q = q.where((t.c.closed_at.is_(None)) | (t.c.closed_at >= start))
+    out = []
+    for row in conn.execute(q.order_by(t.c.id)):
+        closed = row.closed_at is not None and row.closed_at <= end
+        try:
+            results = [CheckResult.model_validate(r) for r in row.check_results or []]
+            evidence = [Evidence.model_validate(e) for e in row.evidence or []]
+        except ValueError as exc:
+            raise EvidenceError(f"service finding {row.id} ({row.host}:{row.port}/{row.proto}): stored results are "
+                                f"not readable: {str(exc).splitlines()[0]}") from None
+        # Risk by the one formula in sentinel.scoring, over the checks that failed on this service.
+        problems = [r for r in results if scoring.risk_level(r) is not None]
+        levels = {scoring.risk_level(r) for r in problems}
+        risk = next((level for level in ("high", "medium", "low") if level in levels), None)
+        host = hosts.get(row.host_id) if row.host_id is not None else None
+        version = " ".join(p for p in (row.product, row.version) if p) or None
+        out.append(ServiceFindingRecord(
+            id=row.id, host=row.host, hostname=host.hostname if host else None, port=row.port, proto=row.proto,
+            service=row.service, version=version, zone=row.zone, forbidden=row.forbidden,
+            high_risk=list(row.high_risk or []), risk=risk,
+            problems=problems, evidence=evidence,
+            banner=row.banner, first_seen=row.first_seen, last_seen=row.last_seen,
+            closed_at=row.closed_at if closed else None, first_scan_id=row.first_scan_id,
+            last_scan_id=row.last_scan_id, closed_scan_id=row.closed_scan_id if closed else None))
     return out

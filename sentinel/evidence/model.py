@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from ..model import BaselineRef, CheckResult, HostInfo, ItemResult, Severity, Summary, Text, Verdict
+from ..model import BaselineRef, CheckResult, Evidence, HostInfo, ItemResult, Severity, Summary, Text, Verdict
 
 SCHEMA_VERSION = 1
 ZERO_HASH = "0" * 64  # chain anchor of a system's first run (same as sentinel.store.models.ZERO_HASH)
@@ -168,6 +168,41 @@ class FindingRecord(_Model):
         return self.resolved_at is None
 
 
+class ServiceFindingRecord(_Model):
+    """One episode of a service open on a scanned address, from the scan that first found it until the one
+    that found it closed: the network's rectification trail. A port that closes and opens again is a new
+    episode. What it shows (version, failing checks, evidence) is from the last scan that saw it open."""
+
+    id: Optional[int] = None
+    host: str  # the address scanned
+    hostname: Optional[str] = None  # the system's registered host with that address, if any
+    port: int
+    proto: Literal["tcp", "udp"]
+    service: Optional[str] = None
+    version: Optional[str] = None  # product and version as the scan saw them
+    zone: Optional[str] = None
+    forbidden: bool = False  # a port the zone baseline forbids
+    high_risk: list[str] = Field(default_factory=list)  # 高风险判定指引 cases of its failing checks
+    risk: Optional[RiskLevel] = None  # the highest risk of its failing checks; None: no check failed
+    problems: list[CheckResult] = Field(default_factory=list)  # its failing checks
+    evidence: list[Evidence] = Field(default_factory=list)
+    banner: Optional[str] = None
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    closed_at: Optional[AwareDatetime] = None  # the scan that found it closed; None: open at the range end
+    first_scan_id: Optional[int] = None
+    last_scan_id: Optional[int] = None
+    closed_scan_id: Optional[int] = None
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}/{self.proto}"
+
+
 class ScorePoint(_Model):
     at: AwareDatetime
     object: Optional[str] = None  # None: the system roll-up
@@ -211,6 +246,7 @@ class SystemEvidence(_Model):
     objects: list[ObjectEvidence] = Field(default_factory=list)
     manual_assessments: list[ManualAssessmentRecord] = Field(default_factory=list)
     findings: list[FindingRecord] = Field(default_factory=list)
+    service_findings: list[ServiceFindingRecord] = Field(default_factory=list)
     score_history: list[ScorePoint] = Field(default_factory=list)
     chain: RunChain = Field(default_factory=RunChain)
     # The system roll-up (sentinel.scoring.system_items over every object's record, manual verdicts applied)

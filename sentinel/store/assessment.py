@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import zlib
 from collections import OrderedDict, defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal, Optional
@@ -37,6 +36,7 @@ from sqlalchemy import func, select
 
 from .. import scoring
 from ..model import CheckResult, ItemResult, Severity, Status, Summary, Text, Verdict
+from . import envelopes
 from .db import Database
 from .models import Agent, Department, Host, ManualAssessment, Report, Run, ScanRun, System
 
@@ -188,8 +188,8 @@ def canonical_digest(body: Any) -> str:
 
 def _parse(envelope: bytes, digest: str) -> _Parsed:
     try:
-        body = json.loads(zlib.decompress(envelope))["body"]
-    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        body = json.loads(envelopes.unpack(envelope))["body"]
+    except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the kept envelope is not a report envelope ({type(exc).__name__})") from None
     if canonical_digest(body) != digest:
         raise ValueError("the kept report body does not hash to the run's digest (the store was altered)")

@@ -174,7 +174,7 @@ class ApiTokenDepartment(Base, table=True):
 
 class Report(Base, table=True):
     """Ledger of every accepted envelope (all kinds): uniqueness, idempotent answers, and the agent's
-    signed bytes kept (zlib) so the signature and the run hash chain can be re-verified later."""
+    signed bytes kept (compressed: store/envelopes.py) so the signature and the run hash chain can be re-verified later."""
 
     __tablename__ = "reports"
     __table_args__ = (
@@ -193,7 +193,7 @@ class Report(Base, table=True):
     source_ip: Optional[str] = Field(default=None, sa_type=String(64))
     outcome: dict = _json(nullable=False)  # the 202 answer, repeated on an idempotent resend
     signature: str = Field(sa_type=String(128), nullable=False)
-    envelope: bytes = Field(sa_column=Column("envelope", LargeBinary, nullable=False))  # zlib of the signed bytes
+    envelope: bytes = Field(sa_column=Column("envelope", LargeBinary, nullable=False))  # store/envelopes.py: the signed bytes, compressed
 
 
 class Run(Base, table=True):
@@ -307,6 +307,26 @@ class ManualAssessment(Base, table=True):
     note: str = Field(default="", sa_type=Text, nullable=False)
     assessor: str = Field(sa_type=String(200), nullable=False)
     at: datetime = _ts(nullable=False)
+
+
+class AssessmentAttachment(Base, table=True):
+    """A file attached to a manual assessment (interview notes, a scanned document), kept in the database
+    with its SHA-256 so an export can hash-list it and a verifier can recheck it (migration 0003).
+
+    No department_id of its own: an attachment is always reached through its assessment, whose
+    department scopes it. Deleting the assessment deletes its files.
+    """
+
+    __tablename__ = "assessment_attachments"
+    __table_args__ = (Index("ix_assessment_attachments_assessment", "assessment_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    assessment_id: int = Field(foreign_key="manual_assessments.id", ondelete="CASCADE", nullable=False)
+    name: str = Field(sa_type=String(200), nullable=False)
+    sha256: str = Field(sa_type=String(64), nullable=False)
+    size: int = Field(nullable=False)
+    content: bytes = Field(sa_column=Column("content", LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)
 
 
 class Event(Base, table=True):
