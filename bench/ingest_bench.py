@@ -362,6 +362,7 @@ class RunStats:
     cpu_client: float = 0.0
     cpu_collector: float = 0.0
     cpu_collector_sys: float = 0.0  # of which in the kernel
+    cpu_shares: list[float] = field(default_factory=list)  # of the collector's CPU per process, largest first
     cpu_pg: float = 0.0
     machine_busy: float = 0.0  # fraction of all CPUs busy during the run (everything on the machine)
 
@@ -474,7 +475,10 @@ def measured_run(collector: Collector, pg: Optional[PgBackends], batches: list[l
     stats.cpu_client = time.process_time() - client_before
     machine_after = psutil.cpu_times()
     coll_after = cpu_seconds(collector.pids())
-    stats.cpu_collector = sum(v - coll_before.get(pid, 0.0) for pid, v in coll_after.items())
+    per_process = sorted((v - coll_before.get(pid, 0.0) for pid, v in coll_after.items()), reverse=True)
+    stats.cpu_collector = sum(per_process)
+    stats.cpu_shares = [v / stats.cpu_collector for v in per_process if v > 0.01 * stats.cpu_collector] \
+        if stats.cpu_collector > 0 else []
     stats.cpu_collector_sys = sum(v - coll_sys_before.get(pid, 0.0)
                                   for pid, v in cpu_seconds(collector.pids(), system_only=True).items())
     if pg:
@@ -585,7 +589,8 @@ def run_config(store: str, workers: int, args, templates: list[dict], workdir: P
                       f"{1000 * stats.cpu_collector / stats.reports:.2f} "
                       f"(sys {1000 * stats.cpu_collector_sys / stats.reports:.2f}) "
                       f"postgres "
-                      f"{1000 * stats.cpu_pg / stats.reports:.2f}, machine busy {100 * stats.machine_busy:.0f} %",
+                      f"{1000 * stats.cpu_pg / stats.reports:.2f}, machine busy {100 * stats.machine_busy:.0f} %, "
+                      f"collector CPU per process {'/'.join(f'{100 * x:.0f}' for x in stats.cpu_shares)} %",
                       flush=True)
             profile = None
             if args.py_spy:

@@ -132,9 +132,11 @@ def serve(settings) -> None:
             os.environ[f"SENTINEL_COLLECTOR_{name.upper()}"] = str(value)
         uvicorn.run("sentinel.collector.app:app_from_env", factory=True, workers=settings.workers, **common)
     else:
-        from .collector.app import create_app
+        from .collector.app import create_app, tune_gc
 
-        uvicorn.run(create_app(settings), **common)
+        app = create_app(settings)
+        tune_gc()
+        uvicorn.run(app, **common)
 
 
 @collector_app.command("init")

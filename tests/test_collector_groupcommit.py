@@ -57,6 +57,97 @@ def test_group_commit_batches_and_hands_errors_to_their_threads():
     assert all(len(b) <= 4 and len({i % 2 for i in b}) == 1 for b in batches)
 
 
+def test_prepare_settles_some_jobs_and_the_rest_are_written():
+    written: list[list[int]] = []
+    gate = threading.Event()
+
+    def prepare(jobs):
+        for j in jobs:
+            if j.item < 0:
+                j.error, j.done = ValueError(f"refused {j.item}"), True
+            elif j.item == 0:
+                j.result, j.done = "answered early", True
+            else:
+                j.item = j.item * 100  # what write and pick see from now on
+
+    def write(jobs):
+        if not written:
+            gate.wait(5)
+        written.append([j.item for j in jobs])
+        for j in jobs:
+            j.result = j.item + 1
+
+    group = GroupCommit(write, lambda ready: ready[:3], prepare)
+    results: dict[int, object] = {}
+
+    def submit(i):
+        try:
+            results[i] = group.submit(i)
+        except ValueError as exc:
+            results[i] = str(exc)
+
+    first = threading.Thread(target=submit, args=(1,), name="t1")
+    first.start()
+    deadline = time.monotonic() + 5
+    while not written and not group._writing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    others = [threading.Thread(target=submit, args=(i,), name=f"t{i}") for i in (-2, 0, 2, 3, 4, 5)]
+    for t in others:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert results == {1: 101, -2: "refused -2", 0: "answered early", 2: 201, 3: 301, 4: 401, 5: 501}
+    assert sorted(i for b in written for i in b) == [100, 200, 300, 400, 500]
+    assert all(len(b) <= 3 for b in written)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_prepare_overlaps_a_write_only_when_asked(overlap):
+    events: list[str] = []
+    writing = threading.Event()
+    release = threading.Event()
+
+    def prepare(jobs):
+        events.append(f"prepare {[j.item for j in jobs]}")
+
+    def write(jobs):
+        events.append(f"write {[j.item for j in jobs]} begins")
+        writing.set()
+        release.wait(5)
+        events.append(f"write {[j.item for j in jobs]} ends")
+        for j in jobs:
+            j.result = j.item
+
+    group = GroupCommit(write, lambda ready: ready[:1], prepare, overlap=overlap)
+    first = threading.Thread(target=group.submit, args=(1,))
+    first.start()
+    assert writing.wait(5)
+    second = threading.Thread(target=group.submit, args=(2,))
+    second.start()
+    time.sleep(0.3)  # time for the second job to be prepared, if that may happen during the write
+    release.set()
+    first.join(5)
+    second.join(5)
+    during = events[events.index("write [1] begins") + 1]
+    assert during == ("prepare [2]" if overlap else "write [1] ends")
+    assert events[-1] == "write [2] ends"
+
+
+def test_an_exception_in_prepare_reaches_every_job_it_did_not_settle():
+    def prepare(jobs):
+        jobs[0].result, jobs[0].done = "settled", True
+        raise RuntimeError("prepare broke")
+
+    group = GroupCommit(lambda jobs: None, lambda ready: ready, prepare)
+    assert group.submit(1) == "settled"
+    with pytest.raises(RuntimeError, match="prepare broke"):
+        group._prepare = lambda jobs: (_ for _ in ()).throw(RuntimeError("prepare broke"))
+        group.submit(2)
+    assert not group._writing and not group._waiting
+
+
 @pytest.fixture
 def world(db, make_client):
     w = World(db)
@@ -175,6 +266,50 @@ def test_revoked_between_checks_and_write_is_refused(world, db):
     assert status == 403 and "revoked" in answer["detail"]
     assert counts(db) == before
     assert audit_rows(db, "report.ingest")[-1].status_code == 403
+
+
+def test_a_mixed_crowd_gets_each_its_own_answer(world, db):
+    """Valid, forged, unknown-agent and inventory envelopes checked together by one leader."""
+    _, agents = world
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    gate = threading.Event()
+    prepare = ingestor._group._prepare
+
+    def held(jobs):
+        gate.wait(5)  # let the crowd queue up so the leader checks them together
+        prepare(jobs)
+
+    ingestor._group._prepare = held
+    good = [sign(a.key, envelope(a.agent_id, make_report({"a": "fail"}, hostname=f"web-{k}")))
+            for k, a in enumerate(agents[:3])]
+    raw, headers = sign(agents[3].key, envelope(agents[3].agent_id, make_report({"a": "pass"}, hostname="web-3")))
+    forged = (raw.replace(b'"pass"', b'"fail"'), headers)
+    unknown = sign(agents[4].key, envelope("no-such-agent", make_report({"a": "pass"}, hostname="web-4")),
+                   agent_id="no-such-agent")
+    inventory = sign(agents[5].key, envelope(agents[5].agent_id, {
+        "os": {"hostname": "web-5", "os_id": "debian", "os_version": "12", "os_name": "Debian", "arch": "x86_64"},
+        "arch": "x86_64", "cpu_count": 2}, kind="inventory"))
+    payloads = [*good, forged, unknown, inventory]
+    timer = threading.Timer(0.5, gate.set)
+    timer.start()
+    answers = {}
+
+    def run(i):
+        raw, h = payloads[i]
+        answers[i] = ingestor.handle(raw, h["X-Sentinel-Agent"], h["X-Sentinel-Signature"], "127.0.0.1")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    timer.join()
+    assert [answers[i][0] for i in range(len(payloads))] == [202, 202, 202, 401, 401, 202]
+    assert "signature" in answers[3][1]["detail"] and "unknown agent" in answers[4][1]["detail"]
+    assert _chains_intact(db) == 3
+    refused = audit_rows(db, "report.ingest")
+    assert sorted(r.status_code for r in refused) == [401, 401]
+    assert all(r.target.startswith("report:") for r in refused)
 
 
 def test_same_report_in_one_batch_is_stored_once(world, db):

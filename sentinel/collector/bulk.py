@@ -10,6 +10,8 @@ Per batch, inside one write transaction:
    under the lock, so a system's runs are numbered in chain order.
 2. `write`: every row of the batch, one executemany per table (PostgreSQL pipelines each into one round
    trip; the check results of the whole batch travel as one JSON array expanded by jsonb_to_recordset).
+   A report's check results are turned into driver values by `result_rows` before the lock, so the
+   lock (which other collector processes wait for) is held only for the SQL.
 
 The driver is used directly: the statements are fixed, and SQLAlchemy's per-statement work would cost
 more than the SQL on this path. Values are converted with the column types' own bind processors
@@ -64,8 +66,7 @@ class BatchState:
 @dataclass
 class BatchWrites:
     runs: list[dict] = field(default_factory=list)
-    results: list[tuple[int, list[tuple]]] = field(default_factory=list)  # (run id, rows in RESULT_FIELDS order)
-    results_json: list[tuple[int, str]] = field(default_factory=list)  # (run id, rows as a JSON array) for PG
+    results: list[tuple[int, Any]] = field(default_factory=list)  # (run id, the store's result_rows(...))
     findings: list[dict] = field(default_factory=list)
     seen: list[dict] = field(default_factory=list)  # {ids, t, run}
     resolved: list[dict] = field(default_factory=list)  # {id, t, run, how}
@@ -143,13 +144,17 @@ class SqliteStore:
         return BatchState(heads, states, stored, open_findings, previous,
                           list(range(top + 1, top + 1 + len(report_ids))))
 
+    @staticmethod
+    def result_rows(rows: list[tuple]) -> list[tuple]:
+        """Rows in RESULT_FIELDS order with the JSON columns (title, observed, evidence) as text."""
+        return [(r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]), r[11],
+                 r[12]) for r in rows]
+
     def write(self, conn, w: BatchWrites) -> None:
         cur = _driver_cursor(conn)
         convert = self.convert
         cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
-        cur.executemany(self.i_result, [
-            (run_id, r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]),
-             r[11], r[12]) for run_id, rows in w.results for r in rows])
+        cur.executemany(self.i_result, [(run_id, *r) for run_id, rows in w.results for r in rows])
         if w.findings:
             cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
         for seen in w.seen:
@@ -228,13 +233,18 @@ class PostgresStore:
         cur.close()
         return BatchState(heads, states, stored, open_findings, previous, run_ids)
 
+    @staticmethod
+    def result_rows(rows: list[tuple]) -> str:
+        """A report's result rows as the JSON array `write` expands."""
+        return dumps([dict(zip(RESULT_FIELDS, r, strict=True)) for r in rows])
+
     def write(self, conn, w: BatchWrites) -> None:
         cur = _driver_cursor(conn)
         convert = self.convert
         cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
         # the per-report arrays were serialised before the lock; here they are only joined
         cur.execute(self.i_results, ("[" + ",".join(f'{{"run_id":{run_id},"results":{rows}}}'
-                                                    for run_id, rows in w.results_json) + "]",))
+                                                    for run_id, rows in w.results) + "]",))
         if w.findings:
             cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
         if w.seen:
@@ -262,8 +272,3 @@ def store_for(dialect):
     if dialect.name == "sqlite":
         return SqliteStore(dialect)
     raise ValueError(f"no ingest store for {dialect.name}")
-
-
-def results_json(rows: list[tuple]) -> str:
-    """A report's result rows as the JSON array PostgresStore expands (built before the lock)."""
-    return dumps([dict(zip(RESULT_FIELDS, r, strict=True)) for r in rows])

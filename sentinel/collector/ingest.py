@@ -8,29 +8,28 @@ envelope agent (400), freshness (400 "stale"), uniqueness of report_id (409 for 
 A run's `digest` is the SHA-256 of its envelope's `body` serialised canonically (sorted keys, compact
 separators, UTF-8, no NaN): "the same body" for idempotency is the same digest, so an agent may re-sign
 a spooled report with a fresh `sent_at` and still be answered idempotently. The signed request bytes
-are kept (zlib) with the report, so the agent's signature and the digest can be re-checked later.
+are kept (compressed, store/envelopes.py) with the report, so the agent's signature and the digest can be re-checked later.
 Each system chains its runs with `chain_hash = sha256(prev_chain_hash + digest)` over the lowercase
 hex strings, starting from 64 zeros (sentinel/evidence/digest.py restates this for verification).
 
-Hot path (bench/ingest_bench.py measures it): everything CPU-bound happens before any lock, in the
-request's own thread: JSON (orjson where it provably matches the standard library, fastjson.py), the
-schema, the canonical digest, the agent lookup (one read), signature, header and freshness checks, the
-check-result rows and the zlib of the kept bytes. Host reports are then written by group commit
-(groupcommit.py): one transaction per batch of waiting reports (at most one per host and per report
-id), which takes the chain heads of the batch's systems (row locks on PostgreSQL; SQLite's single write
-lock), re-reads under them what may have changed (agent state, a report stored meanwhile, open findings,
-previous score), numbers the runs, and writes every table with one executemany each (bulk.py). If a
-batch fails, each of its reports is written alone, so one bad report never fails the others; a
-duplicate report_id racing its first delivery hits a unique constraint, and the retry answers
-idempotently. Inventory and utilisation envelopes (rare, small) take one transaction each.
+Hot path (bench/ingest_bench.py measures it): requests queue for the group commit (groupcommit.py),
+whose leader, one thread at a time, checks every waiting envelope: JSON (orjson where it provably
+matches the standard library, fastjson.py), the schema, the canonical digest, the agent lookup (one
+read), signature, header and freshness checks, the check-result rows and the compressed copy of the
+signed bytes. It then writes the host reports that passed in one transaction per batch (at most one
+per host and per report id), which takes the chain heads of the batch's systems (row locks on
+PostgreSQL; SQLite's single write lock), re-reads under them what may have changed (agent state, a
+report stored meanwhile, open findings, previous score), numbers the runs, and writes every table with
+one executemany each (bulk.py). If a batch fails, each of its reports is written alone, so one bad
+report never fails the others; a duplicate report_id racing its first delivery (from another worker
+process) hits a unique constraint, and the retry answers idempotently. Inventory and utilisation
+envelopes (rare, small) take one transaction each.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-import threading
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
@@ -41,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import signing
 from ..model import HostReport
+from ..store import envelopes
 from ..store.db import Database
 from ..store.models import (
     Agent,
@@ -73,6 +73,17 @@ class Refused(Exception):
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.report_id: Optional[str] = None  # for the audit entry, once the envelope was read
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A POST as it arrived, waiting for the group's prepare step."""
+
+    raw: bytes
+    agent_header: Optional[str]
+    signature: Optional[str]
+    source_ip: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,6 @@ class Checked:
     model: Any  # the body validated against its kind's model
     digest: str  # sha256 of the canonical body
     agent: AgentRow
-    row: Any  # the agent query's row (with the stored report, if any)
 
 
 def canonical_digest(body: Any) -> str:
@@ -182,7 +192,6 @@ def _aware(value: datetime) -> datetime:
 
 
 MAX_BATCH = 32  # host reports per transaction; bigger batches hold the chain locks longer
-CPU_SLOTS = 1  # threads of one process checking envelopes at once: CPU-bound threads slow each other (GIL)
 
 
 @dataclass
@@ -196,8 +205,7 @@ class Pending:
     body: dict
     finished: datetime
     run: dict  # runs columns known before the lock
-    rows: list[tuple]  # check results in bulk.RESULT_FIELDS order
-    rows_json: Optional[str]  # the same as JSON, for PostgreSQL
+    rows: Any  # check results as the store's driver takes them (bulk.*Store.result_rows)
     report: dict  # reports columns known before the lock
     host: dict
     source_ip: Optional[str]
@@ -213,66 +221,87 @@ class Ingestor:
         self.clock = clock
         self._store = bulk.store_for(db.engine.dialect)
         self._integrity_errors = (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError)
-        self._group: GroupCommit[Pending] = GroupCommit(self._write_batch, _pick)
-        self._cpu = threading.BoundedSemaphore(CPU_SLOTS)
+        self._group: GroupCommit[Incoming | Pending] = GroupCommit(self._write_batch, _pick, self._check,
+                                                                   overlap=not db.is_sqlite)
         # Statements are built once: per report only parameters change, so SQLAlchemy's compiled
         # cache is hit every time and no statement objects are made on the hot path.
-        self._q_agent = self._agent_query()
+        self._q_agents = (select(T_AGENT.c.id, T_AGENT.c.state, T_AGENT.c.public_key, T_AGENT.c.host_id,
+                                 T_HOST.c.hostname, T_AGENT.c.system_id, T_SYSTEM.c.name.label("system"),
+                                 T_SYSTEM.c.label, T_AGENT.c.department_id, T_DEPT.c.name.label("department"))
+                          .select_from(T_AGENT.join(T_HOST, T_HOST.c.id == T_AGENT.c.host_id)
+                                       .join(T_SYSTEM, T_SYSTEM.c.id == T_AGENT.c.system_id)
+                                       .join(T_DEPT, T_DEPT.c.id == T_AGENT.c.department_id))
+                          .where(T_AGENT.c.id.in_(bindparam("ids", expanding=True))))
+        self._q_stored = (select(T_REPORT.c.report_id, T_REPORT.c.kind, T_REPORT.c.digest, T_REPORT.c.outcome)
+                          .where(T_REPORT.c.report_id.in_(bindparam("ids", expanding=True))))
         self._i_report = insert(T_REPORT)
         self._u_agent = update(T_AGENT).where(T_AGENT.c.id == bindparam("aid")).values(
             last_seen=bindparam("t"), last_ip=bindparam("ip"))
-
-    def _agent_query(self):
-        """One statement for everything the checks need: the agent with its host, system and
-        department, and whether the report_id is already stored."""
-        return (select(T_AGENT.c.id, T_AGENT.c.state, T_AGENT.c.public_key, T_AGENT.c.host_id, T_HOST.c.hostname,
-                       T_AGENT.c.system_id, T_SYSTEM.c.name.label("system"), T_SYSTEM.c.label,
-                       T_AGENT.c.department_id, T_DEPT.c.name.label("department"),
-                       T_REPORT.c.kind.label("stored_kind"), T_REPORT.c.digest.label("stored_digest"),
-                       T_REPORT.c.outcome.label("stored_outcome"))
-                .select_from(T_AGENT.join(T_HOST, T_HOST.c.id == T_AGENT.c.host_id)
-                             .join(T_SYSTEM, T_SYSTEM.c.id == T_AGENT.c.system_id)
-                             .join(T_DEPT, T_DEPT.c.id == T_AGENT.c.department_id)
-                             .outerjoin(T_REPORT, T_REPORT.c.report_id == bindparam("rid")))
-                .where(T_AGENT.c.id == bindparam("agent_id")))
 
     # ---- entry point -----------------------------------------------------------------------------
 
     def handle(self, raw: bytes, agent_header: Optional[str], signature: Optional[str],
                source_ip: Optional[str]) -> tuple[int, dict]:
         """Answer one POST: (HTTP status, JSON body)."""
-        report_id = None
         try:
-            # Only a few threads at a time do the CPU-bound part: with one per request (the server's
-            # thread pool), they fight over the GIL and the report holding the write lock waits longest.
-            with self._cpu:
-                envelope, body, model, digest = self._parse(raw)
-                report_id = envelope.report_id
-                if envelope.kind == "host_report":
-                    row = self._lookup(agent_header, envelope.report_id)
-                    checked = self._verify(row, raw, envelope, body, model, digest, agent_header, signature)
-                    if row.stored_kind is not None:
-                        return _stored_answer(row.stored_kind, row.stored_digest, row.stored_outcome,
-                                              envelope.kind, digest, envelope.report_id)
-                    pending = self._prepare(checked, source_ip)
-            if envelope.kind != "host_report":
-                return self._handle_other(raw, envelope, body, model, digest, agent_header, signature, source_ip)
-            return self._group.submit(pending)
+            if len(raw) > self.max_body_bytes:
+                raise Refused(413, f"request body of {len(raw)} bytes exceeds the limit of {self.max_body_bytes}")
+            return self._group.submit(Incoming(raw, agent_header, signature, source_ip))
         except Refused as refusal:
             actor = f"agent:{agent_header[:64]}" if agent_header else "anonymous"
             audit.record_refusal(self.db, actor=actor, action="report.ingest",
-                                 target=f"report:{report_id}" if report_id else "", source_ip=source_ip,
-                                 status_code=refusal.status, detail=refusal.detail)
+                                 target=f"report:{refusal.report_id}" if refusal.report_id else "",
+                                 source_ip=source_ip, status_code=refusal.status, detail=refusal.detail)
             answer: dict[str, Any] = {"detail": refusal.detail}
             if refusal.errors:
                 answer["errors"] = refusal.errors
             return refusal.status, answer
 
+    def _check(self, jobs: list[Job]) -> None:
+        """The group's prepare step (one thread at a time): every check of the incoming envelopes, with one
+        lookup of their agents and report ids. A host report that passes becomes a Pending for the batch
+        writer; anything else is answered here."""
+        host_reports = []
+        for job in jobs:
+            inc: Incoming = job.item
+            report_id = None
+            try:
+                envelope, body, model, digest = self._parse(inc.raw)
+                report_id = envelope.report_id
+                if envelope.kind == "host_report":
+                    host_reports.append((job, envelope, body, model, digest))
+                    continue
+                job.result = self._handle_other(inc.raw, envelope, body, model, digest, inc.agent_header,
+                                                inc.signature, inc.source_ip)
+            except Refused as refusal:
+                refusal.report_id = report_id
+                job.error = refusal
+            job.done = True
+        if not host_reports:
+            return
+        with self.db.engine.connect() as conn:
+            if not self.db.is_sqlite:
+                conn.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per query, no BEGIN
+            agents, stored = self._lookup(conn, {j.item.agent_header for j, *_ in host_reports},
+                                          [env.report_id for _, env, *_ in host_reports])
+        for job, envelope, body, model, digest in host_reports:
+            inc = job.item
+            try:
+                checked = self._verify(agents, inc.raw, envelope, body, model, digest, inc.agent_header,
+                                       inc.signature)
+                if envelope.report_id in stored:
+                    job.result = _stored_answer(*stored[envelope.report_id], envelope.kind, digest,
+                                                envelope.report_id)
+                    job.done = True
+                else:
+                    job.item = self._prepare(checked, inc.source_ip)
+            except Refused as refusal:
+                refusal.report_id = envelope.report_id
+                job.error, job.done = refusal, True
+
     # ---- checks ----------------------------------------------------------------------------------
 
     def _parse(self, raw: bytes) -> tuple[Envelope, dict, Any, str]:
-        if len(raw) > self.max_body_bytes:
-            raise Refused(413, f"request body of {len(raw)} bytes exceeds the limit of {self.max_body_bytes}")
         try:
             data, canonical = fastjson.parse_envelope(raw)
         except json.JSONDecodeError as exc:
@@ -306,22 +335,23 @@ class Ingestor:
             _check_storable(model, envelope.report_id)
         return envelope, body, model, digest
 
-    def _lookup(self, agent_header: Optional[str], report_id: str):
-        """The agent query, outside any write transaction (PostgreSQL: autocommit, one round trip)."""
-        if not agent_header:
-            return None
-        with self.db.engine.connect() as conn:
-            if not self.db.is_sqlite:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-            return conn.execute(self._q_agent, {"agent_id": agent_header, "rid": report_id}).first()
+    def _lookup(self, conn, agent_ids: set[Optional[str]],
+                report_ids: list[str]) -> tuple[dict[str, AgentRow], dict[str, tuple[str, str, Any]]]:
+        """The agents (with host, system and department) by id, and the reports already stored under these
+        ids as (kind, digest, outcome)."""
+        ids = sorted(a for a in agent_ids if a)
+        agents = {row.id: AgentRow(*row) for row in conn.execute(self._q_agents, {"ids": ids})} if ids else {}
+        stored = {row.report_id: (row.kind, row.digest, row.outcome)
+                  for row in conn.execute(self._q_stored, {"ids": report_ids})}
+        return agents, stored
 
-    def _verify(self, row, raw: bytes, envelope: Envelope, body: dict, model: Any, digest: str,
-                agent_header: Optional[str], signature: Optional[str]) -> Checked:
+    def _verify(self, agents: dict[str, AgentRow], raw: bytes, envelope: Envelope, body: dict, model: Any,
+                digest: str, agent_header: Optional[str], signature: Optional[str]) -> Checked:
         if not agent_header:
             raise Refused(401, "missing X-Sentinel-Agent header")
-        if row is None:
+        agent = agents.get(agent_header)
+        if agent is None:
             raise Refused(401, _unknown(agent_header))
-        agent = AgentRow(**{f: getattr(row, f) for f in AgentRow.__dataclass_fields__})
         if agent.state != "enrolled":
             raise Refused(403, _revoked(agent.id))
         if not signature:
@@ -337,7 +367,7 @@ class Ingestor:
             raise Refused(400, f"stale report: sent_at {envelope.sent_at.isoformat()} is {off:.0f} s from the "
                                f"collector's clock (allowed {self.skew.total_seconds():.0f} s)")
         return Checked(raw=raw, signature=signature, envelope=envelope, body=body, model=model,
-                       digest=digest, agent=agent, row=row)
+                       digest=digest, agent=agent)
 
     # ---- host reports: prepared before the lock, written in batches -------------------------------
 
@@ -360,11 +390,11 @@ class Ingestor:
                  "pass_rate": summary.pass_rate, "conclusion": summary.conclusion,
                  "checks_total": summary.checks_total, "failed": summary.counts.get("fail", 0),
                  "high_risk": summary.high_risk, "digest": c.digest},
-            rows=rows, rows_json=bulk.results_json(rows) if not self.db.is_sqlite else None,
+            rows=self._store.result_rows(rows),
             report={"report_id": c.envelope.report_id, "kind": c.envelope.kind, "agent_id": agent.id,
                     "host_id": agent.host_id, "department_id": agent.department_id, "digest": c.digest,
                     "sent_at": c.envelope.sent_at, "source_ip": source_ip, "signature": c.signature,
-                    "envelope": zlib.compress(c.raw, 1)},
+                    "envelope": envelopes.pack(c.raw)},
             host={"os_id": host.os_id[:64], "os_version": host.os_version[:64], "os_name": host.os_name[:200],
                   "family": host.family[:32] if host.family else None, "arch": host.arch[:32],
                   "kernel": host.kernel[:128] if host.kernel else None},
@@ -441,8 +471,6 @@ class Ingestor:
         w.runs.append({**p.run, "id": run_id, "received_at": now, "prev_chain_hash": prev_head,
                        "chain_hash": chain_hash})
         w.results.append((run_id, p.rows))
-        if p.rows_json is not None:
-            w.results_json.append((run_id, p.rows_json))
 
         open_rows = state.open_findings.get(agent.host_id, [])
         plan = drift.plan(rep.results, {check_id: fid for check_id, fid, _ in open_rows})
@@ -536,12 +564,11 @@ class Ingestor:
         for attempt in (1, 2):
             try:
                 with self.db.write() as conn:
-                    row = conn.execute(self._q_agent, {"agent_id": agent_header, "rid": envelope.report_id}).first() \
-                        if agent_header else None
-                    c = self._verify(row, raw, envelope, body, model, digest, agent_header, signature)
-                    if row.stored_kind is not None:
-                        return _stored_answer(row.stored_kind, row.stored_digest, row.stored_outcome,
-                                              envelope.kind, digest, envelope.report_id)
+                    agents, stored = self._lookup(conn, {agent_header}, [envelope.report_id])
+                    c = self._verify(agents, raw, envelope, body, model, digest, agent_header, signature)
+                    if envelope.report_id in stored:
+                        return _stored_answer(*stored[envelope.report_id], envelope.kind, digest,
+                                              envelope.report_id)
                     return self._store_other(conn, c, source_ip)
             except self._integrity_errors:
                 # A concurrent request stored the same report_id first; the retry answers from it.
@@ -559,7 +586,7 @@ class Ingestor:
             "report_id": c.envelope.report_id, "kind": c.envelope.kind, "agent_id": c.agent.id,
             "host_id": c.agent.host_id, "department_id": c.agent.department_id, "digest": c.digest,
             "sent_at": c.envelope.sent_at, "received_at": now, "source_ip": source_ip, "signature": c.signature,
-            "envelope": zlib.compress(c.raw, 1), "outcome": outcome})
+            "envelope": envelopes.pack(c.raw), "outcome": outcome})
         conn.execute(self._u_agent, {"aid": c.agent.id, "t": now, "ip": source_ip})
         return 202, outcome
 
