@@ -14,8 +14,9 @@ uvicorn worker count, this script:
    sends, about 80 KB of JSON per report); each agent reports on one root, and 5 % of its reports flip
    one check (a finding is fixed, or opens again), so drift and events are exercised;
 5. per run: envelopes with fresh report ids and `sent_at` are serialised and signed the way the agent does
-   it (not timed), then N agent tasks each deliver their share one after another over a keep-alive
-   httpx connection (an agent never sends two reports at once); every answer must be 202;
+   it (not timed), then N agent tasks each deliver their share one after another, each report on a new
+   connection as agents do (`--connections keep-alive`: one connection per agent), an agent never
+   sending two reports at once; every answer must be 202;
 6. reports/s = reports / wall time of the run; p50/p99 of per-request latency; CPU seconds per report
    of this client, the collector (all its processes) and the PostgreSQL backends serving it, read from
    /proc before and after the run.
@@ -77,8 +78,13 @@ FIXTURE_ROOTS = ("debian12-default", "debian12-hardened", "rocky9-default", "roc
                  "kylinv10-default", "openeuler2203-default", "uos20-default", "openeuler2203-hardened")
 CHURN = 0.05
 TARGETS = {"sqlite": 300, "postgresql": 1000}
-CLIENTS = {"raw": "asyncio streams on uvloop, one connection per agent",
-           "httpx": "httpx.AsyncClient on uvloop, one per agent"}
+CLIENTS = {"raw": "asyncio streams on uvloop",
+           "httpx": "httpx.AsyncClient on uvloop, one per agent, keep-alive"}
+CONNECTIONS = {
+    "per-report": "a new connection per report, as agents deliver (a report every few minutes outlives the "
+                  "server's keep-alive), which also spreads the agents over the worker processes",
+    "keep-alive": "one keep-alive connection per agent, opened before the timed part (the kernel hands these "
+                  "to the worker processes once, often unevenly)"}
 PG_ADMIN_URL = os.environ.get("SENTINEL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 API = "/api/v1"
 
@@ -412,7 +418,8 @@ class KeepAlive:
                 await self.writer.wait_closed()
 
 
-async def deliver(base: str, batches: list[list[Signed]], client_kind: str = "raw") -> RunStats:
+async def deliver(base: str, batches: list[list[Signed]], client_kind: str = "raw",
+                  per_report: bool = True) -> RunStats:
     latencies: list[float] = []
     statuses: Counter = Counter()
     failures: list[str] = []
@@ -441,12 +448,17 @@ async def deliver(base: str, batches: list[list[Signed]], client_kind: str = "ra
         async def agent(client: KeepAlive, batch: list[Signed]) -> None:
             for raw, headers in batch:
                 start = time.perf_counter()
+                if per_report:
+                    await client.open()
                 status, text = await client.post(f"{API}/agent/reports", raw, headers)
+                if per_report:
+                    await client.close()
                 record(start, status, text.decode("utf-8", "replace"))
 
-        await asyncio.gather(*(c.open() for c in clients))
+        if not per_report:
+            await asyncio.gather(*(c.open() for c in clients))
     try:
-        start = time.perf_counter()  # connections are open: the timed part has only keep-alive requests
+        start = time.perf_counter()  # keep-alive: connections are open, the timed part has only requests
         await asyncio.gather(*(agent(c, batch) for c, batch in zip(clients, batches, strict=True)))
         wall = time.perf_counter() - start
     finally:
@@ -466,12 +478,12 @@ def run_async(coro):
 
 
 def measured_run(collector: Collector, pg: Optional[PgBackends], batches: list[list[Signed]],
-                 client_kind: str) -> RunStats:
+                 client_kind: str, per_report: bool) -> RunStats:
     pg_before = cpu_seconds(pg.pids()) if pg else {}
     coll_before = cpu_seconds(collector.pids())
     coll_sys_before = cpu_seconds(collector.pids(), system_only=True)
     machine_before, client_before = psutil.cpu_times(), time.process_time()
-    stats = run_async(deliver(collector.base, batches, client_kind))
+    stats = run_async(deliver(collector.base, batches, client_kind, per_report))
     stats.cpu_client = time.process_time() - client_before
     machine_after = psutil.cpu_times()
     coll_after = cpu_seconds(collector.pids())
@@ -561,6 +573,7 @@ class ConfigResult:
 def run_config(store: str, workers: int, args, templates: list[dict], workdir: Path) -> ConfigResult:
     rng = random.Random(f"{store}-{workers}")
     per_agent = max(1, args.reports // args.agents)
+    per_report = args.client == "raw" and args.connections == "per-report"
     stores = {"sqlite": lambda: sqlite_store(workdir), "postgresql": postgres_store}
     with stores[store]() as url:
         tokens = seed(url, args.systems, args.agents)
@@ -571,13 +584,13 @@ def run_config(store: str, workers: int, args, templates: list[dict], workdir: P
             agents = asyncio.run(enroll(collector.base, tokens, templates))
             accepted = 0
             for _ in range(args.warmup):  # first findings exist, pools and caches are warm
-                warm = run_async(deliver(collector.base, signed_batches(agents, 1, rng), args.client))
+                warm = run_async(deliver(collector.base, signed_batches(agents, 1, rng), args.client, per_report))
                 if warm.statuses != Counter({202: len(agents)}):
                     raise SystemExit(f"{store}/{workers}: warm-up answers {dict(warm.statuses)}: {warm.failures}")
                 accepted += warm.reports
             runs = []
             for n in range(args.runs):
-                stats = measured_run(collector, pg, signed_batches(agents, per_agent, rng), args.client)
+                stats = measured_run(collector, pg, signed_batches(agents, per_agent, rng), args.client, per_report)
                 if stats.statuses != Counter({202: stats.reports}):
                     raise SystemExit(f"{store}/{workers} run {n + 1}: answers {dict(stats.statuses)}: "
                                      f"{stats.failures}\n{collector.tail()}")
@@ -613,7 +626,8 @@ def run_config(store: str, workers: int, args, templates: list[dict], workdir: P
 def render(results: list[ConfigResult], args, body_bytes: int, load: tuple) -> str:
     lines = [
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. {args.agents} simulated agents on {args.systems} "
-        f"systems deliver signed host reports over HTTP/1.1 keep-alive ({CLIENTS[args.client]}, one report in "
+        f"systems deliver signed host reports over HTTP/1.1 ({CLIENTS[args.client]}; "
+        f"{CONNECTIONS[args.connections if args.client == 'raw' else 'keep-alive']}; one report in "
         f"flight per agent) to `sentinel collector` on 127.0.0.1 (plain HTTP, access log off, uvloop + httptools). "
         f"Each report: {CHECKS} results of `{BASELINE}` cut to {CHECKS} checks, run by the engine over fixture "
         f"roots; envelope about {body_bytes // 1024} KB; {int(CHURN * 100)} % of reports flip one check. "
@@ -641,6 +655,11 @@ def render(results: list[ConfigResult], args, body_bytes: int, load: tuple) -> s
             f"{'met' if rate >= target else 'MISSED'} |")
     lines += ["", "All runs (reports/s): " + "; ".join(
         f"{r.store} w{r.workers}: " + ", ".join(f"{s.rate:.0f}" for s in r.runs) for r in results)]
+    split = [r for r in results if r.workers > 1]
+    if split:
+        lines += ["", "Collector CPU per worker process, % of the collector's: " + "; ".join(
+                          f"{r.store} w{r.workers}: " + ", ".join("/".join(f"{100 * x:.0f}" for x in s.cpu_shares)
+                                                                   for s in r.runs) for r in split)]
     def ms(r: ConfigResult, f) -> float:
         return r.median(lambda s: 1000 * f(s) / s.reports)
 
@@ -660,7 +679,8 @@ def render(results: list[ConfigResult], args, body_bytes: int, load: tuple) -> s
     lines += ["", "Store checked after each configuration: " + "; ".join(
         f"{r.store} w{r.workers}: {r.check}" for r in results) + "."]
     lines += ["", f"Reproduce: `python bench/ingest_bench.py --agents {args.agents} --systems {args.systems} "
-                  f"--reports {args.reports} --runs {args.runs}" + (" --py-spy DIR" if args.py_spy else "") + "`."]
+                  f"--reports {args.reports} --runs {args.runs} --connections {args.connections}"
+                  + (" --py-spy DIR" if args.py_spy else "") + "`."]
     return "\n".join(lines)
 
 
@@ -675,6 +695,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds of one report per agent")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="raw: one asyncio keep-alive stream per agent (default); httpx: one AsyncClient per agent")
+    ap.add_argument("--connections", choices=tuple(CONNECTIONS), default="per-report",
+                    help="raw client: a new connection per report (default, as agents do) or one keep-alive "
+                         "connection per agent")
     ap.add_argument("--py-spy", metavar="DIR", help="also profile one untimed run per configuration")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args()

@@ -276,6 +276,8 @@ class Ingestor:
             except Refused as refusal:
                 refusal.report_id = report_id
                 job.error = refusal
+            except Exception as exc:  # noqa: BLE001 - e.g. the database failing one inventory: that request's 500
+                job.error = exc
             job.done = True
         if not host_reports:
             return
@@ -298,6 +300,8 @@ class Ingestor:
             except Refused as refusal:
                 refusal.report_id = envelope.report_id
                 job.error, job.done = refusal, True
+            except Exception as exc:  # noqa: BLE001 - that request's 500, not the crowd's
+                job.error, job.done = exc, True
 
     # ---- checks ----------------------------------------------------------------------------------
 
