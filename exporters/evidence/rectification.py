@@ -56,9 +56,14 @@ def rectification_rows(ev: SystemEvidence, lang: str = "zh") -> tuple[list[RectR
     resolved = sorted((f for f in ev.findings if not f.open), key=lambda f: (f.resolved_at, f.object, f.check_id))
     still = sorted((f for f in ev.findings if f.open),
                    key=lambda f: (_RISK_ORDER[f.risk], f.first_seen, f.object, f.check_id))
+    return _numbered((resolved, still), lambda f: _row(f, ev, lang))
+
+
+def _numbered(groups, make):
+    """Each group's rows, numbered from 1 (序号) within the group."""
     out = []
-    for group in (resolved, still):
-        rows = [_row(f, ev, lang) for f in group]
+    for group in groups:
+        rows = [make(f) for f in group]
         for n, r in enumerate(rows, 1):
             r.no = n
         out.append(rows)
@@ -138,10 +143,4 @@ def service_rectification_rows(ev: SystemEvidence, lang: str = "zh") -> tuple[li
                     key=lambda f: (f.closed_at, _address_key(f), f.proto, f.port))
     still = sorted((f for f in ev.service_findings if f.open),
                    key=lambda f: (_RISK_ORDER.get(f.risk or "", 3), f.first_seen, _address_key(f), f.proto, f.port))
-    out = []
-    for group in (closed, still):
-        rows = [_service_row(f, ev, lang) for f in group]
-        for n, r in enumerate(rows, 1):
-            r.no = n
-        out.append(rows)
-    return out[0], out[1]
+    return _numbered((closed, still), lambda f: _service_row(f, ev, lang))
