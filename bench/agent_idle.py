@@ -11,7 +11,8 @@ lets it settle, then samples the agent process (not its children: there are none
 sentinel.agent`, which skips loading the other commands' modules.
 
 Prints one JSON line: rss_mib, uss_mib (memory only this process holds), cpu_percent over the window
-(one core = 100), threads, and the target (RSS < 60 MiB).
+(one core = 100), threads, and the target (RSS < 60 MiB); writes the figures to bench/RESULTS.md unless
+--no-write.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from results import write_section  # noqa: E402
 from sentinel.agent.allinone import LocalCollector  # noqa: E402
 
 TARGET_RSS_MIB = 60
@@ -39,6 +42,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=60, help="seconds of sampling")
     ap.add_argument("--baseline", default="dengbao-l3-linux")
     ap.add_argument("--entry", choices=("cli", "module"), default="cli")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
@@ -92,6 +96,8 @@ def main() -> int:
                 "cpus": psutil.cpu_count(),
             }
             print(json.dumps(result))
+            if not args.no_write:
+                write_section("agent-idle", "Agent at rest (`bench/agent_idle.py`)", _render(result, args))
         finally:
             agent.terminate()
             try:
@@ -100,6 +106,20 @@ def main() -> int:
                 agent.kill()
             collector.close()
     return 0
+
+
+def _render(r: dict, args) -> str:
+    return "\n".join([
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC. `{r['entry']}` with `{args.baseline}` every hour, "
+        f"after its first report is stored and {args.settle:.0f} s more, sampled for {r['window_s']} s "
+        f"(Python {r['python']}, {r['cpus']} CPUs).",
+        "",
+        "| RSS MiB (max) | USS MiB (max) | CPU % (one core = 100) | threads | children at rest | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| **{r['rss_mib']}** | {r['uss_mib']} | {r['cpu_percent']} | {r['threads']} | {r['children_at_rest']} | "
+        f"RSS < {r['target_rss_mib']} MiB: {'met' if r['within_target'] else 'MISSED'} |",
+        "",
+        f"Reproduce: `python bench/agent_idle.py --settle {args.settle:.0f} --window {args.window:.0f}`."])
 
 
 def _stored_host_reports(collector: LocalCollector) -> int:

@@ -3,23 +3,23 @@
 TLS: once enrolled, the agent trusts only the collector CA it pinned (a PEM file; the system trust store
 is not consulted). Plain HTTP is accepted only to a loopback address (`sentinel up`, tests), so a
 report never crosses a network unencrypted.
+
+The standard library's http.client, not httpx: the agent is a long-running daemon held to 60 MB at
+rest (bench/agent_idle.py), httpx and what it imports cost it about 8 MB, and the agent only ever
+POSTs JSON to one server. Each request has a connection of its own: reports are minutes apart, longer
+than the collector keeps a connection open.
 """
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import ssl
-import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 from urllib.parse import urlsplit
-
-# httpx's optional command-line client (httpx._main) imports rich and pygments along with httpx; the
-# agent never uses it, and it would cost a long-running daemon meant to stay small several megabytes.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-import httpx  # noqa: E402
 
 from .. import __version__
 
@@ -76,11 +76,25 @@ def tls_context(ca_file: Path) -> ssl.SSLContext:
         raise ClientError(f"CA file {ca_file}: cannot load: {exc}") from exc
 
 
-def _detail(response: httpx.Response) -> str:
+@dataclass(frozen=True)
+class _Response:
+    status_code: int
+    reason: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class _Unreachable(Exception):
+    """The request did not get an HTTP answer (connection, TLS or timeout); the message says why."""
+
+
+def _detail(response: _Response) -> str:
     try:
         body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
+    except ValueError:  # includes bytes that are not UTF-8
+        return response.body.decode("utf-8", "replace")[:300] or response.reason
     detail = body.get("detail", body) if isinstance(body, dict) else body
     text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
     return text[:300]
@@ -89,15 +103,15 @@ def _detail(response: httpx.Response) -> str:
 class CollectorClient:
     def __init__(self, url: str, ca_file: Optional[Path] = None, timeout: float = 30.0) -> None:
         self.url = check_url(url)
+        parts = urlsplit(self.url)
+        self._host, self._port, self._timeout = parts.hostname, parts.port, timeout
         # plain http (loopback only): no TLS, so no CA bundle to load either
-        verify: Union[bool, ssl.SSLContext] = self.url.startswith("https://")
-        if verify and ca_file is not None:
-            verify = tls_context(ca_file)
-        self._http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, trust_env=False,
-                                  headers={"User-Agent": f"sentinel-agent/{__version__}"})
+        self._tls: Optional[ssl.SSLContext] = None
+        if parts.scheme == "https":
+            self._tls = tls_context(ca_file) if ca_file is not None else ssl.create_default_context()
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing is held between requests; kept so callers may use the client as a context manager."""
 
     def __enter__(self) -> "CollectorClient":
         return self
@@ -108,9 +122,9 @@ class CollectorClient:
     def enroll(self, token: str, public_key: str, hostname: str, os_info: dict[str, Any]) -> dict[str, Any]:
         payload = {"token": token, "public_key": public_key, "hostname": hostname, "os": os_info}
         try:
-            response = self._http.post(f"{API}/enroll", json=payload)
-        except httpx.TransportError as exc:
-            raise ClientError(f"cannot reach the collector at {self.url}: {_transport_reason(exc)}") from exc
+            response = self._post(f"{API}/enroll", json.dumps(payload).encode("utf-8"), {})
+        except _Unreachable as exc:
+            raise ClientError(f"cannot reach the collector at {self.url}: {exc}") from exc
         if response.status_code not in (200, 201):
             raise ClientError(f"enrollment refused by {self.url} ({response.status_code}): {_detail(response)}")
         try:
@@ -123,12 +137,11 @@ class CollectorClient:
 
     def send(self, raw: bytes, agent_id: str, signature: str) -> SendResult:
         """POST one signed envelope and classify the answer; never raises for HTTP or network trouble."""
-        headers = {"Content-Type": "application/json", "X-Sentinel-Agent": agent_id,
-                   "X-Sentinel-Signature": signature}
+        headers = {"X-Sentinel-Agent": agent_id, "X-Sentinel-Signature": signature}
         try:
-            response = self._http.post(f"{API}/reports", content=raw, headers=headers)
-        except httpx.TransportError as exc:
-            return SendResult(Outcome.RETRY, None, f"collector unreachable: {_transport_reason(exc)}")
+            response = self._post(f"{API}/reports", raw, headers)
+        except _Unreachable as exc:
+            return SendResult(Outcome.RETRY, None, f"collector unreachable: {exc}")
         status, detail = response.status_code, _detail(response)
         if 200 <= status < 300:
             try:
@@ -148,8 +161,26 @@ class CollectorClient:
         return SendResult(Outcome.REJECTED, status, detail)
 
 
-def _transport_reason(exc: httpx.TransportError) -> str:
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> _Response:
+        if self._tls is not None:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._tls)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            conn.request("POST", path, body=body, headers={
+                "User-Agent": f"sentinel-agent/{__version__}", "Content-Type": "application/json",
+                "Connection": "close", **headers})
+            answer = conn.getresponse()
+            return _Response(answer.status, answer.reason, answer.read())
+        except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError and timeouts are OSErrors
+            raise _Unreachable(_transport_reason(exc)) from exc
+        finally:
+            conn.close()
+
+
+def _transport_reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS certificate not trusted by the pinned CA ({text})"
     return text
