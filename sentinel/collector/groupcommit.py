@@ -76,21 +76,12 @@ class GroupCommit(Generic[J]):
         """Prepare the waiting jobs not yet prepared (called and returning with the lock held)."""
         self._preparing = True
         fresh = [j for j in self._waiting if not j.prepared]
-        self._cv.release()
-        try:
-            try:
-                self._prepare(fresh)
-            except BaseException as exc:  # noqa: BLE001 - the jobs' own threads raise it
-                for j in fresh:
-                    if not j.done:
-                        j.error, j.done = exc, True
-        finally:
-            self._cv.acquire()
-            for j in fresh:
-                j.prepared = True
-            self._waiting = [j for j in self._waiting if not j.done]
-            self._preparing = False
-            self._cv.notify_all()
+        self._unlocked(lambda: self._prepare(fresh), fresh)
+        for j in fresh:
+            j.prepared = True
+        self._waiting = [j for j in self._waiting if not j.done]
+        self._preparing = False
+        self._cv.notify_all()
 
     def _write_round(self) -> None:
         """Write the next batch of prepared jobs (called and returning with the lock held)."""
@@ -98,16 +89,21 @@ class GroupCommit(Generic[J]):
         batch = self._pick([j for j in self._waiting if j.prepared])
         taken = set(map(id, batch))
         self._waiting = [j for j in self._waiting if id(j) not in taken]
+        self._unlocked(lambda: self._write(batch), batch)
+        for j in batch:
+            j.done = True
+        self._writing = False
+        self._cv.notify_all()
+
+    def _unlocked(self, work: Callable[[], None], jobs: list[Job]) -> None:
+        """Run `work` with the lock released; an exception it raises becomes the error of every job of `jobs`
+        it did not settle (their own threads raise it). Called and returning with the lock held."""
         self._cv.release()
         try:
-            self._write(batch)
+            work()
         except BaseException as exc:  # noqa: BLE001 - handed to the jobs' own threads
-            for j in batch:
+            for j in jobs:
                 if not j.done:
                     j.error, j.done = exc, True
         finally:
             self._cv.acquire()
-            for j in batch:
-                j.done = True
-            self._writing = False
-            self._cv.notify_all()
