@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, Sequence
 
-from ..model import CheckResult, Status
+from ..model import Status
+
+
+class ResultLike(Protocol):
+    """What drift reads of a check result (a model.CheckResult, or ingest's ResultFacts)."""
+
+    check_id: str
+    status: str  # a Status or its value
+    waiver: Optional[str]
 
 
 @dataclass
@@ -26,14 +34,14 @@ class DriftPlan:
     fixed: dict[int, str] = field(default_factory=dict)  # finding id -> check id
     waived: dict[int, str] = field(default_factory=dict)
 
-    def new_failures(self, results: list[CheckResult]) -> list[str]:
+    def new_failures(self, results: Sequence[ResultLike]) -> list[str]:
         return sorted(results[i].check_id for i in self.opened)
 
     def fixed_checks(self) -> list[str]:
         return sorted(self.fixed.values())
 
 
-def plan(results: list[CheckResult], open_findings: dict[str, int]) -> DriftPlan:
+def plan(results: Sequence[ResultLike], open_findings: dict[str, int]) -> DriftPlan:
     """`open_findings` maps check id -> open finding id for the host. A check id listed twice in a
     report counts once, by its last result."""
     last: dict[str, int] = {}

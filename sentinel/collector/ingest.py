@@ -13,11 +13,13 @@ Each system chains its runs with `chain_hash = sha256(prev_chain_hash + digest)`
 hex strings, starting from 64 zeros (sentinel/evidence/digest.py restates this for verification).
 
 Hot path (bench/ingest_bench.py measures it): requests queue for the group commit (groupcommit.py),
-whose leader, one thread at a time, checks every waiting envelope: JSON (orjson where it provably
-matches the standard library, fastjson.py), the schema, the canonical digest, the agent lookup (one
-read), signature, header and freshness checks, the check-result rows and the compressed copy of the
-signed bytes. It then writes the host reports that passed in one transaction per batch (at most one
-per host and per report id), which takes the chain heads of the batch's systems (row locks on
+whose leader, one thread at a time, looks up the waiting envelopes' agents (one read) and then takes
+the envelopes one by one through every check: JSON (orjson where it provably matches the standard
+library, fastjson.py), the schema, the canonical digest, signature, header and freshness checks; it
+builds the check-result rows and the compressed copy of the signed bytes and keeps only those and a few
+facts per result (`ResultFacts`), so the parsed body and its model are freed before the next envelope is
+read (a crowd of parsed reports held at once made every step slower). It then writes the host reports
+that passed in one transaction per batch (at most one per host and per report id), which takes the chain heads of the batch's systems (row locks on
 PostgreSQL; SQLite's single write lock), re-reads under them what may have changed (agent state, a
 report stored meanwhile, open findings, previous score), numbers the runs, and writes every table with
 one executemany each (bulk.py). If a batch fails, each of its reports is written alone, so one bad
@@ -27,12 +29,13 @@ envelopes (rare, small) take one transaction each.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, insert, select, update
@@ -98,6 +101,21 @@ class AgentRow:
     label: str
     department_id: int
     department: str
+
+
+class ResultFacts(NamedTuple):
+    """What drift, findings and events need of one check result (JSON values as sent)."""
+
+    check_id: str
+    clause: str
+    item: str
+    status: str
+    severity: str
+    high_risk: Optional[str]
+    waiver: Optional[str]
+    reason: Optional[str]
+    title: dict
+    remediation: dict
 
 
 @dataclass
@@ -201,8 +219,11 @@ class Pending:
     report_id: str
     digest: str
     agent: AgentRow
-    model: HostReport
-    body: dict
+    results: list[ResultFacts]
+    baseline_id: str
+    baseline_version: str
+    score: Optional[float]
+    conclusion: str
     finished: datetime
     run: dict  # runs columns known before the lock
     rows: Any  # check results as the store's driver takes them (bulk.*Store.result_rows)
@@ -259,49 +280,45 @@ class Ingestor:
 
     def _check(self, jobs: list[Job]) -> None:
         """The group's prepare step (one thread at a time): every check of the incoming envelopes, with one
-        lookup of their agents and report ids. A host report that passes becomes a Pending for the batch
-        writer; anything else is answered here."""
-        host_reports = []
+        lookup of their agents and one of their report ids. A host report that passes becomes a Pending for
+        the batch writer; anything else is answered here. Envelopes are taken one at a time, from JSON to
+        rows, so only one parsed body is alive at once."""
+        with self._reading() as conn:
+            agents = self._agents(conn, {j.item.agent_header for j in jobs})
+        prepared: list[Job] = []
         for job in jobs:
             inc: Incoming = job.item
             report_id = None
             try:
                 envelope, body, model, digest = self._parse(inc.raw)
                 report_id = envelope.report_id
-                if envelope.kind == "host_report":
-                    host_reports.append((job, envelope, body, model, digest))
+                if envelope.kind != "host_report":
+                    job.result = self._handle_other(inc.raw, envelope, body, model, digest, inc.agent_header,
+                                                    inc.signature, inc.source_ip)
+                    job.done = True
                     continue
-                job.result = self._handle_other(inc.raw, envelope, body, model, digest, inc.agent_header,
-                                                inc.signature, inc.source_ip)
-            except Refused as refusal:
-                refusal.report_id = report_id
-                job.error = refusal
-            except Exception as exc:  # noqa: BLE001 - e.g. the database failing one inventory: that request's 500
-                job.error = exc
-            job.done = True
-        if not host_reports:
-            return
-        with self.db.engine.connect() as conn:
-            if not self.db.is_sqlite:
-                conn.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per query, no BEGIN
-            agents, stored = self._lookup(conn, {j.item.agent_header for j, *_ in host_reports},
-                                          [env.report_id for _, env, *_ in host_reports])
-        for job, envelope, body, model, digest in host_reports:
-            inc = job.item
-            try:
                 checked = self._verify(agents, inc.raw, envelope, body, model, digest, inc.agent_header,
                                        inc.signature)
-                if envelope.report_id in stored:
-                    job.result = _stored_answer(*stored[envelope.report_id], envelope.kind, digest,
-                                                envelope.report_id)
-                    job.done = True
-                else:
-                    job.item = self._prepare(checked, inc.source_ip)
+                job.item = self._prepare(checked, inc.source_ip)
+                prepared.append(job)
             except Refused as refusal:
-                refusal.report_id = envelope.report_id
+                refusal.report_id = report_id
                 job.error, job.done = refusal, True
-            except Exception as exc:  # noqa: BLE001 - that request's 500, not the crowd's
+            except Exception as exc:  # noqa: BLE001 - e.g. the database failing one inventory: that request's 500
                 job.error, job.done = exc, True
+        if not prepared:
+            return
+        with self._reading() as conn:
+            stored = self._stored(conn, [j.item.report_id for j in prepared])
+        for job in prepared:
+            p: Pending = job.item
+            if p.report_id in stored:
+                try:
+                    job.result = _stored_answer(*stored[p.report_id], "host_report", p.digest, p.report_id)
+                except Refused as refusal:
+                    refusal.report_id = p.report_id
+                    job.error = refusal
+                job.done = True
 
     # ---- checks ----------------------------------------------------------------------------------
 
@@ -339,15 +356,23 @@ class Ingestor:
             _check_storable(model, envelope.report_id)
         return envelope, body, model, digest
 
-    def _lookup(self, conn, agent_ids: set[Optional[str]],
-                report_ids: list[str]) -> tuple[dict[str, AgentRow], dict[str, tuple[str, str, Any]]]:
-        """The agents (with host, system and department) by id, and the reports already stored under these
-        ids as (kind, digest, outcome)."""
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """A connection for the prepare step's lookups (outside any write transaction)."""
+        with self.db.engine.connect() as conn:
+            if not self.db.is_sqlite:
+                conn.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per query, no BEGIN
+            yield conn
+
+    def _agents(self, conn, agent_ids: set[Optional[str]]) -> dict[str, AgentRow]:
+        """The agents (with host, system and department) by id."""
         ids = sorted(a for a in agent_ids if a)
-        agents = {row.id: AgentRow(*row) for row in conn.execute(self._q_agents, {"ids": ids})} if ids else {}
-        stored = {row.report_id: (row.kind, row.digest, row.outcome)
-                  for row in conn.execute(self._q_stored, {"ids": report_ids})}
-        return agents, stored
+        return {row.id: AgentRow(*row) for row in conn.execute(self._q_agents, {"ids": ids})} if ids else {}
+
+    def _stored(self, conn, report_ids: list[str]) -> dict[str, tuple[str, str, Any]]:
+        """The reports already stored under these ids, as (kind, digest, outcome)."""
+        return {row.report_id: (row.kind, row.digest, row.outcome)
+                for row in conn.execute(self._q_stored, {"ids": report_ids})}
 
     def _verify(self, agents: dict[str, AgentRow], raw: bytes, envelope: Envelope, body: dict, model: Any,
                 digest: str, agent_header: Optional[str], signature: Optional[str]) -> Checked:
@@ -380,12 +405,18 @@ class Ingestor:
         agent = c.agent
         summary = rep.summary
         finished = _aware(rep.generated_at)
-        rows = [(r.check_id, r.clause, r.item, raw["title"], r.status.value, r.severity.value, r.high_risk,
-                 raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], r.waiver, r.duration_ms)
-                for r, raw in zip(rep.results, c.body["results"], strict=True)]
+        rows, facts = [], []
+        for r, raw in zip(rep.results, c.body["results"], strict=True):
+            status, severity = r.status.value, r.severity.value
+            rows.append((r.check_id, r.clause, r.item, raw["title"], status, severity, r.high_risk,
+                         raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], r.waiver, r.duration_ms))
+            facts.append(ResultFacts(r.check_id, r.clause, r.item, status, severity, r.high_risk, r.waiver, r.reason,
+                                     raw["title"], raw["remediation"]))
         host = rep.host
         return Pending(
-            report_id=c.envelope.report_id, digest=c.digest, agent=agent, model=rep, body=c.body, finished=finished,
+            report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts,
+            baseline_id=rep.baseline.id, baseline_version=rep.baseline.version, score=summary.score,
+            conclusion=summary.conclusion, finished=finished,
             run={"report_id": c.envelope.report_id, "agent_id": agent.id, "host_id": agent.host_id,
                  "system_id": agent.system_id, "department_id": agent.department_id,
                  "baseline_id": rep.baseline.id, "baseline_version": rep.baseline.version,
@@ -439,7 +470,7 @@ class Ingestor:
         state = self._store.lock_and_read(
             conn, systems={p.agent.system_id for p in items}, agents={p.agent.id for p in items},
             report_ids=[p.report_id for p in items], hosts={p.agent.host_id for p in items},
-            previous_keys={(p.agent.host_id, p.model.baseline.id) for p in items})
+            previous_keys={(p.agent.host_id, p.baseline_id) for p in items})
         now = self.clock()
         run_ids = iter(state.run_ids)
         heads = dict(state.heads)
@@ -469,7 +500,7 @@ class Ingestor:
 
     def _plan_host_report(self, p: Pending, run_id: int, heads: dict[int, str], state: bulk.BatchState,
                           now: datetime, w: bulk.BatchWrites) -> dict:
-        rep, agent, finished = p.model, p.agent, p.finished
+        results, agent, finished = p.results, p.agent, p.finished
         prev_head = heads[agent.system_id]
         heads[agent.system_id] = chain_hash = chain(prev_head, p.digest)
         w.runs.append({**p.run, "id": run_id, "received_at": now, "prev_chain_hash": prev_head,
@@ -477,15 +508,14 @@ class Ingestor:
         w.results.append((run_id, p.rows))
 
         open_rows = state.open_findings.get(agent.host_id, [])
-        plan = drift.plan(rep.results, {check_id: fid for check_id, fid, _ in open_rows})
+        plan = drift.plan(results, {check_id: fid for check_id, fid, _ in open_rows})
         high_risk_open = {fid: high_risk for _, fid, high_risk in open_rows if high_risk}
-        raw_results = p.body["results"]
         for i in plan.opened:
-            r = rep.results[i]
+            r = results[i]
             w.findings.append({
                 "host_id": agent.host_id, "system_id": agent.system_id, "department_id": agent.department_id,
-                "check_id": r.check_id, "clause": r.clause, "item": r.item, "title": raw_results[i]["title"],
-                "remediation": raw_results[i]["remediation"], "severity": r.severity.value,
+                "check_id": r.check_id, "clause": r.clause, "item": r.item, "title": r.title,
+                "remediation": r.remediation, "severity": r.severity,
                 "high_risk": r.high_risk, "first_seen": finished, "last_seen": finished, "first_run_id": run_id,
                 "last_run_id": run_id, "occurrences": 1, "resolved_at": None, "resolution": None,
                 "resolved_run_id": None})
@@ -494,8 +524,8 @@ class Ingestor:
         for resolution, ids in (("fixed", plan.fixed), ("waived", plan.waived)):
             w.resolved.extend({"id": fid, "t": finished, "run": run_id, "how": resolution} for fid in ids)
 
-        new_failures, fixed = plan.new_failures(rep.results), plan.fixed_checks()
-        prev_score, prev_conclusion = state.previous.get((agent.host_id, rep.baseline.id), (None, None))
+        new_failures, fixed = plan.new_failures(results), plan.fixed_checks()
+        prev_score, prev_conclusion = state.previous.get((agent.host_id, p.baseline_id), (None, None))
         w.events.extend(self._events(p, run_id, plan, new_failures, fixed, high_risk_open, prev_score,
                                      prev_conclusion, now))
         outcome = {"report_id": p.report_id, "run_id": run_id, "new_failures": new_failures, "fixed": fixed}
@@ -507,26 +537,26 @@ class Ingestor:
     def _events(self, p: Pending, run_id: int, plan: drift.DriftPlan, new_failures: list[str], fixed: list[str],
                 high_risk_open: dict[int, str], prev_score: Optional[float], prev_conclusion: Optional[str],
                 now: datetime) -> list[dict]:
-        agent, rep = p.agent, p.model
+        agent = p.agent
         common = {"department": agent.department, "system": agent.system, "system_label": agent.label,
                   "host": agent.hostname, "host_id": agent.host_id, "run_id": run_id,
-                  "report_id": p.report_id, "baseline": rep.baseline.id,
-                  "baseline_version": rep.baseline.version}
+                  "report_id": p.report_id, "baseline": p.baseline_id,
+                  "baseline_version": p.baseline_version}
         where = f"{agent.system}/{agent.hostname}"
         base = {"department_id": agent.department_id, "system_id": agent.system_id, "host_id": agent.host_id,
                 "run_id": run_id, "created_at": now, "delivered": False, "attempts": 0}
         events = []
         for i in plan.opened:
-            r = rep.results[i]
+            r = p.results[i]
             if not r.high_risk:
                 continue
             events.append({**base, "kind": "high_risk_finding", "severity": "critical", "check_id": r.check_id,
                            "fingerprint": drift.fingerprint("high_risk_finding", agent.host_id, r.check_id),
                            "summary": f"{where}: high-risk finding {r.check_id} ({r.clause}{r.item}, "
-                                      f"case {r.high_risk}): {r.title.zh}",
+                                      f"case {r.high_risk}): {r.title['zh']}",
                            "payload": {**common, "check_id": r.check_id, "clause": r.clause, "item": r.item,
-                                       "case": r.high_risk, "severity": r.severity.value,
-                                       "title": r.title.model_dump(), "reason": r.reason}})
+                                       "case": r.high_risk, "severity": r.severity,
+                                       "title": r.title, "reason": r.reason}})
         # A high-risk finding that is fixed or waived resolves its alert: same kind, severity and
         # fingerprint, with "resolved": true in the payload (exporters.events.AlertEvent.from_row).
         for resolution, closed in (("fixed", plan.fixed), ("waived", plan.waived)):
@@ -539,18 +569,18 @@ class Ingestor:
                                "summary": f"{where}: high-risk finding {check_id} (case {case}) resolved: {resolution}",
                                "payload": {**common, "check_id": check_id, "case": case, "resolved": True,
                                            "resolution": resolution, "finding_id": finding_id}})
-        score = rep.summary.score
+        score = p.score
         if drift.score_dropped(prev_score, score, self.score_drop_threshold):
-            worse_to_bad = rep.summary.conclusion == "差" and prev_conclusion != "差"
+            worse_to_bad = p.conclusion == "差" and prev_conclusion != "差"
             events.append({**base, "kind": "score_drop", "severity": "critical" if worse_to_bad else "warning",
                            "check_id": None,
-                           "fingerprint": drift.fingerprint("score_drop", agent.host_id, rep.baseline.id),
+                           "fingerprint": drift.fingerprint("score_drop", agent.host_id, p.baseline_id),
                            "summary": f"{where}: score {prev_score:.1f} -> {score:.1f} "
-                                      f"({prev_conclusion} -> {rep.summary.conclusion}) on {rep.baseline.id}",
+                                      f"({prev_conclusion} -> {p.conclusion}) on {p.baseline_id}",
                            "payload": {**common, "previous_score": prev_score, "score": score,
                                        "drop": round(prev_score - score, 3),
                                        "previous_conclusion": prev_conclusion,
-                                       "conclusion": rep.summary.conclusion}})
+                                       "conclusion": p.conclusion}})
         if new_failures or fixed or plan.waived:
             events.append({**base, "kind": "drift", "severity": "warning" if new_failures else "info",
                            "check_id": None,
@@ -568,7 +598,7 @@ class Ingestor:
         for attempt in (1, 2):
             try:
                 with self.db.write() as conn:
-                    agents, stored = self._lookup(conn, {agent_header}, [envelope.report_id])
+                    agents, stored = self._agents(conn, {agent_header}), self._stored(conn, [envelope.report_id])
                     c = self._verify(agents, raw, envelope, body, model, digest, agent_header, signature)
                     if envelope.report_id in stored:
                         return _stored_answer(*stored[envelope.report_id], envelope.kind, digest,
