@@ -21,6 +21,10 @@ uvicorn worker count, this script:
    of this client, the collector (all its processes) and the PostgreSQL backends serving it, read from
    /proc before and after the run.
 
+Then, with the same client and reports, it measures floors (`--floors`): a bare ASGI app under uvicorn
+(bench/ingest_floor.py) that only receives, or also verifies (JSON, digest, signature), or also validates
+the schema, storing nothing; the collector's rates and the targets are read against them.
+
 After the runs it checks the store: one run and 60 results per accepted report, and every system's
 hash chain unbroken in run-id order ending at the system's chain head.
 
@@ -29,7 +33,8 @@ figures are a lower bound of what the collector does on dedicated hardware; the 
 time went.
 
     python bench/ingest_bench.py [--stores sqlite,postgresql] [--workers 1,2] [--agents 48] [--systems 8]
-                                 [--reports 960] [--runs 5] [--client raw|httpx] [--py-spy DIR] [--no-write]
+                                 [--reports 960] [--runs 5] [--client raw|httpx] [--floors receive,verify,validate]
+                                 [--py-spy DIR] [--no-write]
 
 --py-spy DIR adds one untimed run per configuration recorded with py-spy (all collector processes) and
 writes the collapsed stacks and a summary of the hot functions to DIR.
@@ -72,6 +77,7 @@ from sentinel.hostview import RootHost  # noqa: E402
 from tests.fixtures.build import build_root  # noqa: E402
 
 SECTION = "ingest-bench"
+FLOOR_MODES = ("receive", "verify", "validate")
 CHECKS = 60
 BASELINE = "dengbao-l2-linux"  # 65 checks; the largest item loses 5
 FIXTURE_ROOTS = ("debian12-default", "debian12-hardened", "rocky9-default", "rocky9-hardened",
@@ -234,33 +240,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Collector:
-    """`sentinel collector` as a child process on 127.0.0.1, plain HTTP."""
+class Server:
+    """An HTTP server as a child process on 127.0.0.1, plain HTTP, ready when GET `ready_path` answers 200."""
 
-    def __init__(self, workdir: Path, url: str, workers: int) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / f"collector-{workers}.log"
-        state = workdir / "state"
-        cmd = [sys.executable, "-m", "sentinel.cli", "collector", "--state-dir", str(state), "--database-url", url,
-               "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        env = {**os.environ, "SENTINEL_COLLECTOR_LOG_LEVEL": "warning"}
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    def __init__(self, log: Path, port: int, cmd: list[str], env: dict[str, str], ready_path: str) -> None:
+        self.port, self.log, self.ready_path = port, log, ready_path
+        self.base = f"http://127.0.0.1:{port}"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=str(ROOT))
         self.process = psutil.Process(self.proc.pid)
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"collector exited with {self.proc.returncode}:\n{self.tail()}")
+                raise SystemExit(f"{self.log.stem} exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.base}{API}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.base}{self.ready_path}", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"collector not ready within {timeout} s:\n{self.tail()}")
+        raise SystemExit(f"{self.log.stem} not ready within {timeout} s:\n{self.tail()}")
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -281,6 +283,25 @@ class Collector:
                     with contextlib.suppress(psutil.Error):
                         p.kill()
                 self.proc.wait(10)
+
+
+def collector_server(workdir: Path, url: str, workers: int) -> Server:
+    """`sentinel collector` (log level warning: no access log)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "sentinel.cli", "collector", "--state-dir", str(workdir / "state"),
+           "--database-url", url, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return Server(workdir / f"collector-{workers}.log", port, cmd, {"SENTINEL_COLLECTOR_LOG_LEVEL": "warning"},
+                  f"{API}/health")
+
+
+def floor_server(workdir: Path, mode: str, workers: int, keys: Path) -> Server:
+    """bench/ingest_floor.py under uvicorn with the collector's server settings (see there)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "ingest_floor:app", "--app-dir", str(Path(__file__).resolve().parent),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+           "--no-access-log", "--no-server-header"]
+    return Server(workdir / f"floor-{mode}-{workers}.log", port, cmd,
+                  {"SENTINEL_FLOOR_MODE": mode, "SENTINEL_FLOOR_KEYS": str(keys), "PYTHONPATH": str(ROOT)}, "/")
 
 
 def cpu_seconds(pids, system_only: bool = False) -> dict[int, float]:
@@ -477,7 +498,7 @@ def run_async(coro):
     return uvloop.run(coro)
 
 
-def measured_run(collector: Collector, pg: Optional[PgBackends], batches: list[list[Signed]],
+def measured_run(collector: Server, pg: Optional[PgBackends], batches: list[list[Signed]],
                  client_kind: str, per_report: bool) -> RunStats:
     pg_before = cpu_seconds(pg.pids()) if pg else {}
     coll_before = cpu_seconds(collector.pids())
@@ -505,7 +526,7 @@ def measured_run(collector: Collector, pg: Optional[PgBackends], batches: list[l
 # ---- profiling -------------------------------------------------------------------------------------
 
 
-def profiled_run(collector: Collector, batches: list[list[Signed]], out: Path, label: str) -> str:
+def profiled_run(collector: Server, batches: list[list[Signed]], out: Path, label: str) -> str:
     """One untimed run under py-spy (all collector processes); returns a summary of the hot frames."""
     raw = out / f"{label}.collapsed.txt"
     spy = subprocess.Popen(["py-spy", "record", "--pid", str(collector.proc.pid), "--subprocesses", "--rate", "250",
@@ -577,7 +598,7 @@ def run_config(store: str, workers: int, args, templates: list[dict], workdir: P
     stores = {"sqlite": lambda: sqlite_store(workdir), "postgresql": postgres_store}
     with stores[store]() as url:
         tokens = seed(url, args.systems, args.agents)
-        collector = Collector(workdir, url, workers)
+        collector = collector_server(workdir, url, workers)
         pg = PgBackends(url) if store == "postgresql" else None
         try:
             collector.wait_ready()
@@ -620,10 +641,39 @@ def run_config(store: str, workers: int, args, templates: list[dict], workdir: P
     return ConfigResult(store, workers, runs, check, profile)
 
 
+def run_floor(mode: str, workers: int, args, templates: list[dict], workdir: Path) -> ConfigResult:
+    """The same client against bench/ingest_floor.py: what this machine does with less than an ingest."""
+    rng = random.Random(f"floor-{mode}-{workers}")
+    agents = [SimAgent(f"floor-agent-{i}", signing.generate_key(), f"floor-host-{i:04d}", templates[i % len(templates)])
+              for i in range(args.agents)]
+    keys = workdir / "keys.json"
+    keys.write_text(json.dumps({a.agent_id: signing.public_key_b64(a.key) for a in agents}))
+    per_agent = max(1, args.reports // args.agents)
+    per_report = args.client == "raw" and args.connections == "per-report"
+    server = floor_server(workdir, mode, workers, keys)
+    runs = []
+    try:
+        server.wait_ready()
+        for n in range(args.warmup + args.runs):
+            stats = measured_run(server, None, signed_batches(agents, 1 if n < args.warmup else per_agent, rng),
+                                 args.client, per_report)
+            if stats.statuses != Counter({202: stats.reports}):
+                raise SystemExit(f"floor {mode}/{workers}: answers {dict(stats.statuses)}: {stats.failures}\n"
+                                 f"{server.tail()}")
+            if n >= args.warmup:
+                runs.append(stats)
+                print(f"floor {mode:8s} workers={workers} run {n - args.warmup + 1}: {stats.rate:7.1f} reports/s, "
+                      f"CPU ms/report client {1000 * stats.cpu_client / stats.reports:.2f} server "
+                      f"{1000 * stats.cpu_collector / stats.reports:.2f}", flush=True)
+    finally:
+        server.stop()
+    return ConfigResult(f"floor:{mode}", workers, runs, check="")
+
+
 # ---- report ----------------------------------------------------------------------------------------
 
 
-def render(results: list[ConfigResult], args, body_bytes: int, load: tuple) -> str:
+def render(results: list[ConfigResult], floors: list[ConfigResult], args, body_bytes: int, load: tuple) -> str:
     lines = [
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. {args.agents} simulated agents on {args.systems} "
         f"systems deliver signed host reports over HTTP/1.1 ({CLIENTS[args.client]}; "
@@ -676,12 +726,47 @@ def render(results: list[ConfigResult], args, body_bytes: int, load: tuple) -> s
             own = r.profile.split("self %  function\n", 1)[1].splitlines()[:6]
             lines.append(f"- {r.store} w{r.workers}: " + "; ".join(
                 f"{line.split(None, 1)[1].split(' (')[0]} {line.split()[0]} %" for line in own))
+    if floors:
+        lines += render_floors(results, floors)
     lines += ["", "Store checked after each configuration: " + "; ".join(
         f"{r.store} w{r.workers}: {r.check}" for r in results) + "."]
     lines += ["", f"Reproduce: `python bench/ingest_bench.py --agents {args.agents} --systems {args.systems} "
-                  f"--reports {args.reports} --runs {args.runs} --connections {args.connections}"
+                  f"--reports {args.reports} --runs {args.runs} --connections {args.connections} "
+                  f"--floors {','.join(dict.fromkeys(f.store.split(':')[1] for f in floors)) or 'none'}"
                   + (" --py-spy DIR" if args.py_spy else "") + "`."]
     return "\n".join(lines)
+
+
+def render_floors(results: list[ConfigResult], floors: list[ConfigResult]) -> list[str]:
+    """The floors' table, and each target read against the floor that does only what every report needs."""
+    lines = ["", "Floors, measured in the same run with the same client and reports: a bare ASGI app under uvicorn "
+                 "with the collector's settings, no framework, no database, no threads (bench/ingest_floor.py). "
+                 "*receive*: read the body, answer 202; *verify*: also parse the JSON, the canonical digest and the "
+                 "agent's signature, which the issue requires of every report before storing it; *validate*: also "
+                 "the schema (pydantic) and the compressed copy the collector keeps.",
+             "",
+             "| floor | workers | reports/s (median) | min..max | CPU ms/report client | server | machine busy "
+             "| collector's rate as % of this floor |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for f in floors:
+        rate = f.median(lambda s: s.rate)
+        ours = [r for r in results if r.workers == f.workers]
+        lines.append(
+            f"| {f.store.split(':')[1]} | {f.workers} | **{rate:.0f}** | {min(s.rate for s in f.runs):.0f}.."
+            f"{max(s.rate for s in f.runs):.0f} | {f.median(lambda s: 1000 * s.cpu_client / s.reports):.2f} | "
+            f"{f.median(lambda s: 1000 * s.cpu_collector / s.reports):.2f} | "
+            f"{100 * f.median(lambda s: s.machine_busy):.0f} % | "
+            + (", ".join(f"{r.store} {100 * r.median(lambda s: s.rate) / rate:.0f} %" for r in ours) or "-") + " |")
+    verify = [f for f in floors if f.store == "floor:verify"]
+    if verify:
+        best = max(verify, key=lambda f: f.median(lambda s: s.rate))
+        rate = best.median(lambda s: s.rate)
+        stores = sorted({r.store for r in results}) or sorted(TARGETS)
+        lines += ["", f"Read against the *verify* floor ({rate:.0f}/s with {best.workers} worker(s)), which stores "
+                      "nothing and checks no schema: " + "; ".join(
+                          f"the {s} target of {TARGETS[s]}/s is {100 * TARGETS[s] / rate:.0f} % of it"
+                          for s in stores) + "."]
+    return lines
 
 
 def main() -> int:
@@ -699,12 +784,17 @@ def main() -> int:
                     help="raw client: a new connection per report (default, as agents do) or one keep-alive "
                          "connection per agent")
     ap.add_argument("--py-spy", metavar="DIR", help="also profile one untimed run per configuration")
+    ap.add_argument("--floors", default="receive,verify,validate",
+                    help="floors to measure with the same client (bench/ingest_floor.py), or 'none'")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args()
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     workers = [int(w) for w in args.workers.split(",")]
     if any(s not in TARGETS for s in stores) or not stores:
         ap.error(f"--stores: choose from {', '.join(TARGETS)}")
+    floor_modes = [] if args.floors == "none" else [m.strip() for m in args.floors.split(",") if m.strip()]
+    if any(m not in FLOOR_MODES for m in floor_modes):
+        ap.error(f"--floors: choose from {', '.join(FLOOR_MODES)}, or none")
     if args.agents < 1 or args.systems < 1 or args.systems > args.agents or args.reports < args.agents:
         ap.error("need agents >= systems >= 1 and reports >= agents")
 
@@ -720,7 +810,13 @@ def main() -> int:
                 workdir = Path(tmp) / f"{store}-{w}"
                 workdir.mkdir()
                 results.append(run_config(store, w, args, templates, workdir))
-    text = render(results, args, len(sample.encode()), load)
+        floors = []
+        for mode in floor_modes:
+            for w in workers:
+                workdir = Path(tmp) / f"floor-{mode}-{w}"
+                workdir.mkdir()
+                floors.append(run_floor(mode, w, args, templates, workdir))
+    text = render(results, floors, args, len(sample.encode()), load)
     print(text)
     for r in results:
         if r.profile:
