@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 
 from sentinel import signing
 from sentinel.collector import fastjson
@@ -31,7 +32,7 @@ MODE = os.environ.get("SENTINEL_FLOOR_MODE", "receive")
 if MODE not in MODES:
     raise SystemExit(f"SENTINEL_FLOOR_MODE={MODE!r}: choose from {', '.join(MODES)}")
 KEYS = {agent: signing.load_public_key_b64(key)
-        for agent, key in json.loads(open(os.environ["SENTINEL_FLOOR_KEYS"]).read()).items()} \
+        for agent, key in json.loads(Path(os.environ["SENTINEL_FLOOR_KEYS"]).read_text()).items()} \
     if MODE != "receive" else {}
 ANSWER = b'{"report_id":"floor","run_id":null,"new_failures":[],"fixed":[]}'
 
