@@ -220,12 +220,8 @@ class Pending:
     digest: str
     agent: AgentRow
     results: list[ResultFacts]
-    baseline_id: str
-    baseline_version: str
-    score: Optional[float]
-    conclusion: str
     finished: datetime
-    run: dict  # runs columns known before the lock
+    run: dict  # runs columns known before the lock (baseline, score, conclusion, ...)
     rows: Any  # check results as the store's driver takes them (bulk.*Store.result_rows)
     report: dict  # reports columns known before the lock
     host: dict
@@ -414,9 +410,7 @@ class Ingestor:
                                      raw["title"], raw["remediation"]))
         host = rep.host
         return Pending(
-            report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts,
-            baseline_id=rep.baseline.id, baseline_version=rep.baseline.version, score=summary.score,
-            conclusion=summary.conclusion, finished=finished,
+            report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts, finished=finished,
             run={"report_id": c.envelope.report_id, "agent_id": agent.id, "host_id": agent.host_id,
                  "system_id": agent.system_id, "department_id": agent.department_id,
                  "baseline_id": rep.baseline.id, "baseline_version": rep.baseline.version,
@@ -470,7 +464,7 @@ class Ingestor:
         state = self._store.lock_and_read(
             conn, systems={p.agent.system_id for p in items}, agents={p.agent.id for p in items},
             report_ids=[p.report_id for p in items], hosts={p.agent.host_id for p in items},
-            previous_keys={(p.agent.host_id, p.baseline_id) for p in items})
+            previous_keys={(p.agent.host_id, p.run["baseline_id"]) for p in items})
         now = self.clock()
         run_ids = iter(state.run_ids)
         heads = dict(state.heads)
@@ -525,7 +519,7 @@ class Ingestor:
             w.resolved.extend({"id": fid, "t": finished, "run": run_id, "how": resolution} for fid in ids)
 
         new_failures, fixed = plan.new_failures(results), plan.fixed_checks()
-        prev_score, prev_conclusion = state.previous.get((agent.host_id, p.baseline_id), (None, None))
+        prev_score, prev_conclusion = state.previous.get((agent.host_id, p.run["baseline_id"]), (None, None))
         w.events.extend(self._events(p, run_id, plan, new_failures, fixed, high_risk_open, prev_score,
                                      prev_conclusion, now))
         outcome = {"report_id": p.report_id, "run_id": run_id, "new_failures": new_failures, "fixed": fixed}
@@ -537,11 +531,11 @@ class Ingestor:
     def _events(self, p: Pending, run_id: int, plan: drift.DriftPlan, new_failures: list[str], fixed: list[str],
                 high_risk_open: dict[int, str], prev_score: Optional[float], prev_conclusion: Optional[str],
                 now: datetime) -> list[dict]:
-        agent = p.agent
+        agent, run = p.agent, p.run
         common = {"department": agent.department, "system": agent.system, "system_label": agent.label,
                   "host": agent.hostname, "host_id": agent.host_id, "run_id": run_id,
-                  "report_id": p.report_id, "baseline": p.baseline_id,
-                  "baseline_version": p.baseline_version}
+                  "report_id": p.report_id, "baseline": run["baseline_id"],
+                  "baseline_version": run["baseline_version"]}
         where = f"{agent.system}/{agent.hostname}"
         base = {"department_id": agent.department_id, "system_id": agent.system_id, "host_id": agent.host_id,
                 "run_id": run_id, "created_at": now, "delivered": False, "attempts": 0}
@@ -569,18 +563,18 @@ class Ingestor:
                                "summary": f"{where}: high-risk finding {check_id} (case {case}) resolved: {resolution}",
                                "payload": {**common, "check_id": check_id, "case": case, "resolved": True,
                                            "resolution": resolution, "finding_id": finding_id}})
-        score = p.score
+        score, conclusion = run["score"], run["conclusion"]
         if drift.score_dropped(prev_score, score, self.score_drop_threshold):
-            worse_to_bad = p.conclusion == "差" and prev_conclusion != "差"
+            worse_to_bad = conclusion == "差" and prev_conclusion != "差"
             events.append({**base, "kind": "score_drop", "severity": "critical" if worse_to_bad else "warning",
                            "check_id": None,
-                           "fingerprint": drift.fingerprint("score_drop", agent.host_id, p.baseline_id),
+                           "fingerprint": drift.fingerprint("score_drop", agent.host_id, run["baseline_id"]),
                            "summary": f"{where}: score {prev_score:.1f} -> {score:.1f} "
-                                      f"({prev_conclusion} -> {p.conclusion}) on {p.baseline_id}",
+                                      f"({prev_conclusion} -> {conclusion}) on {run['baseline_id']}",
                            "payload": {**common, "previous_score": prev_score, "score": score,
                                        "drop": round(prev_score - score, 3),
                                        "previous_conclusion": prev_conclusion,
-                                       "conclusion": p.conclusion}})
+                                       "conclusion": conclusion}})
         if new_failures or fixed or plan.waived:
             events.append({**base, "kind": "drift", "severity": "warning" if new_failures else "info",
                            "check_id": None,
