@@ -144,6 +144,8 @@ class EnrollmentToken(Base, table=True):
     expires_at: datetime = _ts(nullable=False)
     used_at: Optional[datetime] = _ts(default=None)
     used_by_agent: Optional[str] = Field(default=None, sa_type=String(64))
+    # Set by an admin: this token may re-enroll that (already known) host, replacing its agents.
+    reenroll_hostname: Optional[str] = Field(default=None, sa_type=String(255))
 
 
 class ApiToken(Base, table=True):
@@ -179,10 +181,12 @@ class Report(Base, table=True):
     __tablename__ = "reports"
     __table_args__ = (
         CheckConstraint("kind IN ('host_report', 'inventory', 'utilisation')", name="kind"),
+        # report ids are the agent's own names: unique per agent, never across agents (migration 0004)
+        UniqueConstraint("agent_id", "report_id", name="uq_reports_agent_report"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    report_id: str = Field(sa_type=String(64), unique=True, nullable=False)
+    report_id: str = Field(sa_type=String(64), nullable=False)
     kind: str = Field(sa_type=String(16), nullable=False)
     agent_id: str = Field(sa_type=String(64), foreign_key="agents.id", index=True, nullable=False)
     host_id: int = Field(foreign_key="hosts.id", nullable=False)
@@ -204,10 +208,11 @@ class Run(Base, table=True):
         Index("ix_runs_host_baseline", "host_id", "baseline_id", "id"),
         Index("ix_runs_system", "system_id", "id"),
         Index("ix_runs_department", "department_id", "id"),
+        UniqueConstraint("agent_id", "report_id", name="uq_runs_agent_report"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    report_id: str = Field(sa_type=String(64), unique=True, nullable=False)
+    report_id: str = Field(sa_type=String(64), nullable=False)
     agent_id: str = Field(sa_type=String(64), foreign_key="agents.id", nullable=False)
     host_id: int = Field(foreign_key="hosts.id", nullable=False)
     system_id: int = Field(foreign_key="systems.id", nullable=False)
