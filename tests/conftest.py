@@ -19,3 +19,23 @@ def fixture_root(tmp_path_factory):
         return built[name]
 
     return get
+
+
+# In CI (CI=true) every test runs: a skip there means a missing install step in tests/setup-machine.sh or
+# the lock, which would otherwise pass unseen. The README's "Testing" section lists when a skip may happen
+# on a developer's machine.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import os
+
+    if os.environ.get("CI") and _skipped and exitstatus == 0:
+        print("\nCI runs every test, but these were skipped:\n  " + "\n  ".join(_skipped))
+        session.exitstatus = 1

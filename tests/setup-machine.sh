@@ -10,8 +10,12 @@ for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:pr
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)
-# A CJK font so Chromium's screenshots of the (Chinese) HTML reports show text, not boxes.
+# A CJK font so Chromium's screenshots and WeasyPrint's PDFs of the (Chinese) HTML reports show text, not boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+# WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time.
+for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'ok installed' || need+=("$lib")
+done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -6,11 +6,14 @@ keys, compact separators, UTF-8, no NaN) with orjson too. The two libraries agre
 every byte except in three places, each of which sends the envelope to the standard library instead:
 - input orjson refuses (the standard library then decides, with its own message; it also reads UTF-16
   and lone surrogates, which orjson does not);
-- integers past 64 bits, which orjson 3.8 turns into floats: such a float is at least 1.8e19, so it is
-  written in exponent form, caught by the next rule (outside the body: a float there sends it back too);
-- float spelling: orjson writes `1e16`, `1e-7`, `0.00001` where `repr` writes `1e+16`, `1e-07`, `1e-05`;
-  so any number in exponent form or below 1e-4 in orjson's output sends the envelope to the standard
-  library. Such numbers are rare in reports; a false alarm (the pattern inside a string) only costs time.
+- integers past 64 bits, which orjson turns into floats: such a float is at least 1.8e19, so it is written
+  in exponent form (`1.8e19` before orjson 3.11, `1.8e+19` from 3.11 on) or, should a later release write
+  it out in full, as 17 or more digits before the point; both are caught by the next rule (outside the
+  body: a float there sends it back too);
+- float spelling: orjson writes `1e-7`, `0.00001` (and before 3.11 `1e16`) where `repr` writes `1e-07`,
+  `1e-05`, `1e+16`; so any number in exponent form, below 1e-4, or with 17 or more digits before its point
+  in orjson's output sends the envelope to the standard library. Such numbers are rare in reports; a false
+  alarm (the pattern inside a string) only costs time.
 tests/test_collector_fastjson.py checks the agreement (values, refusals, canonical bytes).
 """
 from __future__ import annotations
@@ -24,8 +27,11 @@ try:
 except ImportError:  # pragma: no cover - orjson is optional; the standard library gives the same results
     orjson = None
 
-# orjson's exponent: 'e' and a digit or '-' (a literal first character keeps the scan fast).
-_EXPONENT = re.compile(rb"e[-0-9]")
+# orjson's exponent: 'e' and a sign or a digit (a literal first character keeps the scan fast); every
+# orjson release allowed by setup.cfg spells exponents in one of these ways.
+_EXPONENT = re.compile(rb"e[-+0-9]")
+# A float of 1e16 or more written out in full: `repr` would use exponent form.
+_LONG_PLAIN = re.compile(rb"[0-9]{17}[0-9]*\.")
 _DIGITS = frozenset(b"0123456789")
 _NUMBER_CHARS = frozenset(b"0123456789.-")
 _NUMBER_STARTS = frozenset(b":,[")  # in compact output, what precedes a number
@@ -58,6 +64,9 @@ def spelt_alike(out: bytes) -> bool:
     for m in _EXPONENT.finditer(out):
         i = m.start()
         if out[i - 1] in _DIGITS and _in_number(out, i):
+            return False
+    for m in _LONG_PLAIN.finditer(out):
+        if _in_number(out, m.start() + 1):
             return False
     i = out.find(b"0.0000")
     while i >= 0:
