@@ -179,7 +179,9 @@ class Evidence(BaseModel):
     source: str  # path, "cmd: argv...", "proc", "sockets", "sysctl:NAME"
     excerpt: Optional[str] = None  # the relevant lines or output, capped
     line: Optional[int] = None
-    at: datetime = Field(default_factory=utcnow)
+    # When it was observed. Probes set it (sentinel.probe.evidence); a report that omits it keeps None, so
+    # parsing a stored report never invents a time (evidence export and `sentinel verify` re-read bodies).
+    at: Optional[datetime] = None
 
 
 class Observation(BaseModel):

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from pydantic import BaseModel
 
 from .hostview import HostView, NotApplicable, ProbeError  # noqa: F401  (re-exported for checks/)
-from .model import Evidence, Observation
+from .model import Evidence, Observation, utcnow
 
 EXCERPT_LIMIT = 2000
 
@@ -76,4 +76,4 @@ def registry() -> dict[str, ProbeDef]:
 def evidence(source: str, excerpt: Optional[str] = None, line: Optional[int] = None) -> Evidence:
     if excerpt is not None and len(excerpt) > EXCERPT_LIMIT:
         excerpt = excerpt[:EXCERPT_LIMIT] + f"\n... ({len(excerpt) - EXCERPT_LIMIT} more characters)"
-    return Evidence(source=source, excerpt=excerpt, line=line)
+    return Evidence(source=source, excerpt=excerpt, line=line, at=utcnow())

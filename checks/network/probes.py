@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sentinel.model import Evidence
+from sentinel.model import Evidence, utcnow
 
 from . import banners, ssh, tls, unauth
 from .banners import ProbeFailed
@@ -29,7 +29,8 @@ TLS_LIKE = {"https", "ldaps", "imaps", "pop3s", "docker-tls", "winrm-tls"}
 
 
 def _ev(source: str, excerpt: str) -> Evidence:
-    return Evidence(source=source, excerpt=excerpt[:EXCERPT] + ("..." if len(excerpt) > EXCERPT else ""))
+    return Evidence(source=source, excerpt=excerpt[:EXCERPT] + ("..." if len(excerpt) > EXCERPT else ""),
+                    at=utcnow())
 
 
 class PortProbe:

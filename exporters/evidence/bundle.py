@@ -72,7 +72,8 @@ def _evidence_text(obj: str, rep: ReportEvidence) -> str:
         if r.waiver:
             lines.append(f"waiver: {r.waiver}")
         for e in r.evidence:
-            lines += [f"-- {e.source}" + (f" line {e.line}" if e.line else "") + f" at {e.at.isoformat()}"]
+            when = f" at {e.at.isoformat()}" if e.at else " (the report gives no time)"
+            lines += [f"-- {e.source}" + (f" line {e.line}" if e.line else "") + when]
             if e.excerpt is not None:
                 lines.append(e.excerpt)
     return "\n".join(lines) + "\n"
