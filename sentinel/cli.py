@@ -44,9 +44,9 @@ def _register() -> None:
             _registered.append(name)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    # eager: runs while the options are parsed, before click asks for a subcommand ("Missing command.")
+    if value:
         from . import __version__
 
         typer.echo(f"sentinel {__version__}")
@@ -54,6 +54,12 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main(argv: list[str] | None = None) -> int:
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Options before the subcommand; --version is handled by its eager callback."""
+
+
     """Run the CLI and return its exit code (usage errors: 2, printed by click)."""
     _register()
     try:

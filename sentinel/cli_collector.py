@@ -22,7 +22,9 @@ enroll_token_app = typer.Typer(help="One-time agent enrollment tokens.", no_args
 department_app = typer.Typer(help="Departments (tenants).", no_args_is_help=True)
 system_app = typer.Typer(help="Graded systems (定级对象).", no_args_is_help=True)
 
-StateDir = typer.Option(None, "--state-dir", help="Collector state directory (database, keys, TLS files).")
+StateDir = typer.Option(None, "--state-dir", help="State directory (database, keys, TLS files); default "
+                        "SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel, "
+                        "the one `sentinel up` uses.")
 DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
 
 
@@ -45,18 +47,53 @@ def _settings(**overrides):
 
 
 def _database(settings, check: bool = True):
+    """The collector's database; with check, refuse a missing or unmigrated one and say where it looked."""
     from .store.db import Database, StoreError, ensure_current
 
+    if check:
+        _refuse_missing_sqlite(settings)
     try:
         db = Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous,
                       pg_synchronous_commit=settings.pg_synchronous_commit)
         if check:
             ensure_current(db)
     except StoreError as exc:
-        _fail(str(exc))
+        _fail(f"{exc} (state directory {settings.state_dir}, from {_state_source(settings)})")
     except Exception as exc:  # driver errors: server down, authentication, ...
         _fail(f"database {settings.db_url.split('@')[-1]}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     return db
+
+
+def _state_source(settings) -> str:
+    from .state import default_state_dir, state_dir_source
+
+    if settings.database_url:
+        return "--database-url or SENTINEL_COLLECTOR_DATABASE_URL"
+    # a flag and an environment variable give the same path; the flag is the likelier when they differ
+    flag = "state_dir" in settings.model_fields_set and settings.state_dir != default_state_dir()
+    return state_dir_source(flag_given=flag and not _env("SENTINEL_COLLECTOR_STATE_DIR"),
+                            part_env="SENTINEL_COLLECTOR_STATE_DIR")
+
+
+def _env(name: str) -> bool:
+    import os
+
+    return bool(os.environ.get(name, "").strip())
+
+
+def _refuse_missing_sqlite(settings) -> None:
+    """A missing SQLite file would be created empty (and then refused as unmigrated): say where we looked
+    and which command makes the database, instead of leaving an empty file behind."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if not path.exists():
+        _fail(f"no sentinel database at {path} (state directory {settings.state_dir}, from "
+              f"{_state_source(settings)}): `sentinel up` makes one there, or `sentinel db upgrade` for a "
+              "collector of its own")
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """`sentinel export`, `sentinel verify` and `sentinel assess`: evidence for testing agencies.
 
-export and assess read and write the collector's store (settings from SENTINEL_COLLECTOR_* and the
---state-dir/--database-url flags, as `sentinel collector`); verify needs nothing but the bundle.
+export and assess read and write the collector's store in the shared state directory (sentinel/state.py;
+settings from SENTINEL_COLLECTOR_* and the --state-dir/--database-url flags, as `sentinel collector`), so
+they find what `sentinel up` stored; verify needs nothing but the bundle.
 Exit codes: 0 ok; 1 verify found the bundle altered; 2 usage, configuration or data error.
 """
 from __future__ import annotations
@@ -19,7 +20,9 @@ FORMATS = ("zip", "json", "xlsx", "html", "pdf")
 VERDICT_ALIASES = {"conform": "符合", "partial": "部分符合", "nonconform": "不符合", "not_applicable": "不适用",
                    "n/a": "不适用"}
 
-StateDir = typer.Option(None, "--state-dir", help="Collector state directory (database, keys).")
+StateDir = typer.Option(None, "--state-dir", help="State directory (database, keys, TLS files); default "
+                        "SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel, "
+                        "the one `sentinel up` uses.")
 DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
 
 
@@ -195,7 +198,8 @@ def _known_item(session, system, clause: str, item: str) -> None:
 
     latest = select(func.max(Run.id)).where(Run.system_id == system.id).group_by(Run.baseline_id)
     rows = session.exec(select(Run.baseline_id, Run.baseline_version, Report.envelope)
-                        .join(Report, Report.report_id == Run.report_id).where(Run.id.in_(latest))).all()
+                        .join(Report, (Report.agent_id == Run.agent_id) & (Report.report_id == Run.report_id))
+                        .where(Run.id.in_(latest))).all()
     items: Optional[set] = None
     source = ""
     for baseline_id, version, envelope in rows:

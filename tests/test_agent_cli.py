@@ -48,7 +48,7 @@ def test_up_once_on_a_fresh_state_dir_then_again(tmp_path):
     second = _run(["up", "--once", "--state-dir", str(state), "--lang", "en", "--baseline", str(quick)])
     assert second.returncode in (0, 1), second.stderr
     assert "stored as run 2:" in second.stdout
-    with sqlite3.connect(state / "collector" / "sentinel.db") as db:  # one agent, enrolled once
+    with sqlite3.connect(state / "sentinel.db") as db:  # one agent, enrolled once
         assert db.execute("SELECT COUNT(*), MIN(state) FROM agents").fetchone() == (1, "enrolled")
     assert (state / "admin-token").read_text().strip() not in ("", token)
 
@@ -118,6 +118,9 @@ def test_enroll_and_agent_once_from_the_command_line(tmp_path):
         once = _run(["agent", "--once", "--config", str(config), "--state-dir", str(state)])
         assert once.returncode == 0, once.stderr
         assert token not in once.stderr
+        # one line per baseline run, whatever the log level: what ran, its result, where it was stored
+        cycle = [line for line in once.stderr.splitlines() if "stored as run" in line]
+        assert len(cycle) == 1 and f"baseline {baseline}: score" in cycle[0] and collector.url in cycle[0], once.stderr
         with collector.db.read() as conn:
             rows = conn.exec_driver_sql("SELECT kind FROM reports ORDER BY id").fetchall()
         assert sorted(k for (k,) in rows) == ["host_report", "inventory", "utilisation"]

@@ -1,9 +1,11 @@
 """`sentinel up`: a collector and an agent for this host in one process, with SQLite in one state dir.
 
-State directory layout:
-  collector/   the collector's database (SQLite, WAL), signing key
-  agent/       the local agent's identity, key and spool
-  admin-token  an admin API token for the local REST API (0600; made on the first run, never printed)
+The state directory is the one every command shares (sentinel/state.py, docs/state.md), so
+`sentinel department list`, `system add`, `export`, ... work on what `up` stored without flags:
+  sentinel.db, collector.key, tls/   the collector's database (SQLite, WAL), signing key, TLS files
+  agent/                             the local agent's identity, key and spool
+  admin-token                        an admin API token for the local REST API (0600; made on the first
+                                     run, never printed)
 
 On the first run the department `local`, the system `this-host` (level 3, S3A3) and an enrollment token
 are made in the database directly, and the agent enrolls through the HTTP API like any other agent.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import socket
 import threading
 import time
@@ -31,11 +32,13 @@ class UpError(Exception):
     """`sentinel up` cannot start; the message says why."""
 
 
-def default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/sentinel-up")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "sentinel-up"
+def refuse_old_layout(state_dir: Path) -> None:
+    """Before the shared layout, `up` kept its database in <state>/collector/: say so instead of starting
+    over next to it (a second, empty database that the other commands would not see either)."""
+    old = state_dir / "collector" / "sentinel.db"
+    if old.exists() and not (state_dir / "sentinel.db").exists():
+        raise UpError(f"{old}: this state directory has the layout of an older `sentinel up`; move the files of "
+                      f"{state_dir / 'collector'} up into {state_dir} (database, collector.key) and run again")
 
 
 class LocalCollector:

@@ -5,7 +5,7 @@ A config file looks like:
 ```yaml
 collector_url: https://collector.example.gov:8443
 ca_file: /etc/sentinel/collector-ca.pem
-state_dir: /var/lib/sentinel-agent
+# state_dir: /var/lib/sentinel/agent   # default: <SENTINEL_STATE_DIR>/agent (sentinel/state.py)
 baselines:
   - {baseline: dengbao-l3-linux, interval: 3600}
   - {baseline: /etc/sentinel/site-l3.yaml, interval: 21600, jitter: 600}
@@ -23,8 +23,9 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from ..state import default_agent_state_dir
+
 DEFAULT_BASELINE = "dengbao-l3-linux"
-DEFAULT_STATE_DIR = Path("/var/lib/sentinel-agent")  # matches StateDirectory= in the systemd unit
 DEFAULT_CONFIG_FILE = Path("/etc/sentinel/agent.yaml")
 
 
@@ -45,7 +46,8 @@ class AgentSettings(BaseSettings):
 
     collector_url: Optional[str] = Field(default=None, description="overrides the URL saved at enrollment")
     ca_file: Optional[Path] = Field(default=None, description="CA certificate (PEM) the collector must chain to")
-    state_dir: Path = DEFAULT_STATE_DIR
+    # the shared state directory's agent/ (sentinel/state.py), where `sentinel up` keeps its agent too
+    state_dir: Path = Field(default_factory=default_agent_state_dir)
     baselines: list[BaselineSchedule] = Field(default_factory=lambda: [BaselineSchedule(baseline=DEFAULT_BASELINE)])
     jitter: float = Field(default=300, ge=0, description="random delay added to each scheduled run, seconds")
     time_budget: float = Field(default=900, gt=0, description="a baseline run is killed after this many seconds")

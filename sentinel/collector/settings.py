@@ -1,8 +1,11 @@
-"""Collector settings: defaults < environment (`SENTINEL_COLLECTOR_*`) < command-line flags."""
+"""Collector settings: defaults < environment (`SENTINEL_COLLECTOR_*`) < command-line flags.
+
+The state directory defaults to the one every command shares (sentinel/state.py, docs/state.md):
+SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel.
+"""
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -10,12 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def default_state_dir() -> Path:
-    """/var/lib/sentinel for root (systemd StateDirectory=sentinel), else the user's XDG state dir."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/sentinel")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "sentinel"
+from ..state import default_state_dir
 
 
 class CollectorSettings(BaseSettings):

@@ -1,0 +1,213 @@
+"""A newcomer's first hour (issue 11): one state directory for every command, `sentinel up --once` saying
+what it found and what its exit code means, `--version`, and what the long-running `up` prints.
+
+Real processes, loopback only, temp state directories.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from sentinel import __version__
+from sentinel.agent.config import load_settings
+from sentinel.cli_agent import _print_once
+from sentinel.collector.settings import CollectorSettings
+
+from .test_agent_runner import BASELINE
+
+SENTINEL = [sys.executable, "-m", "sentinel.cli"]
+STATE_VARS = ("SENTINEL_STATE_DIR", "SENTINEL_COLLECTOR_STATE_DIR", "SENTINEL_AGENT_STATE_DIR",
+              "SENTINEL_COLLECTOR_DATABASE_URL")
+
+
+def _env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in STATE_VARS}
+    return {**env, **extra}
+
+
+def _run(args, env: dict, timeout: float = 240):
+    return subprocess.run(SENTINEL + args, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- --version ----------------------------------------------------------------------------------
+
+
+def test_version_alone_prints_the_version():
+    proc = _run(["--version"], _env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"sentinel {__version__}"
+    assert "Missing command" not in proc.stderr
+
+
+# ---- one state directory -----------------------------------------------------------------------
+
+
+def test_defaults_follow_sentinel_state_dir(tmp_path, monkeypatch):
+    for name in STATE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENTINEL_STATE_DIR", str(tmp_path / "state"))
+    assert CollectorSettings().state_dir == tmp_path / "state"
+    assert CollectorSettings().db_url == f"sqlite:///{tmp_path / 'state' / 'sentinel.db'}"
+    assert load_settings(None, default_file=False).state_dir == tmp_path / "state" / "agent"
+    # the part-specific variables and the flags still win
+    monkeypatch.setenv("SENTINEL_COLLECTOR_STATE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("SENTINEL_AGENT_STATE_DIR", str(tmp_path / "a"))
+    assert CollectorSettings().state_dir == tmp_path / "c"
+    assert load_settings(None, default_file=False).state_dir == tmp_path / "a"
+    assert CollectorSettings(state_dir=tmp_path / "flag").state_dir == tmp_path / "flag"
+
+
+def test_a_command_without_a_database_says_where_it_looked(tmp_path):
+    state = tmp_path / "nothing-here"
+    proc = _run(["department", "list"], _env(SENTINEL_STATE_DIR=str(state)), timeout=60)
+    assert proc.returncode == 2
+    assert f"no sentinel database at {state / 'sentinel.db'}" in proc.stderr
+    assert "from SENTINEL_STATE_DIR" in proc.stderr and "sentinel up" in proc.stderr
+    assert not (state / "sentinel.db").exists()  # looking does not leave an empty database behind
+    flag = _run(["system", "list", "--state-dir", str(tmp_path / "other")], _env(), timeout=60)
+    assert flag.returncode == 2 and f"at {tmp_path / 'other' / 'sentinel.db'}" in flag.stderr
+    assert "from --state-dir" in flag.stderr
+
+
+def test_after_up_every_command_finds_the_same_state(tmp_path):
+    """`up --once` with no flags but SENTINEL_STATE_DIR, then the admin commands and export with none either."""
+    env = _env(SENTINEL_STATE_DIR=str(tmp_path / "state"))
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(BASELINE % "", encoding="utf-8")
+    up = _run(["up", "--once", "--baseline", str(quick), "--lang", "en"], env)
+    assert up.returncode in (0, 1), up.stderr
+    assert "stored as run 1:" in up.stdout
+    assert (tmp_path / "state" / "sentinel.db").is_file() and (tmp_path / "state" / "agent" / "agent.json").is_file()
+    listed = _run(["department", "list"], env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "\tlocal\t" in listed.stdout
+    added = _run(["system", "add", "web", "--department", "local", "--level", "3", "--s-grade", "3",
+                  "--a-grade", "2"], env, timeout=60)
+    assert added.returncode == 0, added.stderr
+    systems = _run(["system", "list"], env, timeout=60)
+    assert "this-host" in systems.stdout and "web" in systems.stdout
+    bundle = tmp_path / "this-host.zip"
+    exported = _run(["export", "--system", "this-host", "--format", "zip", "-o", str(bundle)], env)
+    assert exported.returncode == 0, exported.stderr
+    verified = _run(["verify", str(bundle)], env, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # no second database anywhere in the state directory
+    assert sorted(p.name for p in (tmp_path / "state").rglob("*.db")) == ["sentinel.db"]
+
+
+def test_up_refuses_the_old_layout_instead_of_starting_a_second_database(tmp_path):
+    state = tmp_path / "old"
+    (state / "collector").mkdir(parents=True)
+    (state / "collector" / "sentinel.db").write_bytes(b"")
+    proc = _run(["up", "--once", "--state-dir", str(state)], _env(), timeout=60)
+    assert proc.returncode == 2
+    assert "layout of an older `sentinel up`" in proc.stderr and str(state / "collector") in proc.stderr
+    assert not (state / "sentinel.db").exists()
+
+
+# ---- the summary of `up --once` --------------------------------------------------------------------
+
+
+def _result(n: int, clause: str, status: str, severity: str, high_risk=None, reason=None) -> dict:
+    return {"check_id": f"c{n:02d}", "clause": clause, "item": "a", "title": {"en": f"check {n}", "zh": f"检查 {n}"},
+            "status": status, "severity": severity, "high_risk": high_risk, "reason": reason, "waiver": None}
+
+
+def _report() -> dict:
+    # 16 low/medium failures in early clauses, then the high-risk ones in the last clause: the old summary
+    # (first 15 in clause order) never showed them
+    results = [_result(i, f"8.1.4.{1 + i // 8}", "fail", "low" if i % 2 else "medium") for i in range(16)]
+    results += [_result(20, "8.1.4.9", "fail", "high", high_risk="6.4.4.1"),
+                _result(21, "8.1.4.9", "fail", "critical"),
+                _result(22, "8.1.4.9", "error", "high", reason="cannot read /etc/shadow: permission denied"),
+                _result(23, "8.1.4.9", "pass", "high")]
+    items = [{"clause": "8.1.4.10", "item": "a", "verdict": "待核查", "checks": []},
+             {"clause": "8.1.4.10", "item": "b", "verdict": "待核查", "checks": []},
+             {"clause": "8.1.4.9", "item": "a", "verdict": "不符合", "checks": ["c20"]}]
+    return {"summary": {"counts": {"pass": 1, "fail": 18, "error": 1}, "score": 40.0, "conclusion": "差",
+                        "conclusion_en": "poor", "high_risk": 1},
+            "baseline": {"id": "b", "version": "1", "title": {"en": "B"}}, "host": {"hostname": "h"},
+            "results": results, "items": items}
+
+
+def test_once_summary_shows_high_risk_first_then_by_severity_then_pending_and_errors(capsys):
+    flushed = SimpleNamespace(answers=[{"run_id": 7, "new_failures": [], "fixed": []}], complete=True)
+    code = _print_once([_report()], flushed, 1, "en")
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = out.splitlines()
+    high = next(i for i, line in enumerate(lines) if "c20" in line)
+    assert "high-risk findings (1" in lines[high - 1] and "6.4.4.1" in lines[high]
+    others = [line for line in lines if re.match(r"\s+(critical|high|medium|low)\s", line) and "c20" not in line]
+    assert others[0].split()[0] == "critical" and "c21" in others[0]  # worst first, not clause order
+    severities = [line.split()[0] for line in others]
+    assert severities == sorted(severities, key=("critical", "high", "medium", "low").index)
+    assert "... and 2 more" in out  # 17 other failures, 15 shown
+    assert "待核查: 2 item(s)" in out
+    assert "could not run (1 error" in out and "cannot read /etc/shadow: permission denied" in out
+    assert high < out[:out.index("待核查")].count("\n")  # high-risk before the rest
+    assert "exit 1: 18 check(s) failed and 1 could not be determined" in err
+
+
+def test_once_exit_code_is_explained_for_a_clean_host(capsys):
+    report = _report()
+    report["results"] = [r for r in report["results"] if r["status"] == "pass"]
+    flushed = SimpleNamespace(answers=[], complete=True)
+    assert _print_once([report], flushed, 1, "en") == 0
+    assert "exit 0: every counted check passed" in capsys.readouterr().err
+
+
+# ---- the long-running `up` ---------------------------------------------------------------------------
+
+
+def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_path):
+    state, port = tmp_path / "up", _free_port()
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(BASELINE % "", encoding="utf-8")
+    log = tmp_path / "up.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(SENTINEL + ["up", "--state-dir", str(state), "--port", str(port), "--baseline",
+                                            str(quick), "--interval", "3600"],
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while "stored as run" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no per-cycle line from sentinel up (rc {proc.poll()}):\n{log.read_text()}")
+            time.sleep(0.3)
+        text = log.read_text()
+        assert "loopback (127.0.0.1) only" in text
+        cycle = [line for line in text.splitlines() if "stored as run" in line]
+        assert len(cycle) == 1 and "baseline " in cycle[0] and "score " in cycle[0]
+        assert f"http://127.0.0.1:{port}" in cycle[0]
+        # the pages it points to answer a real GET (the docs URL it used to print, /api/v1/docs, was a 404)
+        pages = set(re.findall(r"http://127\.0\.0\.1:\d+/\S*(?:docs|openapi\.json|metrics)\b", text))
+        assert {p.rsplit("/", 1)[1] for p in pages} == {"openapi.json", "metrics"}, text
+        with httpx.Client(timeout=10, trust_env=False) as http:
+            for url in pages:
+                r = http.get(url)
+                assert r.status_code == 200, (url, r.status_code)
+                if url.endswith("/openapi.json"):
+                    assert r.json()["openapi"].startswith("3.")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
