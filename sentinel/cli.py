@@ -53,13 +53,13 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def main(argv: list[str] | None = None) -> int:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Options before the subcommand; --version is handled by its eager callback."""
 
 
+def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (usage errors: 2, printed by click)."""
     _register()
     try:
