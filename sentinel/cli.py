@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "sentinel.cli_scan",
     "sentinel.cli_evidence",
     "sentinel.cli_scans",
+    "sentinel.cli_plan",
 )
 
 

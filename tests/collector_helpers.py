@@ -109,12 +109,28 @@ class World:
             self.departments[name] = admin.create_department(self.ctx(s), name, f"{name} title").id
         return self.departments[name]
 
-    def system(self, name: str, department: str, level: int = 3, s: int = 3, a: int = 2) -> int:
+    def block(self, department: str, cidr: str) -> None:
+        """Assign `cidr` to the department in the site's address plan (once)."""
+        from sentinel.collector import address_plan
+
+        with self.db.session(write=True) as s:
+            dept = self.departments[department]
+            if cidr not in [b.cidr for b in address_plan.list_blocks(s, dept)]:
+                address_plan.add_block(self.ctx(s), dept, cidr)
+
+    def system(self, name: str, department: str, level: int = 3, s: int = 3, a: int = 2,
+               scope: Optional[list[str]] = None) -> int:
+        """A system with scope `scope`, by default 10.N.0.0/24 for the Nth department made (the first:
+        10.0.0.0/24), each assigned to its department in the address plan as the scope needs."""
         from sentinel.collector import admin
         from sentinel.collector.schemas import SystemIn
 
+        if scope is None:
+            scope = [f"10.{list(self.departments).index(department)}.0.0/24"]
+        for cidr in scope:
+            self.block(department, cidr)
         spec = SystemIn(name=name, department_id=self.departments[department], level=level, s_grade=s, a_grade=a,
-                        zones=["dmz"], scan_scope=["10.0.0.0/24"])
+                        zones=["dmz"], scan_scope=scope)
         with self.db.session(write=True) as session:
             self.systems[name] = admin.create_system(self.ctx(session), spec).id
         return self.systems[name]

@@ -4,10 +4,12 @@ makes the change and writes its audit entry in the caller's transaction.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -21,13 +23,14 @@ from ..store.models import (
     ManualAssessment,
     System,
 )
-from . import audit
+from . import address_plan, audit
 from .auth import (
     ADMIN,
     API_TOKEN_PREFIX,
     ASSESSOR,
     DEPT_OPERATOR,
     ENROLL_TOKEN_PREFIX,
+    AuthError,
     Principal,
     hash_secret,
     new_secret,
@@ -40,7 +43,6 @@ from .schemas import (
     EnrollmentTokenIn,
     SystemIn,
     SystemPatch,
-    check_grades,
     system_label,
 )
 
@@ -97,6 +99,7 @@ def create_system(ctx: Ctx, spec: SystemIn) -> System:
     if dept is None or not ctx.principal.sees(dept.id):
         raise not_found("department", spec.department_id)
     ctx.principal.require_department(dept.id, ADMIN, DEPT_OPERATOR)
+    address_plan.require_inside(ctx.session, dept.id, spec.scan_scope)
     if ctx.session.exec(select(System.id).where(System.name == spec.name)).first() is not None:
         raise ApiError(409, f"system {spec.name} already exists")
     now = utcnow()
@@ -124,26 +127,53 @@ def system_by_name(session: Session, name: str) -> System:
     return system
 
 
+# Fields that decide how a system is judged and what may be scanned: 定级 (level and grades) picks the
+# baseline it is judged by, and the scan scope what the collector sends packets to. Neither is the
+# department's own to change (issue 20): only an admin, audited with before and after. Operators may not
+# narrow a scope either: taking a network out of the scope takes it out of the scans, which hides its
+# findings just as well as lowering the level would.
+ADMIN_FIELDS = ("level", "s_grade", "a_grade", "scan_scope")
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        msg = e.get("msg", "")
+        msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
 def update_system(ctx: Ctx, system_id: int, patch: SystemPatch) -> System:
     system = visible_system(ctx, system_id)
     ctx.principal.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
-    changes = patch.model_dump(exclude_unset=True)
+    asked = patch.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in asked.items() if getattr(system, k) != v}  # what really changes needs the right
     if not changes:
         return system
-    level = changes.get("level", system.level)
-    s_grade = changes.get("s_grade", system.s_grade)
-    a_grade = changes.get("a_grade", system.a_grade)
+    guarded = [k for k in ADMIN_FIELDS if k in changes]
+    if guarded and ctx.principal.role != ADMIN:
+        raise AuthError(403, f"{', '.join(guarded)}: only an admin changes a system's protection level, grades or "
+                             "scan scope (role dept_operator may change title, owner and zones)")
+    # The row as it would be stored, validated whole by the model that creates systems (which is stricter
+    # than the one that reads them), so nothing is written that a read could not show.
+    merged = {k: getattr(system, k) for k in SystemIn.model_fields} | changes
     try:
-        check_grades(level, s_grade, a_grade)
-    except ValueError as exc:
-        raise ApiError(422, str(exc)) from None
+        SystemIn.model_validate(merged)
+    except ValidationError as exc:
+        raise ApiError(422, _validation_detail(exc)) from None
+    if "scan_scope" in changes:
+        address_plan.require_inside(ctx.session, system.department_id, changes["scan_scope"])
+    before = {k: getattr(system, k) for k in sorted(changes)}
     for key, value in changes.items():
         setattr(system, key, value)
-    system.label = system_label(s_grade, a_grade)
+    system.label = system_label(system.s_grade, system.a_grade)
     system.updated_at = utcnow()
     ctx.session.add(system)
     ctx.session.flush()
-    ctx.audit("system.update", f"system:{system.id}:{system.name}", ", ".join(sorted(changes)))
+    ctx.audit("system.update", f"system:{system.id}:{system.name}",
+              json.dumps({"before": before, "after": {k: changes[k] for k in sorted(changes)}}, ensure_ascii=False))
     return system
 
 

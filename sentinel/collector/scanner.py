@@ -39,7 +39,7 @@ from checks.network.zones import ZoneBaseline, load_zone_baseline, shipped
 from ..baseline import BaselineError
 from ..store.db import Database
 from ..store.models import ScanSchedule, System
-from . import audit
+from . import address_plan, audit
 from .scan_ingest import (Claim, ScanBusy, ScanGone, begin_scan, fail_interrupted, fail_scan, finish_scan,
                           runner_id)
 from .settings import CollectorSettings
@@ -151,6 +151,19 @@ def plan_scan(system_id: int, system: str, cidrs: list[str], spec: ScheduleSpec,
                     options=options, baseline=baseline, zone=spec.zone, scanner_zone=spec.scanner_zone)
 
 
+def check_plan(conn, department_id: int, system: str, cidrs: list[str]) -> None:
+    """A stored scope that reaches outside its department's address plan is never scanned (a scope from
+    before the plan, or a block taken out of it since): ScanRequestError naming the networks outside."""
+    from ..store.models import Department
+
+    department = conn.execute(select(Department.__table__.c.name).where(Department.__table__.c.id == department_id)
+                              ).scalar() or str(department_id)
+    try:
+        address_plan.check_scope(conn, department_id, department, cidrs)
+    except address_plan.OutsidePlan as exc:
+        raise ScanRequestError(f"system {system} is not scanned: its {exc}") from None
+
+
 def load_schedule(conn, system_id: int) -> ScheduleSpec:
     row = conn.execute(select(T_SCHED).where(T_SCHED.c.system_id == system_id)).first()
     return ScheduleSpec.from_row(row) if row is not None else ScheduleSpec()
@@ -160,11 +173,13 @@ def set_schedule(ctx, system_id: int, spec, settings: CollectorSettings):
     """Store a system's scan settings (`ScanScheduleIn`; API and CLI), audited in the caller's transaction.
     The zone baseline and zones are checked first (ApiError 422)."""
     from . import admin
-    from .auth import ADMIN, DEPT_OPERATOR
+    from .auth import ADMIN
     from .errors import ApiError
 
     system = admin.visible_system(ctx, system_id)
-    ctx.principal.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
+    # admin only, like the scope itself: a schedule decides when and how the network is scanned, and
+    # disabling it would take the system out of its scans (issue 20)
+    ctx.principal.require_department(system.department_id, ADMIN)
     try:
         check_zones(zone_baseline(spec.zone_baseline, settings), spec.zone, spec.scanner_zone)
     except ScanRequestError as exc:
@@ -317,11 +332,19 @@ class ScanService:
                 log.info("scheduled scan of system %s: taken by another collector process or disabled", system_id)
                 return
             with self.db.read() as conn:
-                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.scan_scope)
+                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.scan_scope, T_SYSTEM.c.department_id)
                                       .where(T_SYSTEM.c.id == system_id)).first()
-            if system is None:
-                return
+                if system is None:
+                    return
+                try:
+                    check_plan(conn, system.department_id, system.name, list(system.scan_scope))
+                    plan_error = None
+                except ScanRequestError as exc:
+                    plan_error = exc
             try:
+                if plan_error is not None:
+                    self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, plan_error, None)
+                    raise plan_error
                 plan = plan_scan(system_id, system.name, list(system.scan_scope), spec, self.settings)
             except ScopeError as exc:
                 self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, exc, None)

@@ -67,6 +67,32 @@ class DepartmentOut(Out):
     created_at: datetime
 
 
+# ---- the address plan ----------------------------------------------------------------------------
+
+
+class AddressBlockIn(In):
+    department_id: int = Field(ge=1, le=2**31 - 1)
+    cidr: str = Field(max_length=64, description="a network in CIDR form, e.g. 10.8.0.0/16")
+    note: str = Field(default="", max_length=200)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_network(v, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{v!r}: not a network in CIDR form ({exc})") from None
+
+
+class AddressBlockOut(Out):
+    id: int
+    department_id: int
+    cidr: str
+    note: str
+    created_by: str
+    created_at: datetime
+
+
 # ---- systems -------------------------------------------------------------------------------------
 
 
@@ -97,24 +123,49 @@ class SystemIn(In):
         return self
 
 
+def _no_defaults(schema: dict[str, Any]) -> None:
+    """No `default: null` in a published schema whose fields are optional but never null."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
 class SystemPatch(In):
-    title: Optional[str] = Field(default=None, max_length=200)
-    level: Optional[int] = Field(default=None, ge=2, le=4)
-    s_grade: Optional[int] = Field(default=None, ge=1, le=4)
-    a_grade: Optional[int] = Field(default=None, ge=1, le=4)
-    owner: Optional[str] = Field(default=None, max_length=200)
-    zones: Optional[list[str]] = Field(default=None, max_length=64)
-    scan_scope: Optional[list[str]] = Field(default=None, max_length=1024)
+    """The fields to change; a field left out keeps its value. None of them may be null: a stored null would
+    make every read of the system fail, so `null` is refused here (use [] to clear a list). The merged
+    result is validated as a whole against SystemIn before it is written (admin.update_system).
+
+    Who may change what (admin.update_system): title, owner and zones are the department's own
+    (admin or dept_operator); level, s_grade, a_grade and scan_scope only an admin."""
+
+    model_config = ConfigDict(json_schema_extra=_no_defaults)
+
+    title: str = Field(default=None, max_length=200)  # type: ignore[assignment]
+    level: int = Field(default=None, ge=2, le=4)  # type: ignore[assignment]
+    s_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
+    a_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
+    owner: str = Field(default=None, max_length=200)  # type: ignore[assignment]
+    zones: list[str] = Field(default=None, max_length=64)  # type: ignore[assignment]
+    scan_scope: list[str] = Field(default=None, max_length=1024)  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: null is not a value (leave the field out to keep it; "
+                                 "[] clears a list)")
+        return data
 
     @field_validator("zones")
     @classmethod
-    def _zones(cls, v: Optional[list[str]]) -> Optional[list[str]]:
-        return v if v is None else check_zones(v)
+    def _zones(cls, v: list[str]) -> list[str]:
+        return check_zones(v)
 
     @field_validator("scan_scope")
     @classmethod
-    def _scope(cls, v: Optional[list[str]]) -> Optional[list[str]]:
-        return v if v is None else check_cidrs(v)
+    def _scope(cls, v: list[str]) -> list[str]:
+        return check_cidrs(v)
 
 
 class SystemOut(Out):
@@ -274,7 +325,7 @@ class EventOut(Out):
 
 
 class AssessmentIn(In):
-    clause: str = Field(pattern=CLAUSE_PATTERN, description="e.g. 8.1.4.1")
+    clause: str = Field(pattern=CLAUSE_PATTERN, max_length=32, description="e.g. 8.1.4.1")  # the column's width
     item: str = Field(pattern=ITEM_PATTERN, description="requirement item letter, e.g. a")
     verdict: Verdict
     note: str = Field(default="", max_length=4000)

@@ -548,3 +548,25 @@ class ServiceFindingRow(Base, table=True):
     first_scan_id: int = Field(foreign_key="scan_runs.id", nullable=False)
     last_scan_id: int = Field(foreign_key="scan_runs.id", nullable=False)
     closed_scan_id: Optional[int] = Field(default=None, foreign_key="scan_runs.id")
+
+
+# ---- the site's address plan (issue 20; migration 0005) --------------------------------------------------
+
+
+class AddressBlock(Base, table=True):
+    """A network block the cloud has assigned to a department (the site's address plan, kept by an admin).
+
+    A system's scan_scope must lie inside its department's blocks (sentinel/collector/address_plan.py), so
+    a scan never reaches addresses of another department or of nobody. Blocks of different departments
+    never overlap: an address belongs to one department or to none.
+    """
+
+    __tablename__ = "address_blocks"
+    __table_args__ = (UniqueConstraint("cidr", name="uq_address_blocks_cidr"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    cidr: str = Field(sa_type=String(64), nullable=False)  # normalised (ipaddress, strict)
+    note: str = Field(default="", sa_type=String(200), nullable=False)
+    created_by: str = Field(sa_type=String(200), nullable=False)
+    created_at: datetime = _ts(nullable=False)

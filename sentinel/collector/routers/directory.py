@@ -1,4 +1,4 @@
-"""Departments, graded systems, hosts and agents."""
+"""Departments and the site's address plan, graded systems, hosts and agents."""
 from __future__ import annotations
 
 from typing import Literal, Optional
@@ -7,10 +7,12 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 from sqlmodel import select
 
-from ...store.models import Agent, Department, Host, System, UtilisationSample
-from .. import admin
+from ...store.models import AddressBlock, Agent, Department, Host, System, UtilisationSample
+from .. import address_plan, admin
 from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible
 from ..schemas import (
+    AddressBlockIn,
+    AddressBlockOut,
     AgentOut,
     AgentRevokeIn,
     DepartmentIn,
@@ -45,6 +47,37 @@ def create_department(spec: DepartmentIn, db: DB, p: Caller, ip: SourceIp):
 def get_department(department_id: Id, db: DB, p: Caller):
     with db.session() as s:
         return visible(s, p, Department, department_id, "department", department="id")
+
+
+# ---- the address plan (admin) --------------------------------------------------------------------
+
+
+@router.get("/address-plan", response_model=list[AddressBlockOut])
+def list_address_plan(db: DB, p: Caller, department_id: OptId = None, limit: Limit = 1000, offset: Offset = 0):
+    """The network blocks assigned to the caller's departments (an admin: the whole plan); every system's
+    scan_scope lies inside its department's blocks. Only an admin changes the plan."""
+    with db.session() as s:
+        stmt = p.scoped(select(AddressBlock), AddressBlock.department_id).order_by(AddressBlock.department_id,
+                                                                                   AddressBlock.id)
+        if department_id is not None:
+            stmt = stmt.where(AddressBlock.department_id == department_id)
+        return s.exec(page(stmt, limit, offset)).all()
+
+
+@router.post("/address-plan", status_code=201, response_model=AddressBlockOut,
+             responses={409: {"description": "the block overlaps another department's, or is already in the plan"}})
+def add_address_block(spec: AddressBlockIn, db: DB, p: Caller, ip: SourceIp):
+    """Assign a network block to a department (admin)."""
+    with db.session(write=True) as s:
+        return address_plan.add_block(Ctx(s, p, ip), spec.department_id, spec.cidr, spec.note)
+
+
+@router.delete("/address-plan/{block_id}", response_model=AddressBlockOut,
+               responses={409: {"description": "a system's scan_scope still lies in the block"}})
+def remove_address_block(block_id: Id, db: DB, p: Caller, ip: SourceIp):
+    """Take a block out of the plan (admin); refused while a system's scope needs it."""
+    with db.session(write=True) as s:
+        return address_plan.remove_block(Ctx(s, p, ip), block_id)
 
 
 # ---- systems -------------------------------------------------------------------------------------
