@@ -30,6 +30,8 @@ def test_bootstrap_commands(store_url, tmp_path, capsys):
     assert run(capsys, "department", "add", "health", "--title", "市卫健委", *common)[0] == 0
     code, _, err = run(capsys, "department", "add", "health", *common)
     assert code == 2 and "already exists" in err
+    for block in ("10.1.0.0/16", "2001:db8::/48"):  # the site's address plan bounds every scope
+        assert run(capsys, "address-plan", "add", block, "--department", "health", *common)[0] == 0
     code, out, _ = run(capsys, "system", "add", "his", "--department", "health", "--level", "4", "--s-grade", "3",
                        "--a-grade", "4", "--owner", "信息科", "--zone", "core", "--zone", "dmz",
                        "--scope", "10.1.0.0/16", "--scope", "2001:db8::/64", *common)

@@ -40,6 +40,7 @@ def collector(store_url, tmp_path, capsys):
     cli(capsys, "db", "upgrade", *common)
     cli(capsys, "collector", "init", "--state-dir", str(state), "--name", "localhost", "--name", "127.0.0.1")
     cli(capsys, "department", "add", "health", "--title", "卫健委", *common)
+    cli(capsys, "address-plan", "add", "10.8.0.0/16", "--department", "health", *common)
     cli(capsys, "system", "add", "his", "--department", "health", "--level", "3", "--s-grade", "3",
         "--a-grade", "2", "--zone", "core", "--scope", "10.8.0.0/16", *common)
     enroll_token = cli(capsys, "enroll-token", "create", "--system", "his", *common)

@@ -76,18 +76,18 @@ def test_schedule_api(his, db):
                         ({**good, "interval_seconds": 10}, "greater than or equal to 60"),
                         ({**good, "tcp_ports": "22,70000"}, "tcp_ports: bad port '70000'"),
                         ({**good, "zone_baseline": "../../etc/passwd"}, "String should match pattern")):
-        r = client.put(path, json=body, headers=bearer(w.tokens["op"]))
+        r = client.put(path, json=body, headers=bearer(w.tokens["admin"]))
         assert r.status_code == 422 and words in r.text, (body, r.text)
     assert client.put(path, json=good, headers=bearer(w.tokens["ro"])).status_code == 403
     assert client.put(path, json=good, headers=bearer(w.tokens["edu-op"])).status_code == 404
     assert client.get(path, headers=bearer(w.tokens["edu-op"])).status_code == 404
-    r = client.put(path, json=good, headers=bearer(w.tokens["op"]))
+    r = client.put(path, json=good, headers=bearer(w.tokens["admin"]))
     assert r.status_code == 200, r.text
     got = client.get(path, headers=bearer(w.tokens["admin"])).json()
     assert {k: got[k] for k in good} == good and got["configured"] and got["enabled"]
     assert got["scope"] == ["10.0.0.0/24"] and got["next_run_at"] is None, "this client runs no schedules"
     entry = audit_rows(db, "scan_schedule.update")[-1]
-    assert entry.actor.endswith(":op") and entry.detail.startswith("every 3600 s (+0-300 s), zone baseline "
+    assert entry.actor.endswith(":admin") and entry.detail.startswith("every 3600 s (+0-300 s), zone baseline "
                                                                    "zone-egov-default, zone dmz")
 
 
@@ -98,7 +98,7 @@ def test_a_schedule_firing_is_claimed_once(his, db, tmp_path):
 
     w, client, sid = his
     r = client.put(f"/api/v1/systems/{sid}/scan-schedule", json={"interval_seconds": 600},
-                   headers=bearer(w.tokens["op"]))
+                   headers=bearer(w.tokens["admin"]))
     assert r.status_code == 200, r.text
     settings = CollectorSettings(state_dir=tmp_path / "s", scan_schedules=False)
     one, two = ScanService(db, settings), ScanService(db, settings)  # never started: nothing is scanned here
@@ -107,7 +107,7 @@ def test_a_schedule_firing_is_claimed_once(his, db, tmp_path):
     assert two._claim_schedule(sid, now + timedelta(seconds=5)) is None, "the same firing, seen by another process"
     assert two._claim_schedule(sid, now + timedelta(seconds=301)) is not None, "half an interval later: the next one"
     client.put(f"/api/v1/systems/{sid}/scan-schedule", json={"enabled": False, "interval_seconds": 600},
-               headers=bearer(w.tokens["op"]))
+               headers=bearer(w.tokens["admin"]))
     assert one._claim_schedule(sid, now + timedelta(days=1)) is None, "a disabled schedule is never claimed"
 
 
@@ -117,7 +117,7 @@ def test_a_schedule_firing_is_claimed_once(his, db, tmp_path):
 def test_trigger_refusals(his, db):
     w, client, sid = his
     path = f"/api/v1/systems/{sid}/scans"
-    op = bearer(w.tokens["op"])
+    op = bearer(w.tokens["admin"])  # scans are an admin's (tests/test_collector_writes.py)
     r = client.post(path, json={"targets": ["10.0.1.5"]}, headers=op)
     assert r.status_code == 422
     assert r.json()["detail"] == ("refused, outside scope 'his' (no packet was sent): 10.0.1.5 is not inside scope "
@@ -143,7 +143,7 @@ def test_scans_are_off_unless_the_operator_turns_them_on(db, make_client):
     w = World(db)
     w.department("health")
     sid = w.system("his", "health")
-    op = bearer(w.token("op", "dept_operator", ["health"]))
+    op = bearer(w.token("admin", "admin"))  # scans and schedules are an admin's
     client = make_client(db)  # default settings
     r = client.put(f"/api/v1/systems/{sid}/scan-schedule", json={"interval_seconds": 60}, headers=op)
     assert r.status_code == 200 and r.json()["next_run_at"] is None, "stored, but not run by this collector"
@@ -161,7 +161,7 @@ def test_trigger_while_running_is_409(his, db):
     claim = begin_scan(db, system_id=sid, triggered_by="schedule", actor="scheduler", targets=["10.0.0.0/24"],
                        full_scope=True, scope={}, args={}, zone_baseline="zone-egov-default", zone=None,
                        scanner_zone=None, stale_after=timedelta(hours=3))
-    r = client.post(f"/api/v1/systems/{sid}/scans", json={}, headers=bearer(w.tokens["op"]))
+    r = client.post(f"/api/v1/systems/{sid}/scans", json={}, headers=bearer(w.tokens["admin"]))
     assert r.status_code == 409
     assert f"a scan of system his is already running (scan {claim.run_id}, started" in r.json()["detail"]
     assert audit_rows(db)[-1].status_code == 409
@@ -293,6 +293,7 @@ def lab_collector(request, lab, tmp_path_factory):  # noqa: F811
     w = World(db)
     w.department("health")
     w.department("edu")
+    w.block("health", lab.net)  # the lab's network is health's in the site's address plan
     with db.session(write=True) as s:
         sid = admin.create_system(w.ctx(s), SystemIn(name="his", department_id=w.departments["health"], level=3,
                                                      s_grade=3, a_grade=3, scan_scope=[lab.net])).id
@@ -357,7 +358,7 @@ pytestmark_lab = pytest.mark.timeout(180)
 def test_lab_scheduled_scan(lab_collector):
     lc = lab_collector
     client, sid, tokens, lab = lc["client"], lc["sid"], lc["tokens"], lc["lab"]  # noqa: F811
-    r = client("PUT", f"/api/v1/systems/{sid}/scan-schedule", tokens["op"],
+    r = client("PUT", f"/api/v1/systems/{sid}/scan-schedule", tokens["admin"],
                json={"interval_seconds": 60, "tcp_ports": LAB_PORTS, "udp_ports": "161", "version_detection": False})
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 15
@@ -365,7 +366,7 @@ def test_lab_scheduled_scan(lab_collector):
         assert time.monotonic() < deadline, "the schedule did not start a scan"
         time.sleep(0.2)
     # stop the schedule before the next firing can overlap the other tests (60 s)
-    client("PUT", f"/api/v1/systems/{sid}/scan-schedule", tokens["op"],
+    client("PUT", f"/api/v1/systems/{sid}/scan-schedule", tokens["admin"],
            json={"enabled": False, "interval_seconds": 60, "tcp_ports": LAB_PORTS, "udp_ports": "161",
                  "version_detection": False})
     run = _wait(lc, runs[0]["id"])
@@ -401,14 +402,14 @@ def test_lab_trigger_twice_one_runs_the_other_is_refused(lab_collector):
     client, sid, tokens = lc["client"], lc["sid"], lc["tokens"]
     lab = lc["lab"]  # noqa: F811
     before = _counters(lab)
-    first = client("POST", f"/api/v1/systems/{sid}/scans", tokens["op"], json={})
+    first = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"], json={})
     second = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"], json={})
     assert first.status_code == 202, first.text
     assert first.json()["status"] == "running" and first.json()["triggered_by"] == "api"
     assert second.status_code == 409
     assert f"already running (scan {first.json()['id']}" in second.json()["detail"]
     run = _wait(lc, first.json()["id"])
-    assert run["status"] == "succeeded" and run["requested_by"].endswith(":op")
+    assert run["status"] == "succeeded" and run["requested_by"].endswith(":admin")
     after = _counters(lab)
     assert after["decoy"] == before["decoy"] and after["scan"]["out0"] == before["scan"]["out0"], \
         "the scan stayed inside the scope: the out-of-scope decoy saw nothing"
@@ -428,7 +429,7 @@ def test_lab_diff_after_a_listener_stops(lab_collector):
     before = _services(lc)
     lab.stop("h2", "redis", 6379)
     try:
-        r = client("POST", f"/api/v1/systems/{sid}/scans", tokens["op"], json={"targets": [h2]})
+        r = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"], json={"targets": [h2]})
         assert r.status_code == 202, r.text
         run = _wait(lc, r.json()["id"])
     finally:
@@ -456,8 +457,8 @@ def test_lab_scope_refusal_is_audited_and_sends_nothing(lab_collector):
     client, sid, tokens, lab = lc["client"], lc["sid"], lc["tokens"], lc["lab"]  # noqa: F811
     runs_before = len(client("GET", f"/api/v1/systems/{sid}/scans", tokens["admin"]).json())
     before = _counters(lab)
-    outside = client("POST", f"/api/v1/systems/{sid}/scans", tokens["op"], json={"targets": [lab.decoy_ip]})
-    wider = client("POST", f"/api/v1/systems/{sid}/scans", tokens["op"],
+    outside = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"], json={"targets": [lab.decoy_ip]})
+    wider = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"],
                    json={"targets": [lab.hosts["h1"], f"{lab.prefix}.0/23"]})
     other_dept = client("POST", f"/api/v1/systems/{sid}/scans", tokens["edu"], json={})
     after = _counters(lab)
@@ -493,6 +494,7 @@ def test_cli_scan_schedule(tmp_path, capsys):
     state = ["--state-dir", str(tmp_path / "state")]
     assert main(["db", "upgrade", *state]) == 0
     assert main(["department", "add", "health", *state]) == 0
+    assert main(["address-plan", "add", "10.77.0.0/16", "--department", "health", *state]) == 0
     assert main(["system", "add", "his", "--department", "health", "--level", "3", "--s-grade", "3", "--a-grade", "2",
                  "--scope", "10.77.0.0/24", *state]) == 0
     capsys.readouterr()
