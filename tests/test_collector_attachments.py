@@ -106,6 +106,43 @@ def test_bad_names_are_refused_naming_the_field(env, db, form, field):
     assert [e.status_code for e in audit_rows(db) if e.outcome == "rejected"] == [422]
 
 
+@pytest.mark.parametrize("form, field, words", [
+    ({"name": "report\u202etxt.exe"}, "name", "U+202E RIGHT-TO-LEFT OVERRIDE"),  # shows as report"exe.txt"
+    ({"file_name": "invoice\u2066.pdf"}, "file", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+    ({"name": "notes\u200b.txt"}, "name", "U+200B ZERO WIDTH SPACE"),
+    ({"name": "scan\u00ad.pdf"}, "name", "U+00AD SOFT HYPHEN"),
+    ({"name": "etc\u2215passwd"}, "name", "U+2215 DIVISION SLASH"),
+    ({"file_name": "invoice\u2024pdf"}, "file", "U+2024 ONE DOT LEADER"),
+    ({"name": "inv\u043eice.pdf"}, "name", "mixes Latin letters with Cyrillic ones"),  # Cyrillic о
+    ({"name": "report.\u0440df"}, "name", "mixes Latin letters with Cyrillic ones"),  # Cyrillic р
+])
+def test_look_alike_and_bidi_names_are_refused(env, db, form, field, words):
+    w, client, assessments = env
+    form = dict(form)
+    filename = form.pop("file_name", "ok.txt")
+    r = upload(client, url(w, assessments), w.tokens["assessor"], filename=filename, form=form or None)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"{field}: attachment name ") and words in r.json()["detail"], r.text
+    assert client.get(url(w, assessments), headers=bearer(w.tokens["assessor"])).json() == []
+
+
+def test_names_are_stored_in_nfc(env):
+    """One name, one spelling: a decomposed é (e + U+0301) is stored as the composed U+00E9, so two uploads
+    that look the same are named the same; scripts other than Latin stay as they are."""
+    w, client, assessments = env
+    token = w.tokens["assessor"]
+    for sent, stored in (("re\u0301sume\u0301.pdf", "r\u00e9sum\u00e9.pdf"), ("访谈记录.txt", "访谈记录.txt"),
+                         ("Ελληνικά.txt", "Ελληνικά.txt")):
+        r = upload(client, url(w, assessments), token, filename=sent)
+        assert r.status_code == 201 and r.json()["name"] == stored, r.text
+        r = upload(client, url(w, assessments), token, form={"name": sent})
+        assert r.status_code == 201 and r.json()["name"] == stored, r.text
+    names = [a["name"] for a in client.get(url(w, assessments), headers=bearer(token)).json()]
+    assert names[:2] == ["r\u00e9sum\u00e9.pdf"] * 2
+    first = client.get(url(w, assessments)).status_code  # no token
+    assert first == 401
+
+
 def test_missing_file_is_refused(env):
     w, client, assessments = env
     r = client.post(url(w, assessments), headers=bearer(w.tokens["assessor"]), data={"name": "a.txt"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,11 +47,48 @@ class AttachmentInfo:
     created_at: Optional[datetime] = None
 
 
+# Characters that look like a path separator or a dot but are not one: "report\u2215etc" or "invoice\u2024pdf"
+# would show as a path or a file type they are not.
+_LOOKALIKES = {"\u2044": "FRACTION SLASH", "\u2215": "DIVISION SLASH", "\u29f8": "BIG SOLIDUS",
+               "\uff0f": "FULLWIDTH SOLIDUS", "\u29f5": "REVERSE SOLIDUS OPERATOR", "\u29f9": "BIG REVERSE SOLIDUS",
+               "\ufe68": "SMALL REVERSE SOLIDUS", "\uff3c": "FULLWIDTH REVERSE SOLIDUS", "\u2024": "ONE DOT LEADER",
+               "\ufe52": "SMALL FULL STOP", "\uff0e": "FULLWIDTH FULL STOP"}
+# Scripts whose letters pass for Latin ones (UTS #39 confusables): mixed with Latin letters in one name,
+# as in "invоice.pdf" with a Cyrillic о, they make a look-alike of another file's name.
+_CONFUSABLE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+
+
+def _refused(ch: str) -> Optional[str]:
+    """Why `ch` may not be in an attachment name, or None."""
+    category = unicodedata.category(ch)
+    if category[0] == "C" or category in ("Zl", "Zp"):
+        # Cc control, Cf format (the bidirectional overrides and isolates such as U+202E, zero-width
+        # characters, the BOM), Cs/Co/Cn: invisible or reorder what a person reads
+        return f"U+{ord(ch):04X} {unicodedata.name(ch, category)} (a control or format character)"
+    if ch in _LOOKALIKES:
+        return f"U+{ord(ch):04X} {_LOOKALIKES[ch]} (looks like / \\ or .)"
+    return None
+
+
 def check_name(name: str) -> str:
-    if not _NAME_OK.match(name) or name.strip() in ("", ".", ".."):
+    """The name as it is stored: Unicode NFC, so that one name has one spelling. Refused (BadAttachmentName):
+    empty, "." or "..", longer than 200 characters, / or \\, control and format characters (bidirectional
+    overrides, zero-width), look-alikes of / \\ and ".", and words mixing Latin letters with Cyrillic, Greek,
+    Armenian or Cherokee ones."""
+    normal = unicodedata.normalize("NFC", name)
+    why = [r for r in dict.fromkeys(_refused(ch) for ch in normal) if r]
+    if why:
+        raise BadAttachmentName(f"attachment name {name!r}: {'; '.join(why[:3])} is not allowed in a file name")
+    for word in re.findall(r"[^\W\d_]+", normal):  # runs of letters: "Ελληνικά.txt" is two words, fine
+        scripts = {unicodedata.name(ch, "").split(" ")[0] for ch in word}
+        mixed = sorted(scripts & set(_CONFUSABLE_SCRIPTS))
+        if "LATIN" in scripts and mixed:
+            raise BadAttachmentName(f"attachment name {name!r}: {word!r} mixes Latin letters with "
+                                    f"{', '.join(mixed).title()} ones, which look alike; use one script")
+    if not _NAME_OK.match(normal) or normal.strip() in ("", ".", ".."):
         raise BadAttachmentName(f"attachment name {name!r}: must be a plain file name (no / \\ or control "
                                 "characters, at most 200 characters)")
-    return name
+    return normal
 
 
 def check_size(name: str, size: int) -> None:
@@ -71,7 +109,7 @@ def read_file(path: Path) -> tuple[str, bytes]:
 
 
 def add(conn, assessment_id: int, name: str, data: bytes) -> AttachmentInfo:
-    check_name(name)
+    name = check_name(name)
     check_size(name, len(data))
     digest = hashlib.sha256(data).hexdigest()
     now = datetime.now(timezone.utc)

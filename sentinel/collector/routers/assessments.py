@@ -91,7 +91,7 @@ def upload_attachment(
         p.require_department(row.department_id, ADMIN, ASSESSOR)  # before looking at what was sent
         field, filename = ("name", name) if name is not None else ("file", file.filename or "")
         try:
-            att.check_name(filename)
+            filename = att.check_name(filename)  # NFC, as stored
         except att.AttachmentError as exc:
             raise ApiError(422, f"{field}: {exc}") from None
         file.file.seek(0)
