@@ -73,7 +73,7 @@ def passwd(ctx: ProbeContext) -> list[PasswdEntry]:
     def load():
         records = _records(ctx, "/etc/passwd", 7)
         if records is None:
-            raise ProbeError("/etc/passwd not found: cannot list accounts")
+            raise ProbeError("/etc/passwd not found: cannot list accounts", "未找到 /etc/passwd，无法列出账户")
         out = []
         for number, text, f in records:
             uid, gid = _opt_int(f[2]), _opt_int(f[3])
@@ -89,7 +89,8 @@ def shadow(ctx: ProbeContext) -> dict[str, ShadowEntry]:
     def load():
         records = _records(ctx, "/etc/shadow", 2)
         if records is None:
-            raise ProbeError("/etc/shadow not found: password state cannot be determined")
+            raise ProbeError("/etc/shadow not found: password state cannot be determined",
+                             "未找到 /etc/shadow，无法判断口令状态")
         out: dict[str, ShadowEntry] = {}
         for number, text, f in records:
             f = f + [""] * (9 - len(f))

@@ -37,7 +37,7 @@ class CommandParams(Strict):
 def command_output(ctx: ProbeContext, params: CommandParams) -> Observation:
     """Stripped stdout, or the regex capture (None when the pattern does not match)."""
     if not ctx.host.live:
-        raise NotApplicable("commands run only on a live host")
+        raise NotApplicable("commands run only on a live host", "命令只能在运行中的主机上执行")
     cmd = "cmd: " + " ".join(params.argv)
     result = ctx.host.run(params.argv, timeout=params.timeout)
     if result.timed_out:

@@ -117,5 +117,7 @@ def config_value(ctx: ProbeContext, params: ConfigValueParams) -> Observation:
         ev.append(evidence(", ".join(params.paths), f"{params.key} not set"))
     if params.default is not None:
         return Observation(observed=params.default, evidence=ev,
-                           note=f"{params.key} is not set; the documented default {params.default!r} applies")
-    return Observation(observed=None, evidence=ev, note=f"{params.key} is not set in " + ", ".join(params.paths))
+                           note=f"{params.key} is not set; the documented default {params.default!r} applies",
+                           note_zh=f"未设置 {params.key}，采用文档规定的默认值 {params.default}")
+    return Observation(observed=None, evidence=ev, note=f"{params.key} is not set in " + ", ".join(params.paths),
+                       note_zh=f"{', '.join(params.paths)} 中未设置 {params.key}")

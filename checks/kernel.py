@@ -124,13 +124,15 @@ def sysctl_value(ctx: ProbeContext, params: SysctlParams) -> Observation:
         source = "runtime" if ctx.host.live else "configured"
     if source == "runtime":
         if not ctx.host.live:
-            raise NotApplicable("runtime kernel parameters exist only on a live host")
+            raise NotApplicable("runtime kernel parameters exist only on a live host", "运行时内核参数只在运行中的主机上存在")
         value, path = runtime_value(ctx, params.key)
         return Observation(observed=value, evidence=[evidence(path, value if value is not None
                                                               else "no such parameter in the running kernel")])
     value, ev = configured_value(ctx, params.key)
     if value is None and params.default is not None:
         return Observation(observed=params.default, evidence=ev,
-                           note=f"{params.key} is not configured; the kernel default {params.default} applies")
+                           note=f"{params.key} is not configured; the kernel default {params.default} applies",
+                           note_zh=f"未配置 {params.key}，采用内核默认值 {params.default}")
     return Observation(observed=value, evidence=ev,
-                       note=None if value is not None else f"{params.key} is not configured")
+                       note=None if value is not None else f"{params.key} is not configured",
+                       note_zh=None if value is not None else f"未配置 {params.key}")

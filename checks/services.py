@@ -195,7 +195,8 @@ def systemd_is_pid1(ctx: ProbeContext) -> tuple[bool, str]:
 
 def _active_states(ctx: ProbeContext, units: list[str]) -> list[UnitState]:
     if not ctx.host.live:
-        raise NotApplicable("unit activity is a live-host fact; not available for an offline root")
+        raise NotApplicable("unit activity is a live-host fact; not available for an offline root",
+                            "服务运行状态只能在运行中的主机上查看，离线根目录不适用")
     ok, comm = systemd_is_pid1(ctx)
     if not ok:
         raise ProbeError(f"systemd is not PID 1 here (PID 1 is {comm!r}): unit activity cannot be queried")

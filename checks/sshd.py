@@ -66,7 +66,8 @@ def load_sshd(ctx: ProbeContext, config: str) -> SshdConfig:
 
     def load() -> SshdConfig:
         if read_lines(ctx, config) is None:
-            raise NotApplicable(f"{config} not found: the OpenSSH server is not installed")
+            raise NotApplicable(f"{config} not found: the OpenSSH server is not installed",
+                                f"未找到 {config}：未安装 OpenSSH 服务端")
         result = SshdConfig([], [])
         _walk(ctx, config, None, 0, [config], result)
         return result
@@ -145,7 +146,7 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
 
     observed: list[Optional[str]] = []
     ev = []
-    note = None
+    note = note_zh = None
     global_hits = [d for d in hits if d.block is None]
     if global_hits:
         observed.append(value_of(global_hits))
@@ -161,6 +162,8 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
         ev.append(evidence(params.config, f"{params.key} not set globally in " + ", ".join(dict.fromkeys(read))))
         note = (f"{params.key} not set; sshd default {params.default!r} applies" if params.default is not None
                 else f"{params.key} not set and no default given")
+        note_zh = (f"未设置 {params.key}，采用 sshd 默认值 {params.default}" if params.default is not None
+                   else f"未设置 {params.key}，且无默认值")
     blocks: dict[Block, list[Directive]] = {}
     for d in hits:
         if d.block is not None:
@@ -171,4 +174,4 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
         ev.append(evidence(first.path, f"in {_where(first)}: {first.text}", first.line))
     for path, line, pattern, files in cfg.includes:
         ev.append(evidence(path, f"Include {pattern} -> " + (", ".join(files) if files else "no file"), line))
-    return Observation(observed=observed, evidence=ev, note=note)
+    return Observation(observed=observed, evidence=ev, note=note, note_zh=note_zh)

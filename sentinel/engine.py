@@ -13,7 +13,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from . import scoring
-from .expect import evaluate
+from .expect import Reason, explain
 from .hostview import HostView, NotApplicable, ProbeError
 from .model import (Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status)
 from .osinfo import host_info
@@ -27,36 +27,51 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
     return CheckResult(
         check_id=check.id, clause=control.clause, item=item.item, title=check.title, status=status,
         severity=check.severity, high_risk=check.high_risk, observed=observed,
-        expected=check.expect.describe(), reason=reason, evidence=evidence, remediation=check.remediation,
+        expected=check.expect.describe(), reason=reason.en if reason else None,
+        reason_zh=reason.zh if reason else None, evidence=evidence, remediation=check.remediation,
         waiver=check.waiver, duration_ms=round((time.perf_counter() - start) * 1000, 3),
     )
+
+
+def _said(exc: Exception, prefix: str = "") -> Reason:
+    """A probe's exception as a reason; its Chinese wording when the probe gave one (else the English)."""
+    en = f"{prefix}{exc}"
+    zh = getattr(exc, "zh", None)
+    return Reason(en, f"{prefix}{zh}" if zh else en)
 
 
 def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
     families = check.os_families or baseline.os_families
     if ctx.family is not None and ctx.family not in families:
-        return Status.NOT_APPLICABLE, None, f"applies to {'/'.join(families)} hosts; this host is {ctx.family}", []
+        fam = "/".join(families)
+        return Status.NOT_APPLICABLE, None, Reason(f"applies to {fam} hosts; this host is {ctx.family}",
+                                                   f"仅适用于 {fam} 系主机，本机为 {ctx.family} 系"), []
     if ctx.family is None and check.os_families:
-        return Status.NOT_APPLICABLE, None, "OS family could not be determined from os-release or package database", []
+        return Status.NOT_APPLICABLE, None, Reason("OS family could not be determined from os-release or package database",
+                                                   "无法从 os-release 或软件包数据库判断操作系统类别"), []
     pdef = registry()[check.probe]
     if (check.live_only or pdef.live_only) and not ctx.host.live:
-        return Status.NOT_APPLICABLE, None, "live-host fact; not available for an offline root", []
+        return Status.NOT_APPLICABLE, None, Reason("live-host fact; not available for an offline root",
+                                                   "只能在运行中的主机上查看，离线根目录不适用"), []
     try:
         params = pdef.params.model_validate(check.params)
         obs = pdef.func(ctx, params)
     except ProbeError as exc:
-        return Status.ERROR, None, str(exc), []
+        return Status.ERROR, None, _said(exc), []
     except NotApplicable as exc:
-        return Status.NOT_APPLICABLE, None, str(exc), []
+        return Status.NOT_APPLICABLE, None, _said(exc), []
     except (FileNotFoundError, PermissionError, OSError) as exc:
-        return Status.ERROR, None, f"{check.probe}: {exc}", []
+        return Status.ERROR, None, _said(exc, f"{check.probe}: "), []
     except ValidationError as exc:
-        return Status.ERROR, None, f"{check.probe}: invalid params: {exc.errors()[0]['msg']}", []
+        return Status.ERROR, None, _said(Exception(f"invalid params: {exc.errors()[0]['msg']}"), f"{check.probe}: "), []
     except Exception as exc:  # a probe bug must surface as an error result, never as a pass or a crash
-        return Status.ERROR, None, f"internal error in probe {check.probe}: {type(exc).__name__}: {exc}", []
-    reason = evaluate(check.expect, obs.observed)
+        return Status.ERROR, None, _said(Exception(f"internal error in probe {check.probe}: {type(exc).__name__}: {exc}")), []
+    # The value is named by the key a probe reads (PASS_MAX_DAYS, ClientAliveInterval, a sysctl) when it has one.
+    subject = check.params.get("key") if isinstance(check.params.get("key"), str) else ""
+    reason = explain(check.expect, obs.observed, subject, check.probe)
     if reason is None:
-        return Status.PASS, obs.observed, obs.note, obs.evidence
+        note = Reason(obs.note, obs.note_zh or obs.note) if obs.note else None
+        return Status.PASS, obs.observed, note, obs.evidence
     return Status.FAIL, obs.observed, reason, obs.evidence
 
 

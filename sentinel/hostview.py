@@ -24,11 +24,19 @@ DEFAULT_OUTPUT_LIMIT = 1 << 20  # bytes kept from one command's stdout (and agai
 DEFAULT_TIMEOUT = 10.0
 
 
-class ProbeError(Exception):
+class _Reasoned(Exception):
+    """An exception whose message is a check's reason; `zh` is the same reason in Chinese, when known."""
+
+    def __init__(self, message: str, zh: Optional[str] = None):
+        super().__init__(message)
+        self.zh = zh
+
+
+class ProbeError(_Reasoned):
     """The fact could not be determined; the check's status becomes `error` with this reason."""
 
 
-class NotApplicable(Exception):
+class NotApplicable(_Reasoned):
     """The fact does not exist on this kind of host view (e.g. processes on an offline root)."""
 
 
@@ -122,11 +130,11 @@ class HostView:
         except NotADirectoryError as exc:
             value = FileNotFoundError(exc.errno, f"{path}: no such file")
         except IsADirectoryError:
-            value = ProbeError(f"{path}: is a directory, expected a file")
+            value = ProbeError(f"{path}: is a directory, expected a file", f"{path} 是目录，应为文件")
         except PermissionError:
-            value = ProbeError(f"cannot read {path}: permission denied")
+            value = ProbeError(f"cannot read {path}: permission denied", f"无法读取 {path}：权限不足")
         except OSError as exc:
-            value = ProbeError(f"cannot read {path}: {exc.strerror or exc}")
+            value = ProbeError(f"cannot read {path}: {exc.strerror or exc}", f"无法读取 {path}：{exc.strerror or exc}")
         self._cache.files[key] = value
         if isinstance(value, BaseException):
             raise value
@@ -145,7 +153,7 @@ class HostView:
         except (FileNotFoundError, NotADirectoryError):
             return False
         except PermissionError as exc:
-            raise ProbeError(f"cannot stat {path}: permission denied") from exc
+            raise ProbeError(f"cannot stat {path}: permission denied", f"无法查看 {path} 的属性：权限不足") from exc
 
     def stat(self, path: str, follow: bool = True) -> os.stat_result:
         real = self.real_path(path, follow=follow)
@@ -154,7 +162,7 @@ class HostView:
         except NotADirectoryError as exc:
             raise FileNotFoundError(exc.errno, f"{path}: no such file") from exc
         except PermissionError as exc:
-            raise ProbeError(f"cannot stat {path}: permission denied") from exc
+            raise ProbeError(f"cannot stat {path}: permission denied", f"无法查看 {path} 的属性：权限不足") from exc
 
     def is_dir(self, path: str) -> bool:
         try:
@@ -169,7 +177,7 @@ class HostView:
         except (FileNotFoundError, NotADirectoryError):
             return []
         except PermissionError as exc:
-            raise ProbeError(f"cannot list {path}: permission denied") from exc
+            raise ProbeError(f"cannot list {path}: permission denied", f"无法列出目录 {path}：权限不足") from exc
 
     def glob(self, pattern: str) -> list[str]:
         """Sorted host paths matching a shell pattern; wildcards may appear in any component."""
@@ -191,16 +199,18 @@ class HostView:
     # ---- live facts --------------------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
             limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
-        raise NotApplicable("commands cannot run against an offline root")
+        raise NotApplicable("commands cannot run against an offline root", "离线根目录上不能执行命令")
 
     def processes(self) -> list[ProcessInfo]:
-        raise NotApplicable("processes are a live-host fact; not available for an offline root")
+        raise NotApplicable("processes are a live-host fact; not available for an offline root",
+                            "进程只能在运行中的主机上查看，离线根目录不适用")
 
     def listening(self) -> list[SocketInfo]:
-        raise NotApplicable("listening sockets are a live-host fact; not available for an offline root")
+        raise NotApplicable("listening sockets are a live-host fact; not available for an offline root",
+                            "监听端口只能在运行中的主机上查看，离线根目录不适用")
 
     def sysctl(self, name: str) -> Optional[str]:
-        raise NotApplicable("runtime kernel parameters are a live-host fact")
+        raise NotApplicable("runtime kernel parameters are a live-host fact", "运行时内核参数只能在运行中的主机上查看")
 
     # ---- identity ----------------------------------------------------------------------------------
     def os_release(self) -> dict[str, str]:

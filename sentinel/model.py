@@ -190,6 +190,7 @@ class Observation(BaseModel):
     observed: Any = None
     evidence: list[Evidence] = Field(default_factory=list)
     note: Optional[str] = None
+    note_zh: Optional[str] = None  # the note in Chinese, when the probe words one
 
 
 class CheckResult(BaseModel):
@@ -202,7 +203,8 @@ class CheckResult(BaseModel):
     high_risk: Optional[str] = None
     observed: Any = None
     expected: str
-    reason: Optional[str] = None  # why fail/error/not_applicable, in words
+    reason: Optional[str] = None  # why fail/error/not_applicable, in words (English)
+    reason_zh: Optional[str] = None  # the same in Chinese, for zh output (None: only the English exists)
     evidence: list[Evidence] = Field(default_factory=list)
     remediation: Text
     waiver: Optional[str] = None

@@ -138,8 +138,9 @@ def result_line(r: CheckResult, lang: str, limit: int = 300) -> str:
     parts = [f"[{STATUS_LABEL[lang][r.status.value]}] {r.title.get(lang)}"]
     if r.status in (Status.PASS, Status.FAIL):
         parts.append(f"{lab['observed']}: {short(r.observed, limit)}; {lab['expected']}: {r.expected}")
-    if r.reason:
-        parts.append(f"{lab['reason']}: {short(r.reason, limit)}")
+    why = r.reason_zh if lang == "zh" and r.reason_zh else r.reason  # reports before reason_zh have English only
+    if why:
+        parts.append(f"{lab['reason']}: {short(why, limit)}")
     if r.waiver:
         parts.append(f"waiver: {r.waiver}")
     sources = [e.source + (f":{e.line}" if e.line else "") for e in r.evidence]

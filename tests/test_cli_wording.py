@@ -1,0 +1,113 @@
+"""Issue 11, the small CLI defects of `sentinel check`: each language speaks only itself, the table names check
+id and severity, no two checks share a title, and reasons read as an assessor writes them."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from sentinel.baseline import load_baseline, shipped
+from sentinel.cli import main
+from sentinel.expect import explain
+from sentinel.model import Expect
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+# English words a zh reason must not contain (old wording, probe messages); "not-found" is a systemd state, data
+ENGLISH = re.compile(r"(?<!-)\b(expected|found|not set|applies|live-host|none of|is not|does not|permission)\b")
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def debian(tmp_path_factory):
+    from tests.fixtures.build import build_root
+
+    return str(build_root("debian12-default", tmp_path_factory.mktemp("wording")))
+
+
+def _rows(table: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("│").split("│")] for line in table.splitlines() if line.startswith("│")]
+
+
+def test_zh_table_has_chinese_reasons_and_en_table_no_chinese(capsys, debian):
+    code, zh, _ = run(capsys, "check", "--root", debian)
+    assert code == 1
+    rows = [r for r in _rows(zh) if r[0]]  # first line of each row (folded lines have an empty clause)
+    failing = [r for r in rows if r[4] in ("不通过", "不适用", "错误")]
+    assert failing and all(not ENGLISH.search(r[5]) for r in failing), [r[5] for r in failing if ENGLISH.search(r[5])]
+    assert any(r[5] == "PASS_MAX_DAYS 为 99999，要求 ≤ 90" for r in rows)
+    code, en, _ = run(capsys, "check", "--root", debian, "--lang", "en")
+    assert code == 1 and not CJK.search(en), [line for line in en.splitlines() if CJK.search(line)][:3]
+    assert "high risk" in en and "PASS_MAX_DAYS is 99999, expected at most 90" in en
+
+
+def test_table_shows_check_id_and_severity(capsys, debian):
+    _, zh, _ = run(capsys, "check", "--root", debian)
+    header = next(line for line in zh.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == ["条款", "检查编号", "检查项", "严重程度", "结果",
+                                                                  "实际 / 原因"]
+    row = next(r for r in _rows(zh) if r[1] == "l3-ia-uid0-only-root")
+    assert row[0] == "8.1.4.1.a" and row[3] == "高" and row[4] == "不通过"
+    _, en, _ = run(capsys, "check", "--root", debian, "--lang", "en")
+    row = next(r for r in _rows(en) if r[1] == "l3-ia-empty-password")
+    assert row[3] == "critical" and row[4] == "pass"
+
+
+def test_csv_and_junit_speak_the_chosen_language(capsys, debian):
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv")
+    rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["l3-ia-no-rhosts"]["reason"] == "发现不应存在的文件: /etc/hosts.equiv"
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv", "--lang", "en")
+    rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["l3-ia-no-rhosts"]["reason"] == "found files that should not exist: /etc/hosts.equiv"
+    assert not CJK.search(out.split("\n", 1)[1].replace(rows["l3-ia-no-rhosts"]["title"], ""))
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit")
+    suites = ET.fromstring(out)
+    failure = suites.find(".//testcase[@name='l3-ac-inactive-lock']/failure")
+    assert failure.get("message") == "INACTIVE 为 -1，要求 ≥ 0" and "整改建议" in failure.text
+    manual = suites.find(".//testcase[@name='manual-d']/skipped")
+    assert manual.get("message").startswith("人工测评项，待核查")
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit", "--lang", "en")
+    assert not CJK.search(out)
+    suites = ET.fromstring(out)
+    assert suites.find(".//testcase[@name='l3-ac-inactive-lock']/failure").get("message") == \
+        "INACTIVE is -1, expected at least 0"
+    assert suites.find(".//testcase[@name='manual-d']/skipped").get("message").startswith("manual item, pending review")
+
+
+@pytest.mark.parametrize("ref", shipped())
+def test_no_two_checks_of_a_baseline_share_a_title(ref):
+    spec = load_baseline(ref)
+    for lang in ("zh", "en"):
+        titles = [c.title.get(lang) for _, _, c in spec.iter_checks()]
+        assert len(titles) == len(set(titles)), sorted({t for t in titles if titles.count(t) > 1})
+
+
+@pytest.mark.parametrize("expect, observed, where, kind, en, zh", [
+    ({"ge": 0}, "-1", "PASS_MAX_DAYS", "config.value", "PASS_MAX_DAYS is -1, expected at least 0",
+     "PASS_MAX_DAYS 为 -1，要求 ≥ 0"),
+    ({"empty": True}, ["/etc/hosts.equiv"], "", "file.exists", "found files that should not exist: /etc/hosts.equiv",
+     "发现不应存在的文件: /etc/hosts.equiv"),
+    ({"empty": True}, ["/etc/passwd"], "", "audit.watch", "not watched by any audit rule: /etc/passwd",
+     "未被审计规则监视: /etc/passwd"),
+    ({"empty": False}, [], "", None, "nothing found, at least one is required", "未发现任何项，要求至少一项"),
+    ({"in": ["no"]}, "prohibit-password", "PermitRootLogin", "sshd.option",
+     "PermitRootLogin is prohibit-password, expected no", "PermitRootLogin 为 prohibit-password，要求为 no"),
+    ({"each": {"mode_max": "0600"}}, [{"path": "/etc/ssh/sshd_config", "mode": "0644"}], "", "file.mode", None, None),
+    ({"le": 90}, None, "PASS_MAX_DAYS", "config.value", "PASS_MAX_DAYS is not set, expected at most 90",
+     "PASS_MAX_DAYS 未设置，要求 ≤ 90"),
+])
+def test_reasons_read_as_an_assessor_writes_them(expect, observed, where, kind, en, zh):
+    if expect.get("each"):  # file.mode: the mode lives in a field of each file's entry
+        expect = {"each": {"fields": {"mode": expect["each"]}}}
+        en = "/etc/ssh/sshd_config has mode 0644, more permissive than 0600 (extra bits 0044)"
+        zh = "/etc/ssh/sshd_config 权限为 0644，宽于 0600（多出 0044）"
+    reason = explain(Expect.model_validate(expect), observed, where, kind)
+    assert (reason.en, reason.zh) == (en, zh)
