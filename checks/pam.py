@@ -19,10 +19,12 @@ from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, ProbeError, evidence, probe
 
 from ._parse import conf_dir_files, read_lines, strip_comment, to_int
+from .pam_stack import MAX_DEPTH, PAM_DIRS, TYPES, Chain, Handler, Outcome, Path, any_code, chain, explore
+from .pam_stack import logical_lines as _logical_lines
+from .pam_stack import module_name
+from .pam_stack import service_path as _service_path
+from .pam_stack import tokens as _tokens
 
-PAM_DIRS = ("/etc/pam.d", "/usr/lib/pam.d")
-MAX_DEPTH = 32
-TYPES = ("auth", "account", "password", "session")
 FAMILY_SERVICES = {
     "rhel": {t: ["system-auth", "password-auth"] for t in TYPES},
     # docs/probes.md names common-auth for account too, but Debian keeps that stack in common-account
@@ -52,61 +54,6 @@ class PamStack:
     path: Optional[str]  # None: service file absent
     lines: list[PamLine]
     problems: list[Evidence]  # include targets that do not exist
-
-
-def module_name(module: str) -> str:
-    base = module.rsplit("/", 1)[-1]
-    return base[:-3] if base.endswith(".so") else base
-
-
-def _service_path(ctx: ProbeContext, name: str) -> Optional[str]:
-    if name.startswith("/"):
-        return name if ctx.host.exists(name) else None
-    for directory in PAM_DIRS:
-        candidate = f"{directory}/{name}"
-        if ctx.host.exists(candidate):
-            return candidate
-    return None
-
-
-def _logical_lines(lines: list[str]):
-    """(first line number, text) with `\\` continuations joined and `#` comments removed."""
-    buf, start = "", 0
-    for number, raw in enumerate(lines, 1):
-        if not buf:
-            start = number
-        if raw.endswith("\\"):
-            buf += raw[:-1] + " "
-            continue
-        buf += raw
-        text = buf.split("#", 1)[0].strip()  # Linux-PAM cuts a comment anywhere on the line
-        buf = ""
-        if text:
-            yield start, text
-    if buf.strip():
-        yield start, buf.split("#", 1)[0].strip()
-
-
-def _tokens(text: str) -> list[str]:
-    """Split on whitespace; `[...]` (a control, or an arg containing spaces) is one token."""
-    out, i, n = [], 0, len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-            continue
-        if text[i] == "[":
-            j = i + 1
-            while j < n and not (text[j] == "]" and text[j - 1] != "\\"):
-                j += 1
-            out.append(text[i:j + 1])
-            i = j + 1
-            continue
-        j = i
-        while j < n and not text[j].isspace():
-            j += 1
-        out.append(text[i:j])
-        i = j
-    return out
 
 
 def load_stack(ctx: ProbeContext, service: str) -> PamStack:
@@ -299,3 +246,244 @@ def pam_module(ctx: ProbeContext, params: PamModuleParams) -> Observation:
             row["classes_required"] = max(minclass, negative)
         rows.append(row)
     return Observation(observed=rows, evidence=ev, note="; ".join(notes) or None)
+
+
+# ---- what the effective stacks do ------------------------------------------------------------------------
+# pam.lockout / pam.complexity / pam.nullok run the service's stack (checks/pam_stack.py) in a scenario and
+# answer from every way through it, so position, control and jumps count, not the presence of a line.
+
+LOCK_MODULES = ("pam_faillock", "pam_tally2", "pam_tally")
+QUALITY_MODULES = ("pam_pwquality", "pam_cracklib", "pam_passwdqc")
+# Modules that only set up the environment or the session: they succeed or step aside.
+_BENIGN = {"pam_env", "pam_faildelay", "pam_nologin", "pam_keyinit", "pam_loginuid", "pam_group", "pam_cap",
+           "pam_mail", "pam_motd", "pam_lastlog", "pam_umask", "pam_limits", "pam_warn", "pam_echo",
+           "pam_systemd", "pam_selinux", "pam_namespace", "pam_xauth", "pam_mkhomedir", "pam_tty_audit",
+           "pam_issue", "pam_shells"}
+AUTH_SERVICES = ["sshd", "login", "su"]
+PASSWORD_SERVICES = ["passwd"]
+
+
+def _faillock_mode(h: Handler) -> str:
+    mode = "preauth"  # pam_faillock's default action; the last mode argument wins (args_parse)
+    for arg in h.args:
+        if arg in ("preauth", "authfail", "authsucc"):
+            mode = arg
+    return mode
+
+
+def _auth_behaviour(locked: bool, password_ok: bool, empty: bool = False):
+    """Auth modules for one person who is not root: account locked or not, right password or not; `empty`:
+    the account has an empty password and the person enters nothing."""
+
+    def behave(h: Handler, _state) -> list[Outcome]:
+        if h.name == "pam_faillock":
+            if locked:
+                return [Outcome("auth_err")]  # check_tally: every mode refuses a locked account
+            mode = _faillock_mode(h)
+            return [Outcome("ignore", event="counted")] if mode == "authfail" else [Outcome("success")]
+        if h.name in ("pam_tally2", "pam_tally"):
+            return [Outcome("auth_err")] if locked else [Outcome("success", event="counted")]
+        if h.name == "pam_unix":
+            if empty:
+                ok = any(a in ("nullok", "nullok_secure") for a in h.args)
+                return [Outcome("success", event="empty-accepted")] if ok else [Outcome("auth_err")]
+            return [Outcome("success", event="password")] if password_ok else \
+                [Outcome("auth_err", event="password-failed")]
+        if h.name == "pam_deny":
+            return [Outcome("auth_err")]
+        if h.name == "pam_permit":
+            return [Outcome("success")]
+        if h.name == "pam_rootok":
+            return [Outcome("auth_err")]  # the person is not root
+        if h.name in _BENIGN:
+            return [Outcome("success"), Outcome("ignore")]
+        return any_code(h)
+
+    return behave
+
+
+def _password_behaviour(update: bool):
+    """Password modules when a person who is not root (or root under enforce_for_root) picks a weak new
+    password. State: the new password libpam holds (PAM_AUTHTOK), "" or "weak"."""
+
+    def behave(h: Handler, state) -> list[Outcome]:
+        authtok = dict(state).get("authtok", "")
+        use_authtok = "use_authtok" in h.args
+        if not update:  # PAM_PRELIM_CHECK: nothing is asked or stored yet
+            if h.name == "pam_deny":
+                return [Outcome("authtok_err", state)]
+            if h.name in _BENIGN or h.name in QUALITY_MODULES + ("pam_unix", "pam_permit", "pam_pwhistory"):
+                return [Outcome("success", state)]
+            return any_code(h, ("success", "authtok_err", "ignore"))
+        if h.name in QUALITY_MODULES:  # refuses the weak password and drops it (pam_set_item(AUTHTOK, NULL))
+            return [Outcome("authtok_err", (("authtok", ""),), "refused")]
+        if h.name in ("pam_unix", "pam_pwhistory"):
+            if not authtok:
+                if use_authtok:
+                    return [Outcome("authtok_err", state)]  # nothing approved to use
+                authtok = "weak"  # prompts on its own and takes what the person types
+            new = (("authtok", authtok),)
+            return [Outcome("success", new, "stored-weak" if h.name == "pam_unix" else "")]
+        if h.name == "pam_deny":
+            return [Outcome("authtok_err", state)]
+        if h.name == "pam_permit":
+            return [Outcome("success", state)]
+        if h.name in _BENIGN:
+            return [Outcome("success", state), Outcome("ignore", state)]
+        return [Outcome(o.code, state) for o in any_code(h, ("success", "authtok_err", "ignore"))]
+
+    return behave
+
+
+def _path_ev(path: Path, label: str) -> list[Evidence]:
+    out = [evidence(path.steps[0][0].path if path.steps else "pam", f"{label}: {path.describe()}")]
+    out.extend(h.ev(f"  -> {o.code}") for h, o in path.steps)
+    return out
+
+
+def _where(c: Chain) -> str:
+    if c.path is None:
+        return f"no {PAM_DIRS[0]}/{c.service} and no {PAM_DIRS[0]}/other"
+    return f"{c.path} (no file of its own; libpam uses other)" if c.fallback else c.path
+
+
+def _module_row(ctx: ProbeContext, c: Chain, names: tuple[str, ...], ev: list[Evidence]) -> dict[str, object]:
+    """Arguments of the first of `names` in the chain, merged over its lines, with its config file filled in."""
+    found = [h for h in c.handlers if h.kind == "module" and h.name in names]
+    if not found:
+        return {"module": None, "control": None}
+    first = found[0]
+    same = [h for h in found if h.name == first.name]
+    args: dict[str, object] = {}
+    for h in same:
+        for key, value in parse_args(h.args).items():
+            args.setdefault(key, value)
+    on_line = set(args)
+    for key, value, path, number, text in _conf_settings(ctx, _module_conf(ctx, first.name, args)):
+        if key in _RESERVED or key in on_line or key in ("enforced", "why", "nullok"):
+            continue
+        args[key] = value
+        ev.append(evidence(path, f"[{c.service}] {text} (fills {key} for {first.name})", number))
+    row: dict[str, object] = {"module": first.name, "control": first.control}
+    row.update({k: v for k, v in args.items() if k not in ("enforced", "why")})
+    if first.name in ("pam_pwquality", "pam_cracklib"):
+        minclass = to_int(args.get("minclass")) or 0
+        negative = sum(1 for cr in _CREDITS if (to_int(args.get(cr)) or 0) < 0)
+        row["classes_required"] = max(minclass, negative)
+    return row
+
+
+class PamEffectiveParams(Strict):
+    services: Optional[list[str]] = None
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        return PamModuleParams._services(v)
+
+
+def _nobody_why(c: Chain, what: str) -> str:
+    if c.path is None:
+        return f"no PAM configuration for {c.service} and no other: libpam lets nobody {what}"
+    return f"nobody can {what} through this stack (see the way shown), so there is nothing to enforce"
+
+
+def _nobody(c: Chain, behave) -> Optional[Path]:
+    """None when someone with the right credentials gets through; else a failing path to show."""
+    paths = explore(c.handlers, behave)
+    return None if any(p.status == "success" for p in paths) else paths[0]
+
+
+@probe("pam.lockout", PamEffectiveParams)
+def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
+    """Per service: does a failed-login lockout hold on the effective auth stack? {service, enforced, why,
+    module, control, <lockout args>}."""
+    rows, ev = [], []
+    for service in params.services or AUTH_SERVICES:
+        c = chain(ctx, service, "auth")
+        ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}", f"[{service}] auth stack read from {_where(c)}"))
+        row: dict[str, object] = {"service": service}
+        row.update(_module_row(ctx, c, LOCK_MODULES, ev))
+        locks = [h for h in c.handlers if h.kind == "module" and h.name in LOCK_MODULES]
+        ev.extend(h.ev(f"  [{service}]") for h in locks)
+        blocked = _nobody(c, _auth_behaviour(locked=False, password_ok=True))
+        if blocked is not None:
+            row.update(enforced=True, why=_nobody_why(c, "authenticate"))
+            ev.extend(_path_ev(blocked, f"[{service}] the right password is refused"))
+            rows.append(row)
+            continue
+        if not locks:
+            row.update(enforced=False, why="no pam_faillock or pam_tally2 in the effective auth stack")
+            rows.append(row)
+            continue
+        bypass = next((p for p in explore(c.handlers, _auth_behaviour(locked=True, password_ok=True))
+                       if p.status == "success"), None)
+        if bypass is not None:
+            row.update(enforced=False, why="a locked account still logs in with its password: "
+                       + bypass.describe())
+            ev.extend(_path_ev(bypass, f"[{service}] locked account gets in"))
+            rows.append(row)
+            continue
+        uncounted = next((p for p in explore(c.handlers, _auth_behaviour(locked=False, password_ok=False))
+                          if p.status != "success" and "password-failed" in p.events()
+                          and "counted" not in p.events()), None)
+        if uncounted is not None:
+            row.update(enforced=False, why="a wrong password is never counted (no pam_faillock authfail or "
+                       "pam_tally2 on this way): " + uncounted.describe())
+            ev.extend(_path_ev(uncounted, f"[{service}] failure not counted"))
+            rows.append(row)
+            continue
+        row.update(enforced=True, why="every way through the stack refuses a locked account and counts a "
+                   "wrong password")
+        rows.append(row)
+    return Observation(observed=rows, evidence=ev)
+
+
+@probe("pam.complexity", PamEffectiveParams)
+def pam_complexity(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
+    """Per service: is a weak new password refused by the effective password stack? {service, enforced,
+    why, module, control, <quality args>, classes_required}."""
+    rows, ev = [], []
+    for service in params.services or PASSWORD_SERVICES:
+        c = chain(ctx, service, "password")
+        ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}",
+                           f"[{service}] password stack read from {_where(c)}"))
+        row: dict[str, object] = {"service": service}
+        row.update(_module_row(ctx, c, QUALITY_MODULES, ev))
+        ev.extend(h.ev(f"  [{service}]") for h in c.handlers if h.kind == "module" and h.name in QUALITY_MODULES)
+        prelim = _nobody(c, _password_behaviour(update=False))
+        if prelim is not None:
+            row.update(enforced=True, why=_nobody_why(c, "change a password"))
+            ev.extend(_path_ev(prelim, f"[{service}] preliminary check fails"))
+        elif row["module"] is None:
+            row.update(enforced=False, why="no pam_pwquality or pam_cracklib in the effective password stack")
+        else:
+            weak = next((p for p in explore(c.handlers, _password_behaviour(update=True))
+                         if "stored-weak" in p.events()), None)
+            if weak is not None:
+                row.update(enforced=False, why="a weak password is stored anyway: " + weak.describe())
+                ev.extend(_path_ev(weak, f"[{service}] weak password stored"))
+            else:
+                row.update(enforced=True, why="every way that stores a password goes through the quality check")
+        rows.append(row)
+    return Observation(observed=rows, evidence=ev)
+
+
+@probe("pam.nullok", PamEffectiveParams)
+def pam_nullok(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
+    """Per service: does an account with an empty password get in with nothing typed? {service, nullok, why}."""
+    rows, ev = [], []
+    for service in params.services or AUTH_SERVICES:
+        c = chain(ctx, service, "auth")
+        ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}", f"[{service}] auth stack read from {_where(c)}"))
+        ev.extend(h.ev(f"  [{service}]") for h in c.handlers if h.kind == "module" and h.name == "pam_unix")
+        empty = next((p for p in explore(c.handlers, _auth_behaviour(False, False, empty=True))
+                      if p.status == "success" and "empty-accepted" in p.events()), None)
+        if empty is None:
+            rows.append({"service": service, "nullok": False,
+                         "why": "no way through the stack accepts an empty password"})
+        else:
+            rows.append({"service": service, "nullok": True,
+                         "why": "pam_unix nullok lets an empty password in: " + empty.describe()})
+            ev.extend(_path_ev(empty, f"[{service}] empty password accepted"))
+    return Observation(observed=rows, evidence=ev)

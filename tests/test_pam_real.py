@@ -1,0 +1,196 @@
+"""PAM verdicts checked against the real libpam: `pamtester` runs each stack inside a private mount namespace
+where a copy of /etc (with the stack under test in /etc/pam.d and a test user with a known password) is
+bound over /etc, so the host's own /etc is never written. sentinel's pam.lockout / pam.complexity /
+pam.nullok read the same files from an offline root and must agree with what libpam did.
+
+Needs root, `unshare` and `pamtester` (apt: pamtester libpam-pwquality); skipped with the reason otherwise.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sentinel.hostview import RootHost
+from sentinel.probe import ProbeContext, registry
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare --mount and pam_unix reading /etc/shadow"),
+    pytest.mark.skipif(not shutil.which("pamtester"), reason="pamtester not installed (apt-get install pamtester)"),
+    pytest.mark.skipif(not shutil.which("unshare"), reason="unshare (util-linux) not installed"),
+]
+
+USER, PASSWORD = "h7pamtest", "Right-Pass-42"
+
+
+def _hash(password: str) -> str:
+    out = subprocess.run(["openssl", "passwd", "-6", "-salt", "h7salt", password], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
+class Lab:
+    """A copy of /etc to bind over /etc in a private mount namespace, and the same files as an offline root."""
+
+    def __init__(self, tmp: Path, pamd: dict[str, str], password_hash: str | None, security: dict[str, str]):
+        self.root = tmp / "root"
+        self.etc = self.root / "etc"
+        shutil.copytree("/etc", self.etc, symlinks=True)
+        shutil.rmtree(self.etc / "pam.d")
+        (self.etc / "pam.d").mkdir()
+        for name, text in pamd.items():
+            (self.etc / "pam.d" / name).write_text(text)
+        for name, text in security.items():
+            (self.etc / "security" / name).write_text(text)
+        (self.etc / "faillock-lab").mkdir(exist_ok=True)
+        with open(self.etc / "passwd", "a") as f:
+            f.write(f"{USER}:x:64123:64123::/nonexistent:/bin/sh\n")
+        with open(self.etc / "group", "a") as f:
+            f.write(f"{USER}:x:64123:\n")
+        with open(self.etc / "shadow", "a") as f:
+            f.write(f"{USER}:{password_hash if password_hash is not None else ''}:19000:0:99999:7:::\n")
+
+    def shadow_hash(self) -> str:
+        for line in (self.etc / "shadow").read_text().splitlines():
+            if line.startswith(USER + ":"):
+                return line.split(":")[1]
+        raise AssertionError("test user vanished from shadow")
+
+    def pamtester(self, service: str, op: str, inputs: list[str]) -> bool:
+        """One real pamtester call in a private mount namespace; True when libpam said yes."""
+        feed = "".join(i + "\n" for i in inputs)
+        script = (f"mount --bind {shlex.quote(str(self.etc))} /etc && "
+                  f"exec pamtester {shlex.quote(service)} {USER} {op}")
+        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                             input=feed, capture_output=True, text=True, timeout=60)
+        assert "mount:" not in run.stderr, run.stderr
+        return run.returncode == 0
+
+    def sentinel(self, kind: str, services: list[str]) -> dict[str, dict]:
+        pdef = registry()[kind]
+        host = RootHost(str(self.root))
+        ctx = ProbeContext(host=host, family=None, os_release={})
+        obs = pdef.func(ctx, pdef.params.model_validate({"services": services}))
+        return {row["service"]: row for row in obs.observed}
+
+
+FAILLOCK_CONF = "deny = 3\nunlock_time = 600\ndir = /etc/faillock-lab\nnodelay\n"
+
+GOOD_AUTH = """\
+auth required pam_faillock.so preauth
+auth [success=1 default=ignore] pam_unix.so nodelay
+auth [default=die] pam_faillock.so authfail
+auth sufficient pam_faillock.so authsucc
+auth requisite pam_deny.so
+"""
+UNIX_ONLY = """\
+auth [success=1 default=ignore] pam_unix.so nodelay
+auth requisite pam_deny.so
+auth required pam_permit.so
+"""
+
+
+def _lockout_holds(lab: Lab, service: str) -> bool:
+    """Real answer: after `deny` wrong passwords, is the right one refused?"""
+    assert lab.pamtester(service, "authenticate", [PASSWORD]), "the right password must work before any failure"
+    for _ in range(3):
+        assert not lab.pamtester(service, "authenticate", ["wrong-password"])
+    return not lab.pamtester(service, "authenticate", [PASSWORD])
+
+
+LOCKOUT_CASES = {
+    # the stock fix: preauth before pam_unix, authfail after it
+    "good": {"common-auth": GOOD_AUTH, "sshd": "@include common-auth\n"},
+    # issue 14: a sufficient pam_unix before the preauth line lets a locked account in
+    "sufficient-before-preauth": {"sshd": "auth sufficient pam_unix.so nodelay\n" + GOOD_AUTH},
+    # issue 14: sshd that no longer includes common-auth has no lockout, though common-auth has one
+    "sshd-without-common-auth": {"common-auth": GOOD_AUTH, "sshd": UNIX_ONLY},
+    # issue 14: the stack kept in a renamed include file that the services include still works
+    "renamed-include": {"site-auth": GOOD_AUTH, "common-auth": UNIX_ONLY, "sshd": "auth include site-auth\n"},
+    # a substack: `die` inside ends only the substack, but its failure still fails sshd
+    "substack": {"site-auth": GOOD_AUTH, "sshd": "auth substack site-auth\nauth required pam_permit.so\n"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOCKOUT_CASES))
+def test_lockout_verdict_matches_libpam(tmp_path: Path, case: str):
+    lab = Lab(tmp_path, LOCKOUT_CASES[case], _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+    row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
+    real = _lockout_holds(lab, "sshd")
+    assert row["enforced"] is real, (case, real, row["why"])
+
+
+def test_lockout_expected_answers_of_the_issue_cases(tmp_path: Path):
+    """The cases above are not vacuous: libpam's answers are the ones the issue reports."""
+    answers = {}
+    for case, pamd in LOCKOUT_CASES.items():
+        lab = Lab(tmp_path / case, pamd, _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+        answers[case] = _lockout_holds(lab, "sshd")
+    assert answers == {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
+                       "renamed-include": True, "substack": True}
+
+
+def test_jump_onto_pam_deny_lets_nobody_in(tmp_path: Path):
+    """[success=1] over the authfail line lands on `requisite pam_deny`: libpam refuses the right password,
+    and sentinel says nobody authenticates (so the lockout question has nothing to lock)."""
+    stack = ("auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so nodelay\n"
+             "auth [default=die] pam_faillock.so authfail\nauth requisite pam_deny.so\nauth required pam_permit.so\n")
+    lab = Lab(tmp_path, {"sshd": stack}, _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+    assert not lab.pamtester("sshd", "authenticate", [PASSWORD])
+    row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
+    assert row["enforced"] is True and "nobody can authenticate" in row["why"]
+
+
+@pytest.mark.parametrize("nullok", [True, False])
+def test_nullok_matches_libpam(tmp_path: Path, nullok: bool):
+    stack = (f"auth [success=1 default=ignore] pam_unix.so nodelay{' nullok' if nullok else ''}\n"
+             "auth requisite pam_deny.so\nauth required pam_permit.so\n")
+    lab = Lab(tmp_path, {"common-auth": stack, "login": "@include common-auth\n"}, None, {})
+    real = lab.pamtester("login", "authenticate", [""])
+    assert real is nullok
+    assert lab.sentinel("pam.nullok", ["login"])["login"]["nullok"] is real
+
+
+WEAK = "abcdefgh"  # one character class: pwquality minclass=3 refuses it
+PWQ = "pam_pwquality.so retry=1 minclass=3 enforce_for_root"  # enforce_for_root: pamtester runs as root
+COMPLEXITY_CASES = {
+    "requisite-use-authtok": f"password requisite {PWQ}\n"
+                             "password [success=1 default=ignore] pam_unix.so use_authtok yescrypt\n"
+                             "password requisite pam_deny.so\npassword required pam_permit.so\n",
+    # issue 14: optional pwquality, and pam_unix prompts on its own
+    "optional-unix-prompts": f"password optional {PWQ}\n"
+                             "password [success=1 default=ignore] pam_unix.so yescrypt\n"
+                             "password requisite pam_deny.so\npassword required pam_permit.so\n",
+    "optional-use-authtok": f"password optional {PWQ}\n"
+                            "password [success=1 default=ignore] pam_unix.so use_authtok yescrypt\n"
+                            "password requisite pam_deny.so\npassword required pam_permit.so\n",
+    "required-unix-prompts": f"password required {PWQ}\npassword required pam_unix.so yescrypt\n",
+    "requisite-unix-prompts": f"password requisite {PWQ}\npassword required pam_unix.so yescrypt\n",
+    "history-prompts-first": "password required pam_pwhistory.so\n"
+                             f"password optional {PWQ} use_authtok\npassword required pam_unix.so use_authtok\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMPLEXITY_CASES))
+def test_complexity_verdict_matches_libpam(tmp_path: Path, case: str):
+    lab = Lab(tmp_path, {"common-password": COMPLEXITY_CASES[case], "passwd": "@include common-password\n"},
+              _hash(PASSWORD), {})
+    before = lab.shadow_hash()
+    lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
+    stored = lab.shadow_hash() != before  # the weak password was written, whatever passwd said
+    row = lab.sentinel("pam.complexity", ["passwd"])["passwd"]
+    assert row["enforced"] is (not stored), (case, stored, row["why"])
+
+
+def test_complexity_cases_cover_both_answers(tmp_path: Path):
+    stored = {}
+    for case in ("requisite-use-authtok", "optional-unix-prompts"):
+        lab = Lab(tmp_path / case, {"passwd": COMPLEXITY_CASES[case]}, _hash(PASSWORD), {})
+        before = lab.shadow_hash()
+        lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
+        stored[case] = lab.shadow_hash() != before
+    assert stored == {"requisite-use-authtok": False, "optional-unix-prompts": True}
