@@ -233,7 +233,11 @@ def up(
                f"admin token in {token_file}; state in {state}", err=True)
     typer.echo(f"sentinel up: serving plain HTTP on loopback ({host}) only: other hosts cannot reach it; for agents "
                "on other hosts run `sentinel collector init` and `sentinel collector` (TLS)", err=True)
+    from .collector.metrics import metrics_token_path
+
+    token_path = metrics_token_path(collector.settings)
     typer.echo(f"sentinel up: Prometheus metrics at {collector.url}/metrics"
+               + (f" (Authorization: Bearer, token in {token_path})" if token_path else "")
                + ("; pushing events as " + str(collector.settings.alerting_config)
                   if collector.settings.alerting_config else ""), err=True)
     typer.echo(f"sentinel up: checking this host with {baseline} every {interval:g} s, one line per run; "

@@ -81,7 +81,8 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
     with TestClient(_app(db, tmp_path, max_body_bytes=64 * 1024, metrics_cache_seconds=0)) as client:
         agent = world.enroll(client, "非税收入管理系统", "web-1")
         other = world.enroll(client, "非税收入管理系统", "web-2")
-        before = _samples(client.get("/metrics").text)
+        scrape = bearer((tmp_path / "state" / "metrics-token").read_text().strip())  # made at start
+        before = _samples(client.get("/metrics", headers=scrape).text)
         # every kind and reason is exposed from the start, at 0, so increase() sees the first one
         for kind in KINDS:
             assert before[("sentinel_ingest_reports_total", (("kind", kind),))] == 0
@@ -119,7 +120,7 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
                            headers=bearer(admin)).status_code == 200
         post(*sign(other.key, envelope(other.agent_id, make_report({"a": "pass"}))), 403)  # revoked
 
-        response = client.get("/metrics")
+        response = client.get("/metrics", headers=scrape)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
         after = _samples(response.text)
@@ -127,7 +128,7 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
     accepted = {k: after[("sentinel_ingest_reports_total", (("kind", k),))] for k in KINDS}
     assert accepted == {"host_report": 2, "inventory": 1, "utilisation": 1}
     rejected = {r: after[("sentinel_ingest_errors_total", (("reason", r),))] for r in REASONS}
-    assert rejected == {**dict.fromkeys(REASONS, 1), "other": 0}
+    assert rejected == {**dict.fromkeys(REASONS, 1), "other": 0, "rate_limited": 0}  # 429s: test_collector_gate.py
     # and the stored state: the report's score and failing check, labelled with names
     sl = (("department", "财政局"), ("host", "web-1"), ("system", "非税收入管理系统"))
     assert after[("sentinel_host_score", sl)] == 71.5
@@ -144,7 +145,30 @@ def test_rejection_reasons_are_a_closed_vocabulary():
     assert rejection_reason(418, "teapot") == "other"
 
 
-def test_metrics_token_is_off_by_default_and_checked_when_set(world, tmp_path):
+def test_metrics_needs_a_token_by_default(world, tmp_path):
+    """Issue 20: /metrics names every department's systems and scores, and used to be open by default."""
+    with TestClient(_app(world.db, tmp_path)) as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and "Bearer" in refused.json()["detail"]
+        made = tmp_path / "state" / "metrics-token"
+        assert made.stat().st_mode & 0o777 == 0o600
+        generated = made.read_text().strip()
+        assert len(generated) >= 32
+        assert client.get("/metrics", headers=bearer(generated)).status_code == 200
+    # the same token on the next start (Prometheus keeps its copy), from a chosen file too
+    with TestClient(_app(world.db, tmp_path)) as client:
+        assert client.get("/metrics", headers=bearer(generated)).status_code == 200
+    chosen = tmp_path / "prometheus-token"
+    chosen.write_text("chosen-token-0123456789abcdef\n")
+    with TestClient(_app(world.db, tmp_path, metrics_token_file=chosen)) as client:
+        assert client.get("/metrics", headers=bearer(generated)).status_code == 401
+        assert client.get("/metrics", headers=bearer("chosen-token-0123456789abcdef")).status_code == 200
+    # open only when asked for by name
+    with TestClient(_app(world.db, tmp_path, metrics_open=True)) as client:
+        assert client.get("/metrics").status_code == 200
+
+
+def test_metrics_token_is_checked_when_set(world, tmp_path):
     token = "metrics-token-0123456789abcdef"
     with TestClient(_app(world.db, tmp_path, metrics_token=token)) as client:
         assert client.get("/metrics").status_code == 401
@@ -155,8 +179,10 @@ def test_metrics_token_is_off_by_default_and_checked_when_set(world, tmp_path):
         # OpenMetrics when asked for, as Prometheus does
         om = client.get("/metrics", headers={**bearer(token), "Accept": "application/openmetrics-text; version=1.0.0"})
         assert om.headers["content-type"].startswith("application/openmetrics-text") and om.text.endswith("# EOF\n")
-    with TestClient(_app(world.db, tmp_path)) as client:
-        assert client.get("/metrics").status_code == 200
+    # a set token wins over metrics_open and no token file is made
+    with TestClient(_app(world.db, tmp_path / "other", metrics_token=token, metrics_open=True)) as client:
+        assert client.get("/metrics").status_code == 401
+    assert not (tmp_path / "other" / "state" / "metrics-token").exists()
     with pytest.raises(ValueError, match="metrics_token"):
         CollectorSettings(state_dir=tmp_path, metrics_token="short")
     assert token not in repr(CollectorSettings(state_dir=tmp_path, metrics_token=token))
@@ -198,7 +224,10 @@ def test_sentinel_up_is_scraped_by_a_real_prometheus(tmp_path):
         assert system_score is not None
         assert "/metrics" in log.read_text(), "sentinel up does not say where its metrics are"
 
-        live = http.get("/metrics")
+        assert http.get("/metrics").status_code == 401, "sentinel up serves /metrics without its token"
+        token_file = state / "metrics-token"
+        assert str(token_file) in log.read_text(), "sentinel up does not say where its metrics token is"
+        live = http.get("/metrics", headers=bearer(token_file.read_text().strip()))
         assert live.status_code == 200
         _promtool_check(live.content)
 
@@ -206,6 +235,7 @@ def test_sentinel_up_is_scraped_by_a_real_prometheus(tmp_path):
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: sentinel-up
+    authorization: {{credentials_file: "{token_file}"}}
     static_configs: [{{targets: ["{LOOPBACK}:{port}"]}}]
 """
         (tmp_path / "prom").mkdir()

@@ -1,12 +1,15 @@
 """The collector's FastAPI application: `create_app(settings)`.
 
 Everything lives under /api/v1; the OpenAPI document is /api/v1/openapi.json. Refusals (401, 403,
-413, 422 on writes, and every refused agent request) are written to the audit log.
+413, 422 on writes, and every refused agent request) are written to the audit log, repeated ones of one
+kind from one address as one row with a count (audit.RefusalLog). The agent endpoints are gated before
+their bodies are read (gate.py); credentials in a URL are refused and kept out of the access log (urlguard.py).
 """
 from __future__ import annotations
 
 import gc
 import logging
+from contextlib import asynccontextmanager
 from typing import Optional
 
 from fastapi import FastAPI, Request
@@ -16,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, signing
-from ..store.db import Database, ensure_current
-from . import audit, events_publisher, metrics
+from ..store.db import Database, ensure_current, private_dir
+from . import audit, events_publisher, metrics, urlguard
 from .errors import ApiError
+from .gate import AgentGate
 from .ingest import Ingestor
 from .limits import BodyLimit, BodyTooLarge
 from .settings import CollectorSettings
@@ -65,6 +69,7 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
                         pg_synchronous_commit=settings.pg_synchronous_commit, pool_size=settings.pool_size)
     if check_schema:
         ensure_current(db)
+    private_dir(settings.state_dir)  # 0700: keys, tokens and (SQLite) the database live there
     key = load_or_create_signing_key(settings)
 
     app = FastAPI(title="sentinel collector", version=__version__,
@@ -79,6 +84,14 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
     from .routers.assessments import upload_limit
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API)])
+    # added last, so they run first: refusals that need no body are made before anything reads one
+    app.add_middleware(AgentGate, db=db, settings=settings)
+    app.add_middleware(urlguard.NoSecretsInUrl, db=db)
+    urlguard.install_access_log_filter()
+    refusal_log = audit.aggregate_refusals(db, settings.audit_refusal_window)
+    app.state.refusal_log = refusal_log
+    if refusal_log is not None:
+        _flush_on_shutdown(app, refusal_log)
 
     async def _refusal(request: Request, status: int, detail: str, extra: Optional[dict] = None) -> JSONResponse:
         await run_in_threadpool(audit.record_refusal, db, actor=_actor(request), action=_action(request),
@@ -122,6 +135,21 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
 
     scans.install(app, settings, db)  # network scans: routes, and their scheduler run with the app
     return app
+
+
+def _flush_on_shutdown(app: FastAPI, refusal_log: audit.RefusalLog) -> None:
+    """The counts of repeated refusals reach the audit log when the app stops."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a):
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            await run_in_threadpool(refusal_log.flush)
+
+    app.router.lifespan_context = lifespan
 
 
 def tune_gc() -> None:

@@ -6,18 +6,23 @@ reports accepted by kind and refused by reason since this process started, count
 endpoint answers (`observe_report`, called by routers/agent.py) and where the body-size limit refuses
 (app.py's 413 handler), so ingest.py itself carries no metrics code.
 
-/metrics names departments, systems and hosts. It is open by default (like most exporters, for a
-Prometheus on the same closed network); `metrics_token` (SENTINEL_COLLECTOR_METRICS_TOKEN) makes it ask
-for `Authorization: Bearer <token>`, which Prometheus sends with `authorization: {credentials_file: ...}`.
+/metrics names departments, systems, hosts and their scores, so it asks for `Authorization: Bearer <token>`
+(Prometheus: `authorization: {credentials_file: ...}`). The token is `metrics_token`
+(SENTINEL_COLLECTOR_METRICS_TOKEN) when set, else the one in `metrics_token_file` (default
+<state_dir>/metrics-token), made at the first start. Only `metrics_open` (an explicit choice) serves it
+without one (issue 20: it used to be open by default while the shipped unit listened on 0.0.0.0).
 """
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import os
+import secrets
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from fastapi import FastAPI, Request
@@ -37,7 +42,8 @@ log = logging.getLogger("sentinel.collector.metrics")
 KINDS = ("host_report", "inventory", "utilisation")
 #: why a report was refused; a fixed vocabulary so the `reason` label stays bounded. `other` is a
 #: refusal this table does not know yet (logged once with its status), never a silent gap.
-REASONS = ("size", "schema", "unknown_agent", "revoked", "signature", "agent_mismatch", "stale", "replay", "other")
+REASONS = ("size", "schema", "unknown_agent", "revoked", "signature", "agent_mismatch", "stale", "replay",
+           "rate_limited", "other")
 
 REPORTS_PATH = "/api/v1/agent/reports"
 
@@ -47,6 +53,8 @@ def rejection_reason(status: int, detail: str) -> str:
     answers with (tests/test_obs_collector.py drives every one of them through a real ingest)."""
     if status == 413:
         return "size"
+    if status == 429:
+        return "rate_limited"
     if status == 422:
         return "schema"
     if status == 403:
@@ -145,6 +153,48 @@ def _authorized(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def metrics_token_path(settings: CollectorSettings) -> Optional[Path]:
+    """The file the /metrics token is kept in, or None when the token is given as a value or not needed."""
+    if settings.metrics_token or settings.metrics_open:
+        return None
+    return settings.metrics_token_file or settings.state_dir / "metrics-token"
+
+
+def metrics_token(settings: CollectorSettings) -> Optional[str]:
+    """The token /metrics asks for, or None when `metrics_open` is set (and no metrics_token is)."""
+    if settings.metrics_token:
+        return settings.metrics_token
+    path = metrics_token_path(settings)
+    return _read_or_make_token(path) if path is not None else None
+
+
+def _read_or_make_token(path: Path) -> str:
+    """Read the token file, or make it: written to a temporary file (0600) and linked into place, so worker
+    processes starting together all end up with the one token and never read a half-written file."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    else:
+        if len(token) < 16:
+            raise ValueError(f"{path}: the metrics token must be at least 16 characters")
+        return token
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker was first: its token it is
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("made the /metrics token %s (give it to Prometheus as authorization.credentials_file)", path)
+    return path.read_text(encoding="utf-8").strip()
+
+
 def install(app: FastAPI) -> IngestCounters:
     """Add GET /metrics to the collector app and keep its ingest counters in `app.state.ingest_counters`."""
     settings: CollectorSettings = app.state.settings
@@ -156,7 +206,7 @@ def install(app: FastAPI) -> IngestCounters:
     # the store read may be shared by scrapes close together; the counters are always the current ones
     registry = make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot()}),
                              per_check=settings.metrics_per_check)
-    token: Optional[str] = settings.metrics_token
+    token = metrics_token(settings)
     app.state.ingest_counters = counters
 
     def metrics(request: Request) -> Response:

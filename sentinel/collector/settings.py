@@ -54,6 +54,20 @@ class CollectorSettings(BaseSettings):
     alerting_config: Optional[Path] = Field(
         default=None, description="event push configuration (YAML, docs/alerting.md); none: events are not pushed")
     events_poll_seconds: float = Field(default=2.0, gt=0, le=300, description="how often undelivered events are read")
+    metrics_open: bool = Field(default=False, description="serve /metrics without a token; only where no one but "
+                               "the monitoring system can reach the port (it names departments, systems, scores)")
+    metrics_token_file: Optional[Path] = Field(default=None, description="default: <state_dir>/metrics-token, made "
+                                               "(0600) at the first start when metrics_token is not set")
+    # agent endpoints: limits applied before a body is read (sentinel/collector/gate.py; docs/security.md)
+    source_rate: float = Field(default=50, ge=0, le=1e6, description="requests/s per source address on "
+                               "/api/v1/agent/* (0: no limit)")
+    source_burst: int = Field(default=200, ge=1, le=1_000_000)
+    refusal_cost: int = Field(default=10, ge=0, le=10_000, description="tokens a refused request takes from its "
+                              "source's bucket on top of its own one")
+    agent_rate: float = Field(default=2, ge=0, le=1e6, description="reports/s per agent (0: no limit)")
+    agent_burst: int = Field(default=120, ge=1, le=1_000_000)
+    audit_refusal_window: float = Field(default=60, ge=0, le=86400, description="refusals of one kind from one "
+                                        "address within this many seconds share one audit row with a count (0: a row each)")
 
     @field_validator("host")
     @classmethod

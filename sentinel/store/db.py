@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import logging
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
+
+log = logging.getLogger("sentinel.store")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -68,6 +72,43 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pg_synchronous_
     return engine
 
 
+def private_dir(path: Path) -> None:
+    """Make the directory `path` (0700) and any missing parents (0700 too, whatever the umask); an existing
+    one of ours that others may read is tightened to 0700 (it is a sentinel state directory)."""
+    missing = []
+    parent = path
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    _tighten(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Make `path` (and its directory) readable by its owner only: the directory 0700, the file 0600,
+    whatever the umask (issue 20: a collector run by hand made its database world-readable, and it holds
+    every department's results, hashed tokens and agent keys). SQLite gives the -wal and -shm files the
+    database file's permissions, so making the file first covers them. An existing file readable by
+    others is tightened to 0600 (it is this program's own database)."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        _tighten(path, 0o600)
+    else:
+        os.close(fd)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, mode)
+        log.warning("%s was open to other users (mode %o): now %o", path, stat.S_IMODE(st.st_mode), mode)
+
+
 def _sqlite_engine(url: str, path: Optional[str], synchronous: str) -> Engine:
     if not path or path == ":memory:":
         raise StoreError("SQLite needs a database file (sqlite:////path/to/sentinel.db); "
@@ -76,9 +117,9 @@ def _sqlite_engine(url: str, path: Optional[str], synchronous: str) -> Engine:
     if synchronous not in ("FULL", "NORMAL"):
         raise StoreError(f"sqlite synchronous {synchronous!r}: expected FULL or NORMAL")
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(path))
     except OSError as exc:
-        raise StoreError(f"SQLite database {path}: cannot create its directory: {exc.strerror or exc}") from None
+        raise StoreError(f"SQLite database {path}: cannot create it: {exc.strerror or exc}") from None
     engine = create_engine(url, json_serializer=_json_dumps, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
