@@ -110,8 +110,11 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
         post(*sign(agent.key, {**env, "body": make_report({"a": "pass"})}), 409)  # replay: same id, other body
         old = datetime.now(timezone.utc) - timedelta(hours=2)
         post(*sign(agent.key, envelope(agent.agent_id, make_report({"a": "pass"}), sent_at=old)), 400)  # stale
-        post(b"{not json", {"X-Sentinel-Agent": agent.agent_id, "Content-Type": "application/json"}, 422)  # schema
-        post(b"x" * (70 * 1024), {"X-Sentinel-Agent": agent.agent_id}, 413)  # size (refused by the body limit)
+        # (a known agent and a signature header: without them the gate refuses before the body is read)
+        post(b"{not json", {"X-Sentinel-Agent": agent.agent_id, "Content-Type": "application/json",
+                            "X-Sentinel-Signature": signing.sign(agent.key, b"{not json")}, 422)  # schema
+        post(b"x" * (70 * 1024), {"X-Sentinel-Agent": agent.agent_id, "X-Sentinel-Signature": "c2ln"},
+             413)  # size (refused by the body limit)
         post(*sign(agent.key, envelope("agent-unknown", make_report({"a": "pass"}))), 401)  # unknown_agent
         post(*sign(other.key, envelope(agent.agent_id, make_report({"a": "pass"})), agent_id=other.agent_id),
              400)  # agent_mismatch
