@@ -260,6 +260,8 @@ _BENIGN = {"pam_env", "pam_faildelay", "pam_nologin", "pam_keyinit", "pam_loginu
            "pam_systemd", "pam_selinux", "pam_namespace", "pam_xauth", "pam_mkhomedir", "pam_tty_audit",
            "pam_issue", "pam_shells"}
 AUTH_SERVICES = ["sshd", "login", "su"]
+# What an application takes as "authenticated": new_authtok_reqd is the right password, expired.
+GRANTED = ("success", "new_authtok_reqd")
 PASSWORD_SERVICES = ["passwd"]
 
 
@@ -391,7 +393,7 @@ def _nobody_why(c: Chain, what: str) -> str:
 def _nobody(c: Chain, behave) -> Optional[Path]:
     """None when someone with the right credentials gets through; else a failing path to show."""
     paths = explore(c.handlers, behave)
-    return None if any(p.status == "success" for p in paths) else paths[0]
+    return None if any(p.status in GRANTED for p in paths) else paths[0]
 
 
 @probe("pam.lockout", PamEffectiveParams)
@@ -417,7 +419,7 @@ def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
             rows.append(row)
             continue
         bypass = next((p for p in explore(c.handlers, _auth_behaviour(locked=True, password_ok=True))
-                       if p.status == "success"), None)
+                       if p.status in GRANTED), None)
         if bypass is not None:
             row.update(enforced=False, why="a locked account still logs in with its password: "
                        + bypass.describe())
@@ -425,7 +427,7 @@ def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
             rows.append(row)
             continue
         uncounted = next((p for p in explore(c.handlers, _auth_behaviour(locked=False, password_ok=False))
-                          if p.status != "success" and "password-failed" in p.events()
+                          if p.status not in GRANTED and "password-failed" in p.events()
                           and "counted" not in p.events()), None)
         if uncounted is not None:
             row.update(enforced=False, why="a wrong password is never counted (no pam_faillock authfail or "
@@ -478,7 +480,7 @@ def pam_nullok(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
         ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}", f"[{service}] auth stack read from {_where(c)}"))
         ev.extend(h.ev(f"  [{service}]") for h in c.handlers if h.kind == "module" and h.name == "pam_unix")
         empty = next((p for p in explore(c.handlers, _auth_behaviour(False, False, empty=True))
-                      if p.status == "success" and "empty-accepted" in p.events()), None)
+                      if p.status in GRANTED and "empty-accepted" in p.events()), None)
         if empty is None:
             rows.append({"service": service, "nullok": False,
                          "why": "no way through the stack accepts an empty password"})

@@ -334,14 +334,19 @@ CASES = [
     ("l3-ia-shell-timeout", ["600"], True), ("l3-ia-shell-timeout", ["601"], False),
     ("l3-ia-shell-timeout", ["0"], False), ("l3-ia-shell-timeout", [], False),
     ("l3-ia-shell-timeout", ["300", "900"], False),
-    ("l3-ia-login-lockout", [{"service": "system-auth", "module": "pam_faillock", "deny": 5, "unlock_time": 300}], True),
-    ("l3-ia-login-lockout", [{"service": "system-auth", "module": "pam_faillock", "deny": 3, "unlock_time": 0}], True),
-    ("l3-ia-login-lockout", [{"service": "system-auth", "module": "pam_faillock", "deny": 6, "unlock_time": 600}], False),
-    ("l3-ia-login-lockout", [{"service": "system-auth", "module": "pam_faillock", "deny": 0, "unlock_time": 600}], False),
-    ("l3-ia-login-lockout", [{"service": "common-auth", "module": "pam_tally2", "deny": 5, "unlock_time": 299}], False),
-    ("l3-ia-login-lockout", [{"service": "common-auth", "module": None, "control": None}], False),
-    ("l3-ia-pwquality-complexity", [{"service": "common-password", "module": "pam_pwquality", "classes_required": 2}], True),
-    ("l3-ia-pwquality-complexity", [{"service": "common-password", "module": "pam_pwquality", "classes_required": 1}], False),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 5, "unlock_time": 300}], True),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 3, "unlock_time": 0}], True),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 6, "unlock_time": 600}], False),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 0, "unlock_time": 600}], False),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 5, "unlock_time": 299}], False),
+    # the settings are right but a way through the stack bypasses them (issue 14)
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": False, "deny": 5, "unlock_time": 600}], False),
+    ("l3-ia-login-lockout", [{"service": "sshd", "enforced": False, "module": None, "control": None}], False),
+    ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": True, "classes_required": 2}], True),
+    ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": True, "classes_required": 1}], False),
+    ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": False, "classes_required": 3}], False),
+    ("l3-ia-pam-nullok", [{"service": "sshd", "nullok": False}, {"service": "login", "nullok": False}], True),
+    ("l3-ia-pam-nullok", [{"service": "sshd", "nullok": False}, {"service": "login", "nullok": True}], False),
     ("l3-ia-ssh-client-alive-interval", ["300"], True), ("l3-ia-ssh-client-alive-interval", ["0"], False),
     ("l3-ia-ssh-client-alive-count", ["0"], False), ("l3-ia-ssh-client-alive-count", ["3"], True),
     ("l3-ia-ssh-max-auth-tries", ["5"], True), ("l3-ia-ssh-max-auth-tries", ["4", "6"], False),
@@ -459,16 +464,23 @@ def test_login_lockout_from_faillock_conf(tmp_path, loaded):
     stack = ("auth required pam_env.so\nauth required pam_faillock.so preauth silent\n"
              "auth sufficient pam_unix.so\nauth [default=die] pam_faillock.so authfail\n")
     files = {"/etc/pam.d/system-auth": stack, "/etc/pam.d/password-auth": stack,
+             "/etc/pam.d/sshd": "auth substack password-auth\n", "/etc/pam.d/login": "auth substack system-auth\n",
+             "/etc/pam.d/su": "auth sufficient pam_rootok.so\nauth include system-auth\n",
              "/etc/security/faillock.conf": "deny = 5\nunlock_time = 600\neven_deny_root\n"}
     assert _run(tmp_path, loaded, "l3-ia-login-lockout", files).status == Status.PASS
     assert _run(tmp_path, loaded, "l3-ia-lockout-root", files).status == Status.PASS
     files["/etc/security/faillock.conf"] = "deny = 10\nunlock_time = 600\n"
     assert _run(tmp_path, loaded, "l3-ia-login-lockout", files).status == Status.FAIL
     assert _run(tmp_path, loaded, "l3-ia-lockout-root", files).status == Status.FAIL
+    # issue 14: the same settings, but a sufficient pam_unix ahead of preauth lets a locked account in
+    files["/etc/security/faillock.conf"] = "deny = 5\nunlock_time = 600\neven_deny_root\n"
+    files["/etc/pam.d/password-auth"] = "auth sufficient pam_unix.so\n" + stack
+    result = _run(tmp_path, loaded, "l3-ia-login-lockout", files)
+    assert result.status == Status.FAIL and "locked account still logs in" in str(result.observed)
 
 
 def test_password_quality_debian(tmp_path, loaded):
-    files = {"/etc/pam.d/common-password":
+    files = {"/etc/pam.d/passwd": "@include common-password\n", "/etc/pam.d/common-password":
              "password requisite pam_pwquality.so retry=3\npassword [success=1 default=ignore] pam_unix.so obscure "
              "use_authtok try_first_pass yescrypt\npassword requisite pam_deny.so\n",
              "/etc/security/pwquality.conf": "minlen = 8\ndcredit = -1\nucredit = -1\nenforce_for_root\n"}
