@@ -12,8 +12,9 @@ done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)
 # A CJK font so Chromium's screenshots and WeasyPrint's PDFs of the (Chinese) HTML reports show text, not boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
-# WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time.
-for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do
+# WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time; real PAM stacks are run with
+# pamtester and pam_pwquality (tests/test_pam_real.py).
+for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools; do
   dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'ok installed' || need+=("$lib")
 done
 if [ ${#need[@]} -gt 0 ]; then
