@@ -38,6 +38,9 @@ _registered: list[str] = []
 
 
 def _register() -> None:
+    from .cli_help import install
+
+    install()  # --help shows metavars, not <bool>/<list[str]> (sentinel/cli_help.py says why)
     # main() may run many times in one process (tests): add each module's commands once
     for name in _COMMAND_MODULES:
         if name not in _registered:

@@ -1,6 +1,7 @@
 """`sentinel check` and `sentinel baselines ...`: the host engine's commands."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -35,11 +36,11 @@ def _write(text: str, output: Optional[Path]) -> None:
 
 
 def check(
-    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", help="Shipped baseline id or a YAML file."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Check an offline root directory instead of this host."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json | csv | junit"),
-    lang: str = typer.Option("zh", "--lang", help="zh | en (table, csv, junit text)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE."),
+    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", metavar="ID|FILE", help="Shipped baseline id or a YAML file."),
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR", help="Check an offline root directory instead of this host."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="table|json|csv|junit", help="Output format."),
+    lang: str = typer.Option("zh", "--lang", metavar="zh|en", help="Language of the table, csv and junit text."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to FILE."),
 ) -> None:
     """Run a baseline on this host (or --root DIR). Exit 0: no failures; 1: failures or undetermined checks; 2: usage."""
     from . import render
@@ -51,10 +52,11 @@ def check(
         _fail_config(f"--format {fmt}: expected one of {', '.join(render.FORMATS)}")
     if lang not in ("zh", "en"):
         _fail_config(f"--lang {lang}: expected zh or en")
-    if root is not None and not root.is_dir():
-        _fail_config(f"--root {root}: not a directory")
+    if root is not None:
+        _check_root(root)
     spec = _load(baseline)
     report = run_baseline(spec, open_host(str(root) if root else None))
+    _privilege_hint(report, lang)
     if fmt == "json":
         _write(render.to_json(report), output)
     elif fmt == "csv":
@@ -68,6 +70,37 @@ def check(
             render.print_table(report, lang, file=fh)
     bad = [r for r in report.results if not r.waiver and r.status in (Status.FAIL, Status.ERROR)]
     raise typer.Exit(1 if bad else 0)
+
+
+def _check_root(root: Path) -> None:
+    """Refuse a --root that cannot be a system's root (no etc/); warn when it does not say which OS it is."""
+    if not root.is_dir():
+        _fail_config(f"--root {root}: not a directory")
+    if not (root / "etc").is_dir():
+        _fail_config(f"--root {root}: not a root filesystem: it has no etc/ directory (give the directory that "
+                     "holds the image's etc/, usr/ and var/)")
+    # lexists: etc/os-release is often an absolute symlink into the image's usr/, which must not be followed
+    # on this host
+    if not any(os.path.lexists(root / rel) for rel in ("etc/os-release", "usr/lib/os-release")):
+        typer.echo(f"warning: --root {root}: no etc/os-release or usr/lib/os-release; the OS is guessed from the "
+                   "package database if there is one, and checks for one OS family may be not_applicable", err=True)
+
+
+def _privilege_hint(report, lang: str) -> None:
+    """Once, when not root and checks could not read what they need: say that root is needed."""
+    from .model import Status
+
+    if os.geteuid() == 0:
+        return
+    denied = [r for r in report.results if r.status == Status.ERROR and "permission denied" in (r.reason or "")]
+    if not denied:
+        return
+    if lang == "zh":
+        typer.echo(f"提示: {len(denied)} 项检查因权限不足无法判定（如 {denied[0].check_id}）；请以 root 身份运行"
+                   "（sudo sentinel check ...）以得到完整结果。", err=True)
+    else:
+        typer.echo(f"hint: {len(denied)} check(s) could not be determined for lack of permission (e.g. "
+                   f"{denied[0].check_id}); run as root (sudo sentinel check ...) for a complete report.", err=True)
 
 
 baselines_app = typer.Typer(help="List, show and validate baselines.", no_args_is_help=True)
@@ -92,9 +125,9 @@ def baselines_list() -> None:
 
 @baselines_app.command("show")
 def baselines_show(
-    ref: str = typer.Argument(..., help="Baseline id or file."),
-    lang: str = typer.Option("zh", "--lang", help="zh | en"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    ref: str = typer.Argument(..., metavar="ID|FILE", help="Baseline id or file."),
+    lang: str = typer.Option("zh", "--lang", metavar="zh|en", help="Language of the tree."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="table|json", help="Output format."),
 ) -> None:
     """Control points, items and checks of a baseline (after extends and site overrides)."""
     spec = _load(ref)
@@ -119,7 +152,7 @@ def baselines_show(
 
 
 @baselines_app.command("validate")
-def baselines_validate(path: Path = typer.Argument(..., help="Baseline YAML file.")) -> None:
+def baselines_validate(path: Path = typer.Argument(..., metavar="FILE", help="Baseline YAML file.")) -> None:
     """Validate a baseline file; errors as file:line: message, exit 2."""
     spec = _load(str(path))
     items = sum(len(c.items) for c in spec.controls)

@@ -298,8 +298,8 @@ def system_add(
 
     with _admin(state_dir, database_url) as ctx:
         dept = admin.department_by_name(ctx.session, department)
-        spec = _validated(SystemIn, name=name, department_id=dept.id, title=title, level=level, s_grade=s_grade,
-                          a_grade=a_grade, owner=owner, zones=zone or [], scan_scope=scope or [])
+        spec = _validated(SystemIn, _SYSTEM_OPTIONS, name=name, department_id=dept.id, title=title, level=level,
+                          s_grade=s_grade, a_grade=a_grade, owner=owner, zones=zone or [], scan_scope=scope or [])
         system = admin.create_system(ctx, spec)
     typer.echo(f"system {system.name} (id {system.id}): level {system.level} {system.label}, department {department}")
 
@@ -386,13 +386,21 @@ def enroll_token_create(
     typer.echo(secret)
 
 
-def _validated(model, **values):
+def _validated(model, _options: Optional[dict] = None, **values):
+    """`values` validated by `model`; errors name the command-line option (`_options`: field -> option)."""
     from pydantic import ValidationError
+
+    from .cli_errors import validation_lines
 
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        _fail("\n".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()))
+        _fail("\n".join(validation_lines(exc, _options)))
+
+
+# system add: the SystemIn fields a person typed, by the option that set them
+_SYSTEM_OPTIONS = {"scan_scope": "--scope", "zones": "--zone", "level": "--level", "s_grade": "--s-grade",
+                   "a_grade": "--a-grade", "title": "--title", "owner": "--owner", "name": "NAME"}
 
 
 def register(app: typer.Typer) -> None:

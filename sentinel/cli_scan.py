@@ -17,6 +17,26 @@ from .model import Status
 
 DEFAULT_ZONE_BASELINE = "zone-egov-default"
 audit_log = logging.getLogger("sentinel.audit")
+# A refusal is printed once, as the command's error; the audit record goes to whatever handlers the host's
+# logging has. Without this, logging's last-resort handler printed the same refusal a second time on stderr.
+audit_log.addHandler(logging.NullHandler())
+
+
+# Scope fields by the option that sets them (a --scope-file names them itself: networks, hosts, ports)
+_SCOPE_OPTIONS = {"networks": "--scope", "hosts": "--scope", "ports": "--scope-ports"}
+_SCOPE_KEYS = {"networks": "networks", "hosts": "hosts", "ports": "ports"}
+
+
+def _ports(option: str, text: Optional[str]):
+    """parse_ports for one option; its error names the option and the value."""
+    from checks.network.scope import parse_ports
+
+    if not text:
+        return None
+    try:
+        return parse_ports(text)
+    except ValueError as exc:
+        raise ValueError(f"{option} {text!r}: {exc}") from None
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -25,33 +45,33 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def scan(
-    targets: list[str] = typer.Argument(..., help="IP addresses, CIDR blocks or host names to scan."),
-    scope: list[str] = typer.Option([], "--scope", help="Allowed network (CIDR) or address; repeat. Required "
+    targets: list[str] = typer.Argument(..., metavar="TARGET", help="IP addresses, CIDR blocks or host names to scan."),
+    scope: list[str] = typer.Option([], "--scope", metavar="CIDR|ADDRESS", help="Allowed network (CIDR) or address; repeat. Required "
                                                        "unless --scope-file is given."),
-    scope_file: Optional[Path] = typer.Option(None, "--scope-file", help="YAML scope: {name, networks, hosts, ports}."),
-    scope_ports: Optional[str] = typer.Option(None, "--scope-ports", help="Ports the scope allows (default all)."),
-    zone_baseline: str = typer.Option(DEFAULT_ZONE_BASELINE, "--zone-baseline", help="Zone baseline id or YAML file."),
-    zone: Optional[str] = typer.Option(None, "--zone", help="Zone of the targets (else from the baseline's networks)."),
-    scanner_zone: Optional[str] = typer.Option(None, "--scanner-zone",
+    scope_file: Optional[Path] = typer.Option(None, "--scope-file", metavar="FILE", help="YAML scope: {name, networks, hosts, ports}."),
+    scope_ports: Optional[str] = typer.Option(None, "--scope-ports", metavar="PORTS", help="Ports the scope allows (default all)."),
+    zone_baseline: str = typer.Option(DEFAULT_ZONE_BASELINE, "--zone-baseline", metavar="ID|FILE", help="Zone baseline id or YAML file."),
+    zone: Optional[str] = typer.Option(None, "--zone", metavar="ZONE", help="Zone of the targets (else from the baseline's networks)."),
+    scanner_zone: Optional[str] = typer.Option(None, "--scanner-zone", metavar="ZONE",
                                                help="Zone this scanner sits in: enables isolation checks."),
-    ports: Optional[str] = typer.Option(None, "--ports", "-p",
+    ports: Optional[str] = typer.Option(None, "--ports", "-p", metavar="PORTS",
                                         help="TCP ports, e.g. 22,80,8000-8100 (default: nmap top 1000 + DB/cache/"
                                              "management ports)."),
     udp: bool = typer.Option(False, "--udp", help="Also scan UDP (slow; default ports incl. 161 for SNMP)."),
-    udp_ports: Optional[str] = typer.Option(None, "--udp-ports", help="UDP ports (implies --udp)."),
-    rate: Optional[int] = typer.Option(None, "--rate", help="At most N packets per second (nmap --max-rate)."),
-    min_rate: Optional[int] = typer.Option(None, "--min-rate", help="At least N packets per second (nmap --min-rate)."),
-    max_hosts: Optional[int] = typer.Option(None, "--max-hosts", help="Hosts scanned in parallel (--max-hostgroup)."),
-    timing: int = typer.Option(4, "--timing", "-T", min=0, max=5, help="nmap timing template 0-5."),
+    udp_ports: Optional[str] = typer.Option(None, "--udp-ports", metavar="PORTS", help="UDP ports (implies --udp)."),
+    rate: Optional[int] = typer.Option(None, "--rate", metavar="N", help="At most N packets per second (nmap --max-rate)."),
+    min_rate: Optional[int] = typer.Option(None, "--min-rate", metavar="N", help="At least N packets per second (nmap --min-rate)."),
+    max_hosts: Optional[int] = typer.Option(None, "--max-hosts", metavar="N", help="Hosts scanned in parallel (--max-hostgroup)."),
+    timing: int = typer.Option(4, "--timing", "-T", min=0, max=5, metavar="N", help="nmap timing template 0-5."),
     no_version: bool = typer.Option(False, "--no-version", help="Skip nmap -sV service/version detection."),
     no_ping: bool = typer.Option(False, "--no-ping", help="Treat every target as up (nmap -Pn)."),
     connect_scan: bool = typer.Option(False, "--connect-scan",
                                       help="TCP connect scan (-sT) even with root (default as root: SYN scan -sS)."),
     icmp: bool = typer.Option(False, "--icmp", help="Also record ICMP reachability and TTL per host (scapy, root)."),
-    previous: Optional[Path] = typer.Option(None, "--previous", help="Earlier `--format json` report: emit diff events."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
-    lang: str = typer.Option("zh", "--lang", help="zh | en"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE."),
+    previous: Optional[Path] = typer.Option(None, "--previous", metavar="FILE", help="Earlier `--format json` report: emit diff events."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="table|json", help="Output format."),
+    lang: str = typer.Option("zh", "--lang", metavar="zh|en", help="Language of the table."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to FILE."),
 ) -> None:
     """Scan TARGETs for exposed services and score them against a zone baseline (targets must be in --scope)."""
     from pydantic import ValidationError
@@ -59,10 +79,11 @@ def scan(
     from checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
     from checks.network.engine import run_scan
     from checks.network.findings import ServiceFinding
-    from checks.network.scope import Scope, ScopeError, parse_ports
+    from checks.network.scope import Scope, ScopeError
     from checks.network.zones import load_zone_baseline
 
     from .baseline import BaselineError
+    from .cli_errors import validation_lines
 
     if fmt not in ("table", "json"):
         _fail(f"--format {fmt}: expected table or json")
@@ -86,12 +107,20 @@ def scan(
         else:
             _fail("no scope: give --scope CIDR (repeatable) or --scope-file FILE; nothing is scanned without one")
         options = ScanOptions(
-            tcp_ports=parse_ports(ports) if ports else None, udp=udp or bool(udp_ports),
-            udp_ports=parse_ports(udp_ports) if udp_ports else None, version_detection=not no_version,
+            tcp_ports=_ports("--ports", ports), udp=udp or bool(udp_ports),
+            udp_ports=_ports("--udp-ports", udp_ports), version_detection=not no_version,
             host_discovery=not no_ping, rate=RateLimit(packets_per_second=rate, max_hosts=max_hosts),
             timing=timing, min_rate=min_rate, icmp=icmp, connect_scan=connect_scan)
-    except (ValueError, ValidationError, OSError) as exc:
-        _fail(f"bad scope or options: {exc}")
+    except ValidationError as exc:
+        if scope_file is not None:  # the file's own keys name the field
+            lines = [f"--scope-file {scope_file}: {line}" for line in validation_lines(exc, _SCOPE_KEYS)]
+        else:
+            lines = validation_lines(exc, _SCOPE_OPTIONS)
+        _fail("\n".join(lines))
+    except OSError as exc:
+        _fail(f"--scope-file {scope_file}: {exc.strerror or exc}")
+    except ValueError as exc:  # parse_ports and Scope.from_cli name the option's value themselves
+        _fail(str(exc))
     try:
         baseline = load_zone_baseline(zone_baseline)
     except BaselineError as exc:

@@ -41,7 +41,7 @@ def test_bootstrap_commands(store_url, tmp_path, capsys):
     assert code == 2 and "higher of the S and A grades" in err
     code, _, err = run(capsys, "system", "add", "y", "--department", "health", "--level", "2", "--s-grade", "2",
                        "--a-grade", "1", "--scope", "10.1.0.1/16", *common)
-    assert code == 2 and "scan_scope" in err
+    assert code == 2 and "--scope '10.1.0.1/16': not a network in CIDR form" in err
     code, _, err = run(capsys, "system", "add", "z", "--department", "nope", "--level", "2", "--s-grade", "2",
                        "--a-grade", "1", *common)
     assert code == 2 and "department nope not found" in err

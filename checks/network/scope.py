@@ -102,11 +102,11 @@ class Scope(Strict):
     def _strict_networks(cls, value):
         # ip_network(strict=True) refuses 10.0.0.5/24: a scope with host bits set is ambiguous, say so.
         out = []
-        for item in value or []:
+        for i, item in enumerate(value or []):
             try:
                 out.append(ipaddress.ip_network(str(item), strict=True))
             except ValueError as exc:
-                raise ValueError(f"bad scope network {item!r}: {exc}") from None
+                raise ValueError(f"networks[{i}] {str(item)!r}: not a network in CIDR form ({exc})") from None
         return out
 
     @field_validator("ports", mode="before")
