@@ -111,3 +111,16 @@ def test_reasons_read_as_an_assessor_writes_them(expect, observed, where, kind, 
         zh = "/etc/ssh/sshd_config 权限为 0644，宽于 0600（多出 0044）"
     reason = explain(Expect.model_validate(expect), observed, where, kind)
     assert (reason.en, reason.zh) == (en, zh)
+
+
+def test_evidence_lines_use_the_reason_of_their_language(debian):
+    from exporters.evidence.common import result_line
+    from sentinel.engine import run_baseline
+    from sentinel.hostview import RootHost
+
+    report = run_baseline(load_baseline("dengbao-l3-linux"), RootHost(debian))
+    r = next(r for r in report.results if r.check_id == "l3-ia-no-rhosts")
+    assert "发现不应存在的文件: /etc/hosts.equiv" in result_line(r, "zh")
+    assert "found files that should not exist: /etc/hosts.equiv" in result_line(r, "en")
+    old = r.model_copy(update={"reason_zh": None})  # a report stored before reason_zh: the English is kept
+    assert "found files that should not exist" in result_line(old, "zh")

@@ -69,6 +69,8 @@ def _evidence_text(obj: str, rep: ReportEvidence) -> str:
                   f"observed: {short(r.observed, 100000)}", f"expected: {r.expected}"]
         if r.reason:
             lines.append(f"reason: {r.reason}")
+        if r.reason_zh and r.reason_zh != r.reason:
+            lines.append(f"原因: {r.reason_zh}")
         if r.waiver:
             lines.append(f"waiver: {r.waiver}")
         for e in r.evidence:

@@ -132,13 +132,18 @@ def range_text(ev: SystemEvidence, lang: str) -> str:
     return f"{start} — {fmt_time(ev.range.end)}"
 
 
+def reason_text(r: CheckResult, lang: str) -> str:
+    """A result's reason in `lang` (reports made before reason_zh existed have only the English)."""
+    return (r.reason_zh if lang == "zh" and r.reason_zh else r.reason) or ""
+
+
 def result_line(r: CheckResult, lang: str, limit: int = 300) -> str:
     """One check's result in words: what was observed against what was expected, and from where."""
     lab = labels(lang)
     parts = [f"[{STATUS_LABEL[lang][r.status.value]}] {r.title.get(lang)}"]
     if r.status in (Status.PASS, Status.FAIL):
         parts.append(f"{lab['observed']}: {short(r.observed, limit)}; {lab['expected']}: {r.expected}")
-    why = r.reason_zh if lang == "zh" and r.reason_zh else r.reason  # reports before reason_zh have English only
+    why = reason_text(r, lang)
     if why:
         parts.append(f"{lab['reason']}: {short(why, limit)}")
     if r.waiver:
@@ -216,7 +221,7 @@ def problem_rows(ev: SystemEvidence, lang: str) -> list[ProblemRow]:
             if level is None:
                 continue
             rows.append(ProblemRow(0, obj.name, r.clause, r.item,
-                                   f"{r.title.get(lang)}: {short(r.reason or r.observed, 400)}",
+                                   f"{r.title.get(lang)}: {short(reason_text(r, lang) or r.observed, 400)}",
                                    r.remediation.get(lang), level, RISK_LABEL[lang][level], r.high_risk or ""))
         for item in rep.items:
             if item.source == "manual" and item.verdict in (Verdict.NONCONFORM, Verdict.PARTIAL):

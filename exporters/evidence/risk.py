@@ -18,7 +18,7 @@ from typing import Optional
 from sentinel import scoring
 from sentinel.evidence.model import SystemEvidence
 
-from .common import fmt_time, labels, short
+from .common import fmt_time, labels, reason_text, short
 
 # Host/network-checkable cases of the high-risk guide: (issue zh, issue en, minimum level, downgrade zh, en).
 # Source: research notes /work/shared/reference/dengbao-2.0.md §4.4 ([S7][S8]).
@@ -81,7 +81,7 @@ def high_risk_entries(ev: SystemEvidence, lang: str = "zh") -> list[RiskEntry]:
             out.append(RiskEntry(
                 no=0, object=obj.name, clause=r.clause, item=r.item, check_id=r.check_id, case=r.high_risk or "",
                 issue=(case[0] if zh else case[1]) if case else "", title=r.title.get(lang),
-                observed=short(r.reason or r.observed, 300), remediation=r.remediation.get(lang),
+                observed=short(reason_text(r, lang) or r.observed, 300), remediation=r.remediation.get(lang),
                 min_level=case[2] if case else None, applies=(ev.system.level >= case[2]) if case else None,
                 downgrade=(case[3] if zh else case[4]) if case else "",
                 first_seen=fmt_time(finding.first_seen) if finding else ""))
