@@ -204,11 +204,15 @@ class _progress:
 _LABELS = {
     "zh": {"target": "目标", "service": "服务", "product": "产品/版本", "result": "结果", "risk": "高风险",
            "item": "测评项", "verdict": "结论", "checks": "检查", "events": "变化", "none": "未发现开放服务",
-           "score": "得分", "conclusion": "结论", "pass_rate": "通过率", "errors": "未能判定"},
+           "score": "得分", "conclusion": "结论", "pass_rate": "通过率", "errors": "未能判定",
+           "head": "{hosts} 台主机在线，{services} 个开放服务，用时 {seconds:.1f} 秒", "before": "之前", "after": "之后",
+           "status": {"pass": "通过", "fail": "不通过", "error": "错误", "not_applicable": "不适用"}},
     "en": {"target": "target", "service": "service", "product": "product/version", "result": "result",
            "risk": "high risk", "item": "item", "verdict": "verdict", "checks": "checks", "events": "changes",
            "none": "no open service found", "score": "score", "conclusion": "conclusion", "pass_rate": "pass rate",
-           "errors": "undetermined"},
+           "errors": "undetermined", "head": "{hosts} host(s) up, {services} open service(s), {seconds:.1f}s",
+           "before": "before", "after": "after",
+           "status": {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "not applicable"}},
 }
 
 
@@ -218,8 +222,8 @@ def _print_table(report, lang: str, file=None) -> None:
 
     L = _LABELS[lang]
     console = Console(file=file, width=160 if file else None)
-    head = f"[bold]sentinel scan[/] {', '.join(report.targets)} — {len(report.hosts_up)} host(s) up, " \
-           f"{len(report.findings)} open service(s), {report.duration_ms / 1000:.1f}s"
+    head = f"[bold]sentinel scan[/] {', '.join(report.targets)} — " + L["head"].format(
+        hosts=len(report.hosts_up), services=len(report.findings), seconds=report.duration_ms / 1000)
     if report.zone_baseline:
         head += f" — {report.zone_baseline}" + (f" zone={report.zone}" if report.zone else "") + \
                 (f" scanner-zone={report.scanner_zone}" if report.scanner_zone else "")
@@ -244,7 +248,7 @@ def _print_table(report, lang: str, file=None) -> None:
     if iso:
         t = Table(L["target"], L["checks"], L["result"])
         for r in iso:
-            t.add_row(r.reason.split(":")[0] if r.reason else "", r.clause, r.status.value)
+            t.add_row(r.reason.split(":")[0] if r.reason else "", r.clause, L["status"][r.status.value])
         console.print(t)
     items = Table(L["item"], L["verdict"], L["checks"])
     for it in report.items:
@@ -257,7 +261,7 @@ def _print_table(report, lang: str, file=None) -> None:
     console.print(f"{L['score']}: {score}  {L['pass_rate']}: {rate}  {L['risk']}: {s.high_risk}  "
                   f"{L['conclusion']}: {s.conclusion if lang == 'zh' else s.conclusion_en}")
     if report.events:
-        ev = Table(L["events"], L["target"], "before", "after")
+        ev = Table(L["events"], L["target"], L["before"], L["after"])
         for e in report.events:
             ev.add_row(e.kind, f"{e.host}:{e.port}/{e.proto}", e.before or "", e.after or "")
         console.print(ev)

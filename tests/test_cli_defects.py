@@ -144,3 +144,23 @@ def test_no_hint_as_root_or_without_permission_errors(capsys, fixture_root, monk
     assert "hint" not in run(capsys, "check", "--root", root, "--format", "json", "--lang", "en")[2]
     monkeypatch.setattr("sentinel.cli_check.os.geteuid", lambda: 1000)
     assert "hint" not in run(capsys, "check", "--root", root, "--format", "json", "--lang", "en")[2]
+
+
+# ---- scan table language ---------------------------------------------------------------------------
+
+
+def test_scan_table_speaks_the_chosen_language():
+    import io
+    from datetime import datetime, timezone
+
+    from checks.network.findings import ServiceFinding
+    from sentinel.cli_scan import _print_table
+    from tests.scan_helpers import NET, scan_report
+
+    report = scan_report([ServiceFinding(host="10.9.0.5", port=23, service="telnet")], [NET],
+                         datetime(2026, 3, 2, tzinfo=timezone.utc))
+    zh, en = io.StringIO(), io.StringIO()
+    _print_table(report, "zh", file=zh)
+    _print_table(report, "en", file=en)
+    assert "1 台主机在线，1 个开放服务" in zh.getvalue() and "host(s) up" not in zh.getvalue()
+    assert "1 host(s) up, 1 open service(s)" in en.getvalue()
