@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from checks.pam_stack import MODULE_DIRS
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
 
@@ -47,6 +48,13 @@ class Lab:
         for name, text in security.items():
             (self.etc / "security" / name).write_text(text)
         (self.etc / "faillock-lab").mkdir(exist_ok=True)
+        # the installed modules, so sentinel can tell a missing module as libpam does
+        for moddir in MODULE_DIRS:
+            if os.path.isdir(moddir) and not os.path.islink(moddir):
+                mirror = self.root / moddir.lstrip("/")
+                mirror.mkdir(parents=True, exist_ok=True)
+                for name in os.listdir(moddir):
+                    (mirror / name).touch()
         with open(self.etc / "passwd", "a") as f:
             f.write(f"{USER}:x:64123:64123::/nonexistent:/bin/sh\n")
         with open(self.etc / "group", "a") as f:
@@ -94,10 +102,10 @@ auth required pam_permit.so
 """
 
 
-def _lockout_holds(lab: Lab, service: str) -> bool:
+def _lockout_holds(lab: Lab, service: str, deny: int = 3) -> bool:
     """Real answer: after `deny` wrong passwords, is the right one refused?"""
     assert lab.pamtester(service, "authenticate", [PASSWORD]), "the right password must work before any failure"
-    for _ in range(3):
+    for _ in range(deny):
         assert not lab.pamtester(service, "authenticate", ["wrong-password"])
     return not lab.pamtester(service, "authenticate", [PASSWORD])
 
@@ -155,6 +163,59 @@ def test_nullok_matches_libpam(tmp_path: Path, nullok: bool):
     assert lab.sentinel("pam.nullok", ["login"])["login"]["nullok"] is real
 
 
+def _installed(module: str) -> bool:
+    return any(os.path.exists(f"{d}/{module}") for d in MODULE_DIRS)
+
+
+# Stacks where what matters is only whether the right password gets in at all, each a libpam rule
+ACCESS_CASES = {
+    "missing-include": "auth include no-such-file\nauth sufficient pam_permit.so\n",
+    "dash-required-missing-module": "-auth required pam_h7_not_installed.so\nauth required pam_unix.so nodelay\n",
+    "dash-sufficient-missing-module": "-auth sufficient pam_h7_not_installed.so\nauth required pam_unix.so nodelay\n",
+    "required-missing-module": "auth required pam_h7_not_installed.so\nauth required pam_unix.so nodelay\n",
+    "bad-jump-past-end": "auth [success=3 default=ignore] pam_unix.so nodelay\nauth required pam_permit.so\n",
+    "jump-over-substack": "auth [success=1 default=ignore] pam_unix.so nodelay\nauth substack deny-all\n"
+                          "auth required pam_permit.so\n",
+    "die-in-substack": "auth substack deny-all\nauth sufficient pam_unix.so nodelay\n",
+    # `die` ends only the substack, so a later `reset` can still clear its failure; through `include` it
+    # ends the whole stack
+    "die-in-substack-then-reset": "auth substack deny-all\nauth [success=reset default=bad] pam_permit.so\n"
+                                  "auth required pam_unix.so nodelay\n",
+    "die-in-include-then-reset": "auth include deny-all\nauth [success=reset default=bad] pam_permit.so\n"
+                                 "auth required pam_unix.so nodelay\n",
+    "done-in-substack": "auth substack permit-done\nauth required pam_deny.so\n",
+    "reset": "auth required pam_deny.so\nauth [success=reset default=bad] pam_permit.so\n"
+             "auth required pam_unix.so nodelay\n",
+    "unknown-type": "auth required pam_unix.so nodelay\nauthentication required pam_permit.so\n",
+    "other-fallback": None,  # sshd has no file: libpam uses other
+}
+SUBSTACKS = {"deny-all": "auth requisite pam_deny.so\nauth required pam_permit.so\n",
+             "permit-done": "auth sufficient pam_permit.so\nauth required pam_deny.so\n",
+             "other": "auth required pam_unix.so nodelay\n"}
+
+
+@pytest.mark.parametrize("case", sorted(ACCESS_CASES))
+def test_who_gets_in_matches_libpam(tmp_path: Path, case: str):
+    pamd = dict(SUBSTACKS)
+    if ACCESS_CASES[case] is not None:
+        pamd["sshd"] = ACCESS_CASES[case]
+    lab = Lab(tmp_path, pamd, _hash(PASSWORD), {})
+    real = lab.pamtester("sshd", "authenticate", [PASSWORD])
+    row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
+    assert ("nobody can authenticate" not in row["why"]) is real, (case, real, row["why"])
+
+
+def test_who_gets_in_cases_cover_both_answers(tmp_path: Path):
+    real = {}
+    for case in ("missing-include", "dash-sufficient-missing-module", "die-in-substack", "done-in-substack",
+                 "die-in-substack-then-reset", "die-in-include-then-reset", "dash-required-missing-module"):
+        pamd = dict(SUBSTACKS, sshd=ACCESS_CASES[case])
+        real[case] = Lab(tmp_path / case, pamd, _hash(PASSWORD), {}).pamtester("sshd", "authenticate", [PASSWORD])
+    assert real == {"missing-include": False, "dash-sufficient-missing-module": True, "die-in-substack": False,
+                    "done-in-substack": False, "die-in-substack-then-reset": True,
+                    "die-in-include-then-reset": False, "dash-required-missing-module": False}
+
+
 WEAK = "abcdefgh"  # one character class: pwquality minclass=3 refuses it
 PWQ = "pam_pwquality.so retry=1 minclass=3 enforce_for_root"  # enforce_for_root: pamtester runs as root
 COMPLEXITY_CASES = {
@@ -175,6 +236,11 @@ COMPLEXITY_CASES = {
 }
 
 
+needs_pwquality = pytest.mark.skipif(not _installed("pam_pwquality.so"),
+                                     reason="pam_pwquality not installed (apt-get install libpam-pwquality)")
+
+
+@needs_pwquality
 @pytest.mark.parametrize("case", sorted(COMPLEXITY_CASES))
 def test_complexity_verdict_matches_libpam(tmp_path: Path, case: str):
     lab = Lab(tmp_path, {"common-password": COMPLEXITY_CASES[case], "passwd": "@include common-password\n"},
@@ -186,6 +252,7 @@ def test_complexity_verdict_matches_libpam(tmp_path: Path, case: str):
     assert row["enforced"] is (not stored), (case, stored, row["why"])
 
 
+@needs_pwquality
 def test_complexity_cases_cover_both_answers(tmp_path: Path):
     stored = {}
     for case in ("requisite-use-authtok", "optional-unix-prompts"):
@@ -194,3 +261,48 @@ def test_complexity_cases_cover_both_answers(tmp_path: Path):
         lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
         stored[case] = lab.shadow_hash() != before
     assert stored == {"requisite-use-authtok": False, "optional-unix-prompts": True}
+
+
+# The fixture roots' own stacks (Debian common-*, RPM-family system-auth/password-auth behind authselect's
+# symlinks), run by libpam. pam_tally2 is not in Debian 12's libpam, so the tally2 roots (UOS) are left out.
+FIXTURE_ROOTS = ["debian12-default", "debian12-hardened", "rocky9-default", "rocky9-hardened",
+                 "openeuler2203-hardened", "kylinv10-hardened"]
+
+
+def _fixture_lab(tmp_path: Path, name: str) -> Lab:
+    from tests.fixtures.build import build_root
+
+    fixture = build_root(name, tmp_path / "fixture")
+    lab = Lab(tmp_path / "lab", {}, _hash(PASSWORD), {})
+    shutil.rmtree(lab.etc / "pam.d")
+    shutil.copytree(fixture / "etc/pam.d", lab.etc / "pam.d", symlinks=True)
+    if (fixture / "etc/authselect").is_dir():
+        shutil.copytree(fixture / "etc/authselect", lab.etc / "authselect", symlinks=True, dirs_exist_ok=True)
+    for conf in ("faillock.conf", "pwquality.conf"):
+        src = fixture / "etc/security" / conf
+        text = src.read_text() if src.exists() else ""
+        if conf == "faillock.conf":
+            text += "\ndir = /etc/faillock-lab\n"  # tallies inside the copy, not in the host's /run
+        else:
+            text += "\nenforce_for_root\n"  # pamtester runs as root; the checks judge a person who is not
+        (lab.etc / "security" / conf).write_text(text)
+    return lab
+
+
+@pytest.mark.parametrize("name", FIXTURE_ROOTS)
+def test_fixture_root_lockout_matches_libpam(tmp_path: Path, name: str):
+    lab = _fixture_lab(tmp_path, name)
+    row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
+    real = _lockout_holds(lab, "sshd", deny=int(row.get("deny") or 3))
+    assert row["enforced"] is real, (name, real, row["why"])
+
+
+@needs_pwquality
+@pytest.mark.parametrize("name", FIXTURE_ROOTS)
+def test_fixture_root_complexity_matches_libpam(tmp_path: Path, name: str):
+    lab = _fixture_lab(tmp_path, name)
+    before = lab.shadow_hash()
+    lab.pamtester("passwd", "chauthtok", [WEAK] * 10)
+    stored = lab.shadow_hash() != before
+    row = lab.sentinel("pam.complexity", ["passwd"])["passwd"]
+    assert row["enforced"] is (not stored), (name, stored, row["why"])
