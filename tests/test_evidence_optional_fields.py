@@ -101,3 +101,35 @@ def test_fresh_results_still_carry_their_observation_time(tmp_path):
     rep = run_baseline(seed.write_baseline(tmp_path), RootHost(str(seed.make_root(tmp_path / "r"))))
     stamps = [e.at for r in rep.results for e in r.evidence]
     assert stamps and all(s is not None and before <= s <= utcnow() for s in stamps)
+
+
+def test_a_report_without_generated_at_shows_the_collectors_time_not_the_exports(tmp_path):
+    from sqlmodel import select
+
+    from sentinel.store.models import Run
+
+    baseline = seed.write_baseline(tmp_path)
+    s = seed.new_store(tmp_path)
+    seed.create_system(s)
+    seed.enroll(s, "web-1")
+    agent_id, key = s.agents["web-1"]
+    body = seed.report(baseline, seed.make_root(tmp_path / "root"), "web-1").model_dump(mode="json")
+    del body["generated_at"]
+    env = {"report_id": body["report_id"], "agent_id": agent_id, "sent_at": seed.T0.isoformat(),
+           "kind": "host_report", "body": body}
+    raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
+    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: seed.T0,
+                        **({"baselines": s.baselines} if hasattr(s, "baselines") else {}))
+    status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")
+    if status != 202:  # the collector may refuse such a report outright: then nothing is exported to check
+        assert status == 422 and "generated_at" in json.dumps(answer), answer
+        return
+    with s.db.session() as session:
+        recorded = session.exec(select(Run)).one().finished_at
+        ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    (rep,) = [rep for _, rep in ev.reports()]
+    assert rep.generated_at == recorded
+    assert any("without generated_at" in n for n in ev.notes)
+    write_bundle(ev, tmp_path / "b.zip", s.key)
+    assert verify_bundle(tmp_path / "b.zip", s.key.public_key()).ok
+    s.db.dispose()

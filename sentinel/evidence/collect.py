@@ -188,7 +188,7 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
     for part in _chunks(agent_ids):
         keys.update(dict(conn.execute(core_select(Agent.id, Agent.public_key).where(Agent.id.in_(part))).all()))
 
-    entries, raw, host_runs, missing = [], {}, [], []
+    entries, raw, host_runs, missing, untimed = [], {}, [], [], []
     newest: dict[tuple[int, str], int] = {}
     # the last one per host and baseline is what the record shows (same order as assemble.latest_runs)
     for run in sorted(runs, key=lambda r: (r.received_at, r.id)):
@@ -219,8 +219,16 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
         raw[entry.body], raw[entry.envelope] = body_bytes, envelope
         entries.append(entry)
         model = HostReport if run.id in full else ScoredReport
+        if model is HostReport and "generated_at" not in body:
+            # The report gives no time of its own: show the one the collector recorded for the run at ingest,
+            # and say so, rather than the export's clock (HostReport's default).
+            body = {**body, "generated_at": run.finished_at}
+            untimed.append(run.id)
         host_runs.append(HostRun(object=obj, report=model.model_validate(body), received_at=run.received_at,
                                  run_id=run.id, addresses=list(host.addresses) if host else []))
+    if untimed:
+        notes.append(f"{len(untimed)} report(s) without generated_at (run {', '.join(map(str, untimed[:10]))}"
+                     f"{' ...' if len(untimed) > 10 else ''}): shown with the time the collector recorded for the run")
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         notes.append(f"{len(missing)} run(s) without a kept report body (collector keep_envelopes off): {shown}; "
