@@ -1,4 +1,6 @@
-"""`pam.module`: which module a PAM stack uses and with which arguments.
+"""PAM probes. `pam.lockout`, `pam.complexity`, `pam.nullok`: what a service's effective stack does (run
+with libpam's dispatch rules by checks/pam_stack.py), the basis of the PAM checks. `pam.module`: which
+module a stack lists and with which arguments (presence only; kept for argument checks such as the hash).
 
 Follows Linux-PAM's reading of /etc/pam.d: `type control module-path args`, with `-type` (module may
 be missing), bracket controls (`[success=1 default=ignore]`), bracketed args with spaces, `\\`

@@ -1,0 +1,116 @@
+"""checks/pam_stack.py and the pam.lockout/complexity/nullok probes without root: the same stacks as
+tests/test_pam_real.py, with the answers libpam gave there (pamtester, Linux-PAM 1.5.2, Debian 12), so the
+dispatch model is held to them on machines where the real runs skip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentinel.hostview import RootHost
+from sentinel.probe import ProbeContext, registry
+from tests.test_pam_real import ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, LOCKOUT_CASES, SUBSTACKS
+
+MODULES = ("pam_unix.so", "pam_deny.so", "pam_permit.so", "pam_faillock.so", "pam_pwquality.so",
+           "pam_pwhistory.so", "pam_rootok.so", "pam_env.so")
+
+# What libpam did with each stack (tests/test_pam_real.py asserts the same answers against pamtester)
+LIBPAM_GETS_IN = {"missing-include": False, "dash-required-missing-module": False,
+                  "dash-sufficient-missing-module": True, "required-missing-module": False,
+                  "bad-jump-past-end": False, "jump-over-substack": True, "die-in-substack": False,
+                  "die-in-substack-then-reset": True, "die-in-include-then-reset": False,
+                  "done-in-substack": False, "reset": True, "unknown-type": False, "other-fallback": True}
+LIBPAM_LOCKOUT_HOLDS = {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
+                        "renamed-include": True, "substack": True}
+LIBPAM_WEAK_STORED = {"requisite-use-authtok": False, "optional-unix-prompts": True, "optional-use-authtok": False,
+                      "required-unix-prompts": True, "requisite-unix-prompts": False,
+                      "history-prompts-first": False}
+
+
+def _root(tmp_path: Path, pamd: dict[str, str], security: dict[str, str] | None = None) -> Path:
+    for name, text in pamd.items():
+        path = tmp_path / "etc/pam.d" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for name, text in (security or {}).items():
+        path = tmp_path / "etc/security" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    moddir = tmp_path / "usr/lib/x86_64-linux-gnu/security"
+    moddir.mkdir(parents=True, exist_ok=True)
+    for module in MODULES:
+        (moddir / module).touch()
+    return tmp_path
+
+
+def _probe(kind: str, root: Path, services: list[str]):
+    pdef = registry()[kind]
+    ctx = ProbeContext(host=RootHost(str(root)), family=None, os_release={})
+    return pdef.func(ctx, pdef.params.model_validate({"services": services}))
+
+
+def test_recorded_answers_cover_every_case():
+    assert set(LIBPAM_GETS_IN) == set(ACCESS_CASES)
+    assert set(LIBPAM_LOCKOUT_HOLDS) == set(LOCKOUT_CASES)
+    assert set(LIBPAM_WEAK_STORED) == set(COMPLEXITY_CASES)
+
+
+@pytest.mark.parametrize("case", sorted(ACCESS_CASES))
+def test_who_gets_in(tmp_path: Path, case: str):
+    pamd = dict(SUBSTACKS)
+    if ACCESS_CASES[case] is not None:
+        pamd["sshd"] = ACCESS_CASES[case]
+    row = _probe("pam.lockout", _root(tmp_path, pamd), ["sshd"]).observed[0]
+    assert ("nobody can authenticate" not in row["why"]) is LIBPAM_GETS_IN[case], row["why"]
+
+
+@pytest.mark.parametrize("case", sorted(LOCKOUT_CASES))
+def test_lockout(tmp_path: Path, case: str):
+    obs = _probe("pam.lockout", _root(tmp_path, LOCKOUT_CASES[case], {"faillock.conf": FAILLOCK_CONF}), ["sshd"])
+    row = obs.observed[0]
+    assert row["enforced"] is LIBPAM_LOCKOUT_HOLDS[case], row["why"]
+    if row["enforced"]:
+        assert row["module"] == "pam_faillock" and row["deny"] == 3  # from faillock.conf
+    elif case == "sufficient-before-preauth":
+        # the evidence names the line that lets the locked account in, with what it returned
+        assert any(e.source == "/etc/pam.d/sshd" and e.line == 1 and "-> success" in (e.excerpt or "")
+                   for e in obs.evidence)
+
+
+@pytest.mark.parametrize("case", sorted(COMPLEXITY_CASES))
+def test_complexity(tmp_path: Path, case: str):
+    root = _root(tmp_path, {"common-password": COMPLEXITY_CASES[case], "passwd": "@include common-password\n"})
+    row = _probe("pam.complexity", root, ["passwd"]).observed[0]
+    assert row["enforced"] is (not LIBPAM_WEAK_STORED[case]), row["why"]
+    assert row["module"] == "pam_pwquality" and row["classes_required"] == 3
+
+
+@pytest.mark.parametrize("nullok", [True, False])
+def test_nullok(tmp_path: Path, nullok: bool):
+    stack = (f"auth [success=1 default=ignore] pam_unix.so{' nullok' if nullok else ''}\n"
+             "auth requisite pam_deny.so\nauth required pam_permit.so\n")
+    root = _root(tmp_path, {"common-auth": stack, "login": "@include common-auth\n"})
+    assert _probe("pam.nullok", root, ["login"]).observed[0]["nullok"] is nullok
+
+
+def test_nullok_not_reached_is_not_counted(tmp_path: Path):
+    # a nullok pam_unix that no way through the stack reaches lets nobody in with an empty password
+    stack = ("auth [success=1 default=ignore] pam_unix.so\nauth requisite pam_deny.so\n"
+             "auth sufficient pam_unix.so nullok\nauth required pam_permit.so\n")
+    root = _root(tmp_path, {"login": stack})
+    assert _probe("pam.nullok", root, ["login"]).observed[0]["nullok"] is False
+
+
+def test_lockout_without_root_module_dirs_assumes_modules_present(tmp_path: Path):
+    # an offline root with no module directory: sentinel cannot tell what is installed, so it does not
+    # turn every module into a failing one
+    (tmp_path / "etc/pam.d").mkdir(parents=True)
+    (tmp_path / "etc/pam.d/sshd").write_text(LOCKOUT_CASES["good"]["common-auth"])
+    row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
+    assert row["enforced"] is True and "every way" in row["why"]
+
+
+def test_missing_service_and_other(tmp_path: Path):
+    (tmp_path / "etc/pam.d").mkdir(parents=True)
+    row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
+    assert row["enforced"] is True and "no PAM configuration for sshd and no other" in row["why"]
