@@ -58,7 +58,8 @@ from ..store.models import (
     System,
     UtilisationSample,
 )
-from . import audit, bulk, drift, fastjson
+from . import audit, bulk, drift, fastjson, judge
+from .baselines import BaselineRegistry, UnknownBaseline
 from .groupcommit import GroupCommit, Job
 from .wire import Envelope, InventoryBody, UtilisationBody
 
@@ -209,6 +210,7 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+MAX_AGE_SECONDS = 14 * 86400  # default: how old a (spooled) report may be when it arrives
 MAX_BATCH = 32  # host reports per transaction; bigger batches hold the chain locks longer
 
 
@@ -226,12 +228,19 @@ class Pending:
     report: dict  # reports columns known before the lock
     host: dict
     source_ip: Optional[str]
+    flag: Optional[str] = None  # the agent's summary differs from the collector's scoring (audited)
 
 
 class Ingestor:
     def __init__(self, db: Database, *, max_body_bytes: int, skew_seconds: float, score_drop_threshold: float = 5.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 baselines: Optional[BaselineRegistry] = None, max_age_seconds: float = MAX_AGE_SECONDS) -> None:
         self.db = db
+        # sent_at is the time the agent made and signed the report (it is sent unchanged from the spool):
+        # accepted from max_age in the past (a long outage) to the clock skew ahead.
+        self.max_age = timedelta(seconds=max(max_age_seconds, skew_seconds))
+        # The collector's own baselines (shipped + site files): verdicts and scores are computed with these.
+        self.baselines = baselines if baselines is not None else BaselineRegistry()
         self.max_body_bytes = max_body_bytes
         self.skew = timedelta(seconds=skew_seconds)
         self.score_drop_threshold = score_drop_threshold
@@ -386,36 +395,57 @@ class Ingestor:
         if envelope.agent_id != agent.id:
             raise Refused(400, f"envelope agent_id {envelope.agent_id!r} differs from the "
                                f"X-Sentinel-Agent header {agent.id!r}")
-        now = self.clock()
-        off = abs((now - envelope.sent_at).total_seconds())
-        if off > self.skew.total_seconds():
-            raise Refused(400, f"stale report: sent_at {envelope.sent_at.isoformat()} is {off:.0f} s from the "
-                               f"collector's clock (allowed {self.skew.total_seconds():.0f} s)")
+        age = (self.clock() - envelope.sent_at).total_seconds()
+        if -age > self.skew.total_seconds():
+            raise Refused(400, f"stale report: sent_at {envelope.sent_at.isoformat()} is {-age:.0f} s ahead of the "
+                               f"collector's clock (allowed skew {self.skew.total_seconds():.0f} s)")
+        if age > self.max_age.total_seconds():
+            raise Refused(400, f"stale report: sent_at {envelope.sent_at.isoformat()} is {age:.0f} s old, older than "
+                               f"the collector accepts ({self.max_age.total_seconds():.0f} s)")
         return Checked(raw=raw, signature=signature, envelope=envelope, body=body, model=model,
                        digest=digest, agent=agent)
 
     # ---- host reports: prepared before the lock, written in batches -------------------------------
 
     def _prepare(self, c: Checked, source_ip: Optional[str]) -> Pending:
+        """Judge the report by the collector's baseline (judge.py), then build its rows. Everything that
+        decides a verdict or a score comes from that baseline or is computed here; the agent's summary
+        is only compared (a difference is kept beside the collector's summary and audited)."""
         rep: HostReport = c.model
         agent = c.agent
-        summary = rep.summary
+            ref = self.baselines.get(rep.baseline.id, rep.baseline.version)
+            verdict = judge.judge(ref, rep, c.body["summary"])
+        except UnknownBaseline as exc:
+            raise Refused(422, f"host_report body: body.baseline: {exc}",
+                          [{"loc": "body.baseline", "msg": str(exc)}]) from None
+        except judge.BaselineMismatch as exc:
+            raise Refused(422, f"host_report body: {exc}", [{"loc": exc.loc, "msg": exc.msg}]) from None
+        summary = verdict.summary
+        stored_summary = summary.model_dump(mode="json")
+        flag = None
+        if verdict.mismatch:
+            stored_summary["agent_claimed"] = verdict.claimed  # shown with the run (GET /runs/{id})
+            flag = judge.describe(verdict)
         finished = _aware(rep.generated_at)
+        checks = ref.checks
         rows, facts = [], []
         for r, raw in zip(rep.results, c.body["results"], strict=True):
-            status, severity = r.status.value, r.severity.value
-            rows.append((r.check_id, r.clause, r.item, raw["title"], status, severity, r.high_risk,
-                         raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], r.waiver, r.duration_ms))
-            facts.append(ResultFacts(r.check_id, r.clause, r.item, status, severity, r.high_risk, r.waiver, r.reason,
-                                     raw["title"], raw["remediation"]))
+            spec = checks[r.check_id]  # judge() checked that every result is one of the baseline's checks
+            status = r.status.value
+            rows.append((r.check_id, spec.clause, spec.item, spec.title, status, spec.severity, spec.high_risk,
+                         raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], spec.waiver,
+                         r.duration_ms))
+            facts.append(ResultFacts(r.check_id, spec.clause, spec.item, status, spec.severity, spec.high_risk,
+                                     spec.waiver, r.reason, spec.title, spec.remediation))
         host = rep.host
+        baseline = ref.baseline
         return Pending(
             report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts, finished=finished,
             run={"report_id": c.envelope.report_id, "agent_id": agent.id, "host_id": agent.host_id,
                  "system_id": agent.system_id, "department_id": agent.department_id,
-                 "baseline_id": rep.baseline.id, "baseline_version": rep.baseline.version,
-                 "baseline_level": rep.baseline.level, "started_at": finished - timedelta(milliseconds=rep.duration_ms),
-                 "finished_at": finished, "summary": c.body["summary"], "score": summary.score,
+                 "baseline_id": baseline.id, "baseline_version": baseline.version,
+                 "baseline_level": baseline.level, "started_at": finished - timedelta(milliseconds=rep.duration_ms),
+                 "finished_at": finished, "summary": stored_summary, "score": summary.score,
                  "pass_rate": summary.pass_rate, "conclusion": summary.conclusion,
                  "checks_total": summary.checks_total, "failed": summary.counts.get("fail", 0),
                  "high_risk": summary.high_risk, "digest": c.digest},
@@ -427,7 +457,7 @@ class Ingestor:
             host={"os_id": host.os_id[:64], "os_version": host.os_version[:64], "os_name": host.os_name[:200],
                   "family": host.family[:32] if host.family else None, "arch": host.arch[:32],
                   "kernel": host.kernel[:128] if host.kernel else None},
-            source_ip=source_ip)
+            source_ip=source_ip, flag=flag)
 
     def _write_batch(self, jobs: list[Job]) -> None:
         """One transaction for the batch; if it fails, each report alone, so one bad report (or a report id
@@ -490,6 +520,12 @@ class Ingestor:
         if w.runs:
             w.heads = {sid: heads[sid] for sid in {r["system_id"] for r in w.runs}}
             self._store.write(conn, w)
+        for job, p in zip(jobs, items, strict=True):
+            if p.flag and isinstance(outcomes[id(job)], tuple) and outcomes[id(job)][0] == 202:
+                # Stored with the collector's scoring; the agent's differing claim is on record (rare).
+                audit.record(conn, actor=f"agent:{p.agent.id}", action="report.summary_mismatch",
+                             target=f"report:{p.report_id}", source_ip=p.source_ip, outcome="flagged",
+                             status_code=202, detail=p.flag)
         return outcomes
 
     def _plan_host_report(self, p: Pending, run_id: int, heads: dict[int, str], state: bulk.BatchState,

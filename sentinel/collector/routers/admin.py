@@ -22,8 +22,9 @@ from ..schemas import (
     EnrollmentTokenOut,
     Me,
 )
+from ..problems import DocumentedRoute, problem
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
 
 @router.get("/health", responses={503: {"description": "the database cannot be reached"}})
@@ -46,7 +47,7 @@ def me(p: Caller):
 # ---- API tokens (admin) --------------------------------------------------------------------------
 
 
-@router.get("/tokens", response_model=list[ApiTokenOut])
+@router.get("/tokens", response_model=list[ApiTokenOut], responses={403: problem(403, "admin only")})
 def list_tokens(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
     p.require(ADMIN)
     with db.session() as s:
@@ -96,7 +97,7 @@ def create_enrollment_token(spec: EnrollmentTokenIn, db: DB, p: Caller, ip: Sour
 # ---- audit log (admin) ---------------------------------------------------------------------------
 
 
-@router.get("/audit", response_model=list[AuditOut])
+@router.get("/audit", response_model=list[AuditOut], responses={403: problem(403, "admin only")})
 def list_audit(db: DB, p: Caller, action: Optional[str] = Query(None, pattern=r"^[\w ./{}:-]{1,64}$"),
                outcome: Optional[Literal["ok", "denied", "rejected"]] = None,
                limit: Limit = 100, offset: Offset = 0):

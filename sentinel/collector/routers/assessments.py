@@ -17,10 +17,11 @@ from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible
 from ..errors import ApiError, not_found
 from ..limits import RouteLimit
 from ..schemas import CLAUSE_PATTERN, AssessmentIn, AssessmentOut, AttachmentOut
+from ..problems import DocumentedRoute
 
 log = logging.getLogger("sentinel.collector.attachments")
 
-router = APIRouter(tags=["assessments"])
+router = APIRouter(tags=["assessments"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
 
 @router.get("/systems/{system_id}/assessments", response_model=list[AssessmentOut])

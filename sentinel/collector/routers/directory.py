@@ -23,8 +23,9 @@ from ..schemas import (
     SystemPatch,
     UtilisationOut,
 )
+from ..problems import DocumentedRoute, problem
 
-router = APIRouter(tags=["directory"])
+router = APIRouter(tags=["directory"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
 
 # ---- departments ---------------------------------------------------------------------------------
@@ -37,7 +38,8 @@ def list_departments(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
         return s.exec(page(stmt, limit, offset)).all()
 
 
-@router.post("/departments", status_code=201, response_model=DepartmentOut)
+@router.post("/departments", status_code=201, response_model=DepartmentOut,
+             responses={409: problem(409, "a department of that name exists")})
 def create_department(spec: DepartmentIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
         return admin.create_department(Ctx(s, p, ip), spec.name, spec.title)
@@ -65,7 +67,7 @@ def list_address_plan(db: DB, p: Caller, department_id: OptId = None, limit: Lim
 
 
 @router.post("/address-plan", status_code=201, response_model=AddressBlockOut,
-             responses={409: {"description": "the block overlaps another department's, or is already in the plan"}})
+             responses={409: problem(409, "the block overlaps another department's, or is already in the plan")})
 def add_address_block(spec: AddressBlockIn, db: DB, p: Caller, ip: SourceIp):
     """Assign a network block to a department (admin)."""
     with db.session(write=True) as s:
@@ -73,7 +75,7 @@ def add_address_block(spec: AddressBlockIn, db: DB, p: Caller, ip: SourceIp):
 
 
 @router.delete("/address-plan/{block_id}", response_model=AddressBlockOut,
-               responses={409: {"description": "a system's scan_scope still lies in the block"}})
+               responses={409: problem(409, "a system's scan_scope still lies in the block")})
 def remove_address_block(block_id: Id, db: DB, p: Caller, ip: SourceIp):
     """Take a block out of the plan (admin); refused while a system's scope needs it."""
     with db.session(write=True) as s:
@@ -95,7 +97,8 @@ def list_systems(db: DB, p: Caller, department_id: OptId = None, level: Optional
         return s.exec(page(stmt, limit, offset)).all()
 
 
-@router.post("/systems", status_code=201, response_model=SystemOut)
+@router.post("/systems", status_code=201, response_model=SystemOut,
+             responses={409: problem(409, "a system of that name exists")})
 def create_system(spec: SystemIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
         return admin.create_system(Ctx(s, p, ip), spec)

@@ -9,8 +9,9 @@ from sqlmodel import select
 from ...store.models import CheckResultRow, Event, Finding, Run
 from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible
 from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
+from ..problems import DocumentedRoute
 
-router = APIRouter(tags=["results"])
+router = APIRouter(tags=["results"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
 Status = Literal["pass", "fail", "error", "not_applicable"]
 

@@ -27,8 +27,9 @@ from ..scan_schemas import ScanRunOut, ScanScheduleIn, ScanScheduleOut, ScanTrig
 from ..scanner import (ScanRequestError, ScanService, ScheduleSpec, check_plan, load_schedule, plan_scan,
                        set_schedule)
 from ..settings import CollectorSettings
+from ..problems import DocumentedRoute
 
-router = APIRouter(tags=["scans"])
+router = APIRouter(tags=["scans"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
 # ---- routes ----------------------------------------------------------------------------------------------
 
