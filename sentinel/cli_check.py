@@ -36,8 +36,10 @@ def _write(text: str, output: Optional[Path]) -> None:
 
 
 def check(
-    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", metavar="ID|FILE", help="Shipped baseline id or a YAML file."),
-    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR", help="Check an offline root directory instead of this host."),
+    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", metavar="ID|FILE",
+                                 help="Shipped baseline id or a YAML file."),
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
+                                        help="Check an offline root directory instead of this host."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|json|csv|junit", help="Output format."),
     lang: str = typer.Option("zh", "--lang", metavar="zh|en", help="Language of the table, csv and junit text."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to FILE."),

@@ -47,8 +47,9 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
         return Status.NOT_APPLICABLE, None, Reason(f"applies to {fam} hosts; this host is {ctx.family}",
                                                    f"仅适用于 {fam} 系主机，本机为 {ctx.family} 系"), []
     if ctx.family is None and check.os_families:
-        return Status.NOT_APPLICABLE, None, Reason("OS family could not be determined from os-release or package database",
-                                                   "无法从 os-release 或软件包数据库判断操作系统类别"), []
+        return Status.NOT_APPLICABLE, None, Reason(
+            "OS family could not be determined from os-release or package database",
+            "无法从 os-release 或软件包数据库判断操作系统类别"), []
     pdef = registry()[check.probe]
     if (check.live_only or pdef.live_only) and not ctx.host.live:
         return Status.NOT_APPLICABLE, None, Reason("live-host fact; not available for an offline root",
@@ -63,9 +64,11 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
     except (FileNotFoundError, PermissionError, OSError) as exc:
         return Status.ERROR, None, _said(exc, f"{check.probe}: "), []
     except ValidationError as exc:
-        return Status.ERROR, None, _said(Exception(f"invalid params: {exc.errors()[0]['msg']}"), f"{check.probe}: "), []
+        return Status.ERROR, None, _said(Exception(f"invalid params: {exc.errors()[0]['msg']}"),
+                                         f"{check.probe}: "), []
     except Exception as exc:  # a probe bug must surface as an error result, never as a pass or a crash
-        return Status.ERROR, None, _said(Exception(f"internal error in probe {check.probe}: {type(exc).__name__}: {exc}")), []
+        return Status.ERROR, None, _said(Exception(f"internal error in probe {check.probe}: "
+                                                   f"{type(exc).__name__}: {exc}")), []
     # The value is named by the key a probe reads (PASS_MAX_DAYS, ClientAliveInterval, a sysctl) when it has one.
     subject = check.params.get("key") if isinstance(check.params.get("key"), str) else ""
     reason = explain(check.expect, obs.observed, subject, check.probe)
