@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, signing
 from ..store.db import Database, ensure_current, private_dir
 from . import audit, events_publisher, metrics, urlguard
+from .baselines import BaselineRegistry
 from .errors import ApiError
 from .gate import AgentGate
 from .ingest import Ingestor
@@ -80,7 +81,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
     app.state.db = db
     app.state.collector_public_key = signing.public_key_b64(key)
     app.state.ingestor = Ingestor(db, max_body_bytes=settings.max_body_bytes, skew_seconds=settings.skew_seconds,
-                                  score_drop_threshold=settings.score_drop_threshold)
+                                  score_drop_threshold=settings.score_drop_threshold,
+                                  baselines=BaselineRegistry.for_state_dir(settings.state_dir),
+                                  max_age_seconds=settings.report_max_age_seconds)
     from .routers.assessments import upload_limit
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API)])

@@ -413,6 +413,7 @@ class Ingestor:
         is only compared (a difference is kept beside the collector's summary and audited)."""
         rep: HostReport = c.model
         agent = c.agent
+        try:
             ref = self.baselines.get(rep.baseline.id, rep.baseline.version)
             verdict = judge.judge(ref, rep, c.body["summary"])
         except UnknownBaseline as exc:

@@ -25,7 +25,10 @@ class CollectorSettings(BaseSettings):
     port: int = Field(default=8443, ge=1, le=65535)
     tls_cert: Optional[Path] = Field(default=None, description="default: <state_dir>/tls/server.crt if present")
     tls_key: Optional[Path] = Field(default=None, description="default: <state_dir>/tls/server.key if present")
-    skew_seconds: float = Field(default=300, gt=0, le=86400, description="accepted |now - sent_at|")
+    skew_seconds: float = Field(default=300, gt=0, le=86400, description="accepted sent_at - now (agent clock ahead)")
+    report_max_age_seconds: float = Field(
+        default=14 * 86400, gt=0, le=366 * 86400,
+        description="accepted now - sent_at: reports are signed when made and may wait in an agent's spool")
     max_body_bytes: int = Field(default=8 << 20, ge=1024, le=1 << 30)
     score_drop_threshold: float = Field(default=5.0, gt=0, le=100, description="score points that raise an event")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(

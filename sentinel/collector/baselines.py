@@ -1,0 +1,177 @@
+"""The collector's own copy of the host baselines, so it judges reports by its rules, not the agent's.
+
+An agent's report names the baseline it ran (`baseline.id`, `baseline.version`). The collector looks that
+baseline up here: the shipped baselines (baselines/*.yaml) and the site baselines it was given, one YAML file
+each in `<state_dir>/baselines/` (a site file usually `extends:` a shipped baseline and overrides thresholds
+or waives checks; docs/baselines.md). A site baseline may not reuse a shipped id: a report naming a shipped
+id is always judged by the shipped file.
+
+Every result of the report must be a check of that baseline, with the clause, item, severity, high-risk case
+and waiver the baseline gives it (these decide verdicts and scores, so an agent may not choose them); the
+collector then computes the item verdicts, score and conclusion itself (sentinel/scoring.py) and only
+compares the agent's summary with them. The agent still reports each check's status and evidence: that is
+what it observed, and nothing at the collector can observe it instead.
+
+Loaded baselines are kept (keyed by id and version) for the life of the process: a lookup on the ingest hot
+path is one dictionary read. A miss (an unknown id or version) re-reads the site directory at most every
+`rescan_seconds`, so a site file added while the collector runs is found without a restart, and a flood of
+reports naming unknown baselines costs no more than one directory listing per interval.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Optional
+
+from ..baseline import BaselineError, load_baseline, shipped
+from ..model import Baseline
+
+log = logging.getLogger("sentinel.collector.baselines")
+
+SITE_DIR = "baselines"  # under the collector's state directory
+
+
+class UnknownBaseline(Exception):
+    """The report names a baseline (id, version) this collector does not have; the message says what it has."""
+
+
+class CheckRef(NamedTuple):
+    """What the baseline fixes about one check (JSON values, as stored)."""
+
+    clause: str
+    item: str
+    severity: str
+    high_risk: Optional[str]
+    waiver: Optional[str]
+    title: dict
+    remediation: dict
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One loaded baseline with its checks indexed for the per-result comparison."""
+
+    baseline: Baseline
+    checks: dict[str, CheckRef]
+    items: dict[tuple[str, str], tuple[float, list[str]]]  # (clause, item) -> (weight, check ids)
+    origin: str  # "shipped" or the site file's path, for messages
+
+    @classmethod
+    def of(cls, baseline: Baseline, origin: str) -> "Reference":
+        checks = {}
+        for control, item, check in baseline.iter_checks():
+            checks[check.id] = CheckRef(control.clause, item.item, check.severity.value, check.high_risk,
+                                        check.waiver, check.title.model_dump(mode="json"),
+                                        check.remediation.model_dump(mode="json"))
+        items = {(control.clause, item.item): (item.weight, [c.id for c in item.checks])
+                 for control in baseline.controls for item in control.items}
+        return cls(baseline=baseline, checks=checks, items=items, origin=origin)
+
+
+class BaselineRegistry:
+    def __init__(self, site_dirs: Iterable[Path] = (), *, rescan_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.site_dirs = [Path(d) for d in site_dirs]
+        self.rescan_seconds = rescan_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._refs: dict[tuple[str, str], Reference] = {}
+        self._shipped = shipped()  # id -> path; the files are read on first use
+        self._shipped_loaded: set[str] = set()
+        self._site_files: dict[Path, tuple[float, Optional[tuple[str, str]]]] = {}  # path -> (mtime, key)
+        self._scanned_at: Optional[float] = None
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path, **kw) -> "BaselineRegistry":
+        return cls([Path(state_dir) / SITE_DIR], **kw)
+
+    def get(self, baseline_id: str, version: str) -> Reference:
+        ref = self._refs.get((baseline_id, version))
+        if ref is not None:
+            return ref
+        with self._lock:
+            ref = self._refs.get((baseline_id, version))
+            if ref is None and baseline_id in self._shipped and baseline_id not in self._shipped_loaded:
+                self._load_shipped(baseline_id)
+                ref = self._refs.get((baseline_id, version))
+            if ref is None and baseline_id not in self._shipped and self._may_rescan():
+                self._scan_sites()
+                ref = self._refs.get((baseline_id, version))
+            if ref is None:
+                raise UnknownBaseline(self._unknown(baseline_id, version))
+            return ref
+
+    # ---- loading ---------------------------------------------------------------------------------
+
+    def _load_shipped(self, baseline_id: str) -> None:
+        self._shipped_loaded.add(baseline_id)
+        try:
+            baseline = load_baseline(self._shipped[baseline_id])
+        except BaselineError as exc:  # a broken install; every report on it is refused with this reason
+            log.error("shipped baseline %s cannot be loaded: %s", baseline_id, exc)
+            return
+        self._refs[(baseline.id, baseline.version)] = Reference.of(baseline, "shipped")
+
+    def _may_rescan(self) -> bool:
+        now = self._clock()
+        if self._scanned_at is not None and now - self._scanned_at < self.rescan_seconds:
+            return False
+        self._scanned_at = now
+        return True
+
+    def _scan_sites(self) -> None:
+        seen = set()
+        for directory in self.site_dirs:
+            try:
+                paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("site baselines in %s cannot be listed: %s", directory, exc)
+                continue
+            for path in paths:
+                seen.add(path)
+                try:
+                    mtime = path.stat().st_mtime
+                except OSError:
+                    continue
+                known = self._site_files.get(path)
+                if known is not None and known[0] == mtime:
+                    continue
+                if known is not None and known[1] is not None:
+                    self._refs.pop(known[1], None)  # the file changed: judge by what it says now
+                self._site_files[path] = (mtime, self._load_site(path))
+        for gone in set(self._site_files) - seen:
+            key = self._site_files.pop(gone)[1]
+            if key is not None:
+                self._refs.pop(key, None)
+
+    def _load_site(self, path: Path) -> Optional[tuple[str, str]]:
+        try:
+            baseline = load_baseline(path)
+        except BaselineError as exc:
+            log.warning("site baseline %s not used: %s", path, exc)
+            return None
+        key = (baseline.id, baseline.version)
+        if baseline.id in self._shipped:
+            log.warning("site baseline %s not used: id %s is a shipped baseline's; give the site file its own id",
+                        path, baseline.id)
+            return None
+        if key in self._refs:
+            log.warning("site baseline %s not used: %s %s is already defined by %s", path, baseline.id,
+                        baseline.version, self._refs[key].origin)
+            return None
+        self._refs[key] = Reference.of(baseline, str(path))
+        return key
+
+    def _unknown(self, baseline_id: str, version: str) -> str:
+        versions = sorted(v for i, v in self._refs if i == baseline_id)
+        if versions:
+            return (f"baseline {baseline_id!r} version {version!r} is not known to this collector "
+                    f"(it has version {', '.join(repr(v) for v in versions)})")
+        where = ", ".join(str(d) for d in self.site_dirs) or "none"
+        return (f"baseline {baseline_id!r} is not known to this collector (shipped: {', '.join(sorted(self._shipped))}; "
+                f"site baselines directory: {where})")
