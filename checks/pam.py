@@ -491,3 +491,37 @@ def pam_nullok(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
                          "why": "pam_unix nullok lets an empty password in: " + empty.describe()})
             ev.extend(_path_ev(empty, f"[{service}] empty password accepted"))
     return Observation(observed=rows, evidence=ev)
+
+
+def _wheel_behaviour(h: Handler, _state) -> list[Outcome]:
+    """su by a person outside the wheel group who knows the target's (root's) password (pam_wheel.c
+    perform_check: a non-member gets PERM_DENIED, or with `deny` IGNORE / SUCCESS under `trust`)."""
+    if h.name == "pam_wheel":
+        if "deny" in h.args:
+            return [Outcome("success" if "trust" in h.args else "ignore")]
+        return [Outcome("perm_denied")]
+    if h.name == "pam_unix":
+        return [Outcome("success")]
+    return _auth_behaviour(locked=False, password_ok=True)(h, _state)
+
+
+@probe("pam.wheel", PamEffectiveParams)
+def pam_wheel(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
+    """Per service (default su): can a person outside the pam_wheel group get in with the root password?
+    {service, restricted, why, module, control, <pam_wheel args>}."""
+    rows, ev = [], []
+    for service in params.services or ["su"]:
+        c = chain(ctx, service, "auth")
+        ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}", f"[{service}] auth stack read from {_where(c)}"))
+        row: dict[str, object] = {"service": service}
+        row.update(_module_row(ctx, c, ("pam_wheel",), ev))
+        ev.extend(h.ev(f"  [{service}]") for h in c.handlers if h.kind == "module" and h.name == "pam_wheel")
+        way = next((p for p in explore(c.handlers, _wheel_behaviour) if p.status in GRANTED), None)
+        if way is None:
+            row.update(restricted=True, why="no way through the stack lets a non-member of the wheel group in")
+        else:
+            row.update(restricted=False, why="a person outside the wheel group gets in with the password: "
+                       + way.describe())
+            ev.extend(_path_ev(way, f"[{service}] non-member gets in"))
+        rows.append(row)
+    return Observation(observed=rows, evidence=ev)

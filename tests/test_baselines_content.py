@@ -347,6 +347,8 @@ CASES = [
     ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": False, "classes_required": 3}], False),
     ("l3-ia-pam-nullok", [{"service": "sshd", "nullok": False}, {"service": "login", "nullok": False}], True),
     ("l3-ia-pam-nullok", [{"service": "sshd", "nullok": False}, {"service": "login", "nullok": True}], False),
+    ("l3-ac-su-wheel", [{"service": "su", "restricted": True, "module": "pam_wheel"}], True),
+    ("l3-ac-su-wheel", [{"service": "su", "restricted": False, "module": "pam_wheel", "control": "required"}], False),
     ("l3-ia-ssh-client-alive-interval", ["300"], True), ("l3-ia-ssh-client-alive-interval", ["0"], False),
     ("l3-ia-ssh-client-alive-count", ["0"], False), ("l3-ia-ssh-client-alive-count", ["3"], True),
     ("l3-ia-ssh-max-auth-tries", ["5"], True), ("l3-ia-ssh-max-auth-tries", ["4", "6"], False),

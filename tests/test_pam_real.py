@@ -58,7 +58,7 @@ class Lab:
         with open(self.etc / "passwd", "a") as f:
             f.write(f"{USER}:x:64123:64123::/nonexistent:/bin/sh\n")
         with open(self.etc / "group", "a") as f:
-            f.write(f"{USER}:x:64123:\n")
+            f.write(f"{USER}:x:64123:\nh7wheel:x:64124:\n")  # h7wheel: no members, root included
         with open(self.etc / "shadow", "a") as f:
             f.write(f"{USER}:{password_hash if password_hash is not None else ''}:19000:0:99999:7:::\n")
 
@@ -306,3 +306,21 @@ def test_fixture_root_complexity_matches_libpam(tmp_path: Path, name: str):
     stored = lab.shadow_hash() != before
     row = lab.sentinel("pam.complexity", ["passwd"])["passwd"]
     assert row["enforced"] is (not stored), (name, stored, row["why"])
+
+
+WHEEL = "pam_wheel.so use_uid group=h7wheel"  # use_uid: the caller, root here, who is not in h7wheel
+WHEEL_CASES = {
+    "required-first": f"auth required {WHEEL}\nauth required pam_unix.so nodelay\n",
+    "after-sufficient-unix": f"auth sufficient pam_unix.so nodelay\nauth required {WHEEL}\n",
+    "optional": f"auth optional {WHEEL}\nauth required pam_unix.so nodelay\n",
+    "commented-out": f"# auth required {WHEEL}\nauth required pam_unix.so nodelay\n",
+    "in-substack": f"auth substack su-wheel\nauth required pam_unix.so nodelay\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHEEL_CASES))
+def test_su_wheel_matches_libpam(tmp_path: Path, case: str):
+    lab = Lab(tmp_path, {"su": WHEEL_CASES[case], "su-wheel": f"auth requisite {WHEEL}\n"}, _hash(PASSWORD), {})
+    real_in = lab.pamtester("su", "authenticate", [PASSWORD])
+    row = lab.sentinel("pam.wheel", ["su"])["su"]
+    assert row["restricted"] is (not real_in), (case, real_in, row["why"])

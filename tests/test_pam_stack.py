@@ -9,9 +9,9 @@ import pytest
 
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
-from tests.test_pam_real import ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, LOCKOUT_CASES, SUBSTACKS
+from tests.test_pam_real import ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, LOCKOUT_CASES, SUBSTACKS, WHEEL, WHEEL_CASES
 
-MODULES = ("pam_unix.so", "pam_deny.so", "pam_permit.so", "pam_faillock.so", "pam_pwquality.so",
+MODULES = ("pam_wheel.so", "pam_unix.so", "pam_deny.so", "pam_permit.so", "pam_faillock.so", "pam_pwquality.so",
            "pam_pwhistory.so", "pam_rootok.so", "pam_env.so")
 
 # What libpam did with each stack (tests/test_pam_real.py asserts the same answers against pamtester)
@@ -49,7 +49,12 @@ def _probe(kind: str, root: Path, services: list[str]):
     return pdef.func(ctx, pdef.params.model_validate({"services": services}))
 
 
+LIBPAM_NON_MEMBER_GETS_IN = {"required-first": False, "after-sufficient-unix": True, "optional": True,
+                             "commented-out": True, "in-substack": False}
+
+
 def test_recorded_answers_cover_every_case():
+    assert set(LIBPAM_NON_MEMBER_GETS_IN) == set(WHEEL_CASES)
     assert set(LIBPAM_GETS_IN) == set(ACCESS_CASES)
     assert set(LIBPAM_LOCKOUT_HOLDS) == set(LOCKOUT_CASES)
     assert set(LIBPAM_WEAK_STORED) == set(COMPLEXITY_CASES)
@@ -114,3 +119,10 @@ def test_missing_service_and_other(tmp_path: Path):
     (tmp_path / "etc/pam.d").mkdir(parents=True)
     row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
     assert row["enforced"] is True and "no PAM configuration for sshd and no other" in row["why"]
+
+
+@pytest.mark.parametrize("case", sorted(WHEEL_CASES))
+def test_su_wheel(tmp_path: Path, case: str):
+    root = _root(tmp_path, {"su": WHEEL_CASES[case], "su-wheel": f"auth requisite {WHEEL}\n"})
+    row = _probe("pam.wheel", root, ["su"]).observed[0]
+    assert row["restricted"] is (not LIBPAM_NON_MEMBER_GETS_IN[case]), row["why"]
