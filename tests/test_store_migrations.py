@@ -289,3 +289,34 @@ def sha256(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+# ---- 0005: the address plan, and systems an earlier PATCH left with a JSON null ----------------------------
+
+
+def test_0005_repairs_json_null_zones_and_scope(empty_url):
+    """Before 0005 `PATCH /systems/{id}` stored {"zones": null}, after which every listing of the system
+    failed; the migration turns such values into [] and leaves good rows as they are."""
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0004") == "0004"
+        now = datetime.now(timezone.utc)
+        table = System.__table__
+        with db.engine.begin() as conn:
+            d = conn.execute(insert(Department.__table__).values(name="d", title="", created_at=now)
+                             ).inserted_primary_key[0]
+            common = dict(department_id=d, title="", level=3, s_grade=3, a_grade=2, label="S3A2", owner="",
+                          chain_head="0" * 64, created_at=now, updated_at=now)
+            conn.execute(insert(table).values(name="broken", zones=None, scan_scope=None, **common))  # JSON null
+            conn.execute(insert(table).values(name="good", zones=["dmz"], scan_scope=["10.0.0.0/24"], **common))
+            assert conn.execute(select(table.c.zones).where(table.c.name == "broken")).scalar() is None
+        assert upgrade(db) == head_revision()
+        with db.engine.connect() as conn:
+            rows = {r.name: (r.zones, r.scan_scope) for r in conn.execute(select(table.c.name, table.c.zones,
+                                                                                 table.c.scan_scope))}
+        assert rows == {"broken": ([], []), "good": (["dmz"], ["10.0.0.0/24"])}
+        assert "address_blocks" in inspect(db.engine).get_table_names()
+        assert downgrade(db, "0004") == "0004"
+        assert "address_blocks" not in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()
