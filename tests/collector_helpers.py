@@ -1,10 +1,12 @@
 """Builders shared by the collector tests: reports, signed envelopes, a populated collector."""
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -14,12 +16,10 @@ from sentinel.model import (
     BaselineRef,
     CheckResult,
     Evidence,
-    HighRiskFinding,
     HostInfo,
     HostReport,
     Severity,
     Status,
-    Summary,
     Text,
 )
 
@@ -29,36 +29,132 @@ def host_info(hostname: str = "web-1") -> HostInfo:
                     family="debian", arch="x86_64", kernel="6.1.0")
 
 
+# ---- the test baselines: what the collector judges make_report's reports by ---------------------------------------
+# Check ids the collector tests use, with the item each sits on (clause 8.1.4.1). l3-ssh-root is the one
+# high-risk check (case L3-CES1-11, severity high); every other check is severity medium.
+TEST_BASELINE_ID, TEST_SITE_ID = "sentinel-test", "sentinel-test-site"
+_TEST_CHECKS = {"a": "a", "b": "b", "c": "c", "telnet": "a", "ssh.root": "a", "pam.faillock": "b", "audit.rules": "c",
+                "l3-ssh-root": "a", "l3-pass-age": "b", "w.a": "a", "w.b": "b", "d.a": "a", "d.b": "b",
+                **{f"check.{i:02d}": "abcdefgh"[i % 8] for i in range(60)}}
+HIGH_RISK_CHECK, HIGH_RISK_CASE = "l3-ssh-root", "L3-CES1-11"
+
+
+def _test_baseline_yaml() -> str:
+    lines = [f"id: {TEST_BASELINE_ID}", 'version: "1.0.0"', "title: {zh: 测试基线, en: test baseline}", "level: 3",
+             "os_families: [debian, rhel]", "controls:", '  - clause: "8.1.4.1"',
+             "    name: {zh: 身份鉴别, en: Identification and authentication}", "    items:"]
+    for letter in "abcdefgh":
+        lines += [f"      - item: {letter}", f"        text: {{zh: 要求 {letter}, en: requirement {letter}}}",
+                  "        weight: 1.0", "        checks:"]
+        for check_id, item in _TEST_CHECKS.items():
+            if item != letter:
+                continue
+            high = check_id == HIGH_RISK_CHECK
+            lines += [f"          - id: {check_id}", f"            title: {{zh: 检查 {check_id}, en: check {check_id}}}",
+                      "            probe: config.value",
+                      "            params: {paths: [/etc/login.defs], key: PASS_MAX_DAYS}",
+                      "            expect: {le: 90}", f"            severity: {'high' if high else 'medium'}"]
+            if high:
+                lines.append(f"            high_risk: {HIGH_RISK_CASE}")
+            lines += ["            rationale: {zh: 理由, en: rationale}",
+                      "            remediation: {zh: 修改配置, en: fix the setting}"]
+    lines += ["      - item: i", "        text: {zh: 人工核查, en: checked by a person}", "        weight: 0.4"]
+    return "\n".join(lines) + "\n"
+
+
+_SITE_YAML = f"""id: {TEST_SITE_ID}
+version: "1.0.0"
+extends: {TEST_BASELINE_ID}.yaml
+title: {{zh: 测试站点基线, en: test site baseline}}
+waive:
+  telnet: "accepted risk"
+"""
+
+
+def install_test_baselines(state_dir) -> Path:
+    """Put the test baselines where a collector with this state directory looks for site baselines."""
+    directory = Path(state_dir) / "baselines"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{TEST_BASELINE_ID}.yaml").write_text(_test_baseline_yaml(), encoding="utf-8")
+    (directory / f"{TEST_SITE_ID}.yaml").write_text(_SITE_YAML, encoding="utf-8")
+    return directory
+
+
+@functools.lru_cache(maxsize=None)
+def _test_baselines_dir() -> str:
+    import tempfile
+
+    return str(install_test_baselines(tempfile.mkdtemp(prefix="sentinel-test-baselines-")))
+
+
+def known_baselines():
+    """A collector baseline registry that knows the shipped and the test baselines (for Ingestor(...))."""
+    from sentinel.collector.baselines import BaselineRegistry
+
+    return BaselineRegistry([Path(_test_baselines_dir())])
+
+
+@functools.lru_cache(maxsize=None)
+def _baseline(baseline_id: str):
+    from sentinel.baseline import BaselineError, load_baseline, shipped
+
+    if baseline_id in shipped():
+        return load_baseline(baseline_id)
+    try:
+        return load_baseline(Path(_test_baselines_dir()) / f"{baseline_id}.yaml")
+    except BaselineError:
+        return None
+
+
+_CLAIMED = object()  # "not given": the summary is what scoring gives
+
+
 def make_report(statuses: dict[str, str], *, high_risk: Optional[dict[str, str]] = None,
-                waived: Optional[set[str]] = None, score: Optional[float] = 90.0, conclusion: str = "优",
-                baseline_id: str = "dengbao-l3-linux", hostname: str = "web-1",
+                waived: Optional[set[str]] = None, score: Any = _CLAIMED, conclusion: Any = _CLAIMED,
+                baseline_id: str = TEST_BASELINE_ID, version: Optional[str] = None, hostname: str = "web-1",
                 generated_at: Optional[datetime] = None) -> dict[str, Any]:
-    """A HostReport as JSON with one result per check id, in the given statuses."""
-    high_risk = high_risk or {}
-    waived = waived or set()
+    """A HostReport as JSON with one result per check id, in the given statuses, as an honest agent makes it:
+    each result's clause, item, severity, high-risk case and waiver as the baseline gives them, items and
+    summary from sentinel/scoring.py. `high_risk`, `waived`, `score` and `conclusion` override what the
+    baseline and scoring give (a forged report); a check id the baseline lacks gets clause 8.1.4.1."""
+    from sentinel import scoring
+
+    baseline = _baseline(baseline_id)
+    specs = {}
+    if baseline is not None:
+        specs = {check.id: (control.clause, item.item, check) for control, item, check in baseline.iter_checks()}
     results = []
     for i, (check_id, status) in enumerate(statuses.items()):
+        clause, item, spec = specs.get(check_id, ("8.1.4.1", "abcdefgh"[i % 8], None))
+        case = high_risk[check_id] if high_risk and check_id in high_risk else (spec.high_risk if spec else None)
+        severity = spec.severity if spec else (Severity.HIGH if case else Severity.MEDIUM)
+        if waived is not None:
+            waiver = "accepted risk" if check_id in waived else None
+        else:
+            waiver = spec.waiver if spec else None
         results.append(CheckResult(
-            check_id=check_id, clause="8.1.4.1", item="abcdefgh"[i % 8],
-            title=Text(zh=f"检查 {check_id}", en=f"check {check_id}"), status=Status(status),
-            severity=Severity.HIGH if check_id in high_risk else Severity.MEDIUM, high_risk=high_risk.get(check_id),
+            check_id=check_id, clause=clause, item=item,
+            title=spec.title if spec else Text(zh=f"检查 {check_id}", en=f"check {check_id}"), status=Status(status),
+            severity=severity, high_risk=case,
             observed={"value": i, "lines": [f"line {i}"]}, expected="eq 1",
             reason=None if status == "pass" else f"{check_id} is {status}",
             evidence=[Evidence(source="/etc/login.defs", excerpt=f"PASS_MAX_DAYS {i}", line=i + 1)],
-            remediation=Text(zh="修改配置", en="fix the setting"),
-            waiver="accepted risk" if check_id in waived else None, duration_ms=1.5))
-    counts = {s.value: sum(1 for r in results if r.status == s) for s in Status}
-    hr = [HighRiskFinding(check_id=r.check_id, clause=r.clause, item=r.item, case=r.high_risk, title=r.title)
-          for r in results if r.high_risk and r.status == Status.FAIL]
-    determinable = counts["pass"] + counts["fail"] + counts["error"]
-    summary = Summary(counts=counts, verdicts={}, checks_total=len(results), waived=len(waived),
-                      pass_rate=counts["pass"] / determinable if determinable else None, score=score, high_risk=len(hr),
-                      high_risk_findings=hr, conclusion=conclusion, conclusion_en="excellent",
-                      risk_counts={"high": 0, "medium": counts["fail"], "low": 0})
+            remediation=spec.remediation if spec else Text(zh="修改配置", en="fix the setting"),
+            waiver=waiver, duration_ms=1.5))
+    if baseline is not None:
+        items = scoring.item_results(baseline, results)
+    else:
+        items = []
+    summary = scoring.summarize(items, results)
+    if score is not _CLAIMED:
+        summary.score = score
+    if conclusion is not _CLAIMED:
+        summary.conclusion = conclusion
+    ref = BaselineRef(id=baseline_id, version=version or (baseline.version if baseline else "1.0.0"),
+                      level=baseline.level if baseline else 3, title=Text(zh="三级", en="level 3"))
     report = HostReport(
-        generated_at=generated_at or datetime.now(timezone.utc), duration_ms=1234.5,
-        baseline=BaselineRef(id=baseline_id, version="1.0.0", level=3, title=Text(zh="三级", en="level 3")),
-        host=host_info(hostname), summary=summary, items=[], results=results)
+        generated_at=generated_at or datetime.now(timezone.utc), duration_ms=1234.5, baseline=ref,
+        host=host_info(hostname), summary=summary, items=items, results=results)
     return report.model_dump(mode="json")
 
 
@@ -212,6 +308,7 @@ def make_client(tmp_path):
     clients = []
 
     def factory(db, **settings):
+        install_test_baselines(tmp_path / "state")
         app = create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
         client = TestClient(app)
         client.__enter__()

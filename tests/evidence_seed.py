@@ -161,6 +161,7 @@ class Seeded:
     key_file: Path
     agents: dict = field(default_factory=dict)  # hostname -> (agent_id, key)
     clock: list = field(default_factory=lambda: [T0])
+    baselines: object = None  # the collector's baselines: shipped + the seed baseline file (write_baseline)
 
 
 def new_store(tmp: Path, url: Optional[str] = None) -> Seeded:
@@ -176,7 +177,9 @@ def new_store(tmp: Path, url: Optional[str] = None) -> Seeded:
     key = signing.generate_key()
     key_file = tmp / "state" / "collector.key"
     signing.save_private_key(key, key_file)
-    return Seeded(db=db, url=url, key=key, key_file=key_file)
+    from sentinel.collector.baselines import BaselineRegistry
+
+    return Seeded(db=db, url=url, key=key, key_file=key_file, baselines=BaselineRegistry([tmp]))
 
 
 def create_system(s: Seeded, name: str = SYSTEM, level: int = 3, sg: int = 3, ag: int = 2) -> None:
@@ -221,7 +224,7 @@ def ingest(s: Seeded, hostname: str, rep: HostReport, at: datetime) -> dict:
     env = {"report_id": rep.report_id, "agent_id": agent_id, "sent_at": at.isoformat(), "kind": "host_report",
            "body": rep.model_dump(mode="json")}
     raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
-    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: at)
+    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: at, baselines=s.baselines)
     status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")
     assert status == 202, (status, answer)
     return answer

@@ -103,37 +103,40 @@ def test_findings_lifecycle(agent_env, db):
 def test_waiver_resolves_as_waived(agent_env, db):
     client, agent, _ = agent_env
     _send(client, agent, {"telnet": "fail"})
-    r = _send(client, agent, {"telnet": "fail"}, waived={"telnet"})
+    # the waiver is the site baseline's (the collector's copy decides it, not the agent)
+    r = _send(client, agent, {"telnet": "fail"}, baseline_id="sentinel-test-site")
     assert r["fixed"] == [] and r["new_failures"] == []
     [f] = _findings(db, "telnet")
     assert f.resolution == "waived" and f.resolved_at is not None
-    assert _send(client, agent, {"telnet": "fail"}, waived={"telnet"})["new_failures"] == []
+    assert _send(client, agent, {"telnet": "fail"}, baseline_id="sentinel-test-site")["new_failures"] == []
     assert len(_findings(db, "telnet")) == 1
 
 
 def test_events(agent_env, db):
     client, agent, admin = agent_env
-    _send(client, agent, {"a": "pass", "b": "pass"}, score=92.0)
+    # l3-ssh-root is the test baseline's high-risk check (case L3-CES1-11); scores are the collector's own
+    hr_id, case = "l3-ssh-root", "L3-CES1-11"
+    _send(client, agent, {hr_id: "pass", "b": "pass"})
     assert _events(db) == []  # nothing failing, nothing fixed, no previous score
-    r = _send(client, agent, {"a": "fail", "b": "fail"}, high_risk={"a": "6.4.1.1"}, score=70.0, conclusion="差")
+    r = _send(client, agent, {hr_id: "fail", "b": "fail"})
     kinds = {e.kind: e for e in _events(db)}
     assert set(kinds) == {"high_risk_finding", "score_drop", "drift"}
     hr = kinds["high_risk_finding"]
-    assert hr.severity == "critical" and hr.check_id == "a" and hr.run_id == r["run_id"] and not hr.delivered
-    assert hr.payload["case"] == "6.4.1.1" and hr.payload["system"] == "his" and hr.payload["host"] == "web-1"
+    assert hr.severity == "critical" and hr.check_id == hr_id and hr.run_id == r["run_id"] and not hr.delivered
+    assert hr.payload["case"] == case and hr.payload["system"] == "his" and hr.payload["host"] == "web-1"
     assert hr.payload["system_label"] == "S3A2" and hr.payload["department"] == "health"
     drop = kinds["score_drop"]
-    assert drop.payload["previous_score"] == 92.0 and drop.payload["score"] == 70.0
+    assert drop.payload["previous_score"] == 100.0 and drop.payload["score"] == 0.0
     assert drop.severity == "critical"  # the conclusion fell to 差
-    assert kinds["drift"].payload["new_failures"] == ["a", "b"] and kinds["drift"].severity == "warning"
-    again = _send(client, agent, {"a": "fail", "b": "pass"}, high_risk={"a": "6.4.1.1"}, score=68.0, conclusion="差")
+    assert kinds["drift"].payload["new_failures"] == ["b", hr_id] and kinds["drift"].severity == "warning"
+    again = _send(client, agent, {hr_id: "fail", "b": "pass"})
     latest = [e for e in _events(db) if e.run_id == again["run_id"]]
-    # still failing is not news; a 2-point drop is under the threshold; b fixed is drift
+    # still failing is not news; the score rose (0 -> 50); b fixed is drift
     assert [e.kind for e in latest] == ["drift"] and latest[0].severity == "info"
     assert latest[0].payload["fixed"] == ["b"]
     # the same condition keeps its fingerprint (for de-duplication by the publishers)
-    assert drift.fingerprint("high_risk_finding", hr.host_id, "a") == hr.fingerprint
-    fixed = _send(client, agent, {"a": "pass", "b": "pass"}, high_risk={"a": "6.4.1.1"}, score=90.0)
+    assert drift.fingerprint("high_risk_finding", hr.host_id, hr_id) == hr.fingerprint
+    fixed = _send(client, agent, {hr_id: "pass", "b": "pass"})
     resolved = [e for e in _events(db) if e.run_id == fixed["run_id"] and e.kind == "high_risk_finding"]
     assert len(resolved) == 1 and resolved[0].payload["resolved"] is True
     assert resolved[0].fingerprint == hr.fingerprint and resolved[0].severity == hr.severity

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sentinel.collector.groupcommit import GroupCommit
 from sentinel.collector.ingest import Ingestor, chain
 from sentinel.store.models import ZERO_HASH, Report, Run, System
-from tests.collector_helpers import World, audit_rows, counts, envelope, make_report, sign
+from tests.collector_helpers import World, audit_rows, counts, envelope, known_baselines, make_report, sign
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -192,7 +192,7 @@ def _chains_intact(db):
 
 def test_concurrent_reports_are_batched_and_chained(world, db):
     _, agents = world
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     sizes: list[int] = []
     write_batch = ingestor._write_batch
 
@@ -217,7 +217,7 @@ def test_concurrent_reports_are_batched_and_chained(world, db):
 
 def test_a_failing_batch_is_written_report_by_report(world, db):
     _, agents = world
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     write = ingestor._store.write
     failed = []
 
@@ -249,7 +249,7 @@ def test_a_failing_batch_is_written_report_by_report(world, db):
 def test_revoked_between_checks_and_write_is_refused(world, db):
     w, agents = world
     agent = agents[0]
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     prepare = ingestor._prepare
 
     def revoke_then_prepare(checked, ip):
@@ -271,7 +271,7 @@ def test_revoked_between_checks_and_write_is_refused(world, db):
 def test_a_mixed_crowd_gets_each_its_own_answer(world, db):
     """Valid, forged, unknown-agent and inventory envelopes checked together by one leader."""
     _, agents = world
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     gate = threading.Event()
     prepare = ingestor._group._prepare
 
@@ -315,7 +315,7 @@ def test_a_mixed_crowd_gets_each_its_own_answer(world, db):
 def test_same_report_in_one_batch_is_stored_once(world, db):
     _, agents = world
     agent = agents[1]
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     raw, headers = sign(agent.key, envelope(agent.agent_id, make_report({"a": "fail"}, hostname="web-1")))
     answers = _deliver(ingestor, [(raw, headers)] * 6)
     assert sorted(s for s, _ in answers) == [200] * 5 + [202]

@@ -15,7 +15,7 @@ import pytest
 
 from sentinel import signing
 from sentinel.cli import main
-from tests.collector_helpers import envelope, host_info, make_report, sign, sixty_results
+from tests.collector_helpers import envelope, host_info, install_test_baselines, make_report, sign, sixty_results
 
 pytest_plugins = ["tests.dbfixtures"]
 
@@ -46,6 +46,7 @@ def collector(store_url, tmp_path, capsys):
     enroll_token = cli(capsys, "enroll-token", "create", "--system", "his", *common)
     api_token = cli(capsys, "token", "create", "--name", "viewer", "--role", "readonly", "--department", "health",
                     *common)
+    install_test_baselines(state)  # site baselines the collector judges the test reports by
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sentinel.cli", "collector", *common, "--host", "127.0.0.1",

@@ -19,6 +19,7 @@ from tests.collector_helpers import (
     bearer,
     counts,
     envelope,
+    known_baselines,
     make_report,
     sign,
     sixty_results,
@@ -58,8 +59,9 @@ def test_signed_report_is_stored_and_visible(setup, db):
     runs = client.get("/api/v1/runs", headers=bearer(admin)).json()
     assert [run["report_id"] for run in runs] == [env["report_id"]]
     run = client.get(f"/api/v1/runs/{answer['run_id']}", headers=bearer(admin)).json()
-    assert run["baseline_id"] == "dengbao-l3-linux" and run["checks_total"] == 60
-    assert run["failed"] == len(failing) and run["score"] == 90.0 and run["summary"]["checks_total"] == 60
+    assert run["baseline_id"] == "sentinel-test" and run["checks_total"] == 60
+    assert run["failed"] == len(failing) and run["score"] == body["summary"]["score"] == 50.0
+    assert run["summary"]["checks_total"] == 60 and "agent_claimed" not in run["summary"]
     assert run["digest"] == canonical_digest(body)
     assert run["prev_chain_hash"] == ZERO_HASH and run["chain_hash"] == chain(ZERO_HASH, run["digest"])
 
@@ -169,11 +171,16 @@ def test_replay_with_different_body(setup, db):
 
 
 def test_stale_and_future_timestamps(setup, db):
+    """sent_at is when the agent made and signed the report (sent unchanged from its spool): up to
+    report_max_age_seconds (default 14 days) old is accepted, further back or beyond the skew ahead is not."""
     _, client, agent, _ = setup
-    for delta in (-400, 400):
-        env = envelope(agent.agent_id, make_report({"a": "pass"}),
-                       sent_at=datetime.now(timezone.utc) + timedelta(seconds=delta))
-        _refused(db, client, *sign(agent.key, env), 400, ["stale"])
+    now = datetime.now(timezone.utc)
+    for delta, words in ((timedelta(days=14, minutes=5), ["stale", "older than"]),
+                         (-timedelta(seconds=400), ["stale", "ahead"])):
+        env = envelope(agent.agent_id, make_report({"a": "pass"}), sent_at=now - delta)
+        _refused(db, client, *sign(agent.key, env), 400, words)
+    spooled = envelope(agent.agent_id, make_report({"a": "pass"}), sent_at=now - timedelta(days=3))
+    assert post(client, *sign(agent.key, spooled)).status_code == 202
 
 
 def test_oversized_body(setup, db):
@@ -309,7 +316,7 @@ def test_concurrent_reports_keep_one_chain(setup, db):
 
     world, client, agent, _ = setup
     agents = [agent] + [world.enroll(client, "his", f"web-{i}") for i in range(2, 5)]
-    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300)
+    ingestor = Ingestor(db, max_body_bytes=1 << 20, skew_seconds=300, baselines=known_baselines())
     payloads = []
     for i in range(24):
         who = agents[i % len(agents)]

@@ -30,7 +30,7 @@ def two(db, make_client):
     for dept, system in (("health", "his"), ("edu", "school")):
         agent = w.enroll(client, system, f"{system}-host")
         raw, headers = sign(agent.key, envelope(agent.agent_id, make_report(
-            {"a": "fail", "b": "pass"}, high_risk={"a": "6.4.1.1"}, hostname=f"{system}-host")))
+            {"l3-ssh-root": "fail", "b": "pass"}, hostname=f"{system}-host")))
         run = client.post("/api/v1/agent/reports", content=raw, headers=headers).json()
         sample = {"at": datetime.now(timezone.utc).isoformat(), "cpu_percent": 3.0, "memory_percent": 30.0,
                   "net_bytes_sent": 1, "net_bytes_recv": 2, "logins": 0}

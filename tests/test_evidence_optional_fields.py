@@ -57,7 +57,8 @@ def lean_world(tmp_path_factory):
     env = {"report_id": body["report_id"], "agent_id": agent_id, "sent_at": seed.T0.isoformat(),
            "kind": "host_report", "body": body}
     raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
-    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: seed.T0)
+    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: seed.T0,
+                        baselines=s.baselines)
     status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")
     assert status == 202, answer
     with s.db.session() as session:

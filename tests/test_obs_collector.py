@@ -29,7 +29,7 @@ from sentinel.collector.metrics import KINDS, REASONS, rejection_reason
 from sentinel.collector.settings import CollectorSettings
 from sentinel.store.db import Database
 from sentinel.store.models import Event
-from tests.collector_helpers import World, bearer, envelope, make_report, sign
+from tests.collector_helpers import World, bearer, envelope, install_test_baselines, make_report, sign
 from tests.obs_support import LOOPBACK, Receiver, alertmanager, eventually, free_port, need, prometheus
 
 pytest_plugins = ["tests.dbfixtures"]
@@ -57,6 +57,7 @@ def world(sqlite_db):
 
 
 def _app(db, tmp_path, **settings):
+    install_test_baselines(tmp_path / "state")  # the baselines make_report's reports are judged by
     return create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
 
 
@@ -94,7 +95,7 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
             assert r.status_code == status, r.text
             return r
 
-        env = envelope(agent.agent_id, make_report({"a": "fail", "b": "pass"}, score=71.5, conclusion="中"))
+        env = envelope(agent.agent_id, make_report({"a": "fail", "b": "pass"}))
         post(*sign(agent.key, env), 202)
         post(*sign(agent.key, env), 200)  # the same report again: answered as before, counted as accepted
         inventory = {"os": {"hostname": "web-1", "os_id": "kylin", "os_version": "V10", "os_name": "Kylin V10",
@@ -108,7 +109,7 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
         raw, headers = sign(agent.key, envelope(agent.agent_id, make_report({"a": "pass"})))
         post(raw, {**headers, "X-Sentinel-Signature": signing.sign(other.key, raw)}, 401)  # signature
         post(*sign(agent.key, {**env, "body": make_report({"a": "pass"})}), 409)  # replay: same id, other body
-        old = datetime.now(timezone.utc) - timedelta(hours=2)
+        old = datetime.now(timezone.utc) - timedelta(days=15)  # older than report_max_age_seconds
         post(*sign(agent.key, envelope(agent.agent_id, make_report({"a": "pass"}), sent_at=old)), 400)  # stale
         # (a known agent and a signature header: without them the gate refuses before the body is read)
         post(b"{not json", {"X-Sentinel-Agent": agent.agent_id, "Content-Type": "application/json",
@@ -134,7 +135,7 @@ def test_metrics_show_stored_state_and_move_with_every_accept_and_reject(world, 
     assert rejected == {**dict.fromkeys(REASONS, 1), "other": 0, "rate_limited": 0}  # 429s: test_collector_gate.py
     # and the stored state: the report's score and failing check, labelled with names
     sl = (("department", "财政局"), ("host", "web-1"), ("system", "非税收入管理系统"))
-    assert after[("sentinel_host_score", sl)] == 71.5
+    assert after[("sentinel_host_score", sl)] == 50.0  # the collector's scoring: 8.1.4.1.a 不符合, b 符合
     assert after[("sentinel_host_failing_checks", tuple(sorted(sl + (("severity", "medium"),))))] == 1
     assert after[("sentinel_up", ())] == 1
     _promtool_check(response.content)
@@ -299,9 +300,9 @@ def _alerts(client: AlertmanagerClient, system: str, alertname: str = "SentinelH
     return client.get_alerts(filters=(f'alertname="{alertname}"', f'system="{system}"'))
 
 
-def _high_risk_report(status: str, score: float) -> dict:
-    return make_report({"l3-ssh-root": status, "l3-pass-age": "pass"}, high_risk={"l3-ssh-root": "L3-CES1-11"},
-                       score=score, conclusion="差" if status == "fail" else "良")
+def _high_risk_report(status: str) -> dict:
+    """l3-ssh-root is the test baseline's high-risk check (case L3-CES1-11)."""
+    return make_report({"l3-ssh-root": status, "l3-pass-age": "pass"})
 
 
 def test_high_risk_finding_fires_and_resolves_in_alertmanager_and_webhook(world, tmp_path, am, monkeypatch):
@@ -317,7 +318,7 @@ def test_high_risk_finding_fires_and_resolves_in_alertmanager_and_webhook(world,
     try:
         with TestClient(app) as client:
             agent = world.enroll(client, system, "db-01")
-            r = client.post(REPORTS, **_signed(agent, _high_risk_report("fail", 55.0)))
+            r = client.post(REPORTS, **_signed(agent, _high_risk_report("fail")))
             assert r.status_code == 202, r.text
 
             firing = eventually(lambda: _alerts(am_client, system), what="the high-risk alert in Alertmanager")[0]
@@ -341,7 +342,7 @@ def test_high_risk_finding_fires_and_resolves_in_alertmanager_and_webhook(world,
                        what="drift notice ended after the hold")
             assert _alerts(am_client, system), "the high-risk alert must stay while it is open"
 
-            r = client.post(REPORTS, **_signed(agent, _high_risk_report("pass", 88.0)))
+            r = client.post(REPORTS, **_signed(agent, _high_risk_report("pass")))
             assert r.status_code == 202 and r.json()["fixed"] == ["l3-ssh-root"]
             eventually(lambda: not _alerts(am_client, system), what="the alert resolved in Alertmanager")
             resolved = eventually(lambda: [p for p in hook.requests if p.json()["status"] == "resolved"
@@ -369,7 +370,7 @@ def test_a_collector_restart_keeps_firing_alerts_alive(world, tmp_path, am):
     app = _app(world.db, tmp_path, alerting_config=config, events_poll_seconds=0.1)
     with TestClient(app) as client:
         agent = world.enroll(client, system, "app-01")
-        assert client.post(REPORTS, **_signed(agent, _high_risk_report("fail", 50.0))).status_code == 202
+        assert client.post(REPORTS, **_signed(agent, _high_risk_report("fail"))).status_code == 202
         eventually(lambda: _alerts(am_client, system), what="alert in Alertmanager")
         eventually(lambda: all(e.delivered for e in _events(world.db)), what="events delivered")
     stopped = time.monotonic()  # no more pushes: without a restore the alert ends ~2 s from here
@@ -400,8 +401,9 @@ def test_a_dead_webhook_never_slows_ingest_and_leaves_events_undelivered(world, 
             agent = world.enroll(client, "非税收入管理系统", "web-1")
             took = []
             for i in range(8):
-                report = make_report({"a": "fail" if i % 2 == 0 else "pass", "b": "pass"},
-                                     high_risk={"a": "L3-CES1-11"}, score=60.0 + i)
+                # the high-risk finding opens and resolves in turn, the score stays (item a: one of two fails)
+                report = make_report({"l3-ssh-root": "fail" if i % 2 == 0 else "pass",
+                                      "a": "pass" if i % 2 == 0 else "fail", "b": "pass"})
                 start = time.monotonic()
                 r = client.post(REPORTS, **_signed(agent, report))
                 took.append(time.monotonic() - start)
@@ -422,7 +424,7 @@ def test_without_alerting_config_events_stay_undelivered(world, tmp_path):
     assert app.state.events_publisher is None
     with TestClient(app) as client:
         agent = world.enroll(client, "非税收入管理系统", "web-1")
-        assert client.post(REPORTS, **_signed(agent, _high_risk_report("fail", 50.0))).status_code == 202
+        assert client.post(REPORTS, **_signed(agent, _high_risk_report("fail"))).status_code == 202
     rows = _events(world.db)
     assert rows and all(not e.delivered and e.attempts == 0 for e in rows)
 

@@ -25,20 +25,12 @@ import pytest
 from checks.network.findings import ServiceFinding
 from sentinel import scoring
 from sentinel.collector.scan_ingest import begin_scan, finish_scan
-from sentinel.model import CheckResult, ItemResult, Text, Verdict
+from sentinel.model import CheckResult, ItemResult, Verdict
 from tests.collector_helpers import World, audit_rows, bearer, envelope, make_report, sign
 from tests.netlab import REPO, lab  # noqa: F401  (module-scoped fixture)
 from tests.scan_helpers import scan_report
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
-
-TEXT = Text(zh="测评项", en="item")
-
-
-def _item(clause: str, item: str, verdict: str, weight: float = 1.0) -> dict:
-    return ItemResult(clause=clause, item=item, control=TEXT, text=TEXT, weight=weight, verdict=verdict,
-                      checks=[]).model_dump(mode="json")
-
 
 @pytest.fixture
 def his(db, make_client):
@@ -172,9 +164,8 @@ def test_trigger_while_running_is_409(his, db):
 # ---- the system assessment: two hosts' signed reports, a manual verdict and a scan --------------------------------
 
 
-def _send(client, agent, statuses: dict, items: list[dict], hostname: str) -> dict:
+def _send(client, agent, statuses: dict, hostname: str) -> dict:
     body = make_report(statuses, hostname=hostname)
-    body["items"] = items
     raw, headers = sign(agent.key, envelope(agent.agent_id, body))
     r = client.post("/api/v1/agent/reports", content=raw, headers=headers)
     assert r.status_code == 202, r.text
@@ -184,14 +175,12 @@ def _send(client, agent, statuses: dict, items: list[dict], hostname: str) -> di
 def test_system_assessment_combines_hosts_manual_verdicts_and_scan(his, db):
     w, client, sid = his
     web, dbh = w.enroll(client, "his", "web-1"), w.enroll(client, "his", "db-1")
-    # make_report puts results on 8.1.4.1 items a, b, ... in order; the items are what the host engine gave
-    r1 = _send(client, web, {"w.a": "pass", "w.b": "fail"},
-               [_item("8.1.4.1", "a", "符合"), _item("8.1.4.1", "b", "不符合", 0.7)], "web-1")
-    r2 = _send(client, dbh, {"d.a": "fail", "d.b": "error"},
-               [_item("8.1.4.1", "a", "不符合"), _item("8.1.4.1", "b", "待核查", 0.7),
-                _item("8.1.5.1", "a", "待核查", 0.4)], "db-1")
+    # the test baseline (tests/collector_helpers.py) puts w.a/d.a on 8.1.4.1.a, w.b/d.b on 8.1.4.1.b; its other
+    # items c-h have checks these hosts did not report (不适用), 8.1.4.1.i is manual (待核查)
+    r1 = _send(client, web, {"w.a": "pass", "w.b": "fail"}, "web-1")
+    r2 = _send(client, dbh, {"d.a": "fail", "d.b": "error"}, "db-1")
     # a person decides the manual item; a verdict on an item the checks decided does not change it
-    for clause, item, verdict in (("8.1.5.1", "a", "符合"), ("8.1.4.1", "b", "符合")):
+    for clause, item, verdict in (("8.1.4.1", "i", "符合"), ("8.1.4.1", "b", "符合")):
         r = client.post(f"/api/v1/systems/{sid}/assessments", headers=bearer(w.tokens["admin"]),
                         json={"clause": clause, "item": item, "verdict": verdict})
         assert r.status_code == 201, r.text
@@ -213,12 +202,13 @@ def test_system_assessment_combines_hosts_manual_verdicts_and_scan(his, db):
         ("8.1.4.1", "c"): ("不符合", "不符合", "automated"),  # the scan: telnet is plaintext management
         ("8.1.4.4", "b"): ("不符合", "不符合", "automated"),  # the scan: tcp/23 is a high-risk port
         ("8.1.4.8", "a"): ("不符合", "不符合", "automated"),
-        ("8.1.5.1", "a"): ("符合", "待核查", "manual"),
+        **{("8.1.4.1", x): ("不适用", "不适用", "automated") for x in "defgh"},
+        ("8.1.4.1", "i"): ("符合", "待核查", "manual"),
     }
     # the same figures sentinel.scoring gives for these inputs (the formula is only there)
     items = scoring.system_items([[ItemResult.model_validate(i) for i in r1["items"]],
                                   [ItemResult.model_validate(i) for i in r2["items"]], report.items])
-    items = [i.model_copy(update={"verdict": Verdict.CONFORM}) if (i.clause, i.item) == ("8.1.5.1", "a") else i
+    items = [i.model_copy(update={"verdict": Verdict.CONFORM}) if (i.clause, i.item) == ("8.1.4.1", "i") else i
              for i in items]
     results = [CheckResult.model_validate(x) for x in r1["results"] + r2["results"]] + report.results
     expected = scoring.summarize(items, results)
