@@ -64,7 +64,8 @@ def _records(ctx: ProbeContext, path: str, min_fields: int) -> Optional[list[tup
             continue
         fields = text.split(":")
         if len(fields) < min_fields:
-            raise ProbeError(f"{path}:{number}: malformed entry ({len(fields)} fields, expected {min_fields})")
+            raise ProbeError(f"{path}:{number}: malformed entry ({len(fields)} fields, expected {min_fields})",
+                             f"{path} 第 {number} 行格式错误（{len(fields)} 个字段，应为 {min_fields} 个）")
         out.append((number, text, fields))
     return out
 
@@ -78,7 +79,8 @@ def passwd(ctx: ProbeContext) -> list[PasswdEntry]:
         for number, text, f in records:
             uid, gid = _opt_int(f[2]), _opt_int(f[3])
             if uid is None or gid is None:
-                raise ProbeError(f"/etc/passwd:{number}: non-numeric uid/gid in {text!r}")
+                raise ProbeError(f"/etc/passwd:{number}: non-numeric uid/gid in {text!r}",
+                                 f"/etc/passwd 第 {number} 行的 uid/gid 不是数字: {text!r}")
             out.append(PasswdEntry(f[0], f[1], uid, gid, f[5], f[6], number, text))
         return out
 
@@ -110,7 +112,8 @@ def groups(ctx: ProbeContext) -> list[GroupEntry]:
         for number, text, f in records:
             gid = _opt_int(f[2])
             if gid is None:
-                raise ProbeError(f"/etc/group:{number}: non-numeric gid in {text!r}")
+                raise ProbeError(f"/etc/group:{number}: non-numeric gid in {text!r}",
+                                 f"/etc/group 第 {number} 行的 gid 不是数字: {text!r}")
             out.append(GroupEntry(f[0], gid, number, text))
         return out
 

@@ -41,10 +41,12 @@ def command_output(ctx: ProbeContext, params: CommandParams) -> Observation:
     cmd = "cmd: " + " ".join(params.argv)
     result = ctx.host.run(params.argv, timeout=params.timeout)
     if result.timed_out:
-        raise ProbeError(f"{' '.join(params.argv)}: timed out after {params.timeout:g}s")
+        raise ProbeError(f"{' '.join(params.argv)}: timed out after {params.timeout:g}s",
+                         f"{' '.join(params.argv)}：{params.timeout:g} 秒内未结束")
     if result.returncode != 0:
         detail = result.stderr.strip() or result.stdout.strip() or "(no output)"
-        raise ProbeError(f"{' '.join(params.argv)}: exit status {result.returncode}: {detail[:500]}")
+        raise ProbeError(f"{' '.join(params.argv)}: exit status {result.returncode}: {detail[:500]}",
+                         f"{' '.join(params.argv)}：退出码 {result.returncode}：{detail[:500]}")
     out = result.stdout.strip()
     if params.pattern is None:
         return Observation(observed=out, evidence=[evidence(cmd, out or "(no output)")])

@@ -79,7 +79,8 @@ def _dpkg(ctx: ProbeContext) -> PackageDB:
             continue  # continuation of a multi-line field (Description, Conffiles)
         key, sep, value = raw.partition(":")
         if not sep:
-            raise ProbeError(f"{DPKG_STATUS}:{number}: malformed line {raw[:80]!r}")
+            raise ProbeError(f"{DPKG_STATUS}:{number}: malformed line {raw[:80]!r}",
+                             f"{DPKG_STATUS} 第 {number} 行格式错误: {raw[:80]!r}")
         key = key.lower()
         if key == "package":
             start = number
@@ -167,7 +168,8 @@ def _sqlite_rows(path: str, real: str, immutable: bool) -> list:
         finally:
             con.close()
     except sqlite3.Error as exc:
-        raise ProbeError(f"{path}: cannot read the rpm sqlite database: {exc}") from exc
+        raise ProbeError(f"{path}: cannot read the rpm sqlite database: {exc}",
+                         f"{path}：无法读取 rpm sqlite 数据库：{exc}") from exc
 
 
 def rpm_tool() -> Optional[str]:
@@ -183,7 +185,7 @@ def _rpm_with_tool(ctx: ProbeContext, directory: str, path: str, kind: str) -> P
     tool = rpm_tool()
     if tool is None:
         raise ProbeError(f"{path}: rpm database in {fmt} format needs the rpm tool, which is not installed "
-                         "on the scanning machine")
+                         "on the scanning machine", f"{path}：{fmt} 格式的 rpm 数据库需要 rpm 工具读取，本机未安装")
     # rpm may create lock/environment files (__db.*) next to a Berkeley DB even for a query: give it a
     # private copy of the database directory, live or offline, so the inspected host is never written.
     with tempfile.TemporaryDirectory(prefix="sentinel-rpmdb-") as tmp:
@@ -202,7 +204,8 @@ def _parse_rpm_output(result, argv, path: str, kind: str) -> PackageDB:
         raise ProbeError(f"{' '.join(argv)} timed out after {result.duration_s:.0f}s")
     if result.returncode != 0:
         raise ProbeError(f"{path}: rpm could not read the database (exit {result.returncode}): "
-                         f"{result.stderr.strip()[:500]}")
+                         f"{result.stderr.strip()[:500]}",
+                         f"{path}：rpm 无法读取该数据库（退出码 {result.returncode}）：{result.stderr.strip()[:500]}")
     packages = []
     for row in result.stdout.splitlines():
         parts = row.split("\t")
@@ -237,8 +240,8 @@ def package_db(ctx: ProbeContext) -> PackageDB:
                 db = _rpm(ctx)
                 if db is not None:
                     return db
-        raise ProbeError("no package database found (looked for " + DPKG_STATUS + ", "
-                         + ", ".join(f"{d}/rpmdb.sqlite, {d}/Packages, {d}/Packages.db" for d in RPM_DIRS) + ")")
+        looked = ", ".join([DPKG_STATUS] + [f"{d}/rpmdb.sqlite, {d}/Packages, {d}/Packages.db" for d in RPM_DIRS])
+        raise ProbeError(f"no package database found (looked for {looked})", f"未找到软件包数据库（查找了 {looked}）")
 
     return ctx.cached(("packages", "db"), load)
 

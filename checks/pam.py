@@ -194,7 +194,9 @@ def _default_services(ctx: ProbeContext, stack: str) -> list[str]:
             family = "debian"
         else:
             raise ProbeError("cannot tell which PAM services hold the system stacks: unknown OS family and "
-                             "neither /etc/pam.d/system-auth nor /etc/pam.d/common-auth exists")
+                             "neither /etc/pam.d/system-auth nor /etc/pam.d/common-auth exists",
+                             "无法判断系统 PAM 配置所在的服务文件：操作系统类别未知，且 /etc/pam.d/system-auth 与 "
+                             "/etc/pam.d/common-auth 均不存在")
     return FAMILY_SERVICES[family][stack]
 
 

@@ -199,7 +199,8 @@ def _active_states(ctx: ProbeContext, units: list[str]) -> list[UnitState]:
                             "服务运行状态只能在运行中的主机上查看，离线根目录不适用")
     ok, comm = systemd_is_pid1(ctx)
     if not ok:
-        raise ProbeError(f"systemd is not PID 1 here (PID 1 is {comm!r}): unit activity cannot be queried")
+        raise ProbeError(f"systemd is not PID 1 here (PID 1 is {comm!r}): unit activity cannot be queried",
+                         f"本机 1 号进程不是 systemd（而是 {comm!r}），无法查询服务运行状态")
     argv = ["systemctl", "is-active", "--", *units]
     result = ctx.host.run(argv, timeout=10)
     if result.timed_out:

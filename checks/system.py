@@ -109,7 +109,8 @@ def _selinux(ctx: ProbeContext, words: list[str]) -> tuple[Optional[str], list[E
     if mode is None:
         return None, []
     if mode not in ("enforcing", "permissive", "disabled"):
-        raise ProbeError(f"{SELINUX_CONFIG}: unknown SELINUX mode {mode!r}")
+        raise ProbeError(f"{SELINUX_CONFIG}: unknown SELINUX mode {mode!r}",
+                         f"{SELINUX_CONFIG}：未知的 SELINUX 模式 {mode!r}")
     if _param(words, "selinux") == "0" or not _lsm_allows(words, "selinux"):
         return "disabled", ev + [evidence("kernel command line", "SELinux switched off on the kernel command line")]
     if _param(words, "enforcing") == "0" and mode == "enforcing":

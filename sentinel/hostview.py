@@ -326,7 +326,7 @@ class RootHost(HostView):
             if (follow or pending) and os.path.islink(candidate):
                 hops += 1
                 if hops > 40:
-                    raise ProbeError(f"{path}: too many levels of symbolic links")
+                    raise ProbeError(f"{path}: too many levels of symbolic links", f"{path}：符号链接层数过多")
                 target = os.readlink(candidate)
                 if target.startswith("/"):
                     resolved = []
@@ -375,9 +375,9 @@ def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT,
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, close_fds=True)
     except FileNotFoundError as exc:
-        raise ProbeError(f"command not found: {argv[0]}") from exc
+        raise ProbeError(f"command not found: {argv[0]}", f"未找到命令: {argv[0]}") from exc
     except PermissionError as exc:
-        raise ProbeError(f"command not executable: {argv[0]}") from exc
+        raise ProbeError(f"command not executable: {argv[0]}", f"命令不可执行: {argv[0]}") from exc
     buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     truncated = timed_out = False
     with selectors.DefaultSelector() as sel:

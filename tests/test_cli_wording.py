@@ -124,3 +124,19 @@ def test_evidence_lines_use_the_reason_of_their_language(debian):
     assert "found files that should not exist: /etc/hosts.equiv" in result_line(r, "en")
     old = r.model_copy(update={"reason_zh": None})  # a report stored before reason_zh: the English is kept
     assert "found files that should not exist" in result_line(old, "zh")
+
+
+def test_probe_errors_are_worded_in_both_languages(tmp_path):
+    from sentinel.engine import run_baseline
+    from sentinel.hostview import RootHost
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\nbroken-line\n")
+    report = run_baseline(load_baseline("dengbao-l3-linux"), RootHost(str(tmp_path)))
+    by = {r.check_id: r for r in report.results}
+    uid0 = by["l3-ia-uid0-only-root"]
+    assert uid0.status.value == "error" and uid0.reason.startswith("/etc/passwd:2: malformed entry")
+    assert uid0.reason_zh.startswith("/etc/passwd 第 2 行格式错误")
+    pkg = next(r for r in report.results if r.reason and r.reason.startswith("no package database found"))
+    assert pkg.status.value == "error" and pkg.reason_zh.startswith("未找到软件包数据库")
