@@ -22,4 +22,5 @@ def scan_report(findings: list[ServiceFinding], targets: list[str], at: datetime
     return ScanReport(scan_id="s", started_at=at - timedelta(seconds=20), finished_at=at, duration_ms=20000.0,
                       targets=targets, scope=Scope.from_cli([scope]), zone_baseline="zone-egov-default@1",
                       options=options or ScanOptions(), nmap=[], hosts_up=sorted({f.host for f in found}),
-                      findings=score.findings, results=score.results, items=score.items, summary=score.summary)
+                      findings=score.findings, results=score.results, items=score.items, objects=score.objects,
+                      summary=score.summary)

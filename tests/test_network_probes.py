@@ -144,16 +144,104 @@ def test_mongodb_with_and_without_auth(responder):
     assert not e2.unauthenticated and "requires authentication" in e2.detail
 
 
-def test_snmp_silence_means_community_refused():
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
+class UDPAgent:
+    """A fake SNMP agent on 127.0.0.1 (an ephemeral port we open): `reply(datagram, nth) -> bytes | None`."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.got: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            self.got.append(data)
+            answer = self.reply(data, len(self.got))
+            if answer:
+                self.sock.sendto(answer, peer)
+
+    def close(self):
+        self.sock.close()
+
+
+def _snmp_get_response(request: bytes) -> bytes:
+    from checks.network.unauth import _ber, _ber_int, ber_read
+
+    _, msg, _ = ber_read(request, 0)
+    _, _, pos = ber_read(msg, 0)
+    _, community, pos = ber_read(msg, pos)
+    _, pdu, _ = ber_read(msg, pos)
+    _, rid, _ = ber_read(pdu, 0)
+    vb = _ber(0x30, unauth._ber_oid(unauth.SYS_DESCR) + _ber(0x04, b"Linux busy-agent"))
+    body = _ber(0xA2, _ber(0x02, rid) + _ber_int(0) + _ber_int(0) + _ber(0x30, vb))
+    return _ber(0x30, _ber_int(1) + _ber(0x04, community) + body)
+
+
+def _snmpv3_report(request: bytes) -> bytes:
+    """What net-snmp answers to engine discovery: a Report with its engine ID and the request's msgID."""
+    from checks.network.unauth import _ber, _ber_int, ber_read
+
+    _, msg, _ = ber_read(request, 0)
+    _, _, pos = ber_read(msg, 0)
+    _, glob, _ = ber_read(msg, pos)
+    _, msg_id, _ = ber_read(glob, 0)
+    glob_out = _ber(0x30, _ber(0x02, msg_id) + _ber_int(65507) + _ber(0x04, b"\x00") + _ber_int(3))
+    usm = _ber(0x30, _ber(0x04, bytes.fromhex("80001f8880aabbccdd")) + _ber_int(1) + _ber_int(5) + _ber(0x04, b"")
+               + _ber(0x04, b"") + _ber(0x04, b""))
+    report = _ber(0xA8, _ber_int(0) + _ber_int(0) + _ber_int(0) + _ber(0x30, b""))
+    scoped = _ber(0x30, _ber(0x04, b"") + _ber(0x04, b"") + report)
+    return _ber(0x30, _ber_int(3) + glob_out + _ber(0x04, usm) + scoped)
+
+
+def _is_v3(data: bytes) -> bool:
+    return unauth._snmp_version(data) == 3
+
+
+def test_snmp_silence_is_undetermined_not_a_pass():
+    agent = UDPAgent(lambda data, n: None)  # a firewall that drops UDP, a stopped or a busy agent: all silent
     try:
-        e = unauth.snmp("127.0.0.1", sink.getsockname()[1], timeout=0.3)
-        assert not e.unauthenticated and "no answer" in e.detail
-        data, _ = sink.recvfrom(2048)
-        assert b"public" in data  # the one GET we sent
+        with pytest.raises(ProbeFailed, match=r"no answer .* in 3 tries .*undetermined"):
+            unauth.snmp("127.0.0.1", agent.port, timeout=0.3)
+        gets = [d for d in agent.got if not _is_v3(d)]
+        assert len(gets) == 3 and all(b"public" in d for d in gets)  # retried, with the same request id
+        assert len({unauth._request_id(d) for d in gets}) == 1
     finally:
-        sink.close()
+        agent.close()
+
+
+def test_snmp_busy_agent_answering_late_is_still_found():
+    # the agent ignores the first two sends (as snmpd does while nmap's UDP payloads keep it busy)
+    agent = UDPAgent(lambda data, n: _snmp_get_response(data) if not _is_v3(data) and n >= 4 else None)
+    try:
+        e = unauth.snmp("127.0.0.1", agent.port, timeout=0.3)
+        assert e.unauthenticated and "Linux busy-agent" in e.detail
+    finally:
+        agent.close()
+
+
+def test_snmp_agent_that_answers_v3_but_not_the_community_refused_it():
+    agent = UDPAgent(lambda data, n: _snmpv3_report(data) if _is_v3(data) else None)
+    try:
+        e = unauth.snmp("127.0.0.1", agent.port, timeout=0.3)
+        assert not e.unauthenticated and "engine 80001f8880aabbccdd" in e.detail and "not accepted" in e.detail
+        assert sum(1 for d in agent.got if not _is_v3(d)) == 2  # the community re-sent once before concluding
+    finally:
+        agent.close()
+
+
+def test_snmp_port_unreachable_is_an_error():
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there now: the kernel answers ICMP port unreachable
+    with pytest.raises(ProbeFailed, match="port unreachable"):
+        unauth.snmp("127.0.0.1", port, timeout=0.3)
 
 
 def test_elasticsearch_behind_tls(tmp_path):

@@ -280,8 +280,11 @@ def test_score_network_verdicts_and_clauses():
     assert len(iso) == 1 and iso[0].status == Status.FAIL and iso[0].clause == "8.1.3.2"
     assert iso[0].reason == "10.1.1.5 (internet -> dmz): reachable: tcp/22, tcp/6379"
     verdicts = {(i.clause, i.item): i.verdict for i in score.items}
-    assert verdicts[("8.1.4.4", "b")] == Verdict.PARTIAL  # 443 allowed; 22, 80, 6379 not
-    assert verdicts[("8.1.4.1", "c")] == Verdict.PARTIAL
+    # one host, one 测评对象: its unauthenticated Redis (6.4.1.1) makes 8.1.4.4 b 不符合 although 443 is allowed,
+    # and the plaintext login on 80 (6.4.1.2) does the same for 8.1.4.1 c
+    assert verdicts[("8.1.4.4", "b")] == Verdict.NONCONFORM
+    assert verdicts[("8.1.4.1", "c")] == Verdict.NONCONFORM
+    assert score.objects["10.1.1.5"] == score.items
     assert verdicts[("8.1.3.2", "a")] == Verdict.NONCONFORM
     assert score.summary.conclusion == "差"
 

@@ -474,7 +474,9 @@ def test_lab_assessment_uses_the_latest_full_scan(lab_collector):
     assert a["network"]["scan_run_id"] == full, "the later partial scan does not stand for the whole network"
     assert a["hosts"] == [] and a["summary"]["conclusion"] == "差" and a["summary"]["high_risk"] > 0
     verdicts = {(i["clause"], i["item"]): i["verdict"] for i in a["items"]}
-    assert verdicts[("8.1.4.1", "c")] == "部分符合"  # ssh passes, telnet/ftp/http login fail
+    # h1 is the only host with remote management: its telnet/ftp/http login fail high-risk case 6.4.1.2, so that
+    # 测评对象 is 不符合 although its ssh passes, and so is the item
+    assert verdicts[("8.1.4.1", "c")] == "不符合"
     assert verdicts[("8.1.4.4", "b")] in ("部分符合", "不符合")
 
 

@@ -2,8 +2,15 @@
 
 `run_scan` is what `sentinel scan` and the collector's scheduled scans call. Order of work:
 scope check (raises before any packet) -> nmap pass 1 (open ports) -> in parallel: nmap pass 2 (`-sV` on the
-open ports) and our own probes on each open port -> follow-up probes that nmap's service names make
-applicable -> findings scored against the zone baseline -> events against the previous scan's findings.
+open TCP ports) and our own probes on each open TCP port -> our UDP probes, only once every nmap pass is over
+(a UDP agent such as snmpd answers one request at a time: nmap's UDP payloads or version probes on the same
+port would make our request time out) -> follow-up probes that nmap's service names make applicable ->
+findings scored against the zone baseline -> events against the previous scan's findings.
+
+A UDP port nmap reports `open|filtered` stays a finding in that state unless one of our probes got an answer
+(then it is `open`): it is undetermined, never a pass and never an open service (findings.py). What the scan
+covered (TCP ports, UDP ports or none, version detection) is in the report's `coverage` and in the evidence of
+every verdict, so a verdict never silently stands for a protocol that was not scanned.
 """
 from __future__ import annotations
 
@@ -18,9 +25,11 @@ from pydantic import BaseModel, Field
 from sentinel.model import CheckResult, ItemResult, Summary, utcnow
 
 from .discovery import NmapRun, OPEN_STATES, PortHit, Progress, ScanOptions, detect_versions, discover
-from .findings import (Reachability, ScanEvent, ServiceFinding, carry_first_seen, diff_findings, score_network)
+from .findings import (OPEN, Reachability, ScanEvent, ServiceFinding, carry_first_seen, diff_findings,
+                       score_network)
 from .probes import PortProbe
-from .scope import Scope, ensure_in_scope, expand_ports, merge_ranges
+from .scope import Scope, ensure_in_scope, expand_ports, format_ports, merge_ranges
+from .services import DEFAULT_UDP_PORTS
 from .zones import ZoneBaseline
 
 
@@ -28,6 +37,37 @@ class NmapRunInfo(BaseModel):
     command: list[str]
     elapsed: float
     warnings: list[str] = Field(default_factory=list)
+
+
+class ScanCoverage(BaseModel):
+    """What a scan looked at, in the report and in the evidence of each verdict."""
+
+    tcp_ports: str  # nmap port syntax, e.g. "1-1024,3306"
+    tcp_count: int
+    udp_ports: Optional[str] = None  # None: UDP was not scanned
+    udp_count: int = 0
+    version_detection: bool = True
+    note: str  # one sentence for people (English)
+    note_zh: str
+
+
+def coverage_of(options: ScanOptions) -> ScanCoverage:
+    tcp, udp = options.effective_tcp_ports(), options.effective_udp_ports()
+    tcp_n, udp_n = len(expand_ports(tcp)), len(expand_ports(udp))
+    tcp_text = format_ports(tcp) if tcp else ""
+    if udp:
+        udp_en, udp_zh = f"UDP {udp_n} port(s) {format_ports(udp)}", f"UDP {udp_n} 个端口 {format_ports(udp)}"
+    else:
+        default = ",".join(map(str, DEFAULT_UDP_PORTS))
+        udp_en = (f"UDP not scanned (give --udp for ports {default}): nothing here speaks for UDP services such "
+                  f"as SNMP, NTP or memcached over UDP")
+        udp_zh = f"未扫描 UDP（使用 --udp 扫描端口 {default}）：本结果不涉及 SNMP、NTP、memcached UDP 等 UDP 服务"
+    vd = "" if options.version_detection else "; version detection off"
+    vd_zh = "" if options.version_detection else "；未做版本识别"
+    return ScanCoverage(tcp_ports=tcp_text, tcp_count=tcp_n, udp_ports=format_ports(udp) if udp else None,
+                        udp_count=udp_n, version_detection=options.version_detection,
+                        note=f"scanned TCP {tcp_n} port(s); {udp_en}{vd}",
+                        note_zh=f"扫描了 TCP {tcp_n} 个端口；{udp_zh}{vd_zh}")
 
 
 class ScanReport(BaseModel):
@@ -42,11 +82,13 @@ class ScanReport(BaseModel):
     zone: Optional[str] = None
     scanner_zone: Optional[str] = None
     options: ScanOptions
+    coverage: Optional[ScanCoverage] = None  # None only in reports written before it existed
     nmap: list[NmapRunInfo]
     hosts_up: list[str]
     findings: list[ServiceFinding]
     results: list[CheckResult]
-    items: list[ItemResult]
+    items: list[ItemResult]  # per item over all hosts: the roll-up of `objects`
+    objects: dict[str, list[ItemResult]] = Field(default_factory=dict)  # per 测评对象 (host): its own verdicts
     summary: Summary
     hosts: dict[str, dict] = Field(default_factory=dict)  # --icmp: {address: {reachable, ttl, os_hint}}
     events: list[ScanEvent] = Field(default_factory=list)
@@ -89,7 +131,10 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
     hosts_up = sorted({h for run in runs for h in run.hosts_up if _in_targets(h, networks)},
                       key=lambda h: (ipaddress.ip_address(h).version, int(ipaddress.ip_address(h))))
     open_hits = [h for h in hits if h.state == "open" or (h.proto == "udp" and h.state in OPEN_STATES)]
+    nmap_state = {(h.host, h.proto, h.port): h.state for h in open_hits}
     probes = {(h.host, h.proto, h.port): PortProbe(h.host, h.port, h.proto, options.probe_timeout) for h in open_hits}
+    tcp_probes = [p for p in probes.values() if p.proto == "tcp"]
+    udp_probes = [p for p in probes.values() if p.proto == "udp"]
 
     done = [0]
     total = max(1, len(probes))
@@ -103,10 +148,13 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
     version_runs: list[NmapRun] = []
     with ThreadPoolExecutor(max_workers=options.probe_workers + 1) as pool:
         versions = pool.submit(detect_versions, open_hits, options, progress) if options.version_detection else None
-        for fut in [pool.submit(probe_one, p) for p in probes.values()]:
+        for fut in [pool.submit(probe_one, p) for p in tcp_probes]:
             fut.result()
         if versions is not None:
             version_runs = versions.result()
+        # UDP probes never overlap an nmap pass: they start only now (see the module docstring).
+        for fut in [pool.submit(probe_one, p) for p in udp_probes]:
+            fut.result()
         by_key = {(h.host, h.proto, h.port): h for run in version_runs for h in run.ports}
         follow = []
         for key, p in probes.items():
@@ -123,10 +171,10 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
     findings: list[ServiceFinding] = []
     for key, p in probes.items():
         f = p.finding()
-        if f.proto == "udp" and (p.f.exposure is None) and next(
-                (h.state for h in open_hits if (h.host, h.proto, h.port) == key), "") != "open":
-            continue  # open|filtered and nothing answered our probe: not evidence of a service
-        findings.append(f.model_copy(update={"first_seen": now, "last_seen": now}))
+        # Open means an answer was seen: nmap's, or our probe's (an Exposure is only ever built from an answer).
+        answered = nmap_state[key] == "open" or f.exposure is not None or f.ssh is not None or f.banner
+        state = OPEN if answered else nmap_state[key]
+        findings.append(f.model_copy(update={"first_seen": now, "last_seen": now, "state": state}))
     if previous:
         findings = carry_first_seen(previous, findings)
 
@@ -142,7 +190,8 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
 
             for host, info in icmp_echo(reach.hosts, timeout=min(2.0, options.probe_timeout)).items():
                 host_info[host] = {**info, "os_hint": os_hint(info["ttl"])}
-    score = score_network(findings, zone_baseline, zone=zone, reach=reach)
+    coverage = coverage_of(options)
+    score = score_network(findings, zone_baseline, zone=zone, reach=reach, coverage=coverage.note)
     events: list[ScanEvent] = []
     if previous is not None:
         scanned = [h for h in {f.host for f in previous} if _in_targets(h, networks)]
@@ -152,7 +201,7 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
         scan_id=str(uuid.uuid4()), started_at=started, finished_at=finished,
         duration_ms=(finished - started).total_seconds() * 1000, targets=list(targets), scope=scope,
         zone_baseline=f"{zone_baseline.id}@{zone_baseline.version}" if zone_baseline else None,
-        zone=zone, scanner_zone=scanner_zone, options=options,
+        zone=zone, scanner_zone=scanner_zone, options=options, coverage=coverage,
         nmap=[NmapRunInfo(command=r.command, elapsed=r.elapsed, warnings=r.warnings) for r in runs + version_runs],
         hosts_up=hosts_up, findings=score.findings, results=score.results, items=score.items,
-        summary=score.summary, hosts=host_info, events=events, errors=errors)
+        objects=score.objects, summary=score.summary, hosts=host_info, events=events, errors=errors)

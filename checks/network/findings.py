@@ -70,11 +70,18 @@ class Exposure(BaseModel):
     version: Optional[str] = None
 
 
+OPEN = "open"
+OPEN_FILTERED = "open|filtered"
+
+
 class ServiceFinding(BaseModel):
     host: str
     port: int
     proto: Literal["tcp", "udp"] = "tcp"
-    state: str = "open"
+    # "open": an answer was seen (nmap's, or one of our probes'). "open|filtered": UDP only, nothing answered
+    # (a firewall dropping UDP looks exactly like this): undetermined, neither open nor closed, and every
+    # check on it is `error`, never a pass and never a finding of an open service.
+    state: str = OPEN
     service: Optional[str] = None  # canonical name (see services.py)
     nmap_service: Optional[str] = None
     product: Optional[str] = None
@@ -96,6 +103,11 @@ class ServiceFinding(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     first_seen: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
+
+    @property
+    def determined(self) -> bool:
+        """True when something answered on the port (see `state`)."""
+        return self.state == OPEN
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -134,13 +146,18 @@ def diff_findings(previous: Iterable[ServiceFinding], current: Iterable[ServiceF
     reported closed (a partial scan says nothing about the rest). None: every previous host counts.
     """
     at = at or utcnow()
-    before = {f.key: f for f in previous}
-    after = {f.key: f for f in current}
+    # An open|filtered port is undetermined: it neither opens a port (no new_open_port / new_forbidden_port)
+    # nor closes one that was open before (no closed_port): it is left out on both sides.
+    before = {f.key: f for f in previous if f.determined}
+    undetermined = {f.key for f in current if not f.determined}
+    after = {f.key: f for f in current if f.determined}
     covered = None if scanned_hosts is None else set(scanned_hosts)
     events: list[ScanEvent] = []
     for key in sorted(set(before) | set(after), key=lambda k: (k[0], k[1], k[2])):
         old, new = before.get(key), after.get(key)
         host, proto, port = key
+        if old is not None and new is None and key in undetermined:
+            continue
         if old is None and new is not None:
             events.append(ScanEvent(kind="new_open_port", host=host, port=port, proto=proto, service=new.service,
                                     after=new.version_string or new.service, at=at,
@@ -258,8 +275,8 @@ CHECKS: dict[str, NetCheck] = {c.id: c for c in [
                             "ssh-dss, CBC, arcfour, 3des")),
     NetCheck(id="net-ssh-weak-mac", clause="8.1.2.2", item="a", severity=Severity.MEDIUM,
              title=_t("SSH 不提供弱消息认证码", "SSH offers no weak MAC"),
-             remediation=_t("在 sshd_config 中设置 MACs，去掉 hmac-md5、*-96、umac-64",
-                            "Set MACs in sshd_config without hmac-md5, *-96 and umac-64")),
+             remediation=_t("在 sshd_config 中设置 MACs，去掉 hmac-md5*、*-96、umac-32",
+                            "Set MACs in sshd_config without hmac-md5*, *-96 and umac-32")),
     NetCheck(id="net-mgmt-source", clause="8.1.4.4", item="c", severity=Severity.HIGH,
              title=_t("管理服务仅允许管理区访问", "Management services are reachable from management zones only"),
              remediation=_t("在边界或主机防火墙上限制管理端口的源地址为堡垒机/管理区",
@@ -277,7 +294,8 @@ CHECKS: dict[str, NetCheck] = {c.id: c for c in [
 class NetworkScore(BaseModel):
     findings: list[ServiceFinding]  # copies with results, forbidden, zone and high_risk filled in
     results: list[CheckResult]  # every result, findings' and isolation results, in a stable order
-    items: list[ItemResult]
+    items: list[ItemResult]  # the system roll-up of `objects` (sentinel.scoring.system_items)
+    objects: dict[str, list[ItemResult]] = Field(default_factory=dict)  # per 测评对象 (host address)
     summary: Summary
 
 
@@ -316,6 +334,8 @@ def _is_plaintext_login(f: ServiceFinding) -> bool:
 def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone: Optional[str],
                      scanner_zone: Optional[str]) -> ServiceFinding:
     """A copy of `f` with its check results, forbidden flag, zone and high-risk cases."""
+    if not f.determined:
+        return _evaluate_undetermined(f, baseline, zone)
     label = f.label
     results: list[CheckResult] = []
     ev = f.evidence
@@ -365,9 +385,13 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
                   ("could not test " + "; ".join(f"{k}: {v}" for k, v in untested.items()) if untested else None))
         results.append(_result(CHECKS["net-tls-protocol"], status, label, t.protocols, "TLSv1.2 or later only",
                                reason, ev, baseline))
+        # NULL (no encryption) and anonymous (no server authentication: anyone in the path reads the traffic)
+        # suites leave nothing of the channel's protection: high, where RC4/3DES/EXPORT stay medium.
+        broken = [c for c in t.weak_ciphers if "_NULL_" in c or "_anon_" in c]
         results.append(_result(CHECKS["net-tls-weak-cipher"], Status.FAIL if t.weak_ciphers else Status.PASS, label,
                                t.weak_ciphers, "no weak cipher suite",
-                               f"accepts {', '.join(t.weak_ciphers)}" if t.weak_ciphers else None, ev, baseline))
+                               f"accepts {', '.join(t.weak_ciphers)}" if t.weak_ciphers else None, ev, baseline,
+                               severity=Severity.HIGH if broken else None))
         problems = []
         if t.expired:
             problems.append(f"certificate expired {t.not_after:%Y-%m-%d}" if t.not_after else "certificate expired")
@@ -413,10 +437,34 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
                                 "plaintext_management": plaintext_login or (svc in PLAINTEXT_MANAGEMENT and f.tls is None)})
 
 
+def _evaluate_undetermined(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone: Optional[str]
+                           ) -> ServiceFinding:
+    """An open|filtered port: whatever would be judged on it is `error` (undetermined), never pass or fail.
+
+    Only a service the zone allows is a pass, since it is allowed whether it listens or not.
+    """
+    label, svc, ev = f.label, f.service or "unknown", f.evidence
+    why = (f"{f.proto}/{f.port} is {f.state}: neither nmap nor sentinel's {svc} probe got an answer, so whether "
+           f"{svc} listens cannot be told (a firewall dropping {f.proto.upper()} looks the same)")
+    results: list[CheckResult] = []
+    if baseline is not None:
+        forbidden, _, _ = baseline.judge_port(zone, f.proto, f.port, svc)
+        results.append(_result(CHECKS["net-forbidden-port"], Status.ERROR if forbidden else Status.PASS, label,
+                               {"zone": zone, "service": svc, "port": f"{f.proto}/{f.port}", "state": f.state},
+                               f"allowed in zone {zone or '(none)'}", why if forbidden else None, ev, baseline))
+    if svc in UNAUTH_SERVICES:
+        check = CHECKS["net-default-community" if svc == "snmp" else "net-unauth-access"]
+        probe_error = next((e for e in f.errors if e.startswith(svc)), None)
+        results.append(_result(check, Status.ERROR, label, {"state": f.state}, "authentication required",
+                               f"{why}; {probe_error}" if probe_error else why, ev, baseline))
+    return f.model_copy(update={"results": results, "forbidden": False, "zone": zone, "high_risk": [],
+                                "plaintext_management": False})
+
+
 def isolation_results(findings: list[ServiceFinding], baseline: "ZoneBaseline", zone_of, reach: Reachability
-                      ) -> list[CheckResult]:
-    """One result per isolation rule from the scanner's zone, per targeted host in the rule's zone."""
-    out: list[CheckResult] = []
+                      ) -> list[tuple[str, CheckResult]]:
+    """(host, result): one result per isolation rule from the scanner's zone, per targeted host in its zone."""
+    out: list[tuple[str, CheckResult]] = []
     if not reach.scanner_zone:
         return out
     check = CHECKS["net-isolation"]
@@ -429,19 +477,25 @@ def isolation_results(findings: list[ServiceFinding], baseline: "ZoneBaseline", 
         for host in sorted(reach.hosts, key=_host_sort):
             if zone_of(host) != rule.to:
                 continue
-            hits = [f for f in open_by_host.get(host, []) if rule.matches(f.proto, f.port)]
+            matching = [f for f in open_by_host.get(host, []) if rule.matches(f.proto, f.port)]
+            hits = [f for f in matching if f.determined]
+            unsure = [f for f in matching if not f.determined]  # open|filtered: no answer seen either way
             uncovered = rule.uncovered(reach.tcp_ports, reach.udp_ports)
             label = f"{host} ({rule.from_} -> {rule.to})"
             if hits:
                 status, reason = Status.FAIL, "reachable: " + ", ".join(f"{f.proto}/{f.port}" for f in hits)
+            elif unsure:
+                status, reason = Status.ERROR, ("undetermined: " + ", ".join(f"{f.proto}/{f.port} {f.state}"
+                                                                             for f in unsure)
+                                                + " (no answer: filtered, or open and silent)")
             elif uncovered:
                 status, reason = Status.ERROR, f"the scan did not cover {uncovered}"
             else:
                 status, reason = Status.PASS, None
             ev = [e for f in hits for e in f.evidence[:1]]
-            out.append(_result(check, status, label, [f"{f.proto}/{f.port}" for f in hits],
-                               f"unreachable: {rule.describe_ports()}", reason, ev, baseline,
-                               clause=rule.clause, item=rule.item))
+            out.append((host, _result(check, status, label, [f"{f.proto}/{f.port}" for f in hits],
+                                      f"unreachable: {rule.describe_ports()}", reason, ev, baseline,
+                                      clause=rule.clause, item=rule.item)))
     return out
 
 
@@ -455,14 +509,32 @@ def _host_sort(host: str):
         return (99, 0, host)
 
 
+def object_verdict(results: list[CheckResult]) -> "Verdict":
+    """One 测评对象's verdict on one item: a failing high-risk case (高风险判定指引) makes it 不符合 whatever else
+    passes on that object (an unauthenticated Redis is not half made up for by a closed telnet port); otherwise
+    the usual pass/fail mix (sentinel.scoring.item_verdict)."""
+    from sentinel.model import Verdict
+    from sentinel.scoring import counted, item_verdict
+
+    if any(r.status == Status.FAIL and r.high_risk and counted(r) for r in results):
+        return Verdict.NONCONFORM
+    return item_verdict(results, True)
+
+
 def score_network(findings: Iterable[ServiceFinding], zone_baseline: Optional["ZoneBaseline"],
-                  zone: Optional[str] = None, reach: Optional[Reachability] = None) -> NetworkScore:
-    """Per-finding check results, isolation results, item verdicts and a summary.
+                  zone: Optional[str] = None, reach: Optional[Reachability] = None,
+                  coverage: Optional[str] = None) -> NetworkScore:
+    """Per-finding check results, isolation results, item verdicts per host and rolled up, and a summary.
 
     `zone`: the zone of every target (else each host's zone comes from the baseline's zone networks).
     `reach`: what was scanned and from where, for the management-source and isolation checks.
+    `coverage`: what the scan covered, in words; added to the evidence of every result.
+
+    Each host is its own 测评对象: its items are judged over its own results (`object_verdict`), then the
+    hosts' verdicts are rolled up per item as a system's are (`sentinel.scoring.system_items`): one host with a
+    critical unauthenticated service reads 不符合 on that host, whatever the other hosts do.
     """
-    from sentinel.scoring import item_verdict, summarize
+    from sentinel.scoring import summarize, system_items
 
     reach = reach or Reachability()
 
@@ -471,20 +543,34 @@ def score_network(findings: Iterable[ServiceFinding], zone_baseline: Optional["Z
 
     scored = [evaluate_finding(f, zone_baseline, zone_of(f.host), reach.scanner_zone)
               for f in sorted(findings, key=lambda f: (_host_sort(f.host), f.proto, f.port))]
-    results = [r for f in scored for r in f.results]
+    per_host: dict[str, list[CheckResult]] = {}
+    for f in scored:
+        per_host.setdefault(f.host, []).extend(f.results)
     if zone_baseline is not None:
-        results += isolation_results(scored, zone_baseline, zone_of, reach)
-    by_item: dict[tuple[str, str], list[CheckResult]] = {}
-    for r in results:
-        by_item.setdefault((r.clause, r.item), []).append(r)
-    items = []
-    for (clause, item), (control, text, weight) in sorted(ITEMS.items(), key=lambda kv: _clause_key(kv[0])):
-        mine = by_item.get((clause, item))
-        if not mine:
-            continue  # nothing the scan saw bears on this item: it stays with the host checks / assessor
-        items.append(ItemResult(clause=clause, item=item, control=control, text=text, weight=weight,
-                                verdict=item_verdict(mine, True), checks=sorted({r.check_id for r in mine})))
-    return NetworkScore(findings=scored, results=results, items=items, summary=summarize(items, results))
+        for host, r in isolation_results(scored, zone_baseline, zone_of, reach):
+            per_host.setdefault(host, []).append(r)
+    if coverage:
+        note = Evidence(source="scan coverage", excerpt=coverage, at=utcnow())
+        for rs in per_host.values():
+            for r in rs:
+                r.evidence = [*r.evidence, note]
+    results = [r for host in sorted(per_host, key=_host_sort) for r in per_host[host]]
+    objects: dict[str, list[ItemResult]] = {}
+    for host in sorted(per_host, key=_host_sort):
+        by_item: dict[tuple[str, str], list[CheckResult]] = {}
+        for r in per_host[host]:
+            by_item.setdefault((r.clause, r.item), []).append(r)
+        mine_items = []
+        for (clause, item), (control, text, weight) in sorted(ITEMS.items(), key=lambda kv: _clause_key(kv[0])):
+            mine = by_item.get((clause, item))
+            if not mine:
+                continue  # nothing the scan saw bears on this item: it stays with the host checks / assessor
+            mine_items.append(ItemResult(clause=clause, item=item, control=control, text=text, weight=weight,
+                                         verdict=object_verdict(mine), checks=sorted({r.check_id for r in mine})))
+        objects[host] = mine_items
+    items = system_items(objects.values())
+    return NetworkScore(findings=scored, results=results, items=items, objects=objects,
+                        summary=summarize(items, results))
 
 
 def _clause_key(key: tuple[str, str]):

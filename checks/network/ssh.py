@@ -21,9 +21,14 @@ WEAK_KEX = {"diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie
             "gss-group1-sha1-", "gss-group14-sha1-", "gss-gex-sha1-", "rsa1024-sha1", "ecdh-sha2-nistp192"}
 WEAK_HOST_KEY = {"ssh-dss", "ssh-rsa1", "x509v3-sign-dss"}
 WEAK_CIPHERS_PREFIX = ("arcfour", "des", "3des", "blowfish", "cast128", "idea", "rc4", "none")
+# Weak MACs: MD5-based, tags truncated to 96 or 32 bits, and none. The 作业指导书 (HNJX-2025-CPZDS, 8.1.2.2 a /
+# 8.1.4.7 a: "校验技术或密码技术") names no algorithm list, so the finding an assessor signs comes from the
+# vulnerability scanners used in 测评 (Nessus plugin 71049 "SSH Weak MAC Algorithms Enabled": MD5 or 96-bit
+# MACs). umac-64 (RFC 4418, 64-bit tag) and hmac-sha1 (HMAC does not rest on SHA-1's collision resistance,
+# RFC 6194 §3.2) are not in it: both are in stock OpenSSH's defaults, and flagging one but not the other
+# was incoherent. See docs/network.md.
 WEAK_MACS = {"hmac-md5", "hmac-md5-96", "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com",
-             "hmac-sha1-96", "hmac-sha1-96-etm@openssh.com", "umac-32@openssh.com", "umac-64@openssh.com",
-             "umac-64-etm@openssh.com", "hmac-ripemd160", "hmac-ripemd160@openssh.com", "none"}
+             "hmac-sha1-96", "hmac-sha1-96-etm@openssh.com", "umac-32@openssh.com", "none"}
 
 
 def _weak_cipher(name: str) -> bool:

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any, Callable, Optional
 
 from .banners import ProbeFailed, connect, http_get, printable, recv_some
@@ -271,9 +272,13 @@ def zookeeper(host: str, port: int, timeout: float = 3.0) -> Exposure:
     raise ProbeFailed(f"zookeeper: unexpected answer to srvr: {printable(answer.encode()[:80])!r}")
 
 
-# ---- SNMP v2c ----------------------------------------------------------------------------------------
+# ---- SNMP ---------------------------------------------------------------------------------------------
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+# Waits of the successive SNMP attempts (seconds, scaled down to the probe timeout): a busy agent (nmap's UDP
+# payloads, a slow MIB walk of another manager) answers late, a lossy path drops one datagram; three sends
+# with growing waits catch both and keep a silent port bounded at 1 + 2 + 4 = 7 s.
+SNMP_WAITS = (1.0, 2.0, 4.0)
 
 
 def _ber(tag: int, content: bytes) -> bytes:
@@ -308,6 +313,20 @@ def snmp_get_request(community: str, oid: str = SYS_DESCR, request_id: Optional[
     return _ber(0x30, _ber_int(1) + _ber(0x04, community.encode()) + pdu)
 
 
+def snmpv3_discovery_request(msg_id: int) -> bytes:
+    """RFC 3414 §4 engine-ID discovery: noAuthNoPriv, empty user and engine, an empty GetRequest.
+
+    Any SNMPv3 agent answers it with a Report (usmStatsUnknownEngineIDs) whatever its communities and users:
+    proof that the agent is there and answering, so silence to a v2c community means that community was dropped.
+    """
+    glob = _ber(0x30, _ber_int(msg_id) + _ber_int(65507) + _ber(0x04, b"\x04") + _ber_int(3))
+    usm = _ber(0x30, _ber(0x04, b"") + _ber_int(0) + _ber_int(0) + _ber(0x04, b"") + _ber(0x04, b"")
+               + _ber(0x04, b""))
+    pdu = _ber(0xA0, _ber_int(msg_id) + _ber_int(0) + _ber_int(0) + _ber(0x30, b""))
+    scoped = _ber(0x30, _ber(0x04, b"") + _ber(0x04, b"") + pdu)
+    return _ber(0x30, _ber_int(3) + glob + _ber(0x04, usm) + scoped)
+
+
 def ber_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
     """(tag, content, next position) of the TLV at `pos`."""
     tag = data[pos]
@@ -318,6 +337,36 @@ def ber_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
         length = int.from_bytes(data[pos:pos + size], "big")
         pos += size
     return tag, data[pos:pos + length], pos + length
+
+
+def _snmp_version(data: bytes) -> int:
+    tag, msg, _ = ber_read(data, 0)
+    if tag != 0x30:
+        raise ProbeFailed("snmp: answer is not a BER sequence")
+    tag, version, _ = ber_read(msg, 0)
+    if tag != 0x02:
+        raise ProbeFailed("snmp: answer has no version")
+    return int.from_bytes(version, "big")
+
+
+def parse_snmpv3_report(data: bytes) -> tuple[int, str]:
+    """(msgID, authoritative engine ID as hex) of an SNMPv3 answer carrying a Report PDU."""
+    _, msg, _ = ber_read(data, 0)
+    _, _, pos = ber_read(msg, 0)  # version 3
+    _, glob, pos = ber_read(msg, pos)
+    _, msg_id, _ = ber_read(glob, 0)
+    _, secparams, pos = ber_read(msg, pos)
+    _, usm, _ = ber_read(secparams, 0)
+    _, engine, _ = ber_read(usm, 0)
+    tag, scoped, _ = ber_read(msg, pos)
+    if tag != 0x30:
+        raise ProbeFailed("snmp: encrypted or malformed scoped PDU in a v3 answer")
+    _, _, q = ber_read(scoped, 0)  # contextEngineID
+    _, _, q = ber_read(scoped, q)  # contextName
+    pdu_tag = scoped[q]
+    if pdu_tag not in (0xA8, 0xA2):  # Report, or a Response from an agent that answers discovery directly
+        raise ProbeFailed(f"snmp: v3 answer PDU tag {pdu_tag:#x} is not a Report")
+    return int.from_bytes(msg_id, "big"), engine.hex()
 
 
 def parse_snmp_response(data: bytes) -> tuple[str, int, Any]:
@@ -341,21 +390,92 @@ def parse_snmp_response(data: bytes) -> tuple[str, int, Any]:
     return community.decode("latin-1"), int.from_bytes(err, "big"), decoded
 
 
-def snmp(host: str, port: int = 161, timeout: float = 2.0, community: str = "public") -> Exposure:
+def _request_id(data: bytes) -> Optional[int]:
+    """Request id of a v1/v2c message (None if unparsable)."""
+    try:
+        _, msg, _ = ber_read(data, 0)
+        _, _, pos = ber_read(msg, 0)
+        _, _, pos = ber_read(msg, pos)
+        _, pdu, _ = ber_read(msg, pos)
+        _, rid, _ = ber_read(pdu, 0)
+        return int.from_bytes(rid, "big")
+    except (IndexError, ValueError):
+        return None
+
+
+def snmp(host: str, port: int = 161, timeout: float = 3.0, community: str = "public",
+         waits: tuple[float, ...] = SNMP_WAITS) -> Exposure:
+    """GET sysDescr.0 with `community`, alongside an SNMPv3 discovery, resent with growing waits.
+
+    - a GetResponse to the community: accepted (the finding);
+    - no answer to the community but a v3 Report: the agent is up and dropped the community (a pass);
+    - no answer to anything after every attempt: ProbeFailed, i.e. `error` (undetermined). Silence is never a
+      pass: it is what a filtered port, a stopped agent and a busy one look like alike.
+    """
+    scale = min(1.0, timeout / 3.0)
+    rid = int.from_bytes(os.urandom(3), "big")
+    msg_id = int.from_bytes(os.urandom(3), "big")
+    get, discovery = snmp_get_request(community, request_id=rid), snmpv3_discovery_request(msg_id)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    answer: Optional[bytes] = None
+    engine: Optional[str] = None
+    tries = 0
+    confirm_done = False
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
         try:
-            sock.sendto(snmp_get_request(community), (host, port))
-            data, _ = sock.recvfrom(65535)
-        except socket.timeout:
-            # An agent silently drops requests with a wrong community: no answer means it was not accepted.
-            return Exposure(protocol="snmp", unauthenticated=False,
-                            detail=f"no answer to GET sysDescr.0 with community {community!r} within {timeout:g}s")
+            sock.connect((host, port))  # connected: the kernel reports ICMP port-unreachable as ECONNREFUSED
+            schedule = list(waits)
+            while schedule and answer is None:
+                wait = schedule.pop(0) * scale
+                tries += 1
+                sock.send(get)
+                if engine is None:
+                    sock.send(discovery)
+                deadline = time.monotonic() + wait
+                while answer is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    sock.settimeout(left)
+                    try:
+                        data = sock.recv(65535)
+                    except socket.timeout:
+                        break
+                    try:
+                        version = _snmp_version(data)
+                    except (IndexError, ValueError, ProbeFailed):
+                        continue
+                    if version == 3:
+                        try:
+                            got_id, eng = parse_snmpv3_report(data)
+                        except (IndexError, ValueError, ProbeFailed):
+                            continue
+                        if got_id == msg_id:
+                            engine = eng
+                    elif _request_id(data) == rid:
+                        answer = data
+                if answer is None and engine is not None:
+                    # The agent answered v3 in this window and ignored the community: one more send of the
+                    # community alone rules out a lost datagram, then the refusal stands.
+                    if confirm_done:
+                        break
+                    confirm_done = True
+                    schedule = schedule[:1] or [waits[-1]]
+        except ConnectionRefusedError:
+            raise ProbeFailed(f"snmp: {host}:{port} answered ICMP port unreachable (no agent)") from None
         except OSError as exc:
             raise ProbeFailed(f"snmp: {host}:{port}: {exc.strerror or exc}") from None
+    if answer is None:
+        if engine is not None:
+            return Exposure(protocol="snmp", unauthenticated=False,
+                            detail=f"agent answered SNMPv3 discovery (engine {engine}) but not GET sysDescr.0 with "
+                                   f"community {community!r} in {tries} tries: the community is not accepted")
+        total = sum(waits) * scale
+        raise ProbeFailed(f"snmp: no answer from {host}:{port} to GET sysDescr.0 (community {community!r}) nor to "
+                          f"SNMPv3 discovery in {tries} tries over {total:g}s: undetermined (agent down, filtered "
+                          f"or busy)")
     try:
-        _, err, value = parse_snmp_response(data)
+        _, err, value = parse_snmp_response(answer)
     except (IndexError, ValueError) as exc:
         raise ProbeFailed(f"snmp: unparsable answer: {exc}") from None
     if err:

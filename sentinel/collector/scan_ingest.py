@@ -318,9 +318,12 @@ def finish_scan(db: Database, run_id: int, report: ScanReport, now: Optional[dat
         s = report.summary
         conn.execute(update(T_RUN).where(T_RUN.c.id == run_id).values(
             status="succeeded", finished_at=at, duration_ms=report.duration_ms,
-            args={**(run.args or {}), "nmap": [n.model_dump(mode="json") for n in report.nmap]},
+            args={**(run.args or {}), "nmap": [n.model_dump(mode="json") for n in report.nmap],
+                  "coverage": report.coverage.model_dump(mode="json") if report.coverage else None},
             zone_baseline=report.zone_baseline, warnings=list(report.errors), hosts_up=len(report.hosts_up),
-            services_open=len(current), services_forbidden=sum(1 for f in current if f.forbidden),
+            # open|filtered findings are stored (with their state) but are not open services
+            services_open=sum(1 for f in current if f.determined),
+            services_forbidden=sum(1 for f in current if f.forbidden),
             high_risk=s.high_risk, events=len(events),
             items=[i.model_dump(mode="json") for i in report.items],
             results=[r.model_dump(mode="json") for r in report.results],
