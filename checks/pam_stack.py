@@ -303,8 +303,17 @@ def explore(handlers: list[Handler], behave: Behave, state: State = ()) -> list[
         if len(paths) > MAX_PATHS:
             raise ProbeError(f"PAM stack has more than {MAX_PATHS} ways through it; not evaluated")
 
+    seen: set = set()
+
     def walk(i: int, prev_level: int, impression: str, status: str, subst: tuple, st: State, steps: tuple,
              decided_by: Optional[Handler] = None):
+        # Two ways that reach the same handler in the same dispatch state, with the same scenario state and
+        # the same events so far, end the same way: keep one (what the questions read is status and
+        # events), so the walk grows with the stack's states, not with the product of module outcomes.
+        key = (i, prev_level, impression, status, subst, st, frozenset(o.event for _, o in steps if o.event))
+        if key in seen:
+            return
+        seen.add(key)
         while i < n:
             h = handlers[i]
             level = h.level

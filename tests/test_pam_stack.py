@@ -126,3 +126,18 @@ def test_su_wheel(tmp_path: Path, case: str):
     root = _root(tmp_path, {"su": WHEEL_CASES[case], "su-wheel": f"auth requisite {WHEEL}\n"})
     row = _probe("pam.wheel", root, ["su"]).observed[0]
     assert row["restricted"] is (not LIBPAM_NON_MEMBER_GETS_IN[case]), row["why"]
+
+
+def test_many_unknown_modules_stay_cheap(tmp_path: Path):
+    # 25 modules of unknown outcome (5 codes each, one a jump): 5**25 ways, but few distinct dispatch states
+    unknown = "".join(f"auth [success=ok user_unknown=ignore authinfo_unavail=1 default=bad] pam_x{i}.so\n"
+                      for i in range(25))
+    stack = "auth required pam_faillock.so preauth\n" + unknown + \
+        "auth sufficient pam_unix.so\nauth [default=die] pam_faillock.so authfail\n"
+    (tmp_path / "etc/pam.d").mkdir(parents=True)
+    (tmp_path / "etc/pam.d/sshd").write_text(stack)
+    row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
+    assert row["enforced"] is True
+    (tmp_path / "etc/pam.d/sshd").write_text(unknown + "auth sufficient pam_unix.so\n" + stack)
+    row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
+    assert row["enforced"] is False and "locked account still logs in" in row["why"]
