@@ -371,6 +371,10 @@ def enroll_token_create(
     system: str = typer.Option(..., "--system", help="System name the agent will belong to."),
     ttl: int = typer.Option(86400, "--ttl", help="Seconds until the token expires."),
     note: str = typer.Option("", "--note"),
+    reenroll: Optional[str] = typer.Option(
+        None, "--reenroll", metavar="HOSTNAME",
+        help="Allow this token to re-enroll a known host of the system: its agents are revoked and the new "
+             "agent takes over its history. Without it, enrolling a known hostname is refused (409)."),
     state_dir: Optional[Path] = StateDir,
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
@@ -380,9 +384,12 @@ def enroll_token_create(
 
     with _admin(state_dir, database_url) as ctx:
         sys_row = admin.system_by_name(ctx.session, system)
-        spec = _validated(EnrollmentTokenIn, system_id=sys_row.id, ttl_seconds=ttl, note=note)
+        spec = _validated(EnrollmentTokenIn, system_id=sys_row.id, ttl_seconds=ttl, note=note,
+                          reenroll_hostname=reenroll)
         token, secret = admin.create_enrollment_token(ctx, spec)
-    typer.echo(f"enrollment token {token.id} for system {system}, expires {token.expires_at.isoformat()}", err=True)
+    what = f", may re-enroll host {reenroll}" if reenroll else ""
+    typer.echo(f"enrollment token {token.id} for system {system}{what}, expires {token.expires_at.isoformat()}",
+               err=True)
     typer.echo(secret)
 
 

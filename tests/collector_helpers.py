@@ -162,6 +162,19 @@ def sixty_results(fail_every: int = 7) -> dict[str, str]:
     return {f"check.{i:02d}": ("fail" if i % fail_every == 0 else "pass") for i in range(60)}
 
 
+def enroll_body(client, token: str, key, hostname: str = "web-1", *, collector_key: Optional[str] = None) -> dict:
+    """An enrollment request as `sentinel enroll` makes it: with the proof of possession, signed by `key`
+    over the challenge for the collector's public key (asked of `client` with GET /api/v1/agent/enroll)."""
+    if collector_key is None:
+        info = client.get("/api/v1/agent/enroll")
+        assert info.status_code == 200, info.text
+        collector_key = info.json()["collector_public_key"]
+    public_key = signing.public_key_b64(key)
+    proof = signing.sign(key, signing.enrollment_challenge(token, collector_key, hostname, public_key))
+    return {"token": token, "public_key": public_key, "hostname": hostname,
+            "os": host_info(hostname).model_dump(mode="json"), "proof": proof}
+
+
 def envelope(agent_id: str, body: dict, *, kind: str = "host_report", report_id: Optional[str] = None,
              sent_at: Optional[datetime] = None) -> dict:
     sent_at = sent_at or datetime.now(timezone.utc)
@@ -243,20 +256,19 @@ class World:
         self.tokens[label] = secret
         return secret
 
-    def enrollment_token(self, system: str, ttl: int = 3600) -> str:
+    def enrollment_token(self, system: str, ttl: int = 3600, reenroll: Optional[str] = None) -> str:
         from sentinel.collector import admin
         from sentinel.collector.schemas import EnrollmentTokenIn
 
         with self.db.session(write=True) as s:
-            _, secret = admin.create_enrollment_token(self.ctx(s), EnrollmentTokenIn(system_id=self.systems[system],
-                                                                                   ttl_seconds=ttl))
+            _, secret = admin.create_enrollment_token(self.ctx(s), EnrollmentTokenIn(
+                system_id=self.systems[system], ttl_seconds=ttl, reenroll_hostname=reenroll))
         return secret
 
-    def enroll(self, client, system: str, hostname: str = "web-1") -> Enrolled:
+    def enroll(self, client, system: str, hostname: str = "web-1", reenroll: bool = False) -> Enrolled:
         key = signing.generate_key()
-        response = client.post("/api/v1/agent/enroll", json={
-            "token": self.enrollment_token(system), "public_key": signing.public_key_b64(key),
-            "hostname": hostname, "os": host_info(hostname).model_dump(mode="json")})
+        token = self.enrollment_token(system, reenroll=hostname if reenroll else None)
+        response = client.post("/api/v1/agent/enroll", json=enroll_body(client, token, key, hostname))
         assert response.status_code == 201, response.text
         system_id = self.systems[system]
         with self.db.session() as s:

@@ -208,9 +208,10 @@ def enroll(s: Seeded, hostname: str, system: str = SYSTEM) -> str:
     key = signing.generate_key()
     info = HostInfo(hostname=hostname, os_id="debian", os_version="12", os_name="Debian GNU/Linux 12",
                     family="debian", arch="x86_64")
-    resp = enrollment.enroll(s.db, EnrollRequest(token=secret, public_key=signing.public_key_b64(key),
-                                                 hostname=hostname, os=info), "127.0.0.1",
-                             signing.public_key_b64(s.key))
+    collector_key, public_key = signing.public_key_b64(s.key), signing.public_key_b64(key)
+    proof = signing.sign(key, signing.enrollment_challenge(secret, collector_key, hostname, public_key))
+    resp = enrollment.enroll(s.db, EnrollRequest(token=secret, public_key=public_key, hostname=hostname, os=info,
+                                                 proof=proof), "127.0.0.1", collector_key)
     s.agents[hostname] = (resp.agent_id, key)
     return resp.agent_id
 

@@ -48,6 +48,8 @@ class Receiver:
         self.server: ThreadingHTTPServer | None = None
         self.port = 0
         self.tls: ssl.SSLContext | None = None
+        self.collector_key = signing.public_key_b64(signing.generate_key())
+        self.answer_key: str | None = None  # set: enrollment answers with this key instead (a switched collector)
         self._lock = threading.Lock()
 
     @property
@@ -61,10 +63,13 @@ class Receiver:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_GET(self):  # noqa: N802 - GET /enroll: the collector key the enrollment proof binds
+                self.do_POST(method="GET")
+
+            def do_POST(self, method="POST"):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
-                status, body = receiver.handle(self.path, dict(self.headers), raw)
+                status, body = receiver.handle(self.path, dict(self.headers), raw, method)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -72,7 +77,8 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(data)
                 with receiver._lock:
-                    receiver.requests.append((self.path, status))
+                    if method == "POST":  # the enrollment's GET is not a delivery
+                        receiver.requests.append((self.path, status))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         if self.tls is not None:
@@ -87,18 +93,25 @@ class Receiver:
             self.server.server_close()
             self.server = None
 
-    def handle(self, path: str, headers: dict, raw: bytes) -> tuple[int, dict]:
+    def handle(self, path: str, headers: dict, raw: bytes, method: str = "POST") -> tuple[int, dict]:
         with self._lock:
+            if path == "/api/v1/agent/enroll" and method == "GET":
+                return 200, {"collector_public_key": self.collector_key, "proof": "see docs/wire.md"}
             if path == "/api/v1/agent/enroll":
                 req = json.loads(raw)
                 if req.get("token") not in self.tokens:
                     return 401, {"detail": "unknown or used enrollment token"}
+                pub = signing.load_public_key_b64(req["public_key"])
+                challenge = signing.enrollment_challenge(req["token"], self.collector_key, req["hostname"],
+                                                         req["public_key"])
+                if not signing.verify(pub, challenge, req.get("proof", "")):
+                    return 401, {"detail": "proof does not verify"}
                 self.tokens.discard(req["token"])
                 agent_id = "agent-" + uuid.uuid4().hex[:8]
-                self.agents[agent_id] = signing.load_public_key_b64(req["public_key"])
+                self.agents[agent_id] = pub
                 self.enrolled_os = req["os"]
                 return 201, {"agent_id": agent_id, "system": "portal", "department": "finance",
-                             "collector_public_key": signing.public_key_b64(signing.generate_key())}
+                             "collector_public_key": self.answer_key or self.collector_key}
             if path != "/api/v1/agent/reports":
                 return 404, {"detail": "not found"}
             if len(raw) > self.max_body:
@@ -195,6 +208,20 @@ def test_enroll_refusals(tmp_path, receiver):
     with pytest.raises(EnrollError, match="cannot reach the collector"):
         receiver.stop()
         enroll(settings, TOKEN, receiver.url, force=True)
+
+
+def test_enroll_proves_possession_and_checks_the_collector_key(tmp_path, receiver):
+    settings = _settings(tmp_path)
+    identity = enroll(settings, TOKEN, receiver.url)  # the receiver verified the proof (401 otherwise)
+    assert identity.collector_public_key == receiver.collector_key
+    # a collector that announces one key and answers with another: nothing is saved
+    receiver.tokens.add("second-" + TOKEN)
+    receiver.answer_key = signing.public_key_b64(signing.generate_key())
+    other = _settings(tmp_path / "other")
+    with pytest.raises(EnrollError, match="another public key"):
+        enroll(other, "second-" + TOKEN, receiver.url)
+    assert not other.identity_file.exists() and not other.key_file.exists()
+    assert not list(other.state_dir.glob("*.pending"))
 
 
 def test_one_agent_per_state_directory(tmp_path, receiver):
@@ -390,8 +417,10 @@ def tls_receiver(tmp_path):
 def test_tls_with_the_pinned_ca(tmp_path, tls_receiver):
     receiver, ca = tls_receiver
     settings = _settings(tmp_path)
-    with pytest.raises(EnrollError, match="cannot reach the collector.*not trusted"):
+    with pytest.raises(EnrollError, match="cannot reach the collector.*not trusted") as err:
         enroll(settings, TOKEN, receiver.url)  # system roots do not know this closed-network CA
+    # nothing was pinned, so the message must not say so (issue 11): it names what was tried and --ca
+    assert "pinned CA" not in str(err.value) and "system trust store" in str(err.value) and "--ca" in str(err.value)
     enroll(settings, TOKEN, receiver.url, ca_file=ca)
     assert settings.pinned_ca_file.read_bytes() == ca.read_bytes()
     agent = Agent(settings)

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from sentinel import signing
 from sentinel.store.models import Agent, EnrollmentToken, Host
-from tests.collector_helpers import World, audit_rows, bearer, host_info
+from tests.collector_helpers import World, audit_rows, bearer, enroll_body
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -24,15 +24,13 @@ def world(db, make_client):
     return w
 
 
-def _request(token: str, key=None, hostname: str = "db-1") -> dict:
-    key = key or signing.generate_key()
-    return {"token": token, "public_key": signing.public_key_b64(key), "hostname": hostname,
-            "os": host_info(hostname).model_dump(mode="json")}
+def _request(world, token: str, key=None, hostname: str = "db-1") -> dict:
+    return enroll_body(world.client, token, key or signing.generate_key(), hostname)
 
 
 def test_enrollment_round_trip(world, db):
     token = world.enrollment_token("his")
-    r = world.client.post(ENROLL, json=_request(token))
+    r = world.client.post(ENROLL, json=_request(world, token))
     assert r.status_code == 201, r.text
     answer = r.json()
     assert answer["system"] == "his" and answer["department"] == "health"
@@ -51,8 +49,8 @@ def test_enrollment_round_trip(world, db):
 
 def test_token_is_one_time(world, db):
     token = world.enrollment_token("his")
-    assert world.client.post(ENROLL, json=_request(token)).status_code == 201
-    r = world.client.post(ENROLL, json=_request(token, hostname="db-2"))
+    assert world.client.post(ENROLL, json=_request(world, token)).status_code == 201
+    r = world.client.post(ENROLL, json=_request(world, token, hostname="db-2"))
     assert r.status_code == 401 and "already used" in r.json()["detail"]
     refused = audit_rows(db, "agent.enroll")[-1]
     assert refused.outcome == "denied" and refused.status_code == 401
@@ -63,9 +61,9 @@ def test_expired_and_unknown_tokens(world, db):
     with db.write() as conn:
         conn.execute(update(EnrollmentToken.__table__).values(
             expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
-    r = world.client.post(ENROLL, json=_request(token))
+    r = world.client.post(ENROLL, json=_request(world, token))
     assert r.status_code == 401 and "expired" in r.json()["detail"]
-    r = world.client.post(ENROLL, json=_request("sntenr_not-a-real-token"))
+    r = world.client.post(ENROLL, json=_request(world, "sntenr_not-a-real-token"))
     assert r.status_code == 401 and "unknown" in r.json()["detail"]
     with db.read() as conn:
         assert conn.execute(select(Agent.__table__)).all() == []
@@ -73,27 +71,18 @@ def test_expired_and_unknown_tokens(world, db):
 
 
 def test_bad_public_key_and_duplicate_key(world, db):
-    req = _request(world.enrollment_token("his"))
+    req = _request(world, world.enrollment_token("his"))
     r = world.client.post(ENROLL, json=dict(req, public_key="AAAA"))
     assert r.status_code == 422 and "public_key" in r.json()["detail"]
     key = signing.generate_key()
-    assert world.client.post(ENROLL, json=_request(world.enrollment_token("his"), key)).status_code == 201
-    r = world.client.post(ENROLL, json=_request(world.enrollment_token("his"), key, hostname="db-2"))
+    assert world.client.post(ENROLL, json=_request(world, world.enrollment_token("his"), key)).status_code == 201
+    r = world.client.post(ENROLL, json=_request(world, world.enrollment_token("his"), key, hostname="db-2"))
     assert r.status_code == 409 and "already registered" in r.json()["detail"]
     r = world.client.post(ENROLL, json={"token": "x"})
     assert r.status_code == 422
     assert audit_rows(db)[-1].status_code == 422
 
 
-def test_reenrollment_replaces_the_hosts_agent(world, db):
-    first = world.client.post(ENROLL, json=_request(world.enrollment_token("his"))).json()["agent_id"]
-    second = world.client.post(ENROLL, json=_request(world.enrollment_token("his"))).json()["agent_id"]
-    with db.read() as conn:
-        agents = {a.id: a for a in conn.execute(select(Agent.__table__)).all()}
-        hosts = conn.execute(select(Host.__table__)).all()
-    assert len(hosts) == 1
-    assert agents[first].state == "revoked" and "re-enrollment" in agents[first].revoked_reason
-    assert agents[second].state == "enrolled"
 
 
 def test_enrollment_tokens_api(world, db):
@@ -106,6 +95,6 @@ def test_enrollment_tokens_api(world, db):
     assert secret.startswith("sntenr_")
     listed = world.client.get("/api/v1/enrollment-tokens", headers=bearer(admin)).json()
     assert listed[0]["id"] == r.json()["id"] and "token" not in listed[0] and listed[0]["used_at"] is None
-    assert world.client.post(ENROLL, json=_request(secret)).status_code == 201
+    assert world.client.post(ENROLL, json=_request(world, secret)).status_code == 201
     listed = world.client.get("/api/v1/enrollment-tokens", headers=bearer(admin)).json()
     assert listed[0]["used_by_agent"] is not None

@@ -15,7 +15,7 @@ import pytest
 
 from sentinel import signing
 from sentinel.cli import main
-from tests.collector_helpers import envelope, host_info, install_test_baselines, make_report, sign, sixty_results
+from tests.collector_helpers import enroll_body, envelope, install_test_baselines, make_report, sign, sixty_results
 
 pytest_plugins = ["tests.dbfixtures"]
 
@@ -78,10 +78,7 @@ def test_tls_round_trip(collector):
     with httpx.Client(base_url=collector["url"], verify=pinned, trust_env=False, timeout=10) as http:
         assert http.get("/api/v1/health").json() == {"status": "ok"}
         key = signing.generate_key()
-        r = http.post("/api/v1/agent/enroll", json={"token": collector["enroll"],
-                                                    "public_key": signing.public_key_b64(key),
-                                                    "hostname": "his-app-1",
-                                                    "os": host_info("his-app-1").model_dump(mode="json")})
+        r = http.post("/api/v1/agent/enroll", json=enroll_body(http, collector["enroll"], key, "his-app-1"))
         assert r.status_code == 201, r.text
         agent_id = r.json()["agent_id"]
         raw, headers = sign(key, envelope(agent_id, make_report(sixty_results(), hostname="his-app-1")))

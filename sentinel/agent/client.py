@@ -107,6 +107,9 @@ class CollectorClient:
         self._host, self._port, self._timeout = parts.hostname, parts.port, timeout
         # plain http (loopback only): no TLS, so no CA bundle to load either
         self._tls: Optional[ssl.SSLContext] = None
+        # what a certificate was checked against, for a refusal's message
+        self._trust = f"the pinned CA {ca_file}" if ca_file is not None else (
+            "the system trust store (no CA pinned; pass the collector's CA with --ca)")
         if parts.scheme == "https":
             self._tls = tls_context(ca_file) if ca_file is not None else ssl.create_default_context()
 
@@ -119,8 +122,26 @@ class CollectorClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def enroll(self, token: str, public_key: str, hostname: str, os_info: dict[str, Any]) -> dict[str, Any]:
-        payload = {"token": token, "public_key": public_key, "hostname": hostname, "os": os_info}
+    def enrollment_info(self) -> dict[str, Any]:
+        """GET /enroll: the collector's public key, which the enrollment proof binds (docs/wire.md)."""
+        try:
+            response = self._request("GET", f"{API}/enroll", None, {})
+        except _Unreachable as exc:
+            raise ClientError(f"cannot reach the collector at {self.url}: {exc}") from exc
+        if response.status_code != 200:
+            raise ClientError(f"enrollment information refused by {self.url} ({response.status_code}): "
+                              f"{_detail(response)}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ClientError(f"enrollment information from {self.url} is not JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("collector_public_key"), str):
+            raise ClientError(f"enrollment information from {self.url} has no collector_public_key")
+        return data
+
+    def enroll(self, token: str, public_key: str, hostname: str, os_info: dict[str, Any],
+               proof: str) -> dict[str, Any]:
+        payload = {"token": token, "public_key": public_key, "hostname": hostname, "os": os_info, "proof": proof}
         try:
             response = self._post(f"{API}/enroll", json.dumps(payload).encode("utf-8"), {})
         except _Unreachable as exc:
@@ -154,33 +175,39 @@ class CollectorClient:
         if status in (401, 403):
             return SendResult(Outcome.UNAUTHORIZED, status, detail)
         if status == 400 and "stale" in detail.lower():
-            # sent_at is stamped at each attempt, so "stale" means this machine's clock is off
-            return SendResult(Outcome.RETRY, status, f"clock skew with the collector: {detail}")
+            # sent_at is signed when the report is made and never changes: a report dated ahead of the
+            # collector's clock (this machine's clock is off) becomes acceptable with time, one too old never
+            if "ahead" in detail.lower():
+                return SendResult(Outcome.RETRY, status, f"clock skew with the collector: {detail}")
+            return SendResult(Outcome.REJECTED, status, detail)
         if status in (404, 405, 408, 425, 429) or status >= 500:
             return SendResult(Outcome.RETRY, status, detail)
         return SendResult(Outcome.REJECTED, status, detail)
 
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> _Response:
+        return self._request("POST", path, body, headers)
+
+    def _request(self, method: str, path: str, body: Optional[bytes], headers: dict[str, str]) -> _Response:
         if self._tls is not None:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self._timeout, context=self._tls)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         try:
-            conn.request("POST", path, body=body, headers={
+            conn.request(method, path, body=body, headers={
                 "User-Agent": f"sentinel-agent/{__version__}", "Content-Type": "application/json",
                 "Connection": "close", **headers})
             answer = conn.getresponse()
             return _Response(answer.status, answer.reason, answer.read())
         except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError and timeouts are OSErrors
-            raise _Unreachable(_transport_reason(exc)) from exc
+            raise _Unreachable(_transport_reason(exc, self._trust)) from exc
         finally:
             conn.close()
 
 
-def _transport_reason(exc: BaseException) -> str:
+def _transport_reason(exc: BaseException, trust: str) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return f"TLS certificate not trusted by the pinned CA ({text})"
+        return f"TLS certificate not trusted by {trust} ({text})"
     return text

@@ -114,12 +114,25 @@ def enroll(settings: AgentSettings, token: str, collector_url: str, ca_file: Opt
     # fails here, before the one-time token is spent.
     pending_key = settings.key_file.with_name("agent.key.pending")
     signing.save_private_key(key, pending_key)
+    public_key = signing.public_key_b64(key)
     try:
         with CollectorClient(url, ca_file=ca_file, timeout=settings.request_timeout) as client:
-            answer = client.enroll(token, signing.public_key_b64(key), info.hostname, info.model_dump(mode="json"))
+            # Proof of possession: sign the challenge binding this token, this collector's key, the
+            # hostname and the new public key (docs/wire.md); the collector checks it before it
+            # creates the agent.
+            collector_key = client.enrollment_info()["collector_public_key"]
+            proof = signing.sign(key, signing.enrollment_challenge(token, collector_key, info.hostname, public_key))
+            answer = client.enroll(token, public_key, info.hostname, info.model_dump(mode="json"), proof)
     except ClientError as exc:
         pending_key.unlink(missing_ok=True)
         raise EnrollError(str(exc).replace(token, "***")) from None
+    if answer.get("collector_public_key") not in (None, collector_key):
+        # the agent is enrolled, but under another key than the one it proved itself to: say so
+        # rather than save an identity whose collector key is in doubt
+        pending_key.unlink(missing_ok=True)
+        raise EnrollError(f"the collector at {url} answered the enrollment with another public key than it "
+                          "announced before it; not saved (ask the collector's admin to revoke the agent "
+                          f"{answer.get('agent_id')!s:.64})")
 
     identity = Identity(agent_id=answer["agent_id"], collector_url=url, system=_opt(answer.get("system")),
                         department=_opt(answer.get("department")),

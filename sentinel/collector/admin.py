@@ -20,6 +20,7 @@ from ..store.models import (
     ApiTokenDepartment,
     Department,
     EnrollmentToken,
+    Host,
     ManualAssessment,
     System,
 )
@@ -234,15 +235,24 @@ def revoke_api_token(ctx: Ctx, token_id: int) -> ApiToken:
 def create_enrollment_token(ctx: Ctx, spec: EnrollmentTokenIn) -> tuple[EnrollmentToken, str]:
     system = visible_system(ctx, spec.system_id)
     ctx.principal.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
+    reenroll = spec.reenroll_hostname
+    if reenroll is not None:
+        # Re-enrolling a known host hands its history to a new key: an admin's decision (issue 20).
+        ctx.principal.require(ADMIN)
+        known = select(Host.id).where(Host.system_id == system.id, Host.hostname == reenroll)
+        if ctx.session.exec(known).first() is None:
+            raise ApiError(422, f"reenroll_hostname: system {system.name} has no host {reenroll!r} "
+                                "(a new host needs no re-enrollment allowance)")
     secret = new_secret(ENROLL_TOKEN_PREFIX)
     now = utcnow()
     token = EnrollmentToken(token_hash=hash_secret(secret), department_id=system.department_id, system_id=system.id,
                             note=spec.note, created_by=ctx.principal.actor, created_at=now,
-                            expires_at=now + timedelta(seconds=spec.ttl_seconds))
+                            expires_at=now + timedelta(seconds=spec.ttl_seconds), reenroll_hostname=reenroll)
     ctx.session.add(token)
     ctx.session.flush()
     ctx.audit("enrollment_token.create", f"enrollment_token:{token.id}",
-              f"system {system.name}, expires {token.expires_at.isoformat()}")
+              f"system {system.name}, expires {token.expires_at.isoformat()}"
+              + (f", allows re-enrollment of host {reenroll}" if reenroll else ""))
     return token, secret
 
 

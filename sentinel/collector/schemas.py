@@ -399,6 +399,10 @@ class EnrollmentTokenIn(In):
     system_id: int = Field(ge=1, le=2**31 - 1)
     ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
     note: str = Field(default="", max_length=200)
+    reenroll_hostname: Optional[str] = Field(
+        default=None, min_length=1, max_length=255,
+        description="admin only: this token may re-enroll that host of the system, whose agents it revokes and "
+                    "whose history the new agent takes over (without it, enrolling a known hostname is refused)")
 
 
 class EnrollmentTokenOut(Out):
@@ -411,6 +415,7 @@ class EnrollmentTokenOut(Out):
     expires_at: datetime
     used_at: Optional[datetime]
     used_by_agent: Optional[str]
+    reenroll_hostname: Optional[str] = None
 
 
 class EnrollmentTokenCreated(EnrollmentTokenOut):

@@ -40,6 +40,16 @@ class EnrollRequest(NoNul):
     public_key: str = Field(min_length=1, max_length=100, description="base64 of the raw 32-byte Ed25519 key")
     hostname: str = Field(min_length=1, max_length=255)
     os: HostInfo
+    proof: str = Field(min_length=1, max_length=100,
+                       description="base64 Ed25519 signature, by the key being registered, of the enrollment "
+                                   "challenge (docs/wire.md): proof that the agent holds the private key")
+
+
+class EnrollInfo(BaseModel):
+    """GET /api/v1/agent/enroll: what an agent needs before it enrolls (the proof binds this key)."""
+
+    collector_public_key: str
+    proof: str = Field(description="how the proof is made: the challenge's context string and its parts")
 
 
 class EnrollResponse(BaseModel):

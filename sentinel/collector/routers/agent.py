@@ -10,11 +10,17 @@ from starlette.concurrency import run_in_threadpool
 from .. import enrollment
 from ..deps import DB, SourceIp
 from ..ingest import Refused
-from ..wire import EnrollRequest, EnrollResponse, Envelope, Problem, ReportAccepted
+from ..wire import EnrollInfo, EnrollRequest, EnrollResponse, Envelope, Problem, ReportAccepted
 
 router = APIRouter(prefix="/agent", tags=["agent"])
 
 _problems = {code: {"model": Problem} for code in (400, 401, 403, 409, 413, 422)}
+
+
+@router.get("/enroll", response_model=EnrollInfo)
+def enroll_info(request: Request):
+    """The collector's public key, which an agent's enrollment proof binds (docs/wire.md, Enrollment)."""
+    return EnrollInfo(collector_public_key=request.app.state.collector_public_key, proof=enrollment.PROOF_RECIPE)
 
 
 @router.post("/enroll", status_code=201, response_model=EnrollResponse, responses=_problems)
