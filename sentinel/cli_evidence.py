@@ -198,7 +198,8 @@ def _known_item(session, system, clause: str, item: str) -> None:
 
     latest = select(func.max(Run.id)).where(Run.system_id == system.id).group_by(Run.baseline_id)
     rows = session.exec(select(Run.baseline_id, Run.baseline_version, Report.envelope)
-                        .join(Report, Report.report_id == Run.report_id).where(Run.id.in_(latest))).all()
+                        .join(Report, (Report.agent_id == Run.agent_id) & (Report.report_id == Run.report_id))
+                        .where(Run.id.in_(latest))).all()
     items: Optional[set] = None
     source = ""
     for baseline_id, version, envelope in rows:

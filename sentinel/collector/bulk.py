@@ -57,7 +57,7 @@ class BatchState:
 
     heads: dict[int, str]  # system id -> chain head
     agent_states: dict[str, str]  # agent id -> state (absent: the agent is gone)
-    stored: dict[str, tuple[str, str, Any]]  # report id -> (kind, digest, outcome)
+    stored: dict[tuple[str, str], tuple[str, str, Any]]  # (agent id, report id) -> (kind, digest, outcome)
     open_findings: dict[int, list[tuple[str, int, Optional[str]]]]  # host id -> [(check id, finding id, high risk)]
     previous: dict[tuple[int, str], tuple[Optional[float], Optional[str]]]  # (host, baseline) -> (score, conclusion)
     run_ids: list[int]  # ascending, one per report of the batch (unused ones are gaps)
@@ -126,9 +126,10 @@ class SqliteStore:
         heads = dict(cur.execute(f"SELECT id, chain_head FROM systems WHERE id IN ({marks(systems)})",
                                  systems).fetchall())
         states = dict(cur.execute(f"SELECT id, state FROM agents WHERE id IN ({marks(agents)})", agents).fetchall())
-        stored = {rid: (kind, digest, _load(outcome)) for rid, kind, digest, outcome in cur.execute(
-            f"SELECT report_id, kind, digest, outcome FROM reports WHERE report_id IN ({marks(report_ids)})",
-            report_ids).fetchall()}
+        # report ids are unique per agent (migration 0004): stored answers are keyed by (agent, report id)
+        stored = {(aid, rid): (kind, digest, _load(outcome)) for aid, rid, kind, digest, outcome in cur.execute(
+            f"SELECT agent_id, report_id, kind, digest, outcome FROM reports WHERE report_id IN ({marks(report_ids)}) "
+            f"AND agent_id IN ({marks(agents)})", report_ids + agents).fetchall()}
         open_findings: dict[int, list] = {}
         for hid, check_id, fid, high_risk in cur.execute(
                 f"SELECT host_id, check_id, id, high_risk FROM findings WHERE host_id IN ({marks(hosts)}) "
@@ -211,9 +212,9 @@ class PostgresStore:
         heads = dict(cur.execute("SELECT id, chain_head FROM systems WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                                  (sorted(systems),)).fetchall())
         states = dict(cur.execute("SELECT id, state FROM agents WHERE id = ANY(%s)", (list(agents),)).fetchall())
-        stored = {rid: (kind, digest, outcome) for rid, kind, digest, outcome in cur.execute(
-            "SELECT report_id, kind, digest, outcome FROM reports WHERE report_id = ANY(%s)",
-            (list(report_ids),)).fetchall()}
+        stored = {(aid, rid): (kind, digest, outcome) for aid, rid, kind, digest, outcome in cur.execute(
+            "SELECT agent_id, report_id, kind, digest, outcome FROM reports WHERE report_id = ANY(%s) "
+            "AND agent_id = ANY(%s)", (list(report_ids), list(agents))).fetchall()}
         open_findings: dict[int, list] = {}
         for hid, check_id, fid, high_risk in cur.execute(
                 "SELECT host_id, check_id, id, high_risk FROM findings WHERE host_id = ANY(%s) "

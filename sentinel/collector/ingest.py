@@ -258,8 +258,12 @@ class Ingestor:
                                        .join(T_SYSTEM, T_SYSTEM.c.id == T_AGENT.c.system_id)
                                        .join(T_DEPT, T_DEPT.c.id == T_AGENT.c.department_id))
                           .where(T_AGENT.c.id.in_(bindparam("ids", expanding=True))))
-        self._q_stored = (select(T_REPORT.c.report_id, T_REPORT.c.kind, T_REPORT.c.digest, T_REPORT.c.outcome)
-                          .where(T_REPORT.c.report_id.in_(bindparam("ids", expanding=True))))
+        # Report ids are the agents' own names, unique per agent (migration 0004): one agent's id never
+        # finds another agent's report.
+        self._q_stored = (select(T_REPORT.c.agent_id, T_REPORT.c.report_id, T_REPORT.c.kind, T_REPORT.c.digest,
+                                 T_REPORT.c.outcome)
+                          .where(T_REPORT.c.report_id.in_(bindparam("ids", expanding=True)),
+                                 T_REPORT.c.agent_id.in_(bindparam("agents", expanding=True))))
         self._i_report = insert(T_REPORT)
         self._u_agent = update(T_AGENT).where(T_AGENT.c.id == bindparam("aid")).values(
             last_seen=bindparam("t"), last_ip=bindparam("ip"))
@@ -314,12 +318,13 @@ class Ingestor:
         if not prepared:
             return
         with self._reading() as conn:
-            stored = self._stored(conn, [j.item.report_id for j in prepared])
+            stored = self._stored(conn, [(j.item.agent.id, j.item.report_id) for j in prepared])
         for job in prepared:
             p: Pending = job.item
-            if p.report_id in stored:
+            if (p.agent.id, p.report_id) in stored:
                 try:
-                    job.result = _stored_answer(*stored[p.report_id], "host_report", p.digest, p.report_id)
+                    job.result = _stored_answer(*stored[(p.agent.id, p.report_id)], "host_report", p.digest,
+                                                p.report_id)
                 except Refused as refusal:
                     refusal.report_id = p.report_id
                     job.error = refusal
@@ -374,10 +379,11 @@ class Ingestor:
         ids = sorted(a for a in agent_ids if a)
         return {row.id: AgentRow(*row) for row in conn.execute(self._q_agents, {"ids": ids})} if ids else {}
 
-    def _stored(self, conn, report_ids: list[str]) -> dict[str, tuple[str, str, Any]]:
-        """The reports already stored under these ids, as (kind, digest, outcome)."""
-        return {row.report_id: (row.kind, row.digest, row.outcome)
-                for row in conn.execute(self._q_stored, {"ids": report_ids})}
+    def _stored(self, conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str, Any]]:
+        """The reports already stored under these (agent id, report id) keys, as (kind, digest, outcome)."""
+        params = {"ids": sorted({r for _, r in keys}), "agents": sorted({a for a, _ in keys})}
+        return {(row.agent_id, row.report_id): (row.kind, row.digest, row.outcome)
+                for row in conn.execute(self._q_stored, params)}
 
     def _verify(self, agents: dict[str, AgentRow], raw: bytes, envelope: Envelope, body: dict, model: Any,
                 digest: str, agent_header: Optional[str], signature: Optional[str]) -> Checked:
@@ -390,7 +396,12 @@ class Ingestor:
             raise Refused(403, _revoked(agent.id))
         if not signature:
             raise Refused(401, "missing X-Sentinel-Signature header")
-        if not signing.verify(_public_key(agent.public_key), raw, signature):
+        try:
+            public_key = _public_key(agent.public_key)
+        except signing.SigningKeyError as exc:
+            # a weak key registered before enrollment refused them (small-order keys sign for anyone)
+            raise Refused(403, f"agent {agent.id} has an unusable registered key ({exc}): enroll it again") from None
+        if not signing.verify(public_key, raw, signature):
             raise Refused(401, "signature does not verify with the agent's registered key")
         if envelope.agent_id != agent.id:
             raise Refused(400, f"envelope agent_id {envelope.agent_id!r} differs from the "
@@ -509,7 +520,7 @@ class Ingestor:
             if agent_state != "enrolled":
                 outcomes[id(job)] = Refused(403, _revoked(p.agent.id))
                 continue
-            stored = state.stored.get(p.report_id)
+            stored = state.stored.get((p.agent.id, p.report_id))
             if stored is not None:
                 try:
                     outcomes[id(job)] = _stored_answer(*stored, "host_report", p.digest, p.report_id)
@@ -629,11 +640,12 @@ class Ingestor:
         for attempt in (1, 2):
             try:
                 with self.db.write() as conn:
-                    agents, stored = self._agents(conn, {agent_header}), self._stored(conn, [envelope.report_id])
+                    agents = self._agents(conn, {agent_header})
                     c = self._verify(agents, raw, envelope, body, model, digest, agent_header, signature)
-                    if envelope.report_id in stored:
-                        return _stored_answer(*stored[envelope.report_id], envelope.kind, digest,
-                                              envelope.report_id)
+                    key = (c.agent.id, envelope.report_id)
+                    stored = self._stored(conn, [key])
+                    if key in stored:
+                        return _stored_answer(*stored[key], envelope.kind, digest, envelope.report_id)
                     return self._store_other(conn, c, source_ip)
             except self._integrity_errors:
                 # A concurrent request stored the same report_id first; the retry answers from it.
@@ -681,15 +693,15 @@ class Ingestor:
 
 def _pick(waiting: list[Job]) -> list[Job]:
     """The next batch: oldest first, at most one report per host (drift reads the host's findings as the
-    previous report left them) and per report id."""
+    previous report left them) and per (agent, report id)."""
     batch, hosts, ids = [], set(), set()
     for job in waiting:
         p: Pending = job.item
-        if p.agent.host_id in hosts or p.report_id in ids:
+        if p.agent.host_id in hosts or (p.agent.id, p.report_id) in ids:
             continue
         batch.append(job)
         hosts.add(p.agent.host_id)
-        ids.add(p.report_id)
+        ids.add((p.agent.id, p.report_id))
         if len(batch) >= MAX_BATCH:
             break
     return batch

@@ -177,12 +177,13 @@ def _check_head(session: Session, system: System, last: Run) -> None:
 
 
 def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], full: set[int]):
-    kept: dict[str, tuple] = {}
-    ids = [r.report_id for r in runs]
+    # report ids are unique per agent only (migration 0004), so a kept report is found by (agent, report id)
+    kept: dict[tuple[str, str], tuple] = {}
+    ids = sorted({r.report_id for r in runs})
     for part in _chunks(ids):
         for row in conn.execute(core_select(Report.report_id, Report.envelope, Report.signature, Report.agent_id)
                                 .where(Report.report_id.in_(part))):
-            kept[row.report_id] = (row.envelope, row.signature, row.agent_id)
+            kept[(row.agent_id, row.report_id)] = (row.envelope, row.signature, row.agent_id)
     agent_ids = sorted({v[2] for v in kept.values()})
     keys = {}
     for part in _chunks(agent_ids):
@@ -197,7 +198,7 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
     for run in runs:
         host = hosts.get(run.host_id)
         obj = host.hostname if host else f"host-{run.host_id}"
-        stored = kept.get(run.report_id)
+        stored = kept.get((run.agent_id, run.report_id))
         entry = ChainEntry(run_id=run.id, report_id=run.report_id, object=obj, received_at=run.received_at,
                            digest=run.digest, prev_chain_hash=run.prev_chain_hash, chain_hash=run.chain_hash)
         if stored is None or stored[0] is None:
