@@ -347,13 +347,16 @@ class SimAgent:
 async def enroll(base: str, tokens: list[tuple[str, str]], templates: list[dict]) -> list[SimAgent]:
     agents = []
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        collector_key = (await client.get(f"{API}/agent/enroll")).json()["collector_public_key"]
         for i, (_, token) in enumerate(tokens):
             key = signing.generate_key()
             template = templates[i % len(templates)]
             hostname = f"bench-host-{i:04d}"
+            public_key = signing.public_key_b64(key)  # with the proof of possession (docs/wire.md)
+            proof = signing.sign(key, signing.enrollment_challenge(token, collector_key, hostname, public_key))
             answer = await client.post(f"{API}/agent/enroll", json={
-                "token": token, "public_key": signing.public_key_b64(key), "hostname": hostname,
-                "os": dict(template["host"], hostname=hostname)})
+                "token": token, "public_key": public_key, "hostname": hostname,
+                "os": dict(template["host"], hostname=hostname), "proof": proof})
             if answer.status_code != 201:
                 raise SystemExit(f"enrollment of {hostname}: HTTP {answer.status_code} {answer.text[:500]}")
             agents.append(SimAgent(answer.json()["agent_id"], key, hostname, template))
