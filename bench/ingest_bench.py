@@ -285,13 +285,17 @@ class Server:
                 self.proc.wait(10)
 
 
-def collector_server(workdir: Path, url: str, workers: int) -> Server:
-    """`sentinel collector` (log level warning: no access log)."""
+def collector_server(workdir: Path, url: str, workers: int, *, shipped_limits: bool = False) -> Server:
+    """`sentinel collector` (log level warning: no access log). Unless `shipped_limits`, the per-source rate
+    limit is off: the simulated agents all come from 127.0.0.1, and it is meant for one host's agent or a
+    flood (bench/refusal_bench.py measures it); the per-agent limit stays as shipped."""
     port = free_port()
     cmd = [sys.executable, "-m", "sentinel.cli", "collector", "--state-dir", str(workdir / "state"),
            "--database-url", url, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return Server(workdir / f"collector-{workers}.log", port, cmd, {"SENTINEL_COLLECTOR_LOG_LEVEL": "warning"},
-                  f"{API}/health")
+    env = {"SENTINEL_COLLECTOR_LOG_LEVEL": "warning"}
+    if not shipped_limits:
+        env["SENTINEL_COLLECTOR_SOURCE_RATE"] = "0"
+    return Server(workdir / f"collector-{workers}.log", port, cmd, env, f"{API}/health")
 
 
 def floor_server(workdir: Path, mode: str, workers: int, keys: Path) -> Server:

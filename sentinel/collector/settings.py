@@ -67,6 +67,8 @@ class CollectorSettings(BaseSettings):
     source_burst: int = Field(default=200, ge=1, le=1_000_000)
     refusal_cost: int = Field(default=10, ge=0, le=10_000, description="tokens a refused request takes from its "
                               "source's bucket on top of its own one")
+    limited_delay: float = Field(default=1.0, ge=0, le=30, description="seconds a source past its limit waits "
+                                 "for its 429, its body unread (holds a flood back; 0: answer at once)")
     agent_rate: float = Field(default=2, ge=0, le=1e6, description="reports/s per agent (0: no limit)")
     agent_burst: int = Field(default=120, ge=1, le=1_000_000)
     audit_refusal_window: float = Field(default=60, ge=0, le=86400, description="refusals of one kind from one "
