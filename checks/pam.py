@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -308,7 +308,27 @@ def _auth_behaviour(locked: bool, password_ok: bool, empty: bool = False):
     return behave
 
 
-def _password_behaviour(update: bool):
+# What pam_pwquality / pam_cracklib use when neither the line nor pwquality.conf sets a value
+# (libpwquality src/pwqprivate.h PWQ_DEFAULT_*; pam_cracklib.c CO_*): absence means these.
+QUALITY_DEFAULTS: dict[str, dict[str, object]] = {
+    "pam_pwquality": {"minlen": 8, "dcredit": 0, "ucredit": 0, "lcredit": 0, "ocredit": 0, "minclass": 0,
+                      "retry": 1, "enforcing": 1, "enforce_for_root": False},
+    "pam_cracklib": {"minlen": 9, "dcredit": 1, "ucredit": 1, "lcredit": 1, "ocredit": 1, "minclass": 0,
+                     "retry": 1, "enforce_for_root": False},
+}
+
+
+def _quality_settings(ctx: ProbeContext, h: Handler) -> dict[str, object]:
+    """One quality line's effective settings: its arguments, then its config file, then the defaults."""
+    args = parse_args(h.args)
+    for key, value, _path, _number, _text in _conf_settings(ctx, _module_conf(ctx, h.name, args)):
+        args.setdefault(key, value)
+    for key, value in QUALITY_DEFAULTS.get(h.name, {}).items():
+        args.setdefault(key, value)
+    return args
+
+
+def _password_behaviour(update: bool, settings: Callable[[Handler], dict] = lambda h: {}):
     """Password modules when a person who is not root (or root under enforce_for_root) picks a weak new
     password. State: the new password libpam holds (PAM_AUTHTOK), "" or "weak"."""
 
@@ -321,8 +341,13 @@ def _password_behaviour(update: bool):
             if h.name in _BENIGN or h.name in QUALITY_MODULES + ("pam_unix", "pam_permit", "pam_pwhistory"):
                 return [Outcome("success", state)]
             return any_code(h, ("success", "authtok_err", "ignore"))
-        if h.name in QUALITY_MODULES:  # refuses the weak password and drops it (pam_set_item(AUTHTOK, NULL))
-            return [Outcome("authtok_err", (("authtok", ""),), "refused")]
+        if h.name in QUALITY_MODULES:
+            conf = settings(h)
+            if to_int(conf.get("enforcing", 1)) == 0:  # pam_pwquality only warns, then hands the password on
+                return [Outcome("success", (("authtok", "weak"),))]
+            # refuses it and drops it (pam_set_item(AUTHTOK, NULL)); after several tries, MAXTRIES
+            code = "maxtries" if (to_int(conf.get("retry", 1)) or 1) > 1 else "authtok_err"
+            return [Outcome(code, (("authtok", ""),), "refused")]
         if h.name in ("pam_unix", "pam_pwhistory"):
             if not authtok:
                 if use_authtok:
@@ -370,6 +395,12 @@ def _module_row(ctx: ProbeContext, c: Chain, names: tuple[str, ...], ev: list[Ev
             continue
         args[key] = value
         ev.append(evidence(path, f"[{c.service}] {text} (fills {key} for {first.name})", number))
+    defaults = {k: v for k, v in QUALITY_DEFAULTS.get(first.name, {}).items() if k not in args}
+    if defaults:
+        args.update(defaults)
+        shown = " ".join(f"{k}={v}" for k, v in defaults.items())
+        ev.append(evidence(first.path, f"[{c.service}] {first.name} defaults for what neither the line nor its "
+                                       f"config file sets: {shown}", first.line))
     row: dict[str, object] = {"module": first.name, "control": first.control}
     row.update({k: v for k, v in args.items() if k not in ("enforced", "why")})
     if first.name in ("pam_pwquality", "pam_cracklib"):
@@ -464,7 +495,8 @@ def pam_complexity(ctx: ProbeContext, params: PamEffectiveParams) -> Observation
         elif row["module"] is None:
             row.update(enforced=False, why="no pam_pwquality or pam_cracklib in the effective password stack")
         else:
-            weak = next((p for p in explore(c.handlers, _password_behaviour(update=True))
+            update = _password_behaviour(True, lambda h: _quality_settings(ctx, h))
+            weak = next((p for p in explore(c.handlers, update)
                          if "stored-weak" in p.events()), None)
             if weak is not None:
                 row.update(enforced=False, why="a weak password is stored anyway: " + weak.describe())

@@ -253,6 +253,46 @@ def test_complexity_verdict_matches_libpam(tmp_path: Path, case: str):
 
 
 @needs_pwquality
+@pytest.mark.parametrize("enforcing", ["0", "1"])
+def test_pwquality_enforcing_off_only_warns(tmp_path: Path, enforcing: str):
+    """`enforcing = 0` in pwquality.conf: the module is in the stack as requisite, and the weak password is
+    stored anyway (pam_pwquality only prints BAD PASSWORD)."""
+    stack = ("password requisite pam_pwquality.so retry=1 minclass=3 enforce_for_root\n"
+             "password [success=1 default=ignore] pam_unix.so use_authtok yescrypt\n"
+             "password requisite pam_deny.so\npassword required pam_permit.so\n")
+    lab = Lab(tmp_path, {"passwd": stack}, _hash(PASSWORD), {"pwquality.conf": f"enforcing = {enforcing}\n"})
+    before = lab.shadow_hash()
+    lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
+    stored = lab.shadow_hash() != before
+    assert stored is (enforcing == "0")
+    assert lab.sentinel("pam.complexity", ["passwd"])["passwd"]["enforced"] is (not stored)
+
+
+@pytest.mark.skipif(not shutil.which("pwscore"), reason="pwscore not installed (apt-get install libpwquality-tools)")
+def test_pwquality_settings_as_libpwquality_reads_them(tmp_path: Path):
+    """minlen/minclass as sentinel reads them (pwquality.conf.d first, pwquality.conf last; defaults for
+    what is unset) agree with what libpwquality itself accepts (pwscore, same files)."""
+    lab = Lab(tmp_path, {"passwd": f"password requisite pam_pwquality.so\npassword required pam_unix.so\n"},
+              _hash(PASSWORD), {"pwquality.conf": "minclass = 3\n"})
+    confd = lab.etc / "security/pwquality.conf.d"
+    confd.mkdir(exist_ok=True)
+    (confd / "50-site.conf").write_text("minlen = 12\nminclass = 1\n")
+    row = lab.sentinel("pam.complexity", ["passwd"])["passwd"]
+    assert row["minlen"] == 12 and row["classes_required"] == 3
+
+    def accepted(candidate: str) -> bool:
+        script = f"mount --bind {shlex.quote(str(lab.etc))} /etc && exec pwscore"
+        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                             input=candidate + "\n", capture_output=True, text=True, timeout=30)
+        return run.returncode == 0
+
+    # 11 characters, three classes: too short for minlen 12; 12 with two classes: too few classes
+    assert not accepted("Xq7#vbnmzlk")
+    assert not accepted("xqvbnmzlkwtr7")
+    assert accepted("Xq7vbnmzlkwtr")  # 13 characters, three classes
+
+
+@needs_pwquality
 def test_complexity_cases_cover_both_answers(tmp_path: Path):
     stored = {}
     for case in ("requisite-use-authtok", "optional-unix-prompts"):

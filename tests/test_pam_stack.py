@@ -141,3 +141,22 @@ def test_many_unknown_modules_stay_cheap(tmp_path: Path):
     (tmp_path / "etc/pam.d/sshd").write_text(unknown + "auth sufficient pam_unix.so\n" + stack)
     row = _probe("pam.lockout", tmp_path, ["sshd"]).observed[0]
     assert row["enforced"] is False and "locked account still logs in" in row["why"]
+
+
+def test_pwquality_defaults_and_enforcing_off(tmp_path: Path):
+    stack = ("password requisite pam_pwquality.so\n"
+             "password [success=1 default=ignore] pam_unix.so use_authtok\n"
+             "password requisite pam_deny.so\npassword required pam_permit.so\n")
+    root = _root(tmp_path, {"passwd": stack})
+    obs = _probe("pam.complexity", root, ["passwd"])
+    row = obs.observed[0]
+    # nothing set anywhere: libpwquality's own defaults, and the evidence says they are defaults
+    assert row["enforced"] is True and row["minlen"] == 8 and row["classes_required"] == 0
+    assert row["enforce_for_root"] is False
+    assert any("defaults for what neither the line nor its config file sets" in (e.excerpt or "")
+               for e in obs.evidence)
+    # libpwquality refuses nothing with enforcing = 0 (tests/test_pam_real.py shows the weak one stored)
+    (tmp_path / "etc/security").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "etc/security/pwquality.conf").write_text("enforcing = 0\nminlen = 10\n")
+    row = _probe("pam.complexity", root, ["passwd"]).observed[0]
+    assert row["enforced"] is False and row["minlen"] == 10 and "weak password is stored" in row["why"]
