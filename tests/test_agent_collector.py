@@ -6,6 +6,7 @@ spool drops the oldest with a warning; a revoked agent keeps its spool.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -40,9 +41,25 @@ def _token(collector: LocalCollector) -> str:
     return token
 
 
-def _settings(tmp_path: Path, **kw):
+FAILING_CHECK = """\
+          - id: t-never-there
+            title: {zh: 不存在的文件, en: a file that is never there}
+            probe: file.exists
+            params: {paths: [/nonexistent/sentinel-test]}
+            expect: {empty: false}
+            severity: high
+            rationale: {zh: 理由, en: why}
+            remediation: {zh: 整改, en: fix}
+"""
+
+
+def _settings(tmp_path: Path, extra_checks: str = "", **kw):
     baseline = tmp_path / "quick.yaml"
-    baseline.write_text(BASELINE % "", encoding="utf-8")
+    baseline.write_text(BASELINE % extra_checks, encoding="utf-8")
+    # the collector judges reports by its own copy of their baseline: the same file as a site baseline
+    site = tmp_path / "collector" / "baselines"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "quick.yaml").write_text(BASELINE % extra_checks, encoding="utf-8")
     kw.setdefault("baselines", [BaselineSchedule(baseline=str(baseline), interval=1, jitter=0)])
     return load_settings(None, default_file=False, state_dir=tmp_path / "agent", retry_min=0.1, retry_max=0.3,
                          request_timeout=5, **kw)
@@ -165,3 +182,47 @@ def test_inventory_is_accepted_by_the_collector_schema(tmp_path, collector):
 def _sample() -> dict:
     return {"at": "2026-01-01T00:00:00Z", "cpu_percent": 1.0, "memory_percent": 2.0, "net_bytes_sent": 0,
             "net_bytes_recv": 0, "logins": 0}
+
+
+def test_a_report_edited_in_the_spool_never_reaches_the_collector_as_genuine(tmp_path, collector):
+    """Issue 20 item 2: reports are signed when made. A waiting report edited on disk (its failures turned
+    into passes) is moved to rejected/ by the agent, and the edited bytes are refused by the collector too."""
+    from sentinel.agent.runner import run_isolated
+
+    settings = _settings(tmp_path, FAILING_CHECK)
+    enroll(settings, _token(collector), collector.url)
+    agent = Agent(settings)
+    collector.stop()
+    report = run_isolated(settings.baselines[0].baseline, "r-1", 60)
+    assert report["summary"]["counts"]["fail"] == 1 and report["summary"]["conclusion"] != "优"
+    rid = agent.enqueue("host_report", report, report_id="r-1")
+    [entry] = agent.spool.pending()
+    stored = json.loads(entry.path.read_text())
+    envelope = json.loads(stored["envelope"])
+    for result in envelope["body"]["results"]:
+        result["status"] = "pass"  # the local edit: every failure now passes
+    envelope["body"]["summary"].update(score=100.0, conclusion="优")
+    edited = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    entry.path.write_text(json.dumps({**stored, "envelope": edited}, ensure_ascii=False))
+    collector.start()
+
+    result = agent.flush()
+    assert (result.rejected, result.delivered, result.remaining) == (1, 0, 0)
+    [moved] = agent.spool.rejected_dir.glob(f"*-{rid}.json")
+    assert "does not verify" in moved.with_suffix(".reason").read_text()
+    assert _stored(collector) == []
+    # sent anyway (by anyone who can write the spool but not sign), the collector refuses the edited bytes
+    answer = agent.client.send(edited.encode("utf-8"), agent.identity.agent_id, stored["signature"])
+    assert answer.status == 401 and "signature" in answer.detail
+    assert _stored(collector) == []
+    # the untouched report, as made and signed, is stored with the collector's own scoring
+    answer = agent.client.send(stored["envelope"].encode("utf-8"), agent.identity.agent_id, stored["signature"])
+    assert answer.status == 202, answer.detail
+    [row] = _stored(collector)
+    assert row.report_id == rid
+    with collector.db.session() as s:
+        from sentinel.store.models import Run
+
+        [run] = s.exec(select(Run)).all()
+    assert run.failed == 1 and run.conclusion == report["summary"]["conclusion"]
+    agent.close()

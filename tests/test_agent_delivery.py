@@ -41,6 +41,8 @@ class Receiver:
         self.envelopes: list[dict] = []
         self.requests: list[tuple[str, int]] = []  # (path, status) of every request
         self.skew = skew
+        self.max_age = 14 * 86400.0  # how old a (spooled) envelope may be, as the collector's report_max_age_seconds
+        self.raws: list[tuple[bytes, str]] = []  # (raw body, signature header) of every stored envelope
         self.max_body = max_body
         self.lose_answers = 0  # store, then answer 500 (the agent cannot know it was stored)
         self.reject_kind: str | None = None  # answer 422 for envelopes of this kind
@@ -133,8 +135,11 @@ class Receiver:
             if env["agent_id"] != agent_id:
                 return 400, {"detail": "agent_id header and body differ"}
             sent = dt.datetime.fromisoformat(env["sent_at"].replace("Z", "+00:00"))
-            if abs((dt.datetime.now(dt.timezone.utc) - sent).total_seconds()) > self.skew:
-                return 400, {"detail": "stale: sent_at outside the clock-skew window"}
+            age = (dt.datetime.now(dt.timezone.utc) - sent).total_seconds()
+            if -age > self.skew:
+                return 400, {"detail": "stale report: sent_at is ahead of the collector's clock"}
+            if age > self.max_age:
+                return 400, {"detail": "stale report: sent_at is older than the collector accepts"}
             if self.reject_kind == env["kind"]:
                 return 422, {"detail": "body: field required"}
             body = json.dumps(env["body"], sort_keys=True).encode() if self.same_means == "body" else raw
@@ -145,6 +150,7 @@ class Receiver:
             self.stored[env["report_id"]] = body
             self.order.append(env["report_id"])
             self.envelopes.append(env)
+            self.raws.append((raw, headers.get("X-Sentinel-Signature", "")))
             if self.lose_answers:
                 self.lose_answers -= 1
                 return 500, {"detail": "internal error (after storing)"}
@@ -264,7 +270,7 @@ def test_collector_down_then_back_every_envelope_arrives_once_in_order(tmp_path,
     assert receiver.order == ids and len(receiver.stored) == 5
 
 
-@pytest.mark.parametrize("same_means,resend_status", [("body", 200), ("raw", 409)])
+@pytest.mark.parametrize("same_means,resend_status", [("body", 200), ("raw", 200)])
 def test_lost_answer_is_resent_and_stored_exactly_once(tmp_path, receiver, same_means, resend_status):
     agent = _enrolled_agent(tmp_path, receiver)
     receiver.same_means = same_means
@@ -273,8 +279,8 @@ def test_lost_answer_is_resent_and_stored_exactly_once(tmp_path, receiver, same_
     result = agent.flush()
     assert result.blocked and "500" in result.blocked and result.remaining == 2  # stored, but unacknowledged
     result = agent.flush()
-    # the resend carries a new sent_at: a collector comparing bodies answers 200 (idempotent), one
-    # comparing raw envelopes 409 (id already stored); either way it is delivered and leaves the spool
+    # the resend is the very bytes signed when the report was made: a collector comparing bodies and one
+    # comparing raw envelopes both answer 200 (idempotent), and it leaves the spool
     assert result.duplicates + result.delivered == 2 and result.remaining == 0
     assert result.duplicates == (1 if resend_status == 409 else 0)
     assert receiver.order == [first, second]
@@ -314,15 +320,69 @@ def test_envelope_refused_for_good_moves_to_rejected_and_unblocks_the_queue(tmp_
     assert bad in caplog.text
 
 
-def test_sent_at_is_stamped_per_attempt_so_old_spool_entries_stay_fresh(tmp_path, receiver):
+def test_envelope_is_signed_when_made_and_sent_unchanged(tmp_path, receiver):
+    """The spool keeps the signed bytes: delivery, however late, sends exactly what was made."""
     agent = _enrolled_agent(tmp_path, receiver)
-    receiver.skew = 2
+    receiver.stop()
     entry_id = agent.enqueue("inventory", _body(1))
-    entry = agent.spool.pending()[0]
+    [entry] = agent.spool.pending()
     stored = json.loads(entry.path.read_text())
-    stored["created_at"] = "2020-01-01T00:00:00Z"  # spooled long ago (a long outage)
-    entry.path.write_text(json.dumps(stored))
+    assert set(stored) == {"report_id", "kind", "signature", "envelope"}
+    made = stored["envelope"].encode("utf-8")
+    assert signing.verify(agent._public, made, stored["signature"])
+    receiver.start()
     assert agent.flush().delivered == 1 and receiver.order == [entry_id]
+    assert receiver.raws == [(made, stored["signature"])]
+
+
+def _tamper(entry, change) -> None:
+    stored = json.loads(entry.path.read_text())
+    envelope = json.loads(stored["envelope"])
+    change(envelope)
+    stored["envelope"] = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    entry.path.write_text(json.dumps(stored, ensure_ascii=False))
+
+
+def test_a_spooled_envelope_edited_on_disk_is_rejected_not_sent(tmp_path, receiver, caplog):
+    agent = _enrolled_agent(tmp_path, receiver)
+    receiver.stop()
+    edited = agent.enqueue("inventory", _body(1))
+    unsigned = agent.enqueue("inventory", _body(2))
+    good = agent.enqueue("inventory", _body(3))
+    first, second, _ = agent.spool.pending()
+    _tamper(first, lambda e: e["body"].update(n=100))  # what a local edit of a waiting report does
+    stored = json.loads(second.path.read_text())
+    second.path.write_text(json.dumps({**stored, "signature": "bm90IGEgc2lnbmF0dXJl"}))
+    receiver.start()
+    with caplog.at_level(logging.ERROR):
+        result = agent.flush()
+    assert (result.rejected, result.delivered, result.remaining) == (2, 1, 0)
+    assert receiver.order == [good] and all(e["body"]["n"] != 100 for e in receiver.envelopes)
+    for rid in (edited, unsigned):
+        [moved] = agent.spool.rejected_dir.glob(f"*-{rid}.json")
+        assert "does not verify" in moved.with_suffix(".reason").read_text()
+    assert edited in caplog.text
+
+
+def test_an_entry_spooled_by_an_older_agent_is_still_delivered(tmp_path, receiver):
+    agent = _enrolled_agent(tmp_path, receiver)
+    agent.spool.put({"report_id": "legacy-1", "kind": "inventory", "created_at": "2026-01-01T00:00:00Z",
+                     "body": _body(1)})  # the unsigned format of earlier versions
+    assert agent.flush().delivered == 1 and receiver.order == ["legacy-1"]
+
+
+def test_an_envelope_older_than_the_collector_accepts_is_rejected_and_unblocks(tmp_path, receiver):
+    agent = _enrolled_agent(tmp_path, receiver)
+    receiver.max_age = 0.2
+    old = agent.enqueue("inventory", _body(1))
+    threading.Event().wait(0.4)
+    receiver.max_age = 3600.0
+    fresh = agent.enqueue("inventory", _body(2))
+    receiver.max_age = 0.3  # the first is now too old, the second not
+    result = agent.flush()
+    assert (result.rejected, result.delivered) == (1, 1) and receiver.order == [fresh]
+    [moved] = agent.spool.rejected_dir.glob(f"*-{old}.json")
+    assert "older than" in moved.with_suffix(".reason").read_text()
 
 
 def test_clock_skew_is_retried_not_dropped(tmp_path, receiver):

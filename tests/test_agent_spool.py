@@ -1,6 +1,7 @@
 """The agent's durable spool: atomic files, private permissions, order, bounds, rejects."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -135,3 +136,88 @@ def test_spool_path_that_is_a_file(tmp_path):
     (tmp_path / "s").write_text("")
     with pytest.raises(SpoolError, match="spool .*s"):
         Spool(tmp_path / "s", 10, 1 << 20)
+
+
+class _SmallDisk:
+    """Stands in for the spool's file system with room for `capacity` bytes: a write past it fails with
+    ENOSPC, as os.write does on a full disk (the spool's files are the only ones on it)."""
+
+    def __init__(self, directory, capacity: int) -> None:
+        self.directory, self.capacity = directory, capacity
+
+    def used(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+
+    def write(self, fd: int, data) -> int:
+        if self.used() + len(data) > self.capacity:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+def test_a_full_disk_drops_the_oldest_not_the_newest(tmp_path, monkeypatch, caplog):
+    from sentinel.agent import spool as spool_module
+
+    spool = Spool(tmp_path / "s", 100, 1 << 20)  # the bounds are far away: the disk fills first
+    disk = _SmallDisk(tmp_path / "s", 2500)
+    monkeypatch.setattr(spool_module, "_write", disk.write)
+    envs = [_env(i, 500) for i in range(4)]  # ~580 bytes each: four fit
+    for e in envs:
+        spool.put(e)
+    newest = _env(99, 500)
+    with caplog.at_level(logging.WARNING, logger="sentinel.agent.spool"):
+        entry = spool.put(newest)
+    kept = [e.report_id for e in spool.pending()]
+    assert kept[-1] == newest["report_id"] == entry.report_id and envs[0]["report_id"] not in kept
+    assert kept[:-1] == [e["report_id"] for e in envs[1:]]
+    assert spool.read(entry)["body"]["n"] == 99
+    assert spool.dropped_by == {"bounds": 0, "disk_full": 1} and spool.dropped == 1
+    assert "disk full" in caplog.text and envs[0]["report_id"] in caplog.text
+    assert not list((tmp_path / "s").glob(".*.tmp"))  # no half-written file left behind
+
+
+def test_a_full_disk_with_nothing_left_to_drop_refuses_the_envelope(tmp_path, monkeypatch):
+    from sentinel.agent import spool as spool_module
+    from sentinel.agent.spool import SpoolDiskFull
+
+    spool = Spool(tmp_path / "s", 100, 1 << 20)
+    monkeypatch.setattr(spool_module, "_write", _SmallDisk(tmp_path / "s", 100).write)
+    with pytest.raises(SpoolDiskFull, match="nothing older to drop"):
+        spool.put(_env(1, 500))
+    assert spool.pending() == [] and spool.dropped == 0
+
+
+def test_the_agent_exporter_shows_the_spool_and_its_drops(tmp_path, monkeypatch):
+    """A full spool is visible where the agent is scraped: waiting envelopes, bytes, drops by reason."""
+    from datetime import datetime, timezone
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sentinel.agent import spool as spool_module
+    from sentinel.agent.config import load_settings
+    from sentinel.agent.enroll import Identity
+    from sentinel.agent.exporter import AgentExporter
+
+    spool = Spool(tmp_path / "s", 2, 1 << 20)
+    for i in range(3):  # one over the count bound
+        spool.put(_env(i))
+    spool.max_count = 100
+    monkeypatch.setattr(spool_module, "_write", _SmallDisk(tmp_path / "s", spool.stats()[1] + 10).write)
+    spool.put(_env(9))  # within the bounds now, but the disk is full: the oldest goes
+    from tests.obs_support import free_port
+
+    settings = load_settings(None, default_file=False, state_dir=tmp_path / "state", metrics_port=free_port())
+    identity = Identity(agent_id="a1", collector_url="http://127.0.0.1:1", system="门户网站", department="财政局",
+                        enrolled_at=datetime.now(timezone.utc))
+    exporter = AgentExporter(settings, identity, spool=spool)
+    exporter.start()
+    try:
+        text = httpx.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=10, trust_env=False).text
+    finally:
+        exporter.stop()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("sentinel_agent_spool_envelopes", ())] == 2
+    assert samples[("sentinel_agent_spool_bytes", ())] == spool.stats()[1]
+    assert samples[("sentinel_agent_spool_dropped_total", (("reason", "bounds"),))] == 1
+    assert samples[("sentinel_agent_spool_dropped_total", (("reason", "disk_full"),))] == 1

@@ -3,9 +3,13 @@
 Every envelope goes through the spool, whether the collector is up or not, so there is one delivery path
 and a crash between "report made" and "report stored" loses nothing. An envelope stays in the spool until
 the collector answers 2xx (stored, or the same body again) or 409 (that report id is already stored).
-`sent_at` is stamped, and the envelope signed, at each attempt: a report spooled through a long outage
-must still pass the collector's freshness window, while its `report_id` (and the report's own
-`generated_at`) never change, which is what makes redelivery idempotent.
+The envelope is made and signed when the report is made, and the spool keeps exactly those bytes and that
+signature: delivery sends them unchanged, so editing a waiting report on disk cannot make it genuine (an
+entry whose signature no longer verifies with the agent's key is moved to `rejected/`, never sent).
+`sent_at` is therefore the time the report was made; the collector accepts it from up to its
+`report_max_age_seconds` in the past (a report spooled through a long outage) to its clock skew ahead
+(docs/wire.md). Spool entries written by an older agent (unsigned) are enveloped and signed when sent, as
+that version did.
 """
 from __future__ import annotations
 
@@ -60,6 +64,8 @@ class Agent:
         except (OSError, ValueError) as exc:  # SigningKeyError says which file and why, never the key
             raise EnrollError(f"{exc}; enroll again with --force") from None
         self._sign = signing.sign
+        self._verify = signing.verify
+        self._public = self._key.public_key()
         url = settings.collector_url or self.identity.collector_url
         self.client = CollectorClient(url, ca_file=ca_for(settings), timeout=settings.request_timeout)
         self.spool = Spool(settings.spool_dir, settings.spool_max_count, settings.spool_max_bytes)
@@ -74,7 +80,7 @@ class Agent:
         if settings.metrics_port is not None:
             from .exporter import AgentExporter
 
-            self.exporter = AgentExporter(settings, self.identity)
+            self.exporter = AgentExporter(settings, self.identity, spool=self.spool)
         self._root = str(settings.host_root) if settings.host_root else None  # checks read this mounted root
 
     # ---- envelopes -------------------------------------------------------------------------------
@@ -83,9 +89,31 @@ class Agent:
         if kind not in KINDS:
             raise ValueError(f"unknown envelope kind {kind!r}")
         report_id = report_id or str(uuid.uuid4())
-        self.spool.put({"report_id": report_id, "kind": kind, "created_at": rfc3339_now(), "body": body})
+        raw = self._envelope(report_id, kind, body)
+        # Signed now, spooled as signed: what is delivered is exactly what was made.
+        self.spool.put({"report_id": report_id, "kind": kind, "signature": self._sign(self._key, raw),
+                        "envelope": raw.decode("utf-8")})
         self._kick.set()
         return report_id
+
+    def _envelope(self, report_id: str, kind: Optional[str], body: Any) -> bytes:
+        envelope = {"report_id": report_id, "agent_id": self.identity.agent_id, "sent_at": rfc3339_now(),
+                    "kind": kind, "body": body}
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _signed(self, entry, stored: dict[str, Any]) -> Optional[tuple[bytes, str, str]]:
+        """(raw, signature, kind) to send for a spool entry; None if it was moved to rejected/ instead."""
+        if "envelope" not in stored and "body" in stored:  # an entry spooled by an older, unsigned agent
+            log.warning("spool entry %s predates signed spooling; enveloped and signed now", entry.report_id)
+            raw = self._envelope(str(stored.get("report_id", entry.report_id)), stored.get("kind"), stored["body"])
+            return raw, self._sign(self._key, raw), str(stored.get("kind"))
+        envelope, signature = stored.get("envelope"), stored.get("signature")
+        raw = envelope.encode("utf-8") if isinstance(envelope, str) else b""
+        if not isinstance(signature, str) or not self._verify(self._public, raw, signature):
+            self.spool.reject(entry, "the spooled envelope's signature does not verify with this agent's key: it "
+                                     "was changed after it was made (or made under an earlier enrollment); not sent")
+            return None
+        return raw, signature, str(stored.get("kind"))
 
     def run_baseline(self, schedule: BaselineSchedule) -> Optional[dict[str, Any]]:
         """Run one baseline in a child process and spool its report; None (logged) if it produced none."""
@@ -152,22 +180,23 @@ class Agent:
                 stored = self.spool.read(entry)
                 if stored is None:
                     continue
-                envelope = {"report_id": stored.get("report_id", entry.report_id),
-                            "agent_id": self.identity.agent_id, "sent_at": rfc3339_now(),
-                            "kind": stored.get("kind"), "body": stored.get("body")}
-                raw = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-                answer = self.client.send(raw, self.identity.agent_id, self._sign(self._key, raw))
+                signed = self._signed(entry, stored)
+                if signed is None:
+                    result.rejected += 1
+                    continue
+                raw, signature, kind = signed
+                answer = self.client.send(raw, self.identity.agent_id, signature)
                 if answer.outcome is Outcome.DELIVERED:
                     self.spool.remove(entry)
                     result.delivered += 1
                     result.answers.append(answer.data or {})
-                    log.info("delivered %s %s (%s)", envelope["kind"], entry.report_id, answer.status)
+                    log.info("delivered %s %s (%s)", kind, entry.report_id, answer.status)
                 elif answer.outcome is Outcome.DUPLICATE:
                     self.spool.remove(entry)
                     result.duplicates += 1
                     # this agent never sends two bodies under one id, so retrying cannot help
                     log.warning("%s %s: collector already holds this report id (409: %s); removed from the spool",
-                                envelope["kind"], entry.report_id, answer.detail)
+                                kind, entry.report_id, answer.detail)
                 elif answer.outcome is Outcome.REJECTED:
                     self.spool.reject(entry, f"HTTP {answer.status}: {answer.detail}")
                     result.rejected += 1

@@ -5,6 +5,8 @@ The agent keeps its latest host report in `<state_dir>/last-report.json` (0600) 
 on each scrape (`exporters.prometheus.report_file_source`), so a scrape never runs a check and a restarted
 agent shows its last figures at once. Until the first report exists only `sentinel_system_info` is shown.
 An agent speaks for its own host: host series and `sentinel_system_info`, never system-wide figures.
+It also shows its spool (`sentinel_agent_spool_*`): what waits for the collector and what was dropped to make
+room (the oldest first, when the spool's bounds or its disk are full), so a full spool is seen and alerted on.
 
 The exporter has no authentication and names the host's department and system: it binds 127.0.0.1
 unless `metrics_address` says otherwise on purpose (e.g. the node address in the Kubernetes DaemonSet,
@@ -17,19 +19,43 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from exporters.prometheus import report_file_source, start_agent_exporter
+from exporters.prometheus import make_registry, report_file_source
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from ..metrics_model import MetricsSnapshot, SystemMetrics
 from .config import AgentSettings
 from .enroll import Identity, write_private
+from .spool import DROP_REASONS, Spool
 
 log = logging.getLogger("sentinel.agent.metrics")
 
 LATEST_REPORT = "last-report.json"
 
 
+class SpoolCollector(Collector):
+    """The spool's state on each scrape (a directory listing; nothing is read from the envelopes)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def collect(self):
+        count, size = self.spool.stats()
+        waiting = GaugeMetricFamily("sentinel_agent_spool_envelopes", "Envelopes waiting in the agent's spool.")
+        waiting.add_metric([], count)
+        used = GaugeMetricFamily("sentinel_agent_spool_bytes", "Bytes of the envelopes waiting in the spool.")
+        used.add_metric([], size)
+        dropped = CounterMetricFamily("sentinel_agent_spool_dropped", "Undelivered envelopes dropped (the oldest "
+                                      "first) to make room since the agent started, by reason: bounds "
+                                      "(spool_max_count/bytes) or disk_full.", labels=["reason"])
+        for reason in DROP_REASONS:
+            dropped.add_metric([reason], self.spool.dropped_by[reason])
+        return [waiting, used, dropped]
+
+
 class AgentExporter:
-    def __init__(self, settings: AgentSettings, identity: Identity) -> None:
+    def __init__(self, settings: AgentSettings, identity: Identity, spool: Optional[Spool] = None) -> None:
         if settings.metrics_port is None:
             raise ValueError("metrics_port is not set")
         if not identity.department or not identity.system:
@@ -38,6 +64,7 @@ class AgentExporter:
         self.settings = settings
         self.department, self.system = identity.department, identity.system
         self.path = settings.state_dir / LATEST_REPORT
+        self.spool = spool
         self._server: Optional[Any] = None
 
     def save(self, report: dict[str, Any]) -> None:
@@ -61,7 +88,10 @@ class AgentExporter:
     def start(self) -> None:
         addr, port = self.settings.metrics_address, self.settings.metrics_port
         try:
-            self._server, _ = start_agent_exporter(self._source(), addr=addr, port=port)
+            registry = make_registry(self._source())
+            if self.spool is not None:
+                registry.register(SpoolCollector(self.spool))
+            self._server, _ = start_http_server(port, addr=addr, registry=registry)
         except OSError as exc:
             raise OSError(exc.errno, f"agent /metrics on {addr}:{port}: {exc.strerror or exc}") from None
         log.info("agent /metrics on http://%s:%d/metrics", addr, self._server.server_address[1])

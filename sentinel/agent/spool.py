@@ -4,12 +4,17 @@ One JSON file per envelope, written atomically (temporary file, fsync, rename, f
 so a crash leaves either the whole envelope or nothing. File names start with a sequence number, so
 sorting by name delivers the oldest first even if the wall clock jumps. The directory is 0700: reports
 describe the host's weaknesses. The spool is bounded by count and bytes; when full, the oldest
-envelopes are dropped with a warning, because the newest state of the host matters most.
+envelopes are dropped with a warning, because the newest state of the host matters most. The same
+holds when the disk itself is full (ENOSPC, EDQUOT) before the bounds are reached: the oldest waiting
+envelopes are dropped, one at a time, until the new one fits; only when nothing is left to drop is
+the new one refused. Every drop is logged and counted (`dropped`, by reason; the agent's /metrics
+shows them as `sentinel_agent_spool_dropped_total`).
 Envelopes the collector refuses for good (schema, size) move to `rejected/` so they stop blocking the
 queue and stay available to an operator.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -27,6 +32,15 @@ REJECTED_KEEP = 50
 
 class SpoolError(Exception):
     """The spool cannot take or give an envelope (disk, permissions, a corrupt file)."""
+
+
+class SpoolDiskFull(SpoolError):
+    """The file system holding the spool has no room (or the user's quota is used up)."""
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_write = os.write  # one place the spool writes file data (the disk-full tests stand in for a full disk here)
+DROP_REASONS = ("bounds", "disk_full")  # why envelopes were dropped: the spool's limits, or the disk
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class Spool:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self.dropped = 0  # envelopes dropped to respect the bounds since start
+        self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # envelopes dropped since start, by reason
         try:
             _make_private_dir(self.directory)
             self._remove_stale_temporaries()
@@ -90,14 +104,30 @@ class Spool:
             for victim in victims:
                 self._unlink(victim.path)
             if victims:
-                self.dropped += len(victims)
+                self.dropped_by["bounds"] += len(victims)
                 log.warning("spool full (max %d envelopes, %d bytes): dropped %d oldest undelivered "
                             "envelope(s): %s", self.max_count, self.max_bytes, len(victims),
                             ", ".join(v.report_id for v in victims))
             self._seq += 1
             path = self.directory / f"{self._seq:012d}-{report_id}.json"
-            self._write_atomic(path, data)
+            while True:
+                try:
+                    self._write_atomic(path, data)
+                    break
+                except SpoolDiskFull as exc:
+                    if not entries:
+                        raise SpoolDiskFull(f"{exc}; the spool is empty, nothing older to drop") from None
+                    oldest = entries.pop(0)  # the disk is full: the oldest report goes, never the newest
+                    self._unlink(oldest.path)
+                    self.dropped_by["disk_full"] += 1
+                    log.warning("spool disk full (%s): dropped the oldest undelivered envelope %s to keep "
+                                "the new one %s", self.directory, oldest.report_id, report_id)
             return SpoolEntry(path=path, seq=self._seq, report_id=report_id, size=len(data))
+
+    @property
+    def dropped(self) -> int:
+        """Envelopes dropped since start, for any reason."""
+        return sum(self.dropped_by.values())
 
     def pending(self) -> list[SpoolEntry]:
         """Entries waiting for delivery, oldest first."""
@@ -174,7 +204,7 @@ class Spool:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[_write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -185,7 +215,8 @@ class Spool:
                 tmp.unlink()
             except OSError:
                 pass
-            raise SpoolError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            error = SpoolDiskFull if exc.errno in _DISK_FULL else SpoolError
+            raise error(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     def _unlink(self, path: Path) -> None:
         try:
