@@ -391,7 +391,7 @@ def _module_row(ctx: ProbeContext, c: Chain, names: tuple[str, ...], ev: list[Ev
             args.setdefault(key, value)
     on_line = set(args)
     for key, value, path, number, text in _conf_settings(ctx, _module_conf(ctx, first.name, args)):
-        if key in _RESERVED or key in on_line or key in ("enforced", "why", "nullok"):
+        if key in _RESERVED or key in on_line or key in ("enforced", "why", "nullok", "nobody"):
             continue
         args[key] = value
         ev.append(evidence(path, f"[{c.service}] {text} (fills {key} for {first.name})", number))
@@ -402,7 +402,7 @@ def _module_row(ctx: ProbeContext, c: Chain, names: tuple[str, ...], ev: list[Ev
         ev.append(evidence(first.path, f"[{c.service}] {first.name} defaults for what neither the line nor its "
                                        f"config file sets: {shown}", first.line))
     row: dict[str, object] = {"module": first.name, "control": first.control}
-    row.update({k: v for k, v in args.items() if k not in ("enforced", "why")})
+    row.update({k: v for k, v in args.items() if k not in ("enforced", "why", "nobody")})
     if first.name in ("pam_pwquality", "pam_cracklib"):
         minclass = to_int(args.get("minclass")) or 0
         negative = sum(1 for cr in _CREDITS if (to_int(args.get(cr)) or 0) < 0)
@@ -439,13 +439,13 @@ def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
     for service in params.services or AUTH_SERVICES:
         c = chain(ctx, service, "auth")
         ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}", f"[{service}] auth stack read from {_where(c)}"))
-        row: dict[str, object] = {"service": service}
+        row: dict[str, object] = {"service": service, "nobody": False}
         row.update(_module_row(ctx, c, LOCK_MODULES, ev))
         locks = [h for h in c.handlers if h.kind == "module" and h.name in LOCK_MODULES]
         ev.extend(h.ev(f"  [{service}]") for h in locks)
         blocked = _nobody(c, _auth_behaviour(locked=False, password_ok=True))
         if blocked is not None:
-            row.update(enforced=True, why=_nobody_why(c, "authenticate"))
+            row.update(enforced=True, nobody=True, why=_nobody_why(c, "authenticate"))
             ev.extend(_path_ev(blocked, f"[{service}] the right password is refused"))
             rows.append(row)
             continue
@@ -485,12 +485,12 @@ def pam_complexity(ctx: ProbeContext, params: PamEffectiveParams) -> Observation
         c = chain(ctx, service, "password")
         ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}",
                            f"[{service}] password stack read from {_where(c)}"))
-        row: dict[str, object] = {"service": service}
+        row: dict[str, object] = {"service": service, "nobody": False}
         row.update(_module_row(ctx, c, QUALITY_MODULES, ev))
         ev.extend(h.ev(f"  [{service}]") for h in c.handlers if h.kind == "module" and h.name in QUALITY_MODULES)
         prelim = _nobody(c, _password_behaviour(update=False))
         if prelim is not None:
-            row.update(enforced=True, why=_nobody_why(c, "change a password"))
+            row.update(enforced=True, nobody=True, why=_nobody_why(c, "change a password"))
             ev.extend(_path_ev(prelim, f"[{service}] preliminary check fails"))
         elif row["module"] is None:
             row.update(enforced=False, why="no pam_pwquality or pam_cracklib in the effective password stack")

@@ -342,6 +342,10 @@ CASES = [
     # the settings are right but a way through the stack bypasses them (issue 14)
     ("l3-ia-login-lockout", [{"service": "sshd", "enforced": False, "deny": 5, "unlock_time": 600}], False),
     ("l3-ia-login-lockout", [{"service": "sshd", "enforced": False, "module": None, "control": None}], False),
+    # nobody gets in through the service at all (e.g. no file and `other` denies): nothing to lock
+    ("l3-ia-login-lockout", [{"service": "login", "nobody": True, "enforced": True, "module": None}], True),
+    ("l3-ia-pwquality-minlen", [{"service": "passwd", "nobody": True, "enforced": True, "module": None}], True),
+    ("l3-ia-pwquality-minlen", [{"service": "passwd", "nobody": False, "enforced": False, "minlen": 12}], False),
     ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": True, "classes_required": 2}], True),
     ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": True, "classes_required": 1}], False),
     ("l3-ia-pwquality-complexity", [{"service": "passwd", "enforced": False, "classes_required": 3}], False),
