@@ -12,8 +12,10 @@ from tests.collector_helpers import World, audit_rows, bearer, envelope, make_re
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
-# GET routes that are not department data (or are admin-only, checked separately)
-NOT_SCOPED = {"/api/v1/health", "/api/v1/me", "/api/v1/tokens", "/api/v1/audit", "/api/v1/openapi.json"}
+# GET routes that are not department data (or are admin-only, checked separately); /agent/enroll answers
+# only the collector's public key, which an enrolling agent needs before it has any identity
+NOT_SCOPED = {"/api/v1/health", "/api/v1/me", "/api/v1/tokens", "/api/v1/audit", "/api/v1/openapi.json",
+              "/api/v1/agent/enroll"}
 
 
 @pytest.fixture
