@@ -164,3 +164,21 @@ def test_scan_table_speaks_the_chosen_language():
     _print_table(report, "en", file=en)
     assert "1 台主机在线，1 个开放服务" in zh.getvalue() and "host(s) up" not in zh.getvalue()
     assert "1 host(s) up, 1 open service(s)" in en.getvalue()
+
+
+def test_no_command_shows_python_types_in_help(capsys):
+    import typer
+
+    from sentinel import cli
+
+    cli._register()
+    paths, todo = [], [((), typer.main.get_command(cli.app))]
+    while todo:
+        path, cmd = todo.pop()
+        paths.append(path)
+        for name, sub in getattr(cmd, "commands", {}).items():
+            todo.append((path + (name,), sub))
+    assert len(paths) > 20
+    for path in paths:
+        code, out, _ = run(capsys, *path, "--help")
+        assert code == 0 and "<bool>" not in out and "<list[" not in out, (path, out)
