@@ -112,21 +112,31 @@ def service_path(ctx: ProbeContext, name: str) -> Optional[str]:
 
 
 def logical_lines(lines: list[str]):
-    """(first line number, text) with `\\` continuations joined and `#` comments removed."""
+    """(first line number, text) of each configuration line, as libpam 1.5 (_pam_assemble_line) reads them:
+    a physical line that is blank or starts with `#` is skipped, even inside a continuation; a `#` anywhere
+    else cuts the rest of the line and ends the logical line; a `\\` at the end (trailing blanks allowed)
+    joins the next line. (libpam 1.6+ ends a continuation at a comment-only line; the distributions
+    judged here ship 1.3-1.5.)"""
     buf, start = "", 0
     for number, raw in enumerate(lines, 1):
+        text = raw.lstrip(" \t\n")
+        if not text or text.startswith("#"):
+            continue
         if not buf:
             start = number
-        if raw.endswith("\\"):
-            buf += raw[:-1] + " "
-            continue
-        buf += raw
-        text = buf.split("#", 1)[0].strip()  # Linux-PAM cuts a comment anywhere on the line
+        if "#" in text:
+            buf += text.split("#", 1)[0]
+        else:
+            body = text.rstrip(" \t\n")
+            if body.endswith("\\"):
+                buf += body[:-1] + " "
+                continue
+            buf += body
+        if buf.strip():
+            yield start, buf.strip()
         buf = ""
-        if text:
-            yield start, text
     if buf.strip():
-        yield start, buf.split("#", 1)[0].strip()
+        yield start, buf.strip()
 
 
 def tokens(text: str) -> list[str]:

@@ -188,6 +188,11 @@ ACCESS_CASES = {
              "auth required pam_unix.so nodelay\n",
     "unknown-type": "auth required pam_unix.so nodelay\nauthentication required pam_permit.so\n",
     "other-fallback": None,  # sshd has no file: libpam uses other
+    # line syntax: a `#` ends the line even before a `\\`; a `\\` with blanks after it still continues;
+    # a comment-only line inside a continuation is skipped (libpam 1.5)
+    "comment-ends-continuation": "auth required pam_unix.so nodelay # note \\\nauth required pam_deny.so\n",
+    "backslash-trailing-blank": "auth sufficient \\  \n    pam_unix.so nodelay\nauth required pam_deny.so\n",
+    "comment-line-inside-continuation": "auth sufficient \\\n# note\n  pam_unix.so nodelay\nauth required pam_deny.so\n",
 }
 SUBSTACKS = {"deny-all": "auth requisite pam_deny.so\nauth required pam_permit.so\n",
              "permit-done": "auth sufficient pam_permit.so\nauth required pam_deny.so\n",

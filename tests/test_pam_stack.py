@@ -19,7 +19,9 @@ LIBPAM_GETS_IN = {"missing-include": False, "dash-required-missing-module": Fals
                   "dash-sufficient-missing-module": True, "required-missing-module": False,
                   "bad-jump-past-end": False, "jump-over-substack": True, "die-in-substack": False,
                   "die-in-substack-then-reset": True, "die-in-include-then-reset": False,
-                  "done-in-substack": False, "reset": True, "unknown-type": False, "other-fallback": True}
+                  "done-in-substack": False, "reset": True, "unknown-type": False, "other-fallback": True,
+                  "comment-ends-continuation": False, "backslash-trailing-blank": True,
+                  "comment-line-inside-continuation": True}
 LIBPAM_LOCKOUT_HOLDS = {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
                         "renamed-include": True, "substack": True}
 LIBPAM_WEAK_STORED = {"requisite-use-authtok": False, "optional-unix-prompts": True, "optional-use-authtok": False,
