@@ -15,9 +15,13 @@ from ..wire import EnrollInfo, EnrollRequest, EnrollResponse, Envelope, Problem,
 router = APIRouter(prefix="/agent", tags=["agent"])
 
 _problems = {code: {"model": Problem} for code in (400, 401, 403, 409, 413, 422)}
+# every agent route is behind the gate's rate limits (gate.py): 429 with Retry-After
+_limited = {429: {"model": Problem, "description": "rate limited (source address or agent); see Retry-After",
+                  "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}}}
+_problems = {**_problems, **_limited}
 
 
-@router.get("/enroll", response_model=EnrollInfo)
+@router.get("/enroll", response_model=EnrollInfo, responses=_limited)
 def enroll_info(request: Request):
     """The collector's public key, which an agent's enrollment proof binds (docs/wire.md, Enrollment)."""
     return EnrollInfo(collector_public_key=request.app.state.collector_public_key, proof=enrollment.PROOF_RECIPE)
