@@ -226,3 +226,15 @@ def test_a_report_edited_in_the_spool_never_reaches_the_collector_as_genuine(tmp
         [run] = s.exec(select(Run)).all()
     assert run.failed == 1 and run.conclusion == report["summary"]["conclusion"]
     agent.close()
+
+
+def test_local_agent_enrolls_again_over_its_own_host(tmp_path, collector):
+    """`sentinel up` after the agent's state was lost: the known host is re-enrolled (not refused 409),
+    the old agent is revoked, the host's history is kept."""
+    settings = _settings(tmp_path)
+    old = enroll(settings, _token(collector), collector.url)
+    new = enroll(settings, _token(collector), collector.url, force=True)
+    with collector.db.session() as s:
+        assert s.get(AgentRow, old.agent_id).state == "revoked"
+        assert s.get(AgentRow, new.agent_id).state == "enrolled"
+        assert s.get(AgentRow, new.agent_id).host_id == s.get(AgentRow, old.agent_id).host_id

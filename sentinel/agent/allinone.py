@@ -123,8 +123,12 @@ class LocalCollector:
                 _, _, admin_secret = admin.create_api_token(ctx, ApiTokenIn(name=ADMIN_TOKEN_NAME, role=ADMIN))
             enroll_secret = None
             if want_token:
+                # The saved agent is gone or revoked: the new one takes over this machine's host and its
+                # history. The collector refuses a known hostname without an admin's allowance; whoever
+                # runs `sentinel up` is this local collector's admin, so the token carries it.
                 _, enroll_secret = admin.create_enrollment_token(
-                    ctx, EnrollmentTokenIn(system_id=system.id, ttl_seconds=600, note="sentinel up local agent"))
+                    ctx, EnrollmentTokenIn(system_id=system.id, ttl_seconds=600, note="sentinel up local agent",
+                                           reenroll_hostname=_known_local_host(session, system.id)))
         return enroll_secret, admin_secret
 
     def start(self) -> None:
@@ -175,6 +179,19 @@ class LocalCollector:
     def close(self) -> None:
         self.stop()
         self.db.dispose()
+
+
+def _known_local_host(session, system_id: int) -> Optional[str]:
+    """This machine's hostname (as the agent enrolls it) if the local system already has that host."""
+    from sqlmodel import select
+
+    from ..hostview import open_host
+    from ..osinfo import host_info
+    from ..store.models import Host
+
+    hostname = host_info(open_host(None)).hostname
+    known = session.exec(select(Host.id).where(Host.system_id == system_id, Host.hostname == hostname)).first()
+    return hostname if known is not None else None
 
 
 def write_secret(path: Path, secret: str) -> None:
