@@ -320,3 +320,53 @@ def test_0005_repairs_json_null_zones_and_scope(empty_url):
         assert "address_blocks" not in inspect(db.engine).get_table_names()
     finally:
         db.dispose()
+
+
+# ---- 0004: report ids unique per agent; re-enrollment allowance on enrollment tokens ------------------------
+
+
+def test_0004_scopes_report_ids_per_agent(empty_url):
+    """From 0004 two agents may store the same report id (never one agent twice); going back below 0004 is
+    refused while such a pair exists, rather than dropping reports, and works once it is gone."""
+    from sqlalchemy import delete
+
+    from sentinel.store.models import Report
+
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0003") == "0003"
+        now = datetime.now(timezone.utc)
+        with db.engine.begin() as conn:
+            d, s, h = _dept_system_host(conn)
+            for aid, key in (("a", "k1"), ("b", "k2")):
+                conn.execute(insert(Agent.__table__).values(id=aid, host_id=h, system_id=s, department_id=d,
+                                                            public_key=key, state="enrolled", enrolled_at=now))
+
+        def report(conn, agent: str, rid: str = "r1") -> None:
+            conn.execute(insert(Report.__table__).values(
+                report_id=rid, kind="inventory", agent_id=agent, host_id=h, department_id=d, digest="0" * 64,
+                sent_at=now, received_at=now, outcome={}, signature="s", envelope=b"e"))
+
+        with db.engine.begin() as conn:
+            report(conn, "a")
+        with pytest.raises(IntegrityError):  # 0003: ids are global
+            with db.engine.begin() as conn:
+                report(conn, "b")
+        assert upgrade(db, "0004") == "0004"
+        with db.engine.begin() as conn:
+            report(conn, "b")  # the same id from another agent is another report
+        with pytest.raises(IntegrityError):  # but one agent never has an id twice
+            with db.engine.begin() as conn:
+                report(conn, "a")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("enrollment_tokens")}
+        assert "reenroll_hostname" in columns
+        with pytest.raises(IntegrityError):
+            downgrade(db, "0003")
+        assert current_revision(db) == "0004"
+        with db.engine.begin() as conn:
+            conn.execute(delete(Report.__table__).where(Report.__table__.c.agent_id == "b"))
+        assert downgrade(db, "0003") == "0003"
+        assert "reenroll_hostname" not in {c["name"] for c in inspect(db.engine).get_columns("enrollment_tokens")}
+        assert upgrade(db) == head_revision()
+    finally:
+        db.dispose()
