@@ -110,12 +110,26 @@ def sixty_check_baseline():
     if total - CHECKS >= len(largest.checks):
         raise SystemExit(f"{BASELINE}: cannot cut {total} checks to {CHECKS}")
     largest.checks = largest.checks[:len(largest.checks) - (total - CHECKS)]
+    # A baseline of its own: the collector judges reports by its copy of the baseline they name
+    # (sentinel/collector/judge.py), so the cut one is given to it as a site baseline (report_templates).
+    baseline.id, baseline.version = "bench-l2-sixty", "1"
     return baseline
+
+
+SITE_BASELINES: dict[str, str] = {}  # file name -> YAML, for the collector's <state_dir>/baselines/
+
+
+def site_baseline_yaml(baseline) -> str:
+    import yaml
+
+    data = baseline.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"source", "lineage"})
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 
 def report_templates(workdir: Path) -> list[dict]:
     """One host report (as JSON values) per fixture root, from the real engine."""
     baseline = sixty_check_baseline()
+    SITE_BASELINES[f"{baseline.id}.yaml"] = site_baseline_yaml(baseline)  # collector_server installs it
     roots = workdir / "roots"
     roots.mkdir()
     out = []
@@ -183,7 +197,7 @@ def seed(url: str, systems: int, agents: int) -> list[tuple[str, str]]:
                            for d in range(max(1, systems // 2))]
             system_ids = [admin.create_system(ctx, SystemIn(
                 name=f"bench-sys-{k}", department_id=departments[k % len(departments)], level=3, s_grade=3,
-                a_grade=2, zones=["dmz"], scan_scope=["10.0.0.0/24"])).id for k in range(systems)]
+                a_grade=2, zones=["dmz"])).id for k in range(systems)]  # no scan scope: nothing is scanned
             out = []
             for i in range(agents):
                 k = i % systems
@@ -290,6 +304,10 @@ def collector_server(workdir: Path, url: str, workers: int, *, shipped_limits: b
     limit is off: the simulated agents all come from 127.0.0.1, and it is meant for one host's agent or a
     flood (bench/refusal_bench.py measures it); the per-agent limit stays as shipped."""
     port = free_port()
+    site = workdir / "state" / "baselines"
+    site.mkdir(parents=True, exist_ok=True)
+    for name, text in SITE_BASELINES.items():
+        (site / name).write_text(text, encoding="utf-8")
     cmd = [sys.executable, "-m", "sentinel.cli", "collector", "--state-dir", str(workdir / "state"),
            "--database-url", url, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     env = {"SENTINEL_COLLECTOR_LOG_LEVEL": "warning"}
