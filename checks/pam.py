@@ -368,7 +368,7 @@ def _password_behaviour(update: bool, settings: Callable[[Handler], dict] = lamb
 
 def _path_ev(path: Path, label: str) -> list[Evidence]:
     out = [evidence(path.steps[0][0].path if path.steps else "pam", f"{label}: {path.describe()}")]
-    out.extend(h.ev(f"  -> {o.code}") for h, o in path.steps)
+    out.extend(h.ev(f"  -> {o.code}" + (f" ({h.why})" if h.why else "")) for h, o in path.steps)
     return out
 
 

@@ -19,6 +19,7 @@ Two halves:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Union
 
@@ -72,7 +73,7 @@ class Handler:
     via: tuple[str, ...]  # the files from the service file down to this one
     level: int  # substack depth
     installed: Optional[bool] = None  # None: cannot tell (no module directory in this root)
-    why: str = ""  # for kind "fail": why libpam fails it
+    why: str = ""  # kind "fail": why libpam fails it; a module: what libpam made of a control it could not parse
 
     def action(self, code: str) -> Action:
         table = dict(self.actions)
@@ -161,26 +162,40 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def parse_control(control: str, where: str) -> dict[str, Action]:
-    """A control as libpam's action table (_pam_parse_control); unset entries of a bracket take `bad`."""
+_CONTROL_ITEM = re.compile(r"\s*([A-Za-z_]+)\s*=\s*([A-Za-z]+|\d+)")
+
+
+def parse_control(control: str) -> tuple[dict[str, Action], str]:
+    """A control as libpam's action table (pam_handlers.c, _pam_parse_control), and what was wrong with it
+    ('' when nothing). Unset entries of a bracket take `bad` ("by default the default is to treat as
+    failure"); `default=` fills only what is still unset; a control libpam cannot parse makes every return
+    code `bad` (it logs "pam_parse" and goes on)."""
     simple = _SIMPLE.get(control.lower())
     if simple is not None:
-        return dict(simple)
-    if not (control.startswith("[") and control.endswith("]")):
-        raise ProbeError(f"{where}: unknown PAM control {control!r}")
+        return dict(simple), ""
+    inner = control[1:-1] if control.startswith("[") and control.endswith("]") else control
     table: dict[str, Action] = {}
-    for item in control[1:-1].split():
-        code, eq, act = item.partition("=")
-        if not eq or (code not in RETURNS and code != "default"):
-            raise ProbeError(f"{where}: PAM control {control!r}: {item!r} is not return_value=action")
-        if act in ACTIONS:
-            table[code] = act
-        elif act.isdigit() and int(act) > 0:
-            table[code] = int(act)
+    pos = 0
+    while inner[pos:].strip():
+        m = _CONTROL_ITEM.match(inner, pos)
+        problem = ""
+        if m is None:
+            problem = f"{inner[pos:].strip()!r} is not return_value=action"
+        elif m.group(1) not in RETURNS and m.group(1) != "default":
+            problem = f"{m.group(1)!r} is not a PAM return value"
+        elif not (m.group(2) in ACTIONS or (m.group(2).isdigit() and int(m.group(2)) > 0)):
+            problem = f"{m.group(2)!r} is not an action or a jump > 0"
+        if problem:
+            return {"default": "bad"}, f"control {control!r}: {problem}; libpam treats every result as bad"
+        code, act = m.group(1), m.group(2)
+        value: Action = int(act) if act.isdigit() else act
+        if code == "default":
+            table.setdefault("default", value)
         else:
-            raise ProbeError(f"{where}: PAM control {control!r}: {act!r} is not an action or a jump > 0")
-    table.setdefault("default", "bad")  # "by default the default is to treat as failure"
-    return table
+            table[code] = value
+        pos = m.end()
+    table.setdefault("default", "bad")
+    return table, ""
 
 
 def _installed(ctx: ProbeContext, module: str) -> Optional[bool]:
@@ -248,11 +263,11 @@ def _expand(ctx: ProbeContext, path: str, ptype: str, via: tuple[str, ...], leve
             continue
         if control.startswith("["):
             control = "[" + " ".join(control[1:-1].split()) + "]"
-        actions = parse_control(control, where)
+        actions, _problem = parse_control(control)
         args = tuple(a[1:-1].replace("\\]", "]") if a.startswith("[") else a for a in toks[3:])
         installed = _installed(ctx, toks[2])
         out.append(Handler(ptype, "module", control, tuple(actions.items()), toks[2], module_name(toks[2]), args,
-                           path, number, text, via, level, installed))
+                           path, number, text, via, level, installed, _problem))
     return out
 
 

@@ -192,6 +192,12 @@ ACCESS_CASES = {
     # a comment-only line inside a continuation is skipped (libpam 1.5)
     "comment-ends-continuation": "auth required pam_unix.so nodelay # note \\\nauth required pam_deny.so\n",
     "backslash-trailing-blank": "auth sufficient \\  \n    pam_unix.so nodelay\nauth required pam_deny.so\n",
+    # controls libpam parses its own way: blanks around `=`; a typo makes every result bad; the first
+    # `default=` wins
+    "control-blanks": "auth [success = ok default = bad] pam_unix.so nodelay\n",
+    "control-typo": "auth [succes=ok default=ignore] pam_permit.so\nauth sufficient pam_unix.so nodelay\n",
+    "control-two-defaults": "auth [success=ok default=ignore default=die] pam_deny.so\n"
+                            "auth required pam_unix.so nodelay\n",
     "comment-line-inside-continuation": "auth sufficient \\\n# note\n  pam_unix.so nodelay\nauth required pam_deny.so\n",
 }
 SUBSTACKS = {"deny-all": "auth requisite pam_deny.so\nauth required pam_permit.so\n",

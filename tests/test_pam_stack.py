@@ -21,7 +21,8 @@ LIBPAM_GETS_IN = {"missing-include": False, "dash-required-missing-module": Fals
                   "die-in-substack-then-reset": True, "die-in-include-then-reset": False,
                   "done-in-substack": False, "reset": True, "unknown-type": False, "other-fallback": True,
                   "comment-ends-continuation": False, "backslash-trailing-blank": True,
-                  "comment-line-inside-continuation": True}
+                  "comment-line-inside-continuation": True, "control-blanks": True, "control-typo": False,
+                  "control-two-defaults": True}
 LIBPAM_LOCKOUT_HOLDS = {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
                         "renamed-include": True, "substack": True}
 LIBPAM_WEAK_STORED = {"requisite-use-authtok": False, "optional-unix-prompts": True, "optional-use-authtok": False,
