@@ -180,7 +180,7 @@ def up(
 
     Exit (with --once) 0: every counted check passed; 1: this host has failing or undetermined checks (the
     usual result on a host not yet hardened), or a report was not made or stored; 2: usage or configuration."""
-    from .agent.allinone import LocalCollector, UpError, refuse_old_layout, write_secret
+    from .agent.allinone import LocalCollector, UpError, install_site_baseline, refuse_old_layout, write_secret
     from .agent.client import ClientError
     from .agent.config import BaselineSchedule
     from .agent.enroll import EnrollError, private_dir
@@ -200,6 +200,7 @@ def up(
     try:
         refuse_old_layout(state)
         private_dir(state)
+        install_site_baseline(state, baseline)
         if port is None:
             port = 0 if once else UP_PORT  # a one-off run takes any free port
         collector = LocalCollector(state, host=host, port=port, alerting_config=alerting_config)

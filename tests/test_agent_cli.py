@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from sentinel.agent.allinone import LocalCollector, UpError
+from sentinel.agent.allinone import LocalCollector, UpError, install_site_baseline
 from sentinel.agent.scheduler import build_scheduler
 from sentinel.agent.config import BaselineSchedule, load_settings
 
@@ -102,6 +102,7 @@ def test_enroll_and_agent_once_from_the_command_line(tmp_path):
     try:
         baseline = tmp_path / "quick.yaml"
         baseline.write_text(BASELINE % "", encoding="utf-8")
+        install_site_baseline(tmp_path / "collector", str(baseline))  # the collector judges by its own copy
         config = tmp_path / "agent.yaml"
         config.write_text(f"baselines:\n  - {{baseline: {baseline}, interval: 3600}}\n")
         state = tmp_path / "agent"

@@ -198,7 +198,9 @@ def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_
         # the pages it points to answer a real GET (the docs URL it used to print, /api/v1/docs, was a 404)
         pages = set(re.findall(r"http://127\.0\.0\.1:\d+/\S*(?:docs|openapi\.json|metrics)\b", text))
         assert {p.rsplit("/", 1)[1] for p in pages} == {"openapi.json", "metrics"}, text
-        with httpx.Client(timeout=10, trust_env=False) as http:
+        named = re.search(r"token in (\S+?)\)", text)  # /metrics asks for the token `up` names
+        headers = {"Authorization": f"Bearer {open(named.group(1)).read().strip()}"} if named else {}
+        with httpx.Client(timeout=10, trust_env=False, headers=headers) as http:
             for url in pages:
                 r = http.get(url)
                 assert r.status_code == 200, (url, r.status_code)

@@ -181,6 +181,29 @@ class LocalCollector:
         self.db.dispose()
 
 
+SITE_BASELINES = "baselines"  # <state>/baselines/: the collector's site baselines (sentinel/collector/baselines.py)
+
+
+def install_site_baseline(state_dir: Path, ref: str) -> Optional[Path]:
+    """`up --baseline FILE`: give the local collector the same file, since it judges every report by its own
+    copy of the baseline the report names (a shipped id needs nothing). Returns the copy, if one was made."""
+    from ..baseline import load_baseline, shipped
+
+    source = Path(ref)
+    if ref in shipped() or not source.is_file():
+        return None
+    baseline = load_baseline(ref)
+    dest = state_dir / SITE_BASELINES / f"{baseline.id}.yaml"
+    data = source.read_bytes()
+    if dest.is_file() and dest.read_bytes() == data:
+        return dest
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".yaml.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dest)  # whole or not at all: the collector may be reading the directory
+    return dest
+
+
 def _known_local_host(session, system_id: int) -> Optional[str]:
     """This machine's hostname (as the agent enrolls it) if the local system already has that host."""
     from sqlmodel import select
