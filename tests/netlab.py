@@ -28,6 +28,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ class Lab:
         self.ns = {name: f"sntl-{self.suffix}-{name}" for name in ("scan", "h1", "h2", "h3", "decoy")}
         self.procs: dict[str, subprocess.Popen] = {}
         self.created: list[str] = []
+        self.dirs: list[Path] = []  # directories outside workdir (PostgreSQL data), removed by close()
 
     # ---- build / tear down ---------------------------------------------------------------------
 
@@ -102,6 +104,9 @@ class Lab:
         for ns in reversed(self.created):
             _ip("netns", "del", ns, check=False)
         self.created.clear()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.dirs.clear()
 
     # ---- running things inside ---------------------------------------------------------------
 
@@ -151,6 +156,95 @@ class Lab:
 
     def routes(self, name: str) -> list[dict]:
         return json.loads(_ip("-n", self.ns[name], "-j", "route", "show").stdout)
+
+
+# ---- real services from Debian's packages (snmpd, memcached, postgresql, openssh-server, nftables) ----------
+
+REAL_TOOLS = {"snmpd": "/usr/sbin/snmpd", "memcached": "/usr/bin/memcached", "sshd": "/usr/sbin/sshd",
+              "nft": "/usr/sbin/nft", "runuser": "/usr/sbin/runuser"}
+
+
+def postgres_bin() -> Optional[Path]:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    return found[-1].parent if found else None
+
+
+def real_services_available() -> Optional[str]:
+    """None if the Debian packages the real-service lab needs are installed, else what is missing."""
+    missing = [name for name, path in REAL_TOOLS.items() if not Path(path).exists()]
+    if postgres_bin() is None:
+        missing.append("postgresql")
+    if missing:
+        return "real-service lab needs " + ", ".join(missing) + " (tests/setup-machine.sh installs them)"
+    return None
+
+
+def _wait_port(lab: "Lab", host: str, port: int, proc: subprocess.Popen, what: str, timeout: float = 20.0) -> None:
+    code = ("import socket,sys,time\nend=time.time()+%r\nwhile time.time()<end:\n try:\n"
+            "  socket.create_connection((%r,%d),0.5).close();sys.exit(0)\n except OSError: time.sleep(0.1)\n"
+            "sys.exit(1)" % (timeout, lab.hosts[host], port))
+    if lab.exec(host, [sys.executable, "-c", code], timeout=timeout + 5).returncode != 0 or proc.poll() is not None:
+        err = proc.stderr.read()[-500:] if proc.poll() is not None and proc.stderr else ""
+        raise RuntimeError(f"lab {what} on {host}:{port} did not start: {err}")
+
+
+def start_real(lab: "Lab", host: str, kind: str, workdir: Path) -> None:
+    """Start a real daemon in namespace `host`, in the foreground so Lab.close() ends it by its pid."""
+    ip = lab.hosts[host]
+    workdir.mkdir(parents=True, exist_ok=True)
+    if kind.startswith("snmpd"):
+        community = kind.partition(":")[2] or "public"
+        conf = workdir / f"snmpd-{host}.conf"
+        conf.write_text(f"agentAddress udp:{ip}:161\nrocommunity {community}\nsysDescr Linux lab-{host} snmpd\n")
+        argv = [REAL_TOOLS["snmpd"], "-f", "-Lf", str(workdir / f"snmpd-{host}.log"), "-C", "-c", str(conf),
+                "-p", str(workdir / f"snmpd-{host}.pid"), "-M", "/dev/null", "-m", ""]
+    elif kind == "memcached":  # UDP on, as old packages had it by default
+        argv = [REAL_TOOLS["memcached"], "-u", "nobody", "-l", ip, "-p", "11211", "-U", "11211", "-m", "8"]
+    elif kind == "sshd":  # Debian's stock algorithms, password authentication offered
+        key = workdir / f"ssh_host_ed25519_key-{host}"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
+                           capture_output=True, timeout=30)
+        conf = workdir / f"sshd-{host}.conf"
+        conf.write_text(f"ListenAddress {ip}:22\nHostKey {key}\nPidFile {workdir / f'sshd-{host}.pid'}\n"
+                        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
+        argv = [REAL_TOOLS["sshd"], "-D", "-e", "-f", str(conf)]
+    elif kind == "postgresql":  # trust authentication for every address, no TLS
+        # its own directory under /tmp: pytest's tmp directories are root-only, postgres could not enter them
+        data = Path(tempfile.mkdtemp(prefix=f"sntl-pg-{lab.suffix}-{host}-"))
+        lab.dirs.append(data)
+        if not (data / "PG_VERSION").exists():
+            shutil.chown(data, "postgres", "postgres")
+            subprocess.run([REAL_TOOLS["runuser"], "-u", "postgres", "--", str(postgres_bin() / "initdb"), "-D",
+                            str(data), "-A", "trust", "-U", "postgres", "--no-sync"], check=True,
+                           capture_output=True, timeout=120)
+            with open(data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
+        argv = [REAL_TOOLS["runuser"], "-u", "postgres", "--", str(postgres_bin() / "postgres"), "-D", str(data),
+                "-c", f"listen_addresses={ip}", "-c", f"unix_socket_directories={data}", "-c", "ssl=off",
+                "-p", "5432"]
+    else:
+        raise ValueError(f"unknown real service {kind}")
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns[host], *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lab.procs[f"{host}:{kind}"] = proc
+    tcp = {"memcached": 11211, "sshd": 22, "postgresql": 5432}.get(kind)
+    if tcp:
+        _wait_port(lab, host, tcp, proc, kind)
+    else:
+        time.sleep(1.0)  # snmpd binds its UDP port at once; nothing to connect to
+        if proc.poll() is not None:
+            raise RuntimeError(f"lab snmpd on {host} exited: {proc.stderr.read()[-500:]}")
+
+
+def drop_udp(lab: "Lab", host: str) -> None:
+    """A host firewall (nftables) that silently drops every UDP datagram: nmap then reports open|filtered."""
+    rules = ("table inet labfw {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+             "  meta l4proto udp drop\n }\n}\n")
+    proc = lab.exec(host, [REAL_TOOLS["nft"], "-f", "-"], input=rules)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nft on {host}: {proc.stderr}")
 
 
 # ---- certificates --------------------------------------------------------------------------------

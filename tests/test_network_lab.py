@@ -78,7 +78,10 @@ def test_full_scan_exact_findings(lab, full_scan):
     assert high == {(h1, "tcp", 21): ["6.4.1.2", "6.4.3.1"], (h1, "tcp", 23): ["6.4.1.2", "6.4.3.1"],
                     (h1, "tcp", 80): ["6.4.1.2"], (h2, "tcp", 3306): ["6.4.3.1"],
                     (h2, "tcp", 6379): ["6.4.1.1", "6.4.3.1"], (h2, "udp", 161): ["6.4.2.1"]}
-    assert all(not f["errors"] for f in found.values()), {k: f["errors"] for k, f in found.items() if f["errors"]}
+    # the fake sshd hangs up after KEXINIT, so its auth methods stay undetermined (an error, not a pass)
+    errors = {k: f["errors"] for k, f in found.items() if f["errors"]}
+    assert list(errors) == [(h1, "tcp", 22)] and errors[(h1, "tcp", 22)][0].startswith("ssh-auth: ")
+    assert {r["check_id"]: r["status"] for r in found[(h1, "tcp", 22)]["results"]}["net-ssh-password-auth"] == "error"
 
 
 def test_full_scan_protocol_details(lab, full_scan):
@@ -104,8 +107,13 @@ def test_full_scan_protocol_details(lab, full_scan):
     cert = next(r for r in found[(h3, "tcp", 443)]["results"] if r["check_id"] == "net-tls-certificate")
     assert cert["reason"].endswith("self-signed certificate") and "certificate expired" in cert["reason"]
     verdicts = {(i["clause"], i["item"]): i["verdict"] for i in report["items"]}
-    assert verdicts == {("8.1.2.2", "a"): "不符合", ("8.1.2.2", "b"): "部分符合", ("8.1.4.1", "c"): "部分符合",
-                        ("8.1.4.2", "b"): "不符合", ("8.1.4.4", "b"): "部分符合", ("8.1.4.8", "a"): "部分符合"}
+    # per 测评对象: h1's telnet/ftp/http login are high-risk, so h1 (the only host with remote management) is
+    # 不符合 on 8.1.4.1 c although its ssh passes; 8.1.4.4 b: h1, h2 不符合, h3 符合 -> 部分符合
+    assert verdicts == {("8.1.2.2", "a"): "不符合", ("8.1.2.2", "b"): "部分符合", ("8.1.4.1", "c"): "不符合",
+                        ("8.1.4.1", "d"): "待核查", ("8.1.4.2", "b"): "不符合", ("8.1.4.4", "b"): "部分符合",
+                        ("8.1.4.8", "a"): "部分符合"}
+    objects = {h: {(i["clause"], i["item"]): i["verdict"] for i in items} for h, items in report["objects"].items()}
+    assert {h: v[("8.1.4.4", "b")] for h, v in objects.items()} == {h1: "不符合", h2: "不符合", h3: "符合"}
     assert report["summary"]["conclusion"] == "差" and report["summary"]["high_risk"] == 9
 
 
@@ -142,8 +150,7 @@ def test_scope_refusal_sends_no_packet(lab):
     no_scope = _scan(lab, lab.hosts["h1"])
     after = _all_counters(lab)
     assert out_of_scope.returncode == 2 and out_of_scope.stdout == ""
-    assert out_of_scope.stderr.strip().splitlines() == [
-        f"scan refused: {lab.decoy_ip} is not inside scope [{lab.net}]",  # the audit entry (logger sentinel.audit)
+    assert out_of_scope.stderr.strip().splitlines() == [  # said once (the audit entry no longer echoes it)
         f"sentinel scan: refused, outside the scan scope (no packet was sent): {lab.decoy_ip} is not inside scope "
         f"[{lab.net}]"]
     assert mixed.returncode == 2 and f"{lab.prefix}.0/23 is not inside scope" in mixed.stderr

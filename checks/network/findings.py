@@ -50,6 +50,9 @@ class SSHInfo(BaseModel):
     weak_host_key: list[str] = Field(default_factory=list)
     weak_ciphers: list[str] = Field(default_factory=list)
     weak_macs: list[str] = Field(default_factory=list)
+    # Methods the server offers after a `none` userauth request (["none"]: it let us in without any
+    # credential); None when that exchange could not be made (the reason is in the finding's errors).
+    auth_methods: Optional[list[str]] = None
 
 
 class HTTPInfo(BaseModel):
@@ -68,6 +71,7 @@ class Exposure(BaseModel):
     unauthenticated: bool  # True: the service answered a data request without credentials
     detail: str  # what was asked and what came back, in words
     version: Optional[str] = None
+    tls: Optional[bool] = None  # the service offers in-band TLS (PostgreSQL SSLRequest); None: not asked
 
 
 OPEN = "open"
@@ -218,9 +222,15 @@ ITEMS: dict[tuple[str, str], tuple[Text, Text, float]] = {
     ("8.1.3.2", "a"): (_t("访问控制", "Access control"),
                        _t("应在网络边界或区域之间根据访问控制策略设置访问控制规则，默认情况下除允许通信外受控接口拒绝所有通信",
                           "Access rules between zones; by default everything not allowed is denied"), 1.0),
+    ("8.1.4.1", "a"): (_t("身份鉴别", "Identification and authentication"),
+                       _t("应对登录的用户进行身份标识和鉴别，身份标识具有唯一性，身份鉴别信息具有复杂度要求并定期更换",
+                          "Identify and authenticate users who log in"), 0.7),
     ("8.1.4.1", "c"): (_t("身份鉴别", "Identification and authentication"),
                        _t("当进行远程管理时，应采取必要措施防止鉴别信息在网络传输过程中被窃听",
                           "Protect authentication data from eavesdropping during remote management"), 1.0),
+    ("8.1.4.1", "d"): (_t("身份鉴别", "Identification and authentication"),
+                       _t("应采用口令、密码技术、生物技术等两种或两种以上组合的鉴别技术对用户进行身份鉴别，且其中一种鉴别技术至少应使用密码技术来实现",
+                          "Authenticate users with two or more combined techniques, one of them cryptographic"), 1.0),
     ("8.1.4.2", "b"): (_t("访问控制", "Access control"),
                        _t("应重命名或删除默认账户，修改默认账户的默认口令",
                           "Rename or remove default accounts and change their default passwords"), 0.7),
@@ -277,6 +287,16 @@ CHECKS: dict[str, NetCheck] = {c.id: c for c in [
              title=_t("SSH 不提供弱消息认证码", "SSH offers no weak MAC"),
              remediation=_t("在 sshd_config 中设置 MACs，去掉 hmac-md5*、*-96、umac-32",
                             "Set MACs in sshd_config without hmac-md5*, *-96 and umac-32")),
+    NetCheck(id="net-ssh-password-auth", clause="8.1.4.1", item="d", severity=Severity.MEDIUM,
+             title=_t("SSH 不允许仅凭口令登录", "SSH does not accept a password alone"),
+             remediation=_t("在 sshd_config 中设置 PasswordAuthentication no（及 KbdInteractiveAuthentication no），"
+                            "改用密钥，或以 AuthenticationMethods publickey,password 要求两种因素",
+                            "Set PasswordAuthentication no (and KbdInteractiveAuthentication no) in sshd_config "
+                            "and use keys, or require two factors with AuthenticationMethods publickey,password")),
+    NetCheck(id="net-ssh-no-auth", clause="8.1.4.1", item="a", severity=Severity.CRITICAL, high_risk="6.4.1.1",
+             title=_t("SSH 登录需要鉴别", "SSH login requires authentication"),
+             remediation=_t("关闭无需鉴别的登录方式（PermitEmptyPasswords no，去掉 none 认证）",
+                            "Disable logins without authentication (PermitEmptyPasswords no, no `none` method)")),
     NetCheck(id="net-mgmt-source", clause="8.1.4.4", item="c", severity=Severity.HIGH,
              title=_t("管理服务仅允许管理区访问", "Management services are reachable from management zones only"),
              remediation=_t("在边界或主机防火墙上限制管理端口的源地址为堡垒机/管理区",
@@ -351,7 +371,7 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
                                {"service": svc, "tls": f.tls is not None}, "encrypted management protocol",
                                why if plain else None, ev, baseline))
     # 8.1.4.8 a: services that carry credentials/data in the clear.
-    mysql_plain = svc == "mysql" and f.starttls is False
+    mysql_plain = svc in ("mysql", "postgresql") and f.starttls is False  # no in-band TLS offered
     if svc in PLAINTEXT_MANAGEMENT or plaintext_login or mysql_plain or f.tls is not None:
         plain = f.tls is None and (svc in PLAINTEXT_MANAGEMENT or plaintext_login or mysql_plain)
         results.append(_result(CHECKS["net-plaintext-transport"], Status.FAIL if plain else Status.PASS, label,
@@ -418,6 +438,23 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
         results.append(_result(CHECKS["net-ssh-weak-mac"], Status.FAIL if s.weak_macs else Status.PASS, label,
                                s.weak_macs, "no weak MAC",
                                f"offers {', '.join(s.weak_macs)}" if s.weak_macs else None, ev, baseline))
+        # Authentication methods, from the server's answer to a `none` request (ssh.auth_methods).
+        if s.auth_methods is None:
+            why = next((e for e in f.errors if e.startswith("ssh-auth")), "auth methods could not be read")
+            results.append(_result(CHECKS["net-ssh-password-auth"], Status.ERROR, label, None,
+                                   "no password-only login", why, ev, baseline))
+        elif s.auth_methods == ["none"]:
+            results.append(_result(CHECKS["net-ssh-no-auth"], Status.FAIL, label, s.auth_methods,
+                                   "authentication required", "the `none` request logged in without any credential",
+                                   ev, baseline))
+        else:
+            results.append(_result(CHECKS["net-ssh-no-auth"], Status.PASS, label, s.auth_methods,
+                                   "authentication required", None, ev, baseline))
+            single = [m for m in s.auth_methods if m in ("password", "keyboard-interactive")]
+            results.append(_result(CHECKS["net-ssh-password-auth"], Status.FAIL if single else Status.PASS, label,
+                                   s.auth_methods, "no password-only login",
+                                   f"offers {', '.join(single)} as a method of its own (a password alone logs in)"
+                                   if single else None, ev, baseline))
     elif svc == "ssh":
         reason = next((e for e in f.errors if e.startswith("ssh")), "SSH probe gave no result")
         results.append(_result(CHECKS["net-ssh-weak-crypto"], Status.ERROR, label, None, "no weak algorithm",

@@ -9,6 +9,7 @@ nmap does not fit: ICMP reachability with the reply TTL, and the SYN/ACK a port 
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 from sentinel.model import Evidence, utcnow
@@ -24,6 +25,8 @@ EXCERPT = 600
 CLIENT_FIRST = {"http", "https", "redis", "mongodb", "elasticsearch", "docker", "docker-tls", "memcached",
                 "zookeeper", "postgresql", "kibana", "winrm", "winrm-tls", "rdp", "mssql", "oracle", "ldap", "ldaps"}
 SHORT_WAIT = 0.3
+TCP_ATTEMPTS = 3  # an undecided TCP unauth probe: three tries, pauses RETRY_PAUSE x 1, x 2
+RETRY_PAUSE = 0.25
 HTTP_LIKE = {"http", "https", "kibana", "elasticsearch", "docker", "docker-tls", "winrm", "winrm-tls"}
 TLS_LIKE = {"https", "ldaps", "imaps", "pop3s", "docker-tls", "winrm-tls"}
 
@@ -80,11 +83,18 @@ class PortProbe:
         except ProbeFailed as exc:
             self._error("ssh", exc)
             return
+        if not info.protocol.startswith("1.") or info.protocol == "1.99":
+            try:
+                info.auth_methods = ssh.auth_methods(self.host, self.port, self.timeout)
+            except ProbeFailed as exc:
+                self._error("ssh-auth", exc)
         self.f.ssh = info
         self.f.service = "ssh"
         self.f.evidence.append(_ev(f"{self.where} ssh KEXINIT",
                                    f"{info.banner}\nkex: {','.join(info.kex)}\nhostkey: {','.join(info.host_key)}\n"
-                                   f"ciphers: {','.join(info.ciphers)}\nmacs: {','.join(info.macs)}"))
+                                   f"ciphers: {','.join(info.ciphers)}\nmacs: {','.join(info.macs)}"
+                                   + (f"\nauth methods (after `none`): {','.join(info.auth_methods)}"
+                                      if info.auth_methods is not None else "")))
 
     def tls(self) -> None:
         self.done.add("tls")
@@ -137,17 +147,24 @@ class PortProbe:
 
     def unauth(self, service: str) -> None:
         self.done.add(f"unauth:{service}")
-        probe = unauth.PROBES[service]
-        try:
-            if service in ("elasticsearch", "docker") and self.f.tls is not None:
-                exposure = probe(self.host, self.port, timeout=self.timeout, use_tls=True)
-            else:
-                exposure = probe(self.host, self.port, timeout=self.timeout)
-        except ProbeFailed as exc:
-            self._error(service, exc)
-            return
+        probe = (unauth.UDP_PROBES if self.proto == "udp" else unauth.PROBES)[service]
+        kw = {"use_tls": True} if service in ("elasticsearch", "docker") and self.f.tls is not None else {}
+        # UDP probes retry with backoff themselves; a TCP probe that could not decide (timeout, reset,
+        # garbled answer) is retried twice with a growing pause before its error stands.
+        attempts = 1 if self.proto == "udp" else TCP_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                exposure = probe(self.host, self.port, timeout=self.timeout, **kw)
+                break
+            except ProbeFailed as exc:
+                if attempt + 1 == attempts:
+                    self._error(service, exc)
+                    return
+                time.sleep(RETRY_PAUSE * (2 ** attempt))
         self.f.exposure = exposure
         self.f.service = service
+        if exposure.tls is not None:
+            self.f.starttls = exposure.tls
         if exposure.version and not self.f.version:
             self.f.version = exposure.version
         self.f.evidence.append(_ev(f"{self.where} {service}", exposure.detail))
@@ -159,8 +176,8 @@ class PortProbe:
         svc = self.f.service
         todo: list[str] = []
         if self.proto == "udp":
-            if svc == "snmp":
-                todo.append("unauth:snmp")
+            if svc in unauth.UDP_PROBES:
+                todo.append(f"unauth:{svc}")
             return [k for k in todo if k not in self.done]
         if "banner" not in self.done:
             return ["banner"]

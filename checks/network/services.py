@@ -43,7 +43,8 @@ MANAGEMENT = frozenset({"ssh", "telnet", "rlogin", "rsh", "rexec", "vnc", "rdp",
 # Always plaintext: credentials cross the network readable (high-risk case 6.4.1.2).
 PLAINTEXT_MANAGEMENT = frozenset({"telnet", "rlogin", "rsh", "rexec", "ftp", "vnc", "x11"})
 # Probed for access without authentication (N4) or default community (N3).
-UNAUTH_SERVICES = frozenset({"redis", "mongodb", "elasticsearch", "memcached", "docker", "zookeeper", "snmp"})
+UNAUTH_SERVICES = frozenset({"redis", "mongodb", "elasticsearch", "memcached", "docker", "zookeeper", "snmp",
+                             "postgresql"})
 
 # Added to nmap's top ports by default: databases, caches, container and management ports that a
 # government system must not expose, several of which are not in nmap's top 1000.

@@ -1,8 +1,8 @@
 """Read-only probes for data services reachable without authentication (N4) and SNMP's default community (N3).
 
 Each probe sends one or two harmless, read-only requests (Redis PING/INFO, MongoDB listDatabases, ES `GET /`,
-memcached `stats`, Docker `GET /version`, ZooKeeper `ruok`/`srvr`, SNMP GET sysDescr.0 with community
-`public`) and reports whether data came back without credentials. No password is ever guessed: the optional
+memcached `stats` over TCP and UDP, Docker `GET /version`, ZooKeeper `ruok`/`srvr`, SNMP GET sysDescr.0 with
+community `public`, PostgreSQL SSLRequest + a password-less startup message) and reports whether data came back without credentials. No password is ever guessed: the optional
 default-credential list of the issue is not implemented (see docs/network.md).
 """
 from __future__ import annotations
@@ -485,7 +485,142 @@ def snmp(host: str, port: int = 161, timeout: float = 3.0, community: str = "pub
                     detail=f"community {community!r} accepted; sysDescr.0 = {str(value)[:120]!r}")
 
 
+# ---- PostgreSQL --------------------------------------------------------------------------------------
+
+PG_SSL_REQUEST = struct.pack(">II", 8, 80877103)
+PG_AUTH = {0: "ok", 2: "Kerberos V5", 3: "cleartext password", 5: "MD5 password", 7: "GSSAPI", 9: "SSPI",
+           10: "SASL (SCRAM)"}
+
+
+def _pg_startup(user: str, database: str) -> bytes:
+    body = struct.pack(">I", 196608) + f"user\x00{user}\x00database\x00{database}\x00\x00".encode()
+    return struct.pack(">I", 4 + len(body)) + body
+
+
+def _pg_error(body: bytes) -> str:
+    fields = {chunk[:1]: chunk[1:].decode("utf-8", "replace") for chunk in body.split(b"\x00") if chunk}
+    return fields.get(b"M") or fields.get(b"C") or "error"
+
+
+def postgresql(host: str, port: int = 5432, timeout: float = 3.0) -> Exposure:
+    """SSLRequest (does the server offer TLS?), then a StartupMessage as `postgres` with no password: the
+    server's first answer says which authentication pg_hba.conf asks for. AuthenticationOk means `trust`:
+    anyone reaching the port is the database superuser. Terminate follows at once; no query is sent."""
+    try:
+        with connect(host, port, timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(PG_SSL_REQUEST)
+            answer = sock.recv(1)
+    except socket.timeout:
+        raise ProbeFailed(f"postgresql: no answer to SSLRequest from {host}:{port} within {timeout:g}s") from None
+    except OSError as exc:
+        raise ProbeFailed(f"postgresql: {host}:{port}: {exc.strerror or exc}") from None
+    if answer not in (b"S", b"N"):
+        raise ProbeFailed(f"postgresql: unexpected answer to SSLRequest: {printable(answer)!r}")
+    tls = answer == b"S"
+    try:
+        with connect(host, port, timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_pg_startup("postgres", "postgres"))
+            head = b""
+            while len(head) < 5:
+                chunk = sock.recv(5 - len(head))
+                if not chunk:
+                    raise ProbeFailed(f"postgresql: {host}:{port} closed the connection after the startup message")
+                head += chunk
+            kind, length = head[:1], struct.unpack(">I", head[1:5])[0]
+            body = b""
+            while len(body) < min(length - 4, 4096):
+                chunk = sock.recv(min(length - 4, 4096) - len(body))
+                if not chunk:
+                    break
+                body += chunk
+            try:
+                sock.sendall(b"X" + struct.pack(">I", 4))  # Terminate
+            except OSError:
+                pass
+    except socket.timeout:
+        raise ProbeFailed(f"postgresql: no answer to the startup message from {host}:{port} within "
+                          f"{timeout:g}s") from None
+    except OSError as exc:
+        raise ProbeFailed(f"postgresql: {host}:{port}: {exc.strerror or exc}") from None
+    ssl_text = "SSLRequest answered " + ("S (TLS offered)" if tls else "N (no TLS)")
+    if kind == b"R" and len(body) >= 4:
+        code = struct.unpack(">I", body[:4])[0]
+        if code == 0:
+            return Exposure(protocol="postgresql", unauthenticated=True, tls=tls,
+                            detail=f"startup as user postgres without a password: AuthenticationOk (trust "
+                                   f"authentication); {ssl_text}")
+        return Exposure(protocol="postgresql", unauthenticated=False, tls=tls,
+                        detail=f"startup as user postgres: server asks for {PG_AUTH.get(code, f'method {code}')}; "
+                               f"{ssl_text}")
+    if kind == b"E":
+        return Exposure(protocol="postgresql", unauthenticated=False, tls=tls,
+                        detail=f"startup as user postgres refused: {_pg_error(body)[:120]}; {ssl_text}")
+    raise ProbeFailed(f"postgresql: unexpected message {printable(kind)!r} after the startup message")
+
+
+# ---- memcached over UDP ------------------------------------------------------------------------------
+
+
+def memcached_udp(host: str, port: int = 11211, timeout: float = 3.0,
+                  waits: tuple[float, ...] = SNMP_WAITS) -> Exposure:
+    """`stats` in one UDP frame (8-byte frame header, RFC-less but documented in memcached's protocol.txt),
+    resent with growing waits. An answer is unauthenticated access and a reflection/amplification source
+    (the answer is ~100x the request); silence is undetermined, never a pass."""
+    scale = min(1.0, timeout / 3.0)
+    rid = int.from_bytes(os.urandom(2), "big")
+    request = struct.pack(">HHHH", rid, 0, 1, 0) + b"stats\r\n"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    parts: dict[int, bytes] = {}
+    total = None
+    tries = 0
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((host, port))
+            for wait in waits:
+                tries += 1
+                sock.send(request)
+                deadline = time.monotonic() + wait * scale
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    sock.settimeout(left)
+                    try:
+                        data = sock.recv(65535)
+                    except socket.timeout:
+                        break
+                    if len(data) < 8:
+                        continue
+                    got, seq, count, _ = struct.unpack(">HHHH", data[:8])
+                    if got != rid:
+                        continue
+                    parts[seq], total = data[8:], count
+                    if total is not None and len(parts) >= total:
+                        break
+                if parts:
+                    break
+        except ConnectionRefusedError:
+            raise ProbeFailed(f"memcached: {host}:{port}/udp answered ICMP port unreachable") from None
+        except OSError as exc:
+            raise ProbeFailed(f"memcached: {host}:{port}/udp: {exc.strerror or exc}") from None
+    if not parts:
+        raise ProbeFailed(f"memcached: no answer from {host}:{port}/udp to stats in {tries} tries over "
+                          f"{sum(waits) * scale:g}s: undetermined (not listening on UDP, filtered or busy)")
+    answer = b"".join(parts[k] for k in sorted(parts)).decode("latin-1", "replace")
+    if answer.startswith("STAT "):
+        version = next((line.split()[2] for line in answer.splitlines()
+                        if line.startswith("STAT version ") and len(line.split()) > 2), None)
+        return Exposure(protocol="memcached", unauthenticated=True, version=version,
+                        detail=f"stats over UDP answered without authentication ({len(answer)} bytes for a "
+                               f"15-byte request: a reflection/amplification source)"
+                               + (f"; version {version}" if version else ""))
+    return Exposure(protocol="memcached", unauthenticated=False, detail=f"stats over UDP refused: {answer[:80]!r}")
+
+
 PROBES: dict[str, Callable[..., Exposure]] = {
     "redis": redis, "mongodb": mongodb, "elasticsearch": elasticsearch, "memcached": memcached,
-    "docker": docker, "zookeeper": zookeeper, "snmp": snmp,
+    "docker": docker, "zookeeper": zookeeper, "snmp": snmp, "postgresql": postgresql,
 }
+UDP_PROBES: dict[str, Callable[..., Exposure]] = {"snmp": snmp, "memcached": memcached_udp}
