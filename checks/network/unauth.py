@@ -2,8 +2,9 @@
 
 Each probe sends one or two harmless, read-only requests (Redis PING/INFO, MongoDB listDatabases, ES `GET /`,
 memcached `stats` over TCP and UDP, Docker `GET /version`, ZooKeeper `ruok`/`srvr`, SNMP GET sysDescr.0 with
-community `public`, PostgreSQL SSLRequest + a password-less startup message) and reports whether data came back without credentials. No password is ever guessed: the optional
-default-credential list of the issue is not implemented (see docs/network.md).
+community `public`, PostgreSQL SSLRequest + a password-less startup message) and reports whether data came
+back without credentials. No password is ever guessed: the opt-in default-credential mode of issue 19 item 4 is
+not implemented (see docs/network.md).
 """
 from __future__ import annotations
 
