@@ -53,3 +53,29 @@ def test_private_key_file(tmp_path):
     (tmp_path / "ec.key").write_bytes(other)
     with pytest.raises(signing.SigningKeyError, match="Ed25519"):
         signing.load_private_key(tmp_path / "ec.key")
+
+
+def test_weak_public_keys_are_refused_with_a_reason():
+    """What cryptography does not check (it loads any 32 bytes): small-order and non-canonical keys."""
+    identity = bytes.fromhex("01" + "00" * 31)
+    with pytest.raises(signing.SigningKeyError, match="small-order"):
+        signing.load_public_key_b64(base64.b64encode(identity).decode())
+    with pytest.raises(signing.SigningKeyError, match="small-order"):  # the same point with the sign bit set
+        signing.load_public_key_b64(base64.b64encode(identity[:31] + b"\x80").decode())
+    non_canonical = (2**255 - 19 + 3).to_bytes(32, "little")
+    with pytest.raises(signing.SigningKeyError, match="canonical"):
+        signing.load_public_key_b64(base64.b64encode(non_canonical).decode())
+    for _ in range(200):  # real keys are never caught by these checks
+        signing.load_public_key_b64(signing.public_key_b64(signing.generate_key()))
+
+
+def test_enrollment_challenge_binds_every_part():
+    base = ("sntenr_x", "collector-key", "db-1", "agent-key")
+    challenge = signing.enrollment_challenge(*base)
+    assert len(challenge) == 32 and signing.enrollment_challenge(*base) == challenge
+    for i in range(4):
+        changed = list(base)
+        changed[i] += "x"
+        assert signing.enrollment_challenge(*changed) != challenge
+    # NUL separates the parts, so moving characters from one part to the next changes the challenge
+    assert signing.enrollment_challenge("sntenr_x", "collector-key", "db-1a", "gent-key") != challenge
