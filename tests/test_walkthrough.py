@@ -102,7 +102,7 @@ def test_the_readme_walkthrough_runs(tmp_path):
         "SENTINEL_STATE_DIR": str(tmp_path / "collector-host"),
         "AGENT_STATE_DIR": str(tmp_path / "agent-host" / "agent"),
         "SCAN_TARGET": TARGET_ADDR, "SCAN_SCOPE": f"{TARGET_ADDR}/32", "SCAN_PORTS": str(listener.port),
-        "no_proxy": "*", "NO_PROXY": "*",
+        "PROMETHEUS_DIR": str(tmp_path / "prometheus-host"), "no_proxy": "*", "NO_PROXY": "*",
     })
     log = tmp_path / "walkthrough.log"  # a file, not a pipe: the background collector would hold a pipe open
     with open(log, "w") as sink:
@@ -121,12 +121,15 @@ def test_the_readme_walkthrough_runs(tmp_path):
     out = log.read_text()
     assert proc.returncode == 0, f"the README walkthrough failed (last command is the one marked +):\n{out[-6000:]}"
 
-    for secret_file in ("enroll-token", "metrics-token"):
-        secret = (work / secret_file).read_text().strip()
+    for secret_file in (work / "enroll-token", tmp_path / "collector-host" / "metrics-token"):
+        secret = secret_file.read_text().strip()
         assert len(secret) >= 16 and secret not in out, f"{secret_file}: the secret reached the output"
     # the second host enrolled and reported; the collector stored its run
     assert (tmp_path / "agent-host" / "agent" / "agent.json").is_file()
     assert re.search(r"^sentinel_host_score\{.*system=\"budget\"", out, flags=re.M), out[-3000:]
+    # Prometheus's configuration points at this collector with its CA and token, and promtool accepted it
+    prom = (tmp_path / "prometheus-host" / "prometheus.yml").read_text()
+    assert f"{COLLECTOR_ADDR}:{env['COLLECTOR_PORT']}" in prom and "SUCCESS" in out
     # the scan found the listener, and nothing else was scanned
     scan = (work / "scan.json").read_text()
     assert f'"{TARGET_ADDR}"' in scan and str(listener.port) in scan
