@@ -1,9 +1,11 @@
 """PAM verdicts checked against the real libpam: `pamtester` runs each stack inside a private mount namespace
 where a copy of /etc (with the stack under test in /etc/pam.d and a test user with a known password) is
-bound over /etc, so the host's own /etc is never written. sentinel's pam.lockout / pam.complexity /
-pam.nullok read the same files from an offline root and must agree with what libpam did.
+bound over /etc, so the host's own /etc is never written (the test password is set there by chpasswd, the
+tallies go to /etc/faillock-lab of the copy). sentinel's pam.lockout / pam.complexity / pam.nullok /
+pam.wheel read the same files from an offline root and must agree with what libpam did.
 
-Needs root, `unshare` and `pamtester` (apt: pamtester libpam-pwquality); skipped with the reason otherwise.
+Needs root, `unshare` and `pamtester` (apt: pamtester libpam-pwquality libpwquality-tools); skipped with the
+reason otherwise. Written against libpam 1.5 (Debian 12), the line syntax sentinel models.
 """
 from __future__ import annotations
 
@@ -28,16 +30,10 @@ pytestmark = [
 USER, PASSWORD = "h7pamtest", "Right-Pass-42"
 
 
-def _hash(password: str) -> str:
-    out = subprocess.run(["openssl", "passwd", "-6", "-salt", "h7salt", password], capture_output=True, text=True,
-                         check=True)
-    return out.stdout.strip()
-
-
 class Lab:
     """A copy of /etc to bind over /etc in a private mount namespace, and the same files as an offline root."""
 
-    def __init__(self, tmp: Path, pamd: dict[str, str], password_hash: str | None, security: dict[str, str]):
+    def __init__(self, tmp: Path, pamd: dict[str, str], password: str | None, security: dict[str, str]):
         self.root = tmp / "root"
         self.etc = self.root / "etc"
         shutil.copytree("/etc", self.etc, symlinks=True)
@@ -60,7 +56,10 @@ class Lab:
         with open(self.etc / "group", "a") as f:
             f.write(f"{USER}:x:64123:\nh7wheel:x:64124:\n")  # h7wheel: no members, root included
         with open(self.etc / "shadow", "a") as f:
-            f.write(f"{USER}:{password_hash if password_hash is not None else ''}:19000:0:99999:7:::\n")
+            f.write(f"{USER}::19000:0:99999:7:::\n")  # empty until set below
+        if password is not None:  # hashed by the real chpasswd inside the namespace (-c: without PAM)
+            self._in_namespace(["chpasswd", "-c", "SHA512"], f"{USER}:{password}\n")
+            assert self.shadow_hash().startswith("$6$"), "chpasswd did not set the test password"
 
     def shadow_hash(self) -> str:
         for line in (self.etc / "shadow").read_text().splitlines():
@@ -68,14 +67,17 @@ class Lab:
                 return line.split(":")[1]
         raise AssertionError("test user vanished from shadow")
 
-    def pamtester(self, service: str, op: str, inputs: list[str]) -> bool:
-        """One real pamtester call in a private mount namespace; True when libpam said yes."""
-        feed = "".join(i + "\n" for i in inputs)
-        script = (f"mount --bind {shlex.quote(str(self.etc))} /etc && "
-                  f"exec pamtester {shlex.quote(service)} {USER} {op}")
+    def _in_namespace(self, argv: list[str], feed: str) -> subprocess.CompletedProcess:
+        """Run argv with the copy bound over /etc, in a mount namespace that ends with the command."""
+        script = f"mount --bind {shlex.quote(str(self.etc))} /etc && exec " + " ".join(map(shlex.quote, argv))
         run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                              input=feed, capture_output=True, text=True, timeout=60)
         assert "mount:" not in run.stderr, run.stderr
+        return run
+
+    def pamtester(self, service: str, op: str, inputs: list[str]) -> bool:
+        """One real pamtester call; True when libpam said yes."""
+        run = self._in_namespace(["pamtester", service, USER, op], "".join(i + "\n" for i in inputs))
         return run.returncode == 0
 
     def sentinel(self, kind: str, services: list[str]) -> dict[str, dict]:
@@ -126,7 +128,7 @@ LOCKOUT_CASES = {
 
 @pytest.mark.parametrize("case", sorted(LOCKOUT_CASES))
 def test_lockout_verdict_matches_libpam(tmp_path: Path, case: str):
-    lab = Lab(tmp_path, LOCKOUT_CASES[case], _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+    lab = Lab(tmp_path, LOCKOUT_CASES[case], PASSWORD, {"faillock.conf": FAILLOCK_CONF})
     row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
     real = _lockout_holds(lab, "sshd")
     assert row["enforced"] is real, (case, real, row["why"])
@@ -136,7 +138,7 @@ def test_lockout_expected_answers_of_the_issue_cases(tmp_path: Path):
     """The cases above are not vacuous: libpam's answers are the ones the issue reports."""
     answers = {}
     for case, pamd in LOCKOUT_CASES.items():
-        lab = Lab(tmp_path / case, pamd, _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+        lab = Lab(tmp_path / case, pamd, PASSWORD, {"faillock.conf": FAILLOCK_CONF})
         answers[case] = _lockout_holds(lab, "sshd")
     assert answers == {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
                        "renamed-include": True, "substack": True}
@@ -147,7 +149,7 @@ def test_jump_onto_pam_deny_lets_nobody_in(tmp_path: Path):
     and sentinel says nobody authenticates (so the lockout question has nothing to lock)."""
     stack = ("auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so nodelay\n"
              "auth [default=die] pam_faillock.so authfail\nauth requisite pam_deny.so\nauth required pam_permit.so\n")
-    lab = Lab(tmp_path, {"sshd": stack}, _hash(PASSWORD), {"faillock.conf": FAILLOCK_CONF})
+    lab = Lab(tmp_path, {"sshd": stack}, PASSWORD, {"faillock.conf": FAILLOCK_CONF})
     assert not lab.pamtester("sshd", "authenticate", [PASSWORD])
     row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
     assert row["enforced"] is True and "nobody can authenticate" in row["why"]
@@ -210,7 +212,7 @@ def test_who_gets_in_matches_libpam(tmp_path: Path, case: str):
     pamd = dict(SUBSTACKS)
     if ACCESS_CASES[case] is not None:
         pamd["sshd"] = ACCESS_CASES[case]
-    lab = Lab(tmp_path, pamd, _hash(PASSWORD), {})
+    lab = Lab(tmp_path, pamd, PASSWORD, {})
     real = lab.pamtester("sshd", "authenticate", [PASSWORD])
     row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
     assert ("nobody can authenticate" not in row["why"]) is real, (case, real, row["why"])
@@ -221,7 +223,7 @@ def test_who_gets_in_cases_cover_both_answers(tmp_path: Path):
     for case in ("missing-include", "dash-sufficient-missing-module", "die-in-substack", "done-in-substack",
                  "die-in-substack-then-reset", "die-in-include-then-reset", "dash-required-missing-module"):
         pamd = dict(SUBSTACKS, sshd=ACCESS_CASES[case])
-        real[case] = Lab(tmp_path / case, pamd, _hash(PASSWORD), {}).pamtester("sshd", "authenticate", [PASSWORD])
+        real[case] = Lab(tmp_path / case, pamd, PASSWORD, {}).pamtester("sshd", "authenticate", [PASSWORD])
     assert real == {"missing-include": False, "dash-sufficient-missing-module": True, "die-in-substack": False,
                     "done-in-substack": False, "die-in-substack-then-reset": True,
                     "die-in-include-then-reset": False, "dash-required-missing-module": False}
@@ -255,7 +257,7 @@ needs_pwquality = pytest.mark.skipif(not _installed("pam_pwquality.so"),
 @pytest.mark.parametrize("case", sorted(COMPLEXITY_CASES))
 def test_complexity_verdict_matches_libpam(tmp_path: Path, case: str):
     lab = Lab(tmp_path, {"common-password": COMPLEXITY_CASES[case], "passwd": "@include common-password\n"},
-              _hash(PASSWORD), {})
+              PASSWORD, {})
     before = lab.shadow_hash()
     lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
     stored = lab.shadow_hash() != before  # the weak password was written, whatever passwd said
@@ -271,7 +273,7 @@ def test_pwquality_enforcing_off_only_warns(tmp_path: Path, enforcing: str):
     stack = ("password requisite pam_pwquality.so retry=1 minclass=3 enforce_for_root\n"
              "password [success=1 default=ignore] pam_unix.so use_authtok yescrypt\n"
              "password requisite pam_deny.so\npassword required pam_permit.so\n")
-    lab = Lab(tmp_path, {"passwd": stack}, _hash(PASSWORD), {"pwquality.conf": f"enforcing = {enforcing}\n"})
+    lab = Lab(tmp_path, {"passwd": stack}, PASSWORD, {"pwquality.conf": f"enforcing = {enforcing}\n"})
     before = lab.shadow_hash()
     lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
     stored = lab.shadow_hash() != before
@@ -284,7 +286,7 @@ def test_pwquality_settings_as_libpwquality_reads_them(tmp_path: Path):
     """minlen/minclass as sentinel reads them (pwquality.conf.d first, pwquality.conf last; defaults for
     what is unset) agree with what libpwquality itself accepts (pwscore, same files)."""
     lab = Lab(tmp_path, {"passwd": f"password requisite pam_pwquality.so\npassword required pam_unix.so\n"},
-              _hash(PASSWORD), {"pwquality.conf": "minclass = 3\n"})
+              PASSWORD, {"pwquality.conf": "minclass = 3\n"})
     confd = lab.etc / "security/pwquality.conf.d"
     confd.mkdir(exist_ok=True)
     (confd / "50-site.conf").write_text("minlen = 12\nminclass = 1\n")
@@ -292,10 +294,7 @@ def test_pwquality_settings_as_libpwquality_reads_them(tmp_path: Path):
     assert row["minlen"] == 12 and row["classes_required"] == 3
 
     def accepted(candidate: str) -> bool:
-        script = f"mount --bind {shlex.quote(str(lab.etc))} /etc && exec pwscore"
-        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                             input=candidate + "\n", capture_output=True, text=True, timeout=30)
-        return run.returncode == 0
+        return lab._in_namespace(["pwscore"], candidate + "\n").returncode == 0
 
     # 11 characters, three classes: too short for minlen 12; 12 with two classes: too few classes
     assert not accepted("Xq7#vbnmzlk")
@@ -307,7 +306,7 @@ def test_pwquality_settings_as_libpwquality_reads_them(tmp_path: Path):
 def test_complexity_cases_cover_both_answers(tmp_path: Path):
     stored = {}
     for case in ("requisite-use-authtok", "optional-unix-prompts"):
-        lab = Lab(tmp_path / case, {"passwd": COMPLEXITY_CASES[case]}, _hash(PASSWORD), {})
+        lab = Lab(tmp_path / case, {"passwd": COMPLEXITY_CASES[case]}, PASSWORD, {})
         before = lab.shadow_hash()
         lab.pamtester("passwd", "chauthtok", [WEAK] * 6)
         stored[case] = lab.shadow_hash() != before
@@ -324,7 +323,7 @@ def _fixture_lab(tmp_path: Path, name: str) -> Lab:
     from tests.fixtures.build import build_root
 
     fixture = build_root(name, tmp_path / "fixture")
-    lab = Lab(tmp_path / "lab", {}, _hash(PASSWORD), {})
+    lab = Lab(tmp_path / "lab", {}, PASSWORD, {})
     shutil.rmtree(lab.etc / "pam.d")
     shutil.copytree(fixture / "etc/pam.d", lab.etc / "pam.d", symlinks=True)
     if (fixture / "etc/authselect").is_dir():
@@ -371,7 +370,7 @@ WHEEL_CASES = {
 
 @pytest.mark.parametrize("case", sorted(WHEEL_CASES))
 def test_su_wheel_matches_libpam(tmp_path: Path, case: str):
-    lab = Lab(tmp_path, {"su": WHEEL_CASES[case], "su-wheel": f"auth requisite {WHEEL}\n"}, _hash(PASSWORD), {})
+    lab = Lab(tmp_path, {"su": WHEEL_CASES[case], "su-wheel": f"auth requisite {WHEEL}\n"}, PASSWORD, {})
     real_in = lab.pamtester("su", "authenticate", [PASSWORD])
     row = lab.sentinel("pam.wheel", ["su"])["su"]
     assert row["restricted"] is (not real_in), (case, real_in, row["why"])
