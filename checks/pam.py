@@ -18,6 +18,7 @@ from typing import Callable, Literal, Optional
 from pydantic import Field, field_validator
 
 from sentinel.model import Evidence, Observation, Strict
+from sentinel.hostview import NotApplicable
 from sentinel.probe import ProbeContext, ProbeError, evidence, probe
 
 from ._parse import conf_dir_files, read_lines, strip_comment, to_int
@@ -431,6 +432,30 @@ def _nobody(c: Chain, behave) -> Optional[Path]:
     return None if any(p.status in GRANTED for p in paths) else paths[0]
 
 
+def _sshd_without_pam(ctx: ProbeContext) -> Optional[tuple[bool, list[Evidence]]]:
+    """None when sshd hands password logins to PAM (or is not installed); else (does sshd take passwords
+    itself, evidence). UsePAM is global only, OpenSSH's default is no; PasswordAuthentication defaults to
+    yes and a Match block may turn it on for some."""
+    from .sshd import load_sshd  # the sshd probe's own reading of sshd_config
+
+    config = "/etc/ssh/sshd_config"
+    try:
+        cfg = load_sshd(ctx, config)
+    except (NotApplicable, ProbeError):
+        return None  # not installed, or a configuration the sshd checks report on
+    use = next((d for d in cfg.directives if d.key == "usepam" and d.block is None), None)
+    if use is not None and use.args and use.args[0].lower() == "yes":
+        return None
+    ev = [evidence(use.path, use.text, use.line) if use is not None else
+          evidence(config, "UsePAM not set: OpenSSH's default is no")]
+    pw = [d for d in cfg.directives if d.key == "passwordauthentication"]
+    first_global = next((d for d in pw if d.block is None), None)
+    takes = first_global is None or (first_global.args and first_global.args[0].lower() == "yes")
+    takes = bool(takes or any(d.block is not None and d.args and d.args[0].lower() == "yes" for d in pw))
+    ev.extend(evidence(d.path, d.text, d.line) for d in pw)
+    return takes, ev
+
+
 @probe("pam.lockout", PamEffectiveParams)
 def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
     """Per service: does a failed-login lockout hold on the effective auth stack? {service, enforced, why,
@@ -443,6 +468,19 @@ def pam_lockout(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
         row.update(_module_row(ctx, c, LOCK_MODULES, ev))
         locks = [h for h in c.handlers if h.kind == "module" and h.name in LOCK_MODULES]
         ev.extend(h.ev(f"  [{service}]") for h in locks)
+        if service == "sshd":
+            no_pam = _sshd_without_pam(ctx)
+            if no_pam is not None:
+                takes_passwords, sshd_ev = no_pam
+                ev.extend(sshd_ev)
+                if takes_passwords:
+                    row.update(enforced=False, why="sshd_config has UsePAM no: sshd checks passwords itself, so "
+                               "no PAM lockout counts or refuses an SSH password login")
+                else:
+                    row.update(enforced=True, nobody=True, why="sshd_config has UsePAM no and accepts no "
+                               "passwords (PasswordAuthentication no): nothing to lock")
+                rows.append(row)
+                continue
         blocked = _nobody(c, _auth_behaviour(locked=False, password_ok=True))
         if blocked is not None:
             row.update(enforced=True, nobody=True, why=_nobody_why(c, "authenticate"))

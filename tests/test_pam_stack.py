@@ -163,3 +163,20 @@ def test_pwquality_defaults_and_enforcing_off(tmp_path: Path):
     (tmp_path / "etc/security/pwquality.conf").write_text("enforcing = 0\nminlen = 10\n")
     row = _probe("pam.complexity", root, ["passwd"]).observed[0]
     assert row["enforced"] is False and row["minlen"] == 10 and "weak password is stored" in row["why"]
+
+
+@pytest.mark.parametrize("sshd_config,enforced,nobody", [
+    ("UsePAM yes\n", True, False),
+    ("UsePAM no\n", False, False),  # OpenSSH checks the password itself: pam_faillock never sees it
+    ("# UsePAM yes\nPasswordAuthentication yes\n", False, False),  # unset: OpenSSH's default is no
+    ("UsePAM no\nPasswordAuthentication no\n", True, True),  # keys only: no password to guess
+    ("UsePAM no\nPasswordAuthentication no\nMatch User backup\n  PasswordAuthentication yes\n", False, False),
+])
+def test_lockout_sshd_without_pam(tmp_path: Path, sshd_config: str, enforced: bool, nobody: bool):
+    pamd = dict(LOCKOUT_CASES["good"], login="@include common-auth\n")
+    root = _root(tmp_path, pamd, {"faillock.conf": FAILLOCK_CONF})
+    (root / "etc/ssh").mkdir(parents=True)
+    (root / "etc/ssh/sshd_config").write_text(sshd_config)
+    row = _probe("pam.lockout", root, ["sshd", "login"]).observed
+    assert (row[0]["enforced"], row[0]["nobody"]) == (enforced, nobody), row[0]["why"]
+    assert row[1]["enforced"] is True and row[1]["nobody"] is False  # login does not depend on sshd_config
