@@ -2,8 +2,10 @@
 
 export and assess read and write the collector's store in the shared state directory (sentinel/state.py;
 settings from SENTINEL_COLLECTOR_* and the --state-dir/--database-url flags, as `sentinel collector`), so
-they find what `sentinel up` stored; verify needs nothing but the bundle.
-Exit codes: 0 ok; 1 verify found the bundle altered; 2 usage, configuration or data error.
+they find what `sentinel up` stored; verify needs nothing but the bundle and the trust anchor, which
+`sentinel key show` prints on the collector (from the same state directory).
+Exit codes: 0 ok (verify: INTACT, signed by the pinned key); 1 verify found the bundle altered; 2 usage,
+configuration or data error; 3 verify found nothing altered but had no trust anchor (UNVERIFIED).
 """
 from __future__ import annotations
 
@@ -153,36 +155,112 @@ def _render_format(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -
     return page.encode("utf-8") if fmt == "html" else pdf.render_pdf(page)
 
 
+EXIT_ALTERED, EXIT_UNVERIFIED = 1, 3
+
+
 def verify(
     bundle: Path = typer.Argument(..., help="Evidence bundle (zip) made by `sentinel export`."),
     pubkey: Optional[Path] = typer.Option(None, "--pubkey", help="The collector's public key (PEM or base64 raw), "
-                                          "obtained out of band."),
+                                          "obtained out of band (`sentinel key show` on the collector)."),
+    fingerprint: Optional[str] = typer.Option(None, "--fingerprint", help="Or the SHA-256 fingerprint of that "
+                                              "key (64 hex digits), obtained out of band."),
     as_json: bool = typer.Option(False, "--json", help="Print the verification report as JSON."),
 ) -> None:
-    """Check a bundle offline: file hashes, signature, hash chain, results. Exit 0 intact, 1 altered, 2 usage."""
+    """Check a bundle offline: file hashes, signature, hash chain, results. Exit 0 INTACT (signed by the pinned
+    key), 1 ALTERED, 2 usage, 3 UNVERIFIED (nothing altered, but no --pubkey/--fingerprint pinned the signer)."""
+    from .evidence.trust import FingerprintError, parse_fingerprint
     from .evidence.verify import PublicKeyError, load_public_key_file, verify_bundle
 
     if not bundle.is_file():
         _fail(f"{bundle}: no such file")
+    if pubkey is not None and fingerprint is not None:
+        _fail("give either --pubkey or --fingerprint, not both")
     key = None
     if pubkey is not None:
         try:
             key = load_public_key_file(pubkey)
         except PublicKeyError as exc:
             _fail(f"--pubkey {exc}")
-    report = verify_bundle(bundle, key)
+    if fingerprint is not None:
+        try:
+            parse_fingerprint(fingerprint)
+        except FingerprintError as exc:
+            _fail(f"--fingerprint {exc}")
+    report = verify_bundle(bundle, key, fingerprint=fingerprint)
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=1) + "\n")
     else:
-        state = "INTACT" if report.ok else "ALTERED"
-        typer.echo(f"{state}: {bundle} (system {report.system or '?'}): {report.files_checked} files, "
-                   f"{report.runs_checked} chained runs, {report.results_checked} results checked; signature "
-                   f"{report.signature} ({report.key_source} key {(report.key_fingerprint or '?')[:16]}…)")
+        fp = report.key_fingerprint or "?"
+        if report.verdict == "intact":
+            how = "pinned key" if report.key_source == "pinned" else "key matching the pinned fingerprint"
+            head = f"INTACT: {bundle} (system {report.system or '?'})"
+            sig = f"signature valid ({how} {fp[:16]}…)"
+        elif report.verdict == "unverified":
+            head = f"UNVERIFIED: {bundle} (system {report.system or '?'})"
+            sig = (f"signature valid but signer not pinned: UNVERIFIED (the bundle's own key {fp}; give --pubkey "
+                   "or --fingerprint with the collector's key obtained out of band)")
+        else:
+            head = f"ALTERED: {bundle} (system {report.system or '?'})"
+            sig = f"signature {report.signature} ({report.key_source} key {fp[:16]}…)"
+        typer.echo(f"{head}: {report.files_checked} files, {report.runs_checked} chained runs, "
+                   f"{report.results_checked} results checked; {sig}")
         for p in report.problems:
             typer.echo(f"  ✗ {p}")
         for w in report.warnings:
             typer.echo(f"  ! {w}", err=True)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit({"intact": 0, "unverified": EXIT_UNVERIFIED}.get(report.verdict, EXIT_ALTERED))
+
+
+key_app = typer.Typer(help="The collector's evidence signing key, for testing agencies to pin.",
+                      no_args_is_help=True)
+
+
+@key_app.command("show")
+def key_show(
+    fmt: str = typer.Option("text", "--format", "-f", help="text | pem | json"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the public key (PEM) to FILE."),
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Print the collector's public key and its fingerprint (SHA-256 of the raw key), read from the collector's
+    state directory. Hand them to the testing agency out of band; it runs `sentinel verify --pubkey FILE` or
+    `--fingerprint FP`. Never prints the private key."""
+    import json
+
+    from . import signing
+    from .cli_collector import _settings, _state_source
+    from .evidence.trust import fingerprint as key_fingerprint, grouped, public_pem
+
+    if fmt not in ("text", "pem", "json"):
+        _fail(f"--format {fmt}: expected text, pem or json")
+    settings = _settings(state_dir=state_dir)
+    path = settings.signing_key_file
+    if not path.is_file():
+        _fail(f"collector signing key {path}: no such file (state directory {settings.state_dir}, from "
+              f"{_state_source(settings)}); the collector creates it on its first start (`sentinel up`, "
+              "`sentinel collector`)")
+    try:
+        pub = signing.load_private_key(path).public_key()
+    except signing.SigningKeyError as exc:
+        _fail(f"collector signing key: {exc}")
+    fp, pem, raw = key_fingerprint(pub), public_pem(pub), signing.public_key_b64(pub)
+    if output is not None:
+        try:
+            output.write_text(pem, encoding="ascii")
+        except OSError as exc:
+            _fail(f"-o {output}: {exc.strerror or exc}")
+    if fmt == "pem":
+        sys.stdout.write(pem)
+    elif fmt == "json":
+        sys.stdout.write(json.dumps({"algorithm": "Ed25519", "fingerprint_sha256": fp, "public_key_b64": raw,
+                                     "public_key_pem": pem, "key_file": str(path)}, indent=1) + "\n")
+    else:
+        sys.stdout.write(f"collector evidence signing key (Ed25519), {path}\n"
+                         f"fingerprint (SHA-256 of the raw key): {fp}\n"
+                         f"  to read aloud: {grouped(fp)}\n"
+                         f"public key (base64 of the raw 32 bytes): {raw}\n{pem}")
+    if output is not None:
+        typer.echo(f"public key written to {output}; the agency checks bundles with "
+                   f"`sentinel verify BUNDLE --pubkey {output.name}` or `--fingerprint {fp}`", err=True)
 
 
 def _known_item(session, system, clause: str, item: str) -> None:
@@ -290,4 +368,5 @@ def assess(
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("verify")(verify)
+    app.add_typer(key_app, name="key")
     app.command("assess")(assess)

@@ -65,9 +65,10 @@ def resign(files: dict[str, bytes], key) -> dict[str, bytes]:
     """What someone holding `key` would do after editing: rehash everything and sign the new manifest."""
     m = json.loads(files["manifest.json"])
     m["files"] = [{"path": p, "sha256": sha256_hex(d), "size": len(d)}
-                  for p, d in sorted(files.items()) if p not in ("manifest.json", "manifest.sig")]
+                  for p, d in sorted(files.items()) if p not in ("manifest.json", "manifest.sig", "manifest.sig.bin")]
     files["manifest.json"] = json.dumps(m, ensure_ascii=False, indent=1).encode()
-    files["manifest.sig"] = (signing.sign(key, files["manifest.json"]) + "\n").encode()
+    sig = signing.sign(key, files["manifest.json"])
+    files["manifest.sig"], files["manifest.sig.bin"] = (sig + "\n").encode(), base64.b64decode(sig)
     return files
 
 
@@ -188,7 +189,7 @@ def test_bundle_round_trip(bundle, world, evidence):
     assert report.runs_checked == 4 and report.results_checked == 8
     files = read_all(bundle)
     m = Manifest.model_validate_json(files["manifest.json"])
-    assert {f.path for f in m.files} == set(files) - {"manifest.json", "manifest.sig"}
+    assert {f.path for f in m.files} == set(files) - {"manifest.json", "manifest.sig", "manifest.sig.bin"}
     for f in m.files:
         assert sha256_hex(files[f.path]) == f.sha256
     assert [(b.id, b.version) for b in m.baselines] == [("evidence-seed", "1.2"), ("zone-egov-default", "1")]
@@ -201,9 +202,11 @@ def test_bundle_round_trip(bundle, world, evidence):
     # the raw bodies are the chained ones
     for e in evidence.chain.entries:
         assert sha256_hex(files[e.body]) == e.digest
-    # without a pinned key: intact, with a warning that says who must be trusted
+    # without a pinned key: nothing altered, but not INTACT either, with a warning that says who must be trusted
     loose = verify_bundle(bundle)
-    assert loose.ok and loose.key_source == "bundle" and "fingerprint" in loose.warnings[0]
+    assert not loose.problems and loose.signature == "valid"
+    assert not loose.ok and loose.verdict == "unverified" and loose.key_source == "bundle"
+    assert "fingerprint" in loose.warnings[0] and "sentinel key show" in loose.warnings[0]
 
 
 # ---- tampering -----------------------------------------------------------------------------------
@@ -272,7 +275,8 @@ def test_missing_signature_and_wrong_key(bundle, world, tmp_path):
     r = verify_bundle(forged, s.key.public_key())
     assert kinds(r) == {"key_mismatch", "signature_invalid"}
     unpinned = verify_bundle(forged)
-    assert unpinned.ok and unpinned.key_fingerprint == ident["fingerprint"] and unpinned.warnings
+    assert not unpinned.ok and unpinned.verdict == "unverified" and not unpinned.problems
+    assert unpinned.key_fingerprint == ident["fingerprint"] and unpinned.warnings
 
 
 def test_altered_result_is_named_even_when_resigned(bundle, world, tmp_path):

@@ -3,6 +3,8 @@ listing each file's SHA-256, and a detached Ed25519 signature of the manifest by
 
 Layout:
     manifest.json, manifest.sig          what is inside (hashes, baselines, range, collector), its signature
+    manifest.sig.bin                      the same signature as 64 raw bytes, which openssl checks:
+        openssl pkeyutl -verify -pubin -inkey collector.pub.pem -rawin -in manifest.json -sigfile manifest.sig.bin
     evidence.json                         every result with its raw evidence (jsonexport)
     record.xlsx, report.html [report.pdf] 测评记录表 and the readable report
     risk.txt                              high-risk list and 重大风险隐患 candidates, ready to paste
@@ -16,6 +18,7 @@ Layout:
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import multiprocessing
 import os
@@ -29,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sentinel import signing
 from sentinel.evidence.bulk import paused_gc
-from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, BundleFile, ChainSummary, EvidenceError,
-                                     Manifest, ReportEvidence, SystemEvidence)
+from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, BundleFile, ChainSummary,
+                                     EvidenceError, Manifest, ReportEvidence, SystemEvidence)
 
 from . import pdf
 from .common import STATUS_LABEL, short
@@ -201,7 +204,9 @@ def _write_bundle(ev: SystemEvidence, out: Path, key: Ed25519PrivateKey, lang: s
             manifest = make_manifest(ev, listed, lang)
             manifest_bytes = manifest.model_dump_json(indent=1).encode("utf-8")
             add(zf, MANIFEST, manifest_bytes, hashed=False)
-            add(zf, SIGNATURE, (signing.sign(key, manifest_bytes) + "\n").encode("ascii"), hashed=False)
+            sig = signing.sign(key, manifest_bytes)
+            add(zf, SIGNATURE, (sig + "\n").encode("ascii"), hashed=False)
+            add(zf, SIGNATURE_RAW, base64.b64decode(sig), hashed=False)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:

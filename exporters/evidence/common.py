@@ -46,6 +46,11 @@ LABELS: dict[str, dict[str, str]] = {
         "svc_closed_title": "已关闭的服务", "svc_open_title": "仍开放的服务",
         "svc_before": "开放时的证据 (最后一次发现)", "svc_after": "扫描 #{scan} ({at}) 未发现该端口开放",
         "svc_summary": "网络服务",
+        "verify": "核验方法",
+        "verify_how": "向采集端运维方线下索取其签名公钥或指纹 (采集端执行 sentinel key show)，核对与上列指纹一致后执行 "
+                      "sentinel verify <证据包> --fingerprint {fp}；结果为 INTACT 方可认定证据出自该采集端且未被改动，"
+                      "指纹不一致或未核对 (UNVERIFIED) 均不能作为依据。manifest.sig.bin 亦可用 openssl pkeyutl -verify "
+                      "-rawin 核验。",
     },
     "en": {
         "title": "Classified protection (MLPS 2.0) assessment record", "summary": "Summary",
@@ -80,6 +85,12 @@ LABELS: dict[str, dict[str, str]] = {
         "svc_open_ok": "open, no failing check", "svc_closed_title": "Closed services",
         "svc_open_title": "Services still open", "svc_before": "Evidence while open (last seen)",
         "svc_after": "scan #{scan} ({at}) found the port no longer open", "svc_summary": "Network services",
+        "verify": "How to check",
+        "verify_how": "obtain the collector's signing key or fingerprint from its operator out of band (`sentinel key "
+                      "show` on the collector), compare it with the fingerprint above, then run sentinel verify "
+                      "<bundle> --fingerprint {fp}; only INTACT shows the evidence comes unaltered from that "
+                      "collector, a different fingerprint or an unpinned check (UNVERIFIED) proves nothing. "
+                      "manifest.sig.bin also verifies with openssl pkeyutl -verify -rawin.",
     },
 }
 
@@ -94,6 +105,11 @@ def labels(lang: str) -> dict[str, str]:
     if lang not in LANGS:
         raise ValueError(f"language {lang!r}: expected zh or en")
     return LABELS[lang]
+
+
+def verify_hint(ev: SystemEvidence, lang: str) -> str:
+    """How the agency checks who made the bundle, with this bundle's fingerprint: printed on every cover."""
+    return labels(lang)["verify_how"].replace("{fp}", ev.collector.fingerprint)
 
 
 def verdict_label(verdict: Verdict | str, lang: str) -> str:

@@ -11,7 +11,7 @@ from sentinel.evidence.model import SystemEvidence
 
 from .chart import score_chart
 from .common import (RISK_LABEL, VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels,
-                     object_title, problem_rows, range_text, verdict_label)
+                     object_title, problem_rows, range_text, verdict_label, verify_hint)
 from .rectification import rectification_rows, service_rectification_rows
 from .risk import high_risk_entries, paste_text
 
@@ -27,7 +27,8 @@ def environment() -> Environment:
 
 
 def _common(ev: SystemEvidence, lang: str) -> dict:
-    return {"ev": ev, "lang": lang, "lab": labels(lang), "range_text": range_text(ev, lang)}
+    return {"ev": ev, "lang": lang, "lab": labels(lang), "range_text": range_text(ev, lang),
+            "verify_hint": verify_hint(ev, lang)}
 
 
 def render_html(ev: SystemEvidence, lang: str = "zh") -> str:

@@ -26,7 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sentinel.evidence.model import SystemEvidence
 
 from .common import (VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels, object_title,
-                     problem_rows, range_text, verdict_label)
+                     problem_rows, range_text, verdict_label, verify_hint)
 from .risk import high_risk_entries, major_hazard_entries
 
 HEAD_FILL = PatternFill("solid", fgColor="DDE4EE")
@@ -134,6 +134,7 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
         (lab["level"], sysref.level), (lab["label"], sysref.label), (lab["owner"], sysref.owner),
         (lab["range"], range_text(ev, lang)), (lab["generated"], fmt_time(ev.generated_at)),
         (lab["collector"], ev.collector.name), (lab["key"], ev.collector.fingerprint),
+        (lab["verify"], verify_hint(ev, lang)),
         (lab["baselines"], ", ".join(f"{b.id} {b.version}" for b in ev.baselines) or lab["none"]),
         (lab["objects"], len(ev.objects)),
         (lab["score"], s.score if s.score is not None else fmt_score(None)),

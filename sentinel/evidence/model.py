@@ -279,6 +279,8 @@ class SystemEvidence(_Model):
 BUNDLE_FORMAT = "sentinel-evidence-bundle"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+# The same Ed25519 signature as 64 raw bytes, the form `openssl pkeyutl -verify -rawin -sigfile` reads.
+SIGNATURE_RAW = "manifest.sig.bin"
 EVIDENCE_JSON = "evidence.json"
 
 

@@ -5,9 +5,11 @@ evidence.json against the raw bodies they claim to come from.
 Nothing here touches the network or the store. Every problem names what was altered and where; the
 report is complete (checking goes on after the first problem) so an agency sees the whole damage.
 
-Trust: with `pubkey` (the collector's key, obtained out of band) the signature proves who made the
-bundle; without it the key embedded in the manifest is used, which proves only that the bundle is
-internally consistent, and the report says so.
+Trust: the bundle names its own signing key, so a forger re-signs with theirs. Only a trust anchor
+obtained out of band (the collector's public key, `pubkey`, or its fingerprint, `fingerprint`: see
+trust.py) tells who made it. The verdict is therefore three-valued: `intact` (no problem and the signer is
+the pinned key), `unverified` (no problem, but nothing pinned the signer: the bundle may be a complete
+forgery), `altered` (a problem was found). `ok` is True only for `intact`.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from ..model import HostReport
 from .assemble import effective_in, evidence_rollup
 from .bulk import paused_gc
 from .digest import canonical_bytes, chain_hash, sha256_hex, sha256_stream
-from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, Manifest, SystemEvidence
+from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, Manifest, SystemEvidence
+from .trust import fingerprint_b64, parse_fingerprint, raw_signature
 
 MAX_MEMBER_BYTES = 256 << 20  # a member larger than this is not read into memory (zip bomb guard)
 
@@ -51,12 +54,17 @@ class Problem(BaseModel):
         return f"{self.kind}: {where + ': ' if where else ''}{self.detail}"
 
 
+Verdict = Literal["intact", "unverified", "altered"]
+
+
 class VerifyReport(BaseModel):
     bundle: str
-    ok: bool = False
+    ok: bool = False  # verdict == "intact": nothing altered AND signed by the pinned key
+    verdict: Verdict = "altered"
     system: Optional[str] = None
     signature: Literal["valid", "invalid", "missing", "unchecked"] = "unchecked"
-    key_source: Literal["pinned", "bundle", "none"] = "none"
+    # pinned: --pubkey; fingerprint: the bundle's key matched --fingerprint; bundle: nothing pinned it
+    key_source: Literal["pinned", "fingerprint", "bundle", "none"] = "none"
     key_fingerprint: Optional[str] = None
     files_checked: int = 0
     runs_checked: int = 0
@@ -120,25 +128,36 @@ def _read(zf: zipfile.ZipFile, name: str) -> bytes:
         raise ValueError(f"cannot be read back: {exc}") from None
 
 
-def verify_bundle(path: Union[str, Path], pubkey: Union[Ed25519PublicKey, str, bytes, None] = None) -> VerifyReport:
-    """Check a bundle; `pubkey` is the collector's public key (object, PEM or base64 raw), or None."""
+def verify_bundle(path: Union[str, Path], pubkey: Union[Ed25519PublicKey, str, bytes, None] = None,
+                  fingerprint: Optional[str] = None) -> VerifyReport:
+    """Check a bundle. The trust anchor is `pubkey`, the collector's public key (object, PEM or base64
+    raw), or `fingerprint`, its SHA-256 fingerprint (trust.parse_fingerprint forms); without either the
+    verdict is at best `unverified`. FingerprintError for a malformed fingerprint."""
     report = VerifyReport(bundle=str(path))
     if isinstance(pubkey, Ed25519PrivateKey):
         pubkey = pubkey.public_key()
     if isinstance(pubkey, (str, bytes)):
         pubkey = load_public_key(pubkey)
+    pinned_fp = parse_fingerprint(fingerprint) if fingerprint is not None else None
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         report.add("not_a_bundle", f"cannot open as a zip archive: {exc}")
         return report
     with zf, paused_gc():
-        _verify(zf, report, pubkey)
-    report.ok = not report.problems
+        _verify(zf, report, pubkey, pinned_fp)
+    if report.problems:
+        report.verdict = "altered"
+    elif report.signature == "valid" and report.key_source in ("pinned", "fingerprint"):
+        report.verdict = "intact"
+    else:
+        report.verdict = "unverified"
+    report.ok = report.verdict == "intact"
     return report
 
 
-def _verify(zf: zipfile.ZipFile, report: VerifyReport, pubkey: Optional[Ed25519PublicKey]) -> None:
+def _verify(zf: zipfile.ZipFile, report: VerifyReport, pubkey: Optional[Ed25519PublicKey],
+            pinned_fp: Optional[str] = None) -> None:
     # Directory entries hold nothing; a bundle unpacked and zipped again (zip -r) has them, harmlessly.
     names = [n for n in zf.namelist() if not (n.endswith("/") and zf.getinfo(n).file_size == 0)]
     for name in names:
@@ -152,7 +171,7 @@ def _verify(zf: zipfile.ZipFile, report: VerifyReport, pubkey: Optional[Ed25519P
     if manifest is None:
         return
     report.system = manifest.system.name
-    _signature(zf, names, manifest, manifest_bytes, report, pubkey)
+    _signature(zf, names, manifest, manifest_bytes, report, pubkey, pinned_fp)
     _files(zf, names, manifest, report)
     ev = _evidence(zf, names, report)
     if ev is None:
@@ -183,7 +202,7 @@ def _manifest(zf, names, report) -> tuple[Optional[Manifest], bytes]:
 
 
 def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: VerifyReport,
-               pubkey: Optional[Ed25519PublicKey]) -> None:
+               pubkey: Optional[Ed25519PublicKey], pinned_fp: Optional[str] = None) -> None:
     embedded = None
     try:
         embedded = signing.load_public_key_b64(manifest.collector.public_key)
@@ -196,12 +215,24 @@ def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: Ver
             report.add("key_mismatch", "the manifest names collector key "
                        f"{manifest.collector.fingerprint[:16]}…, not the key given with --pubkey "
                        f"({sha256_hex(base64.b64decode(_pub_b64(pubkey)))[:16]}…)", path=MANIFEST)
+    elif pinned_fp is not None:
+        key = embedded
+        if embedded is not None:
+            have = fingerprint_b64(manifest.collector.public_key)
+            if have == pinned_fp:
+                report.key_source = "fingerprint"
+            else:
+                report.key_source = "bundle"
+                report.add("key_mismatch", f"the bundle is signed by collector key {have[:16]}…, not the key with "
+                           f"the fingerprint given with --fingerprint ({pinned_fp[:16]}…)", path=MANIFEST)
     else:
         report.key_source = "bundle" if embedded is not None else "none"
         key = embedded
-        report.warnings.append("no --pubkey given: the signature was checked with the key inside the bundle, which "
-                               "shows the bundle is intact but not who made it; compare the fingerprint "
-                               f"{manifest.collector.fingerprint} with the collector's")
+        report.warnings.append("no --pubkey or --fingerprint given: the signature was checked with the key inside "
+                               "the bundle, which anyone who forges a bundle replaces with their own; it shows the "
+                               "bundle is consistent, not who made it. Pin the collector's key (`sentinel key "
+                               "show` on the collector, obtained out of band) and compare the fingerprint "
+                               f"{manifest.collector.fingerprint}")
     if key is not None:
         report.key_fingerprint = sha256_hex(base64.b64decode(_pub_b64(key)))
         if embedded is not None and sha256_hex(base64.b64decode(manifest.collector.public_key)) != \
@@ -224,11 +255,26 @@ def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: Ver
         report.signature = "invalid"
         report.add("signature_invalid", "manifest.sig does not verify: manifest.json was changed after signing, or "
                    "it was signed by another key", path=SIGNATURE)
+    _raw_signature(zf, names, sig, report)
+
+
+def _raw_signature(zf, names, sig_b64: str, report: VerifyReport) -> None:
+    """manifest.sig.bin (for openssl) must be the very signature in manifest.sig, so the two never disagree."""
+    if SIGNATURE_RAW not in names:
+        report.warnings.append(f"the bundle has no {SIGNATURE_RAW} (made by an older sentinel): it cannot be checked "
+                               "with openssl, only with `sentinel verify`")
+        return
+    try:
+        same = _read(zf, SIGNATURE_RAW) == raw_signature(sig_b64)
+    except (ValueError, zipfile.BadZipFile):
+        same = False
+    if not same:
+        report.add("signature_invalid", f"{SIGNATURE_RAW} is not the signature in {SIGNATURE}", path=SIGNATURE_RAW)
 
 
 def _files(zf, names, manifest: Manifest, report: VerifyReport) -> None:
     listed = {f.path: f for f in manifest.files}
-    present = set(names) - {MANIFEST, SIGNATURE}
+    present = set(names) - {MANIFEST, SIGNATURE, SIGNATURE_RAW}
     for name in sorted(present - set(listed)):
         report.add("file_added", "not listed in the manifest", path=name)
     for name in sorted(set(listed) - present):
