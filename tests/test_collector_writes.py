@@ -271,3 +271,42 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(site):
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith("query.sytem_id: unknown query parameter (this route takes: check_id, ")
     assert client.get("/api/v1/findings", params={"system_id": sid}, headers=_h(w, "admin")).status_code == 200
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SQLite writers take turns already
+def test_two_admins_cannot_both_assign_overlapping_blocks(site, db):
+    """The overlap check and the insert are one step: while one transaction assigns 10.50.0.0/16 to health,
+    another assigning 10.50.1.0/24 to edu waits for it, then sees it and is refused."""
+    import threading
+    import time
+
+    from sentinel.collector import address_plan
+    from sentinel.collector.errors import ApiError
+
+    w, client, sid = site
+    added, outcome = threading.Event(), {}
+
+    def first():
+        with db.session(write=True) as s:
+            address_plan.add_block(w.ctx(s), w.departments["health"], "10.50.0.0/16")
+            added.set()
+            time.sleep(0.5)  # still uncommitted while the second one checks
+
+    def second():
+        added.wait(5)
+        try:
+            with db.session(write=True) as s:
+                address_plan.add_block(w.ctx(s), w.departments["edu"], "10.50.1.0/24")
+            outcome["second"] = 201
+        except ApiError as exc:
+            outcome["second"] = (exc.status, exc.detail)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert outcome["second"] != 201, "both overlapping blocks were assigned"
+    assert outcome["second"][0] == 409 and "overlaps block 10.50.0.0/16 of department health" in outcome["second"][1]
+    cidrs = [b["cidr"] for b in client.get("/api/v1/address-plan", headers=_h(w, "admin")).json()]
+    assert "10.50.0.0/16" in cidrs and "10.50.1.0/24" not in cidrs

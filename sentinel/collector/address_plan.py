@@ -15,6 +15,7 @@ import ipaddress
 from datetime import datetime, timezone
 from typing import Iterable
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from ..store.models import AddressBlock, Department, System
@@ -60,8 +61,19 @@ def check_scope(conn_or_session, department_id: int, department: str, scope: lis
                           "or POST /api/v1/address-plan")
 
 
+def _lock_plan(session: Session, change: bool) -> None:
+    """Serialise the plan's checks with its changes on PostgreSQL, so two transactions cannot both pass an
+    overlap check, or a scope be written inside a block being removed (SQLite writers take turns anyway).
+    SHARE for a scope check (many at once), SHARE ROW EXCLUSIVE for a change of the plan."""
+    if session.get_bind().dialect.name == "postgresql":
+        mode = "SHARE ROW EXCLUSIVE" if change else "SHARE"
+        session.execute(text(f"LOCK TABLE {AddressBlock.__tablename__} IN {mode} MODE"))
+
+
 def require_inside(session: Session, department_id: int, scope: list[str]) -> None:
     """check_scope for a write: a 422 naming the networks outside the plan."""
+    if scope:
+        _lock_plan(session, change=False)
     dept = session.get(Department, department_id)
     try:
         check_scope(session, department_id, dept.name if dept else str(department_id), scope)
@@ -87,6 +99,7 @@ def add_block(ctx, department_id: int, cidr: str, note: str = "") -> AddressBloc
     if dept is None:
         raise not_found("department", department_id)
     net = _net(cidr)
+    _lock_plan(ctx.session, change=True)
     for other in ctx.session.exec(select(AddressBlock)).all():
         theirs = _net(other.cidr)
         if theirs.version == net.version and net.overlaps(theirs):
@@ -109,6 +122,7 @@ def add_block(ctx, department_id: int, cidr: str, note: str = "") -> AddressBloc
 def remove_block(ctx, block_id: int) -> AddressBlock:
     """Take a block out of the plan; 409 while a system's scope of that department still needs it."""
     ctx.principal.require(ADMIN)
+    _lock_plan(ctx.session, change=True)
     block = ctx.session.get(AddressBlock, block_id)
     if block is None:
         raise not_found("address block", block_id)
