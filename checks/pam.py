@@ -322,8 +322,10 @@ QUALITY_DEFAULTS: dict[str, dict[str, object]] = {
 def _quality_settings(ctx: ProbeContext, h: Handler) -> dict[str, object]:
     """One quality line's effective settings: its arguments, then its config file, then the defaults."""
     args = parse_args(h.args)
+    on_line = set(args)
     for key, value, _path, _number, _text in _conf_settings(ctx, _module_conf(ctx, h.name, args)):
-        args.setdefault(key, value)
+        if key not in on_line:
+            args[key] = value  # the line beats the config files; among them the later one wins
     for key, value in QUALITY_DEFAULTS.get(h.name, {}).items():
         args.setdefault(key, value)
     return args

@@ -180,3 +180,13 @@ def test_lockout_sshd_without_pam(tmp_path: Path, sshd_config: str, enforced: bo
     row = _probe("pam.lockout", root, ["sshd", "login"]).observed
     assert (row[0]["enforced"], row[0]["nobody"]) == (enforced, nobody), row[0]["why"]
     assert row[1]["enforced"] is True and row[1]["nobody"] is False  # login does not depend on sshd_config
+
+
+def test_pwquality_enforcing_from_the_file_read_last(tmp_path: Path):
+    # pwquality.conf.d/*.conf first, pwquality.conf last: its enforcing = 1 wins over the drop-in's 0
+    stack = "password requisite pam_pwquality.so\npassword required pam_unix.so use_authtok\n"
+    root = _root(tmp_path, {"passwd": stack}, {"pwquality.conf": "enforcing = 1\n",
+                                               "pwquality.conf.d/10-lax.conf": "enforcing = 0\n"})
+    assert _probe("pam.complexity", root, ["passwd"]).observed[0]["enforced"] is True
+    (root / "etc/security/pwquality.conf").write_text("# nothing\n")
+    assert _probe("pam.complexity", root, ["passwd"]).observed[0]["enforced"] is False
