@@ -211,7 +211,8 @@ def _judged(items: tuple, results: tuple) -> tuple:
         by_item[(r.clause, r.item)].append(r)
     out = []
     for item in items:
-        verdict = scoring.item_verdict(by_item.get((item.clause, item.item), []), bool(item.checks))
+        mine = by_item.get((item.clause, item.item), [])
+        verdict = scoring.item_verdict(mine, bool(item.checks) or bool(mine))  # results mean the item has checks
         out.append(item if verdict == item.verdict else item.model_copy(update={"verdict": verdict}))
     return tuple(out)
 
