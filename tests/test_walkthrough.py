@@ -78,8 +78,8 @@ class Listener:
 def test_the_walkthrough_names_every_step():
     script = walkthrough_script(README.read_text(encoding="utf-8"))
     for step in ("sentinel collector init", "sentinel db upgrade", "sentinel collector --host",
-                 "sentinel department add", "sentinel system add", "sentinel enroll-token create",
-                 "sentinel enroll ", "--ca ", "sentinel agent", "sentinel scan", "/metrics",
+                 "sentinel department add", "sentinel address-plan add", "sentinel system add", "sentinel enroll-token create",
+                 "sentinel enroll ", "--ca ", "sentinel agent", "sentinel system scan-schedule", "/scans", "sentinel scan", "/metrics",
                  "promtool check config", "sentinel export", "sentinel verify", "--pubkey", "collector.key"):
         assert step in script, f"the README walkthrough lost the step {step!r}"
 
@@ -121,7 +121,7 @@ def test_the_readme_walkthrough_runs(tmp_path):
     out = log.read_text()
     assert proc.returncode == 0, f"the README walkthrough failed (last command is the one marked +):\n{out[-6000:]}"
 
-    for secret_file in (work / "enroll-token", tmp_path / "collector-host" / "metrics-token"):
+    for secret_file in (work / "enroll-token", work / "admin-token", tmp_path / "collector-host" / "metrics-token"):
         secret = secret_file.read_text().strip()
         assert len(secret) >= 16 and secret not in out, f"{secret_file}: the secret reached the output"
     # the second host enrolled and reported; the collector stored its run
@@ -130,7 +130,9 @@ def test_the_readme_walkthrough_runs(tmp_path):
     # Prometheus's configuration points at this collector with its CA and token, and promtool accepted it
     prom = (tmp_path / "prometheus-host" / "prometheus.yml").read_text()
     assert f"{COLLECTOR_ADDR}:{env['COLLECTOR_PORT']}" in prom and "SUCCESS" in out
-    # the scan found the listener, and nothing else was scanned
+    # the collector's scan is stored and in the evidence: the network is a 测评对象 of the export
+    assert "no succeeded network scan" not in out
+    # the one-shot scan found the listener, and nothing else was scanned
     scan = (work / "scan.json").read_text()
     assert f'"{TARGET_ADDR}"' in scan and str(listener.port) in scan
     # a signed bundle that verifies against the public key taken from the collector's key file
