@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from checks.network.discovery import ScanOptions
-from checks.network.engine import ScanReport
+from checks.network.engine import ScanReport, coverage_of
 from checks.network.findings import ServiceFinding, score_network
 from checks.network.scope import Scope
 from checks.network.zones import load_zone_baseline
@@ -21,6 +21,7 @@ def scan_report(findings: list[ServiceFinding], targets: list[str], at: datetime
     score = score_network(found, BASELINE)
     return ScanReport(scan_id="s", started_at=at - timedelta(seconds=20), finished_at=at, duration_ms=20000.0,
                       targets=targets, scope=Scope.from_cli([scope]), zone_baseline="zone-egov-default@1",
-                      options=options or ScanOptions(), nmap=[], hosts_up=sorted({f.host for f in found}),
+                      options=options or ScanOptions(), coverage=coverage_of(options or ScanOptions()), nmap=[],
+                      hosts_up=sorted({f.host for f in found}),
                       findings=score.findings, results=score.results, items=score.items, objects=score.objects,
                       summary=score.summary)

@@ -232,3 +232,29 @@ def test_failed_scan_raises_and_resolves_its_alert(db):
     assert failed[0][3] == failed[1][3]
     fail_scan(db, c2.run_id, "late failure")  # no longer running: not recorded twice
     assert _rows(db, ScanRun.__table__, ScanRun.__table__.c.id == c2.run_id)[0].status == "succeeded"
+
+
+def test_open_filtered_neither_counts_open_nor_closes_nor_resolves(db):
+    from checks.network.findings import Exposure
+
+    sid = _system(db)
+    udp = ScanOptions(tcp_ports=parse_ports("22"), udp=True, udp_ports=parse_ports("11211"))
+    t1, t2 = T0, T0 + timedelta(hours=1)
+    answered = _finding(H5, 11211, "memcached", proto="udp",
+                        exposure=Exposure(protocol="memcached", unauthenticated=True, detail="stats over UDP"))
+    c1 = _begin(db, sid, runner_now=t1)
+    finish_scan(db, c1.run_id, _report([answered], [NET], t1, options=udp))
+    SF, E = ServiceFindingRow.__table__, Event.__table__
+    raised = [(e.kind, e.payload.get("resolved", False)) for e in _rows(db, E)]
+    assert raised == [("new_open_port", False), ("new_forbidden_port", False)]
+    # the next scan gets no answer at all (a firewall now drops UDP): undetermined, not closed, not resolved
+    silent = _finding(H5, 11211, "memcached", proto="udp", state="open|filtered")
+    c2 = _begin(db, sid, runner_now=t2)
+    stored = finish_scan(db, c2.run_id, _report([silent], [NET], t2, options=udp))
+    assert (stored.closed, stored.events) == (0, [])
+    assert len(_rows(db, E)) == 2, "no closed_port event and no resolution of the forbidden-port alert"
+    (row,) = _rows(db, SF)
+    assert row.closed_at is None and row.state == "open|filtered"
+    run2 = _rows(db, ScanRun.__table__)[-1]
+    assert (run2.services_open, run2.services_forbidden) == (0, 0)
+    assert run2.args["coverage"]["udp_ports"] == "11211"  # what the run covered is kept with it

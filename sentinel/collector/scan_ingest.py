@@ -355,9 +355,10 @@ def _events(ctx: dict, run_id: int, events: list[ScanEvent], current: list[Servi
     # A forbidden port that closed, or is no longer forbidden, resolves its alert.
     now_open = {f.key for f in current}
     now_forbidden = {f.key for f in current if f.forbidden}
+    undetermined = {f.key for f in current if not f.determined}  # open|filtered: says nothing either way
     closed_keys = {(r.host, r.proto, r.port) for r in closing}
     for key, old in sorted(before.items()):
-        if not old.forbidden or key in now_forbidden:
+        if not old.forbidden or key in now_forbidden or key in undetermined:
             continue
         if key not in closed_keys and key not in now_open:
             continue  # not covered by this scan: still open as far as anyone knows
