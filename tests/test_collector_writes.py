@@ -310,3 +310,16 @@ def test_two_admins_cannot_both_assign_overlapping_blocks(site, db):
     assert outcome["second"][0] == 409 and "overlaps block 10.50.0.0/16 of department health" in outcome["second"][1]
     cidrs = [b["cidr"] for b in client.get("/api/v1/address-plan", headers=_h(w, "admin")).json()]
     assert "10.50.0.0/16" in cidrs and "10.50.1.0/24" not in cidrs
+
+
+def test_a_schedule_change_is_audited_before_and_after(site, db):
+    w, client, sid = site
+    path = f"/api/v1/systems/{sid}/scan-schedule"
+    assert client.put(path, json={"interval_seconds": 3600}, headers=_h(w, "admin")).status_code == 200
+    first = audit_rows(db, "scan_schedule.update")[-1].detail
+    assert json.loads(first.split("; ", 1)[1])["before"] is None, "a new schedule has no before"
+    assert client.put(path, json={"enabled": False}, headers=_h(w, "admin")).status_code == 200
+    entry = audit_rows(db, "scan_schedule.update")[-1]
+    assert entry.detail.startswith("disabled, zone baseline zone-egov-default")
+    assert json.loads(entry.detail.split("; ", 1)[1]) == {"before": {"enabled": True, "interval_seconds": 3600},
+                                                          "after": {"enabled": False, "interval_seconds": None}}

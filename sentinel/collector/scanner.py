@@ -22,6 +22,7 @@ hosts in parallel -> --max-hostgroup, `scan_concurrency` systems at once, `scan_
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -186,6 +187,7 @@ def set_schedule(ctx, system_id: int, spec, settings: CollectorSettings):
         raise ApiError(422, str(exc)) from None
     row = ctx.session.get(ScanSchedule, system_id)
     values = spec.model_dump()
+    before = {k: getattr(row, k) for k in values} if row is not None else None
     now = datetime.now(timezone.utc)
     if row is None:
         row = ScanSchedule(system_id=system_id, department_id=system.department_id, updated_at=now,
@@ -199,7 +201,10 @@ def set_schedule(ctx, system_id: int, spec, settings: CollectorSettings):
     when = f"every {spec.interval_seconds} s (+0-{spec.jitter_seconds} s)" if spec.enabled else "disabled"
     ctx.audit("scan_schedule.update", f"system:{system.id}:{system.name}",
               f"{when}, zone baseline {spec.zone_baseline}, zone {spec.zone}, scanner zone {spec.scanner_zone}, "
-              f"tcp {spec.tcp_ports or 'default'}, udp {spec.udp_ports or 'none'}")
+              f"tcp {spec.tcp_ports or 'default'}, udp {spec.udp_ports or 'none'}; "
+              + json.dumps({"before": {k: before[k] for k in values if before[k] != values[k]} if before else None,
+                            "after": {k: v for k, v in values.items() if before is None or before[k] != v}},
+                           ensure_ascii=False))
     return system
 
 
