@@ -12,6 +12,7 @@ import yaml
 
 from exporters.events import DEFAULT_GRADES, GRADES
 from exporters.prometheus import METRICS
+from sentinel.agent.exporter import SPOOL_METRICS
 from tests.obs_support import need
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -67,6 +68,7 @@ def test_every_alert_has_a_firing_unit_test():
 def test_rules_name_only_exported_metrics_and_carry_grades():
     exported = {m.name for m in METRICS} | {m.name + s for m in METRICS if m.type == "histogram"
                                             for s in ("_bucket", "_count", "_sum")}
+    exported |= set(SPOOL_METRICS)  # the agent's own /metrics (sentinel/agent/exporter.py)
     for rule in _rules():
         names = set(re.findall(r"\bsentinel_[a-z_]+\b", rule["expr"]))
         assert names, f"{rule.get('alert')}: names no sentinel metric"

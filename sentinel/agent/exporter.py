@@ -34,6 +34,9 @@ log = logging.getLogger("sentinel.agent.metrics")
 LATEST_REPORT = "last-report.json"
 
 
+SPOOL_METRICS = ("sentinel_agent_spool_envelopes", "sentinel_agent_spool_bytes", "sentinel_agent_spool_dropped_total")
+
+
 class SpoolCollector(Collector):
     """The spool's state on each scrape (a directory listing; nothing is read from the envelopes)."""
 
