@@ -323,3 +323,9 @@ def test_a_schedule_change_is_audited_before_and_after(site, db):
     assert entry.detail.startswith("disabled, zone baseline zone-egov-default")
     assert json.loads(entry.detail.split("; ", 1)[1]) == {"before": {"enabled": True, "interval_seconds": 3600},
                                                           "after": {"enabled": False, "interval_seconds": None}}
+
+
+def test_the_document_has_one_problem_model(site):
+    w, client, _ = site
+    names = set(client.get("/api/v1/openapi.json").json()["components"]["schemas"])
+    assert {"Problem", "ValidationProblem"} <= names and not [n for n in names if "__" in n], sorted(names)

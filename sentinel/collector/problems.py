@@ -29,11 +29,11 @@ from fastapi.params import Body, Depends, File, Form
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from . import wire
 
-class Problem(BaseModel):
-    """A refusal: what is wrong, and where."""
 
-    detail: str = Field(description="what was refused and why, naming the field or row at fault")
+# One refusal model for the whole API (the agent endpoints' too), so the document has one `Problem`.
+Problem = wire.Problem
 
 
 class FieldProblem(BaseModel):
