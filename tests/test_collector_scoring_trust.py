@@ -93,6 +93,16 @@ def test_forged_summary_is_stored_as_the_results_give_and_flagged(env, db):
     assert assessment["hosts"][0]["conclusion"] == "差" and assessment["hosts"][0]["score"] == 0.0
 
 
+def test_a_claim_is_kept_small_whatever_the_agent_sends(env, db):
+    _, client, agent, admin = env
+    body = make_report({"a": "fail"})
+    body["summary"]["counts"] = {f"k{i}": i for i in range(5000)}  # the schema allows any mapping
+    r = client.post(REPORTS, content=(s := sign(agent.key, envelope(agent.agent_id, body)))[0], headers=s[1])
+    assert r.status_code == 202, r.text
+    claimed = client.get(f"/api/v1/runs/{r.json()['run_id']}", headers=admin).json()["summary"]["agent_claimed"]
+    assert len(claimed["counts"]) == 17 and claimed["counts"]["..."] == "4984 more keys"
+
+
 def test_an_honest_report_is_not_flagged(env, db):
     _, client, agent, admin = env
     body = make_report({"a": "pass", "b": "fail"})

@@ -21,6 +21,7 @@ from .baselines import Reference
 COMPARED = ("score", "conclusion", "pass_rate", "high_risk", "checks_total", "waived", "counts", "verdicts",
             "risk_counts")
 MAX_ITEM_DIFFS = 20  # item verdicts listed in a flag; the count says how many differ in all
+MAX_CLAIMED_KEYS = 16  # keys of a claimed mapping (counts, verdicts) kept in a flag
 FIXED = ("clause", "item", "severity", "high_risk", "waiver")  # CheckRef's first fields, in this order
 
 
@@ -98,7 +99,7 @@ def judge(ref: Reference, rep: HostReport, claimed_summary: dict) -> Judgement:
     mine = summary.model_dump(mode="json")
     for key in COMPARED:
         if claimed_summary.get(key) != mine[key]:
-            out.claimed[key] = claimed_summary.get(key)
+            out.claimed[key] = _bounded(claimed_summary.get(key))
     verdicts = {(i.clause, i.item): i.verdict.value for i in items}
     theirs = {(i.clause, i.item): i.verdict.value for i in rep.items}  # the same keys: check_results saw to it
     differing = sorted(k for k in verdicts.keys() | theirs.keys() if theirs.get(k) != verdicts.get(k))
@@ -106,6 +107,16 @@ def judge(ref: Reference, rep: HostReport, claimed_summary: dict) -> Judgement:
         out.claimed["items"] = {f"{c}.{i}": theirs.get((c, i)) for c, i in differing[:MAX_ITEM_DIFFS]}
         out.claimed["items_differing"] = len(differing)
     return out
+
+
+def _bounded(value: Any) -> Any:
+    """A claimed value as kept with the run: the schema lets `counts` and `verdicts` be any mapping, so at most
+    MAX_CLAIMED_KEYS of their keys are kept (the stored summary stays small whatever an agent sends)."""
+    if isinstance(value, dict) and len(value) > MAX_CLAIMED_KEYS:
+        kept = dict(list(value.items())[:MAX_CLAIMED_KEYS])
+        kept["..."] = f"{len(value) - MAX_CLAIMED_KEYS} more keys"
+        return kept
+    return value
 
 
 def describe(j: Judgement) -> str:
