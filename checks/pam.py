@@ -599,3 +599,75 @@ def pam_wheel(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
             ev.extend(_path_ev(way, f"[{service}] non-member gets in"))
         rows.append(row)
     return Observation(observed=rows, evidence=ev)
+
+
+# pam_unix's hash options (modules/pam_unix/support.h unix_args, is_hash_algo): each clears the others, so
+# the last on the line wins, over login.defs ENCRYPT_METHOD, over the built-in DES.
+_HASHES = ("md5", "bigcrypt", "sha256", "sha512", "blowfish", "des", "gost_yescrypt", "yescrypt")
+_WEAKEST_FIRST = ("des", "bigcrypt", "md5", "sha256", "blowfish", "sha512", "gost_yescrypt", "yescrypt")
+
+
+def _search_key(ctx: ProbeContext, path: str, key: str) -> Optional[tuple[str, int, str]]:
+    """pam_modutil_search_key: the first `KEY value` / `KEY=value` line, `#` cut anywhere, key in any case."""
+    for number, raw in enumerate(read_lines(ctx, path) or [], 1):
+        text = raw.split("#", 1)[0].lstrip()
+        if not text:
+            continue
+        m = re.match(r"([^ \t=]*)(?:[ \t=][\s=]*(.*))?$", text)  # strsep(" \t="), then skip blanks and '='
+        if m and m.group(1).lower() == key.lower():
+            return m.group(2) or "", number, raw.strip()
+    return None
+
+
+def _hash_of(ctx: ProbeContext, h: Handler) -> tuple[str, Evidence]:
+    method, ev = "des", h.ev(" (no hash option: pam_unix's built-in DES)")
+    found = _search_key(ctx, "/etc/login.defs", "ENCRYPT_METHOD")
+    if found is not None:
+        value, number, text = found
+        algo = next((t for t in _HASHES if value.lower().startswith(t)), None)
+        if algo is not None:
+            method, ev = algo, evidence("/etc/login.defs", f"{text} (pam_unix {h.where} has no hash option)",
+                                        number)
+    for arg in h.args:  # pam_unix matches an option by its prefix
+        algo = next((t for t in _HASHES if arg.startswith(t)), None)
+        if algo is not None:
+            method, ev = algo, h.ev(f" (hash: {algo})")
+    return method, ev
+
+
+def _storing(h: Handler, state) -> list[Outcome]:
+    """A good new password: the quality modules pass it on; which pam_unix lines store it."""
+    if h.name in QUALITY_MODULES:
+        return [Outcome("success", (("authtok", "good"),))]
+    if h.name == "pam_unix":
+        authtok = dict(state).get("authtok", "")
+        if not authtok and "use_authtok" in h.args:
+            return [Outcome("authtok_err", state)]
+        return [Outcome("success", (("authtok", "good"),), "stored")]
+    return _password_behaviour(True)(h, state)
+
+
+@probe("pam.hash", PamEffectiveParams)
+def pam_hash(ctx: ProbeContext, params: PamEffectiveParams) -> Observation:
+    """Per service (default passwd): the hash a new password gets from the pam_unix lines that store it on
+    the effective password stack. {service, method, nobody, module}; the weakest when several may."""
+    rows, ev = [], []
+    for service in params.services or PASSWORD_SERVICES:
+        c = chain(ctx, service, "password")
+        ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}",
+                           f"[{service}] password stack read from {_where(c)}"))
+        stores = [h for p in explore(c.handlers, _storing) if p.status in GRANTED
+                  for h, o in p.steps if o.event == "stored"]
+        if not stores:
+            rows.append({"service": service, "module": None, "method": None, "nobody": True})
+            ev.append(evidence(c.path or f"{PAM_DIRS[0]}/{service}",
+                               f"[{service}] no way through the stack stores a new password with pam_unix"))
+            continue
+        methods = []
+        for h in dict.fromkeys(stores):
+            method, mev = _hash_of(ctx, h)
+            methods.append(method)
+            ev.append(mev)
+        weakest = min(methods, key=_WEAKEST_FIRST.index)
+        rows.append({"service": service, "module": "pam_unix", "method": weakest, "nobody": False})
+    return Observation(observed=rows, evidence=ev)

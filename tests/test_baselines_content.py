@@ -391,8 +391,10 @@ CASES = [
     ("l3-dc-ssh-kex", ["diffie-hellman-group1-sha1"], False),
     ("l3-dc-encrypt-method", "SHA512", True), ("l3-dc-encrypt-method", "yescrypt", True),
     ("l3-dc-encrypt-method", "MD5", False),
-    ("l3-dc-pam-unix-hash", [{"service": "common-password", "module": "pam_unix", "yescrypt": True}], True),
-    ("l3-dc-pam-unix-hash", [{"service": "system-auth", "module": "pam_unix", "md5": True}], False),
+    ("l3-dc-pam-unix-hash", [{"service": "passwd", "module": "pam_unix", "method": "yescrypt", "nobody": False}], True),
+    ("l3-dc-pam-unix-hash", [{"service": "passwd", "module": "pam_unix", "method": "md5", "nobody": False}], False),
+    ("l3-dc-pam-unix-hash", [{"service": "passwd", "module": "pam_unix", "method": "des", "nobody": False}], False),
+    ("l3-dc-pam-unix-hash", [{"service": "passwd", "module": None, "method": None, "nobody": True}], True),
     ("l3-mc-aslr", "2", True), ("l3-mc-aslr", "1", False),
 ]
 

@@ -375,3 +375,29 @@ def test_su_wheel_matches_libpam(tmp_path: Path, case: str):
     real_in = lab.pamtester("su", "authenticate", [PASSWORD])
     row = lab.sentinel("pam.wheel", ["su"])["su"]
     assert row["restricted"] is (not real_in), (case, real_in, row["why"])
+
+
+# The hash pam_unix gives a new password: its last hash option, else login.defs ENCRYPT_METHOD as
+# pam_modutil_search_key reads it ('#' cut anywhere), else DES
+HASH_CASES = {
+    "sha512-arg": ("password required pam_unix.so sha512\n", "ENCRYPT_METHOD YESCRYPT\n"),
+    "login-defs": ("password required pam_unix.so\n", "ENCRYPT_METHOD YESCRYPT\n"),
+    "login-defs-comment": ("password required pam_unix.so\n", "ENCRYPT_METHOD SHA512 # 等保\n"),
+    "last-option-wins": ("password required pam_unix.so sha512 md5\n", "ENCRYPT_METHOD YESCRYPT\n"),
+    "first-key-wins": ("password required pam_unix.so\n", "ENCRYPT_METHOD MD5\nENCRYPT_METHOD SHA512\n"),
+    "jumped-over": ("password [success=1 default=ignore] pam_permit.so\npassword required pam_unix.so md5\n"
+                    "password required pam_unix.so yescrypt\n", ""),
+}
+_PREFIX = {"$6$": "sha512", "$y$": "yescrypt", "$1$": "md5", "$5$": "sha256", "$2b$": "blowfish"}
+
+
+@pytest.mark.parametrize("case", sorted(HASH_CASES))
+def test_new_password_hash_matches_libpam(tmp_path: Path, case: str):
+    stack, login_defs = HASH_CASES[case]
+    lab = Lab(tmp_path, {"passwd": stack}, PASSWORD, {})
+    (lab.etc / "login.defs").write_text(login_defs)
+    assert lab.pamtester("passwd", "chauthtok", ["N3w-Strong-Pass!x"] * 4)
+    stored = lab.shadow_hash()
+    real = next((name for prefix, name in _PREFIX.items() if stored.startswith(prefix)), "other")
+    obs = lab.sentinel("pam.hash", ["passwd"])["passwd"]
+    assert obs["method"] == real, (case, stored[:4], obs)

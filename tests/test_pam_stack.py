@@ -9,7 +9,8 @@ import pytest
 
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
-from tests.test_pam_real import ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, LOCKOUT_CASES, SUBSTACKS, WHEEL, WHEEL_CASES
+from tests.test_pam_real import (ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, HASH_CASES, LOCKOUT_CASES, SUBSTACKS,
+                                 WHEEL, WHEEL_CASES)
 
 MODULES = ("pam_wheel.so", "pam_unix.so", "pam_deny.so", "pam_permit.so", "pam_faillock.so", "pam_pwquality.so",
            "pam_pwhistory.so", "pam_rootok.so", "pam_env.so")
@@ -57,6 +58,7 @@ LIBPAM_NON_MEMBER_GETS_IN = {"required-first": False, "after-sufficient-unix": T
 
 
 def test_recorded_answers_cover_every_case():
+    assert set(LIBPAM_HASH) == set(HASH_CASES)
     assert set(LIBPAM_NON_MEMBER_GETS_IN) == set(WHEEL_CASES)
     assert set(LIBPAM_GETS_IN) == set(ACCESS_CASES)
     assert set(LIBPAM_LOCKOUT_HOLDS) == set(LOCKOUT_CASES)
@@ -190,3 +192,21 @@ def test_pwquality_enforcing_from_the_file_read_last(tmp_path: Path):
     assert _probe("pam.complexity", root, ["passwd"]).observed[0]["enforced"] is True
     (root / "etc/security/pwquality.conf").write_text("# nothing\n")
     assert _probe("pam.complexity", root, ["passwd"]).observed[0]["enforced"] is False
+
+
+LIBPAM_HASH = {"sha512-arg": "sha512", "login-defs": "yescrypt", "login-defs-comment": "sha512",
+               "last-option-wins": "md5", "first-key-wins": "md5", "jumped-over": "yescrypt"}
+
+
+@pytest.mark.parametrize("case", sorted(HASH_CASES))
+def test_new_password_hash(tmp_path: Path, case: str):
+    stack, login_defs = HASH_CASES[case]
+    root = _root(tmp_path, {"passwd": stack})
+    (root / "etc/login.defs").write_text(login_defs)
+    assert _probe("pam.hash", root, ["passwd"]).observed[0]["method"] == LIBPAM_HASH[case]
+
+
+def test_hash_without_any_setting_is_des(tmp_path: Path):
+    root = _root(tmp_path, {"passwd": "password required pam_unix.so\n"})
+    obs = _probe("pam.hash", root, ["passwd"])
+    assert obs.observed[0]["method"] == "des" and "built-in DES" in obs.evidence[-1].excerpt
