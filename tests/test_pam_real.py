@@ -201,11 +201,14 @@ ACCESS_CASES = {
     "control-typo": "auth [succes=ok default=ignore] pam_permit.so\nauth sufficient pam_unix.so nodelay\n",
     "control-two-defaults": "auth [success=ok default=ignore default=die] pam_deny.so\n"
                             "auth required pam_unix.so nodelay\n",
+    # Debian's @include: the whole file; a missing one fails the stack like a missing `include`
+    "at-include-missing": "@include no-such-file\nauth sufficient pam_unix.so nodelay\n",
+    "at-include-other-types": "@include pw-only\nauth required pam_unix.so nodelay\n",
     "comment-line-inside-continuation": "auth sufficient \\\n# note\n  pam_unix.so nodelay\nauth required pam_deny.so\n",
 }
 SUBSTACKS = {"deny-all": "auth requisite pam_deny.so\nauth required pam_permit.so\n",
              "permit-done": "auth sufficient pam_permit.so\nauth required pam_deny.so\n",
-             "other": "auth required pam_unix.so nodelay\n"}
+             "other": "auth required pam_unix.so nodelay\n", "pw-only": "password required pam_deny.so\n"}
 
 
 @pytest.mark.parametrize("case", sorted(ACCESS_CASES))

@@ -23,7 +23,7 @@ LIBPAM_GETS_IN = {"missing-include": False, "dash-required-missing-module": Fals
                   "done-in-substack": False, "reset": True, "unknown-type": False, "other-fallback": True,
                   "comment-ends-continuation": False, "backslash-trailing-blank": True,
                   "comment-line-inside-continuation": True, "control-blanks": True, "control-typo": False,
-                  "control-two-defaults": True}
+                  "control-two-defaults": True, "at-include-missing": False, "at-include-other-types": True}
 LIBPAM_LOCKOUT_HOLDS = {"good": True, "sufficient-before-preauth": False, "sshd-without-common-auth": False,
                         "renamed-include": True, "substack": True}
 LIBPAM_WEAK_STORED = {"requisite-use-authtok": False, "optional-unix-prompts": True, "optional-use-authtok": False,
