@@ -187,6 +187,7 @@ def up(
     from .agent.enroll import enroll as do_enroll
     from .agent.spool import SpoolError
     from .state import AGENT_SUBDIR, default_state_dir
+    from .up_summary import print_once
 
     if lang not in ("zh", "en"):
         _fail(f"--lang {lang}: expected zh or en")
@@ -229,7 +230,7 @@ def up(
         finally:
             daemon.close()
             collector.close()
-        raise typer.Exit(_print_once(reports, flushed, len(settings.baselines), lang))
+        raise typer.Exit(print_once(reports, flushed, len(settings.baselines), lang))
     typer.echo(f"sentinel up: collector API {collector.url}/api/v1 (OpenAPI schema {collector.url}/api/v1/openapi.json), "
                f"admin token in {token_file}; state in {state}", err=True)
     typer.echo(f"sentinel up: serving plain HTTP on loopback ({host}) only: other hosts cannot reach it; for agents "
@@ -269,89 +270,6 @@ def _saved_agent_id(settings) -> Optional[str]:
         return load_identity(settings).agent_id
     except EnrollError:
         return None
-
-
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
-SHOWN = 15
-
-
-def _print_once(reports: list, flushed, expected: int, lang: str) -> int:
-    """A summary per report, worst first, and the exit code as `sentinel check` has it (said in words)."""
-    failing = undetermined = 0
-    for report in reports:
-        fails, errors = _print_summary(report, lang)
-        failing, undetermined = failing + fails, undetermined + errors
-    for answer in flushed.answers:
-        if answer.get("run_id") is not None:
-            typer.echo(f"stored as run {answer['run_id']}: {len(answer.get('new_failures', []))} new failure(s), "
-                       f"{len(answer.get('fixed', []))} fixed since the previous run")
-    if len(reports) < expected:
-        typer.echo(f"exit 1: {expected - len(reports)} baseline run(s) produced no report (see the error above)",
-                   err=True)
-        return 1
-    if not flushed.complete:
-        typer.echo(f"exit 1: {flushed.remaining} envelope(s) not stored: {flushed.blocked}", err=True)
-        return 1
-    if failing or undetermined:
-        typer.echo(f"exit 1: {failing} check(s) failed and {undetermined} could not be determined (error); "
-                   "`sentinel up --once` exits 0 only when every counted check passes (1 = findings on this "
-                   "host, not a fault of sentinel; 2 = usage or configuration error)", err=True)
-        return 1
-    typer.echo("exit 0: every counted check passed", err=True)
-    return 0
-
-
-def _print_summary(report: dict, lang: str) -> tuple[int, int]:
-    """High-risk findings first (they cap the conclusion to 差), then failures by severity, then the items
-    waiting for an assessor and the checks that could not run, with their reasons. Returns (fails, errors)."""
-    s = report["summary"]
-    counts = s.get("counts", {})
-    base = report["baseline"]
-    title = base["title"].get(lang) or base["id"]
-    score = "-" if s.get("score") is None else f"{s['score']:.1f}"
-    conclusion = s["conclusion"] if lang == "zh" else s.get("conclusion_en", s["conclusion"])
-    typer.echo(f"{title} ({base['id']} {base['version']}) on {report['host']['hostname']}: score {score}, "
-               f"{conclusion}; pass {counts.get('pass', 0)}, fail {counts.get('fail', 0)}, "
-               f"error {counts.get('error', 0)}, n/a {counts.get('not_applicable', 0)}, "
-               f"high-risk {s.get('high_risk', 0)}")
-    counted = [r for r in report["results"] if not r.get("waiver")]
-    fails = [r for r in counted if r["status"] == "fail"]
-    errors = [r for r in counted if r["status"] == "error"]
-
-    def name(r: dict) -> str:
-        return f"{r['clause']}{r['item']} {r['check_id']}: {r['title'].get(lang) or r['check_id']}"
-
-    high_risk = [r for r in fails if r.get("high_risk")]
-    if high_risk:
-        cap = "cap the conclusion to 差" if lang == "zh" else "cap the conclusion to poor (差)"
-        typer.echo(f"  high-risk findings ({len(high_risk)}; they {cap}):")
-        case = "高风险判定指引" if lang == "zh" else "high-risk guide case"
-        for r in high_risk:
-            typer.echo(f"    {r['severity']:8} {name(r)} [{case} {r['high_risk']}]")
-    others = sorted((r for r in fails if not r.get("high_risk")), key=_severity_rank)
-    if others:
-        typer.echo(f"  other failures by severity ({len(others)}):")
-        for r in others[:SHOWN]:
-            typer.echo(f"    {r['severity']:8} {name(r)}")
-        if len(others) > SHOWN:
-            typer.echo(f"    ... and {len(others) - SHOWN} more (sentinel check --baseline {base['id']} shows all)")
-    items = report.get("items", [])
-    manual = sum(1 for i in items if i.get("verdict") == "待核查" and not i.get("checks"))
-    if manual:
-        typer.echo(f"  待核查: {manual} item(s) without an automated check wait for an assessor's verdict "
-                   "(sentinel assess)")
-    if errors:
-        typer.echo(f"  could not run ({len(errors)} error; never counted as pass):")
-        for r in errors[:SHOWN]:
-            typer.echo(f"    {name(r)}: {r.get('reason') or 'no reason given'}")
-        if len(errors) > SHOWN:
-            typer.echo(f"    ... and {len(errors) - SHOWN} more")
-    return len(fails), len(errors)
-
-
-def _severity_rank(r: dict) -> tuple[int, str, str]:
-    sev = r.get("severity")
-    return (SEVERITY_ORDER.index(sev) if sev in SEVERITY_ORDER else len(SEVERITY_ORDER), r["clause"], r["item"])
 
 
 def register(app: typer.Typer) -> None:

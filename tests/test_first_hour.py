@@ -19,8 +19,8 @@ import pytest
 
 from sentinel import __version__
 from sentinel.agent.config import load_settings
-from sentinel.cli_agent import _print_once
 from sentinel.collector.settings import CollectorSettings
+from sentinel.up_summary import print_once
 
 from .test_agent_runner import BASELINE
 
@@ -104,7 +104,9 @@ def test_after_up_every_command_finds_the_same_state(tmp_path):
     bundle = tmp_path / "this-host.zip"
     exported = _run(["export", "--system", "this-host", "--format", "zip", "-o", str(bundle)], env)
     assert exported.returncode == 0, exported.stderr
-    verified = _run(["verify", str(bundle)], env, timeout=60)
+    shown = _run(["key", "show", "-o", str(tmp_path / "collector.pem")], env, timeout=60)  # the same key
+    assert shown.returncode == 0, shown.stderr
+    verified = _run(["verify", str(bundle), "--pubkey", str(tmp_path / "collector.pem")], env, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # no second database anywhere in the state directory
     assert sorted(p.name for p in (tmp_path / "state").rglob("*.db")) == ["sentinel.db"]
@@ -147,7 +149,7 @@ def _report() -> dict:
 
 def test_once_summary_shows_high_risk_first_then_by_severity_then_pending_and_errors(capsys):
     flushed = SimpleNamespace(answers=[{"run_id": 7, "new_failures": [], "fixed": []}], complete=True)
-    code = _print_once([_report()], flushed, 1, "en")
+    code = print_once([_report()], flushed, 1, "en")
     out, err = capsys.readouterr()
     assert code == 1
     lines = out.splitlines()
@@ -164,11 +166,20 @@ def test_once_summary_shows_high_risk_first_then_by_severity_then_pending_and_er
     assert "exit 1: 18 check(s) failed and 1 could not be determined" in err
 
 
+def test_once_summary_in_chinese(capsys):
+    flushed = SimpleNamespace(answers=[], complete=True)
+    assert print_once([_report()], flushed, 1, "zh") == 1
+    out, err = capsys.readouterr()
+    assert "高风险问题（1 项" in out and "检查 20" in out and "待核查：2 个要求项" in out and "无法判定（1 项" in out
+    assert not re.search(r"high-risk findings|other failures|could not run", out)
+    assert err.startswith("退出码 1：18 项检查不通过，1 项无法判定")
+
+
 def test_once_exit_code_is_explained_for_a_clean_host(capsys):
     report = _report()
     report["results"] = [r for r in report["results"] if r["status"] == "pass"]
     flushed = SimpleNamespace(answers=[], complete=True)
-    assert _print_once([report], flushed, 1, "en") == 0
+    assert print_once([report], flushed, 1, "en") == 0
     assert "exit 0: every counted check passed" in capsys.readouterr().err
 
 

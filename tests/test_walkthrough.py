@@ -80,7 +80,7 @@ def test_the_walkthrough_names_every_step():
     for step in ("sentinel collector init", "sentinel db upgrade", "sentinel collector --host",
                  "sentinel department add", "sentinel address-plan add", "sentinel system add", "sentinel enroll-token create",
                  "sentinel enroll ", "--ca ", "sentinel agent", "sentinel system scan-schedule", "/scans", "sentinel scan", "/metrics",
-                 "promtool check config", "sentinel export", "sentinel verify", "--pubkey", "collector.key"):
+                 "promtool check config", "sentinel export", "sentinel key show", "sentinel verify", "--pubkey", "collector.key"):
         assert step in script, f"the README walkthrough lost the step {step!r}"
 
 
@@ -135,7 +135,7 @@ def test_the_readme_walkthrough_runs(tmp_path):
     # the one-shot scan found the listener, and nothing else was scanned
     scan = (work / "scan.json").read_text()
     assert f'"{TARGET_ADDR}"' in scan and str(listener.port) in scan
-    # a signed bundle that verifies against the public key taken from the collector's key file
+    # a signed bundle that verifies against the public key `sentinel key show` gave
     with zipfile.ZipFile(work / "budget-evidence.zip") as bundle:
         assert bundle.namelist()
     assert "BEGIN PUBLIC KEY" in (work / "collector-public.pem").read_text()
