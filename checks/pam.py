@@ -17,8 +17,8 @@ from typing import Callable, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from sentinel.model import Evidence, Observation, Strict
 from sentinel.hostview import NotApplicable
+from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, ProbeError, evidence, probe
 
 from ._parse import conf_dir_files, read_lines, strip_comment, to_int

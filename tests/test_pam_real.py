@@ -204,7 +204,8 @@ ACCESS_CASES = {
     # Debian's @include: the whole file; a missing one fails the stack like a missing `include`
     "at-include-missing": "@include no-such-file\nauth sufficient pam_unix.so nodelay\n",
     "at-include-other-types": "@include pw-only\nauth required pam_unix.so nodelay\n",
-    "comment-line-inside-continuation": "auth sufficient \\\n# note\n  pam_unix.so nodelay\nauth required pam_deny.so\n",
+    "comment-line-inside-continuation": "auth sufficient \\\n# note\n  pam_unix.so nodelay\n"
+                                        "auth required pam_deny.so\n",
 }
 SUBSTACKS = {"deny-all": "auth requisite pam_deny.so\nauth required pam_permit.so\n",
              "permit-done": "auth sufficient pam_permit.so\nauth required pam_deny.so\n",
