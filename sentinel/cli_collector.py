@@ -160,6 +160,13 @@ def serve(settings) -> None:
                f"(database {settings.db_url.split('@')[-1]})", err=True)
     if tls is None:
         typer.echo("warning: serving plain HTTP (loopback only)", err=True)
+    from .collector.metrics import metrics_token_path
+
+    token_path = metrics_token_path(settings)
+    typer.echo(f"/metrics asks for Authorization: Bearer <token>; the token is in {token_path} (made at the "
+               "first start; give Prometheus a copy)" if token_path else
+               "/metrics: the token is SENTINEL_COLLECTOR_METRICS_TOKEN" if settings.metrics_token else
+               "warning: /metrics is served without a token (metrics_open)", err=True)
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, proxy_headers=False,
                   server_header=False, ssl_certfile=str(tls[0]) if tls else None,
                   ssl_keyfile=str(tls[1]) if tls else None)
