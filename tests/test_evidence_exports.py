@@ -191,8 +191,9 @@ def test_risk_view_and_rectification_text(world):
     resolved, still = rectification_rows(ev)
     assert [r.risk for r in still] == ["high", "low"] and all(r.age_days > 0 for r in still)
     fixed = next(r for r in resolved if r.check_id == "accounts.no-empty-password")
-    assert fixed.before.startswith("[不通过]") and "/etc/shadow:2: app:<empty>" in fixed.before
-    assert fixed.after.startswith("[通过]") and fixed.fixed_at.startswith("2026-03-03")
+    assert fixed.before.startswith("/etc/shadow 第 2 行 app:<empty>") and "未满足「不存在空口令账户」" in fixed.before
+    assert "符合「不存在空口令账户」的要求" in fixed.after and "未满足" not in fixed.after
+    assert fixed.fixed_at.startswith("2026-03-03")
     assert still[0].remediation == "为账户设置口令或锁定账户"
 
 

@@ -12,7 +12,9 @@ from typing import Any, Optional
 
 from sentinel import scoring
 from sentinel.evidence.model import (FindingRecord, ItemRecord, ObjectEvidence, ReportEvidence, SystemEvidence)
-from sentinel.model import CheckResult, Status, Verdict
+from sentinel.model import CheckResult, Verdict
+
+from .wording import gap, seen
 
 LANGS = ("zh", "en")
 
@@ -153,21 +155,10 @@ def reason_text(r: CheckResult, lang: str) -> str:
     return (r.reason_zh if lang == "zh" and r.reason_zh else r.reason) or ""
 
 
-def result_line(r: CheckResult, lang: str, limit: int = 300) -> str:
-    """One check's result in words: what was observed against what was expected, and from where."""
-    lab = labels(lang)
-    parts = [f"[{STATUS_LABEL[lang][r.status.value]}] {r.title.get(lang)}"]
-    if r.status in (Status.PASS, Status.FAIL):
-        parts.append(f"{lab['observed']}: {short(r.observed, limit)}; {lab['expected']}: {r.expected}")
-    why = reason_text(r, lang)
-    if why:
-        parts.append(f"{lab['reason']}: {short(why, limit)}")
-    if r.waiver:
-        parts.append(f"waiver: {r.waiver}")
-    sources = [e.source + (f":{e.line}" if e.line else "") for e in r.evidence]
-    if sources:
-        parts.append(f"{lab['evidence']}: {', '.join(sources[:5])}{' …' if len(sources) > 5 else ''}")
-    return "; ".join(parts)
+def result_line(r: CheckResult, lang: str) -> str:
+    """One check's result as an assessor records it: where and what was seen, and whether that meets the
+    requirement (wording.seen). The raw observed value and the probe's expression stay in evidence.json."""
+    return seen(r, lang)
 
 
 def item_record(item: ItemRecord, results: list[CheckResult], lang: str) -> str:
@@ -236,18 +227,19 @@ def problem_rows(ev: SystemEvidence, lang: str) -> list[ProblemRow]:
             level = scoring.risk_level(r)
             if level is None:
                 continue
-            rows.append(ProblemRow(0, obj.name, r.clause, r.item,
-                                   f"{r.title.get(lang)}: {short(reason_text(r, lang) or r.observed, 400)}",
-                                   r.remediation.get(lang), level, RISK_LABEL[lang][level], r.high_risk or ""))
+            rows.append(ProblemRow(0, obj.name, r.clause, r.item, gap(r, lang), r.remediation.get(lang), level,
+                                   RISK_LABEL[lang][level], r.high_risk or ""))
         for item in rep.items:
             if item.source == "manual" and item.verdict in (Verdict.NONCONFORM, Verdict.PARTIAL):
                 manual.setdefault((item.clause, item.item), (item, []))[1].append(obj.name)
     # A manual verdict is given for the system, so it is one problem, naming the objects it covers.
     for (clause, letter), (item, names) in manual.items():
         note = item.manual.note if item.manual else ""
-        rows.append(ProblemRow(0, ", ".join(names), clause, letter,
-                               f"{item.text.get(lang)} ({verdict_label(item.verdict, lang)}): {note}",
-                               "", None, RISK_LABEL[lang][None], ""))
+        judged = (f"经人工核查判定为{verdict_label(item.verdict, lang)}：{note or '未填写核查说明'}"
+                  f"（测评项：{item.text.get(lang)}）") if lang == "zh" else \
+            (f"judged {verdict_label(item.verdict, lang)} on manual review: {note or 'no note given'} "
+             f"(requirement: {item.text.get(lang)})")
+        rows.append(ProblemRow(0, ", ".join(names), clause, letter, judged, "", None, RISK_LABEL[lang][None], ""))
     rows.sort(key=lambda p: (order[p.risk], p.object, p.clause, p.item))
     for n, row in enumerate(rows, 1):
         row.no = n
@@ -272,11 +264,8 @@ def finding_state(f: FindingRecord, lang: str) -> str:
 
 
 def evidence_text(r: Optional[CheckResult], lang: str) -> str:
-    """A check result with its raw evidence excerpts, for before/after columns."""
+    """A check result for before/after columns: where and what was seen (the places carry the excerpts; all
+    of them, verbatim, are in evidence/<object>/*.txt), and the judgement."""
     if r is None:
         return "—"
-    lines = [result_line(r, lang, limit=200)]
-    for e in r.evidence[:5]:
-        where = e.source + (f":{e.line}" if e.line else "")
-        lines.append(f"{where}: {short(e.excerpt, 200)}" if e.excerpt else where)
-    return "\n".join(lines)
+    return result_line(r, lang)

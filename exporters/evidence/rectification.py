@@ -104,7 +104,7 @@ def service_state(f: ServiceFindingRecord, lang: str) -> str:
 
 def service_evidence(f: ServiceFindingRecord, lang: str) -> str:
     """Its failing checks in words, then the raw evidence (excerpts, banner) of the last scan that saw it."""
-    lines = [result_line(r, lang, limit=200) for r in f.problems]
+    lines = [result_line(r, lang) for r in f.problems]
     for e in f.evidence[:5]:
         lines.append(f"{e.source}: {short(e.excerpt, 200)}" if e.excerpt else e.source)
     if f.banner:

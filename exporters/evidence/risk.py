@@ -18,7 +18,8 @@ from typing import Optional
 from sentinel import scoring
 from sentinel.evidence.model import SystemEvidence
 
-from .common import fmt_time, labels, reason_text, short
+from .common import fmt_time, labels
+from .wording import gap, seen
 
 # Host/network-checkable cases of the high-risk guide: (issue zh, issue en, minimum level, downgrade zh, en).
 # Source: research notes /work/shared/reference/dengbao-2.0.md §4.4 ([S7][S8]).
@@ -60,7 +61,8 @@ class RiskEntry:
     case: str
     issue: str  # the guide's wording for the case, "" if the case is not in CASES
     title: str
-    observed: str
+    observed: str  # 结果记录: what was seen (wording.seen)
+    problem: str  # 问题描述: the gap (wording.gap)
     remediation: str
     min_level: Optional[int]
     applies: Optional[bool]  # the system's level reaches the case's level; None if the case is unknown
@@ -81,7 +83,7 @@ def high_risk_entries(ev: SystemEvidence, lang: str = "zh") -> list[RiskEntry]:
             out.append(RiskEntry(
                 no=0, object=obj.name, clause=r.clause, item=r.item, check_id=r.check_id, case=r.high_risk or "",
                 issue=(case[0] if zh else case[1]) if case else "", title=r.title.get(lang),
-                observed=short(reason_text(r, lang) or r.observed, 300), remediation=r.remediation.get(lang),
+                observed=seen(r, lang), problem=gap(r, lang), remediation=r.remediation.get(lang),
                 min_level=case[2] if case else None, applies=(ev.system.level >= case[2]) if case else None,
                 downgrade=(case[3] if zh else case[4]) if case else "",
                 first_seen=fmt_time(finding.first_seen) if finding else ""))
@@ -119,7 +121,7 @@ def paste_text(ev: SystemEvidence, lang: str = "zh") -> str:
         seen = f"；{lab['first_seen']} {e.first_seen}" if zh and e.first_seen else (
             f"; {lab['first_seen']} {e.first_seen}" if e.first_seen else "")
         sep = "；" if zh else "; "
-        lines.append(f"{e.no}. [{case}] {e.object} {e.clause}{e.item} {e.title}{sep}{lab['observed']}: {e.observed}"
+        lines.append(f"{e.no}. [{case}] {e.object} {e.clause}{e.item} {e.problem}{sep}{lab['record']}: {e.observed}"
                      f"{seen}{sep}{lab['remediation']}: {e.remediation}{sep}{lab['downgrade']}: {e.downgrade or '—'}"
                      f"{lvl}")
     lines += ["", "二、重大风险隐患（《网络安全等级测评报告模版（2025版）》）候选" if zh

@@ -150,7 +150,7 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
     ws.cell(row=row + 1, column=1, value=lab["risk_title"]).font = BOLD
     entries = high_risk_entries(ev, lang)
     row = _table(ws, row + 2, [lab["no"], lab["object"], lab["case"], lab["item"], lab["problem"]],
-                 [(e.no, e.object, f"{e.case} {e.issue}".strip(), f"{e.clause}{e.item}", f"{e.title}: {e.observed}")
+                 [(e.no, e.object, f"{e.case} {e.issue}".strip(), f"{e.clause}{e.item}", e.problem)
                   for e in entries] or [("", lab["none"], "", "", "")], [22, 60, 30, 14, 70])
     if ev.notes:
         ws.cell(row=row + 1, column=1, value=lab["notes"]).font = BOLD
@@ -232,7 +232,7 @@ def _risk_view(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
     entries = major_hazard_entries(ev, lang)
     _table(ws, 1, [lab["no"], lab["object"], lab["item"], lab["case"], lab["problem"], lab["downgrade"],
                    lab["first_seen"], lab["remediation"], lab["confirm"]],
-           [(e.no, e.object, f"{e.clause}{e.item}", f"{e.case} {e.issue}".strip(), f"{e.title}: {e.observed}",
+           [(e.no, e.object, f"{e.clause}{e.item}", f"{e.case} {e.issue}".strip(), e.problem,
              e.downgrade, e.first_seen, e.remediation, "相关性 / 严重性 / 高发性" if lang == "zh"
              else "relevance / severity / likelihood") for e in entries],
            [6, 20, 12, 36, 60, 36, 22, 50, 24])
