@@ -324,11 +324,11 @@ FIXTURE_ROOTS = ["debian12-default", "debian12-hardened", "rocky9-default", "roc
                  "openeuler2203-hardened", "kylinv10-hardened"]
 
 
-def _fixture_lab(tmp_path: Path, name: str) -> Lab:
+def _fixture_lab(tmp_path: Path, name: str, password: str | None = PASSWORD) -> Lab:
     from tests.fixtures.build import build_root
 
     fixture = build_root(name, tmp_path / "fixture")
-    lab = Lab(tmp_path / "lab", {}, PASSWORD, {})
+    lab = Lab(tmp_path / "lab", {}, password, {})
     shutil.rmtree(lab.etc / "pam.d")
     shutil.copytree(fixture / "etc/pam.d", lab.etc / "pam.d", symlinks=True)
     if (fixture / "etc/authselect").is_dir():
@@ -405,3 +405,10 @@ def test_new_password_hash_matches_libpam(tmp_path: Path, case: str):
     real = next((name for prefix, name in _PREFIX.items() if stored.startswith(prefix)), "other")
     obs = lab.sentinel("pam.hash", ["passwd"])["passwd"]
     assert obs["method"] == real, (case, stored[:4], obs)
+
+
+@pytest.mark.parametrize("name", FIXTURE_ROOTS)
+def test_fixture_root_nullok_matches_libpam(tmp_path: Path, name: str):
+    lab = _fixture_lab(tmp_path, name, password=None)  # the test user has an empty password
+    real = lab.pamtester("sshd", "authenticate", [""])
+    assert lab.sentinel("pam.nullok", ["sshd"])["sshd"]["nullok"] is real, name
