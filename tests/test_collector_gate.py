@@ -276,3 +276,39 @@ def test_rate_limiter_refills_and_bounds_its_table():
     for key in ("b", "c", "d", "e"):
         limiter.take(key)
     assert len(limiter._buckets) <= 3
+
+
+def test_a_limited_source_is_held_back_with_its_body_unread(db, tmp_path):
+    """Past its limit a source waits (limited_delay) for its 429, unless too many already wait."""
+    from sentinel.collector import gate
+
+    called = []
+
+    async def inner(scope, receive, send):  # the app behind the gate: must never be reached here
+        called.append(scope["path"])
+
+    settings = CollectorSettings(state_dir=tmp_path / "state", source_rate=0.001, source_burst=1, refusal_cost=0,
+                                 limited_delay=30)
+    guard = gate.AgentGate(inner, db=db, settings=settings)
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/agent/enroll", "headers": [],
+             "client": ("192.0.2.9", 1), "query_string": b""}
+    sent: list[dict] = []
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    async def send(message):
+        sent.append(message)
+
+    async def scenario():
+        await guard(scope, receive, send)  # the one token: let through
+        assert called == ["/api/v1/agent/enroll"]
+        held = asyncio.ensure_future(guard(scope, receive, send))
+        done, _ = await asyncio.wait({held}, timeout=1)
+        assert not done and not sent, "a limited source was answered at once"
+        held.cancel()
+        guard._delayed = asyncio.Semaphore(0)  # every waiting slot taken: answered at once
+        await asyncio.wait_for(guard(scope, receive, send), 10)
+        assert sent[0]["status"] == 429 and dict(sent[0]["headers"])[b"retry-after"]
+
+    asyncio.run(scenario())
