@@ -76,9 +76,9 @@ class Lab:
         assert "mount:" not in run.stderr, run.stderr
         return run
 
-    def pamtester(self, service: str, op: str, inputs: list[str]) -> bool:
+    def pamtester(self, service: str, op: str, inputs: list[str], user: str = USER) -> bool:
         """One real pamtester call; True when libpam said yes."""
-        run = self._in_namespace(["pamtester", service, USER, op], "".join(i + "\n" for i in inputs))
+        run = self._in_namespace(["pamtester", service, user, op], "".join(i + "\n" for i in inputs))
         return run.returncode == 0
 
     def sentinel(self, kind: str, services: list[str]) -> dict[str, dict]:
@@ -105,12 +105,12 @@ auth required pam_permit.so
 """
 
 
-def _lockout_holds(lab: Lab, service: str, deny: int = 3) -> bool:
+def _lockout_holds(lab: Lab, service: str, deny: int = 3, user: str = USER) -> bool:
     """Real answer: after `deny` wrong passwords, is the right one refused?"""
-    assert lab.pamtester(service, "authenticate", [PASSWORD]), "the right password must work before any failure"
+    assert lab.pamtester(service, "authenticate", [PASSWORD], user), "the right password must work at first"
     for _ in range(deny):
-        assert not lab.pamtester(service, "authenticate", ["wrong-password"])
-    return not lab.pamtester(service, "authenticate", [PASSWORD])
+        assert not lab.pamtester(service, "authenticate", ["wrong-password"], user)
+    return not lab.pamtester(service, "authenticate", [PASSWORD], user)
 
 
 LOCKOUT_CASES = {
@@ -412,3 +412,16 @@ def test_fixture_root_nullok_matches_libpam(tmp_path: Path, name: str):
     lab = _fixture_lab(tmp_path, name, password=None)  # the test user has an empty password
     real = lab.pamtester("sshd", "authenticate", [""])
     assert lab.sentinel("pam.nullok", ["sshd"])["sshd"]["nullok"] is real, name
+
+
+@pytest.mark.parametrize("even_deny_root", [True, False])
+def test_root_lockout_matches_libpam(tmp_path: Path, even_deny_root: bool):
+    """l3-ia-lockout-root reads even_deny_root; libpam locks root only with it (root's password is set in
+    the copy of /etc only)."""
+    conf = FAILLOCK_CONF + ("even_deny_root\nroot_unlock_time = 600\n" if even_deny_root else "")
+    lab = Lab(tmp_path, LOCKOUT_CASES["good"], PASSWORD, {"faillock.conf": conf})
+    lab._in_namespace(["chpasswd", "-c", "SHA512"], f"root:{PASSWORD}\n")
+    real = _lockout_holds(lab, "sshd", user="root")
+    row = lab.sentinel("pam.lockout", ["sshd"])["sshd"]
+    assert real is even_deny_root
+    assert row["enforced"] is True and (row.get("even_deny_root") is True) is real
