@@ -5,7 +5,9 @@ stretching needed: nobody can guess a preimage) and lets the collector look a to
 
 Roles:
 - admin: everything, every department.
-- dept_operator: reads its departments; manages their systems, enrollment tokens and agents.
+- dept_operator: reads its departments; manages their systems (title, owner, zones; new systems with a scope
+  inside the address plan), enrollment tokens and agents. Not a system's level, grades or scan scope, not
+  scans or their schedules, not the address plan: those are an admin's (admin.ADMIN_FIELDS, docs/api.md).
 - assessor: reads its departments (or all, if the token says so); records manual assessments.
 - readonly: reads its departments (or all).
 """
