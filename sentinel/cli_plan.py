@@ -57,5 +57,20 @@ def plan_remove(block_id: int = typer.Argument(..., help="Block id (from `sentin
     typer.echo(f"address block {block.id} ({block.cidr}) removed")
 
 
+@plan_app.command("check")
+def plan_check(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
+    """Systems whose scan scope reaches outside their department's blocks (they are not scanned): exit 1 if
+    any, one line each with the networks outside; exit 0 if every scope is inside the plan."""
+    from .collector import address_plan
+
+    with _admin(state_dir, database_url) as ctx:
+        bad = [(s.name, nets) for s, nets in address_plan.systems_outside(ctx.session)]
+    for name, nets in bad:
+        typer.echo(f"system {name}: not scanned, outside the address plan: {', '.join(nets)}")
+    if not bad:
+        typer.echo("every system's scan scope is inside its department's address plan")
+    raise typer.Exit(1 if bad else 0)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(plan_app, name="address-plan")

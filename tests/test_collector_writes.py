@@ -241,6 +241,19 @@ def test_address_plan_cli(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == "1\thealth\t10.8.0.0/16\tticket 7"
     assert main(["address-plan", "remove", "1", *common]) == 2
     assert "still in the scan_scope of system(s) his" in capsys.readouterr().err
+    assert main(["address-plan", "check", *common]) == 0
+    assert "every system's scan scope is inside" in capsys.readouterr().out
+    # a scope stored before the plan existed (as after an upgrade to migration 0005) is found
+    from sentinel.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'state' / 'sentinel.db'}")
+    try:
+        with db.write() as conn:
+            conn.execute(update(System.__table__).values(scan_scope=["10.8.1.0/24", "192.168.9.0/24"]))
+    finally:
+        db.dispose()
+    assert main(["address-plan", "check", *common]) == 1
+    assert capsys.readouterr().out == "system his: not scanned, outside the address plan: 192.168.9.0/24\n"
 
 
 # ---- the published OpenAPI document tells the truth about errors ---------------------------------------------

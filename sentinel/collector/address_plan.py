@@ -81,6 +81,20 @@ def require_inside(session: Session, department_id: int, scope: list[str]) -> No
         raise ApiError(422, str(exc)) from None
 
 
+def systems_outside(session: Session) -> list[tuple[System, list[str]]]:
+    """Systems whose stored scope reaches outside their department's blocks, with those networks: after an
+    upgrade to migration 0005, the systems that are not scanned until an admin fixes the plan or the scope."""
+    blocks: dict[int, list[Network]] = {}
+    for b in session.exec(select(AddressBlock)).all():
+        blocks.setdefault(b.department_id, []).append(_net(b.cidr))
+    out = []
+    for system in session.exec(select(System).order_by(System.id)).all():
+        bad = outside(system.scan_scope or [], blocks.get(system.department_id, []))
+        if bad:
+            out.append((system, bad))
+    return out
+
+
 # ---- keeping the plan (admin) ---------------------------------------------------------------------------
 
 
