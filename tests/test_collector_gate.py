@@ -240,16 +240,20 @@ def test_refusal_log_windows_kinds_and_sources(db):
         refuse("192.0.2.1", f"unknown agent 'id-{i}': enroll it first")  # one kind, whatever the id
     refuse("192.0.2.2", "unknown agent 'id-0': enroll it first")  # another source
     refuse("192.0.2.1", "missing X-Sentinel-Agent header")  # another reason
+    for who in ("token:1:alice", "token:2:bob", "token:2:bob"):  # authenticated callers are kept apart
+        log.record(actor=who, action="PATCH /api/v1/systems/1", target="", source_ip="192.0.2.3",
+                   status_code=403, detail="this system belongs to another department", outcome="denied")
     log.flush()
     rows = audit_rows(db)
-    assert sorted((r.source_ip, repeat_count(r.detail)) for r in rows) == [
-        ("192.0.2.1", 1), ("192.0.2.1", 50), ("192.0.2.2", 1)]
+    assert sorted((r.source_ip, r.actor, repeat_count(r.detail)) for r in rows) == [
+        ("192.0.2.1", "anonymous", 1), ("192.0.2.1", "anonymous", 50), ("192.0.2.2", "anonymous", 1),
+        ("192.0.2.3", "token:1:alice", 1), ("192.0.2.3", "token:2:bob", 2)]
     first = next(r for r in rows if repeat_count(r.detail) == 50)
     assert first.detail.startswith("unknown agent 'id-0': enroll it first [repeated: 50 refusals")
     now[0] += 61  # the window is over: the next refusal opens a new row
     refuse("192.0.2.1", "unknown agent 'id-77': enroll it first")
     log.close()
-    assert len(audit_rows(db)) == 4
+    assert len(audit_rows(db)) == 6
     assert reason_key("stale report: sent_at 2026-12-02T10:00:00+00:00 is 400 s") == reason_key(
         "stale report: sent_at 2026-12-01T09:00:00+00:00 is 9000 s")
 

@@ -61,6 +61,11 @@ _REPEAT = re.compile(r" \[repeated: (\d+) refusals like this from this address, 
 _VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|\d[\w:.+-]*")
 
 
+def _accountable(actor: str) -> str:
+    """The actor, when it is an authenticated one (token:..., cli:...); else "" (see RefusalLog)."""
+    return actor[:200] if actor.startswith(("token:", "cli:")) else ""
+
+
 def reason_key(detail: str) -> str:
     """The kind of a refusal, from its detail with the values that vary between requests taken out:
     "unknown agent 'x1': enroll it first" and "unknown agent 'x2': ..." are one kind."""
@@ -98,8 +103,10 @@ class RefusalLog:
     T2]" when the count is written: every `flush_seconds` while repeats come in (a background thread,
     started at the first repeat), when the window is over, and on close() (the app's shutdown). A crash
     loses at most the repeats counted since the last flush; the first refusal of each kind is never lost.
-    The row keeps the first refusal's actor and target (a flood may claim a different agent id in every
-    request; those are not identities)."""
+    Refusals of authenticated callers (API tokens, the CLI) are kept apart by caller, so a row never
+    stands for two people; other actors (anonymous, an agent id or hostname a request claims) are not
+    identities and a flood may claim a new one in every request: those share rows, which keep the first
+    refusal's actor and target."""
 
     def __init__(self, db: Database, window: float, *, flush_seconds: float = 5.0, max_windows: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -115,7 +122,7 @@ class RefusalLog:
 
     def record(self, *, actor: str, action: str, target: str, source_ip: Optional[str], status_code: int,
                detail: str, outcome: str) -> None:
-        key = (source_ip, action[:64], status_code, reason_key(detail))
+        key = (source_ip, _accountable(actor), action[:64], status_code, reason_key(detail))
         now, at = self._clock(), datetime.now(timezone.utc)
         with self._lock:
             current = self._open.get(key)
