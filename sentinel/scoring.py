@@ -66,6 +66,21 @@ def item_verdict(results: Iterable[CheckResult], has_checks: bool) -> Verdict:
     return Verdict.PARTIAL if passes else Verdict.NONCONFORM
 
 
+def rejudged_items(items: Iterable[ItemResult], results: Iterable[CheckResult]) -> list[ItemResult]:
+    """Items with the verdicts their results give, whatever verdicts they carry: for reading a report body
+    someone else scored (the collector's roll-up and evidence never take an agent's verdicts). An item that
+    lists no checks but has results is judged over them; one whose verdict already agrees is kept as is."""
+    by_item: dict[tuple[str, str], list[CheckResult]] = {}
+    for r in results:
+        by_item.setdefault((r.clause, r.item), []).append(r)
+    out = []
+    for item in items:
+        mine = by_item.get((item.clause, item.item), [])
+        verdict = item_verdict(mine, bool(item.checks) or bool(mine))
+        out.append(item if verdict == item.verdict else item.model_copy(update={"verdict": verdict}))
+    return out
+
+
 def weighted_score(items: Iterable[ItemResult]) -> Optional[float]:
     total = earned = 0.0
     for item in items:

@@ -117,3 +117,18 @@ def test_system_rollup_worked_example():
         ("8.1.3.1", "a", C), ("8.1.4.1", "a", PA), ("8.1.4.4", "b", PA)]
     # (1.0×1 + 0.7×0.5 + 1.0×0.5) / 2.7 = 68.52
     assert scoring.weighted_score(items) == 68.52
+
+
+def test_rejudged_items_take_their_verdicts_from_the_results():
+    """A body's claimed verdicts are replaced by what its results give (the collector reads agents' bodies)."""
+    claimed = [ItemResult(clause="8.1.4.1", item="a", control=T, text=T, weight=1.0, verdict=Verdict.CONFORM,
+                          checks=["c1", "c2"]),
+               ItemResult(clause="8.1.4.1", item="b", control=T, text=T, weight=0.7, verdict=Verdict.CONFORM,
+                          checks=["c3"]),
+               ItemResult(clause="8.1.4.1", item="c", control=T, text=T, weight=0.4, verdict=Verdict.PENDING,
+                          checks=[])]
+    results = [result(Status.FAIL, cid="c1"), result(Status.PASS, cid="c2"), result(Status.PASS, item="b", cid="c3")]
+    a, b, c = scoring.rejudged_items(claimed, results)
+    assert (a.verdict, b.verdict, c.verdict) == (Verdict.PARTIAL, Verdict.CONFORM, Verdict.PENDING)
+    assert b is claimed[1] and c is claimed[2], "an item whose verdict agrees is kept as it is"
+    assert claimed[0].verdict == Verdict.CONFORM, "the input is not changed"

@@ -7,7 +7,7 @@ What takes part:
   its items come from the report body the collector kept (the signed envelope, checked against the run's
   digest), its results from the same body. The collector checked at ingest that the items and results are the
   baseline's own (sentinel/collector/judge.py); each item's verdict is computed here again from the results
-  (`scoring.item_verdict`), so an agent's claimed verdict never reaches the roll-up;
+  (`scoring.rejudged_items`), so an agent's claimed verdict never reaches the roll-up;
 - the latest *succeeded* scan of the whole registered scope (a scan narrowed to part of the scope says nothing
   about the rest, so it does not stand for the system's network): its network items and results;
 - manual assessments: the latest verdict per item decides an item that the roll-up left 待核查 (a manual item,
@@ -200,21 +200,7 @@ def _parse(envelope: bytes, digest: str) -> _Parsed:
         results = tuple(_cache.intern_result(r) for r in body.get("results") or [])
     except (ValueError, AttributeError) as exc:
         raise ValueError(f"the kept report body is not a host report: {str(exc).splitlines()[0]}") from None
-    return _Parsed(_judged(items, results), results)
-
-
-def _judged(items: tuple, results: tuple) -> tuple:
-    """The items with the verdicts their results give (as sentinel.scoring does for one host); an item whose
-    claimed verdict differs is copied, an honest one (the usual case) is kept as interned."""
-    by_item: dict[tuple[str, str], list] = defaultdict(list)
-    for r in results:
-        by_item[(r.clause, r.item)].append(r)
-    out = []
-    for item in items:
-        mine = by_item.get((item.clause, item.item), [])
-        verdict = scoring.item_verdict(mine, bool(item.checks) or bool(mine))  # results mean the item has checks
-        out.append(item if verdict == item.verdict else item.model_copy(update={"verdict": verdict}))
-    return tuple(out)
+    return _Parsed(tuple(scoring.rejudged_items(items, results)), results)
 
 
 # ---- assessing ---------------------------------------------------------------------------------------------
