@@ -316,3 +316,19 @@ def test_a_limited_source_is_held_back_with_its_body_unread(db, tmp_path):
         assert sent[0]["status"] == 429 and dict(sent[0]["headers"])[b"retry-after"]
 
     asyncio.run(scenario())
+
+
+def test_a_revoked_agent_is_refused_even_while_the_gate_remembers_it_enrolled(db, tmp_path):
+    """The gate remembers found agents for a while (gate.STATE_SECONDS); ingest reads the state again."""
+    w, admin = _world(db)
+    app = _app(db, tmp_path)
+    with TestClient(app) as client:
+        agent = w.enroll(client, "his", "web-1")
+        raw, headers = _inventory(agent)
+        assert client.post(REPORTS, content=raw, headers=headers).status_code == 202  # now remembered
+        assert client.post(f"/api/v1/agents/{agent.agent_id}/revoke", json={"reason": "stolen"},
+                           headers=bearer(admin)).status_code == 200
+        raw, headers = _inventory(agent)
+        refused = client.post(REPORTS, content=raw, headers=headers)
+        assert refused.status_code == 403 and "revoked" in refused.json()["detail"]
+    assert [r.status_code for r in audit_rows(db, "report.ingest")] == [403]

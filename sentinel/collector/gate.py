@@ -9,8 +9,8 @@ latency of genuine signed reports a hundredfold. Now, for `/api/v1/agent/*`:
    token, and a refused one (any 4xx) `refusal_cost` more after its answer, so a source of refused
    requests is answered 429 (with Retry-After) long before one of good requests would be;
 2. a report (`POST /agent/reports`) must name its agent (`X-Sentinel-Agent`) and carry a signature header;
-   the agent is looked up by that header (one primary-key read) and an unknown agent is refused 401, a
-   revoked one 403, before the body is read;
+   the agent is looked up by that header (one primary-key read, remembered for STATE_SECONDS) and an
+   unknown agent is refused 401, a revoked one 403, before the body is read;
 3. each known agent has a bucket of its own (`agent_rate`/s up to `agent_burst`): 429 past it.
 
 A source past its limit waits `limited_delay` seconds for its 429 (at most MAX_DELAYED such answers wait at
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Optional
 
 from sqlalchemy import bindparam, select
@@ -50,6 +51,12 @@ _ACTIONS = {REPORTS: "report.ingest", "/api/v1/agent/enroll": "agent.enroll"}
 _AGENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # wire.ID_PATTERN
 _T_AGENT = Agent.__table__
 MAX_DELAYED = 256  # 429s waiting out limited_delay at one time; past that they are answered at once
+# How long a found agent's state is remembered: the lookup took some 150-190 us per report here, a sixth of
+# the 1 ms a report may take at the PostgreSQL ingest target (bench/ingest_bench.py). Ids nobody enrolled are never remembered (a
+# flood would fill the table); a state remembered stale only means ingest.py, which reads the agent's
+# state again when it writes, refuses a just-revoked agent's report (403) after reading it.
+STATE_SECONDS = 30.0
+MAX_STATES = 65536
 
 
 class AgentGate:
@@ -63,6 +70,7 @@ class AgentGate:
         self.refusal_cost = settings.refusal_cost
         self.limited_delay = settings.limited_delay
         self._delayed = asyncio.Semaphore(MAX_DELAYED)
+        self._states: dict[str, tuple[str, float]] = {}  # agent id -> (state, remembered until)
         self._q_state = select(_T_AGENT.c.state).where(_T_AGENT.c.id == bindparam("agent_id"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +115,7 @@ class AgentGate:
                 signature = value
         if not agent_id:
             return 401, "missing X-Sentinel-Agent header", "unknown_agent", {}, "anonymous"
-        state = await run_in_threadpool(self._agent_state, agent_id) if _AGENT_ID.fullmatch(agent_id) else None
+        state = await self._state(agent_id) if _AGENT_ID.fullmatch(agent_id) else None
         if state is None:
             # an id nobody enrolled is a claim, not an identity: the audit actor is anonymous
             return 401, _unknown(agent_id), "unknown_agent", {}, "anonymous"
@@ -127,6 +135,18 @@ class AgentGate:
             return
         async with self._delayed:
             await asyncio.sleep(min(self.limited_delay, wait))
+
+    async def _state(self, agent_id: str) -> Optional[str]:
+        now = time.monotonic()
+        known = self._states.get(agent_id)
+        if known is not None and known[1] > now:
+            return known[0]
+        state = await run_in_threadpool(self._agent_state, agent_id)
+        if state is not None:
+            if len(self._states) >= MAX_STATES:
+                self._states.clear()
+            self._states[agent_id] = (state, now + STATE_SECONDS)
+        return state
 
     def _agent_state(self, agent_id: str) -> Optional[str]:
         with self.db.engine.connect() as conn:
