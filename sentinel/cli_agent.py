@@ -47,6 +47,9 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+MAX_ANNOUNCED = 1000  # reports remembered until stored, to say when they are
+
+
 def _announcing():
     """The agent, printing one line per baseline run on stderr whatever the log level: what ran, its result
     and where it was stored (the run id on the collector, or the spool while the collector cannot take it)."""
@@ -57,7 +60,8 @@ def _announcing():
     class AnnouncingAgent(Agent):
         def __init__(self, *args, **kw) -> None:
             super().__init__(*args, **kw)
-            self._made: dict[str, str] = {}  # report id -> "what ran, result", until it is stored
+            # report id -> ("what ran, result", already said to wait in the spool), until it is stored
+            self._made: dict[str, tuple[str, bool]] = {}
             self._made_lock = threading.Lock()
 
         def run_baseline(self, schedule):
@@ -72,21 +76,25 @@ def _announcing():
                       f"{counts.get('fail', 0)} failed, {counts.get('error', 0)} error, "
                       f"{s.get('high_risk', 0)} high-risk")
             with self._made_lock:
-                self._made[report.get("report_id", "")] = result
+                self._made[report.get("report_id", "")] = (result, False)
+                while len(self._made) > MAX_ANNOUNCED:  # the spool may have dropped the oldest meanwhile
+                    self._made.pop(next(iter(self._made)))
             return report
 
         def flush(self):
             outcome = super().flush()
             with self._made_lock:
                 for answer in outcome.answers:
-                    result = self._made.pop(answer.get("report_id", ""), None)
-                    if result is not None:
-                        _say(f"{result}; stored as run {answer.get('run_id')} on {self.client.url}")
+                    made = self._made.pop(answer.get("report_id", ""), None)
+                    if made is not None:
+                        waited = " (it waited in the spool)" if made[1] else ""
+                        _say(f"{made[0]}; stored as run {answer.get('run_id')} on {self.client.url}{waited}")
                 if outcome.blocked:
-                    for report_id, result in self._made.items():
-                        _say(f"{result}; kept in the spool {self.settings.spool_dir} until the collector takes "
-                             f"it ({outcome.blocked})")
-                    self._made.clear()
+                    for report_id, (result, said) in list(self._made.items()):
+                        if not said:
+                            _say(f"{result}; kept in the spool {self.settings.spool_dir} until the collector "
+                                 f"takes it ({outcome.blocked})")
+                            self._made[report_id] = (result, True)
             return outcome
 
     def _say(line: str) -> None:

@@ -224,3 +224,37 @@ def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_report_that_waits_in_the_spool_is_announced_again_when_stored(tmp_path, capsys):
+    """The per-run line says where the report is: in the spool while the collector is down, then its run."""
+    from sentinel.agent.allinone import LocalCollector, install_site_baseline
+    from sentinel.agent.config import BaselineSchedule
+    from sentinel.agent.enroll import enroll
+    from sentinel.cli_agent import _announcing
+
+    collector = LocalCollector(tmp_path / "collector")
+    collector.prepare()
+    token, _ = collector.bootstrap(want_token=True)
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(BASELINE % "", encoding="utf-8")
+    install_site_baseline(tmp_path / "collector", str(quick))
+    collector.start()
+    try:
+        settings = load_settings(None, default_file=False, state_dir=tmp_path / "agent", request_timeout=5,
+                                 baselines=[BaselineSchedule(baseline=str(quick))])
+        enroll(settings, token, collector.url)
+        agent = _announcing()(settings)
+        collector.stop()  # the collector goes away before the run
+        assert agent.run_baseline(settings.baselines[0]) is not None
+        assert agent.flush().blocked
+        assert agent.flush().blocked  # said once, not at every retry
+        collector.start()  # back, on the same port
+        assert agent.flush().complete
+        agent.close()
+    finally:
+        collector.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if f"baseline {quick}:" in line]
+    assert len(lines) == 2, lines
+    assert f"kept in the spool {settings.spool_dir} until the collector takes it" in lines[0]
+    assert "stored as run 1 on http://127.0.0.1:" in lines[1] and "(it waited in the spool)" in lines[1]
