@@ -378,6 +378,10 @@ class _Handler(socketserver.BaseRequestHandler):
         s.sendall(b"\r\nUbuntu 18.04 LTS\r\nlab-h1 login: ")
         s.recv(1024)
 
+    def serve_rsync(self, s):  # a protocol our probes do not know: only nmap -sV names it
+        s.sendall(b"@RSYNCD: 31.0\n")
+        s.recv(1024)
+
     def serve_mysql(self, s):
         s.sendall(mysql_greeting())
         s.recv(4096)
@@ -516,7 +520,7 @@ if pytest is not None:
             for host, kind, port, extra in [
                 ("h1", "ssh", 22, ()), ("h1", "telnet", 23, ()), ("h1", "ftp", 21, ()), ("h1", "http-login", 80, ()),
                 ("h2", "mysql", 3306, ()), ("h2", "redis", 6379, ()), ("h2", "snmp", 161, ()),
-                ("h3", "tls", 443, tuple(map(str, expired))),
+                ("h3", "tls", 443, tuple(map(str, expired))), ("h3", "rsync", 7000, ()),
             ]:
                 the_lab.serve(host, kind, port, *extra)
             the_lab.tls10_skip = tls10_supported()

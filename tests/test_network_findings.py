@@ -123,7 +123,9 @@ def _fake_nmap(monkeypatch, hits: list[PortHit], version_seconds: float = 0.3):
     def discover(resolved, options, progress=None):
         return [NmapRun(command=["nmap", "pass1"], elapsed=0.1, hosts_up=sorted({h.host for h in hits}), ports=hits)]
 
-    def detect_versions(open_hits, options, progress=None):
+    def detect_versions(wanted, options, progress=None, per_port=False):
+        spans["wanted"] = [(h.host, h.port) for h in wanted]
+        spans["per_port"] = per_port
         spans["versions"] = [time.monotonic()]
         time.sleep(version_seconds)
         spans["versions"].append(time.monotonic())
@@ -151,7 +153,8 @@ def test_udp_probes_never_overlap_an_nmap_pass(monkeypatch):
     report = engine.run_scan(["10.9.0.5"], Scope.from_cli(["10.9.0.0/24"]),
                              ScanOptions(tcp_ports=parse_ports("22"), udp=True, udp_ports=parse_ports("161")))
     assert started[("udp", 161)] >= spans["versions"][1], "the SNMP probe ran while nmap was still probing"
-    assert started[("tcp", 22)] < spans["versions"][1]  # TCP probes still run alongside -sV
+    assert started[("tcp", 22)] < spans["versions"][0]  # our TCP probes first: they decide where -sV is needed
+    assert spans["wanted"] == [("10.9.0.5", 22)] and spans["per_port"] is True
     snmp = next(f for f in report.findings if f.proto == "udp")
     assert snmp.state == "open|filtered" and not snmp.forbidden  # kept, as undetermined
     assert _status(snmp, "net-default-community") == Status.ERROR
@@ -168,3 +171,43 @@ def test_default_scan_says_udp_was_not_scanned(monkeypatch):
                                        for e in r.evidence) for r in report.results)
     with_udp = engine.coverage_of(ScanOptions(tcp_ports=parse_ports("22"), udp=True, udp_ports=parse_ports("161")))
     assert with_udp.udp_ports == "161" and "UDP 1 port(s) 161" in with_udp.note
+
+
+def test_version_detection_only_where_our_probes_could_not_identify(monkeypatch):
+    hits = [PortHit(host="10.9.0.5", proto="tcp", port=22, state="open"),
+            PortHit(host="10.9.0.5", proto="tcp", port=9999, state="open")]
+    spans, _ = _fake_nmap(monkeypatch, hits, version_seconds=0)
+
+    def run_all(self):  # our probes read an SSH banner on 22; 9999 stays silent
+        if self.port == 22:
+            self.banner_service = "ssh"
+            self.f.service = "ssh"
+
+    monkeypatch.setattr(PortProbe, "run_all", run_all)
+    report = engine.run_scan(["10.9.0.5"], Scope.from_cli(["10.9.0.0/24"]),
+                             ScanOptions(tcp_ports=parse_ports("22,9999")))
+    assert spans["wanted"] == [("10.9.0.5", 9999)] and spans["per_port"] is True
+    assert report.errors == ["version detection on 10.9.0.5:9999/tcp gave no answer within 12s"]
+    engine.run_scan(["10.9.0.5"], Scope.from_cli(["10.9.0.0/24"]),
+                    ScanOptions(tcp_ports=parse_ports("22,9999"), version_all=True))
+    assert spans["wanted"] == [("10.9.0.5", 22), ("10.9.0.5", 9999)] and spans["per_port"] is False
+
+
+def test_per_port_version_runs_are_each_bounded(monkeypatch):
+    from checks.network import discovery
+
+    calls = []
+
+    def run_nmap(targets, ports, args, phase, progress=None, timeout=None):
+        calls.append((targets, ports, args))
+        return NmapRun(command=["nmap"], elapsed=0.0)
+
+    monkeypatch.setattr(discovery, "run_nmap", run_nmap)
+    hits = [PortHit(host="10.9.0.5", proto="tcp", port=p, state="open") for p in (8000, 8001)]
+    opts = ScanOptions(version_port_timeout=7, host_timeout=300)
+    discovery.detect_versions(hits + [PortHit(host="10.9.0.5", proto="udp", port=161, state="open")], opts,
+                              per_port=True)
+    assert sorted((t, p) for t, p, _ in calls) == [(["10.9.0.5"], "T:8000"), (["10.9.0.5"], "T:8001")]
+    for _, _, args in calls:
+        assert "-sV" in args and args[args.index("--host-timeout") + 1] == "7s"
+        assert args.count("--host-timeout") == 1 and "-sU" not in args

@@ -6,7 +6,8 @@ One nmap run per scope and address family (nmap cannot mix IPv4 and IPv6 in one 
 its `--stats-every` progress, and hand the finished XML to `PortScanner.analyse_nmap_xml_scan`.
 
 Pass 1 finds open ports (`-sS` with raw-socket privileges, else `-sT`; `-sU` when UDP is asked for).
-Pass 2 runs `-sV` on the open ports only, on the hosts that have them.
+Pass 2 runs `-sV` on the open TCP ports our probes could not identify, one bounded nmap per port (or, with
+`version_all`, on every open TCP port, one run per address family).
 """
 from __future__ import annotations
 
@@ -59,7 +60,12 @@ class ScanOptions(Strict):
     tcp_ports: Optional[list[PortRange]] = None  # None: nmap's top ports + EXTRA_TCP_PORTS
     udp: bool = False
     udp_ports: Optional[list[PortRange]] = None  # None: DEFAULT_UDP_PORTS
-    version_detection: bool = True
+    version_detection: bool = True  # False: never run nmap -sV
+    # False (default): -sV only on the open TCP ports our own probes could not identify, one nmap per port with
+    # `version_port_timeout`; True: -sV on every open TCP port (slower: -sV waits out up to 6 s per probe on
+    # services that do not speak first, for product strings our probes mostly read themselves).
+    version_all: bool = False
+    version_port_timeout: int = Field(default=12, ge=1, le=600)  # seconds per port of -sV (nmap --host-timeout)
     host_discovery: bool = True  # False: treat every target as up (-Pn)
     rate: RateLimit = Field(default_factory=RateLimit)
     timing: int = Field(default=4, ge=0, le=5)  # nmap -T<n>; T4 is the usual choice on a LAN
@@ -295,8 +301,13 @@ def discover(targets: list[ResolvedTarget], options: ScanOptions, progress: Opti
 OPEN_STATES = ("open", "open|filtered")
 
 
-def detect_versions(hits: list[PortHit], options: ScanOptions, progress: Optional[Progress] = None) -> list[NmapRun]:
-    """Pass 2: `-sV` on the open TCP ports only (their union, on the hosts that have any), one run per family.
+def detect_versions(hits: list[PortHit], options: ScanOptions, progress: Optional[Progress] = None,
+                    per_port: bool = False) -> list[NmapRun]:
+    """Pass 2: `-sV` on the given open TCP ports.
+
+    per_port=False: one run per family over the union of ports, on the hosts that have any (`version_all`).
+    per_port=True: one nmap per (host, port), each bounded by `version_port_timeout` through nmap's
+    `--host-timeout` (a port nmap cannot name then costs that long at most, and only itself); at most 4 at once.
 
     UDP ports are left to our own protocol probes: nmap's UDP version probes wait out every probe's timeout
     (measured: 107 s for one SNMP port in the lab), which would dominate every scan.
@@ -304,6 +315,18 @@ def detect_versions(hits: list[PortHit], options: ScanOptions, progress: Optiona
     wanted = [h for h in hits if h.proto == "tcp" and h.state == "open"]
     if not wanted:
         return []
+    base = options.model_copy(update={"udp": False, "host_timeout": None})
+    if per_port:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(h: PortHit) -> NmapRun:
+            args = version_args(base) + ["--host-timeout", f"{options.version_port_timeout}s"]
+            args += ["-6"] if ":" in h.host else []
+            return run_nmap([h.host], port_spec([PortRange(start=h.port, end=h.port)], []), args,
+                            "version detection", progress, options.timeout)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(one, sorted(wanted, key=lambda h: (h.host, h.port))))
     runs = []
     for family in (4, 6):
         mine = [h for h in wanted if (":" in h.host) == (family == 6)]
@@ -311,6 +334,8 @@ def detect_versions(hits: list[PortHit], options: ScanOptions, progress: Optiona
             continue
         tcp = merge_ranges(PortRange(start=h.port, end=h.port) for h in mine)
         hosts = sorted({h.host for h in mine})
-        args = version_args(options.model_copy(update={"udp": False})) + (["-6"] if family == 6 else [])
+        args = version_args(base) + (["-6"] if family == 6 else [])
+        if options.host_timeout:
+            args += ["--host-timeout", f"{options.host_timeout}s"]
         runs.append(run_nmap(hosts, port_spec(tcp, []), args, "version detection", progress, options.timeout))
     return runs

@@ -1,8 +1,9 @@
 """One network scan end to end: scope check, discovery, probes, version detection, scoring, diff.
 
 `run_scan` is what `sentinel scan` and the collector's scheduled scans call. Order of work:
-scope check (raises before any packet) -> nmap pass 1 (open ports) -> in parallel: nmap pass 2 (`-sV` on the
-open TCP ports) and our own probes on each open TCP port -> our UDP probes, only once every nmap pass is over
+scope check (raises before any packet) -> nmap pass 1 (open ports) -> our own probes on each open TCP port ->
+nmap pass 2 (`-sV`) only on the open TCP ports our probes could not identify, each port bounded on its own
+(`version_all`: every open TCP port) -> our UDP probes, only once every nmap pass is over
 (a UDP agent such as snmpd answers one request at a time: nmap's UDP payloads or version probes on the same
 port would make our request time out) -> follow-up probes that nmap's service names make applicable ->
 findings scored against the zone baseline -> events against the previous scan's findings.
@@ -147,23 +148,32 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
 
     version_runs: list[NmapRun] = []
     with ThreadPoolExecutor(max_workers=options.probe_workers + 1) as pool:
-        versions = pool.submit(detect_versions, open_hits, options, progress) if options.version_detection else None
         for fut in [pool.submit(probe_one, p) for p in tcp_probes]:
             fut.result()
-        if versions is not None:
-            version_runs = versions.result()
+        # Version detection only where it adds something: the open TCP ports our probes could not identify
+        # (or all of them with version_all), each bounded on its own (discovery.detect_versions).
+        if options.version_detection:
+            tcp_open = [h for h in open_hits if h.proto == "tcp" and h.state == "open"]
+            wanted = tcp_open if options.version_all else [
+                h for h in tcp_open if probes[(h.host, h.proto, h.port)].needs_version()]
+            version_runs = detect_versions(wanted, options, progress, per_port=not options.version_all)
+            named = {(h.host, h.proto, h.port) for run in version_runs for h in run.ports}
+            for h in wanted:
+                if (h.host, h.proto, h.port) not in named:
+                    errors.append(f"version detection on {h.host}:{h.port}/tcp gave no answer within "
+                                  f"{options.version_port_timeout}s")
         # UDP probes never overlap an nmap pass: they start only now (see the module docstring).
         for fut in [pool.submit(probe_one, p) for p in udp_probes]:
             fut.result()
         by_key = {(h.host, h.proto, h.port): h for run in version_runs for h in run.ports}
+        pass1 = {(h.host, h.proto, h.port): h for h in open_hits}
         follow = []
         for key, p in probes.items():
             v = by_key.get(key)
             if v is not None:
                 follow.append(pool.submit(p.follow_up, v.nmap_service, v.tunnel, v.product, v.version, v.extrainfo))
-            elif not options.version_detection:
-                nm = next(h for h in open_hits if (h.host, h.proto, h.port) == key)
-                follow.append(pool.submit(p.follow_up, nm.nmap_service, None, None, None, None))
+            else:  # nmap's pass-1 name (from its port table) may still make a probe applicable
+                follow.append(pool.submit(p.follow_up, pass1[key].nmap_service, None, None, None, None))
         for fut in follow:
             fut.result()
 

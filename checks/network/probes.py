@@ -9,6 +9,7 @@ nmap does not fit: ICMP reachability with the reply TTL, and the SYN/ACK a port 
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Optional
 
@@ -25,6 +26,9 @@ EXCERPT = 600
 CLIENT_FIRST = {"http", "https", "redis", "mongodb", "elasticsearch", "docker", "docker-tls", "memcached",
                 "zookeeper", "postgresql", "kibana", "winrm", "winrm-tls", "rdp", "mssql", "oracle", "ldap", "ldaps"}
 SHORT_WAIT = 0.3
+SERVER_RE = re.compile(r"^([A-Za-z][\w.-]*?)(?:/([\w.~+-]+))?(?:\s|$)")  # HTTP Server: product[/version]
+PRODUCTS = {"redis": "Redis", "mongodb": "MongoDB", "elasticsearch": "Elasticsearch", "memcached": "memcached",
+            "docker": "Docker", "zookeeper": "ZooKeeper", "postgresql": "PostgreSQL"}
 TCP_ATTEMPTS = 3  # an undecided TCP unauth probe: three tries, pauses RETRY_PAUSE x 1, x 2
 RETRY_PAUSE = 0.25
 HTTP_LIKE = {"http", "https", "kibana", "elasticsearch", "docker", "docker-tls", "winrm", "winrm-tls"}
@@ -44,6 +48,7 @@ class PortProbe:
         self.f = ServiceFinding(host=host, port=port, proto=proto, service=PORT_SERVICE.get((proto, port)))
         self.done: set[str] = set()
         self.silent = False  # connected, but the server did not speak first
+        self.banner_service: Optional[str] = None  # what the banner alone identified
 
     @property
     def where(self) -> str:
@@ -72,6 +77,7 @@ class PortProbe:
         self.f.evidence.append(_ev(f"{self.where} banner", b.text))
         if b.service:
             self.f.service = b.service
+            self.banner_service = b.service
         self.f.product = self.f.product or b.product
         self.f.version = self.f.version or b.version
         self.f.starttls = b.starttls
@@ -137,6 +143,10 @@ class PortProbe:
             if sock is not None:
                 sock.close()
         self.f.http = info
+        if info.server and not self.f.product:  # "Apache/2.4.29 (Ubuntu)" -> Apache 2.4.29
+            m = SERVER_RE.match(info.server)
+            if m:
+                self.f.product, self.f.version = m.group(1), self.f.version or m.group(2)
         if over_tls:  # an earlier plain attempt on a TLS port is not an error
             self.f.errors = [e for e in self.f.errors if not e.startswith("http:")]
         if self.f.service is None or self.f.service not in HTTP_LIKE or (over_tls and self.f.service == "http"):
@@ -167,6 +177,7 @@ class PortProbe:
             self.f.starttls = exposure.tls
         if exposure.version and not self.f.version:
             self.f.version = exposure.version
+            self.f.product = self.f.product or PRODUCTS.get(service)
         self.f.evidence.append(_ev(f"{self.where} {service}", exposure.detail))
 
     # ---- planning ------------------------------------------------------------------------------
@@ -204,6 +215,11 @@ class PortProbe:
                 and not (self.f.http or self.f.tls or self.f.exposure or self.f.ssh)):
             todo = ["banner-long"]  # nothing answered our guess: maybe a slow server that speaks first
         return todo
+
+    def needs_version(self) -> bool:
+        """True when our probes could not tell what the port speaks: only then is nmap's -sV worth its wait."""
+        f = self.f
+        return not (f.ssh or f.exposure or f.http or f.tls or self.banner_service)
 
     def run(self, kind: str) -> None:
         if kind == "banner":
