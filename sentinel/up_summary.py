@@ -34,7 +34,7 @@ TEXT = {
     "zh": {
         "head": "{title}（{id} {version}）主机 {host}：得分 {score}，{conclusion}；通过 {passed}，不通过 {failed}，"
                 "无法判定 {error}，不适用 {na}，高风险 {high}",
-        "high_risk": "  高风险问题（{n} 项；任一项即使结论为差）：",
+        "high_risk": "  高风险问题（{n} 项；有一项，结论即为差）：",
         "case": "高风险判定指引",
         "others": "  其他不通过项，按严重程度（{n} 项）：",
         "more": "    …… 另有 {n} 项（sentinel check --baseline {id} 列出全部）",
