@@ -365,8 +365,86 @@ def assess(
                + (f", {len(attach)} attachment(s)" if attach else ""), err=True)
 
 
+section_app = typer.Typer(help="The report chapters an assessor writes (测评项目概述, 网络结构, 整体测评, "
+                          "等级测评结论 ...); exports show them, or 待填写 until written.", no_args_is_help=True)
+
+
+@section_app.command("set")
+def section_set(
+    system: str = typer.Option(..., "--system", help="System name."),
+    key: str = typer.Option(..., "--section", help="Chapter key (`sentinel report-section list` shows them)."),
+    text: Optional[str] = typer.Option(None, "--text", help="The chapter's content."),
+    text_file: Optional[Path] = typer.Option(None, "--file", help="Or read the content from a UTF-8 text file."),
+    assessor: str = typer.Option(..., "--assessor", help="Name of the person who wrote it."),
+    state_dir: Optional[Path] = StateDir,
+    database_url: Optional[str] = DatabaseUrl,
+) -> None:
+    """Record a chapter's text for a system (append-only; the latest counts, audited as cli:NAME)."""
+    from .collector import admin
+    from .collector.auth import cli_principal
+    from .collector.errors import ApiError
+    from .evidence import sections
+
+    if (text is None) == (text_file is None):
+        _fail("give the content with --text or --file (one of them)")
+    if text_file is not None:
+        try:
+            text = text_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"--file {text_file}: {getattr(exc, 'strerror', None) or exc}")
+    if not assessor.strip():
+        _fail("--assessor: give the name of the person who wrote it")
+    try:
+        sections.spec(key)
+        sections.check_text(text or "")
+    except sections.SectionError as exc:
+        _fail(f"--section {exc}" if "report section" in str(exc) else f"--{'file' if text_file else 'text'} {exc}")
+    db = _store(state_dir, database_url)
+    try:
+        with db.session(write=True) as session:
+            sysrow = admin.system_by_name(session, system)
+            row = sections.add_section(admin.Ctx(session, cli_principal(assessor.strip())), sysrow.id, key, text)
+            row_id = row.id
+    except ApiError as exc:
+        _fail(exc.detail)
+    finally:
+        db.dispose()
+    typer.echo(f"report section {key} of {system}: recorded as #{row_id} by {assessor}", err=True)
+
+
+@section_app.command("list")
+def section_list(
+    system: str = typer.Option(..., "--system", help="System name."),
+    lang: str = typer.Option("zh", "--lang", help="zh | en"),
+    state_dir: Optional[Path] = StateDir,
+    database_url: Optional[str] = DatabaseUrl,
+) -> None:
+    """Every chapter a person writes, with its state (written by whom and when, or 待填写)."""
+    from .collector import admin
+    from .collector.errors import ApiError
+    from .evidence import sections
+
+    if lang not in ("zh", "en"):
+        _fail(f"--lang {lang}: expected zh or en")
+    db = _store(state_dir, database_url)
+    try:
+        with db.session() as session:
+            sysrow = admin.system_by_name(session, system)
+            latest = sections.latest_sections(session, sysrow.id)
+    except ApiError as exc:
+        _fail(exc.detail)
+    finally:
+        db.dispose()
+    for spec in sections.SECTIONS:
+        row = latest.get(spec.key)
+        state = (f"{row.author} {row.at.isoformat(timespec='seconds')}" if row
+                 else ("待填写" if lang == "zh" else "to fill"))
+        typer.echo(f"{spec.key}\t{spec.number}\t{spec.title.get(lang)}\t{state}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("verify")(verify)
     app.add_typer(key_app, name="key")
+    app.add_typer(section_app, name="report-section")
     app.command("assess")(assess)

@@ -44,7 +44,7 @@ def test_workbook_sheets_rows_verdicts_and_weights(world):
     _, _, ev = world
     wb = load_workbook(io.BytesIO(export_xlsx(ev, "zh")))
     assert wb.sheetnames == ["汇总", "系统测评项汇总", "主机 db-1", "主机 web-1", "网络区域 network", "问题汇总", "人工核查",
-                             "重大风险隐患", "得分趋势"]
+                             "重大风险隐患", "得分趋势", "报告章节"]
     summary = {r[0]: r[1] for r in wb["汇总"].iter_rows(values_only=True) if r[0]}
     assert summary["定级 (S/A)"] == "S3A2" and summary["安全保护等级"] == 3
     assert summary["结论"] == "差" and summary["综合得分"] == ev.summary.score

@@ -11,7 +11,9 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from sentinel import scoring
-from sentinel.evidence.model import (FindingRecord, ItemRecord, ObjectEvidence, ReportEvidence, SystemEvidence)
+from sentinel.evidence.model import (FindingRecord, ItemRecord, ObjectEvidence, ReportEvidence, SectionRecord,
+                                     SystemEvidence)
+from sentinel.evidence.sections import LAYERS, SECTIONS, covered_layers
 from sentinel.model import CheckResult, Verdict
 
 from .wording import gap, seen
@@ -48,6 +50,11 @@ LABELS: dict[str, dict[str, str]] = {
         "svc_closed_title": "已关闭的服务", "svc_open_title": "仍开放的服务",
         "svc_before": "开放时的证据 (最后一次发现)", "svc_after": "扫描 #{scan} ({at}) 未发现该端口开放",
         "svc_summary": "网络服务",
+        "scope": "覆盖范围", "title_col": "标题", "scoped_conclusion": "结论 (覆盖范围内)", "chapters": "报告章节",
+        "to_fill": "待填写", "filled": "已填写", "from_data": "数据部分", "written_by": "填写人",
+        "to_write": "由测评人员填写", "chapter": "章节", "content": "内容",
+        "objects_list": "测评对象 (数据覆盖)", "kind": "类别", "control_summary": "安全控制点测评项符合情况",
+        "scope_conclusion": "覆盖范围内的综合得分 {score}，结论 {conclusion}。",
         "verify": "核验方法",
         "verify_how": "向采集端运维方线下索取其签名公钥或指纹 (采集端执行 sentinel key show)，核对与上列指纹一致后执行 "
                       "sentinel verify <证据包> --fingerprint {fp}；结果为 INTACT 方可认定证据出自该采集端且未被改动，"
@@ -87,6 +94,12 @@ LABELS: dict[str, dict[str, str]] = {
         "svc_open_ok": "open, no failing check", "svc_closed_title": "Closed services",
         "svc_open_title": "Services still open", "svc_before": "Evidence while open (last seen)",
         "svc_after": "scan #{scan} ({at}) found the port no longer open", "svc_summary": "Network services",
+        "scope": "Scope", "title_col": "Title", "scoped_conclusion": "Conclusion (within the scope)", "chapters": "Report chapters",
+        "to_fill": "to be filled in", "filled": "written", "from_data": "From data", "written_by": "Written by",
+        "to_write": "to be written by the assessor", "chapter": "Chapter", "content": "Content",
+        "objects_list": "Assessment objects (covered by data)", "kind": "Kind",
+        "control_summary": "Item verdicts per control point",
+        "scope_conclusion": "Within the scope: composite score {score}, conclusion {conclusion}.",
         "verify": "How to check",
         "verify_how": "obtain the collector's signing key or fingerprint from its operator out of band (`sentinel key "
                       "show` on the collector), compare it with the fingerprint above, then run sentinel verify "
@@ -107,6 +120,50 @@ def labels(lang: str) -> dict[str, str]:
     if lang not in LANGS:
         raise ValueError(f"language {lang!r}: expected zh or en")
     return LABELS[lang]
+
+
+def scope_text(ev: SystemEvidence, lang: str) -> str:
+    """What the data covers and what it does not, from the clauses of the items and the objects: printed on the
+    cover and beside every conclusion, so a score is never read as the system's assessment conclusion."""
+    layers = covered_layers(i.clause for i in ev.items) or covered_layers(
+        i.clause for _, rep in ev.reports() for i in rep.items)
+    covered = [LAYERS[k].get(lang) for k in layers]
+    missing = [LAYERS[k].get(lang) for k in LAYERS if k not in layers]
+    hosts = sum(1 for o in ev.objects if o.kind == "host")
+    zones = sum(1 for o in ev.objects if o.kind != "host")
+    if lang == "zh":
+        what = f"{hosts} 台主机的操作系统" + (f"及 {zones} 个网络区域的网络扫描" if zones else "")
+        return (f"本报告的数据仅覆盖{'、'.join(covered) or '（无）'} (GB/T 22239-2019 第 {ev.system.level} 级安全通用要求)："
+                f"{what}。{'、'.join(missing)}未覆盖，须由测评机构另行测评；得分与结论仅针对所覆盖范围，"
+                "不是系统的等级测评结论。")
+    what = f"the operating systems of {hosts} host(s)" + (f" and network scans of {zones} zone(s)" if zones else "")
+    return (f"The data in this report covers only {', '.join(covered) or '(nothing)'} (GB/T 22239-2019 level "
+            f"{ev.system.level} general requirements): {what}. Not covered, to be assessed by the agency: "
+            f"{', '.join(missing)}; the score and conclusion are for the covered scope only, not the system's "
+            "assessment conclusion.")
+
+
+def sections_of(ev: SystemEvidence) -> list[SectionRecord]:
+    """Every chapter a person writes, in template order; an evidence without them (older) shows all 待填写."""
+    have = {s.key: s for s in ev.sections}
+    return [have.get(spec.key) or SectionRecord(key=spec.key, number=spec.number, title=spec.title)
+            for spec in SECTIONS]
+
+
+@dataclass
+class ControlRow:
+    clause: str
+    control: str
+    counts: dict
+
+
+def control_point_rows(ev: SystemEvidence, lang: str) -> list[ControlRow]:
+    """单项测评 data: the system's item verdicts counted per control point."""
+    rows: dict[str, ControlRow] = {}
+    for i in ev.items:
+        row = rows.setdefault(i.clause, ControlRow(i.clause, i.control.get(lang), {v: 0 for v in VERDICTS}))
+        row.counts[i.verdict.value] += 1
+    return [rows[k] for k in sorted(rows, key=lambda c: [int(x) if x.isdigit() else x for x in c.split(".")])]
 
 
 def verify_hint(ev: SystemEvidence, lang: str) -> str:

@@ -11,7 +11,9 @@ from sentinel.evidence.model import SystemEvidence
 
 from .chart import score_chart
 from .common import (RISK_LABEL, VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels,
-                     object_title, problem_rows, range_text, verdict_label, verify_hint)
+                     object_title, problem_rows, range_text, verdict_label, verify_hint, scope_text, sections_of,
+                     control_point_rows)
+from sentinel.evidence.sections import BY_KEY
 from .rectification import rectification_rows, service_rectification_rows
 from .risk import high_risk_entries, paste_text
 
@@ -28,7 +30,7 @@ def environment() -> Environment:
 
 def _common(ev: SystemEvidence, lang: str) -> dict:
     return {"ev": ev, "lang": lang, "lab": labels(lang), "range_text": range_text(ev, lang),
-            "verify_hint": verify_hint(ev, lang)}
+            "verify_hint": verify_hint(ev, lang), "scope": scope_text(ev, lang)}
 
 
 def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
@@ -40,6 +42,8 @@ def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
         still=[f for f in ev.findings if f.open], conclusion=conclusion_label(ev.summary.conclusion, lang),
         verdicts=VERDICTS, objects=objects, problems=problem_rows(ev, lang), high=high_risk_entries(ev, lang),
         risk_text=paste_text(ev, lang), risk_labels=RISK_LABEL[lang],
+        chapters=[{"rec": rec, "spec": BY_KEY[rec.key]} for rec in sections_of(ev)],
+        control_rows=control_point_rows(ev, lang),
         chart=score_chart(ev.score_history, f"{lab['history']} — {ev.system.name}", lab["none"]))
 
 

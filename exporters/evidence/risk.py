@@ -18,7 +18,7 @@ from typing import Optional
 from sentinel import scoring
 from sentinel.evidence.model import SystemEvidence
 
-from .common import fmt_time, labels
+from .common import fmt_time, labels, scope_text
 from .wording import gap, seen
 
 # Host/network-checkable cases of the high-risk guide: (issue zh, issue en, minimum level, downgrade zh, en).
@@ -107,7 +107,8 @@ def paste_text(ev: SystemEvidence, lang: str = "zh") -> str:
     zh = lang == "zh"
     high = high_risk_entries(ev, lang)
     hazards = major_hazard_entries(ev, lang)
-    lines = [f"{lab['risk_title']} — {ev.system.name} ({ev.system.label or ev.system.level})", ""]
+    lines = [f"{lab['risk_title']} — {ev.system.name} ({ev.system.label or ev.system.level})",
+             f"{lab['scope']}: {scope_text(ev, lang)}", ""]
     lines.append("一、高风险问题（依据《网络安全等级保护测评高风险判定指引》）" if zh
                  else "1. High-risk findings (high-risk judgement guide)")
     if not high:

@@ -26,7 +26,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sentinel.evidence.model import SystemEvidence
 
 from .common import (VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels, object_title,
-                     problem_rows, range_text, verdict_label, verify_hint)
+                     problem_rows, range_text, scope_text, sections_of, verdict_label, verify_hint)
+from sentinel.evidence.sections import BY_KEY
 from .risk import high_risk_entries, major_hazard_entries
 
 HEAD_FILL = PatternFill("solid", fgColor="DDE4EE")
@@ -117,6 +118,7 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
     _manual(wb.create_sheet(sheet_name(lab["manual"], used)), ev, lang)
     _risk_view(wb.create_sheet(sheet_name(lab["risk_view"], used)), ev, lang)
     _history(wb.create_sheet(sheet_name(lab["history"], used)), ev, lang)
+    _chapters(wb.create_sheet(sheet_name(lab["chapters"], used)), ev, lang)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -140,6 +142,7 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
         (lab["score"], s.score if s.score is not None else fmt_score(None)),
         (lab["pass_rate"], fmt_rate(s.pass_rate)),
         (lab["conclusion"], conclusion_label(s.conclusion, lang)),
+        (lab["scope"], scope_text(ev, lang)),
         (lab["high_risk"], s.high_risk), (lab["pending_items"], s.verdicts.get("待核查", 0)),
     ])
     ws.column_dimensions["A"].width = 22
@@ -224,6 +227,21 @@ def _manual(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
            [(a.clause, a.item, verdict_label(a.verdict, lang), a.assessor, fmt_time(a.at), a.note,
              "\n".join(f"{x.name} {x.sha256}" for x in a.attachments), lab["yes"] if a.effective else lab["no_"])
             for a in ev.manual_assessments], [14, 6, 12, 20, 22, 60, 60, 8])
+    ws.freeze_panes = "A2"
+
+
+def _chapters(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
+    """The 2021 template's chapters a person writes: the text, or 待填写 with what belongs there."""
+    lab = labels(lang)
+    rows = []
+    for rec in sections_of(ev):
+        spec = BY_KEY[rec.key]
+        written = rec.text is not None
+        rows.append((rec.number, rec.title.get(lang), lab["filled"] if written else lab["to_fill"],
+                     rec.text if written else f"{lab['to_fill']} ({lab['to_write']}): {spec.hint.get(lang)}",
+                     spec.data.get(lang) if spec.data else "", rec.author or "", fmt_time(rec.at)))
+    _table(ws, 1, [lab["chapter"], lab["title_col"], lab["status"], lab["content"], lab["from_data"],
+                   lab["written_by"], lab["time"]], rows, [8, 30, 10, 80, 40, 16, 22])
     ws.freeze_panes = "A2"
 
 

@@ -128,9 +128,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
     async def _http(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
-    from .routers import admin, agent, assessments, directory, results
+    from .routers import admin, agent, assessments, directory, report_sections, results
 
-    for module in (agent, directory, results, assessments, admin):
+    for module in (agent, directory, results, assessments, report_sections, admin):
         app.include_router(module.router, prefix=API)
     metrics.install(app)  # GET /metrics and the ingest counters
     events_publisher.install(app)  # event push to Alertmanager and chats, when alerting_config is set

@@ -25,7 +25,9 @@ from .assemble import HostRun, NetworkReport, ScoredReport, build
 from .bulk import paused_gc
 from .digest import canonical_bytes, sha256_hex
 from .model import (AttachmentRef, ChainEntry, CollectorIdentity, EvidenceError, FindingRecord,
-                    ManualAssessmentRecord, RunChain, ServiceFindingRecord, SystemEvidence, SystemRef, TimeRange)
+                    ManualAssessmentRecord, RunChain, SectionRecord, ServiceFindingRecord, SystemEvidence, SystemRef,
+                    TimeRange)
+from .sections import SECTIONS, latest_sections
 
 IN_CHUNK = 500  # bound IN (...) lists
 
@@ -89,10 +91,23 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
                        department_title=dept.title if dept else "", level=system.level, s_grade=system.s_grade,
                        a_grade=system.a_grade, label=system.label, owner=system.owner,
                        zones=[str(z) for z in system.zones])
-    return build(system=sysref, time_range=TimeRange(start=start, end=end), collector=collector,
-                 runs=host_runs + scans,
-                 assessments=assessments, findings=findings, service_findings=service_findings, chain=chain,
-                 raw_reports=raw, attachment_blobs=blobs, generated_at=now, notes=notes)
+    ev = build(system=sysref, time_range=TimeRange(start=start, end=end), collector=collector,
+               runs=host_runs + scans,
+               assessments=assessments, findings=findings, service_findings=service_findings, chain=chain,
+               raw_reports=raw, attachment_blobs=blobs, generated_at=now, notes=notes)
+    ev.sections = section_records(latest_sections(session, system.id, end))
+    return ev
+
+
+def section_records(rows: dict) -> list[SectionRecord]:
+    """Every chapter of the catalogue, in order, with its latest text (rows: key -> ReportSection) or None."""
+    out = []
+    for spec in SECTIONS:
+        row = rows.get(spec.key)
+        out.append(SectionRecord(key=spec.key, number=spec.number, title=spec.title,
+                                 text=row.text if row else None, author=row.author if row else None,
+                                 at=row.at if row else None))
+    return out
 
 
 def _decommissioned(conn, hosts: dict, end: datetime, notes: list[str]) -> set[int]:

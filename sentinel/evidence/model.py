@@ -97,6 +97,18 @@ class ManualAssessmentRecord(_Model):
     effective: bool = True  # the latest one for its item as of the range end (earlier ones are history)
 
 
+class SectionRecord(_Model):
+    """One chapter of the report that a person writes (sentinel/evidence/sections.py): its latest text as of
+    the range end, or None (待填写) while nobody has written it."""
+
+    key: str
+    number: str
+    title: Text
+    text: Optional[str] = None
+    author: Optional[str] = None
+    at: Optional[AwareDatetime] = None
+
+
 class ManualRef(_Model):
     assessment_id: Optional[int] = None
     assessor: str
@@ -254,6 +266,9 @@ class SystemEvidence(_Model):
     items: list[ItemRecord] = Field(default_factory=list)
     summary: Summary
     notes: list[str] = Field(default_factory=list)  # what the export could not include, and why
+    # Every chapter of the 2021 template that a person writes, in template order (empty in bundles made
+    # before issue 18: exporters then show each as 待填写).
+    sections: list[SectionRecord] = Field(default_factory=list)
 
     # Raw bytes travel beside the model, never inside evidence.json: report bodies by bundle path (their
     # sha256 is the chain digest) and manual-assessment attachments by bundle path.

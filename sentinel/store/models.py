@@ -570,3 +570,23 @@ class AddressBlock(Base, table=True):
     note: str = Field(default="", sa_type=String(200), nullable=False)
     created_by: str = Field(sa_type=String(200), nullable=False)
     created_at: datetime = _ts(nullable=False)
+
+
+# ---- report chapters an assessor writes (issue 18; migration 0006) ----------------------------------------
+
+
+class ReportSection(Base, table=True):
+    """The text of one chapter of the 等级测评报告 that only a person can write (测评项目概述, 网络结构,
+    整体测评, ...: the catalogue is sentinel/evidence/sections.py), for one system. Append-only like manual
+    assessments: the latest per key counts, earlier texts stay as its history."""
+
+    __tablename__ = "report_sections"
+    __table_args__ = (Index("ix_report_sections_key", "system_id", "key", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    key: str = Field(sa_type=String(32), nullable=False)
+    text: str = Field(sa_type=Text, nullable=False)
+    author: str = Field(sa_type=String(200), nullable=False)
+    at: datetime = _ts(nullable=False)
