@@ -71,12 +71,22 @@ waive:
 """
 
 
+TEST_L2_ID = "sentinel-test-l2"
+_L2_YAML = f"""id: {TEST_L2_ID}
+version: "1.0.0"
+extends: {TEST_BASELINE_ID}.yaml
+title: {{zh: 二级测试基线, en: level-2 test baseline}}
+level: 2
+"""
+
+
 def install_test_baselines(state_dir) -> Path:
     """Put the test baselines where a collector with this state directory looks for site baselines."""
     directory = Path(state_dir) / "baselines"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{TEST_BASELINE_ID}.yaml").write_text(_test_baseline_yaml(), encoding="utf-8")
     (directory / f"{TEST_SITE_ID}.yaml").write_text(_SITE_YAML, encoding="utf-8")
+    (directory / f"{TEST_L2_ID}.yaml").write_text(_L2_YAML, encoding="utf-8")
     return directory
 
 

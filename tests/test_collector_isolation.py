@@ -32,7 +32,8 @@ def two(db, make_client):
     for dept, system in (("health", "his"), ("edu", "school")):
         agent = w.enroll(client, system, f"{system}-host")
         raw, headers = sign(agent.key, envelope(agent.agent_id, make_report(
-            {"l3-ssh-root": "fail", "b": "pass"}, hostname=f"{system}-host")))
+            {"l3-ssh-root": "fail", "b": "pass"}, hostname=f"{system}-host",
+            baseline_id="sentinel-test-l2" if system == "school" else "sentinel-test")))  # each its level's
         run = client.post("/api/v1/agent/reports", content=raw, headers=headers).json()
         sample = {"at": datetime.now(timezone.utc).isoformat(), "cpu_percent": 3.0, "memory_percent": 30.0,
                   "net_bytes_sent": 1, "net_bytes_recv": 2, "logins": 0}

@@ -181,6 +181,13 @@ def test_a_baseline_the_collector_does_not_have_is_refused(env, db):
     _refused(db, client, agent, wrong_level, "body.baseline.level", ["is level 3"])
 
 
+def test_the_systems_level_decides_the_baseline_not_the_agent(env, db):
+    """A level-3 system is not judged by a laxer level-2 baseline, even one the collector has."""
+    _, client, agent, _ = env
+    lax = make_report({"a": "pass"}, baseline_id="sentinel-test-l2")
+    _refused(db, client, agent, lax, "body.baseline", ["level-2 baseline", "system his is graded level 3"])
+
+
 def test_stored_result_fields_come_from_the_baseline(env, db):
     """Titles and remediation too: what an operator reads is the baseline's wording, not the agent's."""
     _, client, agent, admin = env

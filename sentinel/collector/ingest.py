@@ -102,6 +102,7 @@ class AgentRow:
     label: str
     department_id: int
     department: str
+    level: int  # the system's protection level (定级): a host report is judged by a baseline of that level
 
 
 class ResultFacts(NamedTuple):
@@ -253,7 +254,8 @@ class Ingestor:
         # cache is hit every time and no statement objects are made on the hot path.
         self._q_agents = (select(T_AGENT.c.id, T_AGENT.c.state, T_AGENT.c.public_key, T_AGENT.c.host_id,
                                  T_HOST.c.hostname, T_AGENT.c.system_id, T_SYSTEM.c.name.label("system"),
-                                 T_SYSTEM.c.label, T_AGENT.c.department_id, T_DEPT.c.name.label("department"))
+                                 T_SYSTEM.c.label, T_AGENT.c.department_id, T_DEPT.c.name.label("department"),
+                                 T_SYSTEM.c.level)
                           .select_from(T_AGENT.join(T_HOST, T_HOST.c.id == T_AGENT.c.host_id)
                                        .join(T_SYSTEM, T_SYSTEM.c.id == T_AGENT.c.system_id)
                                        .join(T_DEPT, T_DEPT.c.id == T_AGENT.c.department_id))
@@ -432,6 +434,11 @@ class Ingestor:
                           [{"loc": "body.baseline", "msg": str(exc)}]) from None
         except judge.BaselineMismatch as exc:
             raise Refused(422, f"host_report body: {exc}", [{"loc": exc.loc, "msg": exc.msg}]) from None
+        if ref.baseline.level != agent.level:
+            # the system's grading decides what it is judged by, not the agent's choice of a laxer baseline
+            msg = (f"baseline {ref.baseline.id} is a level-{ref.baseline.level} baseline but system {agent.system} is "
+                   f"graded level {agent.level}; run a level-{agent.level} baseline")
+            raise Refused(422, f"host_report body: body.baseline: {msg}", [{"loc": "body.baseline", "msg": msg}])
         summary = verdict.summary
         stored_summary = summary.model_dump(mode="json")
         flag = None
