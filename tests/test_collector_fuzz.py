@@ -214,3 +214,45 @@ def test_generated_host_reports_are_stored_or_refused_cleanly(populated):
 
     run()
     assert 202 in statuses, f"no generated report was accepted: {sorted(set(statuses))}"
+
+
+def _body_strategy(model):
+    """Bodies generated from a wire model's JSON schema, through schemathesis's generator."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    name = model.__name__
+    spec = {"openapi": "3.0.3", "info": {"title": name, "version": "1"},
+            "paths": {"/r": {"post": {"requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{name}"}}}},
+                "responses": {"202": {"description": "ok"}}}}},
+            "components": {"schemas": {**defs, name: schema}}}
+    [operation] = [r.ok() for r in schemathesis.openapi.from_dict(spec).get_all_operations()]
+    return operation.as_strategy(GenerationMode.POSITIVE).map(lambda case: case.body)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_generated_inventory_and_utilisation_keep_the_host_readable(populated):
+    """What an agent's inventory and utilisation reports store is read back by GET /hosts and
+    .../utilisation: whatever passes validation must not break those reads (a 5xx is a bug)."""
+    from sentinel.collector.wire import InventoryBody, UtilisationBody
+
+    client, admin, agent = populated
+    statuses = []
+
+    @settings(FUZZ_SETTINGS, max_examples=10)
+    @given(kind_body=st.one_of(_body_strategy(InventoryBody).map(lambda b: ("inventory", b)),
+                               _body_strategy(UtilisationBody).map(lambda b: ("utilisation", b))))
+    def run(kind_body):
+        kind, body = kind_body
+        raw, headers = sign(agent.key, envelope(agent.agent_id, body, kind=kind))
+        response = client.post("/api/v1/agent/reports", content=raw, headers=headers)
+        statuses.append(response.status_code)
+        assert response.status_code < 500, response.text
+        hosts = client.get("/api/v1/hosts", headers=bearer(admin))
+        assert hosts.status_code == 200, hosts.text
+        for host in hosts.json():
+            r = client.get(f"/api/v1/hosts/{host['id']}/utilisation", headers=bearer(admin))
+            assert r.status_code == 200, r.text
+
+    run()
+    assert 202 in statuses, f"no generated report was accepted: {sorted(set(statuses))}"
