@@ -116,7 +116,7 @@ def test_mounted_prometheus_config_is_valid_and_matches_the_stack(compose):
 def test_collector_init_and_dockerfile(compose):
     init = compose["services"]["collector-init"]
     script = " ".join(init["command"])
-    assert "sentinel collector init" in script and "sentinel collector db upgrade" in script
+    assert "sentinel collector init" in script and "sentinel db upgrade" in script
     assert "--name collector" in script, "the certificate must name the host Prometheus scrapes"
     build = init["build"]
     dockerfile = (COMPOSE_DIR / build["context"] / build["dockerfile"]).resolve()
