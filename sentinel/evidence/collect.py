@@ -240,7 +240,11 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
             # and say so, rather than the export's clock (HostReport's default).
             body = {**body, "generated_at": run.finished_at}
             untimed.append(run.id)
-        host_runs.append(HostRun(object=obj, report=model.model_validate(body), received_at=run.received_at,
+        report = model.model_validate(body)
+        # An agent's item verdicts are its claim: the record shows what the results give (the collector
+        # checked at ingest that items and results are the baseline's; sentinel/collector/judge.py).
+        report.items = scoring.rejudged_items(report.items, report.results)
+        host_runs.append(HostRun(object=obj, report=report, received_at=run.received_at,
                                  run_id=run.id, addresses=list(host.addresses) if host else []))
     if untimed:
         notes.append(f"{len(untimed)} report(s) without generated_at (run {', '.join(map(str, untimed[:10]))}"

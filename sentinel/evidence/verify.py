@@ -429,7 +429,8 @@ def _results(ev: SystemEvidence, bodies: dict[int, bytes], report: VerifyReport)
                            f"{', '.join(fields)} (e.g. status {a.status.value} in the body, {b.status.value} in "
                            "evidence.json)", path=EVIDENCE_JSON, run_id=rep.run_id)
         _summaries(rep, where, report)
-        automated = {(i.clause, i.item): i.verdict for i in raw.items}
+        # the raw body's items judged by its own results, as the export does (its claimed verdicts are not evidence)
+        automated = {(i.clause, i.item): i.verdict for i in scoring.rejudged_items(raw.items, raw.results)}
         for item in rep.items:
             if automated.get((item.clause, item.item)) != item.automated:
                 report.add("result_mismatch", f"{where}: item {item.clause}.{item.item} automated verdict "
