@@ -13,9 +13,9 @@ from pydantic import Field, field_validator
 from sentinel.model import Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
-from ._parse import line_evidence, to_int
+from ._parse import line_evidence, read_lines, to_int
 from ._users import PasswdEntry, ShadowEntry, describe_hash, groups, passwd, shadow
-from .config import parse_settings
+from .logindefs import LOGIN_DEFS, effective, parse_login_defs
 
 NOLOGIN_SHELLS = frozenset({"nologin", "false"})
 DEFAULT_UID_MIN = 1000
@@ -147,12 +147,16 @@ class PasswordAgingParams(Strict):
 
 
 def uid_min_from_login_defs(ctx: ProbeContext):
-    hits = [s for s in parse_settings(ctx, "/etc/login.defs", "space") if s.key == "UID_MIN"]
-    if hits:
-        value = to_int(hits[-1].value)
-        if value is not None:
-            return value, evidence(hits[-1].path, hits[-1].text, hits[-1].line)
-    return DEFAULT_UID_MIN, evidence("/etc/login.defs", f"UID_MIN not set; default {DEFAULT_UID_MIN}")
+    """UID_MIN as useradd reads it (getdef_ulong, default 1000): an unparsable value is the default."""
+    lines = read_lines(ctx, LOGIN_DEFS)
+    item = parse_login_defs("\n".join(lines or [])).get("UID_MIN")
+    value, why = effective(item, "unum", DEFAULT_UID_MIN)
+    if item is None:
+        return DEFAULT_UID_MIN, evidence(LOGIN_DEFS, f"UID_MIN not set; default {DEFAULT_UID_MIN}")
+    if why:
+        return DEFAULT_UID_MIN, evidence(LOGIN_DEFS, f"{item.text} (shadow-utils: {why}; default "
+                                         f"{DEFAULT_UID_MIN})", item.line)
+    return value, evidence(LOGIN_DEFS, item.text, item.line)
 
 
 @probe("accounts.password_aging", PasswordAgingParams)
