@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
@@ -41,6 +41,9 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 # Characters openpyxl refuses in cells (XML 1.0 control characters); evidence excerpts may hold them.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_CELL = 32000  # Excel's cell limit is 32767 characters
+# A table cell longer than this does not print (a row taller than the page); the whole text is in
+# evidence.json and evidence/<object>/*.txt of the bundle. Chapters an assessor wrote are kept whole.
+PRINT_CELL = 1000
 
 
 def _add_styles(wb: Workbook) -> None:
@@ -55,11 +58,40 @@ def _add_styles(wb: Workbook) -> None:
                                       fill=PatternFill("solid", fgColor=color)))
 
 
-def _cell(value):
+def _cell(value, limit: int = MAX_CELL):
     if isinstance(value, str):
         value = _ILLEGAL.sub("\ufffd", value)
-        return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
+        if len(value) <= limit:
+            return value
+        if limit < MAX_CELL:
+            rest = len(value) - limit
+            return value[:limit] + f"… (+{rest}, evidence/*.txt)"
+        return value[: MAX_CELL - 1] + "…"
     return value
+
+
+def print_setup(ws: Worksheet, title_row: Optional[int]) -> None:
+    """A4 landscape, every column on one page width (as many pages down as it takes), the table's header
+    row repeated on every printed page, gridlines off (the tables have borders)."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.gridLines = False
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.5
+    if title_row:
+        ws.print_title_rows = f"{title_row}:{title_row}"
+    ws.oddFooter.center.text = "&P / &N"
+
+
+def _title_row(ws: Worksheet, label: str) -> Optional[int]:
+    """The first table header (its first cell is 序号/No.), or row 1 when a sheet is one table."""
+    for row in ws.iter_rows(min_col=1, max_col=1, max_row=min(ws.max_row, 60)):
+        if row[0].value == label:
+            return row[0].row
+    return None
 
 
 def sheet_name(title: str, used: set[str]) -> str:
@@ -74,7 +106,7 @@ def sheet_name(title: str, used: set[str]) -> str:
 
 
 def _table(ws: Worksheet, start_row: int, headers: Sequence[str], rows: Iterable[Sequence],
-           widths: Sequence[int]) -> int:
+           widths: Sequence[int], limit: int = PRINT_CELL) -> int:
     """Write a bordered table with a header row; returns the row after it."""
     for col, (h, w) in enumerate(zip(headers, widths), 1):
         ws.cell(row=start_row, column=col, value=h).style = "s-head"
@@ -84,20 +116,23 @@ def _table(ws: Worksheet, start_row: int, headers: Sequence[str], rows: Iterable
     r = start_row
     for r, values in enumerate(rows, start_row + 1):
         for col, v in enumerate(values, 1):
-            c = ws.cell(row=r, column=col, value=_cell(v))
+            c = ws.cell(row=r, column=col, value=_cell(v, limit))
             c.style = "s-body"
             if c.data_type == "f":
                 c.data_type = "s"
     return r + 1
 
 
-def _pairs(ws: Worksheet, start_row: int, pairs: Sequence[tuple[str, object]]) -> int:
-    for i, (k, v) in enumerate(pairs):
+def _pairs(ws: Worksheet, start_row: int, pairs: Sequence[tuple]) -> int:
+    """Key/value rows; a third element is the number format of a numeric value (figures stay numbers)."""
+    for i, (k, v, *fmt) in enumerate(pairs):
         ws.cell(row=start_row + i, column=1, value=k).style = "s-key"
         c = ws.cell(row=start_row + i, column=2, value=_cell(v))
         c.style = "s-value"
         if c.data_type == "f":
             c.data_type = "s"
+        if fmt and isinstance(v, (int, float)):
+            c.number_format = fmt[0]
     return start_row + len(pairs) + 1
 
 
@@ -119,6 +154,11 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
     _risk_view(wb.create_sheet(sheet_name(lab["risk_view"], used)), ev, lang)
     _history(wb.create_sheet(sheet_name(lab["history"], used)), ev, lang)
     _chapters(wb.create_sheet(sheet_name(lab["chapters"], used)), ev, lang)
+    for ws in wb.worksheets:
+        head = _title_row(ws, lab["no"])
+        if head is None and ws.title != wb.worksheets[0].title:
+            head = 1  # a sheet that is one table with its header on row 1
+        print_setup(ws, head)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -139,8 +179,8 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
         (lab["verify"], verify_hint(ev, lang)),
         (lab["baselines"], ", ".join(f"{b.id} {b.version}" for b in ev.baselines) or lab["none"]),
         (lab["objects"], len(ev.objects)),
-        (lab["score"], s.score if s.score is not None else fmt_score(None)),
-        (lab["pass_rate"], fmt_rate(s.pass_rate)),
+        (lab["score"], s.score if s.score is not None else fmt_score(None), "0.00"),
+        (lab["pass_rate"], s.pass_rate if s.pass_rate is not None else fmt_rate(None), "0.0%"),
         (lab["conclusion"], conclusion_label(s.conclusion, lang)),
         (lab["scope"], scope_text(ev, lang)),
         (lab["high_risk"], s.high_risk), (lab["pending_items"], s.verdicts.get("待核查", 0)),
@@ -187,7 +227,7 @@ def _object_sheet(ws: Worksheet, obj, lang: str) -> None:
             (lab["baselines"], f"{rep.baseline.id} {rep.baseline.version} (L{rep.baseline.level})"),
             (lab["report"], f"{rep.report_id} (run {rep.run_id})" if rep.run_id else rep.report_id),
             (lab["time"], fmt_time(rep.received_at or rep.generated_at)),
-            (lab["score"], fmt_score(rep.summary.score)),
+            (lab["score"], rep.summary.score if rep.summary.score is not None else fmt_score(None), "0.00"),
             (lab["conclusion"], conclusion_label(rep.summary.conclusion, lang)),
         ])
         head = row
@@ -241,7 +281,7 @@ def _chapters(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
                      rec.text if written else f"{lab['to_fill']} ({lab['to_write']}): {spec.hint.get(lang)}",
                      spec.data.get(lang) if spec.data else "", rec.author or "", fmt_time(rec.at)))
     _table(ws, 1, [lab["chapter"], lab["title_col"], lab["status"], lab["content"], lab["from_data"],
-                   lab["written_by"], lab["time"]], rows, [8, 30, 10, 80, 40, 16, 22])
+                   lab["written_by"], lab["time"]], rows, [8, 30, 10, 80, 40, 16, 22], limit=MAX_CELL)
     ws.freeze_panes = "A2"
 
 
