@@ -185,3 +185,26 @@ def test_fingerprint_on_every_cover(world):
     wb = load_workbook(io.BytesIO(files["record.xlsx"]), read_only=True)
     cover = [c for row in wb.worksheets[0].iter_rows(values_only=True) for c in row if c]
     assert fp in cover and any(f"--fingerprint {fp}" in str(c) for c in cover)
+
+
+def test_fingerprint_on_the_pdf_cover(world, tmp_path):
+    """report.pdf is the HTML laid out by WeasyPrint: its first page carries the fingerprint and how to check it."""
+    from exporters.evidence import pdf
+
+    if not pdf.available():
+        pytest.skip(f"WeasyPrint unavailable: {pdf.unavailable_reason()}")
+    import weasyprint
+
+    s, _, genuine = world
+    fp = fingerprint(s.key.public_key())
+    html = read_all(genuine)["report.html"].decode()
+    first = weasyprint.HTML(string=html).render().pages[0]
+
+    def texts(box):
+        if getattr(box, "text", None):
+            yield box.text
+        for child in getattr(box, "children", None) or []:
+            yield from texts(child)
+
+    page = "".join(texts(first._page_box))
+    assert fp in page.replace(" ", "").replace("\n", "") and "sentinel verify" in page
