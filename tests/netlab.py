@@ -161,7 +161,7 @@ class Lab:
 # ---- real services from Debian's packages (snmpd, memcached, postgresql, openssh-server, nftables) ----------
 
 REAL_TOOLS = {"snmpd": "/usr/sbin/snmpd", "memcached": "/usr/bin/memcached", "sshd": "/usr/sbin/sshd",
-              "nft": "/usr/sbin/nft", "runuser": "/usr/sbin/runuser"}
+              "nft": "/usr/sbin/nft", "runuser": "/usr/sbin/runuser", "vsftpd": "/usr/sbin/vsftpd"}
 
 
 def postgres_bin() -> Optional[Path]:
@@ -210,6 +210,17 @@ def start_real(lab: "Lab", host: str, kind: str, workdir: Path) -> None:
                         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n")
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
         argv = [REAL_TOOLS["sshd"], "-D", "-e", "-f", str(conf)]
+    elif kind == "vsftpd":  # anonymous FTP on, as an assessor finds it
+        empty = workdir / "vsftpd-empty"
+        empty.mkdir(exist_ok=True)
+        anon = Path(tempfile.mkdtemp(prefix=f"sntl-ftp-{lab.suffix}-"))  # the ftp user must reach it
+        lab.dirs.append(anon)
+        os.chmod(anon, 0o555)
+        conf = workdir / f"vsftpd-{host}.conf"
+        conf.write_text(f"listen=YES\nlisten_ipv6=NO\nlisten_address={ip}\nanonymous_enable=YES\nlocal_enable=NO\n"
+                        f"anon_root={anon}\nsecure_chroot_dir={empty}\nbackground=NO\nseccomp_sandbox=NO\n"
+                        "run_as_launching_user=NO\nftp_username=ftp\n")  # the vsftpd package creates user ftp
+        argv = [REAL_TOOLS["vsftpd"], str(conf)]
     elif kind == "postgresql":  # trust authentication for every address, no TLS
         # its own directory under /tmp: pytest's tmp directories are root-only, postgres could not enter them
         data = Path(tempfile.mkdtemp(prefix=f"sntl-pg-{lab.suffix}-{host}-"))
@@ -229,7 +240,7 @@ def start_real(lab: "Lab", host: str, kind: str, workdir: Path) -> None:
     proc = subprocess.Popen(["ip", "netns", "exec", lab.ns[host], *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     lab.procs[f"{host}:{kind}"] = proc
-    tcp = {"memcached": 11211, "sshd": 22, "postgresql": 5432}.get(kind)
+    tcp = {"memcached": 11211, "sshd": 22, "postgresql": 5432, "vsftpd": 21}.get(kind)
     if tcp:
         _wait_port(lab, host, tcp, proc, kind)
     else:

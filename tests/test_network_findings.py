@@ -211,3 +211,19 @@ def test_per_port_version_runs_are_each_bounded(monkeypatch):
     for _, _, args in calls:
         assert "-sV" in args and args[args.index("--host-timeout") + 1] == "7s"
         assert args.count("--host-timeout") == 1 and "-sU" not in args
+
+
+def test_credential_attempts_are_scored_only_when_present():
+    from checks.network.findings import CredentialAttempt
+
+    plain = _f("10.9.0.5", 3306, "mysql")
+    assert not [r for r in score_network([plain], B).results if r.check_id == "net-empty-password"]
+    root = _f("10.9.0.5", 3306, "mysql", credentials=[CredentialAttempt(protocol="mysql", user="root", accepted=True,
+                                                                        detail="empty password accepted")])
+    (r,) = [r for r in score_network([root], B).results if r.check_id == "net-empty-password"]
+    assert (r.status, r.severity, r.high_risk, r.clause, r.item) == (Status.FAIL, Severity.CRITICAL, "6.4.1.1",
+                                                                     "8.1.4.1", "a")
+    ftp = _f("10.9.0.5", 21, "ftp", credentials=[CredentialAttempt(protocol="ftp", user="anonymous", accepted=False,
+                                                                   detail="530")])
+    (a,) = [r for r in score_network([ftp], B).results if r.check_id == "net-anonymous-ftp"]
+    assert a.status == Status.PASS and (a.clause, a.item) == ("8.1.4.2", "a")

@@ -271,3 +271,59 @@ def test_elasticsearch_behind_tls(tmp_path):
     finally:
         t.join(5)
         srv.close()
+
+
+def _mysql_server(accept_empty_root: bool):
+    """A MySQL-protocol responder on 127.0.0.1: greeting, then OK or ERR to the login; records the login."""
+    from tests.netlab import mysql_greeting
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(2)
+    logins: list[bytes] = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(mysql_greeting())
+                head = conn.recv(4)
+                body = conn.recv(int.from_bytes(head[:3], "little"))
+                logins.append(body)
+                user = body[32:body.index(b"\x00", 32)]
+                auth_len = body[33 + len(user)]
+                if accept_empty_root and user == b"root" and auth_len == 0:
+                    reply = b"\x00\x00\x00\x02\x00\x00\x00"
+                else:
+                    reply = b"\xff\x15\x04#28000Access denied for user 'root'@'10.0.0.1' (using password: NO)"
+                conn.sendall(len(reply).to_bytes(3, "little") + bytes([head[3] + 1]) + reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, logins
+
+
+def test_mysql_empty_root_password_probe():
+    from checks.network import credentials
+
+    for accept in (True, False):
+        srv, logins = _mysql_server(accept)
+        try:
+            a = credentials.mysql_login("127.0.0.1", srv.getsockname()[1], "root", "", timeout=2.0)
+        finally:
+            srv.close()
+        assert a.accepted is accept and a.user == "root"
+        assert ("accepted" in a.detail) if accept else ("Access denied" in a.detail)
+        (login,) = logins  # exactly one login, and it carried no password at all
+        assert login[33 + len(b"root")] == 0 and b"mysql_native_password" in login
+
+
+def test_credential_attempts_are_bounded_and_only_the_documented_list():
+    from checks.network import credentials
+
+    assert credentials.MAX_ATTEMPTS_PER_PORT <= 2
+    assert {k: [u for u, _ in v] for k, v in credentials.CREDENTIALS.items()} == {
+        "ftp": ["anonymous"], "mysql": ["root"], "snmp": ["private"]}
+    assert all(p == "" for u, p in credentials.CREDENTIALS["mysql"])  # empty passwords only, nothing guessed

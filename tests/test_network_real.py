@@ -3,7 +3,8 @@
 h1 runs stock services an assessor flags: sshd offering password authentication (Debian's default MACs),
 PostgreSQL with trust authentication and no TLS, memcached over TCP and UDP, snmpd that accepts only a
 non-default community. h2 runs snmpd behind an nftables rule that drops all UDP: nmap sees open|filtered and
-nothing ever answers. Traffic stays inside the lab's namespaces.
+nothing ever answers. h3 runs vsftpd with anonymous logins and snmpd with the default community `private`,
+found only by the opt-in credential probes. Traffic stays inside the lab's namespaces.
 """
 # ruff: noqa: F811
 from __future__ import annotations
@@ -38,6 +39,8 @@ def real_lab(tmp_path_factory):
             start_real(lab, "h1", kind, work)
         start_real(lab, "h2", "snmpd:public", work)
         drop_udp(lab, "h2")
+        start_real(lab, "h3", "vsftpd", work)
+        start_real(lab, "h3", "snmpd:private", work)
         yield lab
     finally:
         lab.close()
@@ -114,3 +117,43 @@ def test_each_host_is_its_own_object(real_lab, real_scan):
     assert per[h1][("8.1.4.4", "b")] == "不符合"  # trust PostgreSQL, memcached TCP+UDP on one host
     assert per[h2][("8.1.4.4", "b")] == "待核查"  # only undetermined UDP there
     assert report["coverage"]["udp_ports"] == "161,11211"
+
+
+def test_credential_probes_are_off_by_default(real_lab, real_scan):
+    report, found = real_scan
+    assert report["options"]["credential_probes"] is False
+    assert all(f["credentials"] == [] for f in found.values())
+
+
+def test_opt_in_credential_probes_find_anonymous_ftp_and_private(real_lab):
+    lab = real_lab
+    h1, h3 = lab.hosts["h1"], lab.hosts["h3"]
+    code = ("import json, logging, sys\n"
+            "logging.basicConfig(stream=sys.stderr, format='AUDIT %(message)s')\n"
+            "from checks.network.engine import run_scan\n"
+            "from checks.network.discovery import ScanOptions\n"
+            "from checks.network.scope import Scope, parse_ports\n"
+            f"r = run_scan(['{h1}', '{h3}'], Scope.from_cli(['{lab.net}']), ScanOptions(tcp_ports=parse_ports('21'),"
+            " udp=True, udp_ports=parse_ports('161'), version_detection=False, credential_probes=True))\n"
+            "print(r.model_dump_json())\n")
+    proc = lab.python("scan", ["-c", code], timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    found = {(f["host"], f["proto"], f["port"]): f for f in report["findings"]}
+    ftp = found[(h3, "tcp", 21)]
+    tried = [(c["protocol"], c["user"], c["accepted"]) for c in ftp["credentials"]]
+    assert tried == [("ftp", "anonymous", True)], ftp["credentials"]
+    assert _st(ftp, "net-anonymous-ftp") == "fail"
+    private = found[(h3, "udp", 161)]
+    assert private["exposure"]["unauthenticated"] is False  # `public` refused...
+    assert [(c["user"], c["accepted"]) for c in private["credentials"]] == [("private", True)]  # ...`private` not
+    statuses = [r["status"] for r in private["results"] if r["check_id"] == "net-default-community"]
+    assert statuses == ["pass", "fail"] and "6.4.2.1" in private["high_risk"]
+    other = found[(h1, "udp", 161)]  # community n0t-default: private refused too
+    assert [(c["user"], c["accepted"]) for c in other["credentials"]] == [("private", False)]
+    # every attempt is in the audit log, after the announcement of the list
+    audit = [ln for ln in proc.stderr.splitlines() if ln.startswith("AUDIT ")]
+    assert audit[0].startswith("AUDIT credential probes enabled for") and "ftp: anonymous" in audit[0]
+    assert any(f"{h3}:21 ftp user 'anonymous': ACCEPTED" in ln for ln in audit)
+    assert any(f"{h1}:161 snmp user 'private': refused" in ln for ln in audit)
+    assert len([ln for ln in audit if "credential probe " in ln]) == 3  # one attempt per port, no more

@@ -66,6 +66,9 @@ class ScanOptions(Strict):
     # services that do not speak first, for product strings our probes mostly read themselves).
     version_all: bool = False
     version_port_timeout: int = Field(default=12, ge=1, le=600)  # seconds per port of -sV (nmap --host-timeout)
+    # Opt-in (never on by default): try the short documented list of empty/default credentials
+    # (checks/network/credentials.py), once each, audited. Only for a person authorised to enable it.
+    credential_probes: bool = False
     host_discovery: bool = True  # False: treat every target as up (-Pn)
     rate: RateLimit = Field(default_factory=RateLimit)
     timing: int = Field(default=4, ge=0, le=5)  # nmap -T<n>; T4 is the usual choice on a LAN

@@ -133,7 +133,13 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
                       key=lambda h: (ipaddress.ip_address(h).version, int(ipaddress.ip_address(h))))
     open_hits = [h for h in hits if h.state == "open" or (h.proto == "udp" and h.state in OPEN_STATES)]
     nmap_state = {(h.host, h.proto, h.port): h.state for h in open_hits}
-    probes = {(h.host, h.proto, h.port): PortProbe(h.host, h.port, h.proto, options.probe_timeout) for h in open_hits}
+    if options.credential_probes:  # opt-in: say so in the audit log before the first attempt
+        from .credentials import CREDENTIALS, audit_log
+
+        audit_log.warning("credential probes enabled for %s: %s", ", ".join(targets),
+                          "; ".join(f"{k}: {', '.join(u for u, _ in v)}" for k, v in CREDENTIALS.items()))
+    probes = {(h.host, h.proto, h.port): PortProbe(h.host, h.port, h.proto, options.probe_timeout,
+                                                   credentials=options.credential_probes) for h in open_hits}
     tcp_probes = [p for p in probes.values() if p.proto == "tcp"]
     udp_probes = [p for p in probes.values() if p.proto == "udp"]
 

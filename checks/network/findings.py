@@ -74,6 +74,15 @@ class Exposure(BaseModel):
     tls: Optional[bool] = None  # the service offers in-band TLS (PostgreSQL SSLRequest); None: not asked
 
 
+class CredentialAttempt(BaseModel):
+    """One opt-in credential probe (credentials.py): the account or community tried, and what came back."""
+
+    protocol: str
+    user: str  # the account (or SNMP community) tried; the password is always the documented one
+    accepted: bool
+    detail: str
+
+
 OPEN = "open"
 OPEN_FILTERED = "open|filtered"
 
@@ -98,6 +107,7 @@ class ServiceFinding(BaseModel):
     ssh: Optional[SSHInfo] = None
     http: Optional[HTTPInfo] = None
     exposure: Optional[Exposure] = None
+    credentials: list[CredentialAttempt] = Field(default_factory=list)  # only with credential_probes on
     plaintext_management: bool = False
     zone: Optional[str] = None
     forbidden: bool = False
@@ -231,6 +241,8 @@ ITEMS: dict[tuple[str, str], tuple[Text, Text, float]] = {
     ("8.1.4.1", "d"): (_t("身份鉴别", "Identification and authentication"),
                        _t("应采用口令、密码技术、生物技术等两种或两种以上组合的鉴别技术对用户进行身份鉴别，且其中一种鉴别技术至少应使用密码技术来实现",
                           "Authenticate users with two or more combined techniques, one of them cryptographic"), 1.0),
+    ("8.1.4.2", "a"): (_t("访问控制", "Access control"),
+                       _t("应对登录的用户分配账户和权限", "Assign accounts and permissions to users who log in"), 0.7),
     ("8.1.4.2", "b"): (_t("访问控制", "Access control"),
                        _t("应重命名或删除默认账户，修改默认账户的默认口令",
                           "Rename or remove default accounts and change their default passwords"), 0.7),
@@ -297,6 +309,13 @@ CHECKS: dict[str, NetCheck] = {c.id: c for c in [
              title=_t("SSH 登录需要鉴别", "SSH login requires authentication"),
              remediation=_t("关闭无需鉴别的登录方式（PermitEmptyPasswords no，去掉 none 认证）",
                             "Disable logins without authentication (PermitEmptyPasswords no, no `none` method)")),
+    NetCheck(id="net-anonymous-ftp", clause="8.1.4.2", item="a", severity=Severity.HIGH,
+             title=_t("FTP 不允许匿名登录", "FTP does not accept anonymous logins"),
+             remediation=_t("关闭匿名 FTP（vsftpd: anonymous_enable=NO），或改用 SFTP",
+                            "Disable anonymous FTP (vsftpd: anonymous_enable=NO) or use SFTP")),
+    NetCheck(id="net-empty-password", clause="8.1.4.1", item="a", severity=Severity.CRITICAL, high_risk="6.4.1.1",
+             title=_t("数据库账户不使用空口令", "No database account with an empty password"),
+             remediation=_t("为 root 设置强口令并禁止其远程登录", "Set a strong root password and refuse remote root logins")),
     NetCheck(id="net-mgmt-source", clause="8.1.4.4", item="c", severity=Severity.HIGH,
              title=_t("管理服务仅允许管理区访问", "Management services are reachable from management zones only"),
              remediation=_t("在边界或主机防火墙上限制管理端口的源地址为堡垒机/管理区",
@@ -395,6 +414,14 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
             results.append(_result(check, Status.FAIL if f.exposure.unauthenticated else Status.PASS, label,
                                    f.exposure.detail, "authentication required",
                                    f.exposure.detail if f.exposure.unauthenticated else None, ev, baseline))
+    # Opt-in credential probes (credentials.py): only present when the scan was run with them enabled.
+    for a in f.credentials:
+        check = {"ftp": "net-anonymous-ftp", "mysql": "net-empty-password", "snmp": "net-default-community"}.get(
+            a.protocol)
+        if check:
+            results.append(_result(CHECKS[check], Status.FAIL if a.accepted else Status.PASS, label,
+                                   {"user": a.user, "accepted": a.accepted}, "the documented default is refused",
+                                   a.detail if a.accepted else None, ev, baseline))
     # TLS quality.
     if f.tls is not None:
         t = f.tls

@@ -15,7 +15,7 @@ from typing import Optional
 
 from sentinel.model import Evidence, utcnow
 
-from . import banners, ssh, tls, unauth
+from . import banners, credentials, ssh, tls, unauth
 from .banners import ProbeFailed
 from .findings import ServiceFinding
 from .services import PORT_SERVICE, UNAUTH_SERVICES, canonical
@@ -43,8 +43,9 @@ def _ev(source: str, excerpt: str) -> Evidence:
 class PortProbe:
     """Probe state of one open port; `finding()` returns the ServiceFinding built so far."""
 
-    def __init__(self, host: str, port: int, proto: str = "tcp", timeout: float = 3.0):
+    def __init__(self, host: str, port: int, proto: str = "tcp", timeout: float = 3.0, credentials: bool = False):
         self.host, self.port, self.proto, self.timeout = host, port, proto, timeout
+        self.credentials = credentials  # opt-in credential probes (credentials.py)
         self.f = ServiceFinding(host=host, port=port, proto=proto, service=PORT_SERVICE.get((proto, port)))
         self.done: set[str] = set()
         self.silent = False  # connected, but the server did not speak first
@@ -189,6 +190,10 @@ class PortProbe:
         if self.proto == "udp":
             if svc in unauth.UDP_PROBES:
                 todo.append(f"unauth:{svc}")
+            # `private` only once `public` was seen refused by a live agent
+            if (self.credentials and svc == "snmp" and self.f.exposure is not None
+                    and not self.f.exposure.unauthenticated):
+                todo.append("cred:snmp")
             return [k for k in todo if k not in self.done]
         if "banner" not in self.done:
             return ["banner"]
@@ -210,11 +215,24 @@ class PortProbe:
                     todo.append("tls")
             if self.f.tls is not None and self.f.http is None and (svc in HTTP_LIKE or svc is None):
                 todo.append("https")
+        if self.credentials and svc in ("ftp", "mysql") and self.f.banner:
+            todo.append(f"cred:{svc}")
         todo = [k for k in dict.fromkeys(todo) if k not in self.done]
         if (not todo and self.silent and "banner-short" in self.done and "banner-long" not in self.done
                 and not (self.f.http or self.f.tls or self.f.exposure or self.f.ssh)):
             todo = ["banner-long"]  # nothing answered our guess: maybe a slow server that speaks first
         return todo
+
+    def creds(self, service: str) -> None:
+        self.done.add(f"cred:{service}")
+        try:
+            attempts = credentials.attempt(service, self.host, self.port, self.timeout)
+        except ProbeFailed as exc:
+            self._error(f"credentials {service}", exc)
+            return
+        self.f.credentials.extend(attempts)
+        for a in attempts:
+            self.f.evidence.append(_ev(f"{self.where} credential probe ({service}, user {a.user!r})", a.detail))
 
     def needs_version(self) -> bool:
         """True when our probes could not tell what the port speaks: only then is nmap's -sV worth its wait."""
@@ -239,6 +257,8 @@ class PortProbe:
             self.http(over_tls=True)
         elif kind.startswith("unauth:"):
             self.unauth(kind.split(":", 1)[1])
+        elif kind.startswith("cred:"):
+            self.creds(kind.split(":", 1)[1])
 
     def run_all(self) -> None:
         for _ in range(12):  # each probe may change what applies next; re-plan after each, bounded
