@@ -217,7 +217,8 @@ key_app = typer.Typer(help="The collector's evidence signing key, for testing ag
 
 @key_app.command("show")
 def key_show(
-    fmt: str = typer.Option("text", "--format", "-f", help="text | pem | json"),
+    fmt: str = typer.Option("text", "--format", "-f", help="text | pem | json | allowed-signers (a line for "
+                            "`ssh-keygen -Y verify -f`)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the public key (PEM) to FILE."),
     state_dir: Optional[Path] = StateDir,
 ) -> None:
@@ -228,10 +229,10 @@ def key_show(
 
     from . import signing
     from .cli_collector import _settings, _state_source
-    from .evidence.trust import fingerprint as key_fingerprint, grouped, public_pem
+    from .evidence.trust import allowed_signers, fingerprint as key_fingerprint, grouped, public_pem, ssh_public_key
 
-    if fmt not in ("text", "pem", "json"):
-        _fail(f"--format {fmt}: expected text, pem or json")
+    if fmt not in ("text", "pem", "json", "allowed-signers"):
+        _fail(f"--format {fmt}: expected text, pem, json or allowed-signers")
     settings = _settings(state_dir=state_dir)
     path = settings.signing_key_file
     if not path.is_file():
@@ -250,14 +251,18 @@ def key_show(
             _fail(f"-o {output}: {exc.strerror or exc}")
     if fmt == "pem":
         sys.stdout.write(pem)
+    elif fmt == "allowed-signers":
+        sys.stdout.write(allowed_signers(pub))
     elif fmt == "json":
         sys.stdout.write(json.dumps({"algorithm": "Ed25519", "fingerprint_sha256": fp, "public_key_b64": raw,
-                                     "public_key_pem": pem, "key_file": str(path)}, indent=1) + "\n")
+                                     "public_key_pem": pem, "public_key_ssh": ssh_public_key(pub),
+                                     "key_file": str(path)}, indent=1) + "\n")
     else:
         sys.stdout.write(f"collector evidence signing key (Ed25519), {path}\n"
                          f"fingerprint (SHA-256 of the raw key): {fp}\n"
                          f"  to read aloud: {grouped(fp)}\n"
-                         f"public key (base64 of the raw 32 bytes): {raw}\n{pem}")
+                         f"public key (base64 of the raw 32 bytes): {raw}\n"
+                         f"OpenSSH (allowed_signers line): {allowed_signers(pub)}{pem}")
     if output is not None:
         typer.echo(f"public key written to {output}; the agency checks bundles with "
                    f"`sentinel verify BUNDLE --pubkey {output.name}` or `--fingerprint {fp}`", err=True)

@@ -17,6 +17,7 @@ from sentinel.cli import main
 from sentinel.evidence.collect import collect
 from sentinel.evidence.digest import canonical_bytes, chain_hash, sha256_hex
 from sentinel.evidence.model import EvidenceError, Manifest, SystemEvidence
+from sentinel.evidence.trust import ssh_signature
 from sentinel.evidence.verify import verify_bundle
 from sentinel.store.models import System
 from sqlmodel import select
@@ -65,10 +66,12 @@ def resign(files: dict[str, bytes], key) -> dict[str, bytes]:
     """What someone holding `key` would do after editing: rehash everything and sign the new manifest."""
     m = json.loads(files["manifest.json"])
     m["files"] = [{"path": p, "sha256": sha256_hex(d), "size": len(d)}
-                  for p, d in sorted(files.items()) if p not in ("manifest.json", "manifest.sig", "manifest.sig.bin")]
+                  for p, d in sorted(files.items())
+                  if p not in ("manifest.json", "manifest.sig", "manifest.sig.bin", "manifest.sshsig")]
     files["manifest.json"] = json.dumps(m, ensure_ascii=False, indent=1).encode()
     sig = signing.sign(key, files["manifest.json"])
     files["manifest.sig"], files["manifest.sig.bin"] = (sig + "\n").encode(), base64.b64decode(sig)
+    files["manifest.sshsig"] = ssh_signature(key, files["manifest.json"]).encode()
     return files
 
 
@@ -189,7 +192,8 @@ def test_bundle_round_trip(bundle, world, evidence):
     assert report.runs_checked == 4 and report.results_checked == 8
     files = read_all(bundle)
     m = Manifest.model_validate_json(files["manifest.json"])
-    assert {f.path for f in m.files} == set(files) - {"manifest.json", "manifest.sig", "manifest.sig.bin"}
+    assert {f.path for f in m.files} == set(files) - {"manifest.json", "manifest.sig", "manifest.sig.bin",
+                                                      "manifest.sshsig"}
     for f in m.files:
         assert sha256_hex(files[f.path]) == f.sha256
     assert [(b.id, b.version) for b in m.baselines] == [("evidence-seed", "1.2"), ("zone-egov-default", "1")]

@@ -208,3 +208,35 @@ def test_fingerprint_on_the_pdf_cover(world, tmp_path):
 
     page = "".join(texts(first._page_box))
     assert fp in page.replace(" ", "").replace("\n", "") and "sentinel verify" in page
+
+
+SSH_KEYGEN = shutil.which("ssh-keygen")
+
+
+@pytest.mark.skipif(SSH_KEYGEN is None, reason="ssh-keygen not installed")
+def test_ssh_keygen_verifies_the_manifest_signature(world, capsys, tmp_path):
+    s, tmp, genuine = world
+    code, signers, _ = key_show(capsys, tmp, "--format", "allowed-signers")
+    assert code == 0 and signers.startswith('sentinel-collector namespaces="sentinel-evidence" ssh-ed25519 ')
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(signers)
+
+    def ssh_verify(bundle: Path) -> subprocess.CompletedProcess:
+        files = read_all(bundle)
+        sig = tmp_path / f"{bundle.stem}.sshsig"
+        sig.write_bytes(files["manifest.sshsig"])
+        return subprocess.run([SSH_KEYGEN, "-Y", "verify", "-f", str(allowed), "-I", "sentinel-collector",
+                               "-n", "sentinel-evidence", "-s", str(sig)], input=files["manifest.json"],
+                              capture_output=True)
+
+    ok = ssh_verify(genuine)
+    assert ok.returncode == 0 and b"Good \"sentinel-evidence\" signature for sentinel-collector" in ok.stdout + ok.stderr
+    forged, _ = forge(genuine, tmp_path / "forged.zip")
+    bad = ssh_verify(forged)
+    assert bad.returncode != 0
+    # a manifest.sshsig that is not the manifest's is caught by sentinel verify as well
+    files = read_all(genuine)
+    files["manifest.sshsig"] = read_all(forged)["manifest.sshsig"]
+    r = verify_bundle(write_all(tmp_path / "t.zip", files), s.key.public_key())
+    assert [(p.kind, p.path) for p in r.problems] == [("signature_invalid", "manifest.sshsig")]
+    assert "another key" in r.problems[0].detail

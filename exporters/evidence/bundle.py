@@ -5,6 +5,8 @@ Layout:
     manifest.json, manifest.sig          what is inside (hashes, baselines, range, collector), its signature
     manifest.sig.bin                      the same signature as 64 raw bytes, which openssl checks:
         openssl pkeyutl -verify -pubin -inkey collector.pub.pem -rawin -in manifest.json -sigfile manifest.sig.bin
+    manifest.sshsig                       an OpenSSH signature of manifest.json by the same key:
+        ssh-keygen -Y verify -f allowed_signers -I sentinel-collector -n sentinel-evidence -s manifest.sshsig
     evidence.json                         every result with its raw evidence (jsonexport)
     record.xlsx, report.html [report.pdf] 测评记录表 and the readable report
     risk.txt                              high-risk list and 重大风险隐患 candidates, ready to paste
@@ -32,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sentinel import signing
 from sentinel.evidence.bulk import paused_gc
-from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, BundleFile, ChainSummary,
+from sentinel.evidence.trust import ssh_signature
+from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, BundleFile, ChainSummary,
                                      EvidenceError, Manifest, ReportEvidence, SystemEvidence)
 
 from . import pdf
@@ -207,6 +210,7 @@ def _write_bundle(ev: SystemEvidence, out: Path, key: Ed25519PrivateKey, lang: s
             sig = signing.sign(key, manifest_bytes)
             add(zf, SIGNATURE, (sig + "\n").encode("ascii"), hashed=False)
             add(zf, SIGNATURE_RAW, base64.b64decode(sig), hashed=False)
+            add(zf, SIGNATURE_SSH, ssh_signature(key, manifest_bytes).encode("ascii"), hashed=False)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:

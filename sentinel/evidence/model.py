@@ -296,6 +296,8 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 # The same Ed25519 signature as 64 raw bytes, the form `openssl pkeyutl -verify -rawin -sigfile` reads.
 SIGNATURE_RAW = "manifest.sig.bin"
+# An OpenSSH signature (SSHSIG, namespace sentinel-evidence) of manifest.json, for `ssh-keygen -Y verify`.
+SIGNATURE_SSH = "manifest.sshsig"
 EVIDENCE_JSON = "evidence.json"
 
 

@@ -30,8 +30,8 @@ from ..model import HostReport
 from .assemble import effective_in, evidence_rollup
 from .bulk import paused_gc
 from .digest import canonical_bytes, chain_hash, sha256_hex, sha256_stream
-from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, Manifest, SystemEvidence
-from .trust import fingerprint_b64, parse_fingerprint, raw_signature
+from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, Manifest, SystemEvidence
+from .trust import check_ssh_signature, fingerprint_b64, parse_fingerprint, raw_signature
 
 MAX_MEMBER_BYTES = 256 << 20  # a member larger than this is not read into memory (zip bomb guard)
 
@@ -256,6 +256,7 @@ def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: Ver
         report.add("signature_invalid", "manifest.sig does not verify: manifest.json was changed after signing, or "
                    "it was signed by another key", path=SIGNATURE)
     _raw_signature(zf, names, sig, report)
+    _ssh_signature(zf, names, key, manifest_bytes, report)
 
 
 def _raw_signature(zf, names, sig_b64: str, report: VerifyReport) -> None:
@@ -272,9 +273,23 @@ def _raw_signature(zf, names, sig_b64: str, report: VerifyReport) -> None:
         report.add("signature_invalid", f"{SIGNATURE_RAW} is not the signature in {SIGNATURE}", path=SIGNATURE_RAW)
 
 
+def _ssh_signature(zf, names, key: Ed25519PublicKey, manifest_bytes: bytes, report: VerifyReport) -> None:
+    """manifest.sshsig (for ssh-keygen -Y verify) must be a valid signature of manifest.json by the same key."""
+    if SIGNATURE_SSH not in names:
+        report.warnings.append(f"the bundle has no {SIGNATURE_SSH} (made by an older sentinel): it cannot be checked "
+                               "with ssh-keygen")
+        return
+    try:
+        problem = check_ssh_signature(_read(zf, SIGNATURE_SSH), key, manifest_bytes)
+    except (ValueError, zipfile.BadZipFile) as exc:
+        problem = str(exc)
+    if problem:
+        report.add("signature_invalid", f"{SIGNATURE_SSH}: {problem}", path=SIGNATURE_SSH)
+
+
 def _files(zf, names, manifest: Manifest, report: VerifyReport) -> None:
     listed = {f.path: f for f in manifest.files}
-    present = set(names) - {MANIFEST, SIGNATURE, SIGNATURE_RAW}
+    present = set(names) - {MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH}
     for name in sorted(present - set(listed)):
         report.add("file_added", "not listed in the manifest", path=name)
     for name in sorted(set(listed) - present):
