@@ -58,8 +58,8 @@ LABELS: dict[str, dict[str, str]] = {
         "verify": "核验方法",
         "verify_how": "向采集端运维方线下索取其签名公钥或指纹 (采集端执行 sentinel key show)，核对与上列指纹一致后执行 "
                       "sentinel verify <证据包> --fingerprint {fp}；结果为 INTACT 方可认定证据出自该采集端且未被改动，"
-                      "指纹不一致或未核对 (UNVERIFIED) 均不能作为依据。manifest.sig.bin 亦可用 openssl pkeyutl -verify "
-                      "-rawin 核验。",
+                      "指纹不一致或未核对 (UNVERIFIED) 均不能作为依据。签名亦可用 openssl pkeyutl -verify -rawin "
+                      "(manifest.sig.bin) 或 ssh-keygen -Y verify (manifest.sshsig) 核验。",
     },
     "en": {
         "title": "Classified protection (MLPS 2.0) assessment record", "summary": "Summary",
@@ -105,7 +105,8 @@ LABELS: dict[str, dict[str, str]] = {
                       "show` on the collector), compare it with the fingerprint above, then run sentinel verify "
                       "<bundle> --fingerprint {fp}; only INTACT shows the evidence comes unaltered from that "
                       "collector, a different fingerprint or an unpinned check (UNVERIFIED) proves nothing. "
-                      "manifest.sig.bin also verifies with openssl pkeyutl -verify -rawin.",
+                      "The signature also verifies with openssl pkeyutl -verify -rawin (manifest.sig.bin) or "
+                      "ssh-keygen -Y verify (manifest.sshsig).",
     },
 }
 
