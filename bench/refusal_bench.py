@@ -13,14 +13,16 @@ script:
 2. makes one genuine host report with the real engine (the shipped dengbao-l3-linux baseline over the
    debian12-default fixture root); every delivery gets a fresh report id and `sent_at` and is signed
    as the agent signs (not timed);
-3. idle: the agent delivers `--reports` reports one after another, each on a new connection as the
-   agent does (sentinel/agent/client.py: http.client, `Connection: close`), with `--pause` seconds
-   between them; the latency is connect to last byte of the answer; every answer must be 202;
+3. idle: the agent delivers reports one after another, each on a new connection as the agent does
+   (sentinel/agent/client.py: http.client, `Connection: close`), with `--pause` seconds between them;
+   the latency is connect to last byte of the answer; every answer must be 202;
 4. under load: the same while four sender processes, each from its own loopback address (127.0.0.2-5;
    attackers do not share the agent's address), send 3 MiB bodies as fast as they can on new
    connections: two without any agent header (anonymous), two with a fresh made-up X-Sentinel-Agent and
    signature each time (so the collector has to look the agent up). A sender writes its body until the
    answer comes (or the connection is closed) and counts the answers by status;
+   Idle and loaded phases alternate (`--rounds`, `--reports` per phase in all), so that both see the
+   machine's other work alike;
 5. reports the medians (and p90) of both phases, their ratio, the senders' answers, and the audit rows
    written during the load against the refusals answered (repeated refusals share a row).
 
@@ -30,7 +32,8 @@ body unread) and with 0 (429s answered at once), to show what the delay is for.
 Client, senders, collector and PostgreSQL share the machine's cores (2 here, with other work), so the
 figures include that contention.
 
-    python bench/refusal_bench.py [--stores sqlite,postgresql] [--reports 40] [--pause 0.2] [--senders 4] [--delays 1,0]
+    python bench/refusal_bench.py [--stores sqlite,postgresql] [--reports 60] [--rounds 3] [--pause 0.2]
+                                  [--senders 4] [--delays 1,0]
                                   [--no-write]
 """
 from __future__ import annotations
@@ -216,25 +219,30 @@ def run_store(store: str, delay: str, args, template: dict, workdir: Path) -> di
             server.wait_ready()
             agent = enroll(server.base, token, template)
             measure(server.port, agent, 5, args.pause)  # warm-up, not counted
-            idle = measure(server.port, agent, args.reports, args.pause)
             rows_before = audit_rows(url)
-            ctx = multiprocessing.get_context("fork")
-            stop, out = ctx.Event(), ctx.Queue()
-            procs = [ctx.Process(target=sender, args=(f"127.0.0.{2 + i}", server.port, i % 2 == 1, stop, out))
-                     for i in range(args.senders)]
-            for p in procs:
-                p.start()
-            time.sleep(2)  # the senders are at full speed before the first timed report
-            started = time.monotonic()
-            loaded = measure(server.port, agent, args.reports, args.pause)
-            load_seconds = time.monotonic() - started
-            stop.set()
+            idle: list[float] = []
+            loaded: list[float] = []
             answers: Counter = Counter()
-            for _ in procs:
-                answers.update(out.get(timeout=120))
-            for p in procs:
-                p.join(60)
-            time.sleep(1)
+            load_seconds = 0.0
+            per_round = max(1, args.reports // args.rounds)
+            ctx = multiprocessing.get_context("fork")
+            for _ in range(args.rounds):  # idle and loaded alternate: both see the machine's other work alike
+                idle += measure(server.port, agent, per_round, args.pause)
+                stop, out = ctx.Event(), ctx.Queue()
+                procs = [ctx.Process(target=sender, args=(f"127.0.0.{2 + i}", server.port, i % 2 == 1, stop, out))
+                         for i in range(args.senders)]
+                started = time.monotonic()
+                for p in procs:
+                    p.start()
+                time.sleep(2)  # the senders are at full speed before the first timed report
+                loaded += measure(server.port, agent, per_round, args.pause)
+                stop.set()
+                load_seconds += time.monotonic() - started  # how long the senders sent
+                for _ in procs:
+                    answers.update(out.get(timeout=120))
+                for p in procs:
+                    p.join(60)
+                time.sleep(1)
             server.stop()  # the collector's shutdown writes the last counts of repeated refusals
             rows = audit_rows(url) - rows_before
         finally:
@@ -249,7 +257,8 @@ def render(results: list[dict], args) -> str:
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs shared with other work (1-minute load average {load1:.1f} at the end). "
         f"One agent delivers a genuine signed dengbao-l3-linux host report (real engine, debian12-default "
-        f"fixture root) {args.reports} times per phase, each on a new connection, {args.pause:g} s apart. "
+        f"fixture root) {args.reports} times per phase, each on a new connection, {args.pause:g} s apart, idle "
+        f"and loaded phases alternating {args.rounds} times. "
         f"Under load, {args.senders} sender processes from 127.0.0.2-{1 + args.senders} post 3 MiB bodies "
         "as fast as they can, half with no agent header, half with a made-up agent id and signature. "
         "Collector: `sentinel collector`, one worker, shipped settings (rate limits and refusal "
@@ -275,14 +284,16 @@ def render(results: list[dict], args) -> str:
         lines.append(f"- {r['store']}, limited_delay {r['delay']} s: the senders got {total} answers in {r['load_seconds']:.0f} s ({shown}); "
                      f"{r['audit_rows']} audit rows were written for them (repeated refusals of one kind from "
                      "one address share a row with a count).")
-    lines += ["", f"Reproduce: `python bench/refusal_bench.py --reports {args.reports} --pause {args.pause:g}`."]
+    lines += ["", f"Reproduce: `python bench/refusal_bench.py --reports {args.reports} --rounds {args.rounds} "
+                  f"--pause {args.pause:g}`."]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument("--reports", type=int, default=40)
+    parser.add_argument("--reports", type=int, default=60, help="reports per phase, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="idle/loaded alternations")
     parser.add_argument("--pause", type=float, default=0.2)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--delays", default=f"{SHIPPED_DELAY},0", help="limited_delay values to run (seconds)")

@@ -51,16 +51,17 @@ _ACTIONS = {REPORTS: "report.ingest", "/api/v1/agent/enroll": "agent.enroll"}
 _AGENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # wire.ID_PATTERN
 _T_AGENT = Agent.__table__
 MAX_DELAYED = 256  # 429s waiting out limited_delay at one time; past that they are answered at once
-# How long a found agent's state is remembered: the lookup took some 150-190 us per report here, a sixth of
-# the 1 ms a report may take at the PostgreSQL ingest target (bench/ingest_bench.py). Ids nobody enrolled are never remembered (a
-# flood would fill the table); a state remembered stale only means ingest.py, which reads the agent's
-# state again when it writes, refuses a just-revoked agent's report (403) after reading it.
+# How long a found agent's state is remembered: the lookup took some 150-190 us per report here, a sixth
+# of the 1 ms a report may take at the PostgreSQL ingest target (bench/ingest_bench.py). Ids nobody
+# enrolled are never remembered (a flood would fill the table); a state remembered stale only means that
+# ingest.py, which reads the agent's state again when it writes, refuses a just-revoked agent's report
+# (403) after reading it.
 STATE_SECONDS = 30.0
 MAX_STATES = 65536
 
 
 class AgentGate:
-    """ASGI middleware in front of the app (app.py adds it outermost)."""
+    """ASGI middleware in front of the app (app.py adds it in front of all but urlguard.NoSecretsInUrl)."""
 
     def __init__(self, app: ASGIApp, *, db: Database, settings: CollectorSettings) -> None:
         self.app = app
