@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite talks to for real: nmap, iproute2 (network-namespace lab), Prometheus/promtool and
-# Alertmanager, and a running PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`). Idempotent; needs root.
+# Installs what the test suite talks to for real: nmap, iproute2 and the lab's services (network-namespace lab),
+# Prometheus/promtool and Alertmanager, PAM tools, WeasyPrint's libraries, Chromium, and a running PostgreSQL on
+# 127.0.0.1:5432 (trust auth, database `test`). Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -13,13 +14,23 @@ done
 # A CJK font so Chromium's screenshots and WeasyPrint's PDFs of the (Chinese) HTML reports show text, not boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 # WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time; real PAM stacks are run with
-# pamtester and pam_pwquality (tests/test_pam_real.py).
-for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools; do
-  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'ok installed' || need+=("$lib")
+# pamtester and pam_pwquality (tests/test_pam_real.py); the namespace lab runs real snmpd, memcached, sshd and
+# vsftpd behind an nftables rule (tests/test_network_real.py), each started by the tests on lab addresses.
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
+           snmpd memcached openssh-server vsftpd nftables; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
+  # Packaged daemons must not start on install (they would listen on this machine's own addresses): a
+  # policy-rc.d that refuses every start, unless the machine already has one.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$guard" && chmod 755 "$guard"
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f "$guard"
 fi
 # Debian's prometheus packages start daemons on install where an init system exists; tests start their own on
 # free loopback ports, so stop any package-started instances holding the default ports.
