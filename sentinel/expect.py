@@ -44,6 +44,9 @@ _EMPTY_WORDS: dict[str, tuple[str, str, str, str]] = {
     "socket.listening": ("listening where nothing should", "存在不应监听的端口",
                          "nothing listens where a service is required", "要求的服务端口均未监听"),
 }
+# `each` over an empty list, for kinds without words of their own: there was nothing to judge.
+_EMPTY_NOTHING = ("", "", "nothing found to judge, and absence is not compliance here",
+                  "未发现可判定的对象，缺失不视为符合")
 _EMPTY_DEFAULT = ("found what should not exist", "发现不应存在的项",
                   "nothing found, at least one is required", "未发现任何项，要求至少一项")
 
@@ -242,6 +245,9 @@ def explain(expect: Expect, observed: Any, where: str = "", kind: Optional[str] 
     if expect.each is not None:
         if not isinstance(observed, (list, tuple)):
             return _and(_is(s, observed), "expected a list", "应为列表")
+        if not observed and expect.when_empty != "pass":  # absence is not compliance (Expect.when_empty)
+            _, _, none_en, none_zh = _EMPTY_WORDS.get(kind or "", _EMPTY_NOTHING)
+            return Reason(none_en, none_zh).prefixed(s)
         for element in observed:
             name = element.get("path") or element.get("service") or element.get("user") if isinstance(element, dict) else None
             reason = explain(expect.each, element, name or where, kind)

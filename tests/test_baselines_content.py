@@ -319,9 +319,9 @@ def test_site_override_example(loaded):
     assert loaded["site"].lineage == ["dengbao-l3-linux"]
     waived = {cid: k.waiver for cid, (_, _, k) in site.items() if k.waiver}
     assert list(waived) == ["l3-ia-ssh-two-factor"] and "堡垒机" in waived["l3-ia-ssh-two-factor"]
-    assert evaluate(l3["l3-ia-shell-timeout"][2].expect, ["600"]) is None
-    assert evaluate(site["l3-ia-shell-timeout"][2].expect, ["600"]) is not None
-    assert evaluate(site["l3-ia-shell-timeout"][2].expect, ["300"]) is None
+    assert evaluate(l3["l3-ia-shell-timeout"][2].expect, "600") is None
+    assert evaluate(site["l3-ia-shell-timeout"][2].expect, "600") is not None
+    assert evaluate(site["l3-ia-shell-timeout"][2].expect, "300") is None
 
 
 # ---- thresholds: what passes and what fails -----------------------------------------------------------
@@ -331,9 +331,8 @@ CASES = [
     ("l3-ia-pass-min-len", "8", True), ("l3-ia-pass-min-len", "5", False), ("l3-ia-pass-min-len", None, False),
     ("l3-ia-pass-warn-age", "7", True), ("l3-ia-pass-warn-age", "6", False),
     ("l3-ia-uid0-only-root", ["root"], True), ("l3-ia-uid0-only-root", ["root", "toor"], False),
-    ("l3-ia-shell-timeout", ["600"], True), ("l3-ia-shell-timeout", ["601"], False),
-    ("l3-ia-shell-timeout", ["0"], False), ("l3-ia-shell-timeout", [], False),
-    ("l3-ia-shell-timeout", ["300", "900"], False),
+    ("l3-ia-shell-timeout", "600", True), ("l3-ia-shell-timeout", "601", False),
+    ("l3-ia-shell-timeout", "0", False), ("l3-ia-shell-timeout", None, False),
     ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 5, "unlock_time": 300}], True),
     ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 3, "unlock_time": 0}], True),
     ("l3-ia-login-lockout", [{"service": "sshd", "enforced": True, "deny": 6, "unlock_time": 600}], False),
@@ -367,7 +366,8 @@ CASES = [
     ("l3-ia-ssh-two-factor", ["password,keyboard-interactive"], False),
     ("l3-ac-umask-login-defs", "027", True), ("l3-ac-umask-login-defs", "0077", True),
     ("l3-ac-umask-login-defs", "022", False), ("l3-ac-umask-login-defs", "007", False),
-    ("l3-ac-umask-profile", [], True), ("l3-ac-umask-profile", ["027", "002"], False),
+    ("l3-ac-umask-profile", "0027", True), ("l3-ac-umask-profile", "0077", True),
+    ("l3-ac-umask-profile", "0022", False), ("l3-ac-umask-profile", "0002", False),
     ("l3-ac-shadow-mode", [{"path": "/etc/shadow", "mode": "0000", "owner": "root"}], True),
     ("l3-ac-shadow-mode", [{"path": "/etc/shadow", "mode": "0644", "owner": "root"}], False),
     ("l3-ac-inactive-lock", "-1", False), ("l3-ac-inactive-lock", "30", True),
@@ -420,18 +420,22 @@ def _run(tmp_path: Path, loaded, check_id: str, files: dict[str, str], family: s
     return run_check(ctx, loaded["l3"], control, item, check)
 
 
-PROFILE_CASES = [
-    ("TMOUT=600\nreadonly TMOUT\nexport TMOUT\n", ["600"], Status.PASS),
-    ("export TMOUT=300\n", ["300"], Status.PASS),
-    ('[ -z "$TMOUT" ] && readonly TMOUT=900\n', ["900"], Status.FAIL),
-    ("  TMOUT=600; readonly TMOUT; export TMOUT\n# TMOUT=0\n", ["600"], Status.PASS),
-    ("MYTMOUT=5\necho $TMOUT\n", [], Status.FAIL),
+PROFILE_CASES = [  # the effective TMOUT of a login shell (shell.variable); /etc/profile sources profile.d
+    ("TMOUT=600\nreadonly TMOUT\nexport TMOUT\n", "600", Status.PASS),
+    ("export TMOUT=300\n", "300", Status.PASS),
+    ('[ -z "$TMOUT" ] && readonly TMOUT=900\n', "900", Status.FAIL),
+    ("  TMOUT=600; readonly TMOUT; export TMOUT\n# TMOUT=0\n", "600", Status.PASS),
+    ("MYTMOUT=5\necho $TMOUT\n", None, Status.FAIL),
+    ("TMOUT=600\nexport TMOUT\nunset TMOUT\n", None, Status.FAIL),  # issue 14: a later unset wins
+    ("readonly TMOUT=300\nTMOUT=0\n", "300", Status.PASS),  # issue 14: the readonly value stays
 ]
 
 
 @pytest.mark.parametrize("content,observed,status", PROFILE_CASES)
 def test_shell_timeout_pattern(tmp_path, loaded, content, observed, status):
-    result = _run(tmp_path, loaded, "l3-ia-shell-timeout", {"/etc/profile.d/tmout.sh": content})
+    result = _run(tmp_path, loaded, "l3-ia-shell-timeout", {
+        "/etc/profile": 'for i in /etc/profile.d/*.sh; do\n  if [ -r "$i" ]; then . "$i"; fi\ndone\n',
+        "/etc/profile.d/tmout.sh": content})
     assert result.observed == observed
     assert result.status == status
 

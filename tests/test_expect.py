@@ -39,7 +39,8 @@ def ok(expect: dict, observed) -> bool:
     ({"fields": {"deny": {"le": 5}}}, "not a mapping", False),
     ({"each": {"in": ["no"]}}, ["no", "no"], True),
     ({"each": {"in": ["no"]}}, ["no", "yes"], False),
-    ({"each": {"le": 600}}, [], True),      # vacuous: pair with empty: false when presence matters
+    ({"each": {"le": 600}}, [], False),     # absence is not compliance unless the expectation says so
+    ({"each": {"le": 600}, "when_empty": "pass"}, [], True),
     ({"each": {"le": 600}, "empty": False}, [], False),
     ({"any_of": [{"fields": {"local_days": {"ge": 180}}}, {"fields": {"remote": {"empty": False}}}]},
      {"local_days": 28, "remote": ["@@log.example:514"]}, True),
