@@ -16,6 +16,7 @@ from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import Identity
 from sentinel.agent.enroll import enroll as do_enroll
 from sentinel.agent.exporter import AgentExporter
+from sentinel.collector.metrics import metrics_token_path
 from tests.collector_helpers import bearer, make_report
 from tests.obs_support import LOOPBACK, eventually, free_port, need
 
@@ -106,8 +107,10 @@ def test_agent_with_host_root_checks_the_mounted_root_and_serves_its_metrics(tmp
         assert _samples(body.decode())[("sentinel_host_score", labels)] == pytest.approx(run["score"])
         proc = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
         assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
-        # and the collector's /metrics says the same about the host
-        collected = _samples(_get(f"{collector.url}/metrics").text)
+        # and the collector's /metrics (with its scrape token, made at start) says the same about the host
+        token = metrics_token_path(collector.settings).read_text(encoding="utf-8").strip()
+        collected = _samples(httpx.get(f"{collector.url}/metrics", headers=bearer(token), timeout=10,
+                                       trust_env=False).text)
         assert collected[("sentinel_host_score", labels)] == pytest.approx(run["score"])
     finally:
         if daemon is not None:
