@@ -18,6 +18,7 @@ from sentinel.model import Observation, Strict
 from sentinel.probe import NotApplicable, ProbeContext, ProbeError, evidence, probe
 
 from ._parse import has_glob, read_lines
+from .sshd_valid import problem
 
 SSH_DIR = "/etc/ssh"
 MAX_INCLUDE_DEPTH = 16  # sshd's own limit
@@ -128,6 +129,15 @@ class SshdOptionParams(Strict):
         return v
 
 
+def refusal(cfg: SshdConfig) -> Optional[tuple[Directive, str]]:
+    """The first directive `sshd -t` rejects (checks/sshd_valid.py), with why; None when sshd accepts all."""
+    for d in cfg.directives:
+        why = problem(d.key, d.args, d.block is not None)
+        if why:
+            return d, why
+    return None
+
+
 def _where(d: Directive) -> str:
     return f"{d.block.label} ({d.block.path}:{d.block.line})" if d.block else "global"
 
@@ -136,6 +146,13 @@ def _where(d: Directive) -> str:
 def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
     """[global value, then one value per Match block that sets the key], lower-cased."""
     cfg = load_sshd(ctx, params.config)
+    refused = refusal(cfg)
+    if refused:  # sshd -t would fail: nothing in these files is in effect
+        d, why = refused
+        raise ProbeError(f"sshd refuses this configuration ({d.path}:{d.line}: {d.text}: {why}); sshd would not "
+                         "start with it and a running sshd keeps its previous settings, so no value can be judged",
+                         f"sshd 拒绝该配置（{d.path}:{d.line}: {d.text}：{why}），sshd 无法以此配置启动，"
+                         "运行中的 sshd 仍沿用旧配置，故无法据此判定任何取值")
     key = params.key.lower()
     hits = [d for d in cfg.directives if d.key == key]
     accumulate = key in _ACCUMULATE
