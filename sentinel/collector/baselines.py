@@ -1,10 +1,17 @@
 """The collector's own copy of the host baselines, so it judges reports by its rules, not the agent's.
 
 An agent's report names the baseline it ran (`baseline.id`, `baseline.version`). The collector looks that
-baseline up here: the shipped baselines (baselines/*.yaml) and the site baselines it was given, one YAML file
-each in `<state_dir>/baselines/` (a site file usually `extends:` a shipped baseline and overrides thresholds
-or waives checks; docs/baselines.md). A site baseline may not reuse a shipped id: a report naming a shipped
-id is always judged by the shipped file.
+baseline up here: the shipped baselines (baselines/*.yaml) and the site baselines it was given (a site file
+usually `extends:` a shipped baseline and overrides thresholds or waives checks; docs/baselines.md). A site
+baseline may not reuse a shipped id: a report naming a shipped id is always judged by the shipped file.
+
+Site baselines are scoped by where the admin put them, since a waiver in one is a privilege: a file directly
+in `<state_dir>/baselines/` applies to every department's systems; a file in `<state_dir>/baselines/<name>/`
+only to the systems of the department named `<name>` (its name exactly as the API has it). An agent naming a
+site baseline its department may not use gets the same refusal as for one the collector does not have, so it
+cannot borrow another department's waivers. The scope is the directory, not a key inside the file, so that
+whoever may write a file into one department's directory still cannot reach the others. Where a department's
+directory and the shared one both define an id and version, the department's own file is used for it.
 
 Every result of the report must be a check of that baseline, with the clause, item, severity, high-risk case
 and waiver the baseline gives it (these decide verdicts and scores, so an agent may not choose them); the
@@ -58,9 +65,10 @@ class Reference:
     checks: dict[str, CheckRef]
     items: dict[tuple[str, str], tuple[float, list[str]]]  # (clause, item) -> (weight, check ids)
     origin: str  # "shipped" or the site file's path, for messages
+    scope: Optional[str] = None  # None: every department; else the one department's name
 
     @classmethod
-    def of(cls, baseline: Baseline, origin: str) -> "Reference":
+    def of(cls, baseline: Baseline, origin: str, scope: Optional[str] = None) -> "Reference":
         checks = {}
         for control, item, check in baseline.iter_checks():
             checks[check.id] = CheckRef(control.clause, item.item, check.severity.value, check.high_risk,
@@ -68,7 +76,7 @@ class Reference:
                                         check.remediation.model_dump(mode="json"))
         items = {(control.clause, item.item): (item.weight, [c.id for c in item.checks])
                  for control in baseline.controls for item in control.items}
-        return cls(baseline=baseline, checks=checks, items=items, origin=origin)
+        return cls(baseline=baseline, checks=checks, items=items, origin=origin, scope=scope)
 
 
 class BaselineRegistry:
@@ -78,31 +86,40 @@ class BaselineRegistry:
         self.rescan_seconds = rescan_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._refs: dict[tuple[str, str], Reference] = {}
+        self._refs: dict[tuple[Optional[str], str, str], Reference] = {}  # (scope, id, version)
         self._shipped = shipped()  # id -> path; the files are read on first use
         self._shipped_loaded: set[str] = set()
-        self._site_files: dict[Path, tuple[float, Optional[tuple[str, str]]]] = {}  # path -> (mtime, key)
+        self._site_files: dict[Path, tuple[float, Optional[tuple[Optional[str], str, str]]]] = {}  # -> (mtime, key)
         self._scanned_at: Optional[float] = None
 
     @classmethod
     def for_state_dir(cls, state_dir: Path, **kw) -> "BaselineRegistry":
         return cls([Path(state_dir) / SITE_DIR], **kw)
 
-    def get(self, baseline_id: str, version: str) -> Reference:
-        ref = self._refs.get((baseline_id, version))
+    def get(self, baseline_id: str, version: str, department: Optional[str] = None) -> Reference:
+        """The baseline (id, version) as the systems of `department` may use it: a shipped one, a site file in
+        the department's own directory, or one shared by all departments. None: shared and shipped only."""
+        ref = self._find(baseline_id, version, department)
         if ref is not None:
             return ref
         with self._lock:
-            ref = self._refs.get((baseline_id, version))
+            ref = self._find(baseline_id, version, department)
             if ref is None and baseline_id in self._shipped and baseline_id not in self._shipped_loaded:
                 self._load_shipped(baseline_id)
-                ref = self._refs.get((baseline_id, version))
+                ref = self._find(baseline_id, version, department)
             if ref is None and baseline_id not in self._shipped and self._may_rescan():
                 self._scan_sites()
-                ref = self._refs.get((baseline_id, version))
+                ref = self._find(baseline_id, version, department)
             if ref is None:
-                raise UnknownBaseline(self._unknown(baseline_id, version))
+                raise UnknownBaseline(self._unknown(baseline_id, version, department))
             return ref
+
+    def _find(self, baseline_id: str, version: str, department: Optional[str]) -> Optional[Reference]:
+        if department is not None:
+            ref = self._refs.get((department, baseline_id, version))
+            if ref is not None:
+                return ref
+        return self._refs.get((None, baseline_id, version))
 
     # ---- loading ---------------------------------------------------------------------------------
 
@@ -113,7 +130,7 @@ class BaselineRegistry:
         except BaselineError as exc:  # a broken install; every report on it is refused with this reason
             log.error("shipped baseline %s cannot be loaded: %s", baseline_id, exc)
             return
-        self._refs[(baseline.id, baseline.version)] = Reference.of(baseline, "shipped")
+        self._refs[(None, baseline.id, baseline.version)] = Reference.of(baseline, "shipped")
 
     def _may_rescan(self) -> bool:
         now = self._clock()
@@ -123,39 +140,62 @@ class BaselineRegistry:
         return True
 
     def _scan_sites(self) -> None:
-        seen = set()
+        seen: set[Path] = set()
         for directory in self.site_dirs:
-            try:
-                paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("site baselines in %s cannot be listed: %s", directory, exc)
-                continue
-            for path in paths:
-                seen.add(path)
-                try:
-                    mtime = path.stat().st_mtime
-                except OSError:
-                    continue
-                known = self._site_files.get(path)
-                if known is not None and known[0] == mtime:
-                    continue
-                if known is not None and known[1] is not None:
-                    self._refs.pop(known[1], None)  # the file changed: judge by what it says now
-                self._site_files[path] = (mtime, self._load_site(path))
+            shared, scoped = self._listing(directory)
+            for path in shared:
+                self._refresh(path, None, seen)
+            for department, paths in scoped:
+                for path in paths:
+                    self._refresh(path, department, seen)
         for gone in set(self._site_files) - seen:
             key = self._site_files.pop(gone)[1]
             if key is not None:
                 self._refs.pop(key, None)
 
-    def _load_site(self, path: Path) -> Optional[tuple[str, str]]:
+    @staticmethod
+    def _yaml_files(directory: Path) -> list[Path]:
+        return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    def _listing(self, directory: Path) -> tuple[list[Path], list[tuple[str, list[Path]]]]:
+        """The shared files of a site directory, and each department subdirectory's files. Subdirectories
+        are listed, never built from a department's name, so no name can point outside the directory."""
+        try:
+            shared = self._yaml_files(directory)
+            subdirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except FileNotFoundError:
+            return [], []
+        except OSError as exc:
+            log.warning("site baselines in %s cannot be listed: %s", directory, exc)
+            return [], []
+        scoped = []
+        for sub in subdirs:
+            try:
+                scoped.append((sub.name, self._yaml_files(sub)))
+            except OSError as exc:
+                log.warning("site baselines of department %s in %s cannot be listed: %s", sub.name, sub, exc)
+        return shared, scoped
+
+    def _refresh(self, path: Path, scope: Optional[str], seen: set[Path]) -> None:
+        seen.add(path)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        known = self._site_files.get(path)
+        if known is not None and known[0] == mtime:
+            return
+        if known is not None and known[1] is not None:
+            self._refs.pop(known[1], None)  # the file changed: judge by what it says now
+        self._site_files[path] = (mtime, self._load_site(path, scope))
+
+    def _load_site(self, path: Path, scope: Optional[str]) -> Optional[tuple[Optional[str], str, str]]:
         try:
             baseline = load_baseline(path)
         except BaselineError as exc:
             log.warning("site baseline %s not used: %s", path, exc)
             return None
-        key = (baseline.id, baseline.version)
+        key = (scope, baseline.id, baseline.version)
         if baseline.id in self._shipped:
             log.warning("site baseline %s not used: id %s is a shipped baseline's; give the site file its own id",
                         path, baseline.id)
@@ -164,14 +204,18 @@ class BaselineRegistry:
             log.warning("site baseline %s not used: %s %s is already defined by %s", path, baseline.id,
                         baseline.version, self._refs[key].origin)
             return None
-        self._refs[key] = Reference.of(baseline, str(path))
+        self._refs[key] = Reference.of(baseline, str(path), scope)
         return key
 
-    def _unknown(self, baseline_id: str, version: str) -> str:
-        versions = sorted(v for i, v in self._refs if i == baseline_id)
+    def _unknown(self, baseline_id: str, version: str, department: Optional[str]) -> str:
+        # only what this department may use is named: another department's site files stay unmentioned
+        versions = sorted(v for scope, i, v in self._refs if i == baseline_id and scope in (None, department))
+        whose = f" for department {department!r}" if department is not None else ""
         if versions:
-            return (f"baseline {baseline_id!r} version {version!r} is not known to this collector "
+            return (f"baseline {baseline_id!r} version {version!r} is not known to this collector{whose} "
                     f"(it has version {', '.join(repr(v) for v in versions)})")
         where = ", ".join(str(d) for d in self.site_dirs) or "none"
-        return (f"baseline {baseline_id!r} is not known to this collector (shipped: {', '.join(sorted(self._shipped))}; "
-                f"site baselines directory: {where})")
+        if department is not None and self.site_dirs:
+            where = ", ".join(f"{d} and {d}/{department}/" for d in self.site_dirs)
+        return (f"baseline {baseline_id!r} is not known to this collector{whose} (shipped: "
+                f"{', '.join(sorted(self._shipped))}; site baselines: {where})")

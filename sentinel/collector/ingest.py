@@ -427,7 +427,7 @@ class Ingestor:
         rep: HostReport = c.model
         agent = c.agent
         try:
-            ref = self.baselines.get(rep.baseline.id, rep.baseline.version)
+            ref = self.baselines.get(rep.baseline.id, rep.baseline.version, agent.department)
             verdict = judge.judge(ref, rep, c.body["summary"])
         except UnknownBaseline as exc:
             raise Refused(422, f"host_report body: body.baseline: {exc}",
