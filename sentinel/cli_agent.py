@@ -168,8 +168,12 @@ UP_PORT = 8470
 def up(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir",
                                              help="Where the database, keys and spool live; default "
+                                                  "state_dir of the collector config file, else "
                                                   "SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or "
                                                   "~/.local/state/sentinel: the one every command reads."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Collector config file (YAML, the one "
+                                          "`sentinel collector` reads); default SENTINEL_CONFIG, else "
+                                          "/etc/sentinel/collector.yaml when it exists."),
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address for the local API (loopback only)."),
     port: Optional[int] = typer.Option(None, "--port", help=f"API port (default {UP_PORT}; with --once a free one)."),
     baseline: str = typer.Option("dengbao-l3-linux", "--baseline", "-b", help="Shipped baseline id or a YAML file."),
@@ -194,14 +198,14 @@ def up(
     from .agent.enroll import EnrollError, private_dir
     from .agent.enroll import enroll as do_enroll
     from .agent.spool import SpoolError
-    from .state import AGENT_SUBDIR, default_state_dir
+    from .state import AGENT_SUBDIR
     from .up_summary import print_once
 
     if lang not in ("zh", "en"):
         _fail(f"--lang {lang}: expected zh or en")
     _setup_logging("INFO" if verbose else "WARNING")
     _check_baseline(baseline)
-    state = (state_dir or default_state_dir()).absolute()
+    state = (state_dir or _collector_state_dir(config)).absolute()
     settings = _settings(None, default_file=False, state_dir=state / AGENT_SUBDIR,
                          baselines=[BaselineSchedule(baseline=baseline, interval=interval)],
                          jitter=min(60.0, interval / 10))
@@ -212,7 +216,7 @@ def up(
         install_site_baseline(state, baseline)
         if port is None:
             port = 0 if once else UP_PORT  # a one-off run takes any free port
-        collector = LocalCollector(state, host=host, port=port, alerting_config=alerting_config)
+        collector = LocalCollector(state, host=host, port=port, alerting_config=alerting_config, config_file=config)
         collector.prepare()
         enrolled = settings.identity_file.exists() and collector.agent_usable(_saved_agent_id(settings))
         token_file = state / "admin-token"
@@ -259,6 +263,18 @@ def up(
     finally:
         collector.close()
     typer.echo("sentinel up: stopped", err=True)
+
+
+def _collector_state_dir(config: Optional[Path]) -> Path:
+    """The state directory `sentinel collector` and the admin commands would use: SENTINEL_COLLECTOR_STATE_DIR,
+    the config file's state_dir, SENTINEL_STATE_DIR or the default (docs/state.md)."""
+    from .collector.settings import CollectorConfigError, load_collector_settings
+
+    try:
+        return load_collector_settings(config).state_dir
+    except CollectorConfigError as exc:
+        _fail(f"sentinel up: {exc}")
+    raise AssertionError("unreachable")
 
 
 def _check_baseline(ref: str) -> None:

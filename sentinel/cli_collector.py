@@ -2,7 +2,8 @@
 
 The admin commands (department, system, token, enroll-token) work on the database directly, as the
 local operator (audited as `cli:<user>`), so a fresh collector can be set up before any API token
-exists. Settings come from SENTINEL_COLLECTOR_* variables and the flags below.
+exists. Settings: the flags below > SENTINEL_COLLECTOR_* variables > the config file (SENTINEL_CONFIG, else
+/etc/sentinel/collector.yaml; `sentinel collector --config FILE`) > defaults (sentinel/collector/settings.py).
 """
 from __future__ import annotations
 
@@ -33,17 +34,13 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _settings(**overrides):
-    from pydantic import ValidationError
-
-    from .collector.settings import CollectorSettings
+def _settings(config: Optional[Path] = None, **overrides):
+    from .collector.settings import CollectorConfigError, load_collector_settings
 
     try:
-        return CollectorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        lines = [f"collector settings: {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-                 for e in exc.errors()]
-        _fail("\n".join(lines))
+        return load_collector_settings(config, **overrides)
+    except CollectorConfigError as exc:
+        _fail(str(exc))
 
 
 def _database(settings, check: bool = True):
@@ -67,8 +64,13 @@ def _database(settings, check: bool = True):
 def _state_source(settings) -> str:
     from .state import default_state_dir, state_dir_source
 
+    from .collector.settings import setting_origin
+
     if settings.database_url:
-        return "--database-url or SENTINEL_COLLECTOR_DATABASE_URL"
+        return setting_origin(settings, "database_url") or "--database-url or SENTINEL_COLLECTOR_DATABASE_URL"
+    in_file = setting_origin(settings, "state_dir")
+    if in_file:
+        return f"state_dir in {in_file}"
     # a flag and an environment variable give the same path; the flag is the likelier when they differ
     flag = "state_dir" in settings.model_fields_set and settings.state_dir != default_state_dir()
     return state_dir_source(flag_given=flag and not _env("SENTINEL_COLLECTOR_STATE_DIR"),
@@ -119,6 +121,8 @@ def _admin(state_dir: Optional[Path], database_url: Optional[str]) -> Iterator:
 @collector_app.callback()
 def collector(
     ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Collector config file (YAML); default "
+                                          "SENTINEL_CONFIG, else /etc/sentinel/collector.yaml when it exists."),
     state_dir: Optional[Path] = StateDir,
     database_url: Optional[str] = DatabaseUrl,
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1)."),
@@ -131,8 +135,8 @@ def collector(
     unless --tls-cert/--tls-key are given; plain HTTP is allowed only on a loopback address."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings(state_dir=state_dir, database_url=database_url, host=host, port=port, tls_cert=tls_cert,
-                         tls_key=tls_key, workers=workers)
+    settings = _settings(config, state_dir=state_dir, database_url=database_url, host=host, port=port,
+                         tls_cert=tls_cert, tls_key=tls_key, workers=workers)
     serve(settings)
 
 

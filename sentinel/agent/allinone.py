@@ -45,18 +45,18 @@ class LocalCollector:
     """The collector app served by uvicorn on a loopback address, in a background thread."""
 
     def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0,
-                 alerting_config: Optional[Path] = None) -> None:
-        from pydantic import ValidationError
-
-        from ..collector.settings import CollectorSettings
+                 alerting_config: Optional[Path] = None, config_file: Optional[Path] = None) -> None:
+        from ..collector.settings import CollectorConfigError, load_collector_settings
         from ..store.db import Database, StoreError
 
-        # alerting_config None: SENTINEL_COLLECTOR_ALERTING_CONFIG, if set, still applies
-        extra = {"alerting_config": alerting_config} if alerting_config is not None else {}
+        # the collector config file (SENTINEL_CONFIG, /etc/sentinel/collector.yaml) applies as it does for
+        # `sentinel collector`, below the address and state directory `up` gives; alerting_config None:
+        # SENTINEL_COLLECTOR_ALERTING_CONFIG or the file's, if set, still applies
         try:
-            self.settings = CollectorSettings(state_dir=state_dir, host=host, port=port or 1, **extra)
-        except ValidationError as exc:
-            raise UpError(f"collector settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            self.settings = load_collector_settings(config_file, state_dir=state_dir, host=host, port=port or 1,
+                                                    alerting_config=alerting_config)
+        except CollectorConfigError as exc:
+            raise UpError(str(exc)) from None
         if not self.settings.is_loopback:
             raise UpError(f"--host {host}: `sentinel up` serves plain HTTP, so only on a loopback address")
         self.host, self.port = host, port

@@ -1,4 +1,17 @@
-"""Collector settings: defaults < environment (`SENTINEL_COLLECTOR_*`) < command-line flags.
+"""Collector settings: defaults < config file (YAML) < environment (`SENTINEL_COLLECTOR_*`) < flags.
+
+The config file is `--config FILE`, else the file SENTINEL_CONFIG names, else /etc/sentinel/collector.yaml
+when it exists (docs/state.md). `sentinel collector`, the admin commands (`department`, `system`, `export`,
+...) and `sentinel up` all read it, so they find the same state and database. It holds the fields below by
+name, e.g.:
+
+```yaml
+state_dir: /srv/sentinel           # default: SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or XDG
+# database_url: postgresql://sentinel@db.example.gov/sentinel
+host: 0.0.0.0
+port: 8443
+scans: true
+```
 
 The state directory defaults to the one every command shares (sentinel/state.py, docs/state.md):
 SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel.
@@ -6,18 +19,40 @@ SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from ..state import default_state_dir
 
+CONFIG_ENV = "SENTINEL_CONFIG"
+DEFAULT_CONFIG_FILE = Path("/etc/sentinel/collector.yaml")
+ENV_PREFIX = "SENTINEL_COLLECTOR_"
+
+
+class CollectorConfigError(Exception):
+    """Collector settings that cannot be used; each line names where the bad value came from."""
+
+
+def config_file_in_use(explicit: Optional[Path] = None) -> Optional[Path]:
+    """--config, else SENTINEL_CONFIG, else /etc/sentinel/collector.yaml if it exists, else none."""
+    if explicit is not None:
+        return Path(explicit)
+    named = os.environ.get(CONFIG_ENV, "").strip()
+    if named:
+        return Path(named).expanduser()
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
 
 class CollectorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SENTINEL_COLLECTOR_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+    # the config file these settings were read from and the line of each of its keys (load_collector_settings)
+    _config_file: Optional[Path] = PrivateAttr(default=None)
+    _config_lines: dict = PrivateAttr(default_factory=dict)
+    _flags: frozenset = PrivateAttr(default=frozenset())  # the fields the command's flags gave
 
     state_dir: Path = Field(default_factory=default_state_dir)
     database_url: Optional[str] = Field(default=None, description="default: sqlite:///<state_dir>/sentinel.db")
@@ -81,6 +116,20 @@ class CollectorSettings(BaseSettings):
             raise ValueError("must be an address or host name")
         return v
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        # flags (init) > environment > config file; a bare CollectorSettings() (the multi-worker factory, tests)
+        # finds the file the same way the commands do
+        named = settings_cls.model_config.get("yaml_file")
+        path = Path(named) if named not in (None, "", ".") else config_file_in_use()
+        sources: tuple = (init_settings, env_settings)
+        if path is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=path),)
+        return sources
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'sentinel.db'}"
@@ -112,3 +161,83 @@ class CollectorSettings(BaseSettings):
         if cert.is_file() and key.is_file():
             return cert, key
         return None
+
+
+def load_collector_settings(config_file: Optional[Path] = None, **overrides: Any) -> CollectorSettings:
+    """Settings from flags (`overrides`, None values skipped) > SENTINEL_COLLECTOR_* > the config file > defaults.
+
+    A bad value is reported with where it came from: the flag, the variable, or the file and its line."""
+    path = config_file_in_use(config_file)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    lines: dict[str, int] = {}
+    if path is not None:
+        lines = _read_yaml(path, "--config" if config_file is not None else CONFIG_ENV)
+    cls: type[CollectorSettings] = CollectorSettings
+    if path is not None:  # this very file, even if the environment changes meanwhile
+        file_config = SettingsConfigDict(**{**CollectorSettings.model_config, "yaml_file": str(path)})
+        cls = type("CollectorSettingsFromFile", (CollectorSettings,), {"model_config": file_config})
+    try:
+        settings = cls(**given)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            rest = ".".join(str(p) for p in err["loc"][1:])
+            name = field + (f".{rest}" if rest else "") or "(top level)"
+            msg = ("not a collector setting (the names are in docs/state.md)" if err["type"] == "extra_forbidden"
+                   else err["msg"])
+            problems.append(f"{_origin(field, given, path, lines)}: {name}: {msg}")
+        raise CollectorConfigError("\n".join(problems)) from None
+    settings._config_file, settings._config_lines, settings._flags = path, lines, frozenset(given)
+    return settings
+
+
+def setting_origin(settings: CollectorSettings, field: str) -> Optional[str]:
+    """`file:line` when `field` holds the config file's value (no flag or variable set it), else None."""
+    line = settings._config_lines.get(field)
+    if settings._config_file is None or line is None or os.environ.get(ENV_PREFIX + field.upper()) is not None:
+        return None
+    return f"{settings._config_file}:{line}" if field not in settings._flags else None
+
+
+def _origin(field: str, given: dict, path: Optional[Path], lines: dict[str, int]) -> str:
+    """Where a field's value came from, by the same precedence the settings apply."""
+    if field in given:
+        return f"--{field.replace('_', '-')}" if field in _FLAGS else "collector settings"
+    var = ENV_PREFIX + field.upper()
+    if os.environ.get(var) is not None:
+        return var
+    if path is not None and field in lines:
+        return f"{path}:{lines[field]}"
+    return "collector settings"
+
+
+# settings the commands take as flags of that name (sentinel/cli_collector.py, sentinel up)
+_FLAGS = {"state_dir", "database_url", "host", "port", "tls_cert", "tls_key", "workers", "alerting_config"}
+
+
+def _read_yaml(path: Path, named_by: str) -> dict[str, int]:
+    """Check the file before pydantic reads it (syntax errors with their line, a mapping at the top) and
+    return the line of each top-level key, for errors about its value."""
+    import yaml
+
+    if not path.is_file():
+        raise CollectorConfigError(f"{path}: no such config file (from {named_by})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        yaml.safe_load(text)  # what pydantic-settings will read; composing alone misses some errors
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise CollectorConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CollectorConfigError(f"{path}: cannot read: {exc}") from None
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        raise CollectorConfigError(f"{path}:{node.start_mark.line + 1}: expected a mapping of settings "
+                                   "(name: value), got a " + ("list" if isinstance(node, yaml.SequenceNode)
+                                                              else "single value"))
+    return {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
+
