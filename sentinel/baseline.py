@@ -20,7 +20,7 @@ from .model import Baseline, CheckSpec, ControlSpec, ItemSpec
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "baselines"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "renumber", "remove",
-                "items", "override", "waive", "controls", "add_checks", "kind"}
+                "items", "override", "waive", "controls", "add_checks", "kind", "move", "required"}
 
 
 class BaselineError(Exception):
@@ -314,6 +314,23 @@ def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
                 else:
                     control["clause"] = str(renumber[old]) + clause[len(old):]
                 break
+    # `move` takes checks out before dropped control points go, so a level can keep a check whose level-3
+    # item it does not have (level 2 keeps the SSH cipher checks of 数据保密性 under 身份鉴别 c).
+    move = data.get("move") or {}
+    if not isinstance(move, dict):
+        raise BaselineError([doc.error(("move",), "must be a mapping of check id to item (clause.item)")])
+    moving: list[tuple[str, dict]] = []
+    for check_id in move:
+        taken = None
+        for control in controls:
+            for item in control["items"]:
+                for check in item.get("checks", []):
+                    if check["id"] == str(check_id):
+                        taken = check
+                        item["checks"] = [ch for ch in item["checks"] if ch is not check]
+        if taken is None:
+            raise BaselineError([doc.error(("move", check_id), f"no check {check_id!r} in {parent.id}")])
+        moving.append((str(check_id), taken))
     controls = [c for c in controls if not any(c is d for d in dropped)]
     clauses = [c["clause"] for c in controls]
     clashes = sorted({c for c in clauses if clauses.count(c) > 1})
@@ -349,6 +366,9 @@ def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
             control, item = find_item(ref, loc)
             control["items"].remove(item)
     tree["controls"] = controls = [c for c in controls if c["items"]]
+    for check_id, check in moving:
+        _, item = find_item(str(move[check_id]), ("move", check_id))
+        item.setdefault("checks", []).append(check)
 
     for ref, patch in (data.get("items") or {}).items():
         _, item = find_item(str(ref), ("items", ref))
@@ -367,6 +387,16 @@ def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
                 check["params"] = {**check.get("params", {}), **value}
             else:
                 check[key] = value
+
+    required = data.get("required") or []
+    if not isinstance(required, list):
+        raise BaselineError([doc.error(("required",), "must be a list of advisory check ids")])
+    for i, check_id in enumerate(required):
+        check = find_check(str(check_id), ("required", i))
+        if not check.get("advisory"):
+            raise BaselineError([doc.error(("required", i), f"check {check_id!r} is not advisory in {parent.id}; "
+                                                            "only an advisory check can be made required")])
+        check.pop("advisory")  # counted again in verdicts, scores and the exit code
 
     for check_id, reason in (data.get("waive") or {}).items():
         check = find_check(str(check_id), ("waive", check_id))

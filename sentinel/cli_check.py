@@ -70,7 +70,9 @@ def check(
     else:
         with output.open("w", encoding="utf-8") as fh:
             render.print_table(report, lang, file=fh)
-    bad = [r for r in report.results if not r.waiver and r.status in (Status.FAIL, Status.ERROR)]
+    from .scoring import counted  # waived and advisory results do not decide the exit code
+
+    bad = [r for r in report.results if counted(r) and r.status in (Status.FAIL, Status.ERROR)]
     raise typer.Exit(1 if bad else 0)
 
 

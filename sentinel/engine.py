@@ -29,7 +29,7 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
         severity=check.severity, high_risk=check.high_risk, observed=observed,
         expected=check.expect.describe(), reason=reason.en if reason else None,
         reason_zh=reason.zh if reason else None, evidence=evidence, remediation=check.remediation,
-        waiver=check.waiver, duration_ms=round((time.perf_counter() - start) * 1000, 3),
+        waiver=check.waiver, advisory=check.advisory, duration_ms=round((time.perf_counter() - start) * 1000, 3),
     )
 
 

@@ -1,8 +1,10 @@
 """Verdicts, scores and conclusions: the one place where sentinel's scoring formula lives.
 
-Check status -> item verdict (per requirement item 测评项, over its checks that are applicable and not waived):
+Check status -> item verdict (per requirement item 测评项, over its checks that are applicable, not waived and
+not advisory):
 
     no checks at all (manual item)                 -> 待核查 (pending, until an assessor records a verdict)
+    only advisory checks apply                     -> 待核查 (advisory evidence for the assessor, no verdict)
     checks exist but none applies                  -> 不适用
     every check passes                             -> 符合
     some pass, some fail                           -> 部分符合
@@ -46,15 +48,22 @@ CONCLUSION_EN = {"优": "excellent", "良": "good", "中": "fair", "差": "poor"
 
 
 def counted(result: CheckResult) -> bool:
-    """A result that takes part in verdicts and scores: applicable and not waived."""
-    return result.status != Status.NOT_APPLICABLE and not result.waiver
+    """A result that takes part in verdicts and scores: applicable, not waived and not advisory.
+
+    An advisory check (practice beyond the 作业指导书, see docs/baseline-coverage.md) is reported as evidence
+    but changes no verdict, score, risk count or exit code unless a site file makes it `required`."""
+    return result.status != Status.NOT_APPLICABLE and not result.waiver and not result.advisory
 
 
 def item_verdict(results: Iterable[CheckResult], has_checks: bool) -> Verdict:
     if not has_checks:
         return Verdict.PENDING
+    results = list(results)
     statuses = [r.status for r in results if counted(r)]
     if not statuses:
+        # Advisory evidence alone is no verdict: the assessor decides, as for a manual item.
+        if any(r.advisory and not r.waiver and r.status != Status.NOT_APPLICABLE for r in results):
+            return Verdict.PENDING
         return Verdict.NOT_APPLICABLE
     passes = statuses.count(Status.PASS)
     fails = statuses.count(Status.FAIL)

@@ -152,3 +152,77 @@ def test_extends_errors_point_into_the_child(tmp_path):
     assert "a waiver needs a reason" in errors_of(child)
     loop = write(tmp_path, "id: a\nversion: '1'\nextends: loop.yaml\n", "loop.yaml")
     assert "extends loop" in errors_of(loop)
+
+
+ADVISORY_PARENT = GOOD.replace("""            severity: medium
+""", """            severity: medium
+            advisory: "CIS value; the guide gives none"
+""")
+
+
+def test_move_keeps_a_check_whose_item_is_dropped(tmp_path):
+    write(tmp_path, GOOD, "parent.yaml")
+    child = write(tmp_path, """\
+        id: l2
+        version: "1"
+        extends: parent.yaml
+        renumber: {"8.1.4": "7.1.4"}
+        move:
+          t-max-days: "7.1.4.1.b"
+        remove: ["7.1.4.1.a"]
+        """, "child.yaml")
+    spec = load_baseline(child)
+    checks = {c.id: (ctl.clause, it.item) for ctl, it, c in spec.iter_checks()}
+    assert checks == {"t-max-days": ("7.1.4.1", "b")}   # moved before its item went; the item's other check went
+    bad = write(tmp_path, """\
+        id: l2
+        version: "1"
+        extends: parent.yaml
+        move:
+          t-nope: "8.1.4.1.b"
+          t-max-days: "8.1.4.9.z"
+        """, "bad.yaml")
+    assert "bad.yaml:5: move.t-nope: no check 't-nope' in tiny" in errors_of(bad)
+    bad = write(tmp_path, """\
+        id: l2
+        version: "1"
+        extends: parent.yaml
+        move:
+          t-max-days: "8.1.4.9.z"
+        """, "bad2.yaml")
+    assert "bad2.yaml:5: move.t-max-days: no item '8.1.4.9.z' in tiny" in errors_of(bad)
+
+
+def test_advisory_checks_and_a_site_that_requires_them(tmp_path):
+    parent = write(tmp_path, ADVISORY_PARENT, "parent.yaml")
+    checks = {c.id: c for c in load_baseline(parent).controls[0].items[0].checks}
+    assert checks["t-max-days"].advisory == "CIS value; the guide gives none" and checks["t-no-rhosts"].advisory is None
+    site = write(tmp_path, """\
+        id: site
+        version: "1"
+        extends: parent.yaml
+        required: [t-max-days]
+        """, "site.yaml")
+    assert all(c.advisory is None for _, _, c in load_baseline(site).iter_checks())
+    bad = write(tmp_path, """\
+        id: site
+        version: "1"
+        extends: parent.yaml
+        required:
+          - t-no-rhosts
+        """, "bad.yaml")
+    assert "bad.yaml:5: required[0]: check 't-no-rhosts' is not advisory in tiny" in errors_of(bad)
+    empty = write(tmp_path, ADVISORY_PARENT.replace('"CIS value; the guide gives none"', '""'), "empty.yaml")
+    assert "empty.yaml:28: controls[0].items[0].checks[1].advisory" in errors_of(empty)
+
+
+def test_an_advisory_failure_does_not_decide_the_exit_code(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "login.defs").write_text("PASS_MAX_DAYS 99999\n")
+    (tmp_path / "etc" / "os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    parent = write(tmp_path, ADVISORY_PARENT, "parent.yaml")
+    assert main(["check", "--baseline", str(parent), "--root", str(tmp_path), "--format", "json",
+                 "-o", str(tmp_path / "out.json")]) == 0
+    site = write(tmp_path, "id: site\nversion: '1'\nextends: parent.yaml\nrequired: [t-max-days]\n", "site.yaml")
+    assert main(["check", "--baseline", str(site), "--root", str(tmp_path), "--format", "json",
+                 "-o", str(tmp_path / "out2.json")]) == 1

@@ -7,9 +7,10 @@ from sentinel.model import CheckResult, ItemResult, Severity, Status, Text, Verd
 T = Text(zh="测试", en="test")
 
 
-def result(status, *, severity=Severity.MEDIUM, high_risk=None, waiver=None, clause="8.1.4.1", item="a", cid="c"):
+def result(status, *, severity=Severity.MEDIUM, high_risk=None, waiver=None, clause="8.1.4.1", item="a", cid="c",
+           advisory=None):
     return CheckResult(check_id=cid, clause=clause, item=item, title=T, status=status, severity=severity,
-                       high_risk=high_risk, expected="x", remediation=T, waiver=waiver)
+                       high_risk=high_risk, expected="x", remediation=T, waiver=waiver, advisory=advisory)
 
 
 def item(verdict, weight):
@@ -132,3 +133,16 @@ def test_rejudged_items_take_their_verdicts_from_the_results():
     assert (a.verdict, b.verdict, c.verdict) == (Verdict.PARTIAL, Verdict.CONFORM, Verdict.PENDING)
     assert b is claimed[1] and c is claimed[2], "an item whose verdict agrees is kept as it is"
     assert claimed[0].verdict == Verdict.CONFORM, "the input is not changed"
+
+
+def test_advisory_check_is_evidence_not_a_verdict():
+    adv = dict(advisory="CIS practice beyond the 作业指导书")
+    failing = result(F, severity=Severity.HIGH, **adv)
+    # A failing advisory check does not pull a passing item down, nor count as a risk or in the pass rate.
+    assert scoring.item_verdict([result(P), failing], True) is Verdict.CONFORM
+    assert scoring.risk_level(failing) is None
+    assert scoring.pass_rate([result(P), failing]) == 1.0
+    # Advisory evidence alone leaves the item to the assessor (待核查), never 不适用 or 符合.
+    assert scoring.item_verdict([failing], True) is Verdict.PENDING
+    assert scoring.item_verdict([result(P, **adv)], True) is Verdict.PENDING
+    assert scoring.item_verdict([result(NA, **adv)], True) is Verdict.NOT_APPLICABLE

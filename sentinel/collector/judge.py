@@ -1,8 +1,8 @@
 """Judge a host report by the collector's copy of its baseline (baselines.py says why).
 
 `judge` refuses (BaselineMismatch, a 422 naming the field) a result that is not a check of the named baseline,
-a check reported twice, a result whose clause, item, severity, high-risk case or waiver differs from what
-the baseline gives that check, and a list of items that is not the baseline's (each item once, with its
+a check reported twice, a result whose clause, item, severity, high-risk case, waiver or advisory mark differs from
+what the baseline gives that check, and a list of items that is not the baseline's (each item once, with its
 weight and checks: the system roll-up, sentinel/store/assessment.py, reads them from the kept body and
 recomputes only their verdicts). It then computes the item verdicts and the summary with sentinel/scoring.py,
 exactly as the agent's engine does, and lists where the agent's own summary and item verdicts differ from
@@ -49,6 +49,7 @@ def check_results(ref: Reference, rep: HostReport) -> None:
     if rep.baseline.level != b.level:
         raise BaselineMismatch("body.baseline.level", f"{rep.baseline.level} but baseline {name} is level {b.level}")
     seen: dict[str, int] = {}
+    advisory = {c.id: c.advisory for _, _, c in b.iter_checks()}
     for i, r in enumerate(rep.results):
         spec = ref.checks.get(r.check_id)
         if spec is None:
@@ -63,6 +64,10 @@ def check_results(ref: Reference, rep: HostReport) -> None:
                 if value != want:
                     raise BaselineMismatch(f"body.results.{i}.{key}",
                                            f"{value!r} but baseline {name} gives check {r.check_id} {want!r}")
+        # Advisory results decide no verdict (scoring.counted), so the mark is the baseline's, never the agent's.
+        if r.advisory != advisory.get(r.check_id):
+            raise BaselineMismatch(f"body.results.{i}.advisory", f"{r.advisory!r} but baseline {name} gives check "
+                                                                  f"{r.check_id} {advisory.get(r.check_id)!r}")
     listed: dict[tuple[str, str], int] = {}
     for i, item in enumerate(rep.items):
         key = (item.clause, item.item)
