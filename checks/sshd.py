@@ -192,3 +192,24 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
     for path, line, pattern, files in cfg.includes:
         ev.append(evidence(path, f"Include {pattern} -> " + (", ".join(files) if files else "no file"), line))
     return Observation(observed=observed, evidence=ev, note=note, note_zh=note_zh)
+
+
+class SshdOptionsParams(Strict):
+    keys: dict[str, Optional[str]] = Field(min_length=1, description="keyword -> sshd's default for it")
+    config: str = "/etc/ssh/sshd_config"
+
+
+@probe("sshd.options", SshdOptionsParams)
+def sshd_options(ctx: ProbeContext, params: SshdOptionsParams) -> Observation:
+    """{keyword: sshd.option's list} for several keywords at once, for settings that only mean something
+    together (ClientAliveCountMax counts probes that are only sent when ClientAliveInterval > 0)."""
+    observed, ev, notes, notes_zh = {}, [], [], []
+    for key, default in params.keys.items():
+        one = sshd_option(ctx, SshdOptionParams(key=key, default=default, config=params.config))
+        observed[key] = one.observed
+        ev.extend(one.evidence)
+        if one.note:
+            notes.append(one.note)
+            notes_zh.append(one.note_zh or one.note)
+    return Observation(observed=observed, evidence=ev, note="; ".join(notes) or None,
+                       note_zh="；".join(notes_zh) or None)

@@ -15,7 +15,10 @@ import http.client
 import ipaddress
 import json
 import ssl
+import time
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +27,10 @@ from urllib.parse import urlsplit
 from .. import __version__
 
 API = "/api/v1/agent"
+# A collector's Retry-After is honoured within these bounds (seconds): at least one second (the collector never
+# asks for less; a 0 would have an agent hammer it), at most five minutes (a wrong or hostile answer cannot
+# park delivery for longer than the agent's own longest backoff would).
+RETRY_AFTER_MIN, RETRY_AFTER_MAX = 1.0, 300.0
 
 
 class ClientError(Exception):
@@ -44,6 +51,26 @@ class SendResult:
     status: Optional[int]
     detail: str
     data: Optional[dict[str, Any]] = None
+    retry_after: Optional[float] = None  # a 429/503's Retry-After in seconds, bounded; None: not given
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Retry-After (RFC 9110 10.2.3: delay-seconds or an HTTP-date) as seconds within RETRY_AFTER_MIN..MAX;
+    None when absent or unreadable (the agent's own backoff then applies)."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(int(value[:12]))  # a 40-digit value is "very long", not a memory or float problem
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT; a zone-less one is read as such
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, RETRY_AFTER_MIN), RETRY_AFTER_MAX)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -81,6 +108,7 @@ class _Response:
     status_code: int
     reason: str
     body: bytes
+    retry_after: Optional[str] = None  # the Retry-After header as sent
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -180,7 +208,11 @@ class CollectorClient:
             if "ahead" in detail.lower():
                 return SendResult(Outcome.RETRY, status, f"clock skew with the collector: {detail}")
             return SendResult(Outcome.REJECTED, status, detail)
-        if status in (404, 405, 408, 425, 429) or status >= 500:
+        if status in (429, 503):
+            # busy or rate-limited: the collector says when (a full spool drains at its pace, not at the
+            # agent's doubling backoff of up to retry_max)
+            return SendResult(Outcome.RETRY, status, detail, retry_after=parse_retry_after(response.retry_after))
+        if status in (404, 405, 408, 425) or status >= 500:
             return SendResult(Outcome.RETRY, status, detail)
         return SendResult(Outcome.REJECTED, status, detail)
 
@@ -199,7 +231,7 @@ class CollectorClient:
                 "User-Agent": f"sentinel-agent/{__version__}", "Content-Type": "application/json",
                 "Connection": "close", **headers})
             answer = conn.getresponse()
-            return _Response(answer.status, answer.reason, answer.read())
+            return _Response(answer.status, answer.reason, answer.read(), answer.getheader("Retry-After"))
         except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError and timeouts are OSErrors
             raise _Unreachable(_transport_reason(exc, self._trust)) from exc
         finally:

@@ -46,6 +46,7 @@ class FlushResult:
     rejected: int = 0
     remaining: int = 0
     blocked: Optional[str] = None  # why delivery stopped before the spool was empty
+    retry_after: Optional[float] = None  # when the collector asked to be tried again (its Retry-After), seconds
     answers: list[dict[str, Any]] = field(default_factory=list)  # collector answers for delivered envelopes
 
     @property
@@ -207,6 +208,7 @@ class Agent:
                 else:
                     status = "" if answer.status is None else f"HTTP {answer.status}: "
                     result.blocked = status + answer.detail
+                    result.retry_after = answer.retry_after
                     break
             result.remaining = len(self.spool.pending())
         if result.blocked:
@@ -227,6 +229,10 @@ class Agent:
                 outcome = FlushResult(blocked=str(exc))
             if outcome.complete:
                 delay = 0.0
+            elif outcome.retry_after is not None:
+                # the collector said when it will take the next report (429/503 Retry-After, already bounded):
+                # sooner is refused again, later only slows a full spool's drain against the per-agent limit
+                delay = min(outcome.retry_after, self.settings.retry_max)
             else:
                 delay = min(max(delay * 2, self.settings.retry_min), self.settings.retry_max)
 
