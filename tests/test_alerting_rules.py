@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -41,17 +42,25 @@ def test_promtool_test_rules():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_promtool_test_rules_catches_a_broken_rule(tmp_path: Path):
-    """The unit tests are not vacuous: loosen one threshold and they fail."""
+@pytest.mark.parametrize("before, after, alert", [
+    ("last_over_time(sentinel_system_forbidden_services[1h]) > 0",
+     "last_over_time(sentinel_system_forbidden_services[1h]) > 1", "SentinelForbiddenServiceOpen"),
+    # without last_over_time a collector outage (stale series) resolves the alert: the watchdog test fails
+    ("last_over_time(sentinel_system_high_risk_findings[1h]) > 0", "sentinel_system_high_risk_findings > 0",
+     "SentinelHighRiskFinding"),
+    ('up{job=~"sentinel|sentinel-collector"} == 0', 'up{job="sentinel-collector"} == 0', "SentinelCollectorDown"),
+])
+def test_promtool_test_rules_catches_a_broken_rule(tmp_path: Path, before: str, after: str, alert: str):
+    """The unit tests are not vacuous: loosen one rule and they fail, naming its alert."""
     (tmp_path / "tests").mkdir()
-    broken = RULES.read_text(encoding="utf-8").replace("sentinel_system_forbidden_services > 0",
-                                                       "sentinel_system_forbidden_services > 1")
-    assert broken != RULES.read_text(encoding="utf-8")
+    shipped = RULES.read_text(encoding="utf-8")
+    broken = shipped.replace(before, after)
+    assert broken != shipped
     (tmp_path / "sentinel-rules.yml").write_text(broken, encoding="utf-8")
     for t in RULE_TESTS:
         shutil.copy(t, tmp_path / "tests" / t.name)
     proc = _run(need("promtool"), "test", "rules", *[str(tmp_path / "tests" / t.name) for t in RULE_TESTS])
-    assert proc.returncode != 0 and "SentinelForbiddenServiceOpen" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and alert in proc.stdout + proc.stderr
 
 
 def test_every_alert_has_a_firing_unit_test():
@@ -71,7 +80,8 @@ def test_rules_name_only_exported_metrics_and_carry_grades():
     exported |= set(SPOOL_METRICS)  # the agent's own /metrics (sentinel/agent/exporter.py)
     for rule in _rules():
         names = set(re.findall(r"\bsentinel_[a-z_]+\b", rule["expr"]))
-        assert names, f"{rule.get('alert')}: names no sentinel metric"
+        # the watchdog reads Prometheus's own `up` of the collector's scrape job
+        assert names or rule["expr"].startswith("up{job="), f"{rule.get('alert')}: names no sentinel metric"
         assert names <= exported, f"{rule.get('alert')}: unknown metrics {sorted(names - exported)}"
         labels = rule["labels"]
         assert labels["grade"] in GRADES
@@ -114,3 +124,39 @@ def test_alertmanager_config_and_routing():
     assert route("grade=特别重大", "department=公安局") == "oncall-urgent"
     assert route("grade=一般", "department=卫健委") == "health-team"
     assert route("grade=较大", "department=公安局") == "ops-default"
+
+
+def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path):
+    """The shipped inhibit rules, in a real Alertmanager: while SentinelCollectorDown fires, the compliance
+    alerts (from the rules, and pushed by the collector without an instance label) are suppressed; the
+    agent's own spool alert and the outage alert itself are not."""
+    import httpx
+
+    from tests.obs_support import alertmanager, eventually
+
+    now = datetime.now(timezone.utc)
+    ends = (now + timedelta(minutes=10)).isoformat()
+    def alert(**labels: str) -> dict:
+        return {"labels": labels, "annotations": {"summary": "s"}, "startsAt": now.isoformat(), "endsAt": ends}
+    alerts = [
+        alert(alertname="SentinelCollectorDown", job="sentinel", instance="collector:8443", severity="high",
+              grade="重大"),
+        alert(alertname="SentinelHighRiskFinding", job="sentinel", instance="collector:8443", department="卫健委",
+              system="HIS", severity="high", grade="重大"),
+        alert(alertname="SentinelForbiddenPort", department="卫健委", system="HIS", severity="high", grade="重大",
+              source="sentinel"),
+        alert(alertname="SentinelAgentSpoolDropping", instance="his-db1:22239", severity="medium", grade="较大"),
+        alert(alertname="SomethingElse", severity="high"),
+    ]
+    with alertmanager(tmp_path, AM_CONFIG.read_text(encoding="utf-8")) as base:
+        http = httpx.Client(base_url=base, timeout=10, trust_env=False)
+        assert http.post("/api/v2/alerts", json=alerts).status_code == 200
+
+        def states():
+            got = {a["labels"]["alertname"]: a["status"]["state"] for a in http.get("/api/v2/alerts").json()}
+            return got if len(got) == len(alerts) else None
+        got = eventually(states, what="all alerts in Alertmanager")
+        assert got == {"SentinelCollectorDown": "active", "SentinelHighRiskFinding": "suppressed",
+                       "SentinelForbiddenPort": "suppressed", "SentinelAgentSpoolDropping": "active",
+                       "SomethingElse": "active"}, got
+        http.close()

@@ -1,0 +1,112 @@
+"""A collector outage, end to end: a real Prometheus with the shipped rules scrapes sentinel's /metrics and
+sends to a real Alertmanager with the shipped config (receivers pointed at a local webhook). Stop the
+/metrics server: one outage alert pages, the compliance alerts stay firing (last known state) and are held
+back by the inhibition, and nobody is told "resolved"."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporters.prometheus import make_registry, render
+from tests.obs_support import MetricsServer, Receiver, alertmanager, eventually, prometheus, realistic_snapshot
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+RULES = DEPLOY / "prometheus" / "sentinel-rules.yml"
+AM_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+SYSTEM = "预算一体化平台"  # realistic_snapshot: 2 high-risk findings, 1 forbidden service
+
+
+def _fast_rules(tmp: Path) -> Path:
+    """The shipped rules with `for:` cut to seconds, so the test does not wait minutes; nothing else changed."""
+    text = re.sub(r"for: \d+m", "for: 3s", RULES.read_text(encoding="utf-8"))
+    path = tmp / "sentinel-rules.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _am_config(receiver: Receiver) -> str:
+    """The shipped Alertmanager config, its relay URLs pointed at the local receiver, its waits cut to 1 s."""
+    text = AM_CONFIG.read_text(encoding="utf-8").replace("http://dingtalk-relay:8060", receiver.url("").rstrip("/"))
+    text = re.sub(r"group_wait: \d+[sm]", "group_wait: 1s", text)
+    text = re.sub(r"group_interval: \d+[sm]", "group_interval: 1s", text)
+    assert "dingtalk-relay" not in text
+    return text
+
+
+def _notified(receiver: Receiver) -> list[tuple[str, str, str]]:
+    """(status, alertname, system) of every alert in every webhook notification so far."""
+    out = []
+    for r in list(receiver.requests):
+        for a in r.json()["alerts"]:
+            out.append((a["status"], a["labels"]["alertname"], a["labels"].get("system", "")))
+    return out
+
+
+@pytest.fixture
+def stack(tmp_path):
+    now = datetime.now(timezone.utc)  # certificate rules compare with the real clock
+    registry = make_registry(lambda: realistic_snapshot(now))
+    server = MetricsServer(lambda accept: render(registry, accept))
+    hook = Receiver(responses=[(200, {})])
+    (tmp_path / "am").mkdir()
+    (tmp_path / "prom").mkdir()
+    with alertmanager(tmp_path / "am", _am_config(hook)) as am_base:
+        am_port = am_base.rsplit(":", 1)[1]
+        config = f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
+rule_files: ["{_fast_rules(tmp_path / 'prom')}"]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
+scrape_configs:
+  - job_name: sentinel
+    static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]
+"""
+        with prometheus(tmp_path / "prom", config) as prom_base:
+            yield server, hook, httpx.Client(base_url=prom_base, timeout=10, trust_env=False), \
+                httpx.Client(base_url=am_base, timeout=10, trust_env=False)
+    hook.close()
+
+
+def _prom_alerts(prom: httpx.Client) -> dict[tuple[str, str], str]:
+    data = prom.get("/api/v1/alerts").json()["data"]["alerts"]
+    return {(a["labels"]["alertname"], a["labels"].get("system", "")): a["state"] for a in data}
+
+
+def test_stopping_the_collector_pages_once_and_resolves_nothing(stack):
+    server, hook, prom, am = stack
+    up_alerts = {("firing", "SentinelHighRiskFinding", SYSTEM), ("firing", "SentinelForbiddenServiceOpen", SYSTEM)}
+    eventually(lambda: up_alerts <= set(_notified(hook)), timeout=40,
+               what="the high-risk finding and the forbidden port notified while the collector is up")
+    # every `for:` has run out and Alertmanager has told what was firing before the outage
+    eventually(lambda: _prom_alerts(prom) and "pending" not in _prom_alerts(prom).values(), timeout=20,
+               what="no pending alert")
+    time.sleep(4)
+    before = len(hook.requests)
+
+    server.close()  # the collector stops: scrapes are refused from now on
+
+    eventually(lambda: any(n[:2] == ("firing", "SentinelCollectorDown") for n in _notified(hook)[before:]),
+               timeout=40, what="the outage paged")
+    # give every rule several evaluations and Alertmanager several group intervals with the collector gone
+    eventually(lambda: len(prom.get("/api/v1/query", params={"query": "up == 0"}).json()["data"]["result"]) and
+               _prom_alerts(prom).get(("SentinelCollectorDown", "")) == "firing", timeout=20)
+    time.sleep(8)
+
+    states = _prom_alerts(prom)
+    for kept in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
+        assert states.get((kept, SYSTEM)) == "firing", f"{kept} did not keep its last known state: {states}"
+    after = _notified(hook)[before:]
+    assert not [n for n in after if n[0] == "resolved"], f"'resolved' sent during the outage: {after}"
+    assert {n[1] for n in after} == {"SentinelCollectorDown"}, f"the outage should page alone: {after}"
+
+    # in Alertmanager the compliance alerts are active but inhibited by the outage alert
+    alerts = am.get("/api/v2/alerts", params={"filter": 'alertname="SentinelHighRiskFinding"'}).json()
+    mine = [a for a in alerts if a["labels"].get("system") == SYSTEM]
+    assert mine and all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in mine), \
+        json.dumps(mine, ensure_ascii=False)
