@@ -284,8 +284,14 @@ def test_l2_has_exactly_the_level_2_items(loaded):
 def test_l2_drops_level_3_only_checks_and_high_risk_cases(loaded):
     l2 = _checks(loaded["l2"])
     for gone in ("l3-ia-ssh-two-factor", "l3-ac-mac-enforcing", "l3-au-audit-immutable", "l3-ip-hids-installed",
-                 "l3-di-aide-database", "l3-dc-ssh-ciphers", "l3-mc-aslr"):
+                 "l3-di-aide-database", "l3-dc-encrypt-method", "l3-mc-aslr"):
         assert gone not in l2
+    # Kept under the level-2 item whose text supports them (their level-3 items do not exist at level 2).
+    for kept in ("l3-dc-ssh-ciphers", "l3-dc-ssh-kex"):
+        assert (l2[kept][0].clause, l2[kept][1].item) == ("7.1.4.1", "c"), kept
+    for kept in ("l3-ac-passwd-group-mode", "l3-ac-shadow-mode", "l3-ac-sshd-config-mode",
+                 "l3-ac-ssh-host-key-mode", "l3-ac-auth-config-mode", "l3-ac-cron-config-mode"):
+        assert (l2[kept][0].clause, l2[kept][1].item) == ("7.1.4.2", "a"), kept
     assert l2["l3-au-log-retention-secure"][2].high_risk is None
     assert l2["l3-mc-antimalware-installed"][0].clause == "7.1.4.5"
     assert l2["l3-br-backup-job"][0].clause == "7.1.4.8"
