@@ -50,16 +50,17 @@ def _stop_on_signals() -> threading.Event:
 MAX_ANNOUNCED = 1000  # reports remembered until stored, to say when they are
 
 
-def _announcing():
+def _announcing(lang: str = "en", command: str = "agent"):
     """The agent, printing one line per baseline run on stderr whatever the log level: what ran, its result
-    and where it was stored (the run id on the collector, or the spool while the collector cannot take it)."""
-    from datetime import datetime
-
+    and where it was stored (the run id on the collector, or the spool while the collector cannot take it),
+    in `lang`; and once, when not root and checks were denied permission, a hint to run as root."""
     from .agent.daemon import Agent
+    from .cycle_lines import Announcer
 
     class AnnouncingAgent(Agent):
         def __init__(self, *args, **kw) -> None:
             super().__init__(*args, **kw)
+            self._say = Announcer(lang, command)
             # report id -> ("what ran, result", already said to wait in the spool), until it is stored
             self._made: dict[str, tuple[str, bool]] = {}
             self._made_lock = threading.Lock()
@@ -67,14 +68,9 @@ def _announcing():
         def run_baseline(self, schedule):
             report = super().run_baseline(schedule)
             if report is None:
-                _say(f"baseline {schedule.baseline}: no report (the reason is logged above)")
+                self._say.no_report(schedule.baseline)
                 return None
-            s = report.get("summary", {})
-            counts = s.get("counts", {})
-            score = "-" if s.get("score") is None else f"{s['score']:.1f}"
-            result = (f"baseline {schedule.baseline}: score {score} {s.get('conclusion', '')}, "
-                      f"{counts.get('fail', 0)} failed, {counts.get('error', 0)} error, "
-                      f"{s.get('high_risk', 0)} high-risk")
+            result = self._say.made(schedule.baseline, report)
             with self._made_lock:
                 self._made[report.get("report_id", "")] = (result, False)
                 while len(self._made) > MAX_ANNOUNCED:  # the spool may have dropped the oldest meanwhile
@@ -87,18 +83,13 @@ def _announcing():
                 for answer in outcome.answers:
                     made = self._made.pop(answer.get("report_id", ""), None)
                     if made is not None:
-                        waited = " (it waited in the spool)" if made[1] else ""
-                        _say(f"{made[0]}; stored as run {answer.get('run_id')} on {self.client.url}{waited}")
+                        self._say.stored(made[0], answer.get("run_id"), self.client.url, made[1])
                 if outcome.blocked:
                     for report_id, (result, said) in list(self._made.items()):
                         if not said:
-                            _say(f"{result}; kept in the spool {self.settings.spool_dir} until the collector "
-                                 f"takes it ({outcome.blocked})")
+                            self._say.kept(result, self.settings.spool_dir, outcome.blocked)
                             self._made[report_id] = (result, True)
             return outcome
-
-    def _say(line: str) -> None:
-        typer.echo(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}", err=True)
 
     return AnnouncingAgent
 
@@ -110,6 +101,7 @@ def agent(
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve this host's latest report at "
                                                "/metrics on this port (22239 by convention; binds metrics_address, "
                                                "default 127.0.0.1)."),
+    lang: str = typer.Option("en", "--lang", help="en | zh (the line printed per baseline run)"),
 ) -> None:
     """Run the agent: scheduled baselines, utilisation and inventory, signed and pushed to the collector.
 
@@ -118,10 +110,12 @@ def agent(
     from .agent.enroll import EnrollError
     from .agent.spool import SpoolError
 
+    if lang not in ("zh", "en"):
+        _fail(f"--lang {lang}: expected zh or en")
     settings = _settings(config, state_dir=state_dir, metrics_port=metrics_port)
     _setup_logging(settings.log_level)
     try:
-        daemon = _announcing()(settings)
+        daemon = _announcing(lang, "agent")(settings)
     except (EnrollError, ClientError, SpoolError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -179,7 +173,7 @@ def up(
     baseline: str = typer.Option("dengbao-l3-linux", "--baseline", "-b", help="Shipped baseline id or a YAML file."),
     interval: float = typer.Option(3600, "--interval", min=60, help="Seconds between baseline runs."),
     once: bool = typer.Option(False, "--once", help="Run one cycle (check, store, summary) and exit."),
-    lang: str = typer.Option("zh", "--lang", help="zh | en (summary text)"),
+    lang: str = typer.Option("zh", "--lang", help="zh | en (summary and the line per run)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the agent and collector do."),
     alerting_config: Optional[Path] = typer.Option(
         None, "--alerting-config", help="Push events to Alertmanager and chat robots as this file says "
@@ -227,7 +221,7 @@ def up(
         settings.collector_url = collector.url
         if not enrolled:
             do_enroll(settings, enroll_token, collector.url, force=True)
-        daemon = _announcing()(settings)
+        daemon = _announcing(lang, "up")(settings)
     except (UpError, EnrollError, ClientError, SpoolError, OSError) as exc:
         if collector is not None:
             collector.close()

@@ -115,10 +115,15 @@ def print_summary(report: dict, lang: str) -> tuple[int, int]:
     if errors:
         typer.echo(t["errors"].format(n=len(errors)))
         for r in errors[:SHOWN]:
-            typer.echo(f"    {name(r)}: {r.get('reason') or t['no_reason']}")
+            typer.echo(f"    {name(r)}: {_reason(r, lang) or t['no_reason']}")
         if len(errors) > SHOWN:
             typer.echo(t["more_errors"].format(n=len(errors) - SHOWN))
     return len(fails), len(errors)
+
+
+def _reason(r: dict, lang: str) -> str:
+    """The Chinese wording in zh when the check gave one (reports of older agents have only the English)."""
+    return (r.get("reason_zh") if lang == "zh" and r.get("reason_zh") else r.get("reason")) or ""
 
 
 def _severity_rank(r: dict) -> tuple[int, str, str]:

@@ -175,6 +175,17 @@ def test_once_summary_in_chinese(capsys):
     assert err.startswith("退出码 1：18 项检查不通过，1 项无法判定")
 
 
+def test_once_summary_in_chinese_gives_the_chinese_reason(capsys):
+    report = _report()
+    error = next(r for r in report["results"] if r["status"] == "error")
+    error["reason_zh"] = "无法读取 /etc/shadow：权限不足"
+    print_once([report], SimpleNamespace(answers=[], complete=True), 1, "zh")
+    out = capsys.readouterr().out
+    assert "c22: 检查 22: 无法读取 /etc/shadow：权限不足" in out and "permission denied" not in out
+    print_once([report], SimpleNamespace(answers=[], complete=True), 1, "en")
+    assert "cannot read /etc/shadow: permission denied" in capsys.readouterr().out
+
+
 def test_once_exit_code_is_explained_for_a_clean_host(capsys):
     report = _report()
     report["results"] = [r for r in report["results"] if r["status"] == "pass"]
@@ -193,7 +204,7 @@ def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_
     log = tmp_path / "up.err"
     with open(log, "w") as err:
         proc = subprocess.Popen(SENTINEL + ["up", "--state-dir", str(state), "--port", str(port), "--baseline",
-                                            str(quick), "--interval", "3600"],
+                                            str(quick), "--interval", "3600", "--lang", "en"],
                                 stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=_env())
     try:
         deadline = time.monotonic() + 120
@@ -258,3 +269,59 @@ def test_a_report_that_waits_in_the_spool_is_announced_again_when_stored(tmp_pat
     assert len(lines) == 2, lines
     assert f"kept in the spool {settings.spool_dir} until the collector takes it" in lines[0]
     assert "stored as run 1 on http://127.0.0.1:" in lines[1] and "(it waited in the spool)" in lines[1]
+
+
+# ---- the line per run of `agent` / `up`: its language, and the hint to run as root ----------------------
+
+
+def _lines(lang: str, command: str = "agent"):
+    from sentinel.cycle_lines import Announcer
+
+    said: list[str] = []
+    return Announcer(lang, command, say=said.append), said
+
+
+def test_the_line_per_run_speaks_the_chosen_language():
+    report = _report()
+    for lang, words, foreign in (("zh", ("基线 b：得分 40.0 差", "不通过 18 项", "已存为 http://c:1 上的第 3 次运行",
+                                         "曾在缓存目录中等待"), ("score", "failed", "stored", "poor")),
+                                 ("en", ("baseline b: score 40.0 poor", "18 failed", "stored as run 3 on http://c:1",
+                                         "(it waited in the spool)"), ("差", "得分"))):
+        say, said = _lines(lang)
+        say.stored(say.made("b", report), 3, "http://c:1", waited=True)
+        assert len(said) == 1 and all(w in said[0] for w in words), said
+        assert not any(w in said[0] for w in foreign), said
+
+
+def test_up_once_in_chinese_says_its_line_per_run_in_chinese(tmp_path):
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(BASELINE % "", encoding="utf-8")
+    up = _run(["up", "--once", "--state-dir", str(tmp_path / "s"), "--baseline", str(quick)], _env())
+    assert up.returncode in (0, 1), up.stderr
+    cycle = [line for line in up.stderr.splitlines() if f"基线 {quick}：得分" in line]
+    assert len(cycle) == 1 and "上的第 1 次运行" in cycle[0], up.stderr
+    assert "stored as run" not in up.stderr
+
+
+@pytest.mark.parametrize("lang, hint", [("en", "hint:"), ("zh", "提示")])
+@pytest.mark.parametrize("command", ["agent", "up"])
+def test_unprivileged_agent_and_up_hint_once_to_run_as_root(monkeypatch, lang, hint, command):
+    monkeypatch.setattr("sentinel.cycle_lines.os.geteuid", lambda: 1000)
+    say, said = _lines(lang, command)
+    say.made("b", _report())
+    say.made("b", _report())  # the next run does not repeat it
+    hints = [line for line in said if line.startswith(hint)]
+    assert len(hints) == 1 and "c22" in hints[0] and f"sudo sentinel {command}" in hints[0], said
+
+
+def test_no_root_hint_as_root_or_without_permission_errors(monkeypatch):
+    monkeypatch.setattr("sentinel.cycle_lines.os.geteuid", lambda: 0)
+    say, said = _lines("en")
+    say.made("b", _report())
+    assert said == []
+    monkeypatch.setattr("sentinel.cycle_lines.os.geteuid", lambda: 1000)
+    report = _report()
+    report["results"] = [r for r in report["results"] if r["status"] != "error"]
+    say, said = _lines("en")
+    say.made("b", report)
+    assert said == []
