@@ -567,8 +567,8 @@ class ShellVariableParams(ShellParams):
 
 
 def _possible_evidence(shell: Shell, lines: list[str], label: str) -> list[Evidence]:
-    ev = [evidence(PROFILE if not shell.sourced else shell.sourced[0],
-                   "read in order: " + ", ".join(shell.sourced) if shell.sourced else "no /etc/profile")]
+    order = list(dict.fromkeys(shell.sourced))  # a file sourced in two undecided branches is named once
+    ev = [evidence(PROFILE, "read in order: " + ", ".join(order) if order else "no /etc/profile")]
     for where in lines:
         path, _, rest = where.partition(":")
         number, _, text = rest.partition(":")
@@ -601,7 +601,8 @@ def shell_variable(ctx: ProbeContext, params: ShellVariableParams) -> Observatio
     else:
         note = note_zh = None
     if var and var.readonly:
-        ev.append(evidence(chosen[1].split(":")[0], f"{params.key} is readonly", None))
+        source = chosen[1].split(":")[0]
+        ev.append(evidence(source if source.startswith("/") else PROFILE, f"{params.key} is readonly"))
     return Observation(observed=chosen[0], evidence=ev, note=note, note_zh=note_zh)
 
 
