@@ -13,7 +13,8 @@ the files the login reads, in the order the programs read them:
    where the profile sources it. Per-user files (~/.bash_profile, ~/.profile) are the user's and not read.
 
 The interpreter is deliberately small: assignments, `export`, `readonly`, `declare -r`/`typeset -r`,
-`unset`, `umask`, sourcing, `return` at the top of a sourced file, `if`/`elif`/`else`, `&&`/`||`. bash's rules
+`unset`, `umask`, sourcing, `return` at the top of a sourced file, `if`/`elif`/`else`, `case` branches,
+`while`/`until` bodies (may run or not), `{ ...; }` groups after `&&`/`||`; here-documents are skipped as data. bash's rules
 that matter here are kept: assigning to or unsetting a readonly variable fails and leaves the value as it
 was; commands in a pipeline run in a subshell and change nothing; function bodies run only when called (not
 modelled: they are skipped). A test it can decide (`[ -f /etc/bashrc ]` on the root, `[ "$PS1" ]` from
@@ -45,7 +46,7 @@ USER_UID = 1000  # the modelled user: a regular account whose primary group is i
 _CMDSUBST = re.compile(r"\$\([^()]*\)|`[^`]*`")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
-_SEPARATORS = {";", "&&", "||", "|", "&", "\n"}
+_SEPARATORS = {";", "&&", "||", "|", "&", "\n", ";;", ";&", ";;&"}
 _LOGIN_PROVIDED = {"HOME", "USER", "LOGNAME", "PATH", "SHELL", "TERM", "LANG", "MAIL", "DISPLAY", "PWD", "HOSTNAME"}
 _MAX_DEPTH = 8  # sourcing depth, against a profile that sources itself
 
@@ -252,7 +253,12 @@ class Interpreter:
         func_depth = 0
         pending, start = "", 0
         body: list[tuple[int, str]] = []  # lines of a for loop being collected
+        heredoc: Optional[str] = None  # the delimiter of a here-document being skipped
         for number, raw in enumerate(lines, 1):
+            if heredoc is not None:  # here-document text is data, not commands
+                if raw.strip() == heredoc:
+                    heredoc = None
+                continue
             text = (pending + "\n" + raw) if pending else raw
             if text.rstrip().endswith("\\"):
                 pending, start = text.rstrip()[:-1], start or number
@@ -262,6 +268,9 @@ class Interpreter:
                 pending, start = text, start or number
                 continue
             line_no, pending, start = start or number, "", 0
+            for k, w in enumerate(words[:-1]):
+                if w in ("<<", "<<-"):
+                    heredoc = words[k + 1].lstrip("-")
             if loops:
                 body.append((line_no, text))
                 opened = sum(1 for w in words if w in ("do",))
@@ -370,9 +379,29 @@ class Interpreter:
                     self._close(frames.pop())
                 cmds[i] = (sep, cmd[1:])
                 continue
-            if head in ("case", "while", "until"):
+            if head == "case":  # each `pattern)` below starts a branch; nothing runs before the first
+                frames.append(Frame(False, False, self.shell.snapshot(), kind="case"))
+                i += 1
+                continue
+            if head in ("while", "until"):  # the body runs any number of times, maybe none
                 frames.append(Frame(None, False, self.shell.snapshot(), kind=head))
                 i += 1
+                continue
+            if frames and frames[-1].kind == "case" and ")" in cmd:
+                top = self._switch(frames[-1])
+                pattern = cmd[: cmd.index(")")]
+                top.state = None
+                top.decided = True if pattern == ["*"] or top.decided is True else None
+                cmds[i] = (";", cmd[cmd.index(")") + 1:])
+                continue
+            if head == "{":  # a group: what `&&`/`||` decided before it holds for every command inside
+                frames.append(Frame(gate, gate, self.shell.snapshot(), kind="group"))
+                cmds[i] = (";", cmd[1:])
+                continue
+            if head == "}":
+                if frames and frames[-1].kind == "group":
+                    self._close(frames.pop())
+                cmds[i] = (sep, cmd[1:])
                 continue
             reach = self._reach(frames, gate)
             if reach is False:

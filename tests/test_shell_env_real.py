@@ -131,6 +131,11 @@ CASES = {
     "nothing": {},
     "rhel-layout": {"profile": RHEL_PROFILE, "bashrc": RHEL_BASHRC, "profile.d/t.sh": "export TMOUT=600\n"},
     "function-body": {"profile.d/f.sh": "f() {\n  TMOUT=0\n}\nTMOUT=200\n"},
+    "here-document": {"profile.d/h.sh": "TMOUT=400\ncat >/dev/null <<EOT\nTMOUT=0\numask 000\nEOT\n"},
+    "group-after-and": {"profile.d/g.sh": '[ -n "$BASH_VERSION" ] && { TMOUT=300; readonly TMOUT; }\nTMOUT=0\n'},
+    "group-after-false": {"profile.d/g.sh": "TMOUT=500\n[ -d /nonexistent-dir ] && { TMOUT=0; umask 000; }\n"},
+    "case-all-branches": {"profile.d/c.sh": 'case "$(tty)" in\n  /dev/pts/*) TMOUT=600 ;;\n  *) TMOUT=600 ;;\nesac\n'
+                                            "umask 077\n"},
 }
 
 
@@ -180,6 +185,15 @@ def test_readonly_refusal_is_evidence(tmp_path):
     obs = pdef.func(ctx, pdef.params.model_validate({"key": "TMOUT"}))
     assert obs.observed == "300"
     assert any("bash refuses: TMOUT is readonly" in (e.excerpt or "") for e in obs.evidence)
+
+
+def test_undecidable_case_branch_observes_the_weakest(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "profile").write_text('case "$(tty)" in\n  /dev/pts/*) TMOUT=300 ;;\n  /dev/tty*) TMOUT=0 ;;\nesac\n')
+    ctx = ProbeContext(host=RootHost(str(tmp_path)), family=None, os_release={})
+    var = registry()["shell.variable"]
+    obs = var.func(ctx, var.params.model_validate({"key": "TMOUT"}))
+    assert obs.observed in (None, "0") and "3 values" in obs.note  # unset (no branch matched) or 0: no timeout
 
 
 def test_undecidable_branch_observes_the_weakest(tmp_path):
