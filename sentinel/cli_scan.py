@@ -226,6 +226,11 @@ _LABELS = {
 }
 
 
+def _reason(r, lang: str) -> str:
+    """The Chinese reason in zh when the scorer gave one (reports stored before reason_zh have only English)."""
+    return (r.reason_zh if lang == "zh" and r.reason_zh else r.reason) or ""
+
+
 def _print_table(report, lang: str, file=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -248,7 +253,7 @@ def _print_table(report, lang: str, file=None) -> None:
             if fails:
                 text = "\n".join(f"[red]✗[/] {r.title.get(lang)}" for r in fails)
             elif errs:
-                text = "\n".join(f"[yellow]?[/] {r.title.get(lang)}: {r.reason}" for r in errs)
+                text = "\n".join(f"[yellow]?[/] {r.title.get(lang)}: {_reason(r, lang)}" for r in errs)
             else:
                 text = "[green]✓[/]" if f.results else "-"
             table.add_row(f.label, f.service or "?", f.version_string or f.banner or "", text,

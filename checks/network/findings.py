@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from sentinel.expect import Reason
 from sentinel.model import (CheckResult, Evidence, ItemResult, Severity, Status, Summary, Text, utcnow)
 
 from .services import MANAGEMENT, PLAINTEXT_MANAGEMENT, UNAUTH_SERVICES
@@ -347,8 +348,13 @@ class Reachability(BaseModel):
     udp_ports: list[int] = Field(default_factory=list)
 
 
+def _probe_said(error: str) -> Reason:
+    """A probe's own message (English, from the probe or the server): framed in Chinese for zh output."""
+    return Reason(error, f"探测未得出结果：{error}")
+
+
 def _result(check: NetCheck, status: Status, finding_label: str, observed: Any, expected: str,
-            reason: Optional[str], evidence: list[Evidence], baseline: Optional["ZoneBaseline"],
+            reason: Optional[Reason], evidence: list[Evidence], baseline: Optional["ZoneBaseline"],
             high_risk: Optional[str] = "default", severity: Optional[Severity] = None,
             clause: Optional[str] = None, item: Optional[str] = None) -> CheckResult:
     ov = baseline.override.get(check.id, {}) if baseline else {}
@@ -358,7 +364,8 @@ def _result(check: NetCheck, status: Status, finding_label: str, observed: Any, 
         status=status, severity=ov.get("severity", severity or check.severity),
         high_risk=ov["high_risk"] if "high_risk" in ov else case,
         observed=observed, expected=expected,
-        reason=f"{finding_label}: {reason}" if reason else None, evidence=evidence,
+        reason=f"{finding_label}: {reason.en}" if reason else None,
+        reason_zh=f"{finding_label}：{reason.zh}" if reason else None, evidence=evidence,
         remediation=check.remediation, waiver=baseline.waive.get(check.id) if baseline else None)
 
 
@@ -385,7 +392,8 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
     # 8.1.4.1 c: remote management (and any login page) must not expose credentials.
     if svc in MANAGEMENT or login_page:
         plain = (svc in PLAINTEXT_MANAGEMENT and f.tls is None) or plaintext_login
-        why = ("HTTP login page without TLS" if plaintext_login else f"{svc} carries credentials in plaintext")
+        why = (Reason("HTTP login page without TLS", "登录页面未使用 TLS（以 HTTP 明文传输）") if plaintext_login
+               else Reason(f"{svc} carries credentials in plaintext", f"{svc} 以明文传输鉴别信息"))
         results.append(_result(CHECKS["net-plaintext-mgmt"], Status.FAIL if plain else Status.PASS, label,
                                {"service": svc, "tls": f.tls is not None}, "encrypted management protocol",
                                why if plain else None, ev, baseline))
@@ -395,25 +403,28 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
         plain = f.tls is None and (svc in PLAINTEXT_MANAGEMENT or plaintext_login or mysql_plain)
         results.append(_result(CHECKS["net-plaintext-transport"], Status.FAIL if plain else Status.PASS, label,
                                {"service": svc, "tls": f.tls is not None}, "TLS or an encrypted protocol",
-                               f"{svc} without TLS" if plain else None, ev, baseline))
+                               Reason(f"{svc} without TLS", f"{svc} 未使用 TLS 加密") if plain else None, ev,
+                               baseline))
     # 8.1.4.4 b: services allowed in the zone; high-risk ports are a high-risk finding (6.4.3.1).
     forbidden, why, high = (False, None, False)
     if baseline is not None:
-        forbidden, why, high = baseline.judge_port(zone, f.proto, f.port, svc)
+        forbidden, port_why, high = baseline.port_verdict(zone, f.proto, f.port, svc)
         results.append(_result(CHECKS["net-forbidden-port"], Status.FAIL if forbidden else Status.PASS, label,
                                {"zone": zone, "service": svc, "port": f"{f.proto}/{f.port}"},
-                               f"allowed in zone {zone or '(none)'}", why, ev, baseline,
+                               f"allowed in zone {zone or '(none)'}", port_why, ev, baseline,
                                high_risk=CHECKS["net-forbidden-port"].high_risk if high else None))
     # Unauthenticated data services / default SNMP community.
     if svc in UNAUTH_SERVICES:
         check = CHECKS["net-default-community" if svc == "snmp" else "net-unauth-access"]
         if f.exposure is None:
-            reason = next((e for e in f.errors if e.startswith(svc)), f"no {svc} probe result")
-            results.append(_result(check, Status.ERROR, label, None, "authentication required", reason, ev, baseline))
+            said = next((_probe_said(e) for e in f.errors if e.startswith(svc)),
+                        Reason(f"no {svc} probe result", f"无 {svc} 探测结果"))
+            results.append(_result(check, Status.ERROR, label, None, "authentication required", said, ev, baseline))
         else:
             results.append(_result(check, Status.FAIL if f.exposure.unauthenticated else Status.PASS, label,
                                    f.exposure.detail, "authentication required",
-                                   f.exposure.detail if f.exposure.unauthenticated else None, ev, baseline))
+                                   Reason(f.exposure.detail, f"无需认证即可访问：{f.exposure.detail}")
+                                   if f.exposure.unauthenticated else None, ev, baseline))
     # Opt-in credential probes (credentials.py): only present when the scan was run with them enabled.
     for a in f.credentials:
         check = {"ftp": "net-anonymous-ftp", "mysql": "net-empty-password", "snmp": "net-default-community"}.get(
@@ -421,71 +432,85 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
         if check:
             results.append(_result(CHECKS[check], Status.FAIL if a.accepted else Status.PASS, label,
                                    {"user": a.user, "accepted": a.accepted}, "the documented default is refused",
-                                   a.detail if a.accepted else None, ev, baseline))
+                                   Reason(a.detail, f"默认凭据被接受：{a.detail}") if a.accepted else None, ev,
+                                   baseline))
     # TLS quality.
     if f.tls is not None:
         t = f.tls
         old = [p for p in t.protocols if p in ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")]
         untested = {k: v for k, v in t.untested.items() if k in ("SSLv3", "TLSv1.0", "TLSv1.1")}
         status = Status.FAIL if old else (Status.ERROR if untested else Status.PASS)
-        reason = (f"offers {', '.join(old)}" if old else
-                  ("could not test " + "; ".join(f"{k}: {v}" for k, v in untested.items()) if untested else None))
+        not_tested = "; ".join(f"{k}: {v}" for k, v in untested.items())
+        tls_why = (Reason(f"offers {', '.join(old)}", f"支持 {', '.join(old)}") if old else
+                   (Reason("could not test " + not_tested, "无法测试 " + not_tested) if untested else None))
         results.append(_result(CHECKS["net-tls-protocol"], status, label, t.protocols, "TLSv1.2 or later only",
-                               reason, ev, baseline))
+                               tls_why, ev, baseline))
         # NULL (no encryption) and anonymous (no server authentication: anyone in the path reads the traffic)
         # suites leave nothing of the channel's protection: high, where RC4/3DES/EXPORT stay medium.
         broken = [c for c in t.weak_ciphers if "_NULL_" in c or "_anon_" in c]
         results.append(_result(CHECKS["net-tls-weak-cipher"], Status.FAIL if t.weak_ciphers else Status.PASS, label,
                                t.weak_ciphers, "no weak cipher suite",
-                               f"accepts {', '.join(t.weak_ciphers)}" if t.weak_ciphers else None, ev, baseline,
+                               Reason(f"accepts {', '.join(t.weak_ciphers)}",
+                                      f"接受弱密码套件 {', '.join(t.weak_ciphers)}") if t.weak_ciphers else None,
+                               ev, baseline,
                                severity=Severity.HIGH if broken else None))
-        problems = []
+        problems: list[Reason] = []
         if t.expired:
-            problems.append(f"certificate expired {t.not_after:%Y-%m-%d}" if t.not_after else "certificate expired")
+            problems.append(Reason(f"certificate expired {t.not_after:%Y-%m-%d}", f"证书已于 {t.not_after:%Y-%m-%d} 过期")
+                            if t.not_after else Reason("certificate expired", "证书已过期"))
         if t.self_signed:
-            problems.append("self-signed certificate")
+            problems.append(Reason("self-signed certificate", "自签名证书"))
         elif t.chain_valid is False:
-            problems.append(f"chain not trusted: {t.chain_error}")
+            problems.append(Reason(f"chain not trusted: {t.chain_error}", f"证书链不受信任：{t.chain_error}"))
         cert_status = Status.FAIL if problems else (Status.ERROR if t.not_after is None else Status.PASS)
         results.append(_result(CHECKS["net-tls-certificate"], cert_status, label,
                                {"subject": t.subject, "issuer": t.issuer, "not_after": str(t.not_after),
                                 "self_signed": t.self_signed, "chain_valid": t.chain_valid},
                                "unexpired, CA-issued certificate",
-                               "; ".join(problems) if problems else
-                               ("no certificate could be read" if cert_status == Status.ERROR else None), ev, baseline))
+                               Reason("; ".join(r.en for r in problems), "；".join(r.zh for r in problems)) if problems
+                               else (Reason("no certificate could be read", "无法读取证书")
+                                     if cert_status == Status.ERROR else None), ev, baseline))
     # SSH.
     if f.ssh is not None:
         s = f.ssh
         v1 = s.protocol not in ("2.0",)
         results.append(_result(CHECKS["net-ssh-protocol"], Status.FAIL if v1 else Status.PASS, label, s.protocol,
-                               "2.0", f"SSH protocol {s.protocol} allows version 1" if v1 else None, ev, baseline))
+                               "2.0", Reason(f"SSH protocol {s.protocol} allows version 1",
+                                             f"SSH 协议版本为 {s.protocol}，允许使用 SSH-1") if v1 else None,
+                               ev, baseline))
         weak = s.weak_kex + s.weak_host_key + s.weak_ciphers
         results.append(_result(CHECKS["net-ssh-weak-crypto"], Status.FAIL if weak else Status.PASS, label, weak,
-                               "no weak algorithm", f"offers {', '.join(weak)}" if weak else None, ev, baseline))
+                               "no weak algorithm", Reason(f"offers {', '.join(weak)}", f"支持弱算法 {', '.join(weak)}")
+                               if weak else None, ev, baseline))
         results.append(_result(CHECKS["net-ssh-weak-mac"], Status.FAIL if s.weak_macs else Status.PASS, label,
                                s.weak_macs, "no weak MAC",
-                               f"offers {', '.join(s.weak_macs)}" if s.weak_macs else None, ev, baseline))
+                               Reason(f"offers {', '.join(s.weak_macs)}", f"支持弱 MAC 算法 {', '.join(s.weak_macs)}")
+                               if s.weak_macs else None, ev, baseline))
         # Authentication methods, from the server's answer to a `none` request (ssh.auth_methods).
         if s.auth_methods is None:
-            why = next((e for e in f.errors if e.startswith("ssh-auth")), "auth methods could not be read")
+            said = next((_probe_said(e) for e in f.errors if e.startswith("ssh-auth")),
+                        Reason("auth methods could not be read", "无法读取 SSH 认证方式"))
             results.append(_result(CHECKS["net-ssh-password-auth"], Status.ERROR, label, None,
-                                   "no password-only login", why, ev, baseline))
+                                   "no password-only login", said, ev, baseline))
         elif s.auth_methods == ["none"]:
             results.append(_result(CHECKS["net-ssh-no-auth"], Status.FAIL, label, s.auth_methods,
-                                   "authentication required", "the `none` request logged in without any credential",
-                                   ev, baseline))
+                                   "authentication required",
+                                   Reason("the `none` request logged in without any credential",
+                                          "以 `none` 方式请求即可登录，无需任何凭据"), ev, baseline))
         else:
             results.append(_result(CHECKS["net-ssh-no-auth"], Status.PASS, label, s.auth_methods,
                                    "authentication required", None, ev, baseline))
             single = [m for m in s.auth_methods if m in ("password", "keyboard-interactive")]
             results.append(_result(CHECKS["net-ssh-password-auth"], Status.FAIL if single else Status.PASS, label,
                                    s.auth_methods, "no password-only login",
-                                   f"offers {', '.join(single)} as a method of its own (a password alone logs in)"
+                                   Reason(f"offers {', '.join(single)} as a method of its own (a password alone logs in)",
+                                          f"单独提供 {', '.join(single)} 认证方式（仅凭口令即可登录）")
                                    if single else None, ev, baseline))
     elif svc == "ssh":
-        reason = next((e for e in f.errors if e.startswith("ssh")), "SSH probe gave no result")
+        said = next((_probe_said(e) for e in f.errors if e.startswith("ssh")),
+                    Reason("SSH probe gave no result", "SSH 探测未得出结果"))
         results.append(_result(CHECKS["net-ssh-weak-crypto"], Status.ERROR, label, None, "no weak algorithm",
-                               reason, ev, baseline))
+                               said, ev, baseline))
     # 8.1.4.4 c: management reachable only from the zones the baseline allows.
     # A web login page is often the business application's own: only management protocols are judged here.
     if baseline is not None and scanner_zone and zone and svc in MANAGEMENT:
@@ -495,7 +520,8 @@ def evaluate_finding(f: ServiceFinding, baseline: Optional["ZoneBaseline"], zone
             results.append(_result(CHECKS["net-mgmt-source"], Status.FAIL if bad else Status.PASS, label,
                                    {"from_zone": scanner_zone, "to_zone": zone, "service": svc},
                                    f"reachable only from {', '.join(allowed_from) or 'nowhere'}",
-                                   f"{svc} reachable from zone {scanner_zone}" if bad else None, ev, baseline))
+                                   Reason(f"{svc} reachable from zone {scanner_zone}",
+                                          f"{svc} 可从区域 {scanner_zone} 访问") if bad else None, ev, baseline))
     high_risk = sorted({r.high_risk for r in results if r.status == Status.FAIL and r.high_risk and not r.waiver})
     return f.model_copy(update={"results": results, "forbidden": forbidden, "zone": zone, "high_risk": high_risk,
                                 "plaintext_management": plaintext_login or (svc in PLAINTEXT_MANAGEMENT and f.tls is None)})
@@ -508,8 +534,10 @@ def _evaluate_undetermined(f: ServiceFinding, baseline: Optional["ZoneBaseline"]
     Only a service the zone allows is a pass, since it is allowed whether it listens or not.
     """
     label, svc, ev = f.label, f.service or "unknown", f.evidence
-    why = (f"{f.proto}/{f.port} is {f.state}: neither nmap nor sentinel's {svc} probe got an answer, so whether "
-           f"{svc} listens cannot be told (a firewall dropping {f.proto.upper()} looks the same)")
+    why = Reason(f"{f.proto}/{f.port} is {f.state}: neither nmap nor sentinel's {svc} probe got an answer, so "
+                 f"whether {svc} listens cannot be told (a firewall dropping {f.proto.upper()} looks the same)",
+                 f"{f.proto}/{f.port} 状态为 {f.state}：nmap 与 sentinel 的 {svc} 探测均未收到应答，无法判断 {svc} "
+                 f"是否在监听（防火墙丢弃 {f.proto.upper()} 报文时表现相同）")
     results: list[CheckResult] = []
     if baseline is not None:
         forbidden, _, _ = baseline.judge_port(zone, f.proto, f.port, svc)
@@ -520,7 +548,8 @@ def _evaluate_undetermined(f: ServiceFinding, baseline: Optional["ZoneBaseline"]
         check = CHECKS["net-default-community" if svc == "snmp" else "net-unauth-access"]
         probe_error = next((e for e in f.errors if e.startswith(svc)), None)
         results.append(_result(check, Status.ERROR, label, {"state": f.state}, "authentication required",
-                               f"{why}; {probe_error}" if probe_error else why, ev, baseline))
+                               Reason(f"{why.en}; {probe_error}", f"{why.zh}；{probe_error}") if probe_error else why,
+                               ev, baseline))
     return f.model_copy(update={"results": results, "forbidden": False, "zone": zone, "high_risk": [],
                                 "plaintext_management": False})
 
@@ -546,14 +575,17 @@ def isolation_results(findings: list[ServiceFinding], baseline: "ZoneBaseline", 
             unsure = [f for f in matching if not f.determined]  # open|filtered: no answer seen either way
             uncovered = rule.uncovered(reach.tcp_ports, reach.udp_ports)
             label = f"{host} ({rule.from_} -> {rule.to})"
+            reason: Optional[Reason]
             if hits:
-                status, reason = Status.FAIL, "reachable: " + ", ".join(f"{f.proto}/{f.port}" for f in hits)
+                ports = ", ".join(f"{f.proto}/{f.port}" for f in hits)
+                status, reason = Status.FAIL, Reason("reachable: " + ports, "可达：" + ports)
             elif unsure:
-                status, reason = Status.ERROR, ("undetermined: " + ", ".join(f"{f.proto}/{f.port} {f.state}"
-                                                                             for f in unsure)
-                                                + " (no answer: filtered, or open and silent)")
+                ports = ", ".join(f"{f.proto}/{f.port} {f.state}" for f in unsure)
+                status, reason = Status.ERROR, Reason(
+                    f"undetermined: {ports} (no answer: filtered, or open and silent)",
+                    f"无法判定：{ports}（无应答：被过滤，或端口开放但不作应答）")
             elif uncovered:
-                status, reason = Status.ERROR, f"the scan did not cover {uncovered}"
+                status, reason = Status.ERROR, Reason(f"the scan did not cover {uncovered}", f"扫描未覆盖 {uncovered}")
             else:
                 status, reason = Status.PASS, None
             ev = [e for f in hits for e in f.evidence[:1]]

@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sentinel.expect import Reason
 from sentinel.model import Severity, Strict, Text
 
 from .scope import IPNetwork, PortRange, parse_ports
@@ -206,21 +207,30 @@ class ZoneBaseline(Strict):
     def judge_port(self, zone: Optional[str], proto: str, port: int, service: Optional[str]
                    ) -> tuple[bool, Optional[str], bool]:
         """(forbidden, why, high_risk) for an open port in `zone` (None: only the high-risk list applies)."""
+        forbidden, why, high = self.port_verdict(zone, proto, port, service)
+        return forbidden, why.en if why else None, high
+
+    def port_verdict(self, zone: Optional[str], proto: str, port: int, service: Optional[str]
+                     ) -> tuple[bool, Optional[Reason], bool]:
+        """judge_port, with the reason in both report languages."""
         high = any(PortRef(r).matches(proto, port, service) for r in self.high_risk_ports)
         label = f"{proto}/{port} ({service or 'unknown'})"
+        high_port = Reason(f"{label} is a high-risk port", f"{label} 为高风险端口")
         if zone is None:
-            return (high, f"{label} is a high-risk port" if high else None, high)
+            return (high, high_port if high else None, high)
         spec = self.zone(zone)
         if any(PortRef(r).matches(proto, port, service) for r in spec.forbidden):
-            return True, f"{label} is forbidden in zone {zone}", high
+            return True, Reason(f"{label} is forbidden in zone {zone}", f"{label} 在区域 {zone} 中禁止开放"), high
         if spec.management.require_encryption and service in PLAINTEXT_MANAGEMENT:
-            return True, f"{label}: zone {zone} requires encrypted management", high
+            return True, Reason(f"{label}: zone {zone} requires encrypted management",
+                                f"{label}：区域 {zone} 要求使用加密的管理协议"), high
         if any(PortRef(r).matches(proto, port, service) for r in spec.allowed):
             return False, None, False
         if spec.default == "deny":
-            return True, f"{label} is not among the services allowed in zone {zone}", high
+            return True, Reason(f"{label} is not among the services allowed in zone {zone}",
+                                f"{label} 不在区域 {zone} 允许开放的服务之列"), high
         if high:
-            return True, f"{label} is a high-risk port", True
+            return True, high_port, True
         return False, None, False
 
 
