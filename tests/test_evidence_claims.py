@@ -11,6 +11,7 @@ import zipfile
 
 from exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
+from sentinel.model import Verdict
 from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed
 
@@ -27,7 +28,7 @@ def test_a_report_claiming_conform_items_is_exported_with_the_verdicts_its_resul
     forged = honest.model_copy(deep=True)
     for item in forged.items:
         if item.checks:
-            item.verdict = "符合"
+            item.verdict = Verdict.CONFORM
     forged.summary.score, forged.summary.conclusion = 100.0, "优"
     seed.ingest(s, "web-1", forged, seed.T0)
 
