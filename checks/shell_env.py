@@ -1,8 +1,8 @@
 """`shell.variable` and `shell.umask`: what a regular user's bash login shell ends up with, modelled from
 the files the login reads, in the order the programs read them:
 
-1. PAM (the `service` stack, e.g. sshd): pam_env (auth or session, unless `readenv=0`) puts
-   /etc/environment's `KEY=value` lines into the environment; pam_umask sets the umask from its `umask=`
+1. PAM (the `service` stack, e.g. sshd): pam_env (auth or session, unless `readenv=0`) puts the
+   `KEY=value` lines of its `envfile=` (default /etc/environment) into the environment; pam_umask sets the umask from its `umask=`
    argument or the first UMASK line of login.defs (read its own way: `#` starts a comment, leading octal
    digits count); with the `usergroups` argument the group bits copy the owner bits for a user whose primary
    group is their own (login.defs USERGROUPS_ENAB is useradd's, pam_umask ignores it). The user's GECOS
@@ -525,24 +525,29 @@ def _pam_handlers(ctx: ProbeContext, service: str, module: str):
 
 
 def _environment(ctx: ProbeContext, shell: Shell, service: str) -> None:
-    """pam_env's /etc/environment: `KEY=value` (an `export ` in front is allowed), quotes removed."""
-    handlers = [h for h in _pam_handlers(ctx, service, "pam_env") if "readenv=0" not in h.args]
-    if not handlers:
-        return
-    lines = read_lines(ctx, ENVIRONMENT) or []
-    for number, raw in enumerate(lines, 1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
+    """What pam_env's env files put into the environment: each pam_env line reads its `envfile=` (default
+    /etc/environment) unless `readenv=0`; lines are `KEY=value` (an `export ` in front is allowed), quotes
+    removed. Each file once, in stack order."""
+    files: dict[str, str] = {}
+    for h in _pam_handlers(ctx, service, "pam_env"):
+        if "readenv=0" in h.args:
             continue
-        if text.startswith("export "):
-            text = text[7:].lstrip()
-        m = _ASSIGN.match(text)
-        if m:
-            value = m.group(2).strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            shell.assign(m.group(1), value, f"{ENVIRONMENT}:{number}: {raw.strip()} (pam_env, {handlers[0].where})",
-                         True, evidence(ENVIRONMENT, raw.strip(), number))
+        envfile = next((a[len("envfile="):] for a in h.args if a.startswith("envfile=")), ENVIRONMENT)
+        files.setdefault(envfile, h.where)
+    for envfile, where in files.items():
+        for number, raw in enumerate(read_lines(ctx, envfile) or [], 1):
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            if text.startswith("export "):
+                text = text[7:].lstrip()
+            m = _ASSIGN.match(text)
+            if m:
+                value = m.group(2).strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                    value = value[1:-1]
+                shell.assign(m.group(1), value, f"{envfile}:{number}: {raw.strip()} (pam_env, {where})",
+                             True, evidence(envfile, raw.strip(), number))
 
 
 def _pam_umask(ctx: ProbeContext, shell: Shell, service: str) -> None:

@@ -122,6 +122,8 @@ CASES = {
     # issue 14: TMOUT only in /etc/environment (pam_env) - the old check failed this
     "environment": {"environment": 'TMOUT="600"\n'},
     "environment-overridden": {"environment": "TMOUT=600\n", "profile.d/x.sh": "TMOUT=0\n"},
+    # su's second pam_env line reads /etc/default/locale (envfile=) instead of /etc/environment
+    "envfile-locale": {"default/locale": "LANG=C.UTF-8\nTMOUT=250\n"},
     "profile-order": {"profile.d/10-a.sh": "TMOUT=100\numask 077\n", "profile.d/20-b.sh": "TMOUT=700\numask 0027\n"},
     "conditional-same": {"profile.d/c.sh": 'if [ "$EUID" -eq 0 ]; then\n  umask 077\nelse\n  umask 027\nfi\n'
                                            'TMOUT=300; readonly TMOUT; export TMOUT\n'},
