@@ -37,11 +37,13 @@ def plan_add(
 @plan_app.command("list")
 def plan_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
     """id, department, block, note: one block a line."""
+    from sqlmodel import select
+
     from .collector import address_plan
     from .store.models import Department
 
     with _admin(state_dir, database_url) as ctx:
-        names = {d.id: d.name for d in ctx.session.query(Department).all()}
+        names = {d.id: d.name for d in ctx.session.exec(select(Department)).all()}
         for block in address_plan.list_blocks(ctx.session):
             typer.echo(f"{block.id}\t{names.get(block.department_id, block.department_id)}\t{block.cidr}\t{block.note}")
 
