@@ -71,7 +71,8 @@ def test_a_lean_reports_bundle_verifies_on_both_stores(store_url, tmp_path):
         assert report.ok, [str(p) for p in report.problems]
         with zipfile.ZipFile(out) as zf:
             data = json.loads(zf.read("evidence.json"))
-        times = [e.get("at") for o in data["objects"] for r in o["reports"] for x in r["results"] for e in x["evidence"]]
+        times = [e.get("at") for o in data["objects"] for r in o["reports"] for x in r["results"]
+                 for e in x["evidence"]]
         assert times and set(times) == {None}, "the export invented an evidence time"
     finally:
         s.db.dispose()
