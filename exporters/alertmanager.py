@@ -31,7 +31,7 @@ def _rfc3339(dt: datetime) -> str:
 
 def to_alert(event: AlertEvent, grades: GradeMap, *, starts_at: datetime, ends_at: datetime) -> dict[str, Any]:
     """One postableAlert of the v2 OpenAPI: labels identify it, annotations describe it."""
-    grade = grades.grade(event.severity)
+    grade = grades.of(event)
     zh, en = event.title
     annotations = {"summary": event.summary, "title": f"{zh} / {en}", "grade_level": GRADE_LEVEL[grade],
                    "grade_en": GRADE_EN[grade]}

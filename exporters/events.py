@@ -5,8 +5,10 @@ agent, a forbidden port...). It is built from a row of the store's `events` tabl
 Alertmanager webhook notification, and handed to `exporters.dispatch.Dispatcher`.
 
 Grades are those of the national cyber-security incident emergency plan (国家网络安全事件应急预案):
-特别重大 (I) > 重大 (II) > 较大 (III) > 一般 (IV). Which severity maps to which grade is a site decision, so the
-mapping is configuration (`GradeMap`); the default is the plain ladder below.
+特别重大 (I) > 重大 (II) > 较大 (III) > 一般 (IV). The kinds sentinel emits are graded by the graded-response
+table (`exporters.grading`: kind of event x the system's protection level), the same table the Prometheus
+rules follow; any other kind (e.g. a relayed Prometheus alert) by the configurable severity mapping
+(`GradeMap`, default the plain ladder below).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import grading
 
 Grade = Literal["特别重大", "重大", "较大", "一般"]
 GRADES: tuple[str, ...] = ("特别重大", "重大", "较大", "一般")
@@ -65,6 +69,15 @@ class GradeMap(BaseModel):
         except KeyError:
             raise ValueError(f"severity {severity!r} has no incident grade; known: {sorted(self.mapping)}") from None
 
+    def of(self, event: "AlertEvent") -> str:
+        """The grade of an event: the graded-response table's (exporters/grading.py: its kind and its
+        system's protection level) for the kinds it lists, this severity mapping for any other kind."""
+        return grading.grade(event.kind, event.level) or self.grade(event.severity)
+
+    def severity_of(self, event: "AlertEvent") -> str:
+        """The `severity` label: the table's grade's severity for the kinds it lists, else the event's own."""
+        return grading.severity(self.of(event)) if event.kind in grading.CLASS_OF else event.severity
+
 
 class AlertEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +88,7 @@ class AlertEvent(BaseModel):
     system: str = Field(min_length=1)
     host: Optional[str] = None
     check: Optional[str] = None
+    level: Optional[int] = Field(default=None, ge=1, le=5)  # the system's protection level (定级), for its grade
     summary: str = Field(min_length=1)
     description: str = ""
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -132,8 +146,9 @@ class AlertEvent(BaseModel):
         resolved = bool(payload.get("resolved"))
         if kind.endswith("_resolved"):
             kind, resolved = kind[: -len("_resolved")], True
+        level = payload.get("level")
         return cls(kind=kind, severity=row.severity, department=department, system=system, host=host,
-                   check=row.check_id, summary=row.summary, description=str(payload.get("description", "")),
+                   check=row.check_id, level=level if isinstance(level, int) else None, summary=row.summary, description=str(payload.get("description", "")),
                    payload=payload, created_at=row.created_at, resolved=resolved, fingerprint=row.fingerprint,
                    url=url, id=row.id)
 
@@ -146,8 +161,8 @@ def event_labels(event: AlertEvent, grades: GradeMap) -> Mapping[str, str]:
         "system": event.system,
         "host": event.host or "",
         "check": event.check or "",
-        "severity": event.severity,
-        "grade": grades.grade(event.severity),
+        "severity": grades.severity_of(event),
+        "grade": grades.of(event),
         "source": "sentinel",
     }
     subject = event.payload.get("subject")

@@ -121,7 +121,7 @@ class Message:
 
 def format_message(event: AlertEvent, grades: GradeMap, tz: str = "Asia/Shanghai") -> Message:
     """A bilingual (zh first) message: grade, what happened, where, when."""
-    grade = grades.grade(event.severity)
+    grade = grades.of(event)
     zh, en = event.title
     state_zh, state_en = ("已恢复", "Resolved") if event.resolved else ("告警", "Alert")
     title = f"【{grade}】{zh} / {en}" + (f" - {state_zh} {state_en}" if event.resolved else "")
@@ -302,7 +302,7 @@ class FeishuSender(Sender):
 
     def build(self, event: AlertEvent) -> Request:
         msg = format_message(event, self.grades, self.timezone)
-        grade = self.grades.grade(event.severity)
+        grade = self.grades.of(event)
         body: dict[str, Any] = {
             "msg_type": "interactive",
             "card": {
@@ -331,7 +331,7 @@ class GenericJSONSender(Sender):
         self.headers = dict(headers or {})
 
     def build(self, event: AlertEvent) -> Request:
-        grade = self.grades.grade(event.severity)
+        grade = self.grades.of(event)
         doc = {"version": "1", "source": "sentinel", "status": "resolved" if event.resolved else "firing",
                "key": event.key, "grade": grade, "grade_level": GRADE_LEVEL[grade], "title": list(event.title),
                "event": event.model_dump(mode="json")}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporters import grading
 from exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
 from exporters.dispatch import Dispatcher, DispatchConfig
 from exporters.events import AlertEvent, GradeMap
@@ -23,6 +24,22 @@ def _event(**kw) -> AlertEvent:
     return AlertEvent(**base)
 
 
+@pytest.mark.parametrize("kind, level, severity, grade", [
+    ("high_risk_finding", 4, "high", "重大"), ("high_risk_finding", 3, "medium", "较大"),
+    ("high_risk_finding", 2, "low", "一般"), ("score_drop", 4, "medium", "较大"), ("score_drop", 3, "low", "一般"),
+    ("new_forbidden_port", 3, "medium", "较大"), ("new_open_port", 4, "low", "一般"),
+    ("high_risk_finding", None, "high", "重大"),  # level unknown: graded as the highest it could be
+])
+def test_pushed_grades_follow_the_graded_response_table(kind, level, severity, grade):
+    """The stored severity (ingest writes `critical` for every high-risk finding) does not decide the grade:
+    the kind and the system's protection level do, as in exporters/grading.py and the Prometheus rules."""
+    ev = _event(kind=kind, severity="critical", level=level)
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    labels = to_alert(ev, GradeMap(), starts_at=start, ends_at=start)["labels"]
+    assert (labels["severity"], labels["grade"]) == (severity, grade)
+    assert grading.grade(kind, level) == grade
+
+
 def test_to_alert_matches_the_v2_schema():
     ev = _event(host=None, url="https://collector.example:8443/systems/1")
     start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
@@ -33,7 +50,9 @@ def test_to_alert_matches_the_v2_schema():
     assert alert["startsAt"] == "2026-11-23T08:00:00Z" and alert["endsAt"] == "2026-11-23T08:04:00Z"
     assert alert["annotations"]["grade_level"] == "II"
     assert alert["generatorURL"] == "https://collector.example:8443/systems/1"
-    custom = to_alert(ev, GradeMap(mapping={"high": "较大"}), starts_at=start, ends_at=start)
+    # a kind outside the graded-response table is graded by the site's severity mapping
+    custom = to_alert(ev.model_copy(update={"kind": "prometheus_alert"}), GradeMap(mapping={"high": "较大"}),
+                      starts_at=start, ends_at=start)
     assert custom["labels"]["grade"] == "较大"
 
 

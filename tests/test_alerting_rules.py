@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporters.events import DEFAULT_GRADES, GRADES
+from exporters import grading
 from exporters.prometheus import METRICS
 from sentinel.agent.exporter import SPOOL_METRICS
 from tests.obs_support import need
@@ -84,9 +84,11 @@ def test_rules_name_only_exported_metrics_and_carry_grades():
         assert names or rule["expr"].startswith("up{job="), f"{rule.get('alert')}: names no sentinel metric"
         assert names <= exported, f"{rule.get('alert')}: unknown metrics {sorted(names - exported)}"
         labels = rule["labels"]
-        assert labels["grade"] in GRADES
-        # the rule file follows the dispatcher's default severity -> grade mapping
-        assert DEFAULT_GRADES[labels["severity"]] == labels["grade"], rule["alert"]
+        # the graded-response table decides severity and grade (by `level` for alerts about a system)
+        assert rule["alert"] in grading.CLASS_OF, f"{rule['alert']}: not in exporters/grading.py's table"
+        assert {k: labels[k] for k in ("severity", "grade")} == grading.rule_labels(rule["alert"]), rule["alert"]
+        if grading.CLASS_OF[rule["alert"]] != "platform":
+            assert "group_left(level) last_over_time(sentinel_system_info[1h])" in rule["expr"], rule["alert"]
         assert {"summary", "description"} <= set(rule["annotations"])
 
 
@@ -124,6 +126,9 @@ def test_alertmanager_config_and_routing():
     assert route("grade=特别重大", "department=公安局") == "oncall-urgent"
     assert route("grade=一般", "department=卫健委") == "health-team"
     assert route("grade=较大", "department=公安局") == "ops-default"
+    # the watchdog pages on-call although it is graded 较大 (it blinds every system, but loses nothing itself)
+    assert route("alertname=SentinelCollectorDown", "grade=较大") == "oncall-urgent"
+    assert route("alertname=SentinelCollectorMetricsAbsent", "grade=较大") == "oncall-urgent"
 
 
 def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path):

@@ -180,3 +180,22 @@ def test_restore_and_delivery_on_both_backends(store_url):
         publisher.close(timeout=1)
         am.close()
         db.dispose()
+
+
+def test_an_event_without_its_level_is_graded_by_its_systems_level_from_the_store(world):
+    """Scan events carry no `level` in their payload: the publisher reads the system's protection level, so
+    a high-risk finding on a level-2 system is 一般 (not graded as the highest level could be, 重大)."""
+    sid = world.system("互联网医院", "公安局", level=2, s=2, a=2)
+    hook = Receiver(responses=[(200, {})])
+    publisher = EventsPublisher(world.db, _config(hook), poll_interval=0.05)
+    event_id = _event(world, "l2-telnet")
+    with world.db.write() as conn:
+        conn.execute(Event.__table__.update().where(Event.id == event_id)
+                     .values(system_id=sid, payload={"department": "公安局", "system": "互联网医院", "host": "web-01"}))
+    publisher.start()
+    try:
+        body = hook.wait_for(1)[0].json()
+        assert (body["grade"], body["event"]["kind"]) == ("一般", "high_risk_finding"), body
+    finally:
+        publisher.close()
+        hook.close()

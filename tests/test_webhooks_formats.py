@@ -89,7 +89,8 @@ def test_feishu_signed_card(receiver: Receiver):
     sender = FeishuSender("fs", receiver.url("/open-apis/bot/v2/hook/" + TOKEN[:36]), secret=SECRET)
     receiver.responses = [(200, {"code": 0, "msg": "success", "data": {}})]
     before = int(time.time())
-    sender.send(_event(severity="critical"))
+    # a kind outside the graded-response table is graded by severity: critical -> 特别重大 (red)
+    sender.send(_event(kind="prometheus_alert", severity="critical"))
     body = receiver.wait_for(1)[0].json()
     ts = body["timestamp"]
     assert isinstance(ts, str) and before <= int(ts) <= int(time.time()), "timestamp: seconds, as a string"
@@ -155,8 +156,9 @@ def test_http_status_classification(receiver: Receiver, status, retryable):
 
 
 def test_custom_grade_mapping_changes_the_message(receiver: Receiver):
+    """The site's severity mapping grades the kinds the graded-response table does not list."""
     sender = GenericJSONSender("hook", receiver.url("/h"), grades=GradeMap(mapping={"high": "一般"}))
-    sender.send(_event())
+    sender.send(_event(kind="prometheus_alert"))
     assert receiver.wait_for(1)[0].json()["grade"] == "一般"
 
 

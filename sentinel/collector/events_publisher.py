@@ -44,11 +44,12 @@ from exporters.dispatch import DispatchConfig, Dispatcher
 from exporters.events import AlertEvent
 
 from ..store.db import Database
-from ..store.models import Event
+from ..store.models import Event, System
 
 log = logging.getLogger("sentinel.collector.events")
 
 E = Event.__table__
+S = System.__table__
 
 #: kinds whose condition is later cleared by a resolving event of the same fingerprint (the collector's
 #: ingest and scan_ingest write those); the others are one-shot notices (drift, score_drop, new_open_port,
@@ -179,6 +180,7 @@ class EventsPublisher:
         self._retry: dict[int, tuple[float, Optional[set[str]]]] = {}  # id -> (monotonic due, receivers to retry)
         self._done: list[tuple[int, Optional[str], int]] = []  # (id, error or None if delivered, attempts now)
         self._oneshots: dict[str, tuple[AlertEvent, datetime]] = {}  # key -> (latest event, when it resolves)
+        self._levels: dict[int, int] = {}  # system id -> protection level, for events that do not carry it
         self._high = 0  # highest event id handled
         self._next_sweep = 0.0  # monotonic time of the next read of all undelivered rows
         self._wake = threading.Event()
@@ -356,10 +358,25 @@ class EventsPublisher:
                 return
             after = rows[-1].id
 
+    def _event(self, row: Any) -> AlertEvent:
+        """The row as an alert, with its system's protection level: the graded-response table grades by it
+        (exporters/grading.py). Host-report events carry it; the others (scans) get it from the store."""
+        event = AlertEvent.from_row(row)
+        sid = getattr(row, "system_id", None)
+        if event.level is None and sid is not None:
+            if sid not in self._levels:
+                with self.db.read() as conn:
+                    level = conn.execute(select(S.c.level).where(S.c.id == sid)).scalar()
+                if level is None:
+                    return event  # system gone: graded as the highest level could be
+                self._levels[sid] = int(level)  # a system's level changes rarely; a restart re-reads it
+            event = event.model_copy(update={"level": self._levels[sid]})
+        return event
+
     def _send(self, row: Any, only: Optional[set[str]] = None) -> None:
         assert self.dispatcher is not None
         try:
-            event = AlertEvent.from_row(row)
+            event = self._event(row)
         except (ValueError, ValidationError) as exc:
             # the row itself is unusable: no later round can do better
             self._done.append((row.id, f"cannot make an alert of this event: {exc}"[:_ERROR_MAX], self.max_rounds))
@@ -437,7 +454,7 @@ class EventsPublisher:
                                     .order_by(E.c.id)).all()
         for row in list(stateful) + list(oneshots):
             try:
-                event = AlertEvent.from_row(row)
+                event = self._event(row)
             except (ValueError, ValidationError):
                 continue
             if event.resolved:

@@ -587,7 +587,9 @@ class Ingestor:
                 high_risk_open: dict[int, str], prev_score: Optional[float], prev_conclusion: Optional[str],
                 now: datetime) -> list[dict]:
         agent, run = p.agent, p.run
+        # level: the system's protection level, which grades the alert (exporters/grading.py, 分级响应)
         common = {"department": agent.department, "system": agent.system, "system_label": agent.label,
+                  "level": agent.level,
                   "host": agent.hostname, "host_id": agent.host_id, "run_id": run_id,
                   "report_id": p.report_id, "baseline": run["baseline_id"],
                   "baseline_version": run["baseline_version"]}
