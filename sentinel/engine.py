@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from . import scoring
 from .expect import Reason, explain
+from .expected_words import expected_zh
 from .hostview import HostView, NotApplicable, ProbeError
 from .model import (Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status)
 from .osinfo import host_info
@@ -27,8 +28,9 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
     return CheckResult(
         check_id=check.id, clause=control.clause, item=item.item, title=check.title, status=status,
         severity=check.severity, high_risk=check.high_risk, observed=observed,
-        expected=check.expect.describe(), reason=reason.en if reason else None,
-        reason_zh=reason.zh if reason else None, evidence=evidence, remediation=check.remediation,
+        expected=check.expect.describe(), expected_zh=expected_zh(check.expect),
+        reason=reason.en if reason else None, reason_zh=reason.zh if reason else None, evidence=evidence,
+        remediation=check.remediation,
         waiver=check.waiver, advisory=check.advisory, duration_ms=round((time.perf_counter() - start) * 1000, 3),
     )
 

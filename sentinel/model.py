@@ -210,7 +210,8 @@ class CheckResult(BaseModel):
     severity: Severity
     high_risk: Optional[str] = None
     observed: Any = None
-    expected: str
+    expected: str  # the operator form (Expect.describe: "le 90"), for machines and the en output
+    expected_zh: Optional[str] = None  # the same in Chinese words ("≤ 90"), for zh output (sentinel/expected_words.py)
     reason: Optional[str] = None  # why fail/error/not_applicable, in words (English)
     reason_zh: Optional[str] = None  # the same in Chinese, for zh output (None: only the English exists)
     evidence: list[Evidence] = Field(default_factory=list)

@@ -43,6 +43,12 @@ def reason(r, lang: str) -> str:
     return r.reason or ""
 
 
+def expected(r, lang: str) -> str:
+    """What a check requires: in Chinese words for zh ("≤ 90"), else the operator form ("le 90"); results made
+    before expected_zh existed, and network results, have only the operator form."""
+    return r.expected_zh if lang == "zh" and getattr(r, "expected_zh", None) else r.expected
+
+
 def status_label(value: str, lang: str) -> str:
     return _STATUS_ZH[value] if lang == "zh" else value
 
@@ -73,7 +79,7 @@ def to_csv(report: HostReport, lang: str = "zh") -> str:
                      "expected", "reason", "remediation", "waiver"])
     for r in report.results:
         writer.writerow([r.check_id, r.clause, r.item, r.title.get(lang), r.status.value, r.severity.value,
-                         r.high_risk or "", _short(r.observed, 10_000), r.expected, reason(r, lang),
+                         r.high_risk or "", _short(r.observed, 10_000), expected(r, lang), reason(r, lang),
                          r.remediation.get(lang), r.waiver or ""])
     return buf.getvalue()
 
@@ -106,7 +112,7 @@ def to_junit(report: HostReport, lang: str = "zh") -> str:
             case = ET.SubElement(suite, "testcase", classname=f"{r.clause}.{r.item}", name=r.check_id,
                                  time=f"{r.duration_ms / 1000:.4f}")
             detail = (f"{r.title.get(lang)}\n{w['observed']}: {_short(r.observed, 2000)}\n"
-                      f"{w['expected']}: {r.expected}")
+                      f"{w['expected']}: {expected(r, lang)}")
             why = reason(r, lang)
             if r.waiver:
                 ET.SubElement(case, "skipped", message=w["waiver"].format(waiver=r.waiver))

@@ -9,7 +9,7 @@ from sentinel.cli import main
 JSON_KEYS = {"schema_version", "report_id", "generated_at", "duration_ms", "baseline", "host", "summary", "items",
              "results"}
 RESULT_KEYS = {"check_id", "clause", "item", "title", "status", "severity", "high_risk", "observed", "expected",
-               "reason", "reason_zh", "evidence", "remediation", "waiver", "duration_ms"}
+               "expected_zh", "reason", "reason_zh", "evidence", "remediation", "waiver", "advisory", "duration_ms"}
 
 
 def run(capsys, *args):

@@ -140,3 +140,32 @@ def test_probe_errors_are_worded_in_both_languages(tmp_path):
     assert uid0.reason_zh.startswith("/etc/passwd 第 2 行格式错误")
     pkg = next(r for r in report.results if r.reason and r.reason.startswith("no package database found"))
     assert pkg.status.value == "error" and pkg.reason_zh.startswith("未找到软件包数据库")
+
+
+def test_csv_and_junit_say_what_is_expected_in_words_in_zh(capsys, debian):
+    """zh csv/junit gave the operator form (`le 90`, `ge 0`); now the same words the reasons use."""
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv")
+    rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["l3-ia-pass-max-days"]["expected"] == "≥ 0，且≤ 90"
+    operator = re.compile(r"^(eq|ne|lt|le|gt|ge|in|not_in|match|contains|empty|absent|mode_max|each|any of)\b|=True")
+    assert not [r["expected"] for r in rows.values() if operator.search(r["expected"])]
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit")
+    failure = ET.fromstring(out).find(".//testcase[@name='l3-ac-inactive-lock']/failure")
+    assert "要求: ≥ 0" in failure.text and "ge 0" not in failure.text
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv", "--lang", "en")
+    rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["l3-ia-pass-max-days"]["expected"] == "le 90; ge 0"  # en and JSON keep the operator form
+
+
+@pytest.mark.parametrize("expect, words", [
+    ({"le": 90}, "≤ 90"), ({"eq": "no"}, "为 no"), ({"in": ["a", "b"]}, "为以下之一：a、b"),
+    ({"absent": True}, "不存在"), ({"mode_max": "0644"}, "权限不宽于 0644"), ({"empty": True}, "为空"),
+    ({"fields": {"uid": {"eq": 0}}}, "uid 为 0"), ({"each": {"ge": 1}, "when_empty": "pass"},
+                                                  "每一项均≥ 1，且无任何项时视为符合"),
+    ({"any_of": [{"eq": 1}, {"eq": 2}]}, "满足以下任一：（为 1） 或 （为 2）"), ({"ge": 1, "le": 5}, "≥ 1，且≤ 5"),
+    ({}, "任意值"),
+])
+def test_expected_in_chinese_words(expect, words):
+    from sentinel.expected_words import expected_zh
+
+    assert expected_zh(Expect.model_validate(expect)) == words
