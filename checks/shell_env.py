@@ -280,7 +280,10 @@ class Interpreter:
                 loops[-1] = (var, items, level)
                 if level <= 0:
                     loops.pop()
-                    self._run_loop(path, var, items, body[:-1] if closed else body, frames, depth, certain)
+                    if closed:  # the closing line may hold commands before `done` (`fi; done`): keep them
+                        before = words[: len(words) - 1 - words[::-1].index("done")]
+                        body[-1] = (line_no, " ".join(w if w in _SEPARATORS else shlex.quote(w) for w in before))
+                    self._run_loop(path, var, items, body, frames, depth, certain)
                     body = []
                 continue
             if func_depth:

@@ -136,6 +136,12 @@ CASES = {
     "here-document": {"profile.d/h.sh": "TMOUT=400\ncat >/dev/null <<EOT\nTMOUT=0\numask 000\nEOT\n"},
     "group-after-and": {"profile.d/g.sh": '[ -n "$BASH_VERSION" ] && { TMOUT=300; readonly TMOUT; }\nTMOUT=0\n'},
     "group-after-false": {"profile.d/g.sh": "TMOUT=500\n[ -d /nonexistent-dir ] && { TMOUT=0; umask 000; }\n"},
+    "fi-done-on-one-line": {"profile": 'for i in /etc/profile.d/*.sh; do if [ -r "$i" ]; then . "$i"; fi; done\n'
+                                       "umask 027\n",
+                            "profile.d/a.sh": "TMOUT=120\n", "profile.d/b.sh": "readonly TMOUT\n"},
+    "multi-line-fi-done": {"profile": 'for i in /etc/profile.d/*.sh; do\n  if [ "$i" != /etc/profile.d/b.sh ]; then\n'
+                                      '    . "$i"\n  fi; done\n',
+                           "profile.d/a.sh": "TMOUT=120\n", "profile.d/b.sh": "TMOUT=0\n"},
     "case-all-branches": {"profile.d/c.sh": 'case "$(tty)" in\n  /dev/pts/*) TMOUT=600 ;;\n  *) TMOUT=600 ;;\nesac\n'
                                             "umask 077\n"},
 }
