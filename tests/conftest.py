@@ -3,6 +3,10 @@ import pytest
 
 from tests.fixtures.build import build_root
 
+# Registered here, before any test module imports them, so pytest rewrites their asserts (test modules that
+# name them in their own pytest_plugins get the same plugin objects).
+pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
+
 
 @pytest.fixture(scope="session")
 def fixture_root(tmp_path_factory):
