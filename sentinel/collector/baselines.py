@@ -162,7 +162,7 @@ class BaselineRegistry:
         are listed, never built from a department's name, so no name can point outside the directory."""
         try:
             shared = self._yaml_files(directory)
-            subdirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+            subdirs = sorted(p for p in directory.iterdir() if p.is_dir())
         except FileNotFoundError:
             return [], []
         except OSError as exc:
