@@ -100,3 +100,27 @@ def test_scan_table_in_chinese_gives_the_chinese_reason():
     _print_table(report, "en", file=en)
     assert "探测未得出结果" in zh.getvalue() and "ssh: banner timed out" in zh.getvalue()
     assert "探测未得出结果" not in en.getvalue() and "ssh: banner timed out" in en.getvalue()
+
+
+def test_zh_evidence_of_a_stored_scan_gives_the_chinese_reason(tmp_path):
+    """Through the collector's scan ingest and the evidence collection the exports are made from."""
+    from datetime import timedelta
+
+    from exporters.evidence import wording
+    from sentinel.evidence.collect import collect
+    from tests import evidence_seed as seed
+
+    s = seed.new_store(tmp_path)
+    try:
+        seed.create_system(s)
+        seed.scan(s, [_f("10.9.0.5", 23, "telnet")], seed.T0 + timedelta(minutes=5))
+        with s.db.session() as session:
+            ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    finally:
+        s.db.dispose()
+    results = [r for o in ev.objects if o.kind == "zone" for rep in o.reports for r in rep.results
+               if r.status == Status.FAIL]
+    telnet = next(r for r in results if r.check_id == "net-plaintext-mgmt")
+    assert wording.gap(telnet, "zh").startswith("10.9.0.5:23/tcp：telnet 以明文传输鉴别信息")
+    assert "carries credentials" not in wording.seen(telnet, "zh")
+    assert "telnet carries credentials in plaintext" in wording.seen(telnet, "en")
