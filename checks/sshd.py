@@ -8,6 +8,7 @@ file it appears in (a Match inside an included file does not leak into the inclu
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -138,6 +139,28 @@ def refusal(cfg: SshdConfig) -> Optional[tuple[Directive, str]]:
     return None
 
 
+SSHD_BINARIES = ("/usr/sbin/sshd", "/usr/bin/sshd")
+_REFUSAL = re.compile(r"line \d+|bad configuration option|terminating", re.I)
+
+
+def live_test(ctx: ProbeContext, config: str) -> Optional[tuple[bool, str]]:
+    """On a live host, as root, the real `sshd -t -f config`: (accepted, first line of its complaint); None
+    offline, without root or sshd, or when sshd failed for a reason other than the file (no host key readable,
+    no privilege separation directory): then the model in sshd_valid.py decides. Cached per run."""
+
+    def load() -> Optional[tuple[bool, str]]:
+        binary = next((b for b in SSHD_BINARIES if ctx.host.exists(b)), None)
+        if not ctx.host.live or binary is None or os.geteuid() != 0:
+            return None
+        result = ctx.host.run([binary, "-t", "-f", config], timeout=15)
+        if result.ok:
+            return True, ""
+        complaint = next((ln.strip() for ln in result.stderr.splitlines() if _REFUSAL.search(ln)), None)
+        return None if result.timed_out or complaint is None else (False, complaint)
+
+    return ctx.cached(("sshd -t", config), load)
+
+
 def _where(d: Directive) -> str:
     return f"{d.block.label} ({d.block.path}:{d.block.line})" if d.block else "global"
 
@@ -146,7 +169,13 @@ def _where(d: Directive) -> str:
 def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
     """[global value, then one value per Match block that sets the key], lower-cased."""
     cfg = load_sshd(ctx, params.config)
-    refused = refusal(cfg)
+    live = live_test(ctx, params.config)
+    if live is not None and not live[0]:  # the real sshd -t refused it: that is the answer
+        raise ProbeError(f"sshd refuses this configuration (sshd -t -f {params.config}: {live[1]}); sshd would not "
+                         "start with it and a running sshd keeps its previous settings, so no value can be judged",
+                         f"sshd 拒绝该配置（sshd -t -f {params.config}：{live[1]}），sshd 无法以此配置启动，"
+                         "运行中的 sshd 仍沿用旧配置，故无法据此判定任何取值")
+    refused = refusal(cfg) if live is None else None  # offline (or sshd -t inconclusive): the model decides
     if refused:  # sshd -t would fail: nothing in these files is in effect
         d, why = refused
         raise ProbeError(f"sshd refuses this configuration ({d.path}:{d.line}: {d.text}: {why}); sshd would not "
@@ -191,6 +220,8 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
         ev.append(evidence(first.path, f"in {_where(first)}: {first.text}", first.line))
     for path, line, pattern, files in cfg.includes:
         ev.append(evidence(path, f"Include {pattern} -> " + (", ".join(files) if files else "no file"), line))
+    if live is not None:
+        ev.append(evidence(f"sshd -t -f {params.config}", "accepted by sshd"))
     return Observation(observed=observed, evidence=ev, note=note, note_zh=note_zh)
 
 

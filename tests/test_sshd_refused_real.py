@@ -20,7 +20,7 @@ import pytest
 from checks.sshd_valid import DEPRECATED
 from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
-from sentinel.hostview import ProbeError, RootHost
+from sentinel.hostview import LiveHost, ProbeError, RootHost
 from sentinel.probe import ProbeContext, registry
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
@@ -112,3 +112,21 @@ def test_refused_config_is_an_error_not_a_pass(tmp_path):
     for cid in ("l3-ac-ssh-no-root-login", "l3-ia-ssh-max-auth-tries"):
         assert results[cid].status.value == "error", (cid, results[cid].status)
         assert "PasswordAuthentication nope" in results[cid].reason
+
+
+@real
+@pytest.mark.parametrize("body,accepted", [("PermitRootLogin no\n", True),
+                                           ("MaxStartups lots\n", False),  # not in the model: only sshd knows
+                                           ("PermitRootLogin perhaps\n", False)])
+def test_live_host_asks_the_real_sshd(tmp_path, body, accepted):
+    """On a live host (as root) sshd.option runs the real sshd -t on the file instead of the model."""
+    config = _root(tmp_path, body) / "etc" / "ssh" / "sshd_config"
+    pdef = registry()["sshd.option"]
+    ctx = ProbeContext(host=LiveHost(), family=None, os_release={})
+    params = pdef.params.model_validate({"key": "PermitRootLogin", "config": str(config)})
+    if accepted:
+        obs = pdef.func(ctx, params)
+        assert obs.observed == ["no"] and any(e.excerpt == "accepted by sshd" for e in obs.evidence)
+    else:
+        with pytest.raises(ProbeError, match=r"sshd refuses this configuration \(sshd -t -f .*line 2"):
+            pdef.func(ctx, params)
