@@ -24,6 +24,7 @@ department_app = typer.Typer(help="Departments (tenants).", no_args_is_help=True
 system_app = typer.Typer(help="Graded systems (定级对象).", no_args_is_help=True)
 
 StateDir = typer.Option(None, "--state-dir", help="State directory (database, keys, TLS files); default "
+                        "state_dir of the config file (SENTINEL_CONFIG, /etc/sentinel/collector.yaml), else "
                         "SENTINEL_STATE_DIR, else /var/lib/sentinel (root) or ~/.local/state/sentinel, "
                         "the one `sentinel up` uses.")
 DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
