@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 
-from .events import GRADE_EN, GRADE_LEVEL, AlertEvent, GradeMap, event_labels
+from .events import GRADE_EN, GRADE_LEVEL, SHARED_IDENTITY, AlertEvent, GradeMap, event_labels
 from .webhooks import Backoff, ResultCallback, redact_url
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,23 @@ def _rfc3339(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def to_alert(event: AlertEvent, grades: GradeMap, *, starts_at: datetime, ends_at: datetime) -> dict[str, Any]:
-    """One postableAlert of the v2 OpenAPI: labels identify it, annotations describe it."""
+def to_alert(event: AlertEvent, grades: GradeMap, *, starts_at: datetime, ends_at: datetime,
+             extra_labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """One postableAlert of the v2 OpenAPI: labels identify it, annotations describe it. `extra_labels`
+    (the receiver's `labels:`) stand for Prometheus's external_labels, which its rule alerts carry."""
     grade = grades.of(event)
     zh, en = event.title
     annotations = {"summary": event.summary, "title": f"{zh} / {en}", "grade_level": GRADE_LEVEL[grade],
                    "grade_en": GRADE_EN[grade]}
     if event.description:
         annotations["description"] = event.description
-    alert: dict[str, Any] = {"labels": dict(event_labels(event, grades)), "annotations": annotations,
+    if event.kind in SHARED_IDENTITY:
+        # the shared identity leaves these out of the labels; the message still names them
+        for key, value in (("host", event.host), ("check", event.check), ("subject", event.payload.get("subject"))):
+            if value not in (None, ""):
+                annotations[key] = str(value)
+    labels = {**(extra_labels or {}), **event_labels(event, grades)}
+    alert: dict[str, Any] = {"labels": labels, "annotations": annotations,
                              "startsAt": _rfc3339(starts_at), "endsAt": _rfc3339(ends_at)}
     if event.url:
         alert["generatorURL"] = event.url
@@ -84,6 +92,37 @@ class AlertmanagerClient:
         self._client.close()
 
 
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _merge(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts with one label set are one alert in Alertmanager (several high-risk findings of a system, see
+    events.SHARED_IDENTITY): send it once, firing while any of them fires (from the earliest start), and
+    resolved only when all have resolved, so one fixed finding does not resolve the others."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for a in alerts:
+        groups.setdefault(tuple(sorted(a["labels"].items())), []).append(a)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        # endsAt is in the future for the firing ones, the resolution time for the others
+        latest = max(members, key=lambda a: _parse(a["endsAt"]))
+        merged = dict(latest)
+        merged["startsAt"] = _rfc3339(min(_parse(a["startsAt"]) for a in members))
+        # the annotations name every host/check still in this state (all the open findings of the system)
+        same = [a for a in members if a["endsAt"] == latest["endsAt"]]
+        merged["annotations"] = dict(latest["annotations"])
+        for key in ("host", "check", "subject"):
+            values = sorted({a["annotations"][key] for a in same if key in a["annotations"]})
+            if values:
+                merged["annotations"][key] = ", ".join(values)
+        out.append(merged)
+    return out
+
+
 @dataclass
 class _Active:
     event: AlertEvent
@@ -105,10 +144,12 @@ class AlertmanagerPublisher:
     def __init__(self, client: AlertmanagerClient, *, grades: Optional[GradeMap] = None,
                  resend_interval: float = 60.0, resolved_resend_for: float = 300.0, backoff: Backoff = Backoff(),
                  on_result: Optional[ResultCallback] = None, name: str = "alertmanager",
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 labels: Optional[dict[str, str]] = None) -> None:
         if resend_interval <= 0:
             raise ValueError("resend_interval must be > 0")
         self.client = client
+        self.labels = dict(labels or {})
         self.name = name
         self.grades = grades or GradeMap()
         self.resend_interval = resend_interval
@@ -171,9 +212,10 @@ class AlertmanagerPublisher:
                     ends = a.resolved_at
                 else:
                     ends = ends_firing
-                alerts.append(to_alert(a.event, self.grades, starts_at=a.starts_at, ends_at=ends))
+                alerts.append(to_alert(a.event, self.grades, starts_at=a.starts_at, ends_at=ends,
+                                       extra_labels=self.labels))
                 entries.append((a, a.version))
-        return alerts, entries
+        return _merge(alerts), entries
 
     def flush(self) -> bool:
         """Push the active set now (also called by the thread). True on success or nothing to push."""

@@ -57,6 +57,11 @@ class RetryConfig(_Strict):
                        max_delay=self.max_delay_seconds, factor=self.factor)
 
 
+#: labels that sentinel sets itself on a pushed alert (exporters.events.event_labels)
+_EVENT_LABELS = frozenset({"alertname", "department", "system", "level", "host", "check", "severity", "grade",
+                           "source", "subject"})
+
+
 class ReceiverConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     type: Literal["alertmanager", "dingtalk", "wecom", "feishu", "webhook"]
@@ -67,6 +72,9 @@ class ReceiverConfig(_Strict):
     at_mobiles: list[str] = Field(default_factory=list)  # DingTalk: people to @
     resend_interval_seconds: float = Field(default=60.0, gt=0, le=3600)  # alertmanager only
     resolved_resend_seconds: float = Field(default=300.0, ge=0, le=86400)  # alertmanager only
+    # alertmanager only: labels added to every pushed alert. Set them to the external_labels of the Prometheus
+    # that sends the rule alerts (e.g. {site: ...}), so a fact both paths carry is one alert (identical labels)
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _fits_type(self) -> "ReceiverConfig":
@@ -79,6 +87,11 @@ class ReceiverConfig(_Strict):
             raise ValueError("at_mobiles is for dingtalk receivers only")
         if self.type == "alertmanager" and self.secret is not None:
             raise ValueError("alertmanager receivers take headers (e.g. Authorization), not a secret")
+        if self.labels and self.type != "alertmanager":
+            raise ValueError("labels is for alertmanager receivers only")
+        for key in self.labels:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key in _EVENT_LABELS:
+                raise ValueError(f"labels: {key!r} is not a Prometheus label name sentinel leaves free")
         return self
 
 
@@ -206,7 +219,7 @@ class Dispatcher:
                     self._workers[rc.name] = AlertmanagerPublisher(
                         client, grades=grades, resend_interval=rc.resend_interval_seconds,
                         resolved_resend_for=rc.resolved_resend_seconds, backoff=backoff, on_result=on_result,
-                        name=rc.name)
+                        name=rc.name, labels=dict(rc.labels))
                     continue
                 kw: dict[str, Any] = {"grades": grades, "timeout": rc.timeout_seconds,
                                       "timezone_name": config.timezone,

@@ -153,10 +153,31 @@ class AlertEvent(BaseModel):
                    url=url, id=row.id)
 
 
+#: pushed kinds whose fact a Prometheus rule also alerts on: one alert identity for both paths. The pushed
+#: alert takes the rule's alertname and exactly the rule's labels (department, system, level, severity,
+#: grade), so Alertmanager, which de-duplicates identical label sets only, keeps one alert; host, check and
+#: subject go to the annotations. The grading table gives each pair the same class (a test checks).
+SHARED_IDENTITY: dict[str, str] = {
+    "high_risk_finding": "SentinelHighRiskFinding",
+    "new_forbidden_port": "SentinelForbiddenServiceOpen",
+    "forbidden_port": "SentinelForbiddenServiceOpen",
+    "score_drop": "SentinelSystemScoreDropped",
+}
+
+
+def alertname(kind: str) -> str:
+    return SHARED_IDENTITY.get(kind) or "Sentinel" + "".join(p.capitalize() for p in kind.split("_"))
+
+
 def event_labels(event: AlertEvent, grades: GradeMap) -> Mapping[str, str]:
     """Identifying labels of an event (Alertmanager labels; also the facts listed in chat messages)."""
+    if event.kind in SHARED_IDENTITY:
+        shared = {"alertname": alertname(event.kind), "department": event.department, "system": event.system,
+                  "level": "" if event.level is None else str(event.level),
+                  "severity": grades.severity_of(event), "grade": grades.of(event)}
+        return {k: v for k, v in shared.items() if v}
     labels = {
-        "alertname": "Sentinel" + "".join(p.capitalize() for p in event.kind.split("_")),
+        "alertname": alertname(event.kind),
         "department": event.department,
         "system": event.system,
         "host": event.host or "",

@@ -41,12 +41,23 @@ def test_pushed_grades_follow_the_graded_response_table(kind, level, severity, g
 
 
 def test_to_alert_matches_the_v2_schema():
-    ev = _event(host=None, url="https://collector.example:8443/systems/1")
+    ev = _event(kind="drift", host=None, url="https://collector.example:8443/systems/1")
     start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
     alert = to_alert(ev, GradeMap(), starts_at=start, ends_at=start + timedelta(minutes=4))
-    assert alert["labels"] == {"alertname": "SentinelHighRiskFinding", "department": "财政局",
-                               "system": "非税收入管理系统", "check": "l3.8.1.4.1.root-ssh", "severity": "high",
-                               "grade": "重大", "source": "sentinel"}  # no empty host label
+    # drift: degradation, level unknown -> graded as level 4: 较大
+    assert alert["labels"] == {"alertname": "SentinelDrift", "department": "财政局",
+                               "system": "非税收入管理系统", "check": "l3.8.1.4.1.root-ssh", "severity": "medium",
+                               "grade": "较大", "source": "sentinel"}  # no empty host label
+    assert alert["annotations"]["grade_level"] == "III"
+    # a fact a Prometheus rule also alerts on takes the rule's identity: exactly its labels
+    shared = to_alert(_event(host="db-01", level=3), GradeMap(), starts_at=start, ends_at=start,
+                      extra_labels={"site": "example-egov-cloud"})
+    assert shared["labels"] == {"alertname": "SentinelHighRiskFinding", "department": "财政局",
+                                "system": "非税收入管理系统", "level": "3", "severity": "medium", "grade": "较大",
+                                "site": "example-egov-cloud"}
+    assert shared["annotations"]["host"] == "db-01" and shared["annotations"]["check"] == "l3.8.1.4.1.root-ssh"
+    alert = to_alert(ev.model_copy(update={"kind": "high_risk_finding"}), GradeMap(), starts_at=start,
+                     ends_at=start + timedelta(minutes=4))
     assert alert["startsAt"] == "2026-11-23T08:00:00Z" and alert["endsAt"] == "2026-11-23T08:04:00Z"
     assert alert["annotations"]["grade_level"] == "II"
     assert alert["generatorURL"] == "https://collector.example:8443/systems/1"
@@ -154,3 +165,23 @@ def _z(dt: datetime) -> str:
 def test_publisher_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         AlertmanagerPublisher(AlertmanagerClient("http://127.0.0.1:1"), **bad)
+
+
+def test_one_fixed_finding_does_not_resolve_the_systems_shared_alert():
+    """Two high-risk findings of one system are one alert (the rule's identity): resolving one leaves it
+    firing; it resolves once both are fixed."""
+    from exporters.alertmanager import _merge
+
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    firing_until, fixed_at = start + timedelta(minutes=4), start + timedelta(minutes=1)
+    a = to_alert(_event(check="l3-a", level=3), GradeMap(), starts_at=start, ends_at=firing_until)
+    b = to_alert(_event(check="l3-b", level=3), GradeMap(), starts_at=start + timedelta(seconds=5), ends_at=fixed_at)
+    merged = _merge([a, b])
+    assert len(merged) == 1 and merged[0]["endsAt"] == "2026-11-23T08:04:00Z", merged
+    assert merged[0]["annotations"]["check"] == "l3-a" and merged[0]["startsAt"] == "2026-11-23T08:00:00Z"
+    both_fixed = _merge([{**a, "endsAt": "2026-11-23T08:02:00Z"}, b])
+    assert len(both_fixed) == 1 and both_fixed[0]["endsAt"] == "2026-11-23T08:02:00Z"
+    assert both_fixed[0]["annotations"]["check"] == "l3-a"  # the latest to clear
+    # distinct facts stay apart
+    other = to_alert(_event(check="l3-a", level=3, system="OA"), GradeMap(), starts_at=start, ends_at=firing_until)
+    assert len(_merge([a, other])) == 2

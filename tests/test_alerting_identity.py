@@ -1,0 +1,92 @@
+"""One fact, one alert: a high-risk finding and a forbidden port reach a real Alertmanager both from the
+shipped Prometheus rules (a real Prometheus scraping sentinel's /metrics) and pushed by the collector's
+publisher; Alertmanager, which merges identical label sets only, must hold one alert per fact, at one grade."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporters import grading
+from exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher
+from exporters.events import SHARED_IDENTITY, AlertEvent
+from exporters.prometheus import make_registry, render
+from tests.obs_support import MetricsServer, alertmanager, eventually, prometheus, realistic_snapshot
+
+RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "sentinel-rules.yml"
+DEPT, SYSTEM, LEVEL = "财政局", "预算一体化平台", 3  # realistic_snapshot: 2 high-risk findings, 1 forbidden port
+SITE = {"site": "test-site"}  # Prometheus's external_labels, which its rule alerts carry
+
+
+@pytest.mark.parametrize("kind", sorted(SHARED_IDENTITY))
+def test_a_shared_kind_is_graded_as_its_rule_at_every_level(kind):
+    for level in (2, 3, 4):
+        assert grading.grade(kind, level) == grading.grade(SHARED_IDENTITY[kind], level), (kind, level)
+
+
+def _pushed(kind: str, check: str, subject: str = "") -> AlertEvent:
+    return AlertEvent(kind=kind, severity="critical", department=DEPT, system=SYSTEM, host="db-01", check=check,
+                      level=LEVEL, summary=f"{SYSTEM}/db-01: {kind}", payload={"subject": subject} if subject else {},
+                      fingerprint=f"fp-{kind}-{check}")
+
+
+def test_the_same_fact_from_both_paths_is_one_alert_in_a_real_alertmanager(tmp_path):
+    now = datetime.now(timezone.utc)
+    registry = make_registry(lambda: realistic_snapshot(now))
+    server = MetricsServer(lambda accept: render(registry, accept))
+    (tmp_path / "am").mkdir()
+    (tmp_path / "prom").mkdir()
+    try:
+        with alertmanager(tmp_path / "am") as am_base:
+            config = f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s, external_labels: {{site: {SITE['site']}}}}}
+rule_files: ["{RULES}"]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["{am_base.split('//')[1]}"]}}]}}]
+scrape_configs:
+  - job_name: sentinel
+    static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]
+"""
+            with prometheus(tmp_path / "prom", config) as prom_base:
+                prom = httpx.Client(base_url=prom_base, timeout=10, trust_env=False)
+                am = httpx.Client(base_url=am_base, timeout=10, trust_env=False)
+
+                def am_alerts(name: str) -> list[dict]:
+                    got = am.get("/api/v2/alerts", params={"filter": f'alertname="{name}"'}).json()
+                    return [a for a in got if a["labels"].get("system") == SYSTEM]
+
+                def rule_firing(name: str) -> bool:
+                    alerts = prom.get("/api/v1/alerts").json()["data"]["alerts"]
+                    return any(a["labels"]["alertname"] == name and a["labels"].get("system") == SYSTEM
+                               and a["state"] == "firing" for a in alerts)
+
+                for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
+                    eventually(lambda: rule_firing(name) and am_alerts(name), timeout=30, what=f"rule alert {name}")
+
+                # the collector pushes the same facts: two findings on two checks, and the forbidden port
+                publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
+                try:
+                    publisher.submit(_pushed("high_risk_finding", "l3-ssh-root"))
+                    publisher.submit(_pushed("high_risk_finding", "l3-pass-age"))
+                    publisher.submit(_pushed("new_forbidden_port", "", subject="23/tcp"))
+                    eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
+                    # the pushed annotations (host/check) are on the one alert: both paths reached it
+                    eventually(lambda: any("check" in a["annotations"] for a in am_alerts("SentinelHighRiskFinding")),
+                               what="the pushed update on the rule's alert")
+                    for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
+                        got = am_alerts(name)
+                        assert len(got) == 1, f"{name}: {len(got)} alerts for one fact: {[a['labels'] for a in got]}"
+                        labels = got[0]["labels"]
+                        assert (labels["grade"], labels["severity"], labels["level"]) == ("较大", "medium", "3"), labels
+                        assert set(labels) == {"alertname", "department", "system", "level", "severity", "grade",
+                                               "site"}, labels
+                    checks = am_alerts("SentinelHighRiskFinding")[0]["annotations"]["check"]
+                    assert checks == "l3-pass-age, l3-ssh-root", checks
+                finally:
+                    publisher.close()
+                prom.close()
+                am.close()
+    finally:
+        server.close()
