@@ -90,3 +90,16 @@ scrape_configs:
                 am.close()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("receiver, message", [
+    ({"type": "webhook", "labels": {"site": "x"}}, "labels is for alertmanager receivers only"),
+    ({"type": "alertmanager", "labels": {"grade": "一般"}}, "'grade' is not a Prometheus label name sentinel leaves free"),
+    ({"type": "alertmanager", "labels": {"bad-name": "x"}}, "'bad-name' is not a Prometheus label name"),
+])
+def test_receiver_labels_are_checked(receiver, message):
+    from exporters.dispatch import DispatchConfig
+
+    with pytest.raises(ValueError, match=message):
+        DispatchConfig.model_validate({"receivers": [{"name": "r", "url": "http://127.0.0.1:9/", **receiver}],
+                                       "routes": [{"receivers": ["r"]}]})
