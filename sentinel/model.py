@@ -138,8 +138,8 @@ class CheckSpec(Strict):
     waiver: Optional[str] = None  # set by a site file: reason the check is waived
     # Advisory evidence: the check runs and is reported, but does not change its item's verdict, the scores
     # or the exit code (practice beyond the 作业指导书, or a restated default). The text says whose practice
-    # it is (the source); a site file makes it count again with `required: [check-id]`.
-    advisory: Optional[str] = Field(default=None, min_length=1)
+    # it is (the source), in both languages; a site file makes it count again with `required: [check-id]`.
+    advisory: Optional[Text] = None
 
 
 class ItemSpec(Strict):
@@ -217,7 +217,7 @@ class CheckResult(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     remediation: Text
     waiver: Optional[str] = None
-    advisory: Optional[str] = None  # the baseline's reason the check is advisory (not counted; see scoring)
+    advisory: Optional[Text] = None  # the baseline's reason the check is advisory (not counted; see scoring)
     duration_ms: float = 0.0
 
 

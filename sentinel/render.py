@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 from .expect import show_value
 from .model import HostReport, Status, Verdict
+from .scoring import counted
 
 FORMATS = ("table", "json", "csv", "junit")
 
@@ -25,14 +26,15 @@ _WORDS = {
            "pending": "待人工核查的测评项: ", "case": "判定指引", "pass_rate": "通过率", "score": "加权得分",
            "conclusion": "结论", "observed": "实际", "expected": "要求", "remediation": "整改建议",
            "manual": "人工测评项，{verdict}", "waiver": "已豁免: {waiver}", "failed": "不通过", "error": "无法判定",
-           "not_applicable": "不适用"},
+           "not_applicable": "不适用", "advisory_mark": "（参考项，不计入判定）", "advisory": "参考项，不计入判定: {advisory}"},
     "en": {"level": "level", "host": "host", "clause": "clause", "id": "check id", "check": "check",
            "severity": "severity", "status": "status", "detail": "observed / reason", "waived": " (waived)",
            "high_risk": "high risk", "pending": "items awaiting an assessor: ", "case": "case",
            "pass_rate": "pass rate", "score": "weighted score", "conclusion": "conclusion", "observed": "observed",
            "expected": "expected", "remediation": "remediation", "manual": "manual item, {verdict}",
            "waiver": "waived: {waiver}", "failed": "failed", "error": "could not be determined",
-           "not_applicable": "not applicable"},
+           "not_applicable": "not applicable", "advisory_mark": "(advisory, not counted)",
+           "advisory": "advisory, not counted in verdicts: {advisory}"},
 }
 
 
@@ -76,11 +78,12 @@ def to_csv(report: HostReport, lang: str = "zh") -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["check_id", "clause", "item", "title", "status", "severity", "high_risk", "observed",
-                     "expected", "reason", "remediation", "waiver"])
+                     "expected", "reason", "remediation", "waiver", "advisory"])
     for r in report.results:
         writer.writerow([r.check_id, r.clause, r.item, r.title.get(lang), r.status.value, r.severity.value,
                          r.high_risk or "", _short(r.observed, 10_000), expected(r, lang), reason(r, lang),
-                         r.remediation.get(lang), r.waiver or ""])
+                         r.remediation.get(lang), r.waiver or "",
+                         r.advisory.get(lang) if r.advisory else ""])
     return buf.getvalue()
 
 
@@ -99,9 +102,9 @@ def to_junit(report: HostReport, lang: str = "zh") -> str:
     for clause, results in by_clause.items():
         pending = [i for i in manual if i.clause == clause]
         suite = ET.SubElement(suites, "testsuite", name=clause, tests=str(len(results) + len(pending)),
-                              failures=str(sum(r.status == Status.FAIL and not r.waiver for r in results)),
-                              errors=str(sum(r.status == Status.ERROR and not r.waiver for r in results)),
-                              skipped=str(sum(r.status == Status.NOT_APPLICABLE or bool(r.waiver) for r in results)
+                              failures=str(sum(r.status == Status.FAIL and counted(r) for r in results)),
+                              errors=str(sum(r.status == Status.ERROR and counted(r) for r in results)),
+                              skipped=str(sum(not counted(r) for r in results)
                                           + len(pending)),
                               hostname=report.host.hostname, timestamp=report.generated_at.isoformat())
         for item in pending:
@@ -116,6 +119,9 @@ def to_junit(report: HostReport, lang: str = "zh") -> str:
             why = reason(r, lang)
             if r.waiver:
                 ET.SubElement(case, "skipped", message=w["waiver"].format(waiver=r.waiver))
+            elif r.advisory and r.status != Status.NOT_APPLICABLE:  # evidence only: a CI run does not fail on it
+                ET.SubElement(case, "skipped", message=w["advisory"].format(advisory=r.advisory.get(lang))).text = \
+                    f"{status_label(r.status.value, lang)}: {why}\n{detail}" if why else detail
             elif r.status == Status.FAIL:
                 ET.SubElement(case, "failure", message=why or w["failed"], type=r.severity.value).text = \
                     detail + f"\n{w['remediation']}: {r.remediation.get(lang)}"
@@ -150,7 +156,9 @@ def print_table(report: HostReport, lang: str = "zh", file=None) -> None:
         status = status_label(r.status.value, lang)
         if r.waiver:
             status += w["waived"]
-        mark = f" [red]{w['high_risk']}[/]" if r.high_risk and r.status == Status.FAIL and not r.waiver else ""
+        mark = f" [red]{w['high_risk']}[/]" if r.high_risk and r.status == Status.FAIL and counted(r) else ""
+        if r.advisory and not r.waiver:  # marked on the title, so the status column keeps its width
+            mark += f" [dim]{w['advisory_mark']}[/]"
         detail = reason(r, lang) if r.status != Status.PASS else show_value(r.observed, lang)
         table.add_row(f"{r.clause}.{r.item}", r.check_id, escape(r.title.get(lang)) + mark,
                       severity_label(r.severity.value, lang),

@@ -156,7 +156,7 @@ def test_extends_errors_point_into_the_child(tmp_path):
 
 ADVISORY_PARENT = GOOD.replace("""            severity: medium
 """, """            severity: medium
-            advisory: "CIS value; the guide gives none"
+            advisory: {zh: CIS 取值，指导书未给, en: "CIS value; the guide gives none"}
 """)
 
 
@@ -196,7 +196,7 @@ def test_move_keeps_a_check_whose_item_is_dropped(tmp_path):
 def test_advisory_checks_and_a_site_that_requires_them(tmp_path):
     parent = write(tmp_path, ADVISORY_PARENT, "parent.yaml")
     checks = {c.id: c for c in load_baseline(parent).controls[0].items[0].checks}
-    assert checks["t-max-days"].advisory == "CIS value; the guide gives none" and checks["t-no-rhosts"].advisory is None
+    assert checks["t-max-days"].advisory.en == "CIS value; the guide gives none" and checks["t-no-rhosts"].advisory is None
     site = write(tmp_path, """\
         id: site
         version: "1"
@@ -213,7 +213,7 @@ def test_advisory_checks_and_a_site_that_requires_them(tmp_path):
         """, "bad.yaml")
     assert "bad.yaml:5: required[0]: check 't-no-rhosts' is not advisory in tiny" in errors_of(bad)
     empty = write(tmp_path, ADVISORY_PARENT.replace('"CIS value; the guide gives none"', '""'), "empty.yaml")
-    assert "empty.yaml:28: controls[0].items[0].checks[1].advisory" in errors_of(empty)
+    assert "empty.yaml:28: controls[0].items[0].checks[1].advisory.en: String should have at least 1" in errors_of(empty)
 
 
 def test_an_advisory_failure_does_not_decide_the_exit_code(tmp_path):

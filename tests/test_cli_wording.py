@@ -70,15 +70,22 @@ def test_csv_and_junit_speak_the_chosen_language(capsys, debian):
     assert not CJK.search(out.split("\n", 1)[1].replace(rows["l3-ia-no-rhosts"]["title"], ""))
     _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit")
     suites = ET.fromstring(out)
-    failure = suites.find(".//testcase[@name='l3-ac-inactive-lock']/failure")
-    assert failure.get("message") == "INACTIVE 为 -1，要求 ≥ 0" and "整改建议" in failure.text
+    failure = suites.find(".//testcase[@name='l3-ia-pass-max-days']/failure")
+    assert failure.get("message") == "PASS_MAX_DAYS 为 99999，要求 ≤ 90" and "整改建议" in failure.text
+    # an advisory check that fails is evidence, not a CI failure: skipped, with its source and its outcome
+    advisory = suites.find(".//testcase[@name='l3-ac-inactive-lock']/skipped")
+    assert advisory.get("message").startswith("参考项，不计入判定: CIS 基准取值")
+    assert "INACTIVE 为 -1，要求 ≥ 0" in advisory.text
+    assert suites.find(".//testcase[@name='l3-ac-inactive-lock']/failure") is None
     manual = suites.find(".//testcase[@name='manual-d']/skipped")
     assert manual.get("message").startswith("人工测评项，待核查")
     _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit", "--lang", "en")
     assert not CJK.search(out)
     suites = ET.fromstring(out)
-    assert suites.find(".//testcase[@name='l3-ac-inactive-lock']/failure").get("message") == \
-        "INACTIVE is -1, expected at least 0"
+    assert suites.find(".//testcase[@name='l3-ia-pass-max-days']/failure").get("message") == \
+        "PASS_MAX_DAYS is 99999, expected at most 90"
+    assert suites.find(".//testcase[@name='l3-ac-inactive-lock']/skipped").get("message").startswith(
+        "advisory, not counted in verdicts: CIS benchmark value")
     assert suites.find(".//testcase[@name='manual-d']/skipped").get("message").startswith("manual item, pending review")
 
 
@@ -150,8 +157,8 @@ def test_csv_and_junit_say_what_is_expected_in_words_in_zh(capsys, debian):
     operator = re.compile(r"^(eq|ne|lt|le|gt|ge|in|not_in|match|contains|empty|absent|mode_max|each|any of)\b|=True")
     assert not [r["expected"] for r in rows.values() if operator.search(r["expected"])]
     _, out, _ = run(capsys, "check", "--root", debian, "--format", "junit")
-    failure = ET.fromstring(out).find(".//testcase[@name='l3-ac-inactive-lock']/failure")
-    assert "要求: ≥ 0" in failure.text and "ge 0" not in failure.text
+    failure = ET.fromstring(out).find(".//testcase[@name='l3-ia-pass-max-days']/failure")
+    assert "要求: ≥ 0，且≤ 90" in failure.text and "le 90" not in failure.text
     _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv", "--lang", "en")
     rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
     assert rows["l3-ia-pass-max-days"]["expected"] == "le 90; ge 0"  # en and JSON keep the operator form
@@ -169,3 +176,23 @@ def test_expected_in_chinese_words(expect, words):
     from sentinel.expected_words import expected_zh
 
     assert expected_zh(Expect.model_validate(expect)) == words
+
+
+def test_table_and_csv_mark_advisory_checks(capsys, debian):
+    def title_of(table: str, check_id: str) -> tuple[str, str]:
+        rows = _rows(table)
+        i = next(n for n, r in enumerate(rows) if r[1] == check_id)
+        title = [rows[i][2]] + [r[2] for r in rows[i + 1:] if not r[0] and not r[1]][:3]
+        return rows[i][4], " ".join(title)
+
+    _, zh, _ = run(capsys, "check", "--root", debian)
+    status, title = title_of(zh, "l3-ac-inactive-lock")
+    assert status == "不通过" and "参考项" in title.replace(" ", "")
+    assert "参考项" not in title_of(zh, "l3-ia-pass-max-days")[1]
+    _, en, _ = run(capsys, "check", "--root", debian, "--lang", "en")
+    status, title = title_of(en, "l3-ac-inactive-lock")
+    assert status == "fail" and "(advisory, not counted)" in title
+    _, out, _ = run(capsys, "check", "--root", debian, "--format", "csv", "--lang", "en")
+    rows = {r["check_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["l3-ac-inactive-lock"]["advisory"].startswith("CIS benchmark value")
+    assert rows["l3-ia-pass-max-days"]["advisory"] == ""

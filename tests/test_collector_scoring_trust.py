@@ -139,7 +139,7 @@ def _with(body: dict, index: int, **changes) -> dict:
     ({"item": "h"}, "body.results.0.item", ["'h'", "'a'"]),
     ({"waiver": "not ours to waive"}, "body.results.0.waiver", ["'not ours to waive'", "None"]),
     # advisory results decide no verdict, so an agent may not mark a failing check advisory
-    ({"advisory": "beyond the guide"}, "body.results.0.advisory", ["'beyond the guide'", "None"]),
+    ({"advisory": {"zh": "超出", "en": "beyond the guide"}}, "body.results.0.advisory", ["beyond the guide", "None"]),
     ({"check_id": "made.up"}, "body.results.0.check_id", ["'made.up' is not a check of baseline sentinel-test"]),
 ])
 def test_results_must_be_the_baselines_checks_as_it_defines_them(env, db, change, loc, words):

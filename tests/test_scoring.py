@@ -136,7 +136,7 @@ def test_rejudged_items_take_their_verdicts_from_the_results():
 
 
 def test_advisory_check_is_evidence_not_a_verdict():
-    adv = dict(advisory="CIS practice beyond the 作业指导书")
+    adv = dict(advisory=Text(zh="超出作业指导书的 CIS 做法", en="CIS practice beyond the guide"))
     failing = result(F, severity=Severity.HIGH, **adv)
     # A failing advisory check does not pull a passing item down, nor count as a risk or in the pass rate.
     assert scoring.item_verdict([result(P), failing], True) is Verdict.CONFORM

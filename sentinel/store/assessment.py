@@ -57,7 +57,7 @@ class ScoredResult(BaseModel):
     severity: Severity
     high_risk: Optional[str] = None
     waiver: Optional[str] = None
-    advisory: Optional[str] = None  # judge() made it the baseline's; an advisory result decides no verdict
+    advisory: Optional[Text] = None  # judge() made it the baseline's; an advisory result decides no verdict
 
 
 class HostPart(BaseModel):
@@ -157,7 +157,8 @@ class _Cache:
     def intern_result(self, d: dict) -> ScoredResult:
         title = d.get("title") or {}
         key = (d.get("check_id"), d.get("clause"), d.get("item"), title.get("zh"), title.get("en"), d.get("status"),
-               d.get("severity"), d.get("high_risk"), d.get("waiver"), d.get("advisory"))
+               d.get("severity"), d.get("high_risk"), d.get("waiver"),
+               json.dumps(d.get("advisory"), sort_keys=True))
         return self._intern(self.results, key, lambda: ScoredResult.model_validate(d))
 
     def _intern(self, table: dict, key: tuple, make):
