@@ -35,14 +35,17 @@ DEFAULT_GRADES: dict[str, str] = {"critical": "特别重大", "high": "重大", 
 #: event kinds with their titles; unknown kinds are allowed (titled by their name) so a newer collector
 #: can add kinds without breaking older publishers
 KIND_TITLES: dict[str, tuple[str, str]] = {
+    # host reports (sentinel/collector/ingest.py)
     "high_risk_finding": ("高风险问题", "High-risk finding"),
     "score_drop": ("合规得分下降", "Compliance score dropped"),
-    "score_below_threshold": ("合规得分低于阈值", "Compliance score below threshold"),
     "drift": ("配置漂移", "Configuration drift"),
-    "agent_silent": ("代理无上报", "Agent silent"),
-    "forbidden_port": ("开放了禁止的端口", "Forbidden port open"),
+    # network scans (sentinel/collector/scan_ingest.py)
+    "new_forbidden_port": ("开放了禁止的端口", "Forbidden port open"),
+    "new_open_port": ("新开放端口", "New open port"),
+    "closed_port": ("端口已关闭", "Port closed"),
+    "version_change": ("服务版本变化", "Service version changed"),
     "scan_failed": ("网络扫描失败", "Network scan failed"),
-    "certificate_expiring": ("证书即将过期", "Certificate expiring"),
+    # relayed from an Alertmanager webhook (events_from_alertmanager_webhook)
     "prometheus_alert": ("监控告警", "Monitoring alert"),
 }
 
@@ -160,7 +163,6 @@ class AlertEvent(BaseModel):
 SHARED_IDENTITY: dict[str, str] = {
     "high_risk_finding": "SentinelHighRiskFinding",
     "new_forbidden_port": "SentinelForbiddenServiceOpen",
-    "forbidden_port": "SentinelForbiddenServiceOpen",
     "score_drop": "SentinelSystemScoreDropped",
 }
 

@@ -48,7 +48,6 @@ CLASS_OF: dict[str, EventClass] = {
     # pushed event kinds (sentinel/collector/ingest.py, scan_ingest.py)
     "high_risk_finding": "exposure",
     "new_forbidden_port": "exposure",
-    "forbidden_port": "exposure",
     "score_drop": "degradation",
     "scan_failed": "degradation",
     "drift": "degradation",

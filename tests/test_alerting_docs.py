@@ -39,3 +39,26 @@ def test_grade_rules_check_passes_and_catches_a_wrong_label(tmp_path):
     wrong = shipped.replace("          grade: '较大'\n", "          grade: '重大'\n", 1)
     assert wrong != shipped
     assert grade_rules.render(wrong) == shipped
+
+
+def test_titled_and_documented_event_kinds_are_the_ones_the_collector_emits():
+    """No documented event that nothing emits: the titled kinds are exactly those the API lists for
+    GET /api/v1/events (what ingest and scan_ingest write), and each is graded by the table."""
+    import typing
+
+    from exporters import grading
+    from exporters.events import KIND_TITLES
+    from sentinel.collector.events_publisher import STATEFUL_KINDS
+    from sentinel.collector.routers import results
+
+    kind_param = typing.get_type_hints(results.list_events, include_extras=True)["kind"]
+    literal = next(a for a in typing.get_args(kind_param) if typing.get_origin(a) is typing.Literal)
+    emitted = set(typing.get_args(literal))
+    assert set(KIND_TITLES) - {"prometheus_alert"} == emitted
+    assert STATEFUL_KINDS <= emitted
+    assert emitted <= set(grading.CLASS_OF)
+    doc = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
+    for gone in ("agent_silent", "certificate_expiring", "score_below_threshold", "`forbidden_port`"):
+        assert gone not in doc, f"docs/alerting.md names {gone}, which nothing emits"
+    for kind in emitted:
+        assert f"`{kind}`" in doc, kind

@@ -55,8 +55,7 @@ S = System.__table__
 #: ingest and scan_ingest write those); the others are one-shot notices (drift, score_drop, new_open_port,
 #: closed_port, version_change) that resolve in Alertmanager after ONESHOT_HOLD. A producer of a new
 #: condition kind adds it here.
-STATEFUL_KINDS = frozenset({"high_risk_finding", "new_forbidden_port", "scan_failed", "agent_silent",
-                            "forbidden_port", "certificate_expiring", "score_below_threshold"})
+STATEFUL_KINDS = frozenset({"high_risk_finding", "new_forbidden_port", "scan_failed"})
 ONESHOT_HOLD = 3600.0
 MAX_ROUNDS = 8
 RETRY_FIRST, RETRY_MAX = 30.0, 3600.0
