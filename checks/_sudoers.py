@@ -412,3 +412,27 @@ def may_run_everything_as_root(entries: list[Entry]) -> Optional[Entry]:
             elif command == "!ALL":
                 decided = None
     return decided
+
+
+def authenticates(sudoers: Sudoers, account: Account, hostname: str, entry: Entry) -> bool:
+    """Whether sudo asks `account` for a password for `entry`: its PASSWD/NOPASSWD tag, else the last
+    `authenticate` flag of the Defaults lines that apply (global, `Defaults:user`, `Defaults@host`), else on."""
+    if "PASSWD" in entry.tags:
+        return entry.tags["PASSWD"]
+    value = True
+    for text, _ in sudoers.defaults:
+        m = re.match(r"^Defaults([:@!>]\S+)?\s+(.*)$", text)
+        if m is None:
+            continue
+        scope, rest = m.group(1) or "", m.group(2)
+        if scope.startswith(":") and not user_matches(sudoers, _members(scope[1:]), account):
+            continue
+        if scope.startswith("@") and not host_matches(sudoers, _members(scope[1:]), hostname):
+            continue
+        if scope.startswith(("!", ">")):
+            continue  # per-command and per-runas Defaults: not the account's default
+        for option in _members(rest):
+            if option in ("authenticate", "!authenticate"):
+                value = option == "authenticate"
+    return value
+

@@ -114,6 +114,23 @@ def full_root(ctx: ProbeContext, params: SudoParams) -> Observation:
     return Observation(observed=sorted(set(found)), evidence=ev)
 
 
+@probe("sudo.nopasswd_all", SudoParams)
+def nopasswd_all(ctx: ProbeContext, params: SudoParams) -> Observation:
+    """Sorted accounts other than root that may run any command as root without giving a password
+    (`NOPASSWD:` on the deciding `ALL` entry, or `Defaults !authenticate` that applies to them)."""
+    model, grants, ev = _common(ctx, params)
+    hostname = ctx.host.hostname()
+    found = []
+    for name, (account, entries) in grants.items():
+        decided = S.may_run_everything_as_root(entries)
+        if decided is None or _is_root(account) or S.authenticates(model, account, hostname, decided):
+            continue
+        found.append(name)
+        ev.append(evidence(decided.where.path, f"{name}: {_describe(decided)}  <- {decided.where.text}",
+                           decided.where.line))
+    return Observation(observed=sorted(set(found)), evidence=ev)
+
+
 def _duties(entries: list[S.Entry], table: dict[str, tuple[str, ...]]) -> set[str]:
     if S.may_run_everything_as_root(entries) is not None:
         return set(table)

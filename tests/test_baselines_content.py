@@ -525,6 +525,10 @@ def test_log_retention_weekly_rotate(tmp_path, loaded):
     assert _run(tmp_path, loaded, "l3-au-log-retention-secure", files).status == Status.PASS
 
 
+SUDO_ACCOUNTS = {"/etc/passwd": "root:x:0:0::/root:/bin/bash\ncloud:x:1000:1000::/home/cloud:/bin/bash\n",
+                 "/etc/group": "root:x:0:\ncloud:x:1000:\nwheel:x:10:cloud\n"}
+
+
 @pytest.mark.parametrize("check_id,files,status", [
     ("l3-br-backup-job", {"/etc/cron.d/backup": "30 1 * * * root /usr/bin/rsync -a /data/ /backup/\n"}, Status.PASS),
     ("l3-br-backup-job", {"/var/spool/cron/root": "@daily /usr/local/bin/restic backup /srv\n"}, Status.PASS),
@@ -535,10 +539,20 @@ def test_log_retention_weekly_rotate(tmp_path, loaded):
      Status.FAIL),
     ("l3-ia-xinetd-plaintext-disabled", {"/etc/xinetd.d/telnet": "service telnet\n{\n  disable = yes\n}\n"},
      Status.PASS),
-    ("l3-ac-sudo-no-unrestricted-nopasswd", {"/etc/sudoers.d/90-cloud": "cloud ALL=(ALL) NOPASSWD:ALL\n"},
+    ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "@includedir /etc/sudoers.d\n",
+                                             "/etc/sudoers.d/90-cloud": "cloud ALL=(ALL) NOPASSWD:ALL\n"},
      Status.FAIL),
-    ("l3-ac-sudo-no-unrestricted-nopasswd", {"/etc/sudoers": "# %wheel ALL=(ALL) NOPASSWD: ALL\n"
-                                                             "%wheel ALL=(ALL) ALL\n"}, Status.PASS),
+    ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "# %wheel ALL=(ALL) NOPASSWD: ALL\n"
+                                                                              "%wheel ALL=(ALL) ALL\n"}, Status.PASS),
+    # issue 14: read as sudo reads it -- an alias and an inherited tag still grant NOPASSWD ALL ...
+    ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "Cmnd_Alias EVERY = ALL\n"
+                                             "%wheel ALL=(root) NOPASSWD: /usr/bin/id, EVERY\n"}, Status.FAIL),
+    ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "Defaults:%wheel !authenticate\n"
+                                                                              "%wheel ALL=(ALL) ALL\n"}, Status.FAIL),
+    # ... and a drop-in /etc/sudoers does not include is not read by sudo at all
+    ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "root ALL=(ALL) ALL\n",
+                                             "/etc/sudoers.d/90-cloud": "cloud ALL=(ALL) NOPASSWD:ALL\n"},
+     Status.PASS),
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data *(rw)\n"}, Status.FAIL),
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data 10.0.0.0/24(rw,no_root_squash)\n"}, Status.FAIL),
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data 10.0.0.0/24(ro,root_squash)\n"}, Status.PASS),

@@ -167,6 +167,7 @@ def test_full_root_and_separation_on_the_lab(lab):
     # alice: OPS (bob excluded) gets ALL minus the shells; dave: NOPASSWD: ALL from sudoers.d; erin's
     # ALL is taken back by her later !ALL (last match wins); bob only has ALL on another host.
     assert _probe(lab, "sudo.full_root").observed == ["alice", "dave"]
+    assert _probe(lab, "sudo.nopasswd_all").observed == ["dave"]  # sudo -ll: Options: !authenticate, ALL
     sep = _probe(lab, "sudo.separation").observed
     assert sep["separated"] is False
     assert sep["audit"] == ["alice", "carol", "dave"] and sep["security"] == ["alice", "dave", "frank"]
