@@ -568,3 +568,21 @@ SUDO_ACCOUNTS = {"/etc/passwd": "root:x:0:0::/root:/bin/bash\ncloud:x:1000:1000:
 def test_file_patterns(tmp_path, loaded, check_id, files, status):
     result = _run(tmp_path, loaded, check_id, files)
     assert result.status == status, (result.observed, result.reason)
+
+
+def test_cis_values_are_a_site_option(loaded, tmp_path):
+    """The shipped baseline follows the 作业指导书 (#20: sshd_config <= 0644, so stock Debian passes); CIS's
+    0600 and the advisory checks counted are what baselines/examples/site-cis-strict.yaml chooses."""
+    from tests.fixtures.build import build_root
+
+    cis = load_baseline(REPO / "baselines" / "examples" / "site-cis-strict.yaml")
+    l3, strict = _checks(loaded["l3"]), _checks(cis)
+    for check_id in ("l3-ac-inactive-lock", "l3-ip-no-icmp-redirects", "l3-au-audit-immutable",
+                     "l3-au-auditd-refuse-stop"):
+        assert l3[check_id][2].advisory is not None and strict[check_id][2].advisory is None, check_id
+    assert strict["l3-ip-no-source-route"][2].advisory is not None  # not listed: stays advisory
+    root = build_root("debian12-default", tmp_path)
+    ctx = ProbeContext(host=open_host(str(root)), family="debian", os_release={})
+    for baseline, status in ((loaded["l3"], Status.PASS), (cis, Status.FAIL)):  # Debian ships 0644
+        control, item, check = _checks(baseline)["l3-ac-sshd-config-mode"]
+        assert run_check(ctx, baseline, control, item, check).status == status
