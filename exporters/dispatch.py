@@ -126,6 +126,9 @@ class DispatchConfig(_Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     default_receivers: list[str] = Field(default_factory=list)
+    # the collector's address as people reach it (https://collector.example:8443): every message and alert
+    # links back to the system's events there (GET /api/v1/events?system_id=..&kind=..)
+    link_base_url: Optional[str] = Field(default=None, pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 
     @field_validator("timezone")
     @classmethod

@@ -139,19 +139,49 @@ def format_message(event: AlertEvent, grades: GradeMap, tz: str = "Asia/Shanghai
         facts.append(("检查项 Check", event.check))
     if event.payload.get("subject") not in (None, ""):
         facts.append(("对象 Subject", str(event.payload["subject"])))
+    observed = observed_value(event)
+    if observed:
+        facts.append(("观察值 Observed", _truncate_utf8(observed, 300)))
     facts.append(("时间 Time", when))
+    remediation = _remediation(event.payload.get("remediation"))
     # facts before the free text, and the free text capped, so a size limit never cuts the facts off
     summary = _truncate_utf8(event.summary, 600)
     description = _truncate_utf8(event.description, 1500)
     lines = [f"### {title}", "", summary, ""]
     lines += [f"- **{k}**: {v}" for k, v in facts]
+    if remediation and not event.resolved:
+        lines += ["", f"**整改建议 Remediation**: {remediation}"]
     if event.url:
         lines += ["", f"[详情 Details]({event.url})"]
     if description:
         lines += ["", description]
-    plain = "\n".join([title, summary] + [f"{k}: {v}" for k, v in facts] + ([event.url] if event.url else [])
-                      + ([description] if description else []))
+    plain = "\n".join([title, summary] + [f"{k}: {v}" for k, v in facts]
+                      + ([f"整改建议 Remediation: {remediation}"] if remediation and not event.resolved else [])
+                      + ([event.url] if event.url else []) + ([description] if description else []))
     return Message(title=title, markdown="\n".join(lines), plain=plain)
+
+
+def observed_value(event: AlertEvent) -> str:
+    """What was seen, from the event's payload as ingest and scan_ingest write it."""
+    p = event.payload
+    if event.kind == "score_drop" and p.get("score") is not None and p.get("previous_score") is not None:
+        return (f"{p['previous_score']:.1f} -> {p['score']:.1f} "
+                f"({p.get('previous_conclusion') or '?'} -> {p.get('conclusion') or '?'})")
+    if p.get("reason"):
+        return str(p["reason"])
+    if p.get("after") or p.get("service"):
+        return " -> ".join(str(v) for v in (p.get("before"), p.get("after") or p.get("service")) if v)
+    if p.get("error"):
+        return str(p["error"])
+    return ""
+
+
+def _remediation(value: object) -> str:
+    """整改建议 as the baseline gives it: a {zh, en} mapping (both, zh first) or plain text."""
+    if isinstance(value, dict):
+        parts = [str(value[k]) for k in ("zh", "en") if value.get(k)]
+        return _truncate_utf8(" / ".join(parts), 600)
+    return _truncate_utf8(str(value), 600) if value else ""
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

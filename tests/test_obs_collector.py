@@ -338,6 +338,9 @@ def test_high_risk_finding_fires_and_resolves_in_alertmanager_and_webhook(world,
             posts = hook.wait_for(2)
             first = next(p for p in posts if p.json()["event"]["kind"] == "high_risk_finding")
             assert first.json()["status"] == "firing" and first.json()["event"]["host"] == "db-01"
+            # the message can say what was seen and what to do (the baseline's 整改建议)
+            payload = first.json()["event"]["payload"]
+            assert payload["reason"] and payload["remediation"]["zh"] and payload["level"] == 3, payload
             ts = int(first.headers["X-Sentinel-Timestamp"])
             assert first.headers["X-Sentinel-Signature"] == generic_signature(HOOK_SECRET, ts, first.body)
 

@@ -200,3 +200,18 @@ def test_an_event_without_its_level_is_graded_by_its_systems_level_from_the_stor
     finally:
         publisher.close()
         hook.close()
+
+
+def test_pushed_events_link_back_to_the_collector(world):
+    hook = Receiver(responses=[(200, {})])
+    config = _config(hook).model_copy(update={"link_base_url": "https://collector.example:8443/"})
+    publisher = EventsPublisher(world.db, config, poll_interval=0.05)
+    _event(world, "l3-link")
+    publisher.start()
+    try:
+        body = hook.wait_for(1)[0].json()
+        sid = world.systems["视频监控联网平台"]
+        assert body["event"]["url"] == f"https://collector.example:8443/api/v1/events?system_id={sid}&kind=high_risk_finding"
+    finally:
+        publisher.close()
+        hook.close()

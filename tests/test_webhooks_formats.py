@@ -201,3 +201,25 @@ def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
     text = caplog.text + json.dumps([r.getMessage() for r in caplog.records])
     assert "attempt 1 failed" in text, "the retry was logged (so the log was really captured)"
     assert TOKEN not in text and SECRET not in text
+
+
+def test_message_carries_observed_value_remediation_and_link():
+    from exporters.webhooks import format_message
+
+    ev = _event(kind="high_risk_finding", level=3, url="https://collector.example:8443/api/v1/events?system_id=1",
+                payload={"reason": "PermitRootLogin yes (/etc/ssh/sshd_config:32)",
+                         "remediation": {"zh": "设置 PermitRootLogin no", "en": "set PermitRootLogin no"}})
+    msg = format_message(ev, GradeMap())
+    assert "**观察值 Observed**: PermitRootLogin yes (/etc/ssh/sshd_config:32)" in msg.markdown
+    assert "**整改建议 Remediation**: 设置 PermitRootLogin no / set PermitRootLogin no" in msg.markdown
+    assert "[详情 Details](https://collector.example:8443/api/v1/events?system_id=1)" in msg.markdown
+    assert "整改建议 Remediation: 设置 PermitRootLogin no" in msg.plain
+    assert msg.title.startswith("【较大】高风险问题 / High-risk finding")  # level 3 exposure
+    drop = format_message(_event(kind="score_drop", payload={"previous_score": 82.5, "score": 64.0,
+                                                              "previous_conclusion": "良", "conclusion": "差"}), GradeMap())
+    assert "**观察值 Observed**: 82.5 -> 64.0 (良 -> 差)" in drop.markdown
+    resolved = format_message(ev.model_copy(update={"resolved": True}), GradeMap())
+    assert "整改建议" not in resolved.markdown  # nothing to do any more
+    scan = format_message(_event(kind="new_forbidden_port", payload={"subject": "10.10.1.21:23/tcp",
+                                                                      "service": "telnet", "after": None}), GradeMap())
+    assert "开放了禁止的端口" in scan.title and "**观察值 Observed**: telnet" in scan.markdown

@@ -607,7 +607,7 @@ class Ingestor:
                                       f"case {r.high_risk}): {r.title['zh']}",
                            "payload": {**common, "check_id": r.check_id, "clause": r.clause, "item": r.item,
                                        "case": r.high_risk, "severity": r.severity,
-                                       "title": r.title, "reason": r.reason}})
+                                       "title": r.title, "reason": r.reason, "remediation": r.remediation}})
         # A high-risk finding that is fixed or waived resolves its alert: same kind, severity and
         # fingerprint, with "resolved": true in the payload (exporters.events.AlertEvent.from_row).
         for resolution, closed in (("fixed", plan.fixed), ("waived", plan.waived)):
