@@ -184,7 +184,7 @@ def _parse_entry(result: Sudoers, body: str, where: Where) -> None:
     word = body.split(None, 1)[0]
     kind = ALIAS_KINDS.get(word)
     if kind:
-        for definition in _split(body[len(word):], ":"):
+        for definition in _rejoin(_split(body[len(word):], ":")):
             name, eq, members = definition.partition("=")
             name = name.strip()
             if not eq or not _ALIAS_NAME.match(name):
@@ -198,18 +198,7 @@ def _parse_entry(result: Sudoers, body: str, where: Where) -> None:
     if not eq:
         raise ValueError("not an alias, Defaults or user specification")
     users, hosts = _user_and_hosts(left)
-    pieces = _split(right, ":")
-    # Rejoin the colons that end a tag (NOPASSWD:) or a digest name (sha256:), not a new Host_List = ...
-    segments: list[str] = []
-    buf = ""
-    for piece in pieces:
-        buf = f"{buf}:{piece}" if buf else piece
-        if _TAG_END.search(buf.rstrip()) or _DIGEST_END.search(buf.rstrip()):
-            continue
-        segments.append(buf)
-        buf = ""
-    if buf:
-        segments.append(buf)
+    segments = _rejoin(_split(right, ":"), tags=True)
     first = True
     for segment in segments:
         if first:
@@ -220,6 +209,23 @@ def _parse_entry(result: Sudoers, body: str, where: Where) -> None:
                 raise ValueError(f"expected 'Host_List = commands' after ':' in {segment.strip()!r}")
             hosts = _members(more_hosts)
         result.privileges.append(Privilege(users, hosts, _cmnd_specs(cmnd_text), where))
+
+
+def _rejoin(pieces: list[str], tags: bool = False) -> list[str]:
+    """Undo a split on ':' where the colon ends a digest name (sha256:) or, in a user specification, a tag
+    (NOPASSWD:) rather than separating two definitions or two `Host_List = ...` parts."""
+    out: list[str] = []
+    buf = ""
+    for piece in pieces:
+        buf = f"{buf}:{piece}" if buf else piece
+        tail = buf.rstrip()
+        if _DIGEST_END.search(tail) or (tags and _TAG_END.search(tail)):
+            continue
+        out.append(buf)
+        buf = ""
+    if buf:
+        out.append(buf)
+    return out
 
 
 def _user_and_hosts(left: str) -> tuple[list[str], list[str]]:
@@ -381,7 +387,7 @@ def entries_for(sudoers: Sudoers, account: Account, hostname: str) -> list[Entry
                                                                                                spec.tags):
                 current = Entry(users, groups, spec.tags, [], priv.where)
                 out.append(current)
-            current.commands.extend(commands)
+            current.commands.extend(" ".join(c.split()) for c in commands)  # sudo prints words one space apart
     return out
 
 

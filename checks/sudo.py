@@ -12,6 +12,7 @@ the sudoers lines that grant what is reported.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Optional
 
 from pydantic import Field
@@ -141,7 +142,7 @@ def _duties(entries: list[S.Entry], table: dict[str, tuple[str, ...]]) -> set[st
         for command in entry.commands:
             if command.startswith("!") or command == "ALL":  # ALL taken back later (!ALL): decided above
                 continue
-            words = command.split()
+            words = re.sub(r"^(sha224|sha256|sha384|sha512):\S+\s+", "", command).split()
             base = posixpath.basename(words[0])
             for duty, names in table.items():
                 if base in names or any(n.endswith("/") and any(w.startswith(n) for w in words) for n in names):

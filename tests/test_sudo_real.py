@@ -47,6 +47,8 @@ Cmnd_Alias  AUDIT = /usr/sbin/ausearch, /usr/sbin/aureport, \
                     /usr/bin/journalctl
 Cmnd_Alias  ACCOUNTS = /usr/sbin/useradd, /usr/sbin/usermod, /usr/bin/passwd
 Cmnd_Alias  SHELLS = /bin/sh, /bin/bash
+Cmnd_Alias  BACKUP = sha224:0GomF8mNN3wlDt1HD9XldjJ3SNgpFdbjO1+NsQ== \
+                     /usr/local/bin/backup --all, /usr/bin/rsync
 
 root    ALL=(ALL:ALL) ALL
 OPS     HERE = (ALL : ALL) ALL, !SHELLS   # everything but the shells (which sudoers(5) says is no limit)
@@ -54,6 +56,7 @@ OPS     HERE = (ALL : ALL) ALL, !SHELLS   # everything but the shells (which sud
               PASSWD: /usr/bin/systemctl stop nginx
 bob     ELSEWHERE = ALL : HERE = (WEB) /usr/bin/id, (root) NOEXEC: /usr/bin/less /var/log/syslog
 %auditors ALL = (root) AUDIT
+carol   ALL = (root) BACKUP
 #2004   ALL = (:wheel) /usr/bin/id
 %#2102  ALL = /usr/bin/uptime
 erin    ALL = (root) ALL
