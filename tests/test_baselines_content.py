@@ -586,3 +586,19 @@ def test_cis_values_are_a_site_option(loaded, tmp_path):
     for baseline, status in ((loaded["l3"], Status.PASS), (cis, Status.FAIL)):  # Debian ships 0644
         control, item, check = _checks(baseline)["l3-ac-sshd-config-mode"]
         assert run_check(ctx, baseline, control, item, check).status == status
+
+
+def test_level_2_host_with_a_readable_shadow_is_not_excellent(loaded, tmp_path):
+    """issue 14: level 2 dropped the key-file permission checks with 8.1.4.2 f, so a level-2 host with
+    /etc/shadow at 0644 scored 100 优. They are kept under 7.1.4.2 a (分配账户和权限)."""
+    from sentinel.engine import run_baseline
+    from tests.fixtures.build import build_root
+
+    root = build_root("debian12-hardened", tmp_path)
+    before = run_baseline(loaded["l2"], open_host(str(root)))
+    assert before.summary.conclusion == "优"
+    (root / "etc" / "shadow").chmod(0o644)
+    after = run_baseline(loaded["l2"], open_host(str(root)))
+    verdicts = {(i.clause, i.item): i.verdict.value for i in after.items}
+    assert verdicts[("7.1.4.2", "a")] == "部分符合"
+    assert after.summary.score < 100 and after.summary.conclusion != "优"
