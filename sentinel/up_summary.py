@@ -89,7 +89,8 @@ def print_summary(report: dict, lang: str) -> tuple[int, int]:
         conclusion=s["conclusion"] if lang == "zh" else s.get("conclusion_en", s["conclusion"]),
         passed=counts.get("pass", 0), failed=counts.get("fail", 0), error=counts.get("error", 0),
         na=counts.get("not_applicable", 0), high=s.get("high_risk", 0)))
-    counted = [r for r in report["results"] if not r.get("waiver")]
+    # waived and advisory results decide nothing (sentinel/scoring.py counted), so they are not failures here
+    counted = [r for r in report["results"] if not r.get("waiver") and not r.get("advisory")]
     fails = [r for r in counted if r["status"] == "fail"]
     errors = [r for r in counted if r["status"] == "error"]
 

@@ -194,6 +194,17 @@ def test_once_exit_code_is_explained_for_a_clean_host(capsys):
     assert "exit 0: every counted check passed" in capsys.readouterr().err
 
 
+def test_once_advisory_failures_are_not_failures(capsys):
+    report = _report()
+    report["results"] = [r for r in report["results"] if r["status"] == "pass"]
+    advisory = _result(30, "8.1.4.2", "fail", "low")
+    advisory["advisory"] = {"zh": "CIS 取值", "en": "CIS value"}
+    report["results"].append(advisory)
+    assert print_once([report], SimpleNamespace(answers=[], complete=True), 1, "en") == 0
+    out = capsys.readouterr()
+    assert "c30" not in out.out and "exit 0: every counted check passed" in out.err
+
+
 # ---- the long-running `up` ---------------------------------------------------------------------------
 
 
