@@ -105,3 +105,26 @@ def test_every_dashboard_query_runs_and_returns_data(prom):
             assert resp["status"] == "success" and resp["data"], definition
     assert not failed, failed
     assert not empty, empty
+
+
+def test_count_panels_show_zero_not_no_data_where_nothing_matches(prom):
+    """A stat panel that counts or sums (findings, services, hosts, certificates...) must answer a number for
+    a selection with nothing in it (a department without scans, a system without findings): the truth is 0
+    (or 100 % fixed), not Grafana's "No data" or NaN."""
+    import math
+
+    client, _ = prom
+    nothing = {"department": "无此部门", "system": "无此系统", "host": "无此主机", "__rate_interval": "1m"}
+    bad = []
+    for path in DASHBOARDS:
+        for p in _load(path)["panels"]:
+            if p["type"] != "stat":
+                continue
+            for t in p["targets"]:
+                if not re.match(r"(sum|count)\(", t["expr"]):
+                    continue
+                promql = re.sub(r"\$\{?(\w+)\}?", lambda m: nothing[m.group(1)], t["expr"])
+                result = _query(client, promql)
+                if len(result) != 1 or math.isnan(float(result[0]["value"][1])):
+                    bad.append((path.name, p["title"], result))
+    assert not bad, bad
