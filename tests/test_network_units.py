@@ -131,6 +131,27 @@ def test_parse_kexinit_and_weak_lists():
         ssh.parse_kexinit(_kexinit(lists)[:40])
 
 
+def test_ssh_identification_line_after_other_lines_and_its_limits():
+    # audit() and auth_methods() read the identification line through one helper: lines before it are
+    # skipped (RFC 4253 §4.2), but only 20 of them, and a peer closing early is named as such.
+    import socket
+
+    def served(data: bytes) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        theirs.sendall(data)
+        theirs.close()
+        return ours
+
+    with served(b"hello\r\nnotice\r\nSSH-2.0-OpenSSH_9.6 x\r\nrest") as sock:
+        assert ssh._read_identification(sock, "h", 22) == b"SSH-2.0-OpenSSH_9.6 x\r\n"
+    with served(b"other\r\n" * 20 + b"SSH-2.0-late\r\n") as sock:
+        with pytest.raises(banners.ProbeFailed, match="h:22 sent no SSH identification line"):
+            ssh._read_identification(sock, "h", 22)
+    with served(b"other\r\n") as sock:
+        with pytest.raises(banners.ProbeFailed, match="h:22 closed before sending an SSH identification"):
+            ssh._read_identification(sock, "h", 22)
+
+
 def test_client_hello_layout():
     hello = tls.client_hello(0x0301, [0x0005, 0xC018], "portal.example")
     assert hello[0] == 0x16 and hello[1:3] == b"\x03\x01"

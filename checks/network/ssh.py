@@ -52,6 +52,18 @@ def _read_line(sock: socket.socket, limit: int = 255) -> bytes:
     return line
 
 
+def _read_identification(sock: socket.socket, host: str, port: int) -> bytes:
+    """The server's `SSH-...` identification line (with its line end). Servers may send other lines
+    before it (RFC 4253 §4.2); after 20 such lines, or when the peer closes, raises ProbeFailed."""
+    for _ in range(20):
+        line = _read_line(sock)
+        if not line:
+            raise ProbeFailed(f"{host}:{port} closed before sending an SSH identification")
+        if line.startswith(b"SSH-"):
+            return line
+    raise ProbeFailed(f"{host}:{port} sent no SSH identification line")
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -88,15 +100,7 @@ def audit(host: str, port: int, timeout: float = 3.0) -> SSHInfo:
     with connect(host, port, timeout) as sock:
         sock.settimeout(timeout)
         try:
-            # Servers may send other lines before the identification string (RFC 4253 §4.2).
-            for _ in range(20):
-                line = _read_line(sock)
-                if not line:
-                    raise ProbeFailed(f"{host}:{port} closed before sending an SSH identification")
-                if line.startswith(b"SSH-"):
-                    break
-            else:
-                raise ProbeFailed(f"{host}:{port} sent no SSH identification line")
+            line = _read_identification(sock, host, port)
             banner = line.strip().decode("latin-1")
             parts = banner.split("-", 2)
             if len(parts) < 3:
@@ -220,14 +224,7 @@ def auth_methods(host: str, port: int, timeout: float = 3.0, user: str = PROBE_U
     with connect(host, port, timeout) as sock:
         sock.settimeout(timeout)
         try:
-            for _ in range(20):
-                line = _read_line(sock)
-                if not line:
-                    raise ProbeFailed(f"{host}:{port} closed before sending an SSH identification")
-                if line.startswith(b"SSH-"):
-                    break
-            else:
-                raise ProbeFailed(f"{host}:{port} sent no SSH identification line")
+            line = _read_identification(sock, host, port)
             v_s = line.rstrip(b"\r\n")
             v_c = CLIENT_ID.rstrip(b"\r\n")
             sock.sendall(CLIENT_ID)
