@@ -327,3 +327,41 @@ def test_credential_attempts_are_bounded_and_only_the_documented_list():
     assert {k: [u for u, _ in v] for k, v in credentials.CREDENTIALS.items()} == {
         "ftp": ["anonymous"], "mysql": ["root"], "snmp": ["private"]}
     assert all(p == "" for u, p in credentials.CREDENTIALS["mysql"])  # empty passwords only, nothing guessed
+
+
+def _memcached_udp_stats(request: bytes, parts: list[bytes]) -> list[bytes]:
+    rid = struct.unpack(">H", request[:2])[0]
+    return [struct.pack(">HHHH", rid, seq, len(parts), 0) + body for seq, body in enumerate(parts)]
+
+
+def test_memcached_udp_joins_frames_ignores_strangers_and_silence_is_undetermined():
+    # memcached_udp and snmp share the receive window (_datagrams_until): frames of the answer arrive out of
+    # order with a stranger's (wrong request id) and a runt in between, and are joined in sequence order.
+    body = [b"STAT pid 1\r\nSTAT version 1.6.21\r\n", b"STAT uptime 5\r\nEND\r\n"]
+
+    class Agent(UDPAgent):
+        def _serve(self):
+            while True:
+                try:
+                    data, peer = self.sock.recvfrom(65535)
+                except OSError:
+                    return
+                self.got.append(data)
+                first, second = _memcached_udp_stats(data, body)
+                stranger = struct.pack(">HHHH", (struct.unpack(">H", data[:2])[0] + 1) % 65536, 0, 1, 0) + b"x"
+                for frame in (second, stranger, b"abc", first):
+                    self.sock.sendto(frame, peer)
+
+    agent = Agent(None)
+    try:
+        e = unauth.memcached_udp("127.0.0.1", agent.port, timeout=0.3)
+        assert e.unauthenticated and e.version == "1.6.21" and len(agent.got) == 1
+    finally:
+        agent.close()
+    silent = UDPAgent(lambda data, n: None)
+    try:
+        with pytest.raises(ProbeFailed, match=r"no answer .*/udp to stats in 3 tries .*undetermined"):
+            unauth.memcached_udp("127.0.0.1", silent.port, timeout=0.3)
+        assert len(silent.got) == 3
+    finally:
+        silent.close()

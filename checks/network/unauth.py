@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .banners import ProbeFailed, connect, http_get, printable, recv_some
 from .findings import Exposure
@@ -404,6 +404,21 @@ def _request_id(data: bytes) -> Optional[int]:
         return None
 
 
+def _datagrams_until(sock: socket.socket, deadline: float) -> Iterator[bytes]:
+    """The datagrams arriving on the connected UDP `sock` until `deadline` (time.monotonic()); each recv waits
+    only for what is left of the window, so a resend schedule keeps its timing. ICMP errors (a connected
+    socket's ECONNREFUSED) are raised to the caller."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sock.settimeout(left)
+        try:
+            yield sock.recv(65535)
+        except socket.timeout:
+            return
+
+
 def snmp(host: str, port: int = 161, timeout: float = 3.0, community: str = "public",
          waits: tuple[float, ...] = SNMP_WAITS) -> Exposure:
     """GET sysDescr.0 with `community`, alongside an SNMPv3 discovery, resent with growing waits.
@@ -432,16 +447,7 @@ def snmp(host: str, port: int = 161, timeout: float = 3.0, community: str = "pub
                 sock.send(get)
                 if engine is None:
                     sock.send(discovery)
-                deadline = time.monotonic() + wait
-                while answer is None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    sock.settimeout(left)
-                    try:
-                        data = sock.recv(65535)
-                    except socket.timeout:
-                        break
+                for data in _datagrams_until(sock, time.monotonic() + wait):
                     try:
                         version = _snmp_version(data)
                     except (IndexError, ValueError, ProbeFailed):
@@ -455,6 +461,7 @@ def snmp(host: str, port: int = 161, timeout: float = 3.0, community: str = "pub
                             engine = eng
                     elif _request_id(data) == rid:
                         answer = data
+                        break
                 if answer is None and engine is not None:
                     # The agent answered v3 in this window and ignored the community: one more send of the
                     # community alone rules out a lost datagram, then the refusal stands.
@@ -582,16 +589,7 @@ def memcached_udp(host: str, port: int = 11211, timeout: float = 3.0,
             for wait in waits:
                 tries += 1
                 sock.send(request)
-                deadline = time.monotonic() + wait * scale
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    sock.settimeout(left)
-                    try:
-                        data = sock.recv(65535)
-                    except socket.timeout:
-                        break
+                for data in _datagrams_until(sock, time.monotonic() + wait * scale):
                     if len(data) < 8:
                         continue
                     got, seq, count, _ = struct.unpack(">HHHH", data[:8])
