@@ -1,7 +1,7 @@
 """FastAPI dependencies: the database, the calling principal, paging and id parameters."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -50,6 +50,15 @@ def page(stmt, limit: int, offset: int):
     return stmt.limit(limit).offset(offset)
 
 
+def where_given(stmt, *filters: tuple[Any, Any]):
+    """`stmt` narrowed by `column == value` for each (column, value) whose value the caller gave: a list
+    route's optional query parameters, where None means "not asked" (False and 0 are asked for)."""
+    for column, value in filters:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 def visible(s, p: Principal, model, key: int, what: str, department: str = "department_id"):
     """The row `key` of `model` if the caller's departments include its own; else 404, exactly as if missing."""
     row = s.get(model, key)
@@ -59,4 +68,4 @@ def visible(s, p: Principal, model, key: int, what: str, department: str = "depa
 
 
 __all__ = ["Ctx", "DB", "Caller", "SourceIp", "Id", "OptId", "Limit", "Offset", "AgentId", "Text64", "page",
-           "visible"]
+           "visible", "where_given"]

@@ -11,7 +11,7 @@ from sqlmodel import select
 from ...store.models import ApiToken, ApiTokenDepartment, AuditEntry, EnrollmentToken
 from .. import admin
 from ..auth import ADMIN
-from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page
+from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, where_given
 from ..schemas import (
     ApiTokenCreated,
     ApiTokenIn,
@@ -82,8 +82,7 @@ def revoke_token(token_id: Id, db: DB, p: Caller, ip: SourceIp):
 def list_enrollment_tokens(db: DB, p: Caller, system_id: OptId = None, limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
         stmt = p.scoped(select(EnrollmentToken), EnrollmentToken.department_id).order_by(EnrollmentToken.id.desc())
-        if system_id is not None:
-            stmt = stmt.where(EnrollmentToken.system_id == system_id)
+        stmt = where_given(stmt, (EnrollmentToken.system_id, system_id))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -105,8 +104,5 @@ def list_audit(db: DB, p: Caller, action: Optional[str] = Query(None, pattern=r"
     p.require(ADMIN)
     with db.session() as s:
         stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
-        if action is not None:
-            stmt = stmt.where(AuditEntry.action == action)
-        if outcome is not None:
-            stmt = stmt.where(AuditEntry.outcome == outcome)
+        stmt = where_given(stmt, (AuditEntry.action, action), (AuditEntry.outcome, outcome))
         return s.exec(page(stmt, limit, offset)).all()

@@ -13,7 +13,7 @@ from ...evidence import attachments as att
 from ...store.models import ManualAssessment
 from .. import admin
 from ..auth import ADMIN, ASSESSOR
-from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible
+from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible, where_given
 from ..errors import ApiError, not_found
 from ..limits import RouteLimit
 from ..schemas import CLAUSE_PATTERN, AssessmentIn, AssessmentOut, AttachmentOut
@@ -33,8 +33,7 @@ def list_assessments(system_id: Id, db: DB, p: Caller,
     with db.session() as s:
         admin.visible_system(Ctx(s, p), system_id)
         stmt = select(ManualAssessment).where(ManualAssessment.system_id == system_id)
-        if clause is not None:
-            stmt = stmt.where(ManualAssessment.clause == clause)
+        stmt = where_given(stmt, (ManualAssessment.clause, clause))
         rows = s.exec(stmt.order_by(ManualAssessment.id)).all()
         if latest:
             current: dict[tuple[str, str], ManualAssessment] = {}

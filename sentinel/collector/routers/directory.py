@@ -9,7 +9,8 @@ from sqlmodel import select
 
 from ...store.models import AddressBlock, Agent, Department, Host, System, UtilisationSample
 from .. import address_plan, admin
-from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible
+from ..deps import (DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible,
+                    where_given)
 from ..schemas import (
     AddressBlockIn,
     AddressBlockOut,
@@ -61,8 +62,7 @@ def list_address_plan(db: DB, p: Caller, department_id: OptId = None, limit: Lim
     with db.session() as s:
         stmt = p.scoped(select(AddressBlock), AddressBlock.department_id).order_by(AddressBlock.department_id,
                                                                                    AddressBlock.id)
-        if department_id is not None:
-            stmt = stmt.where(AddressBlock.department_id == department_id)
+        stmt = where_given(stmt, (AddressBlock.department_id, department_id))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -90,10 +90,7 @@ def list_systems(db: DB, p: Caller, department_id: OptId = None, level: Optional
                  limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
         stmt = p.scoped(select(System), System.department_id).order_by(System.id)
-        if department_id is not None:
-            stmt = stmt.where(System.department_id == department_id)
-        if level is not None:
-            stmt = stmt.where(System.level == level)
+        stmt = where_given(stmt, (System.department_id, department_id), (System.level, level))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -124,10 +121,7 @@ def list_hosts(db: DB, p: Caller, system_id: OptId = None, department_id: OptId 
                limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
         stmt = p.scoped(select(Host), Host.department_id).order_by(Host.id)
-        if system_id is not None:
-            stmt = stmt.where(Host.system_id == system_id)
-        if department_id is not None:
-            stmt = stmt.where(Host.department_id == department_id)
+        stmt = where_given(stmt, (Host.system_id, system_id), (Host.department_id, department_id))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -158,12 +152,7 @@ def list_agents(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = Non
                 state: Optional[Literal["enrolled", "revoked"]] = None, limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
         stmt = p.scoped(select(Agent), Agent.department_id).order_by(Agent.enrolled_at, Agent.id)
-        if system_id is not None:
-            stmt = stmt.where(Agent.system_id == system_id)
-        if host_id is not None:
-            stmt = stmt.where(Agent.host_id == host_id)
-        if state is not None:
-            stmt = stmt.where(Agent.state == state)
+        stmt = where_given(stmt, (Agent.system_id, system_id), (Agent.host_id, host_id), (Agent.state, state))
         return s.exec(page(stmt, limit, offset)).all()
 
 

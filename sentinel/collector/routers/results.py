@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from sqlmodel import select
 
 from ...store.models import CheckResultRow, Event, Finding, Run
-from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible
+from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible, where_given
 from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
 from ..problems import DocumentedRoute
 
@@ -22,12 +22,7 @@ def list_runs(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
     """Newest first."""
     with db.session() as s:
         stmt = p.scoped(select(Run), Run.department_id).order_by(Run.id.desc())
-        if system_id is not None:
-            stmt = stmt.where(Run.system_id == system_id)
-        if host_id is not None:
-            stmt = stmt.where(Run.host_id == host_id)
-        if baseline_id is not None:
-            stmt = stmt.where(Run.baseline_id == baseline_id)
+        stmt = where_given(stmt, (Run.system_id, system_id), (Run.host_id, host_id), (Run.baseline_id, baseline_id))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -47,8 +42,7 @@ def list_results(run_id: Id, db: DB, p: Caller, status: Optional[Status] = None,
     with db.session() as s:
         _run(s, p, run_id)
         stmt = select(CheckResultRow).where(CheckResultRow.run_id == run_id).order_by(CheckResultRow.id)
-        if status is not None:
-            stmt = stmt.where(CheckResultRow.status == status)
+        stmt = where_given(stmt, (CheckResultRow.status, status))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -59,12 +53,8 @@ def list_findings(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = N
     """Open findings by default; `state=all` with `host_id` and `check_id` gives a check's full history."""
     with db.session() as s:
         stmt = p.scoped(select(Finding), Finding.department_id).order_by(Finding.id)
-        if system_id is not None:
-            stmt = stmt.where(Finding.system_id == system_id)
-        if host_id is not None:
-            stmt = stmt.where(Finding.host_id == host_id)
-        if check_id is not None:
-            stmt = stmt.where(Finding.check_id == check_id)
+        stmt = where_given(stmt, (Finding.system_id, system_id), (Finding.host_id, host_id),
+                           (Finding.check_id, check_id))
         if state == "open":
             stmt = stmt.where(Finding.resolved_at.is_(None))
         elif state == "resolved":
@@ -88,12 +78,7 @@ def list_events(db: DB, p: Caller, system_id: OptId = None,
     """Newest first."""
     with db.session() as s:
         stmt = p.scoped(select(Event), Event.department_id).order_by(Event.id.desc())
-        if system_id is not None:
-            stmt = stmt.where(Event.system_id == system_id)
-        if kind is not None:
-            stmt = stmt.where(Event.kind == kind)
-        if delivered is not None:
-            stmt = stmt.where(Event.delivered == delivered)
+        stmt = where_given(stmt, (Event.system_id, system_id), (Event.kind, kind), (Event.delivered, delivered))
         return s.exec(page(stmt, limit, offset)).all()
 
 
