@@ -35,7 +35,7 @@ def _am_config(receiver: Receiver) -> str:
     text = AM_CONFIG.read_text(encoding="utf-8").replace("http://dingtalk-relay:8060", receiver.url("").rstrip("/"))
     text = re.sub(r"group_wait: \d+[sm]", "group_wait: 1s", text)
     text = re.sub(r"group_interval: \d+[sm]", "group_interval: 1s", text)
-    assert "dingtalk-relay" not in text
+    assert "http://dingtalk-relay" not in text
     return text
 
 
@@ -120,3 +120,91 @@ def test_stopping_the_collector_pages_once_and_resolves_nothing(stack):
     mine = [a for a in alerts if a["labels"].get("system") == SYSTEM]
     assert mine and all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in mine), \
         json.dumps(mine, ensure_ascii=False)
+
+
+# ---- the same with the real collector: its /metrics over HTTP, stopped for real ----------------------------
+
+pytest_plugins = ["tests.dbfixtures"]
+
+
+@pytest.fixture
+def sqlite_db(tmp_path, _sqlite_template):
+    import shutil
+
+    from sentinel.store.db import Database
+
+    path = tmp_path / "sentinel.db"
+    shutil.copyfile(_sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    yield db
+    db.dispose()
+
+
+def test_stopping_the_real_collector_pages_once_and_resolves_nothing(sqlite_db, tmp_path):
+    """A seeded collector (a real ingest of a report with a high-risk finding) served by uvicorn on loopback,
+    scraped with its metrics token by a real Prometheus with the shipped rules; the shipped Alertmanager
+    config. Stop the collector: one outage page, the high-risk alert stays firing, nothing "resolved"."""
+    import threading
+
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from tests.collector_helpers import World
+    from tests.obs_support import free_port
+    from tests.test_obs_collector import _app, _high_risk_report, _signed
+
+    world = World(sqlite_db)
+    world.department("财政局")
+    system = "非税收入管理系统"
+    world.system(system, "财政局")
+    token = "metrics-token-for-the-outage-test"
+    app = _app(sqlite_db, tmp_path, metrics_token=token)
+    with TestClient(app) as client:
+        agent = world.enroll(client, system, "db-01")
+        r = client.post("/api/v1/agent/reports", **_signed(agent, _high_risk_report("fail")))
+        assert r.status_code == 202, r.text
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(_app(sqlite_db, tmp_path, metrics_token=token), host="127.0.0.1",
+                                           port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, what="the collector listening")
+    (tmp_path / "token").write_text(token)
+    hook = Receiver(responses=[(200, {})])
+    (tmp_path / "am").mkdir()
+    (tmp_path / "prom").mkdir()
+    try:
+        with alertmanager(tmp_path / "am", _am_config(hook)) as am_base:
+            config = f"""
+global: {{scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 1s}}
+rule_files: ["{_fast_rules(tmp_path / 'prom')}"]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["{am_base.split('//')[1]}"]}}]}}]
+scrape_configs:
+  - job_name: sentinel
+    authorization: {{credentials_file: "{tmp_path / 'token'}"}}
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+"""
+            with prometheus(tmp_path / "prom", config) as prom_base:
+                prom = httpx.Client(base_url=prom_base, timeout=10, trust_env=False)
+                eventually(lambda: ("firing", "SentinelHighRiskFinding", system) in _notified(hook), timeout=40,
+                           what="the high-risk finding paged while the collector is up")
+                eventually(lambda: "pending" not in _prom_alerts(prom).values(), timeout=20, what="no pending")
+                time.sleep(4)
+                before = len(hook.requests)
+
+                server.should_exit = True  # the collector stops
+                thread.join(timeout=20)
+                assert not thread.is_alive()
+
+                eventually(lambda: any(n[:2] == ("firing", "SentinelCollectorDown")
+                                       for n in _notified(hook)[before:]), timeout=40, what="the outage paged")
+                time.sleep(8)
+                assert _prom_alerts(prom).get(("SentinelHighRiskFinding", system)) == "firing"
+                after = _notified(hook)[before:]
+                assert not [n for n in after if n[0] == "resolved"], f"'resolved' sent during the outage: {after}"
+                prom.close()
+    finally:
+        server.should_exit = True
+        hook.close()
