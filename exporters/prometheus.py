@@ -418,7 +418,7 @@ def host_metrics_from_report(report: HostReport, *, up: bool = True,
     failing: dict[Severity, int] = {}
     checks = []
     for r in report.results:
-        if r.status == Status.FAIL and not r.waiver:
+        if r.status == Status.FAIL and not r.waiver and not r.advisory:  # advisory evidence is no failure
             failing[r.severity] = failing.get(r.severity, 0) + 1
         checks.append(CheckSeries(check_id=r.check_id, clause=r.clause, severity=r.severity, status=r.status,
                                   duration_seconds=r.duration_ms / 1000.0))

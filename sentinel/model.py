@@ -270,6 +270,9 @@ class Summary(BaseModel):
     conclusion: str  # 优/良/中/差
     conclusion_en: str
     risk_counts: dict[str, int]  # high / medium / low findings
+    # advisory results (not waived) per Status value: inside `counts`, outside everything else; a report
+    # stored before the field existed reads as none (the collector re-judges bodies by its own baseline)
+    advisory: dict[str, int] = Field(default_factory=dict)
 
 
 class HostReport(BaseModel):

@@ -148,8 +148,11 @@ def item_results(baseline: Baseline, results: list[CheckResult]) -> list[ItemRes
 
 def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
     counts = {s.value: 0 for s in Status}
+    advisory = {s.value: 0 for s in Status}
     for r in results:
         counts[r.status.value] += 1
+        if r.advisory and not r.waiver:
+            advisory[r.status.value] += 1
     verdicts = {v.value: 0 for v in Verdict}
     for item in items:
         verdicts[item.verdict.value] += 1
@@ -167,7 +170,7 @@ def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
     return Summary(counts=counts, verdicts=verdicts, checks_total=len(results),
                    waived=sum(1 for r in results if r.waiver), pass_rate=pass_rate(results), score=score,
                    high_risk=len(high_risk), high_risk_findings=high_risk, conclusion=concl,
-                   conclusion_en=CONCLUSION_EN[concl], risk_counts=risks)
+                   conclusion_en=CONCLUSION_EN[concl], risk_counts=risks, advisory=advisory)
 
 
 def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:

@@ -31,12 +31,14 @@ def host_info(hostname: str = "web-1") -> HostInfo:
 
 # ---- the test baselines: what the collector judges make_report's reports by ---------------------------------------
 # Check ids the collector tests use, with the item each sits on (clause 8.1.4.1). l3-ssh-root is the one
-# high-risk check (case L3-CES1-11, severity high); every other check is severity medium.
+# high-risk check (case L3-CES1-11, severity high); every other check is severity medium. adv.a is advisory
+# (evidence only: it decides no verdict, opens no finding and counts in no metric).
 TEST_BASELINE_ID, TEST_SITE_ID = "sentinel-test", "sentinel-test-site"
 _TEST_CHECKS = {"a": "a", "b": "b", "c": "c", "telnet": "a", "ssh.root": "a", "pam.faillock": "b", "audit.rules": "c",
-                "l3-ssh-root": "a", "l3-pass-age": "b", "w.a": "a", "w.b": "b", "d.a": "a", "d.b": "b",
+                "l3-ssh-root": "a", "l3-pass-age": "b", "adv.a": "a", "w.a": "a", "w.b": "b", "d.a": "a", "d.b": "b",
                 **{f"check.{i:02d}": "abcdefgh"[i % 8] for i in range(60)}}
 HIGH_RISK_CHECK, HIGH_RISK_CASE = "l3-ssh-root", "L3-CES1-11"
+ADVISORY_CHECK = "adv.a"
 
 
 def _test_baseline_yaml() -> str:
@@ -56,6 +58,8 @@ def _test_baseline_yaml() -> str:
                       "            expect: {le: 90}", f"            severity: {'high' if high else 'medium'}"]
             if high:
                 lines.append(f"            high_risk: {HIGH_RISK_CASE}")
+            if check_id == ADVISORY_CHECK:
+                lines.append("            advisory: {zh: 测试参考项, en: advisory test check}")
             lines += ["            rationale: {zh: 理由, en: rationale}",
                       "            remediation: {zh: 修改配置, en: fix the setting}"]
     lines += ["      - item: i", "        text: {zh: 人工核查, en: checked by a person}", "        weight: 0.4"]
@@ -150,7 +154,7 @@ def make_report(statuses: dict[str, str], *, high_risk: Optional[dict[str, str]]
             reason=None if status == "pass" else f"{check_id} is {status}",
             evidence=[Evidence(source="/etc/login.defs", excerpt=f"PASS_MAX_DAYS {i}", line=i + 1)],
             remediation=spec.remediation if spec else Text(zh="修改配置", en="fix the setting"),
-            waiver=waiver, duration_ms=1.5))
+            waiver=waiver, advisory=spec.advisory if spec else None, duration_ms=1.5))
     if baseline is not None:
         items = scoring.item_results(baseline, results)
     else:

@@ -146,3 +146,54 @@ def test_events(agent_env, db):
     listed = client.get("/api/v1/events", params={"kind": "high_risk_finding"}, headers=bearer(admin)).json()
     assert [e["id"] for e in listed] == [resolved[0].id, hr.id]  # newest first
     assert client.get(f"/api/v1/events/{hr.id}", headers=bearer(admin)).json()["summary"].startswith("his/web-1")
+
+
+def test_plan_advisory_opens_nothing_and_closes_an_old_finding():
+    adv = Text(zh="参考", en="advisory")
+    results = [_result("adv.new", "fail"), _result("adv.old", "fail"), _result("adv.na", "not_applicable")]
+    for r in results:
+        r.advisory = adv
+    plan = drift.plan(results, {"adv.old": 7, "adv.na": 8})
+    assert plan.opened == [] and plan.seen_again == [] and plan.new_failures(results) == []
+    assert plan.advisory == {7: "adv.old"} and plan.fixed == {} and plan.waived == {}  # n/a shows nothing
+
+
+def test_an_advisory_failure_is_no_finding_through_the_api(agent_env, db):
+    """Issue 14: the test baseline marks adv.a advisory; its failure opens no finding, raises no drift or
+    high-risk event, is not in the run's `failed` count, and is shown with the results as advisory."""
+    client, agent, admin = agent_env
+    r = _send(client, agent, {"adv.a": "fail", "ssh.root": "fail", "b": "pass"})
+    assert r["new_failures"] == ["ssh.root"]
+    assert _findings(db, "adv.a") == []
+    open_now = client.get("/api/v1/findings", headers=bearer(admin)).json()
+    assert [f["check_id"] for f in open_now] == ["ssh.root"]
+    [drift_event] = [e for e in _events(db) if e.kind == "drift"]
+    assert drift_event.payload["new_failures"] == ["ssh.root"]
+    run = client.get(f"/api/v1/runs/{r['run_id']}", headers=bearer(admin)).json()
+    assert run["failed"] == 1
+    assert run["summary"]["counts"]["fail"] == 2 and run["summary"]["advisory"]["fail"] == 1
+    results = {x["check_id"]: x for x in client.get(f"/api/v1/runs/{r['run_id']}/results",
+                                                    headers=bearer(admin)).json()}
+    assert results["adv.a"]["advisory"] == {"zh": "测试参考项", "en": "advisory test check"}
+    assert results["ssh.root"]["advisory"] is None
+    # still failing: still nothing
+    again = _send(client, agent, {"adv.a": "fail", "ssh.root": "fail"})
+    assert again["new_failures"] == [] and _findings(db, "adv.a") == []
+
+
+def test_a_finding_from_before_the_check_became_advisory_is_resolved_as_advisory(agent_env, db):
+    """A store upgraded to 0007 keeps the findings opened while a check counted (l3-ac-inactive-lock, cron...);
+    the first report that carries the check as advisory closes them as `advisory`, not as fixed."""
+    client, agent, admin = agent_env
+    first = _send(client, agent, {"ssh.root": "fail"})
+    [template] = _findings(db, "ssh.root")
+    row = {k: v for k, v in template._mapping.items() if k != "id"}
+    with db.write() as conn:  # as a collector before issue 14 stored it: adv.a counted and failed
+        conn.execute(Finding.__table__.insert().values({**row, "check_id": "adv.a", "first_run_id": first["run_id"],
+                                                        "last_run_id": first["run_id"]}))
+    r = _send(client, agent, {"adv.a": "fail", "ssh.root": "fail"})
+    assert r["fixed"] == [] and r["new_failures"] == []
+    [f] = _findings(db, "adv.a")
+    assert f.resolution == "advisory" and f.resolved_at is not None and f.resolved_run_id == r["run_id"]
+    resolved = client.get("/api/v1/findings", params={"state": "resolved"}, headers=bearer(admin)).json()
+    assert [(x["check_id"], x["resolution"]) for x in resolved] == [("adv.a", "advisory")]

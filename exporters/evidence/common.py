@@ -36,6 +36,7 @@ LABELS: dict[str, dict[str, str]] = {
         "first_seen": "首次发现", "fixed_at": "整改完成", "status": "状态", "age": "已存在 (天)",
         "before": "整改前证据", "after": "整改后证据", "os": "操作系统", "addresses": "地址", "report": "报告",
         "automated": "自动检查", "manual_src": "人工核查", "yes": "是", "no_": "否", "open": "未整改",
+        "now_advisory": "转为参考项（不计入判定）", "advisory_mark": "参考项，不计入判定",
         "fixed": "已整改", "waived": "已豁免", "observed": "观测", "expected": "期望", "evidence": "依据",
         "reason": "说明", "none": "无", "pending_items": "待核查项", "chain": "结果哈希链",
         "runs": "报告数", "anchor": "链起点", "head": "链末端", "to_now": "至导出时",
@@ -78,6 +79,7 @@ LABELS: dict[str, dict[str, str]] = {
         "fixed_at": "Fixed at", "status": "Status", "age": "Age (days)", "before": "Evidence before",
         "after": "Evidence after", "os": "OS", "addresses": "Addresses", "report": "Report",
         "automated": "automated", "manual_src": "manual", "yes": "yes", "no_": "no", "open": "open",
+        "now_advisory": "now advisory (not counted)", "advisory_mark": "advisory, not counted",
         "fixed": "fixed", "waived": "waived", "observed": "observed", "expected": "expected",
         "evidence": "evidence", "reason": "reason", "none": "none", "pending_items": "Items pending review",
         "chain": "Result hash chain", "runs": "Reports", "anchor": "Chain anchor", "head": "Chain head",
@@ -215,7 +217,11 @@ def reason_text(r: CheckResult, lang: str) -> str:
 
 def result_line(r: CheckResult, lang: str) -> str:
     """One check's result as an assessor records it: where and what was seen, and whether that meets the
-    requirement (wording.seen). The raw observed value and the probe's expression stay in evidence.json."""
+    requirement (wording.seen). The raw observed value and the probe's expression stay in evidence.json.
+    An advisory check says so, so its failure does not read as a gap of the host."""
+    if r.advisory and not r.waiver:
+        return f"{seen(r, lang)}（{labels(lang)['advisory_mark']}）" if lang == "zh" else \
+            f"{seen(r, lang)} ({labels(lang)['advisory_mark']})"
     return seen(r, lang)
 
 
@@ -318,7 +324,7 @@ def finding_state(f: FindingRecord, lang: str) -> str:
     lab = labels(lang)
     if f.resolved_at is None:
         return lab["open"]
-    return lab["waived"] if f.resolution == "waived" else lab["fixed"]
+    return {"waived": lab["waived"], "advisory": lab["now_advisory"]}.get(f.resolution or "", lab["fixed"])
 
 
 def evidence_text(r: Optional[CheckResult], lang: str) -> str:

@@ -55,6 +55,7 @@ class CheckRef(NamedTuple):
     waiver: Optional[str]
     title: dict
     remediation: dict
+    advisory: Optional[dict] = None  # {zh, en}: the check is advisory evidence (decides nothing, opens no finding)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Reference:
         for control, item, check in baseline.iter_checks():
             checks[check.id] = CheckRef(control.clause, item.item, check.severity.value, check.high_risk,
                                         check.waiver, check.title.model_dump(mode="json"),
-                                        check.remediation.model_dump(mode="json"))
+                                        check.remediation.model_dump(mode="json"),
+                                        check.advisory.model_dump(mode="json") if check.advisory else None)
         items = {(control.clause, item.item): (item.weight, [c.id for c in item.checks])
                  for control in baseline.controls for item in control.items}
         return cls(baseline=baseline, checks=checks, items=items, origin=origin, scope=scope)

@@ -27,7 +27,7 @@ from .fastjson import dumps
 
 # Order of a check-result row as ingest builds it (the JSON columns as Python values).
 RESULT_FIELDS = ("check_id", "clause", "item", "title", "status", "severity", "high_risk", "observed",
-                 "expected", "reason", "evidence", "waiver", "duration_ms")
+                 "expected", "reason", "evidence", "waiver", "duration_ms", "advisory")
 RUN_COLUMNS = ("id", "report_id", "agent_id", "host_id", "system_id", "department_id", "baseline_id",
                "baseline_version", "baseline_level", "started_at", "finished_at", "received_at", "summary", "score",
                "pass_rate", "conclusion", "checks_total", "failed", "high_risk", "digest", "prev_chain_hash",
@@ -147,9 +147,10 @@ class SqliteStore:
 
     @staticmethod
     def result_rows(rows: list[tuple]) -> list[tuple]:
-        """Rows in RESULT_FIELDS order with the JSON columns (title, observed, evidence) as text."""
+        """Rows in RESULT_FIELDS order with the JSON columns (title, observed, evidence, advisory) as text; no
+        advisory mark is SQL NULL (not JSON null), so `advisory IS NULL` selects the counted results."""
         return [(r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]), r[11],
-                 r[12]) for r in rows]
+                 r[12], dumps(r[13]) if r[13] is not None else None) for r in rows]
 
     def write(self, conn, w: BatchWrites) -> None:
         cur = _driver_cursor(conn)
@@ -192,7 +193,8 @@ class PostgresStore:
             f"FROM jsonb_array_elements(CAST(%s AS jsonb)) WITH ORDINALITY AS b(v, bn) "
             f"CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(b.v->'results') AS (check_id text, clause text, "
             f"item text, title jsonb, status text, severity text, high_risk text, observed jsonb, expected text, "
-            f"reason text, evidence jsonb, waiver text, duration_ms float8)) WITH ORDINALITY AS x({fields}, n) "
+            f"reason text, evidence jsonb, waiver text, duration_ms float8, advisory jsonb)) "
+            f"WITH ORDINALITY AS x({fields}, n) "
             f"ORDER BY b.bn, x.n")
         self.i_finding = insert("findings", FINDING_COLUMNS, FINDING_JSON)
         self.i_event = insert("events", EVENT_COLUMNS, EVENT_JSON)

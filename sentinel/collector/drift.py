@@ -7,6 +7,11 @@ Rules (per host and check id):
 - a waived result and an open finding: the finding is resolved as `waived` (accepted risk).
 - `error`, `not_applicable`, or a check absent from the report: the finding is left as it is, since
   nothing shows it fixed (an error never counts as a pass).
+- an advisory result (the baseline marks the check advisory, docs/baselines.md) opens no finding and is not
+  seen again: it is evidence that decides no verdict, so its failure is no gap of the host to rectify and no
+  count, alert or conclusion built on findings may see it. It is shown with the run's results, marked advisory.
+  A finding opened while the check counted (before the baseline made it advisory) is resolved as `advisory`
+  by the first report that carries the check as advisory, whatever its status: it is no longer a gap.
 A check that fails again after being resolved opens a new finding: the rows of one host+check are its
 history of episodes (first_seen .. resolved_at), i.e. the rectification trail.
 """
@@ -25,6 +30,7 @@ class ResultLike(Protocol):
     check_id: str
     status: str  # a Status or its value
     waiver: Optional[str]
+    advisory: Optional[Any]  # the baseline's reason the check is advisory, None when it counts
 
 
 @dataclass
@@ -33,6 +39,7 @@ class DriftPlan:
     seen_again: list[int] = field(default_factory=list)  # finding ids
     fixed: dict[int, str] = field(default_factory=dict)  # finding id -> check id
     waived: dict[int, str] = field(default_factory=dict)
+    advisory: dict[int, str] = field(default_factory=dict)  # finding id -> check id, now advisory evidence
 
     def new_failures(self, results: Sequence[ResultLike]) -> list[str]:
         return sorted(results[i].check_id for i in self.opened)
@@ -54,6 +61,10 @@ def plan(results: Sequence[ResultLike], open_findings: dict[str, int]) -> DriftP
         if result.waiver:
             if finding is not None:
                 out.waived[finding] = check_id
+        elif result.advisory:
+            # advisory evidence: opens no finding, and closes one opened while the check counted
+            if finding is not None and result.status != Status.NOT_APPLICABLE:
+                out.advisory[finding] = check_id
         elif result.status == Status.FAIL:
             if finding is None:
                 out.opened.append(i)

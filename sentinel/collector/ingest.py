@@ -118,6 +118,7 @@ class ResultFacts(NamedTuple):
     reason: Optional[str]
     title: dict
     remediation: dict
+    advisory: Optional[dict] = None  # the baseline's reason the check is advisory: it opens no finding (drift.py)
 
 
 @dataclass
@@ -453,9 +454,9 @@ class Ingestor:
             status = r.status.value
             rows.append((r.check_id, spec.clause, spec.item, spec.title, status, spec.severity, spec.high_risk,
                          raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], spec.waiver,
-                         r.duration_ms))
+                         r.duration_ms, spec.advisory))
             facts.append(ResultFacts(r.check_id, spec.clause, spec.item, status, spec.severity, spec.high_risk,
-                                     spec.waiver, r.reason, spec.title, spec.remediation))
+                                     spec.waiver, r.reason, spec.title, spec.remediation, spec.advisory))
         host = rep.host
         baseline = ref.baseline
         return Pending(
@@ -466,7 +467,8 @@ class Ingestor:
                  "baseline_level": baseline.level, "started_at": finished - timedelta(milliseconds=rep.duration_ms),
                  "finished_at": finished, "summary": stored_summary, "score": summary.score,
                  "pass_rate": summary.pass_rate, "conclusion": summary.conclusion,
-                 "checks_total": summary.checks_total, "failed": summary.counts.get("fail", 0),
+                 "checks_total": summary.checks_total,
+                 "failed": summary.counts.get("fail", 0) - summary.advisory.get("fail", 0),  # advisory: no failure
                  "high_risk": summary.high_risk, "digest": c.digest},
             rows=self._store.result_rows(rows),
             report={"report_id": c.envelope.report_id, "kind": c.envelope.kind, "agent_id": agent.id,
@@ -570,7 +572,7 @@ class Ingestor:
                 "resolved_run_id": None})
         if plan.seen_again:
             w.seen.append({"ids": list(plan.seen_again), "t": finished, "run": run_id})
-        for resolution, ids in (("fixed", plan.fixed), ("waived", plan.waived)):
+        for resolution, ids in (("fixed", plan.fixed), ("waived", plan.waived), ("advisory", plan.advisory)):
             w.resolved.extend({"id": fid, "t": finished, "run": run_id, "how": resolution} for fid in ids)
 
         new_failures, fixed = plan.new_failures(results), plan.fixed_checks()
@@ -610,7 +612,7 @@ class Ingestor:
                                        "title": r.title, "reason": r.reason, "remediation": r.remediation}})
         # A high-risk finding that is fixed or waived resolves its alert: same kind, severity and
         # fingerprint, with "resolved": true in the payload (exporters.events.AlertEvent.from_row).
-        for resolution, closed in (("fixed", plan.fixed), ("waived", plan.waived)):
+        for resolution, closed in (("fixed", plan.fixed), ("waived", plan.waived), ("advisory", plan.advisory)):
             for finding_id, check_id in sorted(closed.items()):
                 case = high_risk_open.get(finding_id)
                 if case is None:

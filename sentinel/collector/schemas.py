@@ -278,6 +278,7 @@ class ResultOut(Out):
     evidence: list[Any]
     waiver: Optional[str]
     duration_ms: float
+    advisory: Optional[dict[str, Any]] = None  # {zh, en}: advisory evidence, not counted (None on rows before 0007)
 
 
 class FindingOut(Out):

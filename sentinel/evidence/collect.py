@@ -286,7 +286,10 @@ def _result(row: CheckResultRow, remediation: Text) -> CheckResult:
     return CheckResult(check_id=row.check_id, clause=row.clause, item=row.item, title=Text(**row.title),
                        status=row.status, severity=row.severity, high_risk=row.high_risk, observed=row.observed,
                        expected=row.expected, reason=row.reason, evidence=row.evidence,
-                       remediation=remediation, waiver=row.waiver, duration_ms=row.duration_ms)
+                       remediation=remediation, waiver=row.waiver, duration_ms=row.duration_ms,
+                       # the baseline's advisory mark kept with the row (migration 0007): scoring.risk_level and
+                       # the problem and high-risk lists leave an advisory failure out, the exports mark it
+                       advisory=Text(**row.advisory) if row.advisory else None)
 
 
 def _finding_rows(session: Session, system_id: int, start: Optional[datetime], end: datetime) -> list:
@@ -334,7 +337,7 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
                                               waiver=None, observed=None, reason=None, evidence=[],
                                               duration_ms=0.0)  # every field given: no default resolution
         host = hosts.get(f.host_id)
-        if f.resolution not in (None, "fixed", "waived"):
+        if f.resolution not in (None, "fixed", "waived", "advisory"):
             raise EvidenceError(f"finding {f.id}: unknown resolution {f.resolution!r} in the store")
         # Constructed, not validated: every value is typed above or by the store's column types and checks,
         # and thousands of findings made validation a noticeable part of a large export.

@@ -167,7 +167,7 @@ class FindingRecord(_Model):
     first_seen: AwareDatetime
     last_seen: AwareDatetime
     resolved_at: Optional[AwareDatetime] = None
-    resolution: Optional[Literal["fixed", "waived"]] = None
+    resolution: Optional[Literal["fixed", "waived", "advisory"]] = None  # advisory: the check became advisory
     occurrences: int = 1
     remediation: Text
     before: Optional[CheckResult] = None  # the result that first showed it failing

@@ -254,6 +254,9 @@ class CheckResultRow(Base, table=True):
     evidence: list = _json(default_factory=list, nullable=False)
     waiver: Optional[str] = Field(default=None, sa_type=Text)
     duration_ms: float = Field(default=0.0, nullable=False)
+    # the baseline's reason the check is advisory ({zh, en}), None when it counts (migration 0007): what the
+    # store counts (findings, failing-check metrics, evidence problem lists) leaves advisory results out
+    advisory: Optional[dict] = _json(default=None, nullable=True)
 
 
 class Finding(Base, table=True):
@@ -270,7 +273,7 @@ class Finding(Base, table=True):
         Index("ix_findings_host_check", "host_id", "check_id", "id"),
         Index("ix_findings_system", "system_id", "resolved_at"),
         Index("ix_findings_department", "department_id", "id"),
-        CheckConstraint("resolution IS NULL OR resolution IN ('fixed', 'waived')", name="resolution"),
+        CheckConstraint("resolution IS NULL OR resolution IN ('fixed', 'waived', 'advisory')", name="resolution"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -9,7 +9,8 @@ from raw evidence at scrape time. What each figure means:
   by sentinel.scoring, so an unresolved high-risk finding on any host or port makes the system 差. When a
   report body the roll-up needs cannot be read, the three are None (not known) rather than a figure that
   silently leaves a host out; the assessment API names what is missing;
-- failing checks by severity and clause count the hosts' latest runs (host checks only);
+- failing checks by severity and clause count the hosts' latest runs (host checks only), leaving out waived
+  and advisory results (advisory evidence decides nothing, sentinel/scoring.py `counted`);
 - high-risk findings of a system = its open findings and open service findings that name a 高风险判定指引
   case; findings open/fixed count the rectification trail (`findings` rows unresolved / resolved as fixed);
 - a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
@@ -62,11 +63,13 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             select(R.c.id, R.c.host_id, R.c.baseline_id, R.c.score, R.c.pass_rate, R.c.conclusion, R.c.high_risk,
                    R.c.summary, R.c.started_at, R.c.finished_at).where(R.c.id.in_(latest_ids))).all()}
 
-        # non-waived results of the latest runs, counted by run, status, severity and clause
+        # non-waived results of the latest runs, counted by run, status, severity, clause and advisory mark
+        advisory = C.c.advisory.is_not(None)
         counts = conn.execute(
-            select(C.c.run_id, C.c.status, C.c.severity, C.c.clause, func.count().label("n"))
+            select(C.c.run_id, C.c.status, C.c.severity, C.c.clause, advisory.label("advisory"),
+                   func.count().label("n"))
             .where(and_(C.c.run_id.in_(latest_ids), C.c.waiver.is_(None)))
-            .group_by(C.c.run_id, C.c.status, C.c.severity, C.c.clause)).all()
+            .group_by(C.c.run_id, C.c.status, C.c.severity, C.c.clause, advisory)).all()
 
         findings = conn.execute(
             select(F.c.system_id, F.c.resolved_at.is_(None).label("open"), F.c.resolution,
@@ -87,7 +90,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
     per_run_clause: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in counts:
         per_run_status[r.run_id][r.status] += r.n
-        if r.status == Status.FAIL.value and r.severity in _SEVERITIES:
+        if r.status == Status.FAIL.value and r.severity in _SEVERITIES and not r.advisory:
             per_run_failing[r.run_id][r.severity] += r.n
             per_run_clause[r.run_id][r.clause] += r.n
 

@@ -1,0 +1,79 @@
+"""Issue 14: an advisory check (evidence only, docs/baselines.md) counts as a failure nowhere downstream of the
+collector: no finding, no failing-check metric, not in the evidence exports' problem (问题描述/整改) or high-risk
+lists; it is shown, marked advisory. Reports go through the collector's real enrollment and ingest, on SQLite
+and PostgreSQL; the evidence seed baseline is made advisory on two of its checks (one of them high risk)."""
+from __future__ import annotations
+
+import pytest
+
+from exporters.evidence.common import problem_rows, result_line
+from exporters.evidence.risk import high_risk_entries
+from exporters.prometheus import host_metrics_from_report
+from sentinel.evidence.collect import collect
+from sentinel.model import Severity
+from sentinel.store.snapshot import build_snapshot
+from tests import evidence_seed as seed
+
+pytest_plugins = ["tests.dbfixtures"]
+
+ADVISORY = {"login.pass-max-days", "accounts.no-empty-password"}
+
+
+def _advisory_baseline(tmp_path):
+    text = seed.BASELINE
+    for check_id in sorted(ADVISORY):
+        anchor = f"          - id: {check_id}\n"
+        assert anchor in text
+        text = text.replace(anchor, anchor + "            advisory: {zh: 测试参考项, en: advisory in this test}\n")
+    path = tmp_path / "evidence-seed.yaml"  # where new_store's collector registry looks
+    path.write_text(text, encoding="utf-8")
+    from sentinel.baseline import load_baseline
+
+    return load_baseline(path)
+
+
+@pytest.fixture
+def world(store_url, tmp_path):
+    baseline = _advisory_baseline(tmp_path)
+    # fails all four checks: PASS_MAX_DAYS 99999 and the empty password are the advisory ones
+    bad = seed.make_root(tmp_path / "bad", max_days=99999, empty_password=True, hosts_equiv=True)
+    s = seed.new_store(tmp_path, store_url)
+    seed.create_system(s)
+    seed.enroll(s, "web-1")
+    rep = seed.report(baseline, bad, "web-1")
+    assert {r.check_id for r in rep.results if r.status == "fail"} == ADVISORY | {"files.no-hosts-equiv"}
+    seed.ingest(s, "web-1", rep, seed.T0)
+    yield s, rep
+    s.db.dispose()
+
+
+def test_the_failing_check_metrics_leave_advisory_failures_out(world):
+    s, rep = world
+    snap = build_snapshot(s.db, now=seed.T0)
+    [system] = snap.systems
+    [host] = system.hosts
+    # only files.no-hosts-equiv (high) counts: the advisory medium and high failures do not
+    assert {k: v for k, v in host.failing_checks.items() if v} == {Severity.HIGH: 1}
+    assert {k: v for k, v in system.failing_checks.items() if v} == {Severity.HIGH: 1}
+    assert system.failing_checks_by_clause == {"8.1.4.4": 1}
+    assert system.findings_open == 1 and system.high_risk_findings == 0  # the high-risk one is advisory
+    # the agent's own exporter counts the same from the report
+    agent_side = host_metrics_from_report(rep)
+    assert {k: v for k, v in agent_side.failing_checks.items() if v} == {Severity.HIGH: 1}
+
+
+def test_evidence_shows_advisory_results_but_not_as_gaps(world):
+    s, _ = world
+    with s.db.session() as session:
+        ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    assert {f.check_id for f in ev.findings} == {"files.no-hosts-equiv"}  # the rectification trail
+    for lang in ("zh", "en"):
+        assert [(p.clause, p.item) for p in problem_rows(ev, lang)] == [("8.1.4.4", "b")]
+        assert high_risk_entries(ev, lang) == []
+    [(_, report)] = list(ev.reports())
+    shown = {r.check_id: r for r in report.results}
+    assert shown["accounts.no-empty-password"].advisory is not None  # kept with the stored row (0007)
+    assert shown["files.no-hosts-equiv"].advisory is None
+    assert "参考项，不计入判定" in result_line(shown["accounts.no-empty-password"], "zh")
+    assert "advisory, not counted" in result_line(shown["login.pass-max-days"], "en")
+    assert "参考项" not in result_line(shown["files.no-hosts-equiv"], "zh")
