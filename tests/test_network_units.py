@@ -152,6 +152,30 @@ def test_ssh_identification_line_after_other_lines_and_its_limits():
             ssh._read_identification(sock, "h", 22)
 
 
+def test_recv_exact_reads_across_chunks_and_names_an_early_close():
+    # one reader for the fixed-length frames of the ssh, tls, mysql, mongodb and postgresql probes
+    import socket
+    import threading
+
+    ours, theirs = socket.socketpair()
+    with ours:
+        def send():
+            for part in (b"ab", b"cde", b"fgh"):
+                theirs.sendall(part)
+            theirs.close()
+
+        threading.Thread(target=send).start()
+        assert banners.recv_exact(ours, 4, "x: closed") == b"abcd"
+        assert banners.recv_exact(ours, 10) == b"efgh"  # no message given: the short read as it came
+        with pytest.raises(banners.ProbeFailed, match="^mysql: truncated packet$"):
+            banners.recv_exact(ours, 1, "mysql: truncated packet")
+    with pytest.raises(banners.ProbeFailed, match="connection closed after 0 of 4 bytes"):
+        a, b = socket.socketpair()
+        b.close()
+        with a:
+            ssh._recv_exact(a, 4)
+
+
 def test_client_hello_layout():
     hello = tls.client_hello(0x0301, [0x0005, 0xC018], "portal.example")
     assert hello[0] == 0x16 and hello[1:3] == b"\x03\x01"

@@ -42,6 +42,20 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         raise ProbeFailed(f"connect to {host}:{port} failed: {exc.strerror or exc}") from None
 
 
+def recv_exact(sock: socket.socket, n: int, closed: Optional[str] = None) -> bytes:
+    """Exactly `n` bytes of `sock`. If the peer closes first: ProbeFailed(closed) when `closed` is given,
+    else the fewer bytes that came (for callers that take a short read as it is)."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            if closed is not None:
+                raise ProbeFailed(closed)
+            break
+        data += chunk
+    return data
+
+
 def recv_some(sock: socket.socket, limit: int = READ_LIMIT, wait: float = 1.0, done=None) -> bytes:
     """Read what arrives within `wait` seconds of the last byte (at most `limit`), or until `done(data)`."""
     sock.settimeout(wait)

@@ -17,7 +17,7 @@ import socket
 import struct
 from typing import Optional
 
-from .banners import ProbeFailed, connect, printable, recv_some
+from .banners import ProbeFailed, connect, printable, recv_exact, recv_some
 from .findings import CredentialAttempt
 
 audit_log = logging.getLogger("sentinel.audit")
@@ -62,20 +62,9 @@ def ftp_login(host: str, port: int, user: str, password: str, timeout: float = 3
 
 
 def _mysql_packet(sock: socket.socket) -> tuple[int, bytes]:
-    head = b""
-    while len(head) < 4:
-        chunk = sock.recv(4 - len(head))
-        if not chunk:
-            raise ProbeFailed("mysql: connection closed")
-        head += chunk
+    head = recv_exact(sock, 4, "mysql: connection closed")
     length, seq = int.from_bytes(head[:3], "little"), head[3]
-    body = b""
-    while len(body) < length:
-        chunk = sock.recv(length - len(body))
-        if not chunk:
-            raise ProbeFailed("mysql: truncated packet")
-        body += chunk
-    return seq, body
+    return seq, recv_exact(sock, length, "mysql: truncated packet")
 
 
 def _native_password(password: str, salt: bytes) -> bytes:

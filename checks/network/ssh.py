@@ -10,7 +10,7 @@ import os
 import socket
 import struct
 
-from .banners import ProbeFailed, connect
+from .banners import ProbeFailed, connect, recv_exact
 from .findings import SSHInfo
 
 CLIENT_ID = b"SSH-2.0-sentinel_scan\r\n"
@@ -65,12 +65,9 @@ def _read_identification(sock: socket.socket, host: str, port: int) -> bytes:
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ProbeFailed(f"connection closed after {len(data)} of {n} bytes")
-        data += chunk
+    data = recv_exact(sock, n)
+    if len(data) < n:
+        raise ProbeFailed(f"connection closed after {len(data)} of {n} bytes")
     return data
 
 

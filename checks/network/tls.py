@@ -15,7 +15,7 @@ import warnings
 from datetime import datetime, timezone
 from typing import Optional
 
-from .banners import ProbeFailed, connect
+from .banners import ProbeFailed, connect, recv_exact
 from .findings import TLSInfo
 
 _VERSIONS = [("TLSv1.0", "TLSv1", 0x0301), ("TLSv1.1", "TLSv1_1", 0x0302), ("TLSv1.2", "TLSv1_2", 0x0303),
@@ -75,16 +75,6 @@ def client_hello(version: int, suites: list[int], server_name: Optional[str] = N
     return b"\x16" + struct.pack(">HH", min(version, 0x0301), len(handshake)) + handshake
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def raw_hello(host: str, port: int, version: int, suites: list[int], timeout: float = 3.0,
               server_name: Optional[str] = None) -> HelloResult:
     """Send one ClientHello and read the first record: ServerHello (accepted) or alert/close (refused)."""
@@ -92,11 +82,11 @@ def raw_hello(host: str, port: int, version: int, suites: list[int], timeout: fl
         sock.settimeout(timeout)
         try:
             sock.sendall(client_hello(version, suites, server_name))
-            head = _recv_exact(sock, 5)
+            head = recv_exact(sock, 5)
             if len(head) < 5:
                 return HelloResult(False, detail="connection closed")
             ctype, _, length = struct.unpack(">BHH", head)
-            payload = _recv_exact(sock, min(length, 16384))
+            payload = recv_exact(sock, min(length, 16384))
         except socket.timeout:
             return HelloResult(False, detail="no answer")
         except OSError as exc:

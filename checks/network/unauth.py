@@ -15,7 +15,7 @@ import struct
 import time
 from typing import Any, Callable, Iterator, Optional
 
-from .banners import ProbeFailed, connect, http_get, printable, recv_some
+from .banners import ProbeFailed, connect, http_get, printable, recv_exact, recv_some
 from .findings import Exposure
 
 
@@ -138,21 +138,11 @@ def bson_decode(data: bytes, pos: int = 0) -> tuple[dict, int]:
 
 
 def _mongo_reply(sock: socket.socket) -> dict:
-    head = b""
-    while len(head) < 16:
-        chunk = sock.recv(16 - len(head))
-        if not chunk:
-            raise ProbeFailed("mongodb: connection closed")
-        head += chunk
+    head = recv_exact(sock, 16, "mongodb: connection closed")
     length, _, _, opcode = struct.unpack("<iiii", head)
     if not 16 < length <= 16 * 1024 * 1024:
         raise ProbeFailed(f"mongodb: implausible reply length {length}")
-    body = b""
-    while len(body) < length - 16:
-        chunk = sock.recv(length - 16 - len(body))
-        if not chunk:
-            raise ProbeFailed("mongodb: truncated reply")
-        body += chunk
+    body = recv_exact(sock, length - 16, "mongodb: truncated reply")
     if opcode == 1:  # OP_REPLY: flags, cursorID, startingFrom, numberReturned, documents
         return bson_decode(body, 20)[0]
     if opcode == 2013:  # OP_MSG: flagBits, section kind 0, document
@@ -530,19 +520,9 @@ def postgresql(host: str, port: int = 5432, timeout: float = 3.0) -> Exposure:
         with connect(host, port, timeout) as sock:
             sock.settimeout(timeout)
             sock.sendall(_pg_startup("postgres", "postgres"))
-            head = b""
-            while len(head) < 5:
-                chunk = sock.recv(5 - len(head))
-                if not chunk:
-                    raise ProbeFailed(f"postgresql: {host}:{port} closed the connection after the startup message")
-                head += chunk
+            head = recv_exact(sock, 5, f"postgresql: {host}:{port} closed the connection after the startup message")
             kind, length = head[:1], struct.unpack(">I", head[1:5])[0]
-            body = b""
-            while len(body) < min(length - 4, 4096):
-                chunk = sock.recv(min(length - 4, 4096) - len(body))
-                if not chunk:
-                    break
-                body += chunk
+            body = recv_exact(sock, min(length - 4, 4096))  # a short body is judged as it came
             try:
                 sock.sendall(b"X" + struct.pack(">I", 4))  # Terminate
             except OSError:
