@@ -91,9 +91,9 @@ def main() -> int:
 
 The exporter side only: snapshot -> families -> exposition (`exporters.prometheus.openmetrics_format` and
 `text_format`, byte for byte the library's output; prometheus-client's own encoders took 1.93 s (OpenMetrics)
-and 1.23-1.31 s (text) for the same bodies on this machine). Reading the snapshot from the store (`sentinel/collector/metrics.py`) is not in these figures;
-the issue's target (the whole `/metrics` of 10,000 hosts within 1 s cold and warm) needs that part measured
-too, with a seeded store.
+and 1.23-1.31 s (text) for the same bodies on this machine). Reading the snapshot from the store
+(`sentinel/collector/metrics.py`) is not in these figures; the issue's target (the whole `/metrics` of
+10,000 hosts within 1 s cold and warm) needs that part measured too, with a seeded store.
 """
     write_section("metrics-render-bench", "/metrics exposition at 10,000 hosts (`bench/metrics_render_bench.py`)",
                   body_text)

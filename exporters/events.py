@@ -151,7 +151,8 @@ class AlertEvent(BaseModel):
             kind, resolved = kind[: -len("_resolved")], True
         level = payload.get("level")
         return cls(kind=kind, severity=row.severity, department=department, system=system, host=host,
-                   check=row.check_id, level=level if isinstance(level, int) else None, summary=row.summary, description=str(payload.get("description", "")),
+                   check=row.check_id, level=level if isinstance(level, int) else None, summary=row.summary,
+                   description=str(payload.get("description", "")),
                    payload=payload, created_at=row.created_at, resolved=resolved, fingerprint=row.fingerprint,
                    url=url, id=row.id)
 

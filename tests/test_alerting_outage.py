@@ -16,6 +16,8 @@ import pytest
 from exporters.prometheus import make_registry, render
 from tests.obs_support import MetricsServer, Receiver, alertmanager, eventually, prometheus, realistic_snapshot
 
+pytest_plugins = ["tests.dbfixtures"]
+
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RULES = DEPLOY / "prometheus" / "sentinel-rules.yml"
 AM_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
@@ -123,9 +125,6 @@ def test_stopping_the_collector_pages_once_and_resolves_nothing(stack):
 
 
 # ---- the same with the real collector: its /metrics over HTTP, stopped for real ----------------------------
-
-pytest_plugins = ["tests.dbfixtures"]
-
 
 @pytest.fixture
 def sqlite_db(tmp_path, _sqlite_template):

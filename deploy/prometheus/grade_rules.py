@@ -31,7 +31,8 @@ def render(text: str) -> str:
                 raise SystemExit(f"{RULES}: alert {m.group(1)} is not in exporters/grading.py's table (CLASS_OF)")
             labels = grading.rule_labels(m.group(1))
             for key in ("severity", "grade"):
-                block = re.sub(rf"(?m)^          {key}: .*$", f"          {key}: {_quoted(labels[key])}", block, count=1)
+                block = re.sub(rf"(?m)^          {key}: .*$", f"          {key}: {_quoted(labels[key])}", block,
+                               count=1)
         out.append(block)
     return "".join(out)
 

@@ -365,7 +365,8 @@ class EventsPublisher:
         base = self.config.link_base_url
         if base and sid is not None:
             # a link back to what the collector holds about it (the API answers whoever may see the system)
-            event = event.model_copy(update={"url": f"{base.rstrip('/')}/api/v1/events?system_id={sid}&kind={event.kind}"})
+            url = f"{base.rstrip('/')}/api/v1/events?system_id={sid}&kind={event.kind}"
+            event = event.model_copy(update={"url": url})
         if event.level is None and sid is not None:
             if sid not in self._levels:
                 with self.db.read() as conn:
