@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 import typer
 
+from .scoring import failed_count
+
 TEXT = {
     "en": {
         "no_report": "baseline {baseline}: no report (the reason is logged above)",
@@ -61,7 +63,7 @@ class Announcer:
         self._hint(report)
         return self.t["result"].format(
             baseline=baseline, score="-" if s.get("score") is None else f"{s['score']:.1f}", conclusion=conclusion,
-            failed=counts.get("fail", 0), error=counts.get("error", 0), high=s.get("high_risk", 0))
+            failed=failed_count(s), error=counts.get("error", 0), high=s.get("high_risk", 0))
 
     def stored(self, result: str, run_id, url: str, waited: bool) -> None:
         self.say(self.t["stored"].format(result=result, run=run_id, url=url, waited=self.t["waited"] if waited else ""))

@@ -107,6 +107,13 @@ def pass_rate(results: Iterable[CheckResult]) -> Optional[float]:
     return round(statuses.count(Status.PASS) / len(judged), 4) if judged else None
 
 
+def failed_count(summary: dict) -> int:
+    """Failing checks of a summary (as JSON) that count: `counts` holds every result, `advisory` the advisory
+    ones (evidence, no failure); a summary from before `advisory` existed has none."""
+    counts, advisory = summary.get("counts") or {}, summary.get("advisory") or {}
+    return counts.get("fail", 0) - advisory.get("fail", 0)
+
+
 def risk_level(result: CheckResult) -> Optional[str]:
     """high / medium / low for a failing, counted check; None otherwise."""
     if result.status != Status.FAIL or not counted(result):

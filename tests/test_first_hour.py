@@ -205,6 +205,18 @@ def test_once_advisory_failures_are_not_failures(capsys):
     assert "c30" not in out.out and "exit 0: every counted check passed" in out.err
 
 
+def test_advisory_failures_are_not_in_the_failed_figures(capsys):
+    """The summary's `advisory` counts (sentinel/scoring.py summarize) come off the failed figure of the
+    `up --once` headline and of the line per run; `counts` keeps every result."""
+    report = _report()
+    report["summary"]["advisory"] = {"pass": 0, "fail": 5, "error": 0, "not_applicable": 0}
+    print_once([report], SimpleNamespace(answers=[], complete=True), 1, "en")
+    assert "fail 13," in capsys.readouterr().out
+    say, said = _lines("en")
+    say.stored(say.made("b", report), 3, "http://c:1", waited=False)
+    assert "13 failed" in said[0] and "18 failed" not in said[0]
+
+
 # ---- the long-running `up` ---------------------------------------------------------------------------
 
 

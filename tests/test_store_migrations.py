@@ -370,3 +370,45 @@ def test_0004_scopes_report_ids_per_agent(empty_url):
         assert upgrade(db) == head_revision()
     finally:
         db.dispose()
+
+
+def test_0007_advisory_mark_and_resolution(empty_url):
+    """0007 (issue 14): results get an `advisory` column; a finding may be resolved as `advisory` (its check
+    became advisory evidence), other values stay refused; the findings already stored are kept. Back down,
+    an `advisory` episode stays closed (as `fixed`, the older schema's nearest) and the column goes."""
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0006") == "0006"
+        now = datetime.now(timezone.utc)
+        with db.write() as conn:
+            d, s, h = _dept_system_host(conn)
+            conn.execute(insert(Agent.__table__).values(
+                id="a1", host_id=h, system_id=s, department_id=d, public_key="k", state="enrolled", enrolled_at=now))
+            run = conn.execute(insert(Run.__table__).values(
+                report_id="r", agent_id="a1", host_id=h, system_id=s, department_id=d, baseline_id="b",
+                baseline_version="1", baseline_level=3, started_at=now, finished_at=now, received_at=now, summary={},
+                score=None, pass_rate=None, conclusion="优", checks_total=0, failed=0, high_risk=0, digest="0" * 64,
+                prev_chain_hash="0" * 64, chain_hash="0" * 64)).inserted_primary_key[0]
+            fid = conn.execute(insert(Finding.__table__).values(
+                host_id=h, system_id=s, department_id=d, check_id="l3-ac-inactive-lock", clause="8.1.4.2", item="c",
+                title={}, remediation={}, severity="low", first_seen=now, last_seen=now, first_run_id=run,
+                last_run_id=run, occurrences=1)).inserted_primary_key[0]
+        with pytest.raises(IntegrityError):  # the old schema knows fixed and waived only
+            with db.write() as conn:
+                conn.execute(Finding.__table__.update().values(resolved_at=now, resolution="advisory"))
+        assert upgrade(db) == head_revision()
+        assert "advisory" in {c["name"] for c in inspect(db.engine).get_columns("check_results")}
+        with pytest.raises(IntegrityError):
+            with db.write() as conn:
+                conn.execute(Finding.__table__.update().values(resolved_at=now, resolution="bogus"))
+        with db.write() as conn:
+            conn.execute(Finding.__table__.update().values(resolved_at=now, resolution="advisory",
+                                                           resolved_run_id=run))
+        with db.read() as conn:
+            assert conn.execute(select(Finding.id, Finding.resolution)).all() == [(fid, "advisory")]
+        assert downgrade(db, "0006") == "0006"
+        assert "advisory" not in {c["name"] for c in inspect(db.engine).get_columns("check_results")}
+        with db.read() as conn:
+            assert conn.execute(select(Finding.id, Finding.resolution)).all() == [(fid, "fixed")]
+    finally:
+        db.dispose()

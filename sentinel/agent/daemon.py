@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from ..scoring import failed_count
 from .client import CollectorClient, Outcome
 from .config import AgentSettings, BaselineSchedule
 from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
@@ -135,7 +136,7 @@ class Agent:
             self.exporter.save(report)
         summary = report.get("summary", {})
         log.info("baseline %s: report %s spooled (score %s, %s failing)", schedule.baseline, report_id,
-                 summary.get("score"), summary.get("counts", {}).get("fail"))
+                 summary.get("score"), failed_count(summary))
         return report
 
     def send_inventory(self) -> None:
