@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from contextlib import asynccontextmanager
 from typing import Optional
 
 from fastapi import FastAPI, Request
@@ -25,6 +24,7 @@ from .baselines import BaselineRegistry
 from .errors import ApiError
 from .gate import AgentGate
 from .ingest import Ingestor
+from .lifespan import around_lifespan
 from .limits import BodyLimit, BodyTooLarge
 from .settings import CollectorSettings
 
@@ -142,17 +142,7 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
 
 def _flush_on_shutdown(app: FastAPI, refusal_log: audit.RefusalLog) -> None:
     """The counts of repeated refusals reach the audit log when the app stops."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await run_in_threadpool(refusal_log.flush)
-
-    app.router.lifespan_context = lifespan
+    around_lifespan(app, stop=refusal_log.flush)
 
 
 def tune_gc() -> None:

@@ -5,12 +5,10 @@ Triggering and scheduling need admin or a department operator of the system's de
 """
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from typing import Literal, Optional
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlmodel import select
-from starlette.concurrency import run_in_threadpool
 
 from checks.network.discovery import NmapMissing, nmap_path
 from checks.network.scope import ScopeError
@@ -22,6 +20,7 @@ from .. import admin
 from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page
 from ..errors import ApiError
+from ..lifespan import around_lifespan
 from ..scan_ingest import ScanBusy
 from ..scan_schemas import ScanRunOut, ScanScheduleIn, ScanScheduleOut, ScanTriggerIn, ServiceFindingOut
 from ..scanner import (ScanRequestError, ScanService, ScheduleSpec, check_plan, load_schedule, plan_scan,
@@ -159,16 +158,5 @@ def install(app: FastAPI, settings: CollectorSettings, db: Database) -> ScanServ
     service = ScanService(db, settings)
     app.state.scans = service
     app.include_router(router, prefix="/api/v1")
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        await run_in_threadpool(service.start)
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await run_in_threadpool(service.stop)
-
-    app.router.lifespan_context = lifespan
+    around_lifespan(app, start=service.start, stop=service.stop)
     return service
