@@ -129,6 +129,9 @@ def test_alertmanager_config_and_routing():
     # the watchdog pages on-call although it is graded 较大 (it blinds every system, but loses nothing itself)
     assert route("alertname=SentinelCollectorDown", "grade=较大") == "oncall-urgent"
     assert route("alertname=SentinelCollectorMetricsAbsent", "grade=较大") == "oncall-urgent"
+    assert route("alertname=SentinelReportsRejected", "grade=较大") == "oncall-urgent"
+    assert route("alertname=SentinelStateUnreadable", "grade=较大") == "oncall-urgent"
+    assert route("alertname=SentinelAgentSpoolDropping", "grade=较大") == "ops-default"
 
 
 def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path):
