@@ -72,6 +72,9 @@ def test_invalid_yaml_names_the_line(tmp_path):
     path = _write(tmp_path, "- just\n- a list\n")
     with pytest.raises(ConfigError, match=rf"{path}:1: expected a mapping"):
         load_settings(path)
+    path = _write(tmp_path, "jitter: 3\x07\n")  # a reader error: PyYAML gives no line, none is made up
+    with pytest.raises(ConfigError, match=rf"^{path}: invalid YAML: unacceptable character #x0007"):
+        load_settings(path)
 
 
 def test_missing_file(tmp_path):

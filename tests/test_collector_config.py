@@ -71,6 +71,7 @@ def test_sentinel_config_names_the_file_also_for_a_bare_settings_object(tmp_path
     ("state_dir: /tmp/x\nport: 70000\n", "collector.yaml:2: port: Input should be less than or equal to 65535"),
     ("host: 127.0.0.1\n\nscan_rat: 5\n", "collector.yaml:3: scan_rat: not a collector setting"),
     ("port: [1, 2\nhost: x\n", "collector.yaml:2: invalid YAML"),
+    ("port: 1\x07\n", "collector.yaml: invalid YAML: unacceptable character #x0007"),  # PyYAML gives no line
     ("- port: 1\n", "collector.yaml:1: expected a mapping of settings"),
     ("log_level: loud\n", "collector.yaml:1: log_level: Input should be"),
 ])

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from ..state import default_agent_state_dir
+from ..yaml_errors import invalid_yaml
 
 DEFAULT_BASELINE = "dengbao-l3-linux"
 DEFAULT_CONFIG_FILE = Path("/etc/sentinel/agent.yaml")
@@ -168,9 +169,7 @@ def _check_yaml(path: Path) -> None:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise ConfigError(invalid_yaml(path, exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     if data is not None and not isinstance(data, dict):

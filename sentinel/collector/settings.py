@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from ..state import default_state_dir
+from ..yaml_errors import invalid_yaml
 
 CONFIG_ENV = "SENTINEL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("/etc/sentinel/collector.yaml")
@@ -228,9 +229,7 @@ def _read_yaml(path: Path, named_by: str) -> dict[str, int]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         yaml.safe_load(text)  # what pydantic-settings will read; composing alone misses some errors
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise CollectorConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise CollectorConfigError(invalid_yaml(path, exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CollectorConfigError(f"{path}: cannot read: {exc}") from None
     if node is None:
