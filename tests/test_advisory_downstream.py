@@ -77,3 +77,28 @@ def test_evidence_shows_advisory_results_but_not_as_gaps(world):
     assert "参考项，不计入判定" in result_line(shown["accounts.no-empty-password"], "zh")
     assert "advisory, not counted" in result_line(shown["login.pass-max-days"], "en")
     assert "参考项" not in result_line(shown["files.no-hosts-equiv"], "zh")
+
+
+def test_the_bundle_names_advisory_results(world, tmp_path):
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    from exporters.evidence.bundle import write_bundle
+
+    s, _ = world
+    with s.db.session() as session:
+        ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    assert ev.summary.advisory["fail"] == 2 and ev.summary.counts["fail"] == 3
+    out = tmp_path / "bundle.zip"
+    write_bundle(ev, out, s.key)
+    with zipfile.ZipFile(out) as zf:
+        raw = zf.read("evidence/web-1/evidence-seed.txt").decode()
+        book = load_workbook(io.BytesIO(zf.read("record.xlsx")), read_only=True)
+    block = raw.split("check: accounts.no-empty-password", 1)[1].split("=" * 78, 1)[0]
+    assert "advisory (参考项，不计入判定): 测试参考项 / advisory in this test" in block
+    assert "advisory" not in raw.split("check: files.no-hosts-equiv", 1)[1].split("=" * 78, 1)[0]
+    cells = [(c, n) for ws in book.worksheets for row in ws.iter_rows(values_only=True)
+             for c, n in [row[:2]] if isinstance(c, str)]
+    assert ("fail（参考项，不计入判定）", 2) in cells and ("fail", 3) in cells

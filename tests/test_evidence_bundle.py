@@ -475,3 +475,27 @@ def test_a_failing_worker_fails_the_export_and_leaves_nothing(world, evidence, t
     with pytest.raises(EvidenceError, match="disk full while writing the workbook"):
         write_bundle(evidence, tmp_path / "out.zip", s.key)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bundle_from_before_summary_advisory_still_verifies(bundle, world, tmp_path):
+    """Summaries carry `advisory` since issue 14; a bundle written before (no such key) is not a mismatch, while
+    a wrong advisory count in a bundle that has one is."""
+    s, _ = world
+
+    def strip(data):
+        data["summary"].pop("advisory")
+        for o in data["objects"]:
+            for rep in o["reports"]:
+                rep["summary"].pop("advisory")
+
+    assert "advisory" in json.loads(read_all(bundle)["evidence.json"])["summary"]
+    old = resign(edit_evidence(read_all(bundle), strip), s.key)
+    r = verify_bundle(write_all(tmp_path / "old.zip", old), s.key.public_key())
+    assert r.ok, [str(p) for p in r.problems]
+
+    def miscount(data):
+        data["summary"]["advisory"]["fail"] = 7
+
+    wrong = resign(edit_evidence(read_all(bundle), miscount), s.key)
+    r = verify_bundle(write_all(tmp_path / "wrong.zip", wrong), s.key.public_key())
+    assert not r.ok and any("system summary" in str(p) for p in r.problems if p.kind == "result_mismatch")

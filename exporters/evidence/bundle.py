@@ -79,6 +79,8 @@ def _evidence_text(obj: str, rep: ReportEvidence) -> str:
             lines.append(f"原因: {r.reason_zh}")
         if r.waiver:
             lines.append(f"waiver: {r.waiver}")
+        elif r.advisory:  # evidence only: decides no verdict, no score, no finding
+            lines.append(f"advisory (参考项，不计入判定): {r.advisory.zh} / {r.advisory.en}")
         for e in r.evidence:
             when = f" at {e.at.isoformat()}" if e.at else " (the report gives no time)"
             lines += [f"-- {e.source}" + (f" line {e.line}" if e.line else "") + when]

@@ -189,7 +189,11 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
     ws.column_dimensions["B"].width = 60
     row = _table(ws, row, [lab["verdicts"], lab["count"]],
                  [(verdict_label(v, lang), s.verdicts.get(v, 0)) for v in VERDICTS], [22, 60])
-    row = _table(ws, row + 1, [lab["statuses"], lab["count"]], [(k, v) for k, v in s.counts.items()], [22, 60])
+    # counts hold every result; the advisory ones among them (evidence, counted nowhere else) are named apart
+    statuses = [(k, v) for k, v in s.counts.items()] + [(f"{k}（{lab['advisory_mark']}）" if lang == "zh" else
+                                                         f"{k} ({lab['advisory_mark']})", v)
+                                                        for k, v in s.advisory.items() if v]
+    row = _table(ws, row + 1, [lab["statuses"], lab["count"]], statuses, [22, 60])
     ws.cell(row=row + 1, column=1, value=lab["risk_title"]).font = BOLD
     entries = high_risk_entries(ev, lang)
     row = _table(ws, row + 2, [lab["no"], lab["object"], lab["case"], lab["item"], lab["problem"]],

@@ -184,7 +184,7 @@ def _verify(zf: zipfile.ZipFile, report: VerifyReport, pubkey: Optional[Ed25519P
     if [i.model_dump(mode="json") for i in items] != [i.model_dump(mode="json") for i in ev.items]:
         report.add("result_mismatch", "the system's item verdicts are not the roll-up of the objects' records and "
                    "the effective manual assessments", path=EVIDENCE_JSON)
-    if again.model_dump(mode="json") != ev.summary.model_dump(mode="json"):
+    if not _same_summary(again, ev.summary):
         report.add("result_mismatch", f"system summary (score {ev.summary.score}, {ev.summary.conclusion}) is not "
                    f"what the objects' records give (score {again.score}, {again.conclusion})", path=EVIDENCE_JSON)
 
@@ -454,6 +454,16 @@ def _results(ev: SystemEvidence, bodies: dict[int, bytes], report: VerifyReport)
                            path=EVIDENCE_JSON, run_id=rep.run_id)
 
 
+def _same_summary(again, recorded) -> bool:
+    """`recorded` is what scoring gives (`again`). A bundle written before summaries carried `advisory` (issue 14)
+    has none: that count only describes results the bundle holds and decides nothing, so it is not compared."""
+    a, b = again.model_dump(mode="json"), recorded.model_dump(mode="json")
+    if not b.get("advisory"):
+        a.pop("advisory", None)
+        b.pop("advisory", None)
+    return a == b
+
+
 def _summaries(rep, where: str, report: VerifyReport) -> None:
     """Verdicts decided by a person must be that person's, and the scores must be what scoring gives."""
     for item in rep.items:
@@ -465,7 +475,7 @@ def _summaries(rep, where: str, report: VerifyReport) -> None:
             report.add("result_mismatch", f"{where}: item {item.clause}.{item.item} claims a manual verdict without "
                        "an assessment", path=EVIDENCE_JSON, run_id=rep.run_id)
     again = scoring.summarize(rep.items, rep.results)
-    if again.model_dump(mode="json") != rep.summary.model_dump(mode="json"):
+    if not _same_summary(again, rep.summary):
         report.add("result_mismatch", f"{where}: the summary (score {rep.summary.score}, {rep.summary.conclusion}) is "
                    f"not what its items and results give (score {again.score}, {again.conclusion})",
                    path=EVIDENCE_JSON, run_id=rep.run_id)
