@@ -296,6 +296,27 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
+@dataclass
+class Site:
+    """The collector tests' usual start: department health with system his, an admin token "root", a client
+    on the collector, and one enrolled agent of his on host web-1."""
+
+    world: World
+    client: Any
+    agent: Enrolled
+    admin: str  # the admin token's secret (bearer(site.admin) for its header)
+
+
+def his_site(db, make_client, **settings) -> Site:
+    """A Site on `db` (make_client is the fixture; `settings` are the collector's, as make_client takes them)."""
+    world = World(db)
+    world.department("health")
+    world.system("his", "health")
+    admin = world.token("root", "admin")
+    client = make_client(db, **settings)
+    return Site(world=world, client=client, agent=world.enroll(client, "his", "web-1"), admin=admin)
+
+
 def counts(db) -> dict[str, int]:
     """Rows in the tables an accepted report writes to."""
     from sqlalchemy import func, select

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from sentinel.model import HostReport
-from tests.collector_helpers import World, bearer, envelope, make_report, sign
+from tests.collector_helpers import bearer, envelope, his_site, make_report, sign
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -45,13 +45,9 @@ def _unlimited() -> dict:
 
 @pytest.fixture
 def populated(db, make_client):
-    w = World(db)
-    w.department("health")
-    w.system("his", "health")
-    admin = w.token("root", "admin")
+    site = his_site(db, make_client, max_body_bytes=512 * 1024, **_unlimited())
+    w, client, agent, admin = site.world, site.client, site.agent, site.admin
     w.token("ops", "dept_operator", ["health"])  # the fuzz also calls as the department's operator
-    client = make_client(db, max_body_bytes=512 * 1024, **_unlimited())
-    agent = w.enroll(client, "his", "web-1")
     raw, headers = sign(agent.key, envelope(agent.agent_id, make_report({"a": "fail", "b": "pass"})))
     assert client.post("/api/v1/agent/reports", content=raw, headers=headers).status_code == 202
     client.operator_token = w.tokens["ops"]

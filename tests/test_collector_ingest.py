@@ -14,11 +14,11 @@ from sentinel.collector.audit import repeat_count
 from sentinel.collector.ingest import canonical_digest, chain
 from sentinel.store.models import ZERO_HASH, Agent, Host, Report, Run, UtilisationSample
 from tests.collector_helpers import (
-    World,
     audit_rows,
     bearer,
     counts,
     envelope,
+    his_site,
     known_baselines,
     make_report,
     sign,
@@ -32,13 +32,8 @@ REPORTS = "/api/v1/agent/reports"
 
 @pytest.fixture
 def setup(db, make_client):
-    world = World(db)
-    world.department("health")
-    world.system("his", "health")
-    admin = world.token("root", "admin")
-    client = make_client(db, max_body_bytes=256 * 1024)
-    agent = world.enroll(client, "his", "web-1")
-    return world, client, agent, admin
+    site = his_site(db, make_client, max_body_bytes=256 * 1024)
+    return site.world, site.client, site.agent, site.admin
 
 
 def post(client, raw: bytes, headers: dict):

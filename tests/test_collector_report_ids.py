@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from sentinel.store.models import Report, Run
-from tests.collector_helpers import World, bearer, envelope, make_report, sign, sixty_results
+from tests.collector_helpers import bearer, envelope, his_site, make_report, sign, sixty_results
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -15,13 +15,9 @@ REPORTS = "/api/v1/agent/reports"
 
 @pytest.fixture
 def setup(db, make_client):
-    world = World(db)
-    world.department("health")
-    world.system("his", "health")
-    client = make_client(db)
-    a = world.enroll(client, "his", "web-1")
-    b = world.enroll(client, "his", "web-2")
-    return world, client, a, b, world.token("root", "admin")
+    site = his_site(db, make_client)  # agent a on web-1
+    b = site.world.enroll(site.client, "his", "web-2")
+    return site.world, site.client, site.agent, b, site.admin
 
 
 def test_same_report_id_from_another_agent_is_its_own_report(setup, db):

@@ -16,11 +16,11 @@ from sentinel.collector.baselines import BaselineRegistry, UnknownBaseline
 from tests.collector_helpers import (
     HIGH_RISK_CASE,
     HIGH_RISK_CHECK,
-    World,
     audit_rows,
     bearer,
     counts,
     envelope,
+    his_site,
     install_test_baselines,
     make_report,
     sign,
@@ -34,13 +34,8 @@ ALL_FAIL = {HIGH_RISK_CHECK: "fail", "a": "fail", "b": "fail", "c": "fail"}
 
 @pytest.fixture
 def env(db, make_client):
-    world = World(db)
-    world.department("health")
-    world.system("his", "health")
-    admin = world.token("root", "admin")
-    client = make_client(db)
-    agent = world.enroll(client, "his", "web-1")
-    return world, client, agent, bearer(admin)
+    site = his_site(db, make_client)
+    return site.world, site.client, site.agent, bearer(site.admin)
 
 
 def _forged(body: dict) -> dict:
