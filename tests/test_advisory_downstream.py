@@ -102,3 +102,36 @@ def test_the_bundle_names_advisory_results(world, tmp_path):
     cells = [(c, n) for ws in book.worksheets for row in ws.iter_rows(values_only=True)
              for c, n in [row[:2]] if isinstance(c, str)]
     assert ("fail（参考项，不计入判定）", 2) in cells and ("fail", 3) in cells
+
+
+def test_a_finding_closed_as_advisory_reads_so_in_the_trail(world):
+    """A finding opened while login.pass-max-days counted (a store from before it became advisory) is closed
+    by the next report as `advisory`; the trail shows it so, with the advisory result as the 'after' evidence."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from exporters.evidence.common import finding_state
+    from sentinel.store.models import Finding
+
+    s, rep = world
+    with s.db.write() as conn:
+        [template] = conn.execute(select(Finding.__table__)).all()
+        row = {k: v for k, v in template._mapping.items() if k != "id"}
+        conn.execute(Finding.__table__.insert().values({**row, "check_id": "login.pass-max-days",
+                                                        "clause": "8.1.4.1", "item": "a", "severity": "medium"}))
+    seed.ingest(s, "web-1", rep, seed.T0 + timedelta(hours=1))
+    with s.db.session() as session:
+        ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    [f] = [f for f in ev.findings if f.check_id == "login.pass-max-days"]
+    assert f.resolution == "advisory" and f.resolved_at is not None
+    assert f.after is not None and f.after.advisory is not None and f.after.status.value == "fail"
+    assert finding_state(f, "zh") == "转为参考项（不计入判定）" and finding_state(f, "en") == "now advisory (not counted)"
+    assert [p.clause for p in problem_rows(ev, "zh")] == ["8.1.4.4"]
+    # a range that starts after the first run: its result comes from the stored row, which keeps the mark
+    with s.db.session() as session:
+        later = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key),
+                        start=seed.T0 + timedelta(minutes=30))
+    [f] = [f for f in later.findings if f.check_id == "login.pass-max-days"]
+    assert f.before is not None and f.before.advisory is not None
+    assert "参考项，不计入判定" in result_line(f.before, "zh")
