@@ -258,6 +258,14 @@ class World:
             self.systems[name] = admin.create_system(self.ctx(session), spec).id
         return self.systems[name]
 
+    def health_and_edu(self, school_level: int = 3, school_s: int = 3, school_a: int = 2) -> None:
+        """The two-department site of the scope tests: health with system his (10.0.0.0/24) and edu with
+        system school (10.1.0.0/24), school graded as given."""
+        self.department("health")
+        self.department("edu")
+        self.system("his", "health")
+        self.system("school", "edu", level=school_level, s=school_s, a=school_a)
+
     def token(self, label: str, role: str, departments: Optional[list[str]] = None,
               all_departments: bool = False) -> str:
         from sentinel.collector import admin

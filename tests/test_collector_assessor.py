@@ -20,10 +20,7 @@ VERDICT = {"clause": "8.1.10.1", "item": "a", "verdict": "部分符合", "note":
 @pytest.fixture
 def env(db, make_client):
     w = World(db)
-    w.department("health")
-    w.department("edu")
-    w.system("his", "health")
-    w.system("school", "edu")
+    w.health_and_edu()
     admin = w.token("root", "admin")
     w.token("assessor", "assessor", ["health"])
     client = make_client(db)

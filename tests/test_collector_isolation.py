@@ -22,10 +22,7 @@ NOT_SCOPED = {"/api/v1/health", "/api/v1/me", "/api/v1/tokens", "/api/v1/audit",
 def two(db, make_client):
     """Departments health and edu, each with a system, an agent, a report with failures and an assessment."""
     w = World(db)
-    w.department("health")
-    w.department("edu")
-    w.system("his", "health")
-    w.system("school", "edu", level=2, s=2, a=1)
+    w.health_and_edu(school_level=2, school_s=2, school_a=1)
     admin = w.token("root", "admin")
     client = make_client(db)
     ids: dict[str, dict] = {}

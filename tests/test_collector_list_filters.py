@@ -18,10 +18,7 @@ def site(db, make_client):
     """health (system his, level 3, host web-1) and edu (system school, level 2, host web-2), each host with
     one report (on the level's test baseline) whose high-risk failure opens a finding and an event; an admin token."""
     w = World(db)
-    w.department("health")
-    w.department("edu")
-    w.system("his", "health")
-    w.system("school", "edu", level=2, s=2, a=2)
+    w.health_and_edu(school_level=2, school_s=2, school_a=2)
     admin = bearer(w.token("root", "admin"))
     client = make_client(db)
     agents = {"his": w.enroll(client, "his", "web-1"), "school": w.enroll(client, "school", "web-2")}

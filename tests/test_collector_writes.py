@@ -18,10 +18,7 @@ pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 def site(db, make_client):
     """health (plan 10.0.0.0/24, system his) and edu (plan 10.1.0.0/24, system school); tokens."""
     w = World(db)
-    w.department("health")
-    w.department("edu")
-    w.system("his", "health")
-    w.system("school", "edu")
+    w.health_and_edu()
     w.token("admin", "admin")
     w.token("op", "dept_operator", ["health"])
     w.token("ro", "readonly", ["health"])
