@@ -300,6 +300,22 @@ class World:
         return Enrolled(agent_id=response.json()["agent_id"], key=key, system_id=system_id, department_id=dept)
 
 
+def assessment_world(db) -> World:
+    """The site of the assessment-record tests (attachments, report sections): health with system his and
+    tax with system etax; an assessor in each (tokens "assessor", "tax-assessor"), and health's "reader"
+    (readonly) and "operator" (dept_operator), who may read but not record."""
+    w = World(db)
+    for dept in ("health", "tax"):
+        w.department(dept)
+    w.system("his", "health")
+    w.system("etax", "tax")
+    w.token("assessor", "assessor", ["health"])
+    w.token("tax-assessor", "assessor", ["tax"])
+    w.token("reader", "readonly", ["health"])
+    w.token("operator", "dept_operator", ["health"])
+    return w
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from sentinel.evidence.attachments import MAX_ATTACHMENT_BYTES
 from sentinel.store.models import AssessmentAttachment
-from tests.collector_helpers import World, audit_rows, bearer
+from tests.collector_helpers import World, assessment_world, audit_rows, bearer
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -22,15 +22,7 @@ NOTE = "2026-03-03 与系统管理员访谈：仅采集业务必需的个人信�
 
 @pytest.fixture
 def env(db, make_client):
-    w = World(db)
-    for dept in ("health", "tax"):
-        w.department(dept)
-    w.system("his", "health")
-    w.system("etax", "tax")
-    w.token("assessor", "assessor", ["health"])
-    w.token("tax-assessor", "assessor", ["tax"])
-    w.token("reader", "readonly", ["health"])
-    w.token("operator", "dept_operator", ["health"])
+    w = assessment_world(db)
     w.token("root", "admin")
     client = make_client(db)
     assessments = {}

@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from sentinel.cli import main
 from sentinel.evidence.sections import SECTIONS
 from tests import evidence_seed as seed
-from tests.collector_helpers import World, audit_rows, bearer
+from tests.collector_helpers import assessment_world, audit_rows, bearer
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -22,15 +22,7 @@ TOPOLOGY = "核心区与互联网区之间部署防火墙；数据库服务器�
 
 @pytest.fixture
 def env(db, make_client):
-    w = World(db)
-    for dept in ("health", "tax"):
-        w.department(dept)
-    w.system("his", "health")
-    w.system("etax", "tax")
-    w.token("assessor", "assessor", ["health"])
-    w.token("tax-assessor", "assessor", ["tax"])
-    w.token("reader", "readonly", ["health"])
-    w.token("operator", "dept_operator", ["health"])
+    w = assessment_world(db)
     return w, make_client(db)
 
 
