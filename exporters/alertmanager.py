@@ -193,6 +193,12 @@ class AlertmanagerPublisher:
         self._wake.set()
         return True
 
+    def forget(self, key: str) -> None:
+        """Stop pushing `key`, without a resolution: Alertmanager ends it at its last endsAt unless another
+        source (a Prometheus rule with the same labels) keeps it firing."""
+        with self._lock:
+            self._active.pop(key, None)
+
     def active_keys(self) -> list[str]:
         with self._lock:
             return [k for k, a in self._active.items() if a.resolved_at is None]

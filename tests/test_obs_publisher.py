@@ -215,3 +215,38 @@ def test_pushed_events_link_back_to_the_collector(world):
     finally:
         publisher.close()
         hook.close()
+
+
+def test_an_expired_score_drop_is_let_lapse_not_resolved_over_the_rules_alert(world):
+    """score_drop is a one-shot notice with the identity of the rule SentinelSystemScoreDropped: when its hold
+    ends the publisher stops sending it, but never pushes a resolution (which would end the rule's alert while
+    the rule still sees the drop); a drift notice, which no rule shares, is resolved as before."""
+    am = Receiver(responses=[(200, {})])
+    config = DispatchConfig.model_validate({
+        "receivers": [{"name": "am", "type": "alertmanager", "url": am.url(""), "resend_interval_seconds": 0.2}],
+        "routes": [{"receivers": ["am"]}]})
+    publisher = EventsPublisher(world.db, config, poll_interval=0.05, oneshot_hold=0.5)
+    ids = []
+    for kind in ("score_drop", "drift"):
+        ids.append(_event(world, f"c-{kind}"))
+        with world.db.write() as conn:
+            conn.execute(Event.__table__.update().where(Event.id == ids[-1]).values(kind=kind, check_id=None,
+                                                                                   fingerprint=f"fp-{kind}"))
+    publisher.start()
+    try:
+        eventually(lambda: publisher.stats["expired"] >= 2, timeout=10, what="both notices expired")
+        time.sleep(0.8)  # a few more push rounds
+
+        def pushed(name: str) -> list[dict]:
+            return [a for r in list(am.requests) for a in r.json() if a["labels"]["alertname"] == name]
+
+        drop = [a["endsAt"] for a in pushed("SentinelSystemScoreDropped")]
+        drift = [a["endsAt"] for a in pushed("SentinelDrift")]
+        # firing pushes move endsAt forward every time; a resolution is re-sent with one fixed endsAt
+        assert drop and len(drop) == len(set(drop)), f"a resolution was pushed for the shared alert: {drop}"
+        assert len(drift) > len(set(drift)), f"the drift notice was not resolved: {drift}"
+        last = am.requests[-1].json()  # the shared alert is no longer pushed at all
+        assert [a["labels"]["alertname"] for a in last] == ["SentinelDrift"], last
+    finally:
+        publisher.close(timeout=1)
+        am.close()

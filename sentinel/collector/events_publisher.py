@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 
 from exporters.alertmanager import AlertmanagerPublisher
 from exporters.dispatch import DispatchConfig, Dispatcher
-from exporters.events import AlertEvent
+from exporters.events import SHARED_IDENTITY, AlertEvent
 
 from ..store.db import Database
 from ..store.models import Event, System
@@ -439,7 +439,13 @@ class EventsPublisher:
             del self._oneshots[key]
             resolved = event.model_copy(update={"resolved": True, "created_at": now, "id": None})
             for am in self._alertmanagers(event):
-                am.submit(resolved)
+                if event.kind in SHARED_IDENTITY:
+                    # the rule's alert too (score_drop = SentinelSystemScoreDropped): an explicit resolution
+                    # would end it while the rule still sees the drop; stop re-sending and let it lapse
+                    # (endsAt) unless the rule keeps it up
+                    am.forget(event.key)
+                else:
+                    am.submit(resolved)
             self.stats["expired"] += 1
 
     def _restore(self) -> None:
