@@ -93,28 +93,65 @@ def _converter(dialect) -> Callable[[dict, frozenset], dict]:
     return convert
 
 
-class SqliteStore:
+class _Store:
+    """What both dialects write alike: the statements that differ only in how a named parameter is written
+    (`param`; `json_param` for a JSON column), and the order of the batch's writes. Each dialect adds how it
+    reads under the lock and how it writes check results and seen findings (its own SQL there)."""
+
+    def __init__(self, dialect, param: Callable[[str], str], json_param: Callable[[str], str]) -> None:
+        self.convert = _converter(dialect)
+
+        def insert(table: str, columns: tuple, jsons: set) -> str:
+            values = ", ".join(json_param(c) if c in jsons else param(c) for c in columns)
+            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+
+        self.i_run = insert("runs", RUN_COLUMNS, RUN_JSON)
+        self.i_finding = insert("findings", FINDING_COLUMNS, FINDING_JSON)
+        self.i_event = insert("events", EVENT_COLUMNS, EVENT_JSON)
+        self.i_report = insert("reports", REPORT_COLUMNS, REPORT_JSON)
+        self.u_resolve = (f"UPDATE findings SET resolved_at = {param('t')}, resolved_run_id = {param('run')}, "
+                          f"resolution = {param('how')} WHERE id = {param('id')}")
+        self.u_head = f"UPDATE systems SET chain_head = {param('head')} WHERE id = {param('sid')}"
+        self.u_host = ("UPDATE hosts SET " + ", ".join(f"{f} = {param(f)}" for f in HOST_FIELDS) +
+                       f", last_seen = {param('now')} WHERE id = {param('hid')}")
+        self.u_agent = (f"UPDATE agents SET last_seen = {param('now')}, last_ip = {param('ip')} "
+                        f"WHERE id = {param('aid')}")
+
+    def _write_results(self, cur, results: list[tuple[int, Any]]) -> None:
+        raise NotImplementedError
+
+    def _write_seen(self, cur, seen: list[dict]) -> None:
+        raise NotImplementedError
+
+    def write(self, conn, w: BatchWrites) -> None:
+        cur = _driver_cursor(conn)
+        convert = self.convert
+        cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
+        self._write_results(cur, w.results)
+        if w.findings:
+            cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
+        if w.seen:
+            self._write_seen(cur, w.seen)
+        if w.resolved:
+            cur.executemany(self.u_resolve, [convert(r) for r in w.resolved])
+        if w.events:
+            cur.executemany(self.i_event, [convert(e, EVENT_JSON) for e in w.events])
+        cur.executemany(self.u_head, [{"sid": sid, "head": head} for sid, head in w.heads.items()])
+        cur.executemany(self.u_host, [convert(h) for h in w.hosts])
+        cur.executemany(self.u_agent, [convert(a) for a in w.agents])
+        cur.executemany(self.i_report, [convert(r, REPORT_JSON) for r in w.reports])
+        cur.close()
+
+
+class SqliteStore(_Store):
     """sqlite3 through its own cursor, inside the BEGIN IMMEDIATE transaction of Database.write()."""
 
     def __init__(self, dialect) -> None:
-        self.convert = _converter(dialect)
+        # JSON columns are text in SQLite: `convert` has serialised them, so they bind as any value
+        super().__init__(dialect, param=lambda c: f":{c}", json_param=lambda c: f":{c}")
         self.ts = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-
-        def insert(table: str, columns: tuple) -> str:
-            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-
-        self.i_run = insert("runs", RUN_COLUMNS)
         self.i_result = (f"INSERT INTO check_results (run_id, {', '.join(RESULT_FIELDS)}) "
                          f"VALUES ({', '.join('?' * (len(RESULT_FIELDS) + 1))})")
-        self.i_finding = insert("findings", FINDING_COLUMNS)
-        self.i_event = insert("events", EVENT_COLUMNS)
-        self.i_report = insert("reports", REPORT_COLUMNS)
-        self.u_resolve = ("UPDATE findings SET resolved_at = :t, resolved_run_id = :run, resolution = :how "
-                          "WHERE id = :id")
-        self.u_head = "UPDATE systems SET chain_head = :head WHERE id = :sid"
-        self.u_host = ("UPDATE hosts SET " + ", ".join(f"{f} = :{f}" for f in HOST_FIELDS) +
-                       ", last_seen = :now WHERE id = :hid")
-        self.u_agent = "UPDATE agents SET last_seen = :now, last_ip = :ip WHERE id = :aid"
 
     def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
         cur = _driver_cursor(conn)
@@ -152,39 +189,22 @@ class SqliteStore:
         return [(r[0], r[1], r[2], dumps(r[3]), r[4], r[5], r[6], dumps(r[7]), r[8], r[9], dumps(r[10]), r[11],
                  r[12], dumps(r[13]) if r[13] is not None else None) for r in rows]
 
-    def write(self, conn, w: BatchWrites) -> None:
-        cur = _driver_cursor(conn)
-        convert = self.convert
-        cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
-        cur.executemany(self.i_result, [(run_id, *r) for run_id, rows in w.results for r in rows])
-        if w.findings:
-            cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
-        for seen in w.seen:
-            ids = seen["ids"]
+    def _write_results(self, cur, results: list[tuple[int, Any]]) -> None:
+        cur.executemany(self.i_result, [(run_id, *r) for run_id, rows in results for r in rows])
+
+    def _write_seen(self, cur, seen: list[dict]) -> None:
+        # one statement per report: sqlite3 has no array parameter for the ids
+        for one in seen:
+            ids = one["ids"]
             cur.execute(f"UPDATE findings SET last_seen = ?, last_run_id = ?, occurrences = occurrences + 1 "
-                        f"WHERE id IN ({', '.join('?' * len(ids))})", (self.ts(seen["t"]), seen["run"], *ids))
-        if w.resolved:
-            cur.executemany(self.u_resolve, [convert(r) for r in w.resolved])
-        if w.events:
-            cur.executemany(self.i_event, [convert(e, EVENT_JSON) for e in w.events])
-        cur.executemany(self.u_head, [{"sid": sid, "head": head} for sid, head in w.heads.items()])
-        cur.executemany(self.u_host, [convert(h) for h in w.hosts])
-        cur.executemany(self.u_agent, [convert(a) for a in w.agents])
-        cur.executemany(self.i_report, [convert(r, REPORT_JSON) for r in w.reports])
-        cur.close()
+                        f"WHERE id IN ({', '.join('?' * len(ids))})", (self.ts(one["t"]), one["run"], *ids))
 
 
-class PostgresStore:
+class PostgresStore(_Store):
     """psycopg 3 through its own cursor, inside the transaction of Database.write()."""
 
     def __init__(self, dialect) -> None:
-        self.convert = _converter(dialect)
-
-        def insert(table: str, columns: tuple, jsons: set) -> str:
-            values = ", ".join(f"CAST(%({c})s AS jsonb)" if c in jsons else f"%({c})s" for c in columns)
-            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-
-        self.i_run = insert("runs", RUN_COLUMNS, RUN_JSON)
+        super().__init__(dialect, param=lambda c: f"%({c})s", json_param=lambda c: f"CAST(%({c})s AS jsonb)")
         fields = ", ".join(RESULT_FIELDS)
         # results keep their order: ORDINALITY + ORDER BY gives ascending ids in report order
         self.i_results = (
@@ -196,17 +216,8 @@ class PostgresStore:
             f"reason text, evidence jsonb, waiver text, duration_ms float8, advisory jsonb)) "
             f"WITH ORDINALITY AS x({fields}, n) "
             f"ORDER BY b.bn, x.n")
-        self.i_finding = insert("findings", FINDING_COLUMNS, FINDING_JSON)
-        self.i_event = insert("events", EVENT_COLUMNS, EVENT_JSON)
-        self.i_report = insert("reports", REPORT_COLUMNS, REPORT_JSON)
         self.u_seen = ("UPDATE findings SET last_seen = %(t)s, last_run_id = %(run)s, occurrences = occurrences + 1 "
                        "WHERE id = ANY(%(ids)s)")
-        self.u_resolve = ("UPDATE findings SET resolved_at = %(t)s, resolved_run_id = %(run)s, resolution = %(how)s "
-                          "WHERE id = %(id)s")
-        self.u_head = "UPDATE systems SET chain_head = %(head)s WHERE id = %(sid)s"
-        self.u_host = ("UPDATE hosts SET " + ", ".join(f"{f} = %({f})s" for f in HOST_FIELDS) +
-                       ", last_seen = %(now)s WHERE id = %(hid)s")
-        self.u_agent = "UPDATE agents SET last_seen = %(now)s, last_ip = %(ip)s WHERE id = %(aid)s"
 
     def lock_and_read(self, conn, *, systems, agents, report_ids, hosts, previous_keys) -> BatchState:
         cur = _driver_cursor(conn)
@@ -241,26 +252,13 @@ class PostgresStore:
         """A report's result rows as the JSON array `write` expands."""
         return dumps([dict(zip(RESULT_FIELDS, r, strict=True)) for r in rows])
 
-    def write(self, conn, w: BatchWrites) -> None:
-        cur = _driver_cursor(conn)
-        convert = self.convert
-        cur.executemany(self.i_run, [convert(r, RUN_JSON) for r in w.runs])
+    def _write_results(self, cur, results: list[tuple[int, Any]]) -> None:
         # the per-report arrays were serialised before the lock; here they are only joined
         cur.execute(self.i_results, ("[" + ",".join(f'{{"run_id":{run_id},"results":{rows}}}'
-                                                    for run_id, rows in w.results) + "]",))
-        if w.findings:
-            cur.executemany(self.i_finding, [convert(f, FINDING_JSON) for f in w.findings])
-        if w.seen:
-            cur.executemany(self.u_seen, [convert(s) for s in w.seen])
-        if w.resolved:
-            cur.executemany(self.u_resolve, [convert(r) for r in w.resolved])
-        if w.events:
-            cur.executemany(self.i_event, [convert(e, EVENT_JSON) for e in w.events])
-        cur.executemany(self.u_head, [{"sid": sid, "head": head} for sid, head in w.heads.items()])
-        cur.executemany(self.u_host, [convert(h) for h in w.hosts])
-        cur.executemany(self.u_agent, [convert(a) for a in w.agents])
-        cur.executemany(self.i_report, [convert(r, REPORT_JSON) for r in w.reports])
-        cur.close()
+                                                    for run_id, rows in results) + "]",))
+
+    def _write_seen(self, cur, seen: list[dict]) -> None:
+        cur.executemany(self.u_seen, [self.convert(s) for s in seen])
 
 
 def _load(value: Any) -> Any:
