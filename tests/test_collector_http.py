@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from sentinel import signing
 from sentinel.cli import main
 from tests.collector_helpers import enroll_body, envelope, install_test_baselines, make_report, sign, sixty_results
+from tests.process_helpers import terminate
 
 pytest_plugins = ["tests.dbfixtures"]
 
@@ -65,12 +65,7 @@ def collector(store_url, tmp_path, capsys):
         yield {"url": f"https://127.0.0.1:{port}", "ca": state / "tls" / "ca.crt", "enroll": enroll_token,
                "api": api_token, "proc": proc}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 10)
 
 
 def test_tls_round_trip(collector):

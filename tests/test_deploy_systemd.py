@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from sentinel.collector.app import create_app
 from sentinel.collector.settings import CollectorSettings
 from sentinel.store.db import Database
 from tests.collector_helpers import World, bearer, envelope, sign
+from tests.process_helpers import terminate
 from tests.test_collector_http import free_port
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
@@ -163,9 +163,4 @@ def test_the_collector_serves_with_memory_deny_write_execute(store_url, tmp_path
             assert scrape.status_code == 200 and "sentinel_up 1" in scrape.text
         assert proc.poll() is None, "the collector died under MDWE"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 20)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from sentinel.agent.config import load_settings
 from sentinel.collector.settings import CollectorSettings
 from sentinel.up_summary import print_once
 
+from .process_helpers import terminate
 from .test_agent_runner import BASELINE
 
 SENTINEL = [sys.executable, "-m", "sentinel.cli"]
@@ -252,12 +252,7 @@ def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_
                 if url.endswith("/openapi.json"):
                     assert r.json()["openapi"].startswith("3.")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 30)
 
 
 def test_a_report_that_waits_in_the_spool_is_announced_again_when_stored(tmp_path, capsys):
