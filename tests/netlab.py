@@ -508,12 +508,11 @@ except ImportError:  # the listeners run without pytest
     pytest = None
 
 if pytest is not None:
-    @pytest.fixture(scope="module")
-    def lab(tmp_path_factory):
-        """A built lab with every listener running; torn down after the module, also on failure."""
-        # In CI the lab's tools are installed by tests/setup-machine.sh: a missing one is a failure, not a skip.
+    def need_lab(real_services: bool = False) -> None:
+        """Skip the test unless the lab's tools (with `real_services`, also the real daemons) and nmap are
+        there. In CI they are installed by tests/setup-machine.sh: a missing one is a failure, not a skip."""
         unavailable = pytest.fail if os.environ.get("CI") else pytest.skip
-        why = lab_available()
+        why = lab_available() or (real_services_available() if real_services else None)
         if why:
             unavailable(why)
         from checks.network.discovery import NmapMissing, nmap_path
@@ -522,6 +521,11 @@ if pytest is not None:
             nmap_path()
         except NmapMissing as exc:
             unavailable(str(exc))
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory):
+        """A built lab with every listener running; torn down after the module, also on failure."""
+        need_lab()
         work = tmp_path_factory.mktemp("netlab")
         the_lab = Lab(work)
         try:

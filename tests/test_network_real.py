@@ -10,27 +10,17 @@ found only by the opt-in credential probes. Traffic stays inside the lab's names
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from tests.netlab import Lab, drop_udp, lab_available, real_services_available, start_real
+from tests.netlab import Lab, drop_udp, need_lab, start_real
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
 def real_lab(tmp_path_factory):
-    unavailable = pytest.fail if os.environ.get("CI") else pytest.skip
-    why = lab_available() or real_services_available()
-    if why:
-        unavailable(why)
-    from checks.network.discovery import NmapMissing, nmap_path
-
-    try:
-        nmap_path()
-    except NmapMissing as exc:
-        unavailable(str(exc))
+    need_lab(real_services=True)
     work = tmp_path_factory.mktemp("reallab")
     lab = Lab(work)
     try:
