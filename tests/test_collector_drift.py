@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sentinel.collector import drift
 from sentinel.model import CheckResult, Severity, Status, Text
 from sentinel.store.models import Event, Finding
-from tests.collector_helpers import World, bearer, envelope, make_report, sign
+from tests.collector_helpers import bearer, envelope, his_site, make_report, sign
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
@@ -38,12 +38,8 @@ def test_score_dropped():
 
 @pytest.fixture
 def agent_env(db, make_client):
-    world = World(db)
-    world.department("health")
-    world.system("his", "health")
-    admin = world.token("root", "admin")
-    client = make_client(db)
-    return client, world.enroll(client, "his", "web-1"), admin
+    site = his_site(db, make_client)
+    return site.client, site.agent, site.admin
 
 
 def _send(client, agent, statuses, **kw):
