@@ -68,6 +68,17 @@ def _dept_system_host(conn) -> tuple[int, int, int]:
     return d, s, h
 
 
+def _agent_and_run(conn, d: int, s: int, h: int, now: datetime) -> int:
+    """Agent a1 of host h and one run of it (report r, conclusion 优); the run's id."""
+    conn.execute(insert(Agent.__table__).values(
+        id="a1", host_id=h, system_id=s, department_id=d, public_key="k", state="enrolled", enrolled_at=now))
+    return conn.execute(insert(Run.__table__).values(
+        report_id="r", agent_id="a1", host_id=h, system_id=s, department_id=d, baseline_id="b",
+        baseline_version="1", baseline_level=3, started_at=now, finished_at=now, received_at=now, summary={},
+        score=None, pass_rate=None, conclusion="优", checks_total=0, failed=0, high_risk=0, digest="0" * 64,
+        prev_chain_hash="0" * 64, chain_hash="0" * 64)).inserted_primary_key[0]
+
+
 def test_constraints_hold(db):
     with db.write() as conn:
         d, s, h = _dept_system_host(conn)
@@ -90,13 +101,7 @@ def test_one_open_finding_per_host_and_check(db):
     now = datetime.now(timezone.utc)
     with db.write() as conn:
         d, s, h = _dept_system_host(conn)
-        conn.execute(insert(Agent.__table__).values(
-            id="a1", host_id=h, system_id=s, department_id=d, public_key="k", state="enrolled", enrolled_at=now))
-        run = conn.execute(insert(Run.__table__).values(
-            report_id="r", agent_id="a1", host_id=h, system_id=s, department_id=d, baseline_id="b",
-            baseline_version="1", baseline_level=3, started_at=now, finished_at=now, received_at=now, summary={},
-            score=None, pass_rate=None, conclusion="优", checks_total=0, failed=0, high_risk=0, digest="0" * 64,
-            prev_chain_hash="0" * 64, chain_hash="0" * 64)).inserted_primary_key[0]
+        run = _agent_and_run(conn, d, s, h, now)
     row = dict(host_id=h, system_id=s, department_id=d, check_id="c", clause="8.1.4.1", item="a", title={},
                remediation={}, severity="high", first_seen=now, last_seen=now, first_run_id=run, last_run_id=run,
                occurrences=1)
@@ -382,13 +387,7 @@ def test_0007_advisory_mark_and_resolution(empty_url):
         now = datetime.now(timezone.utc)
         with db.write() as conn:
             d, s, h = _dept_system_host(conn)
-            conn.execute(insert(Agent.__table__).values(
-                id="a1", host_id=h, system_id=s, department_id=d, public_key="k", state="enrolled", enrolled_at=now))
-            run = conn.execute(insert(Run.__table__).values(
-                report_id="r", agent_id="a1", host_id=h, system_id=s, department_id=d, baseline_id="b",
-                baseline_version="1", baseline_level=3, started_at=now, finished_at=now, received_at=now, summary={},
-                score=None, pass_rate=None, conclusion="优", checks_total=0, failed=0, high_risk=0, digest="0" * 64,
-                prev_chain_hash="0" * 64, chain_hash="0" * 64)).inserted_primary_key[0]
+            run = _agent_and_run(conn, d, s, h, now)
             fid = conn.execute(insert(Finding.__table__).values(
                 host_id=h, system_id=s, department_id=d, check_id="l3-ac-inactive-lock", clause="8.1.4.2", item="c",
                 title={}, remediation={}, severity="low", first_seen=now, last_seen=now, first_run_id=run,
