@@ -159,6 +159,9 @@ def test_trigger_while_running_is_409(his, db):
     assert audit_rows(db)[-1].status_code == 409
     runs = client.get(f"/api/v1/systems/{sid}/scans", headers=bearer(w.tokens["ro"])).json()
     assert [(x["id"], x["status"], x["triggered_by"]) for x in runs] == [(claim.run_id, "running", "schedule")]
+    for status, listed in (("running", [claim.run_id]), ("failed", []), ("succeeded", [])):  # ?status= filters
+        r = client.get(f"/api/v1/systems/{sid}/scans", params={"status": status}, headers=bearer(w.tokens["ro"]))
+        assert [x["id"] for x in r.json()] == listed, (status, r.text)
 
 
 # ---- the system assessment: two hosts' signed reports, a manual verdict and a scan --------------------------------

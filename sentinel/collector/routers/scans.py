@@ -18,7 +18,7 @@ from ...store.db import Database
 from ...store.models import ScanRun, ScanSchedule, ServiceFindingRow
 from .. import admin
 from ..auth import ADMIN
-from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page
+from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page, where_given
 from ..errors import ApiError
 from ..lifespan import around_lifespan
 from ..scan_ingest import ScanBusy
@@ -115,8 +115,7 @@ def list_scans(system_id: Id, db: DB, p: Caller, status: Optional[Literal["runni
     with db.session() as s:
         admin.visible_system(Ctx(s, p), system_id)
         stmt = select(ScanRun).where(ScanRun.system_id == system_id).order_by(ScanRun.id.desc())
-        if status is not None:
-            stmt = stmt.where(ScanRun.status == status)
+        stmt = where_given(stmt, (ScanRun.status, status))
         return s.exec(page(stmt, limit, offset)).all()
 
 
