@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import typer
 
-from .scoring import failed_count
+from .scoring import failing_figures
 
 TEXT = {
     "en": {
@@ -58,12 +58,12 @@ class Announcer:
     def made(self, baseline: str, report: dict) -> str:
         """The result part of the run's line (said when the report is stored or spooled); the root hint now."""
         s = report.get("summary", {})
-        counts = s.get("counts", {})
         conclusion = s.get("conclusion", "") if self.lang == "zh" else s.get("conclusion_en") or s.get("conclusion", "")
         self._hint(report)
+        failed, undetermined = failing_figures(report.get("results", []))
         return self.t["result"].format(
             baseline=baseline, score="-" if s.get("score") is None else f"{s['score']:.1f}", conclusion=conclusion,
-            failed=failed_count(s), error=counts.get("error", 0), high=s.get("high_risk", 0))
+            failed=failed, error=undetermined, high=s.get("high_risk", 0))
 
     def stored(self, result: str, run_id, url: str, waited: bool) -> None:
         self.say(self.t["stored"].format(result=result, run=run_id, url=url, waited=self.t["waited"] if waited else ""))

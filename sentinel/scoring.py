@@ -107,11 +107,17 @@ def pass_rate(results: Iterable[CheckResult]) -> Optional[float]:
     return round(statuses.count(Status.PASS) / len(judged), 4) if judged else None
 
 
-def failed_count(summary: dict) -> int:
-    """Failing checks of a summary (as JSON) that count: `counts` holds every result, `advisory` the advisory
-    ones (evidence, no failure); a summary from before `advisory` existed has none."""
-    counts, advisory = summary.get("counts") or {}, summary.get("advisory") or {}
-    return counts.get("fail", 0) - advisory.get("fail", 0)
+def failing_figures(results: Iterable[dict]) -> tuple[int, int]:
+    """(failed, could not be determined) among a JSON report's results that count (as `counted`): the figures
+    that exit codes, headlines, per-run lines and a run's `failed` give. Waived and advisory results are
+    evidence, not failures, and `summary.counts` holds them too, so the figures come from the results."""
+    failed = undetermined = 0
+    for r in results:
+        if r.get("waiver") or r.get("advisory"):
+            continue
+        failed += r.get("status") == Status.FAIL.value
+        undetermined += r.get("status") == Status.ERROR.value
+    return failed, undetermined
 
 
 def risk_level(result: CheckResult) -> Optional[str]:

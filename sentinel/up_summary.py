@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from .scoring import failed_count
+from .scoring import failing_figures
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 SHOWN = 15  # per list; the rest is counted and `sentinel check` shows all
@@ -85,11 +85,12 @@ def print_summary(report: dict, lang: str) -> tuple[int, int]:
     s = report["summary"]
     counts = s.get("counts", {})
     base = report["baseline"]
+    failed, undetermined = failing_figures(report["results"])
     typer.echo(t["head"].format(
         title=base["title"].get(lang) or base["id"], id=base["id"], version=base["version"],
         host=report["host"]["hostname"], score="-" if s.get("score") is None else f"{s['score']:.1f}",
         conclusion=s["conclusion"] if lang == "zh" else s.get("conclusion_en", s["conclusion"]),
-        passed=counts.get("pass", 0), failed=failed_count(s), error=counts.get("error", 0),
+        passed=counts.get("pass", 0), failed=failed, error=undetermined,
         na=counts.get("not_applicable", 0), high=s.get("high_risk", 0)))
     # waived and advisory results decide nothing (sentinel/scoring.py counted), so they are not failures here
     counted = [r for r in report["results"] if not r.get("waiver") and not r.get("advisory")]

@@ -206,15 +206,20 @@ def test_once_advisory_failures_are_not_failures(capsys):
 
 
 def test_advisory_failures_are_not_in_the_failed_figures(capsys):
-    """The summary's `advisory` counts (sentinel/scoring.py summarize) come off the failed figure of the
-    `up --once` headline and of the line per run; `counts` keeps every result."""
+    """Advisory and waived results are evidence, not failures: they come off the failed and error figures of
+    the `up --once` headline and of the line per run, while `summary.counts` keeps every result."""
     report = _report()
-    report["summary"]["advisory"] = {"pass": 0, "fail": 5, "error": 0, "not_applicable": 0}
+    for r in report["results"][:5]:  # five failing checks marked advisory by the baseline
+        r["advisory"] = {"zh": "参考项", "en": "advisory"}
+    report["results"][5]["waiver"] = "accepted by the site"
+    report["results"][18]["advisory"] = {"zh": "参考项", "en": "advisory"}  # the error
+    report["summary"]["advisory"] = {"pass": 0, "fail": 5, "error": 1, "not_applicable": 0}
     print_once([report], SimpleNamespace(answers=[], complete=True), 1, "en")
-    assert "fail 13," in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fail 12, error 0," in out and "could not run" not in out
     say, said = _lines("en")
     say.stored(say.made("b", report), 3, "http://c:1", waited=False)
-    assert "13 failed" in said[0] and "18 failed" not in said[0]
+    assert "12 failed" in said[0] and "18 failed" not in said[0]
 
 
 # ---- the long-running `up` ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from ..scoring import failed_count
+from ..scoring import failing_figures
 from .client import CollectorClient, Outcome
 from .config import AgentSettings, BaselineSchedule
 from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
@@ -136,7 +136,7 @@ class Agent:
             self.exporter.save(report)
         summary = report.get("summary", {})
         log.info("baseline %s: report %s spooled (score %s, %s failing)", schedule.baseline, report_id,
-                 summary.get("score"), failed_count(summary))
+                 summary.get("score"), failing_figures(report.get("results", []))[0])
         return report
 
     def send_inventory(self) -> None:

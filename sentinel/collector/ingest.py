@@ -41,8 +41,8 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import signing
-from ..model import HostReport
+from .. import scoring, signing
+from ..model import HostReport, Status
 from ..store import envelopes
 from ..store.db import Database
 from ..store.models import (
@@ -468,7 +468,7 @@ class Ingestor:
                  "finished_at": finished, "summary": stored_summary, "score": summary.score,
                  "pass_rate": summary.pass_rate, "conclusion": summary.conclusion,
                  "checks_total": summary.checks_total,
-                 "failed": summary.counts.get("fail", 0) - summary.advisory.get("fail", 0),  # as scoring.failed_count
+                 "failed": sum(r.status == Status.FAIL and scoring.counted(r) for r in rep.results),
                  "high_risk": summary.high_risk, "digest": c.digest},
             rows=self._store.result_rows(rows),
             report={"report_id": c.envelope.report_id, "kind": c.envelope.kind, "agent_id": agent.id,
