@@ -107,13 +107,18 @@ def pass_rate(results: Iterable[CheckResult]) -> Optional[float]:
     return round(statuses.count(Status.PASS) / len(judged), 4) if judged else None
 
 
+def decides(result: dict) -> bool:
+    """`counted` for a result as JSON, status aside: neither waived nor advisory."""
+    return not result.get("waiver") and not result.get("advisory")
+
+
 def failing_figures(results: Iterable[dict]) -> tuple[int, int]:
     """(failed, could not be determined) among a JSON report's results that count (as `counted`): the figures
     that exit codes, headlines, per-run lines and a run's `failed` give. Waived and advisory results are
     evidence, not failures, and `summary.counts` holds them too, so the figures come from the results."""
     failed = undetermined = 0
     for r in results:
-        if r.get("waiver") or r.get("advisory"):
+        if not decides(r):
             continue
         failed += r.get("status") == Status.FAIL.value
         undetermined += r.get("status") == Status.ERROR.value

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import typer
 
-from .scoring import failing_figures
+from .scoring import decides
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 SHOWN = 15  # per list; the rest is counted and `sentinel check` shows all
+REASON_WIDTH = 100  # characters of a failure's reason shown beside its title
 
 TEXT = {
     "en": {
@@ -85,31 +86,35 @@ def print_summary(report: dict, lang: str) -> tuple[int, int]:
     s = report["summary"]
     counts = s.get("counts", {})
     base = report["baseline"]
-    failed, undetermined = failing_figures(report["results"])
+    # waived and advisory results decide nothing (sentinel/scoring.py counted), so they are not failures here
+    counted = [r for r in report["results"] if decides(r)]
+    fails = [r for r in counted if r["status"] == "fail"]
+    errors = [r for r in counted if r["status"] == "error"]
     typer.echo(t["head"].format(
         title=base["title"].get(lang) or base["id"], id=base["id"], version=base["version"],
         host=report["host"]["hostname"], score="-" if s.get("score") is None else f"{s['score']:.1f}",
         conclusion=s["conclusion"] if lang == "zh" else s.get("conclusion_en", s["conclusion"]),
-        passed=counts.get("pass", 0), failed=failed, error=undetermined,
+        passed=counts.get("pass", 0), failed=len(fails), error=len(errors),
         na=counts.get("not_applicable", 0), high=s.get("high_risk", 0)))
-    # waived and advisory results decide nothing (sentinel/scoring.py counted), so they are not failures here
-    counted = [r for r in report["results"] if not r.get("waiver") and not r.get("advisory")]
-    fails = [r for r in counted if r["status"] == "fail"]
-    errors = [r for r in counted if r["status"] == "error"]
 
     def name(r: dict) -> str:
         return f"{r['clause']}{r['item']} {r['check_id']}: {r['title'].get(lang) or r['check_id']}"
+
+    def found(r: dict) -> str:
+        """What was seen, after the requirement's title (the title alone reads as if it were met)."""
+        reason = _reason(r, lang)
+        return f" — {reason if len(reason) <= REASON_WIDTH else reason[:REASON_WIDTH - 1] + '…'}" if reason else ""
 
     high_risk = [r for r in fails if r.get("high_risk")]
     if high_risk:
         typer.echo(t["high_risk"].format(n=len(high_risk)))
         for r in high_risk:
-            typer.echo(f"    {r['severity']:8} {name(r)} [{t['case']} {r['high_risk']}]")
+            typer.echo(f"    {r['severity']:8} {name(r)} [{t['case']} {r['high_risk']}]{found(r)}")
     others = sorted((r for r in fails if not r.get("high_risk")), key=_severity_rank)
     if others:
         typer.echo(t["others"].format(n=len(others)))
         for r in others[:SHOWN]:
-            typer.echo(f"    {r['severity']:8} {name(r)}")
+            typer.echo(f"    {r['severity']:8} {name(r)}{found(r)}")
         if len(others) > SHOWN:
             typer.echo(t["more"].format(n=len(others) - SHOWN, id=base["id"]))
     # items with no automated check; items left 待核查 by an error are counted with the errors below

@@ -134,7 +134,7 @@ def _report() -> dict:
     # 16 low/medium failures in early clauses, then the high-risk ones in the last clause: the old summary
     # (first 15 in clause order) never showed them
     results = [_result(i, f"8.1.4.{1 + i // 8}", "fail", "low" if i % 2 else "medium") for i in range(16)]
-    results += [_result(20, "8.1.4.9", "fail", "high", high_risk="6.4.4.1"),
+    results += [_result(20, "8.1.4.9", "fail", "high", high_risk="6.4.4.1", reason="found vsftpd 3.0.3"),
                 _result(21, "8.1.4.9", "fail", "critical"),
                 _result(22, "8.1.4.9", "error", "high", reason="cannot read /etc/shadow: permission denied"),
                 _result(23, "8.1.4.9", "pass", "high")]
@@ -155,6 +155,8 @@ def test_once_summary_shows_high_risk_first_then_by_severity_then_pending_and_er
     lines = out.splitlines()
     high = next(i for i, line in enumerate(lines) if "c20" in line)
     assert "high-risk findings (1" in lines[high - 1] and "6.4.4.1" in lines[high]
+    # each failure says what was seen after the requirement's title, which alone reads as if it were met
+    assert lines[high].endswith(" — found vsftpd 3.0.3")
     others = [line for line in lines if re.match(r"\s+(critical|high|medium|low)\s", line) and "c20" not in line]
     assert others[0].split()[0] == "critical" and "c21" in others[0]  # worst first, not clause order
     severities = [line.split()[0] for line in others]
