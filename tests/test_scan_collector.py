@@ -384,7 +384,9 @@ def test_lab_scheduled_scan(lab_collector):
     kinds = sorted((e["kind"], e["severity"], e["payload"]["subject"]) for e in events)
     assert [k for k in kinds if k[0] == "new_forbidden_port"] == sorted(
         ("new_forbidden_port", "critical", f"{h}:{p}/tcp") for h, p in ((h1, 21), (h1, 23), (h2, 3306), (h2, 6379)))
-    assert sum(1 for k in kinds if k[0] == "new_open_port") == len(expected)
+    opened = [e for e in events if e["kind"] == "new_open_port"]  # the first scan: one notice, every port in it
+    assert len(opened) == 1 and opened[0]["payload"]["count"] == len(expected)
+    assert {(p["host"], p["proto"], p["port"]) for p in opened[0]["payload"]["ports"]} == expected
     schedule = client("GET", f"/api/v1/systems/{sid}/scan-schedule", tokens["admin"]).json()
     assert schedule["last_claimed_at"] is not None and schedule["enabled"] is False
 

@@ -170,10 +170,15 @@ def test_findings_diff_first_last_seen_and_events(db):
         "net-plaintext-mgmt", "net-plaintext-transport", "net-forbidden-port"}
     assert finding_from_row(telnet).results[0].check_id == "net-plaintext-mgmt"  # rows convert back for the diff
     events = [(e.kind, e.severity, e.payload["subject"]) for e in _rows(db, E)]
-    assert events == [("new_open_port", "warning", f"{H5}:22/tcp"), ("new_open_port", "warning", f"{H5}:23/tcp"),
+    # the first scan: one notice for the system's three open ports (not one each), an alert per forbidden one
+    assert events == [("new_open_port", "warning", "new open ports"),
                       ("new_forbidden_port", "critical", f"{H5}:23/tcp"),
-                      ("new_open_port", "warning", f"{H6}:6379/tcp"),
                       ("new_forbidden_port", "critical", f"{H6}:6379/tcp")]
+    notice = _rows(db, E)[0]
+    assert notice.host_id is None and notice.payload["count"] == 3
+    assert [(p["host"], p["port"], p["proto"]) for p in notice.payload["ports"]] == [
+        (H5, 22, "tcp"), (H5, 23, "tcp"), (H6, 6379, "tcp")]
+    assert notice.summary.startswith("his: 3 new open ports: ") and f"{H6}:6379/tcp" in notice.summary
     run1 = _rows(db, ScanRun.__table__)[0]
     assert (run1.status, run1.services_open, run1.services_forbidden, run1.events, run1.conclusion) == (
         "succeeded", 3, 2, 5, "差")
@@ -190,12 +195,12 @@ def test_findings_diff_first_last_seen_and_events(db):
     assert (telnet.closed_at, telnet.closed_scan_id, telnet.last_seen) == (t2, c2.run_id, t1)
     assert (redis.closed_at, redis.last_seen) == (None, t1)
     all_events = _rows(db, E)  # in id order; ids are not 1-based on PostgreSQL (sequences outlive DELETE)
-    new = [(e.kind, e.severity, e.summary, e.payload.get("resolved", False)) for e in all_events[5:]]
+    new = [(e.kind, e.severity, e.summary, e.payload.get("resolved", False)) for e in all_events[3:]]
     assert new == [
         ("version_change", "info", f"his: {H5}:22/tcp: OpenSSH 7.4 -> OpenSSH 8.0", False),
         ("closed_port", "info", f"his: port {H5}:23/tcp closed (was Linux telnetd)", False),
         ("new_forbidden_port", "critical", f"his: forbidden service on {H5}:23/tcp resolved (closed)", True)]
-    assert all_events[7].fingerprint == all_events[2].fingerprint, "the resolution names the alert it ends"
+    assert all_events[5].fingerprint == all_events[1].fingerprint, "the resolution names the alert it ends"
 
     # Port 23 opens again: a new episode (row), first seen now; the old row keeps its history.
     t3 = t2 + timedelta(hours=1)

@@ -16,7 +16,8 @@ Storing a finished scan (`finish_scan`), in one transaction:
   fingerprint, `"resolved": true`), and a success after a failed scan resolves the `scan_failed` alert.
 
 Event severities (the events table's critical | warning | info): new forbidden port -> critical when it is
-a high-risk case (高风险判定指引), else warning; new open port -> warning; closed port and version
+a high-risk case (高风险判定指引), else warning; new open ports -> warning, one notice per scan of the
+system listing them all (a first scan finds dozens at once: one fact, one alert); closed port and version
 change -> info; scan failed -> warning.
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ T_SYSTEM, T_DEPT, T_HOST = System.__table__, Department.__table__, Host.__table_
 EVENT_SEVERITY = {Severity.CRITICAL: "critical", Severity.HIGH: "warning", Severity.MEDIUM: "warning",
                   Severity.LOW: "info"}
 SCAN_FAILED = "scan_failed"
+_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 # Column widths of service_findings for values a scanned service controls (banners, nmap's product strings).
 _WIDTHS = {"host": 64, "state": 32, "service": 64, "nmap_service": 64, "product": 200, "version": 200,
@@ -335,14 +337,18 @@ def _events(ctx: dict, run_id: int, events: list[ScanEvent], current: list[Servi
             closing: list, host_ids: dict[str, int], now: datetime) -> list[dict]:
     rows = []
     system = ctx["system"]
+    opened = [e for e in events if e.kind == "new_open_port"]
+    if opened:
+        rows.append(_opened_ports_event(ctx, run_id, opened, now))
     for e in events:
+        if e.kind == "new_open_port":
+            continue  # in the one notice above
         subject = f"{e.host}:{e.port}/{e.proto}"
-        if e.kind in ("new_open_port", "new_forbidden_port"):
+        if e.kind == "new_forbidden_port":
             fp = drift.fingerprint(e.kind, ctx["system_id"], e.host, e.proto, e.port)
         else:  # one notice per scan: closed ports and version changes are not conditions that stay
             fp = drift.fingerprint(e.kind, ctx["system_id"], e.host, e.proto, e.port, run_id)
-        change = {"new_open_port": f"new open port {subject} ({e.after or 'unknown service'})",
-                  "closed_port": f"port {subject} closed (was {e.before or 'unknown service'})",
+        change = {"closed_port": f"port {subject} closed (was {e.before or 'unknown service'})",
                   "version_change": f"{subject}: {e.before or '?'} -> {e.after or '?'}",
                   "new_forbidden_port": f"forbidden service open on {subject} ({e.after or e.service or 'unknown'})",
                   }[e.kind]
@@ -374,3 +380,29 @@ def _events(ctx: dict, run_id: int, events: list[ScanEvent], current: list[Servi
                                  "service": old.service, "resolved": True, "resolution": how}})
     return rows
 
+
+#: ports named in a grouped new-open-port notice's summary; the payload lists them all
+_SUMMARY_PORTS = 10
+
+
+def _opened_ports_event(ctx: dict, run_id: int, opened: list[ScanEvent], now: datetime) -> dict:
+    """One notice per scan for the ports it found newly open, not one per port: a system's first scan finds
+    its whole inventory at once, and tens of notices of one fact buried the ones that matter (issue 13).
+    The notice is the system's (no host, subject `new open ports`), so its identity in Alertmanager
+    (SentinelNewOpenPort + department, system, severity, grade) is one per system; the ports are in the
+    summary (the first few) and in the payload's `ports` (all of them). A forbidden one keeps its own
+    `new_forbidden_port` alert as well: that one is a condition, resolved when the port closes."""
+    system = ctx["system"]
+    worst = max(opened, key=lambda e: _SEVERITY_RANK[e.severity])
+    ports = [{"host": e.host, "port": e.port, "proto": e.proto, "service": e.service, "after": e.after}
+             for e in opened]
+    named = ", ".join(f"{e.host}:{e.port}/{e.proto} ({e.after or 'unknown service'})"
+                      for e in opened[:_SUMMARY_PORTS])
+    more = f" and {len(opened) - _SUMMARY_PORTS} more" if len(opened) > _SUMMARY_PORTS else ""
+    what = "new open port" if len(opened) == 1 else f"{len(opened)} new open ports"
+    return {**_event_base(ctx, now, None), "kind": "new_open_port", "severity": EVENT_SEVERITY[worst.severity],
+            "check_id": None, "fingerprint": drift.fingerprint("new_open_port", ctx["system_id"], run_id),
+            "summary": f"{system}: {what}: {named}{more}",
+            "payload": {**ctx["payload"], "scan_run_id": run_id, "subject": "new open ports", "count": len(opened),
+                        "ports": ports, "hosts": sorted({e.host for e in opened}),
+                        "scan_severity": worst.severity.value}}
