@@ -112,8 +112,9 @@ def _defs() -> list[MetricDef]:
         # checks and ingest
         MetricDef("sentinel_check_duration_seconds", "histogram", ("probe",),
                   "Durations of stored check results by probe type (cumulative)."),
-        MetricDef("sentinel_check_result", g, HOST + ("check", "clause", "severity", "status"),
-                  "1 for each check's latest status on a host (opt-in: per-check series).", opt_in=True),
+        MetricDef("sentinel_check_result", g, HOST + ("check", "clause", "severity", "status", "advisory"),
+                  "1 for each check's latest status on a host; advisory=\"true\" for an advisory check, whose "
+                  "fail is no failure (opt-in: per-check series).", opt_in=True),
         MetricDef("sentinel_check_last_duration_seconds", g, HOST + ("check",),
                   "Duration of each check's latest run on a host (opt-in: per-check series).", opt_in=True),
         MetricDef("sentinel_ingest_reports_total", c, ("kind",), "Agent reports accepted by the collector, by kind."),
@@ -225,7 +226,8 @@ def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) ->
 
 
 def _check(f: _Families, hl: tuple[str, str, str], c: CheckSeries) -> None:
-    f.gauge("sentinel_check_result", hl + (c.check_id, c.clause, c.severity.value, c.status.value), 1)
+    f.gauge("sentinel_check_result", hl + (c.check_id, c.clause, c.severity.value, c.status.value,
+                                           "true" if c.advisory else "false"), 1)
     f.gauge("sentinel_check_last_duration_seconds", hl + (c.check_id,), c.duration_seconds)
 
 
@@ -421,7 +423,7 @@ def host_metrics_from_report(report: HostReport, *, up: bool = True,
         if r.status == Status.FAIL and not r.waiver and not r.advisory:  # advisory evidence is no failure
             failing[r.severity] = failing.get(r.severity, 0) + 1
         checks.append(CheckSeries(check_id=r.check_id, clause=r.clause, severity=r.severity, status=r.status,
-                                  duration_seconds=r.duration_ms / 1000.0))
+                                  duration_seconds=r.duration_ms / 1000.0, advisory=r.advisory is not None))
     return HostMetrics(
         name=report.host.hostname, score=report.summary.score, pass_ratio=report.summary.pass_rate,
         conclusion=report.summary.conclusion, failing_checks=failing, high_risk_findings=report.summary.high_risk,

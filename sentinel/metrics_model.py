@@ -63,6 +63,9 @@ class CheckSeries(_Model):
     severity: Severity
     status: Status
     duration_seconds: Optional[float] = Field(default=None, ge=0)
+    # an advisory check (the baseline marks it evidence only, issue 14) decides no verdict: its `fail` is
+    # shown but is no failure, so the series carries the mark for queries to leave it out
+    advisory: bool = False
 
     @field_validator("check_id", "clause")
     @classmethod

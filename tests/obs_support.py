@@ -62,6 +62,9 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                                   status="fail" if (h + n) % 5 == 0 else "pass", duration_seconds=0.002 * (n + 1))
                       for n, (clause, sev) in enumerate([("8.1.4.1", "high"), ("8.1.4.2", "medium"),
                                                          ("8.1.4.3", "low"), ("8.1.4.4", "critical")])]
+            # an advisory check (issue 14) that fails everywhere: shown, but no failure anywhere
+            checks.append(CheckSeries(check_id="l3.8.1.4.1.advisory", clause="8.1.4.1", severity="medium",
+                                      status="fail", duration_seconds=0.001, advisory=True))
             hosts.append(HostMetrics(
                 name=f"{['app', 'db', 'web', 'gw', 'cam', 'mq'][h % 6]}-{h:02d}.sys{i}", score=score,
                 pass_ratio=None if score is None else round(score / 100, 3), conclusion=concl,

@@ -4,15 +4,21 @@ lists; it is shown, marked advisory. Reports go through the collector's real enr
 and PostgreSQL; the evidence seed baseline is made advisory on two of its checks (one of them high risk)."""
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.evidence.common import problem_rows, result_line
 from exporters.evidence.risk import high_risk_entries
-from exporters.prometheus import host_metrics_from_report
+from exporters.prometheus import host_metrics_from_report, make_registry, render
 from sentinel.evidence.collect import collect
 from sentinel.model import Severity
 from sentinel.store.snapshot import build_snapshot
 from tests import evidence_seed as seed
+from tests.obs_support import need
+from tests.test_dashboards import GRAFANA, _load, _panels
 
 pytest_plugins = ["tests.dbfixtures"]
 
@@ -60,6 +66,28 @@ def test_the_failing_check_metrics_leave_advisory_failures_out(world):
     # the agent's own exporter counts the same from the report
     agent_side = host_metrics_from_report(rep)
     assert {k: v for k, v in agent_side.failing_checks.items() if v} == {Severity.HIGH: 1}
+
+
+def test_per_check_series_mark_advisory_results_and_the_dashboard_leaves_them_out(world):
+    """The opt-in sentinel_check_result carries advisory="true" for the advisory checks of a real ingest, and
+    the host dashboard's failing-checks table asks for advisory="false", so it lists only the counted
+    failure (the selector is applied to the scraped samples as Prometheus would)."""
+    s, _ = world
+    body, _ = render(make_registry(lambda: build_snapshot(s.db, now=seed.T0, per_check=True), per_check=True))
+    proc = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode()
+    results = [smp for fam in text_string_to_metric_families(body.decode()) for smp in fam.samples
+               if smp.name == "sentinel_check_result"]
+    failing = {smp.labels["check"]: smp.labels["advisory"] for smp in results if smp.labels["status"] == "fail"}
+    assert failing == {"login.pass-max-days": "true", "accounts.no-empty-password": "true",
+                       "files.no-hosts-equiv": "false"}
+    [selector] = [t["expr"] for p in _panels(_load(GRAFANA / "dashboards" / "sentinel-host.json"))
+                  if p["title"].startswith("未通过的检查 /") for t in p["targets"]]
+    matchers = re.findall(r'(\w+)(=~|=)"([^"]*)"', selector)
+    listed = {smp.labels["check"] for smp in results
+              if all((re.fullmatch(v, smp.labels[k]) if op == "=~" else smp.labels[k] == v)
+                     for k, op, v in matchers if not v.startswith("$"))}
+    assert listed == {"files.no-hosts-equiv"}, selector
 
 
 def test_evidence_shows_advisory_results_but_not_as_gaps(world):

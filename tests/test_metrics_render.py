@@ -111,8 +111,12 @@ def test_per_check_series_are_opt_in_and_cardinality_is_bounded():
     opted, _ = render(make_registry(lambda: snap, per_check=True))
     results = [s for s in _samples(opted) if s.name == "sentinel_check_result"]
     nhosts = sum(len(s.hosts) for s in snap.systems)
-    assert len(results) == nhosts * 4
+    assert len(results) == nhosts * 5
     assert {s.labels["status"] for s in results} == {"pass", "fail"}
+    # the advisory mark is a bounded label: an advisory check's fail is told apart from a failure
+    assert {(s.labels["check"], s.labels["advisory"]) for s in results if s.labels["advisory"] == "true"} == {
+        ("l3.8.1.4.1.advisory", "true")}
+    assert {s.labels["advisory"] for s in results} == {"true", "false"}
     # default series do not grow with the number of checks per host
     extra = [CheckSeries(check_id=f"extra.{n}", clause="8.1.4.5", severity="low", status="fail") for n in range(50)]
     more_checks = snap.model_copy(update={"systems": [

@@ -170,7 +170,7 @@ def test_snapshot_renders_promtool_clean_with_per_check_series(db: Database):
     assert proc.returncode == 0, proc.stdout.decode()
     text = body.decode()
     assert 'sentinel_system_score{department="财政局",system="非税收入管理系统"} 76.19' in text
-    assert ('sentinel_check_result{check="c.hr",clause="8.1.4.1",department="财政局",host="db-01",'
+    assert ('sentinel_check_result{advisory="false",check="c.hr",clause="8.1.4.1",department="财政局",host="db-01",'
             'severity="critical",status="fail",system="非税收入管理系统"} 1.0') in text
     assert "sentinel_system_open_services" not in text.replace("# HELP sentinel_system_open_services", "") \
         .replace("# TYPE sentinel_system_open_services", "")

@@ -82,7 +82,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         checks: dict[int, list] = defaultdict(list)
         if per_check:
             for r in conn.execute(select(C.c.run_id, C.c.check_id, C.c.clause, C.c.severity, C.c.status,
-                                         C.c.duration_ms).where(C.c.run_id.in_(latest_ids)).order_by(C.c.id)):
+                                         C.c.duration_ms, advisory.label("advisory")).where(C.c.run_id.in_(latest_ids)).order_by(C.c.id)):
                 checks[r.run_id].append(r)
 
     per_run_status: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -130,7 +130,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                           run_duration_seconds=max(0.0, (run.finished_at - run.started_at).total_seconds()),
                           baseline=run.baseline_id,
                           checks=[CheckSeries(check_id=c.check_id, clause=c.clause, severity=c.severity,
-                                              status=c.status, duration_seconds=c.duration_ms / 1000.0)
+                                              status=c.status, duration_seconds=c.duration_ms / 1000.0,
+                                              advisory=bool(c.advisory))
                                   for c in checks.get(run.id, []) if c.severity in _SEVERITIES
                                   and c.status in _STATUSES])
             host_metrics.append(HostMetrics(**hm))
