@@ -34,6 +34,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: a sentinel release as an agent names it in its inventory (sentinel.__version__; PEP 440 and local tags
+#: fit): the `agent_version` label of sentinel_host_info, so short and printable. The collector's wire model
+#: (InventoryBody) refuses anything else.
+AGENT_VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+
+
 def _label(value: str, what: str) -> str:
     if not value or not value.strip():
         raise ValueError(f"{what} must not be empty")
@@ -102,7 +108,7 @@ class HostMetrics(_Scored):
     run_duration_seconds: Optional[float] = Field(default=None, ge=0)
     os: Optional[str] = None
     baseline: Optional[str] = None
-    agent_version: Optional[str] = None
+    agent_version: Optional[str] = Field(default=None, pattern=AGENT_VERSION_PATTERN)
     checks: list[CheckSeries] = Field(default_factory=list)
 
     @field_validator("name")

@@ -100,7 +100,8 @@ def test_cpu_model_x86_and_arm(tmp_path):
 
 def test_inventory_of_this_host_matches_the_collector_schema():
     inv = collect(LiveHost())
-    assert set(inv) == {"os", "arch", "cpu_model", "cpu_count", "memory_bytes", "packages_count", "addresses"}
+    assert set(inv) == {"os", "arch", "cpu_model", "cpu_count", "memory_bytes", "packages_count", "addresses",
+                        "agent_version"}
     assert inv["os"]["hostname"] and inv["arch"] == os.uname().machine
     assert inv["cpu_count"] == psutil.cpu_count() and inv["memory_bytes"] == psutil.virtual_memory().total
     if os.path.exists("/var/lib/dpkg/status"):

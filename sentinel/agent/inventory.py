@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import psutil
 
+from .. import __version__
 from ..hostview import HostView, LiveHost, ProbeError, run_command
 from ..osinfo import host_info
 
@@ -110,4 +111,5 @@ def collect(host: Optional[HostView] = None) -> dict[str, Any]:
         "memory_bytes": psutil.virtual_memory().total,
         "packages_count": packages,
         "addresses": addresses(),
+        "agent_version": __version__,  # the collector shows it as sentinel_host_info's agent_version
     }

@@ -56,6 +56,7 @@ class CheckRef(NamedTuple):
     title: dict
     remediation: dict
     advisory: Optional[dict] = None  # {zh, en}: the check is advisory evidence (decides nothing, opens no finding)
+    probe: str = ""  # the probe type, for the check-duration histogram (sentinel_check_duration_seconds)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class Reference:
             checks[check.id] = CheckRef(control.clause, item.item, check.severity.value, check.high_risk,
                                         check.waiver, check.title.model_dump(mode="json"),
                                         check.remediation.model_dump(mode="json"),
-                                        check.advisory.model_dump(mode="json") if check.advisory else None)
+                                        check.advisory.model_dump(mode="json") if check.advisory else None,
+                                        probe=check.probe)
         items = {(control.clause, item.item): (item.weight, [c.id for c in item.checks])
                  for control in baseline.controls for item in control.items}
         return cls(baseline=baseline, checks=checks, items=items, origin=origin, scope=scope)

@@ -33,6 +33,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, NamedTuple, Optional
@@ -66,6 +67,8 @@ from .wire import Envelope, InventoryBody, UtilisationBody
 T_AGENT, T_HOST, T_SYSTEM, T_DEPT = Agent.__table__, Host.__table__, System.__table__, Department.__table__
 T_REPORT, T_RUN, T_RESULT, T_FINDING = Report.__table__, Run.__table__, CheckResultRow.__table__, Finding.__table__
 T_EVENT, T_INVENTORY, T_SAMPLE = Event.__table__, InventorySnapshot.__table__, UtilisationSample.__table__
+
+log = logging.getLogger("sentinel.collector.ingest")
 
 BODY_MODELS = {"host_report": HostReport, "inventory": InventoryBody, "utilisation": UtilisationBody}
 MAX_ERRORS_SHOWN = 10
@@ -231,6 +234,7 @@ class Pending:
     host: dict
     source_ip: Optional[str]
     flag: Optional[str] = None  # the agent's summary differs from the collector's scoring (audited)
+    durations: tuple[tuple[str, float], ...] = ()  # (probe type, seconds) per result, for on_stored
 
 
 class Ingestor:
@@ -248,6 +252,9 @@ class Ingestor:
         self.score_drop_threshold = score_drop_threshold
         self.clock = clock
         self._store = bulk.store_for(db.engine.dialect)
+        # called with each host report once it is stored for the first time (after the commit; not for the
+        # same report again): collector/metrics.py observes the check durations there. It must not raise.
+        self.on_stored: Optional[Callable[[Pending], None]] = None
         self._integrity_errors = (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError)
         self._group: GroupCommit[Incoming | Pending] = GroupCommit(self._write_batch, _pick, self._check,
                                                                    overlap=not db.is_sqlite)
@@ -448,9 +455,10 @@ class Ingestor:
             flag = judge.describe(verdict)
         finished = _aware(rep.generated_at)
         checks = ref.checks
-        rows, facts = [], []
+        rows, facts, durations = [], [], []
         for r, raw in zip(rep.results, c.body["results"], strict=True):
             spec = checks[r.check_id]  # judge() checked that every result is one of the baseline's checks
+            durations.append((spec.probe, r.duration_ms / 1000.0))
             status = r.status.value
             rows.append((r.check_id, spec.clause, spec.item, spec.title, status, spec.severity, spec.high_risk,
                          raw.get("observed"), r.expected, r.reason, raw.get("evidence") or [], spec.waiver,
@@ -461,6 +469,7 @@ class Ingestor:
         baseline = ref.baseline
         return Pending(
             report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts, finished=finished,
+            durations=tuple(durations),
             run={"report_id": c.envelope.report_id, "agent_id": agent.id, "host_id": agent.host_id,
                  "system_id": agent.system_id, "department_id": agent.department_id,
                  "baseline_id": baseline.id, "baseline_version": baseline.version,
@@ -490,7 +499,7 @@ class Ingestor:
             except Exception:  # noqa: BLE001 - every report is tried again on its own below
                 pass
             else:
-                _settle(jobs, outcomes)
+                self._settled(jobs, outcomes)
                 return
         for job in jobs:
             try:
@@ -506,7 +515,20 @@ class Ingestor:
             except Exception as exc:  # noqa: BLE001 - given to the report's own thread
                 job.error = exc
             else:
-                _settle([job], outcomes)
+                self._settled([job], outcomes)
+
+    def _settled(self, jobs: list[Job], outcomes: dict[int, Any]) -> None:
+        """Hand the committed answers out, and tell `on_stored` of the reports stored for the first time."""
+        _settle(jobs, outcomes)
+        if self.on_stored is None:
+            return
+        for job in jobs:
+            outcome = outcomes[id(job)]
+            if isinstance(outcome, tuple) and outcome[0] == 202:
+                try:
+                    self.on_stored(job.item)
+                except Exception:  # a metric must never fail a stored report's answer
+                    log.exception("on_stored failed for report %s", job.item.report_id)
 
     def _write_jobs(self, conn, jobs: list[Job]) -> dict[int, Any]:
         """Check what may have changed since the checks, then write the batch; returns per job id its

@@ -1,10 +1,13 @@
 """The collector's `GET /metrics` and its ingest counters (docs/metrics.md).
 
 The figures come from stored state (`sentinel.store.snapshot.build_snapshot`), rendered by
-`exporters.prometheus`; a scrape never runs a check. The ingest counters are the one thing kept in memory:
-reports accepted by kind and refused by reason since this process started, counted where the agent
-endpoint answers (`observe_report`, called by routers/agent.py) and where the body-size limit refuses
-(app.py's 413 handler), so ingest.py itself carries no metrics code.
+`exporters.prometheus`; a scrape never runs a check. Two things are kept in memory, since this process
+started: the ingest counters (reports accepted by kind and refused by reason, counted where the agent
+endpoint answers, `observe_report`, called by routers/agent.py, and where the body-size limit refuses,
+app.py's 413 handler) and the check-duration histogram (`CheckDurations`: each stored host report's
+`duration_ms` per result, by the probe type its baseline gives the check, told by the ingestor's
+`on_stored` hook after the commit). A histogram over the stored rows would have to read every result ever
+stored at each scrape; one that only grows while the process runs is what Prometheus's rate() expects.
 
 /metrics names departments, systems, hosts and their scores, so it asks for `Authorization: Bearer <token>`
 (Prometheus: `authorization: {credentials_file: ...}`). The token is `metrics_token`
@@ -14,7 +17,9 @@ without one (issue 20: it used to be open by default while the shipped unit list
 """
 from __future__ import annotations
 
+import bisect
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -23,14 +28,14 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from exporters.prometheus import make_registry, render
 
-from ..metrics_model import IngestMetrics, MetricsSnapshot
+from ..metrics_model import CHECK_DURATION_BUCKETS, IngestMetrics, MetricsSnapshot, ProbeDurations
 from ..store.db import Database
 from ..store.snapshot import build_snapshot
 from .errors import ApiError
@@ -131,6 +136,44 @@ def _kind(answer: Mapping[str, Any], raw: bytes) -> Optional[str]:
     return kind if kind in KINDS else None
 
 
+class CheckDurations:
+    """Cumulative histogram of stored check durations by probe type, since this process started.
+
+    Fed by `observe` (the ingestor's `on_stored`: once per host report stored for the first time), read by
+    `snapshot()` at each scrape. Probe types are the baselines' (a fixed set of probe names), so the
+    `probe` label stays bounded. As with the ingest counters, each worker process keeps its own.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = CHECK_DURATION_BUCKETS) -> None:
+        self._lock = threading.Lock()
+        self._buckets = buckets
+        self._probes: dict[str, list] = {}  # probe -> [bucket counts (not cumulative), count, sum]
+
+    def observe(self, durations: Iterable[tuple[str, float]]) -> None:
+        with self._lock:
+            for probe, seconds in durations:
+                if not probe:
+                    continue  # a check without a known probe type: no series to put it in
+                entry = self._probes.get(probe)
+                if entry is None:
+                    entry = self._probes[probe] = [[0] * len(self._buckets), 0, 0.0]
+                i = bisect.bisect_left(self._buckets, seconds)  # first bound >= seconds (le is inclusive)
+                if i < len(self._buckets):
+                    entry[0][i] += 1
+                entry[1] += 1
+                entry[2] += max(0.0, seconds)
+
+    def snapshot(self) -> list[ProbeDurations]:
+        with self._lock:
+            out = []
+            for probe in sorted(self._probes):
+                counts, count, total = self._probes[probe]
+                cumulative = tuple(itertools.accumulate(counts))
+                out.append(ProbeDurations(probe=probe, buckets=self._buckets, bucket_counts=cumulative,
+                                          count=count, sum_seconds=total))
+            return out
+
+
 class _Cached:
     """The last store snapshot, re-read once it is older than `seconds` (one read at a time)."""
 
@@ -200,11 +243,14 @@ def install(app: FastAPI) -> IngestCounters:
     settings: CollectorSettings = app.state.settings
     db: Database = app.state.db
     counters = IngestCounters()
+    durations = CheckDurations()
+    app.state.ingestor.on_stored = lambda pending: durations.observe(pending.durations)
     silent_after = timedelta(seconds=settings.agent_silent_seconds)
     stored = _Cached(lambda: build_snapshot(db, silent_after=silent_after, per_check=settings.metrics_per_check),
                      settings.metrics_cache_seconds)
     # the store read may be shared by scrapes close together; the counters are always the current ones
-    registry = make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot()}),
+    registry = make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot(),
+                                                                 "check_durations": durations.snapshot()}),
                              per_check=settings.metrics_per_check)
     token = metrics_token(settings)
     app.state.ingest_counters = counters

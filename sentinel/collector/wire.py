@@ -5,6 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from ..metrics_model import AGENT_VERSION_PATTERN
 from ..model import HostInfo
 
 REPORT_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
@@ -83,6 +84,9 @@ class InventoryBody(BaseModel):
     memory_bytes: Optional[int] = Field(default=None, ge=0, le=1 << 62)
     packages_count: Optional[int] = Field(default=None, ge=0, le=1 << 31)
     addresses: Optional[list[str]] = Field(default=None, max_length=256)
+    # the agent's own release (sentinel.__version__), shown as sentinel_host_info's agent_version; None from
+    # agents older than the field
+    agent_version: Optional[str] = Field(default=None, pattern=AGENT_VERSION_PATTERN)
 
 
 class UtilisationSampleIn(BaseModel):

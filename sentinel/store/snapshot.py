@@ -14,7 +14,7 @@ from raw evidence at scrape time. What each figure means:
 - high-risk findings of a system = its open findings and open service findings that name a 高风险判定指引
   case; findings open/fixed count the rectification trail (`findings` rows unresolved / resolved as fixed);
 - a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
-  all revoked are left out (decommissioned);
+  all revoked are left out (decommissioned); its agent version is the one its latest inventory names;
 - network figures: open and forbidden services (and certificates) are the open service findings, None while
   the system has no succeeded scan (None means "not known", never "none"); scan figures come from the
   scan runs (duration and time of the latest finished one, its outcome, the latest success, failures ever),
@@ -22,13 +22,14 @@ from raw evidence at scrape time. What each figure means:
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from sqlalchemy import and_, func, select
 
-from ..metrics_model import (CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
+from ..metrics_model import (AGENT_VERSION_PATTERN, CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
                              MetricsSnapshot, ScanMetrics, SystemMetrics)
 from ..model import Severity, Status
 from .assessment import assess
@@ -39,6 +40,7 @@ DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour 
 
 _SEVERITIES = {s.value for s in Severity}
 _STATUSES = {s.value for s in Status}
+_VERSION = re.compile(AGENT_VERSION_PATTERN)
 
 
 def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFTER, per_check: bool = False,
@@ -55,7 +57,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         enrolled = (select(A.c.host_id, func.max(A.c.last_seen).label("agent_seen"))
                     .where(A.c.state == "enrolled").group_by(A.c.host_id).subquery())
         hosts = conn.execute(
-            select(H.c.id, H.c.system_id, H.c.hostname, H.c.os_name, H.c.last_seen, enrolled.c.agent_seen)
+            select(H.c.id, H.c.system_id, H.c.hostname, H.c.os_name, H.c.last_seen, enrolled.c.agent_seen,
+                   H.c.inventory["agent_version"].as_string().label("agent_version"))
             .join(enrolled, enrolled.c.host_id == H.c.id).order_by(H.c.hostname)).all()
 
         latest_ids = select(func.max(R.c.id)).group_by(R.c.host_id).scalar_subquery()
@@ -117,7 +120,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             run = runs.get(h.id)
             seen = max((t for t in (h.agent_seen, h.last_seen) if t is not None), default=None)
             hm = {"name": h.hostname, "os": h.os_name or None, "last_report": seen,
-                  "up": seen is not None and now - seen <= silent_after}
+                  "up": seen is not None and now - seen <= silent_after, "agent_version": _version(h.agent_version)}
             if run is not None:
                 for k, v in per_run_status[run.id].items():
                     statuses[k] += v
@@ -150,6 +153,12 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
             scan=scan_figures.get(s.id)))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
+
+
+def _version(value: Optional[str]) -> Optional[str]:
+    """The agent version in the host's latest inventory; None when its agent predates the field, or when an
+    inventory stored before the collector checked the field holds something else there."""
+    return value if value is not None and _VERSION.fullmatch(value) else None
 
 
 class _Services:
