@@ -105,3 +105,17 @@ def test_agent_version_comes_from_the_latest_inventory(site):
     assert "agent_version" in refused.json()["detail"]
     _, samples = _scrape(client, scrape)
     assert _agent_version(samples) == "0.2.0rc1+kylin", "a refused inventory changes nothing"
+
+
+def test_counts_past_a_32_bit_integer_are_refused_not_a_500(site):
+    """logins and packages_count are INTEGER columns: 2**31 was accepted by the wire model and then failed
+    the PostgreSQL insert (HTTP 500; found by test_collector_fuzz). The largest INTEGER is stored."""
+    client, agent, _ = site
+    sample = {"at": "2026-11-23T08:00:00+00:00", "cpu_percent": 1.0, "memory_percent": 2.0, "net_bytes_sent": 0,
+              "net_bytes_recv": 0, "logins": 2 ** 31}
+    refused = _post(client, agent, {"samples": [sample]}, kind="utilisation", status=422)
+    assert "logins" in refused.json()["detail"]
+    _post(client, agent, {"samples": [{**sample, "logins": 2 ** 31 - 1}]}, kind="utilisation")
+    body = {**inventory.collect(), "packages_count": 2 ** 31}
+    assert "packages_count" in _post(client, agent, body, kind="inventory", status=422).json()["detail"]
+    _post(client, agent, {**body, "packages_count": 2 ** 31 - 1}, kind="inventory")

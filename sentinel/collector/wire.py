@@ -8,6 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from ..metrics_model import AGENT_VERSION_PATTERN
 from ..model import HostInfo
 
+#: the largest value an INTEGER column holds on PostgreSQL (packages_count, logins); 2**31 was a 500 there
+INT32_MAX = (1 << 31) - 1
 REPORT_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 
@@ -82,7 +84,7 @@ class InventoryBody(BaseModel):
     cpu_model: Optional[str] = Field(default=None, max_length=200)
     cpu_count: Optional[int] = Field(default=None, ge=1, le=1 << 20)
     memory_bytes: Optional[int] = Field(default=None, ge=0, le=1 << 62)
-    packages_count: Optional[int] = Field(default=None, ge=0, le=1 << 31)
+    packages_count: Optional[int] = Field(default=None, ge=0, le=INT32_MAX)
     addresses: Optional[list[str]] = Field(default=None, max_length=256)
     # the agent's own release (sentinel.__version__), shown as sentinel_host_info's agent_version; None from
     # agents older than the field
@@ -97,7 +99,7 @@ class UtilisationSampleIn(BaseModel):
     memory_percent: float = Field(ge=0, le=100)
     net_bytes_sent: int = Field(ge=0, le=1 << 62)
     net_bytes_recv: int = Field(ge=0, le=1 << 62)
-    logins: int = Field(ge=0, le=1 << 31)
+    logins: int = Field(ge=0, le=INT32_MAX)
 
 
 class UtilisationBody(BaseModel):
