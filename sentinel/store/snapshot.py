@@ -29,8 +29,8 @@ from typing import Optional
 
 from sqlalchemy import and_, func, select
 
-from ..metrics_model import (AGENT_VERSION_PATTERN, CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
-                             MetricsSnapshot, ScanMetrics, SystemMetrics)
+from ..metrics_model import (AGENT_VERSION_PATTERN, CertificateMetrics, CheckSeries, ExposedService, HostMetrics,
+                             IngestMetrics, MetricsSnapshot, ScanMetrics, SystemMetrics)
 from ..model import Severity, Status
 from .assessment import assess
 from .db import Database
