@@ -179,6 +179,12 @@ def test_findings_diff_first_last_seen_and_events(db):
     assert [(p["host"], p["port"], p["proto"]) for p in notice.payload["ports"]] == [
         (H5, 22, "tcp"), (H5, 23, "tcp"), (H6, 6379, "tcp")]
     assert notice.summary.startswith("his: 3 new open ports: ") and f"{H6}:6379/tcp" in notice.summary
+    # its Alertmanager identity is the system's: no host or port among the labels
+    from exporters.events import AlertEvent, GradeMap, event_labels
+
+    labels = event_labels(AlertEvent.from_row(notice), GradeMap())
+    assert labels["alertname"] == "SentinelNewOpenPort" and labels["system"] == "his"
+    assert not {"host", "port"} & set(labels) and labels["subject"] == "new open ports"
     run1 = _rows(db, ScanRun.__table__)[0]
     assert (run1.status, run1.services_open, run1.services_forbidden, run1.events, run1.conclusion) == (
         "succeeded", 3, 2, 5, "差")
