@@ -83,7 +83,9 @@ def test_migration_0002_up_down_up_keeps_the_rest(empty_url):
         assert downgrade(db, "0001") == "0001"
         tables = set(inspect(db.engine).get_table_names())
         assert not tables & {"scan_runs", "scan_schedules", "service_findings"}
-        assert len(_rows(db, System.__table__)) == 1, "0001's data is untouched"
+        with db.read() as c:  # only 0001's columns: the model's table has columns of later revisions
+            assert len(c.execute(select(System.__table__.c.id, System.__table__.c.name)).all()) == 1, \
+                "0001's data is untouched"
         assert upgrade(db, "0002") == "0002" == current_revision(db)
         assert _rows(db, ScanRun.__table__) == []
     finally:

@@ -411,3 +411,25 @@ def test_0007_advisory_mark_and_resolution(empty_url):
             assert conn.execute(select(Finding.id, Finding.resolution)).all() == [(fid, "fixed")]
     finally:
         db.dispose()
+
+
+def test_0008_credential_probes_off_for_every_stored_system(empty_url):
+    """0008 (issue 19 item 4): systems stored before get the credential-probe switch off (never on by default),
+    with no one recorded; down again, the systems and what points at them stay (no table copy on SQLite)."""
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0007") == "0007"
+        with db.write() as conn:
+            d, s, h = _dept_system_host(conn)
+            _agent_and_run(conn, d, s, h, datetime.now(timezone.utc))
+        assert upgrade(db) == head_revision()
+        with db.read() as conn:
+            assert conn.execute(select(System.credential_probes, System.credential_probes_by,
+                                       System.credential_probes_at)).all() == [(False, None, None)]
+        assert downgrade(db, "0007") == "0007"
+        assert "credential_probes" not in {c["name"] for c in inspect(db.engine).get_columns("systems")}
+        with db.read() as conn:
+            assert conn.execute(select(System.__table__.c.id)).scalars().all() == [s]
+            assert conn.execute(select(Run.__table__.c.system_id)).scalars().all() == [s]
+    finally:
+        db.dispose()

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import registry
@@ -87,6 +89,13 @@ class System(Base, table=True):
     owner: str = Field(default="", sa_type=String(200), nullable=False)
     zones: list = _json(default_factory=list, nullable=False)
     scan_scope: list = _json(default_factory=list, nullable=False)  # CIDR strings
+    # Opt-in credential probes (issue 19 item 4) in this system's scans: only an admin turns them on; who and
+    # when (the last change either way) go with every scan run, finding and evidence export (store 0008).
+    # (No Python-side column default: Core inserts written for older revisions, as the migration tests make,
+    # must not name a column those revisions lack; the database's own default stands in.)
+    credential_probes: bool = Field(default=False, sa_column=Column(Boolean, server_default=false(), nullable=False))
+    credential_probes_by: Optional[str] = Field(default=None, sa_type=String(200))
+    credential_probes_at: Optional[datetime] = _ts(default=None)
     # Head of the per-system hash chain over runs; updated under a row lock with each stored run.
     chain_head: str = Field(default=ZERO_HASH, sa_type=String(64), nullable=False)
     created_at: datetime = _ts(nullable=False)
