@@ -77,6 +77,11 @@ def scan(
     connect_scan: bool = typer.Option(False, "--connect-scan",
                                       help="TCP connect scan (-sT) even with root (default as root: SYN scan -sS)."),
     icmp: bool = typer.Option(False, "--icmp", help="Also record ICMP reachability and TTL per host (scapy, root)."),
+    credential_probes: bool = typer.Option(
+        False, "--credential-probes",
+        help="Also try the short documented list of empty/default credentials (anonymous FTP, MySQL root with an "
+             "empty password, SNMP community private), once each, rate-limited and audited. Only with the "
+             "system owner's authorisation; never on by default."),
     previous: Optional[Path] = typer.Option(None, "--previous", metavar="FILE",
                                             help="Earlier `--format json` report: emit diff events."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|json", help="Output format."),
@@ -120,7 +125,8 @@ def scan(
             tcp_ports=_ports("--ports", ports), udp=udp or bool(udp_ports),
             udp_ports=_ports("--udp-ports", udp_ports), version_detection=not no_version,
             host_discovery=not no_ping, rate=RateLimit(packets_per_second=rate, max_hosts=max_hosts),
-            timing=timing, min_rate=min_rate, icmp=icmp, connect_scan=connect_scan)
+            timing=timing, min_rate=min_rate, icmp=icmp, connect_scan=connect_scan,
+            credential_probes=credential_probes)
     except ValidationError as exc:
         if scope_file is not None:  # the file's own keys name the field
             lines = [f"--scope-file {scope_file}: {line}" for line in validation_lines(exc, _SCOPE_KEYS)]
@@ -243,6 +249,10 @@ def _print_table(report, lang: str, file=None) -> None:
         head += f" — {report.zone_baseline}" + (f" zone={report.zone}" if report.zone else "") + \
                 (f" scanner-zone={report.scanner_zone}" if report.scanner_zone else "")
     console.print(head)
+    if report.coverage is not None:  # what was and was not looked at, incl. whether logins were tried
+        console.print(report.coverage.note_zh if lang == "zh" else report.coverage.note)
+    if report.coverage is not None and report.coverage.credential_probes:
+        _print_attempts(console, report, lang)
     if not report.findings:
         console.print(L["none"])
     else:
@@ -282,6 +292,24 @@ def _print_table(report, lang: str, file=None) -> None:
         console.print(ev)
     for err in report.errors:
         console.print(f"[yellow]{err}[/]")
+
+
+def _print_attempts(console, report, lang: str) -> None:
+    """Every credential attempt made, with its outcome: the person who enabled them sees what was tried."""
+    from rich.table import Table
+
+    head = ("口令探测", "目标", "账户", "结果") if lang == "zh" else ("credential probe", "target", "account", "result")
+    t = Table(*head)
+    for f in report.findings:
+        for a in f.credentials:
+            ok = ("[red]接受[/]" if lang == "zh" else "[red]ACCEPTED[/]") if a.accepted else (
+                "拒绝" if lang == "zh" else "refused")
+            t.add_row(a.protocol, f.label, a.user, ok)
+    if t.row_count:
+        console.print(t)
+    else:
+        console.print("口令探测：没有适用的服务，未尝试登录" if lang == "zh"
+                      else "credential probes: no applicable service, no login attempted")
 
 
 def register(app: typer.Typer) -> None:

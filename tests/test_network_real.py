@@ -147,3 +147,17 @@ def test_opt_in_credential_probes_find_anonymous_ftp_and_private(real_lab):
     assert any(f"{h3}:21 ftp user 'anonymous': ACCEPTED" in ln for ln in audit)
     assert any(f"{h1}:161 snmp user 'private': refused" in ln for ln in audit)
     assert len([ln for ln in audit if "credential probe " in ln]) == 3  # one attempt per port, no more
+
+
+def test_cli_credential_probes_option_says_what_it_tried(real_lab):
+    """`sentinel scan --credential-probes` (issue 19 item 4): the table says the probes ran, which, and each
+    attempt's outcome; the JSON report's coverage lists them (test_credential_probes_switch.py)."""
+    lab = real_lab
+    h3 = lab.hosts["h3"]
+    proc = lab.sentinel(["scan", h3, "--scope", lab.net, "--ports", "21", "--no-version", "--credential-probes",
+                         "--lang", "en"], timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # anonymous FTP fails its check
+    text = " ".join(proc.stdout.split())
+    assert "credential probes ON (one attempt each: ftp: anonymous; mysql: root (empty password); snmp: community " \
+           "private)" in text, proc.stdout
+    assert "anonymous" in text and "ACCEPTED" in text

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from pydantic import BaseModel, Field
 
-from sentinel.model import CheckResult, ItemResult, Summary, utcnow
+from sentinel.model import CheckResult, Evidence, ItemResult, Summary, utcnow
 
 from .discovery import NmapRun, OPEN_STATES, PortHit, Progress, ScanOptions, detect_versions, discover
 from .findings import (OPEN, Reachability, ScanEvent, ServiceFinding, carry_first_seen, diff_findings,
@@ -48,8 +48,36 @@ class ScanCoverage(BaseModel):
     udp_ports: Optional[str] = None  # None: UDP was not scanned
     udp_count: int = 0
     version_detection: bool = True
+    # The opt-in credential probes (credentials.py) this scan tried, protocol -> accounts/communities; empty:
+    # none was tried (they were off). A reader of the report must see that logins were attempted.
+    credential_probes: dict[str, list[str]] = Field(default_factory=dict)
     note: str  # one sentence for people (English)
     note_zh: str
+
+
+def credential_list() -> dict[str, list[str]]:
+    """The documented credential list by protocol, accounts only (an empty password reads `(empty password)`)."""
+    from .credentials import CREDENTIALS, MAX_ATTEMPTS_PER_PORT
+
+    def label(proto: str, user: str, password: str) -> str:
+        if proto == "snmp":
+            return f"community {user}"
+        return f"{user} (empty password)" if not password else user
+
+    return {proto: [label(proto, u, pw) for u, pw in pairs[:MAX_ATTEMPTS_PER_PORT]]
+            for proto, pairs in CREDENTIALS.items()}
+
+
+class CredentialGrant(BaseModel):
+    """Who enabled the credential probes a scan ran, and when (the collector's per-system setting); None
+    in a one-shot `sentinel scan --credential-probes`, where the person running it is the one who chose."""
+
+    enabled_by: str
+    enabled_at: Optional[datetime] = None  # None: a switch set outside the API, whose time nobody recorded
+
+    @property
+    def when(self) -> str:
+        return self.enabled_at.isoformat() if self.enabled_at else "an unrecorded time"
 
 
 def coverage_of(options: ScanOptions) -> ScanCoverage:
@@ -65,8 +93,16 @@ def coverage_of(options: ScanOptions) -> ScanCoverage:
         udp_zh = f"未扫描 UDP（使用 --udp 扫描端口 {default}）：本结果不涉及 SNMP、NTP、memcached UDP 等 UDP 服务"
     vd = "" if options.version_detection else "; version detection off"
     vd_zh = "" if options.version_detection else "；未做版本识别"
+    creds = credential_list() if options.credential_probes else {}
+    if creds:
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in creds.items())
+        vd += f"; credential probes ON (one attempt each: {listed})"
+        vd_zh += f"；已启用弱口令/默认口令探测（每项一次：{listed}）"
+    else:
+        vd += "; credential probes off (no login attempted)"
+        vd_zh += "；未启用口令探测（未尝试登录）"
     return ScanCoverage(tcp_ports=tcp_text, tcp_count=tcp_n, udp_ports=format_ports(udp) if udp else None,
-                        udp_count=udp_n, version_detection=options.version_detection,
+                        udp_count=udp_n, version_detection=options.version_detection, credential_probes=creds,
                         note=f"scanned TCP {tcp_n} port(s); {udp_en}{vd}",
                         note_zh=f"扫描了 TCP {tcp_n} 个端口；{udp_zh}{vd_zh}")
 
@@ -84,6 +120,7 @@ class ScanReport(BaseModel):
     scanner_zone: Optional[str] = None
     options: ScanOptions
     coverage: Optional[ScanCoverage] = None  # None only in reports written before it existed
+    credential_grant: Optional[CredentialGrant] = None  # collector scans with credential probes on
     nmap: list[NmapRunInfo]
     hosts_up: list[str]
     findings: list[ServiceFinding]
@@ -107,8 +144,10 @@ def _in_targets(host: str, networks) -> bool:
 def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = None,
              zone_baseline: Optional[ZoneBaseline] = None, zone: Optional[str] = None,
              scanner_zone: Optional[str] = None, previous: Optional[list[ServiceFinding]] = None,
-             progress: Optional[Progress] = None, audit: Optional[Callable[[list[str]], None]] = None) -> ScanReport:
-    """Scan `targets` inside `scope`. Raises ScopeError (before any packet), NmapMissing or NmapError."""
+             progress: Optional[Progress] = None, audit: Optional[Callable[[list[str]], None]] = None,
+             credential_grant: Optional[CredentialGrant] = None) -> ScanReport:
+    """Scan `targets` inside `scope`. Raises ScopeError (before any packet), NmapMissing or NmapError.
+    `credential_grant` (who enabled the credential probes, when) is only recorded, with them on."""
     options = options or ScanOptions()
     started = utcnow()
     if zone_baseline is not None:
@@ -136,7 +175,8 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
     if options.credential_probes:  # opt-in: say so in the audit log before the first attempt
         from .credentials import CREDENTIALS, audit_log
 
-        audit_log.warning("credential probes enabled for %s: %s", ", ".join(targets),
+        audit_log.warning("credential probes enabled for %s%s: %s", ", ".join(targets),
+                          f" by {credential_grant.enabled_by} at {credential_grant.when}" if credential_grant else "",
                           "; ".join(f"{k}: {', '.join(u for u, _ in v)}" for k, v in CREDENTIALS.items()))
     probes = {(h.host, h.proto, h.port): PortProbe(h.host, h.port, h.proto, options.probe_timeout,
                                                    credentials=options.credential_probes) for h in open_hits}
@@ -190,7 +230,12 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
         # Open means an answer was seen: nmap's, or our probe's (an Exposure is only ever built from an answer).
         answered = nmap_state[key] == "open" or f.exposure is not None or f.ssh is not None or f.banner
         state = OPEN if answered else nmap_state[key]
-        findings.append(f.model_copy(update={"first_seen": now, "last_seen": now, "state": state}))
+        update = {"first_seen": now, "last_seen": now, "state": state}
+        if f.credentials and credential_grant is not None:  # the finding itself says who allowed the logins
+            update["evidence"] = [*f.evidence, Evidence(
+                source=f"{f.label} credential probes", at=now,
+                excerpt=f"enabled for this system by {credential_grant.enabled_by} at {credential_grant.when}")]
+        findings.append(f.model_copy(update=update))
     if previous:
         findings = carry_first_seen(previous, findings)
 
@@ -218,6 +263,7 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
         duration_ms=(finished - started).total_seconds() * 1000, targets=list(targets), scope=scope,
         zone_baseline=f"{zone_baseline.id}@{zone_baseline.version}" if zone_baseline else None,
         zone=zone, scanner_zone=scanner_zone, options=options, coverage=coverage,
+        credential_grant=credential_grant if options.credential_probes else None,
         nmap=[NmapRunInfo(command=r.command, elapsed=r.elapsed, warnings=r.warnings) for r in runs + version_runs],
         hosts_up=hosts_up, findings=score.findings, results=score.results, items=score.items,
         objects=score.objects, summary=score.summary, hosts=host_info, events=events, errors=errors)
