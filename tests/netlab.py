@@ -372,6 +372,27 @@ class _Handler(socketserver.BaseRequestHandler):
             else:
                 s.sendall(b"530 Please login with USER and PASS.\r\n")
 
+    def serve_ftp_anon(self, s):
+        """vsftpd-like, anonymous logins accepted; every USER line is appended to the file extra[0], so a test
+        sees whether (and which) login was tried."""
+        s.sendall(b"220 (vsFTPd 3.0.3)\r\n")
+        user = ""
+        for line in s.makefile("rb"):
+            cmd, _, arg = line.decode("latin-1").strip().partition(" ")
+            cmd = cmd.upper()
+            if cmd == "USER":
+                user = arg
+                with open(self.extra[0], "a", encoding="utf-8") as log:
+                    log.write(f"USER {arg}\n")
+                s.sendall(b"331 Please specify the password.\r\n")
+            elif cmd == "PASS":
+                s.sendall(b"230 Login successful.\r\n" if user == "anonymous" else b"530 Login incorrect.\r\n")
+            elif cmd == "QUIT":
+                s.sendall(b"221 Goodbye.\r\n")
+                return
+            else:
+                s.sendall(b"530 Please login with USER and PASS.\r\n")
+
     def serve_ssh(self, s):
         s.sendall(b"SSH-2.0-OpenSSH_7.4\r\n")
         line = b""

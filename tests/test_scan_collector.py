@@ -485,6 +485,58 @@ def test_lab_assessment_uses_the_latest_full_scan(lab_collector):
     assert verdicts[("8.1.4.4", "b")] in ("部分符合", "不符合")
 
 
+@pytestmark_lab
+def test_lab_credential_probes_only_while_an_admin_has_them_on(lab_collector, tmp_path):
+    """Issue 19 item 4 through the real API: an operator may not switch the credential probes on (403 naming the
+    field); a scan with them off tries no login (the counting FTP server on h3 logs every USER); an admin turns
+    them on (audited: before/after, who), and the next scan finds the anonymous FTP and says who enabled it."""
+    lc = lab_collector
+    client, sid, tokens, lab = lc["client"], lc["sid"], lc["tokens"], lc["lab"]  # noqa: F811
+    h3, logins = lab.hosts["h3"], tmp_path / "ftp-logins.txt"
+    logins.write_text("")
+    lab.serve("h3", "ftp-anon", 21, str(logins))
+    try:
+        refused = client("PATCH", f"/api/v1/systems/{sid}", tokens["op"], json={"credential_probes": True})
+        assert refused.status_code == 403 and refused.json()["detail"].startswith("credential_probes: only an admin")
+        assert client("GET", f"/api/v1/systems/{sid}", tokens["admin"]).json()["credential_probes"] is False
+
+        def scan() -> tuple[dict, dict]:
+            r = client("POST", f"/api/v1/systems/{sid}/scans", tokens["admin"], json={"targets": [h3],
+                                                                                      "tcp_ports": "21"})
+            assert r.status_code == 202, r.text
+            run = _wait(lc, r.json()["id"])
+            assert run["status"] == "succeeded", run
+            return run, _services(lc)[(h3, "tcp", 21)]
+
+        run, ftp = scan()
+        assert logins.read_text() == "", "credential probes off: not one login tried"
+        assert run["args"]["options"]["credential_probes"] is False and "credential_probes" not in run["args"]
+        assert "net-anonymous-ftp" not in {c["check_id"] for c in ftp["check_results"]}
+
+        on = client("PATCH", f"/api/v1/systems/{sid}", tokens["admin"], json={"credential_probes": True})
+        assert on.status_code == 200, on.text
+        body = on.json()
+        assert body["credential_probes"] is True and body["credential_probes_by"] and body["credential_probes_at"]
+        entry = [a for a in audit_rows(lc["db"], "system.update")][-1]
+        assert entry.actor == body["credential_probes_by"]
+        assert '"before": {"credential_probes": false}' in entry.detail
+        assert '"after": {"credential_probes": true}' in entry.detail
+
+        run, ftp = scan()
+        assert logins.read_text() == "USER anonymous\n", "one documented attempt, no more"
+        grant = run["args"]["credential_probes"]
+        assert (grant["enabled_by"], grant["enabled_at"][:19]) == (body["credential_probes_by"],
+                                                                    body["credential_probes_at"][:19])
+        assert grant["credentials"]["ftp"] == ["anonymous"]
+        anon = [c for c in ftp["check_results"] if c["check_id"] == "net-anonymous-ftp"]
+        assert [c["status"] for c in anon] == ["fail"], ftp["check_results"]
+        evidence = " ".join(e.get("excerpt") or "" for c in anon for e in c["evidence"])
+        assert f"enabled for this system by {body['credential_probes_by']}" in evidence
+    finally:
+        client("PATCH", f"/api/v1/systems/{sid}", tokens["admin"], json={"credential_probes": False})
+        lab.stop("h3", "ftp-anon", 21)
+
+
 def test_cli_scan_schedule(tmp_path, capsys):
     from sentinel.cli import main
 

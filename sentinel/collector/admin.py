@@ -133,7 +133,9 @@ def system_by_name(session: Session, name: str) -> System:
 # department's own to change (issue 20): only an admin, audited with before and after. Operators may not
 # narrow a scope either: taking a network out of the scope takes it out of the scans, which hides its
 # findings just as well as lowering the level would.
-ADMIN_FIELDS = ("level", "s_grade", "a_grade", "scan_scope")
+# The credential probes (issue 19 item 4) try logins on the department's services: only an admin, authorised
+# by the system's owner, turns them on; who and when is kept on the system and goes with each scan.
+ADMIN_FIELDS = ("level", "s_grade", "a_grade", "scan_scope", "credential_probes")
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -155,11 +157,13 @@ def update_system(ctx: Ctx, system_id: int, patch: SystemPatch) -> System:
         return system
     guarded = [k for k in ADMIN_FIELDS if k in changes]
     if guarded and ctx.principal.role != ADMIN:
-        raise AuthError(403, f"{', '.join(guarded)}: only an admin changes a system's protection level, grades or "
-                             "scan scope (role dept_operator may change title, owner and zones)")
+        raise AuthError(403, f"{', '.join(guarded)}: only an admin changes a system's protection level, grades, "
+                             "scan scope or credential probes (role dept_operator may change title, owner and "
+                             "zones)")
     # The row as it would be stored, validated whole by the model that creates systems (which is stricter
     # than the one that reads them), so nothing is written that a read could not show.
-    merged = {k: getattr(system, k) for k in SystemIn.model_fields} | changes
+    merged = {k: getattr(system, k) for k in SystemIn.model_fields} | {
+        k: v for k, v in changes.items() if k in SystemIn.model_fields}
     try:
         SystemIn.model_validate(merged)
     except ValidationError as exc:
@@ -171,6 +175,8 @@ def update_system(ctx: Ctx, system_id: int, patch: SystemPatch) -> System:
         setattr(system, key, value)
     system.label = system_label(system.s_grade, system.a_grade)
     system.updated_at = utcnow()
+    if "credential_probes" in changes:  # who switched them, and when: recorded with every scan they run in
+        system.credential_probes_by, system.credential_probes_at = ctx.principal.actor, system.updated_at
     ctx.session.add(system)
     ctx.session.flush()
     ctx.audit("system.update", f"system:{system.id}:{system.name}",

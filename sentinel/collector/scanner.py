@@ -34,6 +34,7 @@ from typing import Optional
 from sqlalchemy import or_, select, update
 
 from checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
+from checks.network.engine import CredentialGrant, credential_list
 from checks.network.scope import Scope, ScopeError, ensure_in_scope, merge_ranges, parse_ports
 from checks.network.zones import ZoneBaseline, load_zone_baseline, shipped
 
@@ -87,9 +88,23 @@ class ScanPlan:
     baseline: ZoneBaseline
     zone: Optional[str]
     scanner_zone: Optional[str]
+    credential_grant: Optional[CredentialGrant] = None  # the system's credential probes were on: who, when
 
     def args(self) -> dict:
-        return {"options": self.options.model_dump(mode="json")}
+        out: dict = {"options": self.options.model_dump(mode="json")}
+        if self.credential_grant is not None:  # the scan run says who enabled the logins it tries, and when
+            out["credential_probes"] = {**self.credential_grant.model_dump(mode="json"),
+                                        "credentials": credential_list()}
+        return out
+
+
+def credential_grant(system) -> Optional[CredentialGrant]:
+    """The system row's credential-probe switch as a grant, None while it is off. A switch set in the database
+    by hand (the API always records who and when) still counts as on, and says that nobody was recorded."""
+    if not system.credential_probes:
+        return None
+    return CredentialGrant(enabled_by=system.credential_probes_by or "unrecorded (set outside the API)",
+                           enabled_at=system.credential_probes_at)
 
 
 def system_scope(name: str, cidrs: list[str]) -> Scope:
@@ -128,16 +143,17 @@ def check_zones(baseline: ZoneBaseline, zone: Optional[str], scanner_zone: Optio
 
 def plan_scan(system_id: int, system: str, cidrs: list[str], spec: ScheduleSpec, settings: CollectorSettings,
               targets: Optional[list[str]] = None, tcp_ports: Optional[str] = None,
-              udp_ports: Optional[str] = None) -> ScanPlan:
+              udp_ports: Optional[str] = None, credentials: Optional[CredentialGrant] = None) -> ScanPlan:
     """Everything a scan needs, validated; raises ScanRequestError, or ScopeError for targets/ports outside
-    the system's scope (before any packet; the caller audits it)."""
+    the system's scope (before any packet; the caller audits it). `credentials`: the system's credential
+    probes are on (never otherwise: no caller of a scan may ask for them itself)."""
     scope = system_scope(system, cidrs)
     tcp = tcp_ports if tcp_ports is not None else spec.tcp_ports
     udp = udp_ports if udp_ports is not None else spec.udp_ports
     try:
         options = ScanOptions(
             tcp_ports=parse_ports(tcp) if tcp else None, udp=bool(udp), udp_ports=parse_ports(udp) if udp else None,
-            version_detection=spec.version_detection,
+            version_detection=spec.version_detection, credential_probes=credentials is not None,
             rate=RateLimit(packets_per_second=settings.scan_rate, max_hosts=settings.scan_max_hosts),
             timeout=float(settings.scan_timeout))
     except ValueError as exc:
@@ -149,7 +165,8 @@ def plan_scan(system_id: int, system: str, cidrs: list[str], spec: ScheduleSpec,
     # "full": the whole scope on the system's own ports; only such a scan stands for the system's network
     full = not targets and tcp_ports is None and udp_ports is None
     return ScanPlan(system_id=system_id, system=system, targets=chosen, full_scope=full, scope=scope,
-                    options=options, baseline=baseline, zone=spec.zone, scanner_zone=spec.scanner_zone)
+                    options=options, baseline=baseline, zone=spec.zone, scanner_zone=spec.scanner_zone,
+                    credential_grant=credentials)
 
 
 def check_plan(conn, department_id: int, system: str, cidrs: list[str]) -> None:
@@ -337,7 +354,9 @@ class ScanService:
                 log.info("scheduled scan of system %s: taken by another collector process or disabled", system_id)
                 return
             with self.db.read() as conn:
-                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.scan_scope, T_SYSTEM.c.department_id)
+                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.scan_scope, T_SYSTEM.c.department_id,
+                                             T_SYSTEM.c.credential_probes, T_SYSTEM.c.credential_probes_by,
+                                             T_SYSTEM.c.credential_probes_at)
                                       .where(T_SYSTEM.c.id == system_id)).first()
                 if system is None:
                     return
@@ -350,7 +369,8 @@ class ScanService:
                 if plan_error is not None:
                     self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, plan_error, None)
                     raise plan_error
-                plan = plan_scan(system_id, system.name, list(system.scan_scope), spec, self.settings)
+                plan = plan_scan(system_id, system.name, list(system.scan_scope), spec, self.settings,
+                                 credentials=credential_grant(system))
             except ScopeError as exc:
                 self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, exc, None)
                 log.error("scheduled scan of system %s refused: %s", system.name, exc)
@@ -401,7 +421,7 @@ class ScanService:
 
         try:
             report = run_scan(plan.targets, plan.scope, plan.options, zone_baseline=plan.baseline, zone=plan.zone,
-                              scanner_zone=plan.scanner_zone,
+                              scanner_zone=plan.scanner_zone, credential_grant=plan.credential_grant,
                               audit=lambda refused: self._audit_refusal(actor, plan.system_id, plan.system,
                                                                         "; ".join(refused), claim.run_id))
         except ScopeError as exc:

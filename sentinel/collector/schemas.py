@@ -135,7 +135,7 @@ class SystemPatch(In):
     result is validated as a whole against SystemIn before it is written (admin.update_system).
 
     Who may change what (admin.update_system): title, owner and zones are the department's own
-    (admin or dept_operator); level, s_grade, a_grade and scan_scope only an admin."""
+    (admin or dept_operator); level, s_grade, a_grade, scan_scope and credential_probes only an admin."""
 
     model_config = ConfigDict(json_schema_extra=_no_defaults)
 
@@ -146,6 +146,9 @@ class SystemPatch(In):
     owner: str = Field(default=None, max_length=200)  # type: ignore[assignment]
     zones: list[str] = Field(default=None, max_length=64)  # type: ignore[assignment]
     scan_scope: list[str] = Field(default=None, max_length=1024)  # type: ignore[assignment]
+    credential_probes: bool = Field(  # type: ignore[assignment]
+        default=None, description="admin only: run the opt-in credential probes (anonymous FTP, MySQL root with "
+                                  "an empty password, SNMP community private) in this system's scans")
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +183,9 @@ class SystemOut(Out):
     owner: str
     zones: list[str]
     scan_scope: list[str]
+    credential_probes: bool = False
+    credential_probes_by: Optional[str] = None  # who last turned the credential probes on or off
+    credential_probes_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime
 

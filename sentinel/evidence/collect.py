@@ -144,6 +144,11 @@ def _scans(conn, system: System, start: Optional[datetime], end: datetime, notes
         except ValueError as exc:
             raise EvidenceError(f"scan {scan.id}: stored results are not readable: "
                                 f"{str(exc).splitlines()[0]}") from None
+        grant = (scan.args or {}).get("credential_probes")
+        if grant:  # opt-in logins were tried (issue 19 item 4): the record says so, who enabled them and when
+            tried = "; ".join(f"{k}: {', '.join(v)}" for k, v in (grant.get("credentials") or {}).items())
+            notes.append(f"scan {scan.id} ran the credential probes ({tried}), enabled for this system by "
+                         f"{grant.get('enabled_by')} at {grant.get('enabled_at')}")
         out.append(HostRun(object=scan.zone or "network", report=report,
                            received_at=scan.finished_at or scan.started_at, addresses=list(scan.targets or []),
                            zone=scan.zone, kind="zone", scan_run_id=scan.id))

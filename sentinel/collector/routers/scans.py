@@ -23,8 +23,8 @@ from ..errors import ApiError
 from ..lifespan import around_lifespan
 from ..scan_ingest import ScanBusy
 from ..scan_schemas import ScanRunOut, ScanScheduleIn, ScanScheduleOut, ScanTriggerIn, ServiceFindingOut
-from ..scanner import (ScanRequestError, ScanService, ScheduleSpec, check_plan, load_schedule, plan_scan,
-                       set_schedule)
+from ..scanner import (ScanRequestError, ScanService, ScheduleSpec, check_plan, credential_grant, load_schedule,
+                       plan_scan, set_schedule)
 from ..settings import CollectorSettings
 from ..problems import DocumentedRoute
 
@@ -83,13 +83,14 @@ def trigger_scan(system_id: Id, spec: ScanTriggerIn, request: Request, db: DB, p
         p.require_department(system.department_id, ADMIN)
         schedule = load_schedule(s.connection(), system_id)
         name, cidrs = system.name, list(system.scan_scope)
+        grant = credential_grant(system)  # on only while an admin has it on for this system
         try:
             check_plan(s.connection(), system.department_id, name, cidrs)
         except ScanRequestError as exc:
             raise ApiError(409, str(exc)) from None  # audited by the app's error handler
     try:
         plan = plan_scan(system_id, name, cidrs, schedule, service.settings, targets=spec.targets,
-                         tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports)
+                         tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, credentials=grant)
     except (ScopeError, ScanRequestError) as exc:
         raise ApiError(422, str(exc)) from None  # audited by the app's error handler
     if not service.settings.scans:
