@@ -26,6 +26,7 @@ from checks.network.findings import ServiceFinding
 from sentinel import scoring
 from sentinel.collector.scan_ingest import begin_scan, finish_scan
 from sentinel.model import CheckResult, ItemResult, Verdict
+from sentinel.store.models import ScanSchedule
 from tests.collector_helpers import World, audit_rows, bearer, envelope, make_report, sign
 from tests.netlab import REPO, lab  # noqa: F401  (module-scoped fixture)
 from tests.scan_helpers import scan_report
@@ -101,6 +102,39 @@ def test_a_schedule_firing_is_claimed_once(his, db, tmp_path):
     client.put(f"/api/v1/systems/{sid}/scan-schedule", json={"enabled": False, "interval_seconds": 600},
                headers=bearer(w.tokens["admin"]))
     assert one._claim_schedule(sid, now + timedelta(days=1)) is None, "a disabled schedule is never claimed"
+
+
+def test_a_scheduled_scan_runs_credential_probes_only_while_the_system_has_them_on(his, db, tmp_path):
+    """A schedule has no say in the credential probes: each firing reads the system's switch (issue 19 item 4),
+    and its scan run records who enabled them. The scan itself is not run here (nothing is sent)."""
+    from sentinel.collector.scan_ingest import fail_scan
+    from sentinel.collector.scanner import ScanService
+    from sentinel.collector.settings import CollectorSettings
+
+    w, client, sid = his
+    assert client.put(f"/api/v1/systems/{sid}/scan-schedule", json={"interval_seconds": 600},
+                      headers=bearer(w.tokens["admin"])).status_code == 200
+    service = ScanService(db, CollectorSettings(state_dir=tmp_path / "s", scan_schedules=False))
+    planned = []
+
+    def execute(claim, plan, actor):  # instead of nmap: what the firing would scan with, then end the run
+        planned.append(plan)
+        fail_scan(db, claim.run_id, "not run in this test")
+
+    service.execute = execute
+    service.run_scheduled(sid)
+    r = client.patch(f"/api/v1/systems/{sid}", json={"credential_probes": True}, headers=bearer(w.tokens["admin"]))
+    assert r.status_code == 200, r.text
+    with db.write() as conn:  # the next firing is due
+        conn.execute(ScanSchedule.__table__.update().values(claimed_at=None))
+    service.run_scheduled(sid)
+    assert [p.options.credential_probes for p in planned] == [False, True]
+    runs = client.get(f"/api/v1/systems/{sid}/scans", headers=bearer(w.tokens["admin"])).json()
+    newest, oldest = runs[0], runs[-1]
+    assert "credential_probes" not in oldest["args"] and oldest["args"]["options"]["credential_probes"] is False
+    grant = newest["args"]["credential_probes"]
+    assert grant["enabled_by"] == r.json()["credential_probes_by"] and grant["enabled_by"].endswith(":admin")
+    assert grant["credentials"]["mysql"] == ["root (empty password)"]
 
 
 # ---- trigger refusals (no scan is started, so nothing is sent) ----------------------------------------------------
