@@ -10,6 +10,7 @@ reason otherwise. Written against libpam 1.5 (Debian 12), the line syntax sentin
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -333,15 +334,32 @@ def _fixture_lab(tmp_path: Path, name: str, password: str | None = PASSWORD) -> 
     shutil.copytree(fixture / "etc/pam.d", lab.etc / "pam.d", symlinks=True)
     if (fixture / "etc/authselect").is_dir():
         shutil.copytree(fixture / "etc/authselect", lab.etc / "authselect", symlinks=True, dirs_exist_ok=True)
+    _no_fail_delay(lab.etc)
     for conf in ("faillock.conf", "pwquality.conf"):
         src = fixture / "etc/security" / conf
         text = src.read_text() if src.exists() else ""
         if conf == "faillock.conf":
-            text += "\ndir = /etc/faillock-lab\n"  # tallies inside the copy, not in the host's /run
+            # tallies inside the copy, not in the host's /run; no delay after a failure (when, not what)
+            text += "\ndir = /etc/faillock-lab\nnodelay\n"
         else:
             text += "\nenforce_for_root\n"  # pamtester runs as root; the checks judge a person who is not
         (lab.etc / "security" / conf).write_text(text)
     return lab
+
+
+def _no_fail_delay(etc: Path) -> None:
+    """`nodelay` on the copies' pam_unix auth lines and pam_faildelay at 0: both ask libpam for a 2 s delay
+    after every wrong password, which changes when an answer comes, never what it is (the lockout runs try
+    many wrong passwords)."""
+    for top in (etc / "pam.d", etc / "authselect"):
+        for path in top.rglob("*") if top.is_dir() else ():
+            if path.is_symlink() or not path.is_file():
+                continue  # authselect's links point at absolute paths: their targets are copied as files here
+            text = path.read_text(encoding="utf-8")
+            fast = re.sub(r"(?m)^(\s*-?auth\s.*\bpam_unix\.so\b(?!.*\bnodelay\b).*)$", r"\1 nodelay", text)
+            fast = re.sub(r"(\bpam_faildelay\.so\s.*\bdelay=)\d+", r"\g<1>0", fast)
+            if fast != text:
+                path.write_text(fast, encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", FIXTURE_ROOTS)
