@@ -345,18 +345,23 @@ def openmetrics_format(registry: CollectorRegistry) -> bytes:
             labels = s.labels
             value = "" if s.value is None else floatToGoString(s.value)
             if labels:
-                parts = []
-                for k in sorted(labels):
-                    v = labels[k]
-                    e = escaped.get(v)
-                    if e is None:
-                        e = escaped[v] = _escape_value(v)
-                    parts.append(f'{k}="{e}"')
-                out.append(f"{s.name}{{{','.join(parts)}}} {value}\n")
+                out.append(f"{s.name}{_label_set(labels, escaped)} {value}\n")
             else:
                 out.append(f"{s.name} {value}\n")
     out.append("# EOF\n")
     return "".join(out).encode("utf-8")
+
+
+def _label_set(labels: dict[str, str], escaped: dict[str, str]) -> str:
+    """`{name="value",...}` in name order; each distinct value is escaped once per exposition (`escaped`)."""
+    parts = []
+    for k in sorted(labels):
+        v = labels[k]
+        e = escaped.get(v)
+        if e is None:
+            e = escaped[v] = _escape_value(v)
+        parts.append(f'{k}="{e}"')
+    return "{" + ",".join(parts) + "}"
 
 
 def _escape_value(v: str) -> str:
@@ -389,14 +394,7 @@ def text_format(registry: CollectorRegistry) -> bytes:
         for s in metric.samples:
             labels = s.labels
             if labels:
-                parts = []
-                for k in sorted(labels):
-                    v = labels[k]
-                    e = escaped.get(v)
-                    if e is None:
-                        e = escaped[v] = _escape_value(v)
-                    parts.append(f'{k}="{e}"')
-                line = f"{s.name}{{{','.join(parts)}}} {floatToGoString(s.value)}"
+                line = f"{s.name}{_label_set(labels, escaped)} {floatToGoString(s.value)}"
             else:
                 line = f"{s.name} {floatToGoString(s.value)}"
             if s.timestamp is not None:
