@@ -218,12 +218,22 @@ def enroll(s: Seeded, hostname: str, system: str = SYSTEM) -> str:
 
 def ingest(s: Seeded, hostname: str, rep: HostReport, at: datetime) -> dict:
     """Deliver `rep` as the agent would, signed, with the collector's clock at `at`."""
+    return ingest_body(s, hostname, fresh_body(rep, at), at)
+
+
+def fresh_body(rep: HostReport, at: datetime) -> dict:
+    """`rep` as a report body made just before `at`, with a new report id."""
+    return rep.model_copy(update={"report_id": str(uuid.uuid4()),
+                                  "generated_at": at - timedelta(seconds=5)}).model_dump(mode="json")
+
+
+def ingest_body(s: Seeded, hostname: str, body: dict, at: datetime) -> dict:
+    """Deliver a report body (as JSON, e.g. with optional fields left out) signed by `hostname`'s agent."""
     from sentinel.collector.ingest import Ingestor
 
     agent_id, key = s.agents[hostname]
-    rep = rep.model_copy(update={"report_id": str(uuid.uuid4()), "generated_at": at - timedelta(seconds=5)})
-    env = {"report_id": rep.report_id, "agent_id": agent_id, "sent_at": at.isoformat(), "kind": "host_report",
-           "body": rep.model_dump(mode="json")}
+    env = {"report_id": body["report_id"], "agent_id": agent_id, "sent_at": at.isoformat(), "kind": "host_report",
+           "body": body}
     raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
     ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: at, baselines=s.baselines)
     status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")

@@ -6,9 +6,7 @@ The body goes through the collector's real ingest (signed by an enrolled agent),
 from __future__ import annotations
 
 import json
-import uuid
 import zipfile
-from datetime import timedelta
 
 import pytest
 
@@ -48,19 +46,9 @@ def lean_world(tmp_path_factory):
     s = seed.new_store(tmp)
     seed.create_system(s)
     seed.enroll(s, "web-1")
-    agent_id, key = s.agents["web-1"]
-    rep = seed.report(baseline, root, "web-1")
-    body = rep.model_copy(update={"report_id": str(uuid.uuid4()),
-                                  "generated_at": seed.T0 - timedelta(seconds=5)}).model_dump(mode="json")
-    body = _lean(body)
+    body = _lean(seed.fresh_body(seed.report(baseline, root, "web-1"), seed.T0))
     assert all("at" not in e for r in body["results"] for e in r["evidence"]) and body["results"][0]["evidence"]
-    env = {"report_id": body["report_id"], "agent_id": agent_id, "sent_at": seed.T0.isoformat(),
-           "kind": "host_report", "body": body}
-    raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
-    ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: seed.T0,
-                        baselines=s.baselines)
-    status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")
-    assert status == 202, answer
+    seed.ingest_body(s, "web-1", body, seed.T0)
     with s.db.session() as session:
         ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
     out = tmp / "bundle.zip"

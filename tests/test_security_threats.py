@@ -10,13 +10,9 @@
 from __future__ import annotations
 
 import json
-import uuid
 import zipfile
-from datetime import timedelta
 
 from exporters.evidence.bundle import write_bundle
-from sentinel import signing
-from sentinel.collector.ingest import Ingestor
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed
@@ -51,18 +47,9 @@ def test_a_lean_reports_bundle_verifies_on_both_stores(store_url, tmp_path):
     try:
         seed.create_system(s)
         seed.enroll(s, "web-1")
-        agent_id, key = s.agents["web-1"]
-        rep = seed.report(baseline, root, "web-1")
-        body = _lean(rep.model_copy(update={"report_id": str(uuid.uuid4()),
-                                            "generated_at": seed.T0 - timedelta(seconds=5)}).model_dump(mode="json"))
+        body = _lean(seed.fresh_body(seed.report(baseline, root, "web-1"), seed.T0))
         assert all("at" not in e for r in body["results"] for e in r["evidence"])
-        env = {"report_id": body["report_id"], "agent_id": agent_id, "sent_at": seed.T0.isoformat(),
-               "kind": "host_report", "body": body}
-        raw = json.dumps(env, ensure_ascii=False).encode("utf-8")
-        ingestor = Ingestor(s.db, max_body_bytes=8 << 20, skew_seconds=300, clock=lambda: seed.T0,
-                            baselines=s.baselines)
-        status, answer = ingestor.handle(raw, agent_id, signing.sign(key, raw), "127.0.0.1")
-        assert status == 202, answer
+        seed.ingest_body(s, "web-1", body, seed.T0)
         with s.db.session() as session:
             ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
         out = tmp_path / "bundle.zip"
