@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
-from exporters.prometheus import make_registry, render  # noqa: E402
+from sentinel.exporters.prometheus import make_registry, render  # noqa: E402
 from sentinel.metrics_model import (CertificateMetrics, HostMetrics, IngestMetrics, MetricsSnapshot,  # noqa: E402
                                     ProbeDurations, ScanMetrics, SystemMetrics)
 

@@ -15,139 +15,18 @@ from typing import Any, Optional, Union
 import yaml
 from pydantic import ValidationError
 
+from . import baselines as _shipped_baselines
+from .yamldoc import DataFileError, Doc, Loc, fmt_loc, parse, validation_problems
 from .model import Baseline, CheckSpec, ControlSpec, ItemSpec
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "baselines"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+BASELINE_DIR = Path(_shipped_baselines.__file__).resolve().parent  # installed as sentinel.baselines (setup.cfg)
 _EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "renumber", "remove",
                 "items", "override", "waive", "controls", "add_checks", "kind", "move", "required"}
 
 
-class BaselineError(Exception):
-    """A baseline that cannot be used; str() is `file:line: message` lines."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-Loc = tuple  # path of keys/indices inside the document
-
-
-@dataclass
-class _Doc:
-    path: str
-    data: Any
-    text: str = ""
-    _lines: Optional[dict] = None
-
-    @property
-    def lines(self) -> dict:
-        """Loc -> 1-based line. Built only when needed (an error to report), by parsing again with marks."""
-        if self._lines is None:
-            self._lines = _line_map(self.path, self.text)
-        return self._lines
-
-    def line(self, loc: Loc) -> int:
-        loc = tuple(loc)
-        while loc:
-            if loc in self.lines:
-                return self.lines[loc]
-            loc = loc[:-1]
-        return self.lines.get((), 1)
-
-    def error(self, loc: Loc, message: str) -> str:
-        where = _fmt_loc(loc)
-        return f"{self.path}:{self.line(loc)}: {where + ': ' if where else ''}{message}"
-
-
-def _fmt_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _walk(loader, node: yaml.Node, loc: Loc, lines: dict, path: str) -> None:
-    """Record the source line of every key/element and reject duplicate keys (YAML silently keeps the last)."""
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in seen:
-                raise BaselineError([f"{path}:{key_node.start_mark.line + 1}: {_fmt_loc(loc + (key,))}: duplicate key"])
-            seen.add(key)
-            _walk(loader, value_node, loc + (key,), lines, path)
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _walk(loader, child, loc + (i,), lines, path)
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-class _StrictLoader(_Loader):
-    """The fast loader, refusing duplicate keys (plain YAML silently keeps the last one)."""
-
-    def construct_mapping(self, node, deep=False):
-        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
-        if len(keys) != len(set(keys)):
-            raise _DuplicateKey()
-        return super().construct_mapping(node, deep)
-
-
-def _yaml_problem(path: str, exc: yaml.YAMLError) -> BaselineError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return BaselineError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {problem}"])
-
-
-def _line_map(path: str, text: str) -> dict:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        lines: dict = {}
-        if node is not None:
-            _walk(loader, node, (), lines, path)
-        return lines
-    except yaml.YAMLError as exc:
-        raise _yaml_problem(path, exc) from None
-    finally:
-        loader.dispose()
-
-
-def _parse(path: str, text: str) -> _Doc:
-    """Parse without line marks (the common, valid case stays fast); lines are mapped when an error needs them."""
-    loader = _StrictLoader(text)
-    try:
-        data = loader.get_single_data()
-    except _DuplicateKey:
-        _line_map(path, text)  # raises the duplicate with its line
-        loader = _Loader(text)
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise _yaml_problem(path, exc) from None
-    finally:
-        loader.dispose()
-    if data is None:
-        raise BaselineError([f"{path}:1: empty file"])
-    if not isinstance(data, dict):
-        raise BaselineError([f"{path}:1: a baseline must be a mapping at the top level"])
-    return _Doc(path, data, text)
-
-
-def _validation_problems(doc: _Doc, exc: ValidationError, base: Loc = ()) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = base + tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after",)))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        problems.append(doc.error(loc, msg))
-    return problems
+# A baseline's problems are `file:line: message` lines; the same error type as the catalogue's (both are YAML
+# data files read by sentinel/yamldoc.py), so a caller catches one exception for a baseline and what it refers to.
+BaselineError = DataFileError
 
 
 _KIND = re.compile(r"^kind:\s*['\"]?(\w+)", re.M)
@@ -194,14 +73,14 @@ def load_baseline(ref: Union[str, Path], _chain: tuple = ()) -> Baseline:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError([f"{display}:1: cannot read: {exc}"]) from None
-    doc = _parse(display, text)
+    doc = parse(display, text)
     if "extends" in doc.data:
         baseline = _extend(doc, path, _chain + (real,))
     else:
         try:
             baseline = Baseline.model_validate(doc.data)
         except ValidationError as exc:
-            raise BaselineError(_validation_problems(doc, exc)) from None
+            raise BaselineError(validation_problems(doc, exc)) from None
     baseline.source = str(path)
     problems = _semantic_problems(baseline, doc, positional="extends" not in doc.data)
     if problems:
@@ -218,7 +97,7 @@ def _display(path: Path) -> str:
         return str(absolute)
 
 
-def _semantic_problems(baseline: Baseline, doc: _Doc, positional: bool) -> list[str]:
+def _semantic_problems(baseline: Baseline, doc: Doc, positional: bool) -> list[str]:
     """What a schema cannot say: unique ids and clauses, probe kinds and their params, families.
 
     `positional`: the model mirrors the document one to one (no extends), so list indices locate lines;
@@ -254,7 +133,7 @@ def _semantic_problems(baseline: Baseline, doc: _Doc, positional: bool) -> list[
                 try:
                     pdef.params.model_validate(check.params)
                 except ValidationError as exc:
-                    problems.extend(_validation_problems(doc, exc, cloc() + ("params",)))
+                    problems.extend(validation_problems(doc, exc, cloc() + ("params",)))
                 for fam in check.os_families or []:
                     if fam not in baseline.os_families:
                         problems.append(doc.error(cloc() + ("os_families",),
@@ -262,7 +141,7 @@ def _semantic_problems(baseline: Baseline, doc: _Doc, positional: bool) -> list[
     return problems
 
 
-def _locate_check(doc: _Doc, check_id: str) -> Optional[Loc]:
+def _locate_check(doc: Doc, check_id: str) -> Optional[Loc]:
     """Find where a check id is written in this file (its own document or an extending one)."""
     for loc in doc.lines:
         if loc and loc[-1] == "id" and _get(doc.data, loc) == check_id:
@@ -284,7 +163,7 @@ def _get(data: Any, loc: Loc) -> Any:
 # ---- extends ---------------------------------------------------------------------------------------
 
 
-def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
+def _extend(doc: Doc, path: Path, chain: tuple) -> Baseline:
     data = doc.data
     problems = [doc.error((key,), "unknown key") for key in data if key not in _EXTEND_KEYS]
     for required in ("id", "version"):
@@ -433,10 +312,10 @@ def _extend(doc: _Doc, path: Path, chain: tuple) -> Baseline:
         raise BaselineError([_extend_error(doc, tree, err) for err in exc.errors()]) from None
 
 
-def _extend_error(doc: _Doc, tree: dict, err: dict) -> str:
+def _extend_error(doc: Doc, tree: dict, err: dict) -> str:
     loc = tuple(err["loc"])
     msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-    where = _fmt_loc(loc)
+    where = fmt_loc(loc)
     # Find the check or control by id/clause in this file to give a line.
     obj = _get(tree, loc[:6]) if len(loc) >= 6 else _get(tree, loc[:2])
     if isinstance(obj, dict):

@@ -100,7 +100,7 @@ def export(
         _fail("--with-pdf applies to --format zip (use --format pdf for the PDF alone)")
     start, end = parse_time(since, "--from"), parse_time(until, "--to", end_of_day=True)
     if fmt == "pdf" or with_pdf:
-        from exporters.evidence import pdf
+        from sentinel.exporters.evidence import pdf
 
         reason = pdf.unavailable_reason()
         if reason is not None:
@@ -142,7 +142,7 @@ def _render(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -> Optio
 
 
 def _render_format(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -> Optional[bytes]:
-    from exporters.evidence import bundle, html, jsonexport, pdf, xlsx
+    from sentinel.exporters.evidence import bundle, html, jsonexport, pdf, xlsx
 
     if fmt == "zip":
         bundle.write_bundle(ev, output, key, lang=lang, include_pdf=with_pdf)

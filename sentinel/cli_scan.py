@@ -29,7 +29,7 @@ _SCOPE_KEYS = {"networks": "networks", "hosts": "hosts", "ports": "ports"}
 
 def _ports(option: str, text: Optional[str]):
     """parse_ports for one option; its error names the option and the value."""
-    from checks.network.scope import parse_ports
+    from sentinel.checks.network.scope import parse_ports
 
     if not text:
         return None
@@ -91,11 +91,11 @@ def scan(
     """Scan TARGETs for exposed services and score them against a zone baseline (targets must be in --scope)."""
     from pydantic import ValidationError
 
-    from checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
-    from checks.network.engine import run_scan
-    from checks.network.findings import ServiceFinding
-    from checks.network.scope import Scope, ScopeError
-    from checks.network.zones import load_zone_baseline
+    from sentinel.checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
+    from sentinel.checks.network.engine import run_scan
+    from sentinel.checks.network.findings import ServiceFinding
+    from sentinel.checks.network.scope import Scope, ScopeError
+    from sentinel.checks.network.zones import load_zone_baseline
 
     from .baseline import BaselineError
     from .cli_errors import validation_lines

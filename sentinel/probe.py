@@ -68,7 +68,7 @@ def registry() -> dict[str, ProbeDef]:
     """All probe kinds; imports the `checks` package (and its modules) on first use."""
     global _LOADED
     if not _LOADED:
-        importlib.import_module("checks")
+        importlib.import_module("sentinel.checks")
         _LOADED = True
     return _REGISTRY
 

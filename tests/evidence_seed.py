@@ -280,7 +280,7 @@ def seed_world(tmp: Path, url: Optional[str] = None) -> Seeded:
     ingest(s, "db-1", report(baseline, half, "db-1"), T0 + timedelta(minutes=1))
     ingest(s, "web-1", report(baseline, good, "web-1"), T0 + timedelta(days=1))
     ingest(s, "db-1", report(baseline, half, "db-1"), T0 + timedelta(days=1, minutes=1))
-    from checks.network.findings import ServiceFinding
+    from sentinel.checks.network.findings import ServiceFinding
 
     scan(s, [ServiceFinding(host="10.9.0.5", port=23, service="telnet"),
              ServiceFinding(host="10.9.0.6", port=443, service="https")], T0 + timedelta(days=1, minutes=5))

@@ -461,7 +461,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 def _serve_snmp(port: int) -> None:
-    from checks.network.unauth import _ber, _ber_int, ber_read
+    from sentinel.checks.network.unauth import _ber, _ber_int, ber_read
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", port))
@@ -536,7 +536,7 @@ if pytest is not None:
         why = lab_available() or (real_services_available() if real_services else None)
         if why:
             unavailable(why)
-        from checks.network.discovery import NmapMissing, nmap_path
+        from sentinel.checks.network.discovery import NmapMissing, nmap_path
 
         try:
             nmap_path()

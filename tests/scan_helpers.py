@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from checks.network.discovery import ScanOptions
-from checks.network.engine import ScanReport, coverage_of
-from checks.network.findings import ServiceFinding, score_network
-from checks.network.scope import Scope
-from checks.network.zones import load_zone_baseline
+from sentinel.checks.network.discovery import ScanOptions
+from sentinel.checks.network.engine import ScanReport, coverage_of
+from sentinel.checks.network.findings import ServiceFinding, score_network
+from sentinel.checks.network.scope import Scope
+from sentinel.checks.network.zones import load_zone_baseline
 
 NET = "10.9.0.0/24"
 BASELINE = load_zone_baseline("zone-egov-default")

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.evidence.common import problem_rows, result_line
-from exporters.evidence.risk import high_risk_entries
-from exporters.prometheus import host_metrics_from_report, make_registry, render
+from sentinel.exporters.evidence.common import problem_rows, result_line
+from sentinel.exporters.evidence.risk import high_risk_entries
+from sentinel.exporters.prometheus import host_metrics_from_report, make_registry, render
 from sentinel.evidence.collect import collect
 from sentinel.model import Severity
 from sentinel.store.snapshot import build_snapshot
@@ -113,7 +113,7 @@ def test_the_bundle_names_advisory_results(world, tmp_path):
 
     from openpyxl import load_workbook
 
-    from exporters.evidence.bundle import write_bundle
+    from sentinel.exporters.evidence.bundle import write_bundle
 
     s, _ = world
     with s.db.session() as session:
@@ -139,7 +139,7 @@ def test_a_finding_closed_as_advisory_reads_so_in_the_trail(world):
 
     from sqlalchemy import select
 
-    from exporters.evidence.common import finding_state
+    from sentinel.exporters.evidence.common import finding_state
     from sentinel.store.models import Finding
 
     s, rep = world

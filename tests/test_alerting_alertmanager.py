@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exporters import grading
-from exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
-from exporters.dispatch import Dispatcher, DispatchConfig
-from exporters.events import AlertEvent, GradeMap
-from exporters.webhooks import Backoff
+from sentinel.exporters import grading
+from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
+from sentinel.exporters.dispatch import Dispatcher, DispatchConfig
+from sentinel.exporters.events import AlertEvent, GradeMap
+from sentinel.exporters.webhooks import Backoff
 from tests.obs_support import alertmanager, eventually, free_port
 
 
@@ -170,7 +170,7 @@ def test_publisher_rejects_bad_settings(bad):
 def test_one_fixed_finding_does_not_resolve_the_systems_shared_alert():
     """Two high-risk findings of one system are one alert (the rule's identity): resolving one leaves it
     firing; it resolves once both are fixed."""
-    from exporters.alertmanager import _merge
+    from sentinel.exporters.alertmanager import _merge
 
     start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
     firing_until, fixed_at = start + timedelta(minutes=4), start + timedelta(minutes=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporters.prometheus import make_registry, render
+from sentinel.exporters.prometheus import make_registry, render
 from tests.obs_support import MetricsServer, Receiver, alertmanager, eventually, prometheus, realistic_snapshot
 
 pytest_plugins = ["tests.dbfixtures"]

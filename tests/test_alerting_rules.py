@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporters import grading
-from exporters.prometheus import METRICS
+from sentinel.exporters import grading
+from sentinel.exporters.prometheus import METRICS
 from sentinel.agent.exporter import SPOOL_METRICS
 from tests.obs_support import need
 

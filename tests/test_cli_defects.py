@@ -153,7 +153,7 @@ def test_scan_table_speaks_the_chosen_language():
     import io
     from datetime import datetime, timezone
 
-    from checks.network.findings import ServiceFinding
+    from sentinel.checks.network.findings import ServiceFinding
     from sentinel.cli_scan import _print_table
     from tests.scan_helpers import NET, scan_report
 

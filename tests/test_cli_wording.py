@@ -121,7 +121,7 @@ def test_reasons_read_as_an_assessor_writes_them(expect, observed, where, kind, 
 
 
 def test_evidence_lines_use_the_reason_of_their_language(debian):
-    from exporters.evidence.common import result_line
+    from sentinel.exporters.evidence.common import result_line
     from sentinel.engine import run_baseline
     from sentinel.hostview import RootHost
 

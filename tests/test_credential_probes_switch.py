@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from checks.network.discovery import ScanOptions
-from checks.network.engine import CredentialGrant, coverage_of
-from checks.network.findings import CredentialAttempt, ServiceFinding
+from sentinel.checks.network.discovery import ScanOptions
+from sentinel.checks.network.engine import CredentialGrant, coverage_of
+from sentinel.checks.network.findings import CredentialAttempt, ServiceFinding
 from sentinel.collector.scanner import ScheduleSpec, credential_grant, plan_scan
 from sentinel.collector.settings import CollectorSettings
 from tests import evidence_seed as seed

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporters.prometheus import METRICS
+from sentinel.exporters.prometheus import METRICS
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel import signing
 from sentinel.cli import main
 from sentinel.evidence.collect import collect
@@ -465,7 +465,7 @@ def test_cli_export_verify_assess(tmp_path, capsys):
 
 
 def test_a_failing_worker_fails_the_export_and_leaves_nothing(world, evidence, tmp_path, monkeypatch):
-    from exporters.evidence import bundle as bundle_mod
+    from sentinel.exporters.evidence import bundle as bundle_mod
 
     def broken(ev, lang):
         raise RuntimeError("disk full while writing the workbook")

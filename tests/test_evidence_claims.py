@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import zipfile
 
-from exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
 from sentinel.model import Verdict
 from sentinel.evidence.verify import verify_bundle

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel import signing
 from sentinel.cli import main
 from sentinel.collector.ingest import Ingestor

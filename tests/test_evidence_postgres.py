@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from exporters.evidence import pdf
-from exporters.evidence.html import render_html
-from exporters.evidence.xlsx import PRINT_CELL, export_xlsx
+from sentinel.exporters.evidence import pdf
+from sentinel.exporters.evidence.html import render_html
+from sentinel.exporters.evidence.xlsx import PRINT_CELL, export_xlsx
 from tests.test_evidence_wording import _ev_from
 
 

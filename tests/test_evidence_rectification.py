@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from checks.network.findings import ServiceFinding, TLSInfo
-from exporters.evidence.bundle import write_bundle
-from exporters.evidence.html import render_html, render_rectification_html
-from exporters.evidence.rectification import service_rectification_rows
+from sentinel.checks.network.findings import ServiceFinding, TLSInfo
+from sentinel.exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.html import render_html, render_rectification_html
+from sentinel.exporters.evidence.rectification import service_rectification_rows
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed

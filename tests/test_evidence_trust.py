@@ -189,7 +189,7 @@ def test_fingerprint_on_every_cover(world):
 
 def test_fingerprint_on_the_pdf_cover(world, tmp_path):
     """report.pdf is the HTML laid out by WeasyPrint: its first page carries the fingerprint and how to check it."""
-    from exporters.evidence import pdf
+    from sentinel.exporters.evidence import pdf
 
     if not pdf.available():
         pytest.skip(f"WeasyPrint unavailable: {pdf.unavailable_reason()}")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from exporters.evidence.common import item_rows, problem_rows
-from exporters.evidence.risk import high_risk_entries, paste_text
-from exporters.evidence.wording import clean, gap, seen
-from exporters.evidence.xlsx import export_xlsx
+from sentinel.exporters.evidence.common import item_rows, problem_rows
+from sentinel.exporters.evidence.risk import high_risk_entries, paste_text
+from sentinel.exporters.evidence.wording import clean, gap, seen
+from sentinel.exporters.evidence.xlsx import export_xlsx
 from sentinel import signing
 from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline

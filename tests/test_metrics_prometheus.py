@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporters.prometheus import make_registry, render
+from sentinel.exporters.prometheus import make_registry, render
 from tests.obs_support import MetricsServer, eventually, prometheus, realistic_snapshot
 from tests.test_dashboards import DASHBOARDS, _exprs, _load, _substitute, _var_queries
 

@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from exporters.prometheus import (METRICS, make_registry, render, report_file_source,
+from sentinel.exporters.prometheus import (METRICS, make_registry, render, report_file_source,
                                   snapshot_from_report, start_agent_exporter)
 from sentinel.metrics_model import (CONCLUSION_VALUES, CheckSeries, HostMetrics, MetricsSnapshot, ProbeDurations, SystemMetrics)
 from tests.obs_support import NOW, SYSTEMS, free_port, need, realistic_snapshot
@@ -136,7 +136,7 @@ def test_a_failing_store_shows_as_sentinel_up_0_not_as_an_error(caplog):
         raise RuntimeError("database is locked")
 
     registry = make_registry(broken)
-    with caplog.at_level(logging.ERROR, logger="exporters.prometheus"):
+    with caplog.at_level(logging.ERROR, logger="sentinel.exporters.prometheus"):
         body, _ = render(registry)
         body2, _ = render(registry)
     assert calls["n"] == 2
@@ -264,7 +264,7 @@ def test_snapshot_from_report_wire_envelope(tmp_path: Path):
 
 
 def test_docs_list_every_metric_and_the_port():
-    from exporters.prometheus import DEFAULT_AGENT_EXPORTER_PORT
+    from sentinel.exporters.prometheus import DEFAULT_AGENT_EXPORTER_PORT
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines() if line.startswith("| `sentinel_")}
@@ -283,7 +283,7 @@ def test_the_fast_text_format_is_generate_latest_byte_for_byte(per_check):
     including label values that need escaping."""
     from prometheus_client.exposition import generate_latest
 
-    from exporters.prometheus import text_format
+    from sentinel.exporters.prometheus import text_format
 
     snap = realistic_snapshot()
     odd = snap.systems[0].model_copy(update={"name": 'a "quoted"\\back\nslash 系统', "department": "d\\"})
@@ -304,7 +304,7 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
 def test_the_fast_openmetrics_is_the_librarys_byte_for_byte(per_check):
     from prometheus_client.openmetrics.exposition import generate_latest as om_generate_latest
 
-    from exporters.prometheus import openmetrics_format
+    from sentinel.exporters.prometheus import openmetrics_format
 
     snap = realistic_snapshot()
     odd = snap.systems[0].model_copy(update={"name": 'a "quoted"\\back\nslash 系统'})

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, insert
 
-from exporters.prometheus import make_registry, render
+from sentinel.exporters.prometheus import make_registry, render
 from sentinel.store.assessment import canonical_digest, clear_cache, system_assessment
 from sentinel.store.db import Database
 from sentinel.store.models import (Agent, CheckResultRow, Department, Finding, Host, Report, Run, ScanRun,

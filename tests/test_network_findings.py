@@ -7,13 +7,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from checks.network import engine, ssh
-from checks.network.discovery import NmapRun, PortHit, ScanOptions
-from checks.network.findings import (Exposure, Reachability, ServiceFinding, TLSInfo, diff_findings,
+from sentinel.checks.network import engine, ssh
+from sentinel.checks.network.discovery import NmapRun, PortHit, ScanOptions
+from sentinel.checks.network.findings import (Exposure, Reachability, ServiceFinding, TLSInfo, diff_findings,
                                      score_network)
-from checks.network.probes import PortProbe
-from checks.network.scope import Scope, parse_ports
-from checks.network.zones import load_zone_baseline
+from sentinel.checks.network.probes import PortProbe
+from sentinel.checks.network.scope import Scope, parse_ports
+from sentinel.checks.network.zones import load_zone_baseline
 from sentinel.model import Severity, Status, Verdict
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
@@ -194,7 +194,7 @@ def test_version_detection_only_where_our_probes_could_not_identify(monkeypatch)
 
 
 def test_per_port_version_runs_are_each_bounded(monkeypatch):
-    from checks.network import discovery
+    from sentinel.checks.network import discovery
 
     calls = []
 
@@ -214,7 +214,7 @@ def test_per_port_version_runs_are_each_bounded(monkeypatch):
 
 
 def test_credential_attempts_are_scored_only_when_present():
-    from checks.network.findings import CredentialAttempt
+    from sentinel.checks.network.findings import CredentialAttempt
 
     plain = _f("10.9.0.5", 3306, "mysql")
     assert not [r for r in score_network([plain], B).results if r.check_id == "net-empty-password"]

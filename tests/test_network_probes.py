@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from checks.network import unauth
-from checks.network.banners import ProbeFailed
+from sentinel.checks.network import unauth
+from sentinel.checks.network.banners import ProbeFailed
 
 
 class Responder:
@@ -171,7 +171,7 @@ class UDPAgent:
 
 
 def _snmp_get_response(request: bytes) -> bytes:
-    from checks.network.unauth import _ber, _ber_int, ber_read
+    from sentinel.checks.network.unauth import _ber, _ber_int, ber_read
 
     _, msg, _ = ber_read(request, 0)
     _, _, pos = ber_read(msg, 0)
@@ -185,7 +185,7 @@ def _snmp_get_response(request: bytes) -> bytes:
 
 def _snmpv3_report(request: bytes) -> bytes:
     """What net-snmp answers to engine discovery: a Report with its engine ID and the request's msgID."""
-    from checks.network.unauth import _ber, _ber_int, ber_read
+    from sentinel.checks.network.unauth import _ber, _ber_int, ber_read
 
     _, msg, _ = ber_read(request, 0)
     _, _, pos = ber_read(msg, 0)
@@ -306,7 +306,7 @@ def _mysql_server(accept_empty_root: bool):
 
 
 def test_mysql_empty_root_password_probe():
-    from checks.network import credentials
+    from sentinel.checks.network import credentials
 
     for accept in (True, False):
         srv, logins = _mysql_server(accept)
@@ -321,7 +321,7 @@ def test_mysql_empty_root_password_probe():
 
 
 def test_credential_attempts_are_bounded_and_only_the_documented_list():
-    from checks.network import credentials
+    from sentinel.checks.network import credentials
 
     assert credentials.MAX_ATTEMPTS_PER_PORT <= 2
     assert {k: [u for u, _ in v] for k, v in credentials.CREDENTIALS.items()} == {

@@ -6,9 +6,9 @@ import io
 import re
 from datetime import datetime, timezone
 
-from checks.network.findings import (CredentialAttempt, Exposure, HTTPInfo, Reachability, ServiceFinding, SSHInfo,
+from sentinel.checks.network.findings import (CredentialAttempt, Exposure, HTTPInfo, Reachability, ServiceFinding, SSHInfo,
                                      TLSInfo, score_network)
-from checks.network.zones import load_zone_baseline
+from sentinel.checks.network.zones import load_zone_baseline
 from sentinel.model import Status
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
@@ -106,7 +106,7 @@ def test_zh_evidence_of_a_stored_scan_gives_the_chinese_reason(tmp_path):
     """Through the collector's scan ingest and the evidence collection the exports are made from."""
     from datetime import timedelta
 
-    from exporters.evidence import wording
+    from sentinel.exporters.evidence import wording
     from sentinel.evidence.collect import collect
     from tests import evidence_seed as seed
 

@@ -9,13 +9,13 @@ import os
 
 import pytest
 
-from checks.network import banners, discovery, ssh, tls, unauth
-from checks.network.discovery import NmapMissing, RateLimit, ScanOptions
-from checks.network.findings import (CHECKS, Exposure, HTTPInfo, Reachability, ServiceFinding, SSHInfo, TLSInfo,
+from sentinel.checks.network import banners, discovery, ssh, tls, unauth
+from sentinel.checks.network.discovery import NmapMissing, RateLimit, ScanOptions
+from sentinel.checks.network.findings import (CHECKS, Exposure, HTTPInfo, Reachability, ServiceFinding, SSHInfo, TLSInfo,
                                      diff_findings, score_network)
-from checks.network.scope import PortRange, Scope, ScopeError, ensure_in_scope, parse_ports
-from checks.network.services import EXTRA_TCP_PORTS
-from checks.network.zones import load_zone_baseline
+from sentinel.checks.network.scope import PortRange, Scope, ScopeError, ensure_in_scope, parse_ports
+from sentinel.checks.network.services import EXTRA_TCP_PORTS
+from sentinel.checks.network.zones import load_zone_baseline
 from sentinel.baseline import BaselineError
 from sentinel.model import Status, Verdict
 

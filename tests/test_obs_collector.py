@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from exporters.alertmanager import AlertmanagerClient
-from exporters.webhooks import generic_signature
+from sentinel.exporters.alertmanager import AlertmanagerClient
+from sentinel.exporters.webhooks import generic_signature
 from sentinel import signing
 from sentinel.collector.app import create_app
 from sentinel.collector.metrics import KINDS, REASONS, rejection_reason
@@ -438,7 +438,7 @@ def test_without_alerting_config_events_stay_undelivered(world, tmp_path):
 
 
 def test_a_bad_alerting_config_stops_the_collector_naming_the_field(world, tmp_path):
-    from exporters.dispatch import DispatchConfigError
+    from sentinel.exporters.dispatch import DispatchConfigError
 
     bad = tmp_path / "alerting.yml"
     bad.write_text("receivers:\n  - {name: am, type: alertmanager, url: 'ftp://x'}\n", encoding="utf-8")

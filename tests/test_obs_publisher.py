@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import insert, select
 
-from exporters.dispatch import DispatchConfig
+from sentinel.exporters.dispatch import DispatchConfig
 from sentinel.collector.events_publisher import EventsPublisher, PublisherLease
 from sentinel.store.db import Database
 from sentinel.store.models import Event

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.pam_stack import MODULE_DIRS
+from sentinel.checks.pam_stack import MODULE_DIRS
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
 

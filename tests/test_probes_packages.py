@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import checks.packages as packages
+import sentinel.checks.packages as packages
 from sentinel.hostview import ProbeError, RootHost
 from sentinel.probe import ProbeContext, registry
 from tests.rpmdb import header_blob, write_rpmdb

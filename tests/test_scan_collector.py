@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from checks.network.findings import ServiceFinding
+from sentinel.checks.network.findings import ServiceFinding
 from sentinel import scoring
 from sentinel.collector.scan_ingest import begin_scan, finish_scan
 from sentinel.model import CheckResult, ItemResult, Verdict

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from checks.network.discovery import ScanOptions
-from checks.network.findings import ServiceFinding, SSHInfo
-from checks.network.scope import parse_ports
+from sentinel.checks.network.discovery import ScanOptions
+from sentinel.checks.network.findings import ServiceFinding, SSHInfo
+from sentinel.checks.network.scope import parse_ports
 from sentinel.collector.scan_ingest import (ScanBusy, ScanGone, begin_scan, fail_scan, finding_from_row,
                                             finish_scan)
 from sentinel.store.db import Database, current_revision, downgrade, upgrade
@@ -182,7 +182,7 @@ def test_findings_diff_first_last_seen_and_events(db):
         (H5, 22, "tcp"), (H5, 23, "tcp"), (H6, 6379, "tcp")]
     assert notice.summary.startswith("his: 3 new open ports: ") and f"{H6}:6379/tcp" in notice.summary
     # its Alertmanager identity is the system's: no host or port among the labels
-    from exporters.events import AlertEvent, GradeMap, event_labels
+    from sentinel.exporters.events import AlertEvent, GradeMap, event_labels
 
     labels = event_labels(AlertEvent.from_row(notice), GradeMap())
     assert labels["alertname"] == "SentinelNewOpenPort" and labels["system"] == "his"
@@ -248,7 +248,7 @@ def test_failed_scan_raises_and_resolves_its_alert(db):
 
 
 def test_open_filtered_neither_counts_open_nor_closes_nor_resolves(db):
-    from checks.network.findings import Exposure
+    from sentinel.checks.network.findings import Exposure
 
     sid = _system(db)
     udp = ScanOptions(tcp_ports=parse_ports("22"), udp=True, udp_ports=parse_ports("11211"))

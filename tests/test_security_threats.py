@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import zipfile
 
-from exporters.evidence.bundle import write_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.sshd_valid import DEPRECATED
+from sentinel.checks.sshd_valid import DEPRECATED
 from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
 from sentinel.hostview import LiveHost, ProbeError, RootHost

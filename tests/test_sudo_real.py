@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import sudo as sudo_probe
+from sentinel.checks import sudo as sudo_probe
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exporters.dispatch import (DispatchConfig, DispatchConfigError, Dispatcher, events_from_alertmanager_webhook)
-from exporters.events import AlertEvent
-from exporters.webhooks import Backoff, Deduplicator, DeliveryWorker, GenericJSONSender
+from sentinel.exporters.dispatch import (DispatchConfig, DispatchConfigError, Dispatcher, events_from_alertmanager_webhook)
+from sentinel.exporters.events import AlertEvent
+from sentinel.exporters.webhooks import Backoff, Deduplicator, DeliveryWorker, GenericJSONSender
 from tests.obs_support import Receiver, eventually
 
 

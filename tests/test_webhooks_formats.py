@@ -12,8 +12,8 @@ import urllib.parse
 
 import pytest
 
-from exporters.events import AlertEvent, GradeMap
-from exporters.webhooks import (WECOM_MAX_BYTES, DeliveryError, DingTalkSender, FeishuSender, GenericJSONSender,
+from sentinel.exporters.events import AlertEvent, GradeMap
+from sentinel.exporters.webhooks import (WECOM_MAX_BYTES, DeliveryError, DingTalkSender, FeishuSender, GenericJSONSender,
                                 WeComSender, redact_url)
 from tests.obs_support import Receiver
 
@@ -176,7 +176,7 @@ def test_redact_url(url, hidden, shown):
 
 
 def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
-    from exporters.dispatch import Dispatcher, DispatchConfig
+    from sentinel.exporters.dispatch import Dispatcher, DispatchConfig
 
     receiver.responses = [(500, {}), (200, {"errcode": 0, "errmsg": "ok", "code": 0})]
     cfg = DispatchConfig.model_validate({
@@ -204,7 +204,7 @@ def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
 
 
 def test_message_carries_observed_value_remediation_and_link():
-    from exporters.webhooks import format_message
+    from sentinel.exporters.webhooks import format_message
 
     ev = _event(kind="high_risk_finding", level=3, url="https://collector.example:8443/api/v1/events?system_id=1",
                 payload={"reason": "PermitRootLogin yes (/etc/ssh/sshd_config:32)",

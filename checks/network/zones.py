@@ -265,7 +265,7 @@ def _resolve(ref: str, relative_to: Optional[Path] = None) -> Path:
 
 def load_zone_baseline(ref: Union[str, Path], _chain: tuple = ()) -> ZoneBaseline:
     """Load a zone baseline by shipped id or path; raises sentinel.baseline.BaselineError (`file:line: ...`)."""
-    from sentinel.baseline import BaselineError, _parse, _validation_problems
+    from sentinel.yamldoc import DataFileError as BaselineError, parse, validation_problems
 
     path = ref if isinstance(ref, Path) else _resolve(str(ref))
     real = path.resolve()
@@ -275,7 +275,7 @@ def load_zone_baseline(ref: Union[str, Path], _chain: tuple = ()) -> ZoneBaselin
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError([f"{path}:1: cannot read: {exc}"]) from None
-    doc = _parse(str(path), text)
+    doc = parse(str(path), text)
     data = doc.data
     if data.get("kind", "zone") != "zone":
         raise BaselineError([doc.error(("kind",), f"expected kind: zone, found {data.get('kind')!r}")])
@@ -293,7 +293,7 @@ def load_zone_baseline(ref: Union[str, Path], _chain: tuple = ()) -> ZoneBaselin
     try:
         baseline = ZoneBaseline.model_validate(data)
     except ValidationError as exc:
-        raise BaselineError(_validation_problems(doc, exc)) from None
+        raise BaselineError(validation_problems(doc, exc)) from None
     baseline.source = str(path)
     baseline.lineage = lineage
     return baseline

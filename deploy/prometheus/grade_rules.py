@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from exporters import grading
+from sentinel.exporters import grading
 
 RULES = Path(__file__).resolve().parent / "sentinel-rules.yml"
 

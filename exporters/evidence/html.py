@@ -20,7 +20,7 @@ from .risk import high_risk_entries, paste_text
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("exporters.evidence", "templates"),
+    env = Environment(loader=PackageLoader("sentinel.exporters.evidence", "templates"),
                       autoescape=select_autoescape(["j2", "html"], default_for_string=True, default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(fmt_time=fmt_time, fmt_score=fmt_score, fmt_rate=fmt_rate, verdict_label=verdict_label,

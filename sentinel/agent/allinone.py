@@ -134,7 +134,7 @@ class LocalCollector:
     def start(self) -> None:
         import uvicorn
 
-        from exporters.dispatch import DispatchConfigError
+        from sentinel.exporters.dispatch import DispatchConfigError
 
         from ..collector.app import create_app
 

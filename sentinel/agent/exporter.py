@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from exporters.prometheus import make_registry, report_file_source
+from sentinel.exporters.prometheus import make_registry, report_file_source
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector

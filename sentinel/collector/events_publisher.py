@@ -39,9 +39,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
-from exporters.alertmanager import AlertmanagerPublisher
-from exporters.dispatch import DispatchConfig, Dispatcher
-from exporters.events import SHARED_IDENTITY, AlertEvent
+from sentinel.exporters.alertmanager import AlertmanagerPublisher
+from sentinel.exporters.dispatch import DispatchConfig, Dispatcher
+from sentinel.exporters.events import SHARED_IDENTITY, AlertEvent
 
 from ..store.db import Database
 from ..store.models import Event, System

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from exporters.prometheus import make_registry, render
+from sentinel.exporters.prometheus import make_registry, render
 
 from ..metrics_model import CHECK_DURATION_BUCKETS, IngestMetrics, MetricsSnapshot, ProbeDurations
 from ..store.db import Database

@@ -33,8 +33,8 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from checks.network.engine import ScanReport
-from checks.network.findings import ScanEvent, ServiceFinding, carry_first_seen, diff_findings
+from sentinel.checks.network.engine import ScanReport
+from sentinel.checks.network.findings import ScanEvent, ServiceFinding, carry_first_seen, diff_findings
 
 from ..model import Severity
 from ..store.db import Database

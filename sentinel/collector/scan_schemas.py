@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from checks.network.scope import parse_ports
+from sentinel.checks.network.scope import parse_ports
 
 from .scanner import DEFAULT_ZONE_BASELINE
 from .schemas import In, Out

@@ -164,7 +164,7 @@ def _zone_baseline(ref: Optional[str], level: int) -> BaselineRef:
         return BaselineRef(id="network", version="", level=level, title=Text(zh="网络扫描", en="network scan"))
     ident, _, version = ref.partition("@")
     try:
-        from checks.network.zones import load_zone_baseline
+        from sentinel.checks.network.zones import load_zone_baseline
 
         zb = load_zone_baseline(ident)
         return BaselineRef(id=ident, version=version or zb.version, level=zb.level, title=zb.title)

@@ -10,8 +10,8 @@ from typing import Literal, Optional
 from fastapi import APIRouter, FastAPI, Request
 from sqlmodel import select
 
-from checks.network.discovery import NmapMissing, nmap_path
-from checks.network.scope import ScopeError
+from sentinel.checks.network.discovery import NmapMissing, nmap_path
+from sentinel.checks.network.scope import ScopeError
 
 from ...store.assessment import SystemAssessment, assess
 from ...store.db import Database
