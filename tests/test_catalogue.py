@@ -181,6 +181,7 @@ def test_shipped_units_and_record_weights():
     cat = load()
     assert cat.item("ces.auth.identify", 3).unit == "L3-CES1-01"
     assert cat.item("ces.access.assign-accounts", 3).unit == "L3-CES1-05"
+    assert cat.item("ces.backup.local", 2).unit == "L2-CES1-19"  # 3+4+3+5+1+1+1 level-2 items before it
     # reference §1.2: the real level-3 record's weights for 8.1.4
     assert [(i.letter, i.weight) for i in cat.control("ces.auth", 3).items] == [
         ("a", 0.7), ("b", 0.7), ("c", 1.0), ("d", 1.0)]
