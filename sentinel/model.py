@@ -205,6 +205,9 @@ class CheckResult(BaseModel):
     check_id: str
     clause: str
     item: str
+    # the catalogue key of the item (sentinel/catalogue.py: `ces.auth.identify`); clause and item are that key's
+    # number at the report's level. None only in reports written before keys.
+    key: Optional[str] = None
     title: Text
     status: Status
     severity: Severity
@@ -224,6 +227,7 @@ class CheckResult(BaseModel):
 class ItemResult(BaseModel):
     clause: str
     item: str
+    key: Optional[str] = None  # the catalogue key (see CheckResult.key)
     control: Text
     text: Text
     weight: float
