@@ -45,6 +45,7 @@ class _ItemAt(_Strict):
     zh: Optional[str] = None
     en: Optional[str] = None
     weight: Optional[Literal[1.0, 0.7, 0.4]] = None
+    high_risk: Optional[list[str]] = None  # a level's own cases ([] where a case applies only from another level)
 
 
 class _ItemDoc(_Strict):
@@ -242,7 +243,9 @@ class Catalogue:
                         item = Item(key=it.key, level=level, part=part, class_key=cls.key, class_name=cls.name,
                                     control_key=cp.key, control_name=cp_name, clause=clause, letter=letter,
                                     text=text, weight=(diff and diff.weight) or it.weight,
-                                    weight_basis=it.weight_basis, high_risk=tuple(it.high_risk),
+                                    weight_basis=it.weight_basis,
+                                    high_risk=tuple(it.high_risk if diff is None or diff.high_risk is None
+                                                    else diff.high_risk),
                                     unit=f"L{level}-{cls.code}{PARTS[part]}-{unit:02d}")
                         items.append(item)
                         self._items[(it.key, level)] = item

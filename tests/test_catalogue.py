@@ -186,6 +186,9 @@ def test_shipped_units_and_record_weights():
     assert [(i.letter, i.weight) for i in cat.control("ces.auth", 3).items] == [
         ("a", 0.7), ("b", 0.7), ("c", 1.0), ("d", 1.0)]
     assert all(i.weight_basis == "record" for i in cat.items(3, class_key="ces", part="general"))
+    # 高风险判定指引 6.4.6.1 (no local backup) judges level 3 and up only
+    assert cat.item("ces.backup.local", 3).high_risk == ("6.4.6.1",)
+    assert cat.item("ces.backup.local", 2).high_risk == ()
 
 
 def test_every_shipped_item_has_both_languages_at_every_level():
