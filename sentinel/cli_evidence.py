@@ -135,7 +135,7 @@ def export(
 
 
 def _render(ev, fmt: str, lang: str, output: Path, key, with_pdf: bool) -> Optional[bytes]:
-    from .evidence.bulk import paused_gc
+    from .evidence.gc_pause import paused_gc
 
     with paused_gc():
         return _render_format(ev, fmt, lang, output, key, with_pdf)

@@ -17,14 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .atomicfile import write_atomic
 
 __all__ = [
     "SigningKeyError",
@@ -84,21 +84,7 @@ def save_private_key(key: Ed25519PrivateKey, path: Union[str, Path]) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600 from the start, so the key is never readable by others
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, pem, mode=0o600)
 
 
 def load_private_key(path: Union[str, Path]) -> Ed25519PrivateKey:

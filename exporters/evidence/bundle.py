@@ -25,7 +25,6 @@ import hashlib
 import multiprocessing
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterator, Union
@@ -33,7 +32,8 @@ from typing import Callable, Iterator, Union
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sentinel import signing
-from sentinel.evidence.bulk import paused_gc
+from sentinel.atomicfile import atomic_output
+from sentinel.evidence.gc_pause import paused_gc
 from sentinel.evidence.trust import ssh_signature
 from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, BundleFile, ChainSummary,
                                      EvidenceError, Manifest, ReportEvidence, SystemEvidence)
@@ -197,11 +197,10 @@ def _write_bundle(ev: SystemEvidence, out: Path, key: Ed25519PrivateKey, lang: s
             zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
 
     seen: set[str] = set()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
     worker = None
     try:
-        worker = in_background(_worker_files, ev, lang)
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+        with atomic_output(out, mode=0o644) as fh, zipfile.ZipFile(fh, "w") as zf:
+            worker = in_background(_worker_files, ev, lang)
             for path, data in _files(ev, lang, include_pdf):
                 add(zf, path, data)
             for path, data in worker().items():
@@ -213,16 +212,10 @@ def _write_bundle(ev: SystemEvidence, out: Path, key: Ed25519PrivateKey, lang: s
             add(zf, SIGNATURE, (sig + "\n").encode("ascii"), hashed=False)
             add(zf, SIGNATURE_RAW, base64.b64decode(sig), hashed=False)
             add(zf, SIGNATURE_SSH, ssh_signature(key, manifest_bytes).encode("ascii"), hashed=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
     except BaseException:
         proc = getattr(worker, "process", None)
         if proc is not None and proc.is_alive():  # do not leave the worker behind
             proc.terminate()
             proc.join()
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return manifest

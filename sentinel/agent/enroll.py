@@ -16,6 +16,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ValidationError
 
+from ..atomicfile import write_atomic
 from .client import ClientError, CollectorClient, check_url
 from .config import AgentSettings
 
@@ -40,15 +41,8 @@ def private_dir(path: Path) -> None:
 
 
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Atomic write of a file only its owner can read."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Atomic write of a file only its owner can read (by default)."""
+    write_atomic(path, data, mode=mode)
 
 
 def load_identity(settings: AgentSettings) -> Identity:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..atomicfile import write_atomic
+
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{12})-([0-9A-Za-z_-]{1,64})\.json$")
@@ -49,14 +51,6 @@ class SpoolEntry:
     seq: int
     report_id: str
     size: int
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _make_private_dir(directory: Path) -> None:
@@ -198,23 +192,9 @@ class Spool:
         return entries
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[_write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            write_atomic(path, data, mode=0o600, write=_write)
         except OSError as exc:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
             error = SpoolDiskFull if exc.errno in _DISK_FULL else SpoolError
             raise error(f"cannot write {path}: {exc.strerror or exc}") from exc
 

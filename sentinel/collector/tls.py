@@ -9,7 +9,6 @@ import hashlib
 import ipaddress
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ..atomicfile import write_atomic
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
@@ -41,20 +42,7 @@ class Pki:
 def write_file(path: Path, data: bytes, mode: int) -> None:
     """Atomic write with `mode` from the start (a key is never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, data, mode=mode)
 
 
 def fingerprint(cert: x509.Certificate) -> str:

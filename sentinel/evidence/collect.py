@@ -22,7 +22,7 @@ from ..store.models import (Agent, CheckResultRow, Department, Finding, Host, Ma
                             ServiceFindingRow, System)
 from . import attachments as att
 from .assemble import HostRun, NetworkReport, ScoredReport, build
-from .bulk import paused_gc
+from .gc_pause import paused_gc
 from .digest import canonical_bytes, sha256_hex
 from .model import (AttachmentRef, ChainEntry, CollectorIdentity, EvidenceError, FindingRecord,
                     ManualAssessmentRecord, RunChain, SectionRecord, ServiceFindingRecord, SystemEvidence, SystemRef,
@@ -164,7 +164,7 @@ def _zone_baseline(ref: Optional[str], level: int) -> BaselineRef:
         return BaselineRef(id="network", version="", level=level, title=Text(zh="网络扫描", en="network scan"))
     ident, _, version = ref.partition("@")
     try:
-        from sentinel.checks.network.zones import load_zone_baseline
+        from sentinel.network.zones import load_zone_baseline
 
         zb = load_zone_baseline(ident)
         return BaselineRef(id=ident, version=version or zb.version, level=zb.level, title=zb.title)

@@ -1,4 +1,4 @@
-"""Bulk work on large evidence: the cyclic garbage collector paused while it runs.
+"""The cyclic garbage collector paused while large evidence is collected, rendered or verified.
 
 An export builds and drops hundreds of thousands of small objects (parsed reports, rows, cells). Each
 allocation burst triggers the cycle collector, which rescans everything still alive: measured on a
