@@ -25,6 +25,24 @@ def fixture_root(tmp_path_factory):
     return get
 
 
+# Markers (setup.cfg): `postgres` goes on every test that reaches the PostgreSQL server, found here rather than
+# written on each test, since most reach it through a "postgresql" parameter of a store fixture; `root` goes
+# on every test of the namespace labs (the `lab` and `real_lab` fixtures) and, in the modules, on the other
+# tests that need root. `-m "not postgres and not root"` then leaves out exactly those.
+_POSTGRES_FIXTURES = {"pg_schemas", "_pg_template"}
+_ROOT_FIXTURES = {"lab", "real_lab"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = item.callspec.params.values() if hasattr(item, "callspec") else ()
+        if names & _POSTGRES_FIXTURES or any(isinstance(v, str) and v == "postgresql" for v in params):
+            item.add_marker(pytest.mark.postgres)
+        if names & _ROOT_FIXTURES:
+            item.add_marker(pytest.mark.root)
+
+
 # In CI (CI=true) every test runs: a skip there means a missing install step in tests/setup-machine.sh or
 # the lock, which would otherwise pass unseen. The README's "Testing" section lists when a skip may happen
 # on a developer's machine.

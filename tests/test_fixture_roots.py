@@ -80,6 +80,7 @@ def test_modes_and_owners_applied(name, fixture_root):
         assert (root / path.lstrip("/")).exists(), f"{path} listed but not built"
 
 
+@pytest.mark.root
 def test_ownership_needs_root_to_be_faithful(fixture_root):
     if os.geteuid() != 0:
         pytest.skip("owners are applied only when the build runs as root")
@@ -339,6 +340,7 @@ def test_manifest_creates_directories_and_keeps_links(scratch_roots, tmp_path):
     assert os.readlink(root / "conf") == "/etc"
 
 
+@pytest.mark.root
 def test_owner_unknown_to_the_root_is_an_error(scratch_roots, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("owners are resolved only when the build runs as root")

@@ -75,6 +75,7 @@ CASES = {
 }
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("name", list(CASES))
 def test_new_account_aging_agrees_with_useradd(tmp_path, name):

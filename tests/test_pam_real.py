@@ -23,6 +23,7 @@ from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
 
 pytestmark = [
+    pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare --mount and pam_unix reading /etc/shadow"),
     pytest.mark.skipif(not shutil.which("pamtester"), reason="pamtester not installed (apt-get install pamtester)"),
     pytest.mark.skipif(not shutil.which("unshare"), reason="unshare (util-linux) not installed"),

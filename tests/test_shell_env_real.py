@@ -147,6 +147,7 @@ CASES = {
 }
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("name", list(CASES))
 def test_login_shell_agrees_with_bash(tmp_path, name):
@@ -154,6 +155,7 @@ def test_login_shell_agrees_with_bash(tmp_path, name):
     assert lab.sentinel() == lab.login(), name
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("login_defs,args,expected", [
     ("UMASK 027\nUSERGROUPS_ENAB no\n", "", "0027"),
@@ -174,6 +176,7 @@ def test_pam_umask_agrees_with_libpam(tmp_path, login_defs, args, expected):
     assert lab.sentinel() == real_answer
 
 
+@pytest.mark.root
 @real
 def test_baseline_umask_absent_fails_and_unset_tmout_fails(tmp_path):
     """No umask anywhere: the login gets 022 and l3-ac-umask-profile fails (it passed on an empty list)."""

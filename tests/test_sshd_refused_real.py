@@ -85,6 +85,7 @@ CASES = {
 }
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("name", list(CASES))
 def test_refused_exactly_when_sshd_refuses(tmp_path, name):
@@ -96,6 +97,7 @@ def test_refused_exactly_when_sshd_refuses(tmp_path, name):
         assert "sshd refuses this configuration (/etc/ssh/sshd_config" in why  # names the refused line
 
 
+@pytest.mark.root
 @real
 def test_every_deprecated_keyword_is_only_logged(tmp_path):
     root = _root(tmp_path, "".join(f"{k} whatever\n" for k in sorted(DEPRECATED)))
@@ -114,6 +116,7 @@ def test_refused_config_is_an_error_not_a_pass(tmp_path):
         assert "PasswordAuthentication nope" in results[cid].reason
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("body,accepted", [("PermitRootLogin no\n", True),
                                            ("MaxStartups lots\n", False),  # not in the model: only sshd knows

@@ -153,6 +153,7 @@ def lab(tmp_path_factory):
     return root
 
 
+@pytest.mark.root
 @real
 @pytest.mark.parametrize("user", ["root", *ACCOUNTS])
 def test_entries_are_what_sudo_lists(lab, user):
@@ -165,6 +166,7 @@ def _probe(root: Path, kind: str, **params):
     return pdef.func(ctx, pdef.params.model_validate(params))
 
 
+@pytest.mark.root
 @real
 def test_full_root_and_separation_on_the_lab(lab):
     # alice: OPS (bob excluded) gets ALL minus the shells; dave: NOPASSWD: ALL from sudoers.d; erin's
