@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -11,8 +10,16 @@ from sentinel.collector.groupcommit import GroupCommit
 from sentinel.collector.ingest import Ingestor, chain
 from sentinel.store.models import ZERO_HASH, Report, Run, System
 from tests.collector_helpers import World, audit_rows, counts, envelope, known_baselines, make_report, sign
+from tests.waits import until
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
+
+
+def _queued(group: GroupCommit) -> int:
+    """Jobs waiting in `group`; read under its lock, which a submitting thread holds from queueing its job
+    until it waits (or starts preparing or writing)."""
+    with group._cv:
+        return len(group._waiting)
 
 
 def test_group_commit_batches_and_hands_errors_to_their_threads():
@@ -42,13 +49,11 @@ def test_group_commit_batches_and_hands_errors_to_their_threads():
 
     first = threading.Thread(target=submit, args=(0,))
     first.start()
-    deadline = time.monotonic() + 5
-    while not group._writing and time.monotonic() < deadline:  # the first batch is being written...
-        time.sleep(0.01)
+    until(lambda: group._writing, "the first batch to be written")
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(1, 12)]
     for t in threads:  # ...so these queue up behind it
         t.start()
-    time.sleep(0.2)
+    until(lambda: _queued(group) == 11, "the other 11 jobs to queue behind the first batch")
     gate.set()
     for t in [first, *threads]:
         t.join(10)
@@ -88,13 +93,11 @@ def test_prepare_settles_some_jobs_and_the_rest_are_written():
 
     first = threading.Thread(target=submit, args=(1,), name="t1")
     first.start()
-    deadline = time.monotonic() + 5
-    while not written and not group._writing and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: group._writing, "the first batch to be written")
     others = [threading.Thread(target=submit, args=(i,), name=f"t{i}") for i in (-2, 0, 2, 3, 4, 5)]
     for t in others:
         t.start()
-    time.sleep(0.2)
+    until(lambda: _queued(group) == 6, "the other 6 jobs to queue behind the first batch")
     gate.set()
     for t in [first, *others]:
         t.join(10)
@@ -126,7 +129,13 @@ def test_prepare_overlaps_a_write_only_when_asked(overlap):
     assert writing.wait(5)
     second = threading.Thread(target=group.submit, args=(2,))
     second.start()
-    time.sleep(0.3)  # time for the second job to be prepared, if that may happen during the write
+    if overlap:  # the second job is prepared while the first is written...
+        until(lambda: "prepare [2]" in events, "the second job to be prepared during the write")
+    else:  # ...or, seen under the lock, it waits unprepared (a thread that would prepare it holds the lock
+        # until it has marked itself preparing)
+        until(lambda: _queued(group) == 1, "the second job to queue")
+        with group._cv:
+            assert not group._preparing and not group._waiting[0].prepared
     release.set()
     first.join(5)
     second.join(5)
