@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results import write_section  # noqa: E402
-from sentinel.agent.allinone import LocalCollector  # noqa: E402
+from sentinel.allinone import LocalCollector  # noqa: E402
+from sentinel.wiring import exporters  # noqa: E402
 
 TARGET_RSS_MIB = 60
 
@@ -47,7 +48,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
         tmp_path = Path(tmp)
-        collector = LocalCollector(tmp_path / "collector")
+        collector = LocalCollector(tmp_path / "collector", exporters())
         collector.prepare()
         token, _ = collector.bootstrap(want_token=True)
         collector.start()

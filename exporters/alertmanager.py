@@ -19,8 +19,9 @@ from typing import Any, Callable, Optional
 
 import httpx
 
-from .events import GRADE_EN, GRADE_LEVEL, SHARED_IDENTITY, AlertEvent, GradeMap, event_labels
-from .webhooks import Backoff, ResultCallback, redact_url
+from sentinel.events.delivery import Backoff, ResultCallback
+from sentinel.events.model import GRADE_EN, GRADE_LEVEL, SHARED_IDENTITY, AlertEvent, GradeMap, event_labels
+from sentinel.events.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,9 @@ class _Active:
     event: AlertEvent
     starts_at: datetime
     resolved_at: Optional[datetime] = None
-    reported: bool = False  # on_result called for the latest state
+    #: what on_result was told of the latest state: None not yet, False failed (pushes go on, and a later
+    #: success is told too), True delivered
+    reported: Optional[bool] = None
     version: int = 0  # bumped by every submit, so a push reports only the state it carried
 
 
@@ -140,6 +143,8 @@ class AlertmanagerPublisher:
     """
 
     name = "alertmanager"
+    #: the core's Receiver protocol: this receiver keeps its firing set alive itself
+    keeps_state = True
 
     def __init__(self, client: AlertmanagerClient, *, grades: Optional[GradeMap] = None,
                  resend_interval: float = 60.0, resolved_resend_for: float = 300.0, backoff: Backoff = Backoff(),
@@ -180,7 +185,7 @@ class AlertmanagerPublisher:
                 if cur.resolved_at is None:
                     cur.resolved_at = max(event.created_at, cur.starts_at)
                 cur.event = event
-                cur.reported = False
+                cur.reported = None
                 cur.version += 1
             else:
                 if cur is None or cur.resolved_at is not None:
@@ -188,7 +193,7 @@ class AlertmanagerPublisher:
                     self._active[event.key] = cur
                 else:
                     cur.event = event  # fresher description; startsAt stays the first firing
-                cur.reported = False
+                cur.reported = None
                 cur.version += 1
         self._wake.set()
         return True
@@ -212,7 +217,7 @@ class AlertmanagerPublisher:
         with self._lock:
             for key, a in list(self._active.items()):
                 if a.resolved_at is not None:
-                    if (now - a.resolved_at).total_seconds() > self.resolved_resend_for and a.reported:
+                    if (now - a.resolved_at).total_seconds() > self.resolved_resend_for and a.reported is not None:
                         del self._active[key]
                         continue
                     ends = a.resolved_at
@@ -246,9 +251,10 @@ class AlertmanagerPublisher:
 
     def _report(self, a: _Active, version: int, ok: bool, error: Optional[str]) -> None:
         with self._lock:
-            if a.reported or a.version != version:
+            # each state is told once, except that a failure is followed by the success of a later push
+            if a.version != version or a.reported is True or a.reported is ok:
                 return
-            a.reported = True
+            a.reported = ok
             event = a.event
         if self._on_result is not None:
             try:
@@ -276,7 +282,7 @@ class AlertmanagerPublisher:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if all(a.reported for a in self._active.values()):
+                if all(a.reported is not None for a in self._active.values()):
                     return True
             time.sleep(0.02)
         return False

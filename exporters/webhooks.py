@@ -12,63 +12,35 @@ Vendor formats (each robot's documented custom-bot API):
 - Generic JSON: the event as JSON; with a secret, `X-Sentinel-Timestamp` and `X-Sentinel-Signature:
   sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>` so the receiver can authenticate it.
 
-Delivery (`DeliveryWorker`): one daemon thread and one bounded queue per receiver, so a dead or slow webhook
-only delays itself; `submit()` never blocks (a full queue drops the event and says so). Failures that may
-pass (transport errors, 408/429/5xx, vendor rate limits) are retried with exponential backoff and jitter;
-others fail at once. Webhook URLs carry credentials (access_token, key, hook id): logs only ever show
-`redact_url()` of them, and secrets are never logged.
+Each sender makes one attempt (`send`) and says whether a failure may pass (transport errors, 408/429/5xx,
+vendor rate limits: `DeliveryError.retryable`); queueing and retries are the core's
+(`sentinel.events.delivery.DeliveryWorker`, one thread and one bounded queue per receiver). Webhook URLs
+carry credentials (access_token, key, hook id): logs only ever show `redact_url()` of them, and secrets are
+never logged.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import logging
-import queue
-import random
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from .events import GRADE_EN, GRADE_LEVEL, AlertEvent, GradeMap
+from sentinel.events.delivery import DeliveryError
+from sentinel.events.model import GRADE_EN, GRADE_LEVEL, AlertEvent, GradeMap
+from sentinel.events.redact import redact_url
 
 log = logging.getLogger(__name__)
 
 WECOM_MAX_BYTES = 4096
 DINGTALK_MAX_BYTES = 20000  # DingTalk rejects very long markdown; keep well inside it
-
-_SECRET_QUERY_KEYS = {"access_token", "key", "token", "sign", "secret", "signature", "apikey", "api_key"}
-
-
-def redact_url(url: str) -> str:
-    """The URL with credentials masked: query values, userinfo and Feishu's hook id (which is the credential)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    if parts.username or parts.password:
-        netloc = "***@" + netloc
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    masked = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS or len(v) >= 16 else v) for k, v in query]
-    path = parts.path
-    segments = path.split("/")
-    if "hook" in segments:  # Feishu/Lark: /open-apis/bot/v2/hook/<id>
-        i = segments.index("hook")
-        segments[i + 1:] = ["***"] * len(segments[i + 1:])
-        path = "/".join(segments)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, path, urllib.parse.urlencode(masked, safe="*"), ""))
-
 
 class _RedactingFilter(logging.Filter):
     """httpx logs every request URL at INFO; robot URLs hold credentials, so mask them on the way out."""
@@ -194,12 +166,6 @@ def _truncate_utf8(text: str, limit: int) -> str:
 # ---- senders ------------------------------------------------------------------------------------------
 
 
-class DeliveryError(Exception):
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 @dataclass
 class Request:
     url: str
@@ -208,7 +174,8 @@ class Request:
 
 
 class Sender:
-    """One webhook: builds the vendor request for an event and judges the answer. Not thread-safe; one worker uses it."""
+    """One webhook: builds the vendor request for an event and judges the answer (the core's `Sender`
+    protocol). Not thread-safe; one worker uses it."""
 
     kind = "webhook"
     retryable_codes: frozenset[int] = frozenset()
@@ -376,179 +343,3 @@ class GenericJSONSender(Sender):
 
 SENDERS: dict[str, type[Sender]] = {"dingtalk": DingTalkSender, "wecom": WeComSender, "feishu": FeishuSender,
                                     "webhook": GenericJSONSender}
-
-
-# ---- de-duplication, retries, the worker -----------------------------------------------------------
-
-
-class Deduplicator:
-    """Suppresses an event whose key was sent in the same state (firing/resolved) within `window` seconds.
-
-    A change of state always passes, so a resolution is never swallowed and a re-fire after it is told.
-    """
-
-    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window = window
-        self._clock = clock
-        self._seen: dict[str, tuple[bool, float]] = {}
-        self._lock = threading.Lock()
-
-    def admit(self, key: str, resolved: bool) -> bool:
-        now = self._clock()
-        with self._lock:
-            prev = self._seen.get(key)
-            if prev is not None and prev[0] == resolved and now - prev[1] < self.window:
-                return False
-            self._seen[key] = (resolved, now)
-            if len(self._seen) > 10000:  # prune expired keys now and then
-                self._seen = {k: v for k, v in self._seen.items() if now - v[1] < self.window}
-            return True
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._seen.pop(key, None)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    max_attempts: int = 5
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
-    factor: float = 2.0
-    jitter: float = 0.1  # +-10 %, so many collectors do not retry in lockstep
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        base = min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
-
-
-_WAKE = object()  # put on a worker's queue to wake it for shutdown
-
-ResultCallback = Callable[[AlertEvent, str, bool, Optional[str]], None]  # (event, receiver, ok, error)
-
-
-class DeliveryWorker:
-    """Delivers events for one sender in its own daemon thread: bounded queue in, scheduled retries."""
-
-    def __init__(self, sender: Sender, *, queue_size: int = 1000, backoff: Backoff = Backoff(),
-                 on_result: Optional[ResultCallback] = None,
-                 on_give_up: Optional[Callable[[AlertEvent], None]] = None) -> None:
-        self.sender = sender
-        self.backoff = backoff
-        self._on_result = on_result
-        self._on_give_up = on_give_up
-        self._queue: queue.Queue[AlertEvent] = queue.Queue(maxsize=queue_size)
-        self._retries: list[tuple[float, int, int, AlertEvent]] = []  # (due, seq, attempt, event)
-        self._seq = itertools.count()
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._busy = 0
-        self._lock = threading.Lock()
-        self.stats = {"delivered": 0, "failed": 0, "dropped": 0, "retried": 0}
-        self._thread = threading.Thread(target=self._run, name=f"sentinel-webhook-{sender.name}", daemon=True)
-        self._thread.start()
-
-    def submit(self, event: AlertEvent) -> bool:
-        """Queue an event; never blocks. False (and a warning) when the queue is full or the worker stopped."""
-        if self._stop.is_set():
-            return False
-        with self._lock:
-            self._busy += 1
-            self._idle.clear()
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self._done()
-            self.stats["dropped"] += 1
-            log.warning("webhook %s (%s): queue full, dropped event %s", self.sender.name, self.sender.safe_url,
-                        event.key)
-            return False
-        return True
-
-    def _done(self) -> None:
-        with self._lock:
-            self._busy -= 1
-            if self._busy == 0:
-                self._idle.set()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """True once everything submitted is delivered or given up (for tests and orderly shutdown)."""
-        return self._idle.wait(timeout)
-
-    def _next(self) -> Optional[tuple[int, AlertEvent]]:
-        """The next job to try: a due retry first, else a new event (waiting at most until the next retry)."""
-        now = time.monotonic()
-        if self._retries and self._retries[0][0] <= now:
-            _, _, attempt, event = heapq.heappop(self._retries)
-            return attempt, event
-        wait = min(0.5, self._retries[0][0] - now) if self._retries else 0.5
-        try:
-            item = self._queue.get(timeout=max(wait, 0.001))
-        except queue.Empty:
-            return None
-        return None if item is _WAKE else (1, item)
-
-    def _run(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
-            job = self._next()
-            if job is None:
-                if self._stop.is_set():
-                    break
-                continue
-            attempt, event = job
-            try:
-                self.sender.send(event)
-            except DeliveryError as exc:
-                if exc.retryable and attempt < self.backoff.max_attempts and not self._stop.is_set():
-                    delay = self.backoff.delay(attempt)
-                    self.stats["retried"] += 1
-                    log.info("webhook %s (%s): attempt %d failed (%s), retrying in %.1fs", self.sender.name,
-                             self.sender.safe_url, attempt, exc, delay)
-                    heapq.heappush(self._retries, (time.monotonic() + delay, next(self._seq), attempt + 1, event))
-                    continue
-                self.stats["failed"] += 1
-                log.error("webhook %s (%s): giving up on event %s after %d attempt(s): %s", self.sender.name,
-                          self.sender.safe_url, event.key, attempt, exc)
-                self._report(event, False, str(exc))
-                if self._on_give_up:
-                    self._on_give_up(event)
-            except Exception as exc:  # a bug in formatting must not kill the worker
-                self.stats["failed"] += 1
-                log.exception("webhook %s: cannot deliver event %s: %s", self.sender.name, event.key,
-                              type(exc).__name__)
-                self._report(event, False, f"{type(exc).__name__}: {exc}")
-            else:
-                self.stats["delivered"] += 1
-                log.info("webhook %s (%s): delivered event %s (%s)", self.sender.name, self.sender.safe_url,
-                         event.key, "resolved" if event.resolved else "firing")
-                self._report(event, True, None)
-            self._done()
-        # anything left when stopping was not delivered
-        for _, _, _, event in self._retries:
-            self._report(event, False, "stopped before delivery")
-            self._done()
-        self._retries.clear()
-        self.sender.close()
-
-    def _report(self, event: AlertEvent, ok: bool, error: Optional[str]) -> None:
-        if self._on_result is None:
-            return
-        try:
-            self._on_result(event, self.sender.name, ok, error)
-        except Exception:
-            log.exception("webhook %s: result callback failed", self.sender.name)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking events; deliver what is queued within `timeout`, then give up on the rest."""
-        self._stop.set()
-        try:
-            self._queue.put_nowait(_WAKE)  # type: ignore[arg-type]  # an idle worker notices at once
-        except queue.Full:
-            pass  # busy: it checks the stop flag between deliveries
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("webhook %s: still busy after %.1fs at shutdown; abandoning its queue", self.sender.name,
-                        timeout)
-

@@ -109,13 +109,14 @@ def agent(
     from .agent.client import ClientError
     from .agent.enroll import EnrollError
     from .agent.spool import SpoolError
+    from .wiring import exporters
 
     if lang not in ("zh", "en"):
         _fail(f"--lang {lang}: expected zh or en")
     settings = _settings(config, state_dir=state_dir, metrics_port=metrics_port)
     _setup_logging(settings.log_level)
     try:
-        daemon = _announcing(lang, "agent")(settings)
+        daemon = _announcing(lang, "agent")(settings, metrics=exporters().metrics)
     except (EnrollError, ClientError, SpoolError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -186,7 +187,7 @@ def up(
 
     Exit (with --once) 0: every counted check passed; 1: this host has failing or undetermined checks (the
     usual result on a host not yet hardened), or a report was not made or stored; 2: usage or configuration."""
-    from .agent.allinone import LocalCollector, UpError, install_site_baseline, refuse_old_layout, write_secret
+    from .allinone import LocalCollector, UpError, install_site_baseline, refuse_old_layout, write_secret
     from .agent.client import ClientError
     from .agent.config import BaselineSchedule
     from .agent.enroll import EnrollError, private_dir
@@ -194,6 +195,7 @@ def up(
     from .agent.spool import SpoolError
     from .state import AGENT_SUBDIR
     from .up_summary import print_once
+    from .wiring import exporters
 
     if lang not in ("zh", "en"):
         _fail(f"--lang {lang}: expected zh or en")
@@ -210,7 +212,8 @@ def up(
         install_site_baseline(state, baseline)
         if port is None:
             port = 0 if once else UP_PORT  # a one-off run takes any free port
-        collector = LocalCollector(state, host=host, port=port, alerting_config=alerting_config, config_file=config)
+        collector = LocalCollector(state, exporters(), host=host, port=port, alerting_config=alerting_config,
+                                   config_file=config)
         collector.prepare()
         enrolled = settings.identity_file.exists() and collector.agent_usable(_saved_agent_id(settings))
         token_file = state / "admin-token"
@@ -221,7 +224,7 @@ def up(
         settings.collector_url = collector.url
         if not enrolled:
             do_enroll(settings, enroll_token, collector.url, force=True)
-        daemon = _announcing(lang, "up")(settings)
+        daemon = _announcing(lang, "up")(settings, metrics=exporters().metrics)
     except (UpError, EnrollError, ClientError, SpoolError, OSError) as exc:
         if collector is not None:
             collector.close()

@@ -179,11 +179,12 @@ def serve(settings) -> None:
         # Each worker process builds its app from the environment, so hand the settings over there.
         for name, value in settings.model_dump(exclude_none=True).items():
             os.environ[f"SENTINEL_COLLECTOR_{name.upper()}"] = str(value)
-        uvicorn.run("sentinel.collector.app:app_from_env", factory=True, workers=settings.workers, **common)
+        uvicorn.run("sentinel.wiring:collector_app_from_env", factory=True, workers=settings.workers, **common)
     else:
         from .collector.app import create_app, tune_gc
+        from .wiring import exporters
 
-        app = create_app(settings)
+        app = create_app(settings, exporters=exporters())
         tune_gc()
         uvicorn.run(app, **common)
 

@@ -374,13 +374,14 @@ def make_client(tmp_path):
     from fastapi.testclient import TestClient
 
     from sentinel.collector.app import create_app
+    from sentinel.wiring import exporters
     from sentinel.collector.settings import CollectorSettings
 
     clients = []
 
     def factory(db, **settings):
         install_test_baselines(tmp_path / "state")
-        app = create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
+        app = create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), exporters=exporters(), db=db)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

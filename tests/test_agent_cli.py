@@ -13,7 +13,8 @@ import time
 import httpx
 import pytest
 
-from sentinel.agent.allinone import LocalCollector, UpError, install_site_baseline
+from sentinel.allinone import LocalCollector, UpError, install_site_baseline
+from sentinel.wiring import exporters
 from sentinel.agent.scheduler import build_scheduler
 from sentinel.agent.config import BaselineSchedule, load_settings
 
@@ -57,7 +58,7 @@ def test_up_refuses_a_bad_baseline_and_a_public_address(tmp_path):
     bad = _run(["up", "--once", "--state-dir", str(tmp_path / "a"), "--baseline", "no-such-baseline"])
     assert bad.returncode == 2 and "no-such-baseline: unknown baseline id" in bad.stderr
     with pytest.raises(UpError, match="only on a loopback address"):
-        LocalCollector(tmp_path / "b", host="0.0.0.0")
+        LocalCollector(tmp_path / "b", exporters(), host="0.0.0.0")
 
 
 def test_up_serves_the_api_and_stops_on_sigterm(tmp_path):
@@ -95,7 +96,7 @@ def test_up_serves_the_api_and_stops_on_sigterm(tmp_path):
 
 
 def test_enroll_and_agent_once_from_the_command_line(tmp_path):
-    collector = LocalCollector(tmp_path / "collector")
+    collector = LocalCollector(tmp_path / "collector", exporters())
     collector.prepare()
     token, _ = collector.bootstrap(want_token=True)
     collector.start()
@@ -133,12 +134,11 @@ def test_schedule_wiring(tmp_path):
     settings = load_settings(None, default_file=False, state_dir=tmp_path, jitter=300, baselines=[
         BaselineSchedule(baseline="a", interval=3600), BaselineSchedule(baseline="b", interval=120, jitter=500)])
 
-    class Wiring:  # the scheduler only needs the settings and the job callables
+    class Wiring:  # the scheduler only needs the settings and the job callables (scheduler.Jobs)
         def __init__(self):
-            self.settings = settings
             self.run_baseline = self.take_sample = self.send_utilisation = self.send_inventory = lambda *a: None
 
-    scheduler = build_scheduler(Wiring())
+    scheduler = build_scheduler(settings, Wiring())
     scheduler.start(paused=True)
     try:
         jobs = {j.id: j for j in scheduler.get_jobs()}

@@ -17,7 +17,8 @@ from sqlmodel import select
 
 from sentinel import signing
 from sentinel.store import envelopes
-from sentinel.agent.allinone import LocalCollector
+from sentinel.allinone import LocalCollector
+from sentinel.wiring import exporters
 from sentinel.agent.config import BaselineSchedule, load_settings
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import EnrollError, enroll
@@ -29,7 +30,7 @@ from .test_agent_runner import BASELINE
 
 @pytest.fixture
 def collector(tmp_path):
-    c = LocalCollector(tmp_path / "collector")
+    c = LocalCollector(tmp_path / "collector", exporters())
     c.prepare()
     c.start()
     yield c

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sentinel.agent.allinone import LocalCollector
+from sentinel.allinone import LocalCollector
+from sentinel.wiring import exporters
 from sentinel.agent.client import RETRY_AFTER_MAX, RETRY_AFTER_MIN, parse_retry_after
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import enroll
@@ -26,7 +27,7 @@ SPOOLED = 4
 
 @pytest.fixture
 def limited_collector(tmp_path):
-    c = LocalCollector(tmp_path / "collector")
+    c = LocalCollector(tmp_path / "collector", exporters())
     c.settings.agent_rate = 1.0  # one report a second per agent, no burst: the second one is answered 429
     c.settings.agent_burst = 1
     c.prepare()

@@ -197,6 +197,7 @@ def test_the_agent_exporter_shows_the_spool_and_its_drops(tmp_path, monkeypatch)
     from sentinel.agent.config import load_settings
     from sentinel.agent.enroll import Identity
     from sentinel.agent.exporter import AgentExporter
+    from sentinel.wiring import exporters
 
     spool = Spool(tmp_path / "s", 2, 1 << 20)
     for i in range(3):  # one over the count bound
@@ -209,7 +210,7 @@ def test_the_agent_exporter_shows_the_spool_and_its_drops(tmp_path, monkeypatch)
     settings = load_settings(None, default_file=False, state_dir=tmp_path / "state", metrics_port=free_port())
     identity = Identity(agent_id="a1", collector_url="http://127.0.0.1:1", system="门户网站", department="财政局",
                         enrolled_at=datetime.now(timezone.utc))
-    exporter = AgentExporter(settings, identity, spool=spool)
+    exporter = AgentExporter(settings, identity, exporters().metrics, spool=spool)
     exporter.start()
     try:
         text = httpx.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=10, trust_env=False).text

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.exporters import grading
+from sentinel.events import grading
 from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
-from sentinel.exporters.dispatch import Dispatcher, DispatchConfig
-from sentinel.exporters.events import AlertEvent, GradeMap
-from sentinel.exporters.webhooks import Backoff
+from sentinel.events.dispatch import Dispatcher, DispatchConfig
+from sentinel.exporters.receivers import RECEIVERS
+from sentinel.events.model import AlertEvent, GradeMap
+from sentinel.events.delivery import Backoff
 from tests.obs_support import alertmanager, eventually, free_port
 
 
@@ -73,7 +74,8 @@ def test_alert_fires_is_refreshed_and_resolves_in_a_real_alertmanager(tmp_path: 
         config = DispatchConfig.model_validate({
             "receivers": [{"name": "am", "type": "alertmanager", "url": base, "resend_interval_seconds": 0.5}],
             "routes": [{"receivers": ["am"]}]})
-        dispatcher = Dispatcher(config, on_result=lambda ev, rcv, ok, err: results.append((ev.resolved, rcv, ok, err)))
+        dispatcher = Dispatcher(config, RECEIVERS,
+                                on_result=lambda ev, rcv, ok, err: results.append((ev.resolved, rcv, ok, err)))
         client = AlertmanagerClient(base)
         try:
             assert dispatcher.dispatch(_event()) == ["am"]

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_documented_grading_table_is_the_codes():
-    from sentinel.exporters import grading
+    from sentinel.events import grading
 
     doc = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
     m = re.search(r"<!-- grading-table:[^>]*-->\n(.*?)<!-- /grading-table -->", doc, re.S)
@@ -19,7 +19,7 @@ def test_the_documented_grading_table_is_the_codes():
 
 
 def test_every_documented_rule_has_its_class():
-    from sentinel.exporters import grading
+    from sentinel.events import grading
 
     doc = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(Sentinel\w+)` \| .* \| (\w+) \|$", doc, re.M)
@@ -46,8 +46,8 @@ def test_titled_and_documented_event_kinds_are_the_ones_the_collector_emits():
     GET /api/v1/events (what ingest and scan_ingest write), and each is graded by the table."""
     import typing
 
-    from sentinel.exporters import grading
-    from sentinel.exporters.events import KIND_TITLES
+    from sentinel.events import grading
+    from sentinel.events.model import KIND_TITLES
     from sentinel.collector.events_publisher import STATEFUL_KINDS
     from sentinel.collector.routers import results
 

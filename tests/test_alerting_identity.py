@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sentinel.exporters import grading
+from sentinel.events import grading
 from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher
-from sentinel.exporters.events import SHARED_IDENTITY, AlertEvent
+from sentinel.events.model import SHARED_IDENTITY, AlertEvent
 from sentinel.exporters.prometheus import make_registry, render
 from tests.obs_support import MetricsServer, alertmanager, eventually, prometheus, realistic_snapshot
 
@@ -98,7 +98,7 @@ scrape_configs:
     ({"type": "alertmanager", "labels": {"bad-name": "x"}}, "'bad-name' is not a Prometheus label name"),
 ])
 def test_receiver_labels_are_checked(receiver, message):
-    from sentinel.exporters.dispatch import DispatchConfig
+    from sentinel.events.dispatch import DispatchConfig
 
     with pytest.raises(ValueError, match=message):
         DispatchConfig.model_validate({"receivers": [{"name": "r", "url": "http://127.0.0.1:9/", **receiver}],

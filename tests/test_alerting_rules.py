@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sentinel.exporters import grading
+from sentinel.events import grading
 from sentinel.exporters.prometheus import METRICS
 from sentinel.agent.exporter import SPOOL_METRICS
 from tests.obs_support import need

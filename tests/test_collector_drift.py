@@ -136,7 +136,7 @@ def test_events(agent_env, db):
     resolved = [e for e in _events(db) if e.run_id == fixed["run_id"] and e.kind == "high_risk_finding"]
     assert len(resolved) == 1 and resolved[0].payload["resolved"] is True
     assert resolved[0].fingerprint == hr.fingerprint and resolved[0].severity == hr.severity
-    from sentinel.exporters.events import AlertEvent
+    from sentinel.events.model import AlertEvent
 
     assert AlertEvent.from_row(resolved[0]).resolved and not AlertEvent.from_row(hr).resolved
     listed = client.get("/api/v1/events", params={"kind": "high_risk_finding"}, headers=bearer(admin)).json()

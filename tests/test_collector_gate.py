@@ -17,6 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
+from sentinel.wiring import exporters
 from sentinel.collector.audit import RefusalLog, reason_key, record_refusal, repeat_count
 from sentinel.collector.limits import RateLimiter
 from sentinel.collector.settings import CollectorSettings
@@ -38,7 +39,7 @@ def _world(db):
 
 
 def _app(db, tmp_path, **settings):
-    return create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
+    return create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), exporters=exporters(), db=db)
 
 
 def _inventory(agent):

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
+from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
 from sentinel.collector.urlguard import redact, secret_parameter
 from sentinel.store.db import Database, upgrade
@@ -41,7 +42,7 @@ def test_a_collector_run_by_hand_keeps_its_files_to_itself(tmp_path):
         db = Database(settings.db_url)
         try:
             upgrade(db)
-            with TestClient(create_app(settings, db=db)) as client:
+            with TestClient(create_app(settings, exporters=exporters(), db=db)) as client:
                 assert client.get("/api/v1/health").status_code == 200
         finally:
             db.dispose()
@@ -62,7 +63,7 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path):
     db = Database(f"sqlite:///{path}")
     try:
         upgrade(db)
-        create_app(CollectorSettings(state_dir=state), db=db)
+        create_app(CollectorSettings(state_dir=state), exporters=exporters(), db=db)
     finally:
         db.dispose()
     assert _mode(path) == 0o600 and _mode(state) == 0o700
@@ -89,7 +90,7 @@ def test_a_token_in_a_url_is_refused_and_kept_out_of_the_access_log(db, tmp_path
     w = World(db)
     w.department("health")
     secret = w.token("root", "admin")
-    app = create_app(CollectorSettings(state_dir=tmp_path / "state"), db=db)
+    app = create_app(CollectorSettings(state_dir=tmp_path / "state"), exporters=exporters(), db=db)
     access = logging.getLogger("uvicorn.access")
     lines = _Lines()
     try:

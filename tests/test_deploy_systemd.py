@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
+from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
 from sentinel.store.db import Database
 from tests.collector_helpers import World, bearer, envelope, sign
@@ -126,7 +127,7 @@ def test_the_collector_serves_with_memory_deny_write_execute(store_url, tmp_path
         w.department("health")
         w.system("his", "health")
         admin = w.token("root", "admin")
-        with TestClient(create_app(CollectorSettings(state_dir=state), db=db)) as client:
+        with TestClient(create_app(CollectorSettings(state_dir=state), exporters=exporters(), db=db)) as client:
             agent = w.enroll(client, "his", "web-1")  # in-process: enrollment is not what is tested here
     finally:
         db.dispose()

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel import __version__
 from sentinel.agent import inventory
 from sentinel.collector.app import create_app
+from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
 from tests.collector_helpers import World, bearer, envelope, install_test_baselines, make_report, sign
 from tests.obs_support import need
@@ -33,7 +34,8 @@ def site(db, tmp_path):
     world.department("财政局")
     world.system("非税收入管理系统", "财政局")
     install_test_baselines(tmp_path / "state")
-    app = create_app(CollectorSettings(state_dir=tmp_path / "state", metrics_cache_seconds=0), db=db)
+    app = create_app(CollectorSettings(state_dir=tmp_path / "state", metrics_cache_seconds=0), exporters=exporters(),
+                     db=db)
     with TestClient(app) as client:
         agent = world.enroll(client, "非税收入管理系统", "web-1")
         scrape = bearer((tmp_path / "state" / "metrics-token").read_text().strip())

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentinel.agent.allinone import DEPARTMENT, SYSTEM, LocalCollector
+from sentinel.allinone import DEPARTMENT, SYSTEM, LocalCollector
+from sentinel.wiring import exporters
 from sentinel.agent.config import BaselineSchedule, ConfigError, load_settings
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import Identity
@@ -51,7 +52,7 @@ def test_agent_exporter_before_and_after_the_first_report(tmp_path):
     settings = load_settings(None, default_file=False, state_dir=tmp_path, metrics_port=free_port())
     identity = Identity(agent_id="a1", collector_url="http://127.0.0.1:1", system="门户网站", department="财政局",
                         enrolled_at=datetime.now(timezone.utc))
-    exporter = AgentExporter(settings, identity)
+    exporter = AgentExporter(settings, identity, exporters().metrics)
     exporter.start()
     url = f"http://{LOOPBACK}:{exporter.port}/metrics"
     try:
@@ -69,12 +70,12 @@ def test_agent_exporter_before_and_after_the_first_report(tmp_path):
     finally:
         exporter.stop()
     with pytest.raises(ValueError, match="department/system"):
-        AgentExporter(settings, identity.model_copy(update={"department": None}))
+        AgentExporter(settings, identity.model_copy(update={"department": None}), exporters().metrics)
 
 
 def test_agent_with_host_root_checks_the_mounted_root_and_serves_its_metrics(tmp_path, fixture_root):
     root = fixture_root(ROOT)
-    collector = LocalCollector(tmp_path / "collector", host=LOOPBACK, port=0)
+    collector = LocalCollector(tmp_path / "collector", exporters(), host=LOOPBACK, port=0)
     daemon = None
     try:
         collector.prepare()
@@ -84,7 +85,7 @@ def test_agent_with_host_root_checks_the_mounted_root_and_serves_its_metrics(tmp
                                  metrics_port=free_port(), jitter=0,
                                  baselines=[BaselineSchedule(baseline="dengbao-l3-linux", interval=3600)])
         do_enroll(settings, enroll_token, collector.url, force=True)
-        daemon = Agent(settings)
+        daemon = Agent(settings, metrics=exporters().metrics)
         daemon.start()
         api = httpx.Client(base_url=collector.url, headers=bearer(admin), timeout=10, trust_env=False)
         run = eventually(lambda: api.get("/api/v1/runs").json(), timeout=60, what="the agent's run stored")[0]

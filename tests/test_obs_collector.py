@@ -25,6 +25,7 @@ from sentinel.exporters.alertmanager import AlertmanagerClient
 from sentinel.exporters.webhooks import generic_signature
 from sentinel import signing
 from sentinel.collector.app import create_app
+from sentinel.wiring import exporters
 from sentinel.collector.metrics import KINDS, REASONS, rejection_reason
 from sentinel.collector.settings import CollectorSettings
 from sentinel.store.db import Database
@@ -58,7 +59,7 @@ def world(sqlite_db):
 
 def _app(db, tmp_path, **settings):
     install_test_baselines(tmp_path / "state")  # the baselines make_report's reports are judged by
-    return create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), db=db)
+    return create_app(CollectorSettings(state_dir=tmp_path / "state", **settings), exporters=exporters(), db=db)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -438,7 +439,7 @@ def test_without_alerting_config_events_stay_undelivered(world, tmp_path):
 
 
 def test_a_bad_alerting_config_stops_the_collector_naming_the_field(world, tmp_path):
-    from sentinel.exporters.dispatch import DispatchConfigError
+    from sentinel.events.dispatch import DispatchConfigError
 
     bad = tmp_path / "alerting.yml"
     bad.write_text("receivers:\n  - {name: am, type: alertmanager, url: 'ftp://x'}\n", encoding="utf-8")

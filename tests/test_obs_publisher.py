@@ -1,15 +1,19 @@
-"""The collector's event publisher on its own: one publisher per store (lease on SQLite and PostgreSQL), retry
-rounds that go only to the receivers that failed, and take-over when the publishing process stops."""
+"""The collector's event publisher on its own: one publisher per store (lease on SQLite and PostgreSQL), one
+retry policy per delivery path (the receiver's; the publisher only records what it answered), a late
+success of Alertmanager after a failure, and take-over when the publishing process stops."""
 from __future__ import annotations
 
 import shutil
 import time
 from datetime import datetime, timezone
 
+from typing import Optional
+
 import pytest
 from sqlalchemy import insert, select
 
-from sentinel.exporters.dispatch import DispatchConfig
+from sentinel.events.dispatch import DispatchConfig
+from sentinel.exporters.receivers import RECEIVERS
 from sentinel.collector.events_publisher import EventsPublisher, PublisherLease
 from sentinel.store.db import Database
 from sentinel.store.models import Event
@@ -47,9 +51,9 @@ def _row(db, event_id: int):
         return conn.execute(select(Event.__table__).where(Event.id == event_id)).one()
 
 
-def _config(*receivers: Receiver) -> DispatchConfig:
+def _config(*receivers: Receiver, retry: Optional[dict] = None) -> DispatchConfig:
     return DispatchConfig.model_validate({
-        "retry": {"max_attempts": 1},
+        "retry": retry or {"max_attempts": 1},
         "receivers": [{"name": f"hook{i}", "type": "webhook", "url": r.url(f"/{i}")} for i, r in enumerate(receivers)],
         "routes": [{"receivers": [f"hook{i}" for i in range(len(receivers))]}]})
 
@@ -86,29 +90,57 @@ def test_postgres_lease_admits_one_publisher_per_schema(pg_schemas):
             db.dispose()
 
 
-def test_a_failed_round_is_retried_only_for_the_receivers_that_failed(world):
+def test_one_retry_policy_the_receivers_and_the_publisher_records_what_they_answered(world):
     good = Receiver(responses=[(200, {})])
     flaky = Receiver(responses=[(500, {"error": "down"}), (200, {})])
-    publisher = EventsPublisher(world.db, _config(good, flaky), poll_interval=0.05, retry_delays=(0.3, 0.3))
+    dead = Receiver(responses=[(503, {"error": "down"})])
+    retry = {"max_attempts": 3, "initial_delay_seconds": 0.05, "max_delay_seconds": 0.1}
+    publisher = EventsPublisher(world.db, _config(good, flaky, retry=retry), RECEIVERS, poll_interval=0.05)
+    passes = _event(world, "l3-cam-telnet")
+    publisher.start()
+    try:
+        delivered = eventually(lambda: (r := _row(world.db, passes)).delivered and r, what="delivered after a retry")
+        assert delivered.attempts == 1 and delivered.last_error is None and delivered.delivered_at is not None
+        assert len(good.requests) == 1 and len(flaky.requests) == 2  # the worker's retry, nobody else's
+    finally:
+        publisher.close(timeout=1)
+    publisher = EventsPublisher(world.db, _config(good, dead, retry=retry), RECEIVERS, poll_interval=0.05)
+    fails = _event(world, "l3-cam-ftp")
+    publisher.start()
+    try:
+        failed = eventually(lambda: (r := _row(world.db, fails)).last_error and r, what="the give-up recorded")
+        assert not failed.delivered and failed.attempts == 1 and failed.last_error.startswith("hook1: HTTP 503")
+        time.sleep(0.5)  # no second round on top of the receiver's three attempts
+        assert len(dead.requests) == 3 and len(good.requests) == 2
+    finally:
+        publisher.close(timeout=1)
+        for r in (good, flaky, dead):
+            r.close()
+
+
+def test_alertmanager_back_after_a_give_up_still_delivers_the_row(world):
+    am = Receiver(responses=[(500, {}), (500, {}), (200, {})])  # down for two pushes, then back
+    config = DispatchConfig.model_validate({
+        "retry": {"max_attempts": 2, "initial_delay_seconds": 0.05, "max_delay_seconds": 0.1},
+        "receivers": [{"name": "am", "type": "alertmanager", "url": am.url(""), "resend_interval_seconds": 0.2}],
+        "routes": [{"receivers": ["am"]}]})
+    publisher = EventsPublisher(world.db, config, RECEIVERS, poll_interval=0.05)
     event_id = _event(world, "l3-cam-telnet")
     publisher.start()
     try:
-        failed = eventually(lambda: (r := _row(world.db, event_id)).attempts == 1 and r, what="first round recorded")
-        assert not failed.delivered and failed.last_error.startswith("hook1: HTTP 500")
-        delivered = eventually(lambda: (r := _row(world.db, event_id)).delivered and r, what="second round")
-        assert delivered.attempts == 2 and delivered.last_error is None and delivered.delivered_at is not None
-        time.sleep(0.3)
-        assert len(good.requests) == 1, "the receiver that had it got it again"
-        assert len(flaky.requests) == 2
+        failed = eventually(lambda: (r := _row(world.db, event_id)).last_error and r, what="the give-up recorded")
+        assert not failed.delivered and failed.last_error.startswith("am: ")
+        delivered = eventually(lambda: (r := _row(world.db, event_id)).delivered and r, what="the late success")
+        assert delivered.last_error is None and len(am.requests) >= 3
     finally:
         publisher.close(timeout=1)
-        good.close()
-        flaky.close()
+        am.close()
 
 
 def test_one_publisher_per_store_and_take_over_when_it_stops(world):
     hook = Receiver(responses=[(200, {})])
-    publishers = [EventsPublisher(Database(world.db.url), _config(hook), poll_interval=0.05, lease_retry=0.1)
+    publishers = [EventsPublisher(Database(world.db.url), _config(hook), RECEIVERS, poll_interval=0.05,
+                                  lease_retry=0.1)
                   for _ in range(2)]
     try:
         for p in publishers:
@@ -133,7 +165,7 @@ def test_one_publisher_per_store_and_take_over_when_it_stops(world):
 
 def test_an_unusable_row_is_left_undelivered_with_the_reason(world):
     hook = Receiver(responses=[(200, {})])
-    publisher = EventsPublisher(world.db, _config(hook), poll_interval=0.05)
+    publisher = EventsPublisher(world.db, _config(hook), RECEIVERS, poll_interval=0.05)
     with world.db.write() as conn:
         bad = conn.execute(insert(Event.__table__).values(
             kind="drift", severity="warning", department_id=world.departments["公安局"],
@@ -143,7 +175,7 @@ def test_an_unusable_row_is_left_undelivered_with_the_reason(world):
     try:
         row = eventually(lambda: (r := _row(world.db, bad)).last_error and r, what="the reason recorded")
         assert not row.delivered and "department/system" in row.last_error
-        assert row.attempts == publisher.max_rounds  # never tried again
+        assert row.attempts == 1  # tried once, and never again
         assert hook.requests == []
     finally:
         publisher.close(timeout=1)
@@ -167,7 +199,7 @@ def test_restore_and_delivery_on_both_backends(store_url):
     config = DispatchConfig.model_validate({
         "receivers": [{"name": "am", "type": "alertmanager", "url": am.url(""), "resend_interval_seconds": 0.2}],
         "routes": [{"receivers": ["am"]}]})
-    publisher = EventsPublisher(db, config, poll_interval=0.05)
+    publisher = EventsPublisher(db, config, RECEIVERS, poll_interval=0.05)
     publisher.start()
     try:
         eventually(lambda: _row(db, new).delivered, what="the new event delivered")
@@ -176,7 +208,7 @@ def test_restore_and_delivery_on_both_backends(store_url):
         checks = {c for p in pushed for a in p.json() for c in a["annotations"].get("check", "").split(", ") if c}
         assert {"l3-still-open", "l3-new"} <= checks and "l3-fixed" not in checks
         assert publisher.stats["restored"] == 1
-        assert not _row(db, still).attempts and _row(db, gone).delivered
+        assert _row(db, still).attempts == 0 and _row(db, gone).delivered
     finally:
         publisher.close(timeout=1)
         am.close()
@@ -188,7 +220,7 @@ def test_an_event_without_its_level_is_graded_by_its_systems_level_from_the_stor
     a high-risk finding on a level-2 system is 一般 (not graded as the highest level could be, 重大)."""
     sid = world.system("互联网医院", "公安局", level=2, s=2, a=2)
     hook = Receiver(responses=[(200, {})])
-    publisher = EventsPublisher(world.db, _config(hook), poll_interval=0.05)
+    publisher = EventsPublisher(world.db, _config(hook), RECEIVERS, poll_interval=0.05)
     event_id = _event(world, "l2-telnet")
     with world.db.write() as conn:
         conn.execute(Event.__table__.update().where(Event.id == event_id)
@@ -205,7 +237,7 @@ def test_an_event_without_its_level_is_graded_by_its_systems_level_from_the_stor
 def test_pushed_events_link_back_to_the_collector(world):
     hook = Receiver(responses=[(200, {})])
     config = _config(hook).model_copy(update={"link_base_url": "https://collector.example:8443/"})
-    publisher = EventsPublisher(world.db, config, poll_interval=0.05)
+    publisher = EventsPublisher(world.db, config, RECEIVERS, poll_interval=0.05)
     _event(world, "l3-link")
     publisher.start()
     try:
@@ -225,7 +257,7 @@ def test_an_expired_score_drop_is_let_lapse_not_resolved_over_the_rules_alert(wo
     config = DispatchConfig.model_validate({
         "receivers": [{"name": "am", "type": "alertmanager", "url": am.url(""), "resend_interval_seconds": 0.2}],
         "routes": [{"receivers": ["am"]}]})
-    publisher = EventsPublisher(world.db, config, poll_interval=0.05, oneshot_hold=0.5)
+    publisher = EventsPublisher(world.db, config, RECEIVERS, poll_interval=0.05, oneshot_hold=0.5)
     ids = []
     for kind in ("score_drop", "drift"):
         ids.append(_event(world, f"c-{kind}"))

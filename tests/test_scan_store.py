@@ -182,7 +182,7 @@ def test_findings_diff_first_last_seen_and_events(db):
         (H5, 22, "tcp"), (H5, 23, "tcp"), (H6, 6379, "tcp")]
     assert notice.summary.startswith("his: 3 new open ports: ") and f"{H6}:6379/tcp" in notice.summary
     # its Alertmanager identity is the system's: no host or port among the labels
-    from sentinel.exporters.events import AlertEvent, GradeMap, event_labels
+    from sentinel.events.model import AlertEvent, GradeMap, event_labels
 
     labels = event_labels(AlertEvent.from_row(notice), GradeMap())
     assert labels["alertname"] == "SentinelNewOpenPort" and labels["system"] == "his"

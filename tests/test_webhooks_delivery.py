@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.exporters.dispatch import (DispatchConfig, DispatchConfigError, Dispatcher, events_from_alertmanager_webhook)
-from sentinel.exporters.events import AlertEvent
-from sentinel.exporters.webhooks import Backoff, Deduplicator, DeliveryWorker, GenericJSONSender
+from sentinel.events.dispatch import DispatchConfig, DispatchConfigError, Dispatcher
+from sentinel.events.relay import events_from_alertmanager_webhook
+from sentinel.exporters.receivers import RECEIVERS
+from sentinel.events.model import AlertEvent
+from sentinel.events.delivery import Backoff, Deduplicator, DeliveryWorker
+from sentinel.exporters.webhooks import GenericJSONSender
 from tests.obs_support import Receiver, eventually
 
 
@@ -95,7 +98,7 @@ def test_backoff_is_capped_and_jittered():
 def test_duplicates_within_the_window_are_sent_once(receivers):
     r = receivers()
     d = Dispatcher(_config([{"name": "hook", "type": "webhook", "url": r.url("/h")}], default_receivers=["hook"],
-                           dedup_window_seconds=600))
+                           dedup_window_seconds=600), RECEIVERS)
     try:
         assert d.dispatch(_event()) == ["hook"]
         assert d.dispatch(_event(summary="again")) == []
@@ -139,7 +142,8 @@ def test_dead_and_slow_webhooks_do_not_block_the_caller_or_the_others(receivers)
     d = Dispatcher(_config([
         {"name": "dead", "type": "webhook", "url": f"http://127.0.0.1:{dead_port}/h", "timeout_seconds": 1},
         {"name": "slow", "type": "webhook", "url": slow.url("/h"), "timeout_seconds": 5},
-        {"name": "ok", "type": "webhook", "url": healthy.url("/h")}], default_receivers=["dead", "slow", "ok"]))
+        {"name": "ok", "type": "webhook", "url": healthy.url("/h")}], default_receivers=["dead", "slow", "ok"]),
+        RECEIVERS)
     try:
         start = time.monotonic()
         for i in range(10):
@@ -157,7 +161,7 @@ def test_dead_and_slow_webhooks_do_not_block_the_caller_or_the_others(receivers)
 def test_a_full_queue_drops_instead_of_blocking(receivers):
     slow = receivers(delay=0.5)
     d = Dispatcher(_config([{"name": "slow", "type": "webhook", "url": slow.url("/h")}], default_receivers=["slow"],
-                           queue_size=2))
+                           queue_size=2), RECEIVERS)
     try:
         start = time.monotonic()
         queued = [d.dispatch(_event(fingerprint=f"fp{i}")) for i in range(10)]
@@ -181,7 +185,7 @@ def test_per_department_routing(receivers):
         routes=[{"receivers": ["all"], "continue": True},
                 {"departments": ["财政局"], "min_severity": "high", "receivers": ["finance"]},
                 {"departments": ["卫健委"], "kinds": ["agent_silent"], "receivers": ["health"]}],
-        default_receivers=["ops"]))
+        default_receivers=["ops"]), RECEIVERS)
     try:
         assert d.route(_event(severity="critical")) == ["all", "finance"]
         assert d.route(_event(severity="medium")) == ["all", "ops"], "below min_severity: falls through to default"
@@ -265,8 +269,10 @@ def test_alertmanager_notifications_become_events():
                     "annotations": {}, "startsAt": "2026-11-23T07:00:00Z", "endsAt": "2026-11-23T08:00:00Z",
                     "fingerprint": "def456"}]}
     first, second = events_from_alertmanager_webhook(payload)
+    # the Alertmanager receiver is part of the key: on-call's and the department's notice are two messages
     assert (first.department, first.system, first.severity, first.summary, first.key) == \
-        ("财政局", "非税", "high", "禁止端口", "abc123")
+        ("财政局", "非税", "high", "禁止端口", "sentinel/abc123")
+    assert first.payload["receiver"] == "sentinel"
     assert not first.resolved and first.url == "http://prometheus:9090/graph"
     assert second.resolved and second.severity == "warning" and second.payload["severity_original"] == "page"
     assert second.host == "h1" and second.summary == "SentinelAgentSilent"

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from sentinel.exporters.events import AlertEvent, GradeMap
+from sentinel.events.model import AlertEvent, GradeMap
 from sentinel.exporters.webhooks import (WECOM_MAX_BYTES, DeliveryError, DingTalkSender, FeishuSender, GenericJSONSender,
                                 WeComSender, redact_url)
 from tests.obs_support import Receiver
@@ -176,7 +176,8 @@ def test_redact_url(url, hidden, shown):
 
 
 def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
-    from sentinel.exporters.dispatch import Dispatcher, DispatchConfig
+    from sentinel.events.dispatch import Dispatcher, DispatchConfig
+    from sentinel.exporters.receivers import RECEIVERS
 
     receiver.responses = [(500, {}), (200, {"errcode": 0, "errmsg": "ok", "code": 0})]
     cfg = DispatchConfig.model_validate({
@@ -190,7 +191,7 @@ def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
              "headers": {"Authorization": "Bearer " + TOKEN}}],
         "default_receivers": ["ding", "fs", "wx", "hook"]})
     with caplog.at_level(logging.DEBUG):
-        d = Dispatcher(cfg)
+        d = Dispatcher(cfg, RECEIVERS)
         try:
             assert repr(cfg).count(TOKEN) == 0 and repr(cfg).count(SECRET) == 0
             d.dispatch(_event())

@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from sentinel.exporters import grading
+from sentinel.events import grading
 
 RULES = Path(__file__).resolve().parent / "sentinel-rules.yml"
 

@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .. import signing
+from ..plugins import MetricsExposition
 from ..scoring import failing_figures
 from .client import CollectorClient, Outcome
 from .config import AgentSettings, BaselineSchedule
 from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
+from .exporter import AgentExporter
 from .runner import RunError, inventory_isolated, run_isolated, stop_all
 from .sampler import Sampler
+from .scheduler import build_scheduler
 from .spool import Spool, SpoolError
 
 log = logging.getLogger("sentinel.agent")
@@ -56,9 +62,10 @@ class FlushResult:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, identity: Optional[Identity] = None) -> None:
-        from .. import signing
+    """`metrics`: the /metrics exposition the composition root plugs in, needed when `metrics_port` is set."""
 
+    def __init__(self, settings: AgentSettings, identity: Optional[Identity] = None, *,
+                 metrics: Optional[MetricsExposition] = None) -> None:
         self.settings = settings
         self.identity = identity or load_identity(settings)
         try:
@@ -76,13 +83,13 @@ class Agent:
         self._kick = threading.Event()
         self._stopping = threading.Event()
         self._deliverer: Optional[threading.Thread] = None
-        self._scheduler = None
+        self._scheduler: Optional[BackgroundScheduler] = None
         self._lock_fd: Optional[int] = None
         self.exporter = None  # the optional agent /metrics (exporter.py), when metrics_port is set
         if settings.metrics_port is not None:
-            from .exporter import AgentExporter
-
-            self.exporter = AgentExporter(settings, self.identity, spool=self.spool)
+            if metrics is None:
+                raise ValueError("metrics_port is set, but this agent was built without a metrics exposition")
+            self.exporter = AgentExporter(settings, self.identity, metrics, spool=self.spool)
         self._root = str(settings.host_root) if settings.host_root else None  # checks read this mounted root
 
     # ---- envelopes -------------------------------------------------------------------------------
@@ -250,8 +257,6 @@ class Agent:
 
     def start(self) -> None:
         """Start delivery and the schedule (each baseline once now, then on its interval)."""
-        from .scheduler import build_scheduler
-
         self._take_lock()
         if self.exporter is not None:
             try:
@@ -262,7 +267,7 @@ class Agent:
                 raise
         self._deliverer = threading.Thread(target=self._deliver_loop, name="sentinel-deliver", daemon=True)
         self._deliverer.start()
-        self._scheduler = build_scheduler(self)
+        self._scheduler = build_scheduler(self.settings, self)
         self._scheduler.start()
         pending, size = self.spool.stats()
         log.info("agent %s started: collector %s, %d baseline(s) scheduled, %d envelope(s) (%d bytes) spooled",

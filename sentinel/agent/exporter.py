@@ -2,7 +2,8 @@
 hosts directly rather than the collector (docs/metrics.md).
 
 The agent keeps its latest host report in `<state_dir>/last-report.json` (0600) and the exporter reads it
-on each scrape (`exporters.prometheus.report_file_source`), so a scrape never runs a check and a restarted
+on each scrape (the exposition's `report_file_source`: exporters/prometheus.py, plugged in by the
+composition root), so a scrape never runs a check and a restarted
 agent shows its last figures at once. Until the first report exists only `sentinel_system_info` is shown.
 An agent speaks for its own host: host series and `sentinel_system_info`, never system-wide figures.
 It also shows its spool (`sentinel_agent_spool_*`): what waits for the collector and what was dropped to make
@@ -19,12 +20,12 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sentinel.exporters.prometheus import make_registry, report_file_source
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..metrics_model import MetricsSnapshot, SystemMetrics
+from ..plugins import MetricsExposition
 from .config import AgentSettings
 from .enroll import Identity, write_private
 from .spool import DROP_REASONS, Spool
@@ -58,7 +59,8 @@ class SpoolCollector(Collector):
 
 
 class AgentExporter:
-    def __init__(self, settings: AgentSettings, identity: Identity, spool: Optional[Spool] = None) -> None:
+    def __init__(self, settings: AgentSettings, identity: Identity, exposition: MetricsExposition,
+                 spool: Optional[Spool] = None) -> None:
         if settings.metrics_port is None:
             raise ValueError("metrics_port is not set")
         if not identity.department or not identity.system:
@@ -68,6 +70,7 @@ class AgentExporter:
         self.department, self.system = identity.department, identity.system
         self.path = settings.state_dir / LATEST_REPORT
         self.spool = spool
+        self.exposition = exposition
         self._server: Optional[Any] = None
 
     def save(self, report: dict[str, Any]) -> None:
@@ -78,7 +81,7 @@ class AgentExporter:
             log.error("latest report not kept for /metrics: %s: %s", self.path, exc.strerror or exc)
 
     def _source(self):
-        from_file = report_file_source(self.path, department=self.department, system=self.system)
+        from_file = self.exposition.report_file_source(self.path, department=self.department, system=self.system)
 
         def source() -> MetricsSnapshot:
             if not self.path.exists():  # no report yet: known system, no host figures (not a failure)
@@ -91,7 +94,7 @@ class AgentExporter:
     def start(self) -> None:
         addr, port = self.settings.metrics_address, self.settings.metrics_port
         try:
-            registry = make_registry(self._source())
+            registry = self.exposition.make_registry(self._source())
             if self.spool is not None:
                 registry.register(SpoolCollector(self.spool))
             self._server, _ = start_http_server(port, addr=addr, registry=registry)

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-if TYPE_CHECKING:
-    from .daemon import Agent
+from .config import AgentSettings, BaselineSchedule
 
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(agent: "Agent") -> BackgroundScheduler:
-    settings = agent.settings
+class Jobs(Protocol):
+    """What the schedule runs (the agent daemon, sentinel/agent/daemon.py, is one): the scheduler knows
+    the jobs, not the daemon, so the daemon imports the scheduler and not the other way round."""
+
+    def run_baseline(self, schedule: BaselineSchedule) -> Any: ...
+
+    def take_sample(self) -> Any: ...
+
+    def send_utilisation(self) -> Any: ...
+
+    def send_inventory(self) -> Any: ...
+
+
+def build_scheduler(settings: AgentSettings, agent: Jobs) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(3), "checks": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

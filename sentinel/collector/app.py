@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, signing
+from ..plugins import Exporters
 from ..store.db import Database, ensure_current, private_dir
 from . import audit, events_publisher, metrics, urlguard
 from .baselines import BaselineRegistry
@@ -61,10 +62,12 @@ def _action(request: Request) -> str:
     return _AGENT_ACTIONS.get(path) or f"{request.method} {path}"[:64]
 
 
-def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Database] = None,
+def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Exporters, db: Optional[Database] = None,
                check_schema: bool = True) -> FastAPI:
-    """Build the app. `db` may be passed in (tests, `sentinel up`); otherwise it is opened from
-    `settings.db_url`. The schema must be at the migrations' head unless check_schema=False."""
+    """Build the app. `exporters` are what the composition root plugs in (sentinel.wiring.exporters():
+    the /metrics exposition and the event receivers). `db` may be passed in (tests, `sentinel up`);
+    otherwise it is opened from `settings.db_url`. The schema must be at the migrations' head unless
+    check_schema=False."""
     settings = settings or CollectorSettings()
     db = db or Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous,
                         pg_synchronous_commit=settings.pg_synchronous_commit, pool_size=settings.pool_size)
@@ -132,8 +135,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, db: Optional[Dat
 
     for module in (agent, directory, results, assessments, report_sections, admin):
         app.include_router(module.router, prefix=API)
-    metrics.install(app)  # GET /metrics and the ingest counters
-    events_publisher.install(app)  # event push to Alertmanager and chats, when alerting_config is set
+    metrics.install(app, exporters.metrics)  # GET /metrics and the ingest counters
+    # event push to Alertmanager and chats, and the Alertmanager-webhook relay, when alerting_config is set
+    events_publisher.install(app, exporters.receivers)
     from .routers import scans
 
     scans.install(app, settings, db)  # network scans: routes, and their scheduler run with the app
@@ -156,11 +160,4 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-
-
-def app_from_env() -> FastAPI:
-    """uvicorn factory for multi-worker serving: settings come from SENTINEL_COLLECTOR_* variables."""
-    app = create_app(CollectorSettings())
-    tune_gc()
-    return app
 

@@ -1,11 +1,13 @@
-"""Event push from the collector: undelivered rows of the `events` table go to `exporters.dispatch.Dispatcher`.
+"""Event push from the collector: new rows of the `events` table go to `sentinel.events.dispatch.Dispatcher`.
 
 A background thread of the collector process (started with the app, `install()`):
 
-- polls undelivered events in id order every `events_poll_seconds` and dispatches them; the receivers'
-  answers come back through `on_result` and set `delivered`/`delivered_at`, or bump `attempts` and
-  `last_error`, in one short write per poll. A round that failed for some receiver is retried for those
-  receivers only, with backoff, up to MAX_ROUNDS rounds; then the row stays undelivered with its last error.
+- polls events not yet tried, in id order, every `events_poll_seconds` and dispatches them; the receivers'
+  answers come back through `on_result` and set `delivered`/`delivered_at`, or `attempts` and `last_error`,
+  in one short write per poll. Retrying is the receivers' own (one policy per delivery path: the delivery
+  queue's `retry:` for chats, the re-sends of a receiver that keeps state for Alertmanager); a row that a
+  receiver gave up on stays undelivered with the reason, and a later success of a receiver that keeps
+  state (Alertmanager came back) still marks it delivered.
 - never sits on the ingest path: ingestion writes event rows and returns; chats and Alertmanager are
   reached from the dispatcher's own threads, so a dead webhook only delays itself.
 - keeps Alertmanager in step across restarts: Alertmanager forgets an alert whose `endsAt` passes, and the
@@ -39,12 +41,12 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
-from sentinel.exporters.alertmanager import AlertmanagerPublisher
-from sentinel.exporters.dispatch import DispatchConfig, Dispatcher
-from sentinel.exporters.events import SHARED_IDENTITY, AlertEvent
-
+from ..events.delivery import Receiver
+from ..events.dispatch import DispatchConfig, DispatchConfigError, Dispatcher, ReceiverKinds
+from ..events.model import SHARED_IDENTITY, AlertEvent
 from ..store.db import Database
 from ..store.models import Event, System
+from . import relay
 
 log = logging.getLogger("sentinel.collector.events")
 
@@ -57,8 +59,6 @@ S = System.__table__
 #: condition kind adds it here.
 STATEFUL_KINDS = frozenset({"high_risk_finding", "new_forbidden_port", "scan_failed"})
 ONESHOT_HOLD = 3600.0
-MAX_ROUNDS = 8
-RETRY_FIRST, RETRY_MAX = 30.0, 3600.0
 BATCH = 200
 SWEEP = 30.0
 LEASE_RETRY = 15.0
@@ -149,26 +149,23 @@ class PublisherLease:
 
 @dataclass
 class _Round:
-    """One delivery round of one event row: the receivers it was queued to and what they answered."""
+    """The delivery of one event row: the receivers it was queued to and what they answered."""
 
     event: AlertEvent
     waiting: set[str]
     failed: dict[str, str] = field(default_factory=dict)
-    attempts: int = 0  # rounds before this one (the row's `attempts`)
 
 
 class EventsPublisher:
-    def __init__(self, db: Database, config: DispatchConfig, *, poll_interval: float = 2.0, batch: int = BATCH,
-                 oneshot_hold: float = ONESHOT_HOLD, max_rounds: int = MAX_ROUNDS,
-                 retry_delays: tuple[float, float] = (RETRY_FIRST, RETRY_MAX), lease_retry: float = LEASE_RETRY,
+    def __init__(self, db: Database, config: DispatchConfig, kinds: ReceiverKinds, *, poll_interval: float = 2.0,
+                 batch: int = BATCH, oneshot_hold: float = ONESHOT_HOLD, lease_retry: float = LEASE_RETRY,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.db = db
         self.config = config
+        self.kinds = kinds
         self.poll_interval = poll_interval
         self.batch = batch
         self.oneshot_hold = oneshot_hold
-        self.max_rounds = max_rounds
-        self.retry_delays = retry_delays
         self.lease_retry = lease_retry
         self._clock = clock
         self._max_inflight = max(10, config.queue_size // 2)  # leave room in the receivers' queues
@@ -176,8 +173,9 @@ class EventsPublisher:
         self.dispatcher: Optional[Dispatcher] = None
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._rounds: dict[int, _Round] = {}
-        self._retry: dict[int, tuple[float, Optional[set[str]]]] = {}  # id -> (monotonic due, receivers to retry)
-        self._done: list[tuple[int, Optional[str], int]] = []  # (id, error or None if delivered, attempts now)
+        #: rows given up on only by receivers that keep state: their later success still delivers the row
+        self._late: dict[int, set[str]] = {}
+        self._done: list[tuple[int, Optional[str]]] = []  # (id, error or None if delivered)
         self._oneshots: dict[str, tuple[AlertEvent, datetime]] = {}  # key -> (latest event, when it resolves)
         self._levels: dict[int, int] = {}  # system id -> protection level, for events that do not carry it
         self._high = 0  # highest event id handled
@@ -185,7 +183,7 @@ class EventsPublisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.stats = {"dispatched": 0, "delivered": 0, "failed_rounds": 0, "restored": 0, "expired": 0}
+        self.stats = {"dispatched": 0, "delivered": 0, "failed": 0, "restored": 0, "expired": 0}
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -227,7 +225,7 @@ class EventsPublisher:
             self._wake.clear()
 
     def _lead(self) -> None:
-        self.dispatcher = Dispatcher(self.config, on_result=self._on_result)
+        self.dispatcher = Dispatcher(self.config, self.kinds, on_result=self._on_result)
         log.info("event publisher started: %d receiver(s)", len(self.config.receivers))
         try:
             self._restore()
@@ -245,7 +243,7 @@ class EventsPublisher:
             except Exception as exc:
                 log.warning("event publisher: final delivery marks not written: %s", exc)
         self._rounds.clear()
-        self._retry.clear()
+        self._late.clear()
         self._oneshots.clear()
         self._high, self._next_sweep = 0, 0.0
         self.lease.release()
@@ -273,11 +271,22 @@ class EventsPublisher:
             if event.id is None:
                 continue  # a restored alert or an expiry: its row is settled already
             ids = [event.id]
-            if self.dispatcher is not None and isinstance(self.dispatcher.worker(receiver), AlertmanagerPublisher):
-                # Alertmanager pushes the latest state of a key: it answers for earlier events of that key too
+            if self.dispatcher is not None and self.dispatcher.worker(receiver).keeps_state:
+                # it pushes the latest state of a key: it answers for earlier events of that key too
                 ids += [i for i, r in self._rounds.items()
                         if i < event.id and r.event.key == event.key and receiver in r.waiting]
+                if ok:
+                    ids += [i for i, names in self._late.items() if i <= event.id and receiver in names
+                            and i not in ids]
             for event_id in ids:
+                late = self._late.get(event_id)
+                if late is not None and ok and receiver in late:
+                    late.discard(receiver)
+                    if not late:  # the only receivers that had given up have it now
+                        del self._late[event_id]
+                        self._done.append((event_id, None))
+                        self.stats["delivered"] += 1
+                    continue
                 rnd = self._rounds.get(event_id)
                 if rnd is None or receiver not in rnd.waiting:
                     continue
@@ -290,23 +299,21 @@ class EventsPublisher:
     def _finish(self, event_id: int, rnd: _Round) -> None:
         del self._rounds[event_id]
         if not rnd.failed:
-            self._done.append((event_id, None, rnd.attempts + 1))
+            self._done.append((event_id, None))
             self.stats["delivered"] += 1
             return
         error = "; ".join(f"{name}: {why}" for name, why in sorted(rnd.failed.items()))
-        self._fail(event_id, error, rnd.attempts + 1, set(rnd.failed))
+        self._fail(event_id, error)
+        assert self.dispatcher is not None
+        if all(self.dispatcher.worker(n).keeps_state for n in rnd.failed):
+            self._late[event_id] = set(rnd.failed)  # it keeps pushing: its success will still count
 
-    def _fail(self, event_id: int, error: str, attempts: int, receivers: Optional[set[str]]) -> None:
-        self.stats["failed_rounds"] += 1
-        self._done.append((event_id, error, attempts))
-        if attempts < self.max_rounds:
-            first, longest = self.retry_delays
-            delay = min(longest, first * 2 ** (attempts - 1))
-            self._retry[event_id] = (time.monotonic() + delay, receivers)
-            log.warning("event %d not delivered (%s); retrying in %.0f s", event_id, error, delay)
-        else:
-            self._retry.pop(event_id, None)
-            log.error("event %d not delivered after %d rounds; left undelivered: %s", event_id, attempts, error)
+    def _fail(self, event_id: int, error: str) -> None:
+        """The receivers gave up (their retry policy is spent) or the row cannot be sent: left undelivered
+        with the reason; never tried again by the publisher."""
+        self.stats["failed"] += 1
+        self._done.append((event_id, error))
+        log.error("event %d not delivered: %s", event_id, error)
 
     def _write_done(self) -> None:
         if not self._done:
@@ -315,13 +322,14 @@ class EventsPublisher:
         now = self._clock()
         try:
             with self.db.write() as conn:
-                for event_id, error, attempts in done:
+                for event_id, error in done:
+                    # attempts: 1 once tried, whatever the receivers' own retries were (their policy)
                     if error is None:
                         conn.execute(update(E).where(E.c.id == event_id).values(
-                            delivered=True, delivered_at=now, attempts=attempts, last_error=None))
+                            delivered=True, delivered_at=now, attempts=1, last_error=None))
                     else:
                         conn.execute(update(E).where(E.c.id == event_id).values(
-                            attempts=attempts, last_error=error[:_ERROR_MAX]))
+                            attempts=1, last_error=error[:_ERROR_MAX]))
         except Exception:
             self._done = done + self._done  # written at the next cycle
             raise
@@ -329,18 +337,18 @@ class EventsPublisher:
     # ---- reading and sending ---------------------------------------------------------------------
 
     def _poll(self) -> None:
-        """New rows (above the highest id handled) each cycle; all undelivered rows when a retry is due and
-        every SWEEP seconds, which also picks up a row whose transaction committed after a higher id's
-        (possible on PostgreSQL with concurrent ingests)."""
+        """New rows (above the highest id handled) each cycle; all rows not yet tried every SWEEP seconds,
+        which also picks up a row whose transaction committed after a higher id's (possible on PostgreSQL
+        with concurrent ingests)."""
         now = time.monotonic()
-        sweep = now >= self._next_sweep or any(due <= now for due, _ in self._retry.values())
+        sweep = now >= self._next_sweep
         if sweep:
             self._next_sweep = now + SWEEP
         after = 0 if sweep else self._high
         while len(self._rounds) < self._max_inflight and not self._stop.is_set():
             with self.db.read() as conn:
                 rows = conn.execute(
-                    select(E).where(E.c.delivered.is_(False), E.c.attempts < self.max_rounds, E.c.id > after)
+                    select(E).where(E.c.delivered.is_(False), E.c.attempts == 0, E.c.id > after)
                     .order_by(E.c.id).limit(self.batch)).all()
             for row in rows:
                 if len(self._rounds) >= self._max_inflight:
@@ -348,18 +356,14 @@ class EventsPublisher:
                 self._high = max(self._high, row.id)
                 if row.id in self._rounds:
                     continue
-                retry = self._retry.get(row.id)
-                if retry is not None and retry[0] > now:
-                    continue
-                self._retry.pop(row.id, None)
-                self._send(row, retry[1] if retry else None)
+                self._send(row)
             if len(rows) < self.batch:
                 return
             after = rows[-1].id
 
     def _event(self, row: Any) -> AlertEvent:
         """The row as an alert, with its system's protection level: the graded-response table grades by it
-        (exporters/grading.py). Host-report events carry it; the others (scans) get it from the store."""
+        (sentinel/events/grading.py). Host-report events carry it; the others (scans) get it from the store."""
         event = AlertEvent.from_row(row)
         sid = getattr(row, "system_id", None)
         base = self.config.link_base_url
@@ -377,58 +381,51 @@ class EventsPublisher:
             event = event.model_copy(update={"level": self._levels[sid]})
         return event
 
-    def _send(self, row: Any, only: Optional[set[str]] = None) -> None:
+    def _send(self, row: Any) -> None:
         assert self.dispatcher is not None
         try:
             event = self._event(row)
         except (ValueError, ValidationError) as exc:
-            # the row itself is unusable: no later round can do better
-            self._done.append((row.id, f"cannot make an alert of this event: {exc}"[:_ERROR_MAX], self.max_rounds))
-            log.error("event %d cannot be pushed: %s", row.id, exc)
+            # the row itself is unusable: nothing can do better later
+            self._fail(row.id, f"cannot make an alert of this event: {exc}")
             return
         routed = self.dispatcher.route(event)
         if not routed:
-            self._fail(row.id, "no route matches and there are no default receivers", row.attempts + 1, None)
+            self._fail(row.id, "no route matches and there are no default receivers")
             return
-        if only:
-            # a retry round: only the receivers that failed last time (the others have it already)
-            names = [n for n in routed if n in only]
-            queued = [n for n in names if self.dispatcher.worker(n).submit(event)]
-            full = {n: "queue full" for n in names if n not in queued}
-        else:
-            names = routed
-            drops = {n: self._drops(n) for n in routed}
-            queued = self.dispatcher.dispatch(event)
-            # not queued: a full queue (retried later), or for a chat the same state sent within the dedup
-            # window (done). Only this thread submits, so a grown drop count is this event's.
-            full = {n: "queue full" for n in names if n not in queued and self._drops(n) > drops[n]}
+        drops = {n: self._drops(n) for n in routed}
+        queued = self.dispatcher.dispatch(event)
+        # not queued: a full queue, or for a chat the same state sent within the dedup window (done). Only
+        # this thread submits, so a grown drop count is this event's.
+        full = {n: "queue full" for n in routed if n not in queued and self._drops(n) > drops[n]}
         self.stats["dispatched"] += 1
         self._track_oneshot(event, routed)
         if not queued:
             if full:
-                self._fail(row.id, "; ".join(f"{n}: {why}" for n, why in sorted(full.items())), row.attempts + 1,
-                           set(full))
+                self._fail(row.id, "; ".join(f"{n}: {why}" for n, why in sorted(full.items())))
             else:
-                self._done.append((row.id, None, row.attempts + 1))  # de-duplicated: this state was just sent
+                self._done.append((row.id, None))  # de-duplicated: this state was just sent
                 self.stats["delivered"] += 1
             return
-        self._rounds[row.id] = _Round(event=event, waiting=set(queued), failed=full, attempts=row.attempts)
+        self._rounds[row.id] = _Round(event=event, waiting=set(queued), failed=full)
 
     def _drops(self, name: str) -> int:
-        worker = self.dispatcher.worker(name)
-        return getattr(worker, "stats", {}).get("dropped", 0)
-
-    def _alertmanagers(self, event: AlertEvent) -> list[AlertmanagerPublisher]:
         assert self.dispatcher is not None
-        workers = (self.dispatcher.worker(n) for n in self.dispatcher.route(event))
-        return [w for w in workers if isinstance(w, AlertmanagerPublisher)]
+        stats = getattr(self.dispatcher.worker(name), "stats", {})
+        return int(stats.get("dropped", 0))
+
+    def _keepers(self, event: AlertEvent) -> list[Receiver]:
+        """The receivers of this event that keep their alerts alive themselves (Alertmanager)."""
+        assert self.dispatcher is not None
+        return self.dispatcher.keeping_state(self.dispatcher.route(event))
 
     # ---- firing set across restarts, and one-shot notices ------------------------------------------
 
     def _track_oneshot(self, event: AlertEvent, routed: list[str]) -> None:
         if event.kind in STATEFUL_KINDS or event.resolved:
             return
-        if any(isinstance(self.dispatcher.worker(n), AlertmanagerPublisher) for n in routed):
+        assert self.dispatcher is not None
+        if self.dispatcher.keeping_state(routed):
             self._oneshots[event.key] = (event, event.created_at + timedelta(seconds=self.oneshot_hold))
 
     def _expire_oneshots(self) -> None:
@@ -438,7 +435,7 @@ class EventsPublisher:
                 continue
             del self._oneshots[key]
             resolved = event.model_copy(update={"resolved": True, "created_at": now, "id": None})
-            for am in self._alertmanagers(event):
+            for am in self._keepers(event):
                 if event.kind in SHARED_IDENTITY:
                     # the rule's alert too (score_drop = SentinelSystemScoreDropped): an explicit resolution
                     # would end it while the rule still sees the drop; stop re-sending and let it lapse
@@ -469,7 +466,7 @@ class EventsPublisher:
                 continue
             if event.resolved:
                 continue
-            ams = self._alertmanagers(event)
+            ams = self._keepers(event)
             for am in ams:
                 am.submit(event.model_copy(update={"id": None}))
             if ams:
@@ -480,15 +477,21 @@ class EventsPublisher:
             log.info("event publisher: %d firing alert(s) restored for Alertmanager", self.stats["restored"])
 
 
-def install(app) -> Optional[EventsPublisher]:
+def install(app, kinds: ReceiverKinds) -> Optional[EventsPublisher]:
     """Run an EventsPublisher with the app (started and stopped by its lifespan) when `alerting_config` is
-    set. The configuration is read now, so a bad file stops the collector at start, naming file and field."""
+    set, and the Alertmanager-webhook relay (relay.py). `kinds` builds the receivers by type (the exporters
+    the composition root plugs in). The configuration is read now, so a bad file (or a receiver type no
+    exporter builds) stops the collector at start, naming file and field."""
     settings = app.state.settings
     app.state.events_publisher = None
     if settings.alerting_config is None:
         return None
     config = DispatchConfig.from_yaml(settings.alerting_config)
-    publisher = EventsPublisher(app.state.db, config, poll_interval=settings.events_poll_seconds)
+    unknown = sorted({rc.type for rc in config.receivers} - set(kinds))
+    if unknown:
+        raise DispatchConfigError(f"{settings.alerting_config}: receivers: no exporter for type(s) {unknown}")
+    relay.install(app, config, kinds)
+    publisher = EventsPublisher(app.state.db, config, kinds, poll_interval=settings.events_poll_seconds)
     app.state.events_publisher = publisher
     inner = app.router.lifespan_context
 

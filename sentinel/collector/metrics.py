@@ -1,7 +1,8 @@
 """The collector's `GET /metrics` and its ingest counters (docs/metrics.md).
 
 The figures come from stored state (`sentinel.store.snapshot.build_snapshot`), rendered by
-`exporters.prometheus`; a scrape never runs a check. Two things are kept in memory, since this process
+the exposition the composition root plugs in (sentinel/plugins.py: exporters/prometheus.py); a scrape
+never runs a check. Two things are kept in memory, since this process
 started: the ingest counters (reports accepted by kind and refused by reason, counted where the agent
 endpoint answers, `observe_report`, called by routers/agent.py, and where the body-size limit refuses,
 app.py's 413 handler) and the check-duration histogram (`CheckDurations`: each stored host report's
@@ -33,9 +34,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sentinel.exporters.prometheus import make_registry, render
-
 from ..metrics_model import CHECK_DURATION_BUCKETS, IngestMetrics, MetricsSnapshot, ProbeDurations
+from ..plugins import MetricsExposition
 from ..store.db import Database
 from ..store.snapshot import build_snapshot
 from .errors import ApiError
@@ -191,7 +191,7 @@ class _Cached:
             return self._value[1]
 
 
-def _authorized(request: Request, token: str) -> bool:
+def authorized(request: Request, token: str) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
@@ -208,10 +208,10 @@ def metrics_token(settings: CollectorSettings) -> Optional[str]:
     if settings.metrics_token:
         return settings.metrics_token
     path = metrics_token_path(settings)
-    return _read_or_make_token(path) if path is not None else None
+    return read_or_make_token(path) if path is not None else None
 
 
-def _read_or_make_token(path: Path) -> str:
+def read_or_make_token(path: Path, what: str = "metrics token") -> str:
     """Read the token file, or make it: written to a temporary file (0600) and linked into place, so worker
     processes starting together all end up with the one token and never read a half-written file."""
     try:
@@ -220,7 +220,7 @@ def _read_or_make_token(path: Path) -> str:
         token = ""
     else:
         if len(token) < 16:
-            raise ValueError(f"{path}: the metrics token must be at least 16 characters")
+            raise ValueError(f"{path}: the {what} must be at least 16 characters")
         return token
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -238,7 +238,7 @@ def _read_or_make_token(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def install(app: FastAPI) -> IngestCounters:
+def install(app: FastAPI, exposition: MetricsExposition) -> IngestCounters:
     """Add GET /metrics to the collector app and keep its ingest counters in `app.state.ingest_counters`."""
     settings: CollectorSettings = app.state.settings
     db: Database = app.state.db
@@ -249,7 +249,7 @@ def install(app: FastAPI) -> IngestCounters:
     stored = _Cached(lambda: build_snapshot(db, silent_after=silent_after, per_check=settings.metrics_per_check),
                      settings.metrics_cache_seconds)
     # the store read may be shared by scrapes close together; the counters are always the current ones
-    registry = make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot(),
+    registry = exposition.make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot(),
                                                                  "check_durations": durations.snapshot()}),
                              per_check=settings.metrics_per_check)
     token = metrics_token(settings)
@@ -257,9 +257,9 @@ def install(app: FastAPI) -> IngestCounters:
 
     def metrics(request: Request) -> Response:
         """Prometheus exposition of the stored state (text 0.0.4, or OpenMetrics when asked for)."""
-        if token is not None and not _authorized(request, token):
+        if token is not None and not authorized(request, token):
             raise ApiError(401, "GET /metrics needs Authorization: Bearer <metrics token>")
-        body, content_type = render(registry, request.headers.get("accept"))
+        body, content_type = exposition.render(registry, request.headers.get("accept"))
         return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
     # a plain def: reading the store blocks, so Starlette runs it in its thread pool

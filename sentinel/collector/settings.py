@@ -93,6 +93,9 @@ class CollectorSettings(BaseSettings):
     alerting_config: Optional[Path] = Field(
         default=None, description="event push configuration (YAML, docs/alerting.md); none: events are not pushed")
     events_poll_seconds: float = Field(default=2.0, gt=0, le=300, description="how often undelivered events are read")
+    relay_token_file: Optional[Path] = Field(
+        default=None, description="with alerting_config: the token Alertmanager's webhook gives the relay route "
+        "(POST /api/v1/alertmanager/webhook); default <state_dir>/relay-token, made (0600) at the first start")
     metrics_open: bool = Field(default=False, description="serve /metrics without a token; only where no one but "
                                "the monitoring system can reach the port (it names departments, systems, scores)")
     metrics_token_file: Optional[Path] = Field(default=None, description="default: <state_dir>/metrics-token, made "

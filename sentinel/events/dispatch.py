@@ -24,16 +24,15 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .alertmanager import AlertmanagerClient, AlertmanagerPublisher
-from .events import SEVERITY_RANK, AlertEvent, Grade, GradeMap
-from .webhooks import SENDERS, Backoff, Deduplicator, DeliveryWorker, ResultCallback, redact_url
+from .delivery import Backoff, Deduplicator, Receiver, ReceiverContext, ResultCallback
+from .model import SEVERITY_RANK, AlertEvent, Grade, GradeMap
+from .redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class RetryConfig(_Strict):
                        max_delay=self.max_delay_seconds, factor=self.factor)
 
 
-#: labels that sentinel sets itself on a pushed alert (exporters.events.event_labels)
+#: labels that sentinel sets itself on a pushed alert (sentinel.events.model.event_labels)
 _EVENT_LABELS = frozenset({"alertname", "department", "system", "level", "host", "check", "severity", "grade",
                            "source", "subject"})
 
@@ -100,6 +99,9 @@ class RouteConfig(_Strict):
     systems: Optional[list[str]] = None
     kinds: Optional[list[str]] = None
     min_severity: Optional[str] = None
+    # Alertmanager receivers (by name) whose webhook notifications the collector relays (sentinel.events.relay);
+    # None: any event, relayed or not
+    relayed_from: Optional[list[str]] = None
     receivers: list[str] = Field(min_length=1)
     continue_: bool = Field(default=False, alias="continue")
 
@@ -114,7 +116,9 @@ class RouteConfig(_Strict):
         return ((self.departments is None or event.department in self.departments)
                 and (self.systems is None or event.system in self.systems)
                 and (self.kinds is None or event.kind in self.kinds)
-                and (self.min_severity is None or event.rank >= SEVERITY_RANK[self.min_severity]))
+                and (self.min_severity is None or event.rank >= SEVERITY_RANK[self.min_severity])
+                and (self.relayed_from is None or (event.kind == "prometheus_alert"
+                                                   and event.payload.get("receiver") in self.relayed_from)))
 
 
 class DispatchConfig(_Strict):
@@ -202,51 +206,54 @@ def _expand(value: Any, env: dict[str, str], where: str, loc: tuple) -> Any:
     return value
 
 
-class Dispatcher:
-    """Routes each event to its receivers and queues it there; `dispatch()` never waits for a network."""
+#: receiver type (ReceiverConfig.type) -> what builds it; the exporters' table is
+#: sentinel.exporters.receivers.RECEIVERS, handed in by the composition root
+ReceiverFactory = Callable[[ReceiverConfig, ReceiverContext], Receiver]
+ReceiverKinds = Mapping[str, ReceiverFactory]
 
-    def __init__(self, config: DispatchConfig, *, on_result: Optional[ResultCallback] = None) -> None:
+
+class Dispatcher:
+    """Routes each event to its receivers and queues it there; `dispatch()` never waits for a network.
+
+    `kinds` builds each configured receiver by its type; `only` keeps the receivers for which it is true
+    (the Alertmanager-webhook relay leaves out the ones that keep state: Alertmanager itself)."""
+
+    def __init__(self, config: DispatchConfig, kinds: ReceiverKinds, *, on_result: Optional[ResultCallback] = None,
+                 only: Optional[Callable[[Receiver], bool]] = None) -> None:
         self.config = config
-        grades = config.grade_map
-        backoff = config.retry.backoff()
         self._dedup = Deduplicator(config.dedup_window_seconds)
-        self._workers: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._workers: dict[str, Receiver] = {}
         self.stats = {"dispatched": 0, "deduplicated": 0, "unrouted": 0}
         try:
             for rc in config.receivers:
-                url = rc.url.get_secret_value()
-                headers = {k: v.get_secret_value() for k, v in rc.headers.items()}
-                if rc.type == "alertmanager":
-                    client = AlertmanagerClient(url, timeout=rc.timeout_seconds, headers=headers)
-                    self._workers[rc.name] = AlertmanagerPublisher(
-                        client, grades=grades, resend_interval=rc.resend_interval_seconds,
-                        resolved_resend_for=rc.resolved_resend_seconds, backoff=backoff, on_result=on_result,
-                        name=rc.name, labels=dict(rc.labels))
-                    continue
-                kw: dict[str, Any] = {"grades": grades, "timeout": rc.timeout_seconds,
-                                      "timezone_name": config.timezone,
-                                      "secret": rc.secret.get_secret_value() if rc.secret else None}
-                if rc.type == "dingtalk":
-                    kw["at_mobiles"] = tuple(rc.at_mobiles)
-                if rc.type == "webhook":
-                    kw["headers"] = headers
-                sender = SENDERS[rc.type](rc.name, url, **kw)
+                factory = kinds.get(rc.type)
+                if factory is None:
+                    raise DispatchConfigError(f"receiver {rc.name!r}: no exporter for type {rc.type!r} "
+                                              f"(known: {sorted(kinds)})")
                 key_prefix = rc.name + "|"
-                self._workers[rc.name] = DeliveryWorker(
-                    sender, queue_size=config.queue_size, backoff=backoff, on_result=on_result,
+                context = ReceiverContext(
+                    grades=config.grade_map, retry=config.retry.backoff(), queue_size=config.queue_size,
+                    timezone=config.timezone, on_result=on_result,
                     # a delivery that failed for good may be tried again by the next identical event
                     on_give_up=lambda ev, p=key_prefix: self._dedup.forget(p + ev.key))
+                receiver = factory(rc, context)
+                if only is not None and not only(receiver):
+                    receiver.close(timeout=0)
+                    continue
+                self._workers[rc.name] = receiver
         except Exception:
             self.close(timeout=0)
             raise
 
     @classmethod
-    def from_yaml(cls, path: Path, **kw: Any) -> "Dispatcher":
-        return cls(DispatchConfig.from_yaml(path), **kw)
+    def from_yaml(cls, path: Path, kinds: ReceiverKinds, **kw: Any) -> "Dispatcher":
+        return cls(DispatchConfig.from_yaml(path), kinds, **kw)
 
     def route(self, event: AlertEvent) -> list[str]:
-        """Receiver names for an event, in route order, each once."""
+        """Receiver names for an event, in route order, each once (only the receivers this dispatcher has)."""
+        return [name for name in self._route(event) if name in self._workers]
+
+    def _route(self, event: AlertEvent) -> list[str]:
         chosen: list[str] = []
         for route in self.config.routes:
             if route.matches(event):
@@ -268,9 +275,9 @@ class Dispatcher:
         queued = []
         for name in names:
             worker = self._workers[name]
-            # Alertmanager de-duplicates itself and needs the re-sends; chats get each state once per window
-            if not isinstance(worker, AlertmanagerPublisher) and not self._dedup.admit(f"{name}|{event.key}",
-                                                                                        event.resolved):
+            # a receiver that keeps state (Alertmanager) de-duplicates itself and needs the re-sends; chats
+            # get each state once per window
+            if not worker.keeps_state and not self._dedup.admit(f"{name}|{event.key}", event.resolved):
                 self.stats["deduplicated"] += 1
                 log.debug("event %s to %s: duplicate within %.0fs, not sent", event.key, name,
                           self.config.dedup_window_seconds)
@@ -282,8 +289,12 @@ class Dispatcher:
         self.stats["dispatched"] += 1
         return queued
 
-    def worker(self, name: str) -> Any:
+    def worker(self, name: str) -> Receiver:
         return self._workers[name]
+
+    def keeping_state(self, names: list[str]) -> list[Receiver]:
+        """Of these receivers, the ones that keep their alerts alive themselves (Alertmanager)."""
+        return [w for n in names if (w := self._workers[n]).keeps_state]
 
     def wait_idle(self, timeout: float) -> bool:
         import time
@@ -294,39 +305,3 @@ class Dispatcher:
     def close(self, timeout: float = 5.0) -> None:
         for w in self._workers.values():
             w.close(timeout)
-
-
-# ---- relaying Alertmanager notifications to the chat receivers -----------------------------------------
-
-_AM_SEVERITY = {"critical": "critical", "high": "high", "error": "high", "warning": "warning", "medium": "medium",
-                "low": "low", "info": "info", "none": "info"}
-
-
-def events_from_alertmanager_webhook(payload: dict[str, Any]) -> list[AlertEvent]:
-    """AlertEvents from an Alertmanager webhook notification (version 4), e.g. the alerts of
-    deploy/prometheus/sentinel-rules.yml, so they reach the same signed chat robots. A severity this
-    module does not know is sent as `warning`, the original kept in the payload."""
-    if not isinstance(payload, dict) or str(payload.get("version")) != "4":
-        raise ValueError("not an Alertmanager webhook notification (version 4)")
-    alerts = payload.get("alerts")
-    if not isinstance(alerts, list):
-        raise ValueError("Alertmanager notification: `alerts` must be a list")
-    out = []
-    common = payload.get("commonLabels") or {}
-    for i, a in enumerate(alerts):
-        if not isinstance(a, dict) or not isinstance(a.get("labels"), dict):
-            raise ValueError(f"Alertmanager notification: alerts[{i}] has no labels")
-        labels = {**common, **a["labels"]}
-        ann = a.get("annotations") or {}
-        sev = str(labels.get("severity", "warning")).lower()
-        out.append(AlertEvent(
-            kind="prometheus_alert", severity=_AM_SEVERITY.get(sev, "warning"),
-            department=labels.get("department") or "-", system=labels.get("system") or "-",
-            host=labels.get("host") or labels.get("instance"), check=labels.get("check"),
-            summary=ann.get("summary") or labels.get("alertname", "alert"), description=ann.get("description", ""),
-            payload={"alertname": labels.get("alertname"), "labels": labels, "severity_original": sev,
-                     "subject": labels.get("alertname")},
-            created_at=a.get("startsAt") if a.get("status") != "resolved" else (a.get("endsAt") or a.get("startsAt")),
-            resolved=a.get("status") == "resolved", fingerprint=a.get("fingerprint"),
-            url=a.get("generatorURL") or None))
-    return out

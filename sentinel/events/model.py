@@ -2,11 +2,11 @@
 
 An `AlertEvent` is what the collector tells people about (a new high-risk finding, a score drop, a silent
 agent, a forbidden port...). It is built from a row of the store's `events` table (`from_row`) or from an
-Alertmanager webhook notification, and handed to `exporters.dispatch.Dispatcher`.
+Alertmanager webhook notification, and handed to `sentinel.events.dispatch.Dispatcher`.
 
 Grades are those of the national cyber-security incident emergency plan (国家网络安全事件应急预案):
 特别重大 (I) > 重大 (II) > 较大 (III) > 一般 (IV). The kinds sentinel emits are graded by the graded-response
-table (`exporters.grading`: kind of event x the system's protection level), the same table the Prometheus
+table (`sentinel.events.grading`: kind of event x the system's protection level), the same table the Prometheus
 rules follow; any other kind (e.g. a relayed Prometheus alert) by the configurable severity mapping
 (`GradeMap`, default the plain ladder below).
 """
@@ -45,7 +45,7 @@ KIND_TITLES: dict[str, tuple[str, str]] = {
     "closed_port": ("端口已关闭", "Port closed"),
     "version_change": ("服务版本变化", "Service version changed"),
     "scan_failed": ("网络扫描失败", "Network scan failed"),
-    # relayed from an Alertmanager webhook (events_from_alertmanager_webhook)
+    # relayed from an Alertmanager webhook (sentinel.events.relay)
     "prometheus_alert": ("监控告警", "Monitoring alert"),
 }
 
@@ -73,7 +73,7 @@ class GradeMap(BaseModel):
             raise ValueError(f"severity {severity!r} has no incident grade; known: {sorted(self.mapping)}") from None
 
     def of(self, event: "AlertEvent") -> str:
-        """The grade of an event: the graded-response table's (exporters/grading.py: its kind and its
+        """The grade of an event: the graded-response table's (sentinel/events/grading.py: its kind and its
         system's protection level) for the kinds it lists, this severity mapping for any other kind."""
         return grading.grade(event.kind, event.level) or self.grade(event.severity)
 

@@ -1,6 +1,6 @@
 """The graded-response table (分级响应): which incident grade an alert is handled as, from the kind of event and
 the protection level (定级) of the system it is about. One table, used by the pushed events
-(`exporters.events.event_labels`), checked against the Prometheus rules (`tests/test_alerting_rules.py`:
+(`sentinel.events.model.event_labels`), checked against the Prometheus rules (`tests/test_alerting_rules.py`:
 every rule's `severity`/`grade` labels are `rule_labels(alert)`), and printed in docs/alerting.md
 (`markdown_table()`; a test compares).
 
@@ -43,7 +43,7 @@ UNKNOWN_LEVEL = 4
 SEVERITY_OF_GRADE: dict[str, str] = {"特别重大": "critical", "重大": "high", "较大": "medium", "一般": "low"}
 
 #: every event kind the collector pushes and every Prometheus rule alert, with its class. A pushed kind and
-#: a rule alert about the same fact share one alertname (exporters.events.ALERTNAMES).
+#: a rule alert about the same fact share one alertname (sentinel.events.model.SHARED_IDENTITY).
 CLASS_OF: dict[str, EventClass] = {
     # pushed event kinds (sentinel/collector/ingest.py, scan_ingest.py)
     "high_risk_finding": "exposure",

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .plugins import Exporters
+
 log = logging.getLogger("sentinel.up")
 
 DEPARTMENT = "local"
@@ -44,10 +46,11 @@ def refuse_old_layout(state_dir: Path) -> None:
 class LocalCollector:
     """The collector app served by uvicorn on a loopback address, in a background thread."""
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, state_dir: Path, exporters: Exporters, host: str = "127.0.0.1", port: int = 0,
                  alerting_config: Optional[Path] = None, config_file: Optional[Path] = None) -> None:
-        from ..collector.settings import CollectorConfigError, load_collector_settings
-        from ..store.db import Database, StoreError
+        self.exporters = exporters  # what the composition root plugs in (sentinel/wiring.py)
+        from .collector.settings import CollectorConfigError, load_collector_settings
+        from .store.db import Database, StoreError
 
         # the collector config file (SENTINEL_CONFIG, /etc/sentinel/collector.yaml) applies as it does for
         # `sentinel collector`, below the address and state directory `up` gives; alerting_config None:
@@ -75,7 +78,7 @@ class LocalCollector:
 
     def prepare(self) -> None:
         """Migrate the database to the current schema (a fresh state dir starts empty)."""
-        from ..store.db import StoreError, upgrade
+        from .store.db import StoreError, upgrade
 
         try:
             upgrade(self.db)
@@ -84,7 +87,7 @@ class LocalCollector:
 
     def agent_usable(self, agent_id: Optional[str]) -> bool:
         """The saved local agent is enrolled here and not revoked (else it enrolls again)."""
-        from ..store.models import Agent
+        from .store.models import Agent
 
         if not agent_id:
             return False
@@ -101,10 +104,10 @@ class LocalCollector:
         """
         from sqlmodel import select
 
-        from ..collector import admin
-        from ..collector.auth import ADMIN, cli_principal
-        from ..collector.schemas import ApiTokenIn, EnrollmentTokenIn, SystemIn
-        from ..store.models import ApiToken, Department, System
+        from .collector import admin
+        from .collector.auth import ADMIN, cli_principal
+        from .collector.schemas import ApiTokenIn, EnrollmentTokenIn, SystemIn
+        from .store.models import ApiToken, Department, System
 
         with self.db.session(write=True) as session:
             ctx = admin.Ctx(session, cli_principal(getpass.getuser()))
@@ -134,9 +137,8 @@ class LocalCollector:
     def start(self) -> None:
         import uvicorn
 
-        from sentinel.exporters.dispatch import DispatchConfigError
-
-        from ..collector.app import create_app
+        from .collector.app import create_app
+        from .events.dispatch import DispatchConfigError
 
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -150,7 +152,7 @@ class LocalCollector:
         self.port = sock.getsockname()[1]
         self.settings.port = self.port
         try:
-            app = create_app(self.settings, db=self.db)  # also /metrics and, if configured, the event publisher
+            app = create_app(self.settings, exporters=self.exporters, db=self.db)  # also /metrics and, if configured, the event publisher
         except DispatchConfigError as exc:
             sock.close()
             raise UpError(str(exc)) from None
@@ -187,7 +189,7 @@ SITE_BASELINES = "baselines"  # <state>/baselines/: the collector's site baselin
 def install_site_baseline(state_dir: Path, ref: str) -> Optional[Path]:
     """`up --baseline FILE`: give the local collector the same file, since it judges every report by its own
     copy of the baseline the report names (a shipped id needs nothing). Returns the copy, if one was made."""
-    from ..baseline import load_baseline, shipped
+    from .baseline import load_baseline, shipped
 
     source = Path(ref)
     if ref in shipped() or not source.is_file():
@@ -208,9 +210,9 @@ def _known_local_host(session, system_id: int) -> Optional[str]:
     """This machine's hostname (as the agent enrolls it) if the local system already has that host."""
     from sqlmodel import select
 
-    from ..hostview import open_host
-    from ..osinfo import host_info
-    from ..store.models import Host
+    from .hostview import open_host
+    from .osinfo import host_info
+    from .store.models import Host
 
     hostname = host_info(open_host(None)).hostname
     known = session.exec(select(Host.id).where(Host.system_id == system_id, Host.hostname == hostname)).first()
@@ -218,6 +220,6 @@ def _known_local_host(session, system_id: int) -> Optional[str]:
 
 
 def write_secret(path: Path, secret: str) -> None:
-    from .enroll import write_private
+    from .agent.enroll import write_private
 
     write_private(path, (secret + "\n").encode("ascii"))
