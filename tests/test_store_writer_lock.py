@@ -5,9 +5,10 @@ import fcntl
 import os
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 from sentinel.store.db import Database
+from tests.waits import until
 
 WRITER = """
 import sys
@@ -17,6 +18,17 @@ with db.write() as conn:
     conn.exec_driver_sql("INSERT INTO t VALUES (2)")
 print("written", flush=True)
 """
+
+
+def _blocked_on(path, pid: int) -> bool:
+    """Whether process `pid` waits for a lock on `path`: the kernel lists each blocked request in /proc/locks
+    with `->` (`N: -> FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> ...`)."""
+    inode = os.stat(path).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields[1:2] and fields[5] == str(pid) and fields[6].rsplit(":", 1)[-1] == str(inode):
+            return True
+    return False
 
 
 def test_a_writer_in_another_process_waits_for_the_lock_file(tmp_path):
@@ -30,8 +42,11 @@ def test_a_writer_in_another_process_waits_for_the_lock_file(tmp_path):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as another worker's write transaction would
         proc = subprocess.Popen([sys.executable, "-c", WRITER, url], stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        until(lambda: _blocked_on(lock_path, proc.pid) or proc.poll() is not None,
+              "the other process to block on the lock file")
         assert proc.poll() is None, "the other process wrote while the lock file was held"
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM t").scalar_one() == 0
         fcntl.flock(fd, fcntl.LOCK_UN)
         out, _ = proc.communicate(timeout=30)
     finally:
