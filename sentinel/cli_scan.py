@@ -92,10 +92,10 @@ def scan(
     from pydantic import ValidationError
 
     from sentinel.checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
-    from sentinel.checks.network.engine import run_scan
     from sentinel.checks.network.findings import ServiceFinding
     from sentinel.checks.network.scope import Scope, ScopeError
-    from sentinel.checks.network.zones import load_zone_baseline
+    from sentinel.network.engine import run_scan
+    from sentinel.network.zones import load_zone_baseline
 
     from .baseline import BaselineError
     from .cli_errors import validation_lines

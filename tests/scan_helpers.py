@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sentinel.checks.network.discovery import ScanOptions
-from sentinel.checks.network.engine import ScanReport, coverage_of
-from sentinel.checks.network.findings import ServiceFinding, score_network
+from sentinel.checks.network.findings import ServiceFinding
 from sentinel.checks.network.scope import Scope
-from sentinel.checks.network.zones import load_zone_baseline
+from sentinel.network.engine import ScanReport, coverage_of
+from sentinel.network.scoring import score_network
+from sentinel.network.zones import load_zone_baseline
 
 NET = "10.9.0.0/24"
 BASELINE = load_zone_baseline("zone-egov-default")

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from sentinel.checks.network.discovery import ScanOptions
-from sentinel.checks.network.engine import CredentialGrant, coverage_of
 from sentinel.checks.network.findings import CredentialAttempt, ServiceFinding
 from sentinel.collector.scanner import ScheduleSpec, credential_grant, plan_scan
+from sentinel.network.engine import CredentialGrant, coverage_of
 from sentinel.collector.settings import CollectorSettings
 from tests import evidence_seed as seed
 from tests.scan_helpers import NET, scan_report

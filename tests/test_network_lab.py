@@ -183,7 +183,7 @@ def test_zone_isolation_and_management_source(lab):
 
 def test_scapy_targeted_probes(lab):
     h1, h2 = lab.hosts["h1"], lab.hosts["h2"]
-    code = ("import json; from checks.network.probes import icmp_echo, syn_ack; "
+    code = ("import json; from sentinel.checks.network.probes import icmp_echo, syn_ack; "
             f"print(json.dumps([icmp_echo(['{h1}', '{lab.prefix}.99'], 1.0), syn_ack('{h2}', [6379, 25], 1.0)]))")
     proc = lab.python("scan", ["-c", code])
     assert proc.returncode == 0, proc.stderr

@@ -120,9 +120,9 @@ def test_opt_in_credential_probes_find_anonymous_ftp_and_private(real_lab):
     h1, h3 = lab.hosts["h1"], lab.hosts["h3"]
     code = ("import json, logging, sys\n"
             "logging.basicConfig(stream=sys.stderr, format='AUDIT %(message)s')\n"
-            "from checks.network.engine import run_scan\n"
-            "from checks.network.discovery import ScanOptions\n"
-            "from checks.network.scope import Scope, parse_ports\n"
+            "from sentinel.network.engine import run_scan\n"
+            "from sentinel.checks.network.discovery import ScanOptions\n"
+            "from sentinel.checks.network.scope import Scope, parse_ports\n"
             f"r = run_scan(['{h1}', '{h3}'], Scope.from_cli(['{lab.net}']), ScanOptions(tcp_ports=parse_ports('21'),"
             " udp=True, udp_ports=parse_ports('161'), version_detection=False, credential_probes=True))\n"
             "print(r.model_dump_json())\n")

@@ -6,9 +6,9 @@ import io
 import re
 from datetime import datetime, timezone
 
-from sentinel.checks.network.findings import (CredentialAttempt, Exposure, HTTPInfo, Reachability, ServiceFinding, SSHInfo,
-                                     TLSInfo, score_network)
-from sentinel.checks.network.zones import load_zone_baseline
+from sentinel.checks.network.findings import CredentialAttempt, Exposure, HTTPInfo, ServiceFinding, SSHInfo, TLSInfo
+from sentinel.network.scoring import Reachability, score_network
+from sentinel.network.zones import load_zone_baseline
 from sentinel.model import Status
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)

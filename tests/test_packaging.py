@@ -43,7 +43,8 @@ def test_wheel_holds_the_namespace_and_its_data(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"sentinel"}
-    for expected in ("sentinel/checks/network/engine.py", "sentinel/exporters/evidence/templates/report.html.j2",
+    for expected in ("sentinel/network/engine.py", "sentinel/checks/network/probes.py",
+                     "sentinel/baselines/network/checks.yaml", "sentinel/exporters/evidence/templates/report.html.j2",
                      "sentinel/baselines/dengbao-l3-linux.yaml", "sentinel/store/migrations/script.py.mako"):
         assert expected in names
     assert any(n.startswith("sentinel/baselines/catalogue/") and n.endswith(".yaml") for n in names)

@@ -33,8 +33,9 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sentinel.checks.network.engine import ScanReport
-from sentinel.checks.network.findings import ScanEvent, ServiceFinding, carry_first_seen, diff_findings
+from sentinel.checks.network.findings import ServiceFinding
+from sentinel.network.diff import ScanEvent, carry_first_seen, diff_findings
+from sentinel.network.engine import ScanReport
 
 from ..model import Severity
 from ..store.db import Database
@@ -46,7 +47,7 @@ log = logging.getLogger("sentinel.collector.scans")
 T_RUN, T_SF, T_EVENT = ScanRun.__table__, ServiceFindingRow.__table__, Event.__table__
 T_SYSTEM, T_DEPT, T_HOST = System.__table__, Department.__table__, Host.__table__
 
-#: check severities of checks.network.findings.ScanEvent -> the events table's severities
+#: check severities of sentinel.network.diff.ScanEvent -> the events table's severities
 EVENT_SEVERITY = {Severity.CRITICAL: "critical", Severity.HIGH: "warning", Severity.MEDIUM: "warning",
                   Severity.LOW: "info"}
 SCAN_FAILED = "scan_failed"

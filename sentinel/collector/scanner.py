@@ -34,9 +34,9 @@ from typing import Optional
 from sqlalchemy import or_, select, update
 
 from sentinel.checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
-from sentinel.checks.network.engine import CredentialGrant, credential_list
 from sentinel.checks.network.scope import Scope, ScopeError, ensure_in_scope, merge_ranges, parse_ports
-from sentinel.checks.network.zones import ZoneBaseline, load_zone_baseline, shipped
+from sentinel.network.engine import CredentialGrant, credential_list
+from sentinel.network.zones import ZoneBaseline, load_zone_baseline, shipped
 
 from ..baseline import BaselineError
 from ..store.db import Database
@@ -417,7 +417,7 @@ class ScanService:
 
     def execute(self, claim: Claim, plan: ScanPlan, actor: str) -> None:
         """Scan, then store the results; any failure is recorded on the scan run with its reason."""
-        from sentinel.checks.network.engine import run_scan
+        from sentinel.network.engine import run_scan
 
         try:
             report = run_scan(plan.targets, plan.scope, plan.options, zone_baseline=plan.baseline, zone=plan.zone,

@@ -491,7 +491,7 @@ class ScanRun(Base, table=True):
     duration_ms: Optional[float] = Field(default=None)
     targets: list = _json(default_factory=list, nullable=False)
     full_scope: bool = Field(default=True, nullable=False)  # the whole registered scope, on the schedule's ports
-    scope: dict = _json(default_factory=dict, nullable=False)  # checks.network.scope.Scope as JSON
+    scope: dict = _json(default_factory=dict, nullable=False)  # sentinel.checks.network.scope.Scope as JSON
     args: dict = _json(default_factory=dict, nullable=False)  # ScanOptions, and the nmap command lines
     zone_baseline: Optional[str] = Field(default=None, sa_type=String(200))  # id@version
     zone: Optional[str] = Field(default=None, sa_type=String(64))
@@ -515,7 +515,7 @@ class ServiceFindingRow(Base, table=True):
 
     Like `findings`, a port that closes and opens again starts a new row; at most one row per system,
     address, protocol and port is open (`closed_at IS NULL`). Columns mirror
-    checks.network.findings.ServiceFinding so a row converts back for the next diff.
+    sentinel.checks.network.findings.ServiceFinding so a row converts back for the next diff.
     """
 
     __tablename__ = "service_findings"

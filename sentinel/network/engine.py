@@ -6,7 +6,8 @@ nmap pass 2 (`-sV`) only on the open TCP ports our probes could not identify, ea
 (`version_all`: every open TCP port) -> our UDP probes, only once every nmap pass is over
 (a UDP agent such as snmpd answers one request at a time: nmap's UDP payloads or version probes on the same
 port would make our request time out) -> follow-up probes that nmap's service names make applicable ->
-findings scored against the zone baseline -> events against the previous scan's findings.
+findings scored against the zone baseline at the system's level (sentinel/network/scoring.py) -> events against
+the previous scan's findings (diff.py). The probes themselves live in `sentinel.checks.network`.
 
 A UDP port nmap reports `open|filtered` stays a finding in that state unless one of our probes got an answer
 (then it is `open`): it is undetermined, never a pass and never an open service (findings.py). What the scan
@@ -23,14 +24,17 @@ from typing import Callable, Optional
 
 from pydantic import BaseModel, Field
 
+from sentinel.checks.network.credentials import CREDENTIALS, MAX_ATTEMPTS_PER_PORT, audit_log
+from sentinel.checks.network.discovery import (NmapRun, OPEN_STATES, PortHit, Progress, ScanOptions, detect_versions,
+                                               discover)
+from sentinel.checks.network.findings import OPEN, ServiceFinding
+from sentinel.checks.network.probes import PortProbe, icmp_echo, os_hint
+from sentinel.checks.network.scope import Scope, ensure_in_scope, expand_ports, format_ports, merge_ranges
+from sentinel.checks.network.services import DEFAULT_UDP_PORTS
 from sentinel.model import CheckResult, Evidence, ItemResult, Summary, utcnow
 
-from .discovery import NmapRun, OPEN_STATES, PortHit, Progress, ScanOptions, detect_versions, discover
-from .findings import (OPEN, Reachability, ScanEvent, ServiceFinding, carry_first_seen, diff_findings,
-                       score_network)
-from .probes import PortProbe
-from .scope import Scope, ensure_in_scope, expand_ports, format_ports, merge_ranges
-from .services import DEFAULT_UDP_PORTS
+from .diff import ScanEvent, carry_first_seen, diff_findings
+from .scoring import NotScored, Reachability, level_of, score_network
 from .zones import ZoneBaseline
 
 
@@ -57,8 +61,6 @@ class ScanCoverage(BaseModel):
 
 def credential_list() -> dict[str, list[str]]:
     """The documented credential list by protocol, accounts only (an empty password reads `(empty password)`)."""
-    from .credentials import CREDENTIALS, MAX_ATTEMPTS_PER_PORT
-
     def label(proto: str, user: str, password: str) -> str:
         if proto == "snmp":
             return f"community {user}"
@@ -116,6 +118,7 @@ class ScanReport(BaseModel):
     targets: list[str]
     scope: Scope
     zone_baseline: Optional[str] = None  # "id@version"
+    level: Optional[int] = None  # the level scored at (clauses are the catalogue's for it); None: older reports
     zone: Optional[str] = None
     scanner_zone: Optional[str] = None
     options: ScanOptions
@@ -128,6 +131,8 @@ class ScanReport(BaseModel):
     items: list[ItemResult]  # per item over all hosts: the roll-up of `objects`
     objects: dict[str, list[ItemResult]] = Field(default_factory=dict)  # per 测评对象 (host): its own verdicts
     summary: Summary
+    # results of checks whose item the level does not have (level 2: 数据保密性 ...): evidence, not scored
+    not_scored: list[NotScored] = Field(default_factory=list)
     hosts: dict[str, dict] = Field(default_factory=dict)  # --icmp: {address: {reachable, ttl, os_hint}}
     events: list[ScanEvent] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
@@ -145,11 +150,16 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
              zone_baseline: Optional[ZoneBaseline] = None, zone: Optional[str] = None,
              scanner_zone: Optional[str] = None, previous: Optional[list[ServiceFinding]] = None,
              progress: Optional[Progress] = None, audit: Optional[Callable[[list[str]], None]] = None,
-             credential_grant: Optional[CredentialGrant] = None) -> ScanReport:
+             credential_grant: Optional[CredentialGrant] = None, level: Optional[int] = None) -> ScanReport:
     """Scan `targets` inside `scope`. Raises ScopeError (before any packet), NmapMissing or NmapError.
-    `credential_grant` (who enabled the credential probes, when) is only recorded, with them on."""
+    `credential_grant` (who enabled the credential probes, when) is only recorded, with them on.
+    `level`: the level to score at (the system's); None: the zone baseline's. ValueError for a level the
+    catalogue does not have, before any packet."""
     options = options or ScanOptions()
     started = utcnow()
+    level = level_of(zone_baseline, level)
+    if level not in (2, 3, 4):
+        raise ValueError(f"level {level}: sentinel scores levels 2, 3 and 4 (the catalogue's)")
     if zone_baseline is not None:
         for name in (zone, scanner_zone):
             if name is not None:
@@ -173,8 +183,6 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
     open_hits = [h for h in hits if h.state == "open" or (h.proto == "udp" and h.state in OPEN_STATES)]
     nmap_state = {(h.host, h.proto, h.port): h.state for h in open_hits}
     if options.credential_probes:  # opt-in: say so in the audit log before the first attempt
-        from .credentials import CREDENTIALS, audit_log
-
         audit_log.warning("credential probes enabled for %s%s: %s", ", ".join(targets),
                           f" by {credential_grant.enabled_by} at {credential_grant.when}" if credential_grant else "",
                           "; ".join(f"{k}: {', '.join(u for u, _ in v)}" for k, v in CREDENTIALS.items()))
@@ -247,12 +255,10 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
         if not options.is_privileged():
             errors.append("--icmp needs raw sockets (root); ICMP reachability not checked")
         elif reach.hosts:
-            from .probes import icmp_echo, os_hint
-
             for host, info in icmp_echo(reach.hosts, timeout=min(2.0, options.probe_timeout)).items():
                 host_info[host] = {**info, "os_hint": os_hint(info["ttl"])}
     coverage = coverage_of(options)
-    score = score_network(findings, zone_baseline, zone=zone, reach=reach, coverage=coverage.note)
+    score = score_network(findings, zone_baseline, zone=zone, reach=reach, coverage=coverage.note, level=level)
     events: list[ScanEvent] = []
     if previous is not None:
         scanned = [h for h in {f.host for f in previous} if _in_targets(h, networks)]
@@ -262,8 +268,9 @@ def run_scan(targets: list[str], scope: Scope, options: Optional[ScanOptions] = 
         scan_id=str(uuid.uuid4()), started_at=started, finished_at=finished,
         duration_ms=(finished - started).total_seconds() * 1000, targets=list(targets), scope=scope,
         zone_baseline=f"{zone_baseline.id}@{zone_baseline.version}" if zone_baseline else None,
-        zone=zone, scanner_zone=scanner_zone, options=options, coverage=coverage,
+        level=score.level, zone=zone, scanner_zone=scanner_zone, options=options, coverage=coverage,
         credential_grant=credential_grant if options.credential_probes else None,
         nmap=[NmapRunInfo(command=r.command, elapsed=r.elapsed, warnings=r.warnings) for r in runs + version_runs],
         hosts_up=hosts_up, findings=score.findings, results=score.results, items=score.items,
-        objects=score.objects, summary=score.summary, hosts=host_info, events=events, errors=errors)
+        objects=score.objects, summary=score.summary, not_scored=score.not_scored, hosts=host_info, events=events,
+        errors=errors)

@@ -5,6 +5,10 @@ Same family as host baselines (docs/baselines.md): YAML in `baselines/` with `id
 add `zones` (merged by name), add `isolation` rules, `override` check severities and `waive` checks.
 Errors are `file:line: what is wrong`. See docs/network.md for the format.
 
+The baseline's `level` is the level a one-shot scan scores at (the collector scores at the system's level);
+an isolation rule names the catalogue item it counts for by key (`ref: abs.boundary.controlled-interface`),
+and the level-3 clause form of older files (`clause: "8.1.3.1"`, `item: a`) is read as that key.
+
 Port/service references are strings: a canonical service name (`telnet`, `redis`, see services.py),
 `tcp/23`, `udp/161`, `tcp/8000-8100`, or a bare port `23` (tcp).
 """
@@ -17,11 +21,18 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sentinel import catalogue
+from sentinel.baseline import BaselineError, shipped as shipped_baselines
+from sentinel.checks.network.scope import IPNetwork, PortRange, parse_ports
+from sentinel.checks.network.services import PLAINTEXT_MANAGEMENT, PORT_SERVICE
 from sentinel.expect import Reason
 from sentinel.model import Severity, Strict, Text
+from sentinel.yamldoc import parse, validation_problems
 
-from .scope import IPNetwork, PortRange, parse_ports
-from .services import PLAINTEXT_MANAGEMENT, PORT_SERVICE
+from .checks import shipped_checks
+
+#: the level the clause form of isolation rules was written at (the only numbers older zone files used)
+_CLAUSE_FORM_LEVEL = 3
 
 _REF = re.compile(r"^(?:(tcp|udp)/)?(\d+(?:-\d+)?)$|^([a-z][a-z0-9-]*)$")
 
@@ -82,13 +93,30 @@ class IsolationRule(Strict):
     from_: str = Field(alias="from")
     to: str
     ports: list[str] = Field(min_length=1)  # what must NOT be reachable from `from_` in `to`; ["all"] for all
-    clause: Literal["8.1.3.1", "8.1.3.2"] = "8.1.3.2"
-    item: str = Field(default="a", pattern=r"^[a-z]$")
+    # the catalogue item a result of this rule counts for; None: the net-isolation check's own item
+    ref: Optional[str] = Field(default=None, pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
     why: Optional[Text] = None
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
     _check_ports = field_validator("ports")(classmethod(lambda cls, v: _refs(v)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clause_form(cls, data: Any) -> Any:
+        """`clause: "8.1.3.1"` (+ `item: a`) of older files: the key the level-3 catalogue numbers so."""
+        if not isinstance(data, dict) or ("clause" not in data and "item" not in data):
+            return data
+        data = dict(data)
+        clause, letter = str(data.pop("clause", "8.1.3.2")), str(data.pop("item", "a"))
+        if data.get("ref") is not None:
+            raise ValueError("give either ref (a catalogue key) or the older clause/item, not both")
+        try:
+            data["ref"] = catalogue.load().by_clause(clause, letter, _CLAUSE_FORM_LEVEL).key
+        except KeyError:
+            raise ValueError(f"clause {clause} item {letter}: no such item at level {_CLAUSE_FORM_LEVEL} "
+                             f"(write ref: with a catalogue key)") from None
+        return data
 
     def _parsed(self) -> list[PortRef]:
         return [PortRef(p) for p in self.ports]
@@ -125,7 +153,7 @@ class ZoneBaseline(Strict):
     version: str
     title: Text
     standard: str = "GB/T 22239-2019"
-    level: int = Field(ge=1, le=5)
+    level: Literal[2, 3, 4]  # the levels the catalogue has; a one-shot scan scores at it
     kind: Literal["zone"] = "zone"
     high_risk_ports: list[str] = Field(default_factory=list)  # open on any zone -> high-risk case 6.4.3.1
     zones: list[ZoneSpec] = Field(min_length=1)
@@ -140,8 +168,7 @@ class ZoneBaseline(Strict):
     @field_validator("override")
     @classmethod
     def _override_keys(cls, value: dict) -> dict:
-        from .findings import CHECKS
-
+        CHECKS = shipped_checks()
         for check_id, fields in value.items():
             if check_id not in CHECKS:
                 raise ValueError(f"unknown network check {check_id!r} (known: {', '.join(sorted(CHECKS))})")
@@ -155,8 +182,7 @@ class ZoneBaseline(Strict):
     @field_validator("waive")
     @classmethod
     def _waive_keys(cls, value: dict) -> dict:
-        from .findings import CHECKS
-
+        CHECKS = shipped_checks()
         for check_id in value:
             if check_id not in CHECKS:
                 raise ValueError(f"unknown network check {check_id!r} (known: {', '.join(sorted(CHECKS))})")
@@ -177,6 +203,13 @@ class ZoneBaseline(Strict):
             for other in z.management.from_zones or []:
                 if other not in known:
                     raise ValueError(f"zone {z.name}: management.from_zones names unknown zone {other!r}")
+        cat = catalogue.load()
+        for i, rule in enumerate(self.isolation):
+            if rule.ref is not None and not cat.has(rule.ref, self.level):
+                levels = cat.levels_of(rule.ref)
+                raise ValueError(f"isolation[{i}]: ref {rule.ref}: " + (
+                    f"level {self.level} has no such item (it is in level {', '.join(map(str, levels))})" if levels
+                    else f"no such item in the catalogue of {catalogue.STANDARD}"))
         return self
 
     # ---- queries used by the scorer -----------------------------------------------------------
@@ -242,14 +275,10 @@ _EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "kind"
 
 def shipped() -> dict[str, Path]:
     """Zone baselines shipped with sentinel (baselines/*.yaml with `kind: zone`), by file stem."""
-    from sentinel.baseline import shipped as shipped_baselines
-
     return shipped_baselines("zone")
 
 
 def _resolve(ref: str, relative_to: Optional[Path] = None) -> Path:
-    from sentinel.baseline import BaselineError
-
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
         p = Path(ref)
         if not p.is_absolute() and relative_to is not None:
@@ -265,8 +294,6 @@ def _resolve(ref: str, relative_to: Optional[Path] = None) -> Path:
 
 def load_zone_baseline(ref: Union[str, Path], _chain: tuple = ()) -> ZoneBaseline:
     """Load a zone baseline by shipped id or path; raises sentinel.baseline.BaselineError (`file:line: ...`)."""
-    from sentinel.yamldoc import DataFileError as BaselineError, parse, validation_problems
-
     path = ref if isinstance(ref, Path) else _resolve(str(ref))
     real = path.resolve()
     if real in _chain:
