@@ -198,7 +198,8 @@ def test_address_plan_api(site, db):
                                                   "note": "云平台工单 42"}, headers=admin)
     assert r.status_code == 201, r.text
     block = r.json()
-    assert (block["cidr"], block["note"], block["created_by"].endswith(":admin")) == ("10.20.0.0/16", "云平台工单 42", True)
+    assert (block["cidr"], block["note"], block["created_by"].endswith(":admin")) == \
+        ("10.20.0.0/16", "云平台工单 42", True)
     assert audit_rows(db, "address_plan.add")[-1].target == f"address_block:{block['id']}:10.20.0.0/16"
     # a department's readers see its own blocks, an admin the whole plan
     assert {b["cidr"] for b in client.get("/api/v1/address-plan", headers=op).json()} == {"10.0.0.0/24",
@@ -288,19 +289,30 @@ def test_two_admins_cannot_both_assign_overlapping_blocks(site, db):
     """The overlap check and the insert are one step: while one transaction assigns 10.50.0.0/16 to health,
     another assigning 10.50.1.0/24 to edu waits for it, then sees it and is refused."""
     import threading
-    import time
 
     from sentinel.collector import address_plan
     from sentinel.collector.errors import ApiError
+    from tests.waits import until
 
     w, client, sid = site
     added, outcome = threading.Event(), {}
+
+    def second_waits_for_the_plan() -> bool:
+        # the server's own view: a lock on this schema's address_blocks requested and not granted
+        with db.read() as conn:
+            return conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE NOT l.granted AND c.relname = 'address_blocks' AND n.nspname = current_schema()").scalar_one()
 
     def first():
         with db.session(write=True) as s:
             address_plan.add_block(w.ctx(s), w.departments["health"], "10.50.0.0/16")
             added.set()
-            time.sleep(0.5)  # still uncommitted while the second one checks
+            try:  # still uncommitted until the second one is seen waiting for the plan
+                until(second_waits_for_the_plan, "the second assignment to wait for the address plan's lock")
+            except AssertionError as exc:
+                outcome["first"] = str(exc)
 
     def second():
         added.wait(5)
@@ -316,6 +328,7 @@ def test_two_admins_cannot_both_assign_overlapping_blocks(site, db):
         t.start()
     for t in threads:
         t.join(20)
+    assert "first" not in outcome, outcome["first"]
     assert outcome["second"] != 201, "both overlapping blocks were assigned"
     assert outcome["second"][0] == 409 and "overlaps block 10.50.0.0/16 of department health" in outcome["second"][1]
     cidrs = [b["cidr"] for b in client.get("/api/v1/address-plan", headers=_h(w, "admin")).json()]
