@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """Delay after failed attempt n (1-based): initial_delay * factor**(n-1), at most max_delay, then moved
-    by up to +-jitter of itself. `max_attempts` is how many attempts a bounded loop makes in all (None: the
-    loop retries for as long as it runs, e.g. the agent's spool drain)."""
+    """Delay after failed attempt n (1-based): initial_delay * factor**(n-1), moved by up to +-jitter of
+    itself, never above max_delay. `max_attempts` is how many attempts a bounded loop makes in all (a loop
+    that retries for as long as it runs, like the agent's spool drain, does not ask `exhausted`)."""
 
-    max_attempts: Optional[int] = 5
+    max_attempts: int = 5
     initial_delay: float = 1.0
     max_delay: float = 60.0
     factor: float = 2.0
     jitter: float = 0.1  # fraction of the delay, +-
 
     def __post_init__(self) -> None:
-        if self.max_attempts is not None and self.max_attempts < 1:
+        if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not 0 <= self.initial_delay <= self.max_delay:
             raise ValueError("backoff delays must satisfy 0 <= initial_delay <= max_delay")
@@ -43,8 +43,8 @@ class Backoff:
             base = self.max_delay
         if not self.jitter:
             return float(base)
-        return max(0.0, float(base) * (1 + uniform(-self.jitter, self.jitter)))
+        return min(float(self.max_delay), max(0.0, float(base) * (1 + uniform(-self.jitter, self.jitter))))
 
     def exhausted(self, attempt: int) -> bool:
         """True when attempt number `attempt` was the last one a bounded loop may make."""
-        return self.max_attempts is not None and attempt >= self.max_attempts
+        return attempt >= self.max_attempts

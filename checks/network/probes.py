@@ -13,6 +13,7 @@ import re
 import time
 from typing import Optional
 
+from sentinel.backoff import Backoff
 from sentinel.model import Evidence, utcnow
 
 from . import banners, credentials, ssh, tls, unauth
@@ -29,8 +30,8 @@ SHORT_WAIT = 0.3
 SERVER_RE = re.compile(r"^([A-Za-z][\w.-]*?)(?:/([\w.~+-]+))?(?:\s|$)")  # HTTP Server: product[/version]
 PRODUCTS = {"redis": "Redis", "mongodb": "MongoDB", "elasticsearch": "Elasticsearch", "memcached": "memcached",
             "docker": "Docker", "zookeeper": "ZooKeeper", "postgresql": "PostgreSQL"}
-TCP_ATTEMPTS = 3  # an undecided TCP unauth probe: three tries, pauses RETRY_PAUSE x 1, x 2
-RETRY_PAUSE = 0.25
+# an undecided TCP unauth probe: three tries, pausing about 0.25 s, then 0.5 s
+TCP_RETRY = Backoff(max_attempts=3, initial_delay=0.25, max_delay=1.0)
 HTTP_LIKE = {"http", "https", "kibana", "elasticsearch", "docker", "docker-tls", "winrm", "winrm-tls"}
 TLS_LIKE = {"https", "ldaps", "imaps", "pop3s", "docker-tls", "winrm-tls"}
 
@@ -162,16 +163,17 @@ class PortProbe:
         kw = {"use_tls": True} if service in ("elasticsearch", "docker") and self.f.tls is not None else {}
         # UDP probes retry with backoff themselves; a TCP probe that could not decide (timeout, reset,
         # garbled answer) is retried twice with a growing pause before its error stands.
-        attempts = 1 if self.proto == "udp" else TCP_ATTEMPTS
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 exposure = probe(self.host, self.port, timeout=self.timeout, **kw)
                 break
             except ProbeFailed as exc:
-                if attempt + 1 == attempts:
+                if self.proto == "udp" or TCP_RETRY.exhausted(attempt):
                     self._error(service, exc)
                     return
-                time.sleep(RETRY_PAUSE * (2 ** attempt))
+                time.sleep(TCP_RETRY.delay(attempt))
         self.f.exposure = exposure
         self.f.service = service
         if exposure.tls is not None:

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .. import signing
+from ..backoff import Backoff
 from ..plugins import MetricsExposition
 from ..scoring import failing_figures
 from .client import CollectorClient, Outcome
@@ -224,7 +225,10 @@ class Agent:
         return result
 
     def _deliver_loop(self) -> None:
-        delay = 0.0
+        # doubling from retry_min up to retry_max, jittered so agents that lost the collector together do not
+        # come back in lockstep; it never gives up (the spool keeps the reports)
+        backoff = Backoff(initial_delay=self.settings.retry_min, max_delay=self.settings.retry_max)
+        delay, failures = 0.0, 0
         while not self._stopping.is_set():
             self._kick.wait(timeout=delay if delay else self.settings.retry_max)
             self._kick.clear()
@@ -236,13 +240,14 @@ class Agent:
                 log.error("spool: %s", exc)
                 outcome = FlushResult(blocked=str(exc))
             if outcome.complete:
-                delay = 0.0
+                delay, failures = 0.0, 0
             elif outcome.retry_after is not None:
                 # the collector said when it will take the next report (429/503 Retry-After, already bounded):
                 # sooner is refused again, later only slows a full spool's drain against the per-agent limit
                 delay = min(outcome.retry_after, self.settings.retry_max)
             else:
-                delay = min(max(delay * 2, self.settings.retry_min), self.settings.retry_max)
+                failures += 1
+                delay = backoff.delay(failures)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def _take_lock(self) -> None:

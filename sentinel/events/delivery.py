@@ -18,12 +18,12 @@ import heapq
 import itertools
 import logging
 import queue
-import random
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
+from ..backoff import Backoff  # the one backoff of every retry loop (re-exported for the exporters)
 from .model import AlertEvent, GradeMap
 
 log = logging.getLogger("sentinel.events.delivery")
@@ -64,20 +64,6 @@ class Deduplicator:
     def forget(self, key: str) -> None:
         with self._lock:
             self._seen.pop(key, None)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    max_attempts: int = 5
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
-    factor: float = 2.0
-    jitter: float = 0.1  # +-10 %, so many collectors do not retry in lockstep
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        base = min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
 _WAKE = object()  # put on a worker's queue to wake it for shutdown
