@@ -56,6 +56,9 @@ def scan(
                                               help="Ports the scope allows (default all)."),
     zone_baseline: str = typer.Option(DEFAULT_ZONE_BASELINE, "--zone-baseline", metavar="ID|FILE",
                                       help="Zone baseline id or YAML file."),
+    level: Optional[int] = typer.Option(None, "--level", min=2, max=4, metavar="2|3|4",
+                                        help="Protection level of the system scanned: clauses, texts and weights "
+                                             "are that level's (default: the zone baseline's level)."),
     zone: Optional[str] = typer.Option(None, "--zone", metavar="ZONE",
                                        help="Zone of the targets (else from the baseline's networks)."),
     scanner_zone: Optional[str] = typer.Option(None, "--scanner-zone", metavar="ZONE",
@@ -154,7 +157,7 @@ def scan(
     try:
         with _progress(fmt == "table" and output is None) as progress:
             report = run_scan(targets, the_scope, options, zone_baseline=baseline, zone=zone,
-                              scanner_zone=scanner_zone, previous=old, progress=progress, audit=refused)
+                              scanner_zone=scanner_zone, previous=old, progress=progress, audit=refused, level=level)
     except ScopeError as exc:
         _fail(str(exc))
     except KeyError as exc:
@@ -248,6 +251,8 @@ def _print_table(report, lang: str, file=None) -> None:
     if report.zone_baseline:
         head += f" — {report.zone_baseline}" + (f" zone={report.zone}" if report.zone else "") + \
                 (f" scanner-zone={report.scanner_zone}" if report.scanner_zone else "")
+    if report.level is not None:  # the level whose clauses the items below carry
+        head += f" — 第{'二三四'[report.level - 2]}级" if lang == "zh" else f" — level {report.level}"
     console.print(head)
     if report.coverage is not None:  # what was and was not looked at, incl. whether logins were tried
         console.print(report.coverage.note_zh if lang == "zh" else report.coverage.note)
@@ -290,8 +295,25 @@ def _print_table(report, lang: str, file=None) -> None:
         for e in report.events:
             ev.add_row(e.kind, f"{e.host}:{e.port}/{e.proto}", e.before or "", e.after or "")
         console.print(ev)
+    _print_not_scored(console, report, lang)
     for err in report.errors:
         console.print(f"[yellow]{err}[/]")
+
+
+def _print_not_scored(console, report, lang: str) -> None:
+    """Results of checks whose item the report's level does not have: shown, with why they count for nothing."""
+    from rich.table import Table
+
+    if not report.not_scored:
+        return
+    L = _LABELS[lang]
+    head = ("未计分（本级无此测评项）", "目标", "结果", "原因") if lang == "zh" else (
+        "not scored (not a requirement of this level)", "target", "result", "why")
+    t = Table(*head)
+    for n in report.not_scored:
+        own = (n.reason_zh if lang == "zh" and n.reason_zh else n.reason) or ""
+        t.add_row(n.check_id, n.target, L["status"][n.status.value] + (f": {own}" if own else ""), n.why.get(lang))
+    console.print(t)
 
 
 def _print_attempts(console, report, lang: str) -> None:

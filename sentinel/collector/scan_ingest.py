@@ -322,7 +322,9 @@ def finish_scan(db: Database, run_id: int, report: ScanReport, now: Optional[dat
         conn.execute(update(T_RUN).where(T_RUN.c.id == run_id).values(
             status="succeeded", finished_at=at, duration_ms=report.duration_ms,
             args={**(run.args or {}), "nmap": [n.model_dump(mode="json") for n in report.nmap],
-                  "coverage": report.coverage.model_dump(mode="json") if report.coverage else None},
+                  "coverage": report.coverage.model_dump(mode="json") if report.coverage else None,
+                  # the level scored at, and the results of checks that level does not have (not scored)
+                  "level": report.level, "not_scored": [n.model_dump(mode="json") for n in report.not_scored]},
             zone_baseline=report.zone_baseline, warnings=list(report.errors), hosts_up=len(report.hosts_up),
             # open|filtered findings are stored (with their state) but are not open services
             services_open=sum(1 for f in current if f.determined),

@@ -89,9 +89,12 @@ class ScanPlan:
     zone: Optional[str]
     scanner_zone: Optional[str]
     credential_grant: Optional[CredentialGrant] = None  # the system's credential probes were on: who, when
+    level: Optional[int] = None  # the system's level, which the scan scores at (None: the zone baseline's)
 
     def args(self) -> dict:
         out: dict = {"options": self.options.model_dump(mode="json")}
+        if self.level is not None:
+            out["level"] = self.level
         if self.credential_grant is not None:  # the scan run says who enabled the logins it tries, and when
             out["credential_probes"] = {**self.credential_grant.model_dump(mode="json"),
                                         "credentials": credential_list()}
@@ -143,10 +146,12 @@ def check_zones(baseline: ZoneBaseline, zone: Optional[str], scanner_zone: Optio
 
 def plan_scan(system_id: int, system: str, cidrs: list[str], spec: ScheduleSpec, settings: CollectorSettings,
               targets: Optional[list[str]] = None, tcp_ports: Optional[str] = None,
-              udp_ports: Optional[str] = None, credentials: Optional[CredentialGrant] = None) -> ScanPlan:
+              udp_ports: Optional[str] = None, credentials: Optional[CredentialGrant] = None,
+              level: Optional[int] = None) -> ScanPlan:
     """Everything a scan needs, validated; raises ScanRequestError, or ScopeError for targets/ports outside
     the system's scope (before any packet; the caller audits it). `credentials`: the system's credential
-    probes are on (never otherwise: no caller of a scan may ask for them itself)."""
+    probes are on (never otherwise: no caller of a scan may ask for them itself). `level`: the system's level,
+    the one its findings are scored at (clauses are the catalogue's for it)."""
     scope = system_scope(system, cidrs)
     tcp = tcp_ports if tcp_ports is not None else spec.tcp_ports
     udp = udp_ports if udp_ports is not None else spec.udp_ports
@@ -166,7 +171,7 @@ def plan_scan(system_id: int, system: str, cidrs: list[str], spec: ScheduleSpec,
     full = not targets and tcp_ports is None and udp_ports is None
     return ScanPlan(system_id=system_id, system=system, targets=chosen, full_scope=full, scope=scope,
                     options=options, baseline=baseline, zone=spec.zone, scanner_zone=spec.scanner_zone,
-                    credential_grant=credentials)
+                    credential_grant=credentials, level=level)
 
 
 def check_plan(conn, department_id: int, system: str, cidrs: list[str]) -> None:
@@ -354,7 +359,8 @@ class ScanService:
                 log.info("scheduled scan of system %s: taken by another collector process or disabled", system_id)
                 return
             with self.db.read() as conn:
-                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.scan_scope, T_SYSTEM.c.department_id,
+                system = conn.execute(select(T_SYSTEM.c.name, T_SYSTEM.c.level, T_SYSTEM.c.scan_scope,
+                                             T_SYSTEM.c.department_id,
                                              T_SYSTEM.c.credential_probes, T_SYSTEM.c.credential_probes_by,
                                              T_SYSTEM.c.credential_probes_at)
                                       .where(T_SYSTEM.c.id == system_id)).first()
@@ -370,7 +376,7 @@ class ScanService:
                     self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, plan_error, None)
                     raise plan_error
                 plan = plan_scan(system_id, system.name, list(system.scan_scope), spec, self.settings,
-                                 credentials=credential_grant(system))
+                                 credentials=credential_grant(system), level=system.level)
             except ScopeError as exc:
                 self._audit_refusal(SCHEDULER_ACTOR, system_id, system.name, exc, None)
                 log.error("scheduled scan of system %s refused: %s", system.name, exc)
@@ -421,7 +427,7 @@ class ScanService:
 
         try:
             report = run_scan(plan.targets, plan.scope, plan.options, zone_baseline=plan.baseline, zone=plan.zone,
-                              scanner_zone=plan.scanner_zone, credential_grant=plan.credential_grant,
+                              scanner_zone=plan.scanner_zone, credential_grant=plan.credential_grant, level=plan.level,
                               audit=lambda refused: self._audit_refusal(actor, plan.system_id, plan.system,
                                                                         "; ".join(refused), claim.run_id))
         except ScopeError as exc:

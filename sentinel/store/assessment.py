@@ -13,7 +13,10 @@ What takes part:
 - manual assessments: the latest verdict per item decides an item that the roll-up left 待核查 (a manual item,
   or checks that could not determine); where checks reached a verdict it stands (`automated` keeps it).
 
-Then `scoring.system_items(item sets)` gives one verdict per item over all 测评对象 and
+Every item set and its results are first numbered at the system's level by catalogue key (`levels.at_level`):
+a report made at another level, or a scan stored before keys (numbered at level 3), shows the system's clauses,
+and a requirement the system's level does not have is left out and listed in `not_scored`. Then
+`scoring.system_items(item sets)` gives one verdict per requirement (by key) over all 测评对象 and
 `scoring.summarize(items, all results)` the score, pass rate, risks and conclusion.
 
 A report body that cannot be read (not kept, or not hashing to its run's digest) is named in `errors` and
@@ -37,6 +40,7 @@ from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import func, select
 
 from .. import scoring
+from ..levels import OutsideLevel, at_level
 from ..model import CheckResult, ItemResult, Severity, Status, Summary, Text, Verdict
 from . import envelopes
 from .db import Database
@@ -52,6 +56,7 @@ class ScoredResult(BaseModel):
     check_id: str
     clause: str
     item: str
+    key: Optional[str] = None  # the item's catalogue key (None in reports written before keys)
     title: Text
     status: Status
     severity: Severity
@@ -108,6 +113,8 @@ class SystemAssessment(BaseModel):
     items: list[AssessedItem] = Field(default_factory=list)
     summary: Summary
     errors: list[str] = Field(default_factory=list)
+    # results of requirements the system's level does not have (a report made at another level): not rolled up
+    not_scored: list[OutsideLevel] = Field(default_factory=list)
 
     @computed_field
     @property
@@ -149,14 +156,16 @@ class _Cache:
                 self.runs.popitem(last=False)
 
     def intern_item(self, d: dict) -> ItemResult:
-        key = (d.get("clause"), d.get("item"), json.dumps(d.get("control"), sort_keys=True),
+        key = (d.get("clause"), d.get("item"), d.get("key"), d.get("unit"),
+               json.dumps(d.get("control"), sort_keys=True),
                json.dumps(d.get("text"), sort_keys=True), d.get("weight"), d.get("verdict"),
                tuple(d.get("checks") or ()))
         return self._intern(self.items, key, lambda: ItemResult.model_validate(d))
 
     def intern_result(self, d: dict) -> ScoredResult:
         title = d.get("title") or {}
-        key = (d.get("check_id"), d.get("clause"), d.get("item"), title.get("zh"), title.get("en"), d.get("status"),
+        key = (d.get("check_id"), d.get("clause"), d.get("item"), d.get("key"), title.get("zh"), title.get("en"),
+               d.get("status"),
                d.get("severity"), d.get("high_risk"), d.get("waiver"),
                json.dumps(d.get("advisory"), sort_keys=True))
         return self._intern(self.results, key, lambda: ScoredResult.model_validate(d))
@@ -288,13 +297,17 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
 
     out = {}
     for s in systems:
-        item_sets, results, parts = [], [], []
+        item_sets: list = []
+        results: list = []
+        parts, outside = [], []
         for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
             h = hosts[r.host_id]
             p = parsed.get(r.id)
             if p is not None:
-                item_sets.append(p.items)
-                results.extend(p.results)
+                mine = at_level(p.items, p.results, s.level, f"host {h.hostname} run {r.id}")
+                item_sets.append(mine.items)
+                results.extend(mine.results)
+                outside.extend(mine.outside)
             parts.append(HostPart(host_id=h.id, hostname=h.hostname, addresses=list(h.addresses or []), run_id=r.id,
                                   report_id=r.report_id, baseline_id=r.baseline_id,
                                   baseline_version=r.baseline_version, received_at=r.received_at, score=r.score,
@@ -309,8 +322,12 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
             except ValueError as exc:
                 errors[s.id].append(f"scan {scan.id}: stored results are not readable: {str(exc).splitlines()[0]}")
             else:
+                # scans stored before keys numbered their items at level 3 (the clauses were written in code)
+                net = at_level(net_items, net_results, s.level, f"network scan {scan.id}",
+                               legacy_level=(scan.args or {}).get("level") or 3)
+                net_items, outside = net.items, outside + net.outside
                 item_sets.append(net_items)
-                results.extend(net_results)
+                results.extend(net.results)
                 network = NetworkPart(scan_run_id=scan.id, started_at=scan.started_at, finished_at=scan.finished_at,
                                       targets=list(scan.targets or []), zone_baseline=scan.zone_baseline,
                                       zone=scan.zone, scanner_zone=scan.scanner_zone,
@@ -320,7 +337,7 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
         out[s.id] = SystemAssessment(
             system_id=s.id, system=s.name, department_id=s.department_id, department=s.department, level=s.level,
             label=s.label, generated_at=now, hosts=parts, network=network, items=items,
-            summary=scoring.summarize(items, results), errors=errors.get(s.id, []))
+            summary=scoring.summarize(items, results), errors=errors.get(s.id, []), not_scored=outside)
     return out
 
 

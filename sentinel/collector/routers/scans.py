@@ -82,7 +82,7 @@ def trigger_scan(system_id: Id, spec: ScanTriggerIn, request: Request, db: DB, p
         # the scheduled scans an admin set up, and ask an admin for one more
         p.require_department(system.department_id, ADMIN)
         schedule = load_schedule(s.connection(), system_id)
-        name, cidrs = system.name, list(system.scan_scope)
+        name, cidrs, level = system.name, list(system.scan_scope), system.level
         grant = credential_grant(system)  # on only while an admin has it on for this system
         try:
             check_plan(s.connection(), system.department_id, name, cidrs)
@@ -90,7 +90,7 @@ def trigger_scan(system_id: Id, spec: ScanTriggerIn, request: Request, db: DB, p
             raise ApiError(409, str(exc)) from None  # audited by the app's error handler
     try:
         plan = plan_scan(system_id, name, cidrs, schedule, service.settings, targets=spec.targets,
-                         tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, credentials=grant)
+                         tcp_ports=spec.tcp_ports, udp_ports=spec.udp_ports, credentials=grant, level=level)
     except (ScopeError, ScanRequestError) as exc:
         raise ApiError(422, str(exc)) from None  # audited by the app's error handler
     if not service.settings.scans:
