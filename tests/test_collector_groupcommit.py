@@ -1,4 +1,4 @@
-"""Host reports written by group commit (sentinel/collector/groupcommit.py, ingest.py, bulk.py), on both stores."""
+"""Host reports written by group commit (sentinel/collector/groupcommit.py, ingest/), on both stores."""
 from __future__ import annotations
 
 import threading

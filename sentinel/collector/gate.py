@@ -22,7 +22,7 @@ two cores).
 
 Early refusals are answered with `Connection: close`, so the server does not read the rest of the body to
 keep the connection. They are audited (aggregated: audit.RefusalLog) and counted in the ingest counters
-like the ingest's own refusals. What the gate lets through is checked again in full by ingest.py
+like the ingest's own refusals. What the gate lets through is checked again in full by ingest/ (verify.py)
 (signature, schema, and the agent's state once more when the report is written): the gate is an early
 filter, never the only check.
 """
@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..store.db import Database
 from ..store.models import Agent
 from . import audit
-from .ingest import _revoked, _unknown
+from .ingest.verify import revoked_agent, unknown_agent
 from .limits import RateLimiter, retry_after
 from .settings import CollectorSettings
 
@@ -54,7 +54,7 @@ MAX_DELAYED = 256  # 429s waiting out limited_delay at one time; past that they 
 # How long a found agent's state is remembered: the lookup took some 150-190 us per report here, a sixth
 # of the 1 ms a report may take at the PostgreSQL ingest target (bench/ingest_bench.py). Ids nobody
 # enrolled are never remembered (a flood would fill the table); a state remembered stale only means that
-# ingest.py, which reads the agent's state again when it writes, refuses a just-revoked agent's report
+# ingest/ingestor.py, which reads the agent's state again when it writes, refuses a just-revoked agent's report
 # (403) after reading it.
 STATE_SECONDS = 30.0
 MAX_STATES = 65536
@@ -119,9 +119,9 @@ class AgentGate:
         state = await self._state(agent_id) if _AGENT_ID.fullmatch(agent_id) else None
         if state is None:
             # an id nobody enrolled is a claim, not an identity: the audit actor is anonymous
-            return 401, _unknown(agent_id), "unknown_agent", {}, "anonymous"
+            return 401, unknown_agent(agent_id), "unknown_agent", {}, "anonymous"
         if state != "enrolled":
-            return 403, _revoked(agent_id), "revoked", {}, f"agent:{agent_id}"
+            return 403, revoked_agent(agent_id), "revoked", {}, f"agent:{agent_id}"
         if not signature:
             return 401, "missing X-Sentinel-Signature header", "signature", {}, f"agent:{agent_id}"
         wait = self.agents.take(agent_id)

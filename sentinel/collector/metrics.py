@@ -54,7 +54,7 @@ REPORTS_PATH = "/api/v1/agent/reports"
 
 
 def rejection_reason(status: int, detail: str) -> str:
-    """The `reason` of a refused report, from the status and detail that sentinel/collector/ingest.py
+    """The `reason` of a refused report, from the status and detail that sentinel/collector/ingest/verify.py
     answers with (tests/test_obs_collector.py drives every one of them through a real ingest)."""
     if status == 413:
         return "size"

@@ -35,7 +35,7 @@ DEFAULT_GRADES: dict[str, str] = {"critical": "特别重大", "high": "重大", 
 #: event kinds with their titles; unknown kinds are allowed (titled by their name) so a newer collector
 #: can add kinds without breaking older publishers
 KIND_TITLES: dict[str, tuple[str, str]] = {
-    # host reports (sentinel/collector/ingest.py)
+    # host reports (sentinel/collector/ingest/plan.py)
     "high_risk_finding": ("高风险问题", "High-risk finding"),
     "score_drop": ("合规得分下降", "Compliance score dropped"),
     "drift": ("配置漂移", "Configuration drift"),

@@ -1,6 +1,6 @@
 """The hashes an evidence bundle is checked with, kept dependency-free so `verify` runs offline.
 
-They restate the collector's ingest contract (sentinel/collector/ingest.py): a run's digest is the
+They restate the collector's ingest contract (sentinel/collector/ingest/verify.py): a run's digest is the
 SHA-256 of its envelope `body` serialised canonically (sorted keys, compact separators, UTF-8, no NaN),
 and each system chains its runs with chain_hash = sha256(prev_chain_hash + digest) over the lowercase hex
 strings, starting from 64 zeros. tests/test_evidence_store.py pins them to the collector's functions.
