@@ -16,6 +16,7 @@ from sqlalchemy import func, select as core_select
 from sqlmodel import Session, select
 
 from .. import scoring
+from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
 from ..store import envelopes
 from ..store.models import (Agent, CheckResultRow, Department, Finding, Host, ManualAssessment, Report, Run, ScanRun,
@@ -144,6 +145,17 @@ def _scans(conn, system: System, start: Optional[datetime], end: datetime, notes
         except ValueError as exc:
             raise EvidenceError(f"scan {scan.id}: stored results are not readable: "
                                 f"{str(exc).splitlines()[0]}") from None
+        scored_at = (scan.args or {}).get("level")
+        if scored_at != system.level:  # scored at another level, or stored before keys (then at level 3)
+            leveled = at_level(report.items, report.results, system.level, f"network scan {scan.id}",
+                               legacy_level=scored_at or 3)
+            report.items, report.results = leveled.items, leveled.results
+            report.summary = scoring.summarize(leveled.items, leveled.results)
+            left = "; ".join(f"{o.key} (level {', '.join(map(str, o.levels))}: {', '.join(o.checks)})"
+                             for o in leveled.outside)
+            notes.append(f"scan {scan.id} was scored at level {scored_at or 3}: its items are shown as level "
+                         f"{system.level} numbers them" + (f"; left out, not requirements of level {system.level}: "
+                                                            f"{left}" if left else ""))
         grant = (scan.args or {}).get("credential_probes")
         if grant:  # opt-in logins were tried (issue 19 item 4): the record says so, who enabled them and when
             tried = "; ".join(f"{k}: {', '.join(v)}" for k, v in (grant.get("credentials") or {}).items())
@@ -167,7 +179,8 @@ def _zone_baseline(ref: Optional[str], level: int) -> BaselineRef:
         from sentinel.network.zones import load_zone_baseline
 
         zb = load_zone_baseline(ident)
-        return BaselineRef(id=ident, version=version or zb.version, level=zb.level, title=zb.title)
+        # the level shown is the one the scan's items are numbered at: the system's (see _scans)
+        return BaselineRef(id=ident, version=version or zb.version, level=level, title=zb.title)
     except Exception:  # a site's own zone file may not be on this machine: name it, level of the system
         return BaselineRef(id=ident, version=version, level=level, title=Text(zh=ident, en=ident))
 
