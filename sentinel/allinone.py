@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .atomicfile import write_atomic
 from .plugins import Exporters
 
 log = logging.getLogger("sentinel.up")
@@ -200,9 +201,8 @@ def install_site_baseline(state_dir: Path, ref: str) -> Optional[Path]:
     if dest.is_file() and dest.read_bytes() == data:
         return dest
     dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".yaml.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(dest)  # whole or not at all: the collector may be reading the directory
+    # whole or not at all: the collector may be reading the directory (0644: a baseline is no secret)
+    write_atomic(dest, data, mode=0o644)
     return dest
 
 

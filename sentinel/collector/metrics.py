@@ -23,7 +23,6 @@ import hmac
 import itertools
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from ..atomicfile import write_atomic
 from ..metrics_model import CHECK_DURATION_BUCKETS, IngestMetrics, MetricsSnapshot, ProbeDurations
 from ..plugins import MetricsExposition
 from ..store.db import Database
@@ -212,8 +212,8 @@ def metrics_token(settings: CollectorSettings) -> Optional[str]:
 
 
 def read_or_make_token(path: Path, what: str = "metrics token") -> str:
-    """Read the token file, or make it: written to a temporary file (0600) and linked into place, so worker
-    processes starting together all end up with the one token and never read a half-written file."""
+    """Read the token file, or make it: written atomically (0600) and linked into place, never replacing one, so
+    worker processes starting together all end up with the one token and never read a half-written file."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -223,17 +223,10 @@ def read_or_make_token(path: Path, what: str = "metrics token") -> str:
             raise ValueError(f"{path}: the {what} must be at least 16 characters")
         return token
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another worker was first: its token it is
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, (secrets.token_urlsafe(32) + "\n").encode("ascii"), mode=0o600, replace=False)
+    except FileExistsError:
+        pass  # another worker was first: its token it is
     log.info("made the /metrics token %s (give it to Prometheus as authorization.credentials_file)", path)
     return path.read_text(encoding="utf-8").strip()
 
