@@ -270,3 +270,30 @@ def eventually(fn: Callable[[], object], timeout: float = 15.0, interval: float 
             return last
         time.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")
+
+
+SHIPPED_AM_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
+SHIPPED_RELAY_URL = "https://collector:8443/api/v1/alertmanager/webhook"
+SHIPPED_RELAY_DIR = "/etc/alertmanager/sentinel"
+
+
+def shipped_am_config(tmp: Path, relay_url: Optional[str] = None, *, tls_dir: Optional[Path] = None,
+                      token: str = "relay-token-for-the-tests") -> str:
+    """deploy/alertmanager/alertmanager.yml as shipped, with what lives elsewhere in a deployment put in
+    `tmp`: the relay token and the collector's CA (`tls_dir`'s ca.crt, or one made here), and, if given,
+    the relay URL (a local receiver's, or a collector on loopback). Nothing else changes."""
+    from sentinel.collector.tls import init_pki
+
+    files = tmp / "am-sentinel"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "relay-token").write_text(token + "\n")
+    if tls_dir is None:
+        tls_dir = tmp / "am-ca"
+        init_pki(tls_dir, names=[LOOPBACK])
+    (files / "ca.crt").write_bytes((tls_dir / "ca.crt").read_bytes())
+    text = SHIPPED_AM_CONFIG.read_text(encoding="utf-8")
+    assert SHIPPED_RELAY_URL in text and SHIPPED_RELAY_DIR in text
+    text = text.replace(SHIPPED_RELAY_DIR, str(files))
+    if relay_url is not None:
+        text = text.replace(SHIPPED_RELAY_URL, relay_url)
+    return text

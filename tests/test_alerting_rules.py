@@ -140,7 +140,7 @@ def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path)
     agent's own spool alert and the outage alert itself are not."""
     import httpx
 
-    from tests.obs_support import alertmanager, eventually
+    from tests.obs_support import alertmanager, eventually, shipped_am_config
 
     now = datetime.now(timezone.utc)
     ends = (now + timedelta(minutes=10)).isoformat()
@@ -156,7 +156,7 @@ def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path)
         alert(alertname="SentinelAgentSpoolDropping", instance="his-db1:22239", severity="medium", grade="较大"),
         alert(alertname="SomethingElse", severity="high"),
     ]
-    with alertmanager(tmp_path, AM_CONFIG.read_text(encoding="utf-8")) as base:
+    with alertmanager(tmp_path, shipped_am_config(tmp_path)) as base:
         http = httpx.Client(base_url=base, timeout=10, trust_env=False)
         assert http.post("/api/v2/alerts", json=alerts).status_code == 200
 
