@@ -124,3 +124,34 @@ def test_collector_init_and_dockerfile(compose):
     text = dockerfile.read_text(encoding="utf-8")
     assert "USER 10001" in text and 'ENTRYPOINT ["sentinel"]' in text
     assert compose["services"]["collector"]["image"] == init["image"]
+
+
+def test_alertmanager_relays_through_the_collector(compose):
+    """The shipped Alertmanager config sends every notification to the collector's relay, with the token and
+    CA that collector-init copies into the volume mounted where the config reads them; the collector has the
+    dispatch configuration whose `relayed_from` routes name exactly those Alertmanager receivers."""
+    am_cfg = yaml.safe_load((COMPOSE_DIR.parent / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    am_mounts = {m.split(":")[1]: m.split(":")[0] for m in services["alertmanager"]["volumes"]}
+    for receiver in am_cfg["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            assert hook["url"] == "https://collector:8443/api/v1/alertmanager/webhook", receiver["name"]
+            files = [hook["http_config"]["authorization"]["credentials_file"],
+                     hook["http_config"]["tls_config"]["ca_file"]]
+            for path in files:
+                assert am_mounts.get(str(Path(path).parent)) == "alertmanager-sentinel", path
+    init = " ".join(services["collector-init"]["command"])
+    assert "/var/lib/alertmanager-sentinel/relay-token" in init and "/var/lib/alertmanager-sentinel/ca.crt" in init
+    assert "alertmanager-sentinel:/var/lib/alertmanager-sentinel" in services["collector-init"]["volumes"]
+    collector = services["collector"]
+    config = collector["environment"]["SENTINEL_COLLECTOR_ALERTING_CONFIG"]
+    source = next(m.split(":")[0] for m in collector["volumes"] if m.split(":")[1] == config)
+    dispatch = yaml.safe_load((COMPOSE_DIR / source).read_text(encoding="utf-8"))
+    relayed = {name for route in dispatch["routes"] for name in route.get("relayed_from", [])}
+    assert relayed == {r["name"] for r in am_cfg["receivers"]}
+    needed = {name for r in dispatch["receivers"] for v in r.values() if isinstance(v, str)
+              for name in re.findall(r"\$\{([A-Z_]+)\}", v)}
+    assert needed
+    assert needed <= set(collector["environment"]), needed - set(collector["environment"])
+    example = (COMPOSE_DIR / ".env.example").read_text(encoding="utf-8")
+    assert all(re.search(rf"^{name}=$", example, re.M) for name in needed)
