@@ -9,8 +9,9 @@ from the catalogue (network scans stored before keys were numbered at level 3).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence, TypeVar
+from typing import Any, Optional, Protocol, TypeVar
 
 from pydantic import BaseModel
 

@@ -17,9 +17,10 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -130,9 +131,9 @@ def _host_report(level: int):
     return rep.model_copy(update={"host": rep.host.model_copy(update={"hostname": "web-1"})})
 
 
-def _scan(lab, level: int) -> ScanReport:
-    targets = [lab.hosts["h1"], lab.hosts["h3"]]
-    proc = lab.sentinel(["scan", *targets, "--scope", lab.net, "--ports", PORTS, "--level", str(level),
+def _scan(the_lab, level: int) -> ScanReport:
+    targets = [the_lab.hosts["h1"], the_lab.hosts["h3"]]
+    proc = the_lab.sentinel(["scan", *targets, "--scope", the_lab.net, "--ports", PORTS, "--level", str(level),
                          "--format", "json"], timeout=240)
     assert proc.returncode == 1 and proc.stdout, proc.stderr[-2000:]  # findings: telnet, ftp, ...
     return ScanReport.model_validate_json(proc.stdout)

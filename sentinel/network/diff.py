@@ -5,8 +5,9 @@ scan against the next without running one.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel
 

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Optional
 
 from pydantic import BaseModel, Field
 
 from sentinel.checks.network.credentials import CREDENTIALS, MAX_ATTEMPTS_PER_PORT, audit_log
-from sentinel.checks.network.discovery import (NmapRun, OPEN_STATES, PortHit, Progress, ScanOptions, detect_versions,
-                                               discover)
+from sentinel.checks.network.discovery import (
+    OPEN_STATES,
+    NmapRun,
+    PortHit,
+    Progress,
+    ScanOptions,
+    detect_versions,
+    discover,
+)
 from sentinel.checks.network.findings import OPEN, ServiceFinding
 from sentinel.checks.network.probes import PortProbe, icmp_echo, os_hint
 from sentinel.checks.network.scope import Scope, ensure_in_scope, expand_ports, format_ports, merge_ranges

@@ -13,7 +13,8 @@ Everything here is a pure function of its inputs (no I/O, no clock except the co
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
@@ -144,7 +145,7 @@ def _is_plaintext_login(f: ServiceFinding) -> bool:
     return f.http.login_form or f.http.basic_auth
 
 
-def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
+def evaluate_finding(f: ServiceFinding, judge: Judge, zone: Optional[str],
                      scanner_zone: Optional[str]) -> ServiceFinding:
     """A copy of `f` with its check results, forbidden flag, zone and high-risk cases (results whose item the
     level lacks go to `judge.not_scored` instead)."""
@@ -173,7 +174,7 @@ def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
                                {"service": svc, "tls": f.tls is not None}, "TLS or an encrypted protocol",
                                Reason(f"{svc} without TLS", f"{svc} 未使用 TLS 加密") if plain else None, ev))
     # 8.1.4.4 b: services allowed in the zone; high-risk ports are a high-risk finding (6.4.3.1).
-    forbidden, why, high = (False, None, False)
+    forbidden, high = False, False
     if judge.baseline is not None:
         forbidden, port_why, high = judge.baseline.port_verdict(zone, f.proto, f.port, svc)
         results.append(judge.result("net-forbidden-port", Status.FAIL if forbidden else Status.PASS, label,
@@ -194,10 +195,10 @@ def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
                                    if f.exposure.unauthenticated else None, ev))
     # Opt-in credential probes (credentials.py): only present when the scan was run with them enabled.
     for a in f.credentials:
-        check = {"ftp": "net-anonymous-ftp", "mysql": "net-empty-password", "snmp": "net-default-community"}.get(
-            a.protocol)
-        if check:
-            results.append(judge.result(check, Status.FAIL if a.accepted else Status.PASS, label,
+        tried = {"ftp": "net-anonymous-ftp", "mysql": "net-empty-password",
+                 "snmp": "net-default-community"}.get(a.protocol)
+        if tried:
+            results.append(judge.result(tried, Status.FAIL if a.accepted else Status.PASS, label,
                                    {"user": a.user, "accepted": a.accepted}, "the documented default is refused",
                                    Reason(a.detail, f"默认凭据被接受：{a.detail}") if a.accepted else None, ev))
     # TLS quality.
@@ -222,7 +223,8 @@ def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
                                severity=Severity.HIGH if broken else None))
         problems: list[Reason] = []
         if t.expired:
-            problems.append(Reason(f"certificate expired {t.not_after:%Y-%m-%d}", f"证书已于 {t.not_after:%Y-%m-%d} 过期")
+            problems.append(Reason(f"certificate expired {t.not_after:%Y-%m-%d}",
+                                   f"证书已于 {t.not_after:%Y-%m-%d} 过期")
                             if t.not_after else Reason("certificate expired", "证书已过期"))
         if t.self_signed:
             problems.append(Reason("self-signed certificate", "自签名证书"))
@@ -269,7 +271,8 @@ def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
             single = [m for m in s.auth_methods if m in ("password", "keyboard-interactive")]
             results.append(judge.result("net-ssh-password-auth", Status.FAIL if single else Status.PASS, label,
                                    s.auth_methods, "no password-only login",
-                                   Reason(f"offers {', '.join(single)} as a method of its own (a password alone logs in)",
+                                   Reason(f"offers {', '.join(single)} as a method of its own "
+                                          "(a password alone logs in)",
                                           f"单独提供 {', '.join(single)} 认证方式（仅凭口令即可登录）")
                                    if single else None, ev))
     elif svc == "ssh":
@@ -290,11 +293,12 @@ def evaluate_finding(f: ServiceFinding, judge: "Judge", zone: Optional[str],
                                           f"{svc} 可从区域 {scanner_zone} 访问") if bad else None, ev))
     results = judge.keep_scored(label, results)
     high_risk = sorted({r.high_risk for r in results if r.status == Status.FAIL and r.high_risk and not r.waiver})
+    plaintext = plaintext_login or (svc in PLAINTEXT_MANAGEMENT and f.tls is None)
     return f.model_copy(update={"results": results, "forbidden": forbidden, "zone": zone, "high_risk": high_risk,
-                                "plaintext_management": plaintext_login or (svc in PLAINTEXT_MANAGEMENT and f.tls is None)})
+                                "plaintext_management": plaintext})
 
 
-def _evaluate_undetermined(f: ServiceFinding, judge: "Judge", zone: Optional[str]
+def _evaluate_undetermined(f: ServiceFinding, judge: Judge, zone: Optional[str]
                            ) -> ServiceFinding:
     """An open|filtered port: whatever would be judged on it is `error` (undetermined), never pass or fail.
 
@@ -322,8 +326,8 @@ def _evaluate_undetermined(f: ServiceFinding, judge: "Judge", zone: Optional[str
                                 "plaintext_management": False})
 
 
-def isolation_results(findings: list[ServiceFinding], judge: "Judge", zone_of: Callable[[str], Optional[str]],
-                      reach: "Reachability"
+def isolation_results(findings: list[ServiceFinding], judge: Judge, zone_of: Callable[[str], Optional[str]],
+                      reach: Reachability
                       ) -> list[tuple[str, CheckResult]]:
     """(host, result): one result per isolation rule from the scanner's zone, per targeted host in its zone."""
     out: list[tuple[str, CheckResult]] = []

@@ -22,7 +22,8 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sentinel import catalogue
-from sentinel.baseline import BaselineError, shipped as shipped_baselines
+from sentinel.baseline import BaselineError
+from sentinel.baseline import shipped as shipped_baselines
 from sentinel.checks.network.scope import IPNetwork, PortRange, parse_ports
 from sentinel.checks.network.services import PLAINTEXT_MANAGEMENT, PORT_SERVICE
 from sentinel.expect import Reason
@@ -139,7 +140,7 @@ class IsolationRule(Strict):
                 if ports and not any(p in have["tcp"] for p in ports):
                     missing.append(f"{ref.service} ({', '.join(f'tcp/{p}' for p in ports)})")
                 continue
-            gap = [p for r in ref.ports for p in range(r.start, r.end + 1) if p not in have[ref.proto]]
+            gap = [p for r in ref.ports for p in range(r.start, r.end + 1) if p not in have[ref.proto or "tcp"]]
             if gap:
                 missing.append(f"{ref.proto}/{gap[0]}" + (f" and {len(gap) - 1} more" if len(gap) > 1 else ""))
         return ", ".join(missing) or None
@@ -189,7 +190,7 @@ class ZoneBaseline(Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ZoneBaseline":
+    def _consistent(self) -> ZoneBaseline:
         names = [z.name for z in self.zones]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

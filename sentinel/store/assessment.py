@@ -297,9 +297,10 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
 
     out = {}
     for s in systems:
-        item_sets: list = []
-        results: list = []
-        parts, outside = [], []
+        item_sets: list[list[ItemResult]] = []
+        results: list[Any] = []  # ScoredResult of hosts, CheckResult of the scan: summarize reads attributes
+        parts: list[HostPart] = []
+        outside: list[OutsideLevel] = []
         for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
             h = hosts[r.host_id]
             p = parsed.get(r.id)
