@@ -5,7 +5,8 @@ system has one level, and its roll-up shows that level's clauses. `at_level` ren
 catalogue key to the level's clause, letter, text and weight, and takes out those whose key the level does not
 have (returned in `outside`, so callers say what happened to them). Results without a key (written before keys)
 keep their numbers, unless `legacy_level` says at which level they were numbered: then their key is read back
-from the catalogue (network scans stored before keys were numbered at level 3).
+from the catalogue (network scans stored before keys were numbered at level 3), and they are renumbered from the
+catalogue when the level differs (at the same level they stay as stored, with their key).
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def at_level(items: Sequence[ItemResult], results: Sequence[R], level: int, sour
         key = _key(cat, it.key, it.clause, it.item, legacy_level)
         if key is None:
             out.items.append(it)
+        elif it.key is None and level == legacy_level:  # numbered at this very level: as stored, with its key
+            out.items.append(it.model_copy(update={"key": key}))
         elif cat.has(key, level):
             c = cat.item(key, level)
             same = (it.key, it.clause, it.item, it.weight) == (key, c.clause, c.letter, c.weight) and it.text == c.text
@@ -84,6 +87,8 @@ def at_level(items: Sequence[ItemResult], results: Sequence[R], level: int, sour
         key = _key(cat, r.key, r.clause, r.item, legacy_level)
         if key is None:
             out.results.append(r)
+        elif r.key is None and level == legacy_level:
+            out.results.append(r.model_copy(update={"key": key}))
         elif cat.has(key, level):
             c = cat.item(key, level)
             out.results.append(r if (r.key, r.clause, r.item) == (key, c.clause, c.letter) else
