@@ -169,3 +169,24 @@ def test_a_scan_stored_before_keys_reads_as_level_3_and_renumbers():
     assert (gone.key, gone.levels, gone.source) == ("ces.confidentiality.transit", [3, 4], "network scan 7")
     # without a legacy level, items without keys are left as they are
     assert at_level(old, [], 2, "x").items == old
+
+
+def test_the_collectors_scan_runs_at_the_planned_level(tmp_path: Path, monkeypatch):
+    from sentinel.collector import scanner
+    from sentinel.collector.scan_ingest import Claim
+    from sentinel.network import engine
+
+    asked, failed = {}, []
+
+    def fake_run_scan(*args, **kw):  # stands in for nmap: only the level it is asked to score at matters here
+        asked.update(kw)
+        raise ValueError("not scanning in a unit test")
+
+    monkeypatch.setattr(engine, "run_scan", fake_run_scan)
+    monkeypatch.setattr(scanner, "fail_scan", lambda db, run_id, why: failed.append((run_id, why)))
+    settings = CollectorSettings(state_dir=str(tmp_path))
+    plan = plan_scan(1, "sys", ["10.9.0.0/24"], ScheduleSpec(), settings, level=4)
+    service = scanner.ScanService.__new__(scanner.ScanService)  # no database, no scheduler: execute() alone
+    service.db, service.settings = None, settings
+    service.execute(Claim(run_id=7, system_id=1, department_id=1, started_at=NOW), plan, "cli:test")
+    assert asked["level"] == 4 and failed == [(7, "ValueError: not scanning in a unit test")]
