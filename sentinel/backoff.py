@@ -7,8 +7,8 @@ that failed together (a collector restart, a receiver outage) so they do not ret
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

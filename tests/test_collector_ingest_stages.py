@@ -71,7 +71,8 @@ def test_a_score_drop_is_measured_from_the_latest_run_on_the_same_baseline(agent
                               .order_by(CheckResultRow.id)).all()
         run = conn.execute(select(Run.__table__).where(Run.id == zero["run_id"])).one()
     # rows written on the driver's cursor read back through the tables' types as the ORM wrote them
-    assert [(r.check_id, r.status, r.title["en"]) for r in stored] == [("a", "fail", "check a"), ("b", "fail", "check b")]
+    assert [(r.check_id, r.status, r.title["en"]) for r in stored] == [("a", "fail", "check a"),
+                                                                        ("b", "fail", "check b")]
     assert isinstance(stored[0].evidence, list) and stored[0].advisory is None
     assert run.finished_at.tzinfo is not None and run.received_at.tzinfo is not None
     assert run.summary["score"] == 0.0

@@ -18,19 +18,24 @@ history of episodes (first_seen .. resolved_at), i.e. the rectification trail.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol
 
 from ..model import Status
 
 
 class ResultLike(Protocol):
-    """What drift reads of a check result (a model.CheckResult, or ingest's ResultFacts)."""
+    """What drift reads of a check result (a model.CheckResult, or ingest's ResultFacts), read-only."""
 
-    check_id: str
-    status: str  # a Status or its value
-    waiver: Optional[str]
-    advisory: Optional[Any]  # the baseline's reason the check is advisory, None when it counts
+    @property
+    def check_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...  # a Status or its value
+    @property
+    def waiver(self) -> Optional[str]: ...
+    @property
+    def advisory(self) -> Optional[Any]: ...  # the baseline's reason the check is advisory, None when it counts
 
 
 @dataclass

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -130,7 +131,7 @@ class Ingestor:
             except Refused as refusal:
                 refusal.report_id = report_id
                 job.error, job.done = refusal, True
-            except Exception as exc:  # noqa: BLE001 - e.g. the database failing one inventory: that request's 500
+            except Exception as exc:  # e.g. the database failing one inventory: that request's 500
                 job.error, job.done = exc, True
         if not prepared:
             return
@@ -178,8 +179,8 @@ class Ingestor:
             try:
                 with self.db.write() as conn:
                     outcomes = self._write_jobs(conn, jobs)
-            except Exception:  # noqa: BLE001 - every report is tried again on its own below
-                pass
+            except Exception:  # every report is tried again on its own below
+                log.debug("a batch of %d reports failed; writing them one by one", len(jobs), exc_info=True)
             else:
                 self._settled(jobs, outcomes)
                 return
@@ -194,7 +195,7 @@ class Ingestor:
                         # A concurrent request stored the same report_id first; the retry answers from it.
                         if attempt == 2:
                             raise
-            except Exception as exc:  # noqa: BLE001 - given to the report's own thread
+            except Exception as exc:  # given to the report's own thread
                 job.error = exc
             else:
                 self._settled([job], outcomes)

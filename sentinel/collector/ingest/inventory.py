@@ -11,13 +11,13 @@ from ...store import envelopes
 from ...store.models import Agent, Host, InventorySnapshot, Report, UtilisationSample
 from ..wire import InventoryBody, UtilisationBody
 from .verify import Checked, aware
+from .write import column_width
 
 T_AGENT, T_HOST, T_REPORT = Agent.__table__, Host.__table__, Report.__table__
 T_INVENTORY, T_SAMPLE = InventorySnapshot.__table__, UtilisationSample.__table__
 _HOST = T_HOST.c
 # The inventory's facts kept on the host row, cut to the columns' widths.
-_FACTS = (("arch", _HOST.arch.type.length), ("os_id", _HOST.os_id.type.length),
-          ("os_version", _HOST.os_version.type.length), ("os_name", _HOST.os_name.type.length))
+_FACTS = tuple((name, column_width(_HOST[name])) for name in ("arch", "os_id", "os_version", "os_name"))
 
 
 def store(conn: Connection, c: Checked, source_ip: Optional[str], now: datetime) -> tuple[int, dict[str, Any]]:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +29,7 @@ from ...model import HostReport
 from ...store.models import CheckResultRow, Run
 from .. import fastjson
 from ..wire import Envelope, InventoryBody, UtilisationBody
+from .write import column_width
 
 BODY_MODELS: dict[str, type[BaseModel]] = {"host_report": HostReport, "inventory": InventoryBody,
                                            "utilisation": UtilisationBody}
@@ -38,9 +40,9 @@ MAX_DURATION_MS = 7 * 86400 * 1000.0
 
 _RUN, _RESULT = Run.__table__.c, CheckResultRow.__table__.c
 # Widths of the columns a host report's own strings go into (the rest come from the collector's baseline).
-_RESULT_WIDTHS = tuple((name, _RESULT[name].type.length) for name in ("check_id", "clause", "item", "high_risk"))
-_BASELINE_WIDTHS = (("id", _RUN.baseline_id.type.length), ("version", _RUN.baseline_version.type.length))
-_CONCLUSION_WIDTH = _RUN.conclusion.type.length
+_RESULT_WIDTHS = tuple((name, column_width(_RESULT[name])) for name in ("check_id", "clause", "item", "high_risk"))
+_BASELINE_WIDTHS = (("id", column_width(_RUN.baseline_id)), ("version", column_width(_RUN.baseline_version)))
+_CONCLUSION_WIDTH = column_width(_RUN.conclusion)
 
 
 class Refused(Exception):
@@ -153,7 +155,7 @@ def parse(raw: bytes) -> Parsed:
         model = BODY_MODELS[envelope.kind].model_validate(body)
     except ValidationError as exc:
         raise _schema_error(exc, "body.", f"{envelope.kind} body") from None
-    if envelope.kind == "host_report":
+    if isinstance(model, HostReport):
         _check_storable(model, envelope.report_id)
     return Parsed(envelope, body, model, digest)
 

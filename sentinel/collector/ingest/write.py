@@ -21,13 +21,15 @@ Per batch, inside one write transaction (`Database.write()`):
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 from sqlalchemy import Column, Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ...store.models import Agent, CheckResultRow, Event, Finding, Host, Report, Run, System
 from ..fastjson import dumps
@@ -36,12 +38,20 @@ T_AGENT, T_HOST, T_SYSTEM = Agent.__table__, Host.__table__, System.__table__
 T_REPORT, T_RUN, T_RESULT = Report.__table__, Run.__table__, CheckResultRow.__table__
 T_FINDING, T_EVENT = Finding.__table__, Event.__table__
 
+def column_width(column: Column[Any]) -> int:
+    """The declared width of a String column (what a value must fit)."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} has no width")
+    return length
+
+
 # The check-result columns a report supplies (all of check_results but its id and run id), in table order:
 # ingest builds each result as a tuple in this order.
 RESULT_FIELDS: tuple[str, ...] = tuple(c.name for c in T_RESULT.columns if c.name not in ("id", "run_id"))
 # What a host report tells of its host (updated on every report): (column, width, nullable).
 HOST_FACTS: tuple[tuple[str, int, bool], ...] = tuple(
-    (name, T_HOST.c[name].type.length, bool(T_HOST.c[name].nullable))
+    (name, column_width(T_HOST.c[name]), bool(T_HOST.c[name].nullable))
     for name in ("os_id", "os_version", "os_name", "family", "arch", "kernel"))
 
 
@@ -127,12 +137,13 @@ def _positional(dialect: Dialect) -> Dialect:
     (sqlite3's qmark; psycopg takes `%s` as well as `%(name)s`)."""
     if dialect.positional:
         return dialect
-    return type(dialect)(paramstyle="format")
+    make: Any = type(dialect)
+    positional: Dialect = make(paramstyle="format")
+    return positional
 
 
 def _scalar_defaults(table: Table) -> dict[str, Any]:
-    return {c.name: c.default.arg for c in table.columns
-            if c.default is not None and getattr(c.default, "is_scalar", False)}
+    return {c.name: c.default.arg for c in table.columns if isinstance(c.default, ScalarElementColumnDefault)}
 
 
 class BatchSQL:
@@ -155,8 +166,8 @@ class BatchSQL:
         self.u_head = Compiled(update(T_SYSTEM).where(T_SYSTEM.c.id == _param(T_SYSTEM.c.id, "sid")).values(
             chain_head=_param(T_SYSTEM.c.chain_head, "head")), d)
         self.u_host = Compiled(update(T_HOST).where(T_HOST.c.id == _param(T_HOST.c.id, "hid")).values(
-            {name: _param(T_HOST.c[name]) for name, _, _ in HOST_FACTS} | {"last_seen": _param(T_HOST.c.last_seen, "now")}),
-            d)
+            {name: _param(T_HOST.c[name]) for name, _, _ in HOST_FACTS}
+            | {"last_seen": _param(T_HOST.c.last_seen, "now")}), d)
         self.u_agent = Compiled(update(T_AGENT).where(T_AGENT.c.id == _param(T_AGENT.c.id, "aid")).values(
             last_seen=_param(T_AGENT.c.last_seen, "now"), last_ip=_param(T_AGENT.c.last_ip, "ip")), d)
         # executed through SQLAlchemy (expanding IN lists; compiled once, cached by SQLAlchemy)
@@ -215,7 +226,8 @@ class BatchSQL:
         keys = sorted(previous_keys)
         previous: dict[tuple[int, str], tuple[Optional[float], Optional[str]]] = dict.fromkeys(keys, (None, None))
         if keys:
-            params = {f"h{i}": hid for i, (hid, _) in enumerate(keys)} | {f"b{i}": bid for i, (_, bid) in enumerate(keys)}
+            params: dict[str, Any] = {f"h{i}": hid for i, (hid, _) in enumerate(keys)}
+            params |= {f"b{i}": bid for i, (_, bid) in enumerate(keys)}
             for hid, bid, score, conclusion in conn.execute(self._previous(len(keys)), params):
                 previous[(hid, bid)] = (score, conclusion)
         run_ids = self._next_run_ids(conn, len(report_ids))
