@@ -186,7 +186,7 @@ def postgres_store() -> Iterator[str]:
 
 def seed(url: str, systems: int, agents: int) -> list[tuple[str, str]]:
     """Migrate, then departments and systems; returns (system name, enrollment token) per agent."""
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import EnrollmentTokenIn, SystemIn
     from sentinel.store.db import Database, upgrade
@@ -195,16 +195,16 @@ def seed(url: str, systems: int, agents: int) -> list[tuple[str, str]]:
     db = Database(url)
     try:
         with db.session(write=True) as session:
-            ctx = admin.Ctx(session, cli_principal("bench"))
-            departments = [admin.create_department(ctx, f"bench-dept-{d}", f"bench department {d}").id
+            ctx = operations.Ctx(session, cli_principal("bench"))
+            departments = [operations.create_department(ctx, f"bench-dept-{d}", f"bench department {d}").id
                            for d in range(max(1, systems // 2))]
-            system_ids = [admin.create_system(ctx, SystemIn(
+            system_ids = [operations.create_system(ctx, SystemIn(
                 name=f"bench-sys-{k}", department_id=departments[k % len(departments)], level=2, s_grade=2,
                 a_grade=2, zones=["dmz"])).id for k in range(systems)]  # level 2, as the baseline; no scan scope
             out = []
             for i in range(agents):
                 k = i % systems
-                _, secret = admin.create_enrollment_token(
+                _, secret = operations.create_enrollment_token(
                     ctx, EnrollmentTokenIn(system_id=system_ids[k], ttl_seconds=3600))
                 out.append((f"bench-sys-{k}", secret))
         return out

@@ -84,7 +84,7 @@ ISSUE = {"sqlite": (7, 776), "postgresql": (15, 1375)}  # ms, idle and under loa
 
 def seed(url: str) -> str:
     """Migrate; one department and graded system (no scan scope: no scans here); its enrollment token."""
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import EnrollmentTokenIn, SystemIn
     from sentinel.store.db import Database, upgrade
@@ -93,11 +93,11 @@ def seed(url: str) -> str:
     db = Database(url)
     try:
         with db.session(write=True) as session:
-            ctx = admin.Ctx(session, cli_principal("bench"))
-            department = admin.create_department(ctx, "bench-dept", "bench department").id
-            system = admin.create_system(ctx, SystemIn(name="bench-sys", department_id=department, level=3,
+            ctx = operations.Ctx(session, cli_principal("bench"))
+            department = operations.create_department(ctx, "bench-dept", "bench department").id
+            system = operations.create_system(ctx, SystemIn(name="bench-sys", department_id=department, level=3,
                                                        s_grade=3, a_grade=2, zones=["dmz"], scan_scope=[])).id
-            _, secret = admin.create_enrollment_token(ctx, EnrollmentTokenIn(system_id=system, ttl_seconds=3600))
+            _, secret = operations.create_enrollment_token(ctx, EnrollmentTokenIn(system_id=system, ttl_seconds=3600))
         return secret
     finally:
         db.dispose()

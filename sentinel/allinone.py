@@ -105,32 +105,32 @@ class LocalCollector:
         """
         from sqlmodel import select
 
-        from .collector import admin
+        from .collector import operations
         from .collector.auth import ADMIN, cli_principal
         from .collector.schemas import ApiTokenIn, EnrollmentTokenIn, SystemIn
         from .store.models import ApiToken, Department, System
 
         with self.db.session(write=True) as session:
-            ctx = admin.Ctx(session, cli_principal(getpass.getuser()))
+            ctx = operations.Ctx(session, cli_principal(getpass.getuser()))
             dept = session.exec(select(Department).where(Department.name == DEPARTMENT)).first()
             if dept is None:
-                dept = admin.create_department(ctx, DEPARTMENT, "sentinel up (this machine)")
+                dept = operations.create_department(ctx, DEPARTMENT, "sentinel up (this machine)")
             system = session.exec(select(System).where(System.name == SYSTEM)).first()
             if system is None:
-                system = admin.create_system(ctx, SystemIn(name=SYSTEM, department_id=dept.id, level=3, s_grade=3,
+                system = operations.create_system(ctx, SystemIn(name=SYSTEM, department_id=dept.id, level=3, s_grade=3,
                                                            a_grade=3, title="this host (sentinel up)"))
             admin_secret = None
             earlier = session.exec(select(ApiToken).where(ApiToken.name == ADMIN_TOKEN_NAME)).all()
             if want_admin or not earlier:
                 for old in earlier:
-                    admin.revoke_api_token(ctx, old.id)
-                _, _, admin_secret = admin.create_api_token(ctx, ApiTokenIn(name=ADMIN_TOKEN_NAME, role=ADMIN))
+                    operations.revoke_api_token(ctx, old.id)
+                _, _, admin_secret = operations.create_api_token(ctx, ApiTokenIn(name=ADMIN_TOKEN_NAME, role=ADMIN))
             enroll_secret = None
             if want_token:
                 # The saved agent is gone or revoked: the new one takes over this machine's host and its
                 # history. The collector refuses a known hostname without an admin's allowance; whoever
                 # runs `sentinel up` is this local collector's admin, so the token carries it.
-                _, enroll_secret = admin.create_enrollment_token(
+                _, enroll_secret = operations.create_enrollment_token(
                     ctx, EnrollmentTokenIn(system_id=system.id, ttl_seconds=600, note="sentinel up local agent",
                                            reenroll_hostname=_known_local_host(session, system.id)))
         return enroll_secret, admin_secret

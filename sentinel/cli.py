@@ -27,9 +27,9 @@ _COMMAND_MODULES = (
     "sentinel.cli_collector",
     "sentinel.cli_check",
     "sentinel.cli_agent",
-    "sentinel.cli_scan",
+    "sentinel.cli_scan_oneshot",
     "sentinel.cli_evidence",
-    "sentinel.cli_scans",
+    "sentinel.cli_system_scans",
     "sentinel.cli_plan",
 )
 

@@ -102,7 +102,7 @@ def _refuse_missing_sqlite(settings) -> None:
 @contextmanager
 def _admin(state_dir: Optional[Path], database_url: Optional[str]) -> Iterator:
     """A write session as the local operator; ApiErrors become exit code 2 with their reason."""
-    from .collector.admin import Ctx
+    from .collector.operations import Ctx
     from .collector.auth import cli_principal
     from .collector.errors import ApiError
 
@@ -222,10 +222,10 @@ def collector_revoke_agent(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Revoke an agent: its reports are refused from now on."""
-    from .collector import admin
+    from .collector import operations
 
     with _admin(state_dir, database_url) as ctx:
-        agent = admin.revoke_agent(ctx, agent_id, reason)
+        agent = operations.revoke_agent(ctx, agent_id, reason)
     typer.echo(f"agent {agent.id}: {agent.state}")
 
 
@@ -271,12 +271,12 @@ def department_add(name: str = typer.Argument(..., help="Short unique code."),
                    title: str = typer.Option("", "--title", help="Display name, e.g. 市卫健委."),
                    state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
     """Add a department."""
-    from .collector import admin
+    from .collector import operations
     from .collector.schemas import DepartmentIn
 
     spec = _validated(DepartmentIn, name=name, title=title)
     with _admin(state_dir, database_url) as ctx:
-        dept = admin.create_department(ctx, spec.name, spec.title)
+        dept = operations.create_department(ctx, spec.name, spec.title)
     typer.echo(f"department {dept.name} (id {dept.id})")
 
 
@@ -306,14 +306,14 @@ def system_add(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Add a graded system; its label (e.g. S3A2) follows from the grades, whose higher one is the level."""
-    from .collector import admin
+    from .collector import operations
     from .collector.schemas import SystemIn
 
     with _admin(state_dir, database_url) as ctx:
-        dept = admin.department_by_name(ctx.session, department)
+        dept = operations.department_by_name(ctx.session, department)
         spec = _validated(SystemIn, _SYSTEM_OPTIONS, name=name, department_id=dept.id, title=title, level=level,
                           s_grade=s_grade, a_grade=a_grade, owner=owner, zones=zone or [], scan_scope=scope or [])
-        system = admin.create_system(ctx, spec)
+        system = operations.create_system(ctx, spec)
     typer.echo(f"system {system.name} (id {system.id}): level {system.level} {system.label}, department {department}")
 
 
@@ -340,15 +340,15 @@ def token_create(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Create an API token; the secret is printed once on stdout (details on stderr)."""
-    from .collector import admin
+    from .collector import operations
     from .collector.schemas import ApiTokenIn
 
     with _admin(state_dir, database_url) as ctx:
-        ids = [admin.department_by_name(ctx.session, d).id for d in department or []]
+        ids = [operations.department_by_name(ctx.session, d).id for d in department or []]
         expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
         spec = _validated(ApiTokenIn, name=name, role=role, department_ids=ids, all_departments=all_departments,
                           expires_at=expires)
-        token, _, secret = admin.create_api_token(ctx, spec)
+        token, _, secret = operations.create_api_token(ctx, spec)
     scope = "all departments" if token.all_departments else "departments " + ", ".join(department or [])
     typer.echo(f"API token {token.id} ({token.name}): role {token.role}, {scope}", err=True)
     typer.echo(secret)
@@ -358,12 +358,12 @@ def token_create(
 def token_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
     from sqlmodel import select
 
-    from .collector import admin
+    from .collector import operations
     from .store.models import ApiToken
 
     with _admin(state_dir, database_url) as ctx:
         for t in ctx.session.exec(select(ApiToken).order_by(ApiToken.id)).all():
-            out = admin.api_token_out(ctx.session, t)
+            out = operations.api_token_out(ctx.session, t)
             state = "revoked" if t.revoked_at else "active"
             scope = "all" if t.all_departments else ",".join(map(str, out.department_ids))
             typer.echo(f"{t.id}\t{t.name}\t{t.role}\t{scope}\t{state}")
@@ -372,10 +372,10 @@ def token_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str]
 @token_app.command("revoke")
 def token_revoke(token_id: int = typer.Argument(...), state_dir: Optional[Path] = StateDir,
                  database_url: Optional[str] = DatabaseUrl) -> None:
-    from .collector import admin
+    from .collector import operations
 
     with _admin(state_dir, database_url) as ctx:
-        token = admin.revoke_api_token(ctx, token_id)
+        token = operations.revoke_api_token(ctx, token_id)
     typer.echo(f"API token {token.id} revoked")
 
 
@@ -392,14 +392,14 @@ def enroll_token_create(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Create a one-time enrollment token; the secret is printed once on stdout (details on stderr)."""
-    from .collector import admin
+    from .collector import operations
     from .collector.schemas import EnrollmentTokenIn
 
     with _admin(state_dir, database_url) as ctx:
-        sys_row = admin.system_by_name(ctx.session, system)
+        sys_row = operations.system_by_name(ctx.session, system)
         spec = _validated(EnrollmentTokenIn, system_id=sys_row.id, ttl_seconds=ttl, note=note,
                           reenroll_hostname=reenroll)
-        token, secret = admin.create_enrollment_token(ctx, spec)
+        token, secret = operations.create_enrollment_token(ctx, spec)
     what = f", may re-enroll host {reenroll}" if reenroll else ""
     typer.echo(f"enrollment token {token.id} for system {system}{what}, expires {token.expires_at.isoformat()}",
                err=True)

@@ -312,7 +312,7 @@ def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, a
     Raises typer.Exit(2) with the reason on bad input."""
     from pydantic import ValidationError
 
-    from .collector import admin
+    from .collector import operations
     from .collector.auth import cli_principal
     from .collector.errors import ApiError
     from .collector.schemas import AssessmentIn
@@ -339,12 +339,12 @@ def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, a
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     try:
         with db.session(write=True) as session:
-            ctx = admin.Ctx(session, cli_principal(assessor.strip()))
-            sysrow = admin.system_by_name(session, system)
+            ctx = operations.Ctx(session, cli_principal(assessor.strip()))
+            sysrow = operations.system_by_name(session, system)
             _known_item(session, sysrow, clause, item)
-            row = admin.add_assessment(ctx, sysrow.id, spec)
+            row = operations.add_assessment(ctx, sysrow.id, spec)
             for name, data in files:
-                admin.add_attachment(ctx, row, name, data, detail=f"by OS user {getpass.getuser()}")
+                operations.add_attachment(ctx, row, name, data, detail=f"by OS user {getpass.getuser()}")
             return row.id
     except ApiError as exc:
         _fail(exc.detail)
@@ -385,7 +385,7 @@ def section_set(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Record a chapter's text for a system (append-only; the latest counts, audited as cli:NAME)."""
-    from .collector import admin
+    from .collector import operations
     from .collector.auth import cli_principal
     from .collector.errors import ApiError
     from .evidence import sections
@@ -407,8 +407,9 @@ def section_set(
     db = _store(state_dir, database_url)
     try:
         with db.session(write=True) as session:
-            sysrow = admin.system_by_name(session, system)
-            row = sections.add_section(admin.Ctx(session, cli_principal(assessor.strip())), sysrow.id, key, text)
+            sysrow = operations.system_by_name(session, system)
+            ctx = operations.Ctx(session, cli_principal(assessor.strip()))
+            row = operations.add_section(ctx, sysrow.id, key, text)
             row_id = row.id
     except ApiError as exc:
         _fail(exc.detail)
@@ -425,7 +426,7 @@ def section_list(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Every chapter a person writes, with its state (written by whom and when, or 待填写)."""
-    from .collector import admin
+    from .collector import operations
     from .collector.errors import ApiError
     from .evidence import sections
 
@@ -434,7 +435,7 @@ def section_list(
     db = _store(state_dir, database_url)
     try:
         with db.session() as session:
-            sysrow = admin.system_by_name(session, system)
+            sysrow = operations.system_by_name(session, system)
             latest = sections.latest_sections(session, sysrow.id)
     except ApiError as exc:
         _fail(exc.detail)

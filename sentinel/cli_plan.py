@@ -24,11 +24,11 @@ def plan_add(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """Assign a block to a department (refused if it overlaps another department's block)."""
-    from .collector import address_plan, admin
+    from .collector import address_plan, operations
     from .collector.schemas import AddressBlockIn
 
     with _admin(state_dir, database_url) as ctx:
-        dept = admin.department_by_name(ctx.session, department)
+        dept = operations.department_by_name(ctx.session, department)
         spec = _validated(AddressBlockIn, department_id=dept.id, cidr=cidr, note=note)
         block = address_plan.add_block(ctx, dept.id, spec.cidr, spec.note)
     typer.echo(f"address block {block.id}: {block.cidr} assigned to department {department}")

@@ -220,16 +220,16 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def ctx(self, session):
-        from sentinel.collector.admin import Ctx
+        from sentinel.collector.operations import Ctx
         from sentinel.collector.auth import cli_principal
 
         return Ctx(session, cli_principal("test"))
 
     def department(self, name: str) -> int:
-        from sentinel.collector import admin
+        from sentinel.collector import operations
 
         with self.db.session(write=True) as s:
-            self.departments[name] = admin.create_department(self.ctx(s), name, f"{name} title").id
+            self.departments[name] = operations.create_department(self.ctx(s), name, f"{name} title").id
         return self.departments[name]
 
     def block(self, department: str, cidr: str) -> None:
@@ -245,7 +245,7 @@ class World:
                scope: Optional[list[str]] = None) -> int:
         """A system with scope `scope`, by default 10.N.0.0/24 for the Nth department made (the first:
         10.0.0.0/24), each assigned to its department in the address plan as the scope needs."""
-        from sentinel.collector import admin
+        from sentinel.collector import operations
         from sentinel.collector.schemas import SystemIn
 
         if scope is None:
@@ -255,7 +255,7 @@ class World:
         spec = SystemIn(name=name, department_id=self.departments[department], level=level, s_grade=s, a_grade=a,
                         zones=["dmz"], scan_scope=scope)
         with self.db.session(write=True) as session:
-            self.systems[name] = admin.create_system(self.ctx(session), spec).id
+            self.systems[name] = operations.create_system(self.ctx(session), spec).id
         return self.systems[name]
 
     def health_and_edu(self, school_level: int = 3, school_s: int = 3, school_a: int = 2) -> None:
@@ -268,22 +268,22 @@ class World:
 
     def token(self, label: str, role: str, departments: Optional[list[str]] = None,
               all_departments: bool = False) -> str:
-        from sentinel.collector import admin
+        from sentinel.collector import operations
         from sentinel.collector.schemas import ApiTokenIn
 
         spec = ApiTokenIn(name=label, role=role, department_ids=[self.departments[d] for d in departments or []],
                           all_departments=all_departments)
         with self.db.session(write=True) as s:
-            _, _, secret = admin.create_api_token(self.ctx(s), spec)
+            _, _, secret = operations.create_api_token(self.ctx(s), spec)
         self.tokens[label] = secret
         return secret
 
     def enrollment_token(self, system: str, ttl: int = 3600, reenroll: Optional[str] = None) -> str:
-        from sentinel.collector import admin
+        from sentinel.collector import operations
         from sentinel.collector.schemas import EnrollmentTokenIn
 
         with self.db.session(write=True) as s:
-            _, secret = admin.create_enrollment_token(self.ctx(s), EnrollmentTokenIn(
+            _, secret = operations.create_enrollment_token(self.ctx(s), EnrollmentTokenIn(
                 system_id=self.systems[system], ttl_seconds=ttl, reenroll_hostname=reenroll))
         return secret
 

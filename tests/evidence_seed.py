@@ -183,28 +183,28 @@ def new_store(tmp: Path, url: Optional[str] = None) -> Seeded:
 
 
 def create_system(s: Seeded, name: str = SYSTEM, level: int = 3, sg: int = 3, ag: int = 2) -> None:
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import SystemIn
 
     with s.db.session(write=True) as session:
-        ctx = admin.Ctx(session, cli_principal("seed"))
-        dept = admin.create_department(ctx, "hrss", "市人社局")
-        admin.create_system(ctx, SystemIn(name=name, department_id=dept.id, level=level, s_grade=sg, a_grade=ag,
+        ctx = operations.Ctx(session, cli_principal("seed"))
+        dept = operations.create_department(ctx, "hrss", "市人社局")
+        operations.create_system(ctx, SystemIn(name=name, department_id=dept.id, level=level, s_grade=sg, a_grade=ag,
                                           title="政务服务门户", owner="信息中心"))
 
 
 def enroll(s: Seeded, hostname: str, system: str = SYSTEM) -> str:
-    from sentinel.collector import admin, enrollment
+    from sentinel.collector import operations, enrollment
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import EnrollmentTokenIn
     from sentinel.collector.wire import EnrollRequest
     from sentinel.model import HostInfo
 
     with s.db.session(write=True) as session:
-        ctx = admin.Ctx(session, cli_principal("seed"))
-        sysrow = admin.system_by_name(session, system)
-        _, secret = admin.create_enrollment_token(ctx, EnrollmentTokenIn(system_id=sysrow.id, ttl_seconds=3600))
+        ctx = operations.Ctx(session, cli_principal("seed"))
+        sysrow = operations.system_by_name(session, system)
+        _, secret = operations.create_enrollment_token(ctx, EnrollmentTokenIn(system_id=sysrow.id, ttl_seconds=3600))
     key = signing.generate_key()
     info = HostInfo(hostname=hostname, os_id="debian", os_version="12", os_name="Debian GNU/Linux 12",
                     family="debian", arch="x86_64")
@@ -252,12 +252,12 @@ def assess(s: Seeded, item: str, verdict: str, note: str, assessor: str, attach:
 def scan(s: Seeded, findings: list, at: datetime, system: str = SYSTEM) -> int:
     """A network scan of the system's scope that found `findings` (ServiceFindings), scored by the real network
     scorer and stored through the collector's scan ingest; no packet is sent."""
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.scan_ingest import begin_scan, finish_scan
     from tests.scan_helpers import NET, scan_report
 
     with s.db.session() as session:
-        system_id = admin.system_by_name(session, system).id
+        system_id = operations.system_by_name(session, system).id
     claim = begin_scan(s.db, system_id=system_id, triggered_by="cli", actor="cli:seed", targets=[NET],
                        full_scope=True, scope={"networks": [NET]}, args={}, zone_baseline="zone-egov-default",
                        zone=None, scanner_zone=None, stale_after=timedelta(hours=3), now=at - timedelta(seconds=20))

@@ -154,7 +154,7 @@ def test_scan_table_speaks_the_chosen_language():
     from datetime import datetime, timezone
 
     from sentinel.checks.network.findings import ServiceFinding
-    from sentinel.cli_scan import _print_table
+    from sentinel.cli_scan_oneshot import _print_table
     from tests.scan_helpers import NET, scan_report
 
     report = scan_report([ServiceFinding(host="10.9.0.5", port=23, service="telnet")], [NET],

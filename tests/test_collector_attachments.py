@@ -211,9 +211,9 @@ def test_uploaded_attachment_is_exported_and_verifies(store_url, tmp_path, make_
     try:
         w = World(s.db)
         with s.db.session() as session:
-            from sentinel.collector import admin
+            from sentinel.collector import operations
 
-            system = admin.system_by_name(session, seed.SYSTEM)
+            system = operations.system_by_name(session, seed.SYSTEM)
             w.departments["hrss"], w.systems[seed.SYSTEM] = system.department_id, system.id
         w.token("assessor", "assessor", ["hrss"])
         client = make_client(s.db)

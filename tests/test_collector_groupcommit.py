@@ -262,10 +262,10 @@ def test_revoked_between_checks_and_write_is_refused(world, db):
     prepare = ingestor._prepare
 
     def revoke_then_prepare(checked, ip):
-        from sentinel.collector import admin
+        from sentinel.collector import operations
 
         with db.session(write=True) as s:
-            admin.revoke_agent(w.ctx(s), agent.agent_id, "key lost")
+            operations.revoke_agent(w.ctx(s), agent.agent_id, "key lost")
         return prepare(checked, ip)
 
     ingestor._prepare = revoke_then_prepare

@@ -45,7 +45,7 @@ def test_coverage_says_whether_logins_were_tried():
 
 
 def test_evidence_export_names_who_enabled_the_probes(tmp_path):
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.scan_ingest import begin_scan, finish_scan
     from sentinel.evidence.collect import collect
 
@@ -53,7 +53,7 @@ def test_evidence_export_names_who_enabled_the_probes(tmp_path):
     try:
         seed.create_system(s)
         with s.db.session() as session:
-            system_id = admin.system_by_name(session, seed.SYSTEM).id
+            system_id = operations.system_by_name(session, seed.SYSTEM).id
         plan = plan_scan(system_id, seed.SYSTEM, [NET], ScheduleSpec(), CollectorSettings(state_dir=tmp_path),
                          credentials=CredentialGrant(enabled_by="token:alice", enabled_at=AT))
         for args in ({}, plan.args()):  # one scan with the probes off, one with them on
@@ -73,7 +73,7 @@ def test_evidence_export_names_who_enabled_the_probes(tmp_path):
 
 
 def test_cli_table_lists_every_attempt(tmp_path):
-    from sentinel.cli_scan import _print_table
+    from sentinel.cli_scan_oneshot import _print_table
 
     ftp = ServiceFinding(host="10.0.0.5", port=21, proto="tcp", service="ftp", banner="220 (vsFTPd 3.0.3)",
                          credentials=[CredentialAttempt(protocol="ftp", user="anonymous", accepted=True,

@@ -435,13 +435,13 @@ def test_cli_export_verify_assess(tmp_path, capsys):
     assert main(["assess", "--system", seed.SYSTEM, "--item", "8.1.4.9.a", "--verdict", "待核查",
                  "--assessor", "王五", *common]) == 2
     # a system with no reports yet: the item is checked against the shipped baseline for its level
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import SystemIn
 
     with s.db.session(write=True) as session:
-        dept = admin.department_by_name(session, "hrss")
-        admin.create_system(admin.Ctx(session, cli_principal("t")),
+        dept = operations.department_by_name(session, "hrss")
+        operations.create_system(operations.Ctx(session, cli_principal("t")),
                             SystemIn(name="new-sys", department_id=dept.id, level=3, s_grade=3, a_grade=3))
     assert main(["assess", "--system", "new-sys", "--item", "8.1.4.10.b", "--verdict", "conform",
                  "--assessor", "王五", *common]) == 0

@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 
 from sentinel import catalogue, signing
 from sentinel.baseline import load_baseline
-from sentinel.collector import admin
+from sentinel.collector import operations
 from sentinel.collector.scan_ingest import begin_scan, finish_scan
 from sentinel.engine import run_baseline
 from sentinel.exporters.prometheus import make_registry, render
@@ -158,7 +158,7 @@ def world(request, lab, tmp_path_factory):  # noqa: F811
     seed.ingest(s, "web-1", host, at)
     net = _scan(lab, level)
     with s.db.session() as session:
-        system_id = admin.system_by_name(session, name).id
+        system_id = operations.system_by_name(session, name).id
     claim = begin_scan(s.db, system_id=system_id, triggered_by="cli", actor="cli:test", targets=net.targets,
                        full_scope=True, scope=net.scope.model_dump(mode="json"), args={},
                        zone_baseline=net.zone_baseline, zone=None, scanner_zone=None,
@@ -189,7 +189,7 @@ def test_host_report(world):
 
 
 def test_network_report(world):
-    from sentinel.cli_scan import _print_table
+    from sentinel.cli_scan_oneshot import _print_table
 
     level, net = world["level"], world["net"]
     seen = Seen(level)

@@ -91,7 +91,7 @@ def test_the_english_reasons_are_unchanged():
 
 
 def test_scan_table_in_chinese_gives_the_chinese_reason():
-    from sentinel.cli_scan import _print_table
+    from sentinel.cli_scan_oneshot import _print_table
     from tests.scan_helpers import NET, scan_report
 
     report = scan_report([_f("10.9.0.9", 22, "ssh", errors=["ssh: banner timed out"])], [NET], NOW)

@@ -367,10 +367,10 @@ def test_cli_without_nmap_says_so_and_sends_nothing(monkeypatch, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sentinel import cli_scan
+    from sentinel import cli_scan_oneshot
 
     app = typer.Typer()
-    cli_scan.register(app)
+    cli_scan_oneshot.register(app)
     app.command("noop")(lambda: None)  # keep `scan` a sub-command, as under `sentinel`
     monkeypatch.setenv("PATH", str(tmp_path))  # no nmap here
     result = CliRunner().invoke(app, ["scan", "192.0.2.10", "--scope", "192.0.2.0/24", "--format", "json"])
@@ -384,7 +384,7 @@ def test_scapy_is_not_imported_by_the_scan_command():
     import subprocess
     import sys
 
-    code = ("import sys, sentinel.cli_scan, sentinel.network.engine, sentinel.checks.network.probes; "
+    code = ("import sys, sentinel.cli_scan_oneshot, sentinel.network.engine, sentinel.checks.network.probes; "
             "print('scapy' in sys.modules, 'nmap' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

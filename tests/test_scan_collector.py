@@ -309,7 +309,7 @@ def _pg_socket_url(request) -> str:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def lab_collector(request, lab, tmp_path_factory):  # noqa: F811
     """`sentinel collector` inside the scanner namespace, on each store, with a system whose scope is the lab."""
-    from sentinel.collector import admin
+    from sentinel.collector import operations
     from sentinel.collector.schemas import SystemIn
     from sentinel.store.db import Database, upgrade
 
@@ -322,7 +322,7 @@ def lab_collector(request, lab, tmp_path_factory):  # noqa: F811
     w.department("edu")
     w.block("health", lab.net)  # the lab's network is health's in the site's address plan
     with db.session(write=True) as s:
-        sid = admin.create_system(w.ctx(s), SystemIn(name="his", department_id=w.departments["health"], level=3,
+        sid = operations.create_system(w.ctx(s), SystemIn(name="his", department_id=w.departments["health"], level=3,
                                                      s_grade=3, a_grade=3, scan_scope=[lab.net])).id
     tokens = {"admin": w.token("admin", "admin"), "op": w.token("op", "dept_operator", ["health"]),
               "edu": w.token("edu", "dept_operator", ["edu"])}

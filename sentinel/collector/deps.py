@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..store.db import Database
-from .admin import Ctx
+from .operations import Ctx
 from .auth import Principal, authenticate
 from .errors import not_found
 

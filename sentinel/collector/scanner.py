@@ -195,11 +195,11 @@ def load_schedule(conn, system_id: int) -> ScheduleSpec:
 def set_schedule(ctx, system_id: int, spec, settings: CollectorSettings):
     """Store a system's scan settings (`ScanScheduleIn`; API and CLI), audited in the caller's transaction.
     The zone baseline and zones are checked first (ApiError 422)."""
-    from . import admin
+    from . import operations
     from .auth import ADMIN
     from .errors import ApiError
 
-    system = admin.visible_system(ctx, system_id)
+    system = operations.visible_system(ctx, system_id)
     # admin only, like the scope itself: a schedule decides when and how the network is scanned, and
     # disabling it would take the system out of its scans (issue 20)
     ctx.principal.require_department(system.department_id, ADMIN)

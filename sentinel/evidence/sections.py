@@ -117,29 +117,6 @@ def covered_layers(clauses: Iterable[str]) -> list[str]:
     return sorted({k for k in (layer_of(c) for c in clauses) if k}, key=int)
 
 
-def add_section(ctx, system_id: int, key: str, text: str):
-    """Record a chapter's text for a system (admin or assessor of its department), audited; returns the row.
-    ApiError 404 for a system out of sight, 422 for a bad key or text."""
-    from ..collector import admin
-    from ..collector.auth import ADMIN, ASSESSOR
-    from ..collector.errors import ApiError
-    from ..store.models import ReportSection
-
-    system = admin.visible_system(ctx, system_id)
-    ctx.principal.require_department(system.department_id, ADMIN, ASSESSOR)
-    try:
-        spec(key)
-        check_text(text)
-    except SectionError as exc:
-        raise ApiError(422, str(exc)) from None
-    row = ReportSection(system_id=system.id, department_id=system.department_id, key=key, text=text,
-                        author=ctx.principal.actor, at=datetime.now(timezone.utc))
-    ctx.session.add(row)
-    ctx.session.flush()
-    ctx.audit("report_section.set", f"system:{system.id}:{system.name}", f"{key} ({len(text)} characters)")
-    return row
-
-
 def latest_sections(session, system_id: int, end: Optional[datetime] = None) -> dict:
     """key -> the latest ReportSection row as of `end` (all of them without it)."""
     from sqlmodel import select

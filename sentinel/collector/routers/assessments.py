@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from ...evidence import attachments as att
 from ...store.models import ManualAssessment
-from .. import admin
+from .. import operations
 from ..auth import ADMIN, ASSESSOR
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible, where_given
 from ..errors import ApiError, not_found
@@ -31,7 +31,7 @@ def list_assessments(system_id: Id, db: DB, p: Caller,
                      limit: Limit = 100, offset: Offset = 0):
     """Oldest first (the history of verdicts), or with `latest` the verdicts that count now."""
     with db.session() as s:
-        admin.visible_system(Ctx(s, p), system_id)
+        operations.visible_system(Ctx(s, p), system_id)
         stmt = select(ManualAssessment).where(ManualAssessment.system_id == system_id)
         stmt = where_given(stmt, (ManualAssessment.clause, clause))
         rows = s.exec(stmt.order_by(ManualAssessment.id)).all()
@@ -46,7 +46,7 @@ def list_assessments(system_id: Id, db: DB, p: Caller,
 @router.post("/systems/{system_id}/assessments", status_code=201, response_model=AssessmentOut)
 def add_assessment(system_id: Id, spec: AssessmentIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        return admin.add_assessment(Ctx(s, p, ip), system_id, spec)
+        return operations.add_assessment(Ctx(s, p, ip), system_id, spec)
 
 
 @router.get("/assessments/{assessment_id}", response_model=AssessmentOut)
@@ -87,7 +87,7 @@ def upload_attachment(
     assessment's department. Its SHA-256 is kept; it appears in every export of the system."""
     with db.session(write=True) as s:
         ctx = Ctx(s, p, ip)
-        row = admin.visible_assessment(ctx, system_id, assessment_id)
+        row = operations.visible_assessment(ctx, system_id, assessment_id)
         p.require_department(row.department_id, ADMIN, ASSESSOR)  # before looking at what was sent
         field, filename = ("name", name) if name is not None else ("file", file.filename or "")
         try:
@@ -96,14 +96,14 @@ def upload_attachment(
             raise ApiError(422, f"{field}: {exc}") from None
         file.file.seek(0)
         data = file.file.read(att.MAX_ATTACHMENT_BYTES + 1)  # one byte more tells a file over the limit
-        return _out(admin.add_attachment(ctx, row, filename, data))
+        return _out(operations.add_attachment(ctx, row, filename, data))
 
 
 @router.get(ATTACHMENTS, response_model=list[AttachmentOut], tags=["attachments"])
 def list_attachments(system_id: Id, assessment_id: Id, db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
     """The assessment's files, oldest first: metadata only."""
     with db.session() as s:
-        row = admin.visible_assessment(Ctx(s, p), system_id, assessment_id)
+        row = operations.visible_assessment(Ctx(s, p), system_id, assessment_id)
         files = att.for_assessments(s.connection(), [row.id]).get(row.id, [])
         return [_out(info) for info, _ in files[offset:offset + limit]]
 
@@ -115,7 +115,7 @@ def list_attachments(system_id: Id, assessment_id: Id, db: DB, p: Caller, limit:
 def download_attachment(system_id: Id, assessment_id: Id, attachment_id: Id, db: DB, p: Caller):
     """The file as stored, after rechecking it against its recorded SHA-256."""
     with db.session() as s:
-        row = admin.visible_assessment(Ctx(s, p), system_id, assessment_id)
+        row = operations.visible_assessment(Ctx(s, p), system_id, assessment_id)
         try:
             found = att.get(s.connection(), row.id, attachment_id)
         except att.AttachmentError as exc:  # the stored bytes no longer match their hash: never serve them

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime
 from sqlmodel import select
 
 from ...store.models import AddressBlock, Agent, Department, Host, System, UtilisationSample
-from .. import address_plan, admin
+from .. import address_plan, operations
 from ..deps import (DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible,
                     where_given)
 from ..schemas import (
@@ -43,7 +43,7 @@ def list_departments(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
              responses={409: problem(409, "a department of that name exists")})
 def create_department(spec: DepartmentIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        return admin.create_department(Ctx(s, p, ip), spec.name, spec.title)
+        return operations.create_department(Ctx(s, p, ip), spec.name, spec.title)
 
 
 @router.get("/departments/{department_id}", response_model=DepartmentOut)
@@ -98,19 +98,19 @@ def list_systems(db: DB, p: Caller, department_id: OptId = None, level: Optional
              responses={409: problem(409, "a system of that name exists")})
 def create_system(spec: SystemIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        return admin.create_system(Ctx(s, p, ip), spec)
+        return operations.create_system(Ctx(s, p, ip), spec)
 
 
 @router.get("/systems/{system_id}", response_model=SystemOut)
 def get_system(system_id: Id, db: DB, p: Caller):
     with db.session() as s:
-        return admin.visible_system(Ctx(s, p), system_id)
+        return operations.visible_system(Ctx(s, p), system_id)
 
 
 @router.patch("/systems/{system_id}", response_model=SystemOut)
 def update_system(system_id: Id, patch: SystemPatch, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        return admin.update_system(Ctx(s, p, ip), system_id, patch)
+        return operations.update_system(Ctx(s, p, ip), system_id, patch)
 
 
 # ---- hosts ---------------------------------------------------------------------------------------
@@ -159,10 +159,10 @@ def list_agents(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = Non
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 def get_agent(agent_id: AgentId, db: DB, p: Caller):
     with db.session() as s:
-        return admin.visible_agent(Ctx(s, p), agent_id)
+        return operations.visible_agent(Ctx(s, p), agent_id)
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentOut)
 def revoke_agent(agent_id: AgentId, spec: AgentRevokeIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        return admin.revoke_agent(Ctx(s, p, ip), agent_id, spec.reason)
+        return operations.revoke_agent(Ctx(s, p, ip), agent_id, spec.reason)

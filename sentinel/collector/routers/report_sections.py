@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...evidence import sections
 from ...model import Text
-from .. import admin
+from .. import operations
 from ..deps import DB, Caller, Ctx, Id, SourceIp
 from ..errors import not_found
 from ..problems import DocumentedRoute
@@ -50,7 +50,7 @@ def _out(spec: sections.SectionSpec, row) -> SectionOut:
 def list_sections(system_id: Id, db: DB, p: Caller):
     """Every chapter of the template that a person writes, in order, with its latest text or status to_fill."""
     with db.session() as s:
-        system = admin.visible_system(Ctx(s, p), system_id)
+        system = operations.visible_system(Ctx(s, p), system_id)
         latest = sections.latest_sections(s, system.id)
         return [_out(spec, latest.get(spec.key)) for spec in sections.SECTIONS]
 
@@ -61,5 +61,5 @@ def set_section(system_id: Id, key: SectionKey, spec_in: SectionIn, db: DB, p: C
     if key not in sections.BY_KEY:
         raise not_found("report section", key)
     with db.session(write=True) as s:
-        row = sections.add_section(Ctx(s, p, ip), system_id, key, spec_in.text)
+        row = operations.add_section(Ctx(s, p, ip), system_id, key, spec_in.text)
         return _out(sections.BY_KEY[key], row)

@@ -16,7 +16,7 @@ from sentinel.checks.network.scope import ScopeError
 from ...store.assessment import SystemAssessment, assess
 from ...store.db import Database
 from ...store.models import ScanRun, ScanSchedule, ServiceFindingRow
-from .. import admin
+from .. import operations
 from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page, where_given
 from ..errors import ApiError
@@ -50,7 +50,7 @@ def _schedule_out(system, spec: ScheduleSpec, configured: bool, service: ScanSer
 @router.get("/systems/{system_id}/scan-schedule", response_model=ScanScheduleOut)
 def get_scan_schedule(system_id: Id, request: Request, db: DB, p: Caller):
     with db.session() as s:
-        system = admin.visible_system(Ctx(s, p), system_id)
+        system = operations.visible_system(Ctx(s, p), system_id)
         configured = s.get(ScanSchedule, system_id) is not None
         spec = load_schedule(s.connection(), system_id)
     return _schedule_out(system, spec, configured, _service(request))
@@ -77,7 +77,7 @@ def trigger_scan(system_id: Id, spec: ScanTriggerIn, request: Request, db: DB, p
     """Scan the system now (inside its scan_scope only). 202 with the running scan; poll GET .../scans."""
     service = _service(request)
     with db.session() as s:
-        system = admin.visible_system(Ctx(s, p), system_id)
+        system = operations.visible_system(Ctx(s, p), system_id)
         # admin only (least privilege): a scan sends packets into a department's network; operators get
         # the scheduled scans an admin set up, and ask an admin for one more
         p.require_department(system.department_id, ADMIN)
@@ -114,7 +114,7 @@ def list_scans(system_id: Id, db: DB, p: Caller, status: Optional[Literal["runni
                limit: Limit = 100, offset: Offset = 0):
     """Scan runs of the system, newest first."""
     with db.session() as s:
-        admin.visible_system(Ctx(s, p), system_id)
+        operations.visible_system(Ctx(s, p), system_id)
         stmt = select(ScanRun).where(ScanRun.system_id == system_id).order_by(ScanRun.id.desc())
         stmt = where_given(stmt, (ScanRun.status, status))
         return s.exec(page(stmt, limit, offset)).all()
@@ -126,7 +126,7 @@ def list_services(system_id: Id, db: DB, p: Caller, state: Literal["open", "clos
                   offset: Offset = 0):
     """Service findings: open services by default; `state=all` is the history (a reopened port is a new row)."""
     with db.session() as s:
-        admin.visible_system(Ctx(s, p), system_id)
+        operations.visible_system(Ctx(s, p), system_id)
         stmt = select(ServiceFindingRow).where(ServiceFindingRow.system_id == system_id)
         if state == "open":
             stmt = stmt.where(ServiceFindingRow.closed_at.is_(None))
@@ -146,7 +146,7 @@ def list_services(system_id: Id, db: DB, p: Caller, state: Literal["open", "clos
 def get_assessment(system_id: Id, db: DB, p: Caller):
     """The system's score: its hosts' latest reports and latest full network scan, rolled up (sentinel.scoring)."""
     with db.session() as s:
-        admin.visible_system(Ctx(s, p), system_id)
+        operations.visible_system(Ctx(s, p), system_id)
         return assess(s.connection(), [system_id])[system_id]
 
 

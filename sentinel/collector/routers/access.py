@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from ...store.models import ApiToken, ApiTokenDepartment, AuditEntry, EnrollmentToken
-from .. import admin
+from .. import operations
 from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, where_given
 from ..schemas import (
@@ -64,15 +64,15 @@ def list_tokens(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
 @router.post("/tokens", status_code=201, response_model=ApiTokenCreated)
 def create_token(spec: ApiTokenIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        token, dept_ids, secret = admin.create_api_token(Ctx(s, p, ip), spec)
+        token, dept_ids, secret = operations.create_api_token(Ctx(s, p, ip), spec)
         return ApiTokenCreated.model_validate({**token.model_dump(), "department_ids": dept_ids, "token": secret})
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=ApiTokenOut)
 def revoke_token(token_id: Id, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        token = admin.revoke_api_token(Ctx(s, p, ip), token_id)
-        return admin.api_token_out(s, token)
+        token = operations.revoke_api_token(Ctx(s, p, ip), token_id)
+        return operations.api_token_out(s, token)
 
 
 # ---- enrollment tokens ---------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def list_enrollment_tokens(db: DB, p: Caller, system_id: OptId = None, limit: Li
 @router.post("/enrollment-tokens", status_code=201, response_model=EnrollmentTokenCreated)
 def create_enrollment_token(spec: EnrollmentTokenIn, db: DB, p: Caller, ip: SourceIp):
     with db.session(write=True) as s:
-        token, secret = admin.create_enrollment_token(Ctx(s, p, ip), spec)
+        token, secret = operations.create_enrollment_token(Ctx(s, p, ip), spec)
         return EnrollmentTokenCreated.model_validate({**token.model_dump(), "token": secret})
 
 

@@ -32,7 +32,7 @@ def scan_schedule(
     """Show a system's scan schedule, or change the settings given (the others are kept).
 
     The scan scope is always the system's scan_scope (`sentinel system add --scope`)."""
-    from .collector import admin
+    from .collector import operations
     from .collector.scan_schemas import ScanScheduleIn
     from .collector.scanner import load_schedule, set_schedule
 
@@ -45,7 +45,7 @@ def scan_schedule(
             changes[key] = None
     settings = _settings(state_dir=state_dir, database_url=database_url)
     with _admin(state_dir, database_url) as ctx:
-        system = admin.system_by_name(ctx.session, name)
+        system = operations.system_by_name(ctx.session, name)
         current = load_schedule(ctx.session.connection(), system.id)
         if changes:
             if "interval_seconds" in changes and "enabled" not in changes:
@@ -72,11 +72,11 @@ def scans(
     """List a system's latest scan runs."""
     from sqlmodel import select
 
-    from .collector import admin
+    from .collector import operations
     from .store.models import ScanRun
 
     with _admin(state_dir, database_url) as ctx:
-        system = admin.system_by_name(ctx.session, name)
+        system = operations.system_by_name(ctx.session, name)
         rows = ctx.session.exec(select(ScanRun).where(ScanRun.system_id == system.id)
                                 .order_by(ScanRun.id.desc()).limit(limit)).all()
         if not rows:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from ..evidence import attachments
+from ..evidence import attachments, sections
 from ..store.models import (
     Agent,
     ApiToken,
@@ -22,6 +22,7 @@ from ..store.models import (
     EnrollmentToken,
     Host,
     ManualAssessment,
+    ReportSection,
     System,
 )
 from . import address_plan, audit
@@ -325,3 +326,20 @@ def add_attachment(ctx: Ctx, assessment: ManualAssessment, name: str, data: byte
               f"{name} sha256 {info.sha256} ({info.size} bytes)" + (f", {detail}" if detail else ""))
     return info
 
+
+def add_section(ctx: Ctx, system_id: int, key: str, text: str) -> ReportSection:
+    """Record a chapter's text for a system (admin or assessor of its department), audited; returns the row.
+    ApiError 404 for a system out of sight, 422 for a bad key or text."""
+    system = visible_system(ctx, system_id)
+    ctx.principal.require_department(system.department_id, ADMIN, ASSESSOR)
+    try:
+        sections.spec(key)
+        sections.check_text(text)
+    except sections.SectionError as exc:
+        raise ApiError(422, str(exc)) from None
+    row = ReportSection(system_id=system.id, department_id=system.department_id, key=key, text=text,
+                        author=ctx.principal.actor, at=datetime.now(timezone.utc))
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit("report_section.set", f"system:{system.id}:{system.name}", f"{key} ({len(text)} characters)")
+    return row
