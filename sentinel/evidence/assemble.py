@@ -13,9 +13,10 @@ conclusion comes from `sentinel.scoring`, with the same rules as the collector's
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Literal, Optional, Sequence, Union
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel
 
@@ -59,11 +60,11 @@ def apply_manual(items: Sequence[ItemResult], manual: Manual) -> list[ItemRecord
     for item in items:
         m = manual.get((item.clause, item.item))
         ref = ManualRef(assessment_id=m.id, assessor=m.assessor, at=m.at, note=m.note) if m else None
-        decides = m is not None and item.verdict == Verdict.PENDING
+        decided = m.verdict if m is not None and item.verdict == Verdict.PENDING else None
         # Built without re-validation: every value comes from validated models (a hot path for large systems).
         fields = {name: getattr(item, name) for name in _ITEM_FIELDS}
-        fields.update(verdict=m.verdict if decides else item.verdict, automated=item.verdict,
-                      source="manual" if decides else "automated", manual=ref)
+        fields.update(verdict=item.verdict if decided is None else decided, automated=item.verdict,
+                      source="automated" if decided is None else "manual", manual=ref)
         out.append(ItemRecord.model_construct(**fields))
     return out
 
@@ -78,7 +79,7 @@ def automated_items(items: Sequence[ItemRecord]) -> list[ItemResult]:
     return out
 
 
-def system_rollup(item_sets: Iterable[Sequence[ItemResult]], results: Sequence, manual: Manual
+def system_rollup(item_sets: Iterable[Sequence[ItemResult]], results: Sequence[scoring.Scored], manual: Manual
                   ) -> tuple[list[ItemRecord], Summary]:
     """The system's items and summary: automated item sets rolled up, manual verdicts applied, then scored."""
     items = apply_manual(scoring.system_items(item_sets), manual)
@@ -155,7 +156,7 @@ def score_history(runs: Sequence[HostRun], assessments: Sequence[ManualAssessmen
     if not runs:
         return []
     points: list[ScorePoint] = []
-    latest: dict[tuple[str, str], tuple[list, list]] = {}
+    latest: dict[tuple[str, str], tuple[Sequence[ItemResult], Sequence[scoring.Scored]]] = {}
     first, last = runs[0].received_at, runs[-1].received_at
     width = (last - first) / max_points if last > first else timedelta(0)
 

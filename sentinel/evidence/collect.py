@@ -9,37 +9,63 @@ cannot back (a body that was not kept, no scan) is said in `SystemEvidence.notes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable, Optional
+from typing import Any, Optional, TypeVar
 
-from sqlalchemy import func, select as core_select
-from sqlmodel import Session, select
+from sqlalchemy import Connection, func
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
 
 from .. import scoring
 from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
 from ..store import envelopes
-from ..store.models import (Agent, CheckResultRow, Department, Finding, Host, ManualAssessment, Report, Run, ScanRun,
-                            ServiceFindingRow, System)
+from ..store.models import (
+    Agent,
+    CheckResultRow,
+    Department,
+    Finding,
+    Host,
+    ManualAssessment,
+    Report,
+    ReportSection,
+    Run,
+    ScanRun,
+    ServiceFindingRow,
+    System,
+)
 from . import attachments as att
 from .assemble import HostRun, NetworkReport, ScoredReport, build
-from .gc_pause import paused_gc
 from .digest import canonical_bytes, sha256_hex
-from .model import (AttachmentRef, ChainEntry, CollectorIdentity, EvidenceError, FindingRecord,
-                    ManualAssessmentRecord, RunChain, SectionRecord, ServiceFindingRecord, SystemEvidence, SystemRef,
-                    TimeRange)
+from .gc_pause import paused_gc
+from .model import (
+    AttachmentRef,
+    ChainEntry,
+    CollectorIdentity,
+    EvidenceError,
+    FindingRecord,
+    ManualAssessmentRecord,
+    RunChain,
+    SectionRecord,
+    ServiceFindingRecord,
+    SystemEvidence,
+    SystemRef,
+    TimeRange,
+)
 from .sections import SECTIONS, latest_sections
 
 IN_CHUNK = 500  # bound IN (...) lists
+T = TypeVar("T")
 
 
-def _chunks(values: list, n: int = IN_CHUNK) -> Iterable[list]:
+def _chunks(values: list[T], n: int = IN_CHUNK) -> Iterable[list[T]]:
     for i in range(0, len(values), n):
         yield values[i:i + n]
 
 
 def find_system(session: Session, name: str) -> System:
-    system = session.exec(select(System).where(System.name == name)).first()
+    system: Optional[System] = session.exec(select(System).where(System.name == name)).first()
     if system is None:
         known = session.exec(select(System.name).order_by(System.name).limit(20)).all()
         hint = f" (known: {', '.join(known)})" if known else " (the store has no systems)"
@@ -63,14 +89,16 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     if start is not None and start > end:
         raise EvidenceError(f"time range: --from {start.isoformat()} is after --to {end.isoformat()}")
     system = find_system(session, system_name)
+    assert system.id is not None  # a stored row
+    system_id = system.id
     dept = session.get(Department, system.department_id)
     conn = session.connection()
     notes: list[str] = []
 
     hosts = {h.id: h for h in session.exec(select(Host).where(Host.system_id == system.id))}
     retired = _decommissioned(conn, hosts, end, notes)
-    runs = _runs_in_range(session, system.id, start, end)
-    finding_rows = [f for f in _finding_rows(session, system.id, start, end) if f.host_id not in retired]
+    runs = _runs_in_range(session, system_id, start, end)
+    finding_rows = [f for f in _finding_rows(session, system_id, start, end) if f.host_id not in retired]
     # Runs whose results a finding shows as its evidence before/after are read in full, like the latest ones.
     wanted = {(f.first_run_id, f.check_id) for f in finding_rows}
     wanted |= {(f.resolved_run_id, f.check_id) for f in finding_rows if f.resolved_run_id and f.resolved_at <= end}
@@ -84,10 +112,11 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
         _check_head(session, system, runs[-1])
     scans = _scans(conn, system, start, end, notes)
 
-    assessments, blobs = _assessments(session, conn, system.id, end)
-    in_range = {run.run_id: run.report for run in host_runs if isinstance(run.report, HostReport)}
+    assessments, blobs = _assessments(session, conn, system_id, end)
+    in_range = {run.run_id: run.report for run in host_runs
+                if isinstance(run.report, HostReport) and run.run_id is not None}
     findings = _findings(session, finding_rows, wanted, hosts, end, in_range)
-    service_findings = _service_findings(conn, system.id, start, end, hosts)
+    service_findings = _service_findings(conn, system_id, start, end, hosts)
     sysref = SystemRef(name=system.name, title=system.title, department=dept.name if dept else "",
                        department_title=dept.title if dept else "", level=system.level, s_grade=system.s_grade,
                        a_grade=system.a_grade, label=system.label, owner=system.owner,
@@ -96,11 +125,11 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
                runs=host_runs + scans,
                assessments=assessments, findings=findings, service_findings=service_findings, chain=chain,
                raw_reports=raw, attachment_blobs=blobs, generated_at=now, notes=notes)
-    ev.sections = section_records(latest_sections(session, system.id, end))
+    ev.sections = section_records(latest_sections(session, system_id, end))
     return ev
 
 
-def section_records(rows: dict) -> list[SectionRecord]:
+def section_records(rows: dict[str, ReportSection]) -> list[SectionRecord]:
     """Every chapter of the catalogue, in order, with its latest text (rows: key -> ReportSection) or None."""
     out = []
     for spec in SECTIONS:
@@ -111,11 +140,11 @@ def section_records(rows: dict) -> list[SectionRecord]:
     return out
 
 
-def _decommissioned(conn, hosts: dict, end: datetime, notes: list[str]) -> set[int]:
+def _decommissioned(conn: Connection, hosts: dict[int, Host], end: datetime, notes: list[str]) -> set[int]:
     """Hosts whose agents were all revoked by the range end: retired, so not 测评对象 (as in the
     collector's system assessment). A host that never had an agent is kept."""
     t = Agent.__table__
-    agents: dict[int, list] = {}
+    agents: dict[int, list[Any]] = {}  # agent rows by host
     for part in _chunks(sorted(hosts)):
         for a in conn.execute(core_select(t.c.host_id, t.c.state, t.c.revoked_at).where(t.c.host_id.in_(part))):
             agents.setdefault(a.host_id, []).append(a)
@@ -128,7 +157,8 @@ def _decommissioned(conn, hosts: dict, end: datetime, notes: list[str]) -> set[i
     return retired
 
 
-def _scans(conn, system: System, start: Optional[datetime], end: datetime, notes: list[str]) -> list[HostRun]:
+def _scans(conn: Connection, system: System, start: Optional[datetime], end: datetime,
+           notes: list[str]) -> list[HostRun]:
     """Succeeded scans of the whole registered scope that started in the range: the network 测评对象
     (its record is the latest; partial scans say nothing about the rest of the network)."""
     t = ScanRun.__table__
@@ -145,15 +175,17 @@ def _scans(conn, system: System, start: Optional[datetime], end: datetime, notes
         except ValueError as exc:
             raise EvidenceError(f"scan {scan.id}: stored results are not readable: "
                                 f"{str(exc).splitlines()[0]}") from None
-        scored_at = (scan.args or {}).get("level")
-        if scored_at != system.level:  # scored at another level, or stored before keys (then at level 3)
-            leveled = at_level(report.items, report.results, system.level, f"network scan {scan.id}",
-                               legacy_level=scored_at or 3)
-            report.items, report.results = leveled.items, leveled.results
+        # by key at the system's level: a scan stored before keys (numbered at level 3) gets its keys, so it rolls
+        # up with the hosts' items; one scored at another level is renumbered and its summary recomputed
+        scored_at = (scan.args or {}).get("level") or 3
+        leveled = at_level(report.items, report.results, system.level, f"network scan {scan.id}",
+                           legacy_level=scored_at)
+        report.items, report.results = leveled.items, leveled.results
+        if scored_at != system.level:
             report.summary = scoring.summarize(leveled.items, leveled.results)
             left = "; ".join(f"{o.key} (level {', '.join(map(str, o.levels))}: {', '.join(o.checks)})"
                              for o in leveled.outside)
-            notes.append(f"scan {scan.id} was scored at level {scored_at or 3}: its items are shown as level "
+            notes.append(f"scan {scan.id} was scored at level {scored_at}: its items are shown as level "
                          f"{system.level} numbers them" + (f"; left out, not requirements of level {system.level}: "
                                                             f"{left}" if left else ""))
         grant = (scan.args or {}).get("credential_probes")
@@ -194,7 +226,7 @@ def _runs_in_range(session: Session, system_id: int, start: Optional[datetime], 
     first, last = session.exec(lo).one(), session.exec(hi).one()
     if first is None or last is None or first > last:
         return []
-    return list(session.exec(select(Run).where(Run.system_id == system_id, Run.id >= first, Run.id <= last)
+    return list(session.exec(select(Run).where(Run.system_id == system_id, col(Run.id) >= first, col(Run.id) <= last)
                              .order_by(Run.id)))
 
 
@@ -203,32 +235,41 @@ def _check_head(session: Session, system: System, last: Run) -> None:
     session.refresh(system)
     if last.chain_hash == system.chain_head:
         return
-    later = session.exec(select(Run.id).where(Run.system_id == system.id, Run.id > last.id).limit(1)).first()
+    later = session.exec(select(Run.id).where(Run.system_id == system.id, col(Run.id) > last.id).limit(1)).first()
     if later is None:
         raise EvidenceError(f"system {system.name}: the last run's chain hash {last.chain_hash[:12]} is not the "
                             f"system's chain head {system.chain_head[:12]}; the store is inconsistent")
 
 
-def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], full: set[int]):
+def _chain_and_reports(conn: Connection, runs: list[Run], hosts: dict[int, Host], notes: list[str],
+                       full: set[int]) -> tuple[RunChain, dict[str, bytes], list[HostRun]]:
     # report ids are unique per agent only (migration 0004), so a kept report is found by (agent, report id)
-    kept: dict[tuple[str, str], tuple] = {}
+    kept: dict[tuple[str, str], tuple[Optional[bytes], str, str]] = {}
     ids = sorted({r.report_id for r in runs})
+    rt, at = Report.__table__, Agent.__table__
     for part in _chunks(ids):
-        for row in conn.execute(core_select(Report.report_id, Report.envelope, Report.signature, Report.agent_id)
-                                .where(Report.report_id.in_(part))):
+        for row in conn.execute(core_select(rt.c.report_id, rt.c.envelope, rt.c.signature, rt.c.agent_id)
+                                .where(rt.c.report_id.in_(part))):
             kept[(row.agent_id, row.report_id)] = (row.envelope, row.signature, row.agent_id)
     agent_ids = sorted({v[2] for v in kept.values()})
-    keys = {}
+    keys: dict[str, str] = {}
     for part in _chunks(agent_ids):
-        keys.update(dict(conn.execute(core_select(Agent.id, Agent.public_key).where(Agent.id.in_(part))).all()))
+        keys.update({r.id: r.public_key for r in conn.execute(core_select(at.c.id, at.c.public_key)
+                                                              .where(at.c.id.in_(part)))})
 
-    entries, raw, host_runs, missing, untimed = [], {}, [], [], []
+    entries: list[ChainEntry] = []
+    raw: dict[str, bytes] = {}
+    host_runs: list[HostRun] = []
+    missing: list[int] = []
+    untimed: list[int] = []
     newest: dict[tuple[int, str], int] = {}
     # the last one per host and baseline is what the record shows (same order as assemble.latest_runs)
     for run in sorted(runs, key=lambda r: (r.received_at, r.id)):
+        assert run.id is not None  # a stored row
         newest[(run.host_id, run.baseline_id)] = run.id
     full = full | set(newest.values())
     for run in runs:
+        assert run.id is not None  # a stored row
         host = hosts.get(run.host_id)
         obj = host.hostname if host else f"host-{run.host_id}"
         stored = kept.get((run.agent_id, run.report_id))
@@ -276,14 +317,18 @@ def _chain_and_reports(conn, runs: list[Run], hosts: dict, notes: list[str], ful
     return chain, raw, host_runs
 
 
-def _assessments(session: Session, conn, system_id: int, end: datetime):
+def _assessments(session: Session, conn: Connection, system_id: int,
+                 end: datetime) -> tuple[list[ManualAssessmentRecord], dict[str, bytes]]:
     rows = list(session.exec(select(ManualAssessment).where(ManualAssessment.system_id == system_id,
                                                              ManualAssessment.at <= end)
                              .order_by(ManualAssessment.id)))
     files = att.for_assessments(conn, [r.id for r in rows], with_content=True)
-    out, blobs = [], {}
+    out: list[ManualAssessmentRecord] = []
+    blobs: dict[str, bytes] = {}
     for r in rows:
-        refs, used = [], set()
+        assert r.id is not None  # a stored row
+        refs: list[AttachmentRef] = []
+        used: set[str] = set()
         for info, content in files.get(r.id, []):
             name = info.name
             n = 1
@@ -302,7 +347,8 @@ def _assessments(session: Session, conn, system_id: int, end: datetime):
 
 def _result(row: CheckResultRow, remediation: Text) -> CheckResult:
     return CheckResult(check_id=row.check_id, clause=row.clause, item=row.item, title=Text(**row.title),
-                       status=row.status, severity=row.severity, high_risk=row.high_risk, observed=row.observed,
+                       status=Status(row.status), severity=Severity(row.severity), high_risk=row.high_risk,
+                       observed=row.observed,
                        expected=row.expected, reason=row.reason, evidence=row.evidence,
                        remediation=remediation, waiver=row.waiver, duration_ms=row.duration_ms,
                        # the baseline's advisory mark kept with the row (migration 0007): scoring.risk_level and
@@ -310,16 +356,16 @@ def _result(row: CheckResultRow, remediation: Text) -> CheckResult:
                        advisory=Text(**row.advisory) if row.advisory else None)
 
 
-def _finding_rows(session: Session, system_id: int, start: Optional[datetime], end: datetime) -> list:
+def _finding_rows(session: Session, system_id: int, start: Optional[datetime], end: datetime) -> list[Any]:
     """Findings overlapping the range, as plain rows (thousands of them need no ORM identity map)."""
     t = Finding.__table__
     q = core_select(t).where(t.c.system_id == system_id, t.c.first_seen <= end)
     if start is not None:
         q = q.where((t.c.resolved_at.is_(None)) | (t.c.resolved_at >= start))
-    return session.connection().execute(q.order_by(t.c.id)).all()
+    return list(session.connection().execute(q.order_by(t.c.id)).all())
 
 
-def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts: dict, end: datetime,
+def _findings(session: Session, rows: list[Any], wanted: set[tuple[int, str]], hosts: dict[int, Host], end: datetime,
               reports: dict[int, HostReport]) -> list[FindingRecord]:
     """Findings with their before/after results: from the chained bodies already read for runs in range,
     else from the check_results table (runs before the range)."""
@@ -333,12 +379,14 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
     run_ids = sorted({r for r, _ in missing})
     check_ids = sorted({c for _, c in missing})
     for part in _chunks(run_ids):
-        for row in session.exec(select(CheckResultRow).where(CheckResultRow.run_id.in_(part),
-                                                             CheckResultRow.check_id.in_(check_ids))):
+        for row in session.exec(select(CheckResultRow).where(col(CheckResultRow.run_id).in_(part),
+                                                             col(CheckResultRow.check_id).in_(check_ids))):
             if (row.run_id, row.check_id) in missing:
                 stored[(row.run_id, row.check_id)] = row
 
     def result(run_id: Optional[int], check_id: str, remediation: Text) -> Optional[CheckResult]:
+        if run_id is None:
+            return None
         if (run_id, check_id) in results:
             return results[(run_id, check_id)]
         row = stored.get((run_id, check_id))
@@ -354,6 +402,8 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
                                               high_risk=f.high_risk, expected="", remediation=remediation,
                                               waiver=None, observed=None, reason=None, evidence=[],
                                               duration_ms=0.0)  # every field given: no default resolution
+        risk = scoring.risk_level(failing)
+        assert risk is not None  # a failing check that counts always has one
         host = hosts.get(f.host_id)
         if f.resolution not in (None, "fixed", "waived", "advisory"):
             raise EvidenceError(f"finding {f.id}: unknown resolution {f.resolution!r} in the store")
@@ -362,7 +412,7 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
         out.append(FindingRecord.model_construct(
             id=f.id, object=host.hostname if host else f"host-{f.host_id}", check_id=f.check_id, clause=f.clause,
             item=f.item, title=title, severity=failing.severity, high_risk=f.high_risk,
-            risk=scoring.risk_level(failing),
+            risk=risk,
             first_seen=f.first_seen, last_seen=f.last_seen, resolved_at=f.resolved_at if resolved else None,
             resolution=f.resolution if resolved else None, occurrences=f.occurrences, remediation=remediation,
             before=result(f.first_run_id, f.check_id, remediation),
@@ -371,8 +421,8 @@ def _findings(session: Session, rows: list, wanted: set[tuple[int, str]], hosts:
     return out
 
 
-def _service_findings(conn, system_id: int, start: Optional[datetime], end: datetime,
-                      hosts: dict) -> list[ServiceFindingRecord]:
+def _service_findings(conn: Connection, system_id: int, start: Optional[datetime], end: datetime,
+                      hosts: dict[int, Host]) -> list[ServiceFindingRecord]:
     """Service findings of the system's scans overlapping the range (first seen by its end, not closed before
     its start); one closed after the end is open as of the end, like host findings."""
     t = ServiceFindingRow.__table__

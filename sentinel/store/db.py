@@ -14,14 +14,18 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("sentinel.store")
 
@@ -61,7 +65,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pg_synchronous_
     engine = create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, json_serializer=_json_dumps)
     if not pg_synchronous_commit:
         @event.listens_for(engine, "connect")
-        def _async_commit(dbapi_conn, _record) -> None:
+        def _async_commit(dbapi_conn: Any, _record: Any) -> None:
             # Commit returns before the WAL is flushed: a server crash may lose the last ~0.6 s of
             # commits (never corrupting anything), and a system's chain lock is no longer held
             # across an fsync, which is what bounds one system's report rate.
@@ -123,7 +127,7 @@ def _sqlite_engine(url: str, path: Optional[str], synchronous: str) -> Engine:
     engine = create_engine(url, json_serializer=_json_dumps, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module so the "begin" hook below decides.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -160,7 +164,7 @@ class _WriterLockFile:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -180,8 +184,11 @@ class Database:
         # SQLite admits one writer; threads of this process queue here, and processes sharing the file
         # (the collector's --workers) on a lock file beside it, rather than in SQLite's busy handler,
         # which polls with sleeps of up to 100 ms and wastes most of the time under load.
-        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self._lock_file = _WriterLockFile(make_url(self.url).database) if self.dialect == "sqlite" else None
+        self._write_lock: Optional[threading.Lock] = None
+        self._lock_file: Optional[_WriterLockFile] = None
+        if self.dialect == "sqlite":
+            self._write_lock = threading.Lock()
+            self._lock_file = _WriterLockFile(make_url(self.url).database or "")  # make_engine refused no file
 
     @property
     def is_sqlite(self) -> bool:
@@ -196,7 +203,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        if self._write_lock is None:
+        if self._write_lock is None or self._lock_file is None:
             with self.engine.connect() as conn:
                 with conn.begin():
                     yield conn
@@ -227,7 +234,7 @@ class Database:
 # ---- migrations ----------------------------------------------------------------------------------
 
 
-def alembic_config(connection: Optional[Connection] = None, url: Optional[str] = None):
+def alembic_config(connection: Optional[Connection] = None, url: Optional[str] = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -8,7 +8,7 @@ single indexed comparison, never a join chain.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -44,11 +45,17 @@ metadata = MetaData(naming_convention=NAMING)
 class Base(SQLModel, registry=registry(metadata=metadata)):
     """Base for the store's tables; its own MetaData keeps them apart from any other SQLModel use."""
 
+    if TYPE_CHECKING:  # set on every table model by SQLAlchemy's declarative mapping; SQLModel does not declare it
+        __table__: ClassVar[Table]
+
 
 ROLES = ("admin", "dept_operator", "assessor", "readonly")
 AGENT_STATES = ("enrolled", "revoked")
 REPORT_KINDS = ("host_report", "inventory", "utilisation")
 ZERO_HASH = "0" * 64  # chain head of a system that has no runs yet
+# JSON columns: an object, or an array (of strings or objects, as each column's comment says)
+JSONObject = dict[str, Any]
+JSONArray = list[Any]
 
 
 def _ts(**kw: Any) -> Any:
@@ -87,8 +94,8 @@ class System(Base, table=True):
     a_grade: int = Field(nullable=False)
     label: str = Field(sa_type=String(8), nullable=False)
     owner: str = Field(default="", sa_type=String(200), nullable=False)
-    zones: list = _json(default_factory=list, nullable=False)
-    scan_scope: list = _json(default_factory=list, nullable=False)  # CIDR strings
+    zones: JSONArray = _json(default_factory=list, nullable=False)
+    scan_scope: JSONArray = _json(default_factory=list, nullable=False)  # CIDR strings
     # Opt-in credential probes (issue 19 item 4) in this system's scans: only an admin turns them on; who and
     # when (the last change either way) go with every scan run, finding and evidence export (store 0008).
     # (No Python-side column default: Core inserts written for older revisions, as the migration tests make,
@@ -110,14 +117,14 @@ class Host(Base, table=True):
     system_id: int = Field(foreign_key="systems.id", nullable=False)
     department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
     hostname: str = Field(sa_type=String(255), nullable=False)
-    addresses: list = _json(default_factory=list, nullable=False)
+    addresses: JSONArray = _json(default_factory=list, nullable=False)
     os_id: str = Field(default="", sa_type=String(64), nullable=False)
     os_version: str = Field(default="", sa_type=String(64), nullable=False)
     os_name: str = Field(default="", sa_type=String(200), nullable=False)
     family: Optional[str] = Field(default=None, sa_type=String(32))
     arch: str = Field(default="", sa_type=String(32), nullable=False)
     kernel: Optional[str] = Field(default=None, sa_type=String(128))
-    inventory: Optional[dict] = _json(default=None)  # latest inventory body
+    inventory: Optional[JSONObject] = _json(default=None)  # latest inventory body
     first_seen: datetime = _ts(nullable=False)
     last_seen: datetime = _ts(nullable=False)
 
@@ -185,7 +192,8 @@ class ApiTokenDepartment(Base, table=True):
 
 class Report(Base, table=True):
     """Ledger of every accepted envelope (all kinds): uniqueness, idempotent answers, and the agent's
-    signed bytes kept (compressed: store/envelopes.py) so the signature and the run hash chain can be re-verified later."""
+    signed bytes kept (compressed: store/envelopes.py) so the signature and the run hash chain can be re-verified
+    later."""
 
     __tablename__ = "reports"
     __table_args__ = (
@@ -204,9 +212,10 @@ class Report(Base, table=True):
     sent_at: datetime = _ts(nullable=False)
     received_at: datetime = _ts(nullable=False)
     source_ip: Optional[str] = Field(default=None, sa_type=String(64))
-    outcome: dict = _json(nullable=False)  # the 202 answer, repeated on an idempotent resend
+    outcome: JSONObject = _json(nullable=False)  # the 202 answer, repeated on an idempotent resend
     signature: str = Field(sa_type=String(128), nullable=False)
-    envelope: bytes = Field(sa_column=Column("envelope", LargeBinary, nullable=False))  # store/envelopes.py: the signed bytes, compressed
+    # store/envelopes.py: the signed bytes, compressed
+    envelope: bytes = Field(sa_column=Column("envelope", LargeBinary, nullable=False))
 
 
 class Run(Base, table=True):
@@ -232,7 +241,7 @@ class Run(Base, table=True):
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime = _ts(nullable=False)
     received_at: datetime = _ts(nullable=False)
-    summary: dict = _json(nullable=False)
+    summary: JSONObject = _json(nullable=False)
     score: Optional[float] = Field(default=None)
     pass_rate: Optional[float] = Field(default=None)
     conclusion: str = Field(sa_type=String(16), nullable=False)
@@ -253,19 +262,19 @@ class CheckResultRow(Base, table=True):
     check_id: str = Field(sa_type=String(128), nullable=False)
     clause: str = Field(sa_type=String(32), nullable=False)
     item: str = Field(sa_type=String(8), nullable=False)
-    title: dict = _json(nullable=False)
+    title: JSONObject = _json(nullable=False)
     status: str = Field(sa_type=String(16), nullable=False)
     severity: str = Field(sa_type=String(16), nullable=False)
     high_risk: Optional[str] = Field(default=None, sa_type=String(32))
     observed: Any = _json(default=None, nullable=True)
     expected: str = Field(sa_type=Text, nullable=False)
     reason: Optional[str] = Field(default=None, sa_type=Text)
-    evidence: list = _json(default_factory=list, nullable=False)
+    evidence: JSONArray = _json(default_factory=list, nullable=False)
     waiver: Optional[str] = Field(default=None, sa_type=Text)
     duration_ms: float = Field(default=0.0, nullable=False)
     # the baseline's reason the check is advisory ({zh, en}), None when it counts (migration 0007): what the
     # store counts (findings, failing-check metrics, evidence problem lists) leaves advisory results out
-    advisory: Optional[dict] = _json(default=None, nullable=True)
+    advisory: Optional[JSONObject] = _json(default=None, nullable=True)
 
 
 class Finding(Base, table=True):
@@ -292,8 +301,8 @@ class Finding(Base, table=True):
     check_id: str = Field(sa_type=String(128), nullable=False)
     clause: str = Field(sa_type=String(32), nullable=False)
     item: str = Field(sa_type=String(8), nullable=False)
-    title: dict = _json(nullable=False)
-    remediation: dict = _json(nullable=False)
+    title: JSONObject = _json(nullable=False)
+    remediation: JSONObject = _json(nullable=False)
     severity: str = Field(sa_type=String(16), nullable=False)
     high_risk: Optional[str] = Field(default=None, sa_type=String(32))
     first_seen: datetime = _ts(nullable=False)
@@ -371,7 +380,7 @@ class Event(Base, table=True):
     run_id: Optional[int] = Field(default=None, foreign_key="runs.id")
     fingerprint: str = Field(sa_type=String(64), nullable=False)
     summary: str = Field(sa_type=Text, nullable=False)
-    payload: dict = _json(nullable=False)
+    payload: JSONObject = _json(nullable=False)
     created_at: datetime = _ts(nullable=False)
     delivered: bool = Field(default=False, nullable=False)
     delivered_at: Optional[datetime] = _ts(default=None)
@@ -410,7 +419,7 @@ class InventorySnapshot(Base, table=True):
     cpu_count: Optional[int] = Field(default=None)
     memory_bytes: Optional[int] = Field(default=None, sa_type=BigInteger)
     packages_count: Optional[int] = Field(default=None)
-    data: dict = _json(nullable=False)  # the whole inventory body
+    data: JSONObject = _json(nullable=False)  # the whole inventory body
 
 
 class UtilisationSample(Base, table=True):
@@ -489,23 +498,23 @@ class ScanRun(Base, table=True):
     started_at: datetime = _ts(nullable=False)
     finished_at: Optional[datetime] = _ts(default=None)
     duration_ms: Optional[float] = Field(default=None)
-    targets: list = _json(default_factory=list, nullable=False)
+    targets: JSONArray = _json(default_factory=list, nullable=False)
     full_scope: bool = Field(default=True, nullable=False)  # the whole registered scope, on the schedule's ports
-    scope: dict = _json(default_factory=dict, nullable=False)  # sentinel.checks.network.scope.Scope as JSON
-    args: dict = _json(default_factory=dict, nullable=False)  # ScanOptions, and the nmap command lines
+    scope: JSONObject = _json(default_factory=dict, nullable=False)  # sentinel.checks.network.scope.Scope as JSON
+    args: JSONObject = _json(default_factory=dict, nullable=False)  # ScanOptions, and the nmap command lines
     zone_baseline: Optional[str] = Field(default=None, sa_type=String(200))  # id@version
     zone: Optional[str] = Field(default=None, sa_type=String(64))
     scanner_zone: Optional[str] = Field(default=None, sa_type=String(64))
     error: Optional[str] = Field(default=None, sa_type=Text)
-    warnings: list = _json(default_factory=list, nullable=False)
+    warnings: JSONArray = _json(default_factory=list, nullable=False)
     hosts_up: int = Field(default=0, nullable=False)
     services_open: int = Field(default=0, nullable=False)
     services_forbidden: int = Field(default=0, nullable=False)
     high_risk: int = Field(default=0, nullable=False)
     events: int = Field(default=0, nullable=False)
-    items: list = _json(default_factory=list, nullable=False)  # network ItemResults of this scan
-    results: list = _json(default_factory=list, nullable=False)  # every CheckResult of this scan
-    summary: Optional[dict] = _json(default=None)
+    items: JSONArray = _json(default_factory=list, nullable=False)  # network ItemResults of this scan
+    results: JSONArray = _json(default_factory=list, nullable=False)  # every CheckResult of this scan
+    summary: Optional[JSONObject] = _json(default=None)
     score: Optional[float] = Field(default=None)
     conclusion: Optional[str] = Field(default=None, sa_type=String(16))
 
@@ -543,17 +552,17 @@ class ServiceFindingRow(Base, table=True):
     tunnel: Optional[str] = Field(default=None, sa_type=String(16))
     starttls: Optional[bool] = Field(default=None)
     banner: Optional[str] = Field(default=None, sa_type=Text)
-    tls: Optional[dict] = _json(default=None)
-    ssh: Optional[dict] = _json(default=None)
-    http: Optional[dict] = _json(default=None)
-    exposure: Optional[dict] = _json(default=None)
+    tls: Optional[JSONObject] = _json(default=None)
+    ssh: Optional[JSONObject] = _json(default=None)
+    http: Optional[JSONObject] = _json(default=None)
+    exposure: Optional[JSONObject] = _json(default=None)
     plaintext_management: bool = Field(default=False, nullable=False)
     zone: Optional[str] = Field(default=None, sa_type=String(64))
     forbidden: bool = Field(default=False, nullable=False)
-    high_risk: list = _json(default_factory=list, nullable=False)  # 高风险判定指引 cases of failing results
-    check_results: list = _json(default_factory=list, nullable=False)
-    errors: list = _json(default_factory=list, nullable=False)
-    evidence: list = _json(default_factory=list, nullable=False)
+    high_risk: JSONArray = _json(default_factory=list, nullable=False)  # 高风险判定指引 cases of failing results
+    check_results: JSONArray = _json(default_factory=list, nullable=False)
+    errors: JSONArray = _json(default_factory=list, nullable=False)
+    evidence: JSONArray = _json(default_factory=list, nullable=False)
     first_seen: datetime = _ts(nullable=False)
     last_seen: datetime = _ts(nullable=False)
     closed_at: Optional[datetime] = _ts(default=None)

@@ -25,12 +25,21 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
-from ..metrics_model import (AGENT_VERSION_PATTERN, CertificateMetrics, CheckSeries, ExposedService, HostMetrics,
-                             IngestMetrics, MetricsSnapshot, ScanMetrics, SystemMetrics)
+from ..metrics_model import (
+    AGENT_VERSION_PATTERN,
+    CertificateMetrics,
+    CheckSeries,
+    ExposedService,
+    HostMetrics,
+    IngestMetrics,
+    MetricsSnapshot,
+    ScanMetrics,
+    SystemMetrics,
+)
 from ..model import Severity, Status
 from .assessment import assess
 from .db import Database
@@ -82,10 +91,11 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         assessments = assess(conn, [s.id for s in systems], now=now)
         scan_figures, services = _scan_figures(conn)
 
-        checks: dict[int, list] = defaultdict(list)
+        checks: dict[int, list[Any]] = defaultdict(list)  # result rows
         if per_check:
             for r in conn.execute(select(C.c.run_id, C.c.check_id, C.c.clause, C.c.severity, C.c.status,
-                                         C.c.duration_ms, advisory.label("advisory")).where(C.c.run_id.in_(latest_ids)).order_by(C.c.id)):
+                                         C.c.duration_ms, advisory.label("advisory"))
+                               .where(C.c.run_id.in_(latest_ids)).order_by(C.c.id)):
                 checks[r.run_id].append(r)
 
     per_run_status: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -106,7 +116,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         elif r.resolution == "fixed":
             sys_findings[r.system_id]["fixed"] += r.n
 
-    hosts_by_system: dict[int, list] = defaultdict(list)
+    hosts_by_system: dict[int, list[Any]] = defaultdict(list)  # host rows
     for h in hosts:
         hosts_by_system[h.system_id].append(h)
 
@@ -114,7 +124,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
     for s in systems:
         host_metrics = []
         statuses: dict[str, int] = defaultdict(int)
-        failing: dict[str, int] = defaultdict(int)
+        failing: dict[Severity, int] = defaultdict(int)
         by_clause: dict[str, int] = defaultdict(int)
         for h in hosts_by_system.get(s.id, []):
             run = runs.get(h.id)
@@ -125,7 +135,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                 for k, v in per_run_status[run.id].items():
                     statuses[k] += v
                 for k, v in per_run_failing[run.id].items():
-                    failing[k] += v
+                    failing[Severity(k)] += v
                 for k, v in per_run_clause[run.id].items():
                     by_clause[k] += v
                 hm.update(score=run.score, pass_ratio=run.pass_rate, conclusion=run.conclusion,
@@ -173,7 +183,7 @@ class _Services:
         return len(self.forbidden)
 
 
-def _scan_figures(conn) -> tuple[dict[int, ScanMetrics], dict[int, _Services]]:
+def _scan_figures(conn: Connection) -> tuple[dict[int, ScanMetrics], dict[int, _Services]]:
     """Scan run figures per system, and its open service findings (for systems with a succeeded scan)."""
     SR, SF = ScanRun.__table__, ServiceFindingRow.__table__
     finished = conn.execute(
