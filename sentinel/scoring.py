@@ -39,15 +39,41 @@ that view can be produced from the same results.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, TypeVar
 
-from .model import (Baseline, CheckResult, HighRiskFinding, ItemResult, Severity, Status, Summary, Verdict)
+from .model import (Baseline, CheckResult, HighRiskFinding, ItemResult, Severity, Status, Summary, Text, Verdict)
 
 ITEM_SCORE = {Verdict.CONFORM: 1.0, Verdict.PARTIAL: 0.5, Verdict.NONCONFORM: 0.0}
 CONCLUSION_EN = {"优": "excellent", "良": "good", "中": "fair", "差": "poor", "待定": "undetermined"}
+RiskLevel = Literal["high", "medium", "low"]
+I = TypeVar("I", bound=ItemResult)
 
 
-def counted(result: CheckResult) -> bool:
+class Scored(Protocol):
+    """What scoring reads of a check result: a CheckResult, or a reduced model with these fields (the store's
+    roll-up reads only them)."""
+
+    @property
+    def check_id(self) -> str: ...
+    @property
+    def clause(self) -> str: ...
+    @property
+    def item(self) -> str: ...
+    @property
+    def title(self) -> Text: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def high_risk(self) -> Optional[str]: ...
+    @property
+    def waiver(self) -> Optional[str]: ...
+    @property
+    def advisory(self) -> Optional[Text]: ...
+
+
+def counted(result: Scored) -> bool:
     """A result that takes part in verdicts and scores: applicable, not waived and not advisory.
 
     An advisory check (practice beyond the 作业指导书, see docs/baseline-coverage.md) is reported as evidence
@@ -55,7 +81,7 @@ def counted(result: CheckResult) -> bool:
     return result.status != Status.NOT_APPLICABLE and not result.waiver and not result.advisory
 
 
-def item_verdict(results: Iterable[CheckResult], has_checks: bool) -> Verdict:
+def item_verdict(results: Iterable[Scored], has_checks: bool) -> Verdict:
     if not has_checks:
         return Verdict.PENDING
     results = list(results)
@@ -75,11 +101,11 @@ def item_verdict(results: Iterable[CheckResult], has_checks: bool) -> Verdict:
     return Verdict.PARTIAL if passes else Verdict.NONCONFORM
 
 
-def rejudged_items(items: Iterable[ItemResult], results: Iterable[CheckResult]) -> list[ItemResult]:
+def rejudged_items(items: Iterable[I], results: Iterable[Scored]) -> list[I]:
     """Items with the verdicts their results give, whatever verdicts they carry: for reading a report body
     someone else scored (the collector's roll-up and evidence never take an agent's verdicts). An item that
     lists no checks but has results is judged over them; one whose verdict already agrees is kept as is."""
-    by_item: dict[tuple[str, str], list[CheckResult]] = {}
+    by_item: dict[tuple[str, str], list[Scored]] = {}
     for r in results:
         by_item.setdefault((r.clause, r.item), []).append(r)
     out = []
@@ -101,18 +127,18 @@ def weighted_score(items: Iterable[ItemResult]) -> Optional[float]:
     return round(100.0 * earned / total, 2) if total else None
 
 
-def pass_rate(results: Iterable[CheckResult]) -> Optional[float]:
+def pass_rate(results: Iterable[Scored]) -> Optional[float]:
     statuses = [r.status for r in results if counted(r)]
     judged = [s for s in statuses if s in (Status.PASS, Status.FAIL, Status.ERROR)]
     return round(statuses.count(Status.PASS) / len(judged), 4) if judged else None
 
 
-def decides(result: dict) -> bool:
+def decides(result: dict[str, Any]) -> bool:
     """`counted` for a result as JSON, status aside: neither waived nor advisory."""
     return not result.get("waiver") and not result.get("advisory")
 
 
-def failing_figures(results: Iterable[dict]) -> tuple[int, int]:
+def failing_figures(results: Iterable[dict[str, Any]]) -> tuple[int, int]:
     """(failed, could not be determined) among a JSON report's results that count (as `counted`): the figures
     that exit codes, headlines, per-run lines and a run's `failed` give. Waived and advisory results are
     evidence, not failures, and `summary.counts` holds them too, so the figures come from the results."""
@@ -125,7 +151,7 @@ def failing_figures(results: Iterable[dict]) -> tuple[int, int]:
     return failed, undetermined
 
 
-def risk_level(result: CheckResult) -> Optional[str]:
+def risk_level(result: Scored) -> Optional[RiskLevel]:
     """high / medium / low for a failing, counted check; None otherwise."""
     if result.status != Status.FAIL or not counted(result):
         return None
@@ -164,7 +190,7 @@ def item_results(baseline: Baseline, results: list[CheckResult]) -> list[ItemRes
     return out
 
 
-def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
+def summarize(items: Sequence[ItemResult], results: Sequence[Scored]) -> Summary:
     counts = {s.value: 0 for s in Status}
     advisory = {s.value: 0 for s in Status}
     for r in results:
@@ -175,7 +201,7 @@ def summarize(items: list[ItemResult], results: list[CheckResult]) -> Summary:
     for item in items:
         verdicts[item.verdict.value] += 1
     risks = {"high": 0, "medium": 0, "low": 0}
-    high_risk = []
+    high_risk: list[HighRiskFinding] = []
     for r in results:
         level = risk_level(r)
         if level:
