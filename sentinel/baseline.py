@@ -1,27 +1,41 @@
-"""Load, validate and resolve baselines (YAML data) into `Baseline` models.
+"""Load, validate and resolve host baselines (YAML data) into `Baseline` models, on the catalogue of the standard.
 
-Errors name the file and line: `baselines/x.yaml:42: controls[0].items[1].checks[0].severity: Input should be
-'low', 'medium', 'high' or 'critical'`. Lines come from the YAML node tree, so every pydantic error location
-maps back to the nearest line in the source. `extends:` is resolved here (see docs/baselines.md).
+A baseline file names catalogue items by key (`ref: ces.auth.identify`) and carries only their checks and notes;
+it says which part of GB/T 22239-2019 it covers (`covers: [ces]`) and at which level. Resolving takes every
+catalogue item of that scope at that level (sentinel/catalogue.py) with its clause, letter, text, weight and control
+point name, so no item is ever missing (one without checks is manual, 待核查) and no file writes a number of the
+standard. `extends:` (a level, a site file) works on keys too, before resolution at the extending file's level:
+inherited items that level lacks drop out. Docs: docs/baselines.md.
+
+Errors name the file and line: `baselines/x.yaml:42: items[0].checks[1].severity: Input should be 'low', ...`.
+Lines come from the YAML node tree, so every pydantic error location maps back to the nearest line in the source.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
-import yaml
 from pydantic import ValidationError
 
 from . import baselines as _shipped_baselines
+from .catalogue import Catalogue, load as load_catalogue
+from .model import Baseline, BaselineFile, CheckSpec, ControlSpec, ItemSpec
 from .yamldoc import DataFileError, Doc, Loc, fmt_loc, parse, validation_problems
-from .model import Baseline, CheckSpec, ControlSpec, ItemSpec
 
 BASELINE_DIR = Path(_shipped_baselines.__file__).resolve().parent  # installed as sentinel.baselines (setup.cfg)
-_EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "renumber", "remove",
-                "items", "override", "waive", "controls", "add_checks", "kind", "move", "required"}
+_EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "kind", "covers", "move",
+                "remove", "items", "add_checks", "override", "required", "waive"}
+# Keys of the format before the catalogue, refused with what replaces them.
+_RETIRED = {
+    "renumber": "clause numbers come from the catalogue for the baseline's level: set `level:` instead",
+    "controls": "control points and items come from the catalogue: name an item by key under `items:` "
+                "(`- ref: ces.auth.identify`), and widen `covers:` for a part the parent does not cover",
+}
+_CLAUSE_REF = re.compile(r"^(\d+(?:\.\d+)+)\.([a-z])$")  # "8.1.4.1.a": an item as files before keys named it
 
 
 # A baseline's problems are `file:line: message` lines; the same error type as the catalogue's (both are YAML
@@ -60,32 +74,54 @@ def resolve_ref(ref: str, relative_to: Optional[Path] = None) -> Path:
     return found
 
 
+@dataclass
+class _Source:
+    """A baseline before resolution: its identity, scope and, by catalogue key, the checks and notes it gives."""
+
+    header: dict[str, Any]  # id, version, title, standard, level, kind, os_families (JSON values)
+    covers: list[str]
+    items: dict[str, dict[str, Any]]  # key -> {"checks": [check as JSON], "notes": {zh, en} | None}
+    lineage: list[str] = field(default_factory=list)
+
+    @property
+    def level(self) -> int:
+        return int(self.header["level"])
+
+    def checks(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for key, item in self.items.items():
+            for check in item["checks"]:
+                yield key, check
+
+
 def load_baseline(ref: Union[str, Path], _chain: tuple = ()) -> Baseline:
-    """Load a baseline by shipped id or file path, resolving `extends` and validating everything."""
+    """Load a baseline by shipped id or file path, resolving `extends` and the catalogue, validating everything."""
     path = resolve_ref(str(ref)) if not isinstance(ref, Path) else ref
+    doc, source = _load_source(path, _chain)
+    baseline = _resolve(doc, source, load_catalogue())
+    baseline.source = str(path)
+    problems = _semantic_problems(baseline, doc)
+    if problems:
+        raise BaselineError(problems)
+    return baseline
+
+
+def _load_source(path: Path, chain: tuple) -> tuple[Doc, _Source]:
     if not path.exists():
         raise BaselineError([f"{path}: no such baseline file"])
     real = path.resolve()
-    if real in _chain:
-        raise BaselineError([f"{path}:1: extends loop: " + " -> ".join(str(p) for p in _chain + (real,))])
+    if real in chain:
+        raise BaselineError([f"{path}:1: extends loop: " + " -> ".join(str(p) for p in chain + (real,))])
     display = _display(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError([f"{display}:1: cannot read: {exc}"]) from None
     doc = parse(display, text)
+    if not isinstance(doc.data, dict):
+        raise BaselineError([doc.error((), "a baseline must be a mapping")])
     if "extends" in doc.data:
-        baseline = _extend(doc, path, _chain + (real,))
-    else:
-        try:
-            baseline = Baseline.model_validate(doc.data)
-        except ValidationError as exc:
-            raise BaselineError(validation_problems(doc, exc)) from None
-    baseline.source = str(path)
-    problems = _semantic_problems(baseline, doc, positional="extends" not in doc.data)
-    if problems:
-        raise BaselineError(problems)
-    return baseline
+        return doc, _extend(doc, path, chain + (real,))
+    return doc, _base(doc)
 
 
 def _display(path: Path) -> str:
@@ -97,47 +133,164 @@ def _display(path: Path) -> str:
         return str(absolute)
 
 
-def _semantic_problems(baseline: Baseline, doc: Doc, positional: bool) -> list[str]:
-    """What a schema cannot say: unique ids and clauses, probe kinds and their params, families.
+# ---- the catalogue side: scope and item references ---------------------------------------------------------
 
-    `positional`: the model mirrors the document one to one (no extends), so list indices locate lines;
-    otherwise a check is located by its id in the extending file, or the file's first line.
-    """
+
+def _scope(catalogue: Catalogue, covers: list[str], level: int, doc: Doc, loc: Loc) -> tuple[set[str], list[str]]:
+    """The item keys `covers` names at `level`, and the problems with its entries."""
+    keys: set[str] = set()
+    problems: list[str] = []
+    for i, entry in enumerate(covers):
+        part, _, cls = entry.rpartition(".") if entry.startswith("cloud.") and entry.count(".") == 1 else ("", "", "")
+        if re.fullmatch(r"[a-z]{3}", entry) or (part == "cloud" and re.fullmatch(r"[a-z]{3}", cls)):
+            found = catalogue.items(level, "cloud" if part else "general", cls or entry)
+            if not found:
+                problems.append(doc.error(loc + (i,), f"{entry}: the catalogue has no class {entry!r} at level {level}"))
+            keys.update(it.key for it in found)
+            continue
+        if catalogue.has(entry, level):  # one item (a baseline for a narrow object, a test)
+            keys.add(entry)
+            continue
+        try:
+            keys.update(it.key for it in catalogue.control(entry, level).items)
+        except KeyError as exc:
+            message = exc.args[0]
+            try:  # an item key of other levels: say so rather than "no such control point"
+                catalogue.item(entry, level)
+            except KeyError as item_exc:
+                if "no such item in" not in item_exc.args[0]:
+                    message = item_exc.args[0]
+            problems.append(doc.error(loc + (i,), f"{message} (covers names a class such as ces or cloud.ces, "
+                                                  "a control point such as ces.auth, or an item)"))
+    return keys, problems
+
+
+def _item_key(catalogue: Catalogue, ref: str, level: int, scope: set[str], doc: Doc, loc: Loc,
+              clause_form: bool) -> str:
+    """The catalogue key an item reference names at `level`: a key, or (site files) a clause form `8.1.4.1.a`."""
+    m = _CLAUSE_REF.match(ref)
+    if m and clause_form:
+        try:
+            key = catalogue.by_clause(m.group(1), m.group(2), level).key
+        except KeyError as exc:
+            raise BaselineError([doc.error(loc, f"{exc.args[0]} in the catalogue of the standard")]) from None
+    else:
+        try:
+            key = catalogue.item(ref, level).key
+        except KeyError as exc:
+            raise BaselineError([doc.error(loc, exc.args[0])]) from None
+    if key not in scope:
+        raise BaselineError([doc.error(loc, f"{ref}: outside what the baseline covers; add its class or control "
+                                            "point to `covers:`")])
+    return key
+
+
+# ---- a file without extends --------------------------------------------------------------------------------
+
+
+def _base(doc: Doc) -> _Source:
+    try:
+        bf = BaselineFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise BaselineError(validation_problems(doc, exc)) from None
+    catalogue = load_catalogue()
+    scope, problems = _scope(catalogue, bf.covers, bf.level, doc, ("covers",))
+    items: dict[str, dict[str, Any]] = {}
+    where: dict[str, int] = {}
+    seen_checks: dict[str, str] = {}
+    for i, it in enumerate(bf.items):
+        loc: Loc = ("items", i, "ref")
+        try:
+            key = _item_key(catalogue, it.ref, bf.level, scope, doc, loc, clause_form=False)
+        except BaselineError as exc:
+            problems.extend(exc.problems)
+            continue
+        if key in items:
+            problems.append(doc.error(loc, f"{key}: listed twice (also items[{where[key]}])"))
+            continue
+        where[key] = i
+        for k, check in enumerate(it.checks):
+            if check.id in seen_checks:
+                problems.append(doc.error(("items", i, "checks", k, "id"),
+                                          f"duplicate check id {check.id!r} (first used in {seen_checks[check.id]})"))
+            seen_checks[check.id] = key
+        items[key] = {"checks": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in it.checks],
+                      "notes": it.notes.model_dump(mode="json") if it.notes else None}
+    if problems:
+        raise BaselineError(problems)
+    header = bf.model_dump(mode="json", include={"id", "version", "title", "standard", "level", "kind",
+                                                 "os_families"})
+    return _Source(header=header, covers=list(bf.covers), items=items)
+
+
+# ---- resolution --------------------------------------------------------------------------------------------
+
+
+def _resolve(doc: Doc, source: _Source, catalogue: Catalogue) -> Baseline:
+    """Every catalogue item of the source's scope at its level, in the standard's order, with the source's checks.
+    Items the level lacks (inherited from another level) drop out with their checks."""
+    scope, problems = _scope(catalogue, source.covers, source.level, doc, ("covers",))
+    if problems:
+        raise BaselineError(problems)
+    controls = []
+    for cp in catalogue.controls(source.level):
+        items = []
+        for it in cp.items:
+            if it.key not in scope:
+                continue
+            given = source.items.get(it.key, {})
+            items.append({"key": it.key, "item": it.letter, "text": it.text.model_dump(mode="json"),
+                          "weight": it.weight, "unit": it.unit, "notes": given.get("notes"),
+                          "checks": given.get("checks", [])})
+        if items:
+            controls.append({"key": cp.key, "clause": cp.clause, "name": cp.name.model_dump(mode="json"),
+                             "items": items})
+    tree = {**source.header, "covers": source.covers, "lineage": source.lineage, "controls": controls}
+    try:
+        return Baseline.model_validate(tree)
+    except ValidationError as exc:
+        # Point at this file: at the check or item it wrote or changed, else its first line.
+        raise BaselineError([_tree_error(doc, tree, err) for err in exc.errors()]) from None
+
+
+def _tree_error(doc: Doc, tree: dict, err: Any) -> str:
+    loc = tuple(err["loc"])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    check = _get(tree, loc[:6]) if len(loc) >= 6 and loc[0] == "controls" and loc[4] == "checks" else None
+    target = _locate_check(doc, check.get("id", "")) if isinstance(check, dict) else None
+    if target is not None:  # where this file writes the check, then the field inside it
+        return doc.error(target + loc[6:], msg)
+    return f"{doc.path}:{doc.line(())}: {fmt_loc(loc)}: {msg}"
+
+
+def _semantic_problems(baseline: Baseline, doc: Doc) -> list[str]:
+    """What a schema cannot say: unique check ids, probe kinds and their params, families. A check is located by
+    its id in this file (its own document or an extending one), else at the file's first line."""
     from .probe import registry
 
     probes = registry()
     problems: list[str] = []
     seen_checks: dict[str, str] = {}
-    seen_items: set = set()
-    for ci, control in enumerate(baseline.controls):
-        for ii, item in enumerate(control.items):
-            key = (control.clause, item.item)
-            loc = ("controls", ci, "items", ii) if positional else ()
-            if key in seen_items:
-                problems.append(doc.error(loc, f"duplicate item {control.clause}.{item.item}"))
-            seen_items.add(key)
-            for ki, check in enumerate(item.checks):
-                def cloc() -> Loc:  # located only for an error: finding lines means parsing again
-                    return loc + ("checks", ki) if positional else (_locate_check(doc, check.id) or ())
+    for control, item, check in baseline.iter_checks():
+        def cloc() -> Loc:  # located only for an error: finding lines means parsing again
+            return _locate_check(doc, check.id) or ()
 
-                if check.id in seen_checks:
-                    problems.append(doc.error(cloc(), f"duplicate check id {check.id!r} "
-                                                    f"(first used in {seen_checks[check.id]})"))
-                    continue
-                seen_checks[check.id] = f"{control.clause}.{item.item}"
-                pdef = probes.get(check.probe)
-                if pdef is None:
-                    problems.append(doc.error(cloc() + ("probe",), f"unknown probe kind {check.probe!r} "
-                                                                 f"(known: {', '.join(sorted(probes))})"))
-                    continue
-                try:
-                    pdef.params.model_validate(check.params)
-                except ValidationError as exc:
-                    problems.extend(validation_problems(doc, exc, cloc() + ("params",)))
-                for fam in check.os_families or []:
-                    if fam not in baseline.os_families:
-                        problems.append(doc.error(cloc() + ("os_families",),
-                                                  f"{fam!r} is not among the baseline's os_families"))
+        if check.id in seen_checks:
+            problems.append(doc.error(cloc(), f"duplicate check id {check.id!r} (first used in {seen_checks[check.id]})"))
+            continue
+        seen_checks[check.id] = item.key
+        pdef = probes.get(check.probe)
+        if pdef is None:
+            problems.append(doc.error(cloc() + ("probe",), f"unknown probe kind {check.probe!r} "
+                                                         f"(known: {', '.join(sorted(probes))})"))
+            continue
+        try:
+            pdef.params.model_validate(check.params)
+        except ValidationError as exc:
+            problems.extend(validation_problems(doc, exc, cloc() + ("params",)))
+        for fam in check.os_families or []:
+            if fam not in baseline.os_families:
+                problems.append(doc.error(cloc() + ("os_families",), f"{fam!r} is not among the baseline's os_families"))
     return problems
 
 
@@ -160,102 +313,94 @@ def _get(data: Any, loc: Loc) -> Any:
     return data
 
 
-# ---- extends ---------------------------------------------------------------------------------------
+# ---- extends -----------------------------------------------------------------------------------------------
 
 
-def _extend(doc: Doc, path: Path, chain: tuple) -> Baseline:
+def _extend(doc: Doc, path: Path, chain: tuple) -> _Source:
     data = doc.data
-    problems = [doc.error((key,), "unknown key") for key in data if key not in _EXTEND_KEYS]
+    problems = [doc.error((key,), _RETIRED.get(key, "unknown key")) for key in data if key not in _EXTEND_KEYS]
     for required in ("id", "version"):
         if required not in data:
             problems.append(doc.error((), f"missing required key {required!r}"))
     if problems:
         raise BaselineError(problems)
-    parent = load_baseline(resolve_ref(str(data["extends"]), path), chain)
-    tree = parent.model_dump(mode="json", by_alias=True, exclude_none=True)
-    tree.pop("source", None)
-    tree["lineage"] = [parent.id] + parent.lineage
+    _, parent = _load_source(resolve_ref(str(data["extends"]), path), chain)
+    source = _Source(header=copy.deepcopy(parent.header), covers=list(parent.covers),
+                     items=copy.deepcopy(parent.items), lineage=[parent.header["id"]] + parent.lineage)
     for key in ("id", "version", "title", "standard", "level", "os_families", "kind"):
         if key in data:
-            tree[key] = data[key]
+            source.header[key] = data[key]
+    if source.header["level"] not in (2, 3, 4):
+        raise BaselineError([doc.error(("level",), f"{source.header['level']!r}: the catalogue has levels 2, 3 and 4")])
+    level = source.level
+    covers = data.get("covers") or []
+    if not isinstance(covers, list) or not all(isinstance(c, str) for c in covers):
+        raise BaselineError([doc.error(("covers",), "must be a list of catalogue keys (ces, cloud.ces, ces.auth)")])
+    source.covers += [c for c in covers if c not in source.covers]  # widens the parent's scope, never narrows it
+    catalogue = load_catalogue()
+    scope, problems = _scope(catalogue, source.covers, level, doc, ("covers",))
+    if problems:
+        raise BaselineError(problems)
+    parent_id = parent.header["id"]
 
-    controls: list[dict] = tree["controls"]
-    renumber = data.get("renumber") or {}
-    if not isinstance(renumber, dict):
-        raise BaselineError([doc.error(("renumber",), "must be a mapping of old clause prefix to new")])
-    dropped = []
-    for control in controls:
-        for old in sorted(renumber, key=len, reverse=True):
-            clause = control["clause"]
-            if clause == old or clause.startswith(old + "."):
-                if renumber[old] is None:  # `"8.1.4.8": null`: this level has no such control point
-                    dropped.append(control)
-                else:
-                    control["clause"] = str(renumber[old]) + clause[len(old):]
-                break
-    # `move` takes checks out before dropped control points go, so a level can keep a check whose level-3
-    # item it does not have (level 2 keeps the SSH cipher checks of 数据保密性 under 身份鉴别 c).
-    move = data.get("move") or {}
-    if not isinstance(move, dict):
-        raise BaselineError([doc.error(("move",), "must be a mapping of check id to item (clause.item)")])
-    moving: list[tuple[str, dict]] = []
-    for check_id in move:
-        taken = None
-        for control in controls:
-            for item in control["items"]:
-                for check in item.get("checks", []):
-                    if check["id"] == str(check_id):
-                        taken = check
-                        item["checks"] = [ch for ch in item["checks"] if ch is not check]
-        if taken is None:
-            raise BaselineError([doc.error(("move", check_id), f"no check {check_id!r} in {parent.id}")])
-        moving.append((str(check_id), taken))
-    controls = [c for c in controls if not any(c is d for d in dropped)]
-    clauses = [c["clause"] for c in controls]
-    clashes = sorted({c for c in clauses if clauses.count(c) > 1})
-    if clashes:
-        raise BaselineError([doc.error(("renumber",), f"renumbering makes two control points {', '.join(clashes)}; "
-                                                      "map one elsewhere or to null to drop it")])
+    def item_at(ref: Any, loc: Loc) -> dict[str, Any]:
+        key = _item_key(catalogue, str(ref), level, scope, doc, loc, clause_form=True)
+        return source.items.setdefault(key, {"checks": [], "notes": None})
 
-    def find_item(ref: str, loc: Loc) -> tuple[dict, dict]:
-        clause, _, letter = ref.rpartition(".")
-        for control in controls:
-            if control["clause"] == clause:
-                for item in control["items"]:
-                    if item["item"] == letter:
-                        return control, item
-        raise BaselineError([doc.error(loc, f"no item {ref!r} in {parent.id} (after renumbering)")])
+    def find_check(check_id: str, loc: Loc) -> dict[str, Any]:
+        for _, check in source.checks():
+            if check["id"] == check_id:
+                return check
+        raise BaselineError([doc.error(loc, f"no check {check_id!r} in {parent_id}")])
 
-    def find_check(check_id: str, loc: Loc) -> dict:
-        for control in controls:
-            for item in control["items"]:
-                for check in item.get("checks", []):
-                    if check["id"] == check_id:
-                        return check
-        raise BaselineError([doc.error(loc, f"no check {check_id!r} in {parent.id}")])
+    def mapping(name: str, what: str) -> dict:
+        value = data.get(name) or {}
+        if not isinstance(value, dict):
+            raise BaselineError([doc.error((name,), f"must be a mapping of {what}")])
+        return value
 
-    for i, ref in enumerate(data.get("remove") or []):
-        ref = str(ref)
-        loc = ("remove", i)
-        if any(check["id"] == ref for c in controls for it in c["items"] for check in it.get("checks", [])):
-            for c in controls:
-                for it in c["items"]:
-                    it["checks"] = [ch for ch in it.get("checks", []) if ch["id"] != ref]
-        else:
-            control, item = find_item(ref, loc)
-            control["items"].remove(item)
-    tree["controls"] = controls = [c for c in controls if c["items"]]
-    for check_id, check in moving:
-        _, item = find_item(str(move[check_id]), ("move", check_id))
-        item.setdefault("checks", []).append(check)
+    # `move` first: a check keeps its place in this level when the item it sits under in the parent is one this
+    # level lacks (level 2 keeps the SSH cipher checks of 数据保密性 under 身份鉴别 c).
+    for check_id, target in mapping("move", "check id to item key").items():
+        taken = find_check(str(check_id), ("move", check_id))
+        for item in source.items.values():
+            item["checks"] = [c for c in item["checks"] if c is not taken]
+        item_at(target, ("move", check_id))["checks"].append(taken)
 
-    for ref, patch in (data.get("items") or {}).items():
-        _, item = find_item(str(ref), ("items", ref))
-        if not isinstance(patch, dict) or set(patch) - {"text", "weight"}:
-            raise BaselineError([doc.error(("items", ref), "an item patch may set only text and weight")])
-        item.update(patch)
+    removals = data.get("remove") or []
+    if not isinstance(removals, list):
+        raise BaselineError([doc.error(("remove",), "must be a list of check ids")])
+    for i, check_id in enumerate(removals):
+        check_id = str(check_id)
+        if _CLAUSE_REF.match(check_id) or catalogue.levels_of(check_id):
+            raise BaselineError([doc.error(("remove", i), f"{check_id}: an item cannot be removed: every item of "
+                                                          "`covers:` is in the baseline (one without checks is manual)")])
+        find_check(check_id, ("remove", i))
+        for item in source.items.values():
+            item["checks"] = [c for c in item["checks"] if c["id"] != check_id]
 
-    for check_id, patch in (data.get("override") or {}).items():
+    entries = data.get("items") or []
+    if not isinstance(entries, list):
+        raise BaselineError([doc.error(("items",), "must be a list of {ref, checks, notes} (text and weight come "
+                                                   "from the catalogue)")])
+    for i, entry in enumerate(entries):
+        loc: Loc = ("items", i)
+        if not isinstance(entry, dict) or "ref" not in entry or set(entry) - {"ref", "checks", "notes"}:
+            raise BaselineError([doc.error(loc, "an item gives ref, and checks and/or notes (text and weight come "
+                                                "from the catalogue)")])
+        item = item_at(entry["ref"], loc + ("ref",))
+        if not isinstance(entry.get("checks", []), list):
+            raise BaselineError([doc.error(loc + ("checks",), "must be a list of checks")])
+        item["checks"].extend(entry.get("checks", []))
+        if "notes" in entry:
+            item["notes"] = entry["notes"]
+
+    for ref, checks in mapping("add_checks", "item key to a list of checks").items():
+        if not isinstance(checks, list):
+            raise BaselineError([doc.error(("add_checks", ref), "must be a list of checks")])
+        item_at(ref, ("add_checks", ref))["checks"].extend(checks)
+
+    for check_id, patch in mapping("override", "check id to check fields").items():
         check = find_check(str(check_id), ("override", check_id))
         if not isinstance(patch, dict):
             raise BaselineError([doc.error(("override", check_id), "must be a mapping of check fields")])
@@ -273,63 +418,26 @@ def _extend(doc: Doc, path: Path, chain: tuple) -> Baseline:
     for i, check_id in enumerate(required):
         check = find_check(str(check_id), ("required", i))
         if not check.get("advisory"):
-            raise BaselineError([doc.error(("required", i), f"check {check_id!r} is not advisory in {parent.id}; "
+            raise BaselineError([doc.error(("required", i), f"check {check_id!r} is not advisory in {parent_id}; "
                                                             "only an advisory check can be made required")])
         check.pop("advisory")  # counted again in verdicts, scores and the exit code
 
-    for check_id, reason in (data.get("waive") or {}).items():
+    for check_id, reason in mapping("waive", "check id to the reason").items():
         check = find_check(str(check_id), ("waive", check_id))
         if not isinstance(reason, str) or not reason.strip():
             raise BaselineError([doc.error(("waive", check_id), "a waiver needs a reason (non-empty text)")])
         check["waiver"] = reason.strip()
-
-    for i, new in enumerate(data.get("controls") or []):
-        loc = ("controls", i)
-        if not isinstance(new, dict):
-            raise BaselineError([doc.error(loc, "a control point must be a mapping")])
-        existing = next((c for c in controls if c["clause"] == str(new.get("clause"))), None)
-        if existing is None:
-            controls.append(new)
-            continue
-        for j, item in enumerate(new.get("items") or []):
-            if any(it["item"] == item.get("item") for it in existing["items"]):
-                raise BaselineError([doc.error(loc + ("items", j), f"item {new['clause']}.{item.get('item')} "
-                                                                   "already exists; use add_checks or items")])
-            existing["items"].append(item)
-        existing["items"].sort(key=lambda it: str(it.get("item")))
-
-    for ref, checks in (data.get("add_checks") or {}).items():
-        _, item = find_item(str(ref), ("add_checks", ref))
-        if not isinstance(checks, list):
-            raise BaselineError([doc.error(("add_checks", ref), "must be a list of checks")])
-        item.setdefault("checks", []).extend(checks)
-
-    controls.sort(key=lambda c: [int(p) for p in c["clause"].split(".")])
-    try:
-        return Baseline.model_validate(tree)
-    except ValidationError as exc:
-        # Point at this file: at the added control/check if the error is inside something it added.
-        raise BaselineError([_extend_error(doc, tree, err) for err in exc.errors()]) from None
-
-
-def _extend_error(doc: Doc, tree: dict, err: dict) -> str:
-    loc = tuple(err["loc"])
-    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-    where = fmt_loc(loc)
-    # Find the check or control by id/clause in this file to give a line.
-    obj = _get(tree, loc[:6]) if len(loc) >= 6 else _get(tree, loc[:2])
-    if isinstance(obj, dict):
-        target = _locate_check(doc, obj.get("id", "")) if "id" in obj else None
-        if target is None and "clause" in obj:
-            target = next((l for l in doc.lines if len(l) == 2 and l[0] == "controls"
-                           and _get(doc.data, l + ("clause",)) == obj["clause"]), None)
-        if target is not None:
-            return f"{doc.path}:{doc.line(target)}: {where}: {msg}"
-    return f"{doc.path}:{doc.line(())}: {where}: {msg}"
+    return source
 
 
 def item_index(baseline: Baseline) -> dict[tuple[str, str], tuple[ControlSpec, ItemSpec]]:
+    """(clause, letter) -> the control point and item, as reports name items."""
     return {(c.clause, i.item): (c, i) for c in baseline.controls for i in c.items}
+
+
+def key_index(baseline: Baseline) -> dict[str, tuple[ControlSpec, ItemSpec]]:
+    """catalogue key -> the control point and item."""
+    return {i.key: (c, i) for c in baseline.controls for i in c.items}
 
 
 def all_checks(baseline: Baseline) -> list[CheckSpec]:

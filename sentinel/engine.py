@@ -26,7 +26,7 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
     start = time.perf_counter()
     status, observed, reason, evidence = _evaluate(ctx, baseline, check)
     return CheckResult(
-        check_id=check.id, clause=control.clause, item=item.item, title=check.title, status=status,
+        check_id=check.id, clause=control.clause, item=item.item, key=item.key, title=check.title, status=status,
         severity=check.severity, high_risk=check.high_risk, observed=observed,
         expected=check.expect.describe(), expected_zh=expected_zh(check.expect),
         reason=reason.en if reason else None, reason_zh=reason.zh if reason else None, evidence=evidence,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -120,6 +120,26 @@ class Expect(Strict):
         return "; ".join(parts) or "any"
 
 
+_CASE = r"^\d+(\.\d+)+$"
+
+
+class Refs(Strict):
+    """Where a check's rule comes from, as data rather than prose (docs/baselines.md, "refs").
+
+    The GB/T 22239 clause and the GB/T 28448 test unit are not written here: they follow from the item's
+    catalogue key at the baseline's level.
+    """
+
+    # rows of the 测评作业指导书 (3级系统国标通用, 2025) checks as docs/baseline-coverage.md lists them ("#20")
+    guide: list[Annotated[str, Field(pattern=r"^#\d+$")]] = Field(default_factory=list)
+    # cases of the 高风险判定指引 the check bears on (the case a failure is judged as stays in `high_risk`)
+    high_risk: list[Annotated[str, Field(pattern=_CASE)]] = Field(default_factory=list)
+    # CIS Benchmark recommendations, by title (numbers differ between distributions' benchmarks)
+    cis: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # laws and regulations, e.g. 《网络安全法》第二十一条
+    law: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+
 class CheckSpec(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: Text
@@ -140,29 +160,71 @@ class CheckSpec(Strict):
     # or the exit code (practice beyond the 作业指导书, or a restated default). The text says whose practice
     # it is (the source), in both languages; a site file makes it count again with `required: [check-id]`.
     advisory: Optional[Text] = None
+    refs: Refs = Field(default_factory=Refs)
+
+
+CATALOGUE_KEY = r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$"  # ces.auth.identify (sentinel/catalogue.py)
+
+
+class ItemRef(Strict):
+    """One item as a baseline file writes it: the catalogue key, and what sentinel checks for it.
+
+    Clause, letter, text, weight and control point come from the catalogue for the baseline's level
+    (sentinel/baseline.py fills them in), so a file never writes a number of the standard.
+    """
+
+    ref: str = Field(pattern=CATALOGUE_KEY)
+    checks: list[CheckSpec] = Field(default_factory=list)
+    notes: Optional[Text] = None  # how far the checks go, or why the item is left to the assessor
+
+
+class BaselineFile(Strict):
+    """A host baseline file without `extends:` (docs/baselines.md); `load_baseline` resolves it to `Baseline`."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str
+    title: Text
+    standard: Literal["GB/T 22239-2019"] = "GB/T 22239-2019"
+    level: Literal[2, 3, 4]
+    kind: Literal["host"] = "host"
+    os_families: list[Literal["debian", "rhel"]]
+    # The parts of the standard the baseline answers for, by catalogue key: a class of the general part ("ces":
+    # 安全计算环境), of the cloud extension ("cloud.ces"), or one control point ("ces.auth"). Every catalogue item
+    # in them at the level is in the resolved baseline; those without checks are manual (待核查).
+    covers: list[str] = Field(min_length=1)
+    items: list[ItemRef] = Field(default_factory=list)
 
 
 class ItemSpec(Strict):
-    item: str = Field(pattern=r"^[a-z]$")
+    """A requirement item of a resolved baseline: the catalogue's item at the baseline's level, with its checks."""
+
+    key: str = Field(pattern=CATALOGUE_KEY)  # level-independent catalogue key
+    item: str = Field(pattern=r"^[a-z]$")  # the letter at this level
     text: Text
     weight: float = Field(gt=0, le=1)
+    unit: Optional[str] = None  # GB/T 28448 test unit id at this level (L3-CES1-01)
+    notes: Optional[Text] = None
     checks: list[CheckSpec] = Field(default_factory=list)
 
 
 class ControlSpec(Strict):
-    clause: str = Field(pattern=r"^\d+(\.\d+)+$")
+    key: str = Field(pattern=CATALOGUE_KEY)
+    clause: str = Field(pattern=r"^\d+(\.\d+)+$")  # the control point's number at this level
     name: Text
     items: list[ItemSpec] = Field(min_length=1)
 
 
 class Baseline(Strict):
+    """A resolved host baseline: every item of `covers` at `level`, numbered and worded by the catalogue."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     version: str
     title: Text
     standard: str = "GB/T 22239-2019"
-    level: int = Field(ge=1, le=5)
+    level: int = Field(ge=2, le=4)
     kind: Literal["host"] = "host"
     os_families: list[Literal["debian", "rhel"]]
+    covers: list[str] = Field(default_factory=list)
     controls: list[ControlSpec] = Field(min_length=1)
     source: Optional[str] = None  # file the baseline was loaded from (set by the loader)
     lineage: list[str] = Field(default_factory=list)  # ids this one extends, nearest first
@@ -205,6 +267,7 @@ class CheckResult(BaseModel):
     check_id: str
     clause: str
     item: str
+    key: Optional[str] = None  # the item's catalogue key (None in reports made before keys)
     # the catalogue key of the item (sentinel/catalogue.py: `ces.auth.identify`); clause and item are that key's
     # number at the report's level. None only in reports written before keys.
     key: Optional[str] = None
@@ -227,6 +290,8 @@ class CheckResult(BaseModel):
 class ItemResult(BaseModel):
     clause: str
     item: str
+    key: Optional[str] = None  # the item's catalogue key (None in reports made before keys)
+    unit: Optional[str] = None  # GB/T 28448 test unit id at the report's level
     key: Optional[str] = None  # the catalogue key (see CheckResult.key)
     control: Text
     text: Text

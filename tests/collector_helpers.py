@@ -30,40 +30,41 @@ def host_info(hostname: str = "web-1") -> HostInfo:
 
 
 # ---- the test baselines: what the collector judges make_report's reports by ---------------------------------------
-# Check ids the collector tests use, with the item each sits on (clause 8.1.4.1). l3-ssh-root is the one
-# high-risk check (case L3-CES1-11, severity high); every other check is severity medium. adv.a is advisory
-# (evidence only: it decides no verdict, opens no finding and counts in no metric).
+# Check ids the collector tests use, with the letter of the item each sits on: a-d are 身份鉴别 a-d (8.1.4.1 at
+# level 3), e-h 安全审计 a-d (8.1.4.3), and the manual item i is 恶意代码防范 a (8.1.4.5), all by catalogue key.
+# l3-ssh-root is the one high-risk check (case L3-CES1-11, severity high); every other check is severity medium.
+# adv.a is advisory (evidence only: it decides no verdict, opens no finding and counts in no metric).
 TEST_BASELINE_ID, TEST_SITE_ID = "sentinel-test", "sentinel-test-site"
 _TEST_CHECKS = {"a": "a", "b": "b", "c": "c", "telnet": "a", "ssh.root": "a", "pam.faillock": "b", "audit.rules": "c",
                 "l3-ssh-root": "a", "l3-pass-age": "b", "adv.a": "a", "w.a": "a", "w.b": "b", "d.a": "a", "d.b": "b",
                 **{f"check.{i:02d}": "abcdefgh"[i % 8] for i in range(60)}}
+TEST_ITEMS = {"a": "ces.auth.identify", "b": "ces.auth.login-failure", "c": "ces.auth.remote-eavesdrop",
+              "d": "ces.auth.multi-factor", "e": "ces.audit.enabled", "f": "ces.audit.record-fields",
+              "g": "ces.audit.record-protection", "h": "ces.audit.process-protection", "i": "ces.malware.protection"}
 HIGH_RISK_CHECK, HIGH_RISK_CASE = "l3-ssh-root", "L3-CES1-11"
 ADVISORY_CHECK = "adv.a"
 
 
 def _test_baseline_yaml() -> str:
     lines = [f"id: {TEST_BASELINE_ID}", 'version: "1.0.0"', "title: {zh: 测试基线, en: test baseline}", "level: 3",
-             "os_families: [debian, rhel]", "controls:", '  - clause: "8.1.4.1"',
-             "    name: {zh: 身份鉴别, en: Identification and authentication}", "    items:"]
+             "os_families: [debian, rhel]", "covers: [ces.auth, ces.audit, ces.malware]", "items:"]
     for letter in "abcdefgh":
-        lines += [f"      - item: {letter}", f"        text: {{zh: 要求 {letter}, en: requirement {letter}}}",
-                  "        weight: 1.0", "        checks:"]
+        lines += [f"  - ref: {TEST_ITEMS[letter]}", "    checks:"]
         for check_id, item in _TEST_CHECKS.items():
             if item != letter:
                 continue
             high = check_id == HIGH_RISK_CHECK
-            lines += [f"          - id: {check_id}", f"            title: {{zh: 检查 {check_id}, en: check {check_id}}}",
-                      "            probe: config.value",
-                      "            params: {paths: [/etc/login.defs], key: PASS_MAX_DAYS}",
-                      "            expect: {le: 90}", f"            severity: {'high' if high else 'medium'}"]
+            lines += [f"      - id: {check_id}", f"        title: {{zh: 检查 {check_id}, en: check {check_id}}}",
+                      "        probe: config.value",
+                      "        params: {paths: [/etc/login.defs], key: PASS_MAX_DAYS}",
+                      "        expect: {le: 90}", f"        severity: {'high' if high else 'medium'}"]
             if high:
-                lines.append(f"            high_risk: {HIGH_RISK_CASE}")
+                lines.append(f"        high_risk: {HIGH_RISK_CASE}")
             if check_id == ADVISORY_CHECK:
-                lines.append("            advisory: {zh: 测试参考项, en: advisory test check}")
-            lines += ["            rationale: {zh: 理由, en: rationale}",
-                      "            remediation: {zh: 修改配置, en: fix the setting}"]
-    lines += ["      - item: i", "        text: {zh: 人工核查, en: checked by a person}", "        weight: 0.4"]
-    return "\n".join(lines) + "\n"
+                lines.append("        advisory: {zh: 测试参考项, en: advisory test check}")
+            lines += ["        rationale: {zh: 理由, en: rationale}",
+                      "        remediation: {zh: 修改配置, en: fix the setting}"]
+    return "\n".join(lines) + "\n"  # item i (ces.malware.protection) is covered and has no checks: manual
 
 
 _SITE_YAML = f"""id: {TEST_SITE_ID}
@@ -136,10 +137,11 @@ def make_report(statuses: dict[str, str], *, high_risk: Optional[dict[str, str]]
     baseline = _baseline(baseline_id)
     specs = {}
     if baseline is not None:
-        specs = {check.id: (control.clause, item.item, check) for control, item, check in baseline.iter_checks()}
+        specs = {check.id: (control.clause, item.item, item.key, check)
+                 for control, item, check in baseline.iter_checks()}
     results = []
     for i, (check_id, status) in enumerate(statuses.items()):
-        clause, item, spec = specs.get(check_id, ("8.1.4.1", "abcdefgh"[i % 8], None))
+        clause, item, key, spec = specs.get(check_id, ("8.1.4.1", "abcdefgh"[i % 8], None, None))
         case = high_risk[check_id] if high_risk and check_id in high_risk else (spec.high_risk if spec else None)
         severity = spec.severity if spec else (Severity.HIGH if case else Severity.MEDIUM)
         if waived is not None:
@@ -147,7 +149,7 @@ def make_report(statuses: dict[str, str], *, high_risk: Optional[dict[str, str]]
         else:
             waiver = spec.waiver if spec else None
         results.append(CheckResult(
-            check_id=check_id, clause=clause, item=item,
+            check_id=check_id, clause=clause, item=item, key=key,
             title=spec.title if spec else Text(zh=f"检查 {check_id}", en=f"check {check_id}"), status=Status(status),
             severity=severity, high_risk=case,
             observed={"value": i, "lines": [f"line {i}"]}, expected="eq 1",

@@ -27,72 +27,48 @@ version: "1.2"
 title: {zh: 证据测试基线, en: evidence seed baseline}
 level: 3
 os_families: [debian, rhel]
-controls:
-  - clause: "8.1.4.1"
-    name: {zh: 身份鉴别, en: Identification and authentication}
-    items:
-      - item: a
-        text: {zh: 应对登录的用户进行身份标识和鉴别，身份鉴别信息具有复杂度要求并定期更换, en: identify and authenticate users}
-        weight: 0.7
-        checks:
-          - id: login.pass-max-days
-            title: {zh: 口令最长使用期限, en: password maximum age}
-            probe: config.value
-            params: {paths: [/etc/login.defs], key: PASS_MAX_DAYS}
-            expect: {le: 90}
-            severity: medium
-            rationale: {zh: 定期更换口令, en: passwords are changed regularly}
-            remediation: {zh: 在 /etc/login.defs 设置 PASS_MAX_DAYS 90, en: set PASS_MAX_DAYS 90 in /etc/login.defs}
-          - id: login.pass-min-len
-            title: {zh: 口令最小长度, en: password minimum length}
-            probe: config.value
-            params: {paths: [/etc/login.defs], key: PASS_MIN_LEN}
-            expect: {ge: 8}
-            severity: low
-            rationale: {zh: 口令复杂度, en: password complexity}
-            remediation: {zh: 设置 PASS_MIN_LEN 8, en: set PASS_MIN_LEN 8}
-  - clause: "8.1.4.2"
-    name: {zh: 访问控制, en: Access control}
-    items:
-      - item: b
-        text: {zh: 应重命名或删除默认账户，修改默认账户的默认口令, en: rename or remove default accounts}
-        weight: 0.7
-        checks:
-          - id: accounts.no-empty-password
-            title: {zh: 不存在空口令账户, en: no account with an empty password}
-            probe: accounts.empty_password
-            expect: {empty: true}
-            severity: high
-            high_risk: "6.4.1.1"
-            rationale: {zh: 空口令可被直接登录, en: an empty password lets anyone log in}
-            remediation: {zh: 为账户设置口令或锁定账户, en: set a password or lock the account}
-  - clause: "8.1.4.4"
-    name: {zh: 入侵防范, en: Intrusion prevention}
-    items:
-      - item: b
-        text: {zh: 应关闭不需要的系统服务、默认共享和高危端口, en: disable unneeded services and high-risk ports}
-        weight: 1.0
-        checks:
-          - id: files.no-hosts-equiv
-            title: {zh: 不存在 hosts.equiv 信任文件, en: no hosts.equiv trust file}
-            probe: file.exists
-            params: {paths: [/etc/hosts.equiv]}
-            expect: {empty: true}
-            severity: high
-            rationale: {zh: 信任关系绕过鉴别, en: trust files bypass authentication}
-            remediation: {zh: 删除 /etc/hosts.equiv, en: remove /etc/hosts.equiv}
-  - clause: "8.1.4.9"
-    name: {zh: 数据备份恢复, en: Data backup and recovery}
-    items:
-      - item: a
-        text: {zh: 应提供重要数据的本地数据备份与恢复功能, en: local backup and recovery of important data}
-        weight: 1.0
-  - clause: "8.1.4.11"
-    name: {zh: 个人信息保护, en: Personal information protection}
-    items:
-      - item: a
-        text: {zh: 应仅采集和保存业务必需的用户个人信息, en: collect only necessary personal information}
-        weight: 1.0
+# five items of 安全计算环境 (8.1.4.1 a, 8.1.4.2 b, 8.1.4.4 b, 8.1.4.9 a, 8.1.4.11 a at level 3), two of them manual
+covers: [ces.auth.identify, ces.access.default-accounts, ces.intrusion.services-ports, ces.backup.local,
+         ces.personal.minimal-collection]
+items:
+  - ref: ces.auth.identify
+    checks:
+      - id: login.pass-max-days
+        title: {zh: 口令最长使用期限, en: password maximum age}
+        probe: config.value
+        params: {paths: [/etc/login.defs], key: PASS_MAX_DAYS}
+        expect: {le: 90}
+        severity: medium
+        rationale: {zh: 定期更换口令, en: passwords are changed regularly}
+        remediation: {zh: 在 /etc/login.defs 设置 PASS_MAX_DAYS 90, en: set PASS_MAX_DAYS 90 in /etc/login.defs}
+      - id: login.pass-min-len
+        title: {zh: 口令最小长度, en: password minimum length}
+        probe: config.value
+        params: {paths: [/etc/login.defs], key: PASS_MIN_LEN}
+        expect: {ge: 8}
+        severity: low
+        rationale: {zh: 口令复杂度, en: password complexity}
+        remediation: {zh: 设置 PASS_MIN_LEN 8, en: set PASS_MIN_LEN 8}
+  - ref: ces.access.default-accounts
+    checks:
+      - id: accounts.no-empty-password
+        title: {zh: 不存在空口令账户, en: no account with an empty password}
+        probe: accounts.empty_password
+        expect: {empty: true}
+        severity: high
+        high_risk: "6.4.1.1"
+        rationale: {zh: 空口令可被直接登录, en: an empty password lets anyone log in}
+        remediation: {zh: 为账户设置口令或锁定账户, en: set a password or lock the account}
+  - ref: ces.intrusion.services-ports
+    checks:
+      - id: files.no-hosts-equiv
+        title: {zh: 不存在 hosts.equiv 信任文件, en: no hosts.equiv trust file}
+        probe: file.exists
+        params: {paths: [/etc/hosts.equiv]}
+        expect: {empty: true}
+        severity: high
+        rationale: {zh: 信任关系绕过鉴别, en: trust files bypass authentication}
+        remediation: {zh: 删除 /etc/hosts.equiv, en: remove /etc/hosts.equiv}
 """
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\napp:x:1000:1000::/home/app:/bin/bash\n"

@@ -155,7 +155,7 @@ def test_items_must_be_the_baselines_with_its_weights(env, db):
     body = make_report(ALL_FAIL)
     light = copy.deepcopy(body)
     light["items"][0]["weight"] = 0.01
-    _refused(db, client, agent, light, "body.items.0.weight", ["0.01", "weighs 8.1.4.1.a 1.0"])
+    _refused(db, client, agent, light, "body.items.0.weight", ["0.01", "weighs 8.1.4.1.a 0.7"])
     fewer = copy.deepcopy(body)
     del fewer["items"][0]
     _refused(db, client, agent, fewer, "body.items", ["lacks 1 item(s)", "8.1.4.1.a"])

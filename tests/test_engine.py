@@ -19,26 +19,22 @@ version: "1"
 title: {zh: 引擎测试, en: engine test}
 level: 3
 os_families: [debian, rhel]
-controls:
-  - clause: "8.1.4.1"
-    name: {zh: 身份鉴别, en: Identification and authentication}
-    items:
-      - item: a
-        text: {zh: 身份标识, en: identification}
-        weight: 1.0
-        checks:
+covers: [ces.auth]
+items:
+  - ref: ces.auth.identify
+    checks:
 %s
 """
 
 CHECK = """\
-          - id: %(id)s
-            title: {zh: 检查, en: check}
-            probe: %(probe)s
-            params: %(params)s
-            expect: %(expect)s
-            severity: medium
-            rationale: {zh: 理由, en: why}
-            remediation: {zh: 整改, en: fix}
+      - id: %(id)s
+        title: {zh: 检查, en: check}
+        probe: %(probe)s
+        params: %(params)s
+        expect: %(expect)s
+        severity: medium
+        rationale: {zh: 理由, en: why}
+        remediation: {zh: 整改, en: fix}
 """
 
 
@@ -120,7 +116,7 @@ def test_live_only_check_is_not_applicable_offline(tmp_path):
 def test_family_filter(tmp_path):
     spec_text = (BASE % (CHECK % dict(id="rh", probe="file.exists", params="{paths: [/etc/x]}",
                                       expect="{empty: true}"))).replace(
-        "            severity: medium", "            severity: medium\n            os_families: [rhel]")
+        "        severity: medium", "        severity: medium\n        os_families: [rhel]")
     path = tmp_path / "fam.yaml"
     path.write_text(spec_text, encoding="utf-8")
     spec = load_baseline(path)

@@ -213,11 +213,11 @@ def test_system_assessment_combines_hosts_manual_verdicts_and_scan(his, db):
     w, client, sid = his
     web, dbh = w.enroll(client, "his", "web-1"), w.enroll(client, "his", "db-1")
     # the test baseline (tests/collector_helpers.py) puts w.a/d.a on 8.1.4.1.a, w.b/d.b on 8.1.4.1.b; its other
-    # items c-h have checks these hosts did not report (不适用), 8.1.4.1.i is manual (待核查)
+    # items (8.1.4.1 c-d, 8.1.4.3 a-d) have checks these hosts did not report (不适用), 8.1.4.5.a is manual (待核查)
     r1 = _send(client, web, {"w.a": "pass", "w.b": "fail"}, "web-1")
     r2 = _send(client, dbh, {"d.a": "fail", "d.b": "error"}, "db-1")
     # a person decides the manual item; a verdict on an item the checks decided does not change it
-    for clause, item, verdict in (("8.1.4.1", "i", "符合"), ("8.1.4.1", "b", "符合")):
+    for clause, item, verdict in (("8.1.4.5", "a", "符合"), ("8.1.4.1", "b", "符合")):
         r = client.post(f"/api/v1/systems/{sid}/assessments", headers=bearer(w.tokens["admin"]),
                         json={"clause": clause, "item": item, "verdict": verdict})
         assert r.status_code == 201, r.text
@@ -239,13 +239,14 @@ def test_system_assessment_combines_hosts_manual_verdicts_and_scan(his, db):
         ("8.1.4.1", "c"): ("不符合", "不符合", "automated"),  # the scan: telnet is plaintext management
         ("8.1.4.4", "b"): ("不符合", "不符合", "automated"),  # the scan: tcp/23 is a high-risk port
         ("8.1.4.8", "a"): ("不符合", "不符合", "automated"),
-        **{("8.1.4.1", x): ("不适用", "不适用", "automated") for x in "defgh"},
-        ("8.1.4.1", "i"): ("符合", "待核查", "manual"),
+        ("8.1.4.1", "d"): ("不适用", "不适用", "automated"),
+        **{("8.1.4.3", x): ("不适用", "不适用", "automated") for x in "abcd"},
+        ("8.1.4.5", "a"): ("符合", "待核查", "manual"),
     }
     # the same figures sentinel.scoring gives for these inputs (the formula is only there)
     items = scoring.system_items([[ItemResult.model_validate(i) for i in r1["items"]],
                                   [ItemResult.model_validate(i) for i in r2["items"]], report.items])
-    items = [i.model_copy(update={"verdict": Verdict.CONFORM}) if (i.clause, i.item) == ("8.1.4.1", "i") else i
+    items = [i.model_copy(update={"verdict": Verdict.CONFORM}) if (i.clause, i.item) == ("8.1.4.5", "a") else i
              for i in items]
     results = [CheckResult.model_validate(x) for x in r1["results"] + r2["results"]] + report.results
     expected = scoring.summarize(items, results)
