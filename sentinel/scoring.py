@@ -184,7 +184,8 @@ def item_results(baseline: Baseline, results: list[CheckResult]) -> list[ItemRes
     for control in baseline.controls:
         for item in control.items:
             mine = by_item.get((control.clause, item.item), [])
-            out.append(ItemResult(clause=control.clause, item=item.item, control=control.name, text=item.text,
+            out.append(ItemResult(clause=control.clause, item=item.item, key=item.key, unit=item.unit,
+                                  control=control.name, text=item.text,
                                   weight=item.weight, verdict=item_verdict(mine, bool(item.checks)),
                                   checks=[c.id for c in item.checks]))
     return out
