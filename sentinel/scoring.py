@@ -235,17 +235,17 @@ def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
 
 
 def system_items(item_sets: Iterable[Iterable[ItemResult]]) -> list[ItemResult]:
-    """Roll the item results of several hosts and network scans up to one list for the system."""
-    merged: dict[tuple[str, str], list[ItemResult]] = {}
+    """Roll the item results of several hosts and network scans up to one list for the system: one entry per
+    requirement, by catalogue key (by clause and letter for items of reports written before keys)."""
+    merged: dict[object, list[ItemResult]] = {}
     for items in item_sets:
         for item in items:
-            merged.setdefault((item.clause, item.item), []).append(item)
+            merged.setdefault(item.key or (item.clause, item.item), []).append(item)
     out = []
-    for (clause, letter), group in sorted(merged.items(), key=lambda kv: ([int(p) for p in kv[0][0].split(".")],
-                                                                          kv[0][1])):
+    for group in sorted(merged.values(), key=lambda g: ([int(p) for p in g[0].clause.split(".")], g[0].item)):
         first = group[0]
-        out.append(ItemResult(clause=clause, item=letter, control=first.control, text=first.text,
-                              weight=max(i.weight for i in group),
+        out.append(ItemResult(clause=first.clause, item=first.item, key=first.key, unit=first.unit,
+                              control=first.control, text=first.text, weight=max(i.weight for i in group),
                               verdict=combine_verdicts(i.verdict for i in group),
                               checks=sorted({c for i in group for c in i.checks})))
     return out
