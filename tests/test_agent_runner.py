@@ -16,14 +16,10 @@ version: "1"
 title: {zh: 代理运行测试, en: agent runner test}
 level: 3
 os_families: [debian, rhel]
-controls:
-  - clause: "8.1.4.1"
-    name: {zh: 身份鉴别, en: Identification and authentication}
-    items:
-      - item: a
-        text: {zh: 身份标识, en: identification}
-        weight: 1.0
-        checks:
+covers: [ces.auth.identify]
+items:
+  - ref: ces.auth.identify
+    checks:
           - id: t-passwd-exists
             title: {zh: 口令文件存在, en: passwd exists}
             probe: file.exists
