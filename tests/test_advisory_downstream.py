@@ -28,9 +28,9 @@ ADVISORY = {"login.pass-max-days", "accounts.no-empty-password"}
 def _advisory_baseline(tmp_path):
     text = seed.BASELINE
     for check_id in sorted(ADVISORY):
-        anchor = f"          - id: {check_id}\n"
+        anchor = f"      - id: {check_id}\n"
         assert anchor in text
-        text = text.replace(anchor, anchor + "            advisory: {zh: 测试参考项, en: advisory in this test}\n")
+        text = text.replace(anchor, anchor + "        advisory: {zh: 测试参考项, en: advisory in this test}\n")
     path = tmp_path / "evidence-seed.yaml"  # where new_store's collector registry looks
     path.write_text(text, encoding="utf-8")
     from sentinel.baseline import load_baseline
