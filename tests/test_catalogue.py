@@ -215,6 +215,27 @@ def test_shipped_units_and_record_weights():
     assert cat.item("ces.backup.local", 2).high_risk == ()
 
 
+def test_shipped_record_weights_beyond_8_1_4():
+    # Read in the 9018/dengbaoceping workbooks (sheet, row, column F). Level-3 record (…三级-批注-V4.xlsx):
+    # 中心机房 r2 物理位置选择 a 0.40, r4 物理访问控制 a 1.00; 系统边界 r13 入侵防范 c 1.00; 安全管理中心 r8 集中管控 a
+    # 1.00; 安全管理制度 r2 安全策略 a 1.00; 安全运维管理 r47 外包运维管理 b 0.40. Level-2 record (…二级v3.xlsx):
+    # 安全管理制度 r3 管理制度 a 0.70 (the rule had 0.4 there), 安全运维管理 r18 恶意代码防范管理 c 0.70.
+    cat = load()
+    expected = {"pes.location.building": 0.4, "pes.access.entrance": 1.0, "abs.intrusion.behaviour-analysis": 1.0,
+                "smc.central.management-zone": 1.0, "pss.policy.overall": 1.0, "mms.outsourcing.agreement": 0.4}
+    for key, weight in expected.items():
+        for level in cat.levels_of(key):  # level 4 (and level 2, which the record agrees with) keep level 3's
+            item = cat.item(key, level)
+            assert (item.weight, item.weight_basis) == (weight, "record"), (key, level)
+    assert cat.item("pss.rules.management-activities", 2).weight == 0.7
+    assert cat.item("pss.rules.management-activities", 3).weight == 0.7
+    assert cat.item("mms.malware.signature-checks", 2).weight_basis == "record"
+    # every general item of level 3 has the record's weight; no record weights a cloud item or a level-4-only one
+    assert all(i.weight_basis == "record" for i in cat.items(3, part="general"))
+    assert all(i.weight_basis == "rule" for i in cat.items(3, part="cloud"))
+    assert cat.item("smc.central.unified-clock", 4).weight_basis == "rule"
+
+
 def test_every_shipped_item_has_both_languages_at_every_level():
     cat = load()
     for level in (2, 3, 4):
