@@ -417,7 +417,9 @@ def test_a_dead_webhook_never_slows_ingest_and_leaves_events_undelivered(world, 
                 r = client.post(REPORTS, **_signed(agent, report))
                 took.append(time.monotonic() - start)
                 assert r.status_code == 202, r.text
-            assert max(took) < 1.0, f"ingest waited for the webhook: {took}"
+            # the first report also loads the baselines and the catalogue (cold start, seconds on a loaded
+            # machine); every report raises an event for the dead webhook, so waiting for it would show in all
+            assert max(took[1:]) < 1.0, f"ingest waited for the webhook: {took}"
             publisher = app.state.events_publisher
             eventually(lambda: publisher.stats["dispatched"] >= 1, what="events handed to the dead webhook")
             failed = eventually(lambda: [e for e in _events(world.db) if e.attempts >= 1], timeout=15,
