@@ -30,9 +30,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from results import write_section  # noqa: E402
-from sentinel.allinone import LocalCollector  # noqa: E402
-from sentinel.wiring import exporters  # noqa: E402
+from results import write_section
+
+from sentinel.allinone import LocalCollector
+from sentinel.wiring import exporters
 
 TARGET_RSS_MIB = 60
 

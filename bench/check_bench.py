@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from results import write_section
 
 SSG = Path("/usr/share/xml/scap/ssg/content")
 PROFILE = "xccdf_org.ssgproject.content_profile_standard"

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
-from sentinel.exporters.evidence.bundle import write_bundle  # noqa: E402
 from sentinel.baseline import load_baseline  # noqa: E402
 from sentinel.engine import run_baseline  # noqa: E402
 from sentinel.evidence.collect import collect  # noqa: E402
 from sentinel.evidence.verify import verify_bundle  # noqa: E402
+from sentinel.exporters.evidence.bundle import write_bundle  # noqa: E402
 from sentinel.hostview import RootHost  # noqa: E402
 from tests import evidence_seed as seed  # noqa: E402
 

@@ -28,8 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
 from sentinel.exporters.prometheus import make_registry, render  # noqa: E402
-from sentinel.metrics_model import (CertificateMetrics, HostMetrics, IngestMetrics, MetricsSnapshot,  # noqa: E402
-                                    ProbeDurations, ScanMetrics, SystemMetrics)
+from sentinel.metrics_model import (  # noqa: E402
+    CertificateMetrics,
+    HostMetrics,
+    IngestMetrics,
+    MetricsSnapshot,
+    ProbeDurations,
+    ScanMetrics,
+    SystemMetrics,
+)
 
 CONCLUSIONS = ["优", "良", "中", "差"]
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"

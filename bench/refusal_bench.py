@@ -59,7 +59,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_bench import (  # noqa: E402
+from ingest_bench import (
     API,
     SimAgent,
     collector_server,
@@ -67,13 +67,13 @@ from ingest_bench import (  # noqa: E402
     sqlite_store,
     utc_now_text,
 )
-from results import write_section  # noqa: E402
+from results import write_section
 
-from sentinel import signing  # noqa: E402
-from sentinel.baseline import load_baseline  # noqa: E402
-from sentinel.engine import run_baseline  # noqa: E402
-from sentinel.hostview import RootHost  # noqa: E402
-from tests.fixtures.build import build_root  # noqa: E402
+from sentinel import signing
+from sentinel.baseline import load_baseline
+from sentinel.engine import run_baseline
+from sentinel.hostview import RootHost
+from tests.fixtures.build import build_root
 
 SECTION = "refusal-bench"
 BODY_BYTES = 3 << 20

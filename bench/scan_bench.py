@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from results import write_section  # noqa: E402
+
 from tests.netlab import Lab, lab_available, make_cert  # noqa: E402
 
 SECTION, TITLE = "scan-bench", "Network scan (`bench/scan_bench.py`)"

@@ -6,8 +6,9 @@ checks is read and split once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from sentinel.model import Evidence
 from sentinel.probe import ProbeContext, evidence

@@ -17,9 +17,10 @@ Not modelled: netgroups, non-Unix groups (`%:`), LDAP/SSSD sudo rules (see the c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Callable, Optional
+from typing import Optional
 
 ALIAS_KINDS = {"User_Alias": "user", "Runas_Alias": "runas", "Host_Alias": "host", "Cmnd_Alias": "cmnd",
                "Cmd_Alias": "cmnd"}

@@ -25,7 +25,7 @@ class CommandParams(Strict):
         return v
 
     @model_validator(mode="after")
-    def _regex(self) -> "CommandParams":
+    def _regex(self) -> CommandParams:
         if self.pattern is not None:
             compile_regex(self.pattern, self.group)
         elif self.group:

@@ -70,7 +70,7 @@ class RegexParams(PathsParams):
     pick: Literal["all", "first", "last"] = "all"
 
     @model_validator(mode="after")
-    def _regex(self) -> "RegexParams":
+    def _regex(self) -> RegexParams:
         compile_regex(self.pattern, self.group)
         return self
 

@@ -33,7 +33,7 @@ class Settings:
     values: dict[str, object] = field(default_factory=dict)  # rotate, period, maxage
     lines: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # directive -> where set
 
-    def copy(self) -> "Settings":
+    def copy(self) -> Settings:
         return Settings(dict(self.values), dict(self.lines))
 
 

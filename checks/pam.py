@@ -12,8 +12,9 @@ files fill in the arguments the line does not give: faillock.conf for pam_faillo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -22,9 +23,8 @@ from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, ProbeError, evidence, probe
 
 from ._parse import conf_dir_files, read_lines, strip_comment, to_int
-from .pam_stack import MAX_DEPTH, PAM_DIRS, TYPES, Chain, Handler, Outcome, Path, any_code, chain, explore
+from .pam_stack import MAX_DEPTH, PAM_DIRS, TYPES, Chain, Handler, Outcome, Path, any_code, chain, explore, module_name
 from .pam_stack import logical_lines as _logical_lines
-from .pam_stack import module_name
 from .pam_stack import service_path as _service_path
 from .pam_stack import tokens as _tokens
 

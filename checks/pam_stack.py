@@ -20,8 +20,9 @@ Two halves:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Union
+from typing import Optional, Union
 
 from sentinel.model import Evidence
 from sentinel.probe import ProbeContext, ProbeError, evidence

@@ -69,14 +69,14 @@ class Shell:
     notes: list[Evidence] = field(default_factory=list)
     sourced: list[str] = field(default_factory=list)
 
-    def snapshot(self) -> "Snap":
+    def snapshot(self) -> Snap:
         return ({k: Var(list(v.values), v.readonly) for k, v in self.vars.items()}, list(self.umasks))
 
-    def restore(self, snap: "Snap") -> None:
+    def restore(self, snap: Snap) -> None:
         self.vars = {k: Var(list(v.values), v.readonly) for k, v in snap[0].items()}
         self.umasks = list(snap[1])
 
-    def merge(self, snaps: list["Snap"]) -> None:
+    def merge(self, snaps: list[Snap]) -> None:
         names = {n for snap in snaps for n in snap[0]}
         merged: dict[str, Var] = {}
         for name in names:
@@ -115,8 +115,8 @@ class Frame:
 
     state: Optional[bool]  # this branch: True runs; False does not; None cannot tell
     decided: Optional[bool]  # a branch so far runs for certain (True) / may have run (None) / none did (False)
-    snapshot: "Snap"
-    ends: list["Snap"] = field(default_factory=list)
+    snapshot: Snap
+    ends: list[Snap] = field(default_factory=list)
     kind: str = "if"
 
 

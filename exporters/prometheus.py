@@ -17,14 +17,20 @@ import logging
 import platform
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Optional
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    InfoMetricFamily, Metric)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder, generate_latest, start_http_server
 from prometheus_client.openmetrics import exposition as om
 from prometheus_client.openmetrics.exposition import generate_latest as om_generate_latest
@@ -32,7 +38,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from sentinel import __version__
-from sentinel.metrics_model import (CONCLUSION_VALUES, HostMetrics, MetricsSnapshot, CheckSeries, SystemMetrics)
+from sentinel.metrics_model import CONCLUSION_VALUES, CheckSeries, HostMetrics, MetricsSnapshot, SystemMetrics
 from sentinel.model import HostReport, Severity, Status
 
 log = logging.getLogger(__name__)

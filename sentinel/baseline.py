@@ -15,14 +15,16 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import ValidationError
 
 from . import baselines as _shipped_baselines
-from .catalogue import Catalogue, load as load_catalogue
+from .catalogue import Catalogue
+from .catalogue import load as load_catalogue
 from .model import Baseline, BaselineFile, CheckSpec, ControlSpec, ItemSpec
 from .yamldoc import DataFileError, Doc, Loc, fmt_loc, parse, validation_problems
 

@@ -39,7 +39,7 @@ def _settings(config: Optional[Path], **overrides):
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -187,12 +187,12 @@ def up(
 
     Exit (with --once) 0: every counted check passed; 1: this host has failing or undetermined checks (the
     usual result on a host not yet hardened), or a report was not made or stored; 2: usage or configuration."""
-    from .allinone import LocalCollector, UpError, install_site_baseline, refuse_old_layout, write_secret
     from .agent.client import ClientError
     from .agent.config import BaselineSchedule
     from .agent.enroll import EnrollError, private_dir
     from .agent.enroll import enroll as do_enroll
     from .agent.spool import SpoolError
+    from .allinone import LocalCollector, UpError, install_site_baseline, refuse_old_layout, write_secret
     from .state import AGENT_SUBDIR
     from .up_summary import print_once
     from .wiring import exporters

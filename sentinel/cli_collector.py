@@ -8,10 +8,11 @@ exists. Settings: the flags below > SENTINEL_COLLECTOR_* variables > the config 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Optional
 
 import typer
 
@@ -63,9 +64,8 @@ def _database(settings, check: bool = True):
 
 
 def _state_source(settings) -> str:
-    from .state import default_state_dir, state_dir_source
-
     from .collector.settings import setting_origin
+    from .state import default_state_dir, state_dir_source
 
     if settings.database_url:
         return setting_origin(settings, "database_url") or "--database-url or SENTINEL_COLLECTOR_DATABASE_URL"
@@ -102,9 +102,9 @@ def _refuse_missing_sqlite(settings) -> None:
 @contextmanager
 def _admin(state_dir: Optional[Path], database_url: Optional[str]) -> Iterator:
     """A write session as the local operator; ApiErrors become exit code 2 with their reason."""
-    from .collector.operations import Ctx
     from .collector.auth import cli_principal
     from .collector.errors import ApiError
+    from .collector.operations import Ctx
 
     db = _database(_settings(state_dir=state_dir, database_url=database_url))
     try:
@@ -192,7 +192,7 @@ def serve(settings) -> None:
 @collector_app.command("init")
 def collector_init(
     state_dir: Optional[Path] = StateDir,
-    name: Optional[List[str]] = typer.Option(None, "--name", help="DNS name or IP address the agents use to "
+    name: Optional[list[str]] = typer.Option(None, "--name", help="DNS name or IP address the agents use to "
                                              "reach the collector (repeat; default: this host's names and loopback)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing CA and certificate."),
 ) -> None:
@@ -300,8 +300,8 @@ def system_add(
     a_grade: int = typer.Option(..., "--a-grade", help="System-service security grade A (1-4)."),
     title: str = typer.Option("", "--title"),
     owner: str = typer.Option("", "--owner", help="Responsible person or unit."),
-    zone: Optional[List[str]] = typer.Option(None, "--zone", help="Network zone (repeat)."),
-    scope: Optional[List[str]] = typer.Option(None, "--scope", help="CIDR a network scan may touch (repeat)."),
+    zone: Optional[list[str]] = typer.Option(None, "--zone", help="Network zone (repeat)."),
+    scope: Optional[list[str]] = typer.Option(None, "--scope", help="CIDR a network scan may touch (repeat)."),
     state_dir: Optional[Path] = StateDir,
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
@@ -333,7 +333,7 @@ def system_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str
 def token_create(
     name: str = typer.Option(..., "--name", help="Who or what uses the token."),
     role: str = typer.Option(..., "--role", help="admin | dept_operator | assessor | readonly"),
-    department: Optional[List[str]] = typer.Option(None, "--department", help="Department code (repeat)."),
+    department: Optional[list[str]] = typer.Option(None, "--department", help="Department code (repeat)."),
     all_departments: bool = typer.Option(False, "--all-departments", help="assessor/readonly: every department."),
     expires_days: Optional[int] = typer.Option(None, "--expires-days", min=1, help="Expire after N days."),
     state_dir: Optional[Path] = StateDir,

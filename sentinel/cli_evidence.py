@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -229,7 +229,8 @@ def key_show(
 
     from . import signing
     from .cli_collector import _settings, _state_source
-    from .evidence.trust import allowed_signers, fingerprint as key_fingerprint, grouped, public_pem, ssh_public_key
+    from .evidence.trust import allowed_signers, grouped, public_pem, ssh_public_key
+    from .evidence.trust import fingerprint as key_fingerprint
 
     if fmt not in ("text", "pem", "json", "allowed-signers"):
         _fail(f"--format {fmt}: expected text, pem, json or allowed-signers")
@@ -307,7 +308,7 @@ def _known_item(session, system, clause: str, item: str) -> None:
 
 
 def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, assessor: str,
-                      attachments: List[Path]) -> int:
+                      attachments: list[Path]) -> int:
     """Store a manual assessment with its attachments in one transaction; returns its id.
     Raises typer.Exit(2) with the reason on bad input."""
     from pydantic import ValidationError
@@ -355,7 +356,7 @@ def assess(
     item: str = typer.Option(..., "--item", help="Requirement item, e.g. 8.1.4.11.a"),
     verdict: str = typer.Option(..., "--verdict", help="符合 | 部分符合 | 不符合 | 不适用"),
     note: str = typer.Option("", "--note", help="What was examined (访谈, 文档审查 ...) and found."),
-    attach: Optional[List[Path]] = typer.Option(None, "--attach", help="File to attach (repeat)."),
+    attach: Optional[list[Path]] = typer.Option(None, "--attach", help="File to attach (repeat)."),
     assessor: str = typer.Option(..., "--assessor", help="Name of the person giving the verdict."),
     state_dir: Optional[Path] = StateDir,
     database_url: Optional[str] = DatabaseUrl,

@@ -7,8 +7,8 @@ Kept apart from the daemon so the wording is tested without one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, Optional
 
 import typer
 

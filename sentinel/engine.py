@@ -16,7 +16,7 @@ from . import scoring
 from .expect import Reason, explain
 from .expected_words import expected_zh
 from .hostview import HostView, NotApplicable, ProbeError
-from .model import (Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status)
+from .model import Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status
 from .osinfo import host_info
 from .probe import ProbeContext, registry
 

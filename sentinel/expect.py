@@ -21,7 +21,7 @@ class Reason:
     def get(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
 
-    def prefixed(self, label: str) -> "Reason":
+    def prefixed(self, label: str) -> Reason:
         return Reason(f"{label}: {self.en}", f"{label}：{self.zh}") if label else self
 
 

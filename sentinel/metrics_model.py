@@ -122,7 +122,7 @@ class HostMetrics(_Scored):
         return _aware(v, "last_report")
 
     @model_validator(mode="after")
-    def _unique_checks(self) -> "HostMetrics":
+    def _unique_checks(self) -> HostMetrics:
         seen: set[str] = set()
         for c in self.checks:
             if c.check_id in seen:
@@ -225,7 +225,7 @@ class SystemMetrics(_Scored):
         return v
 
     @model_validator(mode="after")
-    def _unique_hosts(self) -> "SystemMetrics":
+    def _unique_hosts(self) -> SystemMetrics:
         seen: set[str] = set()
         for h in self.hosts:
             if h.name in seen:
@@ -255,7 +255,7 @@ class ProbeDurations(_Model):
         return _label(v, "probe")
 
     @model_validator(mode="after")
-    def _shape(self) -> "ProbeDurations":
+    def _shape(self) -> ProbeDurations:
         if len(self.buckets) != len(self.bucket_counts):
             raise ValueError(f"probe {self.probe!r}: {len(self.buckets)} buckets but {len(self.bucket_counts)} counts")
         if list(self.buckets) != sorted(set(self.buckets)) or any(math.isinf(b) for b in self.buckets):
@@ -267,7 +267,7 @@ class ProbeDurations(_Model):
 
     @classmethod
     def from_samples(cls, probe: str, samples: list[float],
-                     buckets: tuple[float, ...] = CHECK_DURATION_BUCKETS) -> "ProbeDurations":
+                     buckets: tuple[float, ...] = CHECK_DURATION_BUCKETS) -> ProbeDurations:
         counts = tuple(sum(1 for s in samples if s <= b) for b in buckets)
         return cls(probe=probe, buckets=buckets, bucket_counts=counts, count=len(samples),
                    sum_seconds=float(sum(samples)))
@@ -305,7 +305,7 @@ class MetricsSnapshot(_Model):
         return _aware(v, "generated_at")
 
     @model_validator(mode="after")
-    def _unique(self) -> "MetricsSnapshot":
+    def _unique(self) -> MetricsSnapshot:
         seen: set[tuple[str, str]] = set()
         for s in self.systems:
             key = (s.department, s.name)

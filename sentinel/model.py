@@ -91,13 +91,13 @@ class Expect(Strict):
     empty: Optional[bool] = None  # observed is None/""/[]/{} (True) or not (False)
     absent: Optional[bool] = None  # observed is None (True) / is not None (False)
     mode_max: Optional[str] = None  # file mode bits must be a subset of this octal mask, e.g. "0644"
-    fields: Optional[dict[str, "Expect"]] = None
-    each: Optional["Expect"] = None
+    fields: Optional[dict[str, Expect]] = None
+    each: Optional[Expect] = None
     # What an `each` over an empty list means. Absence is not compliance by default: with nothing to
     # judge, `each` fails; a check where "none found" is compliant (no account with a password to age)
     # says `when_empty: pass`. Unset is "fail".
     when_empty: Optional[Literal["pass", "fail"]] = None
-    any_of: Optional[list["Expect"]] = None  # at least one of these holds (alternatives, e.g. local OR remote log retention)
+    any_of: Optional[list[Expect]] = None  # at least one of these holds (alternatives, e.g. local OR remote log retention)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

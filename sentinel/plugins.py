@@ -10,9 +10,10 @@ The import contracts in setup.cfg (`lint-imports`) keep it so.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from prometheus_client.registry import CollectorRegistry
 

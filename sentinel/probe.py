@@ -9,12 +9,13 @@ determined and `NotApplicable` when it does not exist on this host view.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from pydantic import BaseModel
 
-from .hostview import HostView, NotApplicable, ProbeError  # noqa: F401  (re-exported for checks/)
+from .hostview import HostView, NotApplicable, ProbeError
 from .model import Evidence, Observation, utcnow
 
 EXCERPT_LIMIT = 2000

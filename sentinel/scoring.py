@@ -39,9 +39,10 @@ that view can be produced from the same results.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Optional, Protocol, TypeVar
 
-from .model import (Baseline, CheckResult, HighRiskFinding, ItemResult, Severity, Status, Summary, Text, Verdict)
+from .model import Baseline, CheckResult, HighRiskFinding, ItemResult, Severity, Status, Summary, Text, Verdict
 
 ITEM_SCORE = {Verdict.CONFORM: 1.0, Verdict.PARTIAL: 0.5, Verdict.NONCONFORM: 0.0}
 CONCLUSION_EN = {"优": "excellent", "良": "good", "中": "fair", "差": "poor", "待定": "undetermined"}

@@ -95,7 +95,7 @@ def install_test_baselines(state_dir) -> Path:
     return directory
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _test_baselines_dir() -> str:
     import tempfile
 
@@ -109,7 +109,7 @@ def known_baselines():
     return BaselineRegistry([Path(_test_baselines_dir())])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _baseline(baseline_id: str):
     from sentinel.baseline import BaselineError, load_baseline, shipped
 
@@ -222,8 +222,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def ctx(self, session):
-        from sentinel.collector.operations import Ctx
         from sentinel.collector.auth import cli_principal
+        from sentinel.collector.operations import Ctx
 
         return Ctx(session, cli_principal("test"))
 
@@ -376,8 +376,8 @@ def make_client(tmp_path):
     from fastapi.testclient import TestClient
 
     from sentinel.collector.app import create_app
-    from sentinel.wiring import exporters
     from sentinel.collector.settings import CollectorSettings
+    from sentinel.wiring import exporters
 
     clients = []
 

@@ -171,7 +171,7 @@ def create_system(s: Seeded, name: str = SYSTEM, level: int = 3, sg: int = 3, ag
 
 
 def enroll(s: Seeded, hostname: str, system: str = SYSTEM) -> str:
-    from sentinel.collector import operations, enrollment
+    from sentinel.collector import enrollment, operations
     from sentinel.collector.auth import cli_principal
     from sentinel.collector.schemas import EnrollmentTokenIn
     from sentinel.collector.wire import EnrollRequest

@@ -68,7 +68,7 @@ class Lab:
 
     # ---- build / tear down ---------------------------------------------------------------------
 
-    def build(self) -> "Lab":
+    def build(self) -> Lab:
         for name, ns in self.ns.items():
             _ip("netns", "add", ns)
             self.created.append(ns)
@@ -179,7 +179,7 @@ def real_services_available() -> Optional[str]:
     return None
 
 
-def _wait_port(lab: "Lab", host: str, port: int, proc: subprocess.Popen, what: str, timeout: float = 20.0) -> None:
+def _wait_port(lab: Lab, host: str, port: int, proc: subprocess.Popen, what: str, timeout: float = 20.0) -> None:
     code = ("import socket,sys,time\nend=time.time()+%r\nwhile time.time()<end:\n try:\n"
             "  socket.create_connection((%r,%d),0.5).close();sys.exit(0)\n except OSError: time.sleep(0.1)\n"
             "sys.exit(1)" % (timeout, lab.hosts[host], port))
@@ -188,7 +188,7 @@ def _wait_port(lab: "Lab", host: str, port: int, proc: subprocess.Popen, what: s
         raise RuntimeError(f"lab {what} on {host}:{port} did not start: {err}")
 
 
-def start_real(lab: "Lab", host: str, kind: str, workdir: Path) -> None:
+def start_real(lab: Lab, host: str, kind: str, workdir: Path) -> None:
     """Start a real daemon in namespace `host`, in the foreground so Lab.close() ends it by its pid."""
     ip = lab.hosts[host]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def start_real(lab: "Lab", host: str, kind: str, workdir: Path) -> None:
             raise RuntimeError(f"lab snmpd on {host} exited: {proc.stderr.read()[-500:]}")
 
 
-def drop_udp(lab: "Lab", host: str) -> None:
+def drop_udp(lab: Lab, host: str) -> None:
     """A host firewall (nftables) that silently drops every UDP datagram: nmap then reports open|filtered."""
     rules = ("table inet labfw {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
              "  meta l4proto udp drop\n }\n}\n")
@@ -339,7 +339,7 @@ class _Handler(socketserver.BaseRequestHandler):
     extra: list[str] = []
     tls_ctx: Optional[ssl.SSLContext] = None
 
-    def handle(self):  # noqa: C901 - one small server per kind
+    def handle(self):
         s = self.request
         s.settimeout(10)
         try:

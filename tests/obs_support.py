@@ -9,18 +9,28 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import httpx
 import pytest
 
-from sentinel.metrics_model import (CertificateMetrics, CheckSeries, ExposedService, HostMetrics, IngestMetrics,
-                                    MetricsSnapshot, ProbeDurations, ScanMetrics, SystemMetrics)
+from sentinel.metrics_model import (
+    CertificateMetrics,
+    CheckSeries,
+    ExposedService,
+    HostMetrics,
+    IngestMetrics,
+    MetricsSnapshot,
+    ProbeDurations,
+    ScanMetrics,
+    SystemMetrics,
+)
 
 LOOPBACK = "127.0.0.1"
 
@@ -124,7 +134,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.delay:
                     time.sleep(receiver.delay)
@@ -176,7 +186,7 @@ class MetricsServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Union
 
 RPMTAG_HEADERIMMUTABLE = 63
 RPMTAG_NAME, RPMTAG_VERSION, RPMTAG_RELEASE, RPMTAG_EPOCH, RPMTAG_ARCH = 1000, 1001, 1002, 1003, 1022

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sentinel.evidence.collect import collect
 from sentinel.exporters.evidence.common import problem_rows, result_line
 from sentinel.exporters.evidence.risk import high_risk_entries
 from sentinel.exporters.prometheus import host_metrics_from_report, make_registry, render
-from sentinel.evidence.collect import collect
 from sentinel.model import Severity
 from sentinel.store.snapshot import build_snapshot
 from tests import evidence_seed as seed

@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 
+from sentinel.agent.config import BaselineSchedule, load_settings
+from sentinel.agent.scheduler import build_scheduler
 from sentinel.allinone import LocalCollector, UpError, install_site_baseline
 from sentinel.wiring import exporters
-from sentinel.agent.scheduler import build_scheduler
-from sentinel.agent.config import BaselineSchedule, load_settings
 
 from .test_agent_runner import BASELINE
 

@@ -16,14 +16,14 @@ import pytest
 from sqlmodel import select
 
 from sentinel import signing
-from sentinel.store import envelopes
-from sentinel.allinone import LocalCollector
-from sentinel.wiring import exporters
 from sentinel.agent.config import BaselineSchedule, load_settings
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import EnrollError, enroll
+from sentinel.allinone import LocalCollector
+from sentinel.store import envelopes
 from sentinel.store.models import Agent as AgentRow
 from sentinel.store.models import Report
+from sentinel.wiring import exporters
 
 from .test_agent_runner import BASELINE
 

@@ -58,17 +58,17 @@ class Receiver:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_GET(self):  # noqa: N802 - GET /enroll: the collector key the enrollment proof binds
+            def do_GET(self):
                 self.do_POST(method="GET")
 
-            def do_POST(self, method="POST"):  # noqa: N802
+            def do_POST(self, method="POST"):
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
                 status, body = receiver.handle(self.path, dict(self.headers), raw, method)

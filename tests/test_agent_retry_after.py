@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
-from sentinel.allinone import LocalCollector
-from sentinel.wiring import exporters
 from sentinel.agent.client import RETRY_AFTER_MAX, RETRY_AFTER_MIN, parse_retry_after
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import enroll
+from sentinel.allinone import LocalCollector
+from sentinel.wiring import exporters
 
 from .test_agent_collector import _sample, _settings, _stored, _token, _wait
 

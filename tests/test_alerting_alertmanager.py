@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from sentinel.events import grading
-from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
-from sentinel.events.dispatch import Dispatcher, DispatchConfig
-from sentinel.exporters.receivers import RECEIVERS
-from sentinel.events.model import AlertEvent, GradeMap
 from sentinel.events.delivery import Backoff
+from sentinel.events.dispatch import DispatchConfig, Dispatcher
+from sentinel.events.model import AlertEvent, GradeMap
+from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher, to_alert
+from sentinel.exporters.receivers import RECEIVERS
 from tests.obs_support import alertmanager, eventually, free_port
 
 

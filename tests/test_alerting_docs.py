@@ -46,10 +46,10 @@ def test_titled_and_documented_event_kinds_are_the_ones_the_collector_emits():
     GET /api/v1/events (what ingest and scan_ingest write), and each is graded by the table."""
     import typing
 
-    from sentinel.events import grading
-    from sentinel.events.model import KIND_TITLES
     from sentinel.collector.events_publisher import STATEFUL_KINDS
     from sentinel.collector.routers import results
+    from sentinel.events import grading
+    from sentinel.events.model import KIND_TITLES
 
     kind_param = typing.get_type_hints(results.list_events, include_extras=True)["kind"]
     literal = next(a for a in typing.get_args(kind_param) if typing.get_origin(a) is typing.Literal)

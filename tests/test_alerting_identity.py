@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from sentinel.events import grading
-from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher
 from sentinel.events.model import SHARED_IDENTITY, AlertEvent
+from sentinel.exporters.alertmanager import AlertmanagerClient, AlertmanagerPublisher
 from sentinel.exporters.prometheus import make_registry, render
 from tests.obs_support import MetricsServer, alertmanager, eventually, prometheus, realistic_snapshot
 

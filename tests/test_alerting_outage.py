@@ -14,8 +14,15 @@ import httpx
 import pytest
 
 from sentinel.exporters.prometheus import make_registry, render
-from tests.obs_support import (MetricsServer, Receiver, alertmanager, eventually, prometheus, realistic_snapshot,
-                               shipped_am_config)
+from tests.obs_support import (
+    MetricsServer,
+    Receiver,
+    alertmanager,
+    eventually,
+    prometheus,
+    realistic_snapshot,
+    shipped_am_config,
+)
 
 pytest_plugins = ["tests.dbfixtures"]
 

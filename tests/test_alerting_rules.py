@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sentinel.agent.exporter import SPOOL_METRICS
 from sentinel.events import grading
 from sentinel.exporters.prometheus import METRICS
-from sentinel.agent.exporter import SPOOL_METRICS
 from tests.obs_support import need
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

@@ -121,8 +121,8 @@ def test_reasons_read_as_an_assessor_writes_them(expect, observed, where, kind, 
 
 
 def test_evidence_lines_use_the_reason_of_their_language(debian):
-    from sentinel.exporters.evidence.common import result_line
     from sentinel.engine import run_baseline
+    from sentinel.exporters.evidence.common import result_line
     from sentinel.hostview import RootHost
 
     report = run_baseline(load_baseline("dengbao-l3-linux"), RootHost(debian))

@@ -17,7 +17,7 @@ from tests.collector_helpers import World, assessment_world, audit_rows, bearer
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
-NOTE = "2026-03-03 与系统管理员访谈：仅采集业务必需的个人信息。\n".encode("utf-8")
+NOTE = "2026-03-03 与系统管理员访谈：仅采集业务必需的个人信息。\n".encode()
 
 
 @pytest.fixture

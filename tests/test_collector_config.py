@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.collector.settings import (CollectorConfigError, CollectorSettings, config_file_in_use,
-                                         load_collector_settings, setting_origin)
+from sentinel.collector.settings import (
+    CollectorConfigError,
+    CollectorSettings,
+    config_file_in_use,
+    load_collector_settings,
+    setting_origin,
+)
 
 from .test_agent_runner import BASELINE
 

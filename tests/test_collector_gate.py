@@ -17,10 +17,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
-from sentinel.wiring import exporters
 from sentinel.collector.audit import RefusalLog, reason_key, record_refusal, repeat_count
 from sentinel.collector.limits import RateLimiter
 from sentinel.collector.settings import CollectorSettings
+from sentinel.wiring import exporters
 from tests.collector_helpers import World, audit_rows, bearer, envelope, sign
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import stat
 from contextlib import contextmanager
 
@@ -12,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
-from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
 from sentinel.collector.urlguard import redact, secret_parameter
 from sentinel.store.db import Database, upgrade
+from sentinel.wiring import exporters
 from tests.collector_helpers import World, audit_rows, bearer
 from tests.test_collector_gate import _http, serving
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from sentinel import signing
-from sentinel.store import envelopes
 from sentinel.collector.audit import repeat_count
 from sentinel.collector.ingest import canonical_digest, chain
+from sentinel.store import envelopes
 from sentinel.store.models import ZERO_HASH, Agent, Host, Report, Run, UtilisationSample
 from tests.collector_helpers import (
     audit_rows,

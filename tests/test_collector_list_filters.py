@@ -7,8 +7,17 @@ import pytest
 from sqlalchemy import update
 
 from sentinel.store.models import Event
-from tests.collector_helpers import (HIGH_RISK_CHECK, TEST_BASELINE_ID, TEST_L2_ID, World, audit_rows, bearer, envelope,
-                                    make_report, sign)
+from tests.collector_helpers import (
+    HIGH_RISK_CHECK,
+    TEST_BASELINE_ID,
+    TEST_L2_ID,
+    World,
+    audit_rows,
+    bearer,
+    envelope,
+    make_report,
+    sign,
+)
 
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 

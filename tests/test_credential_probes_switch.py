@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from sentinel.checks.network.discovery import ScanOptions
 from sentinel.checks.network.findings import CredentialAttempt, ServiceFinding
 from sentinel.collector.scanner import ScheduleSpec, credential_grant, plan_scan
-from sentinel.network.engine import CredentialGrant, coverage_of
 from sentinel.collector.settings import CollectorSettings
+from sentinel.network.engine import CredentialGrant, coverage_of
 from tests import evidence_seed as seed
 from tests.scan_helpers import NET, scan_report
 

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinel.collector.app import create_app
-from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
 from sentinel.store.db import Database
+from sentinel.wiring import exporters
 from tests.collector_helpers import World, bearer, envelope, sign
 from tests.process_helpers import terminate
 from tests.test_collector_http import free_port

@@ -10,8 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
-from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel import signing
 from sentinel.cli import main
 from sentinel.evidence.collect import collect
@@ -19,8 +19,8 @@ from sentinel.evidence.digest import canonical_bytes, chain_hash, sha256_hex
 from sentinel.evidence.model import EvidenceError, Manifest, SystemEvidence
 from sentinel.evidence.trust import ssh_signature
 from sentinel.evidence.verify import verify_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.store.models import System
-from sqlmodel import select
 from tests import evidence_seed as seed
 
 
@@ -124,7 +124,7 @@ def test_collect_reads_the_seeded_store(evidence):
         assert items["8.1.4.9", "a"].verdict.value == "不符合"
     att = next(a for a in ev.manual_assessments if a.item == "a" and a.clause == "8.1.4.11").attachments[0]
     assert att.name == "访谈记录.txt" and len(att.sha256) == 64
-    assert ev.attachment_blobs[att.path].startswith("2026-03-03".encode())
+    assert ev.attachment_blobs[att.path].startswith(b"2026-03-03")
     # findings: three fixed on web-1 with before/after evidence, two open on db-1
     fixed = [f for f in ev.findings if not f.open]
     still = [f for f in ev.findings if f.open]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import zipfile
 
-from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
-from sentinel.model import Verdict
 from sentinel.evidence.verify import verify_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
+from sentinel.model import Verdict
 from tests import evidence_seed as seed
 
 

@@ -15,6 +15,11 @@ from datetime import timedelta
 import pytest
 from openpyxl import load_workbook
 
+from sentinel import signing
+from sentinel.evidence.assemble import HostRun, build
+from sentinel.evidence.collect import collect
+from sentinel.evidence.model import FindingRecord, ManualAssessmentRecord, SystemRef, TimeRange
+from sentinel.evidence.verify import verify_bundle
 from sentinel.exporters.evidence import pdf
 from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.exporters.evidence.html import render_html, render_rectification_html
@@ -22,11 +27,6 @@ from sentinel.exporters.evidence.jsonexport import export_json, load_json
 from sentinel.exporters.evidence.rectification import rectification_rows
 from sentinel.exporters.evidence.risk import high_risk_entries, major_hazard_entries, paste_text
 from sentinel.exporters.evidence.xlsx import export_xlsx, sheet_name
-from sentinel import signing
-from sentinel.evidence.assemble import HostRun, build
-from sentinel.evidence.collect import collect
-from sentinel.evidence.model import FindingRecord, ManualAssessmentRecord, SystemRef, TimeRange
-from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed
 
 

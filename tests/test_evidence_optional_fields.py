@@ -10,12 +10,12 @@ import zipfile
 
 import pytest
 
-from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel import signing
 from sentinel.cli import main
 from sentinel.collector.ingest import Ingestor
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from tests import evidence_seed as seed
 
 OPTIONAL_RESULT_KEYS = ("high_risk", "waiver", "duration_ms", "reason")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from tests import evidence_seed as seed
 
 pytest_plugins = ["tests.dbfixtures"]

@@ -4,7 +4,6 @@ landscape, fit to width, repeated header rows), numeric figures and cells short 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 
 from sentinel.checks.network.findings import ServiceFinding, TLSInfo
+from sentinel.evidence.collect import collect
+from sentinel.evidence.verify import verify_bundle
 from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.exporters.evidence.html import render_html, render_rectification_html
 from sentinel.exporters.evidence.rectification import service_rectification_rows
-from sentinel.evidence.collect import collect
-from sentinel.evidence.verify import verify_bundle
 from tests import evidence_seed as seed
 
 pytest_plugins = ["tests.dbfixtures"]

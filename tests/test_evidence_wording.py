@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from sentinel.exporters.evidence.common import item_rows, problem_rows
-from sentinel.exporters.evidence.risk import high_risk_entries, paste_text
-from sentinel.exporters.evidence.wording import clean, gap, seen
-from sentinel.exporters.evidence.xlsx import export_xlsx
 from sentinel import signing
 from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
 from sentinel.evidence.assemble import HostRun, build
 from sentinel.evidence.model import SystemRef, TimeRange
+from sentinel.exporters.evidence.common import item_rows, problem_rows
+from sentinel.exporters.evidence.risk import high_risk_entries, paste_text
+from sentinel.exporters.evidence.wording import clean, gap, seen
+from sentinel.exporters.evidence.xlsx import export_xlsx
 from sentinel.hostview import RootHost
 from sentinel.model import CheckResult, Evidence, Status, Text
 from tests import evidence_seed as seed

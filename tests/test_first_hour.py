@@ -264,11 +264,11 @@ def test_up_prints_a_reachable_api_url_loopback_only_and_one_line_per_cycle(tmp_
 
 def test_a_report_that_waits_in_the_spool_is_announced_again_when_stored(tmp_path, capsys):
     """The per-run line says where the report is: in the spool while the collector is down, then its run."""
-    from sentinel.allinone import LocalCollector, install_site_baseline
-    from sentinel.wiring import exporters
     from sentinel.agent.config import BaselineSchedule
     from sentinel.agent.enroll import enroll
+    from sentinel.allinone import LocalCollector, install_site_baseline
     from sentinel.cli_agent import _announcing
+    from sentinel.wiring import exporters
 
     collector = LocalCollector(tmp_path / "collector", exporters())
     collector.prepare()

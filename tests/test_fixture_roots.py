@@ -13,8 +13,16 @@ import pytest
 
 from sentinel.hostview import RootHost
 from sentinel.osinfo import family_of
-from tests.fixtures.build import (ROOTS, RPMDB_PATH, FixtureError, available, build_root, mode_of,
-                                  parse_modes, parse_packages)
+from tests.fixtures.build import (
+    ROOTS,
+    RPMDB_PATH,
+    FixtureError,
+    available,
+    build_root,
+    mode_of,
+    parse_modes,
+    parse_packages,
+)
 
 # root prefix -> (os-release ID, VERSION_ID, family, package database)
 DISTROS = {

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.baseline import load_baseline
 from sentinel.checks.accounts import uid_min_from_login_defs
 from sentinel.checks.logindefs import c_integer, parse_login_defs
-from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry

@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel import __version__
 from sentinel.agent import inventory
 from sentinel.collector.app import create_app
-from sentinel.wiring import exporters
 from sentinel.collector.settings import CollectorSettings
+from sentinel.wiring import exporters
 from tests.collector_helpers import World, bearer, envelope, install_test_baselines, make_report, sign
 from tests.obs_support import need
 

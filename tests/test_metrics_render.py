@@ -13,9 +13,22 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from sentinel.exporters.prometheus import (METRICS, make_registry, render, report_file_source,
-                                  snapshot_from_report, start_agent_exporter)
-from sentinel.metrics_model import (CONCLUSION_VALUES, CheckSeries, HostMetrics, MetricsSnapshot, ProbeDurations, SystemMetrics)
+from sentinel.exporters.prometheus import (
+    METRICS,
+    make_registry,
+    render,
+    report_file_source,
+    snapshot_from_report,
+    start_agent_exporter,
+)
+from sentinel.metrics_model import (
+    CONCLUSION_VALUES,
+    CheckSeries,
+    HostMetrics,
+    MetricsSnapshot,
+    ProbeDurations,
+    SystemMetrics,
+)
 from tests.obs_support import NOW, SYSTEMS, free_port, need, realistic_snapshot
 
 NAMES = {m.name for m in METRICS}

@@ -12,8 +12,18 @@ from sqlalchemy import delete, insert
 from sentinel.exporters.prometheus import make_registry, render
 from sentinel.store.assessment import canonical_digest, clear_cache, system_assessment
 from sentinel.store.db import Database
-from sentinel.store.models import (Agent, CheckResultRow, Department, Finding, Host, Report, Run, ScanRun,
-                                   ServiceFindingRow, System)
+from sentinel.store.models import (
+    Agent,
+    CheckResultRow,
+    Department,
+    Finding,
+    Host,
+    Report,
+    Run,
+    ScanRun,
+    ServiceFindingRow,
+    System,
+)
 from sentinel.store.snapshot import build_snapshot
 from tests.obs_support import need
 

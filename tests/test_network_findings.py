@@ -12,11 +12,11 @@ from sentinel.checks.network.discovery import NmapRun, PortHit, ScanOptions
 from sentinel.checks.network.findings import Exposure, ServiceFinding, TLSInfo
 from sentinel.checks.network.probes import PortProbe
 from sentinel.checks.network.scope import Scope, parse_ports
+from sentinel.model import Severity, Status, Verdict
 from sentinel.network import engine
 from sentinel.network.diff import diff_findings
 from sentinel.network.scoring import Reachability, score_network
 from sentinel.network.zones import load_zone_baseline
-from sentinel.model import Severity, Status, Verdict
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 B = load_zone_baseline("zone-egov-default")

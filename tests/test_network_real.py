@@ -6,7 +6,6 @@ non-default community. h2 runs snmpd behind an nftables rule that drops all UDP:
 nothing ever answers. h3 runs vsftpd with anonymous logins and snmpd with the default community `private`,
 found only by the opt-in credential probes. Traffic stays inside the lab's namespaces.
 """
-# ruff: noqa: F811
 from __future__ import annotations
 
 import json

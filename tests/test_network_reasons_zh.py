@@ -7,9 +7,9 @@ import re
 from datetime import datetime, timezone
 
 from sentinel.checks.network.findings import CredentialAttempt, Exposure, HTTPInfo, ServiceFinding, SSHInfo, TLSInfo
+from sentinel.model import Status
 from sentinel.network.scoring import Reachability, score_network
 from sentinel.network.zones import load_zone_baseline
-from sentinel.model import Status
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 B = load_zone_baseline("zone-egov-default")
@@ -106,8 +106,8 @@ def test_zh_evidence_of_a_stored_scan_gives_the_chinese_reason(tmp_path):
     """Through the collector's scan ingest and the evidence collection the exports are made from."""
     from datetime import timedelta
 
-    from sentinel.exporters.evidence import wording
     from sentinel.evidence.collect import collect
+    from sentinel.exporters.evidence import wording
     from tests import evidence_seed as seed
 
     s = seed.new_store(tmp_path)

@@ -1,25 +1,24 @@
 """Network scan parts that need no network: scope, arguments, parsers, zone baselines, diff and scoring."""
 from __future__ import annotations
 
+import os
 import struct
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import os
-
 import pytest
 
+from sentinel.baseline import BaselineError
 from sentinel.checks.network import banners, discovery, ssh, tls, unauth
 from sentinel.checks.network.discovery import NmapMissing, RateLimit, ScanOptions
 from sentinel.checks.network.findings import Exposure, HTTPInfo, ServiceFinding, SSHInfo, TLSInfo
 from sentinel.checks.network.scope import PortRange, Scope, ScopeError, ensure_in_scope, parse_ports
 from sentinel.checks.network.services import EXTRA_TCP_PORTS
+from sentinel.model import Status, Verdict
 from sentinel.network.checks import shipped_checks
 from sentinel.network.diff import diff_findings
 from sentinel.network.scoring import Reachability, score_network
 from sentinel.network.zones import load_zone_baseline
-from sentinel.baseline import BaselineError
-from sentinel.model import Status, Verdict
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentinel.allinone import DEPARTMENT, SYSTEM, LocalCollector
-from sentinel.wiring import exporters
 from sentinel.agent.config import BaselineSchedule, ConfigError, load_settings
 from sentinel.agent.daemon import Agent
 from sentinel.agent.enroll import Identity
 from sentinel.agent.enroll import enroll as do_enroll
 from sentinel.agent.exporter import AgentExporter
+from sentinel.allinone import DEPARTMENT, SYSTEM, LocalCollector
 from sentinel.collector.metrics import metrics_token_path
+from sentinel.wiring import exporters
 from tests.collector_helpers import bearer, make_report
 from tests.obs_support import LOOPBACK, eventually, free_port, need
 

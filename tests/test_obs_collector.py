@@ -21,15 +21,15 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from sentinel.exporters.alertmanager import AlertmanagerClient
-from sentinel.exporters.webhooks import generic_signature
 from sentinel import signing
 from sentinel.collector.app import create_app
-from sentinel.wiring import exporters
 from sentinel.collector.metrics import KINDS, REASONS, rejection_reason
 from sentinel.collector.settings import CollectorSettings
+from sentinel.exporters.alertmanager import AlertmanagerClient
+from sentinel.exporters.webhooks import generic_signature
 from sentinel.store.db import Database
 from sentinel.store.models import Event
+from sentinel.wiring import exporters
 from tests.collector_helpers import World, bearer, envelope, install_test_baselines, make_report, sign
 from tests.obs_support import LOOPBACK, Receiver, alertmanager, eventually, free_port, need, prometheus
 

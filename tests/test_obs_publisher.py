@@ -6,15 +6,14 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import datetime, timezone
-
 from typing import Optional
 
 import pytest
 from sqlalchemy import insert, select
 
+from sentinel.collector.events_publisher import EventsPublisher, PublisherLease
 from sentinel.events.dispatch import DispatchConfig
 from sentinel.exporters.receivers import RECEIVERS
-from sentinel.collector.events_publisher import EventsPublisher, PublisherLease
 from sentinel.store.db import Database
 from sentinel.store.models import Event
 from tests.collector_helpers import World

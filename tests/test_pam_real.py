@@ -292,7 +292,7 @@ def test_pwquality_enforcing_off_only_warns(tmp_path: Path, enforcing: str):
 def test_pwquality_settings_as_libpwquality_reads_them(tmp_path: Path):
     """minlen/minclass as sentinel reads them (pwquality.conf.d first, pwquality.conf last; defaults for
     what is unset) agree with what libpwquality itself accepts (pwscore, same files)."""
-    lab = Lab(tmp_path, {"passwd": f"password requisite pam_pwquality.so\npassword required pam_unix.so\n"},
+    lab = Lab(tmp_path, {"passwd": "password requisite pam_pwquality.so\npassword required pam_unix.so\n"},
               PASSWORD, {"pwquality.conf": "minclass = 3\n"})
     confd = lab.etc / "security/pwquality.conf.d"
     confd.mkdir(exist_ok=True)
@@ -388,7 +388,7 @@ WHEEL_CASES = {
     "after-sufficient-unix": f"auth sufficient pam_unix.so nodelay\nauth required {WHEEL}\n",
     "optional": f"auth optional {WHEEL}\nauth required pam_unix.so nodelay\n",
     "commented-out": f"# auth required {WHEEL}\nauth required pam_unix.so nodelay\n",
-    "in-substack": f"auth substack su-wheel\nauth required pam_unix.so nodelay\n",
+    "in-substack": "auth substack su-wheel\nauth required pam_unix.so nodelay\n",
 }
 
 

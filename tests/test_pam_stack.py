@@ -9,8 +9,16 @@ import pytest
 
 from sentinel.hostview import RootHost
 from sentinel.probe import ProbeContext, registry
-from tests.test_pam_real import (ACCESS_CASES, COMPLEXITY_CASES, FAILLOCK_CONF, HASH_CASES, LOCKOUT_CASES, SUBSTACKS,
-                                 WHEEL, WHEEL_CASES)
+from tests.test_pam_real import (
+    ACCESS_CASES,
+    COMPLEXITY_CASES,
+    FAILLOCK_CONF,
+    HASH_CASES,
+    LOCKOUT_CASES,
+    SUBSTACKS,
+    WHEEL,
+    WHEEL_CASES,
+)
 
 MODULES = ("pam_wheel.so", "pam_unix.so", "pam_deny.so", "pam_permit.so", "pam_faillock.so", "pam_pwquality.so",
            "pam_pwhistory.so", "pam_rootok.so", "pam_env.so")

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from sentinel.checks.network.findings import ServiceFinding
 from sentinel import scoring
+from sentinel.checks.network.findings import ServiceFinding
 from sentinel.collector.scan_ingest import begin_scan, finish_scan
 from sentinel.model import CheckResult, ItemResult, Verdict
 from sentinel.store.models import ScanSchedule

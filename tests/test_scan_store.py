@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sentinel.checks.network.discovery import ScanOptions
 from sentinel.checks.network.findings import ServiceFinding, SSHInfo
 from sentinel.checks.network.scope import parse_ports
-from sentinel.collector.scan_ingest import (ScanBusy, ScanGone, begin_scan, fail_scan, finding_from_row,
-                                            finish_scan)
+from sentinel.collector.scan_ingest import ScanBusy, ScanGone, begin_scan, fail_scan, finding_from_row, finish_scan
 from sentinel.store.db import Database, current_revision, downgrade, upgrade
 from sentinel.store.models import AuditEntry, Department, Event, Host, ScanRun, ServiceFindingRow, System
 from tests.dbfixtures import pg_url
-from tests.scan_helpers import NET, scan_report as _report
+from tests.scan_helpers import NET
+from tests.scan_helpers import scan_report as _report
 
 pytest_plugins = ["tests.dbfixtures"]
 

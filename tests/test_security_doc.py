@@ -26,7 +26,7 @@ def _text() -> str:
     return DOC.read_text(encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def collected(path: str) -> frozenset[str]:
     """The test ids pytest would collect from `path`, as `name` or `Class::name` (no parametrization)."""
     tree = ast.parse((ROOT / path).read_text(encoding="utf-8"), filename=path)

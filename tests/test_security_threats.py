@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import zipfile
 
-from sentinel.exporters.evidence.bundle import write_bundle
 from sentinel.evidence.collect import collect
 from sentinel.evidence.verify import verify_bundle
+from sentinel.exporters.evidence.bundle import write_bundle
 from tests import evidence_seed as seed
 from tests.collector_helpers import World, bearer, envelope, make_report, sign
 from tests.test_evidence_optional_fields import _lean

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.checks.sshd_valid import DEPRECATED
 from sentinel.baseline import load_baseline
+from sentinel.checks.sshd_valid import DEPRECATED
 from sentinel.engine import run_baseline
 from sentinel.hostview import LiveHost, ProbeError, RootHost
 from sentinel.probe import ProbeContext, registry

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.events.delivery import Backoff, Deduplicator, DeliveryWorker
 from sentinel.events.dispatch import DispatchConfig, DispatchConfigError, Dispatcher
+from sentinel.events.model import AlertEvent
 from sentinel.events.relay import events_from_alertmanager_webhook
 from sentinel.exporters.receivers import RECEIVERS
-from sentinel.events.model import AlertEvent
-from sentinel.events.delivery import Backoff, Deduplicator, DeliveryWorker
 from sentinel.exporters.webhooks import GenericJSONSender
 from tests.obs_support import Receiver, eventually
 

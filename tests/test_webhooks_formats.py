@@ -13,8 +13,15 @@ import urllib.parse
 import pytest
 
 from sentinel.events.model import AlertEvent, GradeMap
-from sentinel.exporters.webhooks import (WECOM_MAX_BYTES, DeliveryError, DingTalkSender, FeishuSender, GenericJSONSender,
-                                WeComSender, redact_url)
+from sentinel.exporters.webhooks import (
+    WECOM_MAX_BYTES,
+    DeliveryError,
+    DingTalkSender,
+    FeishuSender,
+    GenericJSONSender,
+    WeComSender,
+    redact_url,
+)
 from tests.obs_support import Receiver
 
 TOKEN = "d1e2a3d4b5e6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2"  # made up for the test
@@ -47,7 +54,7 @@ def test_dingtalk_signed_markdown(receiver: Receiver):
     ts = int(q["timestamp"][0])
     assert before <= ts <= int(time.time() * 1000), "timestamp is the current time in milliseconds"
     # documented: sign = urlEncode(base64(HmacSHA256(key=secret, "timestamp\nsecret"))), UTF-8
-    expected = base64.b64encode(hmac.new(SECRET.encode("utf-8"), f"{ts}\n{SECRET}".encode("utf-8"),
+    expected = base64.b64encode(hmac.new(SECRET.encode("utf-8"), f"{ts}\n{SECRET}".encode(),
                                          hashlib.sha256).digest()).decode()
     assert q["sign"] == [expected]  # parse_qs undid the URL encoding
     assert f"&sign={urllib.parse.quote_plus(expected)}" in req.path  # sent URL-encoded
@@ -95,7 +102,7 @@ def test_feishu_signed_card(receiver: Receiver):
     ts = body["timestamp"]
     assert isinstance(ts, str) and before <= int(ts) <= int(time.time()), "timestamp: seconds, as a string"
     # documented: key = "timestamp\nsecret", message empty, HmacSHA256, base64
-    expected = base64.b64encode(hmac.new(f"{ts}\n{SECRET}".encode("utf-8"), b"", hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(hmac.new(f"{ts}\n{SECRET}".encode(), b"", hashlib.sha256).digest()).decode()
     assert body["sign"] == expected
     assert body["msg_type"] == "interactive"
     card = body["card"]
@@ -176,7 +183,7 @@ def test_redact_url(url, hidden, shown):
 
 
 def test_secrets_never_reach_the_log(receiver: Receiver, caplog):
-    from sentinel.events.dispatch import Dispatcher, DispatchConfig
+    from sentinel.events.dispatch import DispatchConfig, Dispatcher
     from sentinel.exporters.receivers import RECEIVERS
 
     receiver.responses = [(500, {}), (200, {"errcode": 0, "errmsg": "ok", "code": 0})]

@@ -36,7 +36,7 @@ class Banner:
 def connect(host: str, port: int, timeout: float) -> socket.socket:
     try:
         return socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
+    except TimeoutError:
         raise ProbeFailed(f"connect to {host}:{port} timed out after {timeout:g}s") from None
     except OSError as exc:
         raise ProbeFailed(f"connect to {host}:{port} failed: {exc.strerror or exc}") from None
@@ -63,7 +63,7 @@ def recv_some(sock: socket.socket, limit: int = READ_LIMIT, wait: float = 1.0, d
     while len(data) < limit and not (done and data and done(data)):
         try:
             chunk = sock.recv(limit - len(data))
-        except socket.timeout:
+        except TimeoutError:
             break
         except OSError:
             break
@@ -233,7 +233,7 @@ def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0, sock: 
         while len(data) < limit:
             try:
                 chunk = s.recv(min(16384, limit - len(data)))
-            except socket.timeout:
+            except TimeoutError:
                 if data:
                     break
                 raise ProbeFailed(f"no HTTP answer from {host}:{port} within {timeout:g}s") from None

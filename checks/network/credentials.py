@@ -103,7 +103,7 @@ def mysql_login(host: str, port: int, user: str, password: str, timeout: float =
                 reply = _native_password(password, new_salt[:20]) if plugin == "mysql_native_password" else b""
                 sock.sendall(len(reply).to_bytes(3, "little") + bytes([seq + 1]) + reply)
                 seq, answer = _mysql_packet(sock)
-        except socket.timeout:
+        except TimeoutError:
             raise ProbeFailed(f"mysql: no answer from {host}:{port} within {timeout:g}s") from None
         except (OSError, ValueError, IndexError) as exc:
             raise ProbeFailed(f"mysql: bad exchange with {host}:{port}: {exc}") from None

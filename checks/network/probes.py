@@ -294,7 +294,7 @@ class PortProbe:
 
 def _scapy():
     from scapy import config  # noqa: F401  (import order: config first keeps scapy quiet)
-    from scapy.all import IP, IPv6, ICMP, ICMPv6EchoRequest, TCP, conf, sr  # noqa: F401
+    from scapy.all import ICMP, IP, TCP, ICMPv6EchoRequest, IPv6, conf, sr
 
     conf.verb = 0
     return IP, IPv6, ICMP, ICMPv6EchoRequest, TCP, sr

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,7 +36,7 @@ class PortRange(Strict):
     end: int = Field(ge=1, le=65535)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "PortRange":
+    def _ordered(self) -> PortRange:
         if self.end < self.start:
             raise ValueError(f"port range {self.start}-{self.end} ends before it starts")
         return self
@@ -119,14 +120,14 @@ class Scope(Strict):
         return value
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Scope":
+    def _not_empty(self) -> Scope:
         if not self.networks and not self.hosts:
             raise ValueError("a scope needs at least one network or host")
         self.ports = merge_ranges(self.ports)
         return self
 
     @classmethod
-    def from_cli(cls, items: Iterable[str], ports: Optional[str] = None, name: Optional[str] = None) -> "Scope":
+    def from_cli(cls, items: Iterable[str], ports: Optional[str] = None, name: Optional[str] = None) -> Scope:
         """`--scope 10.0.0.0/24 --scope 192.0.2.7` -> Scope; single addresses become hosts."""
         networks, hosts = [], []
         for item in items:

@@ -111,7 +111,7 @@ def audit(host: str, port: int, timeout: float = 3.0) -> SSHInfo:
             if not 5 <= length <= MAX_PACKET:
                 raise ProbeFailed(f"implausible SSH packet length {length}")
             packet = _recv_exact(sock, length)
-        except socket.timeout:
+        except TimeoutError:
             raise ProbeFailed(f"{host}:{port}: SSH read timed out after {timeout:g}s") from None
         except OSError as exc:
             raise ProbeFailed(f"{host}:{port}: SSH read failed: {exc.strerror or exc}") from None
@@ -277,7 +277,7 @@ def auth_methods(host: str, port: int, timeout: float = 3.0, user: str = PROBE_U
                 if answer[:1] == b"\x01":
                     raise ProbeFailed("server disconnected after the none request")
             raise ProbeFailed("no USERAUTH_FAILURE/SUCCESS after the none request")
-        except socket.timeout:
+        except TimeoutError:
             raise ProbeFailed(f"{host}:{port}: SSH auth-method exchange timed out after {timeout:g}s") from None
         except (OSError, struct.error, ValueError) as exc:
             raise ProbeFailed(f"{host}:{port}: SSH auth-method exchange failed: {exc}") from None

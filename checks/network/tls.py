@@ -8,7 +8,6 @@ whose ServerHello answer is read and parsed: no handshake is completed, nothing 
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import struct
 import warnings
@@ -87,7 +86,7 @@ def raw_hello(host: str, port: int, version: int, suites: list[int], timeout: fl
                 return HelloResult(False, detail="connection closed")
             ctype, _, length = struct.unpack(">BHH", head)
             payload = recv_exact(sock, min(length, 16384))
-        except socket.timeout:
+        except TimeoutError:
             return HelloResult(False, detail="no answer")
         except OSError as exc:
             return HelloResult(False, detail=f"connection reset ({exc.strerror or exc})")

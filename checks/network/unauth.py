@@ -13,7 +13,8 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
 
 from .banners import ProbeFailed, connect, http_get, printable, recv_exact, recv_some
 from .findings import Exposure
@@ -172,7 +173,7 @@ def mongodb(host: str, port: int, timeout: float = 3.0) -> Exposure:
             # listDatabases needs the listDatabases privilege: it fails when authentication is enforced.
             sock.sendall((_op_msg if modern else _op_query)({"listDatabases": 1, "nameOnly": True}))
             listing = _mongo_reply(sock)
-        except socket.timeout:
+        except TimeoutError:
             raise ProbeFailed(f"mongodb: no answer from {host}:{port} within {timeout:g}s") from None
         except (OSError, struct.error, ValueError) as exc:
             raise ProbeFailed(f"mongodb: bad exchange with {host}:{port}: {exc}") from None
@@ -405,7 +406,7 @@ def _datagrams_until(sock: socket.socket, deadline: float) -> Iterator[bytes]:
         sock.settimeout(left)
         try:
             yield sock.recv(65535)
-        except socket.timeout:
+        except TimeoutError:
             return
 
 
@@ -509,7 +510,7 @@ def postgresql(host: str, port: int = 5432, timeout: float = 3.0) -> Exposure:
             sock.settimeout(timeout)
             sock.sendall(PG_SSL_REQUEST)
             answer = sock.recv(1)
-    except socket.timeout:
+    except TimeoutError:
         raise ProbeFailed(f"postgresql: no answer to SSLRequest from {host}:{port} within {timeout:g}s") from None
     except OSError as exc:
         raise ProbeFailed(f"postgresql: {host}:{port}: {exc.strerror or exc}") from None
@@ -527,7 +528,7 @@ def postgresql(host: str, port: int = 5432, timeout: float = 3.0) -> Exposure:
                 sock.sendall(b"X" + struct.pack(">I", 4))  # Terminate
             except OSError:
                 pass
-    except socket.timeout:
+    except TimeoutError:
         raise ProbeFailed(f"postgresql: no answer to the startup message from {host}:{port} within "
                           f"{timeout:g}s") from None
     except OSError as exc:

@@ -26,17 +26,29 @@ import multiprocessing
 import os
 import re
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Union
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sentinel import signing
 from sentinel.atomicfile import atomic_output
 from sentinel.evidence.gc_pause import paused_gc
+from sentinel.evidence.model import (
+    EVIDENCE_JSON,
+    MANIFEST,
+    SIGNATURE,
+    SIGNATURE_RAW,
+    SIGNATURE_SSH,
+    BundleFile,
+    ChainSummary,
+    EvidenceError,
+    Manifest,
+    ReportEvidence,
+    SystemEvidence,
+)
 from sentinel.evidence.trust import ssh_signature
-from sentinel.evidence.model import (EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, BundleFile, ChainSummary,
-                                     EvidenceError, Manifest, ReportEvidence, SystemEvidence)
 
 from . import pdf
 from .common import STATUS_LABEL, short

@@ -2,9 +2,10 @@
 and prints as vector graphics."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
-from typing import Optional, Sequence
+from typing import Optional
 
 from sentinel.evidence.model import ScorePoint
 

@@ -11,8 +11,14 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from sentinel import scoring
-from sentinel.evidence.model import (FindingRecord, ItemRecord, ObjectEvidence, ReportEvidence, SectionRecord,
-                                     SystemEvidence)
+from sentinel.evidence.model import (
+    FindingRecord,
+    ItemRecord,
+    ObjectEvidence,
+    ReportEvidence,
+    SectionRecord,
+    SystemEvidence,
+)
 from sentinel.evidence.sections import LAYERS, SECTIONS, covered_layers
 from sentinel.model import CheckResult, Verdict
 

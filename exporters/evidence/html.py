@@ -8,12 +8,27 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from sentinel.evidence.model import SystemEvidence
+from sentinel.evidence.sections import BY_KEY
 
 from .chart import score_chart
-from .common import (RISK_LABEL, VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels,
-                     object_title, problem_rows, range_text, verdict_label, verify_hint, scope_text, sections_of,
-                     control_point_rows)
-from sentinel.evidence.sections import BY_KEY
+from .common import (
+    RISK_LABEL,
+    VERDICTS,
+    conclusion_label,
+    control_point_rows,
+    fmt_rate,
+    fmt_score,
+    fmt_time,
+    item_rows,
+    labels,
+    object_title,
+    problem_rows,
+    range_text,
+    scope_text,
+    sections_of,
+    verdict_label,
+    verify_hint,
+)
 from .rectification import rectification_rows, service_rectification_rows
 from .risk import high_risk_entries, paste_text
 

@@ -13,8 +13,7 @@ from datetime import datetime
 
 from sentinel.evidence.model import FindingRecord, ServiceFindingRecord, SystemEvidence
 
-from .common import (RISK_LABEL, evidence_text, finding_age_days, finding_state, fmt_time, labels, result_line,
-                     short)
+from .common import RISK_LABEL, evidence_text, finding_age_days, finding_state, fmt_time, labels, result_line, short
 
 _RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
 

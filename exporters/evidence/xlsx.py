@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
@@ -24,10 +25,24 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sentinel.evidence.model import SystemEvidence
-
-from .common import (VERDICTS, conclusion_label, fmt_rate, fmt_score, fmt_time, item_rows, labels, object_title,
-                     problem_rows, range_text, scope_text, sections_of, verdict_label, verify_hint)
 from sentinel.evidence.sections import BY_KEY
+
+from .common import (
+    VERDICTS,
+    conclusion_label,
+    fmt_rate,
+    fmt_score,
+    fmt_time,
+    item_rows,
+    labels,
+    object_title,
+    problem_rows,
+    range_text,
+    scope_text,
+    sections_of,
+    verdict_label,
+    verify_hint,
+)
 from .risk import high_risk_entries, major_hazard_entries
 
 HEAD_FILL = PatternFill("solid", fgColor="DDE4EE")

@@ -144,7 +144,7 @@ class CollectorClient:
     def close(self) -> None:
         """Nothing is held between requests; kept so callers may use the client as a context manager."""
 
-    def __enter__(self) -> "CollectorClient":
+    def __enter__(self) -> CollectorClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -96,7 +96,7 @@ class AgentSettings(BaseSettings):
         return v.rstrip("/") if v else v
 
     @model_validator(mode="after")
-    def _retry(self) -> "AgentSettings":
+    def _retry(self) -> AgentSettings:
         if self.retry_max < self.retry_min:
             raise ValueError("retry_max must be >= retry_min")
         if not self.baselines:

@@ -12,8 +12,8 @@ Blocks of different departments never overlap, so an address belongs to one depa
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable
 
 from sqlalchemy import text
 from sqlmodel import Session, select

@@ -13,9 +13,10 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Optional
 
 from sqlalchemy import insert, update
 
@@ -188,7 +189,7 @@ class RefusalLog:
         self.flush()
 
 
-_logs: "weakref.WeakKeyDictionary[Database, RefusalLog]" = weakref.WeakKeyDictionary()
+_logs: weakref.WeakKeyDictionary[Database, RefusalLog] = weakref.WeakKeyDictionary()
 
 
 def aggregate_refusals(db: Database, window: float) -> Optional[RefusalLog]:

@@ -29,9 +29,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from ..baseline import BaselineError, load_baseline, shipped
 from ..model import Baseline
@@ -70,7 +71,7 @@ class Reference:
     scope: Optional[str] = None  # None: every department; else the one department's name
 
     @classmethod
-    def of(cls, baseline: Baseline, origin: str, scope: Optional[str] = None) -> "Reference":
+    def of(cls, baseline: Baseline, origin: str, scope: Optional[str] = None) -> Reference:
         checks = {}
         for control, item, check in baseline.iter_checks():
             checks[check.id] = CheckRef(control.clause, item.item, check.severity.value, check.high_risk,
@@ -97,7 +98,7 @@ class BaselineRegistry:
         self._scanned_at: Optional[float] = None
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path, **kw) -> "BaselineRegistry":
+    def for_state_dir(cls, state_dir: Path, **kw) -> BaselineRegistry:
         return cls([Path(state_dir) / SITE_DIR], **kw)
 
     def get(self, baseline_id: str, version: str, department: Optional[str] = None) -> Reference:

@@ -7,9 +7,9 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..store.db import Database
-from .operations import Ctx
 from .auth import Principal, authenticate
 from .errors import not_found
+from .operations import Ctx
 
 MAX_ID = 2**31 - 1
 

@@ -16,7 +16,8 @@ the chain lock is taken once per batch instead of per report.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Generic, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Optional, TypeVar
 
 J = TypeVar("J")
 
@@ -101,7 +102,7 @@ class GroupCommit(Generic[J]):
         self._cv.release()
         try:
             work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the jobs' own threads
+        except BaseException as exc:
             for j in jobs:
                 if not j.done:
                     j.error, j.done = exc, True

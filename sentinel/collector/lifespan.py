@@ -5,8 +5,9 @@ than each re-wrapping `app.router.lifespan_context` by hand; the order stays tha
 added starts first and stops last)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Callable, Optional
+from typing import Optional
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool

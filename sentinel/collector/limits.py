@@ -7,8 +7,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +89,7 @@ class RateLimiter:
         self.max_keys = max_keys
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: "OrderedDict[str, list[float]]" = OrderedDict()  # key -> [tokens, last refill]
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # key -> [tokens, last refill]
 
     @property
     def enabled(self) -> bool:

@@ -19,8 +19,9 @@ operation the error statuses it can answer with, worked out from the route itsel
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends as RouteDepends
 from fastapi import Request, params
@@ -30,7 +31,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from . import wire
-
 
 # One refusal model for the whole API (the agent endpoints' too), so the document has one `Problem`.
 Problem = wire.Problem

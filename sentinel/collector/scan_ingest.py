@@ -26,9 +26,10 @@ import ipaddress
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError

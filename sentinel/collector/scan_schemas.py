@@ -52,7 +52,7 @@ class ScanScheduleIn(In):
         return _ports(v, info.field_name)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ScanScheduleIn":
+    def _consistent(self) -> ScanScheduleIn:
         if self.enabled and self.interval_seconds is None:
             raise ValueError("an enabled schedule needs interval_seconds")
         if self.interval_seconds is not None and self.jitter_seconds > self.interval_seconds:

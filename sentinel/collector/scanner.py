@@ -42,8 +42,7 @@ from ..baseline import BaselineError
 from ..store.db import Database
 from ..store.models import ScanSchedule, System
 from . import address_plan, audit
-from .scan_ingest import (Claim, ScanBusy, ScanGone, begin_scan, fail_interrupted, fail_scan, finish_scan,
-                          runner_id)
+from .scan_ingest import Claim, ScanBusy, ScanGone, begin_scan, fail_interrupted, fail_scan, finish_scan, runner_id
 from .settings import CollectorSettings
 
 log = logging.getLogger("sentinel.collector.scans")
@@ -73,7 +72,7 @@ class ScheduleSpec:
     claimed_at: Optional[datetime] = None
 
     @classmethod
-    def from_row(cls, row) -> "ScheduleSpec":
+    def from_row(cls, row) -> ScheduleSpec:
         return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
 
 

@@ -118,7 +118,7 @@ class SystemIn(In):
         return check_cidrs(v)
 
     @model_validator(mode="after")
-    def _grades(self) -> "SystemIn":
+    def _grades(self) -> SystemIn:
         check_grades(self.level, self.s_grade, self.a_grade)
         return self
 

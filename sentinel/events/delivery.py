@@ -20,8 +20,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from ..backoff import Backoff  # the one backoff of every retry loop (re-exported for the exporters)
 from .model import AlertEvent, GradeMap

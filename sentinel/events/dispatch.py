@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -76,7 +77,7 @@ class ReceiverConfig(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _fits_type(self) -> "ReceiverConfig":
+    def _fits_type(self) -> ReceiverConfig:
         url = self.url.get_secret_value()
         if not re.match(r"^https?://[^/\s]+", url):
             raise ValueError(f"url must be http(s)://host/... (got {redact_url(url)})")
@@ -146,7 +147,7 @@ class DispatchConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _references(self) -> "DispatchConfig":
+    def _references(self) -> DispatchConfig:
         GradeMap(mapping=self.grades)  # unknown severities are reported here
         names = [r.name for r in self.receivers]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -167,7 +168,7 @@ class DispatchConfig(_Strict):
         return GradeMap(mapping=self.grades)
 
     @classmethod
-    def from_yaml(cls, path: Path, env: Optional[dict[str, str]] = None) -> "DispatchConfig":
+    def from_yaml(cls, path: Path, env: Optional[dict[str, str]] = None) -> DispatchConfig:
         env = dict(os.environ) if env is None else env
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -246,7 +247,7 @@ class Dispatcher:
             raise
 
     @classmethod
-    def from_yaml(cls, path: Path, kinds: ReceiverKinds, **kw: Any) -> "Dispatcher":
+    def from_yaml(cls, path: Path, kinds: ReceiverKinds, **kw: Any) -> Dispatcher:
         return cls(DispatchConfig.from_yaml(path), kinds, **kw)
 
     def route(self, event: AlertEvent) -> list[str]:

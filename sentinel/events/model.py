@@ -13,8 +13,9 @@ rules follow; any other kind (e.g. a relayed Prometheus alert) by the configurab
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -72,12 +73,12 @@ class GradeMap(BaseModel):
         except KeyError:
             raise ValueError(f"severity {severity!r} has no incident grade; known: {sorted(self.mapping)}") from None
 
-    def of(self, event: "AlertEvent") -> str:
+    def of(self, event: AlertEvent) -> str:
         """The grade of an event: the graded-response table's (sentinel/events/grading.py: its kind and its
         system's protection level) for the kinds it lists, this severity mapping for any other kind."""
         return grading.grade(event.kind, event.level) or self.grade(event.severity)
 
-    def severity_of(self, event: "AlertEvent") -> str:
+    def severity_of(self, event: AlertEvent) -> str:
         """The `severity` label: the table's grade's severity for the kinds it lists, else the event's own."""
         return grading.severity(self.of(event)) if event.kind in grading.CLASS_OF else event.severity
 
@@ -132,7 +133,7 @@ class AlertEvent(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any, *, department: Optional[str] = None, system: Optional[str] = None,
-                 host: Optional[str] = None, url: Optional[str] = None) -> "AlertEvent":
+                 host: Optional[str] = None, url: Optional[str] = None) -> AlertEvent:
         """From a `sentinel.store.models.Event` row. Department, system and host names default to the
         row's payload (`department`, `system`, `host`, as the collector's ingest writes them).
 

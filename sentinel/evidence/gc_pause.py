@@ -8,8 +8,8 @@ that matter, so the collector is paused for the duration and left to catch up af
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

@@ -9,9 +9,10 @@ assessments (the latest per key counts). An export shows every chapter, its text
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Optional
+from datetime import datetime
+from typing import Optional
 
 from ..model import Text
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, ValidationError
 from .. import scoring, signing
 from ..model import HostReport
 from .assemble import effective_in, evidence_rollup
-from .gc_pause import paused_gc
 from .digest import canonical_bytes, chain_hash, sha256_hex, sha256_stream
+from .gc_pause import paused_gc
 from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, Manifest, SystemEvidence
 from .trust import check_ssh_signature, fingerprint_b64, parse_fingerprint, raw_signature
 

@@ -33,8 +33,9 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import func, select

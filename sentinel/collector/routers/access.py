@@ -12,6 +12,7 @@ from ...store.models import ApiToken, ApiTokenDepartment, AuditEntry, Enrollment
 from .. import operations
 from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, where_given
+from ..problems import DocumentedRoute, problem
 from ..schemas import (
     ApiTokenCreated,
     ApiTokenIn,
@@ -22,7 +23,6 @@ from ..schemas import (
     EnrollmentTokenOut,
     Me,
 )
-from ..problems import DocumentedRoute, problem
 
 router = APIRouter(tags=["admin"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 

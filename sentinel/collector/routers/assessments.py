@@ -16,8 +16,8 @@ from ..auth import ADMIN, ASSESSOR
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, visible, where_given
 from ..errors import ApiError, not_found
 from ..limits import RouteLimit
-from ..schemas import CLAUSE_PATTERN, AssessmentIn, AssessmentOut, AttachmentOut
 from ..problems import DocumentedRoute
+from ..schemas import CLAUSE_PATTERN, AssessmentIn, AssessmentOut, AttachmentOut
 
 log = logging.getLogger("sentinel.collector.attachments")
 

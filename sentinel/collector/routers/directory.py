@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from ...store.models import AddressBlock, Agent, Department, Host, System, UtilisationSample
 from .. import address_plan, operations
-from ..deps import (DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible,
-                    where_given)
+from ..deps import DB, AgentId, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible, where_given
+from ..problems import DocumentedRoute, problem
 from ..schemas import (
     AddressBlockIn,
     AddressBlockOut,
@@ -24,7 +24,6 @@ from ..schemas import (
     SystemPatch,
     UtilisationOut,
 )
-from ..problems import DocumentedRoute, problem
 
 router = APIRouter(tags=["directory"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 

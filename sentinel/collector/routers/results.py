@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from ...store.models import CheckResultRow, Event, Finding, Run
 from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible, where_given
-from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
 from ..problems import DocumentedRoute
+from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
 
 router = APIRouter(tags=["results"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 

@@ -21,12 +21,20 @@ from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page, where_given
 from ..errors import ApiError
 from ..lifespan import around_lifespan
+from ..problems import DocumentedRoute
 from ..scan_ingest import ScanBusy
 from ..scan_schemas import ScanRunOut, ScanScheduleIn, ScanScheduleOut, ScanTriggerIn, ServiceFindingOut
-from ..scanner import (ScanRequestError, ScanService, ScheduleSpec, check_plan, credential_grant, load_schedule,
-                       plan_scan, set_schedule)
+from ..scanner import (
+    ScanRequestError,
+    ScanService,
+    ScheduleSpec,
+    check_plan,
+    credential_grant,
+    load_schedule,
+    plan_scan,
+    set_schedule,
+)
 from ..settings import CollectorSettings
-from ..problems import DocumentedRoute
 
 router = APIRouter(tags=["scans"], route_class=DocumentedRoute)  # error answers in the OpenAPI document
 
