@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ..store.models import AddressBlock, Department, System
 from .auth import ADMIN
@@ -38,12 +38,19 @@ def department_blocks(conn_or_session, department_id: int) -> list[Network]:
     return [_net(c) for (c,) in rows]
 
 
+def _within(net: Network, block: Network) -> bool:
+    """Whether net lies inside block; False across IP versions (where subnet_of would raise TypeError)."""
+    if isinstance(net, ipaddress.IPv4Network):
+        return isinstance(block, ipaddress.IPv4Network) and net.subnet_of(block)
+    return isinstance(block, ipaddress.IPv6Network) and net.subnet_of(block)
+
+
 def outside(scope: Iterable[str], blocks: list[Network]) -> list[str]:
     """The networks of `scope` not inside any one of `blocks`."""
     out = []
     for cidr in scope:
         net = _net(cidr)
-        if not any(net.version == b.version and net.subnet_of(b) for b in blocks):
+        if not any(_within(net, b) for b in blocks):
             out.append(str(net))
     return out
 
@@ -88,7 +95,7 @@ def systems_outside(session: Session) -> list[tuple[System, list[str]]]:
     for b in session.exec(select(AddressBlock)).all():
         blocks.setdefault(b.department_id, []).append(_net(b.cidr))
     out = []
-    for system in session.exec(select(System).order_by(System.id)).all():
+    for system in session.exec(select(System).order_by(col(System.id))).all():
         bad = outside(system.scan_scope or [], blocks.get(system.department_id, []))
         if bad:
             out.append((system, bad))
@@ -99,7 +106,7 @@ def systems_outside(session: Session) -> list[tuple[System, list[str]]]:
 
 
 def list_blocks(session: Session, department_id: int | None = None) -> list[AddressBlock]:
-    stmt = select(AddressBlock).order_by(AddressBlock.department_id, AddressBlock.id)
+    stmt = select(AddressBlock).order_by(col(AddressBlock.department_id), col(AddressBlock.id))
     if department_id is not None:
         stmt = stmt.where(AddressBlock.department_id == department_id)
     return list(session.exec(stmt).all())

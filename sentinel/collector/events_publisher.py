@@ -39,7 +39,7 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 from sqlalchemy import func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from starlette.concurrency import run_in_threadpool
 
 from ..events.delivery import Receiver
@@ -75,7 +75,7 @@ class PublisherLease:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._conn = None
+        self._conn: Optional[Connection] = None
         self._fd: Optional[int] = None
         if db.is_sqlite:
             path = Path(make_url(db.url).database or "")
@@ -135,17 +135,19 @@ class PublisherLease:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:ns, hashtext(current_schema()))"),
                                    {"ns": self._NAMESPACE})
                 self._conn.commit()
-            except Exception:
-                pass  # closing the session below drops the lock anyway
+            except Exception:  # noqa: S110  closing the session below drops the lock anyway
+                pass
             self._drop_conn()
 
     def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
         try:
-            self._conn.invalidate()  # never hand a connection that holds a session lock back to the pool
-            self._conn.close()
-        except Exception:
+            conn.invalidate()  # never hand a connection that holds a session lock back to the pool
+            conn.close()
+        except Exception:  # noqa: S110  a broken connection is dropped either way; the lease is gone
             pass
-        self._conn = None
 
 
 @dataclass

@@ -24,8 +24,9 @@ from typing import Any, Optional
 
 try:
     import orjson
+    _HAVE_ORJSON = True
 except ImportError:  # pragma: no cover - orjson is optional; the standard library gives the same results
-    orjson = None
+    _HAVE_ORJSON = False  # a flag, not `orjson = None`, keeps orjson's own types for mypy
 
 # orjson's exponent: 'e' and a sign or a digit (a literal first character keeps the scan fast); every
 # orjson release allowed by setup.cfg spells exponents in one of these ways.
@@ -80,7 +81,7 @@ def parse_envelope(raw: bytes) -> tuple[Any, Optional[bytes]]:
     """(parsed value, canonical bytes of its "body" or None). None means the value came from `loads_std` and
     the caller computes the canonical form with `canonical_std` (the envelope may be refused before that).
     Raises what `loads_std` raises for input it refuses."""
-    if orjson is not None:
+    if _HAVE_ORJSON:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -98,7 +99,7 @@ def parse_envelope(raw: bytes) -> tuple[Any, Optional[bytes]]:
 
 def dumps(value: Any) -> str:
     """JSON text for a JSON column (any valid spelling is as good there)."""
-    if orjson is not None:
+    if _HAVE_ORJSON:
         try:
             return orjson.dumps(value).decode("utf-8")
         except orjson.JSONEncodeError:

@@ -60,10 +60,10 @@ def check_results(ref: Reference, rep: HostReport) -> None:
         seen[r.check_id] = i
         got = (r.clause, r.item, r.severity.value, r.high_risk, r.waiver)
         if got != spec[:5]:  # one comparison per result on the hot path; the field is named only on a mismatch
-            for key, value, want in zip(FIXED, got, spec[:5]):
-                if value != want:
-                    raise BaselineMismatch(f"body.results.{i}.{key}",
-                                           f"{value!r} but baseline {name} gives check {r.check_id} {want!r}")
+            for fixed, value, given in zip(FIXED, got, spec[:5], strict=True):  # CheckRef's first five fields
+                if value != given:
+                    raise BaselineMismatch(f"body.results.{i}.{fixed}",
+                                           f"{value!r} but baseline {name} gives check {r.check_id} {given!r}")
         # Advisory results decide no verdict (scoring.counted), so the mark is the baseline's, never the agent's.
         if r.advisory != advisory.get(r.check_id):
             raise BaselineMismatch(f"body.results.{i}.advisory", f"{r.advisory!r} but baseline {name} gives check "

@@ -64,6 +64,12 @@ class Ctx:
                      source_ip=self.source_ip, outcome="ok", detail=detail)
 
 
+def _stored(row_id: Optional[int]) -> int:
+    """A stored (flushed) row's id: the models type ids Optional only for rows not yet written."""
+    assert row_id is not None
+    return row_id
+
+
 def _flush_unique(ctx: Ctx, what: str) -> None:
     """Flush, turning a unique-constraint violation into a 409 naming what clashed."""
     try:
@@ -98,14 +104,15 @@ def department_by_name(session: Session, name: str) -> Department:
 
 def create_system(ctx: Ctx, spec: SystemIn) -> System:
     dept = ctx.session.get(Department, spec.department_id)
-    if dept is None or not ctx.principal.sees(dept.id):
+    if dept is None or not ctx.principal.sees(_stored(dept.id)):
         raise not_found("department", spec.department_id)
-    ctx.principal.require_department(dept.id, ADMIN, DEPT_OPERATOR)
-    address_plan.require_inside(ctx.session, dept.id, spec.scan_scope)
+    dept_id = _stored(dept.id)
+    ctx.principal.require_department(dept_id, ADMIN, DEPT_OPERATOR)
+    address_plan.require_inside(ctx.session, dept_id, spec.scan_scope)
     if ctx.session.exec(select(System.id).where(System.name == spec.name)).first() is not None:
         raise ApiError(409, f"system {spec.name} already exists")
     now = utcnow()
-    system = System(name=spec.name, department_id=dept.id, title=spec.title, level=spec.level,
+    system = System(name=spec.name, department_id=dept_id, title=spec.title, level=spec.level,
                     s_grade=spec.s_grade, a_grade=spec.a_grade, label=system_label(spec.s_grade, spec.a_grade),
                     owner=spec.owner, zones=spec.zones, scan_scope=spec.scan_scope, created_at=now, updated_at=now)
     ctx.session.add(system)
@@ -210,7 +217,7 @@ def create_api_token(ctx: Ctx, spec: ApiTokenIn) -> tuple[ApiToken, list[int], s
     ctx.session.add(token)
     ctx.session.flush()
     for dept_id in spec.department_ids:
-        ctx.session.add(ApiTokenDepartment(token_id=token.id, department_id=dept_id))
+        ctx.session.add(ApiTokenDepartment(token_id=_stored(token.id), department_id=dept_id))
     ctx.session.flush()
     scope = "all departments" if token.all_departments else "departments " + ",".join(map(str, spec.department_ids))
     ctx.audit("api_token.create", f"api_token:{token.id}:{token.name}", f"role {token.role}, {scope}")
@@ -252,9 +259,10 @@ def create_enrollment_token(ctx: Ctx, spec: EnrollmentTokenIn) -> tuple[Enrollme
                                 "(a new host needs no re-enrollment allowance)")
     secret = new_secret(ENROLL_TOKEN_PREFIX)
     now = utcnow()
-    token = EnrollmentToken(token_hash=hash_secret(secret), department_id=system.department_id, system_id=system.id,
-                            note=spec.note, created_by=ctx.principal.actor, created_at=now,
-                            expires_at=now + timedelta(seconds=spec.ttl_seconds), reenroll_hostname=reenroll)
+    token = EnrollmentToken(token_hash=hash_secret(secret), department_id=system.department_id,
+                            system_id=_stored(system.id), note=spec.note, created_by=ctx.principal.actor,
+                            created_at=now, expires_at=now + timedelta(seconds=spec.ttl_seconds),
+                            reenroll_hostname=reenroll)
     ctx.session.add(token)
     ctx.session.flush()
     ctx.audit("enrollment_token.create", f"enrollment_token:{token.id}",
@@ -292,7 +300,7 @@ def revoke_agent(ctx: Ctx, agent_id: str, reason: str = "") -> Agent:
 def add_assessment(ctx: Ctx, system_id: int, spec: AssessmentIn) -> ManualAssessment:
     system = visible_system(ctx, system_id)
     ctx.principal.require_department(system.department_id, ADMIN, ASSESSOR)
-    row = ManualAssessment(system_id=system.id, department_id=system.department_id, clause=spec.clause,
+    row = ManualAssessment(system_id=_stored(system.id), department_id=system.department_id, clause=spec.clause,
                            item=spec.item, verdict=spec.verdict.value, note=spec.note,
                            assessor=ctx.principal.actor, at=utcnow())
     ctx.session.add(row)
@@ -317,7 +325,7 @@ def add_attachment(ctx: Ctx, assessment: ManualAssessment, name: str, data: byte
     is a 422 naming the `name` field, a file over the limit a 413 naming the limit."""
     ctx.principal.require_department(assessment.department_id, ADMIN, ASSESSOR)
     try:
-        info = attachments.add(ctx.session.connection(), assessment.id, name, data)
+        info = attachments.add(ctx.session.connection(), _stored(assessment.id), name, data)
     except attachments.AttachmentTooLarge as exc:
         raise ApiError(413, str(exc)) from None
     except attachments.AttachmentError as exc:
@@ -337,7 +345,7 @@ def add_section(ctx: Ctx, system_id: int, key: str, text: str) -> ReportSection:
         sections.check_text(text)
     except sections.SectionError as exc:
         raise ApiError(422, str(exc)) from None
-    row = ReportSection(system_id=system.id, department_id=system.department_id, key=key, text=text,
+    row = ReportSection(system_id=_stored(system.id), department_id=system.department_id, key=key, text=text,
                         author=ctx.principal.actor, at=datetime.now(timezone.utc))
     ctx.session.add(row)
     ctx.session.flush()

@@ -128,11 +128,13 @@ def begin_scan(db: Database, *, system_id: int, triggered_by: str, actor: str, t
                     raise ScanBusy(system.name, running.id, running.started_at, running.runner)
                 log.warning("scan %s of system %s: %s", running.id, system.name, why)
                 _mark_failed(conn, running.id, running.started_at, now, why)
-            run_id = conn.execute(insert(T_RUN).values(
+            pk = conn.execute(insert(T_RUN).values(
                 system_id=system_id, department_id=system.department_id, triggered_by=triggered_by,
                 requested_by=actor[:200], status="running", runner=runner_id(), started_at=now, targets=targets,
                 full_scope=full_scope, scope=scope, args=args, zone_baseline=zone_baseline, zone=zone,
-                scanner_zone=scanner_zone, warnings=[], items=[], results=[])).inserted_primary_key[0]
+                scanner_zone=scanner_zone, warnings=[], items=[], results=[])).inserted_primary_key
+            assert pk is not None  # a single-row INSERT always reports the new row's key
+            run_id = pk[0]
             audit.record(conn, actor=actor, action="scan.start", target=f"system:{system_id}:{system.name}",
                          source_ip=source_ip, detail=f"scan {run_id} ({triggered_by}): targets {', '.join(targets)}")
     except IntegrityError:

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import or_, select, update
 
@@ -44,6 +44,9 @@ from ..store.models import ScanSchedule, System
 from . import address_plan, audit
 from .scan_ingest import Claim, ScanBusy, ScanGone, begin_scan, fail_interrupted, fail_scan, finish_scan, runner_id
 from .settings import CollectorSettings
+
+if TYPE_CHECKING:  # imported where used at run time: APScheduler loads only in a collector that scans
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("sentinel.collector.scans")
 
@@ -238,7 +241,7 @@ class ScanService:
         self.settings = settings
         self.runner = runner_id()
         self._lock = threading.Lock()
-        self._scheduler = None
+        self._scheduler: Optional[BackgroundScheduler] = None
         self._jobs: dict[int, tuple[int, int]] = {}  # system id -> (interval, jitter) of its scheduled job
         self.stale_after = timedelta(seconds=3 * settings.scan_timeout + 300)  # two nmap passes + probes
 
@@ -263,8 +266,8 @@ class ScanService:
             self._scheduler = scheduler
         if self.runs_schedules:
             self.sync()
-            self._scheduler.add_job(self.sync, "interval", seconds=self.settings.scan_sync_seconds, id="scan-sync",
-                                    executor="sync", name="reload scan schedules")
+            scheduler.add_job(self.sync, "interval", seconds=self.settings.scan_sync_seconds, id="scan-sync",
+                              executor="sync", name="reload scan schedules")
 
     def stop(self) -> None:
         with self._lock:
@@ -308,29 +311,32 @@ class ScanService:
         now = datetime.now(timezone.utc)
         wanted = {r.system_id: r for r in rows}
         with self._lock:
-            if self._scheduler is None:
+            scheduler = self._scheduler
+            if scheduler is None:
                 return
             for system_id in list(self._jobs):
                 if system_id not in wanted:
-                    self._remove(system_id)
+                    self._remove(scheduler, system_id)
             for system_id, r in wanted.items():
                 jitter = min(r.jitter_seconds, r.interval_seconds // 2)  # jitter never doubles the interval
                 if self._jobs.get(system_id) == (r.interval_seconds, jitter):
                     continue
-                self._remove(system_id)
+                self._remove(scheduler, system_id)
                 due = now if r.claimed_at is None else max(now, r.claimed_at + timedelta(seconds=r.interval_seconds))
-                first = due + timedelta(seconds=random.uniform(0, jitter)) if jitter else due
-                self._scheduler.add_job(self.run_scheduled, IntervalTrigger(seconds=r.interval_seconds,
-                                                                            jitter=jitter or None),
-                                        args=[system_id], id=f"scan-{system_id}", name=f"scan system {system_id}",
-                                        next_run_time=first, replace_existing=True)
+                # random spreads the first runs over time; nothing secret depends on it
+                first = due + timedelta(seconds=random.uniform(0, jitter)) if jitter else due  # noqa: S311
+                trigger = IntervalTrigger(seconds=r.interval_seconds, jitter=jitter or None)
+                scheduler.add_job(self.run_scheduled, trigger, args=[system_id], id=f"scan-{system_id}",
+                                  name=f"scan system {system_id}", next_run_time=first, replace_existing=True)
                 self._jobs[system_id] = (r.interval_seconds, jitter)
 
-    def _remove(self, system_id: int) -> None:
+    def _remove(self, scheduler: BackgroundScheduler, system_id: int) -> None:
+        from apscheduler.jobstores.base import JobLookupError
+
         self._jobs.pop(system_id, None)
         try:
-            self._scheduler.remove_job(f"scan-{system_id}")
-        except Exception:  # JobLookupError: not scheduled here
+            scheduler.remove_job(f"scan-{system_id}")
+        except JobLookupError:  # not scheduled here
             pass
 
     def next_run(self, system_id: int) -> Optional[datetime]:
@@ -416,9 +422,11 @@ class ScanService:
     def submit(self, claim: Claim, plan: ScanPlan, actor: str) -> None:
         """Run a claimed scan now in the scan pool (a one-off job)."""
         self.start()
-        self._scheduler.add_job(self.execute, args=[claim, plan, actor], id=f"scan-now-{claim.run_id}",
-                                name=f"scan {claim.run_id} of system {plan.system}",
-                                next_run_time=datetime.now(timezone.utc))
+        scheduler = self._scheduler
+        if scheduler is None:  # stop() ran since start()
+            raise RuntimeError("the scan service is stopping")
+        scheduler.add_job(self.execute, args=[claim, plan, actor], id=f"scan-now-{claim.run_id}",
+                          name=f"scan {claim.run_id} of system {plan.system}", next_run_time=datetime.now(timezone.utc))
 
     def execute(self, claim: Claim, plan: ScanPlan, actor: str) -> None:
         """Scan, then store the results; any failure is recorded on the scan run with its reason."""

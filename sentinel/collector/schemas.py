@@ -139,13 +139,15 @@ class SystemPatch(In):
 
     model_config = ConfigDict(json_schema_extra=_no_defaults)
 
+    # default None means "left out"; the annotation is the type of a given value (null is refused), so the
+    # ignores below silence mypy's None-versus-annotation mismatch, which is intended here
     title: str = Field(default=None, max_length=200)  # type: ignore[assignment]
     level: int = Field(default=None, ge=2, le=4)  # type: ignore[assignment]
     s_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
     a_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
     owner: str = Field(default=None, max_length=200)  # type: ignore[assignment]
-    zones: list[str] = Field(default=None, max_length=64)  # type: ignore[assignment]
-    scan_scope: list[str] = Field(default=None, max_length=1024)  # type: ignore[assignment]
+    zones: list[str] = Field(default=None, max_length=64)  # type: ignore[arg-type]
+    scan_scope: list[str] = Field(default=None, max_length=1024)  # type: ignore[arg-type]
     credential_probes: bool = Field(  # type: ignore[assignment]
         default=None, description="admin only: run the opt-in credential probes (anonymous FTP, MySQL root with "
                                   "an empty password, SNMP community private) in this system's scans")

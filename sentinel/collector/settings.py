@@ -111,7 +111,8 @@ class CollectorSettings(BaseSettings):
     agent_rate: float = Field(default=2, ge=0, le=1e6, description="reports/s per agent (0: no limit)")
     agent_burst: int = Field(default=120, ge=1, le=1_000_000)
     audit_refusal_window: float = Field(default=60, ge=0, le=86400, description="refusals of one kind from one "
-                                        "address within this many seconds share one audit row with a count (0: a row each)")
+                                        "address within this many seconds share one audit row with a count "
+                                        "(0: a row each)")
 
     @field_validator("host")
     @classmethod
