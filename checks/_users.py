@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from sentinel.probe import ProbeContext, ProbeError
+from sentinel.hostview import ProbeError
+from sentinel.probe import ProbeContext
 
 from ._parse import read_lines
 

@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
+from sentinel.hostview import NotApplicable
 from sentinel.model import Observation, Strict
-from sentinel.probe import NotApplicable, ProbeContext, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import compile_regex, expand, line_evidence, missing_evidence, read_lines, require_absolute
 from ._users import group_name, user_name

@@ -15,8 +15,9 @@ from typing import Literal, Optional
 
 from pydantic import field_validator
 
+from sentinel.hostview import NotApplicable
 from sentinel.model import Observation, Strict
-from sentinel.probe import NotApplicable, ProbeContext, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import read_lines
 

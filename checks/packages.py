@@ -18,9 +18,9 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from sentinel.hostview import run_command
+from sentinel.hostview import ProbeError, run_command
 from sentinel.model import Evidence, Observation, Strict
-from sentinel.probe import ProbeContext, ProbeError, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import read_lines
 

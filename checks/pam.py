@@ -18,9 +18,9 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from sentinel.hostview import NotApplicable
+from sentinel.hostview import NotApplicable, ProbeError
 from sentinel.model import Evidence, Observation, Strict
-from sentinel.probe import ProbeContext, ProbeError, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import conf_dir_files, read_lines, strip_comment, to_int
 from .pam_stack import MAX_DEPTH, PAM_DIRS, TYPES, Chain, Handler, Outcome, Path, any_code, chain, explore, module_name

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from sentinel.hostview import ProbeError
 from sentinel.model import Evidence
-from sentinel.probe import ProbeContext, ProbeError, evidence
+from sentinel.probe import ProbeContext, evidence
 
 from ._parse import read_lines
 

@@ -17,8 +17,9 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
+from sentinel.hostview import NotApplicable, ProbeError
 from sentinel.model import Evidence, Observation, Strict
-from sentinel.probe import NotApplicable, ProbeContext, ProbeError, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import read_lines
 

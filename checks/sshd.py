@@ -15,8 +15,9 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
+from sentinel.hostview import NotApplicable, ProbeError
 from sentinel.model import Observation, Strict
-from sentinel.probe import NotApplicable, ProbeContext, ProbeError, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import has_glob, read_lines
 from .sshd_valid import problem

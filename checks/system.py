@@ -6,8 +6,9 @@ from typing import Optional
 
 from pydantic import field_validator
 
+from sentinel.hostview import ProbeError
 from sentinel.model import Evidence, Observation, Strict
-from sentinel.probe import ProbeContext, ProbeError, evidence, probe
+from sentinel.probe import ProbeContext, evidence, probe
 
 from ._parse import conf_dir_files, meaningful, read_lines, unquote
 
