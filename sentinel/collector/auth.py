@@ -17,18 +17,23 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Select, SQLColumnExpression, select
+from sqlmodel import col
+from typing_extensions import Unpack
 
 from ..store.models import ApiToken, ApiTokenDepartment
 from .errors import ApiError
 
-API_TOKEN_PREFIX = "sntapi_"
-ENROLL_TOKEN_PREFIX = "sntenr_"
+API_TOKEN_PREFIX = "sntapi_"  # noqa: S105  a token's public prefix, not a secret
+ENROLL_TOKEN_PREFIX = "sntenr_"  # noqa: S105  a token's public prefix, not a secret
 
 ADMIN, DEPT_OPERATOR, ASSESSOR, READONLY = "admin", "dept_operator", "assessor", "readonly"
 ROLES = (ADMIN, DEPT_OPERATOR, ASSESSOR, READONLY)
+
+# Any SELECT, Core or SQLModel's (SelectOfScalar is a Select): `where` returns the same type
+_Stmt = TypeVar("_Stmt", bound="Select[Unpack[tuple[Any, ...]]]")
 
 
 def new_secret(prefix: str) -> str:
@@ -59,7 +64,7 @@ class Principal:
     def sees(self, department_id: int) -> bool:
         return self.departments is None or department_id in self.departments
 
-    def scoped(self, stmt, column):
+    def scoped(self, stmt: _Stmt, column: SQLColumnExpression[Any]) -> _Stmt:
         """`stmt` limited to rows whose `column` is one of this principal's departments."""
         if self.departments is None:
             return stmt
@@ -80,7 +85,7 @@ def cli_principal(user: str) -> Principal:
     return Principal(actor=f"cli:{user}", role=ADMIN, departments=None)
 
 
-def authenticate(conn, authorization: Optional[str], now: Optional[datetime] = None) -> Principal:
+def authenticate(conn: Connection, authorization: Optional[str], now: Optional[datetime] = None) -> Principal:
     """The principal for an `Authorization: Bearer <token>` header; AuthError(401) otherwise."""
     if not authorization:
         raise AuthError(401, "missing Authorization header (expected: Bearer <API token>)")
@@ -89,8 +94,9 @@ def authenticate(conn, authorization: Optional[str], now: Optional[datetime] = N
     if scheme.lower() != "bearer" or not secret:
         raise AuthError(401, "malformed Authorization header (expected: Bearer <API token>)")
     row = conn.execute(
-        select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.all_departments, ApiToken.expires_at,
-               ApiToken.revoked_at).where(ApiToken.token_hash == hash_secret(secret))
+        select(col(ApiToken.id), col(ApiToken.name), col(ApiToken.role), col(ApiToken.all_departments),
+               col(ApiToken.expires_at), col(ApiToken.revoked_at))
+        .where(col(ApiToken.token_hash) == hash_secret(secret))
     ).first()
     if row is None:
         raise AuthError(401, "unknown API token")
@@ -102,6 +108,6 @@ def authenticate(conn, authorization: Optional[str], now: Optional[datetime] = N
     departments: Optional[frozenset[int]] = None
     if not (row.role == ADMIN or row.all_departments):
         departments = frozenset(conn.execute(
-            select(ApiTokenDepartment.department_id).where(ApiTokenDepartment.token_id == row.id)
+            select(col(ApiTokenDepartment.department_id)).where(col(ApiTokenDepartment.token_id) == row.id)
         ).scalars())
     return Principal(actor=f"token:{row.id}:{row.name}", role=row.role, departments=departments, token_id=row.id)

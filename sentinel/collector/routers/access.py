@@ -6,7 +6,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ...store.models import ApiToken, ApiTokenDepartment, AuditEntry, EnrollmentToken
 from .. import operations
@@ -51,11 +51,11 @@ def me(p: Caller):
 def list_tokens(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
     p.require(ADMIN)
     with db.session() as s:
-        tokens = s.exec(page(select(ApiToken).order_by(ApiToken.id), limit, offset)).all()
+        tokens = s.exec(page(select(ApiToken).order_by(col(ApiToken.id)), limit, offset)).all()
         links: dict[int, list[int]] = {}
         if tokens:
             for tid, did in s.exec(select(ApiTokenDepartment.token_id, ApiTokenDepartment.department_id)
-                                   .where(ApiTokenDepartment.token_id.in_([t.id for t in tokens]))).all():
+                                   .where(col(ApiTokenDepartment.token_id).in_([t.id for t in tokens]))).all():
                 links.setdefault(tid, []).append(did)
         return [ApiTokenOut.model_validate({**t.model_dump(), "department_ids": sorted(links.get(t.id, []))})
                 for t in tokens]
@@ -81,7 +81,8 @@ def revoke_token(token_id: Id, db: DB, p: Caller, ip: SourceIp):
 @router.get("/enrollment-tokens", response_model=list[EnrollmentTokenOut])
 def list_enrollment_tokens(db: DB, p: Caller, system_id: OptId = None, limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
-        stmt = p.scoped(select(EnrollmentToken), EnrollmentToken.department_id).order_by(EnrollmentToken.id.desc())
+        stmt = p.scoped(select(EnrollmentToken), col(EnrollmentToken.department_id))
+        stmt = stmt.order_by(col(EnrollmentToken.id).desc())
         stmt = where_given(stmt, (EnrollmentToken.system_id, system_id))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -103,6 +104,6 @@ def list_audit(db: DB, p: Caller, action: Optional[str] = Query(None, pattern=r"
     """Newest first."""
     p.require(ADMIN)
     with db.session() as s:
-        stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+        stmt = select(AuditEntry).order_by(col(AuditEntry.id).desc())
         stmt = where_given(stmt, (AuditEntry.action, action), (AuditEntry.outcome, outcome))
         return s.exec(page(stmt, limit, offset)).all()

@@ -1,7 +1,7 @@
 """Agent endpoints (docs/wire.md): enrollment and signed report ingestion."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
@@ -14,10 +14,14 @@ from ..wire import EnrollInfo, EnrollRequest, EnrollResponse, Envelope, Problem,
 
 router = APIRouter(prefix="/agent", tags=["agent"])
 
-_problems = {code: {"model": Problem} for code in (400, 401, 403, 409, 413, 422)}
+# FastAPI's `responses` type: status -> OpenAPI response object
+Responses = dict[int | str, dict[str, Any]]
+
+_problems: Responses = {code: {"model": Problem} for code in (400, 401, 403, 409, 413, 422)}
 # every agent route is behind the gate's rate limits (gate.py): 429 with Retry-After
-_limited = {429: {"model": Problem, "description": "rate limited (source address or agent); see Retry-After",
-                  "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}}}
+_limited: Responses = {
+    429: {"model": Problem, "description": "rate limited (source address or agent); see Retry-After",
+          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}}}
 _problems = {**_problems, **_limited}
 
 

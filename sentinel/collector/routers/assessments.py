@@ -104,6 +104,7 @@ def list_attachments(system_id: Id, assessment_id: Id, db: DB, p: Caller, limit:
     """The assessment's files, oldest first: metadata only."""
     with db.session() as s:
         row = operations.visible_assessment(Ctx(s, p), system_id, assessment_id)
+        assert row.id is not None  # a stored row
         files = att.for_assessments(s.connection(), [row.id]).get(row.id, [])
         return [_out(info) for info, _ in files[offset:offset + limit]]
 
@@ -116,6 +117,7 @@ def download_attachment(system_id: Id, assessment_id: Id, attachment_id: Id, db:
     """The file as stored, after rechecking it against its recorded SHA-256."""
     with db.session() as s:
         row = operations.visible_assessment(Ctx(s, p), system_id, assessment_id)
+        assert row.id is not None  # a stored row
         try:
             found = att.get(s.connection(), row.id, attachment_id)
         except att.AttachmentError as exc:  # the stored bytes no longer match their hash: never serve them

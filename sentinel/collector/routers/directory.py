@@ -5,7 +5,7 @@ from typing import Literal, Optional
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ...store.models import AddressBlock, Agent, Department, Host, System, UtilisationSample
 from .. import address_plan, operations
@@ -34,7 +34,7 @@ router = APIRouter(tags=["directory"], route_class=DocumentedRoute)  # error ans
 @router.get("/departments", response_model=list[DepartmentOut])
 def list_departments(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
-        stmt = p.scoped(select(Department), Department.id).order_by(Department.id)
+        stmt = p.scoped(select(Department), col(Department.id)).order_by(col(Department.id))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -59,8 +59,8 @@ def list_address_plan(db: DB, p: Caller, department_id: OptId = None, limit: Lim
     """The network blocks assigned to the caller's departments (an admin: the whole plan); every system's
     scan_scope lies inside its department's blocks. Only an admin changes the plan."""
     with db.session() as s:
-        stmt = p.scoped(select(AddressBlock), AddressBlock.department_id).order_by(AddressBlock.department_id,
-                                                                                   AddressBlock.id)
+        stmt = p.scoped(select(AddressBlock), col(AddressBlock.department_id))
+        stmt = stmt.order_by(col(AddressBlock.department_id), col(AddressBlock.id))
         stmt = where_given(stmt, (AddressBlock.department_id, department_id))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -88,7 +88,7 @@ def remove_address_block(block_id: Id, db: DB, p: Caller, ip: SourceIp):
 def list_systems(db: DB, p: Caller, department_id: OptId = None, level: Optional[int] = Query(None, ge=2, le=4),
                  limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
-        stmt = p.scoped(select(System), System.department_id).order_by(System.id)
+        stmt = p.scoped(select(System), col(System.department_id)).order_by(col(System.id))
         stmt = where_given(stmt, (System.department_id, department_id), (System.level, level))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -119,7 +119,7 @@ def update_system(system_id: Id, patch: SystemPatch, db: DB, p: Caller, ip: Sour
 def list_hosts(db: DB, p: Caller, system_id: OptId = None, department_id: OptId = None,
                limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
-        stmt = p.scoped(select(Host), Host.department_id).order_by(Host.id)
+        stmt = p.scoped(select(Host), col(Host.department_id)).order_by(col(Host.id))
         stmt = where_given(stmt, (Host.system_id, system_id), (Host.department_id, department_id))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -139,7 +139,7 @@ def list_utilisation(host_id: Id, db: DB, p: Caller, since: Optional[AwareDateti
         stmt = select(UtilisationSample).where(UtilisationSample.host_id == host_id)
         if since is not None:
             stmt = stmt.where(UtilisationSample.at >= since)
-        return s.exec(page(stmt.order_by(UtilisationSample.at.desc(), UtilisationSample.id.desc()),
+        return s.exec(page(stmt.order_by(col(UtilisationSample.at).desc(), col(UtilisationSample.id).desc()),
                            limit, offset)).all()
 
 
@@ -150,7 +150,8 @@ def list_utilisation(host_id: Id, db: DB, p: Caller, since: Optional[AwareDateti
 def list_agents(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
                 state: Optional[Literal["enrolled", "revoked"]] = None, limit: Limit = 100, offset: Offset = 0):
     with db.session() as s:
-        stmt = p.scoped(select(Agent), Agent.department_id).order_by(Agent.enrolled_at, Agent.id)
+        stmt = p.scoped(select(Agent), col(Agent.department_id))
+        stmt = stmt.order_by(col(Agent.enrolled_at), col(Agent.id))
         stmt = where_given(stmt, (Agent.system_id, system_id), (Agent.host_id, host_id), (Agent.state, state))
         return s.exec(page(stmt, limit, offset)).all()
 

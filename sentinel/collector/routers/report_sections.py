@@ -51,6 +51,7 @@ def list_sections(system_id: Id, db: DB, p: Caller):
     """Every chapter of the template that a person writes, in order, with its latest text or status to_fill."""
     with db.session() as s:
         system = operations.visible_system(Ctx(s, p), system_id)
+        assert system.id is not None  # a stored row
         latest = sections.latest_sections(s, system.id)
         return [_out(spec, latest.get(spec.key)) for spec in sections.SECTIONS]
 

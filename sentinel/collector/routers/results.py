@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from fastapi import APIRouter
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ...store.models import CheckResultRow, Event, Finding, Run
 from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible, where_given
@@ -21,7 +21,7 @@ def list_runs(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
               limit: Limit = 100, offset: Offset = 0):
     """Newest first."""
     with db.session() as s:
-        stmt = p.scoped(select(Run), Run.department_id).order_by(Run.id.desc())
+        stmt = p.scoped(select(Run), col(Run.department_id)).order_by(col(Run.id).desc())
         stmt = where_given(stmt, (Run.system_id, system_id), (Run.host_id, host_id), (Run.baseline_id, baseline_id))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -52,15 +52,15 @@ def list_findings(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = N
                   limit: Limit = 100, offset: Offset = 0):
     """Open findings by default; `state=all` with `host_id` and `check_id` gives a check's full history."""
     with db.session() as s:
-        stmt = p.scoped(select(Finding), Finding.department_id).order_by(Finding.id)
+        stmt = p.scoped(select(Finding), col(Finding.department_id)).order_by(col(Finding.id))
         stmt = where_given(stmt, (Finding.system_id, system_id), (Finding.host_id, host_id),
                            (Finding.check_id, check_id))
         if state == "open":
-            stmt = stmt.where(Finding.resolved_at.is_(None))
+            stmt = stmt.where(col(Finding.resolved_at).is_(None))
         elif state == "resolved":
-            stmt = stmt.where(Finding.resolved_at.is_not(None))
+            stmt = stmt.where(col(Finding.resolved_at).is_not(None))
         if high_risk is not None:
-            stmt = stmt.where(Finding.high_risk.is_not(None) if high_risk else Finding.high_risk.is_(None))
+            stmt = stmt.where(col(Finding.high_risk).is_not(None) if high_risk else col(Finding.high_risk).is_(None))
         return s.exec(page(stmt, limit, offset)).all()
 
 
@@ -77,7 +77,7 @@ def list_events(db: DB, p: Caller, system_id: OptId = None,
                 delivered: Optional[bool] = None, limit: Limit = 100, offset: Offset = 0):
     """Newest first."""
     with db.session() as s:
-        stmt = p.scoped(select(Event), Event.department_id).order_by(Event.id.desc())
+        stmt = p.scoped(select(Event), col(Event.department_id)).order_by(col(Event.id).desc())
         stmt = where_given(stmt, (Event.system_id, system_id), (Event.kind, kind), (Event.delivered, delivered))
         return s.exec(page(stmt, limit, offset)).all()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from fastapi import APIRouter, FastAPI, Request
-from sqlmodel import select
+from sqlmodel import col, select
 
 from sentinel.checks.network.discovery import NmapMissing, nmap_path
 from sentinel.checks.network.scope import ScopeError
@@ -123,7 +123,7 @@ def list_scans(system_id: Id, db: DB, p: Caller, status: Optional[Literal["runni
     """Scan runs of the system, newest first."""
     with db.session() as s:
         operations.visible_system(Ctx(s, p), system_id)
-        stmt = select(ScanRun).where(ScanRun.system_id == system_id).order_by(ScanRun.id.desc())
+        stmt = select(ScanRun).where(ScanRun.system_id == system_id).order_by(col(ScanRun.id).desc())
         stmt = where_given(stmt, (ScanRun.status, status))
         return s.exec(page(stmt, limit, offset)).all()
 
@@ -137,11 +137,11 @@ def list_services(system_id: Id, db: DB, p: Caller, state: Literal["open", "clos
         operations.visible_system(Ctx(s, p), system_id)
         stmt = select(ServiceFindingRow).where(ServiceFindingRow.system_id == system_id)
         if state == "open":
-            stmt = stmt.where(ServiceFindingRow.closed_at.is_(None))
+            stmt = stmt.where(col(ServiceFindingRow.closed_at).is_(None))
         elif state == "closed":
-            stmt = stmt.where(ServiceFindingRow.closed_at.is_not(None))
+            stmt = stmt.where(col(ServiceFindingRow.closed_at).is_not(None))
         if forbidden is not None:
-            stmt = stmt.where(ServiceFindingRow.forbidden.is_(forbidden))
+            stmt = stmt.where(col(ServiceFindingRow.forbidden).is_(forbidden))
         stmt = stmt.order_by(ServiceFindingRow.host, ServiceFindingRow.proto, ServiceFindingRow.port,
                              ServiceFindingRow.id)
         if high_risk is None:
