@@ -3,15 +3,21 @@ node only through read-only mounts (its own state directory aside) with one capa
 ServiceMonitor and Deployment select each other, and the PrometheusRule carries the shipped rules."""
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 RULES = K8S.parent / "prometheus" / "sentinel-rules.yml"
+ALERTMANAGER = K8S.parent / "alertmanager" / "alertmanager.yml"
+DISPATCH = K8S.parent / "alerting" / "dispatch.example.yml"
 
 
 def _docs() -> list[dict]:
@@ -114,7 +120,7 @@ def test_prometheusrule_is_the_shipped_rule_file():
     rule = _one("PrometheusRule", "sentinel")
     shipped = yaml.safe_load(RULES.read_text(encoding="utf-8"))
     assert rule["spec"]["groups"] == shipped["groups"]
-    proc = subprocess.run([sys.executable, str(K8S / "make_prometheusrule.py"), "--check"], capture_output=True,
+    proc = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -127,3 +133,128 @@ def test_images_are_pinned(path: Path):
         spec = doc["spec"]["template"]["spec"]
         for c in spec["containers"] + spec.get("initContainers", []):
             assert ":" in c["image"] and not c["image"].endswith(":latest")
+
+
+# ---- the relay: Alertmanager -> collector -> robots, wired as in deploy/compose ------------------------------
+
+def _mounts(pod: dict, container: str) -> dict[str, dict]:
+    """mountPath -> the volume behind it, for one container of a pod spec."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    c = next(c for c in pod["containers"] if c["name"] == container)
+    return {m["mountPath"]: {**volumes[m["name"]], "_mount": m} for m in c["volumeMounts"]}
+
+
+def _file_in(mounts: dict[str, dict], path: str) -> tuple[str, str]:
+    """(volume kind and object name, key) serving the file `path` through one of the mounts."""
+    for mount_path, vol in mounts.items():
+        sub = vol["_mount"].get("subPath")
+        if sub and path == mount_path:
+            rel = sub
+        elif not sub and path.startswith(mount_path.rstrip("/") + "/"):
+            rel = path[len(mount_path.rstrip("/")) + 1:]
+        else:
+            continue
+        sources = vol["projected"]["sources"] if "projected" in vol else [vol]
+        for src in sources:
+            kind = "configMap" if "configMap" in src else "secret"
+            ref = src[kind]
+            name = ref.get("name") or ref.get("secretName")
+            items = ref.get("items")
+            if items is None:
+                return f"{kind}/{name}", rel
+            for item in items:
+                if item["path"] == rel:
+                    return f"{kind}/{name}", item["key"]
+    raise AssertionError(f"{path} is not mounted")
+
+
+def _configmap(name: str, key: str) -> str:
+    return _one("ConfigMap", name)["data"][key]
+
+
+def test_alertmanager_config_is_the_shipped_file_sending_to_the_collector_service():
+    shipped = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    text = _configmap("sentinel-alertmanager", "alertmanager.yml")
+    config = yaml.safe_load(text)
+    dep = _one("Deployment", "sentinel-collector")
+    init_args = " ".join(dep["spec"]["template"]["spec"]["initContainers"][0]["args"])
+    svc = _one("Service", "sentinel-collector")
+    for got, want in zip(config["receivers"], shipped["receivers"], strict=True):
+        for hook, shipped_hook in zip(got["webhook_configs"], want["webhook_configs"], strict=True):
+            url = httpx.URL(hook["url"])
+            # the collector's Service, by a name its server certificate carries (collector init --name)
+            assert url.host == "sentinel-collector.sentinel.svc" and f"--name {url.host}" in init_args
+            assert url.port == svc["spec"]["ports"][0]["port"] and url.scheme == "https"
+            assert url.path == httpx.URL(shipped_hook["url"]).path == "/api/v1/alertmanager/webhook"
+            assert {k: v for k, v in hook.items() if k != "url"} == {
+                k: v for k, v in shipped_hook.items() if k != "url"}
+    assert {k: v for k, v in config.items() if k != "receivers"} == {
+        k: v for k, v in shipped.items() if k != "receivers"}
+
+
+def test_alertmanager_config_passes_amtool(tmp_path: Path):
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool (Debian prometheus-alertmanager) is installed by tests/setup-machine.sh"
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(_configmap("sentinel-alertmanager", "alertmanager.yml"), encoding="utf-8")
+    proc = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_alertmanager_pod_has_the_files_its_config_names():
+    dep = _one("Deployment", "sentinel-alertmanager")
+    pod = dep["spec"]["template"]["spec"]
+    mounts = _mounts(pod, "alertmanager")
+    args = pod["containers"][0]["args"]
+    config_file = next(a.split("=", 1)[1] for a in args if a.startswith("--config.file="))
+    assert _file_in(mounts, config_file) == ("configMap/sentinel-alertmanager", "alertmanager.yml")
+    http = yaml.safe_load(_configmap("sentinel-alertmanager", "alertmanager.yml"))["receivers"][0][
+        "webhook_configs"][0]["http_config"]
+    # the same token the collector's relay reads, and the CA that signed the collector's certificate
+    assert _file_in(mounts, http["authorization"]["credentials_file"]) == ("secret/sentinel-relay", "relay-token")
+    assert _file_in(mounts, http["tls_config"]["ca_file"]) == ("configMap/sentinel-collector-ca", "ca.crt")
+    svc = _one("Service", "sentinel-alertmanager")
+    assert svc["spec"]["selector"].items() <= pod_labels(dep).items()
+    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    _one("PersistentVolumeClaim", next(v for v in pod["volumes"] if v["name"] == "data")[
+        "persistentVolumeClaim"]["claimName"])
+
+
+def pod_labels(dep: dict) -> dict:
+    return dep["spec"]["template"]["metadata"]["labels"]
+
+
+def test_collector_reads_its_config_the_relay_token_and_the_robots(tmp_path: Path, monkeypatch):
+    from sentinel.collector.settings import DEFAULT_CONFIG_FILE, load_collector_settings
+    from sentinel.events.dispatch import DispatchConfig
+
+    pod = _one("Deployment", "sentinel-collector")["spec"]["template"]["spec"]
+    mounts = _mounts(pod, "collector")
+    # the collector finds its config file at the default path (no --config in its args)
+    assert _file_in(mounts, str(DEFAULT_CONFIG_FILE)) == ("configMap/sentinel-collector", "collector.yaml")
+    config_file = tmp_path / "collector.yaml"
+    config_file.write_text(_configmap("sentinel-collector", "collector.yaml"), encoding="utf-8")
+    for name in [n for n in os.environ if n.startswith("SENTINEL_")]:
+        monkeypatch.delenv(name)
+    settings = load_collector_settings(config_file, state_dir=tmp_path)
+    assert settings.relay_token_file is not None and settings.alerting_config is not None
+    assert _file_in(mounts, str(settings.relay_token_file)) == ("secret/sentinel-relay", "relay-token")
+    assert _file_in(mounts, str(settings.alerting_config)) == ("configMap/sentinel-alerting", "alerting.yml")
+
+    # the delivery config is the shipped example, pushing to the Alertmanager Service; its ${VARIABLES} come
+    # from the Secret the collector takes its environment from
+    collector = next(c for c in pod["containers"] if c["name"] == "collector")
+    assert {"secretRef": {"name": "sentinel-robots"}} in collector["envFrom"]
+    text = _configmap("sentinel-alerting", "alerting.yml")
+    variables = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+    assert variables == set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", DISPATCH.read_text(encoding="utf-8")))
+    path = tmp_path / "alerting.yml"
+    path.write_text(text, encoding="utf-8")
+    config = DispatchConfig.from_yaml(path, env={v: f"https://robot.example/{v.lower()}" for v in variables})
+    am = [r for r in config.receivers if r.type == "alertmanager"]
+    assert len(am) == 1
+    url = httpx.URL(am[0].url.get_secret_value())
+    am_svc = _one("Service", "sentinel-alertmanager")
+    assert url.host == "sentinel-alertmanager.sentinel.svc" and url.port == am_svc["spec"]["ports"][0]["port"]
+    shipped = DispatchConfig.from_yaml(DISPATCH, env={v: f"https://robot.example/{v.lower()}" for v in variables})
+    assert config.routes == shipped.routes

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Rewrite the `severity` and `grade` labels of deploy/prometheus/sentinel-rules.yml from the graded-response
-table (exporters/grading.py), keeping the file's comments and layout.
+table (sentinel/events/grading.py), keeping the file's comments and layout.
 
     python deploy/prometheus/grade_rules.py           # rewrite them
     python deploy/prometheus/grade_rules.py --check   # exit 1 if a rule's labels are not the table's
 
-Then run deploy/kubernetes/make_prometheusrule.py for the Kubernetes copy.
+Then run deploy/kubernetes/generate.py for the Kubernetes copy.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def render(text: str) -> str:
         m = re.match(r"      - alert: (\w+)", block)
         if m:
             if m.group(1) not in grading.CLASS_OF:
-                raise SystemExit(f"{RULES}: alert {m.group(1)} is not in exporters/grading.py's table (CLASS_OF)")
+                raise SystemExit(f"{RULES}: alert {m.group(1)} is not in sentinel/events/grading.py's table (CLASS_OF)")
             labels = grading.rule_labels(m.group(1))
             for key in ("severity", "grade"):
                 block = re.sub(rf"(?m)^          {key}: .*$", f"          {key}: {_quoted(labels[key])}", block,
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     new = render(text)
     if "--check" in argv:
         if new != text:
-            print(f"{RULES}: severity/grade labels differ from exporters/grading.py: run {Path(__file__).name}",
+            print(f"{RULES}: severity/grade labels differ from sentinel/events/grading.py: run {Path(__file__).name}",
                   file=sys.stderr)
             return 1
         return 0
