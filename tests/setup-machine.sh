@@ -33,6 +33,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   [ -z "$guard" ] || rm -f "$guard"
 fi
+# sshd refuses to run (even `sshd -t`) without its privilege-separation directory, which its service start
+# makes and policy-rc.d above prevented; /run is emptied at boot, so make it on every run.
+install -d -m 0755 /run/sshd
 # Debian's prometheus packages start daemons on install where an init system exists; tests start their own on
 # free loopback ports, so stop any package-started instances holding the default ports.
 for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
