@@ -132,6 +132,8 @@ def _with(body: dict, index: int, **changes) -> dict:
     ({"severity": "low"}, "body.results.0.severity", ["'low'", "'high'"]),
     ({"clause": "8.1.4.2"}, "body.results.0.clause", ["'8.1.4.2'", "'8.1.4.1'"]),
     ({"item": "h"}, "body.results.0.item", ["'h'", "'a'"]),
+    # the roll-up merges by catalogue key: a result under another item's key would count there
+    ({"key": "ces.audit.enable"}, "body.results.0.key", ["'ces.audit.enable'", "'ces.auth.identify'"]),
     ({"waiver": "not ours to waive"}, "body.results.0.waiver", ["'not ours to waive'", "None"]),
     # advisory results decide no verdict, so an agent may not mark a failing check advisory
     ({"advisory": {"zh": "超出", "en": "beyond the guide"}}, "body.results.0.advisory", ["beyond the guide", "None"]),
@@ -165,6 +167,26 @@ def test_items_must_be_the_baselines_with_its_weights(env, db):
     moved = copy.deepcopy(body)
     moved["items"][0]["checks"] = []
     _refused(db, client, agent, moved, "body.items.0.checks", ["[] but baseline"])
+    # the system roll-up merges hosts' items by key and prints the unit: an agent cannot move an item
+    rekeyed = copy.deepcopy(body)
+    rekeyed["items"][0]["key"] = "ces.audit.enable"
+    _refused(db, client, agent, rekeyed, "body.items.0.key", ["'ces.audit.enable'", "'ces.auth.identify'"])
+    reunit = copy.deepcopy(body)
+    reunit["items"][0]["unit"] = "L3-CES1-99"
+    _refused(db, client, agent, reunit, "body.items.0.unit", ["'L3-CES1-99'", "'L3-CES1-01'"])
+
+
+def test_a_report_without_catalogue_keys_is_judged_by_clause(env, db):
+    """Reports made before keys carry none: they are accepted, judged by clause and item as before."""
+    _, client, agent, admin = env
+    body = make_report({"a": "fail"})
+    for part in body["results"] + body["items"]:
+        part.pop("key", None)
+        part.pop("unit", None)
+    r = client.post(REPORTS, content=(s := sign(agent.key, envelope(agent.agent_id, body)))[0], headers=s[1])
+    assert r.status_code == 202, r.text
+    run = client.get(f"/api/v1/runs/{r.json()['run_id']}", headers=admin).json()
+    assert (run["score"], run["conclusion"], run["failed"]) == (0.0, "差", 1)
 
 
 def test_a_baseline_the_collector_does_not_have_is_refused(env, db):

@@ -58,6 +58,16 @@ class CheckRef(NamedTuple):
     remediation: dict
     advisory: Optional[dict] = None  # {zh, en}: the check is advisory evidence (decides nothing, opens no finding)
     probe: str = ""  # the probe type, for the check-duration histogram (sentinel_check_duration_seconds)
+    key: Optional[str] = None  # the item's catalogue key: the system roll-up merges items by it
+
+
+class ItemRef(NamedTuple):
+    """What the baseline fixes about one item: the roll-up reads these from the kept body."""
+
+    weight: float
+    checks: list[str]
+    key: Optional[str]
+    unit: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class Reference:
 
     baseline: Baseline
     checks: dict[str, CheckRef]
-    items: dict[tuple[str, str], tuple[float, list[str]]]  # (clause, item) -> (weight, check ids)
+    items: dict[tuple[str, str], ItemRef]  # by (clause, item)
     origin: str  # "shipped" or the site file's path, for messages
     scope: Optional[str] = None  # None: every department; else the one department's name
 
@@ -78,8 +88,8 @@ class Reference:
                                         check.waiver, check.title.model_dump(mode="json"),
                                         check.remediation.model_dump(mode="json"),
                                         check.advisory.model_dump(mode="json") if check.advisory else None,
-                                        probe=check.probe)
-        items = {(control.clause, item.item): (item.weight, [c.id for c in item.checks])
+                                        probe=check.probe, key=item.key)
+        items = {(control.clause, item.item): ItemRef(item.weight, [c.id for c in item.checks], item.key, item.unit)
                  for control in baseline.controls for item in control.items}
         return cls(baseline=baseline, checks=checks, items=items, origin=origin, scope=scope)
 

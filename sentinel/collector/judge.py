@@ -1,12 +1,14 @@
 """Judge a host report by the collector's copy of its baseline (baselines.py says why).
 
 `judge` refuses (BaselineMismatch, a 422 naming the field) a result that is not a check of the named baseline,
-a check reported twice, a result whose clause, item, severity, high-risk case, waiver or advisory mark differs from
-what the baseline gives that check, and a list of items that is not the baseline's (each item once, with its
-weight and checks: the system roll-up, sentinel/store/assessment.py, reads them from the kept body and
-recomputes only their verdicts). It then computes the item verdicts and the summary with sentinel/scoring.py,
-exactly as the agent's engine does, and lists where the agent's own summary and item verdicts differ from
-them: those are only claims, compared and flagged, never stored as the report's score or conclusion.
+a check reported twice, a result whose clause, item, catalogue key, severity, high-risk case, waiver or advisory
+mark differs from what the baseline gives that check, and a list of items that is not the baseline's (each item
+once, with its weight, checks, catalogue key and test unit: the system roll-up, sentinel/store/assessment.py,
+reads them from the kept body, merges items across hosts by key and recomputes only their verdicts). A key or
+unit the agent leaves out (reports made before keys) is taken as absent, never as another item's. It then
+computes the item verdicts and the summary with sentinel/scoring.py, exactly as the agent's engine does, and
+lists where the agent's own summary and item verdicts differ from them: those are only claims, compared and
+flagged, never stored as the report's score or conclusion.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def check_results(ref: Reference, rep: HostReport) -> None:
                 if value != given:
                     raise BaselineMismatch(f"body.results.{i}.{fixed}",
                                            f"{value!r} but baseline {name} gives check {r.check_id} {given!r}")
+        if r.key is not None and r.key != spec.key:  # the roll-up would count the result under another item
+            raise BaselineMismatch(f"body.results.{i}.key",
+                                   f"{r.key!r} but baseline {name} gives check {r.check_id} {spec.key!r}")
         # Advisory results decide no verdict (scoring.counted), so the mark is the baseline's, never the agent's.
         if r.advisory != advisory.get(r.check_id):
             raise BaselineMismatch(f"body.results.{i}.advisory", f"{r.advisory!r} but baseline {name} gives check "
@@ -78,12 +83,17 @@ def check_results(ref: Reference, rep: HostReport) -> None:
         if key in listed:
             raise BaselineMismatch(f"body.items.{i}", f"{where} is listed twice (also items.{listed[key]})")
         listed[key] = i
-        if item.weight != want[0]:
+        if item.weight != want.weight:
             raise BaselineMismatch(f"body.items.{i}.weight", f"{item.weight!r} but baseline {name} weighs {where} "
-                                                             f"{want[0]!r}")
-        if item.checks != want[1]:
+                                                             f"{want.weight!r}")
+        if item.checks != want.checks:
             raise BaselineMismatch(f"body.items.{i}.checks", f"{item.checks} but baseline {name} gives {where} "
-                                                             f"the checks {want[1]}")
+                                                             f"the checks {want.checks}")
+        for fixed in ("key", "unit"):  # the roll-up merges by key and prints the unit: both are the baseline's
+            given, wanted = getattr(item, fixed), getattr(want, fixed)
+            if given is not None and given != wanted:
+                raise BaselineMismatch(f"body.items.{i}.{fixed}",
+                                       f"{given!r} but baseline {name} gives {where} {wanted!r}")
     if len(listed) != len(ref.items):
         lacking = sorted(f"{c}.{i}" for c, i in ref.items.keys() - listed.keys())
         raise BaselineMismatch("body.items", f"lacks {len(lacking)} item(s) of baseline {name}: "
