@@ -269,3 +269,19 @@ def _shipped_version(baseline_id: str) -> str:
     from sentinel.baseline import load_baseline
 
     return load_baseline(baseline_id).version
+
+
+def test_the_shipped_baselines_are_loaded_as_the_collector_starts(db, make_client):
+    """The first report pays no loading of the catalogue and baselines (nor a broken install's first error)."""
+    from sentinel.baseline import shipped
+
+    client = make_client(db)
+    registry = client.app.state.ingestor.baselines
+    assert registry._shipped_loaded == set(shipped())
+    loaded = {ref.baseline.id for (scope, _, _), ref in registry._refs.items() if scope is None}
+    assert set(shipped()) <= loaded
+    # a second registry (another worker's app) shares the indexed shipped baselines rather than reading them again
+    other = BaselineRegistry()
+    other.preload()
+    mine = {k: ref for k, ref in registry._refs.items() if ref.origin == "shipped"}
+    assert len(mine) == len(shipped()) and all(other._refs[k] is ref for k, ref in mine.items())

@@ -83,10 +83,11 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
     app.state.settings = settings
     app.state.db = db
     app.state.collector_public_key = signing.public_key_b64(key)
+    baselines = BaselineRegistry.for_state_dir(settings.state_dir)
     app.state.ingestor = Ingestor(db, max_body_bytes=settings.max_body_bytes, skew_seconds=settings.skew_seconds,
-                                  score_drop_threshold=settings.score_drop_threshold,
-                                  baselines=BaselineRegistry.for_state_dir(settings.state_dir),
+                                  score_drop_threshold=settings.score_drop_threshold, baselines=baselines,
                                   max_age_seconds=settings.report_max_age_seconds)
+    around_lifespan(app, start=baselines.preload)  # the catalogue and shipped baselines, before the first report
     from .routers.assessments import upload_limit
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API)])

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -138,14 +139,22 @@ class BaselineRegistry:
 
     # ---- loading ---------------------------------------------------------------------------------
 
+    def preload(self) -> None:
+        """Load every shipped baseline (and so the catalogue) now: the collector calls it as it starts, so the
+        first report pays no loading and a broken install is logged at start, not at the first report."""
+        with self._lock:
+            for baseline_id in self._shipped.keys() - self._shipped_loaded:
+                self._load_shipped(baseline_id)
+
     def _load_shipped(self, baseline_id: str) -> None:
         self._shipped_loaded.add(baseline_id)
+        path = self._shipped[baseline_id]
         try:
-            baseline = load_baseline(self._shipped[baseline_id])
-        except BaselineError as exc:  # a broken install; every report on it is refused with this reason
+            ref = _shipped_reference(path, path.stat().st_mtime_ns)
+        except (BaselineError, OSError) as exc:  # a broken install; every report on it is refused with this reason
             log.error("shipped baseline %s cannot be loaded: %s", baseline_id, exc)
             return
-        self._refs[(None, baseline.id, baseline.version)] = Reference.of(baseline, "shipped")
+        self._refs[(None, ref.baseline.id, ref.baseline.version)] = ref
 
     def _may_rescan(self) -> bool:
         now = self._clock()
@@ -234,3 +243,10 @@ class BaselineRegistry:
             where = ", ".join(f"{d} and {d}/{department}/" for d in self.site_dirs)
         return (f"baseline {baseline_id!r} is not known to this collector{whose} (shipped: "
                 f"{', '.join(sorted(self._shipped))}; site baselines: {where})")
+
+
+@lru_cache(maxsize=32)
+def _shipped_reference(path: Path, mtime_ns: int) -> Reference:
+    """One shipped baseline, indexed: read once per process (every registry, e.g. each worker's app, shares it;
+    `mtime_ns` is in the key so an upgraded install is read again). References are only read after this."""
+    return Reference.of(load_baseline(path), "shipped")
