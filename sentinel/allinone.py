@@ -19,16 +19,19 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .atomicfile import write_atomic
 from .plugins import Exporters
+
+if TYPE_CHECKING:
+    import uvicorn  # imported at run time only in start(): `up` loads the web stack when it serves
 
 log = logging.getLogger("sentinel.up")
 
 DEPARTMENT = "local"
 SYSTEM = "this-host"
-ADMIN_TOKEN_NAME = "sentinel-up-admin"
+ADMIN_TOKEN_NAME = "sentinel-up-admin"  # noqa: S105  the name of the token row, not a secret
 
 
 class UpError(Exception):
@@ -68,7 +71,7 @@ class LocalCollector:
             self.db = Database(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
         except StoreError as exc:
             raise UpError(str(exc)) from None
-        self._server = None
+        self._server: Optional[uvicorn.Server] = None
         self._thread: Optional[threading.Thread] = None
         self._sock: Optional[socket.socket] = None
 
@@ -153,19 +156,20 @@ class LocalCollector:
         self.port = sock.getsockname()[1]
         self.settings.port = self.port
         try:
-            app = create_app(self.settings, exporters=self.exporters, db=self.db)  # also /metrics and, if configured, the event publisher
+            # also /metrics and, if configured, the event publisher
+            app = create_app(self.settings, exporters=self.exporters, db=self.db)
         except DispatchConfigError as exc:
             sock.close()
             raise UpError(str(exc)) from None
         config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                 timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="sentinel-collector", daemon=True)
-        self._thread.start()
+        server = self._server = uvicorn.Server(config)
+        thread = self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                                 name="sentinel-collector", daemon=True)
+        thread.start()
         deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
                 raise UpError(f"the collector did not start on {self.url}")
             time.sleep(0.02)
         self._sock = sock

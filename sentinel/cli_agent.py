@@ -240,7 +240,8 @@ def up(
             daemon.close()
             collector.close()
         raise typer.Exit(print_once(reports, flushed, len(settings.baselines), lang))
-    typer.echo(f"sentinel up: collector API {collector.url}/api/v1 (OpenAPI schema {collector.url}/api/v1/openapi.json), "
+    typer.echo(f"sentinel up: collector API {collector.url}/api/v1 "
+               f"(OpenAPI schema {collector.url}/api/v1/openapi.json), "
                f"admin token in {token_file}; state in {state}", err=True)
     typer.echo(f"sentinel up: serving plain HTTP on loopback ({host}) only: other hosts cannot reach it; for agents "
                "on other hosts run `sentinel collector init` and `sentinel collector` (TLS)", err=True)

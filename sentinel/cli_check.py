@@ -44,7 +44,8 @@ def check(
     lang: str = typer.Option("zh", "--lang", metavar="zh|en", help="Language of the table, csv and junit text."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the report to FILE."),
 ) -> None:
-    """Run a baseline on this host (or --root DIR). Exit 0: no failures; 1: failures or undetermined checks; 2: usage."""
+    """Run a baseline on this host (or --root DIR). Exit 0: no failures; 1: failures or undetermined \
+checks; 2: usage."""  # the backslash keeps this one line: typer lists a command by its docstring's lines
     from . import render
     from .engine import run_baseline
     from .hostview import open_host

@@ -147,7 +147,8 @@ def scan(
     old = None
     if previous is not None:
         try:
-            old = [ServiceFinding.model_validate(f) for f in json.loads(previous.read_text(encoding="utf-8"))["findings"]]
+            findings = json.loads(previous.read_text(encoding="utf-8"))["findings"]
+            old = [ServiceFinding.model_validate(f) for f in findings]
         except (OSError, ValueError, KeyError, ValidationError) as exc:
             _fail(f"--previous {previous}: not a sentinel scan JSON report ({exc})")
 
@@ -224,7 +225,8 @@ _LABELS = {
     "zh": {"target": "目标", "service": "服务", "product": "产品/版本", "result": "结果", "risk": "高风险",
            "item": "测评项", "verdict": "结论", "checks": "检查", "events": "变化", "none": "未发现开放服务",
            "score": "得分", "conclusion": "结论", "pass_rate": "通过率", "errors": "未能判定",
-           "head": "{hosts} 台主机在线，{services} 个开放服务，用时 {seconds:.1f} 秒", "before": "之前", "after": "之后",
+           "head": "{hosts} 台主机在线，{services} 个开放服务，用时 {seconds:.1f} 秒",
+           "before": "之前", "after": "之后",
            "status": {"pass": "通过", "fail": "不通过", "error": "错误", "not_applicable": "不适用"}},
     "en": {"target": "target", "service": "service", "product": "product/version", "result": "result",
            "risk": "high risk", "item": "item", "verdict": "verdict", "checks": "checks", "events": "changes",
@@ -282,8 +284,8 @@ def _print_table(report, lang: str, file=None) -> None:
         console.print(t)
     items = Table(L["item"], L["verdict"], L["checks"])
     for it in report.items:
-        items.add_row(f"{it.clause} {it.item} {it.control.get(lang)}", it.verdict.value if lang == "zh" else it.verdict.en,
-                      ", ".join(it.checks))
+        verdict = it.verdict.value if lang == "zh" else it.verdict.en
+        items.add_row(f"{it.clause} {it.item} {it.control.get(lang)}", verdict, ", ".join(it.checks))
     console.print(items)
     s = report.summary
     score = f"{s.score:.1f}" if s.score is not None else "-"

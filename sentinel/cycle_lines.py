@@ -26,7 +26,8 @@ TEXT = {
     },
     "zh": {
         "no_report": "基线 {baseline}：未产生报告（原因见上方日志）",
-        "result": "基线 {baseline}：得分 {score} {conclusion}，不通过 {failed} 项，无法判定 {error} 项，高风险 {high} 项",
+        "result": "基线 {baseline}：得分 {score} {conclusion}，"
+                  "不通过 {failed} 项，无法判定 {error} 项，高风险 {high} 项",
         "stored": "{result}；已存为 {url} 上的第 {run} 次运行{waited}",
         "waited": "（曾在缓存目录中等待）",
         "kept": "{result}；暂存于缓存目录 {spool}，待采集端接收（{why}）",

@@ -21,12 +21,14 @@ _VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "bol
 # Every word a report prints besides the data, in both languages: a zh report has no English label and an
 # en report no Chinese one (the check and item texts come from the baseline in the chosen language).
 _WORDS = {
-    "zh": {"level": "等级", "host": "主机", "clause": "条款", "id": "检查编号", "check": "检查项", "severity": "严重程度",
+    "zh": {"level": "等级", "host": "主机", "clause": "条款", "id": "检查编号", "check": "检查项",
+           "severity": "严重程度",
            "status": "结果", "detail": "实际 / 原因", "waived": "（已豁免）", "high_risk": "高风险",
            "pending": "待人工核查的测评项: ", "case": "判定指引", "pass_rate": "通过率", "score": "加权得分",
            "conclusion": "结论", "observed": "实际", "expected": "要求", "remediation": "整改建议",
            "manual": "人工测评项，{verdict}", "waiver": "已豁免: {waiver}", "failed": "不通过", "error": "无法判定",
-           "not_applicable": "不适用", "advisory_mark": "（参考项，不计入判定）", "advisory": "参考项，不计入判定: {advisory}"},
+           "not_applicable": "不适用", "advisory_mark": "（参考项，不计入判定）",
+           "advisory": "参考项，不计入判定: {advisory}"},
     "en": {"level": "level", "host": "host", "clause": "clause", "id": "check id", "check": "check",
            "severity": "severity", "status": "status", "detail": "observed / reason", "waived": " (waived)",
            "high_risk": "high risk", "pending": "items awaiting an assessor: ", "case": "case",
@@ -145,10 +147,10 @@ def print_table(report: HostReport, lang: str = "zh", file=None) -> None:
     tty = file is None and sys.stdout.isatty()
     console = Console(file=file, highlight=False, soft_wrap=False, width=None if tty else 180)
     h, s = report.host, report.summary
-    console.print(f"[bold]{escape(report.baseline.title.get(lang))}[/] ({report.baseline.id} {report.baseline.version}, "
-                  f"{w['level']} {report.baseline.level})")
-    console.print(f"{w['host']}: {escape(h.hostname)}  {escape(h.os_name)} {escape(f'[{h.family or chr(63)}]')} {h.arch}"
-                  + (f"  root={escape(h.root)}" if h.root else ""))
+    b = report.baseline
+    console.print(f"[bold]{escape(b.title.get(lang))}[/] ({b.id} {b.version}, {w['level']} {b.level})")
+    console.print(f"{w['host']}: {escape(h.hostname)}  {escape(h.os_name)} {escape(f'[{h.family or chr(63)}]')} "
+                  f"{h.arch}" + (f"  root={escape(h.root)}" if h.root else ""))
     table = Table(show_lines=False, header_style="bold")
     for key in ("clause", "id", "check", "severity", "status", "detail"):
         table.add_column(w[key], overflow="fold")

@@ -58,8 +58,9 @@ def _child_json(args: list[str], what: str, budget: float, nice: int, ionice_idl
         argv.append("--ionice-idle")
     argv += args
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, close_fds=True)
+    # argv is this interpreter running this module; args are options built by the callers here, no shell
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603  fixed argv
+                            stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
     with _active_lock:
         _active.add(proc)
     try:
