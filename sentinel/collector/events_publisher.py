@@ -31,7 +31,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,7 +39,6 @@ from typing import Any, Optional
 from pydantic import ValidationError
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, make_url
-from starlette.concurrency import run_in_threadpool
 
 from ..events.delivery import Receiver
 from ..events.dispatch import DispatchConfig, DispatchConfigError, Dispatcher, ReceiverKinds
@@ -48,6 +46,7 @@ from ..events.model import SHARED_IDENTITY, AlertEvent
 from ..store.db import Database
 from ..store.models import Event, System
 from . import relay
+from .lifespan import around_lifespan
 
 log = logging.getLogger("sentinel.collector.events")
 
@@ -496,16 +495,5 @@ def install(app, kinds: ReceiverKinds) -> Optional[EventsPublisher]:
     relay.install(app, config, kinds)
     publisher = EventsPublisher(app.state.db, config, kinds, poll_interval=settings.events_poll_seconds)
     app.state.events_publisher = publisher
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        publisher.start()
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await run_in_threadpool(publisher.close)
-
-    app.router.lifespan_context = lifespan
+    around_lifespan(app, start=publisher.start, stop=publisher.close)
     return publisher

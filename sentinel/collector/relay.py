@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..events.dispatch import DispatchConfig, Dispatcher, ReceiverKinds
 from ..events.relay import events_from_alertmanager_webhook
 from .errors import ApiError
+from .lifespan import around_lifespan
 from .metrics import authorized, read_or_make_token
 from .settings import CollectorSettings
 
@@ -75,17 +74,7 @@ def install(app: FastAPI, config: DispatchConfig, kinds: ReceiverKinds) -> Dispa
         return JSONResponse(body, status_code=503 if full else 200)
 
     app.add_api_route(PATH, relay, methods=["POST"], include_in_schema=False)
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await run_in_threadpool(dispatcher.close)
-
-    app.router.lifespan_context = lifespan
+    around_lifespan(app, stop=dispatcher.close)
     return dispatcher
 
 
