@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...evidence import sections
 from ...model import Text
+from ...store.models import ReportSection
 from .. import operations
 from ..deps import DB, Caller, Ctx, Id, SourceIp
 from ..errors import not_found
@@ -40,7 +41,7 @@ class SectionOut(BaseModel):
     at: Optional[datetime] = None
 
 
-def _out(spec: sections.SectionSpec, row) -> SectionOut:
+def _out(spec: sections.SectionSpec, row: Optional[ReportSection]) -> SectionOut:
     return SectionOut(key=spec.key, number=spec.number, title=spec.title, hint=spec.hint, data=spec.data,
                       status="filled" if row is not None else "to_fill", text=row.text if row else None,
                       author=row.author if row else None, at=row.at if row else None)

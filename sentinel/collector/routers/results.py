@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from fastapi import APIRouter
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from ...store.models import CheckResultRow, Event, Finding, Run
+from ..auth import Principal
 from ..deps import DB, Caller, Id, Limit, Offset, OptId, Text64, page, visible, where_given
 from ..problems import DocumentedRoute
 from ..schemas import EventOut, FindingOut, ResultOut, RunDetail, RunOut
@@ -26,7 +27,7 @@ def list_runs(db: DB, p: Caller, system_id: OptId = None, host_id: OptId = None,
         return s.exec(page(stmt, limit, offset)).all()
 
 
-def _run(s, p, run_id: int) -> Run:
+def _run(s: Session, p: Principal, run_id: int) -> Run:
     return visible(s, p, Run, run_id, "run")
 
 

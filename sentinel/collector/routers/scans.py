@@ -15,7 +15,7 @@ from sentinel.checks.network.scope import ScopeError
 
 from ...store.assessment import SystemAssessment, assess
 from ...store.db import Database
-from ...store.models import ScanRun, ScanSchedule, ServiceFindingRow
+from ...store.models import ScanRun, ScanSchedule, ServiceFindingRow, System
 from .. import operations
 from ..auth import ADMIN
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, SourceIp, page, where_given
@@ -45,7 +45,8 @@ def _service(request: Request) -> ScanService:
     return request.app.state.scans
 
 
-def _schedule_out(system, spec: ScheduleSpec, configured: bool, service: ScanService) -> ScanScheduleOut:
+def _schedule_out(system: System, spec: ScheduleSpec, configured: bool, service: ScanService) -> ScanScheduleOut:
+    assert system.id is not None  # a stored row
     return ScanScheduleOut(system_id=system.id, configured=configured, enabled=spec.enabled,
                            interval_seconds=spec.interval_seconds, jitter_seconds=spec.jitter_seconds,
                            zone_baseline=spec.zone_baseline, zone=spec.zone, scanner_zone=spec.scanner_zone,
