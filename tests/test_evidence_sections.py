@@ -58,6 +58,30 @@ def test_sections_through_the_api(env, db):
     assert client.put(f"{base}/overall", json={"text": "x"}).status_code == 401
 
 
+def test_the_longest_chapter_fits_however_the_client_escapes_it(db, make_client):
+    """A chapter of the most characters the schema allows, sent as json.dumps sends it (every non-ASCII
+    character escaped: 6 bytes each, 12 outside the BMP), is stored on a collector whose body limit is sized
+    for agent reports below that (max_body_bytes 512 KiB); one character more is a 422 naming the field, and
+    only a body past what any valid chapter can take is a 413, naming the section's own limit."""
+    from sentinel.collector.routers.report_sections import SECTION_BODY_BYTES
+    from sentinel.evidence.sections import MAX_SECTION_CHARS
+
+    w = assessment_world(db)
+    client = make_client(db, max_body_bytes=512 * 1024)
+    base = f"/api/v1/systems/{w.systems['his']}/report-sections"
+    headers = {**bearer(w.tokens["assessor"]), "Content-Type": "application/json"}
+    longest = "𠀀" * MAX_SECTION_CHARS  # outside the BMP: \ud840\udc00, the widest escape
+    body = json.dumps({"text": longest})
+    assert len(body) > client.app.state.settings.max_body_bytes
+    stored = client.put(f"{base}/overview", headers=headers, content=body)
+    assert stored.status_code == 200, stored.text[:300]
+    assert client.get(base, headers=bearer(w.tokens["reader"])).json()[0]["text"] == longest
+    over = client.put(f"{base}/overview", headers=headers, content=json.dumps({"text": "界" * (MAX_SECTION_CHARS + 1)}))
+    assert over.status_code == 422 and over.json()["errors"][0]["loc"] == "body.text", over.text[:300]
+    huge = client.put(f"{base}/overview", headers=headers, content=b'{"text": "' + b"x" * SECTION_BODY_BYTES + b'"}')
+    assert huge.status_code == 413 and f"limit of {SECTION_BODY_BYTES} bytes of a report section" in huge.text
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sections")

@@ -89,8 +89,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
                                   max_age_seconds=settings.report_max_age_seconds)
     around_lifespan(app, start=baselines.preload)  # the catalogue and shipped baselines, before the first report
     from .routers.assessments import upload_limit
+    from .routers.report_sections import section_limit
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API)])
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API), section_limit(API)])
     # added last, so they run first: refusals that need no body are made before anything reads one
     app.add_middleware(AgentGate, db=db, settings=settings)
     app.add_middleware(urlguard.NoSecretsInUrl, db=db)

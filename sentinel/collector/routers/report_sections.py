@@ -3,6 +3,7 @@ why are in sentinel/evidence/sections.py). Read by every role that sees the syst
 assessors of its department, append-only, audited. Exports show the latest text per chapter or 待填写."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Optional
 
@@ -15,6 +16,7 @@ from ...store.models import ReportSection
 from .. import operations
 from ..deps import DB, Caller, Ctx, Id, SourceIp
 from ..errors import not_found
+from ..limits import RouteLimit
 from ..problems import DocumentedRoute
 
 router = APIRouter(tags=["report sections"], route_class=DocumentedRoute)
@@ -27,6 +29,20 @@ class SectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=sections.MAX_SECTION_CHARS,
                       description="the chapter's content as the assessor writes it (plain text)")
+
+
+# The longest text the schema accepts, as a client may send it: JSON escapes a character as up to 12 bytes
+# (\uXXXX\uXXXX for one outside the BMP; json.dumps escapes every non-ASCII character by default), so a
+# 100,000-character chapter in Chinese can be 600 KB on the wire, over the collector's max_body_bytes.
+SECTION_BODY_BYTES = sections.MAX_SECTION_CHARS * 12 + 1024
+
+
+def section_limit(prefix: str) -> RouteLimit:
+    """The body limit of writing a chapter: what its longest valid text can take, not the report limit."""
+    path = re.compile(re.escape(prefix) + r"/systems/[^/]+/report-sections/[^/]+")
+    return RouteLimit("PUT", path, SECTION_BODY_BYTES,
+                      f"request body exceeds the limit of {SECTION_BODY_BYTES} bytes of a report section "
+                      f"(its text: at most {sections.MAX_SECTION_CHARS} characters)")
 
 
 class SectionOut(BaseModel):
