@@ -132,7 +132,8 @@ class CollectorClient:
     def __init__(self, url: str, ca_file: Optional[Path] = None, timeout: float = 30.0) -> None:
         self.url = check_url(url)
         parts = urlsplit(self.url)
-        self._host, self._port, self._timeout = parts.hostname, parts.port, timeout
+        # check_url refused a URL without a host, so the "" never applies
+        self._host, self._port, self._timeout = parts.hostname or "", parts.port, timeout
         # plain http (loopback only): no TLS, so no CA bundle to load either
         self._tls: Optional[ssl.SSLContext] = None
         # what a certificate was checked against, for a refusal's message

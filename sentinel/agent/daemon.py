@@ -250,7 +250,7 @@ class Agent:
                 delay = backoff.delay(failures)
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def _take_lock(self) -> None:
+    def _take_lock(self) -> int:
         private_dir(self.settings.state_dir)
         fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -259,15 +259,16 @@ class Agent:
             os.close(fd)
             raise EnrollError(f"another agent is running with state directory {self.settings.state_dir}") from None
         self._lock_fd = fd
+        return fd
 
     def start(self) -> None:
         """Start delivery and the schedule (each baseline once now, then on its interval)."""
-        self._take_lock()
+        lock_fd = self._take_lock()
         if self.exporter is not None:
             try:
                 self.exporter.start()
             except OSError:
-                os.close(self._lock_fd)
+                os.close(lock_fd)
                 self._lock_fd = None
                 raise
         self._deliverer = threading.Thread(target=self._deliver_loop, name="sentinel-deliver", daemon=True)

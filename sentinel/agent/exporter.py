@@ -93,6 +93,8 @@ class AgentExporter:
 
     def start(self) -> None:
         addr, port = self.settings.metrics_address, self.settings.metrics_port
+        if port is None:  # refused in __init__; settings are not changed after
+            raise ValueError("metrics_port is not set")
         try:
             registry = self.exposition.make_registry(self._source())
             if self.spool is not None:
