@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..store.db import Database
-from .auth import Principal, authenticate
+from .auth import Principal, _Stmt, authenticate
 from .errors import not_found
 from .operations import Ctx
 
@@ -46,11 +46,11 @@ AgentId = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
 Text64 = Annotated[Optional[str], Query(pattern=r"^[0-9A-Za-z_.:-]{1,128}$")]
 
 
-def page(stmt, limit: int, offset: int):
+def page(stmt: _Stmt, limit: int, offset: int) -> _Stmt:
     return stmt.limit(limit).offset(offset)
 
 
-def where_given(stmt, *filters: tuple[Any, Any]):
+def where_given(stmt: _Stmt, *filters: tuple[Any, Any]) -> _Stmt:
     """`stmt` narrowed by `column == value` for each (column, value) whose value the caller gave: a list
     route's optional query parameters, where None means "not asked" (False and 0 are asked for)."""
     for column, value in filters:

@@ -52,7 +52,7 @@ def list_tokens(db: DB, p: Caller, limit: Limit = 100, offset: Offset = 0):
     p.require(ADMIN)
     with db.session() as s:
         tokens = s.exec(page(select(ApiToken).order_by(col(ApiToken.id)), limit, offset)).all()
-        links: dict[int, list[int]] = {}
+        links: dict[Optional[int], list[int]] = {}  # by token id (a stored row's, never None)
         if tokens:
             for tid, did in s.exec(select(ApiTokenDepartment.token_id, ApiTokenDepartment.department_id)
                                    .where(col(ApiTokenDepartment.token_id).in_([t.id for t in tokens]))).all():
