@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..model import Verdict
 from .auth import ROLES
@@ -50,6 +50,11 @@ def check_zones(values: list[str]) -> list[str]:
         if not (1 <= len(zone) <= 64) or zone != zone.strip():
             raise ValueError(f"zones[{i}] {zone!r}: 1-64 characters without surrounding spaces")
     return values
+
+
+# a system's zones and scan scope, checked the same way whether a system is made or changed
+Zones = Annotated[list[str], AfterValidator(check_zones)]
+ScanScope = Annotated[list[str], AfterValidator(check_cidrs)]
 
 
 # ---- departments ---------------------------------------------------------------------------------
@@ -104,18 +109,8 @@ class SystemIn(In):
     s_grade: int = Field(ge=1, le=4, description="business-information security grade (S)")
     a_grade: int = Field(ge=1, le=4, description="system-service security grade (A)")
     owner: str = Field(default="", max_length=200)
-    zones: list[str] = Field(default_factory=list, max_length=64)
-    scan_scope: list[str] = Field(default_factory=list, max_length=1024, description="CIDRs a scan may touch")
-
-    @field_validator("zones")
-    @classmethod
-    def _zones(cls, v: list[str]) -> list[str]:
-        return check_zones(v)
-
-    @field_validator("scan_scope")
-    @classmethod
-    def _scope(cls, v: list[str]) -> list[str]:
-        return check_cidrs(v)
+    zones: Zones = Field(default_factory=list, max_length=64)
+    scan_scope: ScanScope = Field(default_factory=list, max_length=1024, description="CIDRs a scan may touch")
 
     @model_validator(mode="after")
     def _grades(self) -> SystemIn:
@@ -146,8 +141,8 @@ class SystemPatch(In):
     s_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
     a_grade: int = Field(default=None, ge=1, le=4)  # type: ignore[assignment]
     owner: str = Field(default=None, max_length=200)  # type: ignore[assignment]
-    zones: list[str] = Field(default=None, max_length=64)  # type: ignore[arg-type]
-    scan_scope: list[str] = Field(default=None, max_length=1024)  # type: ignore[arg-type]
+    zones: Zones = Field(default=None, max_length=64)  # type: ignore[arg-type]
+    scan_scope: ScanScope = Field(default=None, max_length=1024)  # type: ignore[arg-type]
     credential_probes: bool = Field(  # type: ignore[assignment]
         default=None, description="admin only: run the opt-in credential probes (anonymous FTP, MySQL root with "
                                   "an empty password, SNMP community private) in this system's scans")
@@ -161,16 +156,6 @@ class SystemPatch(In):
                 raise ValueError(f"{', '.join(nulls)}: null is not a value (leave the field out to keep it; "
                                  "[] clears a list)")
         return data
-
-    @field_validator("zones")
-    @classmethod
-    def _zones(cls, v: list[str]) -> list[str]:
-        return check_zones(v)
-
-    @field_validator("scan_scope")
-    @classmethod
-    def _scope(cls, v: list[str]) -> list[str]:
-        return check_cidrs(v)
 
 
 class SystemOut(Out):
