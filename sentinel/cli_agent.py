@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -14,7 +14,7 @@ STATE_HELP = ("State directory (identity, key, spool); default <SENTINEL_STATE_D
               "/var/lib/sentinel/agent (root) or ~/.local/state/sentinel/agent.")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
@@ -223,6 +223,7 @@ def up(
         collector.start()
         settings.collector_url = collector.url
         if not enrolled:
+            assert enroll_token is not None  # bootstrap made one: want_token was set
             do_enroll(settings, enroll_token, collector.url, force=True)
         daemon = _announcing(lang, "up")(settings, metrics=exporters().metrics)
     except (UpError, EnrollError, ClientError, SpoolError, OSError) as exc:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
 DEFAULT_BASELINE = "dengbao-l3-linux"
 
 
-def _fail_config(message: str) -> None:
+def _fail_config(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(2)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -31,7 +31,7 @@ StateDir = typer.Option(None, "--state-dir", help="State directory (database, ke
 DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
@@ -282,12 +282,12 @@ def department_add(name: str = typer.Argument(..., help="Short unique code."),
 
 @department_app.command("list")
 def department_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from .store.models import Department
 
     with _admin(state_dir, database_url) as ctx:
-        for d in ctx.session.exec(select(Department).order_by(Department.id)).all():
+        for d in ctx.session.exec(select(Department).order_by(col(Department.id))).all():
             typer.echo(f"{d.id}\t{d.name}\t{d.title}")
 
 
@@ -319,12 +319,12 @@ def system_add(
 
 @system_app.command("list")
 def system_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from .store.models import Department, System
 
     with _admin(state_dir, database_url) as ctx:
-        rows = ctx.session.exec(select(System, Department.name).join(Department).order_by(System.id)).all()
+        rows = ctx.session.exec(select(System, Department.name).join(Department).order_by(col(System.id))).all()
         for s, dept in rows:
             typer.echo(f"{s.id}\t{s.name}\t{dept}\tlevel {s.level}\t{s.label}\t{','.join(s.scan_scope)}")
 
@@ -356,13 +356,13 @@ def token_create(
 
 @token_app.command("list")
 def token_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from .collector import operations
     from .store.models import ApiToken
 
     with _admin(state_dir, database_url) as ctx:
-        for t in ctx.session.exec(select(ApiToken).order_by(ApiToken.id)).all():
+        for t in ctx.session.exec(select(ApiToken).order_by(col(ApiToken.id))).all():
             out = operations.api_token_out(ctx.session, t)
             state = "revoked" if t.revoked_at else "active"
             scope = "all" if t.all_departments else ",".join(map(str, out.department_ids))

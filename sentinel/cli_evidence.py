@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -28,7 +28,7 @@ StateDir = typer.Option(None, "--state-dir", help="State directory (database, ke
 DatabaseUrl = typer.Option(None, "--database-url", help="sqlite:////path.db or postgresql://user@host/db.")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
@@ -275,15 +275,15 @@ def _known_item(session, system, clause: str, item: str) -> None:
     import json
 
     from sqlalchemy import func
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from .store import envelopes
     from .store.models import Report, Run
 
     latest = select(func.max(Run.id)).where(Run.system_id == system.id).group_by(Run.baseline_id)
     rows = session.exec(select(Run.baseline_id, Run.baseline_version, Report.envelope)
-                        .join(Report, (Report.agent_id == Run.agent_id) & (Report.report_id == Run.report_id))
-                        .where(Run.id.in_(latest))).all()
+                        .join(Report, (col(Report.agent_id) == Run.agent_id) & (col(Report.report_id) == Run.report_id))
+                        .where(col(Run.id).in_(latest))).all()
     items: Optional[set] = None
     source = ""
     for baseline_id, version, envelope in rows:
@@ -342,10 +342,12 @@ def record_assessment(db, system: str, item_ref: str, verdict: str, note: str, a
         with db.session(write=True) as session:
             ctx = operations.Ctx(session, cli_principal(assessor.strip()))
             sysrow = operations.system_by_name(session, system)
+            assert sysrow.id is not None  # a stored row
             _known_item(session, sysrow, clause, item)
             row = operations.add_assessment(ctx, sysrow.id, spec)
             for name, data in files:
                 operations.add_attachment(ctx, row, name, data, detail=f"by OS user {getpass.getuser()}")
+            assert row.id is not None  # a stored row
             return row.id
     except ApiError as exc:
         _fail(exc.detail)
@@ -398,6 +400,7 @@ def section_set(
             text = text_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             _fail(f"--file {text_file}: {getattr(exc, 'strerror', None) or exc}")
+    assert text is not None  # exactly one of --text and --file was given, and the file was read into text
     if not assessor.strip():
         _fail("--assessor: give the name of the person who wrote it")
     try:
@@ -409,6 +412,7 @@ def section_set(
     try:
         with db.session(write=True) as session:
             sysrow = operations.system_by_name(session, system)
+            assert sysrow.id is not None  # a stored row
             ctx = operations.Ctx(session, cli_principal(assessor.strip()))
             row = operations.add_section(ctx, sysrow.id, key, text)
             row_id = row.id
@@ -437,6 +441,7 @@ def section_list(
     try:
         with db.session() as session:
             sysrow = operations.system_by_name(session, system)
+            assert sysrow.id is not None  # a stored row
             latest = sections.latest_sections(session, sysrow.id)
     except ApiError as exc:
         _fail(exc.detail)

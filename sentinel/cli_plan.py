@@ -29,6 +29,7 @@ def plan_add(
 
     with _admin(state_dir, database_url) as ctx:
         dept = operations.department_by_name(ctx.session, department)
+        assert dept.id is not None  # a stored row
         spec = _validated(AddressBlockIn, department_id=dept.id, cidr=cidr, note=note)
         block = address_plan.add_block(ctx, dept.id, spec.cidr, spec.note)
     typer.echo(f"address block {block.id}: {block.cidr} assigned to department {department}")

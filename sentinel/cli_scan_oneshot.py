@@ -9,11 +9,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
 from .model import Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID  # imported when a bar is shown: `scan` starts without rich
 
 DEFAULT_ZONE_BASELINE = "zone-egov-default"
 audit_log = logging.getLogger("sentinel.audit")
@@ -39,7 +42,7 @@ def _ports(option: str, text: Optional[str]):
         raise ValueError(f"{option} {text!r}: {exc}") from None
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"sentinel scan: {message}", err=True)
     raise typer.Exit(code)
 
@@ -195,8 +198,8 @@ class _progress:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
-        self.bar = None
-        self.tasks: dict[str, int] = {}
+        self.bar: Optional[Progress] = None
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self):
         if not self.enabled:
@@ -210,6 +213,7 @@ class _progress:
         return self.update
 
     def update(self, phase: str, percent: float) -> None:
+        assert self.bar is not None  # __enter__ hands out update only after it made the bar
         key = phase.split(":", 1)[0]
         if key not in self.tasks:
             self.tasks[key] = self.bar.add_task(phase, total=100)
@@ -226,14 +230,17 @@ _LABELS = {
            "item": "测评项", "verdict": "结论", "checks": "检查", "events": "变化", "none": "未发现开放服务",
            "score": "得分", "conclusion": "结论", "pass_rate": "通过率", "errors": "未能判定",
            "head": "{hosts} 台主机在线，{services} 个开放服务，用时 {seconds:.1f} 秒",
-           "before": "之前", "after": "之后",
-           "status": {"pass": "通过", "fail": "不通过", "error": "错误", "not_applicable": "不适用"}},
+           "before": "之前", "after": "之后"},
     "en": {"target": "target", "service": "service", "product": "product/version", "result": "result",
            "risk": "high risk", "item": "item", "verdict": "verdict", "checks": "checks", "events": "changes",
            "none": "no open service found", "score": "score", "conclusion": "conclusion", "pass_rate": "pass rate",
            "errors": "undetermined", "head": "{hosts} host(s) up, {services} open service(s), {seconds:.1f}s",
-           "before": "before", "after": "after",
-           "status": {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "not applicable"}},
+           "before": "before", "after": "after"},
+}
+# a result's status by its value, in each language
+_STATUS_LABELS = {
+    "zh": {"pass": "通过", "fail": "不通过", "error": "错误", "not_applicable": "不适用"},
+    "en": {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "not applicable"},
 }
 
 
@@ -280,7 +287,7 @@ def _print_table(report, lang: str, file=None) -> None:
     if iso:
         t = Table(L["target"], L["checks"], L["result"])
         for r in iso:
-            t.add_row(r.reason.split(":")[0] if r.reason else "", r.clause, L["status"][r.status.value])
+            t.add_row(r.reason.split(":")[0] if r.reason else "", r.clause, _STATUS_LABELS[lang][r.status.value])
         console.print(t)
     items = Table(L["item"], L["verdict"], L["checks"])
     for it in report.items:
@@ -308,13 +315,13 @@ def _print_not_scored(console, report, lang: str) -> None:
 
     if not report.not_scored:
         return
-    L = _LABELS[lang]
+    status = _STATUS_LABELS[lang]
     head = ("未计分（本级无此测评项）", "目标", "结果", "原因") if lang == "zh" else (
         "not scored (not a requirement of this level)", "target", "result", "why")
     t = Table(*head)
     for n in report.not_scored:
         own = (n.reason_zh if lang == "zh" and n.reason_zh else n.reason) or ""
-        t.add_row(n.check_id, n.target, L["status"][n.status.value] + (f": {own}" if own else ""), n.why.get(lang))
+        t.add_row(n.check_id, n.target, status[n.status.value] + (f": {own}" if own else ""), n.why.get(lang))
     console.print(t)
 
 

@@ -6,7 +6,7 @@ The running collector (`sentinel collector`, `sentinel up`) reloads schedules wi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import typer
 
@@ -36,16 +36,19 @@ def scan_schedule(
     from .collector.scan_schemas import ScanScheduleIn
     from .collector.scanner import load_schedule, set_schedule
 
-    changes = {k: v for k, v in {"interval_seconds": interval, "jitter_seconds": jitter, "enabled": enable,
-                                 "zone_baseline": zone_baseline, "zone": zone, "scanner_zone": scanner_zone,
-                                 "tcp_ports": ports, "udp_ports": udp_ports, "version_detection": version}.items()
-               if v is not None}
+    given: dict[str, Optional[Union[bool, int, str]]] = {
+        "interval_seconds": interval, "jitter_seconds": jitter, "enabled": enable, "zone_baseline": zone_baseline,
+        "zone": zone, "scanner_zone": scanner_zone, "tcp_ports": ports, "udp_ports": udp_ports,
+        "version_detection": version}
+    # "" clears zone, scanner zone and ports (None below), so a change may be None
+    changes: dict[str, Optional[Union[bool, int, str]]] = {k: v for k, v in given.items() if v is not None}
     for key in ("zone", "scanner_zone", "tcp_ports", "udp_ports"):
         if changes.get(key) == "":
             changes[key] = None
     settings = _settings(state_dir=state_dir, database_url=database_url)
     with _admin(state_dir, database_url) as ctx:
         system = operations.system_by_name(ctx.session, name)
+        assert system.id is not None  # a stored row
         current = load_schedule(ctx.session.connection(), system.id)
         if changes:
             if "interval_seconds" in changes and "enabled" not in changes:
@@ -70,7 +73,7 @@ def scans(
     database_url: Optional[str] = DatabaseUrl,
 ) -> None:
     """List a system's latest scan runs."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from .collector import operations
     from .store.models import ScanRun
@@ -78,7 +81,7 @@ def scans(
     with _admin(state_dir, database_url) as ctx:
         system = operations.system_by_name(ctx.session, name)
         rows = ctx.session.exec(select(ScanRun).where(ScanRun.system_id == system.id)
-                                .order_by(ScanRun.id.desc()).limit(limit)).all()
+                                .order_by(col(ScanRun.id).desc()).limit(limit)).all()
         if not rows:
             _fail(f"system {name}: no scans yet", 1)
         for r in rows:
