@@ -4,7 +4,7 @@ Typer's rich help panel prints a type for every parameter, flags included (`--on
 and the Python annotation of a list (`<list[str]>`); its plain-text formatter already leaves flags bare.
 `install()` makes both formatters agree: a flag shows no type, a parameter with an explicit metavar shows
 that (`--scope CIDR`), a list shows its element type (`<str>`; the help text says "repeat"), and an argument
-named by its metavar (`TARGET...`) shows no type beside the name. tests/test_cli_scan_wording.py pins the
+named by its metavar (`TARGET...`) shows no type beside the name. tests/test_cli_wording.py pins the
 result, so a typer release that renames these hooks fails a test instead of silently showing types again.
 """
 from __future__ import annotations
