@@ -63,7 +63,8 @@ scrape_configs:
                                and a["state"] == "firing" for a in alerts)
 
                 for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
-                    eventually(lambda: rule_firing(name) and am_alerts(name), timeout=30, what=f"rule alert {name}")
+                    eventually(lambda name=name: rule_firing(name) and am_alerts(name), timeout=30,
+                               what=f"rule alert {name}")
 
                 # the collector pushes the same facts: two findings on two checks, and the forbidden port
                 publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)

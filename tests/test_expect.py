@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from sentinel.expect import evaluate
 from sentinel.model import Expect
@@ -64,5 +65,5 @@ def test_describe_is_readable():
 
 
 def test_unknown_operator_is_rejected():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="lessthan"):
         Expect.model_validate({"lessthan": 3})

@@ -67,8 +67,8 @@ def test_modes_and_owners_applied(name, fixture_root):
     entries = parse_modes(ROOTS / f"{name}.modes")
     listed = {e.path: e for e in entries}
     assert listed, f"{name}.modes lists nothing"
-    passwd = {l.split(":")[0]: int(l.split(":")[2]) for l in (root / "etc/passwd").read_text().splitlines()}
-    group = {l.split(":")[0]: int(l.split(":")[2]) for l in (root / "etc/group").read_text().splitlines()}
+    passwd = {line.split(":")[0]: int(line.split(":")[2]) for line in (root / "etc/passwd").read_text().splitlines()}
+    group = {line.split(":")[0]: int(line.split(":")[2]) for line in (root / "etc/group").read_text().splitlines()}
     for host, real in host_paths(root):
         st = os.lstat(real)
         if stat.S_ISLNK(st.st_mode):
@@ -94,8 +94,8 @@ def test_ownership_needs_root_to_be_faithful(fixture_root):
         pytest.skip("owners are applied only when the build runs as root")
     root = fixture_root("debian12-default")
     st = os.stat(root / "etc/shadow")
-    shadow_gid = next(int(l.split(":")[2]) for l in (root / "etc/group").read_text().splitlines()
-                      if l.startswith("shadow:"))
+    shadow_gid = next(int(line.split(":")[2]) for line in (root / "etc/group").read_text().splitlines()
+                      if line.startswith("shadow:"))
     assert (st.st_uid, st.st_gid, mode_of(root / "etc/shadow")) == (0, shadow_gid, "0640")
 
 
@@ -162,7 +162,7 @@ def test_dpkg_status_is_well_formed(name, fixture_root):
     text = (fixture_root(name) / "var/lib/dpkg/status").read_text(encoding="utf-8")
     seen = set()
     for stanza in text.strip().split("\n\n"):
-        fields = dict(l.split(": ", 1) for l in stanza.splitlines() if not l.startswith(" ") and ": " in l)
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if not line.startswith(" ") and ": " in line)
         for key in ("Package", "Status", "Priority", "Section", "Maintainer", "Architecture", "Version",
                     "Description"):
             assert key in fields, f"{fields.get('Package')}: no {key}"
@@ -188,11 +188,11 @@ def _lines(root: Path, rel: str) -> list[str]:
 
 
 def _users(root: Path) -> dict[str, list[str]]:
-    return {l.split(":")[0]: l.split(":") for l in _lines(root, "etc/passwd")}
+    return {line.split(":")[0]: line.split(":") for line in _lines(root, "etc/passwd")}
 
 
 def _shadow(root: Path) -> dict[str, list[str]]:
-    return {l.split(":")[0]: l.split(":") for l in _lines(root, "etc/shadow")}
+    return {line.split(":")[0]: line.split(":") for line in _lines(root, "etc/shadow")}
 
 
 def _rpm_names(name: str) -> set[str]:
@@ -253,7 +253,7 @@ def test_hardened_differs_where_the_baseline_looks(prefix, fixture_root):
     default, hardened = fixture_root(f"{prefix}-default"), fixture_root(f"{prefix}-hardened")
     # password aging in login.defs and for root in shadow
     for root, want in ((default, "99999"), (hardened, "90")):
-        assert any(l.split() == ["PASS_MAX_DAYS", want] for l in _lines(root, "etc/login.defs")), root.name
+        assert any(line.split() == ["PASS_MAX_DAYS", want] for line in _lines(root, "etc/login.defs")), root.name
         assert _shadow(root)["root"][4] == want, root.name
     # integrity tool and anti-malware only after the 整改
     if DISTROS[prefix][3] == "rpm":

@@ -64,7 +64,7 @@ def test_check_duration_histogram_is_filled_by_stored_reports(site):
     assert not [s for s in before if s.name.startswith("sentinel_check_duration_seconds")]
 
     report = make_report({"a": "fail", "b": "pass", "c": "pass"})
-    for result, ms in zip(report["results"], (0.4, 30.0, 7000.0)):  # 0.4 ms, 30 ms, 7 s
+    for result, ms in zip(report["results"], (0.4, 30.0, 7000.0), strict=True):  # 0.4 ms, 30 ms, 7 s
         result["duration_ms"] = ms
     raw, headers = sign(agent.key, envelope(agent.agent_id, report))
     assert client.post(REPORTS, content=raw, headers=headers).status_code == 202

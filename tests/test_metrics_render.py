@@ -109,7 +109,7 @@ def test_values_follow_the_snapshot():
     assert _value(body, "sentinel_ingest_errors_total", reason="stale") == 2
     assert _value(body, "sentinel_up") == 1
     # exactly one conclusion per system is 1; an unscored system has no score sample but a conclusion
-    for dept, name, *_ in SYSTEMS:
+    for _dept, name, *_ in SYSTEMS:
         states = [s for s in _samples(body) if s.name == "sentinel_system_conclusion" and s.labels["system"] == name]
         assert sorted(s.labels["conclusion"] for s in states) == sorted(CONCLUSION_VALUES)
         assert sum(s.value for s in states) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_retries_back_off_exponentially_then_deliver(receivers):
         assert worker.wait_idle(5)
     finally:
         worker.close()
-    gaps = [b - a for a, b in zip(r.times, r.times[1:])]
+    gaps = [b - a for a, b in pairwise(r.times)]
     # waits of at least 0.1 s then 0.2 s (upper bounds loose: the machine is shared)
     assert 0.09 <= gaps[0] < 1.5 and 0.19 <= gaps[1] < 2.5, gaps
     assert results == [("hook", True, None)]
