@@ -81,9 +81,10 @@ def main() -> int:
         missing.append("oscap/ssg-debian")
     base = rows[0]
     lines = [f"Machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
-             f"{time.strftime('%Y-%m-%d')} · median of {args.runs} runs each after one warm-up run, same run, live host. "
-             f"Load average at start: {os.getloadavg()[0]:.2f}.", "",
-             "| tool | wall (s) | peak RSS (MB) | wall vs sentinel | exit codes |", "| --- | ---: | ---: | ---: | --- |"]
+             f"{time.strftime('%Y-%m-%d')} · median of {args.runs} runs each after one warm-up run, same run, "
+             f"live host. Load average at start: {os.getloadavg()[0]:.2f}.", "",
+             "| tool | wall (s) | peak RSS (MB) | wall vs sentinel | exit codes |",
+             "| --- | ---: | ---: | ---: | --- |"]
     for row in rows:
         ratio = row["wall"] / base["wall"] if base["wall"] else float("nan")
         lines.append(f"| {row['name']} | {row['wall']:.3f} | {row['rss']:.1f} | {ratio:.1f}× | "

@@ -247,8 +247,8 @@ def run_store(store: str, delay: str, args, template: dict, workdir: Path) -> di
             rows = audit_rows(url) - rows_before
         finally:
             server.stop()
-    return {"store": store, "delay": delay, "idle": idle, "loaded": loaded, "answers": dict(answers), "audit_rows": rows,
-            "load_seconds": load_seconds}
+    return {"store": store, "delay": delay, "idle": idle, "loaded": loaded, "answers": dict(answers),
+            "audit_rows": rows, "load_seconds": load_seconds}
 
 
 def render(results: list[dict], args) -> str:
@@ -274,16 +274,16 @@ def render(results: list[dict], args) -> str:
         ratio = loaded / idle
         before = ISSUE[r["store"]]
         shipped = " (shipped)" if r["delay"] == SHIPPED_DELAY else ""
-        lines.append(f"| {r['store']} | {r['delay']} s{shipped} | {idle:.1f} | {pct(r['idle'], 90) * 1000:.1f} | {loaded:.1f} | "
-                     f"{pct(r['loaded'], 90) * 1000:.1f} | {ratio:.2f} | "
+        lines.append(f"| {r['store']} | {r['delay']} s{shipped} | {idle:.1f} | {pct(r['idle'], 90) * 1000:.1f} | "
+                     f"{loaded:.1f} | {pct(r['loaded'], 90) * 1000:.1f} | {ratio:.2f} | "
                      f"{'meets' if ratio <= TARGET_RATIO else 'MISSES'} | {before[0]} → {before[1]} ms |")
     lines.append("")
     for r in results:
         total = sum(r["answers"].values())
         shown = ", ".join(f"{n} × {what}" for what, n in sorted(r["answers"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"- {r['store']}, limited_delay {r['delay']} s: the senders got {total} answers in {r['load_seconds']:.0f} s ({shown}); "
-                     f"{r['audit_rows']} audit rows were written for them (repeated refusals of one kind from "
-                     "one address share a row with a count).")
+        lines.append(f"- {r['store']}, limited_delay {r['delay']} s: the senders got {total} answers in "
+                     f"{r['load_seconds']:.0f} s ({shown}); {r['audit_rows']} audit rows were written for them "
+                     "(repeated refusals of one kind from one address share a row with a count).")
     lines += ["", f"Reproduce: `python bench/refusal_bench.py --reports {args.reports} --rounds {args.rounds} "
                   f"--pause {args.pause:g}`."]
     return "\n".join(lines)

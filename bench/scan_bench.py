@@ -154,8 +154,9 @@ def render(times, ports, report, nmap_version: str, runs: int) -> str:
               f"({ratio:.2f}). Target (default mode) ratio <= {TARGET_DEFAULT}: "
               f"**{'met' if default <= TARGET_DEFAULT else 'NOT met'}** ({default:.2f}).", "",
               "sentinel runs as root in the lab, so its port pass is `-sS -T4` (SYN scan) where the raw command is "
-              "`-sT`; the `--connect-scan` row uses `-sT -T4` like for like. The discovery-mode time includes Python start-up, the service probes on every open port "
-              "(banner, SSH KEXINIT, TLS versions/certificate/weak suites, HTTP, Redis), scoring and JSON output. "
+              "`-sT`; the `--connect-scan` row uses `-sT -T4` like for like. The discovery-mode time includes "
+              "Python start-up, the service probes on every open port (banner, SSH KEXINIT, TLS "
+              "versions/certificate/weak suites, HTTP, Redis), scoring and JSON output. "
               "The default mode runs nmap `-sV` only on the open ports our probes could not identify (here the "
               "rsync banner on h3:7000), one nmap per port bounded by `--host-timeout 12s`; before issue 19 it ran "
               "`-sV` on every open port, waiting up to 6 s on each service that does not speak first (2.73x).",
