@@ -76,3 +76,24 @@ def test_a_score_drop_is_measured_from_the_latest_run_on_the_same_baseline(agent
     assert isinstance(stored[0].evidence, list) and stored[0].advisory is None
     assert run.finished_at.tzinfo is not None and run.received_at.tzinfo is not None
     assert run.summary["score"] == 0.0
+
+
+def test_check_results_are_stored_as_sent_whatever_their_text(agent_env, db):
+    """Results go by executemany on SQLite and by COPY on PostgreSQL: text with tabs, newlines, backslashes,
+    COPY's own markers and Chinese, JSON nulls and empty lists all read back as the agent sent them."""
+    client, agent = agent_env
+    body = make_report({"a": "fail", "b": "pass"})
+    awkward = "第\t25 行\nPASS_MAX_DAYS\\t99999 \\N \\. end\r"
+    body["results"][0].update(reason=awkward, observed={"value": awkward, "lines": [awkward, ""], "none": None},
+                              evidence=[{"source": "/etc/login.defs", "excerpt": awkward, "line": 25, "at": None}])
+    body["results"][1].update(observed=None, evidence=[])
+    raw, headers = sign(agent.key, envelope(agent.agent_id, body))
+    r = client.post("/api/v1/agent/reports", content=raw, headers=headers)
+    assert r.status_code == 202, r.text
+    with db.read() as conn:
+        rows = {row.check_id: row for row in conn.execute(
+            select(CheckResultRow.__table__).where(CheckResultRow.run_id == r.json()["run_id"])).all()}
+    a, b = rows["a"], rows["b"]
+    assert a.reason == awkward and a.observed == body["results"][0]["observed"]
+    assert a.evidence == body["results"][0]["evidence"] and a.waiver is None and a.advisory is None
+    assert b.observed is None and b.evidence == [] and b.reason is None and b.duration_ms == 1.5
