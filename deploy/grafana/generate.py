@@ -126,7 +126,7 @@ V_DEPT = var_query("department", "部门 Department", "label_values(sentinel_sys
 V_SYS = var_query("system", "系统 System", 'label_values(sentinel_system_info{department=~"$department"}, system)')
 V_SYS_ONE = var_query("system", "系统 System", 'label_values(sentinel_system_info{department=~"$department"}, system)',
                       multi=False, include_all=False)
-V_HOST_ONE = var_query("host", "主机 Host", 'label_values(sentinel_host_info{%s}, host)' % SYS,
+V_HOST_ONE = var_query("host", "主机 Host", f'label_values(sentinel_host_info{{{SYS}}}, host)',
                        multi=False, include_all=False)
 
 
@@ -174,15 +174,15 @@ def overview() -> dict:
             stat("定级系统 / Systems", f"count(sentinel_system_info{{{DEPT}}}) or vector(0)", w=4, unit="none"),
             stat("平均得分 / Average score", f"avg(sentinel_system_score{{{DEPT}}})", w=4, unit="none", minv=0,
                  maxv=100, thresholds=SCORE_THRESHOLDS),
-            stat("高风险问题 / High-risk findings", f"sum(sentinel_system_high_risk_findings{{{DEPT}}}) or vector(0)", w=4,
-                 thresholds=COUNT_BAD_THRESHOLDS),
-            stat("禁止端口开放 / Forbidden services", f"sum(sentinel_system_forbidden_services{{{DEPT}}}) or vector(0)", w=4,
-                 thresholds=COUNT_BAD_THRESHOLDS),
+            stat("高风险问题 / High-risk findings", f"sum(sentinel_system_high_risk_findings{{{DEPT}}}) or vector(0)",
+                 w=4, thresholds=COUNT_BAD_THRESHOLDS),
+            stat("禁止端口开放 / Forbidden services", f"sum(sentinel_system_forbidden_services{{{DEPT}}}) or vector(0)",
+                 w=4, thresholds=COUNT_BAD_THRESHOLDS),
             stat("失联主机 / Silent hosts", f"count(sentinel_host_up{{{DEPT}}} == 0) or vector(0)", w=4,
                  thresholds=COUNT_BAD_THRESHOLDS),
-            stat("未整改问题 / Open findings", f'sum(sentinel_system_findings{{{DEPT}, state="open"}}) or vector(0)', w=4,
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "orange", "value": 1}]}),
+            stat("未整改问题 / Open findings", f'sum(sentinel_system_findings{{{DEPT}, state="open"}}) or vector(0)',
+                 w=4, thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                                {"color": "orange", "value": 1}]}),
             bars("各系统得分 / Score by system", f"sentinel_system_score{{{DEPT}}}", "{{department}} / {{system}}",
                  unit="none", minv=0, maxv=100, thresholds=SCORE_THRESHOLDS, h=10),
             panel("piechart", "测评结论分布 / Conclusions",
@@ -295,7 +295,8 @@ def host() -> dict:
                           "status": "状态 Status"},
                   hide=("department", "system", "host", "advisory", "Value"),
                   desc="Empty unless the collector exports per-check series (per_check=True). Advisory checks "
-                       "(参考项, advisory=\"true\") are left out: they decide no verdict, so their fail is no failure."),
+                       "(参考项, advisory=\"true\") are left out: they decide no verdict, so their fail is no "
+                       "failure."),
             panel("piechart", "主机操作系统 / OS",
                   [target(f"count by (os) (sentinel_host_info{{{SYS}}})", "{{os}}", instant=True)], w=8, h=8,
                   options={"reduceOptions": {"calcs": ["lastNotNull"]}, "pieType": "pie"}),
@@ -312,8 +313,8 @@ def exposure() -> dict:
         [V_DEPT, V_SYS],
         [
             stat("开放服务 / Open services", f"sum(sentinel_system_open_services{{{SYS}}}) or vector(0)", w=6),
-            stat("禁止的服务 / Forbidden services", f"sum(sentinel_system_forbidden_services{{{SYS}}}) or vector(0)", w=6,
-                 thresholds=COUNT_BAD_THRESHOLDS),
+            stat("禁止的服务 / Forbidden services", f"sum(sentinel_system_forbidden_services{{{SYS}}}) or vector(0)",
+                 w=6, thresholds=COUNT_BAD_THRESHOLDS),
             stat("30 天内到期证书 / Certificates expiring in 30 d",
                  f"count(sentinel_tls_certificate_expiry_timestamp_seconds{{{SYS}}} - time() < 30 * 86400) "
                  "or vector(0)", w=6, thresholds=COUNT_BAD_THRESHOLDS),
