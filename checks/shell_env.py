@@ -1,34 +1,34 @@
 """`shell.variable` and `shell.umask`: what a regular user's bash login shell ends up with, modelled from
 the files the login reads, in the order the programs read them:
 
-1. PAM (the `service` stack, e.g. sshd): pam_env (auth or session, unless `readenv=0`) puts the
-   `KEY=value` lines of its `envfile=` (default /etc/environment) into the environment; pam_umask sets the umask from its `umask=`
-   argument or the first UMASK line of login.defs (read its own way: `#` starts a comment, leading octal
-   digits count); with the `usergroups` argument the group bits copy the owner bits for a user whose primary
-   group is their own (login.defs USERGROUPS_ENAB is useradd's, pam_umask ignores it). The user's GECOS
-   `umask=` and /etc/default/login are not read. Without pam_umask the umask is the 022 the session
+1. PAM (the `service` stack, e.g. sshd): pam_env (auth or session, unless `readenv=0`) puts the `KEY=value`
+   lines of its `envfile=` (default /etc/environment) into the environment; pam_umask sets the umask from its
+   `umask=` argument or the first UMASK line of login.defs (read its own way: `#` starts a comment, leading
+   octal digits count); with the `usergroups` argument the group bits copy the owner bits for a user whose
+   primary group is their own (login.defs USERGROUPS_ENAB is useradd's, pam_umask ignores it). The user's
+   GECOS `umask=` and /etc/default/login are not read. Without pam_umask the umask is the 022 the session
    inherits from init.
 2. bash as a login shell reads /etc/profile, which sources what it sources (`. FILE`, `source FILE`, and
    `for i in /etc/profile.d/*.sh; do . $i; done` in glob order), including /etc/bash.bashrc or /etc/bashrc
    where the profile sources it. Per-user files (~/.bash_profile, ~/.profile) are the user's and not read.
 
-The interpreter is deliberately small: assignments, `export`, `readonly`, `declare -r`/`typeset -r`,
-`unset`, `umask`, sourcing, `return` at the top of a sourced file, `if`/`elif`/`else`, `case` branches,
-`while`/`until` bodies (may run or not), `{ ...; }` groups after `&&`/`||`; here-documents are skipped as data. bash's rules
-that matter here are kept: assigning to or unsetting a readonly variable fails and leaves the value as it
-was; commands in a pipeline run in a subshell and change nothing; function bodies run only when called (not
+The interpreter is deliberately small: assignments, `export`, `readonly`, `declare -r`/`typeset -r`, `unset`,
+`umask`, sourcing, `return` at the top of a sourced file, `if`/`elif`/`else`, `case` branches, `while`/`until`
+bodies (may run or not), `{ ...; }` groups after `&&`/`||`; here-documents are skipped as data. bash's rules
+that matter here are kept: assigning to or unsetting a readonly variable fails and leaves the value as it was;
+commands in a pipeline run in a subshell and change nothing; function bodies run only when called (not
 modelled: they are skipped). A test it can decide (`[ -f /etc/bashrc ]` on the root, `[ "$PS1" ]` from
-`interactive`, `[ -n "$BASH_VERSION" ]`, `shopt -q login_shell`, `$UID -gt 199` for a regular user) picks
-the branch; a test it cannot decide makes what the branch does *possible*, and the observed value is then the
-weakest possible one (the evidence lists the others), so an undecidable branch never makes a host look
-better than it may be.
+`interactive`, `[ -n "$BASH_VERSION" ]`, `shopt -q login_shell`, `$UID -gt 199` for a regular user) picks the
+branch; a test it cannot decide makes what the branch does *possible*, and the observed value is then the
+weakest possible one (the evidence lists the others), so an undecidable branch never makes a host look better
+than it may be.
 """
 from __future__ import annotations
 
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field
 
@@ -131,7 +131,9 @@ def _words(text: str) -> Optional[list[str]]:
 
 def _commands(words: list[str]) -> list[tuple[str, list[str]]]:
     """Split at ; && || | & into (separator before, words), dropping redirections."""
-    out, cur, sep = [], [], ";"
+    out: list[tuple[str, list[str]]] = []
+    cur: list[str] = []
+    sep = ";"
     skip = False
     for w in words:
         if skip:
@@ -172,7 +174,8 @@ class Interpreter:
     # -- tests ---------------------------------------------------------------------------------------
     def decide(self, words: list[str], loop: dict[str, str]) -> Optional[bool]:
         """True/False when the condition's outcome is known for the modelled login, else None."""
-        parts, cur = [], []
+        parts: list[tuple[str, list[str]]] = []
+        cur: list[str] = []
         for w in words:
             if w in ("&&", "||"):
                 parts.append((w, cur))
@@ -330,19 +333,20 @@ class Interpreter:
         """Run one line's commands; 'return' when the file stops here."""
         cmds = _commands(words)
         prev_ok: Optional[bool] = True
+        prev_return = False  # the previous command was a `return` that did not surely stop the file
         i = 0
         while i < len(cmds):
             sep, cmd = cmds[i]
             nxt = cmds[i + 1][0] if i + 1 < len(cmds) else ";"
             if sep == "|" or nxt == "|":  # a pipeline member runs in a subshell
                 i += 1
-                prev_ok = None
+                prev_ok, prev_return = None, False
                 continue
             gate: Optional[bool] = True
             if sep == "&&":
-                gate = prev_ok
-            elif sep == "||":
-                gate = None if prev_ok is None else not prev_ok
+                gate = None if prev_return else prev_ok
+            elif sep == "||":  # a `return` in a sourced file succeeds: what `||` chains to it never runs
+                gate = False if prev_return else None if prev_ok is None else not prev_ok
             if not cmd:
                 i += 1
                 continue
@@ -408,14 +412,15 @@ class Interpreter:
                 continue
             reach = self._reach(frames, gate)
             if reach is False:
-                prev_ok = None
+                prev_ok, prev_return = None, False
                 i += 1
                 continue
             sure = certain and gate is True  # inside an undecided branch the state is a fork of its own (see Frame)
             result = self._command(path, number, text, cmd, loop, depth, sure)
             if result == "return" and sure and all(f.state for f in frames):
                 return "return"
-            prev_ok = None if result is None else result
+            prev_return = result == "return"
+            prev_ok = None if result is None or result == "return" else result
             i += 1
         return None
 
@@ -452,15 +457,15 @@ class Interpreter:
             return False
         return None if any(s is None for s in states) else True
 
-    def _command(self, path, number, text, cmd, loop, depth, sure) -> Optional[bool]:
-        """Apply one simple command; its success when known."""
+    def _command(self, path, number, text, cmd, loop, depth, sure) -> Union[bool, None, Literal["return"]]:
+        """Apply one simple command; its success when known, "return" for `return`/`exit`."""
         ev = evidence(path, text, number)
         where = f"{path}:{number}: {text}"
         head = cmd[0]
 
         def subst(w: str) -> str:
             for name, value in loop.items():
-                w = w.replace("${%s}" % name, value).replace("$" + name, value)
+                w = w.replace("${" + name + "}", value).replace("$" + name, value)
             return w
 
         if head in ("[", "[[", "test", "!", "shopt"):
@@ -471,15 +476,17 @@ class Interpreter:
                 self.source(target, depth + 1, sure)
             return True
         if head == "return" or head == "exit":
-            return "return"  # type: ignore[return-value]
+            return "return"
         if head == "umask" and len(cmd) == 2:
             mask = parse_umask(cmd[1])
             if mask is not None:
                 self.shell.set_umask(mask, where, sure)
             return mask is not None
-        if all(_ASSIGN.match(w) for w in cmd):  # plain assignments (a command after them: its env only)
-            for w in cmd:
-                name, value = _ASSIGN.match(w).groups()
+        assigns = [_ASSIGN.match(w) for w in cmd]
+        if all(assigns):  # plain assignments (a command after them: its env only)
+            for a in assigns:
+                assert a is not None  # all() above
+                name, value = a.groups()
                 self.shell.assign(name, value, where, sure, ev)
             return True
         if head in ("export", "readonly", "declare", "typeset", "local"):
@@ -506,8 +513,8 @@ class Interpreter:
                 return True
             for name in cmd[1:]:
                 if _NAME.match(name):
-                    var = self.shell.vars.get(name)
-                    if var and var.readonly:
+                    unset = self.shell.vars.get(name)
+                    if unset and unset.readonly:
                         self.shell.notes.append(evidence(path, f"{text} (bash refuses: {name} is readonly)", number))
                         return False
                     self.shell.assign(name, None, where, sure, ev)
@@ -609,7 +616,8 @@ def _possible_evidence(shell: Shell, lines: list[str], label: str) -> list[Evide
     for where in lines:
         path, _, rest = where.partition(":")
         number, _, text = rest.partition(":")
-        ev.append(evidence(path, f"{label}: {text.strip()}" if text else where, int(number) if number.isdigit() else None))
+        ev.append(evidence(path, f"{label}: {text.strip()}" if text else where,
+                           int(number) if number.isdigit() else None))
     return ev + shell.notes
 
 
@@ -629,6 +637,8 @@ def shell_variable(ctx: ProbeContext, params: ShellVariableParams) -> Observatio
 
     chosen = min(values, key=lambda e: weakness(e[0]))
     ev = _possible_evidence(shell, [w for _, w in values if w != "not set"], "sets")
+    note: Optional[str]
+    note_zh: Optional[str]
     if len(values) > 1:
         note = (f"{len(values)} values of {params.key} are possible (branches the model cannot decide); "
                 f"the weakest is observed")
