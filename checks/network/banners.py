@@ -6,6 +6,7 @@ to the protocol probes (HTTP, TLS, Redis...).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import struct
@@ -201,10 +202,8 @@ def parse_http_response(data: bytes) -> HTTPInfo:
         name, _, value = line.partition(":")
         headers.setdefault(name.strip().lower(), value.strip())
     page = _Page()
-    try:
+    with contextlib.suppress(Exception):  # malformed HTML: keep what was parsed
         page.feed(body.decode("utf-8", "replace"))
-    except Exception:  # malformed HTML: keep what was parsed
-        pass
     return HTTPInfo(status=int(m.group(1)), server=headers.get("server"), title=page.title,
                     login_form=page.password,
                     basic_auth=headers.get("www-authenticate", "").lower().startswith("basic"),
@@ -216,7 +215,7 @@ def _http_complete(data: bytes) -> bool:
     if not sep:
         return False
     m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
-    return bool(m) and len(body) >= int(m.group(1))
+    return m is not None and len(body) >= int(m.group(1))
 
 
 def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0, sock: Optional[socket.socket] = None,

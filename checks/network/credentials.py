@@ -15,6 +15,7 @@ import hashlib
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import Optional
 
 from .banners import ProbeFailed, connect, printable, recv_exact, recv_some
@@ -70,9 +71,11 @@ def _mysql_packet(sock: socket.socket) -> tuple[int, bytes]:
 def _native_password(password: str, salt: bytes) -> bytes:
     if not password:
         return b""  # mysql_native_password: an empty password is an empty response
-    h1 = hashlib.sha1(password.encode()).digest()
-    h2 = hashlib.sha1(h1).digest()
-    return bytes(a ^ b for a, b in zip(h1, hashlib.sha1(salt + h2).digest()))
+    # SHA-1 because mysql_native_password is defined with it: we speak the protocol, we keep nothing
+    h1 = hashlib.sha1(password.encode()).digest()  # noqa: S324  protocol-defined, see above
+    h2 = hashlib.sha1(h1).digest()  # noqa: S324  protocol-defined
+    h3 = hashlib.sha1(salt + h2).digest()  # noqa: S324  protocol-defined
+    return bytes(a ^ b for a, b in zip(h1, h3, strict=True))  # two 20-byte digests
 
 
 def mysql_login(host: str, port: int, user: str, password: str, timeout: float = 3.0) -> CredentialAttempt:
@@ -131,15 +134,21 @@ def attempt(protocol: str, host: str, port: int, timeout: float) -> list[Credent
     only if not one attempt could be made."""
     import time
 
-    fn = {"ftp": ftp_login, "mysql": mysql_login}.get(protocol)
+    def snmp(host: str, port: int, community: str, _password: str, timeout: float) -> CredentialAttempt:
+        return snmp_community(host, port, community, timeout)
+
+    logins: dict[str, Callable[[str, int, str, str, float], CredentialAttempt]] = {
+        "ftp": ftp_login, "mysql": mysql_login, "snmp": snmp}
+    fn = logins.get(protocol)
+    if fn is None:
+        return []  # a protocol we have no login for: nothing to try
     out: list[CredentialAttempt] = []
     last: Optional[ProbeFailed] = None
     for i, (user, password) in enumerate(CREDENTIALS.get(protocol, [])[:MAX_ATTEMPTS_PER_PORT]):
         if i:
             time.sleep(PAUSE)
         try:
-            result = (snmp_community(host, port, user, timeout) if protocol == "snmp"
-                      else fn(host, port, user, password, timeout))
+            result = fn(host, port, user, password, timeout)
         except ProbeFailed as exc:
             last = exc
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Optional
+from typing import Literal, Optional
 
 from sentinel.backoff import Backoff
 from sentinel.model import Evidence, utcnow
@@ -44,7 +44,8 @@ def _ev(source: str, excerpt: str) -> Evidence:
 class PortProbe:
     """Probe state of one open port; `finding()` returns the ServiceFinding built so far."""
 
-    def __init__(self, host: str, port: int, proto: str = "tcp", timeout: float = 3.0, credentials: bool = False):
+    def __init__(self, host: str, port: int, proto: Literal["tcp", "udp"] = "tcp", timeout: float = 3.0,
+                 credentials: bool = False):
         self.host, self.port, self.proto, self.timeout = host, port, proto, timeout
         self.credentials = credentials  # opt-in credential probes (credentials.py)
         self.f = ServiceFinding(host=host, port=port, proto=proto, service=PORT_SERVICE.get((proto, port)))
@@ -294,7 +295,9 @@ class PortProbe:
 
 def _scapy():
     from scapy import config  # noqa: F401  (import order: config first keeps scapy quiet)
-    from scapy.all import ICMP, IP, TCP, ICMPv6EchoRequest, IPv6, conf, sr
+    from scapy.all import conf, sr  # loads every layer, as before
+    from scapy.layers.inet import ICMP, IP, TCP  # from their own modules: scapy.all's star imports hide them
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 
     conf.verb = 0
     return IP, IPv6, ICMP, ICMPv6EchoRequest, TCP, sr

@@ -21,6 +21,16 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 MAX_TARGET_ADDRESSES = 65536  # a /16; larger blocks are almost certainly a typo in a compliance scan
 
 
+def _subnet_of(net: IPNetwork, of: IPNetwork) -> bool:
+    """net lies within of; networks of different IP versions never contain each other."""
+    # isinstance rather than comparing .version, so mypy sees both sides are the same class
+    if isinstance(net, ipaddress.IPv4Network) and isinstance(of, ipaddress.IPv4Network):
+        return net.subnet_of(of)
+    if isinstance(net, ipaddress.IPv6Network) and isinstance(of, ipaddress.IPv6Network):
+        return net.subnet_of(of)
+    return False
+
+
 class ScopeError(Exception):
     """A target or port outside the registered scope. `refused` lists each refused item with the reason."""
 
@@ -150,7 +160,7 @@ class Scope(Strict):
     def contains_network(self, net: IPNetwork) -> bool:
         if net.num_addresses == 1:
             return self.contains_address(net.network_address)
-        return any(net.version == n.version and net.subnet_of(n) for n in self.networks)
+        return any(_subnet_of(net, n) for n in self.networks)
 
     def contains_port(self, port: int) -> bool:
         return any(port in r for r in self.ports)

@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from typing import TYPE_CHECKING, Optional
 
 from .banners import ProbeFailed, connect, recv_exact
 from .findings import SSHInfo
+
+if TYPE_CHECKING:  # cryptography is imported only when a key exchange runs
+    from cryptography.hazmat.primitives.ciphers import CipherContext
 
 CLIENT_ID = b"SSH-2.0-sentinel_scan\r\n"
 MSG_KEXINIT = 20
@@ -163,7 +167,8 @@ class _Transport:
 
     def __init__(self, sock: socket.socket):
         self.sock, self.seq_out, self.seq_in = sock, 0, 0
-        self.enc = self.dec = None
+        self.enc: Optional[CipherContext] = None  # both set at NEWKEYS
+        self.dec: Optional[CipherContext] = None
         self.mac_out = self.mac_in = b""
 
     def send(self, payload: bytes) -> None:

@@ -132,8 +132,9 @@ def _server_name(host: str) -> Optional[str]:
         return host
 
 
-def handshake(host: str, port: int, version: Optional[str], timeout: float) -> tuple[str, tuple, Optional[bytes]]:
-    """One handshake at `version` (None: best). Returns (protocol, cipher, peer cert DER)."""
+def handshake(host: str, port: int, version: Optional[str],
+              timeout: float) -> tuple[str, Optional[tuple[str, str, int]], Optional[bytes]]:
+    """One handshake at `version` (None: best). Returns (protocol, cipher (name, protocol, bits), peer cert DER)."""
     ctx = _context(version)
     with connect(host, port, timeout) as raw:
         raw.settimeout(timeout)
