@@ -19,6 +19,7 @@ from .logindefs import LOGIN_DEFS, effective, parse_login_defs
 
 NOLOGIN_SHELLS = frozenset({"nologin", "false"})
 DEFAULT_UID_MIN = 1000
+SHADOWED = "x"  # passwd's password field when the hash is in /etc/shadow
 
 
 class NoParams(Strict):
@@ -27,7 +28,7 @@ class NoParams(Strict):
 
 def _password(entry: PasswdEntry, shadows: dict[str, ShadowEntry]) -> tuple[str, str, int]:
     """(password field, source path, line) in effect: /etc/shadow only when passwd says `x`."""
-    if entry.password != "x":
+    if entry.password != SHADOWED:
         return entry.password, "/etc/passwd", entry.line
     sh = shadows.get(entry.name)
     if sh is None:

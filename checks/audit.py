@@ -96,8 +96,8 @@ def _apply(rules: AuditRules, opts: dict, tokens: list[str], path: str, number: 
         rules.watches.append(Watch(_norm(opts["w"]), perms, True, path, number, text))
         return
     if "W" in opts and opts["W"]:
-        target = _norm(opts["W"])
-        rules.watches[:] = [w for w in rules.watches if w.path != target]
+        removed = _norm(opts["W"])
+        rules.watches[:] = [w for w in rules.watches if w.path != removed]
         return
     action = opts.get("a") or opts.get("A")
     if not action:

@@ -60,7 +60,8 @@ def file_mode(ctx: ProbeContext, params: PathsParams) -> Observation:
         ev.append(evidence(path, f"{stat_mod.filemode(st.st_mode)} {mode} {owner}:{group} "
                                  f"(uid {st.st_uid}, gid {st.st_gid}, {_kind(st.st_mode)})"))
     if not rows:
-        raise NotApplicable("none of " + ", ".join(params.paths) + " exists", "以下文件均不存在: " + ", ".join(params.paths))
+        listed = ", ".join(params.paths)
+        raise NotApplicable(f"none of {listed} exists", f"以下文件均不存在: {listed}")
     return Observation(observed=rows, evidence=ev)
 
 

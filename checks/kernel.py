@@ -125,7 +125,8 @@ def sysctl_value(ctx: ProbeContext, params: SysctlParams) -> Observation:
         source = "runtime" if ctx.host.live else "configured"
     if source == "runtime":
         if not ctx.host.live:
-            raise NotApplicable("runtime kernel parameters exist only on a live host", "运行时内核参数只在运行中的主机上存在")
+            raise NotApplicable("runtime kernel parameters exist only on a live host",
+                                "运行时内核参数只在运行中的主机上存在")
         value, path = runtime_value(ctx, params.key)
         return Observation(observed=value, evidence=[evidence(path, value if value is not None
                                                               else "no such parameter in the running kernel")])

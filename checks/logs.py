@@ -148,10 +148,12 @@ def _local_days(settings: Settings) -> tuple[Optional[int], Optional[str]]:
     maxage = settings.values.get("maxage")
     if isinstance(rotate, int) and rotate < 0:
         days = maxage if isinstance(maxage, int) and maxage > 0 else FOREVER_DAYS
-        return days, "rotate -1: rotated logs are never removed" + (" (maxage bounds it)" if days != FOREVER_DAYS else "")
-    if period is None:
+        return days, ("rotate -1: rotated logs are never removed"
+                      + (" (maxage bounds it)" if days != FOREVER_DAYS else ""))
+    if not isinstance(period, str):  # unset: _directive stores a period as its name
         return None, "no rotation period (daily/weekly/monthly/yearly): retention depends on size"
-    days = int(rotate * PERIOD_DAYS[period])  # type: ignore[operator]
+    assert isinstance(rotate, int)  # _directive stores rotate as an int
+    days = int(rotate * PERIOD_DAYS[period])
     if isinstance(maxage, int) and maxage > 0:
         days = min(days, maxage)
     return days, None
@@ -180,7 +182,8 @@ def _strip_comments(text: str) -> str:
 
 
 def _rsyslog_files(ctx: ProbeContext) -> list[str]:
-    files, queue = [], ["/etc/rsyslog.conf"]
+    files: list[str] = []
+    queue = ["/etc/rsyslog.conf"]
     while queue and len(files) < 200:
         path = queue.pop(0)
         if path in files:
@@ -254,7 +257,9 @@ _SNG_USE = re.compile(r"\bdestination\s*\(\s*([\w-]+)\s*\)")
 
 def syslog_ng_forwards(ctx: ProbeContext) -> list[Forward]:
     main = "/etc/syslog-ng/syslog-ng.conf"
-    files, queue, texts = [], [main], {}
+    files: list[str] = []
+    queue = [main]
+    texts: dict[str, str] = {}
     while queue and len(files) < 200:
         path = queue.pop(0)
         if path in files:

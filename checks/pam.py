@@ -211,7 +211,9 @@ def pam_module(ctx: ProbeContext, params: PamModuleParams) -> Observation:
     """One entry per service: {service, module, control, <arg>: value...}; module None when absent."""
     services = params.services or _default_services(ctx, params.stack)
     wanted = set(params.modules)
-    rows, ev, notes = [], [], []
+    rows: list[dict[str, object]] = []  # a found module's row carries its arguments' values
+    ev: list[Evidence] = []
+    notes: list[str] = []
     for service in services:
         stack = load_stack(ctx, service)
         ev.extend(stack.problems)

@@ -189,6 +189,7 @@ def parse_control(control: str) -> tuple[dict[str, Action], str]:
             problem = f"{m.group(2)!r} is not an action or a jump > 0"
         if problem:
             return {"default": "bad"}, f"control {control!r}: {problem}; libpam treats every result as bad"
+        assert m is not None  # no match set a problem above
         code, act = m.group(1), m.group(2)
         value: Action = int(act) if act.isdigit() else act
         if code == "default":

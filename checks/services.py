@@ -30,7 +30,8 @@ CONFIG_DIRS = ("/etc/systemd/system", "/run/systemd/system")  # where enabling c
 WANTS_DIRS = CONFIG_DIRS + ("/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 ENABLED_RANK = ("enabled", "static", "disabled", "masked", "not-found")
 ACTIVE_RANK = ("active", "activating", "reloading", "deactivating", "inactive", "failed", "unknown")
-_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope|device)$")
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+"
+                        r"\.(service|socket|target|timer|path|mount|automount|swap|slice|scope|device)$")
 _INSTALL_KEYS = ("wantedby", "requiredby", "upheldby", "alias", "also")
 
 
@@ -181,8 +182,9 @@ def _sysv_state(ctx: ProbeContext, unit: str) -> Optional[UnitState]:
     for level in "2345":
         for entry in ctx.host.listdir(f"/etc/rc{level}.d"):
             if entry.startswith("S") and entry[3:] == name:
-                return UnitState(unit, "enabled", [evidence(f"/etc/rc{level}.d/{entry}",
-                                                            f"{unit}: SysV script {script} started in runlevel {level}")])
+                link = f"/etc/rc{level}.d/{entry}"
+                return UnitState(unit, "enabled",
+                                 [evidence(link, f"{unit}: SysV script {script} started in runlevel {level}")])
     return UnitState(unit, "disabled", [evidence(script, f"{unit}: SysV script without a start link")])
 
 
@@ -212,7 +214,7 @@ def _active_states(ctx: ProbeContext, units: list[str]) -> list[UnitState]:
                          f"(exit {result.returncode}; {result.stderr.strip()[:300]})")
     cmd = "cmd: " + " ".join(argv)
     return [UnitState(u, s if s in ACTIVE_RANK else "unknown", [evidence(cmd, f"{u}: {s}")])
-            for u, s in zip(units, states)]
+            for u, s in zip(units, states, strict=True)]  # lengths checked above
 
 
 class UnitParams(Strict):
@@ -235,6 +237,7 @@ class UnitParams(Strict):
 @probe("systemd.unit", UnitParams)
 def systemd_unit(ctx: ProbeContext, params: UnitParams) -> Observation:
     """Best (require any) or worst (require all) state among the units; evidence lists each."""
+    rank: tuple[str, ...]  # ACTIVE_RANK or ENABLED_RANK, of different lengths
     if params.state == "active":
         states, rank = _active_states(ctx, params.units), ACTIVE_RANK
     else:

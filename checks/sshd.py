@@ -215,7 +215,7 @@ def sshd_option(ctx: ProbeContext, params: SshdOptionParams) -> Observation:
     for d in hits:
         if d.block is not None:
             blocks.setdefault(d.block, []).append(d)
-    for blk, group in blocks.items():
+    for group in blocks.values():
         observed.append(value_of(group))
         first = group[0]
         ev.append(evidence(first.path, f"in {_where(first)}: {first.text}", first.line))

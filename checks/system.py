@@ -96,6 +96,7 @@ def _lsm_allows(words: list[str], lsm: str) -> bool:
 
 def _selinux(ctx: ProbeContext, words: list[str]) -> tuple[Optional[str], list[Evidence]]:
     ev: list[Evidence] = []
+    mode: Optional[str]  # the running kernel's, else SELINUX= of the config file if set
     if ctx.host.live:
         runtime = ctx.host.read_optional("/sys/fs/selinux/enforce")
         if runtime is not None and runtime.strip() in ("0", "1"):
