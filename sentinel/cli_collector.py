@@ -317,6 +317,38 @@ def system_add(
     typer.echo(f"system {system.name} (id {system.id}): level {system.level} {system.label}, department {department}")
 
 
+@system_app.command("update")
+def system_update(
+    name: str = typer.Argument(..., help="System name."),
+    credential_probes: Optional[bool] = typer.Option(
+        None, "--credential-probes/--no-credential-probes",
+        help="Run (or stop running) the opt-in credential probes in this system's scans: anonymous FTP, "
+             "MySQL/MariaDB root with an empty password, SNMP community private, default pairs of HTTP "
+             "Basic-auth consoles (docs/network.md). Audited as system.update with before and after."),
+    state_dir: Optional[Path] = StateDir,
+    database_url: Optional[str] = DatabaseUrl,
+) -> None:
+    """Change a system's settings, as the API's PATCH /api/v1/systems/{id} does (same checks, same audit)."""
+    from .collector import operations
+    from .collector.schemas import SystemPatch
+
+    changes = {k: v for k, v in {"credential_probes": credential_probes}.items() if v is not None}
+    if not changes:
+        _fail("nothing to change: give --credential-probes or --no-credential-probes")
+    patch = _validated(SystemPatch, {"credential_probes": "--credential-probes"}, **changes)
+    with _admin(state_dir, database_url) as ctx:
+        system = operations.system_by_name(ctx.session, name)
+        before = system.credential_probes
+        # the API's own operation: admin check, whole-row validation, who/when on the system, audit entry
+        assert system.id is not None  # a stored row
+        system = operations.update_system(ctx, system.id, patch)
+        state = "ON" if system.credential_probes else "off"
+        who = (f" (set by {system.credential_probes_by} at {system.credential_probes_at.isoformat()})"
+               if system.credential_probes_by and system.credential_probes_at else "")
+        what = "unchanged" if before == system.credential_probes else "changed"
+    typer.echo(f"system {name} (id {system.id}): credential probes {state}{who}, {what}")
+
+
 @system_app.command("list")
 def system_list(state_dir: Optional[Path] = StateDir, database_url: Optional[str] = DatabaseUrl) -> None:
     from sqlmodel import col, select

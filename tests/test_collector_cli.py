@@ -120,3 +120,54 @@ def test_collector_init_makes_a_pki(tmp_path, capsys):
 def test_bad_settings(tmp_path, capsys, args, words):
     code, _, err = run(capsys, *args, "--state-dir", str(tmp_path))
     assert code == 2 and words in err
+
+
+def test_system_update_switches_credential_probes_audited_as_the_api_does(store_url, tmp_path, capsys):
+    """`sentinel system update NAME --credential-probes` goes through operations.update_system, the function
+    behind PATCH /api/v1/systems/{id}: same who/when on the system, same system.update audit entry."""
+    import getpass
+    import json
+
+    common = ["--state-dir", str(tmp_path), "--database-url", store_url]
+    assert run(capsys, "department", "add", "health", *common)[0] == 0
+    assert run(capsys, "system", "add", "his", "--department", "health", "--level", "3", "--s-grade", "3",
+               "--a-grade", "2", *common)[0] == 0
+    code, _, err = run(capsys, "system", "update", "his", *common)
+    assert code == 2 and "nothing to change" in err
+    code, _, err = run(capsys, "system", "update", "nope", "--credential-probes", *common)
+    assert code == 2 and "system nope not found" in err
+
+    actor = f"cli:{getpass.getuser()}"
+    code, out, _ = run(capsys, "system", "update", "his", "--credential-probes", *common)
+    assert code == 0 and out.startswith("system his (id ") and f"credential probes ON (set by {actor} at " in out
+    assert out.rstrip().endswith(", changed")
+    code, out, _ = run(capsys, "system", "update", "his", "--credential-probes", *common)
+    assert code == 0 and out.rstrip().endswith(", unchanged")  # no change: no audit entry either (below)
+
+    def stored():
+        db = Database(store_url)
+        try:
+            with db.read() as conn:
+                system = conn.execute(select(System.__table__)).one()
+                audit = conn.execute(select(AuditEntry.__table__).where(
+                    AuditEntry.__table__.c.action == "system.update").order_by(AuditEntry.__table__.c.id)).all()
+        finally:
+            db.dispose()
+        return system, audit
+
+    system, audit = stored()
+    assert system.credential_probes is True and system.credential_probes_by == actor
+    assert system.credential_probes_at is not None
+    assert len(audit) == 1 and audit[0].actor == actor and audit[0].outcome == "ok"
+    assert audit[0].target == f"system:{system.id}:his"
+    assert json.loads(audit[0].detail) == {"before": {"credential_probes": False},
+                                           "after": {"credential_probes": True}}
+    switched_on_at = system.credential_probes_at
+
+    code, out, _ = run(capsys, "system", "update", "his", "--no-credential-probes", *common)
+    assert code == 0 and "credential probes off (set by " in out and out.rstrip().endswith(", changed")
+    system, audit = stored()
+    assert system.credential_probes is False and system.credential_probes_by == actor
+    assert system.credential_probes_at >= switched_on_at  # who switched them off, and when
+    assert len(audit) == 2 and json.loads(audit[1].detail) == {"before": {"credential_probes": True},
+                                                               "after": {"credential_probes": False}}
