@@ -6,14 +6,18 @@ reported is the file parsed again with marks, mapping every key/element path (a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import yaml
 from pydantic import ValidationError
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # the C loader where libyaml is built in; both have the same interface
+    _Loader = yaml.SafeLoader
+else:
+    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-Loc = tuple  # path of keys/indices inside the document
+Loc = tuple[Union[str, int], ...]  # path of keys/indices inside the document
+Lines = dict[Loc, int]  # Loc -> 1-based source line
 
 
 class DataFileError(Exception):
@@ -29,10 +33,10 @@ class Doc:
     path: str
     data: Any
     text: str = ""
-    _lines: Optional[dict] = None
+    _lines: Optional[Lines] = None
 
     @property
-    def lines(self) -> dict:
+    def lines(self) -> Lines:
         """Loc -> 1-based line. Built only when needed (an error to report), by parsing again with marks."""
         if self._lines is None:
             self._lines = _line_map(self.path, self.text)
@@ -62,11 +66,11 @@ def fmt_loc(loc: Loc) -> str:
     return out
 
 
-def _walk(loader, node: yaml.Node, loc: Loc, lines: dict, path: str) -> None:
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: Lines, path: str) -> None:
     """Record the source line of every key/element and reject duplicate keys (YAML silently keeps the last)."""
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        seen = set()
+        seen: set[Any] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if key in seen:
@@ -86,7 +90,7 @@ class _DuplicateKey(Exception):
 class _StrictLoader(_Loader):
     """The fast loader, refusing duplicate keys (plain YAML silently keeps the last one)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
         if len(keys) != len(set(keys)):
             raise _DuplicateKey()
@@ -99,11 +103,11 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> DataFileError:
     return DataFileError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {problem}"])
 
 
-def _line_map(path: str, text: str) -> dict:
+def _line_map(path: str, text: str) -> Lines:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        lines: dict = {}
+        lines: Lines = {}
         if node is not None:
             _walk(loader, node, (), lines, path)
         return lines
@@ -115,7 +119,7 @@ def _line_map(path: str, text: str) -> dict:
 
 def parse(path: str, text: str) -> Doc:
     """Parse without line marks (the common, valid case stays fast); lines are mapped when an error needs them."""
-    loader = _StrictLoader(text)
+    loader: yaml.SafeLoader = _StrictLoader(text)
     try:
         data = loader.get_single_data()
     except _DuplicateKey:
