@@ -47,7 +47,7 @@ from .model import Baseline, CheckResult, HighRiskFinding, ItemResult, Severity,
 ITEM_SCORE = {Verdict.CONFORM: 1.0, Verdict.PARTIAL: 0.5, Verdict.NONCONFORM: 0.0}
 CONCLUSION_EN = {"优": "excellent", "良": "good", "中": "fair", "差": "poor", "待定": "undetermined"}
 RiskLevel = Literal["high", "medium", "low"]
-I = TypeVar("I", bound=ItemResult)
+ItemT = TypeVar("ItemT", bound=ItemResult)
 
 
 class Scored(Protocol):
@@ -102,7 +102,7 @@ def item_verdict(results: Iterable[Scored], has_checks: bool) -> Verdict:
     return Verdict.PARTIAL if passes else Verdict.NONCONFORM
 
 
-def rejudged_items(items: Iterable[I], results: Iterable[Scored]) -> list[I]:
+def rejudged_items(items: Iterable[ItemT], results: Iterable[Scored]) -> list[ItemT]:
     """Items with the verdicts their results give, whatever verdicts they carry: for reading a report body
     someone else scored (the collector's roll-up and evidence never take an agent's verdicts). An item that
     lists no checks but has results is judged over them; one whose verdict already agrees is kept as is."""
@@ -115,6 +115,13 @@ def rejudged_items(items: Iterable[I], results: Iterable[Scored]) -> list[I]:
         verdict = item_verdict(mine, bool(item.checks) or bool(mine))
         out.append(item if verdict == item.verdict else item.model_copy(update={"verdict": verdict}))
     return out
+
+
+def manual_decides(automated: Verdict) -> bool:
+    """Whether an assessor's verdict on an item decides it: only where the checks left it 待核查 (a manual item,
+    or checks that could not determine); where they reached a verdict it stands and the assessment is shown
+    beside it. The system roll-up, each host's record and the evidence exports all apply this rule."""
+    return automated == Verdict.PENDING
 
 
 def weighted_score(items: Iterable[ItemResult]) -> Optional[float]:

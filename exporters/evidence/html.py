@@ -7,8 +7,10 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sentinel.evidence.model import SystemEvidence
+from sentinel.evidence.model import FindingRecord, SystemEvidence
 from sentinel.evidence.sections import BY_KEY
+from sentinel.store.findings import STATES
+from sentinel.store.findings import state as finding_state
 
 from .chart import score_chart
 from .common import (
@@ -48,13 +50,22 @@ def _common(ev: SystemEvidence, lang: str) -> dict:
             "verify_hint": verify_hint(ev, lang), "scope": scope_text(ev, lang)}
 
 
+def finding_counts(findings: list[FindingRecord]) -> dict[str, int]:
+    """Findings by state (sentinel/store/findings.py), as of the range end: the figures the metrics show as
+    `sentinel_system_findings`. Only `fixed` is rectified; waived and now-advisory ones are closed apart."""
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
+    for f in findings:
+        counts[finding_state(f.resolved_at, f.resolution)] += 1
+    return counts
+
+
 def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
     lab = labels(lang)
     objects = [{"obj": o, "title": object_title(o, lang),
                 "reports": [{"rep": rep, "rows": item_rows(rep, lang)} for rep in o.reports]} for o in ev.objects]
     return environment().get_template("report.html.j2").render(
-        **_common(ev, lang), s=ev.summary, resolved=[f for f in ev.findings if not f.open],
-        still=[f for f in ev.findings if f.open], conclusion=conclusion_label(ev.summary.conclusion, lang),
+        **_common(ev, lang), s=ev.summary, trail=finding_counts(ev.findings), still=[f for f in ev.findings if f.open],
+        conclusion=conclusion_label(ev.summary.conclusion, lang),
         verdicts=VERDICTS, objects=objects, problems=problem_rows(ev, lang), high=high_risk_entries(ev, lang),
         risk_text=paste_text(ev, lang), risk_labels=RISK_LABEL[lang],
         chapters=[{"rec": rec, "spec": BY_KEY[rec.key]} for rec in sections_of(ev)],

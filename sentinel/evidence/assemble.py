@@ -21,7 +21,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel
 
 from .. import scoring
-from ..model import BaselineRef, CheckResult, HostInfo, HostReport, ItemResult, Summary, Verdict
+from ..model import BaselineRef, CheckResult, HostInfo, HostReport, ItemResult, Summary
 from ..store.assessment import ScoredResult
 from .model import (
     CollectorIdentity,
@@ -60,7 +60,7 @@ def apply_manual(items: Sequence[ItemResult], manual: Manual) -> list[ItemRecord
     for item in items:
         m = manual.get((item.clause, item.item))
         ref = ManualRef(assessment_id=m.id, assessor=m.assessor, at=m.at, note=m.note) if m else None
-        decided = m.verdict if m is not None and item.verdict == Verdict.PENDING else None
+        decided = m.verdict if m is not None and scoring.manual_decides(item.verdict) else None
         # Built without re-validation: every value comes from validated models (a hot path for large systems).
         fields = {name: getattr(item, name) for name in _ITEM_FIELDS}
         fields.update(verdict=item.verdict if decided is None else decided, automated=item.verdict,

@@ -75,10 +75,14 @@ class HostPart(BaseModel):
     baseline_id: str
     baseline_version: str
     received_at: datetime
-    score: Optional[float]
+    score: Optional[float]  # the run's own score, as the collector judged it at ingest (no manual verdicts)
     conclusion: str
     summary: dict[str, Any]  # the host's own summary, as reported
     included: bool  # its items and results are part of the roll-up (false: see the assessment's errors)
+    # The host's record: this run's items at the system's level with the system's manual verdicts, scored by
+    # sentinel.scoring. These are the host figures the metrics and the evidence exports show (docs/metrics.md);
+    # None when the report body could not be read.
+    figures: Optional[Summary] = None
 
 
 class NetworkPart(BaseModel):
@@ -128,11 +132,14 @@ class SystemAssessment(BaseModel):
 
 
 class _Parsed:
-    __slots__ = ("items", "results")
+    __slots__ = ("items", "results", "figures")
 
     def __init__(self, items: tuple, results: tuple) -> None:
         self.items = items
         self.results = results
+        # the host's record figures for the last (level, manual verdicts) asked, so a scrape rescoring every
+        # host costs a lookup per host unless its report or its system's manual verdicts changed
+        self.figures: Optional[tuple[tuple[Any, ...], Summary]] = None
 
 
 class _Cache:
@@ -305,15 +312,18 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
         for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
             h = hosts[r.host_id]
             p = parsed.get(r.id)
+            figures = None
             if p is not None:
                 mine = at_level(p.items, p.results, s.level, f"host {h.hostname} run {r.id}")
                 item_sets.append(mine.items)
                 results.extend(mine.results)
                 outside.extend(mine.outside)
+                figures = _record_figures(p, mine.items, mine.results, s.level, manual.get(s.id, {}))
             parts.append(HostPart(host_id=h.id, hostname=h.hostname, addresses=list(h.addresses or []), run_id=r.id,
                                   report_id=r.report_id, baseline_id=r.baseline_id,
                                   baseline_version=r.baseline_version, received_at=r.received_at, score=r.score,
-                                  conclusion=r.conclusion, summary=dict(r.summary or {}), included=p is not None))
+                                  conclusion=r.conclusion, summary=dict(r.summary or {}), included=p is not None,
+                                  figures=figures))
         network = None
         scan = scans.get(s.id)
         if scan is not None:
@@ -343,11 +353,29 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
     return out
 
 
+def _record_figures(parsed: _Parsed, items: list[ItemResult], results: list[Any], level: int,
+                    manual: dict[tuple[str, str], Any]) -> Summary:
+    """A host record's summary: its items with the system's manual verdicts where they decide, scored with its
+    results (as the evidence scores an object's record, sentinel/evidence/assemble.py report_evidence)."""
+    key = (level, tuple(sorted((k, m.verdict) for k, m in manual.items())))
+    if parsed.figures is not None and parsed.figures[0] == key:
+        return parsed.figures[1]
+    decided = []
+    for item in items:
+        m = manual.get((item.clause, item.item))
+        if m is not None and scoring.manual_decides(item.verdict):
+            item = item.model_copy(update={"verdict": Verdict(m.verdict)})
+        decided.append(item)
+    summary = scoring.summarize(decided, results)
+    parsed.figures = (key, summary)
+    return summary
+
+
 def _with_manual(items: list[ItemResult], manual: dict[tuple[str, str], Any]) -> list[AssessedItem]:
     out = []
     for item in items:
         m = manual.get((item.clause, item.item))
-        decides = m is not None and item.verdict == Verdict.PENDING
+        decides = m is not None and scoring.manual_decides(item.verdict)
         fields = {**item.model_dump(), "verdict": Verdict(m.verdict) if decides else item.verdict}
         out.append(AssessedItem(**fields, automated=item.verdict, source="manual" if decides else "automated",
                                 manual_assessment_id=m.id if decides else None))

@@ -3,16 +3,20 @@
 A handful of grouped queries in one read transaction, whatever the number of hosts; nothing is computed
 from raw evidence at scrape time. What each figure means:
 
-- host figures come from the host's latest run (highest run id), whatever its baseline;
-- system score, pass ratio and conclusion are the system assessment's (sentinel/store/assessment.py): the
-  latest report of each host and baseline plus the latest full-scope network scan, rolled up item by item
-  by sentinel.scoring, so an unresolved high-risk finding on any host or port makes the system 差. When a
-  report body the roll-up needs cannot be read, the three are None (not known) rather than a figure that
-  silently leaves a host out; the assessment API names what is missing;
+- host figures come from the host's latest run (highest run id), whatever its baseline: score, pass ratio,
+  conclusion and high-risk count are that run's record as the system assessment scored it (`HostPart.figures`:
+  its items with the system's manual verdicts, the figures the evidence exports show for the host; the run's
+  own figures while its body cannot be read, when the evidence cannot show its record either);
+- system score, pass ratio, conclusion and high-risk count are the system assessment's
+  (sentinel/store/assessment.py): the latest report of each host and baseline plus the latest full-scope
+  network scan, rolled up item by item by sentinel.scoring, so an unresolved high-risk finding on any host or
+  port makes the system 差. When a report body the roll-up needs cannot be read, score, pass ratio and
+  conclusion are None (not known) rather than a figure that silently leaves a host out; the assessment API
+  names what is missing;
 - failing checks by severity and clause count the hosts' latest runs (host checks only), leaving out waived
   and advisory results (advisory evidence decides nothing, sentinel/scoring.py `counted`);
-- high-risk findings of a system = its open findings and open service findings that name a 高风险判定指引
-  case; findings open/fixed count the rectification trail (`findings` rows unresolved / resolved as fixed);
+- high-risk findings = failing, counted checks naming a 高风险判定指引 case in the records (`Summary.high_risk`);
+  findings open/fixed count the rectification trail's rows by sentinel/store/findings.py `state`;
 - a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
   all revoked are left out (decommissioned); its agent version is the one its latest inventory names;
 - network figures: open and forbidden services (and certificates) are the open service findings, None while
@@ -43,6 +47,7 @@ from ..metrics_model import (
 from ..model import Severity, Status
 from .assessment import assess
 from .db import Database
+from .findings import state as finding_state
 from .models import Agent, CheckResultRow, Department, Finding, Host, Run, ScanRun, ServiceFindingRow, System
 
 DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour run interval
@@ -83,10 +88,10 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             .where(and_(C.c.run_id.in_(latest_ids), C.c.waiver.is_(None)))
             .group_by(C.c.run_id, C.c.status, C.c.severity, C.c.clause, advisory)).all()
 
+        open_ = F.c.resolved_at.is_(None)
         findings = conn.execute(
-            select(F.c.system_id, F.c.resolved_at.is_(None).label("open"), F.c.resolution,
-                   (F.c.high_risk.is_not(None)).label("high_risk"), func.count().label("n"))
-            .group_by(F.c.system_id, F.c.resolved_at.is_(None), F.c.resolution, F.c.high_risk.is_not(None))).all()
+            select(F.c.system_id, open_.label("open"), F.c.resolution, func.count().label("n"))
+            .group_by(F.c.system_id, open_, F.c.resolution)).all()
 
         assessments = assess(conn, [s.id for s in systems], now=now)
         scan_figures, services = _scan_figures(conn)
@@ -108,13 +113,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             per_run_clause[r.run_id][r.clause] += r.n
 
     sys_findings: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in findings:
-        if r.open:
-            sys_findings[r.system_id]["open"] += r.n
-            if r.high_risk:
-                sys_findings[r.system_id]["high_risk"] += r.n
-        elif r.resolution == "fixed":
-            sys_findings[r.system_id]["fixed"] += r.n
+    for r in findings:  # by the trail's one definition of a finding's state
+        sys_findings[r.system_id][finding_state(None if r.open else "resolved", r.resolution)] += r.n
 
     hosts_by_system: dict[int, list[Any]] = defaultdict(list)  # host rows
     for h in hosts:
@@ -122,6 +122,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
 
     out = []
     for s in systems:
+        a = assessments[s.id]
+        records = {part.run_id: part.figures for part in a.hosts}  # the hosts' records, as the assessment scored them
         host_metrics = []
         statuses: dict[str, int] = defaultdict(int)
         failing: dict[Severity, int] = defaultdict(int)
@@ -138,8 +140,13 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                     failing[Severity(k)] += v
                 for k, v in per_run_clause[run.id].items():
                     by_clause[k] += v
-                hm.update(score=run.score, pass_ratio=run.pass_rate, conclusion=run.conclusion,
-                          failing_checks=dict(per_run_failing[run.id]), high_risk_findings=run.high_risk,
+                # the host's record as the assessment scored it; the run's own figures (no manual verdicts)
+                # only while its body cannot be read, when no other surface shows the host's record either
+                record = records.get(run.id)
+                figures = ((record.score, record.pass_rate, record.conclusion, record.high_risk) if record else
+                           (run.score, run.pass_rate, run.conclusion, run.high_risk))
+                hm.update(score=figures[0], pass_ratio=figures[1], conclusion=figures[2],
+                          failing_checks=dict(per_run_failing[run.id]), high_risk_findings=figures[3],
                           run_duration_seconds=max(0.0, (run.finished_at - run.started_at).total_seconds()),
                           baseline=run.baseline_id,
                           checks=[CheckSeries(check_id=c.check_id, clause=c.clause, severity=c.severity,
@@ -149,7 +156,6 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                                   and c.status in _STATUSES])
             host_metrics.append(HostMetrics(**hm))
         f = sys_findings.get(s.id, {})
-        a = assessments[s.id]
         known = a.complete and (bool(a.hosts) or a.network is not None)  # nothing assessed yet: not known
         svc = services.get(s.id)
         out.append(SystemMetrics(
@@ -157,7 +163,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             score=a.summary.score if known else None, pass_ratio=a.summary.pass_rate if known else None,
             conclusion=a.summary.conclusion if known else None,
             failing_checks=dict(failing), failing_checks_by_clause=dict(by_clause),
-            high_risk_findings=f.get("high_risk", 0) + (svc.high_risk if svc else 0), findings_open=f.get("open", 0),
+            high_risk_findings=a.summary.high_risk, findings_open=f.get("open", 0),
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
@@ -174,7 +180,6 @@ def _version(value: Optional[str]) -> Optional[str]:
 class _Services:
     def __init__(self) -> None:
         self.open = 0
-        self.high_risk = 0
         self.forbidden: list[ExposedService] = []
         self.certificates: list[CertificateMetrics] = []
 
@@ -203,13 +208,12 @@ def _scan_figures(conn: Connection) -> tuple[dict[int, ScanMetrics], dict[int, _
             last_run_success=r.status == "succeeded", failures_total=st.failures if st else 0)
     services: dict[int, _Services] = {sid: _Services() for sid, st in stats.items() if st.last_success is not None}
     for f in conn.execute(select(SF.c.system_id, SF.c.host, SF.c.port, SF.c.proto, SF.c.service, SF.c.forbidden,
-                                 SF.c.high_risk, SF.c.tls)
+                                 SF.c.tls)
                           .where(SF.c.closed_at.is_(None)).order_by(SF.c.system_id, SF.c.host, SF.c.proto, SF.c.port)):
         svc = services.get(f.system_id)
         if svc is None:
             continue
         svc.open += 1
-        svc.high_risk += 1 if f.high_risk else 0
         if f.forbidden:
             svc.forbidden.append(ExposedService(host=f.host, port=f.port, protocol=f.proto, service=f.service or ""))
         not_after = (f.tls or {}).get("not_after")
