@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import ValidationError
 
@@ -16,7 +16,7 @@ from . import scoring
 from .expect import Reason, explain
 from .expected_words import expected_zh
 from .hostview import HostView, NotApplicable, ProbeError
-from .model import Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, HostReport, ItemSpec, Status
+from .model import Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, Evidence, HostReport, ItemSpec, Status
 from .osinfo import host_info
 from .probe import ProbeContext, registry
 
@@ -42,7 +42,8 @@ def _said(exc: Exception, prefix: str = "") -> Reason:
     return Reason(en, f"{prefix}{zh}" if zh else en)
 
 
-def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
+def _evaluate(ctx: ProbeContext, baseline: Baseline,
+              check: CheckSpec) -> tuple[Status, Any, Optional[Reason], list[Evidence]]:
     families = check.os_families or baseline.os_families
     if ctx.family is not None and ctx.family not in families:
         fam = "/".join(families)
@@ -72,7 +73,8 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline, check: CheckSpec):
         return Status.ERROR, None, _said(Exception(f"internal error in probe {check.probe}: "
                                                    f"{type(exc).__name__}: {exc}")), []
     # The value is named by the key a probe reads (PASS_MAX_DAYS, ClientAliveInterval, a sysctl) when it has one.
-    subject = check.params.get("key") if isinstance(check.params.get("key"), str) else ""
+    key = check.params.get("key")
+    subject = key if isinstance(key, str) else ""
     reason = explain(check.expect, obs.observed, subject, check.probe)
     if reason is None:
         note = Reason(obs.note, obs.note_zh or obs.note) if obs.note else None

@@ -143,7 +143,14 @@ def _wanted(expect: Expect) -> Reason:
     return Reason(" and ".join(en), "且".join(zh))
 
 
-def _one_of(values: list, lang: str) -> str:
+def _listed(observed: Any) -> Optional[list[Any]]:
+    """The observed values a contains/not_contains test looks among (None for a string: it is searched as text)."""
+    if isinstance(observed, str):
+        return None
+    return [_norm(v) for v in (observed if isinstance(observed, (list, tuple)) else [observed])]
+
+
+def _one_of(values: list[Any], lang: str) -> str:
     if len(values) == 1:
         return _show(values[0], lang) if lang == "en" else f"为 {_show(values[0], lang)}"
     return f"one of {_show(values)}" if lang == "en" else f"为以下之一: {_show(values, lang)}"
@@ -223,13 +230,13 @@ def explain(expect: Expect, observed: Any, where: str = "", kind: Optional[str] 
             return _and(head, f"more permissive than {int(mask):04o} (extra bits {extra:04o})",
                         f"宽于 {int(mask):04o}（多出 {extra:04o}）")
     if expect.contains is not None:
-        have = _norm(observed if isinstance(observed, (list, tuple)) else [observed]) if not isinstance(observed, str) else None
+        have = _listed(observed)
         for want in expect.contains:
             ok = (str(want).lower() in observed.lower()) if isinstance(observed, str) else (_norm(want) in (have or []))
             if not ok:
                 return _and(_is(s, observed), f"{_show(want)} is missing", f"缺少 {_show(want, 'zh')}")
     if expect.not_contains is not None:
-        have = _norm(observed if isinstance(observed, (list, tuple)) else [observed]) if not isinstance(observed, str) else None
+        have = _listed(observed)
         for bad in expect.not_contains:
             hit = (str(bad).lower() in observed.lower()) if isinstance(observed, str) else (_norm(bad) in (have or []))
             if hit:
@@ -239,9 +246,9 @@ def explain(expect: Expect, observed: Any, where: str = "", kind: Optional[str] 
         if not isinstance(observed, dict):
             return _and(_is(s, observed), "expected a set of named values", "应为键值结构")
         for key, sub in expect.fields.items():
-            reason = explain(sub, observed.get(key), f"{where}.{key}" if where else key, kind)
-            if reason:
-                return reason
+            found = explain(sub, observed.get(key), f"{where}.{key}" if where else key, kind)
+            if found:
+                return found
     if expect.each is not None:
         if not isinstance(observed, (list, tuple)):
             return _and(_is(s, observed), "expected a list", "应为列表")
@@ -249,10 +256,11 @@ def explain(expect: Expect, observed: Any, where: str = "", kind: Optional[str] 
             _, _, none_en, none_zh = _EMPTY_WORDS.get(kind or "", _EMPTY_NOTHING)
             return Reason(none_en, none_zh).prefixed(s)
         for element in observed:
-            name = element.get("path") or element.get("service") or element.get("user") if isinstance(element, dict) else None
-            reason = explain(expect.each, element, name or where, kind)
-            if reason:
-                return reason
+            name = (element.get("path") or element.get("service") or element.get("user")
+                    if isinstance(element, dict) else None)
+            found = explain(expect.each, element, name or where, kind)
+            if found:
+                return found
     if expect.any_of is not None:
         reasons = [explain(alt, observed, where, kind) for alt in expect.any_of]
         if all(reasons):

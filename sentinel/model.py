@@ -5,6 +5,7 @@ JSON output of `sentinel check` is `HostReport.model_dump(mode="json")`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional
@@ -19,7 +20,7 @@ class Strict(BaseModel):
 
 
 class Status(str, Enum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105  a status name, not a password
     FAIL = "fail"
     ERROR = "error"  # could not be determined; never counts as pass
     NOT_APPLICABLE = "not_applicable"
@@ -97,7 +98,8 @@ class Expect(Strict):
     # judge, `each` fails; a check where "none found" is compliant (no account with a password to age)
     # says `when_empty: pass`. Unset is "fail".
     when_empty: Optional[Literal["pass", "fail"]] = None
-    any_of: Optional[list[Expect]] = None  # at least one of these holds (alternatives, e.g. local OR remote log retention)
+    # at least one of these holds (alternatives, e.g. local OR remote log retention)
+    any_of: Optional[list[Expect]] = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -229,7 +231,7 @@ class Baseline(Strict):
     source: Optional[str] = None  # file the baseline was loaded from (set by the loader)
     lineage: list[str] = Field(default_factory=list)  # ids this one extends, nearest first
 
-    def iter_checks(self):
+    def iter_checks(self) -> Iterator[tuple[ControlSpec, ItemSpec, CheckSpec]]:
         for control in self.controls:
             for item in control.items:
                 for check in item.checks:
@@ -267,7 +269,6 @@ class CheckResult(BaseModel):
     check_id: str
     clause: str
     item: str
-    key: Optional[str] = None  # the item's catalogue key (None in reports made before keys)
     # the catalogue key of the item (sentinel/catalogue.py: `ces.auth.identify`); clause and item are that key's
     # number at the report's level. None only in reports written before keys.
     key: Optional[str] = None
@@ -290,9 +291,8 @@ class CheckResult(BaseModel):
 class ItemResult(BaseModel):
     clause: str
     item: str
-    key: Optional[str] = None  # the item's catalogue key (None in reports made before keys)
+    key: Optional[str] = None  # the item's catalogue key (see CheckResult.key)
     unit: Optional[str] = None  # GB/T 28448 test unit id at the report's level
-    key: Optional[str] = None  # the catalogue key (see CheckResult.key)
     control: Text
     text: Text
     weight: float

@@ -9,16 +9,20 @@ determined and `NotApplicable` when it does not exist on this host view.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, TypeVar, cast
 
 from pydantic import BaseModel
 
+# NotApplicable and ProbeError are part of this module's contract (docs/probes.md): re-exported
 from .hostview import HostView, NotApplicable, ProbeError
 from .model import Evidence, Observation, utcnow
 
 EXCERPT_LIMIT = 2000
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Observation])  # a probe function: (ctx, params) -> Observation
+__all__ = ["EXCERPT_LIMIT", "NotApplicable", "ProbeContext", "ProbeDef", "ProbeError", "evidence", "probe", "registry"]
 
 
 @dataclass
@@ -26,9 +30,9 @@ class ProbeContext:
     host: HostView
     family: Optional[str]
     os_release: dict[str, str]
-    memo: dict = field(default_factory=dict)  # per-run cache shared by probes (parsed passwd, PAM stacks...)
+    memo: dict[Hashable, Any] = field(default_factory=dict)  # per-run cache shared by probes (passwd, PAM...)
 
-    def cached(self, key, compute: Callable):
+    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
         if key not in self.memo:
             try:
                 self.memo[key] = compute()
@@ -37,7 +41,7 @@ class ProbeContext:
         value = self.memo[key]
         if isinstance(value, (ProbeError, NotApplicable)):
             raise value
-        return value
+        return cast(T, value)  # what compute() returned under this key (the memo holds many types)
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,10 @@ _REGISTRY: dict[str, ProbeDef] = {}
 _LOADED = False
 
 
-def probe(kind: str, params: type[BaseModel], live_only: bool = False):
+def probe(kind: str, params: type[BaseModel], live_only: bool = False) -> Callable[[F], F]:
     """Register a probe function under `kind`."""
 
-    def wrap(func):
+    def wrap(func: F) -> F:
         if kind in _REGISTRY:
             raise RuntimeError(f"probe kind {kind!r} registered twice")
         _REGISTRY[kind] = ProbeDef(kind, params, func, live_only, (func.__doc__ or "").strip())
