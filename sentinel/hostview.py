@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
-from typing import Optional
+from typing import Literal, Optional
 
 DEFAULT_READ_LIMIT = 8 << 20  # bytes kept from one file
 DEFAULT_OUTPUT_LIMIT = 1 << 20  # bytes kept from one command's stdout (and again for stderr)
@@ -75,10 +75,10 @@ class SocketInfo:
 
 @dataclass
 class _Cache:
-    files: dict = field(default_factory=dict)
-    processes: Optional[list] = None
-    sockets: Optional[list] = None
-    os_release: Optional[dict] = None
+    files: dict[tuple[str, int], str | BaseException] = field(default_factory=dict)  # (path, limit) -> text or error
+    processes: Optional[list[ProcessInfo]] = None
+    sockets: Optional[list[SocketInfo]] = None
+    os_release: Optional[dict[str, str]] = None
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -124,7 +124,7 @@ class HostView:
             real = self.real_path(path)
             with open(real, "rb") as fh:
                 data = fh.read(limit)
-            value: object = data.decode("utf-8", errors="replace")
+            value: str | BaseException = data.decode("utf-8", errors="replace")
         except FileNotFoundError as exc:
             value = FileNotFoundError(exc.errno, f"{path}: no such file")
         except NotADirectoryError as exc:
@@ -138,7 +138,7 @@ class HostView:
         self._cache.files[key] = value
         if isinstance(value, BaseException):
             raise value
-        return value  # type: ignore[return-value]
+        return value
 
     def read_optional(self, path: str) -> Optional[str]:
         try:
@@ -185,7 +185,7 @@ class HostView:
             raise ProbeError(f"{pattern}: host paths must be absolute")
         matches = ["/"]
         for comp in (c for c in pattern.split("/") if c):
-            nxt = []
+            nxt: list[str] = []
             for base in matches:
                 prefix = base.rstrip("/")
                 if any(ch in comp for ch in "*?["):
@@ -261,22 +261,25 @@ class LiveHost(HostView):
             import psutil
 
             names = {p.pid: p.name for p in self.processes()}
-            seen = set()
-            out = []
+            seen: set[tuple[str, str, int]] = set()
+            out: list[SocketInfo] = []
             for conn in psutil.net_connections(kind="inet"):
                 is_tcp = conn.type == socket.SOCK_STREAM
                 if is_tcp and conn.status != psutil.CONN_LISTEN:
                     continue
                 if not is_tcp and conn.raddr:
                     continue
+                laddr = conn.laddr
+                if not laddr:  # () for a socket with no local address
+                    continue
                 v6 = conn.family == socket.AF_INET6
                 proto = ("tcp" if is_tcp else "udp") + ("6" if v6 else "")
-                key = (proto, conn.laddr.ip, conn.laddr.port)
+                key = (proto, laddr.ip, laddr.port)
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(SocketInfo(proto=proto, address=conn.laddr.ip, port=conn.laddr.port,
-                                      pid=conn.pid, process=names.get(conn.pid)))
+                out.append(SocketInfo(proto=proto, address=laddr.ip, port=laddr.port, pid=conn.pid,
+                                      process=names.get(conn.pid) if conn.pid is not None else None))
             self._cache.sockets = sorted(out, key=lambda s: (s.port, s.proto, s.address))
         return self._cache.sockets
 
@@ -300,6 +303,7 @@ class LiveHost(HostView):
 
 class RootHost(HostView):
     live = False
+    root: str  # always set: the folder the host's / is
 
     def __init__(self, root: str) -> None:
         super().__init__()
@@ -349,7 +353,7 @@ class RootHost(HostView):
             except OSError:
                 continue
             if head[:4] == b"\x7fELF" and len(head) >= 20:
-                order = "little" if head[5] == 1 else "big"
+                order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
                 return _ELF_MACHINES.get(int.from_bytes(head[18:20], order), "unknown")
         return "unknown"
 
@@ -372,16 +376,19 @@ def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT,
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603  an argv, never a shell
                                 stderr=subprocess.PIPE, env=env, close_fds=True)
     except FileNotFoundError as exc:
         raise ProbeError(f"command not found: {argv[0]}", f"未找到命令: {argv[0]}") from exc
     except PermissionError as exc:
         raise ProbeError(f"command not executable: {argv[0]}", f"命令不可执行: {argv[0]}") from exc
-    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
+    streams = (proc.stdout, proc.stderr)
+    out_buf, err_buf = bytearray(), bytearray()
+    buffers = {proc.stdout.fileno(): out_buf, proc.stderr.fileno(): err_buf}
     truncated = timed_out = False
     with selectors.DefaultSelector() as sel:
-        for stream in buffers:
+        for stream in streams:
             sel.register(stream, selectors.EVENT_READ)
         while sel.get_map():
             remaining = timeout - (time.monotonic() - start)
@@ -393,7 +400,7 @@ def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT,
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
-                buf = buffers[key.fileobj]
+                buf = buffers[key.fd]
                 room = limit - len(buf)
                 if room > 0:
                     buf.extend(chunk[:room])
@@ -405,11 +412,11 @@ def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT,
         returncode = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         returncode = None
-    for stream in buffers:
+    for stream in streams:
         stream.close()
     return CommandResult(argv=tuple(argv), returncode=None if timed_out else returncode,
-                         stdout=buffers[proc.stdout].decode("utf-8", errors="replace"),
-                         stderr=buffers[proc.stderr].decode("utf-8", errors="replace"),
+                         stdout=out_buf.decode("utf-8", errors="replace"),
+                         stderr=err_buf.decode("utf-8", errors="replace"),
                          duration_s=time.monotonic() - start, truncated=truncated, timed_out=timed_out)
 
 
