@@ -86,8 +86,9 @@ def scan(
     credential_probes: bool = typer.Option(
         False, "--credential-probes",
         help="Also try the short documented list of empty/default credentials (anonymous FTP, MySQL root with an "
-             "empty password, SNMP community private), once each, rate-limited and audited. Only with the "
-             "system owner's authorisation; never on by default."),
+             "empty password, SNMP community private, default pairs on HTTP Basic-auth consoles: docs/network.md), "
+             "once each, rate-limited and audited. Only with the system owner's authorisation; never on by "
+             "default."),
     previous: Optional[Path] = typer.Option(None, "--previous", metavar="FILE",
                                             help="Earlier `--format json` report: emit diff events."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|json", help="Output format."),

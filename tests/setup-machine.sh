@@ -14,11 +14,12 @@ done
 # A CJK font so Chromium's screenshots and WeasyPrint's PDFs of the (Chinese) HTML reports show text, not boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 # WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time; real PAM stacks are run with
-# pamtester and pam_pwquality with its cracklib dictionary (tests/test_pam_real.py); the namespace lab runs real snmpd, memcached, sshd and
-# vsftpd behind an nftables rule (tests/test_network_real.py), each started by the tests on lab addresses; sudo
-# and ClamAV's sigtool give the expected answers of tests/test_sudo_real.py and tests/test_antimalware_real.py.
+# pamtester and pam_pwquality with its cracklib dictionary (tests/test_pam_real.py); the namespace lab runs real
+# snmpd, memcached, sshd and vsftpd behind an nftables rule, and nginx with Basic auth (tests/test_network_real.py,
+# tests/test_http_basic_real.py), each started by the tests on lab addresses; sudo and ClamAV's sigtool give the
+# expected answers of tests/test_sudo_real.py and tests/test_antimalware_real.py.
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
-           cracklib-runtime snmpd memcached openssh-server vsftpd nftables sudo clamav; do
+           cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,6 +16,9 @@ from tests import evidence_seed as seed
 from tests.scan_helpers import NET, scan_report
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+# Basic-auth consoles: per path (the first one asking for Basic auth is the port's) the pairs tried there
+HTTP_BASIC = ["/ (admin/admin, admin/(empty password))", "/manager/html (tomcat/tomcat, admin/admin)",
+              "/host-manager/html (tomcat/tomcat, admin/admin)"]
 
 
 def test_a_plan_asks_for_credential_probes_only_with_a_grant(tmp_path):
@@ -27,7 +30,8 @@ def test_a_plan_asks_for_credential_probes_only_with_a_grant(tmp_path):
     assert on.options.credential_probes is True
     assert on.args()["credential_probes"] == {
         "enabled_by": "token:admin", "enabled_at": "2026-03-02T09:30:00Z",
-        "credentials": {"ftp": ["anonymous"], "mysql": ["root (empty password)"], "snmp": ["community private"]}}
+        "credentials": {"ftp": ["anonymous"], "mysql": ["root (empty password)"], "snmp": ["community private"],
+                        "http-basic": HTTP_BASIC}}
     assert credential_grant(SimpleNamespace(credential_probes=False, credential_probes_by="token:admin",
                                             credential_probes_at=AT)) is None
     by_hand = credential_grant(SimpleNamespace(credential_probes=True, credential_probes_by=None,
@@ -66,8 +70,8 @@ def test_evidence_export_names_who_enabled_the_probes(tmp_path):
             ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
         notes = [n for n in ev.notes if "credential probes" in n]
         assert notes == [f"scan {claim.run_id} ran the credential probes (ftp: anonymous; mysql: root (empty "
-                         "password); snmp: community private), enabled for this system by token:alice at "
-                         "2026-03-02T09:30:00Z"]
+                         f"password); snmp: community private; http-basic: {', '.join(HTTP_BASIC)}), enabled for "
+                         "this system by token:alice at 2026-03-02T09:30:00Z"]
     finally:
         s.db.dispose()
 

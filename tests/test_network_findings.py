@@ -229,3 +229,30 @@ def test_credential_attempts_are_scored_only_when_present():
                                                                    detail="530")])
     (a,) = [r for r in score_network([ftp], B).results if r.check_id == "net-anonymous-ftp"]
     assert a.status == Status.PASS and (a.clause, a.item) == ("8.1.4.2", "a")
+
+
+def test_basic_auth_console_attempts_score_on_default_accounts_and_undecided_is_an_error():
+    """The Basic-auth console probe (credentials.http_basic; against real nginx in test_http_basic_real.py):
+    an accepted default pair fails 8.1.4.2 b as high-risk 6.4.2.1; an answer neither 401 nor 2xx/3xx is an
+    error, not a pass; a web port without such a console gets no result at all."""
+    from sentinel.checks.network.findings import CredentialAttempt, HTTPInfo
+
+    def console(*attempts, errors=()):
+        return _f("10.9.0.5", 8080, "http", http=HTTPInfo(status=401, basic_auth=True), credentials=list(attempts),
+                  errors=list(errors))
+
+    def results(f):
+        return [r for r in score_network([f], B).results if r.check_id == "net-default-console-password"]
+
+    accepted = CredentialAttempt(protocol="http-basic", user="tomcat/tomcat", accepted=True,
+                                 detail="GET /manager/html with Basic tomcat/tomcat -> 200: accepted")
+    (r,) = results(console(accepted))
+    assert (r.status, r.severity, r.high_risk, r.clause, r.item) == (Status.FAIL, Severity.CRITICAL, "6.4.2.1",
+                                                                     "8.1.4.2", "b")
+    assert "tomcat/tomcat" in r.reason and "默认凭据被接受" in r.reason_zh
+    refused = CredentialAttempt(protocol="http-basic", user="admin/admin", accepted=False, detail="-> 401: refused")
+    assert [r.status for r in results(console(refused, refused))] == [Status.PASS, Status.PASS]
+    undecided = "credentials http-basic: GET / with Basic admin/admin (console) -> HTTP 403: undetermined"
+    assert [r.status for r in results(console(refused, errors=[undecided]))] == [Status.PASS, Status.ERROR]
+    assert [r.status for r in results(console(accepted, errors=[undecided]))] == [Status.FAIL]  # found is found
+    assert results(_f("10.9.0.5", 80, "http", http=HTTPInfo(status=200))) == []

@@ -158,5 +158,6 @@ def test_cli_credential_probes_option_says_what_it_tried(real_lab):
     assert proc.returncode == 1, proc.stderr[-2000:]  # anonymous FTP fails its check
     text = " ".join(proc.stdout.split())
     assert "credential probes ON (one attempt each: ftp: anonymous; mysql: root (empty password); snmp: community " \
-           "private)" in text, proc.stdout
+           "private; http-basic: / (admin/admin, admin/(empty password)), /manager/html (tomcat/tomcat, " \
+           "admin/admin)" in text, proc.stdout
     assert "anonymous" in text and "ACCEPTED" in text

@@ -219,15 +219,17 @@ def _http_complete(data: bytes) -> bool:
 
 
 def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0, sock: Optional[socket.socket] = None,
-             limit: int = 65536) -> tuple[bytes, HTTPInfo]:
-    """GET `path` over plain TCP (or the given socket, e.g. TLS). Returns raw response (capped) and parsed info."""
+             limit: int = 65536, headers: Optional[dict[str, str]] = None) -> tuple[bytes, HTTPInfo]:
+    """GET `path` over plain TCP (or the given socket, e.g. TLS). Returns raw response (capped) and parsed info.
+    `headers`: extra request headers (the opt-in Basic-auth probe's Authorization; credentials.py)."""
     own = sock is None
     s = sock or connect(host, port, timeout)
     try:
         s.settimeout(timeout)
         hostname = f"[{host}]" if ":" in host else host
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: {hostname}\r\nUser-Agent: sentinel-scan\r\n"
-                  f"Accept: */*\r\nConnection: close\r\n\r\n".encode())
+                  f"Accept: */*\r\n{extra}Connection: close\r\n\r\n".encode())
         data = b""
         while len(data) < limit:
             try:

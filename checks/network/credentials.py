@@ -5,21 +5,26 @@ credential per port, at most MAX_ATTEMPTS_PER_PORT per port, PAUSE seconds apart
 threshold (pam_faillock's default deny=3 counts per account: each account here is tried once). Every attempt
 is written to the finding's evidence and to the `sentinel.audit` logger.
 
-The list (CREDENTIALS) is the whole of it: anonymous FTP, MySQL/MariaDB `root` with an empty password, SNMP
-community `private` (`public` is probed in every scan). Default passwords of management consoles are not
-tried: each product has its own, and a wrong one counts towards that console's lockout.
+The lists are the whole of it: CREDENTIALS (anonymous FTP, MySQL/MariaDB `root` with an empty password, SNMP
+community `private`; `public` is probed in every scan) and BASIC_AUTH_CONSOLES (HTTP Basic-auth consoles: the
+site root and Tomcat's manager paths, two default pairs each). HTML form logins are not tried: there is no
+generic way to tell a refusal from a success or a lockout on an arbitrary form, nor to know its threshold.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
+import re
 import socket
 import struct
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Optional
 
-from .banners import ProbeFailed, connect, printable, recv_exact, recv_some
-from .findings import CredentialAttempt
+from .banners import ProbeFailed, connect, http_get, printable, recv_exact, recv_some
+from .findings import CredentialAttempt, HTTPInfo
 
 audit_log = logging.getLogger("sentinel.audit")
 
@@ -28,8 +33,18 @@ CREDENTIALS: dict[str, list[tuple[str, str]]] = {
     "mysql": [("root", "")],
     "snmp": [("private", "")],  # (community, unused)
 }
+# HTTP Basic-auth consoles (issue 19): the paths looked at, in order, without credentials (the first one that
+# answers 401 with `WWW-Authenticate: Basic` is the port's console), and the default pairs tried there. Two
+# pairs per path, so the per-port cap below is also the whole list: Tomcat's LockOutRealm locks a user after 5
+# failures, pam_faillock (devices' PAM) after 3 per account; here no account gets more than 2 per scan.
+BASIC_AUTH_CONSOLES: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("/", "Basic-auth console at the site root", [("admin", "admin"), ("admin", "")]),
+    ("/manager/html", "Apache Tomcat Manager", [("tomcat", "tomcat"), ("admin", "admin")]),
+    ("/host-manager/html", "Apache Tomcat Host Manager", [("tomcat", "tomcat"), ("admin", "admin")]),
+]
 MAX_ATTEMPTS_PER_PORT = 2
 PAUSE = 1.0
+REALM_RE = re.compile(r'^www-authenticate:\s*basic\b[^\r\n]*?realm="([^"]*)"', re.I | re.M)
 
 
 def record(host: str, port: int, attempt: CredentialAttempt) -> None:
@@ -132,8 +147,6 @@ def snmp_community(host: str, port: int, community: str, timeout: float = 3.0) -
 def attempt(protocol: str, host: str, port: int, timeout: float) -> list[CredentialAttempt]:
     """Every listed credential for `protocol` on host:port, PAUSE apart; each one audited. Raises ProbeFailed
     only if not one attempt could be made."""
-    import time
-
     def snmp(host: str, port: int, community: str, _password: str, timeout: float) -> CredentialAttempt:
         return snmp_community(host, port, community, timeout)
 
@@ -158,4 +171,94 @@ def attempt(protocol: str, host: str, port: int, timeout: float) -> list[Credent
             break
     if not out and last is not None:
         raise last
+    return out
+
+
+# ---- HTTP Basic-auth consoles ------------------------------------------------------------------------------
+
+
+def pair_label(user: str, password: str) -> str:
+    return f"{user}/{password}" if password else f"{user}/(empty password)"
+
+
+@dataclass
+class BasicAuthOutcome:
+    """What the Basic-auth probe of one port found: the console (path, product, realm), every completed
+    attempt, and what could not be decided (an unreachable path, an answer neither 401 nor 2xx/3xx)."""
+
+    path: Optional[str] = None
+    product: str = ""
+    realm: Optional[str] = None
+    attempts: list[CredentialAttempt] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _http(host: str, port: int, path: str, timeout: float, over_tls: bool,
+          headers: Optional[dict[str, str]] = None) -> tuple[bytes, HTTPInfo]:
+    if not over_tls:
+        return http_get(host, port, path, timeout, headers=headers)
+    import ssl
+
+    from .tls import _context, _server_name
+
+    raw = connect(host, port, timeout)
+    try:
+        sock = _context(None).wrap_socket(raw, server_hostname=_server_name(host))
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise ProbeFailed(f"TLS handshake failed: {exc}") from None
+    try:
+        return http_get(host, port, path, timeout, sock=sock, headers=headers)
+    finally:
+        sock.close()
+
+
+def http_basic(host: str, port: int, timeout: float, over_tls: bool) -> BasicAuthOutcome:
+    """Find the port's Basic-auth console (BASIC_AUTH_CONSOLES, plain GETs) and try its default pairs, at most
+    MAX_ATTEMPTS_PER_PORT, PAUSE apart, each audited. 401 is a refusal, 2xx/3xx an acceptance (the server
+    stopped asking); any other answer, or none, is undetermined and stays an error, never a refusal."""
+    out = BasicAuthOutcome()
+    pairs: list[tuple[str, str]] = []
+    for path, product, listed in BASIC_AUTH_CONSOLES:
+        try:
+            raw, info = _http(host, port, path, timeout, over_tls)
+        except ProbeFailed as exc:
+            out.errors.append(f"GET {path}: {exc}")
+            continue
+        if info.status == 401 and info.basic_auth:
+            m = REALM_RE.search(raw.partition(b"\r\n\r\n")[0].decode("latin-1"))
+            out.path, out.product, out.realm, pairs = path, product, m.group(1) if m else None, listed
+            break
+    if out.path is None:
+        return out
+    where = f"{out.product}, realm {out.realm!r}" if out.realm is not None else out.product
+    for i, (user, password) in enumerate(pairs[:MAX_ATTEMPTS_PER_PORT]):
+        if i:
+            time.sleep(PAUSE)
+        pair = pair_label(user, password)
+        what = f"GET {out.path} with Basic {pair} ({where})"
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        try:
+            _, info = _http(host, port, out.path, timeout, over_tls, headers={"Authorization": f"Basic {token}"})
+        except ProbeFailed as exc:  # the request may have reached the server: it counts towards the cap
+            out.errors.append(f"{what}: {exc}")
+            audit_log.warning("credential probe %s:%d http-basic user %r: undetermined (%s: %s)", host, port,
+                              pair, what, exc)
+            continue
+        if info.status == 401:
+            result = CredentialAttempt(protocol="http-basic", user=pair, accepted=False,
+                                       detail=f"{what} -> 401: refused")
+        elif info.status is not None and 200 <= info.status < 400:
+            result = CredentialAttempt(protocol="http-basic", user=pair, accepted=True,
+                                       detail=f"{what} -> {info.status}: accepted")
+        else:
+            out.errors.append(f"{what} -> HTTP {info.status}: neither 401 (refused) nor 2xx/3xx (accepted), "
+                              "undetermined")
+            audit_log.warning("credential probe %s:%d http-basic user %r: undetermined (%s -> HTTP %s)", host,
+                              port, pair, what, info.status)
+            continue
+        record(host, port, result)
+        out.attempts.append(result)
+        if result.accepted:
+            break
     return out

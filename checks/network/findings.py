@@ -74,7 +74,9 @@ class CredentialAttempt(BaseModel):
     """One opt-in credential probe (credentials.py): the account or community tried, and what came back."""
 
     protocol: str
-    user: str  # the account (or SNMP community) tried; the password is always the documented one
+    # the account (or SNMP community) tried, the password always the documented one; http-basic: the documented
+    # pair, `admin/admin` (one account is tried with two passwords there)
+    user: str
     accepted: bool
     detail: str
 

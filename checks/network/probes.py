@@ -220,6 +220,8 @@ class PortProbe:
                 todo.append("https")
         if self.credentials and svc in ("ftp", "mysql") and self.f.banner:
             todo.append(f"cred:{svc}")
+        if self.credentials and self.f.http is not None:  # it speaks HTTP: look for a Basic-auth console
+            todo.append("cred:http-basic")
         todo = [k for k in dict.fromkeys(todo) if k not in self.done]
         if (not todo and self.silent and "banner-short" in self.done and "banner-long" not in self.done
                 and not (self.f.http or self.f.tls or self.f.exposure or self.f.ssh)):
@@ -228,6 +230,9 @@ class PortProbe:
 
     def creds(self, service: str) -> None:
         self.done.add(f"cred:{service}")
+        if service == "http-basic":
+            self.http_basic()
+            return
         try:
             attempts = credentials.attempt(service, self.host, self.port, self.timeout)
         except ProbeFailed as exc:
@@ -236,6 +241,19 @@ class PortProbe:
         self.f.credentials.extend(attempts)
         for a in attempts:
             self.f.evidence.append(_ev(f"{self.where} credential probe ({service}, user {a.user!r})", a.detail))
+
+    def http_basic(self) -> None:
+        # over TLS exactly when the HTTP probe's answer came over TLS (PortProbe.http)
+        out = credentials.http_basic(self.host, self.port, self.timeout, over_tls=self.f.tls is not None)
+        self.f.errors += [f"credentials http-basic: {e}" for e in out.errors]
+        if out.path is None:
+            return
+        realm = f" realm {out.realm!r}" if out.realm is not None else ""
+        self.f.evidence.append(_ev(f"{self.where} GET {out.path}", f"401 WWW-Authenticate: Basic{realm} "
+                                                                   f"({out.product})"))
+        self.f.credentials.extend(out.attempts)
+        for a in out.attempts:
+            self.f.evidence.append(_ev(f"{self.where} credential probe (http-basic, user {a.user!r})", a.detail))
 
     def needs_version(self) -> bool:
         """True when our probes could not tell what the port speaks: only then is nmap's -sV worth its wait."""

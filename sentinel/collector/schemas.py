@@ -145,7 +145,8 @@ class SystemPatch(In):
     scan_scope: ScanScope = Field(default=None, max_length=1024)  # type: ignore[arg-type]
     credential_probes: bool = Field(  # type: ignore[assignment]
         default=None, description="admin only: run the opt-in credential probes (anonymous FTP, MySQL root with "
-                                  "an empty password, SNMP community private) in this system's scans")
+                                  "an empty password, SNMP community private, default pairs on HTTP Basic-auth "
+                                  "consoles) in this system's scans")
 
     @model_validator(mode="before")
     @classmethod

@@ -25,7 +25,13 @@ from typing import Optional
 
 from pydantic import BaseModel, Field
 
-from sentinel.checks.network.credentials import CREDENTIALS, MAX_ATTEMPTS_PER_PORT, audit_log
+from sentinel.checks.network.credentials import (
+    BASIC_AUTH_CONSOLES,
+    CREDENTIALS,
+    MAX_ATTEMPTS_PER_PORT,
+    audit_log,
+    pair_label,
+)
 from sentinel.checks.network.discovery import (
     OPEN_STATES,
     NmapRun,
@@ -68,14 +74,20 @@ class ScanCoverage(BaseModel):
 
 
 def credential_list() -> dict[str, list[str]]:
-    """The documented credential list by protocol, accounts only (an empty password reads `(empty password)`)."""
+    """The documented credential list by protocol: accounts only (an empty password reads `(empty password)`),
+    except the Basic-auth consoles' default pairs, listed per path with their passwords."""
     def label(proto: str, user: str, password: str) -> str:
         if proto == "snmp":
             return f"community {user}"
         return f"{user} (empty password)" if not password else user
 
-    return {proto: [label(proto, u, pw) for u, pw in pairs[:MAX_ATTEMPTS_PER_PORT]]
-            for proto, pairs in CREDENTIALS.items()}
+    listed = {proto: [label(proto, u, pw) for u, pw in pairs[:MAX_ATTEMPTS_PER_PORT]]
+              for proto, pairs in CREDENTIALS.items()}
+    # Basic-auth consoles: per path its pairs, shown with their (documented, default) passwords, since one
+    # account is tried with two of them; a port tries the pairs of the first path that asks for Basic auth
+    listed["http-basic"] = [f"{path} ({', '.join(pair_label(u, pw) for u, pw in pairs[:MAX_ATTEMPTS_PER_PORT])})"
+                            for path, _product, pairs in BASIC_AUTH_CONSOLES]
+    return listed
 
 
 class CredentialGrant(BaseModel):

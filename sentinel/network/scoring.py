@@ -196,11 +196,16 @@ def evaluate_finding(f: ServiceFinding, judge: Judge, zone: Optional[str],
     # Opt-in credential probes (credentials.py): only present when the scan was run with them enabled.
     for a in f.credentials:
         tried = {"ftp": "net-anonymous-ftp", "mysql": "net-empty-password",
-                 "snmp": "net-default-community"}.get(a.protocol)
+                 "snmp": "net-default-community", "http-basic": "net-default-console-password"}.get(a.protocol)
         if tried:
             results.append(judge.result(tried, Status.FAIL if a.accepted else Status.PASS, label,
                                    {"user": a.user, "accepted": a.accepted}, "the documented default is refused",
                                    Reason(a.detail, f"默认凭据被接受：{a.detail}") if a.accepted else None, ev))
+    # A Basic-auth attempt that got no clear answer (credentials.http_basic) is undetermined, never a pass.
+    undecided = [e for e in f.errors if e.startswith("credentials http-basic")]
+    if undecided and not any(a.accepted for a in f.credentials if a.protocol == "http-basic"):
+        results.append(judge.result("net-default-console-password", Status.ERROR, label, None,
+                                    "the documented default is refused", _probe_said("; ".join(undecided)), ev))
     # TLS quality.
     if f.tls is not None:
         t = f.tls
