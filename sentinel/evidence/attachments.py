@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 from urllib.parse import quote
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, Row, insert, select
+from typing_extensions import Unpack
 
 from ..store.models import AssessmentAttachment
 
@@ -109,24 +110,26 @@ def read_file(path: Path) -> tuple[str, bytes]:
     return check_name(path.name), data
 
 
-def add(conn, assessment_id: int, name: str, data: bytes) -> AttachmentInfo:
+def add(conn: Connection, assessment_id: int, name: str, data: bytes) -> AttachmentInfo:
     name = check_name(name)
     check_size(name, len(data))
     digest = hashlib.sha256(data).hexdigest()
     now = datetime.now(timezone.utc)
-    new_id = conn.execute(insert(attachments).values(
+    key = conn.execute(insert(attachments).values(
         assessment_id=assessment_id, name=name, sha256=digest, size=len(data), content=data,
-        created_at=now)).inserted_primary_key[0]
+        created_at=now)).inserted_primary_key
+    assert key is not None  # a single-row insert always reports the key it made
+    new_id = key[0]
     return AttachmentInfo(id=new_id, assessment_id=assessment_id, name=name, sha256=digest, size=len(data),
                           created_at=now)
 
 
-def _info(row) -> AttachmentInfo:
+def _info(row: Row[Unpack[tuple[Any, ...]]]) -> AttachmentInfo:  # any row with the _META columns
     return AttachmentInfo(id=row.id, assessment_id=row.assessment_id, name=row.name, sha256=row.sha256,
                           size=row.size, created_at=row.created_at)
 
 
-def _checked(info: AttachmentInfo, content) -> bytes:
+def _checked(info: AttachmentInfo, content: Union[bytes, memoryview]) -> bytes:
     data = bytes(content)
     if hashlib.sha256(data).hexdigest() != info.sha256:
         raise AttachmentError(f"attachment {info.id} ({info.name}) of assessment {info.assessment_id}: stored "
@@ -138,20 +141,24 @@ _META = (attachments.c.id, attachments.c.assessment_id, attachments.c.name, atta
          attachments.c.size, attachments.c.created_at)
 
 
-def for_assessments(conn, assessment_ids: Iterable[int], with_content: bool = False) -> dict[int, list]:
+# assessment id -> [(AttachmentInfo, content or None)]
+Attached = dict[int, list[tuple[AttachmentInfo, Optional[bytes]]]]
+
+
+def for_assessments(conn: Connection, assessment_ids: Iterable[int], with_content: bool = False) -> Attached:
     """assessment id -> [(AttachmentInfo, content or None)] in the order they were added."""
     ids = sorted(set(assessment_ids))
     if not ids:
         return {}
     cols = list(_META) + ([attachments.c.content] if with_content else [])
-    out: dict[int, list] = {}
+    out: Attached = {}
     for row in conn.execute(select(*cols).where(attachments.c.assessment_id.in_(ids)).order_by(attachments.c.id)):
         info = _info(row)
         out.setdefault(row.assessment_id, []).append((info, _checked(info, row.content) if with_content else None))
     return out
 
 
-def get(conn, assessment_id: int, attachment_id: int) -> Optional[tuple[AttachmentInfo, bytes]]:
+def get(conn: Connection, assessment_id: int, attachment_id: int) -> Optional[tuple[AttachmentInfo, bytes]]:
     """One attachment of an assessment with its (rechecked) content; None if that assessment has no such file."""
     row = conn.execute(select(*_META, attachments.c.content).where(attachments.c.id == attachment_id,
                                                                    attachments.c.assessment_id == assessment_id)

@@ -339,6 +339,7 @@ def _assessments(session: Session, conn: Connection, system_id: int,
             used.add(name)
             path = f"attachments/{r.id}/{name}"
             refs.append(AttachmentRef(name=info.name, sha256=info.sha256, size=info.size, path=path))
+            assert content is not None  # asked for with_content=True
             blobs[path] = content
         out.append(ManualAssessmentRecord(id=r.id, clause=r.clause, item=r.item, verdict=r.verdict, note=r.note,
                                           assessor=r.assessor, at=r.at, attachments=refs))

@@ -9,8 +9,9 @@ Times are UTC-aware. Bilingual texts keep the standard's Chinese wording authori
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal, Optional
+from typing import Final, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -282,7 +283,7 @@ class SystemEvidence(_Model):
             raise ValueError(f"unsupported evidence schema_version {v} (this sentinel reads {SCHEMA_VERSION})")
         return v
 
-    def reports(self):
+    def reports(self) -> Iterator[tuple[ObjectEvidence, ReportEvidence]]:
         """(object, report) pairs in object order."""
         for obj in self.objects:
             for rep in obj.reports:
@@ -291,7 +292,8 @@ class SystemEvidence(_Model):
 
 # ---- bundle manifest -------------------------------------------------------------------------------
 
-BUNDLE_FORMAT = "sentinel-evidence-bundle"
+# Final keeps the literal type, so it can default the Manifest.format Literal field.
+BUNDLE_FORMAT: Final = "sentinel-evidence-bundle"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 # The same Ed25519 signature as 64 raw bytes, the form `openssl pkeyutl -verify -rawin -sigfile` reads.

@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..model import Text
+
+if TYPE_CHECKING:  # the store is imported where it is used, as at run time
+    from sqlmodel import Session
+
+    from ..store.models import ReportSection
 
 MAX_SECTION_CHARS = 100_000  # one chapter; a whole report is rarely more than this
 
@@ -43,7 +48,8 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("topology", "2.2", _t("被测对象描述：网络结构", "Target: network structure"),
                 _t("网络拓扑、区域划分与边界、与外部的连接；可附拓扑图 (人工核查附件)。",
                    "Topology, zones and boundaries, external connections; attach the diagram to a manual item."),
-                _t("网络区域取自系统登记的区域与扫描范围。", "Zones are the system's registered zones and scan scope.")),
+                _t("网络区域取自系统登记的区域与扫描范围。",
+                   "Zones are the system's registered zones and scan scope.")),
     SectionSpec("assets", "2.3", _t("被测对象描述：测评对象 (按类别)", "Target: assessment objects by kind"),
                 _t("物理机房、网络设备、安全设备、服务器/存储、终端、系统管理软件、业务应用、数据类别、安全相关人员、安全管理文档中"
                    "本报告数据未覆盖者。",
@@ -54,7 +60,8 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("single_summary", "3", _t("单项测评小结", "Per-control-point summary"),
                 _t("逐个安全控制点的小结：主要问题及其影响。",
                    "For each control point: the main problems and their effect."),
-                _t("各安全控制点的测评项符合情况由数据统计。", "Item verdicts per control point are counted from data.")),
+                _t("各安全控制点的测评项符合情况由数据统计。",
+                   "Item verdicts per control point are counted from data.")),
     SectionSpec("overall", "4", _t("整体测评", "Overall assessment"),
                 _t("安全控制点间、层面间、区域间的补偿与关联：哪些不符合项由其他措施弥补，风险是否因此降低。",
                    "Compensation across control points, layers and areas: which gaps other measures make up for, "
@@ -118,7 +125,7 @@ def covered_layers(clauses: Iterable[str]) -> list[str]:
     return sorted({k for k in (layer_of(c) for c in clauses) if k}, key=int)
 
 
-def latest_sections(session, system_id: int, end: Optional[datetime] = None) -> dict:
+def latest_sections(session: Session, system_id: int, end: Optional[datetime] = None) -> dict[str, ReportSection]:
     """key -> the latest ReportSection row as of `end` (all of them without it)."""
     from sqlmodel import select
 
@@ -127,7 +134,7 @@ def latest_sections(session, system_id: int, end: Optional[datetime] = None) -> 
     stmt = select(ReportSection).where(ReportSection.system_id == system_id)
     if end is not None:
         stmt = stmt.where(ReportSection.at <= end)
-    out: dict = {}
+    out: dict[str, ReportSection] = {}
     for row in session.exec(stmt.order_by(ReportSection.id)):
         out[row.key] = row
     return out

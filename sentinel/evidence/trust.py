@@ -20,7 +20,7 @@ import re
 from typing import Optional
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .. import signing
 from .digest import sha256_hex
@@ -112,7 +112,7 @@ def _signed_data(message: bytes) -> bytes:
             + _string(hashlib.sha512(message).digest()))
 
 
-def ssh_signature(private_key, message: bytes) -> str:
+def ssh_signature(private_key: Ed25519PrivateKey, message: bytes) -> str:
     """An armored SSHSIG of `message` by the Ed25519 key, as `ssh-keygen -Y sign -n sentinel-evidence` makes."""
     pub = base64.b64decode(signing.public_key_b64(private_key))
     sig = private_key.sign(_signed_data(message))
