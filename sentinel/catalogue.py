@@ -18,13 +18,13 @@ import string
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from . import baselines as _shipped
 from .model import Text
-from .yamldoc import DataFileError, Doc, parse, validation_problems
+from .yamldoc import DataFileError, Doc, Loc, parse, validation_problems
 
 CATALOGUE_DIR = Path(_shipped.__file__).resolve().parent / "catalogue"
 STANDARD = "GB/T 22239-2019"
@@ -41,10 +41,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _weight(value: float) -> float:
+    if value not in WEIGHTS:
+        raise ValueError(f"a weight is one of {', '.join(map(str, WEIGHTS))} (关键, 重要, 一般), not {value}")
+    return value
+
+
+WEIGHTS = (1.0, 0.7, 0.4)  # 关键, 重要, 一般: the weights a 测评记录 gives
+Weight = Annotated[float, AfterValidator(_weight)]
+
+
 class _ItemAt(_Strict):
     zh: Optional[str] = None
     en: Optional[str] = None
-    weight: Optional[Literal[1.0, 0.7, 0.4]] = None
+    weight: Optional[Weight] = None
     high_risk: Optional[list[str]] = None  # a level's own cases ([] where a case applies only from another level)
 
 
@@ -53,7 +63,7 @@ class _ItemDoc(_Strict):
     levels: list[Level] = Field(min_length=1)
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
-    weight: Literal[1.0, 0.7, 0.4]
+    weight: Weight
     weight_basis: Literal["record", "rule"]
     high_risk: list[str] = Field(default_factory=list)
     at: dict[Level, _ItemAt] = Field(default_factory=dict)
@@ -183,7 +193,7 @@ class Catalogue:
         problems: list[str] = []
         seen: dict[str, str] = {}  # key -> where first defined
 
-        def claim(doc: Doc, loc: tuple, key: str) -> None:
+        def claim(doc: Doc, loc: Loc, key: str) -> None:
             if key in seen:
                 problems.append(doc.error(loc, f"{key}: key defined twice (first at {seen[key]})"))
             else:
@@ -194,7 +204,7 @@ class Catalogue:
             for ci, cls in enumerate(fd.classes):
                 by_part[fd.part].append((doc, ci, cls))
         for part, classes in by_part.items():
-            orders = {}
+            orders: dict[int, str] = {}  # class order -> class key
             for doc, ci, cls in classes:
                 if cls.order in orders:
                     problems.append(doc.error(("classes", ci, "order"),
@@ -218,7 +228,8 @@ class Catalogue:
                             problems.append(doc.error(iloc + ("levels",), "a level is listed twice"))
                         for lv in it.at:
                             if lv not in it.levels:
-                                problems.append(doc.error(iloc + ("at", lv), f"level {lv} is not in levels {it.levels}"))
+                                problems.append(doc.error(iloc + ("at", lv),
+                                                          f"level {lv} is not in levels {it.levels}"))
                         self._levels[it.key] = tuple(sorted(it.levels))
         if problems:
             raise CatalogueError(problems)
@@ -234,9 +245,11 @@ class Catalogue:
                 cps = [cp for cp in cls.control_points if any(level in it.levels for it in cp.items)]
                 for pi, cp in enumerate(cps, start=1):
                     clause = f"{class_no}.{pi}"
-                    cp_name = cp.at[level].name if level in cp.at else cp.name  # type: ignore[index]
+                    cp_name = cp.at[level].name if level in cp.at else cp.name
                     items = []
-                    for letter, it in zip(string.ascii_lowercase, [i for i in cp.items if level in i.levels]):
+                    # letters a, b, c ... for the level's items (26 letters: more than any control point has)
+                    level_items = [i for i in cp.items if level in i.levels]
+                    for letter, it in zip(string.ascii_lowercase, level_items, strict=False):
                         unit += 1
                         diff = it.at.get(level)  # type: ignore[call-overload]
                         text = Text(zh=(diff and diff.zh) or it.zh, en=(diff and diff.en) or it.en)
