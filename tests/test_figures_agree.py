@@ -5,8 +5,8 @@ The world is tests/evidence_seed.py's, through the real enrollment, ingest and s
 figures able to differ: a third host on a site baseline whose new version waives a check the old one counted
 (a finding closed as waived, not fixed) and makes another advisory (both fail, neither counts), the seed's
 fixed findings (web-1), its high-risk network service (two cases on one port) and its manual verdicts on two
-manual items (one 符合, one 不符合, so a host's record scores differently from its run). On SQLite and
-PostgreSQL."""
+manual items (one 符合, one 不符合, so a host's record scores differently from its run), and a decommissioned
+host whose open findings stay in the trail. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
@@ -61,6 +61,14 @@ def world(store_url, tmp_path, make_client):
     for n, version in enumerate(("1.0", "1.1")):
         site = load_baseline(tmp_path / f"site-{version}.yaml")
         seed.ingest(s, "app-1", seed.report(site, worst, "app-1"), at + timedelta(minutes=n))
+    # a decommissioned host: its open findings (one high risk) stay in the trail, it is no 测评对象 any more
+    seed.enroll(s, "old-1")
+    seed.ingest(s, "old-1", seed.report(seed.write_baseline(tmp_path), worst, "old-1"), at)
+    with s.db.session(write=True) as session:
+        from sentinel.collector import operations
+        from sentinel.collector.auth import cli_principal
+
+        operations.revoke_agent(operations.Ctx(session, cli_principal("seed")), s.agents["old-1"][0], "retired")
     w = World(s.db)
     with s.db.session() as session:
         from sentinel.collector import operations
@@ -79,6 +87,12 @@ def _api(client, token, path, **params):
     r = client.get(f"/api/v1{path}", headers=token, params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def _current(client, token, system_id: int, findings: list[dict]) -> list[dict]:
+    """The findings of the system's current hosts: the API lists a decommissioned host's too (its trail stays)."""
+    hosts = {h["host_id"] for h in _api(client, token, f"/systems/{system_id}/assessment")["hosts"]}
+    return [f for f in findings if f["host_id"] in hosts]
 
 
 def _xlsx_summary(ev) -> dict[str, object]:
@@ -141,8 +155,9 @@ def test_system_high_risk_count_agrees(world):
     _, svc_open = service_rectification_rows(ev, "en")
     listed = sum(1 for r in still if r.risk == "high") + sum(len(r.case.split(", ")) for r in svc_open if r.case)
     assert listed == figure
-    # the API's open high-risk host findings and service findings give the same count
-    host_findings = _api(client, token, "/findings", system_id=system_id, state="open", high_risk="true")
+    # the API's open high-risk host findings of the system's hosts and its service findings give the same count
+    host_findings = _current(client, token, system_id,
+                             _api(client, token, "/findings", system_id=system_id, state="open", high_risk="true"))
     services = _api(client, token, f"/systems/{system_id}/services", state="open", high_risk="true")
     assert len(host_findings) + sum(len(f["high_risk"]) for f in services) == figure
 
@@ -186,7 +201,9 @@ def test_system_failing_checks_agree(world):
 def test_open_and_fixed_findings_agree(world):
     s, client, token, system_id, ev = world
     [metrics] = build_snapshot(s.db).systems
-    api = _api(client, token, "/findings", system_id=system_id, state="all")
+    every = _api(client, token, "/findings", system_id=system_id, state="all")
+    api = _current(client, token, system_id, every)
+    assert len(api) < len(every), "the decommissioned host's findings are listed, and counted nowhere"
     api_states = [trail.state(f["resolved_at"], f["resolution"]) for f in api]
     ev_states = [trail.state(f.resolved_at, f.resolution) for f in ev.findings]
     assert sorted(api_states) == sorted(ev_states)

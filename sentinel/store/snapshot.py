@@ -16,7 +16,8 @@ from raw evidence at scrape time. What each figure means:
 - failing checks by severity and clause count the hosts' latest runs (host checks only), leaving out waived
   and advisory results (advisory evidence decides nothing, sentinel/scoring.py `counted`);
 - high-risk findings = failing, counted checks naming a 高风险判定指引 case in the records (`Summary.high_risk`);
-  findings open/fixed count the rectification trail's rows by sentinel/store/findings.py `state`;
+  findings open/fixed count the rectification trail's rows of its current hosts by sentinel/store/findings.py
+  `state`;
 - a host is up while one of its enrolled agents reported within `silent_after`; hosts whose agents are
   all revoked are left out (decommissioned); its agent version is the one its latest inventory names;
 - network figures: open and forbidden services (and certificates) are the open service findings, None while
@@ -88,9 +89,11 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             .where(and_(C.c.run_id.in_(latest_ids), C.c.waiver.is_(None)))
             .group_by(C.c.run_id, C.c.status, C.c.severity, C.c.clause, advisory)).all()
 
+        # findings of current hosts only: a decommissioned host's trail stays stored, as in the evidence's record
         open_ = F.c.resolved_at.is_(None)
         findings = conn.execute(
             select(F.c.system_id, open_.label("open"), F.c.resolution, func.count().label("n"))
+            .where(F.c.host_id.in_(select(enrolled.c.host_id)))
             .group_by(F.c.system_id, open_, F.c.resolution)).all()
 
         assessments = assess(conn, [s.id for s in systems], now=now)
