@@ -147,7 +147,8 @@ def _scope(catalogue: Catalogue, covers: list[str], level: int, doc: Doc, loc: L
         if re.fullmatch(r"[a-z]{3}", entry) or (part == "cloud" and re.fullmatch(r"[a-z]{3}", cls)):
             found = catalogue.items(level, "cloud" if part else "general", cls or entry)
             if not found:
-                problems.append(doc.error(loc + (i,), f"{entry}: the catalogue has no class {entry!r} at level {level}"))
+                problems.append(doc.error(loc + (i,),
+                                          f"{entry}: the catalogue has no class {entry!r} at level {level}"))
             keys.update(it.key for it in found)
             continue
         if catalogue.has(entry, level):  # one item (a baseline for a narrow object, a test)
@@ -273,12 +274,13 @@ def _semantic_problems(baseline: Baseline, doc: Doc) -> list[str]:
     probes = registry()
     problems: list[str] = []
     seen_checks: dict[str, str] = {}
-    for control, item, check in baseline.iter_checks():
-        def cloc() -> Loc:  # located only for an error: finding lines means parsing again
-            return _locate_check(doc, check.id) or ()
+    for _, item, check in baseline.iter_checks():
+        def cloc(check_id: str = check.id) -> Loc:  # located only for an error: finding lines means parsing again
+            return _locate_check(doc, check_id) or ()
 
         if check.id in seen_checks:
-            problems.append(doc.error(cloc(), f"duplicate check id {check.id!r} (first used in {seen_checks[check.id]})"))
+            problems.append(doc.error(cloc(), f"duplicate check id {check.id!r} "
+                                              f"(first used in {seen_checks[check.id]})"))
             continue
         seen_checks[check.id] = item.key
         pdef = probes.get(check.probe)
@@ -292,7 +294,8 @@ def _semantic_problems(baseline: Baseline, doc: Doc) -> list[str]:
             problems.extend(validation_problems(doc, exc, cloc() + ("params",)))
         for fam in check.os_families or []:
             if fam not in baseline.os_families:
-                problems.append(doc.error(cloc() + ("os_families",), f"{fam!r} is not among the baseline's os_families"))
+                problems.append(doc.error(cloc() + ("os_families",),
+                                          f"{fam!r} is not among the baseline's os_families"))
     return problems
 
 
@@ -321,9 +324,9 @@ def _get(data: Any, loc: Loc) -> Any:
 def _extend(doc: Doc, path: Path, chain: tuple) -> _Source:
     data = doc.data
     problems = [doc.error((key,), _RETIRED.get(key, "unknown key")) for key in data if key not in _EXTEND_KEYS]
-    for required in ("id", "version"):
-        if required not in data:
-            problems.append(doc.error((), f"missing required key {required!r}"))
+    for needed in ("id", "version"):
+        if needed not in data:
+            problems.append(doc.error((), f"missing required key {needed!r}"))
     if problems:
         raise BaselineError(problems)
     _, parent = _load_source(resolve_ref(str(data["extends"]), path), chain)
@@ -376,7 +379,8 @@ def _extend(doc: Doc, path: Path, chain: tuple) -> _Source:
         check_id = str(check_id)
         if _CLAUSE_REF.match(check_id) or catalogue.levels_of(check_id):
             raise BaselineError([doc.error(("remove", i), f"{check_id}: an item cannot be removed: every item of "
-                                                          "`covers:` is in the baseline (one without checks is manual)")])
+                                                          "`covers:` is in the baseline (one without checks is "
+                                                          "manual)")])
         find_check(check_id, ("remove", i))
         for item in source.items.values():
             item["checks"] = [c for c in item["checks"] if c["id"] != check_id]
@@ -408,11 +412,11 @@ def _extend(doc: Doc, path: Path, chain: tuple) -> _Source:
             raise BaselineError([doc.error(("override", check_id), "must be a mapping of check fields")])
         if "id" in patch:
             raise BaselineError([doc.error(("override", check_id, "id"), "a check id cannot be overridden")])
-        for key, value in patch.items():
-            if key == "params" and isinstance(value, dict):
-                check["params"] = {**check.get("params", {}), **value}
+        for name, given in patch.items():
+            if name == "params" and isinstance(given, dict):
+                check["params"] = {**check.get("params", {}), **given}
             else:
-                check[key] = value
+                check[name] = given
 
     required = data.get("required") or []
     if not isinstance(required, list):

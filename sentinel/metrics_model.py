@@ -160,7 +160,8 @@ class CertificateMetrics(_Model):
     @field_validator("not_after")
     @classmethod
     def _ts(cls, v: datetime) -> datetime:
-        return _aware(v, "not_after")
+        _aware(v, "not_after")
+        return v
 
 
 class ScanMetrics(_Model):
@@ -261,7 +262,7 @@ class ProbeDurations(_Model):
         if list(self.buckets) != sorted(set(self.buckets)) or any(math.isinf(b) for b in self.buckets):
             raise ValueError(f"probe {self.probe!r}: buckets must be finite and strictly increasing")
         counts = list(self.bucket_counts) + [self.count]
-        if any(a > b for a, b in zip(counts, counts[1:])) or min(counts, default=0) < 0:
+        if any(a > b for a, b in zip(counts, counts[1:], strict=False)) or min(counts, default=0) < 0:
             raise ValueError(f"probe {self.probe!r}: bucket counts must be cumulative (non-decreasing up to count)")
         return self
 
@@ -302,7 +303,8 @@ class MetricsSnapshot(_Model):
     @field_validator("generated_at")
     @classmethod
     def _ts(cls, v: datetime) -> datetime:
-        return _aware(v, "generated_at")
+        _aware(v, "generated_at")
+        return v
 
     @model_validator(mode="after")
     def _unique(self) -> MetricsSnapshot:
