@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
@@ -23,7 +23,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_stream(fh: BinaryIO) -> tuple[str, int]:
+def sha256_stream(fh: IO[bytes]) -> tuple[str, int]:
     h, size = hashlib.sha256(), 0
     while chunk := fh.read(CHUNK):
         h.update(chunk)

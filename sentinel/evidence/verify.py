@@ -26,11 +26,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import scoring, signing
-from ..model import HostReport
+from ..model import HostReport, Summary
 from .assemble import effective_in, evidence_rollup
 from .digest import canonical_bytes, chain_hash, sha256_hex, sha256_stream
 from .gc_pause import paused_gc
-from .model import EVIDENCE_JSON, MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH, Manifest, SystemEvidence
+from .model import (
+    EVIDENCE_JSON,
+    MANIFEST,
+    SIGNATURE,
+    SIGNATURE_RAW,
+    SIGNATURE_SSH,
+    ChainEntry,
+    Manifest,
+    ReportEvidence,
+    SystemEvidence,
+)
 from .trust import check_ssh_signature, fingerprint_b64, parse_fingerprint, raw_signature
 
 MAX_MEMBER_BYTES = 256 << 20  # a member larger than this is not read into memory (zip bomb guard)
@@ -189,7 +199,7 @@ def _verify(zf: zipfile.ZipFile, report: VerifyReport, pubkey: Optional[Ed25519P
                    f"what the objects' records give (score {again.score}, {again.conclusion})", path=EVIDENCE_JSON)
 
 
-def _manifest(zf, names, report) -> tuple[Optional[Manifest], bytes]:
+def _manifest(zf: zipfile.ZipFile, names: list[str], report: VerifyReport) -> tuple[Optional[Manifest], bytes]:
     if MANIFEST not in names:
         report.add("manifest_missing", "the bundle has no manifest.json", path=MANIFEST)
         return None, b""
@@ -201,9 +211,10 @@ def _manifest(zf, names, report) -> tuple[Optional[Manifest], bytes]:
         return None, b""
 
 
-def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: VerifyReport,
+def _signature(zf: zipfile.ZipFile, names: list[str], manifest: Manifest, manifest_bytes: bytes, report: VerifyReport,
                pubkey: Optional[Ed25519PublicKey], pinned_fp: Optional[str] = None) -> None:
-    embedded = None
+    embedded: Optional[Ed25519PublicKey] = None
+    key: Optional[Ed25519PublicKey]  # None: no usable key, the signature is not checked
     try:
         embedded = signing.load_public_key_b64(manifest.collector.public_key)
     except signing.SigningKeyError as exc:
@@ -259,7 +270,7 @@ def _signature(zf, names, manifest: Manifest, manifest_bytes: bytes, report: Ver
     _ssh_signature(zf, names, key, manifest_bytes, report)
 
 
-def _raw_signature(zf, names, sig_b64: str, report: VerifyReport) -> None:
+def _raw_signature(zf: zipfile.ZipFile, names: list[str], sig_b64: str, report: VerifyReport) -> None:
     """manifest.sig.bin (for openssl) must be the very signature in manifest.sig, so the two never disagree."""
     if SIGNATURE_RAW not in names:
         report.warnings.append(f"the bundle has no {SIGNATURE_RAW} (made by an older sentinel): it cannot be checked "
@@ -273,7 +284,8 @@ def _raw_signature(zf, names, sig_b64: str, report: VerifyReport) -> None:
         report.add("signature_invalid", f"{SIGNATURE_RAW} is not the signature in {SIGNATURE}", path=SIGNATURE_RAW)
 
 
-def _ssh_signature(zf, names, key: Ed25519PublicKey, manifest_bytes: bytes, report: VerifyReport) -> None:
+def _ssh_signature(zf: zipfile.ZipFile, names: list[str], key: Ed25519PublicKey, manifest_bytes: bytes,
+                   report: VerifyReport) -> None:
     """manifest.sshsig (for ssh-keygen -Y verify) must be a valid signature of manifest.json by the same key."""
     if SIGNATURE_SSH not in names:
         report.warnings.append(f"the bundle has no {SIGNATURE_SSH} (made by an older sentinel): it cannot be checked "
@@ -287,7 +299,7 @@ def _ssh_signature(zf, names, key: Ed25519PublicKey, manifest_bytes: bytes, repo
         report.add("signature_invalid", f"{SIGNATURE_SSH}: {problem}", path=SIGNATURE_SSH)
 
 
-def _files(zf, names, manifest: Manifest, report: VerifyReport) -> None:
+def _files(zf: zipfile.ZipFile, names: list[str], manifest: Manifest, report: VerifyReport) -> None:
     listed = {f.path: f for f in manifest.files}
     present = set(names) - {MANIFEST, SIGNATURE, SIGNATURE_RAW, SIGNATURE_SSH}
     for name in sorted(present - set(listed)):
@@ -308,7 +320,7 @@ def _files(zf, names, manifest: Manifest, report: VerifyReport) -> None:
                        f"{want.sha256[:16]}… ({want.size} bytes)", path=name)
 
 
-def _evidence(zf, names, report: VerifyReport) -> Optional[SystemEvidence]:
+def _evidence(zf: zipfile.ZipFile, names: list[str], report: VerifyReport) -> Optional[SystemEvidence]:
     if EVIDENCE_JSON not in names:
         return None  # already reported as file_removed
     try:
@@ -332,7 +344,7 @@ def _consistency(ev: SystemEvidence, manifest: Manifest, report: VerifyReport) -
                        path=EVIDENCE_JSON)
 
 
-def _chain(zf, names, ev: SystemEvidence, report: VerifyReport) -> dict[int, bytes]:
+def _chain(zf: zipfile.ZipFile, names: list[str], ev: SystemEvidence, report: VerifyReport) -> dict[int, bytes]:
     """Recompute the chain from the raw bodies; returns run id -> body bytes for the result check."""
     bodies: dict[int, bytes] = {}
     prev = ev.chain.anchor
@@ -378,7 +390,7 @@ def _chain(zf, names, ev: SystemEvidence, report: VerifyReport) -> dict[int, byt
     return bodies
 
 
-def _envelope(zf, names, e, where: str, report: VerifyReport) -> None:
+def _envelope(zf: zipfile.ZipFile, names: list[str], e: ChainEntry, where: str, report: VerifyReport) -> None:
     if e.envelope not in names:
         report.add("body_missing", f"{where}: agent envelope {e.envelope} is not in the bundle", path=e.envelope,
                    run_id=e.run_id)
@@ -435,7 +447,7 @@ def _results(ev: SystemEvidence, bodies: dict[int, bytes], report: VerifyReport)
         if len(raw.results) != len(rep.results):
             report.add("result_mismatch", f"{where}: evidence.json has {len(rep.results)} results, the raw body "
                        f"{len(raw.results)}", path=EVIDENCE_JSON, run_id=rep.run_id)
-        for a, b in zip(raw.results, rep.results):
+        for a, b in zip(raw.results, rep.results, strict=False):  # a count mismatch is reported above
             report.results_checked += 1
             da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
             if da != db:
@@ -454,7 +466,7 @@ def _results(ev: SystemEvidence, bodies: dict[int, bytes], report: VerifyReport)
                            path=EVIDENCE_JSON, run_id=rep.run_id)
 
 
-def _same_summary(again, recorded) -> bool:
+def _same_summary(again: Summary, recorded: Summary) -> bool:
     """`recorded` is what scoring gives (`again`). A bundle written before summaries carried `advisory` (issue 14)
     has none: that count only describes results the bundle holds and decides nothing, so it is not compared."""
     a, b = again.model_dump(mode="json"), recorded.model_dump(mode="json")
@@ -464,7 +476,7 @@ def _same_summary(again, recorded) -> bool:
     return a == b
 
 
-def _summaries(rep, where: str, report: VerifyReport) -> None:
+def _summaries(rep: ReportEvidence, where: str, report: VerifyReport) -> None:
     """Verdicts decided by a person must be that person's, and the scores must be what scoring gives."""
     for item in rep.items:
         if item.source == "automated" and item.verdict != item.automated:
@@ -481,7 +493,7 @@ def _summaries(rep, where: str, report: VerifyReport) -> None:
                    path=EVIDENCE_JSON, run_id=rep.run_id)
 
 
-def _manual(zf, names, ev: SystemEvidence, report: VerifyReport) -> None:
+def _manual(zf: zipfile.ZipFile, names: list[str], ev: SystemEvidence, report: VerifyReport) -> None:
     """A manual verdict in a record must be the recorded assessment's; attachments must be the files listed."""
     by_id = {a.id: a for a in ev.manual_assessments}
     for obj, rep in ev.reports():
