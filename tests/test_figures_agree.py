@@ -100,6 +100,16 @@ def _xlsx_summary(ev) -> dict[str, object]:
     return {row[0].value: row[1].value for row in ws.iter_rows(min_row=3, max_col=2) if row[0].value}
 
 
+def _xlsx_objects(ev) -> dict[str, dict[str, object]]:
+    """Each object sheet's heading pairs (object, score, conclusion ...), by the object's name."""
+    out = {}
+    for ws in load_workbook(io.BytesIO(export_xlsx(ev, "en"))).worksheets:
+        pairs = {row[0].value: row[1].value for row in ws.iter_rows(min_row=1, max_row=8, max_col=2) if row[0].value}
+        if pairs.get("Object", "") and str(pairs["Object"]).split(" ", 1)[-1] in {o.name for o in ev.objects}:
+            out[str(pairs["Object"]).split(" ", 1)[-1]] = pairs
+    return out
+
+
 def _html_cards(ev) -> dict[str, str]:
     page = render_html(ev, "en")
     return dict(re.findall(r'<div class="k">([^<]+)</div><div class="v"[^>]*>([^<]*)</div>', page))
@@ -168,11 +178,15 @@ def test_host_figures_agree(world):
     parts = {h["hostname"]: h for h in _api(client, token, f"/systems/{system_id}/assessment")["hosts"]}
     records = {o.name: o.reports[-1] for o in ev.objects if o.kind == "host"}
     runs = {r["host_id"]: r for r in _api(client, token, "/runs", system_id=system_id)[::-1]}
+    exported = {o.name: o.reports[-1] for o in load_json(export_json(ev)).objects}
+    sheets = _xlsx_objects(ev)
     assert {h.name for h in metrics.hosts} == set(parts) == set(records) == {"app-1", "db-1", "web-1"}
     for host in metrics.hosts:
         part, record = parts[host.name], records[host.name]
         figures = part["figures"]
         assert host.score == figures["score"] == record.summary.score, host.name
+        assert host.score == exported[host.name].summary.score == sheets[host.name]["Composite score"], host.name
+        assert sheets[host.name]["Conclusion"] == host.conclusion, host.name
         assert host.pass_ratio == figures["pass_rate"] == record.summary.pass_rate, host.name
         assert host.conclusion == figures["conclusion_en"] == record.summary.conclusion_en, host.name
         assert host.high_risk_findings == figures["high_risk"] == record.summary.high_risk, host.name
