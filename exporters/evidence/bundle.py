@@ -51,7 +51,7 @@ from sentinel.evidence.model import (
 from sentinel.evidence.trust import ssh_signature
 
 from . import pdf
-from .common import STATUS_LABEL, short
+from .common import STATUS_LABEL, lang_code, short
 from .html import render_html, render_rectification_html
 from .jsonexport import export_json
 from .risk import paste_text
@@ -176,7 +176,7 @@ def make_manifest(ev: SystemEvidence, listed: list[BundleFile], lang: str) -> Ma
     return Manifest(generated_at=ev.generated_at, system=ev.system, range=ev.range, collector=ev.collector,
                     baselines=ev.baselines, chain=ChainSummary(anchor=ev.chain.anchor, head=ev.chain.head,
                                                                runs=len(ev.chain.entries)),
-                    lang=lang, files=sorted(listed, key=lambda f: f.path), notes=ev.notes)
+                    lang=lang_code(lang), files=sorted(listed, key=lambda f: f.path), notes=ev.notes)
 
 
 def write_bundle(ev: SystemEvidence, out: Union[str, Path], key: Ed25519PrivateKey, lang: str = "zh",

@@ -34,7 +34,8 @@ def _line(points: Sequence[tuple[float, float]], cls: str) -> str:
 
 
 def score_chart(history: Sequence[ScorePoint], title: str, empty_text: str) -> str:
-    scored = [p for p in history if p.score is not None]
+    # (at, object, score) of the points that have a score, so the score is known to be a float below
+    scored = [(p.at, p.object, p.score) for p in history if p.score is not None]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" role="img" '
              f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
              '<style>.axis{stroke:#888;stroke-width:1}.grid{stroke:#ccc;stroke-dasharray:3 3}'
@@ -53,18 +54,18 @@ def score_chart(history: Sequence[ScorePoint], title: str, empty_text: str) -> s
     if not scored:
         parts.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">{escape(empty_text)}</text></svg>')
         return "".join(parts)
-    t0, t1 = min(p.at for p in scored), max(p.at for p in scored)
+    t0, t1 = min(at for at, _, _ in scored), max(at for at, _, _ in scored)
     span = (t1 - t0).total_seconds()
     series: dict[Optional[str], list[tuple[float, float]]] = {}  # None: the system
-    for p in sorted(scored, key=lambda p: p.at):
-        series.setdefault(p.object, []).append((_x(p.at, t0, span), _y(p.score)))
+    for at, obj, score in sorted(scored, key=lambda s: s[0]):
+        series.setdefault(obj, []).append((_x(at, t0, span), _y(score)))
     objects = [k for k in series if k is not None]
     if len(objects) <= MAX_OBJECT_LINES:
         for name in sorted(objects):
             parts.append(_line(series[name], "obj"))
     if None in series:
         parts.append(_line(series[None], "sys"))
-    labels: list[tuple[float, Optional[str]]] = [(LEFT, t0.strftime("%Y-%m-%d %H:%M"))]
+    labels: list[tuple[float, str]] = [(LEFT, t0.strftime("%Y-%m-%d %H:%M"))]
     if span > 0:
         labels.append((W - RIGHT, t1.strftime("%Y-%m-%d %H:%M")))
     for i, (x, text) in enumerate(labels):

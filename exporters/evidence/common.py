@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from sentinel import scoring
 from sentinel.evidence.model import (
@@ -102,7 +102,8 @@ LABELS: dict[str, dict[str, str]] = {
         "svc_open_ok": "open, no failing check", "svc_closed_title": "Closed services",
         "svc_open_title": "Services still open", "svc_before": "Evidence while open (last seen)",
         "svc_after": "scan #{scan} ({at}) found the port no longer open", "svc_summary": "Network services",
-        "scope": "Scope", "title_col": "Title", "scoped_conclusion": "Conclusion (within the scope)", "chapters": "Report chapters",
+        "scope": "Scope", "title_col": "Title", "scoped_conclusion": "Conclusion (within the scope)",
+        "chapters": "Report chapters",
         "to_fill": "to be filled in", "filled": "written", "from_data": "From data", "written_by": "Written by",
         "to_write": "to be written by the assessor", "chapter": "Chapter", "content": "Content",
         "objects_list": "Assessment objects (covered by data)", "kind": "Kind",
@@ -125,6 +126,15 @@ STATUS_LABEL = {"zh": {"pass": "通过", "fail": "不通过", "error": "无法�
 VERDICTS = [v.value for v in Verdict]
 
 
+def lang_code(lang: str) -> Literal["zh", "en"]:
+    """`lang` as the Literal the models declare; ValueError for any other, as labels() says."""
+    if lang == "zh":
+        return "zh"
+    if lang == "en":
+        return "en"
+    raise ValueError(f"language {lang!r}: expected zh or en")
+
+
 def labels(lang: str) -> dict[str, str]:
     if lang not in LANGS:
         raise ValueError(f"language {lang!r}: expected zh or en")
@@ -142,9 +152,9 @@ def scope_text(ev: SystemEvidence, lang: str) -> str:
     zones = sum(1 for o in ev.objects if o.kind != "host")
     if lang == "zh":
         what = f"{hosts} 台主机的操作系统" + (f"及 {zones} 个网络区域的网络扫描" if zones else "")
-        return (f"本报告的数据仅覆盖{'、'.join(covered) or '（无）'} (GB/T 22239-2019 第 {ev.system.level} 级安全通用要求)："
-                f"{what}。{'、'.join(missing)}未覆盖，须由测评机构另行测评；得分与结论仅针对所覆盖范围，"
-                "不是系统的等级测评结论。")
+        return (f"本报告的数据仅覆盖{'、'.join(covered) or '（无）'} "
+                f"(GB/T 22239-2019 第 {ev.system.level} 级安全通用要求)：{what}。"
+                f"{'、'.join(missing)}未覆盖，须由测评机构另行测评；得分与结论仅针对所覆盖范围，不是系统的等级测评结论。")
     what = f"the operating systems of {hosts} host(s)" + (f" and network scans of {zones} zone(s)" if zones else "")
     return (f"The data in this report covers only {', '.join(covered) or '(nothing)'} (GB/T 22239-2019 level "
             f"{ev.system.level} general requirements): {what}. Not covered, to be assessed by the agency: "

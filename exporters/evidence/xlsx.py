@@ -92,13 +92,17 @@ def print_setup(ws: Worksheet, title_row: Optional[int]) -> None:
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    setup_pr = ws.sheet_properties.pageSetUpPr
+    assert setup_pr is not None  # openpyxl makes one with every worksheet
+    setup_pr.fitToPage = True
     ws.print_options.gridLines = False
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.page_margins.top = ws.page_margins.bottom = 0.5
     if title_row:
         ws.print_title_rows = f"{title_row}:{title_row}"
-    ws.oddFooter.center.text = "&P / &N"
+    footer = ws.oddFooter
+    assert footer is not None and footer.center is not None  # as above: every worksheet has its footer parts
+    footer.center.text = "&P / &N"
 
 
 def _title_row(ws: Worksheet, label: str) -> Optional[int]:
@@ -123,7 +127,7 @@ def sheet_name(title: str, used: set[str]) -> str:
 def _table(ws: Worksheet, start_row: int, headers: Sequence[str], rows: Iterable[Sequence],
            widths: Sequence[int], limit: int = PRINT_CELL) -> int:
     """Write a bordered table with a header row; returns the row after it."""
-    for col, (h, w) in enumerate(zip(headers, widths), 1):
+    for col, (h, w) in enumerate(zip(headers, widths, strict=True), 1):  # a width for every header
         ws.cell(row=start_row, column=col, value=h).style = "s-head"
         letter = get_column_letter(col)
         if (ws.column_dimensions[letter].width or 0) < w:
@@ -160,7 +164,9 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
     wb.properties.title = f"{lab['title']} — {ev.system.name}"
     _add_styles(wb)
     used: set[str] = set()
-    _summary(wb.active, ev, lang, used)
+    first = wb.active
+    assert isinstance(first, Worksheet)  # a new workbook holds one worksheet
+    _summary(first, ev, lang, used)
     _system_items(wb.create_sheet(sheet_name(lab["system_items"], used)), ev, lang)
     for obj in ev.objects:
         _object_sheet(wb.create_sheet(sheet_name(object_title(obj, lang), used)), obj, lang)
