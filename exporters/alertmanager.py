@@ -83,7 +83,8 @@ class AlertmanagerClient:
                                          ("unprocessed", str(unprocessed).lower())]
         params += [("filter", f) for f in filters]
         try:
-            resp = self._client.get(f"{self.base}/api/v2/alerts", params=params)
+            # a tuple, which httpx accepts as (str, primitive) pairs where a list[tuple[str, str]] is invariant
+            resp = self._client.get(f"{self.base}/api/v2/alerts", params=tuple(params))
         except httpx.HTTPError as exc:
             raise AlertmanagerError(f"{self.safe_url}: {type(exc).__name__}") from None
         if resp.status_code != 200:
@@ -136,6 +137,9 @@ class _Active:
     version: int = 0  # bumped by every submit, so a push reports only the state it carried
 
 
+_DEFAULT_BACKOFF = Backoff()  # frozen, so one instance can be every publisher's default
+
+
 class AlertmanagerPublisher:
     """Keeps sentinel's alerts alive in Alertmanager: re-sent while firing, resolved when fixed.
 
@@ -148,7 +152,7 @@ class AlertmanagerPublisher:
     keeps_state = True
 
     def __init__(self, client: AlertmanagerClient, *, grades: Optional[GradeMap] = None,
-                 resend_interval: float = 60.0, resolved_resend_for: float = 300.0, backoff: Backoff = Backoff(),
+                 resend_interval: float = 60.0, resolved_resend_for: float = 300.0, backoff: Backoff = _DEFAULT_BACKOFF,
                  on_result: Optional[ResultCallback] = None, name: str = "alertmanager",
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  labels: Optional[dict[str, str]] = None) -> None:

@@ -259,7 +259,8 @@ class DingTalkSender(Sender):
         text = msg.markdown
         if self.at_mobiles:  # DingTalk only notifies people whose @mobile is in the text as well
             text += "\n\n" + " ".join(f"@{m}" for m in self.at_mobiles)
-        body = {"msgtype": "markdown", "markdown": {"title": msg.title, "text": _truncate_utf8(text, DINGTALK_MAX_BYTES)},
+        body = {"msgtype": "markdown",
+                "markdown": {"title": msg.title, "text": _truncate_utf8(text, DINGTALK_MAX_BYTES)},
                 "at": {"atMobiles": list(self.at_mobiles), "isAtAll": False}}
         url = self._url
         if self._secret:
