@@ -8,9 +8,9 @@ What an exporter plugs in here is small and typed:
 - a `Receiver` is what the `Dispatcher` routes to: a `DeliveryWorker` around a sender, or a receiver that
   keeps its alerts alive itself (`keeps_state = True`: Alertmanager, which needs every firing alert re-sent
   until it resolves, de-duplicates by itself, and is told again what still fires after a restart).
-- a `ReceiverFactory` (events/dispatch.py) builds a receiver from its configuration (`ReceiverConfig`); the composition root
-  (the CLI commands that build a collector or `sentinel up`) hands the factories of `sentinel.exporters` to
-  the dispatcher by receiver type, so nothing in the core imports an exporter.
+- a `ReceiverFactory` (events/dispatch.py) builds a receiver from its configuration (`ReceiverConfig`); the
+  composition root (the CLI commands that build a collector or `sentinel up`) hands the factories of
+  `sentinel.exporters` to the dispatcher by receiver type, so nothing in the core imports an exporter.
 """
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ class Deduplicator:
 
 
 _WAKE = object()  # put on a worker's queue to wake it for shutdown
+DEFAULT_BACKOFF = Backoff()  # frozen: one shared default is safe
+
 
 class DeliveryWorker:
     """Delivers events for one sender in its own daemon thread: bounded queue in, scheduled retries.
@@ -77,7 +79,7 @@ class DeliveryWorker:
 
     keeps_state = False
 
-    def __init__(self, sender: Sender, *, queue_size: int = 1000, backoff: Backoff = Backoff(),
+    def __init__(self, sender: Sender, *, queue_size: int = 1000, backoff: Backoff = DEFAULT_BACKOFF,
                  on_result: Optional[ResultCallback] = None,
                  on_give_up: Optional[Callable[[AlertEvent], None]] = None) -> None:
         self.sender = sender

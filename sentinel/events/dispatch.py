@@ -110,7 +110,7 @@ class RouteConfig(_Strict):
     @classmethod
     def _sev(cls, v: Optional[str]) -> Optional[str]:
         if v is not None and v not in SEVERITY_RANK:
-            raise ValueError(f"{v!r} is not one of {sorted(SEVERITY_RANK, key=SEVERITY_RANK.get)}")
+            raise ValueError(f"{v!r} is not one of {sorted(SEVERITY_RANK, key=lambda s: SEVERITY_RANK[s])}")
         return v
 
     def matches(self, event: AlertEvent) -> bool:
@@ -231,12 +231,11 @@ class Dispatcher:
                 if factory is None:
                     raise DispatchConfigError(f"receiver {rc.name!r}: no exporter for type {rc.type!r} "
                                               f"(known: {sorted(kinds)})")
-                key_prefix = rc.name + "|"
                 context = ReceiverContext(
                     grades=config.grade_map, retry=config.retry.backoff(), queue_size=config.queue_size,
                     timezone=config.timezone, on_result=on_result,
                     # a delivery that failed for good may be tried again by the next identical event
-                    on_give_up=lambda ev, p=key_prefix: self._dedup.forget(p + ev.key))
+                    on_give_up=self._forgetter(rc.name + "|"))
                 receiver = factory(rc, context)
                 if only is not None and not only(receiver):
                     receiver.close(timeout=0)
@@ -245,6 +244,12 @@ class Dispatcher:
         except Exception:
             self.close(timeout=0)
             raise
+
+    def _forgetter(self, key_prefix: str) -> Callable[[AlertEvent], None]:
+        """What a receiver calls when it gives up on an event: its de-duplication entry goes."""
+        def forget(event: AlertEvent) -> None:
+            self._dedup.forget(key_prefix + event.key)
+        return forget
 
     @classmethod
     def from_yaml(cls, path: Path, kinds: ReceiverKinds, **kw: Any) -> Dispatcher:

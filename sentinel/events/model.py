@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import grading
+from .grading import Grade
 
-Grade = Literal["特别重大", "重大", "较大", "一般"]
 GRADES: tuple[str, ...] = ("特别重大", "重大", "较大", "一般")
 GRADE_EN = {"特别重大": "extraordinarily serious (I)", "重大": "serious (II)", "较大": "relatively serious (III)",
             "一般": "general (IV)"}
@@ -30,7 +30,7 @@ GRADE_LEVEL = {"特别重大": "I", "重大": "II", "较大": "III", "一般": "
 #: severities in order, check severities (sentinel.model.Severity) and event severities (the store's events)
 SEVERITY_RANK = {"info": 0, "low": 1, "warning": 2, "medium": 2, "high": 3, "critical": 4}
 
-DEFAULT_GRADES: dict[str, str] = {"critical": "特别重大", "high": "重大", "warning": "较大", "medium": "较大",
+DEFAULT_GRADES: dict[str, Grade] = {"critical": "特别重大", "high": "重大", "warning": "较大", "medium": "较大",
                                   "low": "一般", "info": "一般"}
 
 #: event kinds with their titles; unknown kinds are allowed (titled by their name) so a newer collector

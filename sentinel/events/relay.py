@@ -41,8 +41,13 @@ def events_from_alertmanager_webhook(payload: dict[str, Any]) -> list[AlertEvent
             summary=ann.get("summary") or labels.get("alertname", "alert"), description=ann.get("description", ""),
             payload={"alertname": labels.get("alertname"), "labels": labels, "severity_original": sev,
                      "subject": labels.get("alertname"), "receiver": receiver},
-            created_at=a.get("startsAt") if a.get("status") != "resolved" else (a.get("endsAt") or a.get("startsAt")),
+            # Alertmanager always sends startsAt; an alert without it is dated now (the field's default)
+            **_when(a.get("startsAt") if a.get("status") != "resolved" else (a.get("endsAt") or a.get("startsAt"))),
             resolved=a.get("status") == "resolved",
             fingerprint=f"{receiver}/{a['fingerprint']}" if a.get("fingerprint") else None,
             url=a.get("generatorURL") or None))
     return out
+
+
+def _when(at: Any) -> dict[str, Any]:
+    return {"created_at": at} if at else {}
