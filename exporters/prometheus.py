@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -69,7 +69,8 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_build_info", "info", ("version", "python"), "Build of the running sentinel; value is 1."),
         MetricDef("sentinel_up", g, (), "1 if the stored state could be read for this scrape, 0 if not (see the log)."),
         MetricDef("sentinel_snapshot_timestamp_seconds", g, (), "When the state shown was read, Unix seconds."),
-        MetricDef("sentinel_snapshot_duration_seconds", g, (), "Seconds spent reading the stored state for this scrape."),
+        MetricDef("sentinel_snapshot_duration_seconds", g, (),
+                  "Seconds spent reading the stored state for this scrape."),
         MetricDef("sentinel_snapshot_errors_total", c, (), "Scrapes for which the stored state could not be read."),
         # systems
         MetricDef("sentinel_system_info", "info", SYSTEM + ("level", "label"),
@@ -80,7 +81,8 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_system_pass_ratio", g, SYSTEM,
                   "Passing checks / (pass + fail + error) over the system's latest runs (0-1)."),
         MetricDef("sentinel_system_conclusion", g, SYSTEM + ("conclusion",),
-                  "1 for the system's current conclusion (excellent=优 good=良 fair=中 poor=差 undetermined=待定), 0 for the others."),
+                  "1 for the system's current conclusion (excellent=优 good=良 fair=中 poor=差 "
+                  "undetermined=待定), 0 for the others."),
         MetricDef("sentinel_system_failing_checks", g, SYSTEM + ("severity",),
                   "Failing checks across the system's hosts, by check severity."),
         MetricDef("sentinel_system_control_failing_checks", g, SYSTEM + ("clause",),
@@ -100,7 +102,8 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_scan_last_run_timestamp_seconds", g, SYSTEM, "When the system's latest network scan ran."),
         MetricDef("sentinel_scan_last_success_timestamp_seconds", g, SYSTEM,
                   "When a network scan of the system last succeeded."),
-        MetricDef("sentinel_scan_last_run_success", g, SYSTEM, "1 if the system's latest network scan succeeded, 0 if it failed."),
+        MetricDef("sentinel_scan_last_run_success", g, SYSTEM,
+                  "1 if the system's latest network scan succeeded, 0 if it failed."),
         MetricDef("sentinel_scan_failures_total", c, SYSTEM, "Failed network scans of the system (stored scan runs)."),
         # hosts
         MetricDef("sentinel_host_info", "info", HOST + ("os", "baseline", "agent_version"),
@@ -109,9 +112,11 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_host_pass_ratio", g, HOST, "Pass ratio of the host's latest run (0-1)."),
         MetricDef("sentinel_host_conclusion", g, HOST + ("conclusion",),
                   "1 for the host's current conclusion, 0 for the others (values as sentinel_system_conclusion)."),
-        MetricDef("sentinel_host_failing_checks", g, HOST + ("severity",), "Failing checks of the host's latest run, by severity."),
+        MetricDef("sentinel_host_failing_checks", g, HOST + ("severity",),
+                  "Failing checks of the host's latest run, by severity."),
         MetricDef("sentinel_host_high_risk_findings", g, HOST, "High-risk findings in the host's latest run."),
-        MetricDef("sentinel_host_last_report_timestamp_seconds", g, HOST, "When the host's agent last reported, Unix seconds."),
+        MetricDef("sentinel_host_last_report_timestamp_seconds", g, HOST,
+                  "When the host's agent last reported, Unix seconds."),
         MetricDef("sentinel_host_up", g, HOST,
                   "1 if the host's agent reported within its expected interval, 0 if it is silent."),
         MetricDef("sentinel_host_run_duration_seconds", g, HOST, "Duration of the host's latest check run."),
@@ -124,7 +129,8 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_check_last_duration_seconds", g, HOST + ("check",),
                   "Duration of each check's latest run on a host (opt-in: per-check series).", opt_in=True),
         MetricDef("sentinel_ingest_reports_total", c, ("kind",), "Agent reports accepted by the collector, by kind."),
-        MetricDef("sentinel_ingest_errors_total", c, ("reason",), "Agent reports rejected by the collector, by reason."),
+        MetricDef("sentinel_ingest_errors_total", c, ("reason",),
+                  "Agent reports rejected by the collector, by reason."),
     ]
 
 
@@ -154,6 +160,9 @@ def _ts(dt: Optional[datetime]) -> Optional[float]:
     return dt.timestamp() if dt is not None else None
 
 
+_F = TypeVar("_F", bound=Metric)
+
+
 class _Families:
     """Families created on first use, yielded in METRICS order; empty ones are still yielded (HELP/TYPE only)."""
 
@@ -166,9 +175,23 @@ class _Families:
             self._fams[name] = _family(name)
         return self._fams[name]
 
+    def _kind(self, name: str, kind: type[_F]) -> _F:
+        fam = self[name]
+        assert isinstance(fam, kind), name  # _family makes the class its MetricDef's type names
+        return fam
+
+    def info(self, name: str) -> InfoMetricFamily:
+        return self._kind(name, InfoMetricFamily)
+
+    def counter(self, name: str) -> CounterMetricFamily:
+        return self._kind(name, CounterMetricFamily)
+
+    def histogram(self, name: str) -> HistogramMetricFamily:
+        return self._kind(name, HistogramMetricFamily)
+
     def gauge(self, name: str, labels: Iterable[str], value: Optional[float]) -> None:
         if value is not None:
-            self[name].add_metric(list(labels), float(value))
+            self._kind(name, GaugeMetricFamily).add_metric(list(labels), float(value))
 
     def __iter__(self) -> Iterator[Metric]:
         for d in METRICS:
@@ -179,7 +202,7 @@ class _Families:
 
 def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
     sl = (s.department, s.name)
-    f["sentinel_system_info"].add_metric(list(sl), {"level": str(s.level) if s.level else "", "label": s.label})
+    f.info("sentinel_system_info").add_metric(list(sl), {"level": str(s.level) if s.level else "", "label": s.label})
     if s.system_wide:
         f.gauge("sentinel_system_score", sl, s.score)
         f.gauge("sentinel_system_pass_ratio", sl, s.pass_ratio)
@@ -206,15 +229,15 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
             f.gauge("sentinel_scan_last_success_timestamp_seconds", sl, _ts(s.scan.last_success))
             if s.scan.last_run_success is not None:
                 f.gauge("sentinel_scan_last_run_success", sl, 1 if s.scan.last_run_success else 0)
-            f["sentinel_scan_failures_total"].add_metric(list(sl), s.scan.failures_total)
+            f.counter("sentinel_scan_failures_total").add_metric(list(sl), s.scan.failures_total)
     for h in s.hosts:
         _host(f, sl, h, per_check)
 
 
 def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) -> None:
     hl = sl + (h.name,)
-    f["sentinel_host_info"].add_metric(list(hl), {"os": h.os or "", "baseline": h.baseline or "",
-                                                  "agent_version": h.agent_version or ""})
+    f.info("sentinel_host_info").add_metric(list(hl), {"os": h.os or "", "baseline": h.baseline or "",
+                                                      "agent_version": h.agent_version or ""})
     f.gauge("sentinel_host_score", hl, h.score)
     f.gauge("sentinel_host_pass_ratio", hl, h.pass_ratio)
     if h.conclusion:
@@ -242,13 +265,14 @@ def snapshot_families(snap: MetricsSnapshot, per_check: bool = False) -> _Famili
     for s in snap.systems:
         _system(f, s, per_check)
     for p in snap.check_durations:
-        buckets = [(_le(b), n) for b, n in zip(p.buckets, p.bucket_counts)] + [("+Inf", p.count)]
-        f["sentinel_check_duration_seconds"].add_metric([p.probe], buckets, p.sum_seconds)
+        # strict: the model refuses a snapshot whose bucket and count tuples differ in length
+        buckets = [(_le(b), n) for b, n in zip(p.buckets, p.bucket_counts, strict=True)] + [("+Inf", p.count)]
+        f.histogram("sentinel_check_duration_seconds").add_metric([p.probe], buckets, p.sum_seconds)
     if snap.ingest is not None:
         for kind, n in sorted(snap.ingest.reports_total.items()):
-            f["sentinel_ingest_reports_total"].add_metric([kind], n)
+            f.counter("sentinel_ingest_reports_total").add_metric([kind], n)
         for reason, n in sorted(snap.ingest.errors_total.items()):
-            f["sentinel_ingest_errors_total"].add_metric([reason], n)
+            f.counter("sentinel_ingest_errors_total").add_metric([reason], n)
     return f
 
 
@@ -290,6 +314,8 @@ class SentinelCollector(Collector):
             return snap, took
 
     def collect(self) -> Iterator[Metric]:
+        snap: Optional[MetricsSnapshot]  # None: the stored state could not be read
+        took: Optional[float]
         try:
             snap, took = self._snapshot()
         except Exception as exc:  # a scrape must answer: report the failure as sentinel_up 0
@@ -300,12 +326,12 @@ class SentinelCollector(Collector):
             snap, took = None, None
         else:
             f = snapshot_families(snap, self.per_check)
-        f["sentinel_build_info"].add_metric([], {"version": __version__, "python": platform.python_version()})
+        f.info("sentinel_build_info").add_metric([], {"version": __version__, "python": platform.python_version()})
         f.gauge("sentinel_up", (), 0 if snap is None else 1)
         if snap is not None:
             f.gauge("sentinel_snapshot_timestamp_seconds", (), snap.generated_at.timestamp())
             f.gauge("sentinel_snapshot_duration_seconds", (), took)
-        f["sentinel_snapshot_errors_total"].add_metric([], self._errors)
+        f.counter("sentinel_snapshot_errors_total").add_metric([], self._errors)
         yield from f
 
 
