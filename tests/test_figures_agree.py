@@ -18,6 +18,8 @@ from openpyxl import load_workbook
 
 from sentinel import scoring
 from sentinel.baseline import load_baseline
+from sentinel.collector import operations
+from sentinel.collector.auth import cli_principal
 from sentinel.collector.baselines import BaselineRegistry
 from sentinel.evidence.collect import collect
 from sentinel.exporters.evidence.html import render_html
@@ -65,14 +67,9 @@ def world(store_url, tmp_path, make_client):
     seed.enroll(s, "old-1")
     seed.ingest(s, "old-1", seed.report(seed.write_baseline(tmp_path), worst, "old-1"), at)
     with s.db.session(write=True) as session:
-        from sentinel.collector import operations
-        from sentinel.collector.auth import cli_principal
-
         operations.revoke_agent(operations.Ctx(session, cli_principal("seed")), s.agents["old-1"][0], "retired")
     w = World(s.db)
     with s.db.session() as session:
-        from sentinel.collector import operations
-
         system = operations.system_by_name(session, seed.SYSTEM)
         w.departments["hrss"], w.systems[seed.SYSTEM] = system.department_id, system.id
     token = bearer(w.token("reader", "readonly", ["hrss"]))
