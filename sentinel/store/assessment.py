@@ -33,12 +33,13 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Connection, Row, func, select, true
+from typing_extensions import Unpack
 
 from .. import scoring
 from ..levels import OutsideLevel, at_level
@@ -46,6 +47,10 @@ from ..model import CheckResult, ItemResult, Severity, Status, Summary, Text, Ve
 from . import envelopes
 from .db import Database
 from .models import Agent, Department, Host, ManualAssessment, Report, Run, ScanRun, System
+
+_T = TypeVar("_T")
+_Key = tuple[Any, ...]  # an interned value's identity: its fields, JSON-encoded where nested
+_AnyRow = Row[Unpack[tuple[Any, ...]]]
 
 CACHE_RUNS = 8192  # parsed report bodies kept (each a few KB of references once interned)
 _INTERN_MAX = 200_000
@@ -121,7 +126,7 @@ class SystemAssessment(BaseModel):
     # results of requirements the system's level does not have (a report made at another level): not rolled up
     not_scored: list[OutsideLevel] = Field(default_factory=list)
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot see through it; pydantic's documented form
     @property
     def complete(self) -> bool:
         """Every host report and the scan took part (else `errors` says what is missing)."""
@@ -134,7 +139,7 @@ class SystemAssessment(BaseModel):
 class _Parsed:
     __slots__ = ("items", "results", "figures")
 
-    def __init__(self, items: tuple, results: tuple) -> None:
+    def __init__(self, items: tuple[ItemResult, ...], results: tuple[ScoredResult, ...]) -> None:
         self.items = items
         self.results = results
         # the host's record figures for the last (level, manual verdicts) asked, so a scrape rescoring every
@@ -147,8 +152,8 @@ class _Cache:
         self.size = size
         self.lock = threading.Lock()
         self.runs: OrderedDict[str, _Parsed] = OrderedDict()
-        self.items: dict[tuple, ItemResult] = {}
-        self.results: dict[tuple, ScoredResult] = {}
+        self.items: dict[_Key, ItemResult] = {}
+        self.results: dict[_Key, ScoredResult] = {}
 
     def get(self, digest: str) -> Optional[_Parsed]:
         with self.lock:
@@ -163,14 +168,14 @@ class _Cache:
             while len(self.runs) > self.size:
                 self.runs.popitem(last=False)
 
-    def intern_item(self, d: dict) -> ItemResult:
+    def intern_item(self, d: dict[str, Any]) -> ItemResult:
         key = (d.get("clause"), d.get("item"), d.get("key"), d.get("unit"),
                json.dumps(d.get("control"), sort_keys=True),
                json.dumps(d.get("text"), sort_keys=True), d.get("weight"), d.get("verdict"),
                tuple(d.get("checks") or ()))
         return self._intern(self.items, key, lambda: ItemResult.model_validate(d))
 
-    def intern_result(self, d: dict) -> ScoredResult:
+    def intern_result(self, d: dict[str, Any]) -> ScoredResult:
         title = d.get("title") or {}
         key = (d.get("check_id"), d.get("clause"), d.get("item"), d.get("key"), title.get("zh"), title.get("en"),
                d.get("status"),
@@ -178,7 +183,7 @@ class _Cache:
                json.dumps(d.get("advisory"), sort_keys=True))
         return self._intern(self.results, key, lambda: ScoredResult.model_validate(d))
 
-    def _intern(self, table: dict, key: tuple, make):
+    def _intern(self, table: dict[_Key, _T], key: _Key, make: Callable[[], _T]) -> _T:
         with self.lock:
             found = table.get(key)
         if found is not None:
@@ -234,7 +239,7 @@ def system_assessment(db: Database, system_id: int, now: Optional[datetime] = No
     return found[system_id]
 
 
-def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datetime] = None
+def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Optional[datetime] = None
            ) -> dict[int, SystemAssessment]:
     """Assessments of the given systems (all when None), read on `conn` with a fixed number of queries."""
     now = now or datetime.now(timezone.utc)
@@ -242,8 +247,8 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
     RP, SR, M = Report.__table__, ScanRun.__table__, ManualAssessment.__table__
     ids = None if system_ids is None else sorted(set(system_ids))
 
-    def only(column):
-        return True if ids is None else column.in_(ids)
+    def only(column: ColumnElement[Any]) -> ColumnElement[bool]:
+        return true() if ids is None else column.in_(ids)  # true() renders as where(True) did
 
     systems = conn.execute(select(S.c.id, S.c.name, S.c.level, S.c.label, S.c.department_id,
                                   D.c.name.label("department"))
@@ -299,7 +304,7 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
                           .where(M.c.id.in_(latest_manual))):
         manual[m.system_id][(m.clause, m.item)] = m
 
-    runs_by_system: dict[int, list] = defaultdict(list)
+    runs_by_system: dict[int, list[_AnyRow]] = defaultdict(list)
     for r in runs:
         runs_by_system[r.system_id].append(r)
 
@@ -311,18 +316,18 @@ def assess(conn, system_ids: Optional[Iterable[int]] = None, now: Optional[datet
         outside: list[OutsideLevel] = []
         for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
             h = hosts[r.host_id]
-            p = parsed.get(r.id)
+            got = parsed.get(r.id)
             figures = None
-            if p is not None:
-                mine = at_level(p.items, p.results, s.level, f"host {h.hostname} run {r.id}")
+            if got is not None:
+                mine = at_level(got.items, got.results, s.level, f"host {h.hostname} run {r.id}")
                 item_sets.append(mine.items)
                 results.extend(mine.results)
                 outside.extend(mine.outside)
-                figures = _record_figures(p, mine.items, mine.results, s.level, manual.get(s.id, {}))
+                figures = _record_figures(got, mine.items, mine.results, s.level, manual.get(s.id, {}))
             parts.append(HostPart(host_id=h.id, hostname=h.hostname, addresses=list(h.addresses or []), run_id=r.id,
                                   report_id=r.report_id, baseline_id=r.baseline_id,
                                   baseline_version=r.baseline_version, received_at=r.received_at, score=r.score,
-                                  conclusion=r.conclusion, summary=dict(r.summary or {}), included=p is not None,
+                                  conclusion=r.conclusion, summary=dict(r.summary or {}), included=got is not None,
                                   figures=figures))
         network = None
         scan = scans.get(s.id)
@@ -375,10 +380,12 @@ def _with_manual(items: list[ItemResult], manual: dict[tuple[str, str], Any]) ->
     out = []
     for item in items:
         m = manual.get((item.clause, item.item))
-        decides = m is not None and scoring.manual_decides(item.verdict)
-        fields = {**item.model_dump(), "verdict": Verdict(m.verdict) if decides else item.verdict}
-        out.append(AssessedItem(**fields, automated=item.verdict, source="manual" if decides else "automated",
-                                manual_assessment_id=m.id if decides else None))
+        if m is not None and scoring.manual_decides(item.verdict):
+            fields = {**item.model_dump(), "verdict": Verdict(m.verdict)}
+            out.append(AssessedItem(**fields, automated=item.verdict, source="manual", manual_assessment_id=m.id))
+        else:
+            fields = {**item.model_dump(), "verdict": item.verdict}
+            out.append(AssessedItem(**fields, automated=item.verdict, source="automated", manual_assessment_id=None))
     return out
 
 
