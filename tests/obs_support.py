@@ -91,7 +91,8 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
             services_open=12 + i, services_forbidden=1 if i == 1 else 0,
             forbidden_services=[ExposedService(host="10.10.1.21", port=23, protocol="tcp", service="telnet")]
             if i == 1 else [],
-            certificates=[CertificateMetrics(host=f"10.10.{i}.10", port=443, not_after=now + timedelta(days=20 + 30 * i))],
+            certificates=[CertificateMetrics(host=f"10.10.{i}.10", port=443,
+                                             not_after=now + timedelta(days=20 + 30 * i))],
             scan=ScanMetrics(last_duration_seconds=12.5 + i, last_run=now - timedelta(hours=1),
                              last_success=now - timedelta(hours=1 if i != 3 else 30),
                              last_run_success=i != 3, failures_total=i),

@@ -92,7 +92,8 @@ def test_alert_fires_is_refreshed_and_resolves_in_a_real_alertmanager(tmp_path: 
 
             # the same event again is the same alert, not a second one
             dispatcher.dispatch(_event(summary="still there"))
-            eventually(lambda: [a for a in client.get_alerts(filters=flt) if a["annotations"]["summary"] == "still there"],
+            eventually(lambda: [a for a in client.get_alerts(filters=flt)
+                                if a["annotations"]["summary"] == "still there"],
                        what="annotation update")
             assert len(client.get_alerts(filters=flt)) == 1
 

@@ -95,7 +95,8 @@ scrape_configs:
 
 @pytest.mark.parametrize("receiver, message", [
     ({"type": "webhook", "labels": {"site": "x"}}, "labels is for alertmanager receivers only"),
-    ({"type": "alertmanager", "labels": {"grade": "一般"}}, "'grade' is not a Prometheus label name sentinel leaves free"),
+    ({"type": "alertmanager", "labels": {"grade": "一般"}},
+     "'grade' is not a Prometheus label name sentinel leaves free"),
     ({"type": "alertmanager", "labels": {"bad-name": "x"}}, "'bad-name' is not a Prometheus label name"),
 ])
 def test_receiver_labels_are_checked(receiver, message):

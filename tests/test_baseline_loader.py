@@ -142,7 +142,8 @@ def test_extends_override_waive_and_add(tmp_path):
     checks = {c.id: (it.key, c) for _, it, c in spec.iter_checks()}
     assert checks["t-max-days"][0] == "ces.auth.identify"
     assert checks["t-max-days"][1].expect.le == 60
-    assert checks["t-max-days"][1].params == {"paths": ["/etc/login.defs"], "key": "PASS_MAX_DAYS", "separator": "space"}
+    assert checks["t-max-days"][1].params == {"paths": ["/etc/login.defs"], "key": "PASS_MAX_DAYS",
+                                              "separator": "space"}
     assert checks["t-no-rhosts"][1].waiver.startswith("hosts.equiv is managed")
     assert checks["t-lockout"][0] == "ces.auth.login-failure"  # the clause form, read at the file's level
     assert spec.covers == ["ces.auth", "ces.access"]
@@ -279,7 +280,8 @@ def test_extending_errors_of_the_catalogue_format(tmp_path):
 def test_advisory_checks_and_a_site_that_requires_them(tmp_path):
     parent = write(tmp_path, ADVISORY_PARENT, "parent.yaml")
     checks = {c.id: c for c in load_baseline(parent).controls[0].items[0].checks}
-    assert checks["t-max-days"].advisory.en == "CIS value; the guide gives none" and checks["t-no-rhosts"].advisory is None
+    assert checks["t-max-days"].advisory.en == "CIS value; the guide gives none"
+    assert checks["t-no-rhosts"].advisory is None
     site = write(tmp_path, """\
         id: site
         version: "1"

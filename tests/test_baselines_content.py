@@ -26,15 +26,19 @@ L4_FILE = BASELINES / "dengbao-l4-linux.yaml"
 SITE_FILE = BASELINES / "examples" / "site-override.yaml"
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
-_TRANSMIT_INTEGRITY = "应采用校验技术或密码技术保证重要数据在{}过程中的完整性，包括但不限于鉴别数据、重要业务数据、重要审计数据、重要配置数据、重要视频数据和重要个人信息等"
+_TRANSMIT_INTEGRITY = ("应采用校验技术或密码技术保证重要数据在{}过程中的完整性，"
+                       "包括但不限于鉴别数据、重要业务数据、重要审计数据、重要配置数据、重要视频数据和重要个人信息等")
 _CONFIDENTIALITY = "应采用密码技术保证重要数据在{}过程中的保密性，包括但不限于鉴别数据、重要业务数据和重要个人信息等"
 
 # GB/T 22239-2019 §8.1.4, by catalogue key: (weight in a real level-3 record, the standard's text)
 L3_ITEMS = {  # catalogue key -> (weight, text); the level-3 numbering is in L3_CLAUSES
-    "ces.auth.identify": (0.7, "应对登录的用户进行身份标识和鉴别，身份标识具有唯一性，身份鉴别信息具有复杂度要求并定期更换"),
-    "ces.auth.login-failure": (0.7, "应具有登录失败处理功能，应配置并启用结束会话、限制非法登录次数和当登录连接超时自动退出等相关措施"),
+    "ces.auth.identify": (0.7, "应对登录的用户进行身份标识和鉴别，身份标识具有唯一性，"
+                               "身份鉴别信息具有复杂度要求并定期更换"),
+    "ces.auth.login-failure": (0.7, "应具有登录失败处理功能，"
+                                    "应配置并启用结束会话、限制非法登录次数和当登录连接超时自动退出等相关措施"),
     "ces.auth.remote-eavesdrop": (1.0, "当进行远程管理时，应采取必要措施防止鉴别信息在网络传输过程中被窃听"),
-    "ces.auth.multi-factor": (1.0, "应采用口令、密码技术、生物技术等两种或两种以上组合的鉴别技术对用户进行身份鉴别，且其中一种鉴别技术至少应使用密码技术来实现"),
+    "ces.auth.multi-factor": (1.0, "应采用口令、密码技术、生物技术等两种或两种以上组合的鉴别技术对用户进行身份鉴别，"
+                                   "且其中一种鉴别技术至少应使用密码技术来实现"),
     "ces.access.assign-accounts": (0.7, "应对登录的用户分配账户和权限"),
     "ces.access.default-accounts": (0.7, "应重命名或删除默认账户，修改默认账户的默认口令"),
     "ces.access.stale-accounts": (0.7, "应及时删除或停用多余的、过期的账户，避免共享账户的存在"),
@@ -43,18 +47,22 @@ L3_ITEMS = {  # catalogue key -> (weight, text); the level-3 numbering is in L3_
     "ces.access.granularity": (0.4, "访问控制的粒度应达到主体为用户级或进程级，客体为文件、数据库表级"),
     "ces.access.security-labels": (0.4, "应对重要主体和客体设置安全标记，并控制主体对有安全标记信息资源的访问"),
     "ces.audit.enabled": (0.7, "应启用安全审计功能，审计覆盖到每个用户，对重要的用户行为和重要安全事件进行审计"),
-    "ces.audit.record-fields": (0.4, "审计记录应包括事件的日期和时间、用户、事件类型、事件是否成功及其他与审计相关的信息"),
+    "ces.audit.record-fields": (0.4, "审计记录应包括事件的日期和时间、用户、事件类型、"
+                                     "事件是否成功及其他与审计相关的信息"),
     "ces.audit.record-protection": (0.4, "应对审计记录进行保护，定期备份，避免受到未预期的删除、修改或覆盖等"),
     "ces.audit.process-protection": (0.4, "应对审计进程进行保护，防止未经授权的中断"),
     "ces.intrusion.minimal-install": (0.7, "应遵循最小安装的原则，仅安装需要的组件和应用程序"),
     "ces.intrusion.services-ports": (1.0, "应关闭不需要的系统服务、默认共享和高危端口"),
     "ces.intrusion.mgmt-terminals": (0.7, "应通过设定终端接入方式或网络地址范围对通过网络进行管理的管理终端进行限制"),
-    "ces.intrusion.input-validation": (1.0, "应提供数据有效性检验功能，保证通过人机接口输入或通过通信接口输入的内容符合系统设定要求"),
+    "ces.intrusion.input-validation": (1.0, "应提供数据有效性检验功能，"
+                                            "保证通过人机接口输入或通过通信接口输入的内容符合系统设定要求"),
     "ces.intrusion.vulnerabilities": (0.7, "应能发现可能存在的已知漏洞，并在经过充分测试评估后，及时修补漏洞"),
     "ces.intrusion.detection": (0.7, "应能够检测到对重要节点进行入侵的行为，并在发生严重入侵事件时提供报警"),
-    "ces.malware.protection": (0.7, "应采用免受恶意代码攻击的技术措施或主动免疫可信验证机制及时识别入侵和病毒行为，并将其有效阻断"),
-    "ces.trusted.verification": (0.4, "可基于可信根对计算设备的系统引导程序、系统程序、重要配置参数和应用程序等进行可信验证，并在应用程序的关键执行环节"
-                            "进行动态可信验证，在检测到其可信性受到破坏后进行报警，并将验证结果形成审计记录送至安全管理中心"),
+    "ces.malware.protection": (0.7, "应采用免受恶意代码攻击的技术措施或主动免疫可信验证机制及时识别入侵和病毒行为，"
+                                    "并将其有效阻断"),
+    "ces.trusted.verification": (0.4, "可基于可信根对计算设备的系统引导程序、系统程序、重要配置参数和应用程序等"
+                                      "进行可信验证，并在应用程序的关键执行环节进行动态可信验证，"
+                                      "在检测到其可信性受到破坏后进行报警，并将验证结果形成审计记录送至安全管理中心"),
     "ces.integrity.transit": (0.7, _TRANSMIT_INTEGRITY.format("传输")),
     "ces.integrity.storage": (1.0, _TRANSMIT_INTEGRITY.format("存储")),
     "ces.confidentiality.transit": (1.0, _CONFIDENTIALITY.format("传输")),

@@ -47,7 +47,8 @@ def test_idempotency_and_conflicts_stay_per_agent(setup, db):
     body_a = make_report(sixty_results(), hostname="web-1")
     first = client.post(REPORTS, **_signed(a, body_a, "r-1"))
     assert first.status_code == 202
-    assert client.post(REPORTS, **_signed(b, make_report({"check.01": "pass"}, hostname="web-2"), "r-1")).status_code == 202
+    body_b = make_report({"check.01": "pass"}, hostname="web-2")
+    assert client.post(REPORTS, **_signed(b, body_b, "r-1")).status_code == 202
     # A's own resend is still answered from A's report, and A's different body under its id is still 409
     again = client.post(REPORTS, **_signed(a, body_a, "r-1"))
     assert again.status_code == 200 and again.json() == first.json()

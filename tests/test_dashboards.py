@@ -64,7 +64,8 @@ def metric_names(expr: str) -> set[str]:
 
 
 def test_metric_name_extraction_itself():
-    assert metric_names('sum by (le, probe) (rate(sentinel_check_duration_seconds_bucket{a="b c"}[$__rate_interval]))') \
+    assert metric_names('sum by (le, probe) '
+                        '(rate(sentinel_check_duration_seconds_bucket{a="b c"}[$__rate_interval]))') \
         == {"sentinel_check_duration_seconds_bucket"}
     assert metric_names("count(node_load1 == 0) or vector(0)") == {"node_load1"}
     assert metric_names('x / ignoring (state) (sum without (state) (y{s="1"}) > 0)') == {"x", "y"}

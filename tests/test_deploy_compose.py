@@ -83,9 +83,11 @@ def test_secrets_come_from_the_environment_only(compose):
             if "SENTINEL_COLLECTOR_DATABASE_URL" in svc.get("environment", {})]
     assert len(urls) == 2
     for url in urls:
-        assert re.fullmatch(r"postgresql://sentinel:\$\{SENTINEL_DB_PASSWORD:\?[^}]*\}@postgres:5432/sentinel", url), url
+        assert re.fullmatch(r"postgresql://sentinel:\$\{SENTINEL_DB_PASSWORD:\?[^}]*\}@postgres:5432/sentinel",
+                            url), url
     example = (COMPOSE_DIR / ".env.example").read_text(encoding="utf-8")
-    assert re.search(r"^SENTINEL_DB_PASSWORD=$", example, re.M) and re.search(r"^GRAFANA_ADMIN_PASSWORD=$", example, re.M)
+    assert re.search(r"^SENTINEL_DB_PASSWORD=$", example, re.M)
+    assert re.search(r"^GRAFANA_ADMIN_PASSWORD=$", example, re.M)
 
 
 def test_only_the_collector_is_published_beyond_loopback(compose):

@@ -43,6 +43,7 @@ def test_a_report_claiming_conform_items_is_exported_with_the_verdicts_its_resul
     assert result.ok, [str(p) for p in result.problems]
     with zipfile.ZipFile(out) as zf:
         data = json.loads(zf.read("evidence.json"))
-    shown = {(i["clause"], i["item"]): i["automated"] for o in data["objects"] for r in o["reports"] for i in r["items"]}
+    shown = {(i["clause"], i["item"]): i["automated"]
+             for o in data["objects"] for r in o["reports"] for i in r["items"]}
     assert shown == truth
     s.db.dispose()

@@ -43,14 +43,15 @@ def world(tmp_path_factory):
 def test_workbook_sheets_rows_verdicts_and_weights(world):
     _, _, ev = world
     wb = load_workbook(io.BytesIO(export_xlsx(ev, "zh")))
-    assert wb.sheetnames == ["汇总", "系统测评项汇总", "主机 db-1", "主机 web-1", "网络区域 network", "问题汇总", "人工核查",
-                             "重大风险隐患", "得分趋势", "报告章节"]
+    assert wb.sheetnames == ["汇总", "系统测评项汇总", "主机 db-1", "主机 web-1", "网络区域 network", "问题汇总",
+                             "人工核查", "重大风险隐患", "得分趋势", "报告章节"]
     summary = {r[0]: r[1] for r in wb["汇总"].iter_rows(values_only=True) if r[0]}
     assert summary["定级 (S/A)"] == "S3A2" and summary["安全保护等级"] == 3
     assert summary["结论"] == "差" and summary["综合得分"] == ev.summary.score
     assert summary["高风险问题"] == 3
     # counts are of the system's items (one verdict per item over all 测评对象), as the score is
-    counts = {r[0]: r[1] for r in wb["汇总"].iter_rows(values_only=True) if r[0] in ("符合", "部分符合", "不符合", "待核查")}
+    counts = {r[0]: r[1] for r in wb["汇总"].iter_rows(values_only=True)
+              if r[0] in ("符合", "部分符合", "不符合", "待核查")}
     assert counts == {"符合": 1, "部分符合": 3, "不符合": 3, "待核查": 0}
     system = {(r[1], r[3][0]): r for r in list(wb["系统测评项汇总"].iter_rows(values_only=True))[1:]}
     assert system["8.1.4.11", "a"][4:7] == ("符合", 1.0, "人工核查") and "cli:张三" in system["8.1.4.11", "a"][7]
@@ -59,7 +60,8 @@ def test_workbook_sheets_rows_verdicts_and_weights(world):
     def items(ws):
         rows = list(ws.iter_rows(values_only=True))
         head = next(i for i, r in enumerate(rows) if r[0] == "序号")
-        assert rows[head][:8] == ("序号", "安全控制点编号", "安全控制点", "测评项", "结果记录", "符合情况", "权重", "判定方式")
+        assert rows[head][:8] == ("序号", "安全控制点编号", "安全控制点", "测评项", "结果记录", "符合情况", "权重",
+                                  "判定方式")
         return {(r[1], r[3][0]): r for r in rows[head + 1:] if r[0] is not None}
 
     db = items(wb["主机 db-1"])
@@ -147,7 +149,8 @@ def test_html_renders_in_headless_chromium(world, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = dom.stdout.decode("utf-8")
     assert 'id="system-name">egov-portal' in text and 'id="conclusion">差<' in text
-    for needed in ("主机 db-1", "8.1.4.11", "访谈系统管理员并查阅隐私政策", "cli:张三", "6.4.1.1", "rectification.html", "<svg"):
+    for needed in ("主机 db-1", "8.1.4.11", "访谈系统管理员并查阅隐私政策", "cli:张三", "6.4.1.1", "rectification.html",
+                   "<svg"):
         assert needed in text, needed
     shot = tmp_path / "report.png"
     run = _chromium("--window-size=1280,2000", f"--screenshot={shot}", page.as_uri())

@@ -78,7 +78,8 @@ def test_the_range_decides_what_is_open(world):
     # before the second scan: telnet was still open then, and ftp not yet seen
     ev = evidence(s, end=SCAN2 - timedelta(hours=1))
     closed, still = service_rectification_rows(ev)
-    assert closed == [] and [(r.port, r.state) for r in still] == [("23/tcp", "未整改"), ("443/tcp", "开放，无不通过检查")]
+    assert closed == []
+    assert [(r.port, r.state) for r in still] == [("23/tcp", "未整改"), ("443/tcp", "开放，无不通过检查")]
     telnet = next(f for f in ev.service_findings if f.port == 23)
     assert telnet.open and telnet.closed_scan_id is None and "关闭该服务" in still[0].remediation
     # from after telnet closed: it is not in the range any more

@@ -230,7 +230,8 @@ def test_ssh_keygen_verifies_the_manifest_signature(world, capsys, tmp_path):
                               capture_output=True)
 
     ok = ssh_verify(genuine)
-    assert ok.returncode == 0 and b"Good \"sentinel-evidence\" signature for sentinel-collector" in ok.stdout + ok.stderr
+    assert ok.returncode == 0
+    assert b"Good \"sentinel-evidence\" signature for sentinel-collector" in ok.stdout + ok.stderr
     forged, _ = forge(genuine, tmp_path / "forged.zip")
     bad = ssh_verify(forged)
     assert bad.returncode != 0

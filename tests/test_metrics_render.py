@@ -56,7 +56,8 @@ def test_promtool_check_metrics_accepts_the_output(per_check):
 
 def test_promtool_flags_a_broken_exposition():
     """The check above can fail: promtool rejects what breaks the naming rules."""
-    bad = b"# HELP sentinel_things_count a counter without _total\n# TYPE sentinel_things_count counter\nsentinel_things_count 1\n"
+    bad = (b"# HELP sentinel_things_count a counter without _total\n# TYPE sentinel_things_count counter\n"
+           b"sentinel_things_count 1\n")
     proc = subprocess.run([need("promtool"), "check", "metrics"], input=bad, capture_output=True, timeout=30)
     assert proc.returncode != 0
 
@@ -249,7 +250,8 @@ def test_agent_exporter_serves_its_hosts_latest_report(tmp_path: Path):
         assert failing and sum(s.value for s in _samples(body) if s.name == "sentinel_host_failing_checks") == failing
         assert _value(body, "sentinel_host_conclusion", host=host, conclusion=report.summary.conclusion_en) == 1
         # one host cannot speak for its system: no system-wide figures from an agent
-        assert not [s for s in _samples(body) if s.name.startswith("sentinel_system_") and s.name != "sentinel_system_info"]
+        assert not [s for s in _samples(body)
+                    if s.name.startswith("sentinel_system_") and s.name != "sentinel_system_info"]
         proc = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
         assert proc.returncode == 0, proc.stdout.decode()
     finally:

@@ -105,8 +105,8 @@ def test_memcached_and_zookeeper(responder):
     mc = responder(lambda d: b"STAT pid 1\r\nSTAT version 1.6.9\r\nEND\r\n" if d == b"stats\r\n" else b"ERROR\r\n")
     m = unauth.memcached("127.0.0.1", mc.port)
     assert m.unauthenticated and m.version == "1.6.9"
-    zk = responder(lambda d: b"Zookeeper version: 3.4.14-4c25d480e66aadd371de8bd2fd8da255ac140bcf, built on 03/06/2019\n"
-                   b"Mode: standalone\n" if d == b"srvr" else None, close_after=True)
+    zk = responder(lambda d: b"Zookeeper version: 3.4.14-4c25d480e66aadd371de8bd2fd8da255ac140bcf, "
+                   b"built on 03/06/2019\nMode: standalone\n" if d == b"srvr" else None, close_after=True)
     z = unauth.zookeeper("127.0.0.1", zk.port)
     assert z.unauthenticated and z.version == "3.4.14"
     off = responder(lambda d: b"srvr is not executed because it is not in the whitelist.\n" if d == b"srvr"

@@ -115,7 +115,8 @@ include /etc/logrotate.d
 }
 """)
     put(tmp_path, "/etc/logrotate.d/syslog.rpmsave", "/var/log/secure {\n daily\n rotate 1\n}\n")
-    put(tmp_path, "/etc/logrotate.d/rsyslog", "/var/log/auth.log /var/log/kern.log {\n\trotate 52\n\tweekly\n\tmaxage 180\n}\n")
+    put(tmp_path, "/etc/logrotate.d/rsyslog",
+        "/var/log/auth.log /var/log/kern.log {\n\trotate 52\n\tweekly\n\tmaxage 180\n}\n")
     put(tmp_path, "/etc/logrotate.d/app", "/var/log/app/*.log { rotate 7 }\n")
     return tmp_path
 

@@ -162,7 +162,8 @@ def test_written_rpmdb_is_readable_by_real_rpm(tmp_path: Path):
     from sentinel.hostview import run_command
 
     db = write_rpmdb(tmp_path / "rpm/rpmdb.sqlite", RPMS)
-    result = run_command(["rpm", "--dbpath", os.path.dirname(db), "-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
+    result = run_command(["rpm", "--dbpath", os.path.dirname(db), "-qa",
+                          "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split()) == ["audit-3.0.7-104.el9.x86_64", "bash-5.1.8-6.el9.x86_64",
                                              "openssh-server-8.7p1-34.el9.x86_64"]

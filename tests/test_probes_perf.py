@@ -55,7 +55,8 @@ def build_root(root: Path) -> None:
     put(root, "/etc/rsyslog.conf", "$IncludeConfig /etc/rsyslog.d/*.conf\n*.* @@10.0.0.9:514\n")
     put(root, "/etc/selinux/config", "SELINUX=enforcing\n")
     write_rpmdb(root / "var/lib/rpm/rpmdb.sqlite",
-                [(f"pkg{i}", "1.0", "1.el9", "x86_64") for i in range(800)] + [("openssh-server", "8.7p1", "34.el9", "x86_64")])
+                [(f"pkg{i}", "1.0", "1.el9", "x86_64") for i in range(800)]
+                + [("openssh-server", "8.7p1", "34.el9", "x86_64")])
 
 
 CHECKS = [

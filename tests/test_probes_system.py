@@ -97,7 +97,8 @@ def units(tmp_path: Path) -> Path:
     put(tmp_path, f"{lib}/telnet.socket", "[Socket]\nListenStream=23\n[Install]\nWantedBy=sockets.target\n")
     link(tmp_path, "/etc/systemd/system/telnet.socket", "/dev/null")
     # Debian: chrony.service with Alias=chronyd.service, enabled
-    put(tmp_path, "/lib/systemd/system/chrony.service", "[Install]\nAlias=chronyd.service\nWantedBy=multi-user.target\n")
+    put(tmp_path, "/lib/systemd/system/chrony.service",
+        "[Install]\nAlias=chronyd.service\nWantedBy=multi-user.target\n")
     link(tmp_path, "/etc/systemd/system/chronyd.service", "/lib/systemd/system/chrony.service")
     link(tmp_path, "/etc/systemd/system/multi-user.target.wants/chrony.service", "/lib/systemd/system/chrony.service")
     put(tmp_path, f"{lib}/getty@.service", "[Install]\nWantedBy=getty.target\n")

@@ -200,7 +200,8 @@ def test_readonly_refusal_is_evidence(tmp_path):
 
 def test_undecidable_case_branch_observes_the_weakest(tmp_path):
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "profile").write_text('case "$(tty)" in\n  /dev/pts/*) TMOUT=300 ;;\n  /dev/tty*) TMOUT=0 ;;\nesac\n')
+    (tmp_path / "etc" / "profile").write_text('case "$(tty)" in\n  /dev/pts/*) TMOUT=300 ;;\n'
+                                              '  /dev/tty*) TMOUT=0 ;;\nesac\n')
     ctx = ProbeContext(host=RootHost(str(tmp_path)), family=None, os_release={})
     var = registry()["shell.variable"]
     obs = var.func(ctx, var.params.model_validate({"key": "TMOUT"}))
@@ -211,7 +212,8 @@ def test_undecidable_branch_observes_the_weakest(tmp_path):
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "profile").write_text('if [ "$(hostname)" = a ]; then umask 002; TMOUT=0; fi\n'
                                               "umask 027\nTMOUT=600\n"
-                                              'if [ -x /usr/bin/nothing-here ] || [ "$(hostname)" = b ]; then umask 022; fi\n')
+                                              'if [ -x /usr/bin/nothing-here ] || [ "$(hostname)" = b ]; '
+                                              'then umask 022; fi\n')
     ctx = ProbeContext(host=RootHost(str(tmp_path)), family=None, os_release={})
     um = registry()["shell.umask"]
     obs = um.func(ctx, um.params.model_validate({}))

@@ -109,7 +109,8 @@ def test_refused_config_is_an_error_not_a_pass(tmp_path):
     """issue 14: a refused file with 'PermitRootLogin no' no longer passes l3-ac-ssh-no-root-login."""
     root = tmp_path / "root"
     (root / "etc" / "ssh").mkdir(parents=True)
-    (root / "etc" / "ssh" / "sshd_config").write_text("PermitRootLogin no\nMaxAuthTries 3\nPasswordAuthentication nope\n")
+    (root / "etc" / "ssh" / "sshd_config").write_text("PermitRootLogin no\nMaxAuthTries 3\n"
+                                                      "PasswordAuthentication nope\n")
     results = {r.check_id: r for r in run_baseline(load_baseline("dengbao-l3-linux"), RootHost(str(root))).results}
     for cid in ("l3-ac-ssh-no-root-login", "l3-ia-ssh-max-auth-tries"):
         assert results[cid].status.value == "error", (cid, results[cid].status)

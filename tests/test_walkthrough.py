@@ -78,9 +78,10 @@ class Listener:
 def test_the_walkthrough_names_every_step():
     script = walkthrough_script(README.read_text(encoding="utf-8"))
     for step in ("sentinel collector init", "sentinel db upgrade", "sentinel collector --host",
-                 "sentinel department add", "sentinel address-plan add", "sentinel system add", "sentinel enroll-token create",
-                 "sentinel enroll ", "--ca ", "sentinel agent", "sentinel system scan-schedule", "/scans", "sentinel scan", "/metrics",
-                 "promtool check config", "sentinel export", "sentinel key show", "sentinel verify", "--pubkey", "collector.key"):
+                 "sentinel department add", "sentinel address-plan add", "sentinel system add",
+                 "sentinel enroll-token create", "sentinel enroll ", "--ca ", "sentinel agent",
+                 "sentinel system scan-schedule", "/scans", "sentinel scan", "/metrics", "promtool check config",
+                 "sentinel export", "sentinel key show", "sentinel verify", "--pubkey", "collector.key"):
         assert step in script, f"the README walkthrough lost the step {step!r}"
 
 

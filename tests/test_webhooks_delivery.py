@@ -207,7 +207,8 @@ def test_yaml_config_with_environment_secrets(tmp_path: Path):
     path.write_text("""
 grades: {high: 较大}
 receivers:
-  - {name: ding, type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=${DING_TOKEN}", secret: "${DING_SECRET}"}
+  - {name: ding, type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=${DING_TOKEN}",
+     secret: "${DING_SECRET}"}
   - {name: am, type: alertmanager, url: "http://127.0.0.1:9093"}
 routes:
   - {departments: [财政局], receivers: [ding, am]}

@@ -36,7 +36,8 @@ def receiver():
 
 
 def _event(**kw) -> AlertEvent:
-    base = dict(kind="forbidden_port", severity="high", department="财政局", system="非税收入管理系统", host="10.10.1.21",
+    base = dict(kind="forbidden_port", severity="high", department="财政局", system="非税收入管理系统",
+                host="10.10.1.21",
                 summary="发现禁止开放的端口 23/tcp (telnet)", description="Scan at 10:02 found telnet listening.",
                 payload={"subject": "23/tcp"}, fingerprint="fp-telnet")
     base.update(kw)
@@ -223,8 +224,8 @@ def test_message_carries_observed_value_remediation_and_link():
     assert "[详情 Details](https://collector.example:8443/api/v1/events?system_id=1)" in msg.markdown
     assert "整改建议 Remediation: 设置 PermitRootLogin no" in msg.plain
     assert msg.title.startswith("【较大】高风险问题 / High-risk finding")  # level 3 exposure
-    drop = format_message(_event(kind="score_drop", payload={"previous_score": 82.5, "score": 64.0,
-                                                              "previous_conclusion": "良", "conclusion": "差"}), GradeMap())
+    payload = {"previous_score": 82.5, "score": 64.0, "previous_conclusion": "良", "conclusion": "差"}
+    drop = format_message(_event(kind="score_drop", payload=payload), GradeMap())
     assert "**观察值 Observed**: 82.5 -> 64.0 (良 -> 差)" in drop.markdown
     resolved = format_message(ev.model_copy(update={"resolved": True}), GradeMap())
     assert "整改建议" not in resolved.markdown  # nothing to do any more
