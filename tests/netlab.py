@@ -53,7 +53,7 @@ def lab_available() -> Optional[str]:
 class Lab:
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.suffix = "%06x" % random.getrandbits(24)
+        self.suffix = f"{random.getrandbits(24):06x}"
         a, b = random.randint(100, 250), random.randrange(0, 254, 2)
         self.net = f"10.{a}.{b}.0/24"
         self.prefix = f"10.{a}.{b}"
@@ -180,9 +180,9 @@ def real_services_available() -> Optional[str]:
 
 
 def _wait_port(lab: Lab, host: str, port: int, proc: subprocess.Popen, what: str, timeout: float = 20.0) -> None:
-    code = ("import socket,sys,time\nend=time.time()+%r\nwhile time.time()<end:\n try:\n"
-            "  socket.create_connection((%r,%d),0.5).close();sys.exit(0)\n except OSError: time.sleep(0.1)\n"
-            "sys.exit(1)" % (timeout, lab.hosts[host], port))
+    code = (f"import socket,sys,time\nend=time.time()+{timeout!r}\nwhile time.time()<end:\n try:\n"
+            f"  socket.create_connection(({lab.hosts[host]!r},{port:d}),0.5).close();sys.exit(0)\n"
+            " except OSError: time.sleep(0.1)\nsys.exit(1)")
     if lab.exec(host, [sys.executable, "-c", code], timeout=timeout + 5).returncode != 0 or proc.poll() is not None:
         err = proc.stderr.read()[-500:] if proc.poll() is not None and proc.stderr else ""
         raise RuntimeError(f"lab {what} on {host}:{port} did not start: {err}")
@@ -405,7 +405,8 @@ class _Handler(socketserver.BaseRequestHandler):
         s.recv(4096)  # the client's KEXINIT, if any; then hang up as a real server would on a failed kex
 
     def serve_telnet(self, s):
-        s.sendall(bytes([255, 253, 24, 255, 253, 32, 255, 253, 35, 255, 253, 39]))  # DO TTYPE, TSPEED, XDISPLOC, NEW-ENV
+        # IAC DO TTYPE, TSPEED, XDISPLOC, NEW-ENV
+        s.sendall(bytes([255, 253, 24, 255, 253, 32, 255, 253, 35, 255, 253, 39]))
         time.sleep(0.05)
         s.sendall(b"\r\nUbuntu 18.04 LTS\r\nlab-h1 login: ")
         s.recv(1024)

@@ -102,7 +102,8 @@ def test_full_scan_protocol_details(lab, full_scan):
     http = found[(h1, "tcp", 80)]["http"]
     assert (http["status"], http["title"], http["login_form"]) == (200, "Admin Console", True)
     assert found[(h2, "tcp", 3306)]["banner"] == "MySQL 5.7.33-log (protocol 10, ssl=no)"
-    assert found[(h2, "tcp", 6379)]["exposure"]["detail"] == "PING answered +PONG without AUTH; INFO: redis_version 6.0.16"
+    assert found[(h2, "tcp", 6379)]["exposure"]["detail"] == \
+        "PING answered +PONG without AUTH; INFO: redis_version 6.0.16"
     assert "Linux lab-h2" in found[(h2, "udp", 161)]["exposure"]["detail"]
     t = found[(h3, "tcp", 443)]["tls"]
     assert t["protocols"] == ["TLSv1.2", "TLSv1.3"]
