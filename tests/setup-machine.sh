@@ -19,7 +19,8 @@ done
 # tests/test_http_basic_real.py), each started by the tests on lab addresses; sudo and ClamAV's sigtool give the
 # expected answers of tests/test_sudo_real.py and tests/test_antimalware_real.py.
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
-           cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav; do
+           cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav \
+           redis-server mariadb-server inetutils-inetd inetutils-telnetd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -118,6 +118,10 @@ def parse_mysql_greeting(data: bytes) -> Optional[Banner]:
     caps = struct.unpack("<H", body[pos:pos + 2])[0]
     ssl = bool(caps & 0x0800)  # CLIENT_SSL
     product = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+    if product == "MariaDB" and version.startswith("5.5.5-"):
+        # MariaDB 10+ prefixes "5.5.5-" to its version on the wire for old MySQL replicas; its clients strip it
+        # (SELECT VERSION() says 10.x): the real version follows
+        version = version[len("5.5.5-"):]
     text = f"{product} {version} (protocol 10, ssl={'yes' if ssl else 'no'})"
     return Banner(raw=data, text=text, service="mysql", product=product, version=version, starttls=ssl)
 
