@@ -287,3 +287,22 @@ def test_system_figures_unknown_without_a_readable_report_body(db: Database):
     assert "does not hash to the run's digest" in assessment.errors[0]
     assert "was not kept" in assessment.errors[1]
     assert [h.included for h in assessment.hosts] == [False, False]
+
+
+def test_a_scrape_keeps_every_body_it_read_for_the_next(db: Database, monkeypatch):
+    """The parsed-body cache grows to hold every latest run one assessment reads: smaller, read in order, it
+    evicted each body before the next scrape needed it, so every scrape parsed the whole store again."""
+    from sentinel.store import assessment
+
+    _seed(db)
+    clear_cache()
+    monkeypatch.setattr(assessment._cache, "size", 1)  # fewer than the store's latest runs
+    parsed = []
+    real = assessment._parse
+    monkeypatch.setattr(assessment, "_parse", lambda envelope, digest: parsed.append(digest) or real(envelope, digest))
+    first = build_snapshot(db, now=NOW)
+    assert len(parsed) >= 2, "the seeded store has several readable latest runs"
+    read, parsed[:] = len(parsed), []
+    second = build_snapshot(db, now=NOW)
+    assert parsed == [], f"the second scrape parsed {len(parsed)} of {read} bodies again"
+    assert [s.score for s in second.systems] == [s.score for s in first.systems]

@@ -52,7 +52,11 @@ _T = TypeVar("_T")
 _Key = tuple[Any, ...]  # an interned value's identity: its fields, JSON-encoded where nested
 _AnyRow = Row[Unpack[tuple[Any, ...]]]
 
-CACHE_RUNS = 8192  # parsed report bodies kept (each a few KB of references once interned)
+CACHE_RUNS = 8192  # parsed report bodies kept (each a few KB of references once interned) ...
+# ... and at least as many as one assessment reads, up to this: a /metrics scrape assesses every system, and a
+# cache smaller than the store's latest runs, read in order, evicts each body before the next scrape needs it
+# (every scrape re-parsed all 10,000 bodies at 10,000 hosts: bench/RESULTS.md, metrics-store-bench)
+CACHE_RUNS_MAX = 65536
 _INTERN_MAX = 200_000
 
 
@@ -154,6 +158,11 @@ class _Cache:
         self.runs: OrderedDict[str, _Parsed] = OrderedDict()
         self.items: dict[_Key, ItemResult] = {}
         self.results: dict[_Key, ScoredResult] = {}
+
+    def reserve(self, runs: int) -> None:
+        """Room for `runs` bodies (bounded by CACHE_RUNS_MAX), so one assessment never evicts its own."""
+        with self.lock:
+            self.size = max(self.size, min(runs, CACHE_RUNS_MAX))
 
     def get(self, digest: str) -> Optional[_Parsed]:
         with self.lock:
@@ -267,6 +276,7 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
     parsed: dict[int, _Parsed] = {}
     errors: dict[int, list[str]] = defaultdict(list)
     missing = {}
+    _cache.reserve(len(runs))
     for r in runs:
         hit = _cache.get(r.digest)
         if hit is not None:
