@@ -111,29 +111,33 @@ def sixty_check_baseline():
         raise SystemExit(f"{BASELINE}: cannot cut {total} checks to {CHECKS}")
     # one check at a time from the item that has the most (every item keeps at least one), so the cut
     # baseline keeps every item the shipped one has, whatever it has grown to
+    cut = []
     for _ in range(total - CHECKS):
         largest = max(items, key=lambda item: len(item.checks))
+        cut.append(largest.checks[-1].id)
         largest.checks = largest.checks[:-1]
     # A baseline of its own: the collector judges reports by its copy of the baseline they name
-    # (sentinel/collector/judge.py), so the cut one is given to it as a site baseline (report_templates).
+    # (sentinel/collector/judge.py), so the cut one is given to it as a site baseline (report_templates):
+    # the shipped one extended, without the cut checks.
     baseline.id, baseline.version = "bench-l2-sixty", "1"
+    SITE_BASELINES[f"{baseline.id}.yaml"] = site_baseline_yaml(baseline, cut)  # collector_server installs it
     return baseline
 
 
 SITE_BASELINES: dict[str, str] = {}  # file name -> YAML, for the collector's <state_dir>/baselines/
 
 
-def site_baseline_yaml(baseline) -> str:
+def site_baseline_yaml(baseline, removed: list[str]) -> str:
     import yaml
 
-    data = baseline.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"source", "lineage"})
+    data = {"id": baseline.id, "version": baseline.version, "extends": BASELINE,
+            "title": baseline.title.model_dump(mode="json"), "remove": removed}
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 
 def report_templates(workdir: Path) -> list[dict]:
     """One host report (as JSON values) per fixture root, from the real engine."""
     baseline = sixty_check_baseline()
-    SITE_BASELINES[f"{baseline.id}.yaml"] = site_baseline_yaml(baseline)  # collector_server installs it
     roots = workdir / "roots"
     roots.mkdir()
     out = []
