@@ -76,6 +76,20 @@ def test_report_from_the_child_at_low_priority(tmp_path):
     assert report["host"]["hostname"] == os.uname().nodename
 
 
+def test_the_child_runs_the_installed_sentinel_whatever_the_working_directory(tmp_path, monkeypatch):
+    """An agent started in a directory holding a `sentinel/` (a source checkout, whose sentinel.baselines is
+    mapped only in the installed layout, or anything a writable directory holds) runs the installed package:
+    `python -m` would put the working directory first on the child's sys.path."""
+    planted = tmp_path / "cwd" / "sentinel"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("raise SystemExit('the planted sentinel ran')\n", encoding="utf-8")
+    path = tmp_path / "b.yaml"
+    path.write_text(BASELINE % NICE_CHECK, encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "cwd")
+    report = run_isolated(str(path), str(uuid.uuid4()), budget=120, nice=10)
+    assert [r["status"] for r in report["results"]] == ["pass", "pass"]
+
+
 def test_unusable_baseline_is_a_clear_error(tmp_path):
     with pytest.raises(RunError, match="no-such-baseline: unknown baseline id"):
         run_isolated("no-such-baseline", str(uuid.uuid4()), budget=120)

@@ -53,7 +53,10 @@ def _root_args(root: Optional[str]) -> list[str]:
 
 
 def _child_json(args: list[str], what: str, budget: float, nice: int, ionice_idle: bool) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "sentinel.agent.runner", "--nice", str(nice)]
+    # -I: the installed sentinel, never a `sentinel/` in the working directory (-m would put it first on
+    # sys.path: a source checkout's, which lacks the mapped sentinel.baselines, or anything a writable
+    # directory holds, run as root), and no PYTHON* variables
+    argv = [sys.executable, "-I", "-m", "sentinel.agent.runner", "--nice", str(nice)]
     if ionice_idle:
         argv.append("--ionice-idle")
     argv += args
