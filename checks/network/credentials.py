@@ -197,20 +197,9 @@ def _http(host: str, port: int, path: str, timeout: float, over_tls: bool,
           headers: Optional[dict[str, str]] = None) -> tuple[bytes, HTTPInfo]:
     if not over_tls:
         return http_get(host, port, path, timeout, headers=headers)
-    import ssl
+    from .tls import https_get
 
-    from .tls import _context, _server_name
-
-    raw = connect(host, port, timeout)
-    try:
-        sock = _context(None).wrap_socket(raw, server_hostname=_server_name(host))
-    except (ssl.SSLError, OSError) as exc:
-        raw.close()
-        raise ProbeFailed(f"TLS handshake failed: {exc}") from None
-    try:
-        return http_get(host, port, path, timeout, sock=sock, headers=headers)
-    finally:
-        sock.close()
+    return https_get(host, port, path, timeout, headers=headers)
 
 
 def http_basic(host: str, port: int, timeout: float, over_tls: bool) -> BasicAuthOutcome:

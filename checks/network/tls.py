@@ -14,8 +14,8 @@ import warnings
 from datetime import datetime, timezone
 from typing import Optional
 
-from .banners import ProbeFailed, connect, recv_exact
-from .findings import TLSInfo
+from .banners import ProbeFailed, connect, http_get, recv_exact
+from .findings import HTTPInfo, TLSInfo
 
 _VERSIONS = [("TLSv1.0", "TLSv1", 0x0301), ("TLSv1.1", "TLSv1_1", 0x0302), ("TLSv1.2", "TLSv1_2", 0x0303),
              ("TLSv1.3", "TLSv1_3", None)]
@@ -282,3 +282,19 @@ def _verify_chain(host: str, port: int, timeout: float) -> tuple[Optional[bool],
         return False, exc.verify_message or str(exc)
     except (ssl.SSLError, OSError, ProbeFailed) as exc:
         return None, f"could not verify: {exc}"
+
+
+def https_get(host: str, port: int, path: str, timeout: float, headers: Optional[dict[str, str]] = None,
+              what: str = "") -> tuple[bytes, HTTPInfo]:
+    """banners.http_get over TLS, the certificate not verified (it is judged on its own). `what` prefixes the
+    ProbeFailed of a failed handshake (the probe's name)."""
+    raw = connect(host, port, timeout)
+    try:
+        sock = _context(None).wrap_socket(raw, server_hostname=_server_name(host))
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise ProbeFailed(f"{what}TLS handshake failed: {exc}") from None
+    try:
+        return http_get(host, port, path, timeout, sock=sock, headers=headers)
+    finally:
+        sock.close()

@@ -192,23 +192,12 @@ def mongodb(host: str, port: int, timeout: float = 3.0) -> Exposure:
 
 def _json_api(name: str, host: str, port: int, path: str, timeout: float, version_keys: tuple[str, ...],
               use_tls: bool = False) -> Exposure:
-    sock = None
     if use_tls:
-        import ssl
+        from .tls import https_get
 
-        from .tls import _context, _server_name
-
-        raw_sock = connect(host, port, timeout)
-        try:
-            sock = _context(None).wrap_socket(raw_sock, server_hostname=_server_name(host))
-        except (ssl.SSLError, OSError) as exc:
-            raw_sock.close()
-            raise ProbeFailed(f"{name}: TLS handshake failed: {exc}") from None
-    try:
-        raw, info = http_get(host, port, path, timeout, sock=sock)
-    finally:
-        if sock is not None:
-            sock.close()
+        raw, info = https_get(host, port, path, timeout, what=f"{name}: ")
+    else:
+        raw, info = http_get(host, port, path, timeout)
     if info.status in (401, 403):
         return Exposure(protocol=name, unauthenticated=False, detail=f"GET {path} -> HTTP {info.status}")
     if info.status != 200:
