@@ -29,8 +29,8 @@ from .model import Baseline, BaselineFile, CheckSpec, ControlSpec, ItemSpec
 from .yamldoc import DataFileError, Doc, Loc, fmt_loc, parse, validation_problems
 
 BASELINE_DIR = Path(_shipped_baselines.__file__).resolve().parent  # installed as sentinel.baselines (setup.cfg)
-_EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "kind", "covers", "move",
-                "remove", "items", "add_checks", "override", "required", "waive"}
+_EXTEND_KEYS = {"extends", "id", "version", "title", "standard", "level", "os_families", "kind", "object", "covers",
+                "move", "remove", "items", "add_checks", "override", "required", "waive"}
 # Keys of the format before the catalogue, refused with what replaces them.
 _RETIRED = {
     "renumber": "clause numbers come from the catalogue for the baseline's level: set `level:` instead",
@@ -222,7 +222,7 @@ def _base(doc: Doc) -> _Source:
     if problems:
         raise BaselineError(problems)
     header = bf.model_dump(mode="json", include={"id", "version", "title", "standard", "level", "kind",
-                                                 "os_families"})
+                                                 "object", "os_families"})
     return _Source(header=header, covers=list(bf.covers), items=items)
 
 
@@ -332,7 +332,7 @@ def _extend(doc: Doc, path: Path, chain: tuple) -> _Source:
     _, parent = _load_source(resolve_ref(str(data["extends"]), path), chain)
     source = _Source(header=copy.deepcopy(parent.header), covers=list(parent.covers),
                      items=copy.deepcopy(parent.items), lineage=[parent.header["id"]] + parent.lineage)
-    for key in ("id", "version", "title", "standard", "level", "os_families", "kind"):
+    for key in ("id", "version", "title", "standard", "level", "os_families", "kind", "object"):
         if key in data:
             source.header[key] = data[key]
     if source.header["level"] not in (2, 3, 4):

@@ -168,6 +168,10 @@ class CheckSpec(Strict):
 CATALOGUE_KEY = r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$"  # ces.auth.identify (sentinel/catalogue.py)
 
 
+#: 测评对象 kinds a host baseline can judge: the OS, and the databases, middleware and web servers on the host
+ObjectKind = Literal["os", "mysql", "postgresql", "redis", "nginx", "httpd", "tomcat"]
+
+
 class ItemRef(Strict):
     """One item as a baseline file writes it: the catalogue key, and what sentinel checks for it.
 
@@ -189,6 +193,9 @@ class BaselineFile(Strict):
     standard: Literal["GB/T 22239-2019"] = "GB/T 22239-2019"
     level: Literal[2, 3, 4]
     kind: Literal["host"] = "host"
+    # The 测评对象 kind the baseline judges on a host: its operating system, or a database, middleware or web
+    # server running there (each object gets its own report under its host, DESIGN.md section 10).
+    object: ObjectKind = "os"
     os_families: list[Literal["debian", "rhel"]]
     # The parts of the standard the baseline answers for, by catalogue key: a class of the general part ("ces":
     # 安全计算环境), of the cloud extension ("cloud.ces"), or one control point ("ces.auth"). Every catalogue item
@@ -225,6 +232,7 @@ class Baseline(Strict):
     standard: str = "GB/T 22239-2019"
     level: int = Field(ge=2, le=4)
     kind: Literal["host"] = "host"
+    object: ObjectKind = "os"
     os_families: list[Literal["debian", "rhel"]]
     covers: list[str] = Field(default_factory=list)
     controls: list[ControlSpec] = Field(min_length=1)
