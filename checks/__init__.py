@@ -5,8 +5,8 @@ See docs/probes.md for the contract; `sentinel.probe` for the registry.
 from importlib import import_module
 
 _MODULES = ("files", "config", "sshd", "pam", "accounts", "kernel", "services", "packages", "audit",
-            "timesync", "system", "logs", "commands", "logindefs", "shell_env", "sudo", "antimalware", "redis",
-            "nginx", "postgresql", "mysql")
+            "timesync", "system", "logs", "commands", "logindefs", "shell_env", "sudo", "antimalware",
+            "postgresql")
 
 for _name in _MODULES:
     import_module(f"{__name__}.{_name}")
