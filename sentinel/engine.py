@@ -16,7 +16,18 @@ from . import scoring
 from .expect import Reason, explain
 from .expected_words import expected_zh
 from .hostview import HostView, NotApplicable, ProbeError
-from .model import Baseline, BaselineRef, CheckResult, CheckSpec, ControlSpec, Evidence, HostReport, ItemSpec, Status
+from .model import (
+    Baseline,
+    BaselineRef,
+    CheckResult,
+    CheckSpec,
+    ControlSpec,
+    Evidence,
+    HostReport,
+    ItemSpec,
+    ObjectRef,
+    Status,
+)
 from .osinfo import host_info
 from .probe import ProbeContext, registry
 
@@ -82,10 +93,17 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline,
     return Status.FAIL, obs.observed, reason, obs.evidence
 
 
-def run_baseline(baseline: Baseline, host: HostView, report_id: Optional[str] = None) -> HostReport:
+def run_baseline(baseline: Baseline, host: HostView, report_id: Optional[str] = None,
+                 target: Optional[ObjectRef] = None) -> HostReport:
+    """`target`: the 测评对象 instance the baseline judges (sentinel/discovery.py finds them); by default the
+    baseline's object kind with no instance named (the OS, or the product's default instance)."""
     start = time.perf_counter()
     info = host_info(host)
-    ctx = ProbeContext(host=host, family=info.family, os_release=host.os_release())
+    if target is None:
+        target = ObjectRef(kind=baseline.object, name=info.hostname if baseline.object == "os" else "")
+    elif target.kind != baseline.object:
+        raise ValueError(f"baseline {baseline.id} judges {baseline.object} objects, not {target.kind}")
+    ctx = ProbeContext(host=host, family=info.family, os_release=host.os_release(), target=target)
     results = [run_check(ctx, baseline, control, item, check) for control, item, check in baseline.iter_checks()]
     items = scoring.item_results(baseline, results)
     summary = scoring.summarize(items, results)
@@ -94,5 +112,5 @@ def run_baseline(baseline: Baseline, host: HostView, report_id: Optional[str] = 
         duration_ms=round((time.perf_counter() - start) * 1000, 2),
         baseline=BaselineRef(id=baseline.id, version=baseline.version, level=baseline.level,
                              title=baseline.title, lineage=baseline.lineage),
-        host=info, summary=summary, items=items, results=results,
+        host=info, summary=summary, items=items, results=results, object=target,
     )

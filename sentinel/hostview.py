@@ -62,6 +62,7 @@ class ProcessInfo:
     exe: str
     cmdline: tuple[str, ...]
     username: str
+    ppid: Optional[int] = None  # the parent: a server's workers hold the sockets its master was started for
 
 
 @dataclass(frozen=True)
@@ -248,11 +249,11 @@ class LiveHost(HostView):
             import psutil  # only live runs pay for it
 
             procs = []
-            for p in psutil.process_iter(["pid", "name", "exe", "cmdline", "username"]):
+            for p in psutil.process_iter(["pid", "name", "exe", "cmdline", "username", "ppid"]):
                 info = p.info
                 procs.append(ProcessInfo(pid=info["pid"], name=info.get("name") or "",
                                          exe=info.get("exe") or "", cmdline=tuple(info.get("cmdline") or ()),
-                                         username=info.get("username") or ""))
+                                         username=info.get("username") or "", ppid=info.get("ppid")))
             self._cache.processes = procs
         return self._cache.processes
 

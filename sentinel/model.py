@@ -352,6 +352,37 @@ class Summary(BaseModel):
     advisory: dict[str, int] = Field(default_factory=dict)
 
 
+#: what an object instance may be called: printable, no control characters (a port, a socket or config path)
+OBJECT_INSTANCE = r"^[^\x00-\x1f\x7f]{0,128}$"
+
+
+class ObjectRef(BaseModel):
+    """The 测评对象 a host report judges (DESIGN.md section 10): the host's OS, or one database, middleware or web
+    server instance running on it. A report without one (made before objects) judges the host's OS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ObjectKind = "os"  # the baseline's `object`: the collector refuses a report whose kind is not its own
+    # which instance of the kind on the host: "" for the OS; a port ("3306"), a socket or a config path
+    # ("/etc/nginx/nginx.conf") for the others. (host, baseline, instance) is one object in the roll-up.
+    instance: str = Field(default="", pattern=OBJECT_INSTANCE)
+    # the 测评对象 name an assessor writes in the record: "db01 MariaDB 10.11 (3306)"; "" lets surfaces name it
+    name: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    version: Optional[str] = Field(default=None, max_length=64)  # the product's version, as discovery found it
+    port: Optional[int] = Field(default=None, ge=1, le=65535)  # the port it listens on, when known
+    config: Optional[str] = Field(default=None, max_length=4096)  # its main configuration file or directory
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, v: str) -> str:
+        return v.strip()
+
+
+def object_of(report: HostReport) -> ObjectRef:
+    """The report's object; the host's OS for reports made before objects."""
+    return report.object if report.object is not None else ObjectRef()
+
+
 class HostReport(BaseModel):
     schema_version: int = 1
     report_id: Optional[str] = None
@@ -362,6 +393,8 @@ class HostReport(BaseModel):
     summary: Summary
     items: list[ItemResult]
     results: list[CheckResult]
+    # the 测评对象 judged (None in reports made before objects: the host's OS)
+    object: Optional[ObjectRef] = None
 
     @field_validator("schema_version")
     @classmethod

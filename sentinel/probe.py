@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 # NotApplicable and ProbeError are part of this module's contract (docs/probes.md): re-exported
 from .hostview import HostView, NotApplicable, ProbeError
-from .model import Evidence, Observation, utcnow
+from .model import Evidence, ObjectRef, Observation, utcnow
 
 EXCERPT_LIMIT = 2000
 T = TypeVar("T")
@@ -30,6 +30,9 @@ class ProbeContext:
     host: HostView
     family: Optional[str]
     os_release: dict[str, str]
+    # the 测评对象 being judged: object probes read their instance from it (its port, its config file), so one
+    # baseline judges each of two MariaDB instances on a host (the OS baselines ignore it)
+    target: ObjectRef = field(default_factory=ObjectRef)
     memo: dict[Hashable, Any] = field(default_factory=dict)  # per-run cache shared by probes (passwd, PAM...)
 
     def cached(self, key: Hashable, compute: Callable[[], T]) -> T:

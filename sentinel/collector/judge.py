@@ -1,6 +1,7 @@
 """Judge a host report by the collector's copy of its baseline (baselines.py says why).
 
 `judge` refuses (BaselineMismatch, a 422 naming the field) a result that is not a check of the named baseline,
+a report whose 测评对象 kind (`object.kind`, the OS when absent) is not the baseline's `object`,
 a check reported twice, a result whose clause, item, catalogue key, severity, high-risk case, waiver or advisory
 mark differs from what the baseline gives that check, and a list of items that is not the baseline's (each item
 once, with its weight, checks, catalogue key and test unit: the system roll-up, sentinel/store/assessment.py,
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import scoring
-from ..model import HighRiskFinding, HostReport, ItemResult, Summary, Text
+from ..model import HighRiskFinding, HostReport, ItemResult, Summary, Text, object_of
 from .baselines import Reference
 
 # Summary keys compared with the agent's claim (conclusion_en and the high-risk list follow from these).
@@ -50,6 +51,13 @@ def check_results(ref: Reference, rep: HostReport) -> None:
     name = f"{b.id} {b.version}"
     if rep.baseline.level != b.level:
         raise BaselineMismatch("body.baseline.level", f"{rep.baseline.level} but baseline {name} is level {b.level}")
+    # The 测评对象 kind is the baseline's own: a Redis report under an OS baseline would be rolled up as the
+    # host's OS (a report made before objects judges the OS, model.object_of)
+    target = object_of(rep)
+    if target.kind != b.object:
+        raise BaselineMismatch("body.object.kind", f"{target.kind!r} but baseline {name} judges {b.object!r} objects")
+    if target.kind == "os" and target.instance:
+        raise BaselineMismatch("body.object.instance", f"{target.instance!r} but a host has one OS (instance \"\")")
     seen: dict[str, int] = {}
     advisory = {c.id: c.advisory for _, _, c in b.iter_checks()}
     for i, r in enumerate(rep.results):

@@ -238,6 +238,10 @@ class RunOut(Out):
     baseline_id: str
     baseline_version: str
     baseline_level: int
+    # the 测评对象 the run judges: kind (the baseline's object), instance ("" for the OS) and its record name
+    object_kind: str = "os"
+    object_instance: str = ""
+    object_name: str = ""
     started_at: datetime
     finished_at: datetime
     received_at: datetime
@@ -280,6 +284,8 @@ class FindingOut(Out):
     host_id: int
     system_id: int
     department_id: int
+    object_kind: str = "os"  # the 测评对象 on the host whose check it is (as the run's)
+    object_instance: str = ""
     check_id: str
     clause: str
     item: str

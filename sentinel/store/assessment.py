@@ -3,7 +3,8 @@ into one set of item verdicts, one score and one conclusion by `sentinel.scoring
 
 What takes part:
 - every host of the system that has an enrolled agent (hosts whose agents are all revoked are decommissioned,
-  as in the metrics snapshot), with the latest run of each baseline it reports (an agent may run several);
+  as in the metrics snapshot), with the latest run of each 测评对象 it reports: (baseline, object instance), so
+  the OS and each database or web server instance on the host are objects of their own;
   its items come from the report body the collector kept (the signed envelope, checked against the run's
   digest), its results from the same body. The collector checked at ingest that the items and results are the
   baseline's own (sentinel/collector/judge.py); each item's verdict is computed here again from the results
@@ -83,6 +84,11 @@ class HostPart(BaseModel):
     report_id: str
     baseline_id: str
     baseline_version: str
+    # the 测评对象 the run judges (DESIGN.md section 10): its kind, instance ("" for the OS) and record name;
+    # each (host, baseline, instance) is one object of the roll-up
+    object_kind: str = "os"
+    object_instance: str = ""
+    object_name: str = ""
     received_at: datetime
     score: Optional[float]  # the run's own score, as the collector judged it at ingest (no manual verdicts)
     conclusion: str
@@ -267,10 +273,11 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
         select(H.c.id, H.c.system_id, H.c.hostname, H.c.addresses)
         .join(enrolled, enrolled.c.host_id == H.c.id).where(only(H.c.system_id)))}
     latest = (select(func.max(R.c.id)).where(only(R.c.system_id))
-              .group_by(R.c.host_id, R.c.baseline_id).scalar_subquery())
+              .group_by(R.c.host_id, R.c.baseline_id, R.c.object_instance).scalar_subquery())
     runs = [r for r in conn.execute(
         select(R.c.id, R.c.host_id, R.c.system_id, R.c.report_id, R.c.digest, R.c.baseline_id, R.c.baseline_version,
-               R.c.received_at, R.c.score, R.c.conclusion, R.c.summary).where(R.c.id.in_(latest)).order_by(R.c.id))
+               R.c.object_kind, R.c.object_instance, R.c.object_name, R.c.received_at, R.c.score, R.c.conclusion,
+               R.c.summary).where(R.c.id.in_(latest)).order_by(R.c.id))
         if r.host_id in hosts]
 
     parsed: dict[int, _Parsed] = {}
@@ -324,7 +331,9 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
         results: list[Any] = []  # ScoredResult of hosts, CheckResult of the scan: summarize reads attributes
         parts: list[HostPart] = []
         outside: list[OutsideLevel] = []
-        for r in sorted(runs_by_system.get(s.id, []), key=lambda r: (hosts[r.host_id].hostname, r.baseline_id)):
+        for r in sorted(runs_by_system.get(s.id, []),  # each host's OS first, then its other objects
+                        key=lambda r: (hosts[r.host_id].hostname, r.object_kind != "os", r.baseline_id,
+                                       r.object_instance)):
             h = hosts[r.host_id]
             got = parsed.get(r.id)
             figures = None
@@ -336,7 +345,9 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
                 figures = _record_figures(got, mine.items, mine.results, s.level, manual.get(s.id, {}))
             parts.append(HostPart(host_id=h.id, hostname=h.hostname, addresses=list(h.addresses or []), run_id=r.id,
                                   report_id=r.report_id, baseline_id=r.baseline_id,
-                                  baseline_version=r.baseline_version, received_at=r.received_at, score=r.score,
+                                  baseline_version=r.baseline_version, object_kind=r.object_kind,
+                                  object_instance=r.object_instance, object_name=r.object_name,
+                                  received_at=r.received_at, score=r.score,
                                   conclusion=r.conclusion, summary=dict(r.summary or {}), included=got is not None,
                                   figures=figures))
         network = None

@@ -224,6 +224,8 @@ class Run(Base, table=True):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_host_baseline", "host_id", "baseline_id", "id"),
+        # the latest run of each 测评对象 (host, baseline, instance): the system assessment's and drift's key
+        Index("ix_runs_host_object", "host_id", "baseline_id", "object_instance", "id"),
         Index("ix_runs_system", "system_id", "id"),
         Index("ix_runs_department", "department_id", "id"),
         UniqueConstraint("agent_id", "report_id", name="uq_runs_agent_report"),
@@ -238,6 +240,12 @@ class Run(Base, table=True):
     baseline_id: str = Field(sa_type=String(128), nullable=False)
     baseline_version: str = Field(sa_type=String(64), nullable=False)
     baseline_level: int = Field(nullable=False)
+    # The 测评对象 the run judges (migration 0009; the report's `object`): its kind (the baseline's), instance
+    # ("" for the OS) and name as the record writes it. Runs stored before are the host's OS. (Server defaults
+    # only, as credential_probes says why.)
+    object_kind: str = Field(default="os", sa_column=Column(String(16), server_default="os", nullable=False))
+    object_instance: str = Field(default="", sa_column=Column(String(128), server_default="", nullable=False))
+    object_name: str = Field(default="", sa_column=Column(String(200), server_default="", nullable=False))
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime = _ts(nullable=False)
     received_at: datetime = _ts(nullable=False)
@@ -281,12 +289,13 @@ class Finding(Base, table=True):
     """One episode of a check failing on a host, from first failure to the run that showed it fixed.
 
     A check that fails again after being resolved opens a *new* row, so the rows of one host+check read
-    as its rectification history (整改跟踪); at most one row per host+check is open at a time.
+    as its rectification history (整改跟踪); at most one row per host, 测评对象 and check is open at a time
+    (two MariaDB instances on a host run the same checks: each has its own trail, migration 0009).
     """
 
     __tablename__ = "findings"
     __table_args__ = (
-        Index("uq_findings_open", "host_id", "check_id", unique=True,
+        Index("uq_findings_open", "host_id", "object_kind", "object_instance", "check_id", unique=True,
               sqlite_where=text("resolved_at IS NULL"), postgresql_where=text("resolved_at IS NULL")),
         Index("ix_findings_host_check", "host_id", "check_id", "id"),
         Index("ix_findings_system", "system_id", "resolved_at"),
@@ -298,6 +307,9 @@ class Finding(Base, table=True):
     host_id: int = Field(foreign_key="hosts.id", nullable=False)
     system_id: int = Field(foreign_key="systems.id", nullable=False)
     department_id: int = Field(foreign_key="departments.id", nullable=False)
+    # the 测评对象 on the host whose check it is (as Run's); the host's OS for findings stored before 0009
+    object_kind: str = Field(default="os", sa_column=Column(String(16), server_default="os", nullable=False))
+    object_instance: str = Field(default="", sa_column=Column(String(128), server_default="", nullable=False))
     check_id: str = Field(sa_type=String(128), nullable=False)
     clause: str = Field(sa_type=String(32), nullable=False)
     item: str = Field(sa_type=String(8), nullable=False)

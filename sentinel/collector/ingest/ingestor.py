@@ -220,7 +220,7 @@ class Ingestor:
         state = self._store.lock_and_read(
             conn, systems={p.agent.system_id for p in items}, agents={p.agent.id for p in items},
             report_ids=[p.report_id for p in items], hosts={p.agent.host_id for p in items},
-            previous_keys={(p.agent.host_id, p.run["baseline_id"]) for p in items})
+            previous_keys={(p.agent.host_id, p.run["baseline_id"], p.run["object_instance"]) for p in items})
         now = self.clock()
         run_ids = iter(state.run_ids)
         heads = dict(state.heads)

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Optional
 
 from ... import scoring
-from ...model import HostReport, Status
+from ...model import HostReport, Status, object_of
 from ...store import envelopes
 from .. import drift, judge
 from ..baselines import BaselineRegistry, UnknownBaseline
@@ -111,13 +111,19 @@ class Planner:
                                      spec.waiver, r.reason, spec.title, spec.remediation, spec.advisory))
         host = rep.host
         baseline = ref.baseline
+        target = object_of(rep)  # judge() checked that its kind is the baseline's
+        # the record's name for it; one the agent leaves empty (reports made before objects) is the host's own
+        name = target.name or (agent.hostname if target.kind == "os" else
+                               f"{agent.hostname} {target.kind}" + (f" ({target.instance})" if target.instance else ""))
         return Pending(
             report_id=c.envelope.report_id, digest=c.digest, agent=agent, results=facts, finished=finished,
             durations=tuple(durations),
             run={"report_id": c.envelope.report_id, "agent_id": agent.id, "host_id": agent.host_id,
                  "system_id": agent.system_id, "department_id": agent.department_id,
                  "baseline_id": baseline.id, "baseline_version": baseline.version,
-                 "baseline_level": baseline.level, "started_at": finished - timedelta(milliseconds=rep.duration_ms),
+                 "baseline_level": baseline.level, "object_kind": target.kind,
+                 "object_instance": target.instance, "object_name": name[:200],
+                 "started_at": finished - timedelta(milliseconds=rep.duration_ms),
                  "finished_at": finished, "summary": stored_summary, "score": summary.score,
                  "pass_rate": summary.pass_rate, "conclusion": summary.conclusion,
                  "checks_total": summary.checks_total,
@@ -141,14 +147,16 @@ class Planner:
                        "chain_hash": chain_hash})
         w.results.append((run_id, p.rows))
 
-        open_rows = state.open_findings.get(agent.host_id, [])
+        kind, instance = p.run["object_kind"], p.run["object_instance"]
+        open_rows = state.open_findings.get((agent.host_id, kind, instance), [])  # this 测评对象's only
         plan = drift.plan(results, {check_id: fid for check_id, fid, _ in open_rows})
         high_risk_open = {fid: high_risk for _, fid, high_risk in open_rows if high_risk}
         for i in plan.opened:
             r = results[i]
             w.findings.append({
                 "host_id": agent.host_id, "system_id": agent.system_id, "department_id": agent.department_id,
-                "check_id": r.check_id, "clause": r.clause, "item": r.item, "title": r.title,
+                "object_kind": kind, "object_instance": instance, "check_id": r.check_id, "clause": r.clause,
+                "item": r.item, "title": r.title,
                 "remediation": r.remediation, "severity": r.severity,
                 "high_risk": r.high_risk, "first_seen": finished, "last_seen": finished, "first_run_id": run_id,
                 "last_run_id": run_id, "occurrences": 1, "resolved_at": None, "resolution": None,
@@ -159,7 +167,8 @@ class Planner:
             w.resolved.extend({"id": fid, "t": finished, "run": run_id, "how": resolution} for fid in ids)
 
         new_failures, fixed = plan.new_failures(results), plan.fixed_checks()
-        prev_score, prev_conclusion = state.previous.get((agent.host_id, p.run["baseline_id"]), (None, None))
+        prev_score, prev_conclusion = state.previous.get((agent.host_id, p.run["baseline_id"], instance),
+                                                         (None, None))
         w.events.extend(self.events(p, run_id, plan, new_failures, fixed, high_risk_open, prev_score,
                                     prev_conclusion, now))
         outcome = {"report_id": p.report_id, "run_id": run_id, "new_failures": new_failures, "fixed": fixed}
@@ -178,8 +187,15 @@ class Planner:
                   "level": agent.level,
                   "host": agent.hostname, "host_id": agent.host_id, "run_id": run_id,
                   "report_id": p.report_id, "baseline": run["baseline_id"],
-                  "baseline_version": run["baseline_version"]}
+                  "baseline_version": run["baseline_version"], "object": run["object_kind"],
+                  "object_instance": run["object_instance"], "object_name": run["object_name"]}
         where = f"{agent.system}/{agent.hostname}"
+        # An object's conditions are its own: the OS keeps the host's fingerprints (alerts raised before objects
+        # stay one condition), another object's carry its kind and instance.
+        subject: Any = agent.host_id
+        if run["object_kind"] != "os":
+            subject = f"{agent.host_id}/{run['object_kind']}:{run['object_instance']}"
+            where += f" {run['object_name'] or run['object_kind'] + ':' + run['object_instance']}"
         base = {"department_id": agent.department_id, "system_id": agent.system_id, "host_id": agent.host_id,
                 "run_id": run_id, "created_at": now, "delivered": False, "attempts": 0}
         events = []
@@ -188,7 +204,7 @@ class Planner:
             if not r.high_risk:
                 continue
             events.append({**base, "kind": "high_risk_finding", "severity": "critical", "check_id": r.check_id,
-                           "fingerprint": drift.fingerprint("high_risk_finding", agent.host_id, r.check_id),
+                           "fingerprint": drift.fingerprint("high_risk_finding", subject, r.check_id),
                            "summary": f"{where}: high-risk finding {r.check_id} ({r.clause}{r.item}, "
                                       f"case {r.high_risk}): {r.title['zh']}",
                            "payload": {**common, "check_id": r.check_id, "clause": r.clause, "item": r.item,
@@ -202,7 +218,7 @@ class Planner:
                 if case is None:
                     continue
                 events.append({**base, "kind": "high_risk_finding", "severity": "critical", "check_id": check_id,
-                               "fingerprint": drift.fingerprint("high_risk_finding", agent.host_id, check_id),
+                               "fingerprint": drift.fingerprint("high_risk_finding", subject, check_id),
                                "summary": f"{where}: high-risk finding {check_id} (case {case}) resolved: {resolution}",
                                "payload": {**common, "check_id": check_id, "case": case, "resolved": True,
                                            "resolution": resolution, "finding_id": finding_id}})
@@ -211,7 +227,7 @@ class Planner:
             worse_to_bad = conclusion == "差" and prev_conclusion != "差"
             events.append({**base, "kind": "score_drop", "severity": "critical" if worse_to_bad else "warning",
                            "check_id": None,
-                           "fingerprint": drift.fingerprint("score_drop", agent.host_id, run["baseline_id"]),
+                           "fingerprint": drift.fingerprint("score_drop", subject, run["baseline_id"]),
                            "summary": f"{where}: score {prev_score:.1f} -> {score:.1f} "
                                       f"({prev_conclusion} -> {conclusion}) on {run['baseline_id']}",
                            "payload": {**common, "previous_score": prev_score, "score": score,

@@ -64,8 +64,10 @@ class BatchState:
     heads: dict[int, str]  # system id -> chain head
     agent_states: dict[str, str]  # agent id -> state (absent: the agent is gone)
     stored: dict[tuple[str, str], tuple[str, str, Any]]  # (agent id, report id) -> (kind, digest, outcome)
-    open_findings: dict[int, list[tuple[str, int, Optional[str]]]]  # host id -> [(check id, finding id, high risk)]
-    previous: dict[tuple[int, str], tuple[Optional[float], Optional[str]]]  # (host, baseline) -> (score, conclusion)
+    # (host id, object kind, object instance) -> [(check id, finding id, high risk)]: each 测评对象's open findings
+    open_findings: dict[tuple[int, str, str], list[tuple[str, int, Optional[str]]]]
+    # (host, baseline, object instance) -> (score, conclusion) of that object's latest run
+    previous: dict[tuple[int, str, str], tuple[Optional[float], Optional[str]]]
     run_ids: list[int]  # ascending, one per report of the batch (unused ones are gaps)
 
 
@@ -189,22 +191,25 @@ class BatchSQL:
                                 T_REPORT.c.outcome)
                          .where(T_REPORT.c.report_id.in_(bindparam("ids", expanding=True)),
                                 T_REPORT.c.agent_id.in_(bindparam("agents", expanding=True))))
-        self.q_open = (select(F.host_id, F.check_id, F.id, F.high_risk)
+        self.q_open = (select(F.host_id, F.object_kind, F.object_instance, F.check_id, F.id, F.high_risk)
                        .where(F.host_id.in_(bindparam("hosts", expanding=True)), F.resolved_at.is_(None)))
         self.q_top = select(func.coalesce(func.max(R.id), 0))
         self._q_previous: dict[int, Any] = {}
         self._next_run_ids = self._run_ids_sequence if dialect.name == "postgresql" else self._run_ids_after_max
 
     def _previous(self, n: int) -> Any:
-        """The latest run of each of n (host, baseline) pairs: one indexed max(id) per pair
-        (ix_runs_host_baseline), however long the hosts' history. One statement per batch size."""
+        """The latest run of each of n (host, baseline, object instance) triples: one indexed max(id) per triple
+        (ix_runs_host_object), however long the hosts' history. One statement per batch size."""
         stmt = self._q_previous.get(n)
         if stmt is None:
             R, L = T_RUN.c, T_RUN.alias("latest").c  # the alias keeps each max(id) uncorrelated
             latest = [select(func.max(L.id)).where(L.host_id == bindparam(f"h{i}", type_=L.host_id.type),
-                                                   L.baseline_id == bindparam(f"b{i}", type_=L.baseline_id.type))
+                                                   L.baseline_id == bindparam(f"b{i}", type_=L.baseline_id.type),
+                                                   L.object_instance == bindparam(f"o{i}",
+                                                                                  type_=L.object_instance.type))
                       .scalar_subquery() for i in range(n)]
-            stmt = self._q_previous[n] = select(R.host_id, R.baseline_id, R.score, R.conclusion).where(R.id.in_(latest))
+            stmt = self._q_previous[n] = select(R.host_id, R.baseline_id, R.object_instance, R.score,
+                                                R.conclusion).where(R.id.in_(latest))
         return stmt
 
     def _run_ids_sequence(self, conn: Connection, n: int) -> list[int]:
@@ -219,23 +224,25 @@ class BatchSQL:
 
     def lock_and_read(self, conn: Connection, *, systems: Iterable[int], agents: Iterable[str],
                       report_ids: Sequence[str], hosts: Iterable[int],
-                      previous_keys: Iterable[tuple[int, str]]) -> BatchState:
+                      previous_keys: Iterable[tuple[int, str, str]]) -> BatchState:
         # The lock first and on its own: later statements take their snapshot after it is granted.
         heads = {sid: head for sid, head in conn.execute(self.q_heads, {"ids": sorted(systems)})}
         agents = sorted(agents)
         states = {aid: state for aid, state in conn.execute(self.q_states, {"ids": agents})}
         stored = {(aid, rid): (kind, digest, outcome) for aid, rid, kind, digest, outcome in conn.execute(
             self.q_stored, {"ids": sorted(set(report_ids)), "agents": agents})}
-        open_findings: dict[int, list[tuple[str, int, Optional[str]]]] = {}
-        for hid, check_id, fid, high_risk in conn.execute(self.q_open, {"hosts": sorted(hosts)}):
-            open_findings.setdefault(hid, []).append((check_id, fid, high_risk))
+        open_findings: dict[tuple[int, str, str], list[tuple[str, int, Optional[str]]]] = {}
+        for hid, kind, instance, check_id, fid, high_risk in conn.execute(self.q_open, {"hosts": sorted(hosts)}):
+            open_findings.setdefault((hid, kind, instance), []).append((check_id, fid, high_risk))
         keys = sorted(previous_keys)
-        previous: dict[tuple[int, str], tuple[Optional[float], Optional[str]]] = dict.fromkeys(keys, (None, None))
+        previous: dict[tuple[int, str, str], tuple[Optional[float], Optional[str]]] = dict.fromkeys(
+            keys, (None, None))
         if keys:
-            params: dict[str, Any] = {f"h{i}": hid for i, (hid, _) in enumerate(keys)}
-            params |= {f"b{i}": bid for i, (_, bid) in enumerate(keys)}
-            for hid, bid, score, conclusion in conn.execute(self._previous(len(keys)), params):
-                previous[(hid, bid)] = (score, conclusion)
+            params: dict[str, Any] = {f"h{i}": hid for i, (hid, _, _) in enumerate(keys)}
+            params |= {f"b{i}": bid for i, (_, bid, _) in enumerate(keys)}
+            params |= {f"o{i}": instance for i, (_, _, instance) in enumerate(keys)}
+            for hid, bid, instance, score, conclusion in conn.execute(self._previous(len(keys)), params):
+                previous[(hid, bid, instance)] = (score, conclusion)
         run_ids = self._next_run_ids(conn, len(report_ids))
         return BatchState(heads, states, stored, open_findings, previous, run_ids)
 

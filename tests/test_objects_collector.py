@@ -1,0 +1,122 @@
+"""测评对象 through the collector (issue 15): a report names the object it judges, the collector refuses one
+whose kind is not its baseline's, stores the object with the run, keeps each object's findings apart, and the
+system assessment takes the latest run of every (host, baseline, object instance) into the roll-up.
+
+Object reports are made by the real engine with the test-only Redis baseline on a fixture root
+(tests/fixtures/objects), for two Redis instances on one host; the OS report is the collector tests' usual one.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from sentinel.baseline import load_baseline
+from sentinel.discovery import discover
+from sentinel.engine import run_baseline
+from sentinel.hostview import RootHost
+from sentinel.store.models import Finding, Run
+from tests.collector_helpers import bearer, envelope, his_site, make_report, sign
+
+pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
+
+OBJECTS = Path(__file__).parent / "fixtures" / "objects"
+REDIS_BASELINE = OBJECTS / "sentinel-test-redis.yaml"
+CHECK = "t-redis-protected-mode"
+
+
+@pytest.fixture
+def site(db, make_client, tmp_path):
+    baselines = tmp_path / "state" / "baselines"
+    baselines.mkdir(parents=True)
+    shutil.copy(REDIS_BASELINE, baselines / REDIS_BASELINE.name)  # the collector's own copy judges the reports
+    return his_site(db, make_client)
+
+
+@pytest.fixture
+def roots(tmp_path):
+    """The fixture root as shipped (protected-mode yes) and a copy where Redis runs without protection."""
+    good = OBJECTS / "debian12-objects"
+    bad = tmp_path / "unprotected"
+    shutil.copytree(good, bad, symlinks=True)
+    conf = bad / "etc" / "redis" / "redis.conf"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("protected-mode yes", "protected-mode no"),
+                    encoding="utf-8")
+    return RootHost(str(good)), RootHost(str(bad))
+
+
+def _redis(host: RootHost, instance: str) -> dict:
+    found = {d.object.instance: d.object for d in discover(host, 3) if d.object.kind == "redis"}
+    report = run_baseline(load_baseline(REDIS_BASELINE), host, target=found[instance])
+    body = report.model_dump(mode="json")
+    body["host"]["hostname"] = "web-1"  # the enrolled host's report (the fixture root calls itself db01)
+    return body
+
+
+def _post(site, body: dict):
+    raw, headers = sign(site.agent.key, envelope(site.agent.agent_id, body, report_id=body.get("report_id")))
+    return site.client.post("/api/v1/agent/reports", content=raw, headers=headers)
+
+
+def test_each_object_is_its_own_report_and_record(site, roots, db):
+    good, bad = roots
+    os_report = make_report({"a": "pass", "b": "pass"})
+    for body in (os_report, _redis(good, "6379"), _redis(bad, "6380")):
+        r = _post(site, body)
+        assert r.status_code == 202, r.text
+    with db.read() as conn:
+        runs = conn.execute(select(Run.object_kind, Run.object_instance, Run.object_name).order_by(Run.id)).all()
+    assert [tuple(r) for r in runs] == [("os", "", "web-1"), ("redis", "6379", "db01 Redis 7.0 (6379)"),
+                                        ("redis", "6380", "db01 Redis 7.0 (6380)")]
+
+    system = site.world.systems["his"]
+    a = site.client.get(f"/api/v1/systems/{system}/assessment", headers=bearer(site.admin)).json()
+    parts = [(h["object_kind"], h["object_instance"], h["object_name"], h["baseline_id"]) for h in a["hosts"]]
+    assert parts == [("os", "", "web-1", "sentinel-test"),
+                     ("redis", "6379", "db01 Redis 7.0 (6379)", "sentinel-test-redis"),
+                     ("redis", "6380", "db01 Redis 7.0 (6380)", "sentinel-test-redis")]
+    # the unprotected instance's high-risk failure is the system's, its record is its own
+    assert a["complete"] and a["summary"]["high_risk"] == 1 and a["summary"]["conclusion"] == "差"
+    figures = {h["object_instance"]: h["figures"] for h in a["hosts"]}
+    assert figures["6379"]["high_risk"] == 0 and figures["6380"]["high_risk"] == 1
+
+    def open_findings():
+        with db.read() as conn:
+            return conn.execute(select(Finding.object_kind, Finding.object_instance, Finding.check_id)
+                                .where(Finding.resolved_at.is_(None))).all()
+
+    assert [tuple(f) for f in open_findings()] == [("redis", "6380", CHECK)]
+    # the other instance passing the same check does not fix this one's finding ...
+    assert _post(site, _redis(good, "6379")).json()["fixed"] == []
+    assert [tuple(f) for f in open_findings()] == [("redis", "6380", CHECK)]
+    # ... its own next report does, and a second run of an object replaces its first in the roll-up
+    assert _post(site, _redis(good, "6380")).json()["fixed"] == [CHECK]
+    assert open_findings() == []
+    a = site.client.get(f"/api/v1/systems/{system}/assessment", headers=bearer(site.admin)).json()
+    assert len(a["hosts"]) == 3 and a["summary"]["high_risk"] == 0
+    runs = site.client.get("/api/v1/runs", headers=bearer(site.admin)).json()
+    assert {(r["object_kind"], r["object_instance"]) for r in runs} == {("os", ""), ("redis", "6379"),
+                                                                       ("redis", "6380")}
+
+
+@pytest.mark.parametrize("change, loc", [
+    ("os-under-redis", "body.object.kind"),  # a report made before objects is the OS: not a Redis baseline's
+    ("redis-under-os", "body.object.kind"),
+    ("os-instance", "body.object.instance"),
+])
+def test_object_kind_is_the_baselines(site, roots, change, loc):
+    good, _ = roots
+    if change == "os-under-redis":
+        body = _redis(good, "6379")
+        body.pop("object")
+    elif change == "redis-under-os":
+        body = make_report({"a": "pass"})
+        body["object"] = {"kind": "redis", "instance": "6379", "name": "web-1 Redis"}
+    else:
+        body = make_report({"a": "pass"})
+        body["object"] = {"kind": "os", "instance": "6379"}
+    r = _post(site, body)
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["errors"]] == [loc]
