@@ -35,6 +35,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   [ -z "$guard" ] || rm -f "$guard"
 fi
+# pgaudit for the installed PostgreSQL major version: tests/test_object_postgresql_real.py's rectified cluster
+# loads it (its package name carries the version, known only once postgresql is installed).
+pgv=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$pgv" ] && [ ! -e "/usr/lib/postgresql/$pgv/lib/pgaudit.so" ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "postgresql-$pgv-pgaudit" >/dev/null
+fi
 # sshd refuses to run (even `sshd -t`) without its privilege-separation directory, which its service start
 # makes and policy-rc.d above prevented; /run is emptied at boot, so make it on every run.
 install -d -m 0755 /run/sshd

@@ -1,0 +1,288 @@
+"""dengbao-l3-postgresql against a real PostgreSQL from Debian's package (issue 15).
+
+Each test makes a throw-away cluster with the installed major version's initdb in a private /tmp directory and
+runs its postgres binary as the postgres account on a Unix socket directory there and a free loopback port (never
+the machine's own server on 5432). The configuration is the package's stock one: the postgresql.conf that Debian's
+pg_createcluster wrote under /etc/postgresql/VERSION/main (copied, only the paths, port and socket moved by a
+conf.d file its own include_dir reads) and the pg_hba.conf initdb renders from the package's sample with
+pg_createcluster's methods (peer, scram-sha-256); then a rectified one. The expected values come from the server
+itself: pg_settings (the value, its source file and line, the boot value of an unset one), pg_hba_file_rules, a
+password-less TCP login refused, the delay auth_delay puts on a wrong password. Every server is stopped at teardown.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from sentinel.baseline import load_baseline
+from sentinel.checks._pg_gucs import GUCS, normalize
+from sentinel.engine import run_baseline
+from sentinel.hostview import open_host
+from sentinel.model import Status
+from tests.netlab import make_cert
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
+LIB = Path("/usr/lib/postgresql")
+VERSION = max((p.name for p in LIB.iterdir() if p.name.isdigit()), key=int, default="") if LIB.is_dir() else ""
+BIN = LIB / VERSION / "bin"
+STOCK_CONF = Path(f"/etc/postgresql/{VERSION}/main/postgresql.conf")
+PGAUDIT = LIB / VERSION / "lib" / "pgaudit.so"
+RO_PASSWORD = secrets.token_urlsafe(18)
+AUTOMATED = {"l3-postgresql-" + s for s in (
+    "hba-no-trust", "password-check", "failed-login", "idle-session-timeout", "idle-in-transaction-timeout",
+    "hba-no-cleartext", "ssl-on", "process-user", "postgres-not-remote", "expired-roles", "superusers",
+    "logging-collector", "log-connections", "log-disconnections", "log-statement", "pgaudit",
+    "audit-settings-in-effect", "log-line-prefix", "log-file-mode", "listen-addresses", "hba-no-wide-range",
+    "ssl-min-protocol", "ssl-ciphers", "hba-remote-hostssl", "password-encryption", "wal-archiving")}
+
+
+def _need() -> None:
+    missing = [str(p) for p in (BIN / "initdb", BIN / "postgres", BIN / "psql", STOCK_CONF, PGAUDIT) if not p.exists()]
+    if os.geteuid() != 0:
+        pytest.skip("needs root (runs postgres as the postgres account)")
+    if missing:  # tests/setup-machine.sh installs postgresql and pgaudit and creates the stock cluster
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{', '.join(missing)} missing (tests/setup-machine.sh)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A throw-away cluster: d/data (initdb), d/etc (the configuration), d/run (the socket)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sntl-pg-"))
+        self.dir.chmod(0o755)
+        self.port = _free_port()
+        self.data, self.etc, self.run, self.log = (self.dir / n for n in ("data", "etc", "run", "log"))
+        self.pg = pwd.getpwnam("postgres")
+        for d in (self.etc, self.etc / "conf.d", self.run, self.log, self.dir / "archive"):
+            d.mkdir()
+        for d in (self.dir, self.run, self.log, self.dir / "archive"):
+            os.chown(d, self.pg.pw_uid, self.pg.pw_gid)
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                        "--auth-local=peer", "--auth-host=scram-sha-256"], check=True, capture_output=True,
+                       timeout=120)
+        self.conf = self.etc / "postgresql.conf"
+        shutil.copy(STOCK_CONF, self.conf)
+        shutil.copy(self.data / "pg_hba.conf", self.etc / "pg_hba.conf")  # the package sample, initdb-rendered
+        shutil.copy(self.data / "pg_ident.conf", self.etc / "pg_ident.conf")
+        # Only where the stock file points at the machine's own cluster; its include_dir = 'conf.d' reads this.
+        (self.etc / "conf.d" / "00-test-paths.conf").write_text(
+            f"data_directory = '{self.data}'\nhba_file = '{self.etc}/pg_hba.conf'\n"
+            f"ident_file = '{self.etc}/pg_ident.conf'\nexternal_pid_file = '{self.run}/pid'\n"
+            f"port = {self.port}\nunix_socket_directories = '{self.run}'\nlisten_addresses = '127.0.0.1'\n"
+            "cluster_name = 'sentinel-test'\n", encoding="utf-8")
+        for p in self.etc.rglob("*"):
+            os.chown(p, self.pg.pw_uid, self.pg.pw_gid)
+        os.chown(self.etc, self.pg.pw_uid, self.pg.pw_gid)
+
+    def start(self) -> None:
+        with open(self.dir / "server.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(BIN / "postgres"),
+                                          "-c", f"config_file={self.conf}"], stdout=subprocess.DEVNULL, stderr=log,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        ready = [str(BIN / "pg_isready"), "-q", "-h", str(self.run), "-p", str(self.port)]
+        for _ in range(100):
+            if subprocess.run(ready).returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"postgres did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # fast shutdown of the postmaster and its children
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def sql(self, query: str) -> list[list[str]]:
+        """As the superuser postgres over the socket (peer), the answer's rows."""
+        out = subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-X", "-h", str(self.run), "-p",
+                              str(self.port), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "\x1f", "-c",
+                              query], check=True, capture_output=True, text=True, timeout=60).stdout
+        return [line.split("\x1f") for line in out.splitlines() if line]
+
+    def tcp_login(self, user: str, password: str | None) -> tuple[bool, float]:
+        """A TCP login from this machine: (accepted, seconds it took)."""
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        env.pop("PGPASSWORD", None)
+        if password is not None:
+            env["PGPASSWORD"] = password
+        start = time.monotonic()
+        r = subprocess.run([str(BIN / "psql"), "-X", "-w", "-h", "127.0.0.1", "-p", str(self.port), "-U", user,
+                            "-d", "postgres", "-tAc", "SELECT 1"], env=env, capture_output=True, text=True, timeout=60)
+        return r.returncode == 0, time.monotonic() - start
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    _need()
+    c = Cluster()
+    monkeypatch.setenv("SENTINEL_POSTGRESQL_CONFIG", str(c.conf))
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(c.dir / "no-such-file.yaml"))
+    for field, value in (("USER", "sentinel_ro"), ("PASSWORD", RO_PASSWORD), ("HOST", "127.0.0.1"),
+                         ("PORT", str(c.port))):
+        monkeypatch.setenv(f"SENTINEL_POSTGRESQL_{field}", value)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _read_only_account(c: Cluster) -> None:
+    c.sql(f"CREATE ROLE sentinel_ro LOGIN PASSWORD '{RO_PASSWORD}'")
+    c.sql("GRANT pg_read_all_settings, pg_monitor TO sentinel_ro")
+
+
+def _run() -> dict:
+    report = run_baseline(load_baseline("dengbao-l3-postgresql"), open_host(None))
+    return {r.check_id: r for r in report.results}
+
+
+def _assert_files_match_server(c: Cluster, results: dict) -> None:
+    """What the probe read from the files is what the server runs with, and unset ones are its boot values."""
+    names = [n for n in GUCS if "." not in n and n not in ("data_directory", "hba_file")
+             and int(VERSION) >= GUCS[n].since]
+    rows = {r[0]: r for r in c.sql("SELECT name, setting, source, sourcefile, sourceline, boot_val FROM pg_settings "
+                                   f"WHERE name IN ({', '.join(repr(n) for n in names)})")}
+    assert set(rows) == set(names)
+    from sentinel.checks.postgresql import _conf_value
+    from sentinel.checks.postgresql import cluster as read_cluster
+    from sentinel.probe import ProbeContext
+
+    ctx = ProbeContext(open_host(None), "debian", {})
+    pc = read_cluster(ctx)
+    assert pc.version == int(VERSION) and pc.data_dir == str(c.data)
+    for name in names:
+        value, ev, note = _conf_value(pc, name)
+        _, setting, source, sourcefile, sourceline, boot = rows[name]
+        if name == "archive_command" and setting == "(disabled)":  # its show hook, while archive_mode is off
+            setting = boot
+        assert value == normalize(name, setting), (name, value, setting)
+        if source == "configuration file":
+            assert (ev[0].source, ev[0].line) == (sourcefile, int(sourceline)), name
+        else:
+            assert note is not None and source == "default", (name, source)
+            assert GUCS[name].default(int(VERSION)) == normalize(name, boot), (name, boot)
+
+
+def test_stock_configuration_fails_what_an_assessor_fails(cluster):
+    c = cluster
+    c.start()
+    _read_only_account(c)
+    c.sql("CREATE ROLE dba LOGIN SUPERUSER")  # a second superuser, and a login role past its validity
+    c.sql("CREATE ROLE olduser LOGIN VALID UNTIL '2001-01-01'")
+    results = _run()
+    assert set(results) == AUTOMATED
+    status = {k: r.status for k, r in results.items()}
+    failing = {k for k, s in status.items() if s == Status.FAIL}
+    assert failing == {"l3-postgresql-" + s for s in (
+        "password-check", "failed-login", "idle-session-timeout", "idle-in-transaction-timeout", "ssl-on",
+        "superusers", "expired-roles", "logging-collector", "log-connections", "log-disconnections",
+        "log-statement", "pgaudit", "log-line-prefix", "ssl-ciphers", "wal-archiving")}, \
+        {k: (s, results[k].reason) for k, s in status.items() if s != Status.PASS}
+    assert all(s == Status.PASS for k, s in status.items() if k not in failing)
+    assert results["l3-postgresql-superusers"].observed == ["dba", "postgres"]
+    assert [r.split(" ")[0] for r in results["l3-postgresql-expired-roles"].observed] == ["olduser"]
+    # the server's own answers: no trust line, and a TCP login without a password is refused
+    rules = c.sql("SELECT line_number, type, auth_method, coalesce(error, '') FROM pg_hba_file_rules")
+    assert rules and all(r[3] == "" for r in rules) and not [r for r in rules if r[2] == "trust"]
+    assert results["l3-postgresql-hba-no-trust"].observed == []
+    assert c.tcp_login("postgres", None)[0] is False
+    assert c.tcp_login("sentinel_ro", RO_PASSWORD)[0] is True
+    _assert_files_match_server(c, results)
+    # no secret anywhere in what the report holds
+    assert RO_PASSWORD not in str([r.model_dump() for r in results.values()])
+
+
+RECTIFIED = """\
+ssl = on
+ssl_cert_file = '{etc}/server.crt'
+ssl_key_file = '{etc}/server.key'
+ssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = scram-sha-256
+shared_preload_libraries = 'pgaudit,auth_delay,passwordcheck'   # restart needed
+pgaudit.log = 'ddl, role, write'
+auth_delay.milliseconds = 1500
+idle_in_transaction_session_timeout = 300s
+logging_collector = on
+log_directory = '{log}'
+log_file_mode = 0600
+log_connections = on
+log_disconnections = yes
+log_statement = 'ddl'
+log_line_prefix = '%m [%p] %q%u@%d %r '
+archive_mode = on
+archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
+"""
+RECTIFIED_HBA = """\
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       postgres                 peer
+local   all       all                      scram-sha-256
+hostssl all       all       127.0.0.1/32   scram-sha-256
+host    all       postgres  0.0.0.0/0      reject
+hostssl all       "app", \\
+                  report    10.1.0.0/24    scram-sha-256
+host    all       all       0.0.0.0/0      reject
+host    all       all       0.0.0.0/0      trust     # never reached: the line above matches first
+"""
+
+
+def test_rectified_configuration_passes(cluster):
+    c = cluster
+    crt, key = make_cert(c.etc / "server", "localhost", expired=False)
+    (c.etc / "conf.d" / "50-rectified.conf").write_text(
+        RECTIFIED.format(etc=c.etc, log=c.log, archive=c.dir / "archive"), encoding="utf-8")
+    (c.etc / "pg_hba.conf").write_text(RECTIFIED_HBA, encoding="utf-8")
+    for p in (crt, key, c.etc / "conf.d" / "50-rectified.conf", c.etc / "pg_hba.conf"):
+        os.chown(p, c.pg.pw_uid, c.pg.pw_gid)
+    key.chmod(0o600)
+    c.start()
+    _read_only_account(c)
+    c.sql("ALTER SYSTEM SET idle_session_timeout = '10min'")  # postgresql.auto.conf, read after the files
+    c.sql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    results = _run()
+    bad = {k: (r.status.value, r.reason) for k, r in results.items() if r.status != Status.PASS}
+    assert not bad, bad
+    assert results["l3-postgresql-idle-session-timeout"].observed == 600000
+    assert any(e.source == str(c.data / "postgresql.auto.conf") for e in
+               results["l3-postgresql-idle-session-timeout"].evidence)
+    # the trust line after the catch-all reject is never reached: the server's first match is the reject
+    assert results["l3-postgresql-hba-no-trust"].observed == []
+    assert any("never reached" in (e.excerpt or "") for e in results["l3-postgresql-hba-no-trust"].evidence)
+    rules = c.sql("SELECT line_number, type, database, user_name, address, auth_method, coalesce(error, '') "
+                  "FROM pg_hba_file_rules ORDER BY line_number")
+    assert [r[0] for r in rules] == ["2", "3", "4", "5", "6", "8", "9"] and all(r[6] == "" for r in rules)
+    assert rules[4][3] == "{app,report}"  # the continued line, one rule
+    # the server does what the settings say: a wrong password waits auth_delay, no password is refused
+    refused, took = c.tcp_login("sentinel_ro", "wrong-" + secrets.token_urlsafe(8))
+    assert refused is False and took >= 1.4
+    assert c.tcp_login("postgres", None)[0] is False
+    assert c.sql("SHOW ssl") == [["on"]]
+    _assert_files_match_server(c, results)
