@@ -67,11 +67,12 @@ def _defs() -> list[MetricDef]:
     g, c = "gauge", "counter"
     return [
         MetricDef("sentinel_build_info", "info", ("version", "python"), "Build of the running sentinel; value is 1."),
-        MetricDef("sentinel_up", g, (), "1 if the stored state could be read for this scrape, 0 if not (see the log)."),
-        MetricDef("sentinel_snapshot_timestamp_seconds", g, (), "When the state shown was read, Unix seconds."),
+        MetricDef("sentinel_up", g, (),
+                  "1 if the last read of the stored state worked, 0 if not (figures are the last read; see the log)."),
+        MetricDef("sentinel_snapshot_timestamp_seconds", g, (), "When the stored state shown was read, Unix seconds."),
         MetricDef("sentinel_snapshot_duration_seconds", g, (),
-                  "Seconds spent reading the stored state for this scrape."),
-        MetricDef("sentinel_snapshot_errors_total", c, (), "Scrapes for which the stored state could not be read."),
+                  "Seconds the read and rendering of the stored state shown took."),
+        MetricDef("sentinel_snapshot_errors_total", c, (), "Reads of the stored state that failed."),
         # systems
         MetricDef("sentinel_system_info", "info", SYSTEM + ("level", "label"),
                   "A system under 等保 protection: its department, level and S/A grade label; value is 1."),
@@ -194,8 +195,11 @@ class _Families:
             self._kind(name, GaugeMetricFamily).add_metric(list(labels), float(value))
 
     def __iter__(self) -> Iterator[Metric]:
+        return self.only(lambda name: True)
+
+    def only(self, keep: Callable[[str], bool]) -> Iterator[Metric]:
         for d in METRICS:
-            if d.opt_in and not self._per_check:
+            if (d.opt_in and not self._per_check) or not keep(d.name):
                 continue
             yield self[d.name]
 
@@ -276,6 +280,51 @@ def snapshot_families(snap: MetricsSnapshot, per_check: bool = False) -> _Famili
     return f
 
 
+def _read_state(f: _Families, read_at: Optional[datetime], took: Optional[float], errors: int,
+                up: Optional[bool] = None) -> None:
+    """The build and how the stored state shown was read: when, in how long, and whether the last read worked."""
+    f.info("sentinel_build_info").add_metric([], {"version": __version__, "python": platform.python_version()})
+    f.gauge("sentinel_up", (), (read_at is not None) if up is None else up)
+    if read_at is not None:
+        f.gauge("sentinel_snapshot_timestamp_seconds", (), read_at.timestamp())
+        f.gauge("sentinel_snapshot_duration_seconds", (), took)
+    f.counter("sentinel_snapshot_errors_total").add_metric([], errors)
+
+
+#: Families that a collector renders at every scrape: its own counters and histogram since it started, and how the
+#: stored state shown was read. The other families show the stored state, which the collector renders in the
+#: background (sentinel/collector/metrics.py), so a scrape costs what these few series cost.
+LIVE_FAMILIES = frozenset({
+    "sentinel_build_info", "sentinel_up", "sentinel_snapshot_timestamp_seconds", "sentinel_snapshot_duration_seconds",
+    "sentinel_snapshot_errors_total", "sentinel_check_duration_seconds", "sentinel_ingest_reports_total",
+    "sentinel_ingest_errors_total"})
+
+
+def exposition_format(accept: Optional[str]) -> tuple[str, str]:
+    """("openmetrics" or "text", its content type) for an Accept header, as prometheus-client negotiates."""
+    encoder, content_type = choose_encoder(accept or "")
+    if encoder is generate_latest:
+        return "text", content_type
+    return "openmetrics", "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def render_stored(snap: MetricsSnapshot, fmt: str, *, per_check: bool = False) -> bytes:
+    """The stored state's families of `snap` (all but LIVE_FAMILIES) in `fmt`, without OpenMetrics' `# EOF`: the
+    first part of a body that `render_live` ends."""
+    families = snapshot_families(snap, per_check).only(lambda name: name not in LIVE_FAMILIES)
+    return _FORMATS[fmt](families, False)
+
+
+def render_live(snap: MetricsSnapshot, fmt: str, *, read_at: Optional[datetime], took: Optional[float],
+                errors: int, up: bool) -> bytes:
+    """LIVE_FAMILIES in `fmt` (ending the body: `# EOF` in OpenMetrics): the process's counters and check
+    durations from `snap` (its systems are not read), and how the stored part was read: at `read_at`, in `took`
+    seconds, `up` whether the last read worked, `errors` reads that failed."""
+    f = snapshot_families(snap.model_copy(update={"systems": []}))
+    _read_state(f, read_at, took, errors, up)
+    return _FORMATS[fmt](f.only(lambda name: name in LIVE_FAMILIES), True)
+
+
 def _le(bound: float) -> str:
     return repr(float(bound))
 
@@ -326,12 +375,7 @@ class SentinelCollector(Collector):
             snap, took = None, None
         else:
             f = snapshot_families(snap, self.per_check)
-        f.info("sentinel_build_info").add_metric([], {"version": __version__, "python": platform.python_version()})
-        f.gauge("sentinel_up", (), 0 if snap is None else 1)
-        if snap is not None:
-            f.gauge("sentinel_snapshot_timestamp_seconds", (), snap.generated_at.timestamp())
-            f.gauge("sentinel_snapshot_duration_seconds", (), took)
-        f.counter("sentinel_snapshot_errors_total").add_metric([], self._errors)
+        _read_state(f, snap.generated_at if snap is not None else None, took, self._errors)
         yield from f
 
 
@@ -364,9 +408,13 @@ def openmetrics_format(registry: CollectorRegistry) -> bytes:
     """OpenMetrics 1.0.0 of `registry`, byte for byte as prometheus-client's openmetrics generate_latest
     writes it for sentinel's families (a test compares); label values escaped once each, as in text_format.
     Exemplars, native histograms and sample timestamps, which sentinel never sets, go to the library."""
+    return _openmetrics(registry.collect(), True)
+
+
+def _openmetrics(metrics: Iterable[Metric], eof: bool) -> bytes:
     out: list[str] = []
     escaped: dict[str, str] = {}
-    for metric in registry.collect():
+    for metric in metrics:
         if any(s.exemplar or s.native_histogram or s.timestamp is not None for s in metric.samples):
             raise ValueError(f"{metric.name}: exemplars/native histograms/timestamps are not written here")
         name = metric.name
@@ -380,7 +428,8 @@ def openmetrics_format(registry: CollectorRegistry) -> bytes:
                 out.append(f"{s.name}{_label_set(labels, escaped)} {value}\n")
             else:
                 out.append(f"{s.name} {value}\n")
-    out.append("# EOF\n")
+    if eof:
+        out.append("# EOF\n")
     return "".join(out).encode("utf-8")
 
 
@@ -405,9 +454,13 @@ def text_format(registry: CollectorRegistry) -> bytes:
     compares). Faster because sentinel's metric and label names are fixed valid names (METRICS), so they need
     no escaping, and because the few thousand distinct label values (departments, systems, hosts) are escaped
     once each instead of once per sample."""
+    return _text(registry.collect())
+
+
+def _text(metrics: Iterable[Metric], eof: bool = False) -> bytes:  # `eof` unused: the text format has no end mark
     out: list[str] = []
     escaped: dict[str, str] = {}
-    for metric in registry.collect():
+    for metric in metrics:
         mname, mtype = metric.name, metric.type
         if mtype == "counter":
             mname += "_total"
@@ -440,6 +493,9 @@ def text_format(registry: CollectorRegistry) -> bytes:
             out.append(f"# HELP {metric.name + suffix} {doc}\n# TYPE {metric.name + suffix} gauge\n")
             out.extend(lines)
     return "".join(out).encode("utf-8")
+
+
+_FORMATS: dict[str, Callable[[Iterable[Metric], bool], bytes]] = {"text": _text, "openmetrics": _openmetrics}
 
 
 # ---- agent-side exporter ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -32,6 +33,14 @@ class MetricsExposition(Protocol):
     def render(self, registry: CollectorRegistry, accept: Optional[str] = None) -> tuple[bytes, str]: ...
 
     def report_file_source(self, path: Path, *, department: str, system: str) -> SnapshotSource: ...
+
+    # The collector's /metrics: the stored state rendered in the background, its live families at each scrape.
+    def exposition_format(self, accept: Optional[str]) -> tuple[str, str]: ...
+
+    def render_stored(self, snap: MetricsSnapshot, fmt: str, *, per_check: bool = False) -> bytes: ...
+
+    def render_live(self, snap: MetricsSnapshot, fmt: str, *, read_at: Optional[datetime], took: Optional[float],
+                    errors: int, up: bool) -> bytes: ...
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The figures come from stored state (`sentinel.store.snapshot.build_snapshot`), rendered by
 the exposition the composition root plugs in (sentinel/plugins.py: exporters/prometheus.py); a scrape
-never runs a check. Two things are kept in memory, since this process
+never runs a check, and at scale it does not read the store either: `metrics_stored.StoredMetrics` reads and
+renders the stored state in the background, and a scrape serves the last rendering with the live families
+(below) rendered for it. Two things are kept in memory, since this process
 started: the ingest counters (reports accepted by kind and refused by reason, counted where the agent
 endpoint answers, `observe_report`, called by routers/agent.py, and where the body-size limit refuses,
 app.py's 413 handler) and the check-duration histogram (`CheckDurations`: each stored host report's
@@ -25,21 +27,23 @@ import json
 import logging
 import secrets
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from .. import __version__
 from ..atomicfile import write_atomic
 from ..metrics_model import CHECK_DURATION_BUCKETS, IngestMetrics, MetricsSnapshot, ProbeDurations
 from ..plugins import MetricsExposition
 from ..store.db import Database
-from ..store.snapshot import build_snapshot
+from ..store.snapshot import build_snapshot, store_marker
 from .errors import ApiError
+from .lifespan import around_lifespan
+from .metrics_stored import StoredMetrics
 from .settings import CollectorSettings
 
 log = logging.getLogger("sentinel.collector.metrics")
@@ -175,23 +179,6 @@ class CheckDurations:
             return out
 
 
-class _Cached:
-    """The last store snapshot, re-read once it is older than `seconds` (one read at a time)."""
-
-    def __init__(self, read: Callable[[], MetricsSnapshot], seconds: float) -> None:
-        self._read = read
-        self._seconds = seconds
-        self._lock = threading.Lock()
-        self._value: Optional[tuple[float, MetricsSnapshot]] = None
-
-    def __call__(self) -> MetricsSnapshot:
-        with self._lock:
-            now = time.monotonic()
-            if self._value is None or now - self._value[0] >= self._seconds:
-                self._value = (now, self._read())
-            return self._value[1]
-
-
 def authorized(request: Request, token: str) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
@@ -240,20 +227,34 @@ def install(app: FastAPI, exposition: MetricsExposition) -> IngestCounters:
     durations = CheckDurations()
     app.state.ingestor.on_stored = lambda pending: durations.observe(pending.durations)
     silent_after = timedelta(seconds=settings.agent_silent_seconds)
-    stored = _Cached(lambda: build_snapshot(db, silent_after=silent_after, per_check=settings.metrics_per_check),
-                     settings.metrics_cache_seconds)
-    # the store read may be shared by scrapes close together; the counters are always the current ones
-    registry = exposition.make_registry(lambda: stored().model_copy(update={"ingest": counters.snapshot(),
-                                                                 "check_durations": durations.snapshot()}),
-                             per_check=settings.metrics_per_check)
+    per_check = settings.metrics_per_check
+    stored = StoredMetrics(
+        lambda: build_snapshot(db, silent_after=silent_after, per_check=per_check),
+        lambda snap, fmt: exposition.render_stored(snap, fmt, per_check=per_check),
+        refresh_seconds=settings.metrics_cache_seconds, marker=lambda: store_marker(db),
+        identity=f"sentinel {__version__}; per_check={per_check}; silent_after={silent_after.total_seconds():g}",
+        keep_dir=settings.state_dir / "metrics-stored")
+    around_lifespan(app, stop=stored.stop)
     token = metrics_token(settings)
     app.state.ingest_counters = counters
+    app.state.stored_metrics = stored
 
     def metrics(request: Request) -> Response:
         """Prometheus exposition of the stored state (text 0.0.4, or OpenMetrics when asked for)."""
         if token is not None and not authorized(request, token):
             raise ApiError(401, "GET /metrics needs Authorization: Bearer <metrics token>")
-        body, content_type = exposition.render(registry, request.headers.get("accept"))
+        fmt, content_type = exposition.exposition_format(request.headers.get("accept"))
+        served = stored.get()
+        part = served.part
+        if part is None and served.up:  # the first read is still under way
+            return Response(b"the first read of the stored state is still under way; retry shortly\n",
+                            status_code=503, media_type="text/plain", headers={"Retry-After": "5"})
+        # the counters and durations are always the current ones; the stored part is the last one read
+        live = MetricsSnapshot(generated_at=part.read_at if part else datetime.now(timezone.utc), systems=[],
+                               ingest=counters.snapshot(), check_durations=durations.snapshot())
+        tail = exposition.render_live(live, fmt, read_at=part.read_at if part else None,
+                                      took=part.took if part else None, errors=served.errors, up=served.up)
+        body = part.bodies[fmt] + tail if part is not None else tail
         return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
     # a plain def: reading the store blocks, so Starlette runs it in its thread pool

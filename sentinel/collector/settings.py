@@ -88,7 +88,9 @@ class CollectorSettings(BaseSettings):
         default=None, min_length=16, repr=False,
         description="if set, GET /metrics needs `Authorization: Bearer <token>` (it names departments and systems)")
     metrics_per_check: bool = Field(default=False, description="per-check series (host x check: high cardinality)")
-    metrics_cache_seconds: float = Field(default=5, ge=0, le=300, description="scrapes within this share one read")
+    metrics_cache_seconds: float = Field(default=30, ge=0, le=300, description=(
+        "/metrics serves the stored state read in the background this often (a read that takes longer waits as "
+        "long again); 0 reads it in every scrape"))
     agent_silent_seconds: float = Field(default=7200, gt=0, description="sentinel_host_up is 0 after this long")
     alerting_config: Optional[Path] = Field(
         default=None, description="event push configuration (YAML, docs/alerting.md); none: events are not pushed")

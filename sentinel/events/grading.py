@@ -69,6 +69,7 @@ CLASS_OF: dict[str, EventClass] = {
     "SentinelCollectorDown": "platform",
     "SentinelCollectorMetricsAbsent": "platform",
     "SentinelStateUnreadable": "platform",
+    "SentinelSnapshotStale": "platform",
     "SentinelReportsRejected": "platform",
     "SentinelAgentSpoolDropping": "platform",
 }

@@ -213,12 +213,39 @@ class _Cache:
 _cache = _Cache(CACHE_RUNS)
 
 
+class _Memo:
+    """The last assessment of each system with the inputs it was computed from (`assess`): a /metrics snapshot
+    re-assesses every system, and at 10,000 hosts the roll-up of unchanged systems was most of its time
+    (bench/RESULTS.md, metrics-store-bench)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.systems: OrderedDict[tuple[str, int], tuple[Any, SystemAssessment]] = OrderedDict()
+
+    def get(self, system_id: tuple[str, int], inputs: Any) -> Optional[SystemAssessment]:
+        with self.lock:
+            hit = self.systems.get(system_id)
+        return hit[1] if hit is not None and hit[0] == inputs else None
+
+    def put(self, system_id: tuple[str, int], inputs: Any, assessment: SystemAssessment) -> None:
+        with self.lock:
+            self.systems[system_id] = (inputs, assessment)
+            self.systems.move_to_end(system_id)
+            while len(self.systems) > CACHE_RUNS_MAX:
+                self.systems.popitem(last=False)
+
+
+_memo = _Memo()
+
+
 def clear_cache() -> None:
     """Forget parsed report bodies (a body once verified against its digest is otherwise trusted from memory)."""
     with _cache.lock:
         _cache.runs.clear()
         _cache.items.clear()
         _cache.results.clear()
+    with _memo.lock:
+        _memo.systems.clear()
 
 
 def canonical_digest(body: Any) -> str:
@@ -321,19 +348,31 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
                           .where(M.c.id.in_(latest_manual))):
         manual[m.system_id][(m.clause, m.item)] = m
 
+    store = conn.engine.url.render_as_string(hide_password=True)  # the memo's systems are per store
     runs_by_system: dict[int, list[_AnyRow]] = defaultdict(list)
     for r in runs:
         runs_by_system[r.system_id].append(r)
 
     out = {}
     for s in systems:
+        mine_runs = sorted(runs_by_system.get(s.id, []),  # each host's OS first, then its other objects
+                           key=lambda r: (hosts[r.host_id].hostname, r.object_kind != "os", r.baseline_id,
+                                          r.object_instance))
+        scan = scans.get(s.id)
+        # everything this system's assessment is computed from; stored runs, scans and verdicts never change,
+        # so the same ids (and the report bodies' digests) give the same assessment
+        inputs = (tuple(s), tuple((r.id, r.digest, r.id in parsed, tuple(hosts[r.host_id])) for r in mine_runs),
+                  (scan.id, scan.started_at, scan.finished_at) if scan is not None else None,
+                  tuple(sorted(tuple(m) for m in manual.get(s.id, {}).values())))
+        known = _memo.get((store, s.id), inputs)
+        if known is not None:
+            out[s.id] = known.model_copy(update={"generated_at": now})
+            continue
         item_sets: list[list[ItemResult]] = []
         results: list[Any] = []  # ScoredResult of hosts, CheckResult of the scan: summarize reads attributes
         parts: list[HostPart] = []
         outside: list[OutsideLevel] = []
-        for r in sorted(runs_by_system.get(s.id, []),  # each host's OS first, then its other objects
-                        key=lambda r: (hosts[r.host_id].hostname, r.object_kind != "os", r.baseline_id,
-                                       r.object_instance)):
+        for r in mine_runs:
             h = hosts[r.host_id]
             got = parsed.get(r.id)
             figures = None
@@ -351,7 +390,6 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
                                   conclusion=r.conclusion, summary=dict(r.summary or {}), included=got is not None,
                                   figures=figures))
         network = None
-        scan = scans.get(s.id)
         if scan is not None:
             try:
                 net_items = [ItemResult.model_validate(i) for i in scan.items or []]
@@ -376,6 +414,7 @@ def assess(conn: Connection, system_ids: Optional[Iterable[int]] = None, now: Op
             system_id=s.id, system=s.name, department_id=s.department_id, department=s.department, level=s.level,
             label=s.label, generated_at=now, hosts=parts, network=network, items=items,
             summary=scoring.summarize(items, results), errors=errors.get(s.id, []), not_scored=outside)
+        _memo.put((store, s.id), inputs, out[s.id])
     return out
 
 

@@ -27,6 +27,8 @@ from raw evidence at scrape time. What each figure means:
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -49,7 +51,18 @@ from ..model import Severity, Status
 from .assessment import assess
 from .db import Database
 from .findings import state as finding_state
-from .models import Agent, CheckResultRow, Department, Finding, Host, Run, ScanRun, ServiceFindingRow, System
+from .models import (
+    Agent,
+    CheckResultRow,
+    Department,
+    Finding,
+    Host,
+    ManualAssessment,
+    Run,
+    ScanRun,
+    ServiceFindingRow,
+    System,
+)
 
 DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour run interval
 
@@ -172,6 +185,33 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
             scan=scan_figures.get(s.id)))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
+
+
+def store_marker(db: Database) -> str:
+    """A fingerprint of everything `build_snapshot` reads: the same value means the store holds what it held (new or
+    changed runs, scans, findings, verdicts, agents, hosts and systems all move it). A collector that restarts on
+    an unchanged store serves its kept /metrics rendering at once (sentinel/collector/metrics_stored.py)."""
+    D, S, H, A = Department.__table__, System.__table__, Host.__table__, Agent.__table__
+    R, F, M = Run.__table__, Finding.__table__, ManualAssessment.__table__
+    SR, SF = ScanRun.__table__, ServiceFindingRow.__table__
+    with db.read() as conn:
+        parts: list[Any] = [
+            conn.execute(select(D.c.id, D.c.name).order_by(D.c.id)).all(),
+            conn.execute(select(S.c.id, S.c.name, S.c.level, S.c.label, S.c.department_id).order_by(S.c.id)).all(),
+            conn.execute(select(func.count(), func.max(A.c.id), func.max(A.c.last_seen),
+                                func.count().filter(A.c.state == "enrolled"))).one(),
+            conn.execute(select(func.count(), func.max(H.c.id), func.max(H.c.last_seen))).one(),
+            conn.execute(select(func.count(), func.max(R.c.id))).one(),
+            conn.execute(select(func.count(), func.max(SR.c.id), func.max(SR.c.finished_at),
+                                func.count().filter(SR.c.status == "running"))).one(),
+            conn.execute(select(func.count(), func.max(M.c.id))).one(),
+            conn.execute(select(func.count(), func.max(F.c.id), func.max(F.c.last_seen), func.max(F.c.resolved_at),
+                                func.count().filter(F.c.resolved_at.is_(None)))).one(),
+            conn.execute(select(func.count(), func.max(SF.c.id), func.max(SF.c.last_seen), func.max(SF.c.closed_at),
+                                func.count().filter(SF.c.closed_at.is_(None)))).one(),
+        ]
+    text = json.dumps([[list(r) for r in p] if isinstance(p, list) else list(p) for p in parts], default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _version(value: Optional[str]) -> Optional[str]:
