@@ -1,16 +1,18 @@
 """PostgreSQL (测评对象 kind `postgresql`): the cluster's configuration files read as the server reads them, and the
 facts only the running server holds (roles) through a read-only connection. docs/objects/postgresql.md.
 
-Which cluster: the postgresql.conf named by SENTINEL_POSTGRESQL_CONFIG (a host path, also under --root), else the
-only one found in the Debian layout (/etc/postgresql/VERSION/CLUSTER/postgresql.conf) or the RHEL/PGDG one
-(/var/lib/pgsql/data, /var/lib/pgsql/VERSION/data); several found without that variable is an error naming them.
-The major version comes from PG_VERSION in the data directory (initdb writes it), else from the Debian path; it
-picks the compiled-in defaults (checks/_pg_gucs.py) of parameters the files leave unset.
+Which cluster: the configuration file of the object the engine was given (ctx.target.config, from
+sentinel/discovery.py), else the postgresql.conf named by SENTINEL_POSTGRESQL_CONFIG (a host path, also under
+--root), else the only one found in the Debian layout (/etc/postgresql/VERSION/CLUSTER/postgresql.conf) or the
+RHEL/PGDG one (/var/lib/pgsql/data, /var/lib/pgsql/VERSION/data); several found without either is an error naming
+them. The major version comes from PG_VERSION in the data directory (initdb writes it), else from the Debian path;
+it picks the compiled-in defaults (checks/_pg_gucs.py) of parameters the files leave unset.
 
 Files are parsed once per run (ctx.cached); the server is asked once per run, on one connection that is closed
-before the probe returns (every query of this module in one go), as the account of sentinel/objectcreds.py
-(kind "postgresql"), in a read-only transaction, with SELECT only. psycopg (the `postgres` extra) is imported
-when a server probe runs: without it those checks are errors saying so, never passes.
+before the probe returns (every query of this module in one go), as the account of sentinel/objectcreds.py (kind
+"postgresql", the target's instance, else the default account), in a read-only transaction, with SELECT only.
+psycopg (the `postgres` extra) is imported when a server probe runs: without it those checks are errors saying so,
+never passes.
 """
 from __future__ import annotations
 
@@ -48,6 +50,13 @@ class Cluster:
 
 
 def _find_config(ctx: ProbeContext) -> str:
+    target = ctx.target
+    if target.kind == "postgresql" and target.config:  # the instance sentinel/discovery.py found
+        if not ctx.host.exists(target.config):
+            raise ProbeError(f"{target.config}: no such file (the configuration of PostgreSQL instance "
+                             f"{target.instance or 'default'})", f"{target.config} 不存在（PostgreSQL 实例 "
+                             f"{target.instance or '默认'} 的配置文件）")
+        return target.config
     named = os.environ.get(CONFIG_ENV)
     if named:
         if not ctx.host.exists(named):
@@ -279,8 +288,11 @@ def server(ctx: ProbeContext) -> ServerFacts:
 def _ask_server(ctx: ProbeContext) -> ServerFacts:
     from sentinel.objectcreds import CredentialsError, credentials
 
+    instance = ctx.target.instance if ctx.target.kind == "postgresql" and ctx.target.instance else None
     try:
-        creds = credentials("postgresql")
+        creds = credentials("postgresql", instance)
+        if instance is not None and not creds.user:  # nothing for this instance: the default account (environment)
+            creds = credentials("postgresql")
     except CredentialsError as exc:
         raise ProbeError(str(exc)) from None
     if not creds.user:
@@ -294,7 +306,7 @@ def _ask_server(ctx: ProbeContext) -> ServerFacts:
     except ImportError:
         raise ProbeError("psycopg is not installed: install sentinel with the postgres extra to ask the server",
                          "未安装 psycopg：请安装带 postgres 扩展的 sentinel 以查询服务器") from None
-    host, port = creds.host, creds.port
+    host, port = creds.host, creds.port or (ctx.target.port if ctx.target.kind == "postgresql" else None)
     if creds.socket:  # a socket file .s.PGSQL.PORT or its directory
         m = re.match(r"^(.*)/\.s\.PGSQL\.(\d+)$", creds.socket)
         host, port = (m.group(1), port or int(m.group(2))) if m else (creds.socket, port)

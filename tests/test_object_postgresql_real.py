@@ -28,7 +28,7 @@ from sentinel.baseline import load_baseline
 from sentinel.checks._pg_gucs import GUCS, normalize
 from sentinel.engine import run_baseline
 from sentinel.hostview import open_host
-from sentinel.model import Status
+from sentinel.model import ObjectRef, Status
 from tests.netlab import make_cert
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -158,8 +158,8 @@ def _read_only_account(c: Cluster) -> None:
     c.sql("GRANT pg_read_all_settings, pg_monitor TO sentinel_ro")
 
 
-def _run() -> dict:
-    report = run_baseline(load_baseline("dengbao-l3-postgresql"), open_host(None))
+def _run(target: ObjectRef | None = None) -> dict:
+    report = run_baseline(load_baseline("dengbao-l3-postgresql"), open_host(None), target=target)
     return {r.check_id: r for r in report.results}
 
 
@@ -256,7 +256,7 @@ host    all       all       0.0.0.0/0      trust     # never reached: the line a
 """
 
 
-def test_rectified_configuration_passes(cluster):
+def test_rectified_configuration_passes(cluster, monkeypatch):
     c = cluster
     crt, key = make_cert(c.etc / "server", "localhost", expired=False)
     (c.etc / "conf.d" / "50-rectified.conf").write_text(
@@ -270,7 +270,10 @@ def test_rectified_configuration_passes(cluster):
     c.sql("ALTER SYSTEM SET idle_session_timeout = '10min'")  # postgresql.auto.conf, read after the files
     c.sql("SELECT pg_reload_conf()")
     time.sleep(0.5)
-    results = _run()
+    # as the agent runs it: the instance discovery found names the configuration (no SENTINEL_POSTGRESQL_CONFIG);
+    # the account is the default one, as nothing is given for this instance
+    monkeypatch.delenv("SENTINEL_POSTGRESQL_CONFIG")
+    results = _run(ObjectRef(kind="postgresql", instance=str(c.port), port=c.port, config=str(c.conf)))
     bad = {k: (r.status.value, r.reason) for k, r in results.items() if r.status != Status.PASS}
     assert not bad, bad
     assert results["l3-postgresql-idle-session-timeout"].observed == 600000
@@ -288,4 +291,5 @@ def test_rectified_configuration_passes(cluster):
     assert refused is False and took >= 1.4
     assert c.tcp_login("postgres", None)[0] is False
     assert c.sql("SHOW ssl") == [["on"]]
+    monkeypatch.setenv("SENTINEL_POSTGRESQL_CONFIG", str(c.conf))
     _assert_files_match_server(c, results)
