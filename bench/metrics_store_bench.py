@@ -12,18 +12,23 @@ Prometheus scrape waits for. For each store (a SQLite file; a PostgreSQL databas
    debian12-default (tests/fixtures/build.py); each host's copy has a few statuses flipped (pass <-> fail,
    chosen per host), so hosts differ in score, failing checks and the findings the ingest opens;
 2. `sentinel collector` is started as its own process (uvicorn, plain HTTP on 127.0.0.1, a free port, one
-   worker, shipped settings: metrics_cache_seconds 5) and GET /metrics is timed with the Accept header
+   worker, shipped settings: metrics_cache_seconds 30, so the stored state is read and rendered in the
+   background every 30 s: sentinel/collector/metrics_stored.py) and GET /metrics is timed with the Accept header
    Prometheus sends (OpenMetrics) and the bearer token:
-   - cold: the first scrape after the process is ready (GET /api/v1/health answered), `--cold` restarts;
+   - first start: the collector's first start on the store (no kept rendering): how long after it answered
+     /api/v1/health the first figures come (scrapes before that are answered 503 after up to 8 s);
    - warm: `--runs` scrapes of the running process, each started more than metrics_cache_seconds after the
-     previous one on that process, so every one reads the store (checked: sentinel_snapshot_timestamp_seconds
-     differs each time); the stores' processes run side by side and their scrapes alternate;
-3. body size, series count and the store-read share (sentinel_snapshot_duration_seconds in the body) are
-   taken from each answer.
+     previous one, so each shows a newer background read (checked: sentinel_snapshot_timestamp_seconds
+     differs each time); the stores' processes run side by side and their scrapes alternate. Each scrape's age
+     of the state shown (scrape time - sentinel_snapshot_timestamp_seconds) and the background read's own
+     time (sentinel_snapshot_duration_seconds), and the collector process's CPU use over the warm phase;
+   - cold: `--cold` restarts on the unchanged store, each timed from health answered to the first scrape's
+     last byte (the kept rendering of <state_dir>/metrics-stored/ is served);
+3. body size and series count are taken from each answer.
 
-`--profile` adds one cProfile run per store in a fresh process: the collector app built as `sentinel
-collector` builds it, its /metrics endpoint called once cold and once warm (past the cache) in the main
-thread, and the top functions by own time and cumulative time. Written to the `metrics-store-bench` section
+`--profile` adds one cProfile run per store in a fresh process: the background read (build_snapshot, then the
+stored families rendered in both formats, as metrics_stored.StoredMetrics does) called once cold and once warm,
+and the top functions by own time and cumulative time. Written to the `metrics-store-bench` section
 of bench/RESULTS.md unless --no-write.
 
     python bench/metrics_store_bench.py [--hosts 10000] [--systems 100] [--runs 7] [--cold 1]
@@ -58,6 +63,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -72,7 +78,7 @@ BASELINE = "dengbao-l3-linux"
 FIXTURE_ROOT = "debian12-default"
 DEPARTMENTS = 10
 FLIPS = 4  # statuses flipped per host (pass <-> fail)
-CACHE_SECONDS = 5.0  # the shipped metrics_cache_seconds; the collector runs with it
+CACHE_SECONDS = 30.0  # the shipped metrics_cache_seconds; the collector runs with it
 TOKEN = "bench-metrics-token-" + "x" * 24
 PG_URL = os.environ.get("SENTINEL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -272,13 +278,26 @@ class Collector:
             time.sleep(0.1)
         raise SystemExit(f"collector not ready within {timeout} s:\n{self.log.read_text()[-3000:]}")
 
-    def scrape(self) -> Scrape:
+    def scrape(self, allow_503: bool = False) -> Optional[Scrape]:
         t = time.perf_counter()
         resp = self.client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT, "Authorization": f"Bearer {TOKEN}"})
         wall = time.perf_counter() - t
+        if resp.status_code == 503 and allow_503:
+            return None
         if resp.status_code != 200:
             raise SystemExit(f"GET /metrics: {resp.status_code} {resp.text[:300]}")
         return Scrape.of(resp.content, wall, time.monotonic())
+
+    def first_figures(self) -> tuple[float, int, Scrape]:
+        """Seconds from now (health answered) to the first 200 answer, the 503s before it, and that answer."""
+        t, refused = time.monotonic(), 0
+        while (got := self.scrape(allow_503=True)) is None:
+            refused += 1
+        return time.monotonic() - t, refused, got
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
 
     def stop(self) -> None:
         self.client.close()
@@ -301,48 +320,46 @@ class Scrape:
     started: float
     body_bytes: int
     series: int
-    store_read: float  # sentinel_snapshot_duration_seconds of the answer
+    store_read: float  # sentinel_snapshot_duration_seconds of the answer: the background read and rendering
     snapshot_at: float
     up: float
+    age: float  # seconds between the read of the state shown and the end of this scrape
 
     @classmethod
     def of(cls, body: bytes, wall: float, at: float) -> Scrape:
         values = {m.group(1).decode(): float(m.group(2)) for m in _SAMPLE.finditer(body)}
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        snapshot_at = values.get("sentinel_snapshot_timestamp_seconds", float("nan"))
         return cls(wall=wall, started=at - wall, body_bytes=len(body), series=series,
                    store_read=values.get("sentinel_snapshot_duration_seconds", float("nan")),
-                   snapshot_at=values.get("sentinel_snapshot_timestamp_seconds", float("nan")),
-                   up=values.get("sentinel_up", float("nan")))
+                   snapshot_at=snapshot_at, up=values.get("sentinel_up", float("nan")), age=time.time() - snapshot_at)
 
 
 # ---- profiling (a child process: python bench/metrics_store_bench.py --profile-child URL STATE) ----------
 
 
 def profile_child(url: str, state_dir: str) -> int:
-    """Build the app as `sentinel collector` does, call its /metrics endpoint cold and warm under cProfile."""
-    from starlette.requests import Request
-
+    """The background read as the collector runs it (build_snapshot, then both formats), cold and warm, profiled."""
     os.environ.update(collector_env(url, Path(state_dir).parent))
-    from sentinel.collector.app import create_app, tune_gc
-    from sentinel.collector.settings import CollectorSettings
+    from sentinel.collector.app import tune_gc
+    from sentinel.collector.metrics_stored import FORMATS
+    from sentinel.store.db import Database
+    from sentinel.store.snapshot import build_snapshot
     from sentinel.wiring import exporters
 
-    app = create_app(CollectorSettings(), exporters=exporters())
+    db = Database(url)
     tune_gc()
-    endpoint = next(r.endpoint for r in app.routes if getattr(r, "path", None) == "/metrics")  # type: ignore[attr-defined]
-    scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"",
-             "headers": [(b"accept", PROMETHEUS_ACCEPT.encode()), (b"authorization", f"Bearer {TOKEN}".encode())]}
+    render = exporters().metrics.render_stored
     out = {}
     for label in ("cold", "warm"):
-        if label == "warm":
-            time.sleep(CACHE_SECONDS + 0.5)
         prof = cProfile.Profile()
         t = time.perf_counter()
         prof.enable()
-        resp = endpoint(Request(scope))
+        snap = build_snapshot(db)
+        size = sum(len(body) for body in render(snap, FORMATS).values())
         prof.disable()
         wall = time.perf_counter() - t
-        out[label] = {"wall": wall, "bytes": len(resp.body), "top": top_functions(prof, wall)}
+        out[label] = {"wall": wall, "bytes": size, "top": top_functions(prof, wall)}
     print(json.dumps(out))
     return 0
 
@@ -379,46 +396,57 @@ def profile_result(proc: subprocess.Popen) -> dict[str, Any]:
 class StoreResult:
     store: str
     seeded: Seeded
-    cold: list[Scrape] = field(default_factory=list)
+    cold: list[Scrape] = field(default_factory=list)  # first scrapes after a restart on the unchanged store
+    cold_ready: list[float] = field(default_factory=list)  # health answered -> that scrape's last byte
     warm: list[Scrape] = field(default_factory=list)
+    first_figures: float = float("nan")  # first start: health answered -> first 200
+    first_refused: int = 0  # 503 answers before it
+    warm_cpu: float = float("nan")  # collector CPU seconds per wall second over the warm scrapes
     profile: Optional[dict[str, Any]] = None
 
 
 def measure(stores: dict[str, str], workdirs: dict[str, Path], results: dict[str, StoreResult], args) -> None:
-    # cold: the first scrape of each started process; `--cold` N starts each store's collector N - 1 times
-    # before the one kept running for the warm scrapes, alternating stores
-    for _ in range(args.cold - 1):
-        for name, url in stores.items():
-            c = Collector(url, workdirs[name], name)
-            try:
-                c.wait_ready()
-                results[name].cold.append(c.scrape())
-            finally:
-                c.stop()
-    # warm: both processes up, scrapes alternating between them, each past its cache
+    # first start and warm: both processes up, scrapes alternating between them, each past the refresh interval
     running = {name: Collector(url, workdirs[name], name) for name, url in stores.items()}
     try:
         for c in running.values():
             c.wait_ready()
         last: dict[str, float] = {}
-        for name, c in running.items():  # the first scrape of a process: a cold one
-            first = c.scrape()
-            results[name].cold.append(first)
+        for name, c in running.items():
+            r = results[name]
+            r.first_figures, r.first_refused, first = c.first_figures()
             last[name] = first.started
+        cpu = {name: (c.cpu_seconds(), time.monotonic()) for name, c in running.items()}
         for _ in range(args.runs):
             for name, c in running.items():
                 wait = last[name] + CACHE_SECONDS + 0.5 - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 s = c.scrape()
+                assert s is not None
                 last[name] = s.started
                 prev = results[name].warm[-1].snapshot_at if results[name].warm else None
                 if prev is not None and s.snapshot_at == prev:
-                    raise SystemExit(f"{name}: a warm scrape was answered from the cache")
+                    raise SystemExit(f"{name}: no newer background read within {CACHE_SECONDS + 0.5:g} s")
                 results[name].warm.append(s)
+        for name, c in running.items():
+            results[name].warm_cpu = (c.cpu_seconds() - cpu[name][0]) / (time.monotonic() - cpu[name][1])
     finally:
         for c in running.values():
             c.stop()
+    # cold: restarts on the unchanged store, alternating stores; each serves its kept rendering
+    for _ in range(args.cold):
+        for name, url in stores.items():
+            c = Collector(url, workdirs[name], name)
+            try:
+                c.wait_ready()
+                t = time.monotonic()
+                s = c.scrape()
+                assert s is not None
+                results[name].cold_ready.append(time.monotonic() - t)
+                results[name].cold.append(s)
+            finally:
+                c.stop()
 
 
 def fmt_s(values: list[float]) -> str:
@@ -442,39 +470,46 @@ def render(results: dict[str, StoreResult], args, loads: dict[str, str], started
         f"checks opened findings. The collector is `sentinel collector` in its own process (uvicorn, one worker, "
         f"plain HTTP on 127.0.0.1, metrics_cache_seconds {CACHE_SECONDS:g}); GET /metrics with Prometheus's "
         "Accept header (OpenMetrics) and the bearer token, timed by the client (httpx) from request to the last "
-        "byte. Cold = the first scrape after the process answered /api/v1/health (a restart each time); warm = "
-        f"later scrapes of one process, each more than {CACHE_SECONDS:g} s after the previous, so none is "
-        "answered from the cache (each has a new snapshot timestamp); the two stores' processes ran side by side, "
-        "their scrapes alternating.",
+        "byte. The collector reads and renders the stored state in the background every "
+        f"{CACHE_SECONDS:g} s (sentinel/collector/metrics_stored.py); a scrape serves the last rendering. "
+        "First start = the collector's first start on the store (nothing kept): health answered -> first figures. "
+        f"Warm = scrapes of the running process more than {CACHE_SECONDS:g} s apart, each showing a newer read; "
+        "age = how old the state shown was at the scrape. Cold = the first scrape after a restart on the "
+        "unchanged store (each a new process; its kept rendering is served); the two stores' processes ran side "
+        "by side, their scrapes alternating.",
         "",
-        f"| store | seeded rows (not timed as a result) | series | body | cold (median of {args.cold}) | "
-        f"warm (median of {args.runs}) | store read in warm (median) | target {TARGET_S:g} s cold / warm |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| store | seeded rows (not timed as a result) | series | body | cold scrape (median of {args.cold}) | "
+        f"warm scrape (median of {args.runs}) | target {TARGET_S:g} s cold / warm | age of the state shown "
+        "(median, max) | background read + render (median) | collector CPU while warm | first start: first "
+        "figures after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():
         cold = statistics.median(s.wall for s in r.cold)
         warm = statistics.median(s.wall for s in r.warm)
         read = statistics.median(s.store_read for s in r.warm)
+        ages = [s.age for s in r.warm]
         last = r.warm[-1]
         verdict = f"{'met' if cold <= TARGET_S else 'MISSED'} / {'met' if warm <= TARGET_S else 'MISSED'}"
         lines.append(f"| {labels.get(name, name)} | {r.seeded.runs:,} runs, {r.seeded.results:,} results, "
                      f"{r.seeded.findings_open:,} open findings | {last.series:,} | {last.body_bytes / 1e6:.1f} MB | "
-                     f"{cold:.2f} s | {warm:.2f} s | {read:.2f} s | {verdict} |")
+                     f"{cold:.2f} s | {warm:.2f} s | {verdict} | {statistics.median(ages):.1f} s, {max(ages):.1f} s | "
+                     f"{read:.2f} s | {r.warm_cpu:.0%} of a core | {r.first_figures:.1f} s "
+                     f"({r.first_refused} scrapes answered 503 before) |")
     lines.append("")
-    lines.append("All scrapes (wall seconds; store read = sentinel_snapshot_duration_seconds in the same answer):")
+    lines.append("All scrapes (wall seconds; read = sentinel_snapshot_duration_seconds in the same answer):")
     lines.append("")
     for name, r in results.items():
-        lines.append(f"- {name}: cold {fmt_s([s.wall for s in r.cold])} (store read "
-                     f"{fmt_s([s.store_read for s in r.cold])}); warm {fmt_s([s.wall for s in r.warm])} (store read "
-                     f"{fmt_s([s.store_read for s in r.warm])}). Seeding took {r.seeded.seconds:.0f} s "
-                     f"(enrollment {r.seeded.detail['enroll_s']:.0f} s of it).")
+        lines.append(f"- {name}: cold {fmt_s([s.wall for s in r.cold])} (health -> last byte "
+                     f"{fmt_s(r.cold_ready)}); warm {fmt_s([s.wall for s in r.warm])} (read "
+                     f"{fmt_s([s.store_read for s in r.warm])}; age {fmt_s([s.age for s in r.warm])}). Seeding took "
+                     f"{r.seeded.seconds:.0f} s (enrollment {r.seeded.detail['enroll_s']:.0f} s of it).")
     for name, r in results.items():
         if not r.profile:
             continue
-        lines += ["", f"cProfile of one cold and one warm call of the /metrics endpoint ({name}; a fresh process, "
-                  "the app built as `sentinel collector` builds it, the endpoint called in the main thread; run "
-                  "while the next store was seeded, and the profiler itself slows the calls, so only the shares "
-                  "count):", ""]
+        lines += ["", f"cProfile of the background read ({name}; build_snapshot and both formats rendered, in a fresh "
+                  "process, once cold and once warm; run while the next store was seeded, and the profiler itself "
+                  "slows the calls, so only the shares count):", ""]
         for label in ("cold", "warm"):
             p = r.profile[label]
             lines.append(f"- {label}: {p['wall']:.2f} s wall under the profiler. Own time: "
@@ -489,7 +524,7 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=10_000)
     ap.add_argument("--systems", type=int, default=100)
     ap.add_argument("--runs", type=int, default=7, help="warm scrapes per store")
-    ap.add_argument("--cold", type=int, default=1, help="cold scrapes per store (a collector start each)")
+    ap.add_argument("--cold", type=int, default=3, help="cold scrapes per store (a collector restart each)")
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--profile", action="store_true", help="add one cProfile'd cold and warm call per store")
     ap.add_argument("--no-write", action="store_true", help="print the section, leave bench/RESULTS.md alone")

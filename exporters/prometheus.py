@@ -308,11 +308,11 @@ def exposition_format(accept: Optional[str]) -> tuple[str, str]:
     return "openmetrics", "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-def render_stored(snap: MetricsSnapshot, fmt: str, *, per_check: bool = False) -> bytes:
-    """The stored state's families of `snap` (all but LIVE_FAMILIES) in `fmt`, without OpenMetrics' `# EOF`: the
-    first part of a body that `render_live` ends."""
-    families = snapshot_families(snap, per_check).only(lambda name: name not in LIVE_FAMILIES)
-    return _FORMATS[fmt](families, False)
+def render_stored(snap: MetricsSnapshot, formats: Iterable[str], *, per_check: bool = False) -> dict[str, bytes]:
+    """The stored state's families of `snap` (all but LIVE_FAMILIES) in each format, without OpenMetrics' `# EOF`:
+    the first part of a body that `render_live` ends. The families are built once for all formats."""
+    families = list(snapshot_families(snap, per_check).only(lambda name: name not in LIVE_FAMILIES))
+    return {fmt: _FORMATS[fmt](families, False) for fmt in formats}
 
 
 def render_live(snap: MetricsSnapshot, fmt: str, *, read_at: Optional[datetime], took: Optional[float],

@@ -10,7 +10,7 @@ The import contracts in setup.cfg (`lint-imports`) keep it so.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,8 @@ class MetricsExposition(Protocol):
     # The collector's /metrics: the stored state rendered in the background, its live families at each scrape.
     def exposition_format(self, accept: Optional[str]) -> tuple[str, str]: ...
 
-    def render_stored(self, snap: MetricsSnapshot, fmt: str, *, per_check: bool = False) -> bytes: ...
+    def render_stored(self, snap: MetricsSnapshot, formats: Iterable[str], *, per_check: bool = False
+                      ) -> dict[str, bytes]: ...
 
     def render_live(self, snap: MetricsSnapshot, fmt: str, *, read_at: Optional[datetime], took: Optional[float],
                     errors: int, up: bool) -> bytes: ...

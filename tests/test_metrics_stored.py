@@ -51,7 +51,7 @@ class Reads:
 
 def _stored(reads: Reads, tmp_path: Path, marker: str = "m1", **kw) -> StoredMetrics:
     kw.setdefault("refresh_seconds", 60)
-    return StoredMetrics(reads, lambda snap, fmt: f"{fmt} {snap.generated_at.isoformat()}\n".encode(),
+    return StoredMetrics(reads, lambda snap, fmts: {f: f"{f} {snap.generated_at.isoformat()}\n".encode() for f in fmts},
                          marker=lambda: marker, identity="test", keep_dir=tmp_path / "kept", **kw)
 
 

@@ -230,7 +230,7 @@ def install(app: FastAPI, exposition: MetricsExposition) -> IngestCounters:
     per_check = settings.metrics_per_check
     stored = StoredMetrics(
         lambda: build_snapshot(db, silent_after=silent_after, per_check=per_check),
-        lambda snap, fmt: exposition.render_stored(snap, fmt, per_check=per_check),
+        lambda snap, formats: exposition.render_stored(snap, formats, per_check=per_check),
         refresh_seconds=settings.metrics_cache_seconds, marker=lambda: store_marker(db),
         identity=f"sentinel {__version__}; per_check={per_check}; silent_after={silent_after.total_seconds():g}",
         keep_dir=settings.state_dir / "metrics-stored")

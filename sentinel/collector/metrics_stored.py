@@ -56,7 +56,8 @@ class Served:
 
 
 class StoredMetrics:
-    def __init__(self, read: Callable[[], MetricsSnapshot], render: Callable[[MetricsSnapshot, str], bytes], *,
+    def __init__(self, read: Callable[[], MetricsSnapshot],
+                 render: Callable[[MetricsSnapshot, Sequence[str]], dict[str, bytes]], *,
                  refresh_seconds: float, marker: Callable[[], str], identity: str,
                  keep_dir: Optional[Path] = None, first_wait: Optional[float] = None,
                  idle_seconds: Optional[float] = None, formats: Sequence[str] = FORMATS) -> None:
@@ -125,7 +126,7 @@ class StoredMetrics:
         try:
             marker = self._marker() if keep else ""
             snap = self._read()
-            bodies = {fmt: self._render(snap, fmt) for fmt in self._formats}
+            bodies = self._render(snap, self._formats)
         except Exception as exc:  # a scrape must answer: the last part stays, shown with sentinel_up 0
             log.error("metrics: reading stored state failed: %s: %s", type(exc).__name__, exc)
             with self._cond:
