@@ -65,8 +65,8 @@ def _announcing(lang: str = "en", command: str = "agent"):
             self._made: dict[str, tuple[str, bool]] = {}
             self._made_lock = threading.Lock()
 
-        def run_baseline(self, schedule):
-            report = super().run_baseline(schedule)
+        def run_baseline(self, schedule, target=None):
+            report = super().run_baseline(schedule, target)
             if report is None:
                 self._say.no_report(schedule.baseline)
                 return None

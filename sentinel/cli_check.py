@@ -36,8 +36,15 @@ def _write(text: str, output: Optional[Path]) -> None:
 
 
 def check(
-    baseline: str = typer.Option(DEFAULT_BASELINE, "--baseline", "-b", metavar="ID|FILE",
-                                 help="Shipped baseline id or a YAML file."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", metavar="ID|FILE",
+                                           help=f"Shipped baseline id or a YAML file (default {DEFAULT_BASELINE}, "
+                                                "or with --object dengbao-l<level>-<kind>)."),
+    object_: Optional[str] = typer.Option(None, "--object", metavar="KIND[:INSTANCE]",
+                                          help="Judge one 测评对象 on the host: mysql, postgresql, redis, nginx, "
+                                               "httpd or tomcat, optionally the instance (port or config path)."),
+    level: int = typer.Option(3, "--level", min=2, max=4, help="The system's level: picks dengbao-l<level>-..."),
+    list_objects: bool = typer.Option(False, "--list-objects",
+                                      help="List the 测评对象 discovery finds on this host (or --root) and exit."),
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
                                         help="Check an offline root directory instead of this host."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="table|json|csv|junit", help="Output format."),
@@ -57,8 +64,21 @@ checks; 2: usage."""  # the backslash keeps this one line: typer lists a command
         _fail_config(f"--lang {lang}: expected zh or en")
     if root is not None:
         _check_root(root)
-    spec = _load(baseline)
-    report = run_baseline(spec, open_host(str(root) if root else None))
+    host = open_host(str(root) if root else None)
+    if list_objects:
+        _list_objects(host, level, fmt, lang, output)
+        raise typer.Exit(0)
+    target = None
+    if object_ is not None:
+        target, wanted = _object(host, object_, level)
+        baseline = baseline or wanted
+    spec = _load(baseline or (DEFAULT_BASELINE if level == 3 else f"dengbao-l{level}-linux"))
+    if target is not None and spec.object != target.kind:
+        _fail_config(f"--baseline {baseline}: it judges {spec.object} objects, not {target.kind}")
+    if target is None and spec.object != "os":
+        _fail_config(f"--baseline {baseline}: an object baseline ({spec.object}); say which one with "
+                     f"--object {spec.object}[:INSTANCE]")
+    report = run_baseline(spec, host, target=target)
     _privilege_hint(report, lang)
     if fmt == "json":
         _write(render.to_json(report), output)
@@ -75,6 +95,53 @@ checks; 2: usage."""  # the backslash keeps this one line: typer lists a command
 
     bad = [r for r in report.results if counted(r) and r.status in (Status.FAIL, Status.ERROR)]
     raise typer.Exit(1 if bad else 0)
+
+
+def _object(host, given: str, level: int):
+    """The 测评对象 `KIND[:INSTANCE]` names, as discovery finds it on the host, and the baseline for its kind."""
+    from .discovery import OBJECT_KINDS, default_name, discover
+    from .model import ObjectRef
+
+    kind, _, instance = given.partition(":")
+    if kind not in OBJECT_KINDS:
+        _fail_config(f"--object {given}: expected KIND[:INSTANCE], KIND one of {', '.join(OBJECT_KINDS)}")
+    found = [d for d in discover(host, level) if d.object.kind == kind]
+    pick = [d for d in found if d.object.instance == instance] if instance else found[:1]
+    wanted = f"dengbao-l{level}-{kind}"
+    if pick:
+        return pick[0].object, wanted
+    listed = ", ".join(d.object.instance for d in found) or "none"
+    if not instance:
+        _fail_config(f"--object {kind}: no {kind} found on this host (packages, units, processes); give "
+                     f"{kind}:INSTANCE to judge one anyway")
+    typer.echo(f"warning: --object {given}: discovery does not find this instance (found: {listed}); judging "
+               "it as named", err=True)
+    return ObjectRef(kind=kind, instance=instance, name=default_name(host.hostname(), kind, instance),
+                     port=int(instance) if instance.isdigit() else None,
+                     config=None if instance.isdigit() else instance), wanted
+
+
+def _list_objects(host, level: int, fmt: str, lang: str, output: Optional[Path]) -> None:
+    import json
+
+    from .discovery import discover
+
+    found = discover(host, level)
+    if fmt == "json":
+        _write(json.dumps([d.model_dump(mode="json") for d in found], ensure_ascii=False, indent=2) + "\n", output)
+        return
+    zh = lang != "en"
+    lines = []
+    for d in found:
+        o = d.object
+        state = {True: "运行中" if zh else "running", False: "未运行" if zh else "not running",
+                 None: "离线根目录" if zh else "offline root"}[d.running]
+        base = d.baseline or (f"无基线 {d.wanted_baseline}" if zh else f"no baseline {d.wanted_baseline}")
+        lines.append(f"{o.kind}:{o.instance}\t{o.name}\t{state}\t{base}")
+        lines += [f"\t{'依据' if zh else 'found by'}: {f}" for f in d.found_by]
+    if not found:
+        lines.append("未发现数据库、中间件或 Web 服务器" if zh else "no databases, middleware or web servers found")
+    _write("\n".join(lines) + "\n", output)
 
 
 def _check_root(root: Path) -> None:

@@ -120,6 +120,11 @@ def object_name(hostname: str, f: _Found) -> str:
     return " ".join(parts) + (f" ({where})" if where else "")
 
 
+def default_name(hostname: str, kind: str, instance: str) -> str:
+    """The name of an object discovery did not find (pinned, or named on the command line)."""
+    return f"{hostname} {PRODUCTS[kind].label}" + (f" ({instance})" if instance else "")
+
+
 def short_version(version: str) -> Optional[str]:
     """A package version as people say it: "1:10.11.6-0+deb12u1" -> "10.11"."""
     v = version.split(":", 1)[-1]
@@ -331,4 +336,4 @@ def _last_directive(text: str, name: str, value: str, sep: str = r"\s+") -> Opti
     return found
 
 
-__all__ = ["OBJECT_KINDS", "PRODUCTS", "Discovered", "discover", "object_name", "short_version"]
+__all__ = ["OBJECT_KINDS", "PRODUCTS", "Discovered", "default_name", "discover", "object_name", "short_version"]

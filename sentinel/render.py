@@ -151,6 +151,10 @@ def print_table(report: HostReport, lang: str = "zh", file=None) -> None:
     console.print(f"[bold]{escape(b.title.get(lang))}[/] ({b.id} {b.version}, {w['level']} {b.level})")
     console.print(f"{w['host']}: {escape(h.hostname)}  {escape(h.os_name)} {escape(f'[{h.family or chr(63)}]')} "
                   f"{h.arch}" + (f"  root={escape(h.root)}" if h.root else ""))
+    if report.object is not None and report.object.kind != "os":  # the 测评对象 besides the host's OS
+        o = report.object
+        console.print(f"{'object' if lang == 'en' else '测评对象'}: {escape(o.name or o.kind)} "
+                      f"({o.kind}{':' + escape(o.instance) if o.instance else ''})")
     table = Table(show_lines=False, header_style="bold")
     for key in ("clause", "id", "check", "severity", "status", "detail"):
         table.add_column(w[key], overflow="fold")

@@ -8,6 +8,14 @@ from tests.fixtures.build import build_root
 pytest_plugins = ["tests.dbfixtures", "tests.collector_helpers"]
 
 
+@pytest.fixture(autouse=True)
+def _no_object_discovery(monkeypatch):
+    """Agents made by tests (in process or as `sentinel up`/`agent` children, which inherit the environment) do
+    not discover this machine's own servers as 测评对象: their object baselines would connect to services the
+    test did not start. Tests of objects give their agent its `objects` settings explicitly."""
+    monkeypatch.setenv("SENTINEL_AGENT_OBJECTS__DISCOVER", "false")
+
+
 @pytest.fixture(scope="session")
 def fixture_root(tmp_path_factory):
     """Factory: `fixture_root("rocky9-hardened")` -> Path of that offline root, built once per session.

@@ -132,17 +132,20 @@ def test_enroll_and_agent_once_from_the_command_line(tmp_path):
 
 def test_schedule_wiring(tmp_path):
     settings = load_settings(None, default_file=False, state_dir=tmp_path, jitter=300, baselines=[
-        BaselineSchedule(baseline="a", interval=3600), BaselineSchedule(baseline="b", interval=120, jitter=500)])
+        BaselineSchedule(baseline="a", interval=3600), BaselineSchedule(baseline="b", interval=120, jitter=500)],
+        objects={"discover": True})
 
     class Wiring:  # the scheduler only needs the settings and the job callables (scheduler.Jobs)
         def __init__(self):
             self.run_baseline = self.take_sample = self.send_utilisation = self.send_inventory = lambda *a: None
+            self.run_objects = lambda: None
 
     scheduler = build_scheduler(settings, Wiring())
     scheduler.start(paused=True)
     try:
         jobs = {j.id: j for j in scheduler.get_jobs()}
-        assert set(jobs) == {"baseline-0", "baseline-1", "sample", "utilisation", "inventory"}
+        assert set(jobs) == {"baseline-0", "baseline-1", "sample", "utilisation", "inventory", "objects"}
+        assert jobs["objects"].executor == "checks"  # never at the same time as a baseline run
         b0, b1 = jobs["baseline-0"], jobs["baseline-1"]
         assert (b0.executor, b1.executor) == ("checks", "checks")
         assert b0.trigger.interval.total_seconds() == 3600 and b0.trigger.jitter == 300

@@ -11,6 +11,11 @@ baselines:
   - {baseline: /etc/sentinel/site-l3.yaml, interval: 21600, jitter: 600}
 # host_root: /host        # check a mounted root (Kubernetes DaemonSet) instead of this host
 # metrics_port: 22239     # this host's latest report at http://127.0.0.1:22239/metrics
+objects:                  # the 测评对象 besides the OS (docs/objects.md)
+  discover: true          # find MySQL/MariaDB, PostgreSQL, Redis, Nginx, httpd, Tomcat; run dengbao-l<level>-<kind>
+  disable: [tomcat, "redis:6380"]
+  pin:
+    - {kind: mysql, instance: "3307", name: "db01 MariaDB 10.11 (3307)"}
 ```
 
 Durations are seconds.
@@ -18,11 +23,12 @@ Durations are seconds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from ..model import OBJECT_INSTANCE, ObjectKind
 from ..state import default_agent_state_dir
 from ..yaml_errors import invalid_yaml
 
@@ -42,6 +48,55 @@ class BaselineSchedule(BaseModel):
     jitter: Optional[float] = Field(default=None, ge=0, description="seconds; default: the agent's jitter")
 
 
+class PinnedObject(BaseModel):
+    """An object the operator names: run even where discovery does not find it (or with another baseline)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ObjectKind
+    instance: str = Field(default="", pattern=OBJECT_INSTANCE, description="port, socket or config path")
+    name: Optional[str] = Field(default=None, max_length=200, description="the 测评对象 name in the record")
+    baseline: Optional[str] = Field(default=None, min_length=1, description="baseline id or file for this object")
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    config: Optional[str] = Field(default=None, min_length=1, description="its main configuration file")
+
+    @field_validator("kind")
+    @classmethod
+    def _not_os(cls, v: str) -> str:
+        if v == "os":
+            raise ValueError("the OS is judged by `baselines`; pin a database, middleware or web server kind")
+        return v
+
+
+class ObjectsSettings(BaseModel):
+    """The 测评对象 on the host besides its OS (sentinel/discovery.py): found, then each judged by its baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discover: bool = Field(default=True, description="find the databases, middleware and web servers this host runs")
+    interval: float = Field(default=3600, ge=1, description="seconds between object runs")
+    jitter: Optional[float] = Field(default=None, ge=0, description="seconds; default: the agent's jitter")
+    level: Optional[int] = Field(default=None, ge=2, le=4,
+                                 description="the system's level (dengbao-l<level>-<kind>); default: the level of "
+                                             "the first scheduled baseline")
+    baselines: dict[ObjectKind, str] = Field(default_factory=dict,
+                                             description="kind -> baseline id or file to run instead of the shipped")
+    pin: list[PinnedObject] = Field(default_factory=list)
+    disable: list[str] = Field(default_factory=list, description="`kind` or `kind:instance` never to run")
+
+    @field_validator("disable")
+    @classmethod
+    def _disable(cls, v: list[str]) -> list[str]:
+        kinds = set(get_args(ObjectKind)) - {"os"}
+        for entry in v:
+            if entry.split(":", 1)[0] not in kinds:
+                raise ValueError(f"{entry!r}: expected KIND or KIND:INSTANCE, KIND one of {', '.join(sorted(kinds))}")
+        return v
+
+    def disabled(self, kind: str, instance: str) -> bool:
+        return kind in self.disable or f"{kind}:{instance}" in self.disable
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENTINEL_AGENT_", extra="forbid", env_nested_delimiter="__")
 
@@ -50,6 +105,7 @@ class AgentSettings(BaseSettings):
     # the shared state directory's agent/ (sentinel/state.py), where `sentinel up` keeps its agent too
     state_dir: Path = Field(default_factory=default_agent_state_dir)
     baselines: list[BaselineSchedule] = Field(default_factory=lambda: [BaselineSchedule(baseline=DEFAULT_BASELINE)])
+    objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     jitter: float = Field(default=300, ge=0, description="random delay added to each scheduled run, seconds")
     time_budget: float = Field(default=900, gt=0, description="a baseline run is killed after this many seconds")
     check_nice: int = Field(default=10, ge=0, le=19, description="niceness of the process running checks")

@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ from .client import CollectorClient, Outcome
 from .config import AgentSettings, BaselineSchedule
 from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
 from .exporter import AgentExporter
-from .runner import RunError, inventory_isolated, run_isolated, stop_all
+from .objects import NoBaselineLog
+from .objects import plan as plan_objects
+from .runner import RunError, discover_isolated, inventory_isolated, run_isolated, stop_all
 from .sampler import Sampler
 from .scheduler import build_scheduler
 from .spool import Spool, SpoolError
@@ -92,6 +95,7 @@ class Agent:
                 raise ValueError("metrics_port is set, but this agent was built without a metrics exposition")
             self.exporter = AgentExporter(settings, self.identity, metrics, spool=self.spool)
         self._root = str(settings.host_root) if settings.host_root else None  # checks read this mounted root
+        self._no_baseline = NoBaselineLog()
 
     # ---- envelopes -------------------------------------------------------------------------------
     def enqueue(self, kind: str, body: dict[str, Any], report_id: Optional[str] = None) -> str:
@@ -125,13 +129,15 @@ class Agent:
             return None
         return raw, signature, str(stored.get("kind"))
 
-    def run_baseline(self, schedule: BaselineSchedule) -> Optional[dict[str, Any]]:
-        """Run one baseline in a child process and spool its report; None (logged) if it produced none."""
+    def run_baseline(self, schedule: BaselineSchedule,
+                     target: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
+        """Run one baseline in a child process and spool its report; None (logged) if it produced none.
+        `target`: the 测评对象 it judges (ObjectRef as JSON data), for an object baseline."""
         report_id = str(uuid.uuid4())
         try:
             report = run_isolated(schedule.baseline, report_id, self.settings.time_budget,
                                   nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle,
-                                  root=self._root)
+                                  root=self._root, target=target)
         except RunError as exc:
             self._run_failed(exc)
             return None
@@ -140,12 +146,40 @@ class Agent:
         except SpoolError as exc:
             log.error("report %s of baseline %s could not be spooled: %s", report_id, schedule.baseline, exc)
             return None
-        if self.exporter is not None:
+        if self.exporter is not None and target is None:  # the agent's /metrics shows the host's OS report
             self.exporter.save(report)
         summary = report.get("summary", {})
-        log.info("baseline %s: report %s spooled (score %s, %s failing)", schedule.baseline, report_id,
+        on = f" on {target.get('name') or target.get('kind')}" if target else ""
+        log.info("baseline %s%s: report %s spooled (score %s, %s failing)", schedule.baseline, on, report_id,
                  summary.get("score"), failing_figures(report.get("results", []))[0])
         return report
+
+    def run_objects(self) -> list[dict[str, Any]]:
+        """Find the host's 测评对象 besides its OS and run each one's baseline, one report per object
+        (sentinel/agent/objects.py decides which, docs/objects.md)."""
+        cfg = self.settings.objects
+        if not cfg.discover and not cfg.pin:
+            return []
+        found: dict[str, Any] = {"level": cfg.level, "objects": []}
+        if cfg.discover:
+            level_of = self.settings.baselines[0].baseline if cfg.level is None else None
+            try:
+                found = discover_isolated(min(self.settings.time_budget, 300), nice=self.settings.check_nice,
+                                          ionice_idle=self.settings.check_ionice_idle, root=self._root,
+                                          level=cfg.level, level_of=level_of)
+            except RunError as exc:  # pinned objects still run
+                self._run_failed(exc)
+        reports = []
+        hostname = found.get("hostname") or socket.gethostname()
+        for planned in plan_objects(found, cfg, hostname):
+            if planned.baseline is None:
+                self._no_baseline(planned)
+                continue
+            report = self.run_baseline(BaselineSchedule(baseline=planned.baseline, interval=cfg.interval),
+                                       target=planned.target.model_dump(mode="json"))
+            if report is not None:
+                reports.append(report)
+        return reports
 
     def send_inventory(self) -> None:
         try:
@@ -307,13 +341,15 @@ class Agent:
         self.client.close()
 
     def run_once(self) -> tuple[list[dict[str, Any]], FlushResult]:
-        """One cycle without the scheduler: inventory, a utilisation sample, each baseline, then delivery."""
+        """One cycle without the scheduler: inventory, a utilisation sample, each baseline, each object, then
+        delivery."""
         self._take_lock()
         try:
             self.send_inventory()
             self.take_sample()
             self.send_utilisation()
             reports = [r for r in (self.run_baseline(s) for s in self.settings.baselines) if r is not None]
+            reports += self.run_objects()
             return reports, self.flush()
         finally:
             if self._lock_fd is not None:

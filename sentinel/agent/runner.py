@@ -6,8 +6,10 @@ engine's memory (baselines, probes, results) is returned to the system when the 
 agent stays small at rest.
 
 Child: `python -m sentinel.agent.runner [--nice N] [--ionice-idle] --report-id ID BASELINE` prints the
-HostReport JSON on stdout; exit 2 with a message on stderr if the baseline cannot be used. With
-`--inventory` instead it prints the host inventory (see inventory.py), for the same reasons.
+HostReport JSON on stdout (`--object JSON`: of that 测评对象 instance); exit 2 with a message on stderr if the
+baseline cannot be used. With `--inventory` instead it prints the host inventory (see inventory.py), with
+`--discover [--level N|--level-of BASELINE]` the objects the host runs (sentinel/discovery.py), for the same
+reasons.
 """
 from __future__ import annotations
 
@@ -33,9 +35,13 @@ class RunError(Exception):
 
 
 def run_isolated(baseline: str, report_id: str, budget: float, nice: int = 10,
-                 ionice_idle: bool = True, root: Optional[str] = None) -> dict[str, Any]:
-    """The HostReport (as JSON data) of `baseline` on this host (or the offline `root`), run in a child process."""
-    report = _child_json(_root_args(root) + ["--report-id", report_id, "--", baseline], f"baseline {baseline}",
+                 ionice_idle: bool = True, root: Optional[str] = None,
+                 target: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The HostReport (as JSON data) of `baseline` on this host (or the offline `root`), run in a child process;
+    `target`: the 测评对象 instance it judges (an ObjectRef as JSON data), for an object baseline."""
+    what = f"baseline {baseline}" + (f" on {target.get('kind')}:{target.get('instance')}" if target else "")
+    extra = ["--object", json.dumps(target, ensure_ascii=False)] if target else []
+    report = _child_json(_root_args(root) + extra + ["--report-id", report_id, "--", baseline], what,
                          budget, nice, ionice_idle)
     if "summary" not in report:
         raise RunError(f"baseline {baseline}: the run printed something that is not a host report")
@@ -46,6 +52,17 @@ def inventory_isolated(budget: float, nice: int = 10, ionice_idle: bool = True,
                        root: Optional[str] = None) -> dict[str, Any]:
     """The host inventory, collected in a child process (the agent itself stays small)."""
     return _child_json(_root_args(root) + ["--inventory"], "inventory", budget, nice, ionice_idle)
+
+
+def discover_isolated(budget: float, nice: int = 10, ionice_idle: bool = True, root: Optional[str] = None,
+                      level: Optional[int] = None, level_of: Optional[str] = None) -> dict[str, Any]:
+    """The host's objects (sentinel/discovery.py) as {"level", "objects", "shipped"}, found in a child process.
+    The level is `level`, or that of the baseline `level_of` (the OS baseline the agent runs)."""
+    args = ["--discover"] + (["--level", str(level)] if level else ["--level-of", level_of] if level_of else [])
+    found = _child_json(_root_args(root) + args, "object discovery", budget, nice, ionice_idle)
+    if not isinstance(found.get("objects"), list):
+        raise RunError("object discovery: the run printed something that is not a list of objects")
+    return found
 
 
 def _root_args(root: Optional[str]) -> list[str]:
@@ -146,10 +163,14 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--report-id")
     parser.add_argument("--inventory", action="store_true", help="print the host inventory instead")
     parser.add_argument("--root", help="read the host through this mounted root (live-only facts: not_applicable)")
+    parser.add_argument("--discover", action="store_true", help="print the objects this host runs instead")
+    parser.add_argument("--level", type=int, choices=(2, 3, 4), help="with --discover: the system's level")
+    parser.add_argument("--level-of", help="with --discover: take the level of this baseline")
+    parser.add_argument("--object", help="the object instance the baseline judges (ObjectRef JSON)")
     parser.add_argument("baseline", nargs="?")
     args = parser.parse_args(argv)
-    if args.inventory == bool(args.baseline) or (args.baseline and not args.report_id):
-        parser.error("give either --inventory or --report-id ID BASELINE")
+    if (args.inventory + args.discover + bool(args.baseline)) != 1 or (args.baseline and not args.report_id):
+        parser.error("give either --inventory, --discover or --report-id ID BASELINE")
     for problem in lower_priority(args.nice, args.ionice_idle):
         print(f"warning: {problem}", file=sys.stderr)
     if args.inventory:
@@ -163,12 +184,37 @@ def _child(argv: list[str]) -> int:
     from ..engine import run_baseline
     from ..hostview import open_host
 
+    if args.discover:
+        from ..baseline import shipped
+        from ..discovery import discover
+
+        level = args.level or 3
+        if args.level_of:
+            try:
+                level = load_baseline(args.level_of).level
+            except BaselineError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+        known = sorted(shipped())
+        host = open_host(args.root)
+        found = discover(host, level, shipped=known)
+        sys.stdout.write(json.dumps({"level": level, "shipped": known, "hostname": host.hostname(),
+                                     "objects": [d.model_dump(mode="json") for d in found]}, ensure_ascii=False))
+        return 0
+    from pydantic import ValidationError
+
+    from ..model import ObjectRef
+
     try:
         baseline = load_baseline(args.baseline)
-    except BaselineError as exc:
+        target = ObjectRef.model_validate_json(args.object) if args.object else None
+    except (BaselineError, ValidationError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    report = run_baseline(baseline, open_host(args.root), report_id=args.report_id)
+    if target is not None and target.kind != baseline.object:
+        print(f"baseline {baseline.id} judges {baseline.object} objects, not {target.kind}", file=sys.stderr)
+        return 2
+    report = run_baseline(baseline, open_host(args.root), report_id=args.report_id, target=target)
     sys.stdout.write(report.model_dump_json())
     sys.stdout.flush()
     return 0

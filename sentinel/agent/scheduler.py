@@ -33,6 +33,8 @@ class Jobs(Protocol):
 
     def send_inventory(self) -> Any: ...
 
+    def run_objects(self) -> Any: ...
+
 
 def build_scheduler(settings: AgentSettings, agent: Jobs) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
@@ -47,6 +49,12 @@ def build_scheduler(settings: AgentSettings, agent: Jobs) -> BackgroundScheduler
         scheduler.add_job(agent.run_baseline, IntervalTrigger(seconds=schedule.interval, jitter=jitter or None),
                           args=[schedule], id=f"baseline-{index}", name=f"baseline {schedule.baseline}",
                           executor="checks", next_run_time=now)
+    objects = settings.objects
+    if objects.discover or objects.pin:  # after the OS baselines on the same executor: never two runs at once
+        jitter = min(settings.jitter if objects.jitter is None else objects.jitter, objects.interval / 2)
+        scheduler.add_job(agent.run_objects, IntervalTrigger(seconds=objects.interval, jitter=jitter or None),
+                          id="objects", name="objects (databases, middleware, web servers)", executor="checks",
+                          next_run_time=now + timedelta(seconds=1))
     scheduler.add_job(agent.take_sample, IntervalTrigger(seconds=settings.sample_interval), id="sample",
                       name="utilisation sample", next_run_time=now)
     scheduler.add_job(agent.send_utilisation, IntervalTrigger(seconds=settings.utilisation_interval),
