@@ -270,8 +270,9 @@ class Server:
 # OR b, MariaDB 10.4+) are read for the first _AUTH_OR of them
 _MARIADB_ACCOUNTS = (
     "SELECT User, Host, JSON_VALUE(Priv, '$.plugin'), IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') = '', "
-    "IFNULL(JSON_VALUE(Priv, '$.account_locked'), 'false') = 'true', IFNULL(JSON_VALUE(Priv, '$.is_role'), 'false') "
-    "IN ('true', '1'), CAST(IFNULL(JSON_VALUE(Priv, '$.access'), 0) AS UNSIGNED), "
+    "IFNULL(JSON_VALUE(Priv, '$.account_locked'), 'false') IN ('true', '1'), "  # JSON true reads as '1'
+    "IFNULL(JSON_VALUE(Priv, '$.is_role'), 'false') IN ('true', '1'), "
+    "CAST(IFNULL(JSON_VALUE(Priv, '$.access'), 0) AS UNSIGNED), "
     "IFNULL(JSON_VALUE(Priv, '$.ssl_type'), 0), IFNULL(JSON_LENGTH(Priv, '$.auth_or'), 0), "
     "JSON_VALUE(Priv, '$.auth_or[0].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[0].authentication_string'), '') = '', "
     "JSON_VALUE(Priv, '$.auth_or[1].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[1].authentication_string'), '') = '', "
@@ -345,11 +346,19 @@ def server(ctx: ProbeContext) -> Server:
         # a dependency)
         import pymysql  # type: ignore[import-untyped]
 
+        class ReadOnlyConnection(pymysql.connections.Connection):
+            """Sends no SET NAMES: the handshake already names the character set (utf8mb4), and this connection
+            sends SELECT and SHOW statements only."""
+
+            def set_character_set(self, charset: str, collation: Optional[str] = None) -> None:
+                self.encoding = pymysql.charset.charset_by_name(charset).encoding
+                self.charset, self.collation = charset, collation
+
         args = _where(ctx)
         where = args.pop("_where")
         try:
-            # autocommit=None: PyMySQL sends no SET AUTOCOMMIT; no init_command, no sql_mode: SELECT/SHOW only
-            conn = pymysql.connect(**args, autocommit=None, connect_timeout=5, read_timeout=15, write_timeout=15)
+            # autocommit=None: PyMySQL sends no SET AUTOCOMMIT; no init_command, no sql_mode
+            conn = ReadOnlyConnection(**args, autocommit=None, connect_timeout=5, read_timeout=15, write_timeout=15)
         except pymysql.err.MySQLError as exc:
             raise ProbeError(f"cannot connect to MySQL/MariaDB ({where}): {_said(exc)}",
                              f"无法连接 MySQL/MariaDB（{where}）：{_said(exc)}") from None
@@ -499,6 +508,10 @@ def mysql_server_user(ctx: ProbeContext, params: NoParams) -> Observation:
              if p.name in ("mariadbd", "mysqld") or p.exe.rsplit("/", 1)[-1] in ("mariadbd", "mysqld")]
     if not procs:
         raise ProbeError("no mariadbd/mysqld process is running", "没有运行中的 mariadbd/mysqld 进程")
+    port = ctx.target.port
+    if port is not None and len(procs) > 1:  # several servers on the host: the one listening on the object's port
+        pids = {s.pid for s in ctx.host.listening() if s.port == port}
+        procs = [p for p in procs if p.pid in pids] or procs
     users = sorted({p.username for p in procs})
     return Observation(observed=users, evidence=[evidence("processes", "\n".join(
         f"pid {p.pid} {p.name} user {p.username}" for p in procs))])

@@ -1,0 +1,323 @@
+"""dengbao-l3-mysql against a real MariaDB from Debian's package, started by the test.
+
+Each scenario is a throw-away server: a datadir made by mariadb-install-db as Debian's postinst makes it
+(--skip-test-db, socket-authenticated root), mariadbd as the mysql account on its own Unix socket and a free
+loopback port, reading /etc/mysql exactly as installed, because the test bind-mounts the scenario's tree over
+/etc/mysql in a private mount namespace (`unshare -m`) for the server and for `sentinel check --object mysql`.
+The stock tree is the package's (tests/fixtures/mysql/debian12-stock, held to dpkg's md5sums); the rectified one
+adds tests/fixtures/mysql/90-dengbao.cnf with this run's paths. A third server is made with mariadb-install-db's
+own defaults (test database, anonymous accounts, root with an empty password), as upstream and RHEL-family
+installs leave it.
+
+Expected answers come from the server itself: the `mariadb` client's SHOW GLOBAL VARIABLES and mysql.user,
+whether an account is refused after wrong passwords, and the MariaDB Audit Plugin's log of what sentinel's
+account sent (one connection, SELECT and SHOW only). Every server is stopped in the fixture's teardown.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mysql"
+MARIADBD = "/usr/sbin/mariadbd"
+INSTALL_DB = "/usr/bin/mariadb-install-db"
+CLIENT = "/usr/bin/mariadb"
+TOOLS = (MARIADBD, INSTALL_DB, CLIENT, "/usr/bin/unshare", "/usr/bin/openssl")
+RO_USER = "sentinel_ro"
+
+STOCK_FAILS = {  # what an assessor fails on Debian 12's MariaDB as installed
+    "l3-mysql-ia-password-complexity", "l3-mysql-ia-password-complexity-config", "l3-mysql-ia-password-lifetime",
+    "l3-mysql-ia-password-lifetime-config", "l3-mysql-ia-login-lockout", "l3-mysql-ia-login-lockout-config",
+    "l3-mysql-ia-idle-timeout", "l3-mysql-ia-idle-timeout-config", "l3-mysql-ac-local-infile-off",
+    "l3-mysql-ac-local-infile-off-config", "l3-mysql-ac-secure-file-priv", "l3-mysql-ac-secure-file-priv-config",
+    "l3-mysql-au-audit-on", "l3-mysql-au-audit-on-config", "l3-mysql-au-audit-plugin-permanent",
+    "l3-mysql-ip-skip-name-resolve", "l3-mysql-di-tls-required", "l3-mysql-di-tls-required-config",
+    "l3-mysql-dc-tls-required", "l3-mysql-dc-tls-required-config", "l3-mysql-br-binlog", "l3-mysql-br-binlog-config"}
+UPSTREAM_FAILS = {"l3-mysql-ia-empty-password", "l3-mysql-ac-no-anonymous", "l3-mysql-ac-no-test-database",
+                  "l3-mysql-ia-duplicate-names", "l3-mysql-ac-root-local-only"}
+
+
+def _need() -> None:
+    missing = [p for p in TOOLS if not os.path.exists(p)]
+    why = f"{', '.join(missing)} not installed (tests/setup-machine.sh)" if missing else None
+    if os.geteuid() != 0:
+        why = "needs root (mount namespace, mariadbd --user=mysql)"
+    if why:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _password() -> str:
+    # meets simple_password_check (upper, lower, digit, other) whatever token_urlsafe drew
+    return secrets.token_urlsafe(18) + "Aa1-"
+
+
+def _in_namespace(etc: Path, argv: list[str]) -> list[str]:
+    """argv run with `etc` mounted over /etc/mysql (and nothing over /etc/my.cnf's place), visible to it alone."""
+    script = 'mount --bind "$0" /etc/mysql && exec "$@"'
+    if os.path.exists("/etc/my.cnf"):  # this machine's own file would be read first: hide it
+        script = 'mount --bind /dev/null /etc/my.cnf && ' + script
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(etc), *argv]
+
+
+class Server:
+    def __init__(self, name: str, rectified: bool = False, install_args: tuple[str, ...] = ("--skip-test-db",)):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"sentinel-mysql-{name}-"))
+        os.chmod(self.dir, 0o755)  # mariadbd runs as mysql and must reach its datadir and socket
+        self.etc = self.dir / "etc-mysql"
+        run = self.dir / "run"  # the mysql account writes its socket and pid file here
+        run.mkdir()
+        shutil.chown(run, "mysql", "mysql")
+        self.data, self.sock, self.pid, self.port = self.dir / "data", run / "mysqld.sock", run / "mysqld.pid", \
+            _free_port()
+        self.audit_log = self.dir / "log" / "server_audit.log"
+        self.ro_password = _password()
+        self.proc: subprocess.Popen | None = None
+        self.err = None
+        shutil.copytree(FIXTURES / "debian12-stock" / "etc" / "mysql", self.etc, symlinks=False,
+                        ignore=shutil.ignore_patterns("my.cnf"))
+        # /etc/mysql/my.cnf -> /etc/alternatives/my.cnf -> mariadb.cnf on Debian: the same file, copied
+        shutil.copy(self.etc / "mariadb.cnf", self.etc / "my.cnf")
+        if rectified:
+            self._rectify()
+        subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--user=mysql", "--disable-log-bin",
+                        *install_args], check=True, capture_output=True, timeout=120)
+
+    def _rectify(self) -> None:
+        for sub in ("log", "files", "binlog", "ssl"):
+            (self.dir / sub).mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=sentinel-test", "-keyout", str(self.dir / "ssl/key.pem"), "-out",
+                        str(self.dir / "ssl/cert.pem")], check=True, capture_output=True, timeout=60)
+        for sub in ("log", "files", "binlog", "ssl"):
+            shutil.chown(self.dir / sub, "mysql", "mysql")
+            for f in (self.dir / sub).iterdir():
+                shutil.chown(f, "mysql", "mysql")
+        text = (FIXTURES / "90-dengbao.cnf").read_text(encoding="utf-8")
+        for old, new in {"/var/log/mysql/server_audit.log": str(self.audit_log),
+                         "/var/lib/mysql-files": str(self.dir / "files"),
+                         "/etc/mysql/ssl/server-cert.pem": str(self.dir / "ssl/cert.pem"),
+                         "/etc/mysql/ssl/server-key.pem": str(self.dir / "ssl/key.pem"),
+                         "/var/log/mysql/mariadb-bin": str(self.dir / "binlog/mariadb-bin"),
+                         # every statement of every account, so the test sees all that sentinel sent
+                         "server_audit_events = CONNECT,QUERY_DDL,QUERY_DCL": "server_audit_events = CONNECT,QUERY",
+                         }.items():
+            assert old in text, old
+            text = text.replace(old, new)
+        (self.etc / "mariadb.conf.d" / "90-dengbao.cnf").write_text(text, encoding="utf-8")
+
+    def start(self) -> None:
+        argv = [MARIADBD, "--user=mysql", f"--datadir={self.data}", f"--socket={self.sock}", f"--port={self.port}",
+                f"--pid-file={self.pid}", "--innodb-buffer-pool-size=16M"]
+        self.err = open(self.dir / "stderr.log", "wb")  # closed with the process in stop()
+        self.proc = subprocess.Popen(_in_namespace(self.etc, argv), stdout=self.err, stderr=self.err)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mariadbd exited: {(self.dir / 'stderr.log').read_text()[-2000:]}")
+            if self.sock.exists() and self.sql("SELECT 1", check=False).returncode == 0:
+                return
+            time.sleep(0.3)
+        raise AssertionError("mariadbd did not answer within 60 s")
+
+    def sql(self, statement: str, check: bool = True) -> subprocess.CompletedProcess:
+        """As root over the socket (root@localhost authenticates by unix_socket: the test runs as root)."""
+        return subprocess.run([CLIENT, "--no-defaults", "-S", str(self.sock), "-u", "root", "-N", "-B", "-e",
+                               statement], capture_output=True, text=True, timeout=30, check=check)
+
+    def tcp_login(self, user: str, password: str, tls: bool) -> subprocess.CompletedProcess:
+        argv = [CLIENT, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port), "-u", user, "-N", "-e", "SELECT 1"]
+        # the password goes in the environment the client reads (MYSQL_PWD), never on a command line
+        # --skip-ssl: the 10.11 client would otherwise use TLS when the server offers it
+        return subprocess.run(argv + (["--ssl"] if tls else ["--skip-ssl"]), capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "MYSQL_PWD": password})
+
+    def variables(self) -> dict[str, str]:
+        out = self.sql("SHOW GLOBAL VARIABLES").stdout
+        return dict(line.split("\t", 1) if "\t" in line else (line, "") for line in out.splitlines())
+
+    def grant_reader(self) -> None:
+        """The read-only account of docs/objects/mysql.md."""
+        self.sql(f"CREATE USER '{RO_USER}'@'localhost' IDENTIFIED BY '{self.ro_password}'; "
+                 f"GRANT SELECT ON mysql.* TO '{RO_USER}'@'localhost'; "
+                 f"GRANT SHOW DATABASES ON *.* TO '{RO_USER}'@'localhost';")
+
+    def check(self) -> dict:
+        """`sentinel check --object mysql:PORT --format json` as a separate process seeing this server's /etc/mysql."""
+        env = {**os.environ, "SENTINEL_MYSQL_USER": RO_USER, "SENTINEL_MYSQL_PASSWORD": self.ro_password,
+               "SENTINEL_MYSQL_SOCKET": str(self.sock),
+               "SENTINEL_OBJECT_CREDENTIALS": str(self.dir / "no-such-credentials-file.yaml")}
+        argv = [sys.executable, "-m", "sentinel.cli", "check", "--object", f"mysql:{self.port}", "--format", "json"]
+        done = subprocess.run(_in_namespace(self.etc, argv), capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode in (0, 1), done.stderr
+        assert self.ro_password not in done.stdout + done.stderr  # the secret is never in the output
+        return json.loads(done.stdout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            pid = self.pid.read_text().strip() if self.pid.exists() else None
+            if pid:
+                os.kill(int(pid), signal.SIGTERM)  # mariadbd itself (the unshare wrapper exec'd into it)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.err is not None:
+            self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _results(report: dict) -> dict[str, dict]:
+    return {r["check_id"]: r for r in report["results"]}
+
+
+@pytest.fixture(scope="module")
+def stock():
+    _need()
+    srv = Server("stock")
+    try:
+        srv.start()
+        srv.grant_reader()
+        srv.sql(f"CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '{_password()}'")
+        yield srv, srv.check()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def rectified():
+    _need()
+    srv = Server("rectified", rectified=True)
+    try:
+        srv.start()
+        srv.grant_reader()
+        yield srv, srv.check()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    _need()
+    srv = Server("upstream", install_args=("--auth-root-authentication-method=normal",))
+    try:
+        srv.start()
+        srv.grant_reader()
+        yield srv, srv.check()
+    finally:
+        srv.stop()
+
+
+def test_stock_debian_fails_what_an_assessor_fails(stock):
+    _, report = stock
+    got = {cid: r["status"] for cid, r in _results(report).items()}
+    assert {c for c, s in got.items() if s == "fail"} == STOCK_FAILS
+    assert {c for c, s in got.items() if s == "error"} == set()
+    assert report["object"]["kind"] == "mysql" and report["baseline"]["id"] == "dengbao-l3-mysql"
+
+
+def test_rectified_passes_every_check(rectified):
+    _, report = rectified
+    assert {cid: r["status"] for cid, r in _results(report).items() if r["status"] != "pass"} == {}
+
+
+@pytest.mark.parametrize("scenario", ["stock", "rectified"])
+def test_live_values_are_the_servers(scenario, request):
+    """Every variable a live check judged is what the mariadb client's SHOW GLOBAL VARIABLES shows."""
+    srv, report = request.getfixturevalue(scenario)
+    real = srv.variables()
+    judged = 0
+    for r in report["results"]:
+        if isinstance(r["observed"], dict) and r["evidence"] and r["evidence"][0]["source"].startswith("SHOW GLOBAL"):
+            for name, value in r["observed"].items():
+                assert value == real.get(name), (r["check_id"], name)
+                judged += 1
+    assert judged >= 15
+
+
+def test_accounts_are_the_servers(stock, upstream):
+    """Account verdicts follow mysql.user as the client reads it."""
+    for srv, report in (stock, upstream):
+        res = _results(report)
+        listed = srv.sql("SELECT user, host, Super_priv FROM mysql.user").stdout
+        rows = [line.split("\t") for line in listed.splitlines()]
+        anonymous = sorted(f"''@{h}" for u, h, _ in rows if u == "")
+        assert res["l3-mysql-ac-no-anonymous"]["observed"] == anonymous
+        supers = sorted(f"{u}@{h}" for u, h, s in rows if s == "Y" and f"{u}@{h}" not in
+                        ("root@localhost", "mysql@localhost"))
+        assert res["l3-mysql-au-super-restricted"]["observed"] == supers
+    databases = stock[0].sql("SHOW DATABASES").stdout.split()
+    assert "test" not in databases and "test" in upstream[0].sql("SHOW DATABASES").stdout.split()
+
+
+def test_upstream_install_defaults_fail_as_default_accounts(upstream):
+    """mariadb-install-db's own defaults: anonymous accounts, the test database and root without a password."""
+    srv, report = upstream
+    res = _results(report)
+    assert {c for c in UPSTREAM_FAILS if res[c]["status"] == "fail"} == UPSTREAM_FAILS
+    assert res["l3-mysql-ia-empty-password"]["high_risk"] == "6.4.1.1"
+    assert any(a.startswith("root@") for a in res["l3-mysql-ia-empty-password"]["observed"])
+    # what the verdict means: root really logs in over TCP without a password
+    assert srv.tcp_login("root", "", tls=False).returncode == 0
+    assert report["summary"]["high_risk"] >= 2
+
+
+def test_failed_logins_block_the_account_only_when_rectified(stock, rectified):
+    """max_password_errors = 5: after five wrong passwords even the right one is refused; stock never blocks."""
+    srv, report = rectified
+    password = _password()
+    srv.sql(f"CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '{password}'")
+    for _ in range(5):
+        assert srv.tcp_login("app", "wrong-" + password, tls=True).returncode != 0
+    blocked = srv.tcp_login("app", password, tls=True)
+    assert blocked.returncode != 0 and "blocked" in blocked.stderr.lower()
+    assert _results(report)["l3-mysql-ia-login-lockout"]["status"] == "pass"
+
+    srv, report = stock
+    srv.sql("DROP USER 'app'@'127.0.0.1'")
+    srv.sql(f"CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '{password}'")
+    for _ in range(6):
+        assert srv.tcp_login("app", "wrong-" + password, tls=False).returncode != 0
+    assert srv.tcp_login("app", password, tls=False).returncode == 0
+    assert _results(report)["l3-mysql-ia-login-lockout"]["status"] == "fail"
+
+
+def test_tls_is_required_only_when_rectified(stock, rectified):
+    """require_secure_transport: a TCP login without TLS is refused on the rectified server, accepted on stock."""
+    srv, _ = rectified
+    password = _password()
+    srv.sql(f"CREATE USER 'tls_probe'@'127.0.0.1' IDENTIFIED BY '{password}'")
+    # MariaDB 10.11 answers an insecure TCP login with "access denied" (1045) whatever the password
+    assert srv.tcp_login("tls_probe", password, tls=False).returncode != 0
+    assert srv.tcp_login("tls_probe", password, tls=True).returncode == 0
+    srv, _ = stock
+    srv.sql(f"CREATE USER 'tls_probe'@'127.0.0.1' IDENTIFIED BY '{password}'")
+    assert srv.tcp_login("tls_probe", password, tls=False).returncode == 0
+
+
+def test_sentinel_sent_only_select_and_show_on_one_connection(rectified):
+    """The audit plugin's log of sentinel's account: one connection, and every statement a SELECT or a SHOW."""
+    srv, _ = rectified
+    # time,serverhost,user,host,connection,query id,operation,database,'object',retcode (the object may hold commas)
+    lines = srv.audit_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    ours = [r for r in (line.split(",", 8) for line in lines) if len(r) == 9 and r[2] == RO_USER]
+    assert sum(1 for r in ours if r[6] == "CONNECT") == 1
+    queries = [r[8].rsplit(",", 1)[0].strip("'") for r in ours if r[6] == "QUERY"]
+    assert queries and all(q.lstrip().upper().startswith(("SELECT", "SHOW")) for q in queries), queries
