@@ -241,11 +241,16 @@ def _selected(rule: Rule, p: HbaParams) -> bool:
 @probe("postgresql.hba", HbaParams)
 def hba_rules(ctx: ProbeContext, params: HbaParams) -> Observation:
     """Lines of pg_hba.conf (hba_file, its @files and PostgreSQL 16 includes) that a connection can reach (no
-    earlier line matches all it matches) and that the filters select, as `file:line: line`, in file order."""
+    earlier line matches all it matches; not hostssl while ssl is off) and that the filters select, as
+    `file:line: line`, in file order."""
     c, path, parsed = hba(ctx)
+    ssl_off = _conf_value(c, "ssl")[0] == "off"
     hits, ev = [], []
     for rule in parsed.rules:
         if not _selected(rule, params):
+            continue
+        if ssl_off and rule.type == "hostssl":  # hba.c: such a line is kept but cannot match while ssl is off
+            ev.append(evidence(rule.path, f"never matches: hostssl while ssl is off: {rule.text}", rule.line))
             continue
         if rule.shadowed_by is not None:
             ev.append(evidence(rule.path, f"never reached: {rule.shadowed_by.where} matches first: {rule.text}",

@@ -293,3 +293,37 @@ def test_rectified_configuration_passes(cluster, monkeypatch):
     assert c.sql("SHOW ssl") == [["on"]]
     monkeypatch.setenv("SENTINEL_POSTGRESQL_CONFIG", str(c.conf))
     _assert_files_match_server(c, results)
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "postgresql" / "debian15"
+
+
+def test_the_offline_fixture_reads_as_the_server_reads_it(cluster):
+    """tests/test_object_postgresql.py's Debian fixture (includes, quoting, precedence, @file, a continued hba line)
+    loaded into the real server: the probe's values and rules are the server's pg_settings and pg_hba_file_rules."""
+    c = cluster
+    src = FIXTURE / "etc/postgresql/15/main"
+    for p in src.rglob("*"):
+        if p.is_file():
+            dest = c.etc / p.relative_to(src)
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copy(p, dest)
+    shutil.copy(FIXTURE / "var/lib/postgresql/15/main/postgresql.auto.conf", c.data / "postgresql.auto.conf")
+    for p in [*c.etc.rglob("*"), c.data / "postgresql.auto.conf"]:
+        os.chown(p, c.pg.pw_uid, c.pg.pw_gid)
+    c.start()  # its conf.d/00-test-paths.conf (name order: before the fixture's files) moves only paths and port
+    _assert_files_match_server(c, {})
+    from sentinel.checks._pg_hba import read_hba
+
+    parsed = read_hba(open_host(None), str(c.etc / "pg_hba.conf"), int(VERSION))
+    rules = c.sql("SELECT line_number, type, array_to_string(database, ','), array_to_string(user_name, ','), "
+                  "coalesce(address, ''), coalesce(netmask, ''), auth_method, coalesce(error, '') "
+                  "FROM pg_hba_file_rules ORDER BY line_number")
+    # the server keeps a hostssl line while ssl is off but says it cannot match; the probe skips it likewise
+    assert [(r[0], r[7]) for r in rules if r[7]] == [("6", "hostssl record cannot match because SSL is disabled")]
+    mine = [[str(r.line), r.type, ",".join(t.text for t in r.databases), ",".join(t.text for t in r.users),
+             r.method] for r in parsed.rules]
+    assert mine == [[r[0], r[1], r[2].replace('"', ""), r[3], r[6]] for r in rules]
+    for r, (_, _, _, _, address, netmask, _, _) in zip(parsed.rules, rules, strict=True):
+        if r.network is not None:
+            assert (str(r.network.network_address), str(r.network.netmask)) == (address, netmask)
