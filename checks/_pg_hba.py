@@ -243,7 +243,16 @@ def _walk(host: HostView, path: str, text: str, version: Optional[int], depth: i
                                  f"认证选项 {t.text!r} 不是 名称=值 形式")
                 options[key] = val
         result.rules.append(Rule(kind, databases, users, address, network, method, options, path, number,
-                                 " ".join(raw.split())))
+                                 _masked(" ".join(raw.split()))))
+
+
+SECRET_OPTIONS = ("ldapbindpasswd", "radiussecrets", "radiussecret")
+_SECRET = re.compile(r'((?:^|\s)(?:' + "|".join(SECRET_OPTIONS) + r')=)("(?:[^"]|"")*"|\S+)', re.I)
+
+
+def _masked(text: str) -> str:
+    """The line as evidence shows it: the values of the LDAP bind password and RADIUS secrets replaced."""
+    return _SECRET.sub(r"\1***", text)
 
 
 def _covers_list(a: list[Token], b: list[Token]) -> bool:

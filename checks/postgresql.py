@@ -123,10 +123,19 @@ def _libraries(c: Cluster) -> list[str]:
     return [str(v).lower() for v in value] if isinstance(value, list) else []
 
 
+# Parameters whose value may hold a secret (a command with a password, a connection string): the report shows
+# only whether they are set, and the evidence names their line without its text.
+SECRET_PRONE = frozenset({"archive_command", "restore_command", "ssl_passphrase_command", "primary_conninfo",
+                          "archive_cleanup_command", "recovery_end_command"})
+
+
 def _conf_value(c: Cluster, name: str) -> tuple[Value, list[Evidence], Optional[tuple[str, str]]]:
     """(effective value, evidence, note) of one parameter from the files."""
     s = c.conf.last(name)
     ev: list[Evidence] = []
+    if s is not None and name in SECRET_PRONE:
+        ev.append(evidence(s.path, f"{name} = (value not shown: it may hold a secret)", s.line))
+        return ("(set)" if s.value else ""), ev, None
     if s is not None:
         try:
             value = normalize(name, s.value)

@@ -252,3 +252,15 @@ def test_check_ids_are_the_postgresql_baselines_own():
         spec = load_baseline(ref)
         if spec.object != "postgresql":
             assert not ours & {c.id for _, _, c in spec.iter_checks()}, ref
+
+
+def test_secrets_in_the_files_stay_out_of_reports(tmp_path):
+    secret = "s3cr3t-" + "x" * 8
+    root = _tree(tmp_path, f"archive_mode = on\narchive_command = 'PGPASSWORD={secret} upload %p'\n",
+                 hba=f'host all all 10.0.0.0/24 ldap ldapserver=ldap ldapbindpasswd="{secret} x"\n'
+                     f"host all all 10.0.1.0/24 radius radiusservers=r radiussecrets={secret}\n")
+    obs = _probe(_ctx(root), "postgresql.settings", keys=["archive_mode", "archive_command"])
+    assert obs.observed == {"archive_mode": "on", "archive_command": "(set)"}
+    hba = _probe(_ctx(root), "postgresql.hba", methods=["ldap", "radius"])
+    assert len(hba.observed) == 2
+    assert secret not in repr(obs) + repr(hba)
