@@ -8,6 +8,7 @@ Object reports are made by the real engine with the test-only Redis baseline on 
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,8 @@ def _redis(host: RootHost, instance: str) -> dict:
 
 
 def _post(site, body: dict):
-    raw, headers = sign(site.agent.key, envelope(site.agent.agent_id, body, report_id=body.get("report_id")))
+    body["report_id"] = body.get("report_id") or str(uuid.uuid4())  # as an agent names its report
+    raw, headers = sign(site.agent.key, envelope(site.agent.agent_id, body, report_id=body["report_id"]))
     return site.client.post("/api/v1/agent/reports", content=raw, headers=headers)
 
 
@@ -120,3 +122,51 @@ def test_object_kind_is_the_baselines(site, roots, change, loc):
     r = _post(site, body)
     assert r.status_code == 422, r.text
     assert [e["loc"] for e in r.json()["errors"]] == [loc]
+
+
+def test_evidence_record_per_object(site, roots, db, tmp_path):
+    """The evidence export has one 测评记录 per object, titled with its 测评对象 name; the asset list groups the
+    objects by kind; the unprotected instance's finding and high-risk entry name that instance; the signed bundle
+    verifies against the collector's key."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from sentinel import signing
+    from sentinel.evidence.collect import collect
+    from sentinel.evidence.verify import verify_bundle
+    from sentinel.exporters.evidence.bundle import write_bundle
+    from sentinel.exporters.evidence.html import render_html
+    from sentinel.exporters.evidence.risk import high_risk_entries
+    from sentinel.exporters.evidence.xlsx import export_xlsx
+    from tests.evidence_seed import collector_identity
+
+    good, bad = roots
+    for body in (make_report({"a": "pass"}), _redis(good, "6379"), _redis(bad, "6380")):
+        assert _post(site, body).status_code == 202
+    key = signing.generate_key()
+    with db.session() as session:
+        ev = collect(session, "his", collector=collector_identity(key))
+    assert [(o.kind, o.object, o.instance, o.name, o.hostname) for o in ev.objects] == [
+        ("host", "redis", "6379", "db01 Redis 7.0 (6379)", "web-1"),
+        ("host", "redis", "6380", "db01 Redis 7.0 (6380)", "web-1"),
+        ("host", "os", "", "web-1", "web-1")]
+    assert [(f.object, f.check_id) for f in ev.findings] == [("db01 Redis 7.0 (6380)", CHECK)]
+    assert [(e.object, e.check_id) for e in high_risk_entries(ev)] == [("db01 Redis 7.0 (6380)", CHECK)]
+    assert ev.summary.high_risk == 1 and {e.object for e in ev.chain.entries} == {o.name for o in ev.objects}
+
+    book = load_workbook(io.BytesIO(export_xlsx(ev, "zh")))
+    assert {"主机 web-1", "db01 Redis 7.0 (6379)", "db01 Redis 7.0 (6380)"} <= set(book.sheetnames)
+    sheet = book["db01 Redis 7.0 (6380)"]
+    assert [sheet["A1"].value, sheet["B1"].value, sheet["A2"].value, sheet["B2"].value] == [
+        "测评对象", "db01 Redis 7.0 (6380)", "类别", "数据库"]
+    html = render_html(ev, "zh")
+    assets = html.split('id="chapter-assets"')[1].split("</table>")[0]
+    # the host's OS first, then its databases
+    assert assets.index("<td>主机</td><td>web-1</td>") < assets.index("<td>数据库</td><td>db01 Redis 7.0 (6379)</td>")
+    assert "1 个数据库" not in html and "2 个数据库、中间件或 Web 服务器" in html  # the scope names them
+
+    out = tmp_path / "bundle.zip"
+    write_bundle(ev, out, key)
+    verdict = verify_bundle(out, pubkey=key.public_key())
+    assert verdict.ok, verdict

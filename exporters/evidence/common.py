@@ -148,14 +148,18 @@ def scope_text(ev: SystemEvidence, lang: str) -> str:
         i.clause for _, rep in ev.reports() for i in rep.items)
     covered = [LAYERS[k].get(lang) for k in layers]
     missing = [LAYERS[k].get(lang) for k in LAYERS if k not in layers]
-    hosts = sum(1 for o in ev.objects if o.kind == "host")
+    hosts = sum(1 for o in ev.objects if is_os(o))
+    others = sum(1 for o in ev.objects if o.kind == "host" and not is_os(o))
     zones = sum(1 for o in ev.objects if o.kind != "host")
     if lang == "zh":
-        what = f"{hosts} 台主机的操作系统" + (f"及 {zones} 个网络区域的网络扫描" if zones else "")
+        what = (f"{hosts} 台主机的操作系统" + (f"、{others} 个数据库、中间件或 Web 服务器" if others else "")
+                + (f"及 {zones} 个网络区域的网络扫描" if zones else ""))
         return (f"本报告的数据仅覆盖{'、'.join(covered) or '（无）'} "
                 f"(GB/T 22239-2019 第 {ev.system.level} 级安全通用要求)：{what}。"
                 f"{'、'.join(missing)}未覆盖，须由测评机构另行测评；得分与结论仅针对所覆盖范围，不是系统的等级测评结论。")
-    what = f"the operating systems of {hosts} host(s)" + (f" and network scans of {zones} zone(s)" if zones else "")
+    what = (f"the operating systems of {hosts} host(s)"
+            + (f", {others} database, middleware or web server object(s)" if others else "")
+            + (f" and network scans of {zones} zone(s)" if zones else ""))
     return (f"The data in this report covers only {', '.join(covered) or '(nothing)'} (GB/T 22239-2019 level "
             f"{ev.system.level} general requirements): {what}. Not covered, to be assessed by the agency: "
             f"{', '.join(missing)}; the score and conclusion are for the covered scope only, not the system's "
@@ -326,8 +330,35 @@ def problem_rows(ev: SystemEvidence, lang: str) -> list[ProblemRow]:
     return rows
 
 
+#: what a 测评对象 on a host is, as a record's asset list groups them (操作系统 / 数据库 / 中间件 / Web 服务器)
+OBJECT_KINDS = {"zh": {"os": "主机", "mysql": "数据库", "postgresql": "数据库", "redis": "数据库",
+                       "tomcat": "中间件", "nginx": "Web 服务器", "httpd": "Web 服务器"},
+                "en": {"os": "host", "mysql": "database", "postgresql": "database", "redis": "database",
+                       "tomcat": "middleware", "nginx": "web server", "httpd": "web server"}}
+_KIND_ORDER = {"os": 0, "mysql": 1, "postgresql": 1, "redis": 1, "tomcat": 2, "nginx": 3, "httpd": 3}
+
+
+def is_os(obj: ObjectEvidence) -> bool:
+    """A host's OS (bundles made before objects name no object kind: their hosts are OSes)."""
+    return obj.kind == "host" and obj.object in (None, "os")
+
+
+def object_kind_label(obj: ObjectEvidence, lang: str) -> str:
+    if obj.kind != "host":
+        return labels(lang)["zone"]
+    return OBJECT_KINDS[lang][obj.object or "os"]
+
+
+def objects_by_kind(ev: SystemEvidence) -> list[ObjectEvidence]:
+    """The objects as the asset list shows them: hosts' OSes, databases, middleware, web servers, then zones."""
+    return sorted(ev.objects, key=lambda o: (o.kind != "host", _KIND_ORDER.get(o.object or "os", 9), o.name))
+
+
 def object_title(obj: ObjectEvidence, lang: str) -> str:
+    """The title of an object's 测评记录: a host's OS by the host, any other object by its 测评对象 name."""
     lab = labels(lang)
+    if obj.kind == "host" and not is_os(obj):
+        return obj.name
     return f"{lab['host'] if obj.kind == 'host' else lab['zone']} {obj.name}"
 
 

@@ -23,7 +23,9 @@ from .common import (
     fmt_time,
     item_rows,
     labels,
+    object_kind_label,
     object_title,
+    objects_by_kind,
     problem_rows,
     range_text,
     scope_text,
@@ -69,7 +71,7 @@ def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
         verdicts=VERDICTS, objects=objects, problems=problem_rows(ev, lang), high=high_risk_entries(ev, lang),
         risk_text=paste_text(ev, lang), risk_labels=RISK_LABEL[lang],
         chapters=[{"rec": rec, "spec": BY_KEY[rec.key]} for rec in sections_of(ev)],
-        control_rows=control_point_rows(ev, lang),
+        control_rows=control_point_rows(ev, lang), assets=objects_by_kind(ev), kind_label=object_kind_label,
         chart=score_chart(ev.score_history, f"{lab['history']} — {ev.system.name}", lab["none"]))
 
 

@@ -33,8 +33,10 @@ from .common import (
     fmt_rate,
     fmt_score,
     fmt_time,
+    is_os,
     item_rows,
     labels,
+    object_kind_label,
     object_title,
     problem_rows,
     range_text,
@@ -245,8 +247,9 @@ def _object_sheet(ws: Worksheet, obj, lang: str) -> None:
     row = 1
     for rep in obj.reports:
         host = obj.host
+        kind = [] if is_os(obj) or obj.kind != "host" else [(lab["kind"], object_kind_label(obj, lang))]
         row = _pairs(ws, row, [
-            (lab["object"], object_title(obj, lang)),
+            (lab["object"], object_title(obj, lang)), *kind,
             (lab["os"], f"{host.os_name} ({host.os_id} {host.os_version}, {host.arch})" if host else ""),
             (lab["addresses"], ", ".join(obj.addresses)),
             (lab["baselines"], f"{rep.baseline.id} {rep.baseline.version} (L{rep.baseline.level})"),

@@ -4,7 +4,8 @@
 conclusion comes from `sentinel.scoring`, with the same rules as the collector's system assessment
 (sentinel/store/assessment.py):
 
-- an object's record: its latest report per baseline (a host) or its latest full scan (the network);
+- an object's record: its latest report per baseline (a host's OS, or a database, middleware or web server on
+  it: each its own 测评对象, named by `HostRun.object`) or its latest full scan (the network);
 - the system: `scoring.system_items` over every object's automated item verdicts, then manual verdicts,
   then `scoring.summarize` over those items and every object's results;
 - manual verdicts: the latest per item decides an item the checks left 待核查 (a manual item, or checks that
@@ -21,7 +22,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel
 
 from .. import scoring
-from ..model import BaselineRef, CheckResult, HostInfo, HostReport, ItemResult, Summary
+from ..model import BaselineRef, CheckResult, HostInfo, HostReport, ItemResult, ObjectRef, Summary, object_of
 from ..store.assessment import ScoredResult
 from .model import (
     CollectorIdentity,
@@ -109,6 +110,7 @@ class ScoredReport(BaseModel):
     baseline: BaselineRef
     items: list[ItemResult]
     results: list[ScoredResult]
+    object: Optional[ObjectRef] = None  # the 测评对象 (None: the host's OS, as HostReport's)
 
 
 class NetworkReport(BaseModel):
@@ -134,6 +136,7 @@ class HostRun:
     zone: Optional[str] = None
     kind: Literal["host", "zone"] = "host"
     scan_run_id: Optional[int] = None
+    hostname: Optional[str] = None  # the host an object of kind "host" runs on (its OS's name is `object`)
 
 
 def report_evidence(report: Union[HostReport, NetworkReport], manual: Manual, run_id: Optional[int] = None,
@@ -204,9 +207,13 @@ def build(*, system: SystemRef, time_range: TimeRange, collector: CollectorIdent
                                 "only; the record needs the full report")
         obj = objects.get((run.kind, run.object))
         if obj is None:
-            host = (hosts or {}).get(run.object) or (run.report.host if isinstance(run.report, HostReport) else None)
+            hostname = run.hostname or run.object
+            host = (hosts or {}).get(hostname) or (run.report.host if isinstance(run.report, HostReport) else None)
+            target = object_of(run.report) if isinstance(run.report, HostReport) else None
             obj = objects[(run.kind, run.object)] = ObjectEvidence(
-                kind=run.kind, name=run.object, zone=run.zone, addresses=list(run.addresses), host=host)
+                kind=run.kind, name=run.object, zone=run.zone, addresses=list(run.addresses), host=host,
+                object=target.kind if target else None, instance=target.instance if target else "",
+                hostname=hostname if run.kind == "host" else None)
         obj.reports.append(report_evidence(run.report, manual, run.run_id, run.received_at, run.scan_run_id))
     baselines = {}
     for run in runs:

@@ -18,6 +18,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from .. import scoring
+from ..discovery import default_name
 from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
 from ..store import envelopes
@@ -102,7 +103,7 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     # Runs whose results a finding shows as its evidence before/after are read in full, like the latest ones.
     wanted = {(f.first_run_id, f.check_id) for f in finding_rows}
     wanted |= {(f.resolved_run_id, f.check_id) for f in finding_rows if f.resolved_run_id and f.resolved_at <= end}
-    chain, raw, host_runs = _chain_and_reports(conn, runs, hosts, notes, full={r for r, _ in wanted})
+    chain, raw, host_runs, names = _chain_and_reports(conn, runs, hosts, notes, full={r for r, _ in wanted})
     # Every run stays in the chain; a decommissioned host's reports are not part of the record.
     retired_runs = {run.id for run in runs if run.host_id in retired}
     host_runs = [r for r in host_runs if r.run_id not in retired_runs]
@@ -115,7 +116,7 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     assessments, blobs = _assessments(session, conn, system_id, end)
     in_range = {run.run_id: run.report for run in host_runs
                 if isinstance(run.report, HostReport) and run.run_id is not None}
-    findings = _findings(session, finding_rows, wanted, hosts, end, in_range)
+    findings = _findings(session, finding_rows, wanted, hosts, end, in_range, names)
     service_findings = _service_findings(conn, system_id, start, end, hosts)
     sysref = SystemRef(name=system.name, title=system.title, department=dept.name if dept else "",
                        department_title=dept.title if dept else "", level=system.level, s_grade=system.s_grade,
@@ -241,8 +242,20 @@ def _check_head(session: Session, system: System, last: Run) -> None:
                             f"system's chain head {system.chain_head[:12]}; the store is inconsistent")
 
 
+def object_label(host: Optional[Host], host_id: int, kind: str, instance: str, name: str = "") -> str:
+    """The 测评对象 name the record shows: a host's OS is the host; another object its stored name (or, for
+    runs stored without one, the host's name with the product and instance)."""
+    hostname = host.hostname if host else f"host-{host_id}"
+    if kind == "os":
+        return hostname
+    return name or default_name(hostname, kind, instance)
+
+
+_Names = dict[tuple[int, str, str], str]  # (host id, object kind, object instance) -> the record's name for it
+
+
 def _chain_and_reports(conn: Connection, runs: list[Run], hosts: dict[int, Host], notes: list[str],
-                       full: set[int]) -> tuple[RunChain, dict[str, bytes], list[HostRun]]:
+                       full: set[int]) -> tuple[RunChain, dict[str, bytes], list[HostRun], _Names]:
     # report ids are unique per agent only (migration 0004), so a kept report is found by (agent, report id)
     kept: dict[tuple[str, str], tuple[Optional[bytes], str, str]] = {}
     ids = sorted({r.report_id for r in runs})
@@ -262,16 +275,20 @@ def _chain_and_reports(conn: Connection, runs: list[Run], hosts: dict[int, Host]
     host_runs: list[HostRun] = []
     missing: list[int] = []
     untimed: list[int] = []
-    newest: dict[tuple[int, str], int] = {}
-    # the last one per host and baseline is what the record shows (same order as assemble.latest_runs)
+    newest: dict[tuple[int, str, str], int] = {}
+    # the last one per host, baseline and object instance is what the record shows (as assemble.latest_runs);
+    # each object's name is its latest run's, so the record and the findings name it alike
+    names: _Names = {}
     for run in sorted(runs, key=lambda r: (r.received_at, r.id)):
         assert run.id is not None  # a stored row
-        newest[(run.host_id, run.baseline_id)] = run.id
+        newest[(run.host_id, run.baseline_id, run.object_instance)] = run.id
+        names[(run.host_id, run.object_kind, run.object_instance)] = object_label(
+            hosts.get(run.host_id), run.host_id, run.object_kind, run.object_instance, run.object_name)
     full = full | set(newest.values())
     for run in runs:
         assert run.id is not None  # a stored row
         host = hosts.get(run.host_id)
-        obj = host.hostname if host else f"host-{run.host_id}"
+        obj = names[(run.host_id, run.object_kind, run.object_instance)]
         stored = kept.get((run.agent_id, run.report_id))
         entry = ChainEntry(run_id=run.id, report_id=run.report_id, object=obj, received_at=run.received_at,
                            digest=run.digest, prev_chain_hash=run.prev_chain_hash, chain_hash=run.chain_hash)
@@ -304,7 +321,8 @@ def _chain_and_reports(conn: Connection, runs: list[Run], hosts: dict[int, Host]
         # checked at ingest that items and results are the baseline's; sentinel/collector/judge.py).
         report.items = scoring.rejudged_items(report.items, report.results)
         host_runs.append(HostRun(object=obj, report=report, received_at=run.received_at,
-                                 run_id=run.id, addresses=list(host.addresses) if host else []))
+                                 run_id=run.id, addresses=list(host.addresses) if host else [],
+                                 hostname=host.hostname if host else None))
     if untimed:
         notes.append(f"{len(untimed)} report(s) without generated_at (run {', '.join(map(str, untimed[:10]))}"
                      f"{' ...' if len(untimed) > 10 else ''}): shown with the time the collector recorded for the run")
@@ -314,7 +332,7 @@ def _chain_and_reports(conn: Connection, runs: list[Run], hosts: dict[int, Host]
                      "their chain links are listed but their content cannot be shown or re-hashed")
     chain = RunChain(anchor=entries[0].prev_chain_hash, head=entries[-1].chain_hash, entries=entries) \
         if entries else RunChain()
-    return chain, raw, host_runs
+    return chain, raw, host_runs, names
 
 
 def _assessments(session: Session, conn: Connection, system_id: int,
@@ -367,7 +385,7 @@ def _finding_rows(session: Session, system_id: int, start: Optional[datetime], e
 
 
 def _findings(session: Session, rows: list[Any], wanted: set[tuple[int, str]], hosts: dict[int, Host], end: datetime,
-              reports: dict[int, HostReport]) -> list[FindingRecord]:
+              reports: dict[int, HostReport], names: _Names) -> list[FindingRecord]:
     """Findings with their before/after results: from the chained bodies already read for runs in range,
     else from the check_results table (runs before the range)."""
     results: dict[tuple[int, str], CheckResult] = {}
@@ -411,7 +429,8 @@ def _findings(session: Session, rows: list[Any], wanted: set[tuple[int, str]], h
         # Constructed, not validated: every value is typed above or by the store's column types and checks,
         # and thousands of findings made validation a noticeable part of a large export.
         out.append(FindingRecord.model_construct(
-            id=f.id, object=host.hostname if host else f"host-{f.host_id}", check_id=f.check_id, clause=f.clause,
+            id=f.id, object=names.get((f.host_id, f.object_kind, f.object_instance))
+            or object_label(host, f.host_id, f.object_kind, f.object_instance), check_id=f.check_id, clause=f.clause,
             item=f.item, title=title, severity=failing.severity, high_risk=f.high_risk,
             risk=risk,
             first_seen=f.first_seen, last_seen=f.last_seen, resolved_at=f.resolved_at if resolved else None,

@@ -15,7 +15,18 @@ from typing import Final, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from ..model import BaselineRef, CheckResult, Evidence, HostInfo, ItemResult, Severity, Summary, Text, Verdict
+from ..model import (
+    BaselineRef,
+    CheckResult,
+    Evidence,
+    HostInfo,
+    ItemResult,
+    ObjectKind,
+    Severity,
+    Summary,
+    Text,
+    Verdict,
+)
 
 SCHEMA_VERSION = 1
 ZERO_HASH = "0" * 64  # chain anchor of a system's first run (same as sentinel.store.models.ZERO_HASH)
@@ -143,10 +154,16 @@ class ReportEvidence(_Model):
 
 
 class ObjectEvidence(_Model):
-    """A 测评对象: a host (its latest report per baseline in range) or the network (its latest full scan)."""
+    """A 测评对象: a host's OS, or a database, middleware or web server on a host (each its latest report per
+    baseline in range, kind "host"), or the network (its latest full scan, kind "zone")."""
 
     kind: Literal["host", "zone"]
-    name: str
+    name: str  # the 测评对象 name: the host's for its OS, "db01 MariaDB 10.11 (3306)" for a database on it
+    # what a "host" object is (sentinel.model.ObjectKind: os, mysql, ...); None for zones and in bundles made
+    # before objects (the host's OS)
+    object: Optional[ObjectKind] = None
+    instance: str = ""  # which one of its kind on the host ("" for the OS)
+    hostname: Optional[str] = None  # the host it runs on (kind "host")
     zone: Optional[str] = None
     host: Optional[HostInfo] = None
     addresses: list[str] = Field(default_factory=list)
