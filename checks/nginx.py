@@ -52,15 +52,23 @@ TIMES = {"keepalive_timeout", "client_body_timeout", "client_header_timeout", "s
 
 
 class NginxParams(Strict):
-    config: str = Field(DEFAULT_CONFIG, description="the instance's main configuration file (nginx -c)")
+    config: Optional[str] = Field(None, description="main configuration file (nginx -c); None: the object's "
+                                  "(ctx.target.config, as discovery or --object names it), else /etc/nginx/nginx.conf")
     binary: Optional[str] = Field(None, description="nginx binary; None: the first of /usr/sbin/nginx, ...")
 
-    @field_validator("config")
+    @field_validator("config", "binary")
     @classmethod
-    def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"config {v!r} must be an absolute host path")
+    def _absolute(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"{v!r} must be an absolute host path")
         return v
+
+
+def config_of(ctx: ProbeContext, params: NginxParams) -> str:
+    """The instance's nginx.conf: the check's own, else the judged object's, else the packages' default."""
+    target = ctx.target
+    named = target.config or (target.instance if target.instance.startswith("/") else None)
+    return params.config or (named if target.kind == "nginx" and named else None) or DEFAULT_CONFIG
 
 
 @dataclass
@@ -89,11 +97,13 @@ def _version(text: str) -> Optional[tuple[int, ...]]:
 def load(ctx: ProbeContext, params: NginxParams) -> Loaded:
     """The instance's whole configuration, its version and build paths (cached per run per instance)."""
 
+    config = config_of(ctx, params)
+
     def compute() -> Loaded:
         binary = _binary(ctx, params)
-        if binary is None and not ctx.host.exists(params.config):
-            raise NotApplicable(f"nginx is not installed ({params.config} and the nginx binary are absent)",
-                                f"未安装 nginx（{params.config} 与 nginx 程序均不存在）")
+        if binary is None and not ctx.host.exists(config):
+            raise NotApplicable(f"nginx is not installed ({config} and the nginx binary are absent)",
+                                f"未安装 nginx（{config} 与 nginx 程序均不存在）")
         ev: list[Evidence] = []
         version, vsource, prefix, http_log = None, "", "/usr/share/nginx", "/var/log/nginx/access.log"
         if ctx.host.live and binary and os.geteuid() == 0:
@@ -102,29 +112,29 @@ def load(ctx: ProbeContext, params: NginxParams) -> Loaded:
             version, vsource = _version(text), f"{binary} -V"
             prefix = _flag(text, "prefix") or prefix
             http_log = _flag(text, "http-log-path") or http_log
-            dump = ctx.host.run([binary, "-T", "-c", params.config], timeout=15)
+            dump = ctx.host.run([binary, "-T", "-c", config], timeout=15)
             if not dump.ok:
                 complaint = next((ln.strip() for ln in dump.stderr.splitlines() if "[emerg]" in ln),
                                  dump.stderr.strip()[:300] or f"exit status {dump.returncode}")
-                raise ProbeError(f"nginx refuses this configuration ({binary} -t -c {params.config}: {complaint}); "
+                raise ProbeError(f"nginx refuses this configuration ({binary} -t -c {config}: {complaint}); "
                                  "nginx would not start with it and a running nginx keeps its previous settings",
-                                 f"nginx 拒绝该配置（{binary} -t -c {params.config}：{complaint}），nginx 无法以此配置"
+                                 f"nginx 拒绝该配置（{binary} -t -c {config}：{complaint}），nginx 无法以此配置"
                                  "启动，运行中的 nginx 仍沿用旧配置")
             files = nc.split_dump(dump.stdout)
-            conf = nc.load(params.config, files.get, nc.dump_glob(files), f"{binary} -T -c {params.config}")
-            ev.append(evidence(f"cmd: {binary} -T -c {params.config}",
+            conf = nc.load(config, files.get, nc.dump_glob(files), f"{binary} -T -c {config}")
+            ev.append(evidence(f"cmd: {binary} -T -c {config}",
                                f"accepted by nginx; {len(files)} configuration files: " + ", ".join(files)))
         else:
-            conf = nc.load(params.config, ctx.host.read_optional, ctx.host.glob, "files")
+            conf = nc.load(config, ctx.host.read_optional, ctx.host.glob, "files")
             hits, _ = find_installed(ctx, PACKAGES) if _has_package_db(ctx) else ([], None)
             if hits:
                 version, vsource = _version(hits[0].version), f"package {hits[0].label}"
-            ev.append(evidence(params.config, "read as nginx reads it: " + ", ".join(conf.files)))
+            ev.append(evidence(config, "read as nginx reads it: " + ", ".join(conf.files)))
         for inc in conf.includes:
             ev.append(evidence(inc.path, f"include {inc.pattern} -> " + (", ".join(inc.files) or "no file"), inc.line))
         return Loaded(conf, version, vsource, prefix, http_log, ev)
 
-    return ctx.cached(("nginx", params.config, params.binary), compute)
+    return ctx.cached(("nginx", config, params.binary), compute)
 
 
 def _flag(text: str, name: str) -> Optional[str]:

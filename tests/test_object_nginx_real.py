@@ -10,11 +10,11 @@ ports and to keep pid, log and temporary files there, and starts /usr/sbin/nginx
 - RECTIFIED: the stock nginx.conf with server_tokens off and TLSv1.2/1.3, request limits, a site of its own that
   redirects HTTP to HTTPS, restricts methods and its status page.
 
-The baseline runs live through a site file pointing every check at the copy (docs/objects/nginx.md), so the
-probes read nginx's own `nginx -T`. The expected answers come from the server: the Server header, the page a GET
-of / returns, the status code of a PUT, a GET of the status page and of a listed directory, the access log, and
-openssl s_client handshakes with -tls1, -tls1_1, -tls1_2 and an anonymous suite. Every nginx (and the small
-backend the proxied location talks to) is stopped in the fixture's teardown.
+The baseline runs live with the copy as the judged object (as `sentinel check --object nginx:CONF` names it), so
+the probes read nginx's own `nginx -T -c CONF`. The expected answers come from the server: the Server header, the
+page a GET of / returns, the status code of a PUT, a GET of the status page and of a listed directory, the access
+log, and openssl s_client handshakes with -tls1, -tls1_1, -tls1_2 and an anonymous suite. Every nginx (and the
+small backend the proxied location talks to) is stopped in the fixture's teardown.
 """
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
 from sentinel.hostview import open_host
+from sentinel.model import ObjectRef
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 NGINX = "/usr/sbin/nginx"
@@ -207,14 +207,9 @@ class Nginx:
                               timeout=30).stdout
 
     def report(self) -> dict:
-        """The level-3 baseline, live, every check pointed at this instance by a site file."""
-        base = load_baseline("dengbao-l3-nginx")
-        site = {"id": f"site-nginx-{self.kind}", "version": "1", "extends": "dengbao-l3-nginx",
-                "title": {"zh": "测试实例", "en": "test instance"},
-                "override": {c.id: {"params": {"config": str(self.conf)}} for _, _, c in base.iter_checks()}}
-        path = self.dir / "site.yaml"
-        path.write_text(yaml.safe_dump(site, allow_unicode=True))
-        report = run_baseline(load_baseline(path), open_host(None))
+        """The level-3 baseline, live, judging this instance (the object discovery or --object names)."""
+        target = ObjectRef(kind="nginx", instance=str(self.conf), config=str(self.conf))
+        report = run_baseline(load_baseline("dengbao-l3-nginx"), open_host(None), target=target)
         return {r.check_id: r for r in report.results}
 
 
@@ -309,3 +304,18 @@ def test_rectified_passes_every_automated_check(servers):
     assert srv.request("PUT", "/app/x", tls=True)[0] == 405
     assert not srv.handshake("-tls1") and not srv.handshake("-tls1_1") and srv.handshake("-tls1_2")
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in srv.dump()
+
+
+def test_the_command_line_judges_the_named_instance(servers, capsys):
+    """`sentinel check --object nginx:CONF` (the user's way to a second instance) reads that instance."""
+    import json
+
+    from sentinel.cli import main
+
+    srv = servers["stock"]
+    code = main(["check", "--object", f"nginx:{srv.conf}", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["object"]["config"] == str(srv.conf)
+    results = {r["check_id"]: r for r in report["results"]}
+    assert results["l3-nginx-server-tokens"]["status"] == "fail"
+    assert results["l3-nginx-server-tokens"]["evidence"][0]["source"] == f"cmd: {NGINX} -T -c {srv.conf}"
