@@ -76,8 +76,15 @@ checks; 2: usage."""  # the backslash keeps this one line: typer lists a command
     if target is not None and spec.object != target.kind:
         _fail_config(f"--baseline {baseline}: it judges {spec.object} objects, not {target.kind}")
     if target is None and spec.object != "os":
-        _fail_config(f"--baseline {baseline}: an object baseline ({spec.object}); say which one with "
-                     f"--object {spec.object}[:INSTANCE]")
+        # an object baseline alone judges the one instance of its kind discovery finds (`sentinel check --baseline
+        # dengbao-l3-postgresql [--root DIR]`); none or several: the user says which
+        from .discovery import discover
+
+        found = [d.object for d in discover(host, spec.level) if d.object.kind == spec.object]
+        if len(found) != 1:
+            _fail_config(f"--baseline {baseline}: an object baseline ({spec.object}); say which one with "
+                         f"--object {spec.object}[:INSTANCE]")
+        target = found[0]
     report = run_baseline(spec, host, target=target)
     _privilege_hint(report, lang)
     if fmt == "json":

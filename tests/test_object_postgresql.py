@@ -264,3 +264,25 @@ def test_secrets_in_the_files_stay_out_of_reports(tmp_path):
     hba = _probe(_ctx(root), "postgresql.hba", methods=["ldap", "radius"])
     assert len(hba.observed) == 2
     assert secret not in repr(obs) + repr(hba)
+
+
+def test_cli_judges_the_cluster_an_object_baseline_names(tmp_path, capsys):
+    """`sentinel check --baseline dengbao-l3-postgresql --root DIR`: discovery finds the cluster from the package
+    database and the configuration layout, and the report judges that configuration."""
+    import json
+    import shutil
+
+    from sentinel.cli import main
+
+    root = tmp_path / "root"
+    shutil.copytree(DEBIAN, root)
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("Package: postgresql-15\nStatus: install ok installed\n"
+                                             "Version: 15.20-0+deb12u1\nArchitecture: amd64\n\n")
+    code = main(["check", "--baseline", "dengbao-l3-postgresql", "--root", str(root), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 1, out.err  # failures
+    report = json.loads(out.out)
+    assert report["object"]["kind"] == "postgresql" and report["object"]["config"] == f"{MAIN}/postgresql.conf"
+    status = {r["check_id"]: r["status"] for r in report["results"]}
+    assert status["l3-postgresql-hba-no-cleartext"] == "fail" and status["l3-postgresql-log-statement"] == "pass"
