@@ -144,6 +144,10 @@ def _option(ctx: ProbeContext, key: str, kind: Kind, start_files: list[str]) -> 
                                          "plugin-load-add), so the variable does not exist")], \
                 f"plugin {plugin} not loaded by the option files"
         table = plugin_tables[plugin]
+    if key not in table and _other_product_has(prod.name, key):
+        other = "MySQL" if prod.name == "mariadb" else "MariaDB"
+        raise NotApplicable(f"{key} is {other}'s; {prod.label} has no such variable (the live check judges its own "
+                            "mechanism)", f"{key} 属于 {other}，{prod.label} 没有该变量（由运行态检查判断其自身机制）")
     if key not in table:
         raise ProbeError(f"{key} is not set in {read} and sentinel knows no compiled-in default for it",
                          f"{read} 中未设置 {key}，且 sentinel 不知道其编译默认值")
@@ -155,6 +159,12 @@ def _option(ctx: ProbeContext, key: str, kind: Kind, start_files: list[str]) -> 
         note += f"; the installed version is {prod.version}, whose defaults may differ"
     return default, [evidence(read, f"{key} not set in groups {', '.join(sorted(prod.groups()))}; {where}"
                                     f"{installed}")], note
+
+
+def _other_product_has(name: str, key: str) -> bool:
+    other = "mysql" if name == "mariadb" else "mariadb"
+    _, table, plugins = TABLES[other]
+    return key in table or any(key in names for names in plugins.values())
 
 
 class OptionParams(Strict):
@@ -515,3 +525,40 @@ def mysql_server_user(ctx: ProbeContext, params: NoParams) -> Observation:
     users = sorted({p.username for p in procs})
     return Observation(observed=users, evidence=[evidence("processes", "\n".join(
         f"pid {p.pid} {p.name} user {p.username}" for p in procs))])
+
+
+# log files the server writes: error log, general query log (when on), the audit plugin's file (when it logs to one)
+_LOGS = (("log_error", None), ("general_log_file", "general_log"), ("server_audit_file_path", "server_audit_logging"))
+
+
+@probe("mysql.log_files", NoParams, live_only=True)
+def mysql_log_files(ctx: ProbeContext, params: NoParams) -> Observation:
+    """`[{variable, path, mode, owner, group}]` of the log files the running server writes (relative names are in
+    its datadir); logs sent to stderr/journald or syslog are not files and are not listed."""
+    from ._users import group_name, user_name
+
+    srv = server(ctx)
+    datadir = srv.variables.get("datadir", "").rstrip("/")
+    out: list[dict[str, Any]] = []
+    ev: list[Evidence] = []
+    for variable, switch in _LOGS:
+        value = srv.variables.get(variable, "")
+        if not value or (switch is not None and srv.variables.get(switch, "OFF").upper() != "ON"):
+            continue
+        if variable == "server_audit_file_path" and srv.variables.get("server_audit_output_type", "file") != "file":
+            continue
+        path = value if value.startswith("/") else f"{datadir}/{value.removeprefix('./')}"
+        try:
+            st = ctx.host.stat(path)
+        except FileNotFoundError:
+            ev.append(evidence(path, f"{variable} = {value}: not written yet"))
+            continue
+        mode = f"{st.st_mode & 0o7777:04o}"
+        row = {"variable": variable, "path": path, "mode": mode, "owner": user_name(ctx, st.st_uid),
+               "group": group_name(ctx, st.st_gid)}
+        out.append(row)
+        ev.append(evidence(path, f"{variable} = {value}: mode {mode}, owner {row['owner']}:{row['group']}"))
+    if not ev:
+        ev.append(evidence(f"SHOW GLOBAL VARIABLES ({srv.where})", "no log file: log_error empty (stderr), "
+                           "general_log OFF, server_audit not logging to a file"))
+    return Observation(observed=out, evidence=ev)

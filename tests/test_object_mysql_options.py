@@ -264,3 +264,19 @@ def test_cli_check_offline_root_exit_code_and_evidence(capsys):
     assert idle["observed"] == {"wait_timeout": "28800", "interactive_timeout": "28800"}
     assert "compiled-in default of MariaDB 10.11" in idle["evidence"][0]["excerpt"]
     assert "mariadb-server-core 1:10.11" in idle["evidence"][0]["excerpt"]
+
+
+def test_mysql_8_host_takes_mysqls_defaults_and_skips_mariadb_only_variables(tmp_path):
+    """On a MySQL 8.0 host (by its package) unset variables take MySQL 8.0's defaults, and a MariaDB-only variable
+    (max_password_errors, simple_password_check's) is not applicable rather than a guessed default."""
+    root = tmp_path / "root"
+    shutil.copytree(STOCK, root, symlinks=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: mysql-server-core-8.0\nStatus: install ok installed\nArchitecture: amd64\n"
+        "Version: 8.0.36-2\n\n", encoding="utf-8")
+    got = {r.check_id: r for r in run_baseline(load_baseline("dengbao-l3-mysql"), RootHost(str(root))).results}
+    assert got["l3-mysql-ac-local-infile-off-config"].status.value == "pass"  # MySQL 8.0: local_infile OFF
+    assert "MySQL 8.0" in (got["l3-mysql-ac-local-infile-off-config"].reason or "")
+    assert got["l3-mysql-br-binlog-config"].status.value == "pass"  # MySQL 8.0 logs binary by default
+    for cid in ("l3-mysql-ia-login-lockout-config", "l3-mysql-ia-password-complexity-config"):
+        assert got[cid].status.value == "not_applicable", cid

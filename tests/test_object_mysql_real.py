@@ -43,7 +43,8 @@ STOCK_FAILS = {  # what an assessor fails on Debian 12's MariaDB as installed
     "l3-mysql-ac-local-infile-off-config", "l3-mysql-ac-secure-file-priv", "l3-mysql-ac-secure-file-priv-config",
     "l3-mysql-au-audit-on", "l3-mysql-au-audit-on-config", "l3-mysql-au-audit-plugin-permanent",
     "l3-mysql-ip-skip-name-resolve", "l3-mysql-di-tls-required", "l3-mysql-di-tls-required-config",
-    "l3-mysql-dc-tls-required", "l3-mysql-dc-tls-required-config", "l3-mysql-br-binlog", "l3-mysql-br-binlog-config"}
+    "l3-mysql-dc-tls-required", "l3-mysql-dc-tls-required-config", "l3-mysql-br-binlog", "l3-mysql-br-binlog-config",
+    "l3-mysql-au-log-files-protected"}
 UPSTREAM_FAILS = {"l3-mysql-ia-empty-password", "l3-mysql-ac-no-anonymous", "l3-mysql-ac-no-test-database",
                   "l3-mysql-ia-duplicate-names", "l3-mysql-ac-root-local-only"}
 
