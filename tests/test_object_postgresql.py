@@ -110,6 +110,14 @@ def test_hba_selection(params, lines):
     assert [int(h.split(":")[1]) for h in obs.observed] == lines
 
 
+def test_trust_for_other_machines_is_the_high_risk_one(tmp_path):
+    root = _tree(tmp_path, "", hba="local all all trust\nhost all all 127.0.0.1/32 trust\n"
+                                   "host all all ::1/128 trust\nhost all all 10.0.0.0/8 trust\n")
+    assert len(_probe(_ctx(root), "postgresql.hba", methods=["trust"]).observed) == 4
+    assert [h.split(":")[1] for h in _probe(_ctx(root), "postgresql.hba", methods=["trust"], remote=True).observed] \
+        == ["4"]
+
+
 def test_hba_shadowed_line_is_evidence_not_a_finding():
     obs = _probe(_ctx(DEBIAN), "postgresql.hba", methods=["trust"])
     assert any(e.line == 5 and "never reached" in e.excerpt and ":4:" in e.excerpt for e in obs.evidence)
@@ -235,7 +243,8 @@ def test_level_3_baseline_offline_on_the_debian_fixture():
     live = {"l3-postgresql-" + s for s in ("process-user", "expired-roles", "superusers", "audit-settings-in-effect")}
     assert {k for k, s in status.items() if s == Status.NOT_APPLICABLE} == live
     passing = {k.removeprefix("l3-postgresql-") for k, s in status.items() if s == Status.PASS}
-    assert passing == {"hba-no-trust", "failed-login", "idle-session-timeout", "idle-in-transaction-timeout",
+    assert passing == {"hba-no-remote-trust", "hba-no-trust", "failed-login", "idle-session-timeout",
+                       "idle-in-transaction-timeout",
                        "log-statement", "log-line-prefix", "log-file-mode", "ssl-min-protocol", "log-disconnections"}
     assert status["l3-postgresql-pgaudit"] == Status.FAIL  # loaded, but pgaudit.log is its default none
     assert status["l3-postgresql-hba-no-cleartext"] == Status.FAIL

@@ -39,7 +39,8 @@ STOCK_CONF = Path(f"/etc/postgresql/{VERSION}/main/postgresql.conf")
 PGAUDIT = LIB / VERSION / "lib" / "pgaudit.so"
 RO_PASSWORD = secrets.token_urlsafe(18)
 AUTOMATED = {"l3-postgresql-" + s for s in (
-    "hba-no-trust", "password-check", "failed-login", "idle-session-timeout", "idle-in-transaction-timeout",
+    "hba-no-remote-trust", "hba-no-trust", "password-check", "failed-login", "idle-session-timeout",
+    "idle-in-transaction-timeout",
     "hba-no-cleartext", "ssl-on", "process-user", "postgres-not-remote", "expired-roles", "superusers",
     "logging-collector", "log-connections", "log-disconnections", "log-statement", "pgaudit",
     "audit-settings-in-effect", "log-line-prefix", "log-file-mode", "listen-addresses", "hba-no-wide-range",
