@@ -157,6 +157,8 @@ def _option(ctx: ProbeContext, key: str, kind: Kind, start_files: list[str]) -> 
     note = f"{key} is not set in the option files; {where}: {default if default is not None else '(none)'}"
     if prod.series and prod.series != series:
         note += f"; the installed version is {prod.version}, whose defaults may differ"
+    elif prod.version is None:
+        note += f"; the installed version is unknown ({prod.source}), whose defaults may differ"
     return default, [evidence(read, f"{key} not set in groups {', '.join(sorted(prod.groups()))}; {where}"
                                     f"{installed}")], note
 
@@ -207,8 +209,10 @@ def _zh(note: Optional[str]) -> Optional[str]:
     note = re.sub(r"(\S+) is not set in the option files; compiled-in default of (\S+ [\d.]+): ",
                   r"配置文件未设置 \1，采用 \2 的编译默认值：", note)
     note = re.sub(r"plugin (\S+) not loaded by the option files", r"配置文件未加载插件 \1", note)
-    return note.replace("; the installed version is ", "；已安装版本为 ").replace(", whose defaults may differ",
-                                                                            "，其默认值可能不同")
+    note = note.replace("; the installed version is unknown (", "；已安装版本未知（").replace("), whose", "），whose")
+    note = note.replace("; the installed version is ", "；已安装版本为 ")
+    return note.replace(", whose defaults may differ", "，其默认值可能不同").replace("whose defaults may differ",
+                                                                              "其默认值可能不同")
 
 
 class ConfiguredPluginsParams(Strict):

@@ -280,3 +280,28 @@ def test_mysql_8_host_takes_mysqls_defaults_and_skips_mariadb_only_variables(tmp
     assert got["l3-mysql-br-binlog-config"].status.value == "pass"  # MySQL 8.0 logs binary by default
     for cid in ("l3-mysql-ia-login-lockout-config", "l3-mysql-ia-password-complexity-config"):
         assert got[cid].status.value == "not_applicable", cid
+
+
+def test_rhel_layout_without_a_package_database(tmp_path):
+    """RHEL family: /etc/my.cnf includes /etc/my.cnf.d/ (its stock files, abridged); with no package database the
+    server is known by its binary, and the defaults used say which version they are and that it is a guess."""
+    root = tmp_path / "root"
+    (root / "etc/my.cnf.d").mkdir(parents=True)
+    (root / "usr/libexec").mkdir(parents=True)
+    (root / "usr/libexec/mariadbd").write_bytes(b"")
+    (root / "etc/os-release").write_text('ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.4"\n', encoding="utf-8")
+    (root / "etc/my.cnf").write_text("#\n# include *.cnf from the config directory\n#\n!includedir /etc/my.cnf.d\n",
+                                     encoding="utf-8")
+    (root / "etc/my.cnf.d/mariadb-server.cnf").write_text(
+        "[server]\n\n[mysqld]\ndatadir=/var/lib/mysql\nsocket=/var/lib/mysql/mysql.sock\n"
+        "log-error=/var/log/mariadb/mariadb.log\npid-file=/run/mariadb/mariadb.pid\n\n[galera]\n\n[embedded]\n\n"
+        "[mariadb]\n\n[mariadb-10.5]\n", encoding="utf-8")
+    (root / "etc/my.cnf.d/client.cnf").write_text("[client]\n\n[client-mariadb]\n", encoding="utf-8")
+    (root / "etc/my.cnf.d/zz-site.cnf").write_text("[mysqld]\nwait_timeout=300\ninteractive_timeout=300\n",
+                                                   encoding="utf-8")
+    got = {r.check_id: r for r in run_baseline(load_baseline("dengbao-l3-mysql"), RootHost(str(root))).results}
+    idle = got["l3-mysql-ia-idle-timeout-config"]
+    assert idle.status.value == "pass" and idle.evidence[0].source == "/etc/my.cnf.d/zz-site.cnf"
+    infile = got["l3-mysql-ac-local-infile-off-config"]
+    assert infile.status.value == "fail" and "MariaDB 10.11" in infile.evidence[0].excerpt
+    assert "/usr/libexec/mariadbd" in infile.evidence[0].excerpt  # how the product was known
