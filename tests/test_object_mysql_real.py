@@ -322,3 +322,21 @@ def test_sentinel_sent_only_select_and_show_on_one_connection(rectified):
     assert sum(1 for r in ours if r[6] == "CONNECT") == 1
     queries = [r[8].rsplit(",", 1)[0].strip("'") for r in ours if r[6] == "QUERY"]
     assert queries and all(q.lstrip().upper().startswith(("SELECT", "SHOW")) for q in queries), queries
+
+
+def test_wrong_or_missing_account_is_an_error_not_a_verdict(stock):
+    """Live checks that cannot log in are `error` with the server's reason, never pass or fail; no secret shown."""
+    srv, _ = stock
+    wrong = _password()
+    for user, password in ((RO_USER, wrong), ("", "")):
+        env = {**os.environ, "SENTINEL_MYSQL_USER": user, "SENTINEL_MYSQL_PASSWORD": password,
+               "SENTINEL_MYSQL_SOCKET": str(srv.sock),
+               "SENTINEL_OBJECT_CREDENTIALS": str(srv.dir / "no-such-credentials-file.yaml")}
+        argv = [sys.executable, "-m", "sentinel.cli", "check", "--object", f"mysql:{srv.port}", "--format", "json"]
+        done = subprocess.run(_in_namespace(srv.etc, argv), capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1 and (not password or password not in done.stdout + done.stderr)
+        res = _results(json.loads(done.stdout))
+        live = res["l3-mysql-ia-login-lockout"]
+        assert live["status"] == "error"
+        assert ("Access denied" in live["reason"]) if user else ("no read-only" in live["reason"])
+        assert res["l3-mysql-ia-login-lockout-config"]["status"] == "fail"  # the option files are still judged
