@@ -330,3 +330,41 @@ def test_the_offline_fixture_reads_as_the_server_reads_it(cluster):
     for r, (_, _, _, _, address, netmask, _, _) in zip(parsed.rules, rules, strict=True):
         if r.network is not None:
             assert (str(r.network.network_address), str(r.network.netmask)) == (address, netmask)
+
+
+BOOLS = ["on", "off", "of", "t", "TRUE", "ye", "n", "1", "0", "Yes", "o", "2", "tru", "truee", "onn", "offf"]
+INTS = ["90s", "1.5min", "10 min", "0x10", "010", "08", "1.5", "2.5", "5 parsecs", "1h", "100us", "-1", "1e3",
+        "3 d", "7MB"]
+
+
+def test_value_spellings_parse_as_the_server_parses_them(cluster):
+    """parse_bool and parse_int (checks/_pg_gucs.py) against the server's own parser: SET in a session, the value
+    pg_settings then shows, or the refusal."""
+    from sentinel.checks._pg_gucs import InvalidValue, parse_bool, parse_int
+
+    c = cluster
+    c.start()
+
+    def server(name: str, spelling: str) -> str | None:
+        r = subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-X", "-h", str(c.run), "-p",
+                            str(c.port), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-c",
+                            f"SET {name} = '{spelling}'", "-c",
+                            f"SELECT setting FROM pg_settings WHERE name = '{name}'"],
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout.split()[-1] if r.returncode == 0 else None
+
+    differ = []
+    for spelling in BOOLS:
+        mine = parse_bool(spelling)
+        theirs = server("enable_seqscan", spelling)
+        if theirs != (None if mine is None else "on" if mine else "off"):
+            differ.append((spelling, mine, theirs))
+    for spelling in INTS:
+        try:
+            number: str | None = str(parse_int(spelling, "ms"))
+        except InvalidValue:
+            number = None
+        theirs = server("log_min_duration_statement", spelling)  # ms, from -1
+        if theirs != number:
+            differ.append((spelling, number, theirs))
+    assert differ == []
