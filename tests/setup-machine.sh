@@ -19,12 +19,14 @@ done
 # tests/test_http_basic_real.py), each started by the tests on lab addresses; sudo and ClamAV's sigtool give the
 # expected answers of tests/test_sudo_real.py and tests/test_antimalware_real.py.
 # tests/test_object_nginx_real.py and test_object_httpd_real.py start copies of nginx's and apache2's stock
-# configurations on free loopback ports (openssl s_client gives the expected TLS answers).
+# configurations on free loopback ports (openssl s_client gives the expected TLS answers); the rectified apache2
+# loads mod_evasive.
 # tests/test_object_mysql_*.py run mariadbd, mariadb-install-db, my_print_defaults and the mariadb client
 # (mariadb-server, mariadb-client) and make a test certificate with openssl.
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
            cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav \
-           redis-server mariadb-server mariadb-client openssl inetutils-inetd inetutils-telnetd apache2; do
+           redis-server mariadb-server mariadb-client openssl inetutils-inetd inetutils-telnetd apache2 \
+           libapache2-mod-evasive; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
