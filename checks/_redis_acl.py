@@ -24,6 +24,8 @@ from typing import Optional
 
 from sentinel.hostview import ProbeError
 
+from ._passwords import weak_reason, weak_sha256
+
 # Dangerous commands the 作业指导书 names, each unit with its ACL categories (COMMAND INFO, Redis 7.0.15).
 _DANGER = {"dangerous", "slow"}
 UNITS: dict[str, frozenset[str]] = {
@@ -232,28 +234,7 @@ def build_user(name: str, rules: list[str], renamed: dict[str, str], where: str,
     return user
 
 
-# Passwords nobody should use: redis.conf's own example (foobared), the product's name and common weak ones.
-# Plain passwords are compared case-insensitively; hashed ones (aclfile, ACL LIST) by the SHA-256 of each.
-WEAK_WORDS = ("foobared", "redis", "redis123", "redis@123", "123456", "12345678", "123456789", "1234567890",
-              "password", "passw0rd", "p@ssw0rd", "p@ssword", "admin", "admin123", "admin@123", "root", "root123",
-              "qwerty", "abc123", "111111", "000000", "666666", "888888", "1qaz2wsx", "1qaz@wsx", "test", "test123",
-              "default", "changeme", "secret")
-_WEAK_HASHES = {hashlib.sha256(v.encode()).hexdigest(): v for w in WEAK_WORDS
-                for v in {w, w.capitalize(), w.upper()}}
-MIN_LENGTH = 8
-
-
 def weakness(user: User, entry: tuple[str, str]) -> Optional[str]:
-    """Why a password is weak (never the password itself), or None."""
+    """Why a password is weak (never the password itself), or None (checks/_passwords.py)."""
     kind, value = entry
-    if kind == "hash":
-        return "a common password (its SHA-256 is in the weak-password list)" if value in _WEAK_HASHES else None
-    if value.lower() in WEAK_WORDS or value.lower() == user.name.lower():
-        return "a common password or the user's name"
-    if len(value) < MIN_LENGTH:
-        return f"shorter than {MIN_LENGTH} characters ({len(value)})"
-    classes = sum(bool(any(test(c) for c in value)) for test in
-                  (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum()))
-    if classes < 3:
-        return f"only {classes} of the 4 character classes (lower, upper, digit, other)"
-    return None
+    return weak_sha256(value) if kind == "hash" else weak_reason(user.name, value)
