@@ -255,6 +255,7 @@ class Account:
     role: bool
     privileges: tuple[str, ...]  # global admin privileges: SUPER, GRANT OPTION, CREATE USER, FILE, SHUTDOWN
     ssl_type: str  # '' (none), ANY, X509, SPECIFIED
+    password_lifetime: int = -1  # the account's own: -1 the global default_password_lifetime, 0 never, N days
 
     @property
     def name(self) -> str:
@@ -287,38 +288,41 @@ _MARIADB_ACCOUNTS = (
     "IFNULL(JSON_VALUE(Priv, '$.account_locked'), 'false') IN ('true', '1'), "  # JSON true reads as '1'
     "IFNULL(JSON_VALUE(Priv, '$.is_role'), 'false') IN ('true', '1'), "
     "CAST(IFNULL(JSON_VALUE(Priv, '$.access'), 0) AS UNSIGNED), "
-    "IFNULL(JSON_VALUE(Priv, '$.ssl_type'), 0), IFNULL(JSON_LENGTH(Priv, '$.auth_or'), 0), "
+    "IFNULL(JSON_VALUE(Priv, '$.ssl_type'), 0), IFNULL(JSON_VALUE(Priv, '$.password_lifetime'), -1), "
+    "IFNULL(JSON_LENGTH(Priv, '$.auth_or'), 0), "
     "JSON_VALUE(Priv, '$.auth_or[0].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[0].authentication_string'), '') = '', "
     "JSON_VALUE(Priv, '$.auth_or[1].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[1].authentication_string'), '') = '', "
     "JSON_VALUE(Priv, '$.auth_or[2].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[2].authentication_string'), '') = '', "
     "JSON_VALUE(Priv, '$.auth_or[3].plugin'), IFNULL(JSON_VALUE(Priv, '$.auth_or[3].authentication_string'), '') = '' "
     "FROM mysql.global_priv")
 _MYSQL_ACCOUNTS = ("SELECT User, Host, plugin, authentication_string = '', account_locked = 'Y', Super_priv = 'Y', "
-                   "Grant_priv = 'Y', Create_user_priv = 'Y', File_priv = 'Y', Shutdown_priv = 'Y', ssl_type "
-                   "FROM mysql.user")
+                   "Grant_priv = 'Y', Create_user_priv = 'Y', File_priv = 'Y', Shutdown_priv = 'Y', ssl_type, "
+                   "IFNULL(password_lifetime, -1) FROM mysql.user")
 _SSL_TYPES = ("", "ANY", "X509", "SPECIFIED")
 
 
 def _mariadb_account(row: tuple[Any, ...]) -> Account:
-    user, host, plugin, empty, locked, role, access, ssl_type, n_or = row[:9]
+    user, host, plugin, empty, locked, role, access, ssl_type, lifetime, n_or = row[:10]
     top = (plugin or "mysql_native_password", bool(empty))
     ways = [top]
     if int(n_or or 0):
         ways = []
         for i in range(min(int(n_or), _AUTH_OR)):
-            p, e = row[9 + 2 * i], row[10 + 2 * i]
+            p, e = row[10 + 2 * i], row[11 + 2 * i]
             ways.append(top if p is None else (p, bool(e)))
     privileges = tuple(name for name, bit in _MARIADB_ACL.items() if int(access) & bit)
     return Account(str(user), str(host), tuple(w[0] for w in ways),
                    any(p in PASSWORD_PLUGINS and e for p, e in ways), bool(locked), bool(role), privileges,
-                   _SSL_TYPES[int(ssl_type)] if str(ssl_type).isdigit() and int(ssl_type) < 4 else str(ssl_type))
+                   _SSL_TYPES[int(ssl_type)] if str(ssl_type).isdigit() and int(ssl_type) < 4 else str(ssl_type),
+                   int(lifetime))
 
 
 def _mysql_account(row: tuple[Any, ...]) -> Account:
-    user, host, plugin, empty, locked, sup, grant, cuser, file_, shut, ssl_type = row
+    user, host, plugin, empty, locked, sup, grant, cuser, file_, shut, ssl_type, lifetime = row
     flags = {"SUPER": sup, "GRANT OPTION": grant, "CREATE USER": cuser, "FILE": file_, "SHUTDOWN": shut}
     return Account(str(user), str(host), (str(plugin),), bool(empty) and str(plugin) in PASSWORD_PLUGINS,
-                   bool(locked), False, tuple(k for k, v in flags.items() if v), str(ssl_type or "").upper())
+                   bool(locked), False, tuple(k for k, v in flags.items() if v), str(ssl_type or "").upper(),
+                   int(lifetime))
 
 
 def _where(ctx: ProbeContext) -> dict[str, Any]:
@@ -445,13 +449,16 @@ def mysql_plugin(ctx: ProbeContext, params: PluginParams) -> Observation:
 
 
 Select = Literal["anonymous", "empty_password", "any_host", "remote_root", "duplicate_names", "admin", "super",
-                 "cleartext_without_tls"]
+                 "cleartext_without_tls", "own_password_lifetime"]
 
 
 class AccountsParams(Strict):
     select: Select
     # accounts a site accepts for `admin`/`super` (the DBA's own): written user@host
     allowed: list[str] = Field(default_factory=list)
+    # own_password_lifetime: accounts whose own lifetime (ALTER USER ... PASSWORD EXPIRE NEVER / INTERVAL N DAY)
+    # overrides default_password_lifetime with never (0) or more than this many days
+    max_days: int = Field(default=90, ge=1)
 
 
 def _selected(srv: Server, accounts: list[Account], params: AccountsParams) -> list[str]:
@@ -474,6 +481,9 @@ def _selected(srv: Server, accounts: list[Account], params: AccountsParams) -> l
         wanted = {"SUPER", "GRANT OPTION", "CREATE USER"} if sel == "admin" else {"SUPER"}
         allowed = set(params.allowed)
         return [a.name for a in live if wanted & set(a.privileges) and a.name not in allowed]
+    if sel == "own_password_lifetime":
+        return [a.name for a in live if PASSWORD_PLUGINS & set(a.plugins)
+                and (a.password_lifetime == 0 or a.password_lifetime > params.max_days)]
     # cleartext_without_tls: the password crosses the network readable unless TLS is required
     if srv.variables.get("require_secure_transport", "OFF").upper() == "ON":
         return []
@@ -492,7 +502,9 @@ def mysql_accounts(ctx: ProbeContext, params: AccountsParams) -> Observation:
     hits = sorted(_selected(srv, srv.accounts, params))
     rows = "\n".join(f"{a.name}: plugins {'/'.join(a.plugins)}, {'locked' if a.locked else 'open'}"
                      + (", role" if a.role else "") + (f", {', '.join(a.privileges)}" if a.privileges else "")
-                     + (", empty password" if a.empty_password else "") + (f", REQUIRE {a.ssl_type}" if a.ssl_type
+                     + (", empty password" if a.empty_password else "")
+                     + (f", password lifetime {'never' if a.password_lifetime == 0 else a.password_lifetime}"
+                        if a.password_lifetime >= 0 else "") + (f", REQUIRE {a.ssl_type}" if a.ssl_type
                                                                             else "")
                      for a in srv.accounts)
     table = "mysql.global_priv" if srv.product == "mariadb" else "mysql.user"

@@ -46,7 +46,7 @@ STOCK_FAILS = {  # what an assessor fails on Debian 12's MariaDB as installed
     "l3-mysql-dc-tls-required", "l3-mysql-dc-tls-required-config", "l3-mysql-br-binlog", "l3-mysql-br-binlog-config",
     "l3-mysql-au-log-files-protected"}
 UPSTREAM_FAILS = {"l3-mysql-ia-empty-password", "l3-mysql-ac-no-anonymous", "l3-mysql-ac-no-test-database",
-                  "l3-mysql-ia-duplicate-names", "l3-mysql-ac-root-local-only"}
+                  "l3-mysql-ia-duplicate-names", "l3-mysql-ac-root-local-only", "l3-mysql-ia-no-password-never-expires"}
 
 
 def _need() -> None:
@@ -221,6 +221,8 @@ def upstream():
     try:
         srv.start()
         srv.grant_reader()
+        # an application account left from an old install, exempt from password expiry
+        srv.sql(f"CREATE USER 'legacy'@'localhost' IDENTIFIED BY '{_password()}' PASSWORD EXPIRE NEVER")
         yield srv, srv.check()
     finally:
         srv.stop()
@@ -264,6 +266,11 @@ def test_accounts_are_the_servers(stock, upstream):
         supers = sorted(f"{u}@{h}" for u, h, s in rows if s == "Y" and f"{u}@{h}" not in
                         ("root@localhost", "mysql@localhost"))
         assert res["l3-mysql-au-super-restricted"]["observed"] == supers
+    srv, report = upstream
+    never = srv.sql("SELECT CONCAT(User, '@', Host) FROM mysql.global_priv "
+                    "WHERE JSON_VALUE(Priv, '$.password_lifetime') = 0").stdout.split()
+    observed = _results(report)["l3-mysql-ia-no-password-never-expires"]["observed"]
+    assert observed == sorted(never) == ["legacy@localhost"]
     databases = stock[0].sql("SHOW DATABASES").stdout.split()
     assert "test" not in databases and "test" in upstream[0].sql("SHOW DATABASES").stdout.split()
 
