@@ -187,3 +187,36 @@ def test_every_item_is_in_each_level_with_checks_or_notes():
         keys = {i.key for c in baseline.controls for i in c.items}
         assert keys == {i.key for i in cat.items(level, "general", "ces")}
         assert all(i.checks or i.notes for c in baseline.controls for i in c.items)
+
+
+def test_rhel_layout(tmp_path):
+    """The RHEL family's httpd: conf/httpd.conf under ServerRoot /etc/httpd, conf.modules.d and conf.d, User apache."""
+    root = tmp_path / "rocky"
+    files = {
+        "etc/os-release": 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
+        "etc/httpd/conf/httpd.conf": (
+            'ServerRoot "/etc/httpd"\nListen 80\nInclude conf.modules.d/*.conf\nUser apache\nGroup apache\n'
+            'DocumentRoot "/var/www/html"\n<Directory "/var/www/html">\n    Options Indexes FollowSymLinks\n'
+            "    Require all granted\n</Directory>\nErrorLog \"logs/error_log\"\n<IfModule log_config_module>\n"
+            '    LogFormat "%h %l %u %t \\"%r\\" %>s %b" common\n    CustomLog "logs/access_log" common\n'
+            "</IfModule>\nIncludeOptional conf.d/*.conf\n"),
+        "etc/httpd/conf.modules.d/00-base.conf": ("LoadModule autoindex_module modules/mod_autoindex.so\n"
+                                                  "LoadModule log_config_module modules/mod_log_config.so\n"),
+        "etc/httpd/conf.d/welcome.conf": "<LocationMatch \"^/+$\">\n    Options -Indexes\n</LocationMatch>\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "var/www/html").mkdir(parents=True)
+    (root / "etc/httpd/logs").mkdir()
+    (root / "etc/httpd/logs/access_log").write_text("")
+    (root / "etc/httpd/logs/access_log").chmod(0o644)
+    got = _statuses(root)
+    assert got["l3-httpd-run-user"][:2] == ("pass", {"User": "apache", "Group": "apache"})
+    assert got["l3-httpd-indexes"][1] == ["<Directory /var/www/html> (/etc/httpd/conf/httpd.conf:7)"]
+    assert got["l3-httpd-log-format"][0] == "pass"  # common has %h %t %r %>s
+    assert got["l3-httpd-log-files"][:1] == ("fail",)  # logs/access_log under ServerRoot, 0644
+    assert got["l3-httpd-log-files"][1][0]["path"] == "/etc/httpd/logs/access_log"
+    assert got["l3-httpd-server-tokens"][1][0]["ServerTokens"] == "full"  # httpd's default
+    assert got["l3-httpd-trace-off"][0] == "fail"  # default On
+    assert got["l3-httpd-request-body"][0] == "error"  # no package database: version unknown, default unknown

@@ -319,3 +319,18 @@ def test_the_command_line_judges_the_named_instance(servers, capsys):
     results = {r["check_id"]: r for r in report["results"]}
     assert results["l3-nginx-server-tokens"]["status"] == "fail"
     assert results["l3-nginx-server-tokens"]["evidence"][0]["source"] == f"cmd: {NGINX} -T -c {srv.conf}"
+
+
+def test_a_configuration_nginx_refuses_is_an_error_quoting_nginx(tmp_path):
+    """nginx -T's [emerg] is the answer: nginx would not start with the file, so no value is judged."""
+    _need()
+    srv = Nginx("broken", _free_port()).build()
+    try:
+        srv.conf.write_text(srv.conf.read_text().replace("http {\n", "http {\n\tno_such_directive on;\n", 1))
+        said = subprocess.run([NGINX, "-t", "-c", str(srv.conf)], capture_output=True, text=True, timeout=30)
+        assert said.returncode != 0 and 'unknown directive "no_such_directive"' in said.stderr
+        got = srv.report()
+        assert {r.status.value for r in got.values()} == {"error"}
+        assert 'unknown directive "no_such_directive"' in got["l3-nginx-server-tokens"].reason
+    finally:
+        srv.stop()
