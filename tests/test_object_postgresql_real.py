@@ -123,9 +123,9 @@ class Cluster:
                               query], check=True, capture_output=True, text=True, timeout=60).stdout
         return [line.split("\x1f") for line in out.splitlines() if line]
 
-    def tcp_login(self, user: str, password: str | None) -> tuple[bool, float]:
+    def tcp_login(self, user: str, password: str | None, sslmode: str = "prefer") -> tuple[bool, float]:
         """A TCP login from this machine: (accepted, seconds it took)."""
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGSSLMODE": sslmode}
         env.pop("PGPASSWORD", None)
         if password is not None:
             env["PGPASSWORD"] = password
@@ -220,6 +220,9 @@ def test_stock_configuration_fails_what_an_assessor_fails(cluster):
     assert results["l3-postgresql-hba-no-trust"].observed == []
     assert c.tcp_login("postgres", None)[0] is False
     assert c.tcp_login("sentinel_ro", RO_PASSWORD)[0] is True
+    # ssl-on's verdict is whether the server takes a TLS connection
+    assert c.tcp_login("sentinel_ro", RO_PASSWORD, sslmode="require")[0] is (
+        results["l3-postgresql-ssl-on"].status == Status.PASS)
     _assert_files_match_server(c, results)
     # no secret anywhere in what the report holds
     assert RO_PASSWORD not in str([r.model_dump() for r in results.values()])
@@ -294,6 +297,8 @@ def test_rectified_configuration_passes(cluster, monkeypatch):
     assert refused is False and took >= 1.4
     assert c.tcp_login("postgres", None)[0] is False
     assert c.sql("SHOW ssl") == [["on"]]
+    assert c.tcp_login("sentinel_ro", RO_PASSWORD, sslmode="require")[0] is True
+    assert c.tcp_login("sentinel_ro", RO_PASSWORD, sslmode="disable")[0] is False  # hostssl only
     monkeypatch.setenv("SENTINEL_POSTGRESQL_CONFIG", str(c.conf))
     _assert_files_match_server(c, results)
 
