@@ -7,7 +7,8 @@ listed in docs/metrics.md; `METRICS` below is the single source that the docs te
     registry = make_registry(lambda: build_snapshot(db), cache_seconds=5)   # collector side, once
     body, content_type = render(registry, request.headers.get("accept"))   # per GET /metrics
 
-Labels are bounded: departments, systems, hosts, severities, clause numbers of the standard, probe types. The
+Labels are bounded: departments, systems, hosts, the few 测评对象 of a host (object kind and instance, at most
+MAX_OBJECTS_PER_HOST), severities, clause numbers of the standard, probe types. The
 per-check series (host x check) multiply that by the size of a baseline, so they are opt-in (`per_check=True`).
 """
 from __future__ import annotations
@@ -38,7 +39,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from sentinel import __version__
-from sentinel.metrics_model import CONCLUSION_VALUES, CheckSeries, HostMetrics, MetricsSnapshot, SystemMetrics
+from sentinel.metrics_model import (
+    CONCLUSION_VALUES,
+    CheckSeries,
+    HostMetrics,
+    MetricsSnapshot,
+    ObjectMetrics,
+    SystemMetrics,
+)
 from sentinel.model import HostReport, Severity, Status
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,7 @@ SnapshotSource = Callable[[], MetricsSnapshot]
 
 SYSTEM = ("department", "system")
 HOST = ("department", "system", "host")
+OBJECT = HOST + ("object", "object_instance")  # a 测评对象: its kind and instance (not `instance`: the scrape target)
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,18 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_host_up", g, HOST,
                   "1 if the host's agent reported within its expected interval, 0 if it is silent."),
         MetricDef("sentinel_host_run_duration_seconds", g, HOST, "Duration of the host's latest check run."),
+        # a host's other 测评对象 (databases, middleware, web servers): a few per host (metrics_model bounds them)
+        MetricDef("sentinel_object_info", "info", OBJECT + ("name", "baseline"),
+                  "A 测评对象 on a host besides its OS: its name and the baseline of its latest run; value is 1."),
+        MetricDef("sentinel_object_score", g, OBJECT,
+                  "Composite compliance score of the object's record: its latest run (0-100)."),
+        MetricDef("sentinel_object_pass_ratio", g, OBJECT, "Pass ratio of the object's latest run (0-1)."),
+        MetricDef("sentinel_object_conclusion", g, OBJECT + ("conclusion",),
+                  "1 for the object's current conclusion, 0 for the others (values as sentinel_system_conclusion)."),
+        MetricDef("sentinel_object_failing_checks", g, OBJECT + ("severity",),
+                  "Failing checks of the object's latest run, by severity."),
+        MetricDef("sentinel_object_high_risk_findings", g, OBJECT, "High-risk findings in the object's latest run."),
+        MetricDef("sentinel_object_run_duration_seconds", g, OBJECT, "Duration of the object's latest check run."),
         # checks and ingest
         MetricDef("sentinel_check_duration_seconds", "histogram", ("probe",),
                   "Durations of stored check results by probe type (cumulative)."),
@@ -138,7 +159,8 @@ def _defs() -> list[MetricDef]:
 METRICS: tuple[MetricDef, ...] = tuple(_defs())
 _BY_NAME = {m.name: m for m in METRICS}
 # info families: labels fixed per sample vs the info dict (InfoMetricFamily keeps them apart)
-_INFO_FIXED = {"sentinel_build_info": (), "sentinel_system_info": SYSTEM, "sentinel_host_info": HOST}
+_INFO_FIXED = {"sentinel_build_info": (), "sentinel_system_info": SYSTEM, "sentinel_host_info": HOST,
+               "sentinel_object_info": OBJECT}
 
 
 def _family(name: str) -> Metric:
@@ -256,6 +278,22 @@ def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) ->
     if per_check:
         for c in h.checks:
             _check(f, hl, c)
+    for o in h.objects:
+        _object(f, hl, o)
+
+
+def _object(f: _Families, hl: tuple[str, str, str], o: ObjectMetrics) -> None:
+    ol = hl + (o.kind, o.instance)
+    f.info("sentinel_object_info").add_metric(list(ol), {"name": o.name, "baseline": o.baseline or ""})
+    f.gauge("sentinel_object_score", ol, o.score)
+    f.gauge("sentinel_object_pass_ratio", ol, o.pass_ratio)
+    if o.conclusion:
+        for value in CONCLUSION_VALUES:
+            f.gauge("sentinel_object_conclusion", ol + (value,), 1 if value == o.conclusion else 0)
+    for sev, n in o.failing_checks.items():
+        f.gauge("sentinel_object_failing_checks", ol + (sev.value,), n)
+    f.gauge("sentinel_object_high_risk_findings", ol, o.high_risk_findings)
+    f.gauge("sentinel_object_run_duration_seconds", ol, o.run_duration_seconds)
 
 
 def _check(f: _Families, hl: tuple[str, str, str], c: CheckSeries) -> None:

@@ -101,15 +101,49 @@ class _Scored(_Model):
         return _severity_counts(v)
 
 
+#: 测评对象 per host shown as object series: discovery finds a handful per host (sentinel/discovery.py); a host
+#: reporting more is refused when the snapshot is built rather than multiplying the series without bound
+MAX_OBJECTS_PER_HOST = 32
+
+
+class ObjectMetrics(_Scored):
+    """A 测评对象 on a host besides its OS (a database, middleware or web server instance): its latest run's record."""
+
+    kind: str  # sentinel.model.ObjectKind other than "os"
+    instance: str = ""  # port, socket or configuration path (sentinel.model.ObjectRef.instance)
+    name: str = ""  # its 测评对象 name
+    baseline: Optional[str] = None
+    run_duration_seconds: Optional[float] = Field(default=None, ge=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z]{2,16}", v) or v == "os":
+            raise ValueError(f"object kind {v!r}: expected a database, middleware or web server kind (mysql, ...)")
+        return v
+
+    @field_validator("instance", "name")
+    @classmethod
+    def _text(cls, v: str, info) -> str:
+        if len(v) > _LABEL_MAX or any(ord(c) < 32 for c in v):
+            raise ValueError(f"object {info.field_name} {v[:40]!r}: at most {_LABEL_MAX} printable characters")
+        return v
+
+
 class HostMetrics(_Scored):
     name: str
     last_report: Optional[datetime] = None
     up: bool = False  # the collector's verdict: the agent reported within its expected interval
+    # zombie-system detection (sentinel/zombie.py): the host's verdict and idle days in the window (None: unknown)
+    zombie_verdict: Optional[Literal["in_use", "suspect", "zombie", "unknown"]] = None
+    idle_days: Optional[int] = Field(default=None, ge=0)
     run_duration_seconds: Optional[float] = Field(default=None, ge=0)
     os: Optional[str] = None
     baseline: Optional[str] = None
     agent_version: Optional[str] = Field(default=None, pattern=AGENT_VERSION_PATTERN)
     checks: list[CheckSeries] = Field(default_factory=list)
+    # the host's other 测评对象: the host's own figures above are its OS's record
+    objects: list[ObjectMetrics] = Field(default_factory=list, max_length=MAX_OBJECTS_PER_HOST)
 
     @field_validator("name")
     @classmethod
@@ -128,6 +162,11 @@ class HostMetrics(_Scored):
             if c.check_id in seen:
                 raise ValueError(f"host {self.name!r}: check {c.check_id!r} listed twice")
             seen.add(c.check_id)
+        objects: set[tuple[str, str]] = set()
+        for o in self.objects:
+            if (o.kind, o.instance) in objects:
+                raise ValueError(f"host {self.name!r}: object {o.kind}:{o.instance} listed twice")
+            objects.add((o.kind, o.instance))
         return self
 
 
@@ -177,6 +216,18 @@ class ScanMetrics(_Model):
         return _aware(v, info.field_name)
 
 
+#: zombie-system verdicts (sentinel.zombie.Verdict) and review decisions, as label values
+ZOMBIE_VERDICTS = ("in_use", "suspect", "zombie", "unknown")
+ZOMBIE_REVIEWS = ("confirmed", "dismissed")
+
+
+class ZombieMetrics(_Model):
+    """A system's zombie verdict and the review that stands on it (None: none, or it lapsed)."""
+
+    verdict: Literal["in_use", "suspect", "zombie", "unknown"]
+    review: Optional[Literal["confirmed", "dismissed"]] = None
+
+
 class SystemMetrics(_Scored):
     department: str
     name: str
@@ -191,6 +242,7 @@ class SystemMetrics(_Scored):
     forbidden_services: list[ExposedService] = Field(default_factory=list)
     certificates: list[CertificateMetrics] = Field(default_factory=list)
     scan: Optional[ScanMetrics] = None
+    zombie: Optional[ZombieMetrics] = None  # None on the agent-side exporter
     hosts: list[HostMetrics] = Field(default_factory=list)
     #: False on the agent-side exporter, which sees one host and so must not claim system-wide figures
     system_wide: bool = True

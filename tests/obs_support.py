@@ -27,6 +27,7 @@ from sentinel.metrics_model import (
     HostMetrics,
     IngestMetrics,
     MetricsSnapshot,
+    ObjectMetrics,
     ProbeDurations,
     ScanMetrics,
     SystemMetrics,
@@ -81,7 +82,16 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                 failing_checks={"high": h % 3, "low": 1}, high_risk_findings=1 if high_risk and h == 0 else 0,
                 last_report=now - timedelta(minutes=5 + h), up=not (i == 1 and h == 2), run_duration_seconds=3.5 + h,
                 os="Kylin Linux Advanced Server V10" if h % 2 else "openEuler 22.03 LTS",
-                baseline=f"dengbao-l{level}-linux", agent_version="0.1.0", checks=checks if with_checks else []))
+                baseline=f"dengbao-l{level}-linux", agent_version="0.1.0", checks=checks if with_checks else [],
+                # a database host's MariaDB and Redis, a web host's Nginx: 测评对象 of their own (issue 15)
+                objects=[ObjectMetrics(kind=kind, instance=where, name=f"host-{h:02d} {label} ({where})",
+                                       baseline=f"dengbao-l{level}-{kind}", score=70.0 + h, pass_ratio=0.7,
+                                       conclusion="中", failing_checks={"high": 1}, high_risk_findings=h % 2,
+                                       run_duration_seconds=0.4)
+                         for kind, where, label in {1: (("mysql", "3306", "MariaDB 10.11"),
+                                                        ("redis", "6379", "Redis 7.0")),
+                                                    2: (("nginx", "/etc/nginx/nginx.conf", "Nginx 1.22"),)
+                                                    }.get(h % 6, ())]))
         systems.append(SystemMetrics(
             department=dept, name=name, level=level, label=label, score=score,
             pass_ratio=None if score is None else round(score / 100, 3), conclusion=concl,

@@ -170,3 +170,33 @@ def test_evidence_record_per_object(site, roots, db, tmp_path):
     write_bundle(ev, out, key)
     verdict = verify_bundle(out, pubkey=key.public_key())
     assert verdict.ok, verdict
+
+
+def test_metrics_object_series(site, roots, db):
+    """/metrics: the host's own series stay its OS's record; each other object has its object series (kind and
+    instance as labels, bounded per host), and its failing checks count in the system's."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sentinel.exporters.prometheus import make_registry, render
+    from sentinel.store.snapshot import build_snapshot
+
+    good, bad = roots
+    for body in (make_report({"a": "pass", "b": "fail"}), _redis(good, "6379"), _redis(bad, "6380")):
+        assert _post(site, body).status_code == 202
+    snap = build_snapshot(db)
+    (system,) = snap.systems
+    (host,) = system.hosts
+    assert host.baseline == "sentinel-test" and host.high_risk_findings == 0  # the OS's record
+    assert [(o.kind, o.instance, o.name, o.high_risk_findings, o.conclusion) for o in host.objects] == [
+        ("redis", "6379", "db01 Redis 7.0 (6379)", 0, "excellent"),
+        ("redis", "6380", "db01 Redis 7.0 (6380)", 1, "poor")]
+    failing = {sev.value: n for sev, n in system.failing_checks.items() if n}
+    assert failing == {"medium": 1, "high": 1}  # the OS's check b and the unprotected instance's
+    body, _ = render(make_registry(lambda: snap))
+    samples = {(s.name, s.labels.get("object_instance")): s for f in text_string_to_metric_families(body.decode())
+               for s in f.samples if s.name.startswith("sentinel_object_")}
+    assert samples[("sentinel_object_high_risk_findings", "6380")].value == 1
+    assert samples[("sentinel_object_high_risk_findings", "6380")].labels == {
+        "department": "health", "system": "his", "host": "web-1", "object": "redis", "object_instance": "6380"}
+    assert samples[("sentinel_object_info", "6379")].labels["name"] == "db01 Redis 7.0 (6379)"
+    assert samples[("sentinel_object_score", "6379")].value == 100.0

@@ -303,6 +303,24 @@ def host() -> dict:
             table("主机信息 / Host info", [target(f"sentinel_host_info{{{HOST}}}", table=True, instant=True)],
                   rename={"os": "操作系统 OS", "baseline": "基线 Baseline", "agent_version": "代理版本 Agent"},
                   hide=("department", "system", "Value"), w=16, h=8),
+            # the host's other 测评对象 (docs/objects.md): one row each, its figures merged on its labels
+            table("测评对象 / Objects (databases, middleware, web servers)",
+                  [target(expr, table=True, instant=True, ref=ref) for ref, expr in (
+                      ("A", f"sentinel_object_info{{{HOST}}}"),
+                      ("B", f"sentinel_object_score{{{HOST}}}"),
+                      ("C", f"sentinel_object_pass_ratio{{{HOST}}}"),
+                      ("D", f"sentinel_object_high_risk_findings{{{HOST}}}"),
+                      ("E", f"sum by (department, system, host, object, object_instance) "
+                            f"(sentinel_object_failing_checks{{{HOST}}})"),
+                      ("F", f"sentinel_object_conclusion{{{HOST}}} == 1"),
+                      ("G", f"sentinel_object_run_duration_seconds{{{HOST}}}"))],
+                  rename={"object": "类别 Kind", "object_instance": "实例 Instance", "name": "测评对象 Object",
+                          "baseline": "基线 Baseline", "conclusion": "结论 Conclusion", "Value #B": "得分 Score",
+                          "Value #C": "通过率 Pass ratio", "Value #D": "高风险 High risk",
+                          "Value #E": "未通过 Failing", "Value #G": "耗时 Duration (s)"},
+                  hide=("department", "system", "host", "Value #A", "Value #F"), h=8,
+                  desc="The host's 测评对象 besides its OS, each judged by its own baseline; the host's figures "
+                       "above are its OS's."),
         ], time_from="now-30d")
 
 

@@ -3,7 +3,7 @@
 A handful of grouped queries in one read transaction, whatever the number of hosts; nothing is computed
 from raw evidence at scrape time. What each figure means:
 
-- host figures come from the host's latest run (highest run id), whatever its baseline: score, pass ratio,
+- host figures come from the host's latest OS run (highest run id), whatever its baseline: score, pass ratio,
   conclusion and high-risk count are that run's record as the system assessment scored it (`HostPart.figures`:
   its items with the system's manual verdicts, the figures the evidence exports show for the host; the run's
   own figures while its body cannot be read, when the evidence cannot show its record either);
@@ -13,7 +13,10 @@ from raw evidence at scrape time. What each figure means:
   port makes the system 差. When a report body the roll-up needs cannot be read, score, pass ratio and
   conclusion are None (not known) rather than a figure that silently leaves a host out; the assessment API
   names what is missing;
-- failing checks by severity and clause count the hosts' latest runs (host checks only), leaving out waived
+- each other 测评对象 of a host (a database, middleware or web server instance) is an object series of its host,
+  from its latest run, scored as the host's (its record in the assessment);
+- failing checks by severity and clause count the latest run of every object of the hosts (host checks only:
+  the OS and the other objects), leaving out waived
   and advisory results (advisory evidence decides nothing, sentinel/scoring.py `counted`);
 - high-risk findings = failing, counted checks naming a 高风险判定指引 case in the records (`Summary.high_risk`);
   findings open/fixed count the rectification trail's rows of its current hosts by sentinel/store/findings.py
@@ -38,12 +41,14 @@ from sqlalchemy import Connection, and_, func, select
 
 from ..metrics_model import (
     AGENT_VERSION_PATTERN,
+    MAX_OBJECTS_PER_HOST,
     CertificateMetrics,
     CheckSeries,
     ExposedService,
     HostMetrics,
     IngestMetrics,
     MetricsSnapshot,
+    ObjectMetrics,
     ScanMetrics,
     SystemMetrics,
 )
@@ -89,10 +94,19 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                    H.c.inventory["agent_version"].as_string().label("agent_version"))
             .join(enrolled, enrolled.c.host_id == H.c.id).order_by(H.c.hostname)).all()
 
-        latest_ids = select(func.max(R.c.id)).group_by(R.c.host_id).scalar_subquery()
-        runs = {r.host_id: r for r in conn.execute(
-            select(R.c.id, R.c.host_id, R.c.baseline_id, R.c.score, R.c.pass_rate, R.c.conclusion, R.c.high_risk,
-                   R.c.summary, R.c.started_at, R.c.finished_at).where(R.c.id.in_(latest_ids))).all()}
+        # the latest run of each 测评对象 of a host: its OS (whatever the baseline) and each other object instance
+        latest_ids = (select(func.max(R.c.id)).group_by(R.c.host_id, R.c.object_kind, R.c.object_instance)
+                      .scalar_subquery())
+        runs: dict[int, Any] = {}  # host id -> its OS's latest run
+        object_runs: dict[int, list[Any]] = defaultdict(list)  # host id -> its other objects' latest runs
+        for r in conn.execute(
+                select(R.c.id, R.c.host_id, R.c.baseline_id, R.c.score, R.c.pass_rate, R.c.conclusion, R.c.high_risk,
+                       R.c.summary, R.c.started_at, R.c.finished_at, R.c.object_kind, R.c.object_instance,
+                       R.c.object_name).where(R.c.id.in_(latest_ids)).order_by(R.c.object_kind, R.c.object_instance)):
+            if r.object_kind == "os":
+                runs[r.host_id] = r
+            else:
+                object_runs[r.host_id].append(r)
 
         # non-waived results of the latest runs, counted by run, status, severity, clause and advisory mark
         advisory = C.c.advisory.is_not(None)
@@ -170,7 +184,21 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
                                               advisory=bool(c.advisory))
                                   for c in checks.get(run.id, []) if c.severity in _SEVERITIES
                                   and c.status in _STATUSES])
-            host_metrics.append(HostMetrics(**hm))
+            objects = []
+            for o in object_runs.get(h.id, [])[:MAX_OBJECTS_PER_HOST]:  # bounded series per host (metrics_model)
+                for k, v in per_run_failing[o.id].items():  # the system's figures count every object's checks
+                    failing[Severity(k)] += v
+                for k, v in per_run_clause[o.id].items():
+                    by_clause[k] += v
+                record = records.get(o.id)
+                figures = ((record.score, record.pass_rate, record.conclusion, record.high_risk) if record else
+                           (o.score, o.pass_rate, o.conclusion, o.high_risk))
+                objects.append(ObjectMetrics(
+                    kind=o.object_kind, instance=o.object_instance, name=o.object_name, baseline=o.baseline_id,
+                    score=figures[0], pass_ratio=figures[1], conclusion=figures[2], high_risk_findings=figures[3],
+                    failing_checks={Severity(k): v for k, v in per_run_failing[o.id].items()},
+                    run_duration_seconds=max(0.0, (o.finished_at - o.started_at).total_seconds())))
+            host_metrics.append(HostMetrics(**hm, objects=objects))
         f = sys_findings.get(s.id, {})
         known = a.complete and (bool(a.hosts) or a.network is not None)  # nothing assessed yet: not known
         svc = services.get(s.id)
