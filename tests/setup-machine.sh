@@ -23,10 +23,12 @@ done
 # loads mod_evasive.
 # tests/test_object_mysql_*.py run mariadbd, mariadb-install-db, my_print_defaults and the mariadb client
 # (mariadb-server, mariadb-client) and make a test certificate with openssl.
+# tests/test_object_redis_real.py runs redis-server as its redis account; tests/test_object_tomcat_real.py runs
+# tomcat10 with tomcat10-admin (manager, host-manager) in a network namespace and asks it with curl.
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
            cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav \
            redis-server mariadb-server mariadb-client openssl inetutils-inetd inetutils-telnetd apache2 \
-           libapache2-mod-evasive; do
+           libapache2-mod-evasive tomcat10 tomcat10-admin curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
