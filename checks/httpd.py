@@ -434,3 +434,47 @@ def httpd_config_files(ctx: ProbeContext, params: HttpdParams) -> Observation:
         observed.append({"path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid})
         ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid}"))
     return Observation(observed=observed, evidence=ev)
+
+
+# Directives that hand a request to a program rather than to the file handler (which refuses other methods: 405).
+_PASSES = ("proxypass", "proxypassmatch", "scriptalias", "scriptaliasmatch", "fcgiwrapper", "wsgiscriptalias",
+           "jkmount")
+_HANDLERS = re.compile(r"cgi-script|proxy:|php|fcgid|fastcgi|wsgi", re.I)
+
+
+@probe("httpd.methods", HttpdParams)
+def httpd_methods(ctx: ProbeContext, params: HttpdParams) -> Observation:
+    """Per server (main, each VirtualHost): {server, restricted, how}: `<LimitExcept ...>` with a Require that
+    refuses (or Deny from all), AllowMethods (mod_allowmethods loaded), or a server that only serves files (no
+    ProxyPass, ScriptAlias, CGI/PHP/FastCGI handler, Dav On: httpd's file handler answers PUT, DELETE ... 405)."""
+    loaded = load(ctx, params)
+    observed, ev = [], list(loaded.evidence)
+    everywhere = hc.walk(loaded.conf.root)
+    for scope in hc.sections(loaded.conf.root, "virtualhost") or [loaded.conf.root]:
+        mine = hc.walk(scope) if scope is not loaded.conf.root else [
+            n for n in everywhere if not any(p.name == "virtualhost" for p in _parents(n))]
+        shared = [n for n in everywhere if not any(p.name == "virtualhost" for p in _parents(n))]
+        nodes = mine + ([] if scope is loaded.conf.root else shared)
+        how = None
+        for n in nodes:
+            if n.name == "limitexcept" and n.children is not None and _require_restricts(n)[0]:
+                how = f"<LimitExcept {' '.join(n.args)}> ({n.where})"
+            elif n.name == "allowmethods" and "allowmethods_module" in loaded.modules:
+                how = f"{n.text} ({n.where})"
+        passing = [n for n in nodes if n.name in _PASSES or (n.name in ("sethandler", "addhandler") and n.args and
+                   _HANDLERS.search(n.args[0])) or (n.name == "dav" and n.args[:1] and n.args[0].lower() == "on")]
+        if how is None and not passing:
+            how = "static files only: httpd's file handler answers PUT, DELETE and the like with 405"
+        observed.append({"server": hc.label(scope), "restricted": how is not None,
+                         "how": how or "requests passed on without a method list: " + "; ".join(
+                             f"{n.text} ({n.where})" for n in passing[:3])})
+        ev.append(evidence(scope.path, f"{hc.label(scope)}: {observed[-1]['how']}", scope.line or None))
+    return Observation(observed=observed, evidence=ev)
+
+
+def _parents(node: hc.Node) -> list[hc.Node]:
+    out, p = [], node.parent
+    while p is not None:
+        out.append(p)
+        p = p.parent
+    return out

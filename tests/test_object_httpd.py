@@ -220,3 +220,18 @@ def test_rhel_layout(tmp_path):
     assert got["l3-httpd-server-tokens"][1][0]["ServerTokens"] == "full"  # httpd's default
     assert got["l3-httpd-trace-off"][0] == "fail"  # default On
     assert got["l3-httpd-request-body"][0] == "error"  # no package database: version unknown, default unknown
+
+
+
+def test_methods_are_judged_where_requests_reach_an_application(tmp_path):
+    root = _root(tmp_path)
+    assert _statuses(root)["l3-httpd-methods"][0] == "pass"  # Debian's stock site serves files only
+    site = root / "etc/apache2/sites-available/000-default.conf"
+    stock = site.read_text()
+    site.write_text(stock.replace("</VirtualHost>", "\tProxyPass /app/ http://127.0.0.1:8080/\n</VirtualHost>"))
+    got = _statuses(root)["l3-httpd-methods"]
+    assert got[0] == "fail" and "ProxyPass /app/" in got[1][0]["how"]
+    site.write_text(stock.replace("</VirtualHost>", "\tProxyPass /app/ http://127.0.0.1:8080/\n\t<Location />\n"
+                                  "\t\t<LimitExcept GET POST HEAD>\n\t\t\tRequire all denied\n\t\t</LimitExcept>\n"
+                                  "\t</Location>\n</VirtualHost>"))
+    assert _statuses(root)["l3-httpd-methods"][0] == "pass"
