@@ -392,10 +392,12 @@ def server_facts(ctx: ProbeContext, params: ServerParams) -> Observation:
     for key in params.keys:
         row = by_name.get(key.lower())
         files, _, _ = _conf_value(c, key.lower())
-        if row is None:
-            if files is not None:
-                out.append(f"{key}: not known to the server, files give {_show(files)}")
-            continue
+        if row is None:  # superuser-only parameters are hidden from an account without pg_read_all_settings
+            if files is None:
+                continue
+            user = facts.where.split("@")[0]
+            raise ProbeError(f"pg_settings shows no {key} to {facts.where}: GRANT pg_read_all_settings TO {user}",
+                             f"pg_settings 未向 {facts.where} 显示 {key}：请 GRANT pg_read_all_settings TO {user}")
         _, setting_, unit, source, sourcefile, sourceline, pending = row
         try:
             live = normalize(key.lower(), setting_)  # pg_settings gives ints in the base unit: the files' form

@@ -373,3 +373,15 @@ def test_value_spellings_parse_as_the_server_parses_them(cluster):
         if theirs != number:
             differ.append((spelling, number, theirs))
     assert differ == []
+
+
+def test_an_account_without_pg_read_all_settings_is_told_what_to_grant(cluster):
+    """Without the documented GRANT the account cannot see superuser-only parameters (shared_preload_libraries):
+    the drift check is an error naming the GRANT, never a verdict; the role checks still work."""
+    c = cluster
+    c.start()
+    c.sql(f"CREATE ROLE sentinel_ro LOGIN PASSWORD '{RO_PASSWORD}'")
+    results = _run()
+    drift = results["l3-postgresql-audit-settings-in-effect"]
+    assert drift.status == Status.ERROR and "GRANT pg_read_all_settings TO sentinel_ro" in drift.reason
+    assert results["l3-postgresql-superusers"].status == Status.PASS
