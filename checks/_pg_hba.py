@@ -275,11 +275,18 @@ def _covers_type(a: str, b: str) -> bool:
     return a == b or (a == "host" and b != "local")
 
 
+def _covers_databases(a: list[Token], b: list[Token]) -> bool:
+    """`all` matches every database but not a physical replication connection, which only `replication` matches."""
+    if any(t.keyword("replication") for t in b) and not any(t.keyword("replication") for t in a):
+        return False
+    return _covers_list(a, b)
+
+
 def _shadow(rules: list[Rule]) -> None:
     """Mark each line that an earlier line matches for every connection it could match (first match wins)."""
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
-            if (_covers_type(earlier.type, later.type) and _covers_list(earlier.databases, later.databases)
+            if (_covers_type(earlier.type, later.type) and _covers_databases(earlier.databases, later.databases)
                     and _covers_list(earlier.users, later.users) and _covers_address(earlier, later)):
                 later.shadowed_by = earlier
                 break

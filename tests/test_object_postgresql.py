@@ -196,6 +196,13 @@ def test_an_hba_file_the_server_refuses_is_an_error(tmp_path, hba, why):
         _probe(_ctx(_tree(tmp_path, "", hba=hba)), "postgresql.hba")
 
 
+def test_all_does_not_shadow_a_replication_line(tmp_path):
+    root = _tree(tmp_path, "", hba="host all all 0.0.0.0/0 reject\nhost replication all 0.0.0.0/0 trust\n"
+                                   "host replication all 10.0.0.0/8 trust\n")
+    hits = _probe(_ctx(root), "postgresql.hba", methods=["trust"]).observed
+    assert [h.split(":")[1] for h in hits] == ["2"]  # line 3 is covered by line 2, line 2 by nothing
+
+
 def test_quoted_all_is_a_database_named_all_and_shadows_nothing(tmp_path):
     root = _tree(tmp_path, "", hba='host "all" all 0.0.0.0/0 reject\nhost all all 0.0.0.0/0 trust\n')
     assert len(_probe(_ctx(root), "postgresql.hba", methods=["trust"]).observed) == 1

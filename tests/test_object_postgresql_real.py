@@ -385,3 +385,22 @@ def test_an_account_without_pg_read_all_settings_is_told_what_to_grant(cluster):
     drift = results["l3-postgresql-audit-settings-in-effect"]
     assert drift.status == Status.ERROR and "GRANT pg_read_all_settings TO sentinel_ro" in drift.reason
     assert results["l3-postgresql-superusers"].status == Status.PASS
+
+
+def test_all_does_not_match_a_replication_connection(cluster):
+    """The first-match model against the server: a reject for `all` databases does not stop a physical replication
+    connection, which reaches the later `replication ... trust` line; the probe reports that line."""
+    c = cluster
+    (c.etc / "pg_hba.conf").write_text("local all postgres peer\nhost all all 127.0.0.1/32 reject\n"
+                                       "host replication all 127.0.0.1/32 trust\n", encoding="utf-8")
+    c.start()
+    _read_only_account(c)
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    env.pop("PGPASSWORD", None)
+    replication = subprocess.run([str(BIN / "psql"), "-X", "-w", "-tA", "-c", "IDENTIFY_SYSTEM",
+                                  f"host=127.0.0.1 port={c.port} user=postgres replication=true dbname=replication"],
+                                 env=env, capture_output=True, text=True, timeout=60)
+    assert replication.returncode == 0, replication.stderr  # let in without a password
+    assert c.tcp_login("postgres", None)[0] is False  # an ordinary connection meets the reject
+    results = _run()
+    assert [h.split(":")[1] for h in results["l3-postgresql-hba-no-trust"].observed] == ["3"]
