@@ -24,7 +24,7 @@ from sentinel.probe import ProbeContext, evidence, probe
 
 from . import _httpd_conf as hc
 from ._tls import offer, openssl
-from .nginx import DEFAULT_PAGES
+from .nginx import DEFAULT_PAGES, key_files
 from .packages import find_installed
 
 LAYOUTS = {"debian": ("/etc/apache2/apache2.conf", "/etc/apache2", "/usr/sbin/apache2"),
@@ -478,3 +478,23 @@ def _parents(node: hc.Node) -> list[hc.Node]:
         out.append(p)
         p = p.parent
     return out
+
+
+@probe("httpd.tls_keys", HttpdParams)
+def httpd_tls_keys(ctx: ProbeContext, params: HttpdParams) -> Observation:
+    """Per TLS server: {server, path, mode, owner_uid} of the SSLCertificateKeyFile in effect (else the key inside
+    SSLCertificateFile)."""
+    loaded = load(ctx, params)
+    pairs = []
+    for scope in _scopes(loaded):
+        if not _ssl_on(scope, loaded):
+            continue
+        node = hc.effective(scope, "sslcertificatekeyfile") or hc.effective(scope, "sslcertificatefile")
+        if node is None or not node.args:
+            continue
+        key = node.args[0]
+        path = key if key.startswith("/") else f"{loaded.conf.server_root.rstrip('/')}/{key}"
+        pairs.append((hc.label(scope), path, evidence(node.path, node.text, node.line)))
+    obs = key_files(ctx, pairs)
+    obs.evidence = loaded.evidence + obs.evidence
+    return obs

@@ -507,3 +507,42 @@ def nginx_methods(ctx: ProbeContext, params: NginxParams) -> Observation:
         observed.append({"server": nc.label(server), "restricted": how is not None, "how": how or "no restriction"})
         ev.append(evidence(server.path, f"{nc.label(server)}: {how or 'any method accepted'}", server.line))
     return Observation(observed=observed, evidence=ev)
+
+
+def key_files(ctx: ProbeContext, pairs: list[tuple[str, str, Evidence]]) -> Observation:
+    """[{server, path, mode, owner_uid}] for (server label, key path, where it is set); shared with httpd."""
+    observed, ev = [], []
+    for server, path, where in pairs:
+        try:
+            st = ctx.host.stat(path)
+        except FileNotFoundError:
+            raise ProbeError(f"{path}: the private key {server} names does not exist; the server would not start",
+                             f"{path}：{server} 配置的私钥文件不存在，服务器无法启动") from None
+        observed.append({"server": server, "path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid})
+        ev.append(where)
+        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid}"))
+    if not observed:
+        raise NotApplicable("no server uses TLS, so no private key is configured", "没有启用 TLS 的站点，未配置私钥")
+    return Observation(observed=observed, evidence=ev)
+
+
+@probe("nginx.tls_keys", NginxParams)
+def nginx_tls_keys(ctx: ProbeContext, params: NginxParams) -> Observation:
+    """Per TLS server: {server, path, mode, owner_uid} of each ssl_certificate_key in effect (files only)."""
+    loaded = load(ctx, params)
+    conf_dir = os.path.dirname(loaded.conf.config)
+    pairs = []
+    for server in _servers(loaded):
+        if not any(_is_ssl(server, listen) for listen in _listens(server)):
+            continue
+        nodes, _ = nc.effective(server, "ssl_certificate_key")
+        for node in nodes:
+            key = node.args[0] if node.args else ""
+            if not key or key.startswith(("data:", "engine:")) or "$" in key:
+                continue
+            path = key if key.startswith("/") else f"{conf_dir}/{key}"
+            pairs.append((nc.label(server), path, evidence(node.path, node.text, node.line)))
+    unique = {(server, path): (server, path, where) for server, path, where in pairs}
+    obs = key_files(ctx, list(unique.values()))
+    obs.evidence = loaded.evidence + obs.evidence
+    return obs

@@ -33,7 +33,12 @@ def _root(tmp_path: Path) -> Path:
 
 
 def _enable(root: Path, *names: str) -> None:
-    """a2enmod / a2ensite: links in mods-enabled and sites-enabled."""
+    """a2enmod / a2ensite: links in mods-enabled and sites-enabled (and default-ssl's snakeoil key, as ssl-cert
+    makes it: 0640)."""
+    key = root / "etc/ssl/private/ssl-cert-snakeoil.key"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("not a real key\n")
+    key.chmod(0o640)
     for name in names:
         kind = "sites" if name.endswith(".conf") and not name.startswith("ssl") else "mods"
         (root / f"etc/apache2/{kind}-enabled" / name).symlink_to(f"../{kind}-available/{name}")
@@ -235,3 +240,13 @@ def test_methods_are_judged_where_requests_reach_an_application(tmp_path):
                                   "\t\t<LimitExcept GET POST HEAD>\n\t\t\tRequire all denied\n\t\t</LimitExcept>\n"
                                   "\t</Location>\n</VirtualHost>"))
     assert _statuses(root)["l3-httpd-methods"][0] == "pass"
+
+
+
+def test_private_key_mode(tmp_path):
+    root = _root(tmp_path)
+    _enable(root, "ssl.load", "ssl.conf", "socache_shmcb.load", "default-ssl.conf")
+    assert _statuses(root)["l3-httpd-tls-key-files"][0] == ("pass" if os.geteuid() == 0 else "fail")
+    (root / "etc/ssl/private/ssl-cert-snakeoil.key").chmod(0o644)
+    got = _statuses(root)["l3-httpd-tls-key-files"]
+    assert got[0] == "fail" and got[1][0]["mode"] == "0644"

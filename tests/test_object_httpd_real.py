@@ -224,7 +224,8 @@ def test_stock_fails_what_an_assessor_fails(servers):
     assert srv.request("PUT", "/index.html")[0] == 405  # files only: the file handler refuses it
     for check in ("l3-httpd-trace-off", "l3-httpd-run-user", "l3-httpd-access-log", "l3-httpd-log-format",
                   "l3-httpd-log-files", "l3-httpd-error-log", "l3-httpd-request-body", "l3-httpd-tls-ciphers",
-                  "l3-httpd-config-files", "l3-httpd-risky-modules", "l3-httpd-status-restricted", "l3-httpd-methods"):
+                  "l3-httpd-config-files", "l3-httpd-risky-modules", "l3-httpd-status-restricted", "l3-httpd-methods",
+                  "l3-httpd-tls-key-files"):
         assert got[check].status.value == "pass", (check, got[check].reason)
     assert got["l3-httpd-indexes"].status.value == got["l3-httpd-request-limits"].status.value == "fail"
 

@@ -30,6 +30,9 @@ def _root(tmp_path: Path, name: str, log_mode: int = 0o640) -> Path:
     for log in ("access.log", "error.log"):  # as the package's postinst makes them
         (logs / log).write_text("")
         (logs / log).chmod(log_mode)
+    key = root / "etc/nginx/site.key"
+    if key.exists():
+        key.chmod(0o600)
     return root
 
 
@@ -235,6 +238,15 @@ def test_tls_default_without_ssl_protocols_is_the_versions(tmp_path):
     got = _statuses(root)
     assert got["l3-nginx-tls-protocols"][0] == "fail"
     assert got["l3-nginx-tls-protocols"][1][0]["configured"] == ["TLSv1", "TLSv1.1", "TLSv1.2"]
+
+
+def test_private_key_mode(tmp_path):
+    root = _root(tmp_path, "hardened")
+    (root / "etc/nginx/site.key").chmod(0o644)
+    got = _statuses(root)["l3-nginx-tls-key-files"]
+    assert got[0] == "fail" and got[1][0]["path"] == "/etc/nginx/site.key" and got[1][0]["mode"] == "0644"
+    (root / "etc/nginx/site.key").unlink()
+    assert _statuses(root)["l3-nginx-tls-key-files"][0] == "error"  # nginx would not start without it
 
 
 def test_not_installed_is_not_applicable(tmp_path):

@@ -262,7 +262,7 @@ def test_stock_fails_what_an_assessor_fails(servers):
     assert re.search(r"^\s*user www-data;", srv.dump(), re.M)  # the worker user nginx itself read
     for check in ("l3-nginx-worker-user", "l3-nginx-autoindex", "l3-nginx-access-log", "l3-nginx-error-log",
                   "l3-nginx-log-format", "l3-nginx-log-files", "l3-nginx-config-files", "l3-nginx-status-restricted",
-                  "l3-nginx-timeouts", "l3-nginx-body-size"):
+                  "l3-nginx-timeouts", "l3-nginx-body-size", "l3-nginx-tls-key-files"):
         assert _status(got, check) == "pass", (check, got[check].reason)
 
 
