@@ -104,6 +104,11 @@ def load(ctx: ProbeContext, params: NginxParams) -> Loaded:
         if binary is None and not ctx.host.exists(config):
             raise NotApplicable(f"nginx is not installed ({config} and the nginx binary are absent)",
                                 f"未安装 nginx（{config} 与 nginx 程序均不存在）")
+        if not ctx.host.exists(config):
+            raise ProbeError(f"{config} does not exist: no nginx configuration to judge there (nginx is installed; "
+                             "name the instance's file with --object nginx:FILE)",
+                             f"{config} 不存在，无可判定的 nginx 配置（已安装 nginx；"
+                             "请用 --object nginx:文件 指定实例）")
         ev: list[Evidence] = []
         version, vsource, prefix, http_log = None, "", "/usr/share/nginx", "/var/log/nginx/access.log"
         if ctx.host.live and binary and os.geteuid() == 0:

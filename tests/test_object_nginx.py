@@ -253,6 +253,9 @@ def test_not_installed_is_not_applicable(tmp_path):
     (tmp_path / "etc").mkdir()
     got = _statuses(tmp_path)
     assert {v[0] for v in got.values()} == {"not_applicable"}
+    (tmp_path / "usr/sbin").mkdir(parents=True)
+    (tmp_path / "usr/sbin/nginx").write_text("")  # installed, but the named configuration is not there
+    assert {v[0] for v in _statuses(tmp_path).values()} == {"error"}
 
 
 @pytest.mark.parametrize("level, lineage", [(2, ["dengbao-l3-nginx"]), (4, ["dengbao-l3-nginx"])])
