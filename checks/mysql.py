@@ -274,6 +274,7 @@ class Server:
     plugins: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower name -> (status, load option)
     accounts: Optional[list[Account]] = None
     databases: Optional[list[str]] = None
+    ssl_ciphers: list[str] = field(default_factory=list)  # SHOW GLOBAL STATUS Ssl_cipher_list: what TLS offers
     denied: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
 
     @property
@@ -396,6 +397,9 @@ def server(ctx: ProbeContext) -> Server:
                     out.accounts = sorted((parse(r) for r in rows), key=lambda a: (a.user, a.host))
                 except pymysql.err.MySQLError as exc:
                     out.denied["accounts"] = _said(exc)
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Ssl_cipher_list'")
+                row = cur.fetchone()
+                out.ssl_ciphers = [c for c in str(row[1] if row else "").split(":") if c]
                 cur.execute("SHOW GRANTS")
                 grants = " ".join(str(r[0]) for r in cur.fetchall()).upper()
                 if "SHOW DATABASES" in grants or "ALL PRIVILEGES ON *.*" in grants:
@@ -578,3 +582,31 @@ def mysql_log_files(ctx: ProbeContext, params: NoParams) -> Observation:
         ev.append(evidence(f"SHOW GLOBAL VARIABLES ({srv.where})", "no log file: log_error empty (stderr), "
                            "general_log OFF, server_audit not logging to a file"))
     return Observation(observed=out, evidence=ev)
+
+
+# suites that do not keep the data confidential: no encryption or authentication, export grade, RC4, 64-bit blocks
+# ((3)DES, IDEA: Sweet32), MD5. OpenSSL's default list also names PSK and SRP suites, which the server cannot
+# negotiate without a pre-shared key or SRP verifier: not weak.
+WEAK_CIPHER = re.compile(r"NULL|EXP|ADH|AECDH|anon|RC4|DES|IDEA|MD5", re.IGNORECASE)
+
+
+def weak_ciphers(ciphers: list[str]) -> list[str]:
+    return [c for c in ciphers if WEAK_CIPHER.search(c)]
+
+
+@probe("mysql.tls", NoParams, live_only=True)
+def mysql_tls(ctx: ProbeContext, params: NoParams) -> Observation:
+    """`{versions, ciphers, weak}` the running server offers over TLS (tls_version, Ssl_cipher_list); not
+    applicable while TLS is off (the TLS checks fail then)."""
+    srv = server(ctx)
+    if srv.variables.get("have_ssl", "").upper() != "YES" or not srv.ssl_ciphers:
+        raise NotApplicable(f"TLS is off (have_ssl={srv.variables.get('have_ssl')}): no cipher to judge",
+                            f"未启用 TLS（have_ssl={srv.variables.get('have_ssl')}），无密码套件可判断")
+    weak = weak_ciphers(srv.ssl_ciphers)
+    return Observation(observed={"versions": srv.variables.get("tls_version"), "ciphers": srv.ssl_ciphers,
+                                 "weak": weak},
+                       evidence=[evidence(f"SHOW GLOBAL STATUS LIKE 'Ssl_cipher_list' ({srv.where})",
+                                          ":".join(srv.ssl_ciphers)),
+                                 evidence(f"SHOW GLOBAL VARIABLES ({srv.where})",
+                                          f"tls_version = {srv.variables.get('tls_version')}\n"
+                                          f"ssl_cipher = {srv.variables.get('ssl_cipher')}")])

@@ -77,7 +77,8 @@ def test_live_checks_have_option_file_partners(baselines):
         "l3-mysql-ac-no-anonymous", "l3-mysql-ac-root-local-only", "l3-mysql-ac-no-test-database",
         "l3-mysql-ac-admin-privileges", "l3-mysql-ac-server-not-root", "l3-mysql-au-super-restricted",
         "l3-mysql-au-audit-plugin-permanent", "l3-mysql-ip-no-any-host-accounts", "l3-mysql-ip-skip-name-resolve",
-        "l3-mysql-au-log-files-protected", "l3-mysql-ia-no-password-never-expires"}
+        "l3-mysql-au-log-files-protected", "l3-mysql-ia-no-password-never-expires",
+        "l3-mysql-dc-tls-ciphers"}
 
 
 def test_level_2_keeps_the_checks_under_its_own_items(baselines):

@@ -248,7 +248,8 @@ def test_live_values_are_the_servers(scenario, request):
     real = srv.variables()
     judged = 0
     for r in report["results"]:
-        if isinstance(r["observed"], dict) and r["evidence"] and r["evidence"][0]["source"].startswith("SHOW GLOBAL"):
+        source = r["evidence"][0]["source"] if r["evidence"] else ""
+        if isinstance(r["observed"], dict) and source.startswith("SHOW GLOBAL VARIABLES"):
             for name, value in r["observed"].items():
                 assert value == real.get(name), (r["check_id"], name)
                 judged += 1
@@ -305,6 +306,25 @@ def test_failed_logins_block_the_account_only_when_rectified(stock, rectified):
         assert srv.tcp_login("app", "wrong-" + password, tls=False).returncode != 0
     assert srv.tcp_login("app", password, tls=False).returncode == 0
     assert _results(report)["l3-mysql-ia-login-lockout"]["status"] == "fail"
+
+
+def test_cipher_verdict_is_on_the_servers_own_list(stock, rectified):
+    """The ciphers judged are the server's Ssl_cipher_list as the client reads it; none of OpenSSL 3's defaults is
+    weak; with TLS off (stock) the cipher check is not applicable, the TLS-required checks fail instead."""
+    srv, report = rectified
+    shown = srv.sql("SHOW GLOBAL STATUS LIKE 'Ssl_cipher_list'").stdout.split("\t", 1)[1].strip().split(":")
+    got = _results(report)["l3-mysql-dc-tls-ciphers"]
+    assert got["status"] == "pass" and got["observed"]["ciphers"] == shown and len(shown) > 5
+    assert _results(stock[1])["l3-mysql-dc-tls-ciphers"]["status"] == "not_applicable"
+
+
+def test_weak_suites_are_named():
+    from sentinel.checks.mysql import weak_ciphers
+
+    offered = ["TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256", "DES-CBC3-SHA", "RC4-SHA", "NULL-SHA256",
+               "ADH-AES128-SHA", "EXP-RC4-MD5", "ECDHE-RSA-CHACHA20-POLY1305", "DHE-RSA-AES256-GCM-SHA384",
+               "PSK-AES256-GCM-SHA384"]
+    assert weak_ciphers(offered) == ["DES-CBC3-SHA", "RC4-SHA", "NULL-SHA256", "ADH-AES128-SHA", "EXP-RC4-MD5"]
 
 
 def test_tls_is_required_only_when_rectified(stock, rectified):
