@@ -337,6 +337,9 @@ class Server:
         except self._redis.exceptions.ResponseError as exc:
             raise ProbeError(f"{self.where}: {args[0]} {args[1] if len(args) > 1 else ''} refused: "
                              f"{_first_words(exc)}", f"{self.where}：{args[0]} 被拒绝：{_first_words(exc)}") from None
+        except self._redis.exceptions.RedisError as exc:  # a timeout, a reply redis-py cannot read
+            raise ProbeError(f"{self.where}: {args[0]} failed ({type(exc).__name__}: {_first_words(exc)})",
+                             f"{self.where}：{args[0]} 失败（{type(exc).__name__}）") from None
 
     def config_get(self, key: str) -> str:
         reply = self.call("CONFIG", "GET", key)
@@ -357,9 +360,9 @@ class Server:
             return False, f"PING without AUTH: {_first_words(exc)}"
         except self._redis.exceptions.ResponseError as exc:
             return False, f"PING without AUTH: {_first_words(exc)}"
-        except self._redis.exceptions.ConnectionError as exc:
-            raise ProbeError(f"{self.where}: cannot connect without credentials ({_first_words(exc)})",
-                             f"{self.where}：无法在不带凭据的情况下连接") from None
+        except self._redis.exceptions.RedisError as exc:  # unreachable, timed out
+            raise ProbeError(f"{self.where}: no answer without credentials ({_first_words(exc)})",
+                             f"{self.where}：不带凭据的连接无应答") from None
         finally:
             bare.close()
 

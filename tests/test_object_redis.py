@@ -291,3 +291,16 @@ def test_check_ids_are_unique_across_shipped_baselines():
             if "redis" in spec.id:
                 assert check.id not in seen or "redis" in seen[check.id], (check.id, seen.get(check.id))
             seen.setdefault(check.id, spec.id)
+
+
+def test_an_unreachable_server_is_an_error_naming_it(tmp_path, monkeypatch):
+    """A live check with no server behind the given socket: error, never pass (no traffic: the path is empty)."""
+    from sentinel.hostview import LiveHost
+
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("SENTINEL_REDIS_SOCKET", str(tmp_path / "no.sock"))
+    ctx = ProbeContext(host=LiveHost(), family="debian", os_release={})
+    pdef = registry()["redis.server_acl"]
+    with pytest.raises(Exception, match="cannot connect") as info:
+        pdef.func(ctx, pdef.params.model_validate({}))
+    assert f"unix:{tmp_path / 'no.sock'}" in str(info.value)
