@@ -38,6 +38,7 @@ _LAYOUTS = ("/etc/postgresql/*/*/postgresql.conf", "/var/lib/pgsql/data/postgres
 _DEBIAN = re.compile(r"^/etc/postgresql/(\d+)(?:\.\d+)?/[^/]+/postgresql\.conf$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
 PROCESS_NAMES = ("postgres", "postmaster")
+MODELLED = (12, 17)  # the major versions whose compiled-in defaults checks/_pg_gucs.py holds
 
 
 @dataclass
@@ -98,12 +99,17 @@ def _default(c: Cluster, name: str) -> tuple[Value, str, str]:
     guc = GUCS.get(name)
     if guc is None:
         raise ProbeError(f"{name} is not set and sentinel does not know its default", f"{name} 未设置，且未知其默认值")
-    values_repr = {repr(guc.default(v)) for v in (12, 13, 14, 15, 16, 17) if v >= guc.since}
+    values_repr = {repr(guc.default(v)) for v in range(MODELLED[0], MODELLED[1] + 1) if v >= guc.since}
     if c.version is None and len(values_repr) > 1:
         raise ProbeError(f"{name} is not set and its default depends on the PostgreSQL version, which is unknown "
                          f"(no PG_VERSION in {c.data_dir})",
                          f"{name} 未设置，其默认值随 PostgreSQL 版本而定，而版本未知（{c.data_dir} 下无 PG_VERSION）")
-    version = c.version if c.version is not None else 17
+    if c.version is not None and not MODELLED[0] <= c.version <= MODELLED[1]:
+        raise ProbeError(f"{name} is not set, and sentinel knows the defaults of PostgreSQL {MODELLED[0]}-"
+                         f"{MODELLED[1]}, not of {c.version} ({c.version_source})",
+                         f"{name} 未设置，sentinel 只掌握 PostgreSQL {MODELLED[0]}-{MODELLED[1]} 的默认值，"
+                         f"不含 {c.version}（{c.version_source}）")
+    version = c.version if c.version is not None else MODELLED[1]
     value = guc.default(version)
     if value is None or (c.version is not None and c.version < guc.since):
         return None, (f"{name} does not exist in PostgreSQL {c.version}"), f"PostgreSQL {c.version} 没有 {name} 参数"

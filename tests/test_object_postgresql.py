@@ -233,6 +233,13 @@ def test_unknown_version_with_a_version_dependent_default_is_an_error(tmp_path):
         _value(root, "password_encryption")
 
 
+def test_a_version_sentinel_has_no_defaults_for_is_an_error_for_unset_parameters(tmp_path):
+    root = _tree(tmp_path, "ssl = on\n", version="18")
+    assert _value(root, "ssl").observed == "on"  # what the files set is still read
+    with pytest.raises(ProbeError, match="PostgreSQL 12-17, not of 18"):
+        _value(root, "log_connections")
+
+
 def test_server_probes_without_an_account_or_psycopg_are_errors(monkeypatch):
     ctx = ProbeContext(open_host(None), "debian", {})
     monkeypatch.setenv("SENTINEL_POSTGRESQL_CONFIG", str(DEBIAN / "etc/postgresql/15/main/postgresql.conf"))
