@@ -102,7 +102,8 @@ def _server_options(ctx: ProbeContext, start_files: list[str]) -> tuple[Product,
 
 
 def configured_plugins(options: list[Option]) -> tuple[list[str], list[Option]]:
-    """Plugins the option files load: `plugin-load` replaces the list, `plugin-load-add` adds (in file order).
+    """Plugins the option files load: `plugin-load` replaces the list, `plugin-load-add` adds (in file order),
+    less those the plugin's own option turns off (`server_audit = OFF`, `skip-server-audit`; the last one wins).
 
     Entries are `name=library` or `library` (all plugins of the library, named as the library here).
     """
@@ -118,7 +119,15 @@ def configured_plugins(options: list[Option]) -> tuple[list[str], list[Option]]:
             name = entry.split("=", 1)[0] if "=" in entry else entry.rsplit("/", 1)[-1]
             names.append(re.sub(r"\.(so|dll)$", "", name).lower())
         used.append(opt)
-    return names, used
+    loaded = []
+    for name in names:
+        switch = effective(options, name, "bool")  # ON, FORCE, FORCE_PLUS_PERMANENT load it; OFF does not
+        raw = (switch.option.value or "") if switch.option is not None else ""
+        if switch.value == "OFF" and raw.upper() not in ("FORCE", "FORCE_PLUS_PERMANENT"):
+            used.append(switch.option)  # type: ignore[arg-type]  # set whenever value is OFF
+            continue
+        loaded.append(name)
+    return loaded, used
 
 
 def _option(ctx: ProbeContext, key: str, kind: Kind, start_files: list[str]) -> tuple[Optional[str], list[Evidence],

@@ -367,3 +367,56 @@ def test_wrong_or_missing_account_is_an_error_not_a_verdict(stock):
         assert live["status"] == "error"
         assert ("Access denied" in live["reason"]) if user else ("no read-only" in live["reason"])
         assert res["l3-mysql-ia-login-lockout-config"]["status"] == "fail"  # the option files are still judged
+
+
+CONFIG_KEYS = {"wait_timeout": "int", "interactive_timeout": "int", "max_password_errors": "int",
+               "default_password_lifetime": "int", "local_infile": "bool", "general_log": "bool",
+               "require_secure_transport": "bool", "skip_name_resolve": "bool", "tls_version": "str", "log_bin": "flag",
+               "server_audit_logging": "bool", "simple_password_check_minimal_length": "int",
+               "simple_password_check_digits": "int"}
+
+
+def _from_option_files(srv: Server) -> dict[str, str | None]:
+    """What the option-file probe says each variable will be, reading the scenario's /etc/mysql offline."""
+    from sentinel.hostview import RootHost
+    from sentinel.probe import NotApplicable, ProbeContext, registry
+
+    root = srv.dir / "root"
+    if not root.exists():
+        shutil.copytree(srv.etc, root / "etc" / "mysql")
+        (root / "var/lib/dpkg").mkdir(parents=True)
+        shutil.copy(FIXTURES / "debian12-stock/var/lib/dpkg/status", root / "var/lib/dpkg/status")
+    ctx = ProbeContext(host=RootHost(str(root)), family="debian", os_release={})
+    probe = registry()["mysql.option"]
+    out: dict[str, str | None] = {}
+    for key, kind in CONFIG_KEYS.items():
+        try:
+            out[key] = probe.func(ctx, probe.params.model_validate({"key": key, "kind": kind})).observed
+        except NotApplicable:
+            out[key] = None
+    return out
+
+
+@pytest.fixture(scope="module")
+def plugin_off():
+    """Plugins loaded by plugin_load_add and then turned off or forced by their own option."""
+    _need()
+    srv = Server("plugin-off")
+    (srv.etc / "mariadb.conf.d" / "90-plugins.cnf").write_text(
+        "[mariadb]\nplugin_load_add = simple_password_check\nplugin_load_add = server_audit\n"
+        "simple_password_check = OFF\nserver_audit = FORCE_PLUS_PERMANENT\nwait_timeout = 600\n", encoding="utf-8")
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("scenario", ["stock", "rectified", "plugin_off"])
+def test_option_files_predict_the_running_servers_variables(scenario, request):
+    """Read offline, the option files give every judged variable the value the started server reports (defaults
+    of unset ones, plugins loaded or turned off), so the -config checks judge what the server will run with."""
+    got = request.getfixturevalue(scenario)
+    srv = got[0] if isinstance(got, tuple) else got
+    real = srv.variables()
+    assert _from_option_files(srv) == {k: real.get(k) for k in CONFIG_KEYS}
