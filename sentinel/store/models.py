@@ -7,7 +7,7 @@ single indexed comparison, never a join chain.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     Index,
     LargeBinary,
     MetaData,
@@ -623,3 +624,210 @@ class ReportSection(Base, table=True):
     text: str = Field(sa_type=Text, nullable=False)
     author: str = Field(sa_type=String(200), nullable=False)
     at: datetime = _ts(nullable=False)
+
+
+# ---- zombie-system detection (issue 16; migration 0010) ---------------------------------------------------
+
+
+class UtilisationDay(Base, table=True):
+    """One UTC day of a host's utilisation samples, rolled up as they are ingested (sentinel/store/zombie.py), so
+    the rules read a few rows per host and day instead of a sample a minute. `hours_mask` has bit h set when a
+    sample fell in hour h: how much of the day the samples cover. `inbound_max` is None while no sample of the
+    day carried inbound connections (older agents)."""
+
+    __tablename__ = "utilisation_days"
+    __table_args__ = (Index("ix_utilisation_days_day", "day"),)
+
+    host_id: int = Field(foreign_key="hosts.id", primary_key=True)
+    day: date = Field(sa_type=Date, primary_key=True)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    samples: int = Field(nullable=False)
+    hours_mask: int = Field(nullable=False)
+    cpu_sum: float = Field(nullable=False)
+    memory_sum: float = Field(nullable=False)
+    net_bytes: int = Field(sa_type=BigInteger, nullable=False)  # sent + received
+    logins_max: int = Field(nullable=False)
+    inbound_max: Optional[int] = Field(default=None)
+
+
+ZOMBIE_DECISIONS = ("confirm", "dismiss")
+
+
+class ZombieReview(Base, table=True):
+    """A person's decision on a system's zombie verdict (审): confirm (it goes on the department's decommission
+    list, 清) or dismiss, with the reason and the verdict and evidence as they were reviewed. Append-only: the
+    latest counts while the verdict is the one reviewed (sentinel/zombie.py review_stands)."""
+
+    __tablename__ = "zombie_reviews"
+    __table_args__ = (
+        Index("ix_zombie_reviews_system", "system_id", "id"),
+        CheckConstraint("decision IN ('confirm', 'dismiss')", name="decision"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    decision: str = Field(sa_type=String(16), nullable=False)
+    verdict: str = Field(sa_type=String(16), nullable=False)
+    reason: str = Field(sa_type=Text, nullable=False)
+    evidence: JSONObject = _json(nullable=False)  # the SystemVerdict reviewed
+    reviewer: str = Field(sa_type=String(200), nullable=False)
+    at: datetime = _ts(nullable=False)
+
+
+
+# ---- website monitoring (网站群监测, issue 17; migration 0011) --------------------------------------------
+
+WEBSITE_ROUND_STATUSES = ("running", "succeeded", "failed")
+
+
+class Website(Base, table=True):
+    """A department's declared website (sentinel/websites/sites.py SiteDeclaration, kept as JSON) and when it is
+    monitored. The declaration is the site's scope: a round fetches nothing that is not on it. `claimed_at` and
+    `visit_claimed_at` are when a collector process last took a round or an availability visit (as
+    scan_schedules.claimed_at: processes sharing the database run each once per interval)."""
+
+    __tablename__ = "websites"
+    __table_args__ = (
+        CheckConstraint("interval_seconds >= 300", name="interval"),
+        CheckConstraint("visit_seconds >= 60", name="visit_interval"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(128), unique=True, nullable=False)
+    department_id: int = Field(foreign_key="departments.id", index=True, nullable=False)
+    system_id: int = Field(foreign_key="systems.id", index=True, nullable=False)
+    title: str = Field(default="", sa_type=String(200), nullable=False)
+    declaration: JSONObject = _json(nullable=False)
+    enabled: bool = Field(default=True, nullable=False)
+    interval_seconds: int = Field(default=86400, nullable=False)  # a crawl round
+    visit_seconds: int = Field(default=3600, nullable=False)  # an availability visit of the home page
+    claimed_at: Optional[datetime] = _ts(default=None)
+    visit_claimed_at: Optional[datetime] = _ts(default=None)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    updated_by: str = Field(sa_type=String(200), nullable=False)
+
+
+class WebsiteRound(Base, table=True):
+    """One monitoring round of a website: its crawl and every rule's verdict (sentinel/websites/judge.py).
+    At most one per website is `running` (a partial unique index), whichever process starts it."""
+
+    __tablename__ = "website_rounds"
+    __table_args__ = (
+        Index("uq_website_rounds_running", "website_id", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+        Index("ix_website_rounds_website", "website_id", "id"),
+        Index("ix_website_rounds_department", "department_id", "id"),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    website_id: int = Field(foreign_key="websites.id", nullable=False, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    triggered_by: str = Field(sa_type=String(16), nullable=False)  # schedule | api | cli | test
+    requested_by: str = Field(sa_type=String(200), nullable=False)
+    status: str = Field(default="running", sa_type=String(16), nullable=False)
+    runner: str = Field(sa_type=String(200), nullable=False)
+    started_at: datetime = _ts(nullable=False)
+    finished_at: Optional[datetime] = _ts(default=None)
+    duration_ms: Optional[float] = Field(default=None)
+    pages: int = Field(default=0, nullable=False)  # requests made (pages parsed and links checked)
+    failed_rules: int = Field(default=0, nullable=False)
+    vetoed: JSONArray = _json(default_factory=list, nullable=False)  # rule ids of failed 单项否决 rules
+    summary: JSONObject = _json(default_factory=dict, nullable=False)
+    results: JSONArray = _json(default_factory=list, nullable=False)  # every Verdict of the round
+    error: Optional[str] = Field(default=None, sa_type=Text)
+
+
+class WebsiteVisit(Base, table=True):
+    """One availability visit of a website's home page (the site.unreachable rule counts them over a week)."""
+
+    __tablename__ = "website_visits"
+    __table_args__ = (Index("ix_website_visits_website", "website_id", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    website_id: int = Field(foreign_key="websites.id", nullable=False, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    at: datetime = _ts(nullable=False)
+    ok: bool = Field(nullable=False)  # opened (an answer below 400) within the declaration's timeout
+    elapsed_ms: float = Field(nullable=False)
+    status_code: Optional[int] = Field(default=None)
+    error: Optional[str] = Field(default=None, sa_type=String(500))
+
+
+class WebsitePage(Base, table=True):
+    """What the rounds saw of a declared page (home page, column, guarded page): when its entries last changed
+    (the freshness rules) and its latest masked text (the snapshot a person may approve as its baseline)."""
+
+    __tablename__ = "website_pages"
+    __table_args__ = (UniqueConstraint("website_id", "url_sha256", name="uq_website_pages_url"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    website_id: int = Field(foreign_key="websites.id", nullable=False, ondelete="CASCADE")
+    url: str = Field(sa_type=Text, nullable=False)
+    url_sha256: str = Field(sa_type=String(64), nullable=False)
+    fingerprint: Optional[str] = Field(default=None, sa_type=String(64))
+    first_seen: datetime = _ts(nullable=False)
+    changed_at: Optional[datetime] = _ts(default=None)
+    last_seen: datetime = _ts(nullable=False)
+    text: Optional[JSONArray] = _json(default=None)  # masked lines of the latest round
+    text_sha256: Optional[str] = Field(default=None, sa_type=String(64))
+    round_id: Optional[int] = Field(default=None, foreign_key="website_rounds.id")
+
+
+class WebsiteBaseline(Base, table=True):
+    """A page's text as a person reviewed and approved it (tamper detection). Append-only: the latest per
+    page counts, earlier ones stay as its history."""
+
+    __tablename__ = "website_baselines"
+    __table_args__ = (Index("ix_website_baselines_page", "website_id", "url_sha256", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    website_id: int = Field(foreign_key="websites.id", nullable=False, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    url: str = Field(sa_type=Text, nullable=False)
+    url_sha256: str = Field(sa_type=String(64), nullable=False)
+    lines: JSONArray = _json(nullable=False)
+    sha256: str = Field(sa_type=String(64), nullable=False)
+    round_id: Optional[int] = Field(default=None, foreign_key="website_rounds.id")  # the snapshot's round
+    reviewed_by: str = Field(sa_type=String(200), nullable=False)
+    reviewed_at: datetime = _ts(nullable=False)
+    note: str = Field(default="", sa_type=Text, nullable=False)
+
+
+class WebsiteFinding(Base, table=True):
+    """One episode of a website rule failing on one subject (the site, a column, a page, a link), from the round
+    that first saw it to the one that judged it again and saw it fixed: the website part of the rectification
+    trail, listed per department (整改跟踪, the 通报 loop). At most one open per website, rule and subject."""
+
+    __tablename__ = "website_findings"
+    __table_args__ = (
+        Index("uq_website_findings_open", "website_id", "rule", "subject_sha256", unique=True,
+              sqlite_where=text("resolved_at IS NULL"), postgresql_where=text("resolved_at IS NULL")),
+        Index("ix_website_findings_department", "department_id", "resolved_at", "id"),
+        Index("ix_website_findings_website", "website_id", "id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    website_id: int = Field(foreign_key="websites.id", nullable=False, ondelete="CASCADE")
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    rule: str = Field(sa_type=String(64), nullable=False)
+    subject: str = Field(sa_type=Text, nullable=False)
+    subject_sha256: str = Field(sa_type=String(64), nullable=False)
+    kind: str = Field(sa_type=String(16), nullable=False)  # veto | deduct | security | practice
+    severity: str = Field(sa_type=String(16), nullable=False)
+    title: JSONObject = _json(nullable=False)
+    source: str = Field(sa_type=Text, nullable=False)  # the rule it applies (sentinel/websites/rules.py)
+    remediation: JSONObject = _json(nullable=False)
+    observed: Any = _json(default=None, nullable=True)
+    evidence: JSONArray = _json(default_factory=list, nullable=False)
+    first_seen: datetime = _ts(nullable=False)
+    last_seen: datetime = _ts(nullable=False)
+    resolved_at: Optional[datetime] = _ts(default=None)
+    first_round_id: int = Field(foreign_key="website_rounds.id", nullable=False)
+    last_round_id: int = Field(foreign_key="website_rounds.id", nullable=False)
+    resolved_round_id: Optional[int] = Field(default=None, foreign_key="website_rounds.id")
+    occurrences: int = Field(default=1, nullable=False)
