@@ -610,7 +610,12 @@ def mysql_tls(ctx: ProbeContext, params: NoParams) -> Observation:
     """`{versions, ciphers, weak}` the running server offers over TLS (tls_version, Ssl_cipher_list); not
     applicable while TLS is off (the TLS checks fail then)."""
     srv = server(ctx)
-    if srv.variables.get("have_ssl", "").upper() != "YES" or not srv.ssl_ciphers:
+    if srv.variables.get("have_ssl", "").upper() == "YES" and not srv.ssl_ciphers:
+        raise ProbeError(f"the server offers TLS but sentinel's connection does not use it ({srv.where}), and "
+                         "Ssl_cipher_list shows the suites only to a TLS session",
+                         f"服务器提供 TLS，但 sentinel 的连接未使用 TLS（{srv.where}），"
+                         "Ssl_cipher_list 只对 TLS 会话显示套件")
+    if srv.variables.get("have_ssl", "").upper() != "YES":
         raise NotApplicable(f"TLS is off (have_ssl={srv.variables.get('have_ssl')}): no cipher to judge",
                             f"未启用 TLS（have_ssl={srv.variables.get('have_ssl')}），无密码套件可判断")
     weak = weak_ciphers(srv.ssl_ciphers)
