@@ -143,6 +143,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
     from .routers import scans
 
     scans.install(app, settings, db)  # network scans: routes, and their scheduler run with the app
+    from .routers import websites
+
+    websites.install(app, settings, db)  # website monitoring: routes, and its scheduler run with the app
     return app
 
 

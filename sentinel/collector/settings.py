@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from ..state import default_state_dir
+from ..websites.config import WebsiteSettings
 from ..yaml_errors import invalid_yaml
 
 CONFIG_ENV = "SENTINEL_CONFIG"
@@ -83,6 +84,8 @@ class CollectorSettings(BaseSettings):
     scan_concurrency: int = Field(default=2, ge=1, le=32, description="systems scanned at the same time")
     scan_timeout: int = Field(default=3600, ge=10, le=7 * 86400, description="seconds one nmap run may take")
     scan_sync_seconds: float = Field(default=60, ge=1, le=3600, description="how often schedules are reloaded")
+    # website monitoring (sentinel/collector/websites.py; docs/websites.md): off unless turned on, as scans
+    websites: WebsiteSettings = Field(default_factory=WebsiteSettings, description="website monitoring (网站群监测)")
     # /metrics and event push (sentinel/collector/metrics.py, events_publisher.py; docs/metrics.md, alerting.md)
     metrics_token: Optional[str] = Field(
         default=None, min_length=16, repr=False,
