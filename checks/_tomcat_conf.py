@@ -8,8 +8,8 @@ Modelled (Tomcat 10.1.60, Debian 12's tomcat10; defaults from its classes and do
 - `<Connector>`: protocol HTTP/1.1 by default (AJP/1.3 or a class name naming Ajp is AJP), `address` unset is
   every address (AJP: localhost since 9.0.31), `SSLEnabled` false; each `<SSLHostConfig protocols>` defaults to
   `all`, which Tomcat expands to SSLv2Hello+TLSv1+TLSv1.1+TLSv1.2+TLSv1.3 (SSLHostConfig's SSL_PROTO_ALL_SET; the
-  JVM's jdk.tls.disabledAlgorithms may disable some of them again, which this model does not read); `+`/`-`
-  prefixes add or remove from the list; AJP `secretRequired` defaults to true; the `server` attribute sets the
+  JVM's jdk.tls.disabledAlgorithms then refuses some of them, checks/tomcat.py reads it); `+`/`-` prefixes add
+  or remove from the list; AJP `secretRequired` defaults to true; the `server` attribute sets the
   Server header (unset: none is sent);
 - `<Host appBase errorReportValveClass>` and its `<Valve>`s: the ErrorReportValve shows the server version
   (showServerInfo true) unless a Valve of that class says false; an AccessLogValve in the Engine or Host logs
@@ -33,7 +33,8 @@ from typing import Optional
 from sentinel.hostview import ProbeError
 
 ALL_PROTOCOLS = ("SSLv2Hello", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-WEAK_PROTOCOLS = frozenset({"SSLv2Hello", "SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+# SSLv2Hello is only the old hello format (the session is TLS), so it is not counted as a protocol in use
+WEAK_PROTOCOLS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
 SESSION_TIMEOUT_DEFAULT = 30
 ADMIN_APPS = ("manager", "host-manager")
 SAMPLE_APPS = ("docs", "examples")

@@ -64,6 +64,45 @@ def _ev(el: tc.Element) -> Evidence:
     return evidence(el.path, el.shown(), el.line)
 
 
+# Where Debian's tomcat-locate-java.sh looks for a JVM when /etc/default/tomcat10 sets no JAVA_HOME, in order.
+_JVM_GLOBS = ["/usr/lib/jvm/default-java"] + [pattern.format(v) for v in (25, 24, 23, 22, 21, 17, 11) for pattern in (
+    "/usr/lib/jvm/java-{}-openjdk-*", "/usr/lib/jvm/jdk-{}-oracle-*", "/usr/lib/jvm/jre-{}-oracle-*",
+    "/usr/lib/jvm/java-{}-oracle", "/usr/lib/jvm/oracle-java{}-jdk-*", "/usr/lib/jvm/oracle-java{}-jre-*")]
+
+
+def jvm_disabled_protocols(ctx: ProbeContext) -> tuple[frozenset[str], list[Evidence]]:
+    """Protocols the JVM Tomcat runs on refuses (its java.security jdk.tls.disabledAlgorithms), and where that was
+    read; the JVM as Debian's tomcat-locate-java.sh picks it (JAVA_HOME in /etc/default/tomcat10, else the first
+    of its list with bin/java). No JVM found: nothing is known to be disabled."""
+
+    def load() -> tuple[frozenset[str], list[Evidence]]:
+        home = None
+        defaults = ctx.host.read_optional("/etc/default/tomcat10") or ""
+        m = re.search(r'^\s*(?:export\s+)?JAVA_HOME=["\']?([^"\'\s]+)', defaults, re.M)
+        if m:
+            home = m.group(1)
+        else:
+            for pattern in _JVM_GLOBS:
+                found = [d for d in ctx.host.glob(pattern) if ctx.host.exists(posixpath.join(d, "bin", "java"))]
+                if found:
+                    home = found[0]
+                    break
+        if home is None:
+            return frozenset(), [evidence("/usr/lib/jvm", "no JVM found: Tomcat's own protocol list is judged")]
+        for rel in ("conf/security/java.security", "jre/lib/security/java.security"):
+            path = posixpath.join(home, rel)
+            text = ctx.host.read_optional(path)
+            if text is not None:
+                value = tc.parse_properties(text).get("jdk.tls.disabledAlgorithms", "")
+                names = {t.strip() for t in value.split(",")}
+                off = frozenset(p for p in (*tc.ALL_PROTOCOLS, "SSLv3", "SSLv2") if p in names)
+                return off, [evidence(path, f"jdk.tls.disabledAlgorithms: {', '.join(sorted(off)) or 'no protocol'}"
+                                            f" (JVM {home})")]
+        return frozenset(), [evidence(home, "no java.security found: Tomcat's own protocol list is judged")]
+
+    return ctx.cached(("tomcat", "jvm-tls"), load)
+
+
 def _server_info(ctx: ProbeContext, conf: tc.TomcatConf) -> tuple[Optional[str], list[Evidence]]:
     """server.info from a ServerInfo.properties override, or None when the one in catalina.jar applies."""
     for root in (conf.base, conf.home):
@@ -94,6 +133,7 @@ def tomcat_server(ctx: ProbeContext, params: TomcatParams) -> Observation:
     port = int(conf.attr(server, "port", "8005") or "8005")
     command = conf.attr(server, "shutdown", "SHUTDOWN")
     plaintext, ajp, weak, tls_count, headers = [], [], [], 0, []
+    jvm_off, jvm_ev = jvm_disabled_protocols(ctx)
     for conn in server.find_all("Connector"):
         ev.append(_ev(conn))
         protocol = conf.attr(conn, "protocol", "HTTP/1.1") or "HTTP/1.1"
@@ -111,7 +151,8 @@ def tomcat_server(ctx: ProbeContext, params: TomcatParams) -> Observation:
             hosts: list[Optional[tc.Element]] = list(conn.find_all("SSLHostConfig")) or [None]
             for host_cfg in hosts:
                 value = (conf.attr(host_cfg, "protocols", "all") if host_cfg is not None else "all") or "all"
-                bad = [p for p in tc.expand_protocols(value) if p in tc.WEAK_PROTOCOLS]
+                configured = tc.expand_protocols(value)
+                bad = [p for p in configured if p in tc.WEAK_PROTOCOLS and p not in jvm_off]
                 if bad:
                     weak.append(f"{where}: {', '.join(bad)} (protocols {value!r})")
                 if host_cfg is not None:
@@ -120,6 +161,8 @@ def tomcat_server(ctx: ProbeContext, params: TomcatParams) -> Observation:
             plaintext.append(where)
         if conf.attr(conn, "server"):
             headers.append(conf.attr(conn, "server") or "")
+    if tls_count:
+        ev += jvm_ev
     info, info_ev = _server_info(ctx, conf)
     ev += info_ev
     shows = []

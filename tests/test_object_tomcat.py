@@ -146,3 +146,24 @@ def test_every_level_covers_every_item(level):
     assert len(items) == {2: 23, 3: 34, 4: 36}[level]
     assert all(i.checks or i.notes for i in items)
     assert all(k.id.startswith("l3-tomcat-") for _, _, k in spec.iter_checks())
+
+
+def test_the_jvm_disables_what_its_java_security_says(tmp_path):
+    """protocols="all": TLSv1/TLSv1.1 are in effect only where Tomcat's JVM does not disable them."""
+    root = _root(tmp_path, "hardened")
+    xml = (root / "etc/tomcat10/server.xml").read_text()
+    (root / "etc/tomcat10/server.xml").write_text(xml.replace('protocols="TLSv1.2+TLSv1.3"', 'protocols="all"'))
+    jvm = root / "usr/lib/jvm/java-17-openjdk-amd64"
+    (jvm / "bin").mkdir(parents=True)
+    (jvm / "bin/java").write_text("")
+    (jvm / "conf/security").mkdir(parents=True)
+    (jvm / "conf/security/java.security").write_text(
+        "jdk.tls.disabledAlgorithms=SSLv3, TLSv1, TLSv1.1, DTLSv1.0, RC4, DES, \\\n    MD5withRSA, anon, NULL\n")
+    assert _facts(root, "tomcat.server")["weak_tls"] == []
+    # JAVA_HOME in /etc/default/tomcat10 picks another JVM, whose java.security disables only SSLv3
+    other = root / "opt/jdk"
+    (other / "conf/security").mkdir(parents=True)
+    (other / "conf/security/java.security").write_text("jdk.tls.disabledAlgorithms=SSLv3\n")
+    (root / "etc/default").mkdir(parents=True)
+    (root / "etc/default/tomcat10").write_text("JAVA_HOME=/opt/jdk\n")
+    assert "TLSv1, TLSv1.1" in _facts(root, "tomcat.server")["weak_tls"][0]

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,7 +73,13 @@ class Tomcat:
             from tests.netlab import make_cert
 
             crt, key = make_cert(conf / "tomcat", "127.0.0.1", expired=False)
-            shutil.copy(FIXTURES / "server.xml", conf / "server.xml")
+            # the fixture's hardened server.xml, plus a TLS connector left at Tomcat's default protocols (all)
+            xml = (FIXTURES / "server.xml").read_text(encoding="utf-8")
+            extra = ('    <Connector port="8444" protocol="org.apache.coyote.http11.Http11NioProtocol" '
+                     'SSLEnabled="true" address="127.0.0.1">\n      <SSLHostConfig>\n        <Certificate '
+                     'certificateFile="${tls.cert}" certificateKeyFile="${tls.key}" />\n      </SSLHostConfig>\n'
+                     '    </Connector>\n    <Connector port="8009"')
+            (conf / "server.xml").write_text(xml.replace('    <Connector port="8009"', extra), encoding="utf-8")
             web = (conf / "web.xml").read_text(encoding="utf-8")  # the stock file (it maps the default servlet)
             assert web.count("<session-timeout>30</session-timeout>") == 1
             (conf / "web.xml").write_text(web.replace("<session-timeout>30<", "<session-timeout>15<"),
@@ -202,6 +209,48 @@ def test_rectified_tls_connector_speaks_tls12(rectified):
                           "--tls-max", "1.2", "-o", "/dev/null", "-w", "%{http_code} %{ssl_verify_result}",
                           "https://127.0.0.1:8443/"], capture_output=True, text=True, timeout=20).stdout
     assert out.startswith("200")
+
+
+_HANDSHAKE = """
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+version = getattr(ssl.TLSVersion, sys.argv[1])
+ctx.minimum_version = ctx.maximum_version = version
+ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # so that this client offers the old protocol at all
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+        print("accepted", s.version())
+except ssl.SSLError as exc:
+    print("refused", exc.reason)
+"""
+
+
+def _handshake(server: Tomcat, version: str, port: int) -> str:
+    return subprocess.run(["ip", "netns", "exec", server.ns, sys.executable, "-c", _HANDSHAKE, version, str(port)],
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def test_tomcats_default_protocols_are_what_the_jvm_leaves(rectified):
+    """Port 8444 keeps protocols at `all` (TLSv1.1 included): the JVM refuses TLS 1.1, so the model says no weak
+    protocol is in effect; TLS 1.2 is served."""
+    assert _handshake(rectified, "TLSv1_2", 8444) == "accepted TLSv1.2"
+    refused = _handshake(rectified, "TLSv1_1", 8444)
+    # refused by the server: this client offers TLS 1.1 at SECLEVEL=0 (a client-side refusal names no protocol)
+    assert refused.startswith("refused") and "NO_PROTOCOLS" not in refused and "NO_SUPPORTED" not in refused, refused
+    spec = load_baseline("dengbao-l3-tomcat")
+    facts = next(_probe_obs(rectified, spec, "l3-tomcat-tls-protocols"))
+    assert facts["tls_connectors"] == 2 and facts["weak_tls"] == []
+
+
+def _probe_obs(server: Tomcat, spec, check_id: str):
+    from sentinel.probe import ProbeContext, registry
+
+    for _, _, check in spec.iter_checks():
+        if check.id == check_id:
+            pdef = registry()[check.probe]
+            ctx = ProbeContext(host=LiveHost(), family="debian", os_release={})
+            yield pdef.func(ctx, pdef.params.model_validate({"base": str(server.base), "home": str(HOME)})).observed
 
 
 def test_rectified_passes(rectified):
