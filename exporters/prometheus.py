@@ -41,6 +41,8 @@ from prometheus_client.utils import floatToGoString
 from sentinel import __version__
 from sentinel.metrics_model import (
     CONCLUSION_VALUES,
+    ZOMBIE_REVIEWS,
+    ZOMBIE_VERDICTS,
     CheckSeries,
     HostMetrics,
     MetricsSnapshot,
@@ -115,6 +117,12 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_scan_last_run_success", g, SYSTEM,
                   "1 if the system's latest network scan succeeded, 0 if it failed."),
         MetricDef("sentinel_scan_failures_total", c, SYSTEM, "Failed network scans of the system (stored scan runs)."),
+        MetricDef("sentinel_system_zombie_verdict", g, SYSTEM + ("verdict",),
+                  "1 for the system's zombie-system verdict (in_use=在用 suspect=疑似僵尸 zombie=僵尸 unknown=未知: "
+                  "too little data), 0 for the others."),
+        MetricDef("sentinel_system_zombie_reviewed", g, SYSTEM + ("decision",),
+                  "1 when a person's review stands on the system's current zombie verdict (confirmed: to be "
+                  "decommissioned; dismissed: in use after all), 0 for the other decision."),
         # hosts
         MetricDef("sentinel_host_info", "info", HOST + ("os", "baseline", "agent_version"),
                   "A host of a system: its OS, baseline and agent version; value is 1."),
@@ -127,6 +135,12 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_host_high_risk_findings", g, HOST, "High-risk findings in the host's latest run."),
         MetricDef("sentinel_host_last_report_timestamp_seconds", g, HOST,
                   "When the host's agent last reported, Unix seconds."),
+        MetricDef("sentinel_host_zombie_verdict", g, HOST + ("verdict",),
+                  "1 for the host's zombie-system verdict, 0 for the others (values as "
+                  "sentinel_system_zombie_verdict)."),
+        MetricDef("sentinel_host_idle_seconds", g, HOST,
+                  "Idle time of the host in the zombie rules' window: its idle days x 86400 (days without enough "
+                  "samples are not idle; absent: no covered day)."),
         MetricDef("sentinel_host_up", g, HOST,
                   "1 if the host's agent reported within its expected interval, 0 if it is silent."),
         MetricDef("sentinel_host_run_duration_seconds", g, HOST, "Duration of the host's latest check run."),
@@ -256,6 +270,11 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
             if s.scan.last_run_success is not None:
                 f.gauge("sentinel_scan_last_run_success", sl, 1 if s.scan.last_run_success else 0)
             f.counter("sentinel_scan_failures_total").add_metric(list(sl), s.scan.failures_total)
+        if s.zombie is not None:
+            for value in ZOMBIE_VERDICTS:
+                f.gauge("sentinel_system_zombie_verdict", sl + (value,), 1 if value == s.zombie.verdict else 0)
+            for value in ZOMBIE_REVIEWS:
+                f.gauge("sentinel_system_zombie_reviewed", sl + (value,), 1 if value == s.zombie.review else 0)
     for h in s.hosts:
         _host(f, sl, h, per_check)
 
@@ -274,6 +293,10 @@ def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) ->
     f.gauge("sentinel_host_high_risk_findings", hl, h.high_risk_findings)
     f.gauge("sentinel_host_last_report_timestamp_seconds", hl, _ts(h.last_report))
     f.gauge("sentinel_host_up", hl, 1 if h.up else 0)
+    if h.zombie_verdict is not None:
+        for value in ZOMBIE_VERDICTS:
+            f.gauge("sentinel_host_zombie_verdict", hl + (value,), 1 if value == h.zombie_verdict else 0)
+    f.gauge("sentinel_host_idle_seconds", hl, h.idle_days * 86400 if h.idle_days is not None else None)
     f.gauge("sentinel_host_run_duration_seconds", hl, h.run_duration_seconds)
     if per_check:
         for c in h.checks:

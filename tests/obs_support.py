@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from sentinel.metrics_model import (
+    ZOMBIE_VERDICTS,
     CertificateMetrics,
     CheckSeries,
     ExposedService,
@@ -31,6 +32,7 @@ from sentinel.metrics_model import (
     ProbeDurations,
     ScanMetrics,
     SystemMetrics,
+    ZombieMetrics,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -83,6 +85,8 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                 last_report=now - timedelta(minutes=5 + h), up=not (i == 1 and h == 2), run_duration_seconds=3.5 + h,
                 os="Kylin Linux Advanced Server V10" if h % 2 else "openEuler 22.03 LTS",
                 baseline=f"dengbao-l{level}-linux", agent_version="0.1.0", checks=checks if with_checks else [],
+                # zombie-system detection (issue 16): every verdict somewhere, idle days where covered
+                zombie_verdict=ZOMBIE_VERDICTS[(i + h) % 4], idle_days=None if h == 3 else (i * 3 + h) % 15,
                 # a database host's MariaDB and Redis, a web host's Nginx: 测评对象 of their own (issue 15)
                 objects=[ObjectMetrics(kind=kind, instance=where, name=f"host-{h:02d} {label} ({where})",
                                        baseline=f"dengbao-l{level}-{kind}", score=70.0 + h, pass_ratio=0.7,
@@ -106,6 +110,8 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
             scan=ScanMetrics(last_duration_seconds=12.5 + i, last_run=now - timedelta(hours=1),
                              last_success=now - timedelta(hours=1 if i != 3 else 30),
                              last_run_success=i != 3, failures_total=i),
+            zombie=ZombieMetrics(verdict=ZOMBIE_VERDICTS[i % 4],
+                                 review={1: "confirmed", 2: "dismissed"}.get(i)),
             hosts=hosts))
     return MetricsSnapshot(
         generated_at=now, systems=systems,

@@ -14,6 +14,7 @@ import pytest
 
 from sentinel.agent.inventory import addresses, collect, count_dpkg, cpu_model, packages_count
 from sentinel.agent.sampler import Sampler
+from sentinel.collector.wire import InventoryBody
 from sentinel.hostview import LiveHost, ProbeError, RootHost
 
 DPKG_STATUS = textwrap.dedent("""\
@@ -101,7 +102,9 @@ def test_cpu_model_x86_and_arm(tmp_path):
 def test_inventory_of_this_host_matches_the_collector_schema():
     inv = collect(LiveHost())
     assert set(inv) == {"os", "arch", "cpu_model", "cpu_count", "memory_bytes", "packages_count", "addresses",
-                        "agent_version"}
+                        "agent_version", "upkeep"}
+    assert set(inv["upkeep"]) == {"packages", "config", "kernel", "logins"}  # tests/test_zombie_agent.py: each
+    InventoryBody.model_validate(inv)
     assert inv["os"]["hostname"] and inv["arch"] == os.uname().machine
     assert inv["cpu_count"] == psutil.cpu_count() and inv["memory_bytes"] == psutil.virtual_memory().total
     if os.path.exists("/var/lib/dpkg/status"):

@@ -1,5 +1,6 @@
 """Host inventory sent as an `inventory` envelope: os (HostInfo), arch, CPU model and count, memory,
-package count, and the host's own (non-loopback) addresses.
+package count, the host's own (non-loopback) addresses, and the upkeep and use facts of upkeep.py
+(zombie-system detection).
 
 The package count reads the package database directly (dpkg status file, or the RPM sqlite database
 opened read-only), like the `package.*` probes do, and falls back to `rpm -qa` for the older Berkeley DB
@@ -19,6 +20,7 @@ import psutil
 from .. import __version__
 from ..hostview import HostView, LiveHost, ProbeError, run_command
 from ..osinfo import host_info
+from . import upkeep
 
 log = logging.getLogger(__name__)
 
@@ -112,4 +114,5 @@ def collect(host: Optional[HostView] = None) -> dict[str, Any]:
         "packages_count": packages,
         "addresses": addresses(),
         "agent_version": __version__,  # the collector shows it as sentinel_host_info's agent_version
+        "upkeep": upkeep.collect(host),
     }

@@ -2,16 +2,19 @@
 
 Every sample: CPU percent since the previous sample (all cores), memory percent in use, bytes sent and
 received on non-loopback interfaces *during the interval ending at `at`* (so one sample reads on its
-own, and a counter reset at reboot cannot produce a negative value), and the number of logged-in
-sessions. Samples wait in a bounded ring until an `utilisation` envelope takes them; if none can be
+own, and a counter reset at reboot cannot produce a negative value), the number of logged-in
+sessions, and the established TCP connections that remote peers opened to this host's listening ports
+(`inbound_connections`: what the host's services serve, the application side of "little use"; None when the
+sockets cannot be read). Samples wait in a bounded ring until an `utilisation` envelope takes them; if none can be
 made for long, the oldest samples go first.
 """
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 import psutil
 
@@ -24,6 +27,26 @@ def _net_bytes() -> tuple[int, int]:
         sent += counters.bytes_sent
         recv += counters.bytes_recv
     return sent, recv
+
+
+def inbound_connections() -> Optional[int]:
+    """Established TCP connections from a non-loopback peer to a port this host listens on (all addresses)."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    listening = {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr}
+    count = 0
+    for c in conns:
+        if c.status != psutil.CONN_ESTABLISHED or not c.raddr or not c.laddr or c.laddr.port not in listening:
+            continue
+        try:
+            if ipaddress.ip_address(c.raddr.ip.split("%", 1)[0]).is_loopback:
+                continue  # the host talking to itself (a local collector, a local proxy) is no use by anyone
+        except ValueError:
+            continue
+        count += 1
+    return count
 
 
 class Sampler:
@@ -45,6 +68,7 @@ class Sampler:
                 "net_bytes_sent": max(sent - prev_sent, 0),
                 "net_bytes_recv": max(recv - prev_recv, 0),
                 "logins": len(psutil.users()),
+                "inbound_connections": inbound_connections(),
             }
             self._ring.append(record)
         return record

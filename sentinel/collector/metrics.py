@@ -229,10 +229,11 @@ def install(app: FastAPI, exposition: MetricsExposition) -> IngestCounters:
     silent_after = timedelta(seconds=settings.agent_silent_seconds)
     per_check = settings.metrics_per_check
     stored = StoredMetrics(
-        lambda: build_snapshot(db, silent_after=silent_after, per_check=per_check),
+        lambda: build_snapshot(db, silent_after=silent_after, per_check=per_check, zombie=settings.zombie),
         lambda snap, formats: exposition.render_stored(snap, formats, per_check=per_check),
         refresh_seconds=settings.metrics_cache_seconds, marker=lambda: store_marker(db),
-        identity=f"sentinel {__version__}; per_check={per_check}; silent_after={silent_after.total_seconds():g}",
+        identity=f"sentinel {__version__}; per_check={per_check}; silent_after={silent_after.total_seconds():g}; "
+                 f"zombie={settings.zombie.model_dump_json()}",
         keep_dir=settings.state_dir / "metrics-stored")
     around_lifespan(app, stop=stored.stop)
     token = metrics_token(settings)

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ..state import default_state_dir
 from ..websites.config import WebsiteSettings
 from ..yaml_errors import invalid_yaml
+from ..zombie import ZombieSettings
 
 CONFIG_ENV = "SENTINEL_CONFIG"
 DEFAULT_CONFIG_FILE = Path("/etc/sentinel/collector.yaml")
@@ -118,6 +119,8 @@ class CollectorSettings(BaseSettings):
     audit_refusal_window: float = Field(default=60, ge=0, le=86400, description="refusals of one kind from one "
                                         "address within this many seconds share one audit row with a count "
                                         "(0: a row each)")
+    zombie: ZombieSettings = Field(default_factory=ZombieSettings, description="zombie-system detection's "
+                                   "thresholds and windows (docs/zombie.md)")
 
     @field_validator("host")
     @classmethod

@@ -7,9 +7,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from ..metrics_model import AGENT_VERSION_PATTERN
 from ..model import HostInfo
+from ..upkeep_facts import INT32_MAX, UpkeepIn
 
-#: the largest value an INTEGER column holds on PostgreSQL (packages_count, logins); 2**31 was a 500 there
-INT32_MAX = (1 << 31) - 1
 REPORT_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 
@@ -89,6 +88,8 @@ class InventoryBody(BaseModel):
     # the agent's own release (sentinel.__version__), shown as sentinel_host_info's agent_version; None from
     # agents older than the field
     agent_version: Optional[str] = Field(default=None, pattern=AGENT_VERSION_PATTERN)
+    # upkeep and use facts for zombie-system detection (sentinel/agent/upkeep.py); None from older agents
+    upkeep: Optional[UpkeepIn] = None
 
 
 class UtilisationSampleIn(BaseModel):
@@ -100,6 +101,8 @@ class UtilisationSampleIn(BaseModel):
     net_bytes_sent: int = Field(ge=0, le=1 << 62)
     net_bytes_recv: int = Field(ge=0, le=1 << 62)
     logins: int = Field(ge=0, le=INT32_MAX)
+    # established inbound TCP connections to listening ports at `at`; absent from older agents (unknown)
+    inbound_connections: Optional[int] = Field(default=None, ge=0, le=INT32_MAX)
 
 
 class UtilisationBody(BaseModel):

@@ -26,7 +26,9 @@ from raw evidence at scrape time. What each figure means:
 - network figures: open and forbidden services (and certificates) are the open service findings, None while
   the system has no succeeded scan (None means "not known", never "none"); scan figures come from the
   scan runs (duration and time of the latest finished one, its outcome, the latest success, failures ever),
-  None while the system has none.
+  None while the system has none;
+- zombie figures are sentinel/zombie.py's verdicts over the daily roll-up and the hosts' latest upkeep facts
+  (sentinel/store/zombie.py: `window_days` rows per host, never the samples), with the review that stands on each.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import json
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from sqlalchemy import Connection, and_, func, select
 
@@ -51,8 +53,11 @@ from ..metrics_model import (
     ObjectMetrics,
     ScanMetrics,
     SystemMetrics,
+    ZombieMetrics,
 )
 from ..model import Severity, Status
+from ..zombie import ZombieSettings
+from . import zombie as zombie_store
 from .assessment import assess
 from .db import Database
 from .findings import state as finding_state
@@ -67,6 +72,7 @@ from .models import (
     ScanRun,
     ServiceFindingRow,
     System,
+    ZombieReview,
 )
 
 DEFAULT_SILENT_AFTER = timedelta(hours=2)  # twice the agent's default one-hour run interval
@@ -77,7 +83,8 @@ _VERSION = re.compile(AGENT_VERSION_PATTERN)
 
 
 def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFTER, per_check: bool = False,
-                   ingest: Optional[IngestMetrics] = None, now: Optional[datetime] = None) -> MetricsSnapshot:
+                   ingest: Optional[IngestMetrics] = None, now: Optional[datetime] = None,
+                   zombie: Optional[ZombieSettings] = None) -> MetricsSnapshot:
     now = now or datetime.now(timezone.utc)
     D, S, H, A = Department.__table__, System.__table__, Host.__table__, Agent.__table__
     R, C, F = Run.__table__, CheckResultRow.__table__, Finding.__table__
@@ -125,6 +132,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
 
         assessments = assess(conn, [s.id for s in systems], now=now)
         scan_figures, services = _scan_figures(conn)
+        zombies = {v.system_id: v for v in zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now,
+                                                                 evidence=False)}
 
         checks: dict[int, list[Any]] = defaultdict(list)  # result rows
         if per_check:
@@ -158,11 +167,16 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         statuses: dict[str, int] = defaultdict(int)
         failing: dict[Severity, int] = defaultdict(int)
         by_clause: dict[str, int] = defaultdict(int)
+        zv = zombies.get(s.id)
+        host_zombie = {hv.host_id: hv for hv in zv.hosts} if zv else {}
         for h in hosts_by_system.get(s.id, []):
             run = runs.get(h.id)
             seen = max((t for t in (h.agent_seen, h.last_seen) if t is not None), default=None)
             hm = {"name": h.hostname, "os": h.os_name or None, "last_report": seen,
                   "up": seen is not None and now - seen <= silent_after, "agent_version": _version(h.agent_version)}
+            judged = host_zombie.get(h.id)
+            if judged is not None:
+                hm.update(zombie_verdict=judged.verdict.value, idle_days=judged.idle_days)
             if run is not None:
                 for k, v in per_run_status[run.id].items():
                     statuses[k] += v
@@ -211,7 +225,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
-            scan=scan_figures.get(s.id)))
+            scan=scan_figures.get(s.id), zombie=_zombie(zv)))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
 
 
@@ -233,6 +247,8 @@ def store_marker(db: Database) -> str:
             conn.execute(select(func.count(), func.max(SR.c.id), func.max(SR.c.finished_at),
                                 func.count().filter(SR.c.status == "running"))).one(),
             conn.execute(select(func.count(), func.max(M.c.id))).one(),
+            # zombie verdicts: the reviews (new samples move the agents' last_seen above)
+            conn.execute(select(func.count(), func.max(ZombieReview.__table__.c.id))).one(),
             conn.execute(select(func.count(), func.max(F.c.id), func.max(F.c.last_seen), func.max(F.c.resolved_at),
                                 func.count().filter(F.c.resolved_at.is_(None)))).one(),
             conn.execute(select(func.count(), func.max(SF.c.id), func.max(SF.c.last_seen), func.max(SF.c.closed_at),
@@ -240,6 +256,16 @@ def store_marker(db: Database) -> str:
         ]
     text = json.dumps([[list(r) for r in p] if isinstance(p, list) else list(p) for p in parts], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _zombie(v: Optional[Any]) -> Optional[ZombieMetrics]:
+    """The system's verdict and the review standing on it (a lapsed review counts as none)."""
+    if v is None:
+        return None
+    review: Optional[Literal["confirmed", "dismissed"]] = None
+    if v.review is not None and v.review.current:
+        review = "confirmed" if v.review.decision == "confirm" else "dismissed"
+    return ZombieMetrics(verdict=v.verdict.value, review=review)
 
 
 def _version(value: Optional[str]) -> Optional[str]:

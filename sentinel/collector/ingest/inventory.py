@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, insert, update
 
-from ...store import envelopes
+from ...store import envelopes, zombie
 from ...store.models import Agent, Host, InventorySnapshot, Report, UtilisationSample
 from ..wire import InventoryBody, UtilisationBody
 from .verify import Checked, aware
@@ -56,3 +56,5 @@ def _store_utilisation(conn: Connection, c: Checked) -> None:
          "at": s.at, "cpu_percent": s.cpu_percent, "memory_percent": s.memory_percent,
          "net_bytes_sent": s.net_bytes_sent, "net_bytes_recv": s.net_bytes_recv, "logins": s.logins}
         for s in util.samples])
+    # the days' roll-up that zombie-system detection reads (sentinel/store/zombie.py), in the same transaction
+    zombie.add_samples(conn, c.agent.host_id, c.agent.department_id, util.samples)
