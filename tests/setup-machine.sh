@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
             pg_ctlcluster:postgresql-common psql:postgresql-client rpm:rpm \
-            chromium:chromium amtool:prometheus-alertmanager; do
+            chromium:chromium amtool:prometheus-alertmanager \
+            utmpdump:util-linux last:util-linux ss:iproute2 dpkg-deb:dpkg; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)
