@@ -308,6 +308,14 @@ _MARIADB_ACCOUNTS = (
 _MYSQL_ACCOUNTS = ("SELECT User, Host, plugin, authentication_string = '', account_locked = 'Y', Super_priv = 'Y', "
                    "Grant_priv = 'Y', Create_user_priv = 'Y', File_priv = 'Y', Shutdown_priv = 'Y', ssl_type, "
                    "IFNULL(password_lifetime, -1) FROM mysql.user")
+# MariaDB before 10.4 has no mysql.global_priv: its mysql.user table keeps native hashes in Password, roles as rows
+# with is_role = 'Y' (not login accounts), and no account locking or own password lifetime. Not tested here: Debian
+# 12 ships 10.11.
+_MARIADB_LEGACY_ACCOUNTS = ("SELECT User, Host, IF(plugin = '', 'mysql_native_password', plugin), "
+                            "Password = '' AND authentication_string = '', 0, Super_priv = 'Y', Grant_priv = 'Y', "
+                            "Create_user_priv = 'Y', File_priv = 'Y', Shutdown_priv = 'Y', ssl_type, -1 "
+                            "FROM mysql.user WHERE is_role = 'N'")
+_NO_SUCH_TABLE = 1146
 _SSL_TYPES = ("", "ANY", "X509", "SPECIFIED")
 
 
@@ -400,11 +408,8 @@ def server(ctx: ProbeContext) -> Server:
                 cur.execute("SELECT PLUGIN_NAME, PLUGIN_STATUS, LOAD_OPTION FROM information_schema.PLUGINS")
                 out.plugins = {str(n).lower(): (str(s), str(o)) for n, s, o in cur.fetchall()}
                 try:
-                    cur.execute(_MARIADB_ACCOUNTS if out.product == "mariadb" else _MYSQL_ACCOUNTS)
-                    rows = cur.fetchall()
-                    parse = _mariadb_account if out.product == "mariadb" else _mysql_account
-                    out.accounts = sorted((parse(r) for r in rows), key=lambda a: (a.user, a.host))
-                except pymysql.err.MySQLError as exc:
+                    out.accounts = _read_accounts(cur, out.product, pymysql.err.MySQLError)
+                except pymysql.err.MySQLError as exc:  # no SELECT on mysql.*: the account checks say so
                     out.denied["accounts"] = _said(exc)
                 # the list of this session's TLS context: empty unless the connection itself uses TLS, which
                 # PyMySQL's preferred mode does whenever the server offers it (on the socket too)
@@ -426,6 +431,18 @@ def server(ctx: ProbeContext) -> Server:
         return out
 
     return ctx.cached(("mysql-server",), load)
+
+
+def _read_accounts(cur: Any, product: str, error: type[Exception]) -> list[Account]:
+    try:
+        cur.execute(_MARIADB_ACCOUNTS if product == "mariadb" else _MYSQL_ACCOUNTS)
+        parse = _mariadb_account if product == "mariadb" else _mysql_account
+    except error as exc:
+        if product != "mariadb" or exc.args[0] != _NO_SUCH_TABLE:
+            raise
+        cur.execute(_MARIADB_LEGACY_ACCOUNTS)  # MariaDB < 10.4
+        parse = _mysql_account
+    return sorted((parse(r) for r in cur.fetchall()), key=lambda a: (a.user, a.host))
 
 
 def _said(exc: Exception) -> str:

@@ -420,3 +420,49 @@ def test_option_files_predict_the_running_servers_variables(scenario, request):
     srv = got[0] if isinstance(got, tuple) else got
     real = srv.variables()
     assert _from_option_files(srv) == {k: real.get(k) for k in CONFIG_KEYS}
+
+
+def test_account_without_select_on_mysql_errors_only_the_account_checks(stock):
+    """The GRANT matters: without SELECT on mysql.* the account checks are errors naming the missing privilege,
+    and the variables are still judged."""
+    srv, _ = stock
+    password = _password()
+    srv.sql(f"CREATE USER 'narrow'@'localhost' IDENTIFIED BY '{password}'; "
+            "GRANT SHOW DATABASES ON *.* TO 'narrow'@'localhost';")
+    env = {**os.environ, "SENTINEL_MYSQL_USER": "narrow", "SENTINEL_MYSQL_PASSWORD": password,
+           "SENTINEL_MYSQL_SOCKET": str(srv.sock),
+           "SENTINEL_OBJECT_CREDENTIALS": str(srv.dir / "no-such-credentials-file.yaml")}
+    argv = [sys.executable, "-m", "sentinel.cli", "check", "--object", f"mysql:{srv.port}", "--format", "json"]
+    done = subprocess.run(_in_namespace(srv.etc, argv), capture_output=True, text=True, env=env, timeout=120)
+    res = _results(json.loads(done.stdout))
+    assert res["l3-mysql-ac-no-anonymous"]["status"] == "error"
+    assert "SELECT on mysql.global_priv" in res["l3-mysql-ac-no-anonymous"]["reason"]
+    assert res["l3-mysql-ia-idle-timeout"]["status"] == "fail"
+    assert res["l3-mysql-ac-no-test-database"]["status"] == "pass"
+
+
+def test_mariadb_before_10_4_reads_mysql_user():
+    """No mysql.global_priv (MariaDB 10.3): the accounts come from mysql.user, roles left out by the query."""
+    from sentinel.checks.mysql import _MARIADB_LEGACY_ACCOUNTS, _read_accounts
+
+    class NoSuchTable(Exception):
+        pass
+
+    class Cursor:
+        sent: list[str] = []
+
+        def execute(self, sql: str) -> None:
+            self.sent.append(sql)
+            if "global_priv" in sql:
+                raise NoSuchTable(1146, "Table 'mysql.global_priv' doesn't exist")
+
+        def fetchall(self):
+            # comparisons come back as 1/0, as the server returns them
+            return [("", "localhost", "mysql_native_password", 1, 0, 0, 0, 0, 0, 0, "", -1),
+                    ("root", "%", "mysql_native_password", 0, 0, 1, 1, 1, 1, 1, "", -1)]
+
+    cur = Cursor()
+    accounts = _read_accounts(cur, "mariadb", NoSuchTable)
+    assert cur.sent[-1] == _MARIADB_LEGACY_ACCOUNTS and "is_role = 'N'" in cur.sent[-1]
+    assert [(a.name, a.empty_password, "SUPER" in a.privileges) for a in accounts] == [
+        ("''@localhost", True, False), ("root@%", False, True)]
