@@ -220,6 +220,33 @@ def overview() -> dict:
                   overrides=[{"matcher": {"id": "byName", "options": "Value #C"},
                               "properties": [{"id": "mappings", "value": CONCLUSION_MAPPING},
                                              {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]),
+            # 僵尸信息系统 (docs/zombie.md): what is suspected, and whether a person has reviewed it (审)
+            stat("疑似僵尸系统 / Suspected zombie systems",
+                 f'count(sentinel_system_zombie_verdict{{{DEPT}, verdict=~"suspect|zombie"}} == 1) or vector(0)',
+                 w=6, h=9, thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                                    {"color": "orange", "value": 1}]},
+                 desc="suspect=疑似僵尸 zombie=僵尸: idle resources, stopped maintenance, little use "
+                      "(GET /api/v1/zombie for the evidence)"),
+            table("僵尸信息系统 / Zombie-system verdicts",
+                  [target(f'sentinel_system_zombie_verdict{{{DEPT}, verdict=~"suspect|zombie"}} == 1', table=True,
+                          instant=True, ref="A"),
+                   target(f'max by (department, system) (sentinel_host_idle_seconds{{{DEPT}}}) / 86400', table=True,
+                          instant=True, ref="B"),
+                   target(f'sum by (department, system) (sentinel_system_zombie_reviewed{{{DEPT}}})', table=True,
+                          instant=True, ref="C")],
+                  w=18, rename={"department": "部门 Department", "system": "系统 System", "verdict": "判定 Verdict",
+                                "Value #A": "", "Value #B": "最长闲置天数 Most idle days (host)",
+                                "Value #C": "已审 Reviewed"},
+                  hide=("Value #A",),
+                  overrides=[{"matcher": {"id": "byName", "options": "verdict"},
+                              "properties": [{"id": "mappings", "value": [{"type": "value", "options": {
+                                  "suspect": {"text": "疑似僵尸 suspect", "color": "orange"},
+                                  "zombie": {"text": "僵尸 zombie", "color": "red"}}}]},
+                                             {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+                             {"matcher": {"id": "byName", "options": "Value #C"},
+                              "properties": [{"id": "mappings", "value": [{"type": "value", "options": {
+                                  "0": {"text": "未审 not reviewed", "color": "orange"},
+                                  "1": {"text": "已审 reviewed", "color": "green"}}}]}]}]),
         ])
 
 
@@ -284,6 +311,17 @@ def host() -> dict:
             stat("距上次上报 / Since last report", f"time() - sentinel_host_last_report_timestamp_seconds{{{HOST}}}",
                  w=4, unit="s"),
             stat("检查耗时 / Run duration", f"sentinel_host_run_duration_seconds{{{HOST}}}", w=4, unit="s"),
+            # 僵尸信息系统 (docs/zombie.md): the host's verdict and its idle days in the rules' window
+            stat("僵尸判定 / Zombie verdict", " or ".join(
+                f'(sentinel_host_zombie_verdict{{{HOST}, verdict="{v}"}} == 1) * {i}'
+                for i, v in enumerate(("in_use", "suspect", "zombie", "unknown"))), w=4,
+                 mappings=[{"type": "value", "options": {
+                     "0": {"text": "在用 in use", "color": "green"},
+                     "1": {"text": "疑似僵尸 suspect", "color": "orange"},
+                     "2": {"text": "僵尸 zombie", "color": "red"}, "3": {"text": "未知 unknown", "color": "text"}}}]),
+            stat("闲置天数 / Idle days", f"sentinel_host_idle_seconds{{{HOST}}} / 86400", w=4,
+                 desc="Idle days in the zombie rules' window (default the last 14 whole days); a day without "
+                      "enough samples is not idle"),
             bars("未通过检查项（按严重程度）/ Failing checks by severity",
                  f"sentinel_host_failing_checks{{{HOST}}}", "{{severity}}"),
             timeseries("得分趋势 / Score trend", [target(f"sentinel_host_score{{{HOST}}}", "{{host}}")],

@@ -66,6 +66,7 @@ CLASS_OF: dict[str, EventClass] = {
     "SentinelScanFailing": "degradation",
     "SentinelCertificateExpiringSoon": "notice",
     "SentinelScanStale": "notice",
+    "SentinelSystemSuspectedZombie": "notice",  # 僵尸信息系统 to review (docs/zombie.md): no weakness by itself
     "SentinelCollectorDown": "platform",
     "SentinelCollectorMetricsAbsent": "platform",
     "SentinelStateUnreadable": "platform",
