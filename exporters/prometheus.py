@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 from sentinel import __version__
 from sentinel.metrics_model import (
     CONCLUSION_VALUES,
+    WEBSITE_FINDING_KINDS,
     ZOMBIE_REVIEWS,
     ZOMBIE_VERDICTS,
     CheckSeries,
@@ -48,6 +49,7 @@ from sentinel.metrics_model import (
     MetricsSnapshot,
     ObjectMetrics,
     SystemMetrics,
+    WebsiteMetrics,
 )
 from sentinel.model import HostReport, Severity, Status
 
@@ -62,6 +64,7 @@ SnapshotSource = Callable[[], MetricsSnapshot]
 
 SYSTEM = ("department", "system")
 HOST = ("department", "system", "host")
+SITE = SYSTEM + ("website",)  # a declared website of the system (sentinel/websites)
 OBJECT = HOST + ("object", "object_instance")  # a 测评对象: its kind and instance (not `instance`: the scrape target)
 
 
@@ -123,6 +126,21 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_system_zombie_reviewed", g, SYSTEM + ("decision",),
                   "1 when a person's review stands on the system's current zombie verdict (confirmed: to be "
                   "decommissioned; dismissed: in use after all), 0 for the other decision."),
+        # websites (网站群监测): a few per system
+        MetricDef("sentinel_website_info", "info", SITE + ("url",),
+                  "A declared website of the system and its home page URL; value is 1."),
+        MetricDef("sentinel_website_vetoed", g, SITE,
+                  "1 if the website's latest round failed a 单项否决 rule of the national inspection, 0 if not."),
+        MetricDef("sentinel_website_open_findings", g, SITE + ("kind",),
+                  "Open website findings by the rule's kind (veto, deduct, security, practice)."),
+        MetricDef("sentinel_website_availability_ratio", g, SITE,
+                  "Share of the availability visits of the last 7 days that opened within the timeout (0-1)."),
+        MetricDef("sentinel_website_last_round_timestamp_seconds", g, SITE,
+                  "When the website's latest succeeded monitoring round finished, Unix seconds."),
+        MetricDef("sentinel_website_last_round_duration_seconds", g, SITE,
+                  "Duration of the website's latest succeeded monitoring round."),
+        MetricDef("sentinel_website_certificate_expiry_timestamp_seconds", g, SITE + ("origin",),
+                  "notAfter of the certificate of each HTTPS origin of the website (its latest round), Unix seconds."),
         # hosts
         MetricDef("sentinel_host_info", "info", HOST + ("os", "baseline", "agent_version"),
                   "A host of a system: its OS, baseline and agent version; value is 1."),
@@ -174,6 +192,7 @@ METRICS: tuple[MetricDef, ...] = tuple(_defs())
 _BY_NAME = {m.name: m for m in METRICS}
 # info families: labels fixed per sample vs the info dict (InfoMetricFamily keeps them apart)
 _INFO_FIXED = {"sentinel_build_info": (), "sentinel_system_info": SYSTEM, "sentinel_host_info": HOST,
+               "sentinel_website_info": SITE,
                "sentinel_object_info": OBJECT}
 
 
@@ -275,8 +294,24 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
                 f.gauge("sentinel_system_zombie_verdict", sl + (value,), 1 if value == s.zombie.verdict else 0)
             for value in ZOMBIE_REVIEWS:
                 f.gauge("sentinel_system_zombie_reviewed", sl + (value,), 1 if value == s.zombie.review else 0)
+        for w in s.websites:
+            _website(f, sl, w)
     for h in s.hosts:
         _host(f, sl, h, per_check)
+
+
+def _website(f: _Families, sl: tuple[str, str], w: WebsiteMetrics) -> None:
+    wl = sl + (w.name,)
+    f.info("sentinel_website_info").add_metric(list(wl), {"url": w.url})
+    if w.vetoed is not None:
+        f.gauge("sentinel_website_vetoed", wl, 1 if w.vetoed else 0)
+    for kind in WEBSITE_FINDING_KINDS:
+        f.gauge("sentinel_website_open_findings", wl + (kind,), w.open_findings.get(kind, 0))
+    f.gauge("sentinel_website_availability_ratio", wl, w.availability_ratio)
+    f.gauge("sentinel_website_last_round_timestamp_seconds", wl, _ts(w.last_round))
+    f.gauge("sentinel_website_last_round_duration_seconds", wl, w.last_round_duration_seconds)
+    for origin, not_after in w.certificates:
+        f.gauge("sentinel_website_certificate_expiry_timestamp_seconds", wl + (origin,), not_after.timestamp())
 
 
 def _host(f: _Families, sl: tuple[str, str], h: HostMetrics, per_check: bool) -> None:

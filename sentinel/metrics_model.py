@@ -228,6 +228,28 @@ class ZombieMetrics(_Model):
     review: Optional[Literal["confirmed", "dismissed"]] = None
 
 
+WEBSITE_FINDING_KINDS = ("veto", "deduct", "security", "practice")
+
+
+class WebsiteMetrics(_Model):
+    """A declared website of the system (sentinel/websites): its latest succeeded round, open findings by the
+    rules' kind, and the availability visits of the rule's window (None: not known yet)."""
+
+    name: str
+    url: str
+    vetoed: Optional[bool] = None  # the latest round failed a 单项否决 rule; None: no round yet
+    last_round: Optional[datetime] = None
+    last_round_duration_seconds: Optional[float] = Field(default=None, ge=0)
+    availability_ratio: Optional[float] = Field(default=None, ge=0, le=1)
+    open_findings: dict[str, int] = Field(default_factory=dict)  # WEBSITE_FINDING_KINDS -> count
+    certificates: list[tuple[str, datetime]] = Field(default_factory=list)  # (origin, notAfter) of the latest round
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _label(v, "website name")
+
+
 class SystemMetrics(_Scored):
     department: str
     name: str
@@ -243,6 +265,7 @@ class SystemMetrics(_Scored):
     certificates: list[CertificateMetrics] = Field(default_factory=list)
     scan: Optional[ScanMetrics] = None
     zombie: Optional[ZombieMetrics] = None  # None on the agent-side exporter
+    websites: list[WebsiteMetrics] = Field(default_factory=list)
     hosts: list[HostMetrics] = Field(default_factory=list)
     #: False on the agent-side exporter, which sees one host and so must not claim system-wide figures
     system_wide: bool = True

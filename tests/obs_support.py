@@ -32,6 +32,7 @@ from sentinel.metrics_model import (
     ProbeDurations,
     ScanMetrics,
     SystemMetrics,
+    WebsiteMetrics,
     ZombieMetrics,
 )
 
@@ -112,6 +113,15 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                              last_run_success=i != 3, failures_total=i),
             zombie=ZombieMetrics(verdict=ZOMBIE_VERDICTS[i % 4],
                                  review={1: "confirmed", 2: "dismissed"}.get(i)),
+            # declared websites (issue 17): one vetoed, one passing, one not yet monitored
+            websites=[WebsiteMetrics(name=f"portal-{i}", url=f"https://www{i}.example.gov.cn/",
+                                     vetoed=i % 2 == 1 if i != 5 else None,
+                                     last_round=now - timedelta(hours=2 + i) if i != 5 else None,
+                                     last_round_duration_seconds=8.5 + i if i != 5 else None,
+                                     availability_ratio=0.93 if i == 1 else (None if i == 5 else 0.998),
+                                     open_findings={"veto": i % 2, "deduct": 3 + i, "security": i % 3},
+                                     certificates=[(f"https://www{i}.example.gov.cn", now + timedelta(days=9 + 40 * i))]
+                                     if i != 5 else [])],
             hosts=hosts))
     return MetricsSnapshot(
         generated_at=now, systems=systems,

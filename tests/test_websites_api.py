@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from sentinel.store.snapshot import build_snapshot, store_marker
 from tests.collector_helpers import World, audit_rows, bearer
 from tests.website_lab import NginxSites, need_nginx
 
@@ -81,6 +82,7 @@ def test_websites_api(world, db, make_client, site):
     assert client.post(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["edu-op"])).status_code == 404
     assert client.post(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["ro"])).status_code == 403
 
+    before = store_marker(db)
     # the department's operator triggers a round
     r = client.post(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["op"]))
     assert r.status_code == 202, r.text
@@ -90,6 +92,15 @@ def test_websites_api(world, db, make_client, site):
     assert verdicts[("links.broken_home", site.url + "nowhere.html")]["status"] == "fail"
     assert verdicts[("column.blank", f"要闻 <{site.url}news/>")]["status"] == "fail"
     assert "columns.blank" not in done["vetoed"]  # one blank column of the five that veto
+    assert "home.stale" in done["vetoed"]  # its newest date is 2026-01-01
+
+    # the metrics read the round, the findings and the visits from the store (and notice the change)
+    assert store_marker(db) != before
+    (his,) = [m for m in build_snapshot(db).systems if m.name == "his"]
+    (web,) = his.websites
+    assert web.name == "his-portal" and web.url == site.url and web.vetoed is True
+    assert web.last_round is not None and web.availability_ratio is None  # no visit yet: not known
+    assert web.open_findings["veto"] >= 1 and web.open_findings["deduct"] >= 2
 
     findings = client.get("/api/v1/website-findings", params={"department_id": w.departments["health"]},
                           headers=bearer(w.tokens["op"])).json()

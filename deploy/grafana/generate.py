@@ -495,8 +495,62 @@ def rectification() -> dict:
         ], time_from="now-90d")
 
 
+def websites() -> dict:
+    vetoed = f"sentinel_website_vetoed{{{SYS}}}"
+    return dashboard(
+        "sentinel-websites", "网站群监测 / Government websites",
+        "Declared websites judged by the national inspection rules (政府网站与政务新媒体检查指标): vetoes, open "
+        "findings, availability over the rule's week, certificates, monitoring rounds (docs/websites.md).",
+        [V_DEPT, V_SYS],
+        [
+            stat("单项否决的网站 / Vetoed websites", f"count({vetoed} == 1) or vector(0)", w=6,
+                 thresholds=COUNT_BAD_THRESHOLDS),
+            stat("未整改网站问题 / Open website findings",
+                 f"sum(sentinel_website_open_findings{{{SYS}}}) or vector(0)", w=6,
+                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                           {"color": "orange", "value": 1}]}),
+            stat("可用率低于 95% / Availability below 95 %",
+                 f"count(sentinel_website_availability_ratio{{{SYS}}} < 0.95) or vector(0)", w=6,
+                 thresholds=COUNT_BAD_THRESHOLDS),
+            stat("30 天内到期证书 / Certificates expiring in 30 d",
+                 f"count(sentinel_website_certificate_expiry_timestamp_seconds{{{SYS}}} - time() < 30 * 86400) "
+                 "or vector(0)", w=6, thresholds=COUNT_BAD_THRESHOLDS),
+            table("网站 / Websites",
+                  [target(f"sentinel_website_info{{{SYS}}}", table=True, instant=True, ref="A"),
+                   target(vetoed, table=True, instant=True, ref="B"),
+                   target(f"sentinel_website_availability_ratio{{{SYS}}}", table=True, instant=True, ref="C"),
+                   target(f"time() - sentinel_website_last_round_timestamp_seconds{{{SYS}}}", table=True,
+                          instant=True, ref="D"),
+                   target(f"sentinel_website_last_round_duration_seconds{{{SYS}}}", table=True, instant=True,
+                          ref="E")],
+                  rename={"system": "系统 System", "website": "网站 Website", "url": "首页 Home page",
+                          "Value #B": "单项否决 Vetoed", "Value #C": "可用率 Availability",
+                          "Value #D": "距上次监测 Since round", "Value #E": "耗时 Duration"},
+                  hide=("department", "Value #A"), h=9,
+                  overrides=[{"matcher": {"id": "byName", "options": "Value #C"},
+                              "properties": [{"id": "unit", "value": "percentunit"}]},
+                             *({"matcher": {"id": "byName", "options": n}, "properties": [{"id": "unit", "value": "s"}]}
+                               for n in ("Value #D", "Value #E"))]),
+            bars("各网站未整改问题 / Open findings by website",
+                 f"sum by (system, website) (sentinel_website_open_findings{{{SYS}}})", "{{system}} / {{website}}"),
+            bars("按规则类别 / Open findings by kind",
+                 f"sum by (kind) (sentinel_website_open_findings{{{SYS}}})", "{{kind}}"),
+            table("网站证书剩余有效期 / Website certificate time left",
+                  [target(f"sentinel_website_certificate_expiry_timestamp_seconds{{{SYS}}} - time()", table=True,
+                          instant=True)],
+                  rename={"system": "系统 System", "website": "网站 Website", "origin": "站点 Origin",
+                          "Value": "剩余 Time left"},
+                  hide=("department",), w=12, h=8,
+                  overrides=[{"matcher": {"id": "byName", "options": "Value"},
+                              "properties": [{"id": "unit", "value": "s"}]}]),
+            timeseries("可用率趋势 / Availability over time",
+                       [target(f"sentinel_website_availability_ratio{{{SYS}}}", "{{website}}")], w=12,
+                       unit="percentunit", minv=0, maxv=1),
+        ])
+
+
 DASHBOARDS = {"overview": overview, "system": system, "host": host, "exposure": exposure, "agents": agents,
-              "rectification": rectification}
+              "rectification": rectification, "websites": websites}
 
 
 def render_all() -> dict[str, str]:

@@ -53,6 +53,7 @@ from ..metrics_model import (
     ObjectMetrics,
     ScanMetrics,
     SystemMetrics,
+    WebsiteMetrics,
     ZombieMetrics,
 )
 from ..model import Severity, Status
@@ -72,6 +73,10 @@ from .models import (
     ScanRun,
     ServiceFindingRow,
     System,
+    Website,
+    WebsiteFinding,
+    WebsiteRound,
+    WebsiteVisit,
     ZombieReview,
 )
 
@@ -132,6 +137,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
 
         assessments = assess(conn, [s.id for s in systems], now=now)
         scan_figures, services = _scan_figures(conn)
+        websites = _website_figures(conn, now)
         zombies = {v.system_id: v for v in zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now,
                                                                  evidence=False)}
 
@@ -225,7 +231,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
-            scan=scan_figures.get(s.id), zombie=_zombie(zv)))
+            scan=scan_figures.get(s.id), zombie=_zombie(zv), websites=websites.get(s.id, [])))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
 
 
@@ -236,6 +242,7 @@ def store_marker(db: Database) -> str:
     D, S, H, A = Department.__table__, System.__table__, Host.__table__, Agent.__table__
     R, F, M = Run.__table__, Finding.__table__, ManualAssessment.__table__
     SR, SF = ScanRun.__table__, ServiceFindingRow.__table__
+    WS, WR, WV, WF = Website.__table__, WebsiteRound.__table__, WebsiteVisit.__table__, WebsiteFinding.__table__
     with db.read() as conn:
         parts: list[Any] = [
             conn.execute(select(D.c.id, D.c.name).order_by(D.c.id)).all(),
@@ -253,9 +260,48 @@ def store_marker(db: Database) -> str:
                                 func.count().filter(F.c.resolved_at.is_(None)))).one(),
             conn.execute(select(func.count(), func.max(SF.c.id), func.max(SF.c.last_seen), func.max(SF.c.closed_at),
                                 func.count().filter(SF.c.closed_at.is_(None)))).one(),
+            # websites: declarations, rounds, visits (the availability window), the findings trail
+            conn.execute(select(func.count(), func.max(WS.c.updated_at))).one(),
+            conn.execute(select(func.max(WR.c.id), func.max(WR.c.finished_at))).one(),
+            conn.execute(select(func.max(WV.c.id))).one(),
+            conn.execute(select(func.count(), func.max(WF.c.id), func.max(WF.c.last_seen), func.max(WF.c.resolved_at),
+                                func.count().filter(WF.c.resolved_at.is_(None)))).one(),
         ]
     text = json.dumps([[list(r) for r in p] if isinstance(p, list) else list(p) for p in parts], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _website_figures(conn: Connection, now: datetime, days: int = 7) -> dict[int, list[WebsiteMetrics]]:
+    """Each system's websites: the latest succeeded round (vetoed, when, how long, certificates), open findings
+    by kind, and the share of the last `days` days' availability visits that opened."""
+    WS, WR, WV, WF = Website.__table__, WebsiteRound.__table__, WebsiteVisit.__table__, WebsiteFinding.__table__
+    latest: dict[int, Any] = {r.website_id: r for r in conn.execute(
+        select(WR.c.website_id, WR.c.finished_at, WR.c.duration_ms, WR.c.vetoed, WR.c.results)
+        .where(WR.c.id.in_(select(func.max(WR.c.id)).where(WR.c.status == "succeeded").group_by(WR.c.website_id))))}
+    open_by: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in conn.execute(select(WF.c.website_id, WF.c.kind, func.count().label("n"))
+                          .where(WF.c.resolved_at.is_(None)).group_by(WF.c.website_id, WF.c.kind)):
+        open_by[r.website_id][r.kind] = r.n
+    visits: dict[int, Any] = {r.website_id: r for r in conn.execute(
+        select(WV.c.website_id, func.count().label("n"), func.count().filter(WV.c.ok.is_(True)).label("ok"))
+        .where(WV.c.at > now - timedelta(days=days)).group_by(WV.c.website_id))}
+    out: dict[int, list[WebsiteMetrics]] = defaultdict(list)
+    for w in conn.execute(select(WS.c.id, WS.c.system_id, WS.c.name, WS.c.declaration).order_by(WS.c.name)):
+        last, v = latest.get(w.id), visits.get(w.id)
+        certs = []
+        for verdict in (last.results or []) if last is not None else []:
+            not_after = (verdict.get("observed") or {}).get("not_after") if verdict.get("rule") == "tls.certificate" \
+                else None
+            if not_after:
+                certs.append((str(verdict.get("subject", "")), datetime.fromisoformat(not_after)))
+        out[w.system_id].append(WebsiteMetrics(
+            name=w.name, url=str((w.declaration.get("urls") or [""])[0]),
+            vetoed=bool(last.vetoed) if last is not None else None,
+            last_round=last.finished_at if last is not None else None,
+            last_round_duration_seconds=(last.duration_ms or 0) / 1000 if last is not None else None,
+            availability_ratio=v.ok / v.n if v is not None and v.n else None, open_findings=open_by.get(w.id, {}),
+            certificates=certs))
+    return out
 
 
 def _zombie(v: Optional[Any]) -> Optional[ZombieMetrics]:
