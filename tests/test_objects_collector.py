@@ -200,3 +200,24 @@ def test_metrics_object_series(site, roots, db):
         "department": "health", "system": "his", "host": "web-1", "object": "redis", "object_instance": "6380"}
     assert samples[("sentinel_object_info", "6379")].labels["name"] == "db01 Redis 7.0 (6379)"
     assert samples[("sentinel_object_score", "6379")].value == 100.0
+
+
+def test_object_events_name_their_object(site, roots, db):
+    """Events of an object other than the OS carry it (payload and fingerprint), so two Redis instances' drift
+    on one host are two alerts (their `subject` label), and the OS keeps the host's fingerprints."""
+    from sentinel.events.model import AlertEvent, GradeMap, event_labels
+    from sentinel.store.models import Event
+
+    good, bad = roots
+    for body in (make_report({"a": "fail"}), _redis(bad, "6379"), _redis(bad, "6380")):
+        assert _post(site, body).status_code == 202
+    T = Event.__table__
+    with db.read() as conn:
+        rows = conn.execute(select(T).where(T.c.kind == "drift").order_by(T.c.id)).all()
+    assert [(r.payload["object"], r.payload["object_instance"], r.payload.get("subject")) for r in rows] == [
+        ("os", "", None), ("redis", "6379", "redis:6379"), ("redis", "6380", "redis:6380")]
+    assert len({r.fingerprint for r in rows}) == 3
+    grades = GradeMap()
+    labels = [event_labels(AlertEvent.from_row(r), grades) for r in rows]
+    assert len({tuple(sorted(x.items())) for x in labels}) == 3 and labels[2]["subject"] == "redis:6380"
+    assert "db01 Redis 7.0 (6380)" in rows[2].summary

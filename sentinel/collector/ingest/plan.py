@@ -196,6 +196,8 @@ class Planner:
         if run["object_kind"] != "os":
             subject = f"{agent.host_id}/{run['object_kind']}:{run['object_instance']}"
             where += f" {run['object_name'] or run['object_kind'] + ':' + run['object_instance']}"
+            # the alert's `subject` label (sentinel/events/model.py): two objects' drift on a host stay two alerts
+            common["subject"] = f"{run['object_kind']}:{run['object_instance']}"
         base = {"department_id": agent.department_id, "system_id": agent.system_id, "host_id": agent.host_id,
                 "run_id": run_id, "created_at": now, "delivered": False, "attempts": 0}
         events = []
