@@ -115,7 +115,8 @@ def export(
     db = _database(settings)
     try:
         with db.session() as session:
-            ev = collect(session, system, collector=collector_identity(key), start=start, end=end)
+            ev = collect(session, system, collector=collector_identity(key), start=start, end=end,
+                         zombie=settings.zombie)
         data = _render(ev, fmt, lang, output, key, with_pdf)
     except EvidenceError as exc:
         _fail(str(exc))

@@ -32,7 +32,8 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import to_jsonable_python
 
 from .upkeep_facts import UpkeepIn
 
@@ -122,6 +123,12 @@ class Signal(_Out):
     reason_zh: str
     reason_en: str
     facts: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("facts")
+    @classmethod
+    def _json(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # JSON values from the start (times as RFC 3339 strings): the verdict an export keeps reads back the same
+        return to_jsonable_python(v)
 
 
 class HostVerdict(_Out):

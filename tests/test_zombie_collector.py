@@ -293,6 +293,7 @@ def test_a_simulated_cloud_judged_rule_by_rule(cloud, db):
 
     _reviews_and_lists(w, client, db, auth)
     _metrics(client, app, db)
+    _evidence(db)
 
 
 def _reviews_and_lists(w, client, db, auth):
@@ -361,6 +362,31 @@ def _metrics(client, app, db):
     assert hosts["portal-1"] == "zombie" and hosts["lab-1"] == "unknown" and hosts["web-2"] == "in_use"
     idle = {s.labels["host"]: s.value / 86400 for s in samples if s.name == "sentinel_host_idle_seconds"}
     assert idle["web-2"] == 5 and idle["portal-1"] == 14 and "tax-2" not in idle, "no samples: no figure, not 0"
+
+
+def _evidence(db):
+    """The evidence export carries the verdict, its hosts' signals and the review; HTML shows them in both
+    languages; an export ending in the past says why it has none."""
+    from sentinel import signing
+    from sentinel.cli_evidence import collector_identity
+    from sentinel.evidence.collect import collect
+    from sentinel.exporters.evidence.html import render_html
+    from sentinel.exporters.evidence.jsonexport import export_json, load_json
+
+    ident = collector_identity(signing.generate_key())
+    with db.session() as session:
+        ev = collect(session, "old-portal", collector=ident)
+        past = collect(session, "old-portal", collector=ident, end=NOW - timedelta(days=3))
+    assert ev.zombie is not None and ev.zombie.verdict.value == "zombie"
+    assert ev.zombie.review is not None and ev.zombie.review.decision == "dismiss"
+    (host,) = ev.zombie.hosts
+    assert [s.state for s in host.signals] == ["yes", "yes", "yes"]
+    again = load_json(export_json(ev))
+    assert again.zombie == ev.zombie, "evidence.json keeps the verdict as judged"
+    zh, en = render_html(ev, "zh"), render_html(ev, "en")
+    assert "僵尸信息系统判定" in zh and "年度报表系统，每年一月使用" in zh and "运维更新已停止" in zh
+    assert "Zombie-system verdict" in en and "maintenance has stopped" in en
+    assert past.zombie is None and any("not included" in n for n in past.notes)
 
 
 def test_the_days_roll_up_is_the_samples_stored_and_migration_0010_fills_it(store_url, tmp_path):

@@ -22,6 +22,7 @@ from ..discovery import default_name
 from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
 from ..store import envelopes
+from ..store import zombie as zombie_store
 from ..store.models import (
     Agent,
     CheckResultRow,
@@ -36,6 +37,7 @@ from ..store.models import (
     ServiceFindingRow,
     System,
 )
+from ..zombie import ZombieSettings
 from . import attachments as att
 from .assemble import HostRun, NetworkReport, ScoredReport, build
 from .digest import canonical_bytes, sha256_hex
@@ -75,13 +77,16 @@ def find_system(session: Session, name: str) -> System:
 
 
 def collect(session: Session, system_name: str, *, collector: CollectorIdentity, start: Optional[datetime] = None,
-            end: Optional[datetime] = None, now: Optional[datetime] = None) -> SystemEvidence:
+            end: Optional[datetime] = None, now: Optional[datetime] = None,
+            zombie: Optional[ZombieSettings] = None) -> SystemEvidence:
+    """`zombie`: the site's zombie-detection thresholds (the collector's `zombie` setting; default the defaults)."""
     with paused_gc():
-        return _collect(session, system_name, collector=collector, start=start, end=end, now=now)
+        return _collect(session, system_name, collector=collector, start=start, end=end, now=now, zombie=zombie)
 
 
 def _collect(session: Session, system_name: str, *, collector: CollectorIdentity, start: Optional[datetime],
-             end: Optional[datetime], now: Optional[datetime]) -> SystemEvidence:
+             end: Optional[datetime], now: Optional[datetime],
+             zombie: Optional[ZombieSettings] = None) -> SystemEvidence:
     now = now or datetime.now(timezone.utc)
     end = end or now
     for name, t in (("--from", start), ("--to", end)):
@@ -127,6 +132,11 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
                assessments=assessments, findings=findings, service_findings=service_findings, chain=chain,
                raw_reports=raw, attachment_blobs=blobs, generated_at=now, notes=notes)
     ev.sections = section_records(latest_sections(session, system_id, end))
+    if end >= now:
+        ev.zombie = zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now, system_ids=[system_id])[0]
+    else:  # the verdict reads the hosts' latest inventories and reviews: it cannot be judged as of a past end
+        ev.notes.append("zombie-system verdict (僵尸信息系统) not included: it is judged as of now, and the range "
+                        "ends before")
     return ev
 
 

@@ -27,6 +27,7 @@ from ..model import (
     Text,
     Verdict,
 )
+from ..zombie import SystemVerdict
 
 SCHEMA_VERSION = 1
 ZERO_HASH = "0" * 64  # chain anchor of a system's first run (same as sentinel.store.models.ZERO_HASH)
@@ -287,6 +288,9 @@ class SystemEvidence(_Model):
     # Every chapter of the 2021 template that a person writes, in template order (empty in bundles made
     # before issue 18: exporters then show each as 待填写).
     sections: list[SectionRecord] = Field(default_factory=list)
+    # 僵尸信息系统 (docs/zombie.md): the system's verdict with its hosts' signals and facts and the review standing
+    # on it, as judged when the export was made (None in exports that end before then, and in older bundles)
+    zombie: Optional[SystemVerdict] = None
 
     # Raw bytes travel beside the model, never inside evidence.json: report bodies by bundle path (their
     # sha256 is the chain digest) and manual-assessment attachments by bundle path.
