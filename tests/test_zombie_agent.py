@@ -249,3 +249,34 @@ def test_inbound_connections_count_what_ss_shows_from_other_hosts():
     finally:
         for s in (accepted, client, server):
             s.close()
+
+
+def test_last_package_change_from_an_rpm_database_the_real_rpm_wrote(tmp_path):
+    """A package recorded by the real rpm (4.16+: rpmdb.sqlite) into a root of its own; the probe reads the newest
+    INSTALLTIME from the headers without writing a byte, and agrees with what `rpm -q` prints."""
+    rpm, rpmbuild = _need("rpm"), _need("rpmbuild")
+    top = tmp_path / "build"
+    (top / "SPECS").mkdir(parents=True)
+    (top / "SPECS/zb.spec").write_text("Name: zb-test\nVersion: 1.0\nRelease: 1\nSummary: zombie test\nLicense: MIT\n"
+                                       "BuildArch: noarch\n%description\ntest\n%files\n")
+    subprocess.run([rpmbuild, "--define", f"_topdir {top}", "-bb", str(top / "SPECS/zb.spec")], check=True,
+                   capture_output=True, timeout=120)
+    (package,) = (top / "RPMS/noarch").glob("zb-test-*.rpm")
+    root = tmp_path / "root"
+    (root / "var/lib/rpm").mkdir(parents=True)
+    base = [rpm, "--root", str(root), "--dbpath", "/var/lib/rpm"]
+    subprocess.run(base + ["--initdb"], check=True, capture_output=True, timeout=60)
+    host = RootHost(str(root))
+    assert "lists no installed package" in upkeep.collect(host)["packages"]["error"]
+    before = int(time.time())
+    subprocess.run(base + ["-i", "--justdb", "--nodeps", "--noscripts", "--ignoreos", str(package)], check=True,
+                   capture_output=True, timeout=120)
+    after = int(time.time())
+    printed = subprocess.run(base + ["-q", "zb-test", "--qf", "%{INSTALLTIME}"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.strip()
+    state = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    facts = upkeep.last_package_change(host)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == state, "the probe wrote nothing"
+    assert facts["manager"] == "rpm" and facts["source"] == "/var/lib/rpm/rpmdb.sqlite INSTALLTIME"
+    assert before <= int(printed) <= after
+    assert facts["last_change"] == upkeep.iso(datetime.fromtimestamp(int(printed), timezone.utc))

@@ -9,7 +9,8 @@ leave the host: only counts do.
 Sources (docs/zombie.md says why each):
 - packages: dpkg's log (`/var/log/dpkg.log` and its rotations, install/upgrade/remove/purge lines, local time as
   dpkg writes it) and the newest `/var/lib/dpkg/info/*.list` (dpkg writes a package's file list when it unpacks
-  it); RPM: the newest INSTALLTIME in the RPM database (`rpm -qa`, with `--root` for an offline root);
+  it); RPM: the newest INSTALLTIME of the packages in rpmdb.sqlite, read without locks or writes (`rpm -qa` only
+  for the older Berkeley DB format on the live host);
 - configuration: the newest modification time of a file or directory under /etc (not following symlinks,
   one file system), leaving out the files the system rewrites by itself (ld.so.cache, adjtime, ...);
 - kernel: the running kernel's build date from `uname -v` (/proc/sys/kernel/version) where the distribution
@@ -25,6 +26,7 @@ import gzip
 import logging
 import os
 import re
+import sqlite3
 import stat as stat_mod
 import struct
 from collections import defaultdict
@@ -106,19 +108,57 @@ def last_package_change(host: HostView) -> dict[str, Any]:
             raise ProbeError("dpkg: neither /var/log/dpkg.log* nor /var/lib/dpkg/info/*.list shows a package change")
         when, source = max(found)
         return {"last_change": iso(when), "source": source, "manager": "dpkg"}
-    if any(host.exists(p) for p in ("/var/lib/rpm", "/usr/lib/sysimage/rpm")):
-        argv = ["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"]
-        if not host.live:
-            assert host.root is not None
-            argv[1:1] = ["--root", host.root]
-        result = run_command(argv, timeout=120)
-        if not result.ok:
-            raise ProbeError(f"`rpm -qa` failed: {result.stderr.strip()[:200] or result.returncode}")
-        times = [int(t) for t in result.stdout.split() if t.isdigit()]
-        if not times:
-            raise ProbeError("the RPM database lists no installed package")
-        return {"last_change": iso(_from_ts(max(times))), "source": "rpm INSTALLTIME", "manager": "rpm"}
-    raise ProbeError("no package database found (/var/lib/dpkg/status, /var/lib/rpm)")
+    for path in RPM_SQLITE:
+        if host.exists(path):
+            times = rpm_sqlite_installtimes(host.real_path(path))
+            if not times:
+                raise ProbeError(f"{path}: the RPM database lists no installed package")
+            return {"last_change": iso(_from_ts(max(times))), "source": f"{path} INSTALLTIME", "manager": "rpm"}
+    for path in RPM_BDB:
+        if host.exists(path):
+            if not host.live:  # `rpm -qa` would read this machine's database, not the mounted root's
+                raise ProbeError(f"{path}: a Berkeley DB RPM database under an offline root cannot be read")
+            result = run_command(["rpm", "-qa", "--qf", "%{INSTALLTIME}\\n"], timeout=120)
+            if not result.ok:
+                raise ProbeError(f"`rpm -qa` failed: {result.stderr.strip()[:200] or result.returncode}")
+            times = [int(t) for t in result.stdout.split() if t.isdigit()]
+            if not times:
+                raise ProbeError("the RPM database lists no installed package")
+            return {"last_change": iso(_from_ts(max(times))), "source": "rpm INSTALLTIME", "manager": "rpm"}
+    raise ProbeError("no package database found (/var/lib/dpkg/status, rpmdb.sqlite, rpm Packages)")
+
+
+RPMTAG_INSTALLTIME = 1008
+RPM_SQLITE = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
+RPM_BDB = ("/var/lib/rpm/Packages", "/var/lib/rpm/Packages.db", "/usr/lib/sysimage/rpm/Packages.db")
+_RPM_INDEX = struct.Struct(">iiii")  # tag, type, offset, count
+
+
+def header_installtime(blob: bytes) -> Optional[int]:
+    """INSTALLTIME (tag 1008, one INT32) of an rpm header as the sqlite backend stores it: big-endian index
+    count and data length, the 16-byte index entries, then the data store."""
+    if len(blob) < 8:
+        return None
+    count, _length = struct.unpack_from(">ii", blob)
+    store = 8 + count * _RPM_INDEX.size
+    for i in range(count):
+        tag, kind, offset, n = _RPM_INDEX.unpack_from(blob, 8 + i * _RPM_INDEX.size)
+        if tag == RPMTAG_INSTALLTIME and kind == 4 and n >= 1 and store + offset + 4 <= len(blob):
+            return int(struct.unpack_from(">I", blob, store + offset)[0])
+    return None
+
+
+def rpm_sqlite_installtimes(path: str) -> list[int]:
+    # immutable=1: read without locks and without making WAL/shm files (the host is never written)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            blobs = [row[0] for row in conn.execute("SELECT blob FROM Packages")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ProbeError(f"{path}: cannot read the RPM database: {exc}") from exc
+    return [t for t in (header_installtime(bytes(b)) for b in blobs if b) if t is not None]
 
 
 # ---- configuration -------------------------------------------------------------------------------------
