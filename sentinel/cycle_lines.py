@@ -62,6 +62,9 @@ class Announcer:
         conclusion = s.get("conclusion", "") if self.lang == "zh" else s.get("conclusion_en") or s.get("conclusion", "")
         self._hint(report)
         failed, undetermined = failing_figures(report.get("results", []))
+        target = report.get("object") or {}
+        if target.get("kind", "os") != "os":  # a database, middleware or web server: say which 测评对象
+            baseline += f" ({target.get('name') or target.get('kind')})"
         return self.t["result"].format(
             baseline=baseline, score="-" if s.get("score") is None else f"{s['score']:.1f}", conclusion=conclusion,
             failed=failed, error=undetermined, high=s.get("high_risk", 0))

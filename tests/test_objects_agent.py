@@ -136,3 +136,16 @@ def test_an_object_without_baseline_is_said_once(caplog):
     assert len(said) == 2, said
     assert "db01 MariaDB 10.11 (3306)" in said[0] and "dengbao-l3-mysql" in said[0]
     assert "db01 PostgreSQL 15.8 (5433)" in said[1] and "dengbao-l3-postgresql" in said[1]
+
+
+def test_the_cycle_line_names_the_object():
+    """`sentinel up`/`agent --once` print a line per report: an object's names its 测评对象."""
+    from sentinel.cycle_lines import Announcer
+
+    report = {"summary": {"score": 50.0, "conclusion": "差", "conclusion_en": "poor", "high_risk": 1}, "results": [],
+              "object": {"kind": "redis", "instance": "6380", "name": "db01 Redis 7.0 (6380)"}}
+    line = Announcer("en", say=lambda _: None).made("dengbao-l3-redis", report)
+    assert line.startswith("baseline dengbao-l3-redis (db01 Redis 7.0 (6380)): score 50.0 poor")
+    assert Announcer("en", say=lambda _: None).made("dengbao-l3-linux", {"summary": {}, "results": [],
+                                                                         "object": {"kind": "os"}}
+                                                   ).startswith("baseline dengbao-l3-linux: score -")
