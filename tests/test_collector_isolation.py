@@ -45,7 +45,8 @@ def two(db, make_client):
         findings = client.get("/api/v1/findings", params={"system_id": w.systems[system]}, headers=bearer(admin)).json()
         events = client.get("/api/v1/events", params={"system_id": w.systems[system]}, headers=bearer(admin)).json()
         host = client.get(f"/api/v1/agents/{agent.agent_id}", headers=bearer(admin)).json()["host_id"]
-        ids[dept] = {"department_id": w.departments[dept], "system_id": w.systems[system], "host_id": host,
+        website = _website(db, w.departments[dept], w.systems[system])
+        ids[dept] = {**website, "department_id": w.departments[dept], "system_id": w.systems[system], "host_id": host,
                      "agent_id": agent.agent_id, "run_id": run["run_id"], "finding_id": findings[0]["id"],
                      "event_id": events[0]["id"], "assessment_id": assessment["id"], "attachment_id": attachment["id"],
                      "enrollment_token": et["id"]}
@@ -55,6 +56,33 @@ def two(db, make_client):
     return w, client, ids, admin
 
 
+def _website(db, department_id: int, system_id: int) -> dict:
+    """A declared website (issue 17) with a round, a finding and a baseline, stored as the monitor stores them
+    (no page is fetched: these tests send nothing)."""
+    from sqlalchemy import insert
+
+    from sentinel.store.models import WebsiteBaseline, WebsiteFinding
+    from sentinel.websites import monitor
+    from sentinel.websites.sites import SiteDeclaration
+
+    decl = SiteDeclaration.model_validate({"urls": [f"http://192.0.2.{department_id}/"]})
+    wid = monitor.declare(db, department_id=department_id, system_id=system_id, name=f"portal-{department_id}",
+                          decl=decl, actor="test")
+    rid = monitor.begin(db, wid, "test", "test")
+    monitor.fail_round(db, rid, "not run: this test fetches nothing")
+    now = datetime.now(timezone.utc)
+    with db.write() as conn:
+        conn.execute(insert(WebsiteFinding.__table__).values(
+            website_id=wid, system_id=system_id, department_id=department_id, rule="home.stale", subject=decl.home,
+            subject_sha256=monitor.sha(decl.home), kind="veto", severity="critical", title={"zh": "t", "en": "t"},
+            source="s", remediation={"zh": "r", "en": "r"}, evidence=[], first_seen=now, last_seen=now,
+            first_round_id=rid, last_round_id=rid))
+        conn.execute(insert(WebsiteBaseline.__table__).values(
+            website_id=wid, department_id=department_id, url=decl.home, url_sha256=monitor.sha(decl.home),
+            lines=["x"], sha256=monitor.sha("x"), reviewed_by="test", reviewed_at=now, note=""))
+    return {"website_id": wid, "round_id": rid}
+
+
 def _get_routes(client) -> list[str]:
     return [p for p, ops in client.get("/api/v1/openapi.json").json()["paths"].items() if "get" in ops]
 
@@ -62,7 +90,8 @@ def _get_routes(client) -> list[str]:
 def _fill(path: str, row: dict) -> str:
     names = {"department_id": "department_id", "system_id": "system_id", "host_id": "host_id",
              "agent_id": "agent_id", "run_id": "run_id", "finding_id": "finding_id", "event_id": "event_id",
-             "assessment_id": "assessment_id", "attachment_id": "attachment_id"}
+             "assessment_id": "assessment_id", "attachment_id": "attachment_id", "website_id": "website_id",
+             "round_id": "round_id"}
     return re.sub(r"\{(\w+)\}", lambda m: str(row[names[m.group(1)]]), path)
 
 

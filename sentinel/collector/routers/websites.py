@@ -128,6 +128,7 @@ class BaselineIn(BaseModel):
 class BaselineOut(Out):
     id: int
     website_id: int
+    department_id: int
     url: str
     sha256: str
     lines: list[str]
