@@ -308,12 +308,10 @@ def _configured(ctx: ProbeContext, product: Product) -> list[_Found]:
             p = int(port) if port is not None else 5432
             out.append(_Found(kind, str(p), port=p, config=path, facts=[f"{path}: port {p}"]))
     elif kind == "mysql":
-        for path in ("/etc/mysql/my.cnf", "/etc/my.cnf"):
-            if host.exists(path):
-                # the port an option file sets is read by the object's own probes (with the includes); the
-                # instance is the compiled-in default unless a running server listens elsewhere
-                out.append(_Found(kind, "3306", port=3306, config=path, facts=[f"{path} present"]))
-                break
+        found = _mysql_port(ctx)
+        if found is not None:
+            port, config, fact = found
+            out.append(_Found(kind, str(port), port=port, config=config, facts=[fact]))
     else:
         candidates = {"nginx": ["/etc/nginx/nginx.conf"],
                       "httpd": ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"],
@@ -326,6 +324,25 @@ def _configured(ctx: ProbeContext, product: Product) -> list[_Found]:
     for f in out:
         unique.setdefault(f.instance, f)
     return list(unique.values())
+
+
+def _mysql_port(ctx: ProbeContext) -> Optional[tuple[int, str, str]]:
+    """The port the server's option files give (read as the server reads them, with their !include and
+    !includedir: checks/mysql_options.py), else the compiled-in 3306; None without an option file."""
+    from .checks.mysql import START_FILES, _server_options
+    from .checks.mysql_options import effective
+
+    try:
+        _, files, options = _server_options(ctx, list(START_FILES))
+    except (ProbeError, NotApplicable):
+        return None
+    if not files.files:
+        return None
+    setting = effective(options, "port", "int")
+    if setting.option is not None and (setting.value or "").isdigit():
+        return int(setting.value or 0), files.files[0], (f"{setting.option.path}:{setting.option.line}: "
+                                                         f"port {setting.value}")
+    return 3306, files.files[0], f"{', '.join(files.files)}: no port set (3306)"
 
 
 def _last_directive(text: str, name: str, value: str, sep: str = r"\s+") -> Optional[str]:

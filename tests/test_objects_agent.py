@@ -125,7 +125,7 @@ def test_an_object_without_baseline_is_said_once(caplog):
     data = {"level": 3, "hostname": "db01", "objects": [d.model_dump(mode="json") for d in found]}
     planned = plan(data, ObjectsSettings(disable=["nginx"]), "db01")
     assert [(p.target.kind, p.target.instance, p.baseline) for p in planned] == [
-        ("mysql", "3306", None), ("postgresql", "5433", None), ("redis", "6379", "dengbao-l3-redis"),
+        ("mysql", "3307", None), ("postgresql", "5433", None), ("redis", "6379", "dengbao-l3-redis"),
         ("redis", "6380", "dengbao-l3-redis")]
     say = NoBaselineLog()
     for _ in range(2):  # two cycles
@@ -134,7 +134,7 @@ def test_an_object_without_baseline_is_said_once(caplog):
                 say(p)
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2, said
-    assert "db01 MariaDB 10.11 (3306)" in said[0] and "dengbao-l3-mysql" in said[0]
+    assert "db01 MariaDB 10.11 (3307)" in said[0] and "dengbao-l3-mysql" in said[0]
     assert "db01 PostgreSQL 15.8 (5433)" in said[1] and "dengbao-l3-postgresql" in said[1]
 
 

@@ -50,7 +50,7 @@ def test_list_objects(capsys):
     code, out, _ = run(capsys, "check", "--root", ROOT, "--list-objects", "--format", "json")
     assert code == 0
     assert [(o["object"]["kind"], o["object"]["instance"]) for o in json.loads(out)] == [
-        ("mysql", "3306"), ("postgresql", "5433"), ("redis", "6379"), ("redis", "6380"),
+        ("mysql", "3307"), ("postgresql", "5433"), ("redis", "6379"), ("redis", "6380"),
         ("nginx", "/etc/nginx/nginx.conf")]
     code, out, _ = run(capsys, "check", "--root", ROOT, "--list-objects", "--level", "2", "--lang", "en")
     assert code == 0 and "redis:6380\tdb01 Redis 7.0 (6380)\toffline root" in out

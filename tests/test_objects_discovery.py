@@ -2,7 +2,8 @@
 and on this host with a real redis-server and nginx the test starts on loopback.
 
 The fixture root (tests/fixtures/objects/debian12-objects) holds: redis-server with two instances (redis.conf
-port 6379, redis-cache.conf whose last `port` is 6380) and its unit enabled, mariadb-server with my.cnf,
+port 6379, redis-cache.conf whose last `port` is 6380) and its unit enabled, mariadb-server whose option files
+(my.cnf's !includedir) set port 3307 in mariadb.conf.d/50-server.cnf,
 postgresql-15 with a cluster on port 5433 (a commented `#port = 5432` under it), nginx, and only the client or
 common packages of Apache (apache2-utils) and Tomcat (tomcat10-common, removed with its config kept): no server.
 """
@@ -39,7 +40,7 @@ def test_fixture_root_objects_and_baselines():
     got = [(d.object.kind, d.object.instance, d.object.name, d.object.port, d.object.config, d.baseline)
            for d in found]
     assert got == [
-        ("mysql", "3306", "db01 MariaDB 10.11 (3306)", 3306, "/etc/mysql/my.cnf", None),
+        ("mysql", "3307", "db01 MariaDB 10.11 (3307)", 3307, "/etc/mysql/my.cnf", None),
         ("postgresql", "5433", "db01 PostgreSQL 15.8 (5433)", 5433, "/etc/postgresql/15/main/postgresql.conf", None),
         ("redis", "6379", "db01 Redis 7.0 (6379)", 6379, "/etc/redis/redis.conf", "dengbao-l3-redis"),
         ("redis", "6380", "db01 Redis 7.0 (6380)", 6380, "/etc/redis/redis-cache.conf", "dengbao-l3-redis"),
@@ -48,6 +49,7 @@ def test_fixture_root_objects_and_baselines():
     ]
     assert all(d.running is None for d in found)  # an offline root: not knowable
     assert [d.wanted_baseline for d in found][:3] == ["dengbao-l3-mysql", "dengbao-l3-postgresql", "dengbao-l3-redis"]
+    assert "/etc/mysql/mariadb.conf.d/50-server.cnf:6: port 3307" in found[0].found_by
     redis = found[2].found_by
     assert "package redis-server 5:7.0.15-1~deb12u1 (/var/lib/dpkg/status)" in redis
     assert "systemd unit redis-server.service enabled" in redis and "/etc/redis/redis.conf: port 6379" in redis
