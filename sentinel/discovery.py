@@ -308,10 +308,10 @@ def _configured(ctx: ProbeContext, product: Product) -> list[_Found]:
             p = int(port) if port is not None else 5432
             out.append(_Found(kind, str(p), port=p, config=path, facts=[f"{path}: port {p}"]))
     elif kind == "mysql":
-        found = _mysql_port(ctx)
-        if found is not None:
-            port, config, fact = found
-            out.append(_Found(kind, str(port), port=port, config=config, facts=[fact]))
+        option_files = _mysql_port(ctx)
+        if option_files is not None:
+            number, config, fact = option_files
+            out.append(_Found(kind, str(number), port=number, config=config, facts=[fact]))
     else:
         candidates = {"nginx": ["/etc/nginx/nginx.conf"],
                       "httpd": ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"],
