@@ -128,3 +128,33 @@ def test_rounds_are_off_unless_the_operator_turns_them_on(world, db, make_client
     assert r.status_code == 403 and "website monitoring is off" in r.json()["detail"]
     assert client.get(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["admin"])).json() == []
     assert client.app.state.websites.next_run(wid) is None
+
+
+def test_scheduled_rounds_and_visits_run_and_are_claimed(world, db, make_client, site):
+    """With schedules on, a new website's first round and visit run at once, by the scheduler, once."""
+    w = world
+    client = make_client(db, websites={"enabled": True, "schedules": True})
+    body = {"system_id": w.systems["his"], "name": "his-portal", "declaration": _declaration(site),
+            "interval_seconds": 3600, "visit_seconds": 600}
+    wid = client.post("/api/v1/websites", json=body, headers=bearer(w.tokens["admin"])).json()["id"]
+    deadline = time.monotonic() + 60
+    rounds: list = []
+    while time.monotonic() < deadline:
+        rounds = client.get(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["ro"])).json()
+        if rounds and rounds[0]["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert len(rounds) == 1 and rounds[0]["triggered_by"] == "schedule" and rounds[0]["status"] == "succeeded"
+    from sqlalchemy import func, select
+
+    from sentinel.store.models import Website, WebsiteVisit
+
+    visits = 0
+    while time.monotonic() < deadline and not visits:  # the visit job runs beside the round
+        with db.read() as conn:
+            visits = conn.execute(select(func.count()).select_from(WebsiteVisit.__table__)).scalar_one()
+        time.sleep(0.1)
+    with db.read() as conn:
+        claimed = conn.execute(select(Website.__table__.c.claimed_at, Website.__table__.c.visit_claimed_at)).one()
+    assert visits == 1 and claimed.claimed_at is not None and claimed.visit_claimed_at is not None
+    assert client.app.state.websites.next_run(wid) is not None

@@ -143,7 +143,7 @@ def _service(request: Request) -> WebsiteService:
 
 
 @router.post("/websites", status_code=201, response_model=WebsiteOut)
-def create_website(spec: WebsiteIn, db: DB, p: Caller, ip: SourceIp):
+def create_website(spec: WebsiteIn, request: Request, db: DB, p: Caller, ip: SourceIp):
     """Declare a website of a system. Its URLs (and their directories) are all the collector will fetch."""
     with db.session(write=True) as s:
         ctx = Ctx(s, p, ip)
@@ -161,7 +161,9 @@ def create_website(spec: WebsiteIn, db: DB, p: Caller, ip: SourceIp):
         ctx.audit("website.create", f"website:{row.id}:{row.name}",
                   f"system {system.name}; urls {', '.join(spec.declaration.urls)}")
         s.refresh(row)
-        return WebsiteOut.model_validate(row)
+        out = WebsiteOut.model_validate(row)
+    _service(request).sync()  # scheduled from now on, not from the next reload
+    return out
 
 
 @router.get("/websites", response_model=list[WebsiteOut])
