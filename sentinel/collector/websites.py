@@ -42,6 +42,8 @@ class WebsiteService:
         return self.config.enabled and self.config.schedules
 
     def start(self) -> None:
+        if not self.config.enabled:  # nothing may be fetched: no scheduler, no threads
+            return
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
