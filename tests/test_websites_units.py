@@ -197,3 +197,18 @@ def test_0011_both_ways(empty_url):
         upgrade(db)
     finally:
         db.dispose()
+
+
+def test_gambling_words_count_on_links_that_leave_the_site():
+    from sentinel.websites.crawl import Crawl, Fetch
+    from sentinel.websites.judge import _content
+
+    decl = SiteDeclaration.model_validate({"urls": ["http://site.test/"], "extra_keywords": ["某地赌档"]})
+    facts = _facts("<html><body><a href='/news/1.html'>我市开展打击赌博专项行动 娱乐城窝点被捣毁</a>"
+                   "<a href='http://x.test/'>澳门新葡京</a><a href='http://y.test/p'>某地赌档</a>"
+                   "<a href='http://news.test/a'>公安部打击跨境赌博</a></body></html>")
+    crawl = Crawl(fetches={"http://site.test/": Fetch(url="http://site.test/", depth=0, referrer=None, status=200,
+                                                      facts=facts)})
+    (bad,) = [v for v in _content(decl, crawl, decl.home) if v.rule == "security.bad_links"]
+    assert bad.status == "fail" and len(bad.evidence) == 2
+    assert "x.test" in bad.evidence[0] and "y.test" in bad.evidence[1]  # the site's own crackdown news is not

@@ -333,7 +333,7 @@ def _content(decl: SiteDeclaration, crawl: Crawl, home_url: str) -> list[Verdict
             external = not scope.on_site_host(link.url)
             if link.hidden and external:
                 found["security.hidden_links"].append((fetch.url, f"{link.url} ({link.hidden}) \"{link.text[:60]}\""))
-            hits = matches(f"{link.text} {link.url}", words)
+            hits = matches(f"{link.text} {link.url}", words) if external else []
             if hits:
                 found["security.bad_links"].append((fetch.url, f"{link.url} \"{link.text[:60]}\": {', '.join(hits)}"))
         for src in facts.scripts:

@@ -3,17 +3,18 @@
 The lists are what the implanted links found on government sites typically say (link texts and host names
 of 博彩 and 色情 sites); a site adds its own in its declaration (`extra_keywords`). A word matches a link's
 text or its URL, case-insensitively. Short, generic words are left out on purpose: a word here must not
-be one a government page uses for anything else.
+be one a government page uses for anything else: 赌博 and 色情 themselves are not here, since a site's own news
+of a crackdown (打击赌博, 扫黄打非) says them. Only links that leave the site are matched (sentinel/websites/judge.py).
 """
 from __future__ import annotations
 
 GAMBLING = (
-    "博彩", "赌博", "赌场", "娱乐城", "百家乐", "六合彩", "时时彩", "北京赛车", "pk10", "老虎机", "真人荷官",
+    "博彩网", "在线赌场", "娱乐城", "百家乐", "六合彩", "时时彩", "北京赛车", "pk10", "老虎机", "真人荷官",
     "体育投注", "彩票平台", "棋牌游戏", "开户送", "注册送", "澳门威尼斯人", "澳门新葡京", "葡京", "金沙娱乐",
     "太阳城", "皇冠体育", "bet365", "188bet", "dafabet", "casino", "baccarat",
 )
 PORNOGRAPHY = (
-    "色情", "成人视频", "成人电影", "av女优", "无码", "一夜情", "裸聊", "约炮", "黄色网站", "porn", "xxx",
+    "色情网", "成人视频", "成人电影", "av女优", "无码", "一夜情", "裸聊", "约炮", "黄色网站", "porn", "xxx",
     "sex8", "91porn",
 )
 
