@@ -129,8 +129,7 @@ class Crawler:
                         result.fetches[url] = fetch
                         if fetch.facts is None or depth >= self.limits.depth + 1:
                             continue
-                        for link in fetch.facts.links:
-                            target = link.url
+                        for target in [*(lk.url for lk in fetch.facts.links), *fetch.facts.images]:
                             if not self.scope.allows(target):
                                 if not self.scope.on_site_host(target):
                                     result.outside += 1

@@ -285,10 +285,10 @@ def _links(decl: SiteDeclaration, crawl: Crawl, home_url: str) -> list[Verdict]:
     for fetch in crawl.fetches.values():
         if fetch.facts is None:
             continue
-        for link in fetch.facts.links:
-            if not scope.allows(link.url):
+        for url in [*(lk.url for lk in fetch.facts.links), *fetch.facts.images]:
+            if not scope.allows(url):
                 continue
-            target = crawl.fetches.get(normalise_url(link.url))
+            target = crawl.fetches.get(normalise_url(url))
             if target is None:
                 continue
             checked += 1

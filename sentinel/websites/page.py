@@ -58,6 +58,7 @@ class PageFacts:
     title: str = ""
     links: list[Link] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # absolute src of external scripts
+    images: list[str] = field(default_factory=list)  # absolute src of images (the broken-link rules count them)
     frames: list[Frame] = field(default_factory=list)
     malicious: list[Suspect] = field(default_factory=list)  # what looked like implanted code, with an excerpt
     newest: Optional[date] = None  # the newest date the page's text (or its entry URLs) shows
@@ -247,6 +248,10 @@ def parse(url: str, body: bytes, *, on_site: Any, today: date, dynamic: list[str
             break
         facts.links.append(Link(url=urljoin(base, href).split("#", 1)[0], text=" ".join(a.text_content().split())[:200],
                                 hidden=hidden(a)))
+    for img in root.iter("img"):
+        src = (img.get("src") or "").strip()
+        if src and not src.startswith("data:") and len(facts.images) < MAX_LINKS:
+            facts.images.append(urljoin(base, src).split("#", 1)[0])
     for s in root.iter("script"):
         src = (s.get("src") or "").strip()
         if src:
