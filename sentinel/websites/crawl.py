@@ -22,7 +22,7 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from .page import PageFacts, parse, visible_text
+from .page import PageFacts, entry_links, parse, visible_text
 from .sites import SiteDeclaration, SiteScope, normalise_url
 
 MAX_REDIRECTS = 5
@@ -228,8 +228,6 @@ class Crawler:
         if root is not None and fetch.url in self.declared:
             fetch.text = visible_text(root.body if root.find("body") is not None else root)
             if entries:
-                from .page import entry_links
-
                 fetch.entries = entry_links(root, entries, final_url)
 
 

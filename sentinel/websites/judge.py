@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
@@ -395,6 +395,3 @@ def _tls(decl: SiteDeclaration, tls: list[TlsFacts]) -> list[Verdict]:
                            evidence=[f"handshakes completed with {', '.join(t.protocols)}"]))
     return out
 
-
-def days_ago(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)
