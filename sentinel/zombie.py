@@ -32,8 +32,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import to_jsonable_python
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .upkeep_facts import UpkeepIn
 
@@ -91,7 +90,7 @@ class ZombieSettings(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DayUse:
     """One UTC day of a host's utilisation samples, as the store's daily roll-up keeps it."""
 
@@ -124,11 +123,6 @@ class Signal(_Out):
     reason_en: str
     facts: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("facts")
-    @classmethod
-    def _json(cls, v: dict[str, Any]) -> dict[str, Any]:
-        # JSON values from the start (times as RFC 3339 strings): the verdict an export keeps reads back the same
-        return to_jsonable_python(v)
 
 
 class HostVerdict(_Out):
@@ -136,7 +130,7 @@ class HostVerdict(_Out):
     host: str
     verdict: Verdict
     verdict_zh: str
-    signals: list[Signal]
+    signals: list[Signal]  # idle, stale, unused (empty where only the verdict was asked for: the metrics)
     idle_days: Optional[int] = None  # None: no covered day in the window
 
 
@@ -163,6 +157,29 @@ class SystemVerdict(_Out):
     review: Optional[Review] = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Sig:
+    """A signal as the rules make it: a plain record, turned into a (validated) Signal only for the evidence, since
+    the metrics judge every host of the site on each read and need the states alone."""
+
+    name: Literal["idle", "stale", "unused"]
+    state: State
+    reason_zh: str
+    reason_en: str
+    facts: dict[str, Any]
+
+
+def _signal(*, name: Literal["idle", "stale", "unused"], state: State, reason_zh: str, reason_en: str,
+            facts: dict[str, Any]) -> _Sig:
+    return _Sig(name, state, reason_zh, reason_en, facts)
+
+
+def _iso(dt: Optional[datetime]) -> Optional[str]:
+    """Facts hold JSON values from the start (times as RFC 3339 strings): a verdict kept in an export reads back
+    equal, and no conversion runs per host when the metrics judge ten thousand."""
+    return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
+
+
 def window(now: datetime, settings: ZombieSettings) -> tuple[date, date]:
     end = now.date()  # today is not whole yet
     return end - timedelta(days=settings.window_days), end
@@ -172,7 +189,7 @@ def window(now: datetime, settings: ZombieSettings) -> tuple[date, date]:
 
 
 def idle_signal(days: list[DayUse], now: datetime, s: ZombieSettings,
-                evidence: bool = True) -> tuple[Signal, Optional[int]]:
+                evidence: bool = True) -> tuple[_Sig, Optional[int]]:
     """The idle signal and the idle days (None: no covered day); `evidence` False leaves the per-day list out."""
     start, end = window(now, s)
     inside = sorted((d for d in days if start <= d.day < end), key=lambda d: d.day)
@@ -192,23 +209,24 @@ def idle_signal(days: list[DayUse], now: datetime, s: ZombieSettings,
                                                 None if len(aws) + uncovered >= AWS_MIN_DAYS else False),
     }
     if evidence:
+        idle_set = {d.day for d in idle}
         facts["days"] = [{"day": d.day.isoformat(), "hours": d.hours, "samples": d.samples,
                           "cpu_avg": round(d.cpu_avg, 3), "net_bytes": d.net_bytes, "inbound_max": d.inbound_max,
-                          "logins_max": d.logins_max, "idle": d in idle} for d in inside]
+                          "logins_max": d.logins_max, "idle": d.day in idle_set} for d in inside]
     n_idle = len(idle) if covered else None
     if len(idle) >= s.idle_min_days:
-        return Signal(name="idle", state="yes", facts=facts,
+        return _signal(name="idle", state="yes", facts=facts,
                       reason_zh=f"近 {s.window_days} 天中 {len(idle)} 天资源闲置（CPU 日均 ≤ {s.idle_cpu_percent}%，"
                                 f"网络 ≤ {s.idle_net_bytes} 字节），达到 {s.idle_min_days} 天",
                       reason_en=f"idle on {len(idle)} of the last {s.window_days} days (daily CPU <= "
                                 f"{s.idle_cpu_percent}%, network <= {s.idle_net_bytes} bytes), at least "
                                 f"{s.idle_min_days}"), n_idle
     if len(idle) + uncovered < s.idle_min_days:
-        return Signal(name="idle", state="no", facts=facts,
+        return _signal(name="idle", state="no", facts=facts,
                       reason_zh=f"近 {s.window_days} 天中仅 {len(idle)} 天闲置，有数据的 {len(covered)} 天显示资源在用",
                       reason_en=f"idle on only {len(idle)} of the last {s.window_days} days; the {len(covered)} "
                                 "covered days show the resources in use"), n_idle
-    return Signal(name="idle", state="unknown", facts=facts,
+    return _signal(name="idle", state="unknown", facts=facts,
                   reason_zh=f"近 {s.window_days} 天中 {uncovered} 天无足够采样（每天需 {s.day_min_hours} 小时），"
                             "缺失数据不按闲置计，无法判定",
                   reason_en=f"{uncovered} of the last {s.window_days} days lack samples ({s.day_min_hours} hours a "
@@ -220,13 +238,13 @@ def _age_days(now: datetime, when: Optional[datetime]) -> Optional[int]:
 
 
 def stale_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], now: datetime,
-                 s: ZombieSettings) -> Signal:
+                 s: ZombieSettings) -> _Sig:
     if upkeep is None or inventory_at is None:
-        return Signal(name="stale", state="unknown", facts={"inventory_at": inventory_at},
+        return _signal(name="stale", state="unknown", facts={"inventory_at": _iso(inventory_at)},
                       reason_zh="主机清单中没有运维更新信息（代理版本较旧或尚未上报）",
                       reason_en="the host's inventory carries no upkeep facts (an older agent, or none reported)")
     if now - inventory_at > timedelta(days=s.inventory_max_age_days):
-        return Signal(name="stale", state="unknown", facts={"inventory_at": inventory_at},
+        return _signal(name="stale", state="unknown", facts={"inventory_at": _iso(inventory_at)},
                       reason_zh=f"最近一次主机清单已超过 {s.inventory_max_age_days} 天，其运维信息不再采用",
                       reason_en=f"the latest inventory is older than {s.inventory_max_age_days} days; its upkeep "
                                 "facts are not used")
@@ -234,33 +252,33 @@ def stale_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], n
     rows = [("packages", upkeep.packages.last_change, s.package_days, upkeep.packages.error, "软件包变更"),
             ("config", upkeep.config.last_change, s.config_days, upkeep.config.error, "/etc 配置变更"),
             ("kernel", kernel_at, s.kernel_days, upkeep.kernel.error, "内核构建/安装")]
-    facts: dict[str, Any] = {"inventory_at": inventory_at, "package_source": upkeep.packages.source,
+    facts: dict[str, Any] = {"inventory_at": _iso(inventory_at), "package_source": upkeep.packages.source,
                              "config_path": upkeep.config.path, "kernel_release": upkeep.kernel.release}
     recent: list[tuple[str, int, int, str]] = []
     old: list[tuple[str, int, int, str]] = []
     for key, when, limit, error, zh in rows:
         age = _age_days(now, when)
-        facts[key] = {"last_change": when, "age_days": age, "limit_days": limit, "error": error}
+        facts[key] = {"last_change": _iso(when), "age_days": age, "limit_days": limit, "error": error}
         if age is None:
             continue
         (recent if age < limit else old).append((key, age, limit, zh))
     if recent:
         key, age, limit, zh = recent[0]
-        return Signal(name="stale", state="no", facts=facts,
+        return _signal(name="stale", state="no", facts=facts,
                       reason_zh=f"{zh}距今 {age} 天，未超过 {limit} 天", reason_en=f"{key} changed {age} days ago, "
                                                                             f"within {limit} days")
     if facts["packages"]["age_days"] is not None:
         text_zh = "，".join(f"{zh} {age} 天" for _, age, _, zh in old)
         text_en = ", ".join(f"{key} {age} days ago" for key, age, _, _ in old)
-        return Signal(name="stale", state="yes", facts=facts, reason_zh=f"运维更新已停止：{text_zh}，均超过阈值",
+        return _signal(name="stale", state="yes", facts=facts, reason_zh=f"运维更新已停止：{text_zh}，均超过阈值",
                       reason_en=f"maintenance has stopped: {text_en}, each past its limit")
-    return Signal(name="stale", state="unknown", facts=facts,
+    return _signal(name="stale", state="unknown", facts=facts,
                   reason_zh="最近软件包变更时间未知：" + (upkeep.packages.error or "无数据"),
                   reason_en="the last package change is unknown: " + (upkeep.packages.error or "no data"))
 
 
 def unused_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], days: list[DayUse], now: datetime,
-                  s: ZombieSettings) -> Signal:
+                  s: ZombieSettings) -> _Sig:
     start, end = window(now, s)
     covered = [d for d in days if start <= d.day < end and d.hours >= s.day_min_hours]
     inbound_days = [d for d in covered if d.inbound_max is not None]
@@ -273,18 +291,18 @@ def unused_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], 
                              "inbound_max": max((d.inbound_max or 0 for d in inbound_days), default=None)}
     if busy_days:
         d = busy_days[-1]
-        return Signal(name="unused", state="no", facts=facts,
+        return _signal(name="unused", state="no", facts=facts,
                       reason_zh=f"{d.day} 采样到 {d.inbound_max} 个外部入站连接，超过 {s.max_inbound_connections}",
                       reason_en=f"{d.day}: samples saw {d.inbound_max} inbound connections from other hosts, more "
                                 f"than {s.max_inbound_connections}")
     weeks = _covered_weeks(upkeep, inventory_at, now, s, facts)
     if isinstance(weeks, tuple):
-        return Signal(name="unused", state="unknown", facts=facts, reason_zh=weeks[0], reason_en=weeks[1])
+        return _signal(name="unused", state="unknown", facts=facts, reason_zh=weeks[0], reason_en=weeks[1])
     facts["weeks"] = [{"start": w.start.isoformat(), "logins": w.logins, "users": w.users} for w in weeks]
     busy = [w for w in weeks if w.logins > s.max_logins_per_week or w.users > s.max_users_per_week]
     if busy:
         w = busy[-1]
-        return Signal(name="unused", state="no", facts=facts,
+        return _signal(name="unused", state="no", facts=facts,
                       reason_zh=f"{w.start} 起的一周有 {w.logins} 次登录、{w.users} 个用户",
                       reason_en=f"the week of {w.start} had {w.logins} logins by {w.users} users")
     # sessions the samples saw in a week the records call empty: the records are incomplete, not the host unused
@@ -292,13 +310,13 @@ def unused_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], 
         seen = [d for d in covered if w.start <= d.day < w.start + timedelta(days=7) and d.logins_max > 0]
         if w.logins == 0 and seen:
             facts["contradiction"] = {"week": w.start.isoformat(), "sessions_day": seen[0].day.isoformat()}
-            return Signal(name="unused", state="unknown", facts=facts,
+            return _signal(name="unused", state="unknown", facts=facts,
                           reason_zh=f"登录记录显示 {w.start} 起一周无登录，但 {seen[0].day} 采样到登录会话：记录不完整",
                           reason_en=f"the login records show no login in the week of {w.start}, yet samples saw a "
                                     f"session on {seen[0].day}: the records are incomplete")
     tail_zh = "" if inbound_days else "（无入站连接数据，仅按登录判定）"
     tail_en = "" if inbound_days else " (no inbound-connection data: judged on logins alone)"
-    return Signal(name="unused", state="yes", facts=facts,
+    return _signal(name="unused", state="yes", facts=facts,
                   reason_zh=f"近 {len(weeks)} 周每周登录不超过 {s.max_logins_per_week} 次、用户不超过 "
                             f"{s.max_users_per_week} 个{tail_zh}",
                   reason_en=f"in each of the last {len(weeks)} weeks at most {s.max_logins_per_week} logins by at "
@@ -314,8 +332,8 @@ def _covered_weeks(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime],
         return (f"最近一次主机清单已超过 {s.inventory_max_age_days} 天", f"the latest inventory is older than "
                                                                 f"{s.inventory_max_age_days} days")
     logins = upkeep.logins
-    facts.update(login_source=logins.source, records_since=logins.since, last_login=logins.last_login,
-                 inventory_at=inventory_at)
+    facts.update(login_source=logins.source, records_since=_iso(logins.since), last_login=_iso(logins.last_login),
+                 inventory_at=_iso(inventory_at))
     if logins.since is None:
         return ("登录记录不可读：" + (logins.error or "无数据"), "the login records cannot be read: "
                 + (logins.error or "no data"))
@@ -331,7 +349,7 @@ def _covered_weeks(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime],
 # ---- verdicts ----------------------------------------------------------------------------------------------
 
 
-def verdict_of(signals: list[Signal], s: ZombieSettings) -> Verdict:
+def verdict_of(signals: list[_Sig], s: ZombieSettings) -> Verdict:
     yes = sum(1 for x in signals if x.state == "yes")
     unknown = sum(1 for x in signals if x.state == "unknown")
     if yes >= s.zombie_signals:
@@ -344,12 +362,17 @@ def verdict_of(signals: list[Signal], s: ZombieSettings) -> Verdict:
 
 
 def judge_host(h: HostFacts, now: datetime, s: ZombieSettings, evidence: bool = True) -> HostVerdict:
+    """The host's verdict; with `evidence` False (the metrics) its signals are left out and nothing is validated."""
     idle, idle_days = idle_signal(h.days, now, s, evidence)
-    signals = [idle, stale_signal(h.upkeep, h.inventory_at, now, s),
-               unused_signal(h.upkeep, h.inventory_at, h.days, now, s)]
-    v = verdict_of(signals, s)
-    return HostVerdict(host_id=h.host_id, host=h.name, verdict=v, verdict_zh=VERDICT_ZH[v], signals=signals,
-                       idle_days=idle_days)
+    sigs = [idle, stale_signal(h.upkeep, h.inventory_at, now, s),
+            unused_signal(h.upkeep, h.inventory_at, h.days, now, s)]
+    v = verdict_of(sigs, s)
+    if not evidence:
+        return HostVerdict.model_construct(host_id=h.host_id, host=h.name, verdict=v, verdict_zh=VERDICT_ZH[v],
+                                           signals=[], idle_days=idle_days)
+    return HostVerdict(host_id=h.host_id, host=h.name, verdict=v, verdict_zh=VERDICT_ZH[v], idle_days=idle_days,
+                       signals=[Signal(name=x.name, state=x.state, reason_zh=x.reason_zh, reason_en=x.reason_en,
+                                       facts=x.facts) for x in sigs])
 
 
 def roll_up(hosts: list[HostVerdict]) -> Verdict:

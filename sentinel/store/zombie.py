@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Optional
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, String, and_, case, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..upkeep_facts import UpkeepIn
@@ -86,24 +86,51 @@ def _upkeep(value: Any) -> Optional[UpkeepIn]:
         return None
 
 
-def host_facts(conn: Connection, hosts: Sequence[Any], start: date) -> dict[int, HostFacts]:
-    """HostFacts of each host row (id, hostname, inventory) from `start` on: its days and latest upkeep facts."""
-    ids = [h.id for h in hosts]
+# Upkeep facts parsed once per stored inventory: the key (store, host, latest inventory row) changes whenever a new
+# inventory is stored (hosts.inventory is written in the same transaction), so a hit is always that inventory's
+# facts; the metrics' background read then parses only the hosts that sent one since the last read.
+_UPKEEP: dict[tuple[str, int, int], Optional[UpkeepIn]] = {}
+_UPKEEP_MAX = 200_000
+
+
+def host_facts(conn: Connection, hosts: Sequence[Any], start: date, host_ids: Any) -> dict[int, HostFacts]:
+    """HostFacts of each host row (id, hostname) from `start` on: its days and its latest inventory's upkeep
+    facts. `host_ids` selects the same hosts' ids (a subquery: no list of ten thousand parameters)."""
     days: dict[int, list[DayUse]] = defaultdict(list)
-    inv_at: dict[int, datetime] = {}
-    if ids:
-        D, INV = T_DAY, InventorySnapshot.__table__
-        for r in conn.execute(select(D.c.host_id, D.c.day, D.c.samples, D.c.hours_mask, D.c.cpu_sum, D.c.net_bytes,
-                                     D.c.logins_max, D.c.inbound_max)
-                              .where(and_(D.c.day >= start, D.c.host_id.in_(ids)))):
-            days[r.host_id].append(DayUse(day=r.day, samples=r.samples, hours=bin(r.hours_mask).count("1"),
-                                          cpu_avg=r.cpu_sum / r.samples if r.samples else 0.0,
-                                          net_bytes=r.net_bytes, logins_max=r.logins_max, inbound_max=r.inbound_max))
-        inv_at = dict(conn.execute(select(INV.c.host_id, func.max(INV.c.at)).where(INV.c.host_id.in_(ids))
-                                   .group_by(INV.c.host_id)).all())
-    return {h.id: HostFacts(host_id=h.id, name=h.hostname, days=days.get(h.id, []),
-                            upkeep=_upkeep((h.inventory or {}).get("upkeep")), inventory_at=_aware(inv_at.get(h.id)))
-            for h in hosts}
+    latest: dict[int, tuple[int, datetime]] = {}
+    store = conn.engine.url.render_as_string(hide_password=True)
+    if hosts:
+        D, INV, H = T_DAY, InventorySnapshot.__table__, Host.__table__
+        # the day read as text where the driver gives text (SQLite): date.fromisoformat is far cheaper than the
+        # generic Date result processor over window_days rows per host
+        rows = conn.execute(select(D.c.host_id, type_coerce(D.c.day, String), D.c.samples, D.c.hours_mask, D.c.cpu_sum,
+                                   D.c.net_bytes, D.c.logins_max, D.c.inbound_max)
+                            .where(and_(D.c.day >= start, D.c.host_id.in_(host_ids)))).all()
+        for host_id, day, samples, mask, cpu_sum, net, logins, inbound in rows:
+            days[host_id].append(DayUse(day if isinstance(day, date) else date.fromisoformat(day), samples,
+                                        bin(mask).count("1"), cpu_sum / samples if samples else 0.0, net, logins,
+                                        inbound))
+        for host_id, inv_id, at in conn.execute(select(INV.c.host_id, func.max(INV.c.id), func.max(INV.c.at))
+                                                .where(INV.c.host_id.in_(host_ids)).group_by(INV.c.host_id)):
+            latest[host_id] = (inv_id, _as_utc(at))
+        missing = [hid for hid, (inv_id, _) in latest.items() if (store, hid, inv_id) not in _UPKEEP]
+        if len(_UPKEEP) + len(missing) > _UPKEEP_MAX:
+            _UPKEEP.clear()
+        for i in range(0, len(missing), 500):  # bounded IN lists
+            chunk = missing[i:i + 500]
+            for hid, upkeep in conn.execute(select(H.c.id, H.c.inventory["upkeep"]).where(H.c.id.in_(chunk))):
+                _UPKEEP[(store, hid, latest[hid][0])] = _upkeep(upkeep)
+    out = {}
+    for h in hosts:
+        inv = latest.get(h.id)
+        out[h.id] = HostFacts(host_id=h.id, name=h.hostname, days=days.get(h.id, []),
+                              upkeep=_UPKEEP.get((store, h.id, inv[0])) if inv else None,
+                              inventory_at=inv[1] if inv else None)
+    return out
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def _aware(value: Optional[datetime]) -> Optional[datetime]:
@@ -130,20 +157,22 @@ def evaluate(conn: Connection, settings: ZombieSettings, *, now: Optional[dateti
     S, D, H, A = System.__table__, Department.__table__, Host.__table__, Agent.__table__
     stmt = select(S.c.id, S.c.name, S.c.department_id, D.c.name.label("department")).join(
         D, D.c.id == S.c.department_id)
+    conds = []
     if system_ids is not None:
-        stmt = stmt.where(S.c.id.in_(list(system_ids)))
+        conds.append(S.c.id.in_(list(system_ids)))
     if department_ids is not None:
-        stmt = stmt.where(S.c.department_id.in_(list(department_ids)))
-    systems = conn.execute(stmt.order_by(D.c.name, S.c.name)).all()
+        conds.append(S.c.department_id.in_(list(department_ids)))
+    systems = conn.execute(stmt.where(*conds).order_by(D.c.name, S.c.name)).all()
     ids = [s.id for s in systems]
     hosts: Sequence[Any] = []
+    enrolled = select(A.c.host_id).where(A.c.state == "enrolled")
+    # the systems' hosts as a subquery, so the reads below name no list of ten thousand host ids
+    which = and_(H.c.id.in_(enrolled), H.c.system_id.in_(select(S.c.id).where(*conds))) if conds else \
+        H.c.id.in_(enrolled)
     if ids:
-        enrolled = select(A.c.host_id).where(A.c.state == "enrolled")
-        hosts = conn.execute(select(H.c.id, H.c.system_id, H.c.hostname, H.c.inventory)
-                             .where(and_(H.c.system_id.in_(ids), H.c.id.in_(enrolled)))
-                             .order_by(H.c.hostname)).all()
+        hosts = conn.execute(select(H.c.id, H.c.system_id, H.c.hostname).where(which).order_by(H.c.hostname)).all()
     start, end = window(now, settings)
-    facts = host_facts(conn, hosts, start)
+    facts = host_facts(conn, hosts, start, select(H.c.id).where(which))
     by_system: dict[int, list[Any]] = defaultdict(list)
     for h in hosts:
         by_system[h.system_id].append(h)
