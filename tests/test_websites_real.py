@@ -69,6 +69,7 @@ HOME = page("某市人民政府", f"""
   <li><a href="/missing.html">已删除的页面</a></li>
   <li><a href="/private/report.html">内部报告</a></li>
   <li><a href="OTHER/secret.html">另一网站</a></li>
+  <li><a href="/old.html">旧地址</a> <a href="/away.html">外链跳转</a></li>
 </ul>
 {''.join(f'<a href="{p}">{n}</a> ' for p, n, _, _ in COLUMNS)}
 <div style="position:absolute;left:-9999px;top:-9999px"><a href="http://www.example-bet.test/">澳门新葡京娱乐城</a></div>
@@ -114,6 +115,9 @@ def lab(tmp_path_factory):
     main = lab.site("main")
     other = lab.site("other")
     OTHER_URL[:] = [other.url]
+    # an old address redirects within the site; another leaves it (the monitor must not follow that one)
+    main.extra = (f"    location = /old.html {{ return 301 /about.html; }}\n"
+                  f"    location = /away.html {{ return 302 {other.url}secret.html; }}\n")
     other.write("secret.html", page("other", "<p>not on the declared site</p>"))
     stale = lab.site("stale")
     stale.write("index.html", page("旧网站", f'<ul><li><a href="/n1.html">旧闻</a> {day(21)}</li></ul>'))
@@ -188,6 +192,10 @@ def test_main_site_rules(lab, db):
     assert served[0] == "/robots.txt"
     assert "/private/report.html" not in served and "/about.html" in served
     assert "/secret.html" not in lab.requested("other")
+    # redirects: followed hop by hop within the site, not off it
+    assert r.crawl.fetches[main.url + "old.html"].final_url == main.url + "about.html"
+    away = r.crawl.fetches[main.url + "away.html"]
+    assert away.status == 302 and away.left_site == OTHER_URL[0] + "secret.html" and away.facts is None
     assert "http://127.0.0.1" not in " ".join(served)
 
     # columns: fresh news passes; three stale news columns, a notice of 200 days and a policy of 400 days fail
@@ -213,7 +221,8 @@ def test_main_site_rules(lab, db):
     assert broken_home.status == "fail" and broken_home.observed["answer"] == "HTTP 404"
     # an image is a link of the page too (检查指标: 链接包括图片、附件): the missing banner, not the logo
     assert one(r, "links.broken_home", "/img/banner-2019.png").observed["answer"] == "HTTP 404"
-    assert not [v for v in by(r, "links.broken_home") if v.subject.endswith("/img/logo.png")]
+    assert not [v for v in by(r, "links.broken_home") if v.subject.endswith(("/img/logo.png", "/away.html",
+                                                                              "/old.html"))]
     assert "/img/logo.png" in served
     below = one(r, "links.broken", "/gone.html")
     assert below.status == "fail" and below.observed["linked_from"] == [main.url + "news/a1.html"]

@@ -46,6 +46,7 @@ class Fetch:
     facts: Optional[PageFacts] = None
     text: Optional[str] = None  # visible text, kept for the declared URLs only (tamper, freshness)
     entries: Optional[list[str]] = None  # a column's entry links (its declared selector)
+    left_site: Optional[str] = None  # where it redirects off the declared site (not followed: not judged)
 
     @property
     def ok(self) -> bool:
@@ -198,7 +199,7 @@ class Crawler:
                 if answer.is_redirect and "location" in answer.headers:
                     target = urljoin(url, answer.headers["location"])
                     if not self.scope.allows(target):
-                        fetch.error = f"redirects outside the declared site to {target} (not followed)"
+                        fetch.left_site = target  # not followed; its status (a redirect) is what we know
                         return
                     url = normalise_url(target)
                     continue
