@@ -5,7 +5,7 @@ from typing import Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from sentinel.hostview import NotApplicable, ProbeError
+from sentinel.hostview import LiveOnly, ProbeError
 from sentinel.model import Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
@@ -38,7 +38,7 @@ class CommandParams(Strict):
 def command_output(ctx: ProbeContext, params: CommandParams) -> Observation:
     """Stripped stdout, or the regex capture (None when the pattern does not match)."""
     if not ctx.host.live:
-        raise NotApplicable("commands run only on a live host", "命令只能在运行中的主机上执行")
+        raise LiveOnly("commands run only on a live host", "命令只能在运行中的主机上执行")
     cmd = "cmd: " + " ".join(params.argv)
     result = ctx.host.run(params.argv, timeout=params.timeout)
     if result.timed_out:

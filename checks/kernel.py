@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 from pydantic import field_validator
 
-from sentinel.hostview import NotApplicable
+from sentinel.hostview import LiveOnly
 from sentinel.model import Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
@@ -125,7 +125,7 @@ def sysctl_value(ctx: ProbeContext, params: SysctlParams) -> Observation:
         source = "runtime" if ctx.host.live else "configured"
     if source == "runtime":
         if not ctx.host.live:
-            raise NotApplicable("runtime kernel parameters exist only on a live host",
+            raise LiveOnly("runtime kernel parameters exist only on a live host",
                                 "运行时内核参数只在运行中的主机上存在")
         value, path = runtime_value(ctx, params.key)
         return Observation(observed=value, evidence=[evidence(path, value if value is not None

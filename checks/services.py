@@ -17,7 +17,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from sentinel.hostview import NotApplicable, ProbeError
+from sentinel.hostview import LiveOnly, ProbeError
 from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
@@ -198,7 +198,7 @@ def systemd_is_pid1(ctx: ProbeContext) -> tuple[bool, str]:
 
 def _active_states(ctx: ProbeContext, units: list[str]) -> list[UnitState]:
     if not ctx.host.live:
-        raise NotApplicable("unit activity is a live-host fact; not available for an offline root",
+        raise LiveOnly("unit activity is a live-host fact; not available for an offline root",
                             "服务运行状态只能在运行中的主机上查看，离线根目录不适用")
     ok, comm = systemd_is_pid1(ctx)
     if not ok:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from . import scoring
 from .expect import Reason, explain
 from .expected_words import expected_zh
-from .hostview import HostView, NotApplicable, ProbeError
+from .hostview import HostView, LiveOnly, NotApplicable, ProbeError
 from .model import (
     Baseline,
     BaselineRef,
@@ -36,6 +36,7 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
               check: CheckSpec) -> CheckResult:
     start = time.perf_counter()
     status, observed, reason, evidence = _evaluate(ctx, baseline, check)
+    offline = status == Status.NOT_APPLICABLE and isinstance(reason, _Unseen)
     return CheckResult(
         check_id=check.id, clause=control.clause, item=item.item, key=item.key, title=check.title, status=status,
         severity=check.severity, high_risk=check.high_risk, observed=observed,
@@ -43,7 +44,12 @@ def run_check(ctx: ProbeContext, baseline: Baseline, control: ControlSpec, item:
         reason=reason.en if reason else None, reason_zh=reason.zh if reason else None, evidence=evidence,
         remediation=check.remediation,
         waiver=check.waiver, advisory=check.advisory, duration_ms=round((time.perf_counter() - start) * 1000, 3),
+        offline=offline,
     )
+
+
+class _Unseen(Reason):
+    """The reason of a live-host fact that an offline root cannot show (the result's `offline`)."""
 
 
 def _said(exc: Exception, prefix: str = "") -> Reason:
@@ -66,13 +72,16 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline,
             "无法从 os-release 或软件包数据库判断操作系统类别"), []
     pdef = registry()[check.probe]
     if (check.live_only or pdef.live_only) and not ctx.host.live:
-        return Status.NOT_APPLICABLE, None, Reason("live-host fact; not available for an offline root",
-                                                   "只能在运行中的主机上查看，离线根目录不适用"), []
+        return Status.NOT_APPLICABLE, None, _Unseen("live-host fact; not available for an offline root",
+                                                    "只能在运行中的主机上查看，离线根目录不适用"), []
     try:
         params = pdef.params.model_validate(check.params)
         obs = pdef.func(ctx, params)
     except ProbeError as exc:
         return Status.ERROR, None, _said(exc), []
+    except LiveOnly as exc:
+        said = _said(exc)
+        return Status.NOT_APPLICABLE, None, _Unseen(said.en, said.zh), []
     except NotApplicable as exc:
         return Status.NOT_APPLICABLE, None, _said(exc), []
     except (FileNotFoundError, PermissionError, OSError) as exc:

@@ -40,6 +40,11 @@ class NotApplicable(_Reasoned):
     """The fact does not exist on this kind of host view (e.g. processes on an offline root)."""
 
 
+class LiveOnly(NotApplicable):
+    """A live-host fact asked of an offline root: it exists on the host, it cannot be seen from here. A result
+    that is not applicable for this reason leaves its item to a person (待核查), not 不适用 (sentinel/scoring.py)."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]
@@ -200,18 +205,18 @@ class HostView:
     # ---- live facts --------------------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
             limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
-        raise NotApplicable("commands cannot run against an offline root", "离线根目录上不能执行命令")
+        raise LiveOnly("commands cannot run against an offline root", "离线根目录上不能执行命令")
 
     def processes(self) -> list[ProcessInfo]:
-        raise NotApplicable("processes are a live-host fact; not available for an offline root",
+        raise LiveOnly("processes are a live-host fact; not available for an offline root",
                             "进程只能在运行中的主机上查看，离线根目录不适用")
 
     def listening(self) -> list[SocketInfo]:
-        raise NotApplicable("listening sockets are a live-host fact; not available for an offline root",
+        raise LiveOnly("listening sockets are a live-host fact; not available for an offline root",
                             "监听端口只能在运行中的主机上查看，离线根目录不适用")
 
     def sysctl(self, name: str) -> Optional[str]:
-        raise NotApplicable("runtime kernel parameters are a live-host fact", "运行时内核参数只能在运行中的主机上查看")
+        raise LiveOnly("runtime kernel parameters are a live-host fact", "运行时内核参数只能在运行中的主机上查看")
 
     # ---- identity ----------------------------------------------------------------------------------
     def os_release(self) -> dict[str, str]:

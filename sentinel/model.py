@@ -294,6 +294,9 @@ class CheckResult(BaseModel):
     waiver: Optional[str] = None
     advisory: Optional[Text] = None  # the baseline's reason the check is advisory (not counted; see scoring)
     duration_ms: float = 0.0
+    # not_applicable only because the fact needs the running host and the view is an offline root: the fact
+    # exists, so an item judged by nothing else waits for a person (待核查) instead of not applying (不适用)
+    offline: bool = False
 
 
 class ItemResult(BaseModel):

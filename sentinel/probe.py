@@ -16,13 +16,14 @@ from typing import Any, Optional, TypeVar, cast
 from pydantic import BaseModel
 
 # NotApplicable and ProbeError are part of this module's contract (docs/probes.md): re-exported
-from .hostview import HostView, NotApplicable, ProbeError
+from .hostview import HostView, LiveOnly, NotApplicable, ProbeError
 from .model import Evidence, ObjectRef, Observation, utcnow
 
 EXCERPT_LIMIT = 2000
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Observation])  # a probe function: (ctx, params) -> Observation
-__all__ = ["EXCERPT_LIMIT", "NotApplicable", "ProbeContext", "ProbeDef", "ProbeError", "evidence", "probe", "registry"]
+__all__ = ["EXCERPT_LIMIT", "LiveOnly", "NotApplicable", "ProbeContext", "ProbeDef", "ProbeError", "evidence", "probe",
+           "registry"]
 
 
 @dataclass

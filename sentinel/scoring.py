@@ -72,6 +72,8 @@ class Scored(Protocol):
     def waiver(self) -> Optional[str]: ...
     @property
     def advisory(self) -> Optional[Text]: ...
+    @property
+    def offline(self) -> bool: ...
 
 
 def counted(result: Scored) -> bool:
@@ -90,6 +92,9 @@ def item_verdict(results: Iterable[Scored], has_checks: bool) -> Verdict:
     if not statuses:
         # Advisory evidence alone is no verdict: the assessor decides, as for a manual item.
         if any(r.advisory and not r.waiver and r.status != Status.NOT_APPLICABLE for r in results):
+            return Verdict.PENDING
+        # a fact of the running host that an offline root could not show: the item applies, nobody has seen it
+        if any(r.status == Status.NOT_APPLICABLE and r.offline and not r.waiver and not r.advisory for r in results):
             return Verdict.PENDING
         return Verdict.NOT_APPLICABLE
     passes = statuses.count(Status.PASS)

@@ -9,7 +9,8 @@ from sentinel.cli import main
 JSON_KEYS = {"schema_version", "report_id", "generated_at", "duration_ms", "baseline", "host", "summary", "items",
              "results", "object"}
 RESULT_KEYS = {"check_id", "clause", "item", "key", "title", "status", "severity", "high_risk", "observed", "expected",
-               "expected_zh", "reason", "reason_zh", "evidence", "remediation", "waiver", "advisory", "duration_ms"}
+               "expected_zh", "reason", "reason_zh", "evidence", "remediation", "waiver", "advisory", "duration_ms",
+               "offline"}
 
 
 def run(capsys, *args):

@@ -103,14 +103,33 @@ def test_probe_bug_becomes_an_error_result(tmp_path, monkeypatch):
     assert r.status is Status.ERROR and "internal error in probe file.exists: ZeroDivisionError" in r.reason
 
 
-def test_live_only_check_is_not_applicable_offline(tmp_path):
+def test_live_only_check_is_not_applicable_offline_and_its_item_waits_for_a_person(tmp_path):
+    """A fact only the running host shows (here its processes) exists all the same: offline its result is not
+    applicable, marked `offline`, and an item judged by nothing else is 待核查, never 不适用 (the requirement
+    applies; nobody has seen whether it is met)."""
     spec = baseline(tmp_path, dict(id="procs", probe="process.running", params="{names: [sshd]}",
                                    expect="{empty: false}"))
     root = make_root(str(tmp_path / "root"), {"/etc/os-release": "ID=rocky\nVERSION_ID=9.4\n"})
     report = run_baseline(spec, RootHost(root))
-    assert report.results[0].status is Status.NOT_APPLICABLE
-    assert report.items[0].verdict.value == "不适用"
+    assert report.results[0].status is Status.NOT_APPLICABLE and report.results[0].offline
+    assert report.items[0].verdict.value == "待核查"
     assert report.host.family == "rhel"
+    # the same through the collector's reading of a stored body (scoring.rejudged_items over reduced results)
+    from sentinel.scoring import rejudged_items
+    from sentinel.store.assessment import ScoredResult
+    reduced = [ScoredResult.model_validate(r.model_dump(mode="json")) for r in report.results]
+    assert rejudged_items(report.items, reduced)[0].verdict.value == "待核查"
+
+
+def test_a_fact_that_may_not_exist_offline_stays_not_applicable(tmp_path):
+    """Not every offline not-applicable is unseen: a probe whose fact is absent on the host (not a live-host fact)
+    keeps its item 不适用."""
+    spec = baseline(tmp_path, dict(id="procs", probe="process.running", params="{names: [sshd]}",
+                                   expect="{empty: false}"))
+    root = make_root(str(tmp_path / "root"), {"/etc/os-release": "ID=rocky\nVERSION_ID=9.4\n"})
+    report = run_baseline(spec.model_copy(update={"os_families": ["debian"]}), RootHost(root))
+    assert report.results[0].status is Status.NOT_APPLICABLE and not report.results[0].offline
+    assert report.items[0].verdict.value == "不适用"
 
 
 def test_family_filter(tmp_path):

@@ -74,6 +74,7 @@ class ScoredResult(BaseModel):
     high_risk: Optional[str] = None
     waiver: Optional[str] = None
     advisory: Optional[Text] = None  # judge() made it the baseline's; an advisory result decides no verdict
+    offline: bool = False  # not applicable only because an offline root cannot show it (the item waits: 待核查)
 
 
 class HostPart(BaseModel):
@@ -195,7 +196,7 @@ class _Cache:
         key = (d.get("check_id"), d.get("clause"), d.get("item"), d.get("key"), title.get("zh"), title.get("en"),
                d.get("status"),
                d.get("severity"), d.get("high_risk"), d.get("waiver"),
-               json.dumps(d.get("advisory"), sort_keys=True))
+               json.dumps(d.get("advisory"), sort_keys=True), bool(d.get("offline")))
         return self._intern(self.results, key, lambda: ScoredResult.model_validate(d))
 
     def _intern(self, table: dict[_Key, _T], key: _Key, make: Callable[[], _T]) -> _T:
