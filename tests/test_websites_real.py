@@ -257,6 +257,17 @@ def test_main_site_rules(lab, db):
                                                                  "security.hidden_links", "security.malicious_code"}
         rows = conn.execute(select(WebsiteFinding.__table__).where(WebsiteFinding.__table__.c.website_id == wid)).all()
     assert {row.department_id for row in rows} == {db.ids[0]}
+    # the veto findings are pushed: a compromise (挂马, 暗链) as critical, a failed inspection rule as a warning
+    from sentinel.events.model import AlertEvent
+    from sentinel.store.models import Event
+
+    with db.read() as conn:
+        events = [AlertEvent.from_row(e) for e in conn.execute(select(Event.__table__)).all()]
+    kinds = {(e.kind, e.payload["rule"]) for e in events}
+    assert {("website_security", "security.malicious_code"), ("website_security", "security.hidden_links"),
+            ("website_veto", "columns.blank"), ("website_veto", "columns.stale")} <= kinds
+    assert all(e.system == "portal" and e.department == "gov" and not e.resolved for e in events)
+    assert len({e.key for e in events}) == len(events)
     assert any(row.rule == "links.broken_home" and row.subject.endswith("/missing.html") for row in rows)
     assert all(row.source and row.remediation["zh"] for row in rows)
 
@@ -296,6 +307,14 @@ def test_trail_over_simulated_weeks(lab, db):
         rows = conn.execute(select(t).where(t.c.website_id == wid).order_by(t.c.id)).all()
     missing = [row for row in rows if row.subject.endswith("/missing.html")]
     assert len(missing) == 1 and missing[0].resolved_at == t2 and missing[0].resolved_round_id == r2.round_id
+    # a veto finding that resolves pushes its resolution under the same fingerprint
+    from sentinel.events.model import AlertEvent
+    from sentinel.store.models import Event
+
+    with db.read() as conn:
+        events = [AlertEvent.from_row(e) for e in conn.execute(select(Event.__table__)).all()]
+    firing = {e.key for e in events if not e.resolved}
+    assert not [e for e in events if e.resolved and e.key not in firing]
     gone = [row for row in rows if row.subject.endswith("/gone.html")]
     assert gone[0].resolved_at is None and gone[0].occurrences == 3 and gone[0].first_seen == NOW
     assert gone[0].last_seen == t3 and gone[0].first_round_id == r1.round_id

@@ -57,7 +57,8 @@ S = System.__table__
 #: ingest and scan_ingest write those); the others are one-shot notices (drift, score_drop, new_open_port,
 #: closed_port, version_change) that resolve in Alertmanager after ONESHOT_HOLD. A producer of a new
 #: condition kind adds it here.
-STATEFUL_KINDS = frozenset({"high_risk_finding", "new_forbidden_port", "scan_failed"})
+STATEFUL_KINDS = frozenset({"high_risk_finding", "new_forbidden_port", "scan_failed",
+                            "website_security", "website_veto"})  # resolved when the website finding is
 ONESHOT_HOLD = 3600.0
 BATCH = 200
 SWEEP = 30.0

@@ -45,7 +45,7 @@ SEVERITY_OF_GRADE: dict[str, str] = {"特别重大": "critical", "重大": "high
 #: every event kind the collector pushes and every Prometheus rule alert, with its class. A pushed kind and
 #: a rule alert about the same fact share one alertname (sentinel.events.model.SHARED_IDENTITY).
 CLASS_OF: dict[str, EventClass] = {
-    # pushed event kinds (sentinel/collector/ingest.py, scan_ingest.py)
+    # pushed event kinds (sentinel/collector/ingest.py, scan_ingest.py, sentinel/websites/monitor.py)
     "high_risk_finding": "exposure",
     "new_forbidden_port": "exposure",
     "score_drop": "degradation",
@@ -54,6 +54,10 @@ CLASS_OF: dict[str, EventClass] = {
     "new_open_port": "notice",
     "closed_port": "notice",
     "version_change": "notice",
+    # website monitoring (sentinel/websites/monitor.py): 挂马/篡改/暗链 are a compromise now; an unreachable or
+    # unmaintained site is service weakened
+    "website_security": "exposure",
+    "website_veto": "degradation",
     # Prometheus rules (deploy/prometheus/sentinel-rules.yml)
     "SentinelHighRiskFinding": "exposure",
     "SentinelHighRiskFindingsIncreased": "exposure",

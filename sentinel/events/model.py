@@ -46,6 +46,10 @@ KIND_TITLES: dict[str, tuple[str, str]] = {
     "closed_port": ("端口已关闭", "Port closed"),
     "version_change": ("服务版本变化", "Service version changed"),
     "scan_failed": ("网络扫描失败", "Network scan failed"),
+    # website monitoring (sentinel/websites/monitor.py): a 单项否决 finding opened (or resolved)
+    "website_security": ("网站安全事件（挂马、篡改、暗链）",
+                         "Website compromised (malicious code, tampering, hidden links)"),
+    "website_veto": ("网站单项否决问题", "Website fails a veto rule"),
     # relayed from an Alertmanager webhook (sentinel.events.relay)
     "prometheus_alert": ("监控告警", "Monitoring alert"),
 }

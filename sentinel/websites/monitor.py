@@ -27,7 +27,17 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..store.db import Database
-from ..store.models import Website, WebsiteBaseline, WebsiteFinding, WebsitePage, WebsiteRound, WebsiteVisit
+from ..store.models import (
+    Department,
+    Event,
+    System,
+    Website,
+    WebsiteBaseline,
+    WebsiteFinding,
+    WebsitePage,
+    WebsiteRound,
+    WebsiteVisit,
+)
 from .crawl import MAX_REDIRECTS, Crawl, Crawler
 from .judge import Availability, Baseline, Judged, PageState, TlsFacts, Verdict, judge
 from .rules import BY_ID
@@ -37,6 +47,9 @@ log = logging.getLogger("sentinel.websites")
 Clock = Callable[[], datetime]
 T_SITE, T_ROUND, T_VISIT = Website.__table__, WebsiteRound.__table__, WebsiteVisit.__table__
 T_PAGE, T_BASE, T_FIND = WebsitePage.__table__, WebsiteBaseline.__table__, WebsiteFinding.__table__
+T_EVENT = Event.__table__
+#: veto rules whose finding is pushed as an event (Alertmanager, chats): a compromise, or a site failing the inspection
+SECURITY_EVENT, VETO_EVENT = "website_security", "website_veto"
 
 
 def utcnow() -> datetime:
@@ -228,6 +241,33 @@ def summary(judged: Judged, crawl: Crawl) -> dict[str, Any]:
             "conclusion": "单项否决" if judged.vetoed else "未否决"}
 
 
+def _event_kind(rule: str) -> Optional[str]:
+    r = BY_ID[rule]
+    if r.kind != "veto":
+        return None
+    return SECURITY_EVENT if rule.startswith("security.") else VETO_EVENT
+
+
+def _event(conn: Any, row: Any, rid: int, now: datetime, rule: str, subject: str, resolved: bool) -> None:
+    """The event of a veto finding opening or resolving (the publishers push it; one fingerprint per condition)."""
+    kind = _event_kind(rule)
+    if kind is None:
+        return
+    ctx = conn.execute(select(System.__table__.c.name, System.__table__.c.level, Department.__table__.c.name.label(
+        "department")).join(Department.__table__, Department.__table__.c.id == System.__table__.c.department_id)
+        .where(System.__table__.c.id == row.system_id)).one()
+    title = BY_ID[rule].title_zh
+    conn.execute(insert(T_EVENT).values(
+        kind=kind, severity="critical" if kind == SECURITY_EVENT else "warning", department_id=row.department_id,
+        system_id=row.system_id, host_id=None, check_id=None, run_id=None,
+        fingerprint=sha(f"{kind}|{row.id}|{rule}|{sha(subject)}")[:32],
+        summary=(f"{ctx.name}: 网站 {row.name} {title}{'（已恢复）' if resolved else ''}: {subject}")[:4000],
+        payload={"department": ctx.department, "system": ctx.name, "level": ctx.level, "website": row.name,
+                 "rule": rule, "subject": subject, "source": BY_ID[rule].source, "website_round_id": rid,
+                 "resolved": resolved},
+        created_at=now, delivered=False, attempts=0))
+
+
 def _store(db: Database, row: Any, rid: int, decl: SiteDeclaration, crawl: Crawl, judged: Judged, now: datetime,
            clock: Clock) -> tuple[int, int]:
     website_id = row.id
@@ -256,6 +296,7 @@ def _store(db: Database, row: Any, rid: int, decl: SiteDeclaration, crawl: Crawl
                 subject=v.subject, subject_sha256=key[1], kind=rule.kind, severity=rule.severity, title=rule.title(),
                 source=rule.source, remediation=rule.remediation(), first_seen=now, first_round_id=rid,
                 occurrences=1, **common))
+            _event(conn, row, rid, now, v.rule, v.subject, resolved=False)
             opened += 1
         judged_keys = {(v.rule, sha(v.subject)): v.status for v in verdicts}
         site_rules = {v.rule for v in verdicts if v.status != "error"}
@@ -269,6 +310,7 @@ def _store(db: Database, row: Any, rid: int, decl: SiteDeclaration, crawl: Crawl
             if fixed:
                 conn.execute(update(T_FIND).where(T_FIND.c.id == existing.id).values(
                     resolved_at=now, resolved_round_id=rid))
+                _event(conn, row, rid, now, existing.rule, existing.subject, resolved=True)
                 resolved += 1
         conn.execute(update(T_ROUND).where(T_ROUND.c.id == rid).values(
             status="succeeded", finished_at=clock(), duration_ms=round(crawl.duration * 1000, 1),

@@ -74,7 +74,8 @@ def get_finding(finding_id: Id, db: DB, p: Caller):
 @router.get("/events", response_model=list[EventOut])
 def list_events(db: DB, p: Caller, system_id: OptId = None,
                 kind: Optional[Literal["high_risk_finding", "score_drop", "drift", "new_open_port", "closed_port",
-                                       "version_change", "new_forbidden_port", "scan_failed"]] = None,
+                                       "version_change", "new_forbidden_port", "scan_failed", "website_security",
+                                       "website_veto"]] = None,
                 delivered: Optional[bool] = None, limit: Limit = 100, offset: Offset = 0):
     """Newest first."""
     with db.session() as s:
