@@ -90,9 +90,14 @@ def print_summary(report: dict, lang: str) -> tuple[int, int]:
     counted = [r for r in report["results"] if decides(r)]
     fails = [r for r in counted if r["status"] == "fail"]
     errors = [r for r in counted if r["status"] == "error"]
-    typer.echo(t["head"].format(
+    target = report.get("object") or {}
+    on, head = report["host"]["hostname"], t["head"]
+    if target.get("kind", "os") != "os":  # a database, middleware or web server on the host: its 测评对象 name
+        on = target.get("name") or f"{on} {target.get('kind')}:{target.get('instance', '')}"
+        head = head.replace("主机 {host}", "测评对象 {host}")
+    typer.echo(head.format(
         title=base["title"].get(lang) or base["id"], id=base["id"], version=base["version"],
-        host=report["host"]["hostname"], score="-" if s.get("score") is None else f"{s['score']:.1f}",
+        host=on, score="-" if s.get("score") is None else f"{s['score']:.1f}",
         conclusion=s["conclusion"] if lang == "zh" else s.get("conclusion_en", s["conclusion"]),
         passed=counts.get("pass", 0), failed=len(fails), error=len(errors),
         na=counts.get("not_applicable", 0), high=s.get("high_risk", 0)))

@@ -55,3 +55,17 @@ def test_list_objects(capsys):
     code, out, _ = run(capsys, "check", "--root", ROOT, "--list-objects", "--level", "2", "--lang", "en")
     assert code == 0 and "redis:6380\tdb01 Redis 7.0 (6380)\toffline root" in out
     assert "found by: /etc/redis/redis-cache.conf: port 6380" in out
+
+
+def test_up_summary_names_the_object(capsys):
+    """`sentinel up`'s per-report summary heads an object's report with its 测评对象 name."""
+    from sentinel.up_summary import print_summary
+
+    code, out, _ = run(capsys, "check", "--root", ROOT, "--object", "redis:6380", "--baseline", REDIS,
+                       "--format", "json")
+    report = json.loads(out)
+    print_summary(report, "zh")
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "测评对象 db01 Redis 7.0 (6380)：得分 100.0" in head
+    print_summary(report, "en")
+    assert " on db01 Redis 7.0 (6380): score 100.0" in capsys.readouterr().out.splitlines()[0]
