@@ -191,13 +191,16 @@ class Catalogue:
 
     def _build(self, files: list[tuple[Doc, _FileDoc]]) -> None:
         problems: list[str] = []
-        seen: dict[str, str] = {}  # key -> where first defined
+        # key -> where first defined; its line is looked up only for a duplicate (mapping lines parses the file
+        # again with marks, which every run would pay for)
+        seen: dict[str, tuple[Doc, Loc]] = {}
 
         def claim(doc: Doc, loc: Loc, key: str) -> None:
             if key in seen:
-                problems.append(doc.error(loc, f"{key}: key defined twice (first at {seen[key]})"))
+                first_doc, first_loc = seen[key]
+                problems.append(doc.error(loc, f"{key}: key defined twice (first at {first_doc.where(first_loc)})"))
             else:
-                seen[key] = doc.where(loc)
+                seen[key] = (doc, loc)
 
         by_part: dict[str, list[tuple[Doc, int, _ClassDoc]]] = {p: [] for p in PARTS}
         for doc, fd in files:
