@@ -58,6 +58,23 @@ class LoginsFactIn(_FactIn):
     last_login: Optional[AwareDatetime] = None
 
 
+class RequestWeekIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    start: date
+    requests: int = Field(ge=0, le=1 << 62)
+    clients: int = Field(ge=0, le=INT32_MAX)
+
+
+class RequestsFactIn(_FactIn):
+    """Web requests from other hosts per ISO week in the access logs (`source` empty: no web server log)."""
+
+    source: list[str] = Field(default_factory=list, max_length=8)
+    since: Optional[AwareDatetime] = None
+    weeks: list[RequestWeekIn] = Field(default_factory=list, max_length=60)
+    unparsed: int = Field(default=0, ge=0, le=1 << 62)
+
+
 class UpkeepIn(BaseModel):
     """The inventory's `upkeep` key (agents from this release on; None from older ones: every fact unknown)."""
 
@@ -67,3 +84,4 @@ class UpkeepIn(BaseModel):
     config: ConfigFactIn = Field(default_factory=ConfigFactIn)
     kernel: KernelFactIn = Field(default_factory=KernelFactIn)
     logins: LoginsFactIn = Field(default_factory=LoginsFactIn)
+    requests: RequestsFactIn = Field(default_factory=RequestsFactIn)

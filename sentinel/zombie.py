@@ -11,9 +11,10 @@ A host is judged on three signals, each `yes`, `no` or `unknown` with the facts 
   the kernel's build (or install) date, from an inventory at most `inventory_max_age_days` old. `no` when any
   known fact is within its limit, `yes` when every known fact is past it and the package fact is known.
 - **unused** (少人使用): logins and distinct users per ISO week in the last `use_weeks` weeks the login records
-  fully cover, and the established inbound connections to listening ports the samples saw. `no` when a week or
-  a day shows more than the limits allow; `yes` when every covered week is under them (and no day's connections
-  are); `unknown` when the records do not cover enough weeks or the sessions the samples saw contradict them.
+  fully cover, the established inbound connections to listening ports the samples saw, and the web requests from
+  other hosts the access logs hold. `no` when a week or a day shows more than the limits allow; `yes` when every
+  covered week is under them (and no day's connections are); `unknown` when the records do not cover enough
+  weeks or the sessions the samples saw contradict them.
 
 Verdict: 僵尸 (`zombie`) with at least `zombie_signals` signals `yes`; 疑似僵尸 (`suspect`) with at least
 `suspect_signals`; 在用 (`in_use`) when even the unknown signals could not make it a suspect; otherwise 未知
@@ -34,7 +35,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .upkeep_facts import UpkeepIn
+from .upkeep_facts import RequestWeekIn, UpkeepIn
 
 MB = 1024 * 1024
 #: AWS Trusted Advisor, "Low Utilization Amazon EC2 Instances": the loosest rule a site may configure
@@ -74,6 +75,8 @@ class ZombieSettings(BaseModel):
     max_users_per_week: int = Field(default=1, ge=0, description="a week with more distinct users is use")
     max_inbound_connections: int = Field(default=2, ge=0,
                                          description="a day whose samples saw more inbound connections is use")
+    max_requests_per_week: int = Field(default=50, ge=0, description="a week whose web access logs hold more "
+                                       "requests from other hosts is use")
     suspect_signals: int = Field(default=2, ge=1, le=3)
     zombie_signals: int = Field(default=3, ge=1, le=3)
     review_days: int = Field(default=90, ge=1, le=3650, description="how long a dismissal stands")
@@ -295,6 +298,14 @@ def unused_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], 
                       reason_zh=f"{d.day} 采样到 {d.inbound_max} 个外部入站连接，超过 {s.max_inbound_connections}",
                       reason_en=f"{d.day}: samples saw {d.inbound_max} inbound connections from other hosts, more "
                                 f"than {s.max_inbound_connections}")
+    served = _served_week(upkeep, inventory_at, now, s, facts)
+    if served is not None:
+        return _signal(name="unused", state="no", facts=facts,
+                       reason_zh=f"{served.start} 起的一周 Web 访问日志有 {served.requests} 次来自 {served.clients} "
+                                 f"个其他地址的请求，超过 {s.max_requests_per_week}",
+                       reason_en=f"the week of {served.start} had {served.requests} web requests from "
+                                 f"{served.clients} other addresses in the access logs, more than "
+                                 f"{s.max_requests_per_week}")
     weeks = _covered_weeks(upkeep, inventory_at, now, s, facts)
     if isinstance(weeks, tuple):
         return _signal(name="unused", state="unknown", facts=facts, reason_zh=weeks[0], reason_en=weeks[1])
@@ -321,6 +332,25 @@ def unused_signal(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], 
                             f"{s.max_users_per_week} 个{tail_zh}",
                   reason_en=f"in each of the last {len(weeks)} weeks at most {s.max_logins_per_week} logins by at "
                             f"most {s.max_users_per_week} users{tail_en}")
+
+
+def _served_week(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], now: datetime, s: ZombieSettings,
+                 facts: dict[str, Any]) -> Optional[RequestWeekIn]:
+    """The latest of the last `use_weeks` weeks (and the current one) whose access logs show more requests from
+    other hosts than `max_requests_per_week`: use, whatever else the logs cover. None: no such week (or no logs)."""
+    if upkeep is None or inventory_at is None or now - inventory_at > timedelta(days=s.inventory_max_age_days):
+        return None
+    req = upkeep.requests
+    if not req.source:
+        return None
+    first = inventory_at.date() - timedelta(days=inventory_at.date().weekday(), weeks=s.use_weeks)
+    recent = sorted((w for w in req.weeks if w.start >= first), key=lambda w: w.start)
+    facts["requests"] = {"source": req.source, "since": _iso(req.since), "unparsed": req.unparsed,
+                         "limit_per_week": s.max_requests_per_week,
+                         "weeks": [{"start": w.start.isoformat(), "requests": w.requests, "clients": w.clients}
+                                   for w in recent]}
+    busy = [w for w in recent if w.requests > s.max_requests_per_week]
+    return busy[-1] if busy else None
 
 
 def _covered_weeks(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime], now: datetime, s: ZombieSettings,

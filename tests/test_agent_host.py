@@ -103,7 +103,8 @@ def test_inventory_of_this_host_matches_the_collector_schema():
     inv = collect(LiveHost())
     assert set(inv) == {"os", "arch", "cpu_model", "cpu_count", "memory_bytes", "packages_count", "addresses",
                         "agent_version", "upkeep"}
-    assert set(inv["upkeep"]) == {"packages", "config", "kernel", "logins"}  # tests/test_zombie_agent.py: each
+    # each fact against the real program: tests/test_zombie_agent.py
+    assert set(inv["upkeep"]) == {"packages", "config", "kernel", "logins", "requests"}
     InventoryBody.model_validate(inv)
     assert inv["os"]["hostname"] and inv["arch"] == os.uname().machine
     assert inv["cpu_count"] == psutil.cpu_count() and inv["memory_bytes"] == psutil.virtual_memory().total

@@ -280,3 +280,67 @@ def test_last_package_change_from_an_rpm_database_the_real_rpm_wrote(tmp_path):
     assert facts["manager"] == "rpm" and facts["source"] == "/var/lib/rpm/rpmdb.sqlite INSTALLTIME"
     assert before <= int(printed) <= after
     assert facts["last_change"] == upkeep.iso(datetime.fromtimestamp(int(printed), timezone.utc))
+
+
+def test_web_requests_counted_from_what_the_real_nginx_logged(tmp_path):
+    """nginx started by the test on loopback logs in its default combined format; the realip module takes the client
+    address from X-Forwarded-For, so the log holds other hosts' requests as a proxied site's does. Requests from the
+    host itself are not use; a rotated file in the same format adds its week; a log in another format is an error."""
+    import socket
+    import urllib.request
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx) or os.geteuid() != 0:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("needs nginx (tests/setup-machine.sh) and root")
+    root = tmp_path / "root"
+    logs = root / "var/log/nginx"
+    logs.mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    work = tmp_path / "nginx"
+    work.mkdir()
+    conf = work / "nginx.conf"
+    temps = " ".join(f"{t}_temp_path {work}/{t};" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"pid {work}/nginx.pid; error_log {work}/error.log; events {{}}\n"
+                    f"http {{ access_log {logs}/access.log combined; {temps}\n"
+                    f"  set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;\n"
+                    f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        sent = ["10.0.0.7"] * 40 + ["10.0.0.8"] * 20 + ["127.0.0.1"] * 30 + [None] * 5  # None: no header
+        for client in sent:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": client} if client
+                                         else {})
+            assert urllib.request.urlopen(req, timeout=10).read() == b"ok\n"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lines = (logs / "access.log").read_text().splitlines()
+    assert len(lines) == len(sent) and lines[0].startswith("10.0.0.7 - - [")
+    # last week's rotation, in the format nginx wrote, a week earlier
+    def earlier(line: str) -> str:
+        when = upkeep.access_line(line)[0] - timedelta(days=7)
+        return upkeep._CLF_TIME.sub(when.strftime("[%d/%b/%Y:%H:%M:%S +0000]"), line)
+
+    week_ago = [earlier(line) for line in lines[:10]]
+    (logs / "access.log.1").write_text("\n".join(week_ago) + "\n")
+    now = datetime.now(timezone.utc)
+    facts = upkeep.collect(RootHost(str(root)), now=now)["requests"]
+    weeks = {w["start"]: (w["requests"], w["clients"]) for w in facts["weeks"]}
+    this, last = upkeep.week_start(now.date()), upkeep.week_start(now.date() - timedelta(days=7))
+    assert weeks[this.isoformat()] == (60, 2), "the host's own 35 requests are not use"
+    assert weeks[last.isoformat()] == (10, 1)
+    assert facts["source"] == ["/var/log/nginx/access.log", "/var/log/nginx/access.log.1"]
+    assert facts["unparsed"] == 0
+    assert datetime.fromisoformat(facts["since"].replace("Z", "+00:00")) <= now - timedelta(days=7)
+    assert "10.0.0.7" not in repr(facts), "client addresses never leave the host"
+    (logs / "access.log.1").write_text('{"time": "2026-12-01T00:00:00Z", "client": "10.0.0.9"}\n')
+    assert "no line in the common or combined log format" in upkeep.collect(RootHost(str(root)))["requests"]["error"]

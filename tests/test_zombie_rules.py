@@ -149,3 +149,22 @@ def test_the_metrics_judgement_is_the_evidence_judgement_without_the_evidence():
     days = full.signals[0].facts["days"]
     assert days[0]["day"] == (NOW.date() - timedelta(days=14)).isoformat() and days[-1]["day"] == "2026-12-02"
     assert isinstance(date.fromisoformat(full.signals[0].facts["window_start"]), date)
+
+
+def test_web_requests_from_other_hosts_are_use():
+    monday = NOW.date() - timedelta(days=NOW.weekday())
+    up = _upkeep(weeks=[(0, 0)] * 8).model_dump(mode="json")
+
+    def with_requests(per_week: list[int]) -> UpkeepIn:
+        weeks = [{"start": (monday - timedelta(weeks=len(per_week) - 1 - i)).isoformat(), "requests": n,
+                  "clients": min(n, 3)} for i, n in enumerate(per_week)]
+        return UpkeepIn.model_validate({**up, "requests": {"source": ["/var/log/nginx/access.log"],
+                                                           "since": _iso(NOW - timedelta(days=60)), "weeks": weeks}})
+
+    served = unused_signal(with_requests([0] * 6 + [S.max_requests_per_week + 1, 0]), NOW, _days(), NOW, S)
+    assert served.state == "no" and "web requests" in served.reason_en
+    assert served.facts["requests"]["limit_per_week"] == S.max_requests_per_week
+    quiet = unused_signal(with_requests([S.max_requests_per_week] * 8), NOW, _days(), NOW, S)
+    assert quiet.state == "yes" and quiet.facts["requests"]["weeks"]
+    old = unused_signal(with_requests([0] * 2 + [500] + [0] * 5), NOW, _days(), NOW, S)  # 5 weeks back
+    assert old.state == "yes", "a busy week before the judged weeks is history, not use now"

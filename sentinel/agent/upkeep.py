@@ -15,6 +15,11 @@ Sources (docs/zombie.md says why each):
   one file system), leaving out the files the system rewrites by itself (ld.so.cache, adjtime, ...);
 - kernel: the running kernel's build date from `uname -v` (/proc/sys/kernel/version) where the distribution
   prints one, the time its modules were installed (/lib/modules/<release>), and the boot time;
+- requests: the web servers' access logs at their packages' default paths (nginx, Apache httpd as Debian and the
+  RHEL family install them; the last ACCESS_TAIL bytes of each file): requests from clients other than the host
+  itself per ISO week, with distinct client addresses counted on the host (addresses never leave it), and the
+  time the lines read start (`since`). The common and combined formats both servers log by default, and Apache's
+  vhost_combined; lines in another format are counted as `unparsed`, and a file with none that parses is an error;
 - logins: the wtmp records (`/var/log/wtmp`, then `/var/log/wtmp.1`): USER_PROCESS entries per ISO week, with
   distinct user names counted on the host, and the time the records start (`since`): weeks before it are not
   covered, so not "no logins". Records holding no entry at all (not even a boot) are not being written (a
@@ -23,6 +28,7 @@ Sources (docs/zombie.md says why each):
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import logging
 import os
 import re
@@ -300,10 +306,94 @@ def login_weeks(host: HostView, now: Optional[datetime] = None, weeks: int = WEE
     return {"source": sources, "since": iso(since), "weeks": rows, "last_login": iso(last)}
 
 
+# ---- application requests ---------------------------------------------------------------------------------
+
+ACCESS_LOGS = ("/var/log/nginx/access.log*", "/var/log/apache2/access.log*",
+               "/var/log/apache2/other_vhosts_access.log*", "/var/log/httpd/access_log*",
+               "/var/log/httpd/ssl_access_log*")
+ACCESS_TAIL = 64 << 20  # bytes read from the end of each file: a busy site's log is judged on its recent part
+# `[03/Dec/2026:14:00:00 +0800]`: %t of Apache's common/combined/vhost_combined, $time_local of nginx's
+_CLF_TIME = re.compile(r"\[(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\]")
+
+
+def _read_tail(host: HostView, path: str) -> bytes:
+    """The file's last ACCESS_TAIL bytes from the first whole line on (a compressed rotation: all of it)."""
+    if path.endswith(".gz"):
+        return _read_bytes(host, path)[-ACCESS_TAIL:]
+    with open(host.real_path(path), "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - ACCESS_TAIL))
+        data = fh.read(ACCESS_TAIL)
+    if size > ACCESS_TAIL:
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    return data
+
+
+def access_line(line: str) -> Optional[tuple[datetime, str]]:
+    """(time, client address) of a common/combined (or vhost_combined) log line; None for any other line."""
+    m = _CLF_TIME.search(line)
+    if m is None or m.group(2) not in _MONTHS:
+        return None
+    head = line[:m.start()].split()
+    if len(head) < 3:
+        return None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
+    when = datetime(int(year), _MONTHS.index(mon) + 1, int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+    return when - offset, head[-3]  # client, ident, user before the time (vhost:port first in vhost_combined)
+
+
+def _is_local(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def access_requests(host: HostView, now: Optional[datetime] = None, weeks: int = WEEKS) -> dict[str, Any]:
+    now = now or datetime.now(timezone.utc)
+    paths = [p for pattern in ACCESS_LOGS for p in host.glob(pattern)]
+    if not paths:  # no web server here (or not at its package's paths): nothing to count, and no error either
+        return {"source": [], "since": None, "weeks": [], "unparsed": 0}
+    first_week = week_start(now.date()) - timedelta(weeks=weeks - 1)
+    requests: dict[date, int] = defaultdict(int)
+    clients: dict[date, set[str]] = defaultdict(set)
+    since: Optional[datetime] = None
+    unparsed = 0
+    read = []
+    for path in paths:
+        parsed = 0
+        lines = _read_tail(host, path).decode("utf-8", errors="replace").splitlines()
+        for line in lines:
+            found = access_line(line)
+            if found is None:
+                unparsed += bool(line.strip())
+                continue
+            parsed += 1
+            when, client = found
+            since = when if since is None or when < since else since
+            week = week_start(when.date())
+            if week >= first_week and not _is_local(client):
+                requests[week] += 1
+                clients[week].add(client)
+        if parsed:
+            read.append(path)
+        elif any(line.strip() for line in lines):
+            raise ProbeError(f"{path}: no line in the common or combined log format")
+    if since is None:
+        raise ProbeError(f"{', '.join(paths)}: no request logged")
+    rows = [{"start": (first_week + timedelta(weeks=i)).isoformat(),
+             "requests": requests.get(first_week + timedelta(weeks=i), 0),
+             "clients": len(clients.get(first_week + timedelta(weeks=i), ()))} for i in range(weeks)]
+    return {"source": read[:8], "since": iso(since), "weeks": rows, "unparsed": unparsed}
+
+
 def collect(host: HostView, now: Optional[datetime] = None) -> dict[str, Any]:
     return {
         "packages": _fact(last_package_change, host, "last package change"),
         "config": _fact(last_config_change, host, "last configuration change"),
         "kernel": _fact(kernel_facts, host, "kernel age"),
         "logins": _fact(lambda h: login_weeks(h, now), host, "logins per week"),
+        "requests": _fact(lambda h: access_requests(h, now), host, "web requests per week"),
     }
