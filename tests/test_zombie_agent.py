@@ -4,6 +4,7 @@ package installed and removed by the real dpkg into a root of its own, /etc time
 kernel against `uname`, inbound connections against `ss`."""
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -282,6 +283,7 @@ def test_last_package_change_from_an_rpm_database_the_real_rpm_wrote(tmp_path):
     assert facts["last_change"] == upkeep.iso(datetime.fromtimestamp(int(printed), timezone.utc))
 
 
+@pytest.mark.root
 def test_web_requests_counted_from_what_the_real_nginx_logged(tmp_path):
     """nginx started by the test on loopback logs in its default combined format; the realip module takes the client
     address from X-Forwarded-For, so the log holds other hosts' requests as a proxied site's does. Requests from the
@@ -326,8 +328,8 @@ def test_web_requests_counted_from_what_the_real_nginx_logged(tmp_path):
     lines = (logs / "access.log").read_text().splitlines()
     assert len(lines) == len(sent) and lines[0].startswith("10.0.0.7 - - [")
     # last week's rotation, in the format nginx wrote, a week earlier
-    def earlier(line: str) -> str:
-        when = upkeep.access_line(line)[0] - timedelta(days=7)
+    def earlier(line: str, days: int = 7) -> str:
+        when = upkeep.access_line(line)[0] - timedelta(days=days)
         return upkeep._CLF_TIME.sub(when.strftime("[%d/%b/%Y:%H:%M:%S +0000]"), line)
 
     week_ago = [earlier(line) for line in lines[:10]]
@@ -342,5 +344,10 @@ def test_web_requests_counted_from_what_the_real_nginx_logged(tmp_path):
     assert facts["unparsed"] == 0
     assert datetime.fromisoformat(facts["since"].replace("Z", "+00:00")) <= now - timedelta(days=7)
     assert "10.0.0.7" not in repr(facts), "client addresses never leave the host"
+    with gzip.open(logs / "access.log.2.gz", "wt") as gz:  # an older rotation, compressed as logrotate leaves it
+        gz.write("\n".join(earlier(line, 14) for line in lines[:5]) + "\n")
+    facts = upkeep.collect(RootHost(str(root)), now=now)["requests"]
+    weeks = {w["start"]: w["requests"] for w in facts["weeks"]}
+    assert weeks[upkeep.week_start(now.date() - timedelta(days=14)).isoformat()] == 5
     (logs / "access.log.1").write_text('{"time": "2026-12-01T00:00:00Z", "client": "10.0.0.9"}\n')
     assert "no line in the common or combined log format" in upkeep.collect(RootHost(str(root)))["requests"]["error"]

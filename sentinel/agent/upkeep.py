@@ -318,8 +318,12 @@ _CLF_TIME = re.compile(r"\[(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]
 
 def _read_tail(host: HostView, path: str) -> bytes:
     """The file's last ACCESS_TAIL bytes from the first whole line on (a compressed rotation: all of it)."""
-    if path.endswith(".gz"):
-        return _read_bytes(host, path)[-ACCESS_TAIL:]
+    if path.endswith(".gz"):  # streamed: a compressed rotation may hold far more than it weighs
+        tail = b""
+        with gzip.open(host.real_path(path), "rb") as gz:
+            while chunk := gz.read(8 << 20):
+                tail = (tail + chunk)[-ACCESS_TAIL:]
+        return tail.split(b"\n", 1)[1] if len(tail) == ACCESS_TAIL and b"\n" in tail else tail
     with open(host.real_path(path), "rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
