@@ -74,16 +74,22 @@ def list_verdicts(request: Request, db: DB, p: Caller, department_id: OptId = No
                   limit: Limit = 100, offset: Offset = 0):
     """Every system the caller sees, with its verdict (在用/疑似僵尸/僵尸/未知), its hosts' signals and their
     evidence."""
+    settings = _settings(request)
     with db.read() as conn:
         departments = None if p.departments is None else sorted(p.departments)
         if department_id is not None:
             if not p.sees(department_id):
                 return []
             departments = [department_id]
-        rows = store.evaluate(conn, _settings(request), department_ids=departments)
-    if verdict is not None:
-        rows = [r for r in rows if r.verdict == verdict]
-    return rows[offset:offset + limit]
+        # the verdicts alone first (cheap: no evidence), then the evidence for the page's systems only
+        now = datetime.now(timezone.utc)
+        rows = store.evaluate(conn, settings, now=now, department_ids=departments, evidence=False)
+        if verdict is not None:
+            rows = [r for r in rows if r.verdict == verdict]
+        wanted = [r.system_id for r in rows[offset:offset + limit]]
+        page = store.evaluate(conn, settings, now=now, system_ids=wanted) if wanted else []
+    # (a report stored between the two reads may move a verdict: the page shows only what matches now)
+    return [r for r in page if verdict is None or r.verdict == verdict]
 
 
 @router.get("/systems/{system_id}/zombie", response_model=SystemVerdict)
