@@ -302,6 +302,11 @@ def _reviews_and_lists(w, client, db, auth):
     assert sorted(s["system"] for s in r.json()) == ["archive", "lab"], "a department sees its own systems"
     r = client.get("/api/v1/zombie", params={"verdict": "zombie"}, headers=auth["health-ro"])
     assert [s["system"] for s in r.json()] == ["old-portal"]
+    # in department and system name order, paged; the filter before the page
+    r = client.get("/api/v1/zombie", params={"limit": 2, "offset": 1}, headers=auth["admin"])
+    assert [s["system"] for s in r.json()] == ["lab", "his"] and all(s["hosts"][0]["signals"] for s in r.json())
+    r = client.get("/api/v1/zombie", params={"verdict": "suspect", "offset": 1}, headers=auth["admin"])
+    assert [s["system"] for s in r.json()] == ["lab", "etax"]
     assert client.get(f"/api/v1/systems/{ids['archive']}/zombie", headers=auth["health-op"]).status_code == 404
 
     url = f"/api/v1/systems/{ids['archive']}/zombie/reviews"
