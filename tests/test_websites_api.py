@@ -87,6 +87,8 @@ def test_websites_api(world, db, make_client, site):
     r = client.post(f"/api/v1/websites/{wid}/rounds", headers=bearer(w.tokens["op"]))
     assert r.status_code == 202, r.text
     done = _wait(client, wid, r.json()["id"], w.tokens["op"])
+    audited = audit_rows(db, "website.round")[-1]
+    assert audited.outcome == "ok" and audited.actor.endswith(":op") and f"round {done['id']}" in audited.detail
     assert done["status"] == "succeeded", done
     verdicts = {(v["rule"], v["subject"]): v for v in done["results"]}
     assert verdicts[("links.broken_home", site.url + "nowhere.html")]["status"] == "fail"

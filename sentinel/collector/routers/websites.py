@@ -203,12 +203,13 @@ def update_website(website_id: Id, spec: WebsiteUpdate, request: Request, db: DB
              responses={403: {"description": "not an admin or operator of the department, or website monitoring is "
                                              "off on this collector"},
                         409: {"description": "a round of this website is already running"}})
-def trigger_round(website_id: Id, request: Request, db: DB, p: Caller):
+def trigger_round(website_id: Id, request: Request, db: DB, p: Caller, ip: SourceIp):
     """Monitor the website now (its declared site only). 202 with the running round; poll GET .../rounds."""
     service = _service(request)
     with db.session() as s:
         row = visible(s, p, Website, website_id, "website")
         p.require_department(row.department_id, ADMIN, DEPT_OPERATOR)
+        name = row.name
     if not service.config.enabled:
         raise ApiError(403, "website monitoring is off on this collector (its operator turns it on with "
                             "websites: {enabled: true}); nothing was fetched")
@@ -216,6 +217,8 @@ def trigger_round(website_id: Id, request: Request, db: DB, p: Caller):
         round_id = monitor.begin(db, website_id, "api", p.actor)
     except monitor.RoundBusy as exc:
         raise ApiError(409, str(exc)) from None
+    with db.session(write=True) as s:  # who had the collector fetch the site, and when
+        Ctx(s, p, ip).audit("website.round", f"website:{website_id}:{name}", f"round {round_id}")
     service.submit(website_id, round_id, p.actor)
     with db.session() as s:
         return s.get(WebsiteRound, round_id)
