@@ -351,3 +351,22 @@ def test_web_requests_counted_from_what_the_real_nginx_logged(tmp_path):
     assert weeks[upkeep.week_start(now.date() - timedelta(days=14)).isoformat()] == 5
     (logs / "access.log.1").write_text('{"time": "2026-12-01T00:00:00Z", "client": "10.0.0.9"}\n')
     assert "no line in the common or combined log format" in upkeep.collect(RootHost(str(root)))["requests"]["error"]
+
+
+@pytest.mark.parametrize("how", ["timezone", "localtime"])
+def test_an_offline_roots_dpkg_log_is_read_in_the_roots_time_zone(tmp_path, how):
+    """dpkg logs local time: a node mounted at /host (the DaemonSet) is read in its own zone, as GNU date reads it."""
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text("")
+    (tmp_path / "var/log").mkdir()
+    (tmp_path / "var/log/dpkg.log").write_text("2026-01-01 08:30:00 startup archives unpack\n"
+                                               "2026-01-01 08:30:00 upgrade bash:amd64 5.2-1 5.2-2\n")
+    (tmp_path / "etc").mkdir()
+    if how == "timezone":
+        (tmp_path / "etc/timezone").write_text("Asia/Shanghai\n")
+    else:
+        (tmp_path / "etc/localtime").symlink_to("/usr/share/zoneinfo/Asia/Shanghai")
+    expected = subprocess.run(["date", "-u", "-d", "TZ=\"Asia/Shanghai\" 2026-01-01 08:30:00", "+%Y-%m-%dT%H:%M:%SZ"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    facts = upkeep.last_package_change(RootHost(str(tmp_path)))
+    assert facts["last_change"] == expected == "2026-01-01T00:30:00Z"

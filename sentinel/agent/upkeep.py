@@ -37,8 +37,9 @@ import stat as stat_mod
 import struct
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..hostview import HostView, ProbeError, run_command
 
@@ -87,13 +88,34 @@ def _read_bytes(host: HostView, path: str) -> bytes:
     return gzip.decompress(data) if path.endswith(".gz") else data
 
 
-def dpkg_log_last(text: str) -> Optional[datetime]:
-    """The newest install/upgrade/remove/purge line of a dpkg log, in the local time zone dpkg wrote it in."""
+def host_zone(host: HostView) -> Optional[tzinfo]:
+    """The time zone the host's own programs write local times in: this process's for the live host; for an offline
+    root (an agent container reading its node at /host) the root's /etc/timezone or /etc/localtime link, else UTC."""
+    if host.live:
+        return None
+    name = (host.read_optional("/etc/timezone") or "").strip()
+    if not name:
+        try:
+            target = os.readlink(host.real_path("/etc/localtime", follow=False))
+        except OSError:
+            target = ""
+        name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
+    try:
+        return ZoneInfo(name) if name else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("upkeep: time zone %r of %s unknown here; its local times are read as UTC", name, host.root)
+        return timezone.utc
+
+
+def dpkg_log_last(text: str, zone: Optional[tzinfo] = None) -> Optional[datetime]:
+    """The newest install/upgrade/remove/purge line of a dpkg log, in the local time zone dpkg wrote it in (`zone`;
+    None: this process's)."""
     newest: Optional[datetime] = None
     for line in text.splitlines():
         m = _DPKG_LINE.match(line)
         if m and m.group(2) in DPKG_ACTIONS:
-            when = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").astimezone()  # naive = local, as dpkg logs
+            naive = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")  # local time, as dpkg logs
+            when = naive.astimezone() if zone is None else naive.replace(tzinfo=zone)
             if newest is None or when > newest:
                 newest = when
     return newest
@@ -103,7 +125,7 @@ def last_package_change(host: HostView) -> dict[str, Any]:
     if host.exists("/var/lib/dpkg/status"):
         found: list[tuple[datetime, str]] = []
         for path in host.glob("/var/log/dpkg.log*"):
-            when = dpkg_log_last(_read_bytes(host, path).decode("utf-8", errors="replace"))
+            when = dpkg_log_last(_read_bytes(host, path).decode("utf-8", errors="replace"), host_zone(host))
             if when is not None:
                 found.append((when, path))
         lists = [p for p in host.glob("/var/lib/dpkg/info/*.list")]
