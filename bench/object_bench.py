@@ -11,9 +11,11 @@ systemd units start them, the read-only accounts of docs/objects/*.md are made a
 user would: a 0600 credentials file named by SENTINEL_OBJECT_CREDENTIALS.
 
 Measured, each in a fresh process, median of N runs after one warm-up:
-- the agent's object cycle: `Agent.run_objects()` of sentinel/agent/daemon.py, i.e. discovery in a check child,
-  then each object's level-3 baseline in its own check child, signed and spooled (the agent's own start-up is
-  not part of it);
+- the agent's object cycle: `Agent.run_objects()` of sentinel/agent/daemon.py, i.e. discovery and then each
+  object's level-3 baseline, each in a fork of the job's one check child, signed and spooled (the agent's own
+  start-up is not part of it), at the agent's default nice 10 and at nice 0;
+- for comparison, the same steps with a check child per step (runner.discover_isolated, run_isolated), as the
+  objects job ran before;
 - `sentinel check --object KIND --format json` for each kind, and their sum.
 
 Peak RSS is from wait4/getrusage of the children (the largest single process). Needs root and Debian's
@@ -36,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -233,9 +236,10 @@ class Host:
 # ---- the measured runs ------------------------------------------------------------------------------------
 
 
-def agent_cycle(state: Path, nice: int) -> int:
-    """Child: an agent (identity made here, no collector) runs its objects job once; prints what it measured."""
-    import uuid
+def agent_cycle(state: Path, nice: int, per_run: bool = False) -> int:
+    """Child: an agent (identity made here, no collector) runs its objects job once; prints what it measured.
+    `per_run`: the objects job as it was before the job's one check child, a child per discovery and per object
+    (the same steps through runner.discover_isolated and run_isolated), for comparison."""
     from datetime import datetime, timezone
 
     from sentinel import signing
@@ -254,7 +258,7 @@ def agent_cycle(state: Path, nice: int) -> int:
     agent = Agent(settings)
     try:
         start = time.perf_counter()
-        reports = agent.run_objects()
+        reports = _per_run_objects(agent) if per_run else agent.run_objects()
         wall = time.perf_counter() - start
     finally:
         agent.close()
@@ -264,6 +268,27 @@ def agent_cycle(state: Path, nice: int) -> int:
            "cpu": children.ru_utime + children.ru_stime, "reports": [_summary(r) for r in reports]}
     print(json.dumps(out))
     return 0
+
+
+def _per_run_objects(agent: Any) -> list[dict[str, Any]]:
+    """Agent.run_objects's steps with a child process per step (discovery, each object), as before the job got one
+    child: the comparison row."""
+    from sentinel.agent.objects import plan
+    from sentinel.agent.runner import discover_isolated, run_isolated
+
+    s = agent.settings
+    found = discover_isolated(300, nice=s.check_nice, ionice_idle=s.check_ionice_idle,
+                              level_of=s.baselines[0].baseline)
+    reports = []
+    for p in plan(found, s.objects, found["hostname"]):
+        if p.baseline is None:
+            continue
+        rid = str(uuid.uuid4())
+        report = run_isolated(p.baseline, rid, s.time_budget, nice=s.check_nice, ionice_idle=s.check_ionice_idle,
+                              target=p.target.model_dump(mode="json"))
+        agent.enqueue("host_report", report, report_id=rid)
+        reports.append(report)
+    return reports
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -300,24 +325,30 @@ def inside(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+CYCLES = (("fork", "agent object cycle (`Agent.run_objects`: one check child, discovery and each object in a "
+                   "fork of it)"),
+          ("per-run", "the same steps with a check child per step (discovery, each object): the job before"))
+
+
 def bench(args: argparse.Namespace, env: dict[str, str], work: Path) -> int:
     sentinel = shutil.which("sentinel", path=str(Path(sys.executable).parent)) or shutil.which("sentinel")
     assert sentinel, "the sentinel console script is not installed next to this Python"
-    cycles: list[dict[str, Any]] = []
+    nices = [args.nice] + ([0] if args.nice else [])
+    cycles: dict[tuple[str, int], list[dict[str, Any]]] = {(m, n): [] for m, _ in CYCLES for n in nices}
     for i in range(args.runs + 1):  # the first is the warm-up (bytecode and page cache), not counted
-        state = work / f"agent-{i}"
-        wall, rss, code, out = measure([sys.executable, __file__, "--agent-cycle", str(state), "--nice",
-                                        str(args.nice)], env)
-        if code != 0:
-            raise RuntimeError(f"agent cycle failed ({code}): {out[-2000:]!r}")
-        data = json.loads(out)
-        data["process_wall"], data["process_rss"] = wall, rss
-        if i:
-            cycles.append(data)
-    reports = cycles[-1]["reports"]
-    judged = sorted(r["kind"] for r in reports)
-    if judged != sorted(KINDS):
-        raise RuntimeError(f"the agent judged {judged}, not the four objects {sorted(KINDS)}")
+        for mode, nice in cycles:  # alternated, so that other work on the machine weighs on each alike
+            state = work / f"agent-{mode}-{nice}-{i}"
+            argv = [sys.executable, __file__, "--agent-cycle", str(state), "--nice", str(nice)]
+            wall, rss, code, out = measure(argv + (["--per-run"] if mode == "per-run" else []), env)
+            if code != 0:
+                raise RuntimeError(f"agent cycle failed ({code}): {out[-2000:]!r}")
+            data = json.loads(out)
+            data["process_wall"], data["process_rss"] = wall, rss
+            judged = sorted(r["kind"] for r in data["reports"])
+            if judged != sorted(KINDS):
+                raise RuntimeError(f"the agent judged {judged}, not the four objects {sorted(KINDS)}")
+            if i:
+                cycles[(mode, nice)].append(data)
     checks: dict[str, list[tuple[float, float, int]]] = {k: [] for k in KINDS}
     for i in range(args.runs + 1):
         for kind in KINDS:
@@ -326,7 +357,7 @@ def bench(args: argparse.Namespace, env: dict[str, str], work: Path) -> int:
                 raise RuntimeError(f"sentinel check --object {kind} exited {code}")
             if i:
                 checks[kind].append((wall, rss, code))
-    lines = report_lines(args, cycles, checks)
+    lines = report_lines(args, nices, cycles, checks)
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
@@ -338,52 +369,60 @@ def bench(args: argparse.Namespace, env: dict[str, str], work: Path) -> int:
     return 0
 
 
-def report_lines(args: argparse.Namespace, cycles: list[dict[str, Any]],
+def report_lines(args: argparse.Namespace, nices: list[int], cycles: dict[tuple[str, int], list[dict[str, Any]]],
                  checks: dict[str, list[tuple[float, float, int]]]) -> list[str]:
     med = statistics.median
-    wall = med(c["wall"] for c in cycles)
-    rss = med(c["child_rss"] for c in cycles)
     lines = [f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {platform.machine()}, "
              f"{os.cpu_count()} CPUs shared with other work (1-minute load average {os.getloadavg()[0]:.2f} at the "
              f"end), Python {platform.python_version()}; MariaDB, PostgreSQL {_pg_version()}, Redis and Nginx from "
              "Debian's packages with their stock configurations, in the bench's own namespaces. Median of "
-             f"{args.runs} runs after one warm-up, each in a fresh process.", "",
-             "| what | wall (s) | peak RSS (MB) | target | all runs, wall (s) |", "| --- | ---: | ---: | --- | --- |"]
-    walls = ", ".join(f"{c['wall']:.2f}" for c in cycles)
-    verdict = f"< 1 s, < 60 MB: {'met' if wall < 1 and rss < 60 else 'MISSED'}"
-    lines.append(f"| **agent object cycle** (`Agent.run_objects`: discovery + 4 baselines, 5 check children, "
-                 f"nice {args.nice}) | **{wall:.3f}** | **{rss:.1f}** | {verdict} | "
-                 f"{walls} |")
-    lines.append(f"| the same, the whole driver process (Python start, agent set-up, cycle) | "
-                 f"{med(c['process_wall'] for c in cycles):.3f} | {med(c['self_rss'] for c in cycles):.1f} "
+             f"{args.runs} runs after one warm-up, each in a fresh process, the kinds of run alternated.", "",
+             "| what | nice | wall (s) | CPU (s) | peak RSS (MB) | target | all runs, wall (s) |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for mode, title in CYCLES:
+        for nice in nices:
+            runs = cycles[(mode, nice)]
+            wall, rss, cpu = (med(c[k] for c in runs) for k in ("wall", "child_rss", "cpu"))
+            verdict = f"< 1 s, < 60 MB: {'met' if wall < 1 and rss < 60 else 'MISSED'}"
+            bold = "**" if mode == "fork" and nice == args.nice else ""
+            walls = ", ".join(f"{c['wall']:.2f}" for c in runs)
+            lines.append(f"| {bold}{title}{bold} | {nice} | {bold}{wall:.3f}{bold} | {cpu:.2f} | {bold}{rss:.1f}{bold}"
+                         f" | {verdict} | {walls} |")
+    own = cycles[("fork", args.nice)]
+    lines.append(f"| the agent's cycle as a whole driver process (Python start, agent set-up, cycle) | {args.nice} | "
+                 f"{med(c['process_wall'] for c in own):.3f} | - | {med(c['self_rss'] for c in own):.1f} "
                  "(driver alone) | - | |")
     total = [sum(checks[k][i][0] for k in KINDS) for i in range(args.runs)]
     for kind in KINDS:
         runs = checks[kind]
-        lines.append(f"| `sentinel check --object {kind} --format json` | {med(r[0] for r in runs):.3f} | "
+        lines.append(f"| `sentinel check --object {kind} --format json` | 0 | {med(r[0] for r in runs):.3f} | - | "
                      f"{med(r[1] for r in runs):.1f} | - | {', '.join(f'{r[0]:.2f}' for r in runs)} |")
-    lines.append(f"| the four `sentinel check --object` commands, sum | {med(total):.3f} | "
+    lines.append(f"| the four `sentinel check --object` commands, sum | 0 | {med(total):.3f} | - | "
                  f"{max(med(r[1] for r in checks[k]) for k in KINDS):.1f} (largest) | - | "
                  f"{', '.join(f'{t:.2f}' for t in total)} |")
     lines += ["", "Objects judged in the agent's cycle (last run):", "",
               "| baseline | 测评对象 | pass | fail | error | n/a |",
               "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in cycles[-1]["reports"]:
+    last = own[-1]["reports"]
+    for r in last:
         s = r["statuses"]
         lines.append(f"| {r['baseline']} | {r['name']} | {s.get('pass', 0)} | {s.get('fail', 0)} | "
                      f"{s.get('error', 0)} | {s.get('not_applicable', 0)} |")
-    errors = [e for r in cycles[-1]["reports"] for e in r["errors"]]
+    errors = [e for r in last for e in r["errors"]]
     if errors:
         lines += ["", "Checks in error (last run): " + "; ".join(errors)]
     lines += ["", "Included: discovery (dpkg status, systemd unit files, processes and sockets, each product's "
               "configuration files), loading each baseline, every probe (configuration read as the product reads "
               "it, `nginx -T`, the TLS handshakes, the read-only SQL/Redis connections), scoring, the report JSON "
-              "and, in the agent's cycle, signing and spooling each report. Peak RSS is the largest single process "
-              "(wait4/getrusage of the children; the check children run one at a time). Not included: the agent's "
-              "own start-up and enrolment (made once; the driver's own figures are shown apart), delivery to a "
-              "collector, the servers' start-up. apache2 and tomcat10, installed on this machine, are disabled in "
-              "the agent's objects settings (`objects.disable`): the host of the issue runs the four servers only; "
-              "`sentinel check --object KIND` runs discovery once per command.",
+              "and, in the agent's cycle, signing and spooling each report. CPU is user + system time of the check "
+              "children (the agent's own signing and spooling not counted), which other work on the machine "
+              "changes far less than wall time. Peak RSS is the largest single process (getrusage/wait4 of the "
+              "children; one object runs at a time). nice 10 is the agent's default `check_nice`: on a busy "
+              "machine its checks yield to other work, which is their purpose and lengthens their wall time. Not "
+              "included: the agent's own start-up and enrolment (made once; the driver's own figures are shown "
+              "apart), delivery to a collector, the servers' start-up. apache2 and tomcat10, installed on this "
+              "machine, are disabled in the agent's objects settings (`objects.disable`): the host of the issue "
+              "runs the four servers only. `sentinel check --object KIND` runs discovery once per command.",
               f"Reproduce: `python bench/object_bench.py --runs {args.runs}` (as root)."]
     return lines
 
@@ -395,9 +434,10 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave bench/RESULTS.md alone")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--agent-cycle", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--per-run", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.agent_cycle:
-        return agent_cycle(args.agent_cycle, args.nice)
+        return agent_cycle(args.agent_cycle, args.nice, args.per_run)
     if args.inside:
         return inside(args)
     if os.geteuid() != 0:

@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Optional
 
 from pydantic import BaseModel, Field
@@ -173,10 +174,17 @@ def _unit_state(ctx: ProbeContext, unit: str) -> Optional[str]:
     return state if state in ("enabled", "static") else None
 
 
-def _matches(name: str, patterns: Iterable[str]) -> bool:
-    from fnmatch import fnmatchcase
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    lower = name.lower()
+    return _pattern(patterns).match(lower) is not None and not _NOT_SERVERS.search(lower)
 
-    return any(fnmatchcase(name.lower(), p) for p in patterns) and not _NOT_SERVERS.search(name.lower())
+
+@cache
+def _pattern(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """A product's package patterns as one compiled regex: a host has ~1,000 packages, six products to match."""
+    from fnmatch import translate
+
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
 
 
 def _instances(ctx: ProbeContext, product: Product, packages: list[_Package], processes: list,

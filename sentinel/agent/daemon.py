@@ -36,7 +36,7 @@ from .enroll import EnrollError, Identity, ca_for, load_identity, private_dir
 from .exporter import AgentExporter
 from .objects import NoBaselineLog
 from .objects import plan as plan_objects
-from .runner import RunError, discover_isolated, inventory_isolated, run_isolated, stop_all
+from .runner import ObjectChild, RunError, inventory_isolated, run_isolated, stop_all
 from .sampler import Sampler
 from .scheduler import build_scheduler
 from .spool import Spool, SpoolError
@@ -96,6 +96,7 @@ class Agent:
             self.exporter = AgentExporter(settings, self.identity, metrics, spool=self.spool)
         self._root = str(settings.host_root) if settings.host_root else None  # checks read this mounted root
         self._no_baseline = NoBaselineLog()
+        self._object_child: Optional[ObjectChild] = None  # the objects job's check child, while the job runs
 
     # ---- envelopes -------------------------------------------------------------------------------
     def enqueue(self, kind: str, body: dict[str, Any], report_id: Optional[str] = None) -> str:
@@ -132,12 +133,17 @@ class Agent:
     def run_baseline(self, schedule: BaselineSchedule,
                      target: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """Run one baseline in a child process and spool its report; None (logged) if it produced none.
-        `target`: the 测评对象 it judges (ObjectRef as JSON data), for an object baseline."""
+        `target`: the 测评对象 it judges (ObjectRef as JSON data), for an object baseline (run by the objects job's
+        child while the job runs)."""
         report_id = str(uuid.uuid4())
+        child = self._object_child
         try:
-            report = run_isolated(schedule.baseline, report_id, self.settings.time_budget,
-                                  nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle,
-                                  root=self._root, target=target)
+            if child is not None and target is not None:
+                report = child.run(schedule.baseline, report_id, self.settings.time_budget, target)
+            else:
+                report = run_isolated(schedule.baseline, report_id, self.settings.time_budget,
+                                      nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle,
+                                      root=self._root, target=target)
         except RunError as exc:
             self._run_failed(exc)
             return None
@@ -161,24 +167,31 @@ class Agent:
         if not cfg.discover and not cfg.pin:
             return []
         found: dict[str, Any] = {"level": cfg.level, "objects": []}
-        if cfg.discover:
-            level_of = self.settings.baselines[0].baseline if cfg.level is None else None
-            try:
-                found = discover_isolated(min(self.settings.time_budget, 300), nice=self.settings.check_nice,
-                                          ionice_idle=self.settings.check_ionice_idle, root=self._root,
-                                          level=cfg.level, level_of=level_of)
-            except RunError as exc:  # pinned objects still run
-                self._run_failed(exc)
         reports = []
-        hostname = found.get("hostname") or socket.gethostname()
-        for planned in plan_objects(found, cfg, hostname):
-            if planned.baseline is None:
-                self._no_baseline(planned)
-                continue
-            report = self.run_baseline(BaselineSchedule(baseline=planned.baseline, interval=cfg.interval),
-                                       target=planned.target.model_dump(mode="json"))
-            if report is not None:
-                reports.append(report)
+        # one check child for the whole job (discovery and every object, each in a fork of it): one interpreter
+        # start instead of one per object
+        child = ObjectChild(nice=self.settings.check_nice, ionice_idle=self.settings.check_ionice_idle,
+                            root=self._root)
+        self._object_child = child  # run_baseline's (subclasses override it with its signature)
+        try:
+            if cfg.discover:
+                level_of = self.settings.baselines[0].baseline if cfg.level is None else None
+                try:
+                    found = child.discover(min(self.settings.time_budget, 300), level=cfg.level, level_of=level_of)
+                except RunError as exc:  # pinned objects still run
+                    self._run_failed(exc)
+            hostname = found.get("hostname") or socket.gethostname()
+            for planned in plan_objects(found, cfg, hostname):
+                if planned.baseline is None:
+                    self._no_baseline(planned)
+                    continue
+                report = self.run_baseline(BaselineSchedule(baseline=planned.baseline, interval=cfg.interval),
+                                           target=planned.target.model_dump(mode="json"))
+                if report is not None:
+                    reports.append(report)
+        finally:
+            self._object_child = None
+            child.close()
         return reports
 
     def send_inventory(self) -> None:
