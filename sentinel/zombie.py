@@ -42,14 +42,15 @@ MB = 1024 * 1024
 AWS_CPU_PERCENT, AWS_NET_BYTES, AWS_MIN_DAYS, AWS_WINDOW_DAYS = 10.0, 5 * MB, 4, 14
 
 
-class Verdict(str, Enum):
+class ZombieVerdict(str, Enum):
     IN_USE = "in_use"
     SUSPECT = "suspect"
     ZOMBIE = "zombie"
     UNKNOWN = "unknown"
 
 
-VERDICT_ZH = {Verdict.IN_USE: "在用", Verdict.SUSPECT: "疑似僵尸", Verdict.ZOMBIE: "僵尸", Verdict.UNKNOWN: "未知"}
+VERDICT_ZH = {ZombieVerdict.IN_USE: "在用", ZombieVerdict.SUSPECT: "疑似僵尸", ZombieVerdict.ZOMBIE: "僵尸",
+              ZombieVerdict.UNKNOWN: "未知"}
 State = Literal["yes", "no", "unknown"]
 SIGNALS = ("idle", "stale", "unused")
 
@@ -131,7 +132,7 @@ class Signal(_Out):
 class HostVerdict(_Out):
     host_id: int
     host: str
-    verdict: Verdict
+    verdict: ZombieVerdict
     verdict_zh: str
     signals: list[Signal]  # idle, stale, unused (empty where only the verdict was asked for: the metrics)
     idle_days: Optional[int] = None  # None: no covered day in the window
@@ -142,7 +143,7 @@ class Review(_Out):
     reason: str
     reviewer: str
     at: datetime
-    verdict: Verdict  # the system's verdict when it was reviewed
+    verdict: ZombieVerdict  # the system's verdict when it was reviewed
     current: bool  # still stands: the verdict is the one reviewed and (a dismissal) not older than review_days
 
 
@@ -151,7 +152,7 @@ class SystemVerdict(_Out):
     system: str
     department_id: int
     department: str
-    verdict: Verdict
+    verdict: ZombieVerdict
     verdict_zh: str
     evaluated_at: datetime
     window_start: date
@@ -379,16 +380,16 @@ def _covered_weeks(upkeep: Optional[UpkeepIn], inventory_at: Optional[datetime],
 # ---- verdicts ----------------------------------------------------------------------------------------------
 
 
-def verdict_of(signals: list[_Sig], s: ZombieSettings) -> Verdict:
+def verdict_of(signals: list[_Sig], s: ZombieSettings) -> ZombieVerdict:
     yes = sum(1 for x in signals if x.state == "yes")
     unknown = sum(1 for x in signals if x.state == "unknown")
     if yes >= s.zombie_signals:
-        return Verdict.ZOMBIE
+        return ZombieVerdict.ZOMBIE
     if yes >= s.suspect_signals:
-        return Verdict.SUSPECT
+        return ZombieVerdict.SUSPECT
     if yes + unknown < s.suspect_signals:
-        return Verdict.IN_USE
-    return Verdict.UNKNOWN
+        return ZombieVerdict.IN_USE
+    return ZombieVerdict.UNKNOWN
 
 
 def judge_host(h: HostFacts, now: datetime, s: ZombieSettings, evidence: bool = True) -> HostVerdict:
@@ -405,18 +406,18 @@ def judge_host(h: HostFacts, now: datetime, s: ZombieSettings, evidence: bool = 
                                        facts=x.facts) for x in sigs])
 
 
-def roll_up(hosts: list[HostVerdict]) -> Verdict:
+def roll_up(hosts: list[HostVerdict]) -> ZombieVerdict:
     verdicts = {h.verdict for h in hosts}
-    if not hosts or verdicts == {Verdict.UNKNOWN}:
-        return Verdict.UNKNOWN
-    if verdicts == {Verdict.ZOMBIE}:
-        return Verdict.ZOMBIE
-    if Verdict.IN_USE in verdicts:
-        return Verdict.IN_USE
-    return Verdict.SUSPECT  # some suspect or zombie, none in use
+    if not hosts or verdicts == {ZombieVerdict.UNKNOWN}:
+        return ZombieVerdict.UNKNOWN
+    if verdicts == {ZombieVerdict.ZOMBIE}:
+        return ZombieVerdict.ZOMBIE
+    if ZombieVerdict.IN_USE in verdicts:
+        return ZombieVerdict.IN_USE
+    return ZombieVerdict.SUSPECT  # some suspect or zombie, none in use
 
 
-def review_stands(decision: str, reviewed: Verdict, at: datetime, current: Verdict, now: datetime,
+def review_stands(decision: str, reviewed: ZombieVerdict, at: datetime, current: ZombieVerdict, now: datetime,
                   s: ZombieSettings) -> bool:
     """A review counts while the verdict is the one reviewed; a dismissal also only for review_days."""
     if reviewed != current:

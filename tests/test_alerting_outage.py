@@ -33,7 +33,7 @@ SYSTEM = "预算一体化平台"  # realistic_snapshot: 2 high-risk findings, 1 
 
 def _fast_rules(tmp: Path) -> Path:
     """The shipped rules with `for:` cut to seconds, so the test does not wait minutes; nothing else changed."""
-    text = re.sub(r"for: \d+m", "for: 3s", RULES.read_text(encoding="utf-8"))
+    text = re.sub(r"for: \d+[mh]\b", "for: 3s", RULES.read_text(encoding="utf-8"))
     path = tmp / "sentinel-rules.yml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -12,8 +12,8 @@ from sentinel.zombie import (
     DayUse,
     HostFacts,
     HostVerdict,
-    Verdict,
     ZombieSettings,
+    ZombieVerdict,
     _signal,
     idle_signal,
     judge_host,
@@ -106,26 +106,26 @@ def test_unused_reads_whole_covered_weeks_only():
 
 
 @pytest.mark.parametrize("states, verdict", [
-    (("yes", "yes", "yes"), Verdict.ZOMBIE), (("yes", "yes", "unknown"), Verdict.SUSPECT),
-    (("yes", "no", "yes"), Verdict.SUSPECT), (("yes", "unknown", "no"), Verdict.UNKNOWN),
-    (("yes", "no", "no"), Verdict.IN_USE), (("no", "unknown", "no"), Verdict.IN_USE),
-    (("unknown", "unknown", "unknown"), Verdict.UNKNOWN)])
+    (("yes", "yes", "yes"), ZombieVerdict.ZOMBIE), (("yes", "yes", "unknown"), ZombieVerdict.SUSPECT),
+    (("yes", "no", "yes"), ZombieVerdict.SUSPECT), (("yes", "unknown", "no"), ZombieVerdict.UNKNOWN),
+    (("yes", "no", "no"), ZombieVerdict.IN_USE), (("no", "unknown", "no"), ZombieVerdict.IN_USE),
+    (("unknown", "unknown", "unknown"), ZombieVerdict.UNKNOWN)])
 def test_the_verdict_table(states, verdict):
     sigs = [_signal(name=n, state=st, reason_zh="", reason_en="", facts={})
             for n, st in zip(("idle", "stale", "unused"), states, strict=True)]
     assert verdict_of(sigs, S) == verdict
     strict = ZombieSettings(suspect_signals=1)
-    assert verdict_of(sigs, strict) == (Verdict.SUSPECT if states.count("yes") in (1, 2) else
-                                        Verdict.ZOMBIE if states.count("yes") == 3 else
-                                        Verdict.IN_USE if "unknown" not in states else Verdict.UNKNOWN)
+    assert verdict_of(sigs, strict) == (ZombieVerdict.SUSPECT if states.count("yes") in (1, 2) else
+                                        ZombieVerdict.ZOMBIE if states.count("yes") == 3 else
+                                        ZombieVerdict.IN_USE if "unknown" not in states else ZombieVerdict.UNKNOWN)
 
 
-def _hv(v: Verdict) -> HostVerdict:
+def _hv(v: ZombieVerdict) -> HostVerdict:
     return HostVerdict(host_id=1, host="h", verdict=v, verdict_zh="", signals=[])
 
 
 def test_a_system_rolls_up_from_its_hosts():
-    Z, SU, IN, UN = Verdict.ZOMBIE, Verdict.SUSPECT, Verdict.IN_USE, Verdict.UNKNOWN
+    Z, SU, IN, UN = ZombieVerdict.ZOMBIE, ZombieVerdict.SUSPECT, ZombieVerdict.IN_USE, ZombieVerdict.UNKNOWN
     assert roll_up([]) == UN and roll_up([_hv(UN)]) == UN
     assert roll_up([_hv(Z), _hv(Z)]) == Z
     assert roll_up([_hv(Z), _hv(IN)]) == IN  # the zombie host shows in the system's hosts, the system is in use
@@ -134,17 +134,17 @@ def test_a_system_rolls_up_from_its_hosts():
 
 def test_a_review_stands_on_the_verdict_it_reviewed():
     at = NOW - timedelta(days=10)
-    assert review_stands("dismiss", Verdict.SUSPECT, at, Verdict.SUSPECT, NOW, S)
-    assert not review_stands("dismiss", Verdict.SUSPECT, at, Verdict.ZOMBIE, NOW, S)
-    assert not review_stands("dismiss", Verdict.SUSPECT, NOW - timedelta(days=S.review_days + 1), Verdict.SUSPECT,
-                             NOW, S)
-    assert review_stands("confirm", Verdict.ZOMBIE, NOW - timedelta(days=400), Verdict.ZOMBIE, NOW, S)
+    assert review_stands("dismiss", ZombieVerdict.SUSPECT, at, ZombieVerdict.SUSPECT, NOW, S)
+    assert not review_stands("dismiss", ZombieVerdict.SUSPECT, at, ZombieVerdict.ZOMBIE, NOW, S)
+    assert not review_stands("dismiss", ZombieVerdict.SUSPECT, NOW - timedelta(days=S.review_days + 1),
+                             ZombieVerdict.SUSPECT, NOW, S)
+    assert review_stands("confirm", ZombieVerdict.ZOMBIE, NOW - timedelta(days=400), ZombieVerdict.ZOMBIE, NOW, S)
 
 
 def test_the_metrics_judgement_is_the_evidence_judgement_without_the_evidence():
     h = HostFacts(host_id=7, name="h", days=_days(), upkeep=_upkeep(), inventory_at=NOW - timedelta(hours=1))
     full, light = judge_host(h, NOW, S), judge_host(h, NOW, S, evidence=False)
-    assert full.verdict == light.verdict == Verdict.ZOMBIE and full.idle_days == light.idle_days == 14
+    assert full.verdict == light.verdict == ZombieVerdict.ZOMBIE and full.idle_days == light.idle_days == 14
     assert [s.name for s in full.signals] == ["idle", "stale", "unused"] and light.signals == []
     days = full.signals[0].facts["days"]
     assert days[0]["day"] == (NOW.date() - timedelta(days=14)).isoformat() and days[-1]["day"] == "2026-12-02"

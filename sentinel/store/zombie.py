@@ -23,8 +23,8 @@ from ..zombie import (
     HostFacts,
     Review,
     SystemVerdict,
-    Verdict,
     ZombieSettings,
+    ZombieVerdict,
     judge_host,
     review_stands,
     roll_up,
@@ -186,7 +186,7 @@ def evaluate(conn: Connection, settings: ZombieSettings, *, now: Optional[dateti
         if r is not None:
             at = _aware(r.at)
             assert at is not None
-            reviewed = Verdict(r.verdict)
+            reviewed = ZombieVerdict(r.verdict)
             review = Review(decision=r.decision, reason=r.reason, reviewer=r.reviewer, at=at, verdict=reviewed,
                             current=review_stands(r.decision, reviewed, at, verdict, now, settings))
         out.append(SystemVerdict(system_id=s.id, system=s.name, department_id=s.department_id,

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from ...store import zombie as store
 from ...store.models import Department, System, ZombieReview
-from ...zombie import SIGNALS, SystemVerdict, Verdict, ZombieSettings
+from ...zombie import SIGNALS, SystemVerdict, ZombieSettings, ZombieVerdict
 from .. import operations
 from ..auth import ADMIN, DEPT_OPERATOR
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, visible
@@ -43,7 +43,7 @@ class ReviewOut(Out):
 
 class DecommissionHost(Out):
     host: str
-    verdict: Verdict
+    verdict: ZombieVerdict
     idle_days: Optional[int]
     signals: dict[str, str] = Field(description="idle/stale/unused: yes, no or unknown")
 
@@ -54,7 +54,7 @@ class DecommissionItem(Out):
     title: str
     owner: str
     level: int
-    verdict: Verdict
+    verdict: ZombieVerdict
     verdict_zh: str
     confirmed_by: str
     confirmed_at: datetime
@@ -70,7 +70,7 @@ def _settings(request: Request) -> ZombieSettings:
 
 @router.get("/zombie", response_model=list[SystemVerdict])
 def list_verdicts(request: Request, db: DB, p: Caller, department_id: OptId = None,
-                  verdict: Optional[Verdict] = Query(None, description="only systems with this verdict"),
+                  verdict: Optional[ZombieVerdict] = Query(None, description="only systems with this verdict"),
                   limit: Limit = 100, offset: Offset = 0):
     """Every system the caller sees, with its verdict (在用/疑似僵尸/僵尸/未知), its hosts' signals and their
     evidence."""
@@ -110,7 +110,7 @@ def add_review(request: Request, system_id: Id, spec: ReviewIn, db: DB, p: Calle
         system = operations.visible_system(ctx, system_id)
         p.require_department(system.department_id, ADMIN, DEPT_OPERATOR)
         (current,) = store.evaluate(s.connection(), _settings(request), system_ids=[system_id])
-        if current.verdict not in (Verdict.SUSPECT, Verdict.ZOMBIE):
+        if current.verdict not in (ZombieVerdict.SUSPECT, ZombieVerdict.ZOMBIE):
             raise ApiError(409, f"system {system.name} is {current.verdict.value} ({current.verdict_zh}): only a "
                                 "suspect or zombie verdict is confirmed or dismissed")
         row = ZombieReview(system_id=system_id, department_id=system.department_id, decision=spec.decision,
