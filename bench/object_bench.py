@@ -400,6 +400,11 @@ def report_lines(args: argparse.Namespace, nices: list[int], cycles: dict[tuple[
     lines.append(f"| the four `sentinel check --object` commands, sum | 0 | {med(total):.3f} | - | "
                  f"{max(med(r[1] for r in checks[k]) for k in KINDS):.1f} (largest) | - | "
                  f"{', '.join(f'{t:.2f}' for t in total)} |")
+    heavy = [k for k in KINDS if med(r[1] for r in checks[k]) >= 60]
+    if heavy:  # the target is the agent's; say where the command line is past it
+        lines += ["", f"`sentinel check --object` for {', '.join(heavy)} peaks at 60 MB or more: one process holds "
+                  "the command line (typer), discovery, the engine, the driver and the report, where the agent's "
+                  "cycle runs discovery and each object in forks of its own."]
     lines += ["", "Objects judged in the agent's cycle (last run):", "",
               "| baseline | 测评对象 | pass | fail | error | n/a |",
               "| --- | --- | ---: | ---: | ---: | ---: |"]
