@@ -117,3 +117,16 @@ def test_a_run_past_its_budget_is_killed_and_the_next_gets_a_new_child(root, tmp
         report = child.run(str(REDIS_BASELINE), "r-next", 120, target)
         assert report["report_id"] == "r-next"
     assert _children_with(marker) == []
+
+
+def test_a_child_that_ended_between_requests_is_replaced(root):
+    target = {"kind": "redis", "instance": "6379", "port": 6379}
+    with ObjectChild(nice=0, ionice_idle=False, root=str(root)) as child:
+        child.run(str(REDIS_BASELINE), "r-1", 120, target)
+        first = child._proc
+        assert first is not None
+        os.killpg(first.pid, 9)  # as stop_all() kills the agent's children
+        first.wait(10)
+        report = child.run(str(REDIS_BASELINE), "r-2", 120, target)
+        assert report["report_id"] == "r-2" and child._proc is not None and child._proc.pid != first.pid
+        assert first.stdout is not None and first.stdout.closed  # the ended child was closed, not leaked

@@ -169,7 +169,9 @@ class ObjectChild:
         return proc
 
     def _ask(self, request: dict[str, Any], what: str, budget: float) -> dict[str, Any]:
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        if self._proc is not None and self._proc.poll() is not None:
+            self.close()  # it ended since its last answer (killed with the agent's children?): a new one
+        proc = self._proc if self._proc is not None else self._start()
         start = time.monotonic()
         assert proc.stdin is not None and proc.stdout is not None
         try:
