@@ -14,6 +14,7 @@ import socket
 import stat as stat_mod
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -204,7 +205,7 @@ class HostView:
 
     # ---- live facts --------------------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
-            limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
+            limit: int = DEFAULT_OUTPUT_LIMIT, env: Optional[Mapping[str, str]] = None) -> CommandResult:
         raise LiveOnly("commands cannot run against an offline root", "离线根目录上不能执行命令")
 
     def processes(self) -> list[ProcessInfo]:
@@ -246,8 +247,8 @@ class LiveHost(HostView):
         return path
 
     def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
-            limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
-        return run_command(argv, timeout=timeout, limit=limit)
+            limit: int = DEFAULT_OUTPUT_LIMIT, env: Optional[Mapping[str, str]] = None) -> CommandResult:
+        return run_command(argv, timeout=timeout, limit=limit, env=env)
 
     def processes(self) -> list[ProcessInfo]:
         if self._cache.processes is None:
@@ -375,11 +376,12 @@ class RootHost(HostView):
 
 
 def run_command(argv: list[str], timeout: float = DEFAULT_TIMEOUT,
-                limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
-    """Run argv (never a shell) with a deadline, keeping at most `limit` bytes of each stream."""
+                limit: int = DEFAULT_OUTPUT_LIMIT, env: Optional[Mapping[str, str]] = None) -> CommandResult:
+    """Run argv (never a shell) with a deadline, keeping at most `limit` bytes of each stream. `env` adds to the
+    fixed minimal environment: a tool's passphrase goes there (restic, borg), never into argv, which others see."""
     if not argv or not isinstance(argv, (list, tuple)):
         raise ProbeError("a command must be a non-empty argv list")
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C", **(env or {})}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603  an argv, never a shell

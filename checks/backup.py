@@ -1,0 +1,279 @@
+"""Disaster-recovery facts (数据备份恢复, issue 16 point 3): the copies of a host's important data and their age,
+where they are (this site or another), and the database replicas that keep it hot. docs/backups.md.
+
+A host cannot show which data is important or where its backups go, so the site declares them (a site file's
+params): each copy's tool, repository or paths, and the site it is at. The facts are then read, never written:
+restic and borg with their own read commands (`restic snapshots --json --no-lock --no-cache`, `borg list --json
+--bypass-lock`, which leave no lock in the repository), file copies (mysqldump/mariabackup files, tar archives,
+rsync targets, pg_basebackup directories) by the newest mtime of the files under the declared paths, and a
+PostgreSQL primary's replicas from pg_stat_replication over a read-only connection. Passphrases come from
+sentinel/objectcreds.py (kind `backup`, instance = the copy's name) and reach the tool through its environment,
+never its argv, a report or a log. Nothing declared is an error (the fact is unknown), not a pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+
+from sentinel.hostview import ProbeError
+from sentinel.model import Evidence, Observation, Strict
+from sentinel.probe import ProbeContext, evidence, probe
+
+Tool = Literal["restic", "borg", "files"]
+
+
+class BackupCopy(Strict):
+    name: str = Field(description="the copy's name (also its credentials instance)")
+    tool: Tool
+    repository: Optional[str] = None  # restic/borg: the repository (path or URL, as the tool takes it)
+    paths: list[str] = Field(default_factory=list)  # files: globs of the backup files or target directories
+    site: str = "local"  # where the copy is kept; another name than the host's site is off-site
+
+
+class CopiesParams(Strict):
+    backups: list[BackupCopy] = Field(default_factory=list)
+    site: str = "local"  # the site (machine room, 机房) the host itself is at
+    rpo_hours: float = 24.0  # the recovery point objective: the newest copy may be at most this old
+
+
+class ReplicaDb(Strict):
+    kind: Literal["postgresql"] = "postgresql"
+    instance: Optional[str] = None  # the credentials instance (sentinel/objectcreds.py), e.g. the port
+
+
+class ReplicationParams(Strict):
+    databases: list[ReplicaDb] = Field(default_factory=list)
+
+
+_NOTHING = ("no backup declared for this host: list its copies in a site file (docs/backups.md)",
+            "未声明本机的备份：请在站点文件中列出其备份副本（见 docs/backups.md）")
+_TIMEOUT = 60.0
+
+
+def _secret(name: str) -> Optional[str]:
+    from sentinel.objectcreds import CredentialsError, credentials
+
+    try:
+        return credentials("backup", name).secret()
+    except CredentialsError as exc:
+        raise ProbeError(str(exc)) from None
+
+
+def _parse_time(text: str) -> datetime:
+    """An ISO time as restic (nanoseconds, offset) or borg 1.2 (naive local time) prints it, as UTC."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?$", text.strip())
+    if not m:
+        raise ProbeError(f"unreadable backup time {text!r}", f"无法解析的备份时间 {text!r}")
+    frac = (m.group(2) or ".0")[:7]
+    zone = m.group(3) or ""
+    at = datetime.fromisoformat(m.group(1) + frac + ("+00:00" if zone == "Z" else zone))
+    if at.tzinfo is None:  # borg 1.2 prints the archive's time in the local zone of the host it runs on
+        at = at.astimezone()
+    return at.astimezone(timezone.utc)
+
+
+def _run(ctx: ProbeContext, copy: BackupCopy, argv: list[str], env: dict[str, str]) -> str:
+    res = ctx.host.run(argv, timeout=_TIMEOUT, env=env)
+    if not res.ok:
+        why = "timed out" if res.timed_out else f"exit {res.returncode}"
+        tail = (res.stderr.strip().splitlines() or [""])[-1][:300]
+        secret = env.get("RESTIC_PASSWORD") or env.get("BORG_PASSPHRASE")
+        if secret:
+            tail = tail.replace(secret, "***")
+        raise ProbeError(f"{copy.name}: {' '.join(argv[:2])} failed ({why}): {tail}",
+                         f"{copy.name}：{' '.join(argv[:2])} 执行失败（{why}）：{tail}")
+    return res.stdout
+
+
+def _restic(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence]:
+    argv = ["restic", "-r", _repo(copy), "snapshots", "--json", "--no-lock", "--no-cache"]
+    secret = _secret(copy.name)
+    env = {"RESTIC_PASSWORD": secret} if secret else {}
+    out = _run(ctx, copy, argv, env)
+    try:
+        snaps = json.loads(out) or []
+        times = [_parse_time(s["time"]) for s in snaps]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProbeError(f"{copy.name}: restic snapshots printed no snapshot list ({exc})",
+                         f"{copy.name}：restic snapshots 未输出快照列表（{exc}）") from None
+    return times, evidence(f"cmd: {' '.join(argv)}", f"{len(times)} snapshot(s)" + _newest_line(times))
+
+
+def _borg(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence]:
+    argv = ["borg", "list", "--json", "--bypass-lock", _repo(copy)]
+    secret = _secret(copy.name)
+    # borg keeps its cache and known-repository records under BORG_BASE_DIR: a throwaway one, so the probe
+    # leaves nothing on the host; the repository is the site's own declaration, so no trust prompt
+    with tempfile.TemporaryDirectory(prefix="sentinel-borg-") as base:
+        env = {"BORG_BASE_DIR": base, "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+               "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes", "BORG_DISPLAY_PASSPHRASE": "no"}
+        if secret:
+            env["BORG_PASSPHRASE"] = secret
+        out = _run(ctx, copy, argv, env)
+    try:
+        times = [_parse_time(a["time"]) for a in json.loads(out)["archives"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProbeError(f"{copy.name}: borg list printed no archive list ({exc})",
+                         f"{copy.name}：borg list 未输出归档列表（{exc}）") from None
+    return times, evidence(f"cmd: {' '.join(argv)}", f"{len(times)} archive(s)" + _newest_line(times))
+
+
+def _files(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence]:
+    """The newest mtime of the files under the declared paths (a directory counts by the files in it, so an
+    rsync target or a pg_basebackup directory is as new as the newest file it received)."""
+    if not copy.paths:
+        raise ProbeError(f"{copy.name}: a files copy needs paths", f"{copy.name}：files 类副本须给出 paths")
+    found: list[tuple[datetime, str]] = []
+    for pattern in copy.paths:
+        for path in ctx.host.glob(pattern):
+            found.extend(_mtimes(ctx, path))
+    found.sort()
+    lines = [f"{at.isoformat(timespec='seconds')} {path}" for at, path in found[-5:]]
+    return [at for at, _ in found], evidence(f"files: {', '.join(copy.paths)}",
+                                            f"{len(found)} file(s)" + ("; newest:\n" + "\n".join(lines) if lines
+                                                                      else ""))
+
+
+def _mtimes(ctx: ProbeContext, path: str) -> list[tuple[datetime, str]]:
+    if not ctx.host.is_dir(path):
+        return [(datetime.fromtimestamp(ctx.host.stat(path).st_mtime, timezone.utc), path)]
+    out: list[tuple[datetime, str]] = []
+    for root, _dirs, files in os.walk(ctx.host.real_path(path)):
+        rel = os.path.relpath(root, ctx.host.real_path(path))
+        for name in files:
+            host_path = os.path.normpath(os.path.join(path, rel, name))
+            try:
+                st = ctx.host.stat(host_path, follow=False)
+            except OSError:
+                continue  # gone while walking: rsync replaced it
+            out.append((datetime.fromtimestamp(st.st_mtime, timezone.utc), host_path))
+    return out
+
+
+def _repo(copy: BackupCopy) -> str:
+    if not copy.repository:
+        raise ProbeError(f"{copy.name}: a {copy.tool} copy needs its repository",
+                         f"{copy.name}：{copy.tool} 类副本须给出 repository")
+    return copy.repository
+
+
+def _newest_line(times: list[datetime]) -> str:
+    return f"; newest {max(times).isoformat(timespec='seconds')}" if times else ""
+
+
+_READERS = {"restic": _restic, "borg": _borg, "files": _files}
+
+
+@probe("backup.copies", CopiesParams, live_only=True)
+def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
+    """The declared backup copies with their newest backup and its age against the RPO, and which are off-site."""
+    if not params.backups:
+        raise ProbeError(*_NOTHING)
+    now = datetime.now(timezone.utc)
+    rows: list[dict[str, Any]] = []
+    evs: list[Evidence] = []
+    for copy in params.backups:
+        times, ev = _READERS[copy.tool](ctx, copy)
+        evs.append(ev)
+        newest = max(times) if times else None
+        age = round((now - newest).total_seconds() / 3600, 2) if newest else None
+        rows.append({"name": copy.name, "tool": copy.tool, "site": copy.site, "offsite": copy.site != params.site,
+                     "backups": len(times), "newest": newest.isoformat(timespec="seconds") if newest else None,
+                     "age_hours": age, "within_rpo": age is not None and age <= params.rpo_hours})
+
+    def newest_age(selected: list[dict[str, Any]]) -> Optional[float]:
+        ages = [r["age_hours"] for r in selected if r["age_hours"] is not None]
+        return min(ages) if ages else None
+
+    local = [r for r in rows if not r["offsite"]]
+    offsite = [r for r in rows if r["offsite"]]
+    observed = {
+        "copies": rows, "rpo_hours": params.rpo_hours,
+        "copy_count": sum(1 for r in rows if r["backups"]),
+        "offsite_count": sum(1 for r in offsite if r["backups"]),
+        "newest_age_hours": newest_age(rows),
+        "local_within_rpo": any(r["within_rpo"] for r in local),
+        "offsite_within_rpo": any(r["within_rpo"] for r in offsite),
+        "within_rpo": any(r["within_rpo"] for r in rows),
+    }
+    return Observation(observed=observed, evidence=evs)
+
+
+_PG_PRIMARY = (
+    "select application_name, coalesce(host(client_addr), 'local'), state, sync_state, "
+    "extract(epoch from replay_lag)::float8, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 "
+    "from pg_stat_replication order by application_name")
+
+
+@probe("backup.replication", ReplicationParams, live_only=True)
+def replication(ctx: ProbeContext, params: ReplicationParams) -> Observation:
+    """The streaming replicas of each declared database primary, with their state and lag."""
+    if not params.databases:
+        raise ProbeError("no replicated database declared for this host: list them in a site file "
+                         "(docs/backups.md)", "未声明本机需复制的数据库：请在站点文件中列出（见 docs/backups.md）")
+    dbs: list[dict[str, Any]] = []
+    evs: list[Evidence] = []
+    for db in params.databases:
+        where, rows = _pg_replicas(db)
+        replicas = [{"name": r[0], "client": r[1], "state": r[2], "sync_state": r[3],
+                     "replay_lag_seconds": None if r[4] is None else round(r[4], 3),
+                     "lag_bytes": None if r[5] is None else int(r[5])} for r in rows]
+        streaming = [r for r in replicas if r["state"] == "streaming"]
+        lags = [r["replay_lag_seconds"] or 0.0 for r in streaming]
+        dbs.append({"database": where, "replicas": replicas, "streaming": len(streaming),
+                    "max_lag_seconds": max(lags) if lags else None})
+        evs.append(evidence(f"postgresql {where}: pg_stat_replication",
+                            "\n".join(f"{r['name']} {r['client']} {r['state']} {r['sync_state']} "
+                                      f"lag={r['replay_lag_seconds']}s {r['lag_bytes']}B" for r in replicas)
+                            or "no replica connected"))
+    lags_all = [d["max_lag_seconds"] for d in dbs if d["max_lag_seconds"] is not None]
+    observed = {"databases": dbs, "streaming": min(d["streaming"] for d in dbs),
+                "max_lag_seconds": max(lags_all) if lags_all else None}
+    return Observation(observed=observed, evidence=evs)
+
+
+def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:
+    from sentinel.objectcreds import CredentialsError, credentials
+
+    try:
+        creds = credentials("postgresql", db.instance)
+    except CredentialsError as exc:
+        raise ProbeError(str(exc)) from None
+    if not creds.user:
+        raise ProbeError("no read-only account for the PostgreSQL server (sentinel/objectcreds.py kind postgresql; "
+                         "it needs pg_monitor to see pg_stat_replication)",
+                         "未配置 PostgreSQL 只读账户（objectcreds 的 postgresql 项；需 pg_monitor 角色）")
+    try:
+        import psycopg
+    except ImportError:
+        raise ProbeError("psycopg is not installed: install sentinel with the postgres extra",
+                         "未安装 psycopg：请安装带 postgres 扩展的 sentinel") from None
+    host = creds.socket or creds.host or "/var/run/postgresql"
+    port = creds.port or (int(db.instance) if db.instance and db.instance.isdigit() else 5432)
+    where = f"{creds.user}@{host}:{port}"
+    secret = creds.secret()
+    try:
+        with psycopg.connect(host=host, port=port, user=creds.user, password=secret, dbname=creds.database or
+                             "postgres", connect_timeout=5, application_name="sentinel",
+                             options="-c default_transaction_read_only=on") as conn:
+            conn.read_only = True
+            with conn.cursor() as cur:
+                cur.execute("select pg_is_in_recovery()")
+                row = cur.fetchone()
+                if row and row[0]:
+                    raise ProbeError(f"PostgreSQL {where} is a standby: declare the primary, whose "
+                                     "pg_stat_replication lists its replicas",
+                                     f"PostgreSQL {where} 是备库：请声明主库")
+                cur.execute(_PG_PRIMARY)  # fixed text: nothing from outside reaches the SQL
+                return where, list(cur.fetchall())
+    except psycopg.Error as exc:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if secret:
+            message = message.replace(secret, "***")
+        raise ProbeError(f"PostgreSQL {where}: {message}", f"PostgreSQL {where}：{message}") from None

@@ -1,0 +1,335 @@
+"""Disaster-recovery checks (checks/backup.py) on real data: restic and borg repositories made here with the tools
+from Debian's packages and backups at chosen times, backup files with set mtimes, and a PostgreSQL streaming
+replica (two throw-away clusters on their own socket directories and free loopback ports, never the machine's
+5432 server). Expected ages and replica states come from the tools themselves (restic snapshots, borg list,
+pg_stat_replication through psql), not from the probe.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sentinel.baseline import load_baseline
+from sentinel.engine import run_baseline, run_check
+from sentinel.hostview import open_host
+from sentinel.model import Status, Verdict
+from sentinel.osinfo import host_info
+from sentinel.probe import ProbeContext
+
+pytestmark = [pytest.mark.timeout(300)]
+RESTIC_PW = secrets.token_urlsafe(18)
+BORG_PW = secrets.token_urlsafe(18)
+RO_PW = secrets.token_urlsafe(18)
+MINE = ("l3-br-backup-rpo", "l3-br-offsite-rpo", "l3-br-db-replica")
+
+
+def _need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:  # tests/setup-machine.sh installs restic and borgbackup
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{', '.join(missing)} missing (tests/setup-machine.sh)")
+
+
+def _tree(path: Path) -> str:
+    """Every file's name, size and content hash: the repository after the probe must equal it before."""
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _site(tmp: Path, overrides: dict) -> Path:
+    doc = {"id": "site-dr", "version": "1", "extends": "dengbao-l3-linux", "override": overrides}
+    path = tmp / "site.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _creds(tmp: Path, monkeypatch, entries: dict) -> None:
+    path = tmp / "objects.yaml"
+    path.write_text(yaml.safe_dump(entries), encoding="utf-8")
+    path.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(path))
+
+
+def _results(site: Path, ids=MINE) -> dict:
+    baseline = load_baseline(site)
+    host = open_host(None)
+    info = host_info(host)
+    ctx = ProbeContext(host=host, family=info.family, os_release=host.os_release())
+    return {c.id: run_check(ctx, baseline, ctl, item, c) for ctl, item, c in baseline.iter_checks() if c.id in ids}
+
+
+def _hours_ago(at: str) -> float:
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(at.replace("Z", "+00:00"))).total_seconds() / 3600
+
+
+@pytest.fixture
+def repos(tmp_path, monkeypatch):
+    """A restic repository at this site (newest snapshot 3 h old), a borg repository declared at the DR site
+    (newest archive 30 h old) and a mysqldump file (50 h old)."""
+    _need("restic", "borg")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text("1,alice\n2,bob\n", encoding="utf-8")
+    env = {**os.environ, "RESTIC_PASSWORD": RESTIC_PW, "BORG_PASSPHRASE": BORG_PW, "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / ".cache"), "BORG_BASE_DIR": str(tmp_path / "borgbase"), "TZ": "UTC"}
+    restic, borg = tmp_path / "restic", tmp_path / "borg"
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    subprocess.run(["restic", "init", "-r", str(restic)], env=env, check=True, capture_output=True, timeout=60)
+    for hours in (27, 3):  # restic --time is local time; TZ=UTC above makes it UTC
+        at = (now - timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
+        subprocess.run(["restic", "-r", str(restic), "backup", "--time", at, str(data)], env=env, check=True,
+                       capture_output=True, timeout=120)
+    subprocess.run(["borg", "init", "-e", "repokey", str(borg)], env=env, check=True, capture_output=True, timeout=60)
+    for hours in (54, 30):  # borg create --timestamp is UTC
+        at = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
+        subprocess.run(["borg", "create", "--timestamp", at, f"{borg}::h{hours}", str(data)], env=env, check=True,
+                       capture_output=True, timeout=120)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    dump = dumps / "shop-2026.sql.gz"
+    dump.write_bytes(gzip.compress(b"-- MariaDB dump 10.19\nCREATE TABLE orders (id int);\n"))
+    old = (now - timedelta(hours=50)).timestamp()
+    os.utime(dump, (old, old))
+    # what the tools themselves say the newest backup is
+    snaps = json.loads(subprocess.run(["restic", "-r", str(restic), "snapshots", "--json", "--no-lock"], env=env,
+                                      check=True, capture_output=True, text=True, timeout=60).stdout)
+    archives = json.loads(subprocess.run(["borg", "list", "--json", str(borg)], env=env, check=True,
+                                         capture_output=True, text=True, timeout=60).stdout)["archives"]
+    truth = {"restic": max(s["time"] for s in snaps), "borg": max(a["time"] for a in archives) + "+00:00",
+             "restic_count": len(snaps), "borg_count": len(archives)}
+    _creds(tmp_path, monkeypatch, {"backup": {"instances": {"nightly": {"password": RESTIC_PW},
+                                                            "dr": {"password": BORG_PW}}}})
+    monkeypatch.setenv("TZ", "UTC")  # borg 1.2 prints naive local times; the probe reads them in the host's zone
+    time.tzset()
+    backups = [{"name": "nightly", "tool": "restic", "repository": str(restic), "site": "dc-a"},
+               {"name": "dr", "tool": "borg", "repository": str(borg), "site": "dc-b"},
+               {"name": "dump", "tool": "files", "paths": [str(dumps / "*.sql.gz")], "site": "dc-a"}]
+    yield {"restic": restic, "borg": borg, "backups": backups, "truth": truth, "tmp": tmp_path}
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_copies_ages_and_offsite_against_the_rpo(repos):
+    before = {k: _tree(repos[k]) for k in ("restic", "borg")}
+    params = {"backups": repos["backups"], "site": "dc-a", "rpo_hours": 24}
+    site = _site(repos["tmp"], {"l3-br-backup-rpo": {"params": params}, "l3-br-offsite-rpo": {"params": params}})
+    res = _results(site, MINE[:2])
+    local, offsite = res["l3-br-backup-rpo"], res["l3-br-offsite-rpo"]
+    assert local.status == Status.PASS, local.reason
+    copies = {c["name"]: c for c in local.observed["copies"]}
+    truth = repos["truth"]
+    assert copies["nightly"]["backups"] == truth["restic_count"] == 2
+    assert copies["dr"]["backups"] == truth["borg_count"] == 2
+    assert abs(copies["nightly"]["age_hours"] - _hours_ago(truth["restic"])) < 0.05
+    assert abs(copies["dr"]["age_hours"] - _hours_ago(truth["borg"])) < 0.05
+    assert 2.9 < copies["nightly"]["age_hours"] < 3.2 and copies["nightly"]["within_rpo"]
+    assert 29.9 < copies["dr"]["age_hours"] < 30.2 and not copies["dr"]["within_rpo"]
+    assert 49.9 < copies["dump"]["age_hours"] < 50.2 and copies["dump"]["backups"] == 1
+    assert [c["name"] for c in local.observed["copies"] if c["offsite"]] == ["dr"]
+    assert local.observed["copy_count"] == 3 and local.observed["offsite_count"] == 1
+    # the off-site copy is 30 h old: outside a 24 h RPO
+    assert offsite.status == Status.FAIL and offsite.observed["offsite_within_rpo"] is False
+    # the probe only read: no lock, cache or index entry was left in either repository
+    assert {k: _tree(repos[k]) for k in ("restic", "borg")} == before
+    text = json.dumps([r.model_dump(mode="json") for r in res.values()], ensure_ascii=False)
+    assert RESTIC_PW not in text and BORG_PW not in text
+    assert any("restic -r" in e.source and "snapshots" in e.source for e in local.evidence)
+
+    # a site whose RPO is 36 h: the off-site copy is now in time, and 异地备份 is 符合 in the full run
+    params36 = {**params, "rpo_hours": 36}
+    site = _site(repos["tmp"], {"l3-br-backup-rpo": {"params": params36}, "l3-br-offsite-rpo": {"params": params36}})
+    report = run_baseline(load_baseline(site), open_host(None))
+    by_key = {i.key: i for i in report.items}
+    assert by_key["ces.backup.offsite"].verdict == Verdict.CONFORM
+    assert next(r for r in report.results if r.check_id == "l3-br-offsite-rpo").status == Status.PASS
+
+
+def test_only_stale_local_copies_fail(repos):
+    backups = [b for b in repos["backups"] if b["name"] == "dump"]
+    site = _site(repos["tmp"], {"l3-br-backup-rpo": {"params": {"backups": backups, "site": "dc-a"}}})
+    res = _results(site, ("l3-br-backup-rpo",))["l3-br-backup-rpo"]
+    assert res.status == Status.FAIL and res.observed["local_within_rpo"] is False
+    assert "local_within_rpo" in (res.reason or "")
+
+
+def test_wrong_passphrase_is_an_error_without_the_secret(repos, monkeypatch):
+    wrong = secrets.token_urlsafe(18)
+    _creds(repos["tmp"], monkeypatch, {"backup": {"instances": {"nightly": {"password": wrong}}}})
+    backups = [b for b in repos["backups"] if b["name"] == "nightly"]
+    site = _site(repos["tmp"], {"l3-br-backup-rpo": {"params": {"backups": backups, "site": "dc-a"}}})
+    res = _results(site, ("l3-br-backup-rpo",))["l3-br-backup-rpo"]
+    assert res.status == Status.ERROR and "nightly" in (res.reason or "")
+    text = json.dumps(res.model_dump(mode="json"))
+    assert wrong not in text and RESTIC_PW not in text
+
+
+def test_nothing_declared_is_an_error_and_the_items_stay_pending(tmp_path, monkeypatch):
+    _creds(tmp_path, monkeypatch, {})
+    report = run_baseline(load_baseline("dengbao-l3-linux"), open_host(None))
+    results = {r.check_id: r for r in report.results}
+    for cid in MINE:
+        assert results[cid].status == Status.ERROR and "site file" in (results[cid].reason or "")
+    by_key = {i.key: i for i in report.items}
+    assert by_key["ces.backup.offsite"].verdict == Verdict.PENDING
+    assert by_key["ces.backup.hot-redundancy"].verdict == Verdict.PENDING
+
+
+def test_offline_root_leaves_the_items_to_a_person(tmp_path):
+    (tmp_path / "etc").mkdir()
+    report = run_baseline(load_baseline("dengbao-l3-linux"), open_host(str(tmp_path)))
+    results = {r.check_id: r for r in report.results}
+    assert all(results[c].status == Status.NOT_APPLICABLE and results[c].offline for c in MINE)
+
+
+# ---- PostgreSQL streaming replica ---------------------------------------------------------------------------
+LIB = Path("/usr/lib/postgresql")
+VERSION = max((p.name for p in LIB.iterdir() if p.name.isdigit()), key=int, default="") if LIB.is_dir() else ""
+BIN = LIB / VERSION / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Pg:
+    def __init__(self, base: Path, name: str) -> None:
+        self.dir = base / name
+        self.data, self.run = self.dir / "data", self.dir / "run"
+        self.port = _free_port()
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.dir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                ["runuser", "-u", "postgres", "--", str(BIN / "postgres"), "-D", str(self.data), "-c",
+                 f"port={self.port}", "-c", f"unix_socket_directories={self.run}", "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"cluster_name={self.name}"], stdout=subprocess.DEVNULL, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(150):
+            ready = [str(BIN / "pg_isready"), "-q", "-h", str(self.run), "-p", str(self.port)]
+            if subprocess.run(ready).returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"postgres {self.name} did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def sql(self, query: str) -> list[list[str]]:
+        out = subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-X", "-h", str(self.run), "-p",
+                              str(self.port), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "|", "-c", query],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        return [line.split("|") for line in out.splitlines() if line]
+
+
+@pytest.fixture
+def replica_pair():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (runs postgres as the postgres account)")
+    if not (BIN / "initdb").exists() or not (BIN / "pg_basebackup").exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("PostgreSQL binaries missing (tests/setup-machine.sh)")
+    base = Path(tempfile.mkdtemp(prefix="sntl-pgrep-"))  # pytest's tmp directories are 0700: postgres cannot enter
+    base.chmod(0o755)
+    pg = pwd.getpwnam("postgres")
+    primary, standby = Pg(base, "dc-a-primary"), Pg(base, "dr-standby")
+    for c in (primary, standby):
+        c.dir.mkdir()
+        c.run.mkdir()
+        os.chown(c.dir, pg.pw_uid, pg.pw_gid)
+        os.chown(c.run, pg.pw_uid, pg.pw_gid)
+    try:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "initdb"), "-D", str(primary.data), "-U",
+                        "postgres", "--auth-local=peer", "--auth-host=scram-sha-256"], check=True, capture_output=True,
+                       timeout=120)
+        primary.start()
+        # initdb's pg_hba.conf admits local replication connections by peer: the standby's own walreceiver
+        subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_basebackup"), "-D", str(standby.data), "-R",
+                        "-X", "stream", "-h", str(primary.run), "-p", str(primary.port), "-U", "postgres"],
+                       check=True, capture_output=True, timeout=120)
+        standby.start()
+        primary.sql(f"CREATE ROLE sentinel_ro LOGIN PASSWORD '{RO_PW}'")
+        primary.sql("GRANT pg_monitor TO sentinel_ro")
+        for _ in range(100):
+            if primary.sql("select state from pg_stat_replication") == [["streaming"]]:
+                break
+            time.sleep(0.2)
+        yield primary, standby, base
+    finally:
+        standby.stop()
+        primary.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
+    primary, standby, base = replica_pair
+    creds = base / "objects.yaml"
+    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(primary.port): {
+        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": primary.port}}}}), encoding="utf-8")
+    creds.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    primary.sql("create table orders as select g from generate_series(1, 1000) g")
+    site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(primary.port)}]}}})
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    truth = primary.sql("select application_name, state, sync_state from pg_stat_replication")
+    assert truth == [["dr-standby", "streaming", "async"]]
+    assert res.status == Status.PASS, res.reason
+    db = res.observed["databases"][0]
+    assert [(r["name"], r["state"], r["sync_state"]) for r in db["replicas"]] == [tuple(t) for t in truth]
+    assert res.observed["streaming"] == 1
+    assert db["replicas"][0]["lag_bytes"] is not None and db["replicas"][0]["lag_bytes"] >= 0
+    assert RO_PW not in json.dumps(res.model_dump(mode="json"))
+    # the standby stops: the primary lists no replica, hot redundancy fails
+    standby.stop()
+    for _ in range(100):
+        if not primary.sql("select 1 from pg_stat_replication"):
+            break
+        time.sleep(0.2)
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    assert res.status == Status.FAIL and res.observed["streaming"] == 0
+    assert res.observed["databases"][0]["replicas"] == []
+
+
+@pytest.mark.root
+def test_a_standby_declared_as_the_primary_is_an_error(replica_pair, monkeypatch):
+    primary, standby, base = replica_pair
+    standby.sql("select 1")  # a hot standby answers read-only queries
+    creds = base / "objects2.yaml"
+    # the role exists on the standby too: replicated from the primary
+    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(standby.port): {
+        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": standby.port}}}}), encoding="utf-8")
+    creds.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(standby.port)}]}}})
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    assert res.status == Status.ERROR and "standby" in (res.reason or "")
