@@ -8,7 +8,8 @@ need=()
 for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
             pg_ctlcluster:postgresql-common psql:postgresql-client rpm:rpm \
             chromium:chromium amtool:prometheus-alertmanager \
-            utmpdump:util-linux last:util-linux ss:iproute2 dpkg-deb:dpkg; do
+            utmpdump:util-linux last:util-linux ss:iproute2 dpkg-deb:dpkg \
+            pdftotext:poppler-utils; do  # pdftotext: the 通报 PDF's text (tests/test_notices_loop.py)
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)

@@ -46,7 +46,9 @@ def two(db, make_client):
         events = client.get("/api/v1/events", params={"system_id": w.systems[system]}, headers=bearer(admin)).json()
         host = client.get(f"/api/v1/agents/{agent.agent_id}", headers=bearer(admin)).json()["host_id"]
         website = _website(db, w.departments[dept], w.systems[system])
-        ids[dept] = {**website, "department_id": w.departments[dept], "system_id": w.systems[system], "host_id": host,
+        notice = _notice(client, admin, w.departments[dept])
+        ids[dept] = {**website, **notice, "department_id": w.departments[dept], "system_id": w.systems[system],
+                     "host_id": host,
                      "agent_id": agent.agent_id, "run_id": run["run_id"], "finding_id": findings[0]["id"],
                      "event_id": events[0]["id"], "assessment_id": assessment["id"], "attachment_id": attachment["id"],
                      "enrollment_token": et["id"]}
@@ -83,6 +85,16 @@ def _website(db, department_id: int, system_id: int) -> dict:
     return {"website_id": wid, "round_id": rid}
 
 
+def _notice(client, admin: str, department_id: int) -> dict:
+    """A 通报 to the department (its open finding) with an answer carrying a file (issue 17, the notice loop)."""
+    notice = client.post("/api/v1/notices", json={"department_id": department_id}, headers=bearer(admin)).json()
+    item = notice["items"][0]["id"]
+    answer = client.post(f"/api/v1/notices/{notice['id']}/items/{item}/answers", headers=bearer(admin),
+                         data={"text": "done"}, files=[("files", ("fix.txt", b"fixed"))]).json()
+    return {"notice_id": notice["id"], "item_id": item, "answer_id": answer["id"],
+            "file_id": answer["attachments"][0]["id"]}
+
+
 def _get_routes(client) -> list[str]:
     return [p for p, ops in client.get("/api/v1/openapi.json").json()["paths"].items() if "get" in ops]
 
@@ -91,7 +103,8 @@ def _fill(path: str, row: dict) -> str:
     names = {"department_id": "department_id", "system_id": "system_id", "host_id": "host_id",
              "agent_id": "agent_id", "run_id": "run_id", "finding_id": "finding_id", "event_id": "event_id",
              "assessment_id": "assessment_id", "attachment_id": "attachment_id", "website_id": "website_id",
-             "round_id": "round_id"}
+             "round_id": "round_id", "notice_id": "notice_id", "item_id": "item_id", "answer_id": "answer_id",
+             "file_id": "file_id"}
     return re.sub(r"\{(\w+)\}", lambda m: str(row[names[m.group(1)]]), path)
 
 

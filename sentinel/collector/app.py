@@ -89,9 +89,11 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
                                   max_age_seconds=settings.report_max_age_seconds)
     around_lifespan(app, start=baselines.preload)  # the catalogue and shipped baselines, before the first report
     from .routers.assessments import upload_limit
+    from .routers.notices import answer_limit
     from .routers.report_sections import section_limit
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API), section_limit(API)])
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, routes=[upload_limit(API), section_limit(API),
+                                                                        answer_limit(API)])
     # added last, so they run first: refusals that need no body are made before anything reads one
     app.add_middleware(AgentGate, db=db, settings=settings)
     app.add_middleware(urlguard.NoSecretsInUrl, db=db)
@@ -133,9 +135,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
     async def _http(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
-    from .routers import access, agent, assessments, directory, report_sections, results, zombie
+    from .routers import access, agent, assessments, directory, domestic, notices, report_sections, results, zombie
 
-    for module in (agent, directory, results, assessments, report_sections, access, zombie):
+    for module in (agent, directory, results, assessments, report_sections, access, zombie, notices, domestic):
         app.include_router(module.router, prefix=API)
     metrics.install(app, exporters.metrics)  # GET /metrics and the ingest counters
     # event push to Alertmanager and chats, and the Alertmanager-webhook relay, when alerting_config is set

@@ -26,6 +26,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from ..notices.policy import NoticePolicy
 from ..state import default_state_dir
 from ..websites.config import WebsiteSettings
 from ..yaml_errors import invalid_yaml
@@ -121,6 +122,8 @@ class CollectorSettings(BaseSettings):
                                         "(0: a row each)")
     zombie: ZombieSettings = Field(default_factory=ZombieSettings, description="zombie-system detection's "
                                    "thresholds and windows (docs/zombie.md)")
+    notices: NoticePolicy = Field(default_factory=NoticePolicy, description="the 通报 loop: issuing authority, "
+                                  "document number prefix, rectification days by grade (docs/notices.md)")
 
     @field_validator("host")
     @classmethod

@@ -58,6 +58,8 @@ CLASS_OF: dict[str, EventClass] = {
     # unmaintained site is service weakened
     "website_security": "exposure",
     "website_veto": "degradation",
+    # the 通报 loop (sentinel/notices/loop.py): a notified problem past its rectification deadline
+    "notice_overdue": "degradation",
     # Prometheus rules (deploy/prometheus/sentinel-rules.yml)
     "SentinelHighRiskFinding": "exposure",
     "SentinelHighRiskFindingsIncreased": "exposure",

@@ -50,6 +50,8 @@ KIND_TITLES: dict[str, tuple[str, str]] = {
     "website_security": ("网站安全事件（挂马、篡改、暗链）",
                          "Website compromised (malicious code, tampering, hidden links)"),
     "website_veto": ("网站单项否决问题", "Website fails a veto rule"),
+    # the 通报 loop (sentinel/notices/loop.py): a notified problem not rectified by its deadline
+    "notice_overdue": ("通报问题逾期未整改", "Notified problem overdue for rectification"),
     # relayed from an Alertmanager webhook (sentinel.events.relay)
     "prometheus_alert": ("监控告警", "Monitoring alert"),
 }

@@ -831,3 +831,100 @@ class WebsiteFinding(Base, table=True):
     last_round_id: int = Field(foreign_key="website_rounds.id", nullable=False)
     resolved_round_id: Optional[int] = Field(default=None, foreign_key="website_rounds.id")
     occurrences: int = Field(default=1, nullable=False)
+
+
+# ---- the notification loop (通报 -> 整改 -> 反馈, issue 17; migration 0012) -----------------------------------
+
+NOTICE_KINDS = ("periodic", "event")
+NOTICE_ITEM_STATES = ("open", "fixed", "overdue")
+NOTICE_SOURCES = ("finding", "service", "website")
+
+
+class Notice(Base, table=True):
+    """A 通报 to one department (sentinel/notices/loop.py): numbered per year (number_prefix〔year〕seq号),
+    for a period or (kind `event`) on demand for a serious event, listing the department's open problems."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        UniqueConstraint("year", "seq", name="uq_notices_year_seq"),
+        Index("ix_notices_department", "department_id", "id"),
+        CheckConstraint("kind IN ('periodic', 'event')", name="kind"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    year: int = Field(nullable=False)
+    seq: int = Field(nullable=False)
+    number: str = Field(sa_type=String(64), nullable=False)
+    kind: str = Field(sa_type=String(16), nullable=False)
+    authority: str = Field(sa_type=String(200), nullable=False)
+    period_start: Optional[datetime] = _ts(default=None)
+    period_end: Optional[datetime] = _ts(default=None)
+    reason: str = Field(default="", sa_type=Text, nullable=False)  # the serious event of an `event` notice
+    policy: JSONObject = _json(nullable=False)  # the deadline policy the notice was issued under
+    issued_at: datetime = _ts(nullable=False)
+    issued_by: str = Field(sa_type=String(200), nullable=False)
+
+
+class NoticeItem(Base, table=True):
+    """One problem as a notice lists it: its source row (a host/object finding, a service finding, a website
+    finding), grade and deadline, and what re-verification found (open, fixed, overdue). A problem still open
+    at the next notice is listed again with the deadline it was first given (carried_from)."""
+
+    __tablename__ = "notice_items"
+    __table_args__ = (
+        Index("ix_notice_items_notice", "notice_id", "id"),
+        Index("ix_notice_items_source", "source", "source_id", "id"),
+        Index("ix_notice_items_department", "department_id", "state"),
+        CheckConstraint("state IN ('open', 'fixed', 'overdue')", name="state"),
+        CheckConstraint("source IN ('finding', 'service', 'website')", name="source"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id", nullable=False, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    system_id: int = Field(foreign_key="systems.id", nullable=False)
+    seq: int = Field(nullable=False)  # its number in the notice (1, 2, ...)
+    source: str = Field(sa_type=String(16), nullable=False)
+    source_id: int = Field(nullable=False)
+    grade: str = Field(sa_type=String(8), nullable=False)
+    title: JSONObject = _json(nullable=False)
+    location: str = Field(sa_type=Text, nullable=False)  # system, host / object, address or page
+    basis: str = Field(default="", sa_type=Text, nullable=False)  # the clause or rule it fails
+    remediation: JSONObject = _json(nullable=False)
+    first_seen: datetime = _ts(nullable=False)
+    deadline: datetime = _ts(nullable=False)
+    state: str = Field(default="open", sa_type=String(16), nullable=False)
+    verified_at: Optional[datetime] = _ts(default=None)
+    fixed_at: Optional[datetime] = _ts(default=None)
+    escalated_at: Optional[datetime] = _ts(default=None)
+    carried_from: Optional[int] = Field(default=None, foreign_key="notice_items.id")
+
+
+class NoticeAnswer(Base, table=True):
+    """The department's answer (反馈) on a notice item: what was done. Append-only."""
+
+    __tablename__ = "notice_answers"
+    __table_args__ = (Index("ix_notice_answers_item", "item_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="notice_items.id", nullable=False, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="departments.id", nullable=False)
+    text: str = Field(sa_type=Text, nullable=False)
+    answered_by: str = Field(sa_type=String(200), nullable=False)
+    at: datetime = _ts(nullable=False)
+
+
+class NoticeAttachment(Base, table=True):
+    """A file attached to an answer, kept with its SHA-256 as assessment attachments are."""
+
+    __tablename__ = "notice_attachments"
+    __table_args__ = (Index("ix_notice_attachments_answer", "answer_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    answer_id: int = Field(foreign_key="notice_answers.id", nullable=False, ondelete="CASCADE")
+    name: str = Field(sa_type=String(200), nullable=False)
+    sha256: str = Field(sa_type=String(64), nullable=False)
+    size: int = Field(nullable=False)
+    content: bytes = Field(sa_column=Column("content", LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)

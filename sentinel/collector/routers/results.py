@@ -75,7 +75,7 @@ def get_finding(finding_id: Id, db: DB, p: Caller):
 def list_events(db: DB, p: Caller, system_id: OptId = None,
                 kind: Optional[Literal["high_risk_finding", "score_drop", "drift", "new_open_port", "closed_port",
                                        "version_change", "new_forbidden_port", "scan_failed", "website_security",
-                                       "website_veto"]] = None,
+                                       "website_veto", "notice_overdue"]] = None,
                 delivered: Optional[bool] = None, limit: Limit = 100, offset: Offset = 0):
     """Newest first."""
     with db.session() as s:
