@@ -102,7 +102,9 @@ def test_cpu_model_x86_and_arm(tmp_path):
 def test_inventory_of_this_host_matches_the_collector_schema():
     inv = collect(LiveHost())
     assert set(inv) == {"os", "arch", "cpu_model", "cpu_count", "memory_bytes", "packages_count", "addresses",
-                        "agent_version", "upkeep"}
+                        "agent_version", "upkeep", "domestic"}
+    # the 国产化 components and 国密 state: tests/test_domestic.py
+    assert {c["category"] for c in inv["domestic"]["components"]} >= {"os", "cpu"}
     # each fact against the real program: tests/test_zombie_agent.py
     assert set(inv["upkeep"]) == {"packages", "config", "kernel", "logins", "requests"}
     InventoryBody.model_validate(inv)

@@ -20,7 +20,7 @@ import psutil
 from .. import __version__
 from ..hostview import HostView, LiveHost, ProbeError, run_command
 from ..osinfo import host_info
-from . import upkeep
+from . import domestic, upkeep
 
 log = logging.getLogger(__name__)
 
@@ -115,4 +115,17 @@ def collect(host: Optional[HostView] = None) -> dict[str, Any]:
         "addresses": addresses(),
         "agent_version": __version__,  # the collector shows it as sentinel_host_info's agent_version
         "upkeep": upkeep.collect(host),
+        "domestic": _domestic(host),
     }
+
+
+def _domestic(host: HostView) -> Optional[dict[str, Any]]:
+    """The 国产化 components (sentinel/agent/domestic.py); None, logged, when the rules cannot be read (a broken
+    site file must not cost the host its inventory)."""
+    from ..yamldoc import DataFileError
+
+    try:
+        return domestic.collect(host).model_dump(mode="json")
+    except (DataFileError, OSError) as exc:
+        log.error("inventory: 国产化 components not sent: %s", exc)
+        return None

@@ -5,6 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from ..domestic import DomesticIn
 from ..metrics_model import AGENT_VERSION_PATTERN
 from ..model import HostInfo
 from ..upkeep_facts import INT32_MAX, UpkeepIn
@@ -90,6 +91,8 @@ class InventoryBody(BaseModel):
     agent_version: Optional[str] = Field(default=None, pattern=AGENT_VERSION_PATTERN)
     # upkeep and use facts for zombie-system detection (sentinel/agent/upkeep.py); None from older agents
     upkeep: Optional[UpkeepIn] = None
+    # the recognised 国产化 components and 国密 TLS support (sentinel/agent/domestic.py); None from older agents
+    domestic: Optional[DomesticIn] = None
 
 
 class UtilisationSampleIn(BaseModel):
