@@ -333,3 +333,116 @@ def test_a_standby_declared_as_the_primary_is_an_error(replica_pair, monkeypatch
     site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(standby.port)}]}}})
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
     assert res.status == Status.ERROR and "standby" in (res.reason or "")
+
+
+# ---- MariaDB replica ----------------------------------------------------------------------------------------
+MARIADBD, INSTALL_DB, CLIENT = "/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb"
+
+
+class Maria:
+    """A throw-away mariadbd (--no-defaults: nothing of the machine's /etc/mysql) on its own socket and port."""
+
+    def __init__(self, base: Path, name: str, server_id: int) -> None:
+        self.dir = base / name
+        self.dir.mkdir()
+        self.data, self.sock, self.port = self.dir / "data", self.dir / "mysqld.sock", _free_port()
+        shutil.chown(self.dir, "mysql", "mysql")
+        self.server_id = server_id
+        self.proc: subprocess.Popen | None = None
+        subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.data}", "--user=mysql", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        argv = [MARIADBD, "--no-defaults", "--user=mysql", f"--datadir={self.data}", f"--socket={self.sock}",
+                f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
+                f"--server-id={self.server_id}", f"--log-bin={self.dir / 'binlog'}", "--innodb-buffer-pool-size=16M",
+                f"--log-error={self.dir / 'error.log'}"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mariadbd exited: {(self.dir / 'error.log').read_text()[-2000:]}")
+            if self.sock.exists() and self.sql("SELECT 1", check=False).returncode == 0:
+                return
+            time.sleep(0.3)
+        raise AssertionError("mariadbd did not answer within 60 s")
+
+    def sql(self, statement: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([CLIENT, "--no-defaults", "-S", str(self.sock), "-u", "root", "-N", "-B", "-e",
+                               statement], capture_output=True, text=True, timeout=30, check=check)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def maria_pair():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mariadbd --user=mysql)")
+    if not (Path(MARIADBD).exists() and Path(INSTALL_DB).exists()):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("mariadb-server missing (tests/setup-machine.sh)")
+    base = Path(tempfile.mkdtemp(prefix="sntl-mariarep-"))
+    base.chmod(0o755)
+    source, replica = Maria(base, "source", 1), Maria(base, "replica", 2)
+    repl_pw = secrets.token_urlsafe(18)
+    try:
+        source.start()
+        replica.start()
+        source.sql(f"CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY '{repl_pw}'; "
+                   "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';")
+        replica.sql(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source.port}, MASTER_USER='repl', "
+                    f"MASTER_PASSWORD='{repl_pw}', MASTER_USE_GTID=slave_pos; START SLAVE;")
+        replica.sql(f"CREATE USER 'sentinel_ro'@'127.0.0.1' IDENTIFIED BY '{RO_PW}'; "
+                    "GRANT REPLICA MONITOR ON *.* TO 'sentinel_ro'@'127.0.0.1';")
+        yield source, replica, base
+    finally:
+        replica.stop()
+        source.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _replica_status(replica: Maria) -> dict[str, str]:
+    """What the replica's own client shows (a header line and one row, tab-separated)."""
+    out = subprocess.run([CLIENT, "--no-defaults", "-S", str(replica.sock), "-u", "root", "-B", "-e",
+                          "SHOW SLAVE STATUS"], capture_output=True, text=True, timeout=30, check=True).stdout
+    head, row = out.splitlines()[:2]
+    return dict(zip(head.split("\t"), row.split("\t"), strict=True))
+
+
+@pytest.mark.root
+def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
+    source, replica, base = maria_pair
+    creds = base / "objects.yaml"
+    creds.write_text(yaml.safe_dump({"mysql": {"instances": {str(replica.port): {
+        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": replica.port}}}}), encoding="utf-8")
+    creds.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    source.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id int primary key); "
+               "INSERT INTO shop.orders VALUES (1)")
+    for _ in range(100):  # the row reaches the replica: replication is really running
+        if replica.sql("SELECT id FROM shop.orders", check=False).stdout.strip() == "1":
+            break
+        time.sleep(0.2)
+    truth = _replica_status(replica)
+    assert truth["Slave_IO_Running"] == truth["Slave_SQL_Running"] == "Yes"
+    site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"kind": "mysql",
+                                                                       "instance": str(replica.port)}]}}})
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    assert res.status == Status.PASS, res.reason
+    row = res.observed["databases"][0]["replicas"][0]
+    assert row["state"] == "streaming" and row["client"] == f"127.0.0.1:{source.port}"
+    assert row["replay_lag_seconds"] == float(truth["Seconds_Behind_Master"])
+    assert RO_PW not in json.dumps(res.model_dump(mode="json"))
+    # the replica's SQL thread stopped: no longer hot
+    replica.sql("STOP SLAVE SQL_THREAD")
+    assert _replica_status(replica)["Slave_SQL_Running"] == "No"
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    assert res.status == Status.FAIL and res.observed["streaming"] == 0
+    assert res.observed["databases"][0]["replicas"][0]["state"] == "io=Yes sql=No"
