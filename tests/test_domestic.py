@@ -332,3 +332,26 @@ def test_trend_follows_each_day_s_latest_inventory(cloud):
     assert len(health["points"]) == 8
     whole = client.get("/api/v1/domestic/cloud?days=8", headers=auth["admin"]).json()["trend"]
     assert [p["hosts"] for p in whole] == [0, 2, 2, 2, 2, 2, 3, 4]
+
+
+def test_the_evidence_export_carries_the_system_s_figures(cloud, db):
+    from sentinel import signing
+    from sentinel.cli_evidence import collector_identity
+    from sentinel.evidence.collect import collect
+    from sentinel.exporters.evidence.html import render_html
+    from sentinel.exporters.evidence.jsonexport import export_json, load_json
+
+    client, auth = cloud
+    ident = collector_identity(signing.generate_key())
+    with db.session() as session:
+        ev = collect(session, "his", collector=ident)
+        past = collect(session, "his", collector=ident, end=datetime.now(timezone.utc) - timedelta(days=2))
+    assert ev.domestic is not None
+    api = next(s for s in client.get("/api/v1/domestic/systems", headers=auth["admin"]).json() if s["system"] == "his")
+    assert ev.domestic.rates.model_dump(mode="json") == api, "the export's figures are the API's"
+    assert [h.host for h in ev.domestic.hosts] == ["his-1", "his-2"]
+    assert load_json(export_json(ev)).domestic == ev.domestic
+    zh, en = render_html(ev, "zh"), render_html(ev, "en")
+    assert "国产化情况" in zh and "银河麒麟" in zh and "鲲鹏" in zh and "1 / 2" in zh
+    assert "Domestic products" in en and "Kylin" in en and "Kunpeng" in en
+    assert past.domestic is None and any("国产化" in n for n in past.notes)

@@ -21,6 +21,7 @@ from .. import scoring
 from ..discovery import default_name
 from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
+from ..store import domestic as domestic_store
 from ..store import envelopes
 from ..store import zombie as zombie_store
 from ..store.models import (
@@ -137,6 +138,13 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     else:  # the verdict reads the hosts' latest inventories and reviews: it cannot be judged as of a past end
         ev.notes.append("zombie-system verdict (僵尸信息系统) not included: it is judged as of now, and the range "
                         "ends before")
+    if end >= now:
+        from ..domestic import default_rules
+
+        ev.domestic = domestic_store.evidence(conn, default_rules(), system_id, now)
+    else:  # the components are the hosts' latest inventories: not those of a past end
+        ev.notes.append("国产化 components and rates not included: they are the hosts' latest inventories, and the "
+                        "range ends before")
     return ev
 
 

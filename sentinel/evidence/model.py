@@ -27,6 +27,7 @@ from ..model import (
     Text,
     Verdict,
 )
+from ..store.domestic import DomesticEvidence
 from ..zombie import SystemVerdict
 
 SCHEMA_VERSION = 1
@@ -291,6 +292,9 @@ class SystemEvidence(_Model):
     # 僵尸信息系统 (docs/zombie.md): the system's verdict with its hosts' signals and facts and the review standing
     # on it, as judged when the export was made (None in exports that end before then, and in older bundles)
     zombie: Optional[SystemVerdict] = None
+    # 国产化 (docs/domestic.md): the system's rates and its hosts' recognised components, as of the export (None in
+    # exports that end before then, and in older bundles)
+    domestic: Optional[DomesticEvidence] = None
 
     # Raw bytes travel beside the model, never inside evidence.json: report bodies by bundle path (their
     # sha256 is the chain digest) and manual-assessment attachments by bundle path.

@@ -172,6 +172,21 @@ def by_system(conn: Connection, found: list[HostDomestic], department_ids: Optio
                   department=r.department, system_id=r.id, system=r.name) for r in conn.execute(stmt).all()]
 
 
+class DomesticEvidence(BaseModel):
+    """A system's 国产化 figures in its evidence export: its rates and each host's components with the facts that
+    recognised them, as of when the export was made."""
+
+    evaluated_at: datetime
+    rates: Rates
+    hosts: list[HostDomestic]
+
+
+def evidence(conn: Connection, rules: Rules, system_id: int, now: datetime) -> DomesticEvidence:
+    found = hosts(conn, rules, system_ids=[system_id])
+    (row,) = by_system(conn, found, system_ids=[system_id])
+    return DomesticEvidence(evaluated_at=now, rates=row, hosts=found)
+
+
 class TrendPoint(BaseModel):
     day: date
     hosts: int
