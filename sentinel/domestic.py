@@ -163,7 +163,7 @@ class Facts(BaseModel):
 class Component(BaseModel):
     """One recognised component of a host, as sent in the inventory and shown by the API."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # keys a newer agent adds are ignored (and kept in the snapshot)
 
     category: Category
     product: str = Field(max_length=64, description="the rule's id; `unrecognised` when none matched")
@@ -237,7 +237,7 @@ class GmTls(BaseModel):
     """国密 (SM2/SM3/SM4) in the host's TLS: configured (a server's TLS configuration names SM suites or NTLS),
     capable (the system's TLS library has all three algorithms), none, or unknown (with the reason)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     state: GmState
     library: Optional[str] = Field(default=None, max_length=200, description="the library's own version line")
@@ -250,7 +250,7 @@ class GmTls(BaseModel):
 class DomesticIn(BaseModel):
     """The inventory's `domestic` key (absent from agents older than it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     components: list[Component] = Field(max_length=200)
     gm_tls: GmTls

@@ -355,3 +355,14 @@ def test_the_evidence_export_carries_the_system_s_figures(cloud, db):
     assert "国产化情况" in zh and "银河麒麟" in zh and "鲲鹏" in zh and "1 / 2" in zh
     assert "Domestic products" in en and "Kylin" in en and "Kunpeng" in en
     assert past.domestic is None and any("国产化" in n for n in past.notes)
+
+
+def test_keys_a_newer_agent_adds_are_ignored():
+    from sentinel.collector.wire import InventoryBody
+
+    body = _inventory("h", "kylin", "Kylin", None, [{**_comp("os", "kylin", "domestic"), "confidence": 0.9}])
+    body["domestic"]["banners"] = []
+    inv = InventoryBody.model_validate(body)
+    assert inv.domestic is not None and inv.domestic.components[0].product == "kylin"
+    with pytest.raises(ValueError):  # what this collector reads is still checked
+        InventoryBody.model_validate(_inventory("h", "kylin", "Kylin", None, [_comp("gpu", "x", "domestic")]))
