@@ -13,9 +13,10 @@ for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:pr
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)
-# Real restic and borg repositories made by tests/test_backup_real.py (the backup.copies probe reads them).
+# Real restic and borg repositories and a pgBackRest stanza made by tests/test_backup_real.py (the backup.copies probe reads them).
 command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 # A CJK font so Chromium's screenshots and WeasyPrint's PDFs of the (Chinese) HTML reports show text, not boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 # WeasyPrint (PDF evidence) loads Pango and HarfBuzz through cffi at run time; real PAM stacks are run with

@@ -219,12 +219,13 @@ class Pg:
         self.name = name
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        extra = [a for s in settings for a in ("-c", s)]
         with open(self.dir / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
                 ["runuser", "-u", "postgres", "--", str(BIN / "postgres"), "-D", str(self.data), "-c",
                  f"port={self.port}", "-c", f"unix_socket_directories={self.run}", "-c", "listen_addresses=127.0.0.1",
-                 "-c", f"cluster_name={self.name}"], stdout=subprocess.DEVNULL, stderr=log,
+                 "-c", f"cluster_name={self.name}", *extra], stdout=subprocess.DEVNULL, stderr=log,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         for _ in range(150):
             ready = [str(BIN / "pg_isready"), "-q", "-h", str(self.run), "-p", str(self.port)]
@@ -446,3 +447,65 @@ def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
     assert res.status == Status.FAIL and res.observed["streaming"] == 0
     assert res.observed["databases"][0]["replicas"][0]["state"] == "io=Yes sql=No"
+
+
+# ---- pgBackRest --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.root
+def test_pgbackrest_stanza_backups(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (runs postgres and pgbackrest as the postgres account)")
+    _need("pgbackrest")
+    if not (BIN / "initdb").exists():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("PostgreSQL binaries missing (tests/setup-machine.sh)")
+    base = Path(tempfile.mkdtemp(prefix="sntl-pgbr-"))
+    base.chmod(0o755)
+    pg = pwd.getpwnam("postgres")
+    c = Pg(base, "dc-a-db")
+    c.dir.mkdir()
+    c.run.mkdir()
+    for sub in ("repo", "log", "lock", "spool"):
+        (base / sub).mkdir()
+    for d in (c.dir, c.run, *(base / sub for sub in ("repo", "log", "lock", "spool"))):
+        os.chown(d, pg.pw_uid, pg.pw_gid)
+    conf = base / "pgbackrest.conf"
+    conf.write_text(f"[global]\nrepo1-path={base / 'repo'}\nlog-path={base / 'log'}\nlock-path={base / 'lock'}\n"
+                    f"spool-path={base / 'spool'}\nrepo1-retention-full=2\nstart-fast=y\n\n"
+                    f"[shop]\npg1-path={c.data}\npg1-socket-path={c.run}\npg1-port={c.port}\n", encoding="utf-8")
+    conf.chmod(0o644)
+    as_pg = ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={conf}", "--stanza=shop"]
+    try:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "initdb"), "-D", str(c.data), "-U", "postgres",
+                        "--auth-local=peer"], check=True, capture_output=True, timeout=120)
+        c.start("archive_mode=on", f"archive_command=pgbackrest --config={conf} --stanza=shop archive-push %p",
+                "wal_level=replica")
+        subprocess.run([*as_pg, "stanza-create"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_pg, "--type=full", "backup"], check=True, capture_output=True, timeout=240)
+        before = _tree(base / "repo")
+        logs = sorted(p.name for p in (base / "log").iterdir())
+        truth = json.loads(subprocess.run([*as_pg, "--output=json", "info"], check=True, capture_output=True,
+                                          text=True, timeout=60).stdout)[0]["backup"]
+        backups = [{"name": "shop-pgbr", "tool": "pgbackrest", "repository": "shop", "config": str(conf),
+                    "site": "dc-a"}]
+        site = _site(tmp_path, {"l3-br-backup-rpo": {"params": {"backups": backups, "site": "dc-a"}}})
+        res = _results(site, ("l3-br-backup-rpo",))["l3-br-backup-rpo"]
+        assert res.status == Status.PASS, res.reason
+        copy = res.observed["copies"][0]
+        assert copy["backups"] == len(truth) == 1
+        stop = datetime.fromtimestamp(truth[0]["timestamp"]["stop"], timezone.utc)
+        assert copy["newest"] == stop.isoformat(timespec="seconds")
+        assert _tree(base / "repo") == before and sorted(p.name for p in (base / "log").iterdir()) == logs
+        # an RPO shorter than the backup's age fails
+        site = _site(tmp_path, {"l3-br-backup-rpo": {"params": {"backups": backups, "site": "dc-a",
+                                                                "rpo_hours": 0.0001}}})
+        time.sleep(1)
+        assert _results(site, ("l3-br-backup-rpo",))["l3-br-backup-rpo"].status == Status.FAIL
+        # a stanza that does not exist is an error, not "no backup"
+        missing = [{**backups[0], "repository": "nosuch"}]
+        site = _site(tmp_path, {"l3-br-backup-rpo": {"params": {"backups": missing, "site": "dc-a"}}})
+        res = _results(site, ("l3-br-backup-rpo",))["l3-br-backup-rpo"]
+        assert res.status == Status.ERROR, (res.status, res.observed)
+    finally:
+        c.stop()
+        shutil.rmtree(base, ignore_errors=True)
