@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 from sentinel import __version__
 from sentinel.metrics_model import (
     CONCLUSION_VALUES,
+    NOTICE_STATES,
     WEBSITE_FINDING_KINDS,
     ZOMBIE_REVIEWS,
     ZOMBIE_VERDICTS,
@@ -126,6 +127,10 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_system_zombie_reviewed", g, SYSTEM + ("decision",),
                   "1 when a person's review stands on the system's current zombie verdict (confirmed: to be "
                   "decommissioned; dismissed: in use after all), 0 for the other decision."),
+        # the 通报 loop (docs/notices.md): three per system
+        MetricDef("sentinel_system_notice_problems", g, SYSTEM + ("state",),
+                  "Problems of the system notified in a 通报, by state: open (within its deadline), fixed (verified "
+                  "by a later run, scan or round), overdue (past its deadline, escalated)."),
         # websites (网站群监测): a few per system
         MetricDef("sentinel_website_info", "info", SITE + ("url",),
                   "A declared website of the system and its home page URL; value is 1."),
@@ -294,6 +299,9 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
                 f.gauge("sentinel_system_zombie_verdict", sl + (value,), 1 if value == s.zombie.verdict else 0)
             for value in ZOMBIE_REVIEWS:
                 f.gauge("sentinel_system_zombie_reviewed", sl + (value,), 1 if value == s.zombie.review else 0)
+        if s.notice_problems is not None:
+            for state in NOTICE_STATES:
+                f.gauge("sentinel_system_notice_problems", sl + (state,), s.notice_problems.get(state, 0))
         for w in s.websites:
             _website(f, sl, w)
     for h in s.hosts:

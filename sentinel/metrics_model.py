@@ -229,6 +229,7 @@ class ZombieMetrics(_Model):
 
 
 WEBSITE_FINDING_KINDS = ("veto", "deduct", "security", "practice")
+NOTICE_STATES = ("open", "fixed", "overdue")  # sentinel/notices: a notified problem's verified state
 
 
 class WebsiteMetrics(_Model):
@@ -266,6 +267,9 @@ class SystemMetrics(_Scored):
     scan: Optional[ScanMetrics] = None
     zombie: Optional[ZombieMetrics] = None  # None on the agent-side exporter
     websites: list[WebsiteMetrics] = Field(default_factory=list)
+    # the 通报 loop (sentinel/notices): notified problems by state (open, fixed, overdue), each problem counted once
+    # by its latest notice item; None on the agent-side exporter
+    notice_problems: Optional[dict[str, int]] = None  # NOTICE_STATES -> count
     hosts: list[HostMetrics] = Field(default_factory=list)
     #: False on the agent-side exporter, which sees one host and so must not claim system-wide figures
     system_wide: bool = True
@@ -279,6 +283,14 @@ class SystemMetrics(_Scored):
     @classmethod
     def _name(cls, v: str) -> str:
         return _label(v, "system name")
+
+    @field_validator("notice_problems")
+    @classmethod
+    def _notice_states(cls, v: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+        # the label's values are the three states only (bounded cardinality)
+        if v is not None and (set(v) - set(NOTICE_STATES) or any(n < 0 for n in v.values())):
+            raise ValueError(f"notice_problems counts states {', '.join(NOTICE_STATES)} (>= 0), got {v}")
+        return v
 
     @field_validator("label")
     @classmethod

@@ -122,6 +122,8 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                                      open_findings={"veto": i % 2, "deduct": 3 + i, "security": i % 3},
                                      certificates=[(f"https://www{i}.example.gov.cn", now + timedelta(days=9 + 40 * i))]
                                      if i != 5 else [])],
+            # the 通报 loop (issue 17): problems notified, some fixed, one system with overdue ones
+            notice_problems={"open": i, "fixed": 2 * i, "overdue": 1 if i == 2 else 0},
             hosts=hosts))
     return MetricsSnapshot(
         generated_at=now, systems=systems,

@@ -47,7 +47,9 @@ def _pdftotext(data: bytes) -> str:
 def test_the_whole_loop(db, make_client, clock):
     from docx import Document
 
+    from sentinel.exporters.prometheus import make_registry, render
     from sentinel.store.models import Event, Finding
+    from sentinel.store.snapshot import build_snapshot
 
     site = his_site(db, make_client)
     world: World = site.world
@@ -140,6 +142,14 @@ def test_the_whole_loop(db, make_client, clock):
     assert events[0].department_id == dept and "逾期未整改" in events[0].summary
     listed = client.get("/api/v1/events?kind=notice_overdue", headers=bearer(reader)).json()
     assert [e["id"] for e in listed] == [events[0].id]
+
+    # the metrics: one fixed and one overdue problem for the system (each problem once), promtool-clean
+    body, _ = render(make_registry(lambda: build_snapshot(db)))
+    text = body.decode()
+    for state, n in (("open", 0), ("fixed", 1), ("overdue", 1)):
+        assert f'sentinel_system_notice_problems{{department="health",state="{state}",system="his"}} {n}.0' in text
+    if shutil.which("promtool"):
+        assert subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True).returncode == 0
 
     # the next 通报 lists only the open problem, overdue, with the deadline it was first given
     r = client.post("/api/v1/notices", json={"department_id": dept}, headers=admin)

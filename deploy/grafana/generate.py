@@ -247,6 +247,17 @@ def overview() -> dict:
                               "properties": [{"id": "mappings", "value": [{"type": "value", "options": {
                                   "0": {"text": "未审 not reviewed", "color": "orange"},
                                   "1": {"text": "已审 reviewed", "color": "green"}}}]}]}]),
+            # the 通报 loop (docs/notices.md): each department's notified problems, open, fixed and overdue
+            table("通报整改 / Notified problems by department",
+                  [target(f'sum by (department) (sentinel_system_notice_problems{{{DEPT}, state="{state}"}})',
+                          table=True, instant=True, ref=ref)
+                   for ref, state in (("A", "open"), ("B", "fixed"), ("C", "overdue"))],
+                  rename={"department": "部门 Department", "Value #A": "未整改 Open", "Value #B": "已整改 Fixed",
+                          "Value #C": "逾期 Overdue"},
+                  overrides=[{"matcher": {"id": "byName", "options": "Value #C"},
+                              "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                                  {"color": "green", "value": None}, {"color": "red", "value": 1}]}},
+                                             {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]),
         ])
 
 

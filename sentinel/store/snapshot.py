@@ -69,6 +69,7 @@ from .models import (
     Finding,
     Host,
     ManualAssessment,
+    NoticeItem,
     Run,
     ScanRun,
     ServiceFindingRow,
@@ -138,6 +139,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         assessments = assess(conn, [s.id for s in systems], now=now)
         scan_figures, services = _scan_figures(conn)
         websites = _website_figures(conn, now)
+        notices = _notice_figures(conn)
         zombies = {v.system_id: v for v in zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now,
                                                                  evidence=False)}
 
@@ -231,7 +233,8 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
-            scan=scan_figures.get(s.id), zombie=_zombie(zv), websites=websites.get(s.id, [])))
+            scan=scan_figures.get(s.id), zombie=_zombie(zv), websites=websites.get(s.id, []),
+            notice_problems={"open": 0, "fixed": 0, "overdue": 0, **notices.get(s.id, {})}))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
 
 
@@ -266,9 +269,25 @@ def store_marker(db: Database) -> str:
             conn.execute(select(func.max(WV.c.id))).one(),
             conn.execute(select(func.count(), func.max(WF.c.id), func.max(WF.c.last_seen), func.max(WF.c.resolved_at),
                                 func.count().filter(WF.c.resolved_at.is_(None)))).one(),
+            # the 通报 loop: new items, and each verification (it moves verified_at and the states)
+            conn.execute(select(func.count(), func.max(NoticeItem.__table__.c.id),
+                                func.max(NoticeItem.__table__.c.verified_at),
+                                func.count().filter(NoticeItem.__table__.c.state == "overdue"))).one(),
         ]
     text = json.dumps([[list(r) for r in p] if isinstance(p, list) else list(p) for p in parts], default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _notice_figures(conn: Connection) -> dict[int, dict[str, int]]:
+    """Each system's notified problems by state: a problem listed in several notices counts once, by its latest
+    item (the state its last verification gave)."""
+    NI = NoticeItem.__table__
+    latest = select(func.max(NI.c.id)).group_by(NI.c.source, NI.c.source_id)
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in conn.execute(select(NI.c.system_id, NI.c.state, func.count().label("n")).where(NI.c.id.in_(latest))
+                          .group_by(NI.c.system_id, NI.c.state)):
+        out[r.system_id][r.state] = r.n
+    return out
 
 
 def _website_figures(conn: Connection, now: datetime, days: int = 7) -> dict[int, list[WebsiteMetrics]]:
