@@ -42,6 +42,9 @@ class CopiesParams(Strict):
     backups: list[BackupCopy] = Field(default_factory=list)
     site: str = "local"  # the site (machine room, 机房) the host itself is at
     rpo_hours: float = 24.0  # the recovery point objective: the newest copy may be at most this old
+    # which copies decide: a copy that cannot be read makes the check an error only when it is one of these and
+    # none of them is within the RPO (an unreachable off-site repository does not hide a fresh local backup)
+    judge: Literal["local", "offsite", "all"] = "all"
 
 
 class ReplicaDb(Strict):
@@ -203,7 +206,13 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
     rows: list[dict[str, Any]] = []
     evs: list[Evidence] = []
     for copy in params.backups:
-        times, ev = _READERS[copy.tool](ctx, copy)
+        try:
+            times, ev = _READERS[copy.tool](ctx, copy)
+        except ProbeError as exc:
+            rows.append({"name": copy.name, "tool": copy.tool, "site": copy.site, "offsite": copy.site != params.site,
+                         "backups": None, "newest": None, "age_hours": None, "within_rpo": None,
+                         "error": str(exc), "error_zh": exc.zh or str(exc)})
+            continue
         evs.append(ev)
         newest = max(times) if times else None
         age = (now - newest).total_seconds() / 3600 if newest else None  # judged unrounded, shown to 0.01 h
@@ -216,16 +225,26 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
         ages = [r["age_hours"] for r in selected if r["age_hours"] is not None]
         return min(ages) if ages else None
 
-    local = [r for r in rows if not r["offsite"]]
-    offsite = [r for r in rows if r["offsite"]]
+    def within(selected: list[dict[str, Any]]) -> Optional[bool]:
+        """True if a copy is within the RPO; None (unknown) if not and some copy could not be read."""
+        if any(r["within_rpo"] for r in selected):
+            return True
+        return None if any("error" in r for r in selected) else False
+
+    scopes = {"local": [r for r in rows if not r["offsite"]], "offsite": [r for r in rows if r["offsite"]],
+              "all": rows}
+    judged = scopes[params.judge]
+    if within(judged) is None:
+        failed = [r for r in judged if "error" in r]
+        raise ProbeError("; ".join(r["error"] for r in failed), "；".join(r["error_zh"] for r in failed))
     observed = {
-        "copies": rows, "rpo_hours": params.rpo_hours,
+        "copies": rows, "rpo_hours": params.rpo_hours, "judge": params.judge,
         "copy_count": sum(1 for r in rows if r["backups"]),
-        "offsite_count": sum(1 for r in offsite if r["backups"]),
+        "offsite_count": sum(1 for r in scopes["offsite"] if r["backups"]),
         "newest_age_hours": newest_age(rows),
-        "local_within_rpo": any(r["within_rpo"] for r in local),
-        "offsite_within_rpo": any(r["within_rpo"] for r in offsite),
-        "within_rpo": any(r["within_rpo"] for r in rows),
+        "local_within_rpo": within(scopes["local"]),
+        "offsite_within_rpo": within(scopes["offsite"]),
+        "within_rpo": within(rows),
     }
     return Observation(observed=observed, evidence=evs)
 

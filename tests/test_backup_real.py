@@ -181,6 +181,22 @@ def test_wrong_passphrase_is_an_error_without_the_secret(repos, monkeypatch):
     assert wrong not in text and RESTIC_PW not in text
 
 
+def test_an_unreadable_offsite_copy_errors_only_the_offsite_check(repos, monkeypatch):
+    wrong = secrets.token_urlsafe(18)
+    _creds(repos["tmp"], monkeypatch, {"backup": {"instances": {"nightly": {"password": RESTIC_PW},
+                                                                "dr": {"password": wrong}}}})
+    params = {"backups": repos["backups"], "site": "dc-a", "rpo_hours": 24}
+    site = _site(repos["tmp"], {"l3-br-backup-rpo": {"params": params}, "l3-br-offsite-rpo": {"params": params}})
+    res = _results(site, MINE[:2])
+    local, offsite = res["l3-br-backup-rpo"], res["l3-br-offsite-rpo"]
+    assert local.status == Status.PASS, local.reason
+    dr = next(c for c in local.observed["copies"] if c["name"] == "dr")
+    assert dr["backups"] is None and "dr:" in dr["error"] and local.observed["offsite_within_rpo"] is None
+    assert offsite.status == Status.ERROR and "borg list failed" in (offsite.reason or "")
+    text = json.dumps([r.model_dump(mode="json") for r in res.values()], ensure_ascii=False)
+    assert wrong not in text and BORG_PW not in text
+
+
 def test_nothing_declared_is_an_error_and_the_items_stay_pending(tmp_path, monkeypatch):
     _creds(tmp_path, monkeypatch, {})
     report = run_baseline(load_baseline("dengbao-l3-linux"), open_host(None))
