@@ -184,3 +184,80 @@ def test_unknown_grade_in_policy_is_refused():
 
     with pytest.raises(ValidationError, match="unknown grade"):
         NoticePolicy(deadline_days={"严重": 3})
+
+
+def test_website_and_service_sources_and_the_timer(db):
+    """Website findings (a 挂马 one, a 单项否决 one) and a forbidden service are listed with their grades; an open port
+    that breaks no rule is not. The collector's timer re-verifies with no one asking: what the round and the scan
+    resolved is fixed, the rest is overdue and escalates."""
+    import time
+
+    from sqlalchemy import insert, update
+
+    from sentinel.notices import loop
+    from sentinel.notices.policy import NoticePolicy
+    from sentinel.notices.verifier import Verifier
+    from sentinel.store.models import Event, NoticeItem, ScanRun, ServiceFindingRow, WebsiteFinding
+    from sentinel.websites import monitor
+    from sentinel.websites.sites import SiteDeclaration
+
+    w = World(db)
+    w.department("health")
+    sid = w.system("his", "health")
+    dept = w.departments["health"]
+    decl = SiteDeclaration.model_validate({"urls": ["http://192.0.2.1/"]})
+    wid = monitor.declare(db, department_id=dept, system_id=sid, name="portal", decl=decl, actor="test")
+    rid = monitor.begin(db, wid, "test", "test")
+    monitor.fail_round(db, rid, "not run: this test fetches nothing")
+    with db.write() as conn:
+        for rule, kind in (("security.malicious_code", "veto"), ("home.stale", "veto")):
+            conn.execute(insert(WebsiteFinding.__table__).values(
+                website_id=wid, system_id=sid, department_id=dept, rule=rule, subject=decl.home,
+                subject_sha256=monitor.sha(rule), kind=kind, severity="critical", title={"zh": rule, "en": rule},
+                source="政府网站与政务新媒体检查指标", remediation={"zh": "整改", "en": "fix"}, evidence=[],
+                first_seen=T0, last_seen=T0, first_round_id=rid, last_round_id=rid))
+        scan = conn.execute(insert(ScanRun.__table__).values(
+            system_id=sid, department_id=dept, triggered_by="cli", requested_by="test", status="succeeded",
+            runner="test", started_at=T0, finished_at=T0, targets=[], full_scope=True, scope={}, args={},
+            warnings=[], hosts_up=1, services_open=2, services_forbidden=1, high_risk=0, events=0, items=[],
+            results=[])).inserted_primary_key[0]
+        for port, forbidden in ((23, True), (443, False)):
+            conn.execute(insert(ServiceFindingRow.__table__).values(
+                system_id=sid, department_id=dept, host="10.0.0.5", port=port, proto="tcp", service="telnet"
+                if port == 23 else "https", forbidden=forbidden, plaintext_management=False, high_risk=[],
+                check_results=[], errors=[], evidence=[], first_seen=T0, last_seen=T0, first_scan_id=scan,
+                last_scan_id=scan))
+    with db.session(write=True) as s:
+        notice = loop.issue(s, dept, NoticePolicy(), T0, "test")
+        items = {i.title["en"]: i for i in s.exec(select(NoticeItem).where(NoticeItem.notice_id == notice.id))}
+        assert set(items) == {"security.malicious_code", "home.stale", "forbidden service 23/tcp telnet"}
+        grades = {k: (i.source, i.grade, (i.deadline - T0).days) for k, i in items.items()}
+    assert grades == {"security.malicious_code": ("website", "较大", 7), "home.stale": ("website", "一般", 15),
+                      "forbidden service 23/tcp telnet": ("service", "较大", 7)}
+
+    # the next round resolves the 挂马 finding, the next scan sees telnet closed; weeks pass (the real clock is
+    # past every deadline of T0)
+    with db.write() as conn:
+        conn.execute(update(WebsiteFinding.__table__).where(WebsiteFinding.rule == "security.malicious_code")
+                     .values(resolved_at=T0 + timedelta(days=2), resolved_round_id=rid))
+        conn.execute(update(ServiceFindingRow.__table__).where(ServiceFindingRow.port == 23)
+                     .values(closed_at=T0 + timedelta(days=3), closed_scan_id=scan))
+    verifier = Verifier(db, 0.1)
+    verifier.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with db.session() as s:
+                states = {i.title["en"]: i.state for i in s.exec(select(NoticeItem))}
+            if "open" not in states.values():
+                break
+            time.sleep(0.1)
+    finally:
+        verifier.stop()
+    assert states == {"security.malicious_code": "fixed", "home.stale": "overdue",
+                      "forbidden service 23/tcp telnet": "fixed"}
+    with db.session() as s:
+        events = s.exec(select(Event).where(Event.kind == "notice_overdue")).all()
+        fixed_at = {i.title["en"]: i.fixed_at for i in s.exec(select(NoticeItem))}
+    assert [e.payload["source"] for e in events] == ["website"] and events[0].severity == "warning"
+    assert fixed_at["security.malicious_code"] == T0 + timedelta(days=2)

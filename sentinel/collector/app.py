@@ -148,6 +148,7 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
     from .routers import websites
 
     websites.install(app, settings, db)  # website monitoring: routes, and its scheduler run with the app
+    notices.install(app, settings, db)  # the 通报 loop's re-verification timer
     return app
 
 

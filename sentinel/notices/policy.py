@@ -23,6 +23,9 @@ class NoticePolicy(BaseModel):
                                description="the document number's prefix: 网安通报〔2026〕3号")
     deadline_days: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES),
                                           description="days to rectify, by incident grade")
+    verify_seconds: int = Field(default=3600, ge=0, le=7 * 86400,
+                                description="how often the collector re-verifies notified problems (0: only on "
+                                            "request and when a notice is issued)")
 
     @field_validator("deadline_days")
     @classmethod

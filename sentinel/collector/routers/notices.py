@@ -11,19 +11,23 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from ...evidence import attachments as att
 from ...notices import document, loop
 from ...notices.policy import NoticePolicy
+from ...notices.verifier import Verifier
+from ...store.db import Database
 from ...store.models import Department, Notice, NoticeAnswer, NoticeAttachment, NoticeItem, System
 from ..auth import ADMIN, DEPT_OPERATOR
 from ..deps import DB, Caller, Ctx, Id, Limit, Offset, OptId, SourceIp, page, visible, where_given
 from ..errors import ApiError, not_found
+from ..lifespan import around_lifespan
 from ..limits import RouteLimit
 from ..problems import DocumentedRoute
+from ..settings import CollectorSettings
 
 router = APIRouter(tags=["notices"], route_class=DocumentedRoute)
 MAX_FILES = 10
@@ -104,6 +108,13 @@ class VerifyOut(BaseModel):
     open: int
     overdue: int
     escalated: int
+
+
+def install(app: FastAPI, settings: CollectorSettings, db: Database) -> Verifier:
+    """Run the re-verification timer with the app (its routes are included with the others)."""
+    verifier = Verifier(db, settings.notices.verify_seconds)
+    around_lifespan(app, start=verifier.start, stop=verifier.stop)
+    return verifier
 
 
 def _policy(request: Request) -> NoticePolicy:
