@@ -61,7 +61,7 @@ class NoticeOut(Out):
     issued_by: str
 
 
-class ItemOut(Out):
+class NoticeItemOut(Out):
     id: int
     notice_id: int
     seq: int
@@ -83,10 +83,10 @@ class ItemOut(Out):
 
 
 class NoticeDetailOut(NoticeOut):
-    items: list[ItemOut]
+    items: list[NoticeItemOut]
 
 
-class AttachmentOut(Out):
+class NoticeFileOut(Out):
     id: int
     name: str
     sha256: str
@@ -94,16 +94,16 @@ class AttachmentOut(Out):
     created_at: datetime
 
 
-class AnswerOut(Out):
+class NoticeAnswerOut(Out):
     id: int
     item_id: int
     text: str
     answered_by: str
     at: datetime
-    attachments: list[AttachmentOut] = []
+    attachments: list[NoticeFileOut] = []
 
 
-class VerifyOut(BaseModel):
+class NoticeVerifyOut(BaseModel):
     fixed: int
     open: int
     overdue: int
@@ -132,7 +132,7 @@ def _items(s, notice_id: int) -> list[NoticeItem]:
 def _detail(s, row: Notice) -> NoticeDetailOut:
     assert row.id is not None
     return NoticeDetailOut.model_validate({**NoticeOut.model_validate(row).model_dump(),
-                                           "items": [ItemOut.model_validate(i) for i in _items(s, row.id)]})
+                                           "items": [NoticeItemOut.model_validate(i) for i in _items(s, row.id)]})
 
 
 @router.post("/notices", status_code=201, response_model=NoticeDetailOut)
@@ -201,12 +201,12 @@ def _item(s, p, notice_id: int, item_id: int) -> NoticeItem:
     return item
 
 
-def _answer_out(s, row: NoticeAnswer) -> AnswerOut:
+def _answer_out(s, row: NoticeAnswer) -> NoticeAnswerOut:
     files = s.exec(select(NoticeAttachment).where(NoticeAttachment.answer_id == row.id)
                    .order_by(col(NoticeAttachment.id))).all()
-    return AnswerOut.model_validate({"id": row.id, "item_id": row.item_id, "text": row.text,
+    return NoticeAnswerOut.model_validate({"id": row.id, "item_id": row.item_id, "text": row.text,
                                      "answered_by": row.answered_by, "at": row.at,
-                                     "attachments": [AttachmentOut.model_validate(f) for f in files]})
+                                     "attachments": [NoticeFileOut.model_validate(f) for f in files]})
 
 
 ANSWERS = "/notices/{notice_id}/items/{item_id}/answers"
@@ -219,7 +219,7 @@ def answer_limit(prefix: str) -> RouteLimit:
                       f"an answer carries at most {MAX_FILES} files of {att.MAX_ATTACHMENT_BYTES} bytes")
 
 
-@router.post(ANSWERS, status_code=201, response_model=AnswerOut)
+@router.post(ANSWERS, status_code=201, response_model=NoticeAnswerOut)
 def answer_item(
     notice_id: Id, item_id: Id, db: DB, p: Caller, ip: SourceIp,
     text: Annotated[str, Form(min_length=1, max_length=20000, description="what was done (整改情况)")],
@@ -250,7 +250,7 @@ def answer_item(
         return _answer_out(s, row)
 
 
-@router.get(ANSWERS, response_model=list[AnswerOut])
+@router.get(ANSWERS, response_model=list[NoticeAnswerOut])
 def list_answers(notice_id: Id, item_id: Id, db: DB, p: Caller):
     with db.session() as s:
         _item(s, p, notice_id, item_id)
@@ -274,7 +274,7 @@ def download_answer_file(notice_id: Id, item_id: Id, answer_id: Id, file_id: Id,
                                  "X-Sentinel-SHA256": f.sha256, "X-Content-Type-Options": "nosniff"})
 
 
-@router.post("/notices/verify", response_model=VerifyOut)
+@router.post("/notices/verify", response_model=NoticeVerifyOut)
 def verify_notices(db: DB, p: Caller, ip: SourceIp, department_id: OptId = None):
     """Re-verify every unfixed item now (admin): fixed, still open or overdue; overdue ones escalate."""
     p.require(ADMIN)
@@ -284,4 +284,4 @@ def verify_notices(db: DB, p: Caller, ip: SourceIp, department_id: OptId = None)
         counts = loop.verify(s, _now(), department_id)
         Ctx(s, p, ip).audit("notice.verify", f"department:{department_id or 'all'}",
                             ", ".join(f"{k} {v}" for k, v in counts.items()))
-        return VerifyOut(**counts)
+        return NoticeVerifyOut(**counts)
