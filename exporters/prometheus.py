@@ -121,6 +121,16 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_scan_last_run_success", g, SYSTEM,
                   "1 if the system's latest network scan succeeded, 0 if it failed."),
         MetricDef("sentinel_scan_failures_total", c, SYSTEM, "Failed network scans of the system (stored scan runs)."),
+        # 国产化 (docs/domestic.md): counts, so that department and cloud rates are sums (sum by (department))
+        MetricDef("sentinel_system_domestic_hosts", g, SYSTEM + ("category",),
+                  "Hosts of the system whose components of the category (os, cpu, database, middleware, crypto) are "
+                  "all domestic (国产)."),
+        MetricDef("sentinel_system_domestic_counted_hosts", g, SYSTEM + ("category",),
+                  "Hosts of the system whose facts show the category: the denominator of the by-host rate."),
+        MetricDef("sentinel_system_domestic_components", g, SYSTEM + ("category", "origin"),
+                  "Components of the system's hosts by category and origin (domestic, foreign, unrecognised)."),
+        MetricDef("sentinel_system_gm_tls_hosts", g, SYSTEM + ("state",),
+                  "Hosts of the system by 国密 (SM2/SM3/SM4) TLS state: configured, capable, none, unknown."),
         MetricDef("sentinel_system_zombie_verdict", g, SYSTEM + ("verdict",),
                   "1 for the system's zombie-system verdict (in_use=在用 suspect=疑似僵尸 zombie=僵尸 unknown=未知: "
                   "too little data), 0 for the others."),
@@ -294,6 +304,15 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
             if s.scan.last_run_success is not None:
                 f.gauge("sentinel_scan_last_run_success", sl, 1 if s.scan.last_run_success else 0)
             f.counter("sentinel_scan_failures_total").add_metric(list(sl), s.scan.failures_total)
+        if s.domestic is not None:
+            for category, n in s.domestic.hosts.items():
+                f.gauge("sentinel_system_domestic_counted_hosts", sl + (category,), n)
+                f.gauge("sentinel_system_domestic_hosts", sl + (category,), s.domestic.domestic_hosts.get(category, 0))
+            for category, origins in s.domestic.components.items():
+                for origin, n in origins.items():
+                    f.gauge("sentinel_system_domestic_components", sl + (category, origin), n)
+            for state, n in s.domestic.gm_tls.items():
+                f.gauge("sentinel_system_gm_tls_hosts", sl + (state,), n)
         if s.zombie is not None:
             for value in ZOMBIE_VERDICTS:
                 f.gauge("sentinel_system_zombie_verdict", sl + (value,), 1 if value == s.zombie.verdict else 0)

@@ -221,6 +221,17 @@ ZOMBIE_VERDICTS = ("in_use", "suspect", "zombie", "unknown")
 ZOMBIE_REVIEWS = ("confirmed", "dismissed")
 
 
+class DomesticMetrics(_Model):
+    """A system's 国产化 counts (docs/domestic.md), summed by department or cloud in queries: per category the hosts
+    that show it and those whose components of it are all domestic, the components by origin, and the hosts per
+    国密 TLS state."""
+
+    hosts: dict[str, int] = Field(default_factory=dict)
+    domestic_hosts: dict[str, int] = Field(default_factory=dict)
+    components: dict[str, dict[str, int]] = Field(default_factory=dict)  # category -> origin -> count
+    gm_tls: dict[str, int] = Field(default_factory=dict)
+
+
 class ZombieMetrics(_Model):
     """A system's zombie verdict and the review that stands on it (None: none, or it lapsed)."""
 
@@ -266,6 +277,7 @@ class SystemMetrics(_Scored):
     certificates: list[CertificateMetrics] = Field(default_factory=list)
     scan: Optional[ScanMetrics] = None
     zombie: Optional[ZombieMetrics] = None  # None on the agent-side exporter
+    domestic: Optional[DomesticMetrics] = None  # None on the agent-side exporter
     websites: list[WebsiteMetrics] = Field(default_factory=list)
     # the 通报 loop (sentinel/notices): notified problems by state (open, fixed, overdue), each problem counted once
     # by its latest notice item; None on the agent-side exporter

@@ -24,6 +24,7 @@ from sentinel.metrics_model import (
     ZOMBIE_VERDICTS,
     CertificateMetrics,
     CheckSeries,
+    DomesticMetrics,
     ExposedService,
     HostMetrics,
     IngestMetrics,
@@ -113,6 +114,13 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                              last_run_success=i != 3, failures_total=i),
             zombie=ZombieMetrics(verdict=ZOMBIE_VERDICTS[i % 4],
                                  review={1: "confirmed", 2: "dismissed"}.get(i)),
+            # 国产化 (docs/domestic.md): counts per category, components by origin, hosts per 国密 state
+            domestic=DomesticMetrics(
+                hosts={c: 3 for c in ("os", "cpu", "database", "middleware", "crypto")},
+                domestic_hosts={"os": i % 4, "cpu": 1, "database": 0, "middleware": 2, "crypto": 1},
+                components={c: {"domestic": 1, "foreign": 2, "unrecognised": 0}
+                            for c in ("os", "cpu", "database", "middleware", "crypto")},
+                gm_tls={"configured": 1, "capable": 1, "none": 0, "unknown": 1}),
             # declared websites (issue 17): one vetoed, one passing, one not yet monitored
             websites=[WebsiteMetrics(name=f"portal-{i}", url=f"https://www{i}.example.gov.cn/",
                                      vetoed=i % 2 == 1 if i != 5 else None,

@@ -75,7 +75,7 @@ def test_committed_json_matches_the_generator():
     proc = subprocess.run([sys.executable, str(GRAFANA / "generate.py"), "--check"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert len(DASHBOARDS) == 7  # overview, system, host, exposure, agents, rectification, websites
+    assert len(DASHBOARDS) == 8  # overview, system, host, exposure, agents, rectification, websites, domestic
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)

@@ -366,3 +366,36 @@ def test_keys_a_newer_agent_adds_are_ignored():
     assert inv.domestic is not None and inv.domestic.components[0].product == "kylin"
     with pytest.raises(ValueError):  # what this collector reads is still checked
         InventoryBody.model_validate(_inventory("h", "kylin", "Kylin", None, [_comp("gpu", "x", "domestic")]))
+
+
+def test_metrics_sum_to_the_api_s_rates(cloud, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.obs_support import need
+
+    client, auth = cloud
+    token = (tmp_path / "state" / "metrics-token").read_text().strip()
+    r = client.get("/metrics", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    proc = subprocess.run([need("promtool"), "check", "metrics"], input=r.content, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    samples = [s for f in text_string_to_metric_families(r.text) for s in f.samples]
+
+    def total(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    depts = {d["department"]: d for d in client.get("/api/v1/domestic", headers=auth["admin"]).json()}
+    for dept, rates in depts.items():
+        for c in rates["categories"]:
+            cat = c["category"]
+            assert total("sentinel_system_domestic_counted_hosts", department=dept, category=cat) == c["hosts"]
+            assert total("sentinel_system_domestic_hosts", department=dept, category=cat) == c["hosts_domestic"]
+            assert total("sentinel_system_domestic_components", department=dept, category=cat) == c["components"]
+            assert total("sentinel_system_domestic_components", department=dept, category=cat,
+                         origin="domestic") == c["components_domestic"]
+        for state, n in rates["gm_tls"]["states"].items():
+            assert total("sentinel_system_gm_tls_hosts", department=dept, state=state) == n
+    assert total("sentinel_system_domestic_components", category="database", origin="foreign") == 1  # his-2 MySQL
+    # bounded: per system, 5 categories x (2 + 3 origins) + 4 国密 states, no host label
+    per_system = [s for s in samples if s.name.startswith(("sentinel_system_domestic", "sentinel_system_gm_tls"))]
+    assert len(per_system) == 3 * (5 * 5 + 4) and not any("host" in s.labels for s in per_system)

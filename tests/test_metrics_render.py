@@ -139,8 +139,8 @@ def test_per_check_series_are_opt_in_and_cardinality_is_bounded():
     assert len(_samples(render(make_registry(lambda: more_checks))[0])) == len(_samples(default))
     assert len(_samples(render(make_registry(lambda: more_checks, per_check=True))[0])) > len(_samples(opted))
     per_system = len(_samples(default)) / len(snap.systems)
-    # (about 10 of them per declared website: the realistic snapshot gives each system one)
-    assert per_system < 170, f"{per_system:.0f} series per system by default"
+    # (about 10 of them per declared website: the realistic snapshot gives each system one; 29 国产化 counts)
+    assert per_system < 200, f"{per_system:.0f} series per system by default"
 
 
 def test_a_failing_store_shows_as_sentinel_up_0_not_as_an_error(caplog):

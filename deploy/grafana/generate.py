@@ -560,8 +560,52 @@ def websites() -> dict:
         ])
 
 
+def domestic() -> dict:
+    def rate(category: str, by: str = "") -> str:
+        grp = f" by ({by})" if by else ""
+        return (f'sum{grp} (sentinel_system_domestic_hosts{{{SYS}, category="{category}"}}) / '
+                f'sum{grp} (sentinel_system_domestic_counted_hosts{{{SYS}, category="{category}"}})')
+
+    # a share: with no host selected it is 0/0, no data (not 0), like the rates above
+    gm = (f'sum (sentinel_system_gm_tls_hosts{{{SYS}, state="configured"}}) / '
+          f'sum (sentinel_system_gm_tls_hosts{{{SYS}, state!="unknown"}})')
+    cats = (("os", "操作系统 OS"), ("cpu", "处理器 CPU"), ("database", "数据库 Database"),
+            ("middleware", "中间件 Middleware"))
+    pct = {"unit": "percentunit", "minv": 0, "maxv": 1}
+    return dashboard(
+        "sentinel-domestic", "国产化情况 / Domestic products",
+        "Shares of hosts whose OS, CPU, databases and middleware are domestic (国产化率, by host; docs/domestic.md), "
+        "components by origin and 国密 TLS, per department and system, from the hosts' latest inventories.",
+        [V_DEPT, V_SYS],
+        [
+            *(stat(f"{title} 国产化率 / domestic share", rate(cat), w=4, **pct) for cat, title in cats),
+            stat("国密 TLS 已配置 / SM suites configured", gm, w=4, **pct,
+                 desc="hosts whose TLS configuration names SM suites or NTLS / hosts whose state is known"),
+            stat("未识别组件 / Unrecognised components",
+                 f'sum(sentinel_system_domestic_components{{{SYS}, origin="unrecognised"}}) or vector(0)', w=4,
+                 desc="facts no rule knows: add a site rule (docs/domestic.md)"),
+            *(bars(f"各部门{title.split()[0]}国产化率 / {title.split()[1]} by department", rate(cat, "department"),
+                   "{{department}}", w=6, h=8, **pct) for cat, title in cats),
+            timeseries("国产化率趋势 / Domestic share over time",
+                       [target(rate(cat), title, ref="ABCD"[i]) for i, (cat, title) in enumerate(cats)], w=12,
+                       **pct),
+            bars("组件来源 / Components by origin",
+                 f"sum by (category, origin) (sentinel_system_domestic_components{{{SYS}}})",
+                 "{{category}} {{origin}}", w=12),
+            table("各系统国产化率 / Systems",
+                  [target(rate(cat, "department, system"), table=True, instant=True, ref="ABCD"[i])
+                   for i, (cat, _) in enumerate(cats)],
+                  rename={"department": "部门 Department", "system": "系统 System",
+                          **{f"Value #{'ABCD'[i]}": title for i, (_, title) in enumerate(cats)}},
+                  w=24, h=9,
+                  overrides=[{"matcher": {"id": "byName", "options": title},
+                              "properties": [{"id": "unit", "value": "percentunit"}]} for _, title in cats]),
+        ])
+
+
 DASHBOARDS = {"overview": overview, "system": system, "host": host, "exposure": exposure, "agents": agents,
-              "rectification": rectification, "websites": websites}
+              "rectification": rectification, "websites": websites,
+              "domestic": domestic}
 
 
 def render_all() -> dict[str, str]:

@@ -46,6 +46,7 @@ from ..metrics_model import (
     MAX_OBJECTS_PER_HOST,
     CertificateMetrics,
     CheckSeries,
+    DomesticMetrics,
     ExposedService,
     HostMetrics,
     IngestMetrics,
@@ -58,6 +59,7 @@ from ..metrics_model import (
 )
 from ..model import Severity, Status
 from ..zombie import ZombieSettings
+from . import domestic as domestic_store
 from . import zombie as zombie_store
 from .assessment import assess
 from .db import Database
@@ -140,6 +142,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         scan_figures, services = _scan_figures(conn)
         websites = _website_figures(conn, now)
         notices = _notice_figures(conn)
+        domestic = _domestic_figures(conn)
         zombies = {v.system_id: v for v in zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now,
                                                                  evidence=False)}
 
@@ -233,6 +236,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
+            domestic=domestic.get(s.id),
             scan=scan_figures.get(s.id), zombie=_zombie(zv), websites=websites.get(s.id, []),
             notice_problems={"open": 0, "fixed": 0, "overdue": 0, **notices.get(s.id, {})}))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
@@ -321,6 +325,22 @@ def _website_figures(conn: Connection, now: datetime, days: int = 7) -> dict[int
             availability_ratio=v.ok / v.n if v is not None and v.n else None, open_findings=open_by.get(w.id, {}),
             certificates=certs))
     return out
+
+
+def _domestic_figures(conn: Connection) -> dict[int, DomesticMetrics]:
+    """Each system's 国产化 counts from its hosts' latest inventories (sentinel/store/domestic.py)."""
+    from ..domestic import CATEGORIES, default_rules
+
+    found = domestic_store.hosts(conn, default_rules())
+    comps: dict[int, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {c: {"domestic": 0, "foreign": 0, "unrecognised": 0} for c in CATEGORIES})
+    for h in found:
+        for c in h.components:
+            comps[h.system_id][c.category][c.origin] += 1
+    return {r.system_id: DomesticMetrics(hosts={c.category: c.hosts for c in r.categories},
+                                         domestic_hosts={c.category: c.hosts_domestic for c in r.categories},
+                                         components=comps[r.system_id], gm_tls=dict(r.gm_tls.states))
+            for r in domestic_store.by_system(conn, found) if r.system_id is not None}
 
 
 def _zombie(v: Optional[Any]) -> Optional[ZombieMetrics]:
