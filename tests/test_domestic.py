@@ -6,7 +6,6 @@ by component, department-scoped, and their daily trend."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -162,8 +161,9 @@ def test_an_offline_root_without_sm_configuration_is_unknown_not_none(tmp_path):
 
 
 def test_gm_tls_of_the_live_host_as_its_openssl_reports_it():
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl on this machine")
+    from tests.obs_support import need
+
+    need("openssl")  # tests/setup-machine.sh installs it
     gm = domestic.gm_tls(LiveHost(), [])
     version = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=True).stdout.strip()
     listed = "".join(subprocess.run(["openssl", "list", what], capture_output=True, text=True, check=True).stdout
