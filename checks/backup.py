@@ -255,6 +255,13 @@ _PG_PRIMARY = (
     "from pg_stat_replication order by application_name")
 
 
+# On a standby: its WAL receiver (no row while it is not connected) and the age of the last replayed transaction,
+# which grows while the primary is idle too, so it is shown, not turned into a byte lag.
+_PG_STANDBY = (
+    "select coalesce(sender_host, '') || ':' || coalesce(sender_port::text, ''), status, 'standby', "
+    "extract(epoch from now() - pg_last_xact_replay_timestamp())::float8, null::float8 from pg_stat_wal_receiver")
+
+
 @probe("backup.replication", ReplicationParams, live_only=True)
 def replication(ctx: ProbeContext, params: ReplicationParams) -> Observation:
     """The streaming replicas of each declared database primary, with their state and lag."""
@@ -314,10 +321,9 @@ def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:
             with conn.cursor() as cur:
                 cur.execute("select pg_is_in_recovery()")
                 row = cur.fetchone()
-                if row and row[0]:
-                    raise ProbeError(f"PostgreSQL {where} is a standby: declare the primary, whose "
-                                     "pg_stat_replication lists its replicas",
-                                     f"PostgreSQL {where} 是备库：请声明主库")
+                if row and row[0]:  # a standby: its own WAL receiver, and how far its replay is behind
+                    cur.execute(_PG_STANDBY)
+                    return where, [("(this standby)", *r) for r in cur.fetchall()]
                 cur.execute(_PG_PRIMARY)  # fixed text: nothing from outside reaches the SQL
                 return where, list(cur.fetchall())
     except psycopg.Error as exc:

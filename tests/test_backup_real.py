@@ -338,7 +338,7 @@ def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
 
 
 @pytest.mark.root
-def test_a_standby_declared_as_the_primary_is_an_error(replica_pair, monkeypatch):
+def test_a_declared_standby_shows_its_own_receiver(replica_pair, monkeypatch):
     primary, standby, base = replica_pair
     standby.sql("select 1")  # a hot standby answers read-only queries
     creds = base / "objects2.yaml"
@@ -349,7 +349,20 @@ def test_a_standby_declared_as_the_primary_is_an_error(replica_pair, monkeypatch
     monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
     site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(standby.port)}]}}})
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
-    assert res.status == Status.ERROR and "standby" in (res.reason or "")
+    truth = standby.sql("select status, sender_port from pg_stat_wal_receiver")
+    assert truth == [["streaming", str(primary.port)]]
+    assert res.status == Status.PASS, res.reason
+    row = res.observed["databases"][0]["replicas"][0]
+    assert (row["name"], row["state"]) == ("(this standby)", "streaming")
+    assert row["client"] == f"{primary.run}:{primary.port}"  # the primary it receives from
+    # its primary gone, the standby's receiver stops: not hot any more
+    primary.stop()
+    for _ in range(100):
+        if not standby.sql("select 1 from pg_stat_wal_receiver where status = 'streaming'"):
+            break
+        time.sleep(0.2)
+    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    assert res.status == Status.FAIL and res.observed["streaming"] == 0
 
 
 # ---- MariaDB replica ----------------------------------------------------------------------------------------
