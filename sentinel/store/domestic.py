@@ -110,7 +110,9 @@ def _enrolled() -> Any:
 def hosts(conn: Connection, rules: Rules, department_ids: Optional[Iterable[int]] = None,
           system_ids: Optional[Iterable[int]] = None) -> list[HostDomestic]:
     """The counted hosts with their components, in department, system and host name order."""
-    stmt = (select(H.c.id, H.c.hostname, H.c.inventory, S.c.id.label("system_id"), S.c.name.label("system"),
+    # only the inventory's keys recognition reads (not its upkeep weeks): the metrics snapshot reads every host
+    stmt = (select(H.c.id, H.c.hostname, H.c.inventory["os"].label("os"), H.c.inventory["cpu_model"].label("cpu_model"),
+                   H.c.inventory["domestic"].label("domestic"), S.c.id.label("system_id"), S.c.name.label("system"),
                    D.c.id.label("department_id"), D.c.name.label("department"))
             .join(S, S.c.id == H.c.system_id).join(D, D.c.id == H.c.department_id)
             .where(H.c.id.in_(_enrolled())).order_by(D.c.name, S.c.name, H.c.hostname))
@@ -123,8 +125,8 @@ def hosts(conn: Connection, rules: Rules, department_ids: Optional[Iterable[int]
                                .group_by(INV.c.host_id)).all()) if rows else {}
     out = []
     for r in rows:
-        if r.inventory:
-            components, gm = from_inventory(r.inventory, rules)
+        if r.os is not None:  # every inventory has its os
+            components, gm = from_inventory({"os": r.os, "cpu_model": r.cpu_model, "domestic": r.domestic}, rules)
         else:  # no inventory yet: nothing is known of its components
             components, gm = [], GmTls(state="unknown", reason="no inventory received from the host's agent yet")
         at = latest.get(r.id)
