@@ -65,6 +65,7 @@ class Match(_Strict):
     processes: Patterns = Field(default_factory=list, description="process names or executables' base names")
     cmdline: Patterns = Field(default_factory=list, description="processes' command lines (Java servers)")
     paths: Patterns = Field(default_factory=list, description="host paths that exist (absolute, wildcards allowed)")
+    listening: Patterns = Field(default_factory=list, description="live host's listening services as PORT/PROCESS")
 
 
 _HOST_FACTS = ("packages", "processes", "cmdline", "paths")
@@ -158,6 +159,7 @@ class Facts(BaseModel):
     processes: list[str] = Field(default_factory=list)
     cmdlines: list[str] = Field(default_factory=list)
     paths: list[str] = Field(default_factory=list)  # the rules' path patterns' matches that exist
+    listening: list[str] = Field(default_factory=list)  # PORT/PROCESS of each listening TCP socket (live host)
 
 
 class Component(BaseModel):
@@ -196,7 +198,8 @@ def _evidence(p: Product, f: Facts) -> list[str]:
              + _hits(m.cpu_implementer, [f.cpu_implementer], "cpu_implementer")
              + _hits(m.cpu_model, [f.cpu_model], "cpu_model") + _hits(m.cpu_family, [f.cpu_family], "cpu_family")
              + _hits(m.dmi, f.dmi.values(), "dmi") + _hits(m.packages, f.packages, "package")
-             + _hits(m.processes, f.processes, "process") + _hits(m.cmdline, f.cmdlines, "cmdline", 1))
+             + _hits(m.processes, f.processes, "process") + _hits(m.cmdline, f.cmdlines, "cmdline", 1)
+             + _hits(m.listening, f.listening, "listening"))
     for path in f.paths:
         for pat in m.paths:
             if fnmatch.fnmatchcase(path, pat):

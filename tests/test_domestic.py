@@ -399,3 +399,31 @@ def test_metrics_sum_to_the_api_s_rates(cloud, tmp_path):
     # bounded: per system, 5 categories x (2 + 3 origins) + 4 国密 states, no host label
     per_system = [s for s in samples if s.name.startswith(("sentinel_system_domestic", "sentinel_system_gm_tls"))]
     assert len(per_system) == 3 * (5 * 5 + 4) and not any("host" in s.labels for s in per_system)
+
+
+def test_a_running_server_recognised_by_its_process_and_listening_socket(tmp_path):
+    """A server the test starts on a loopback port under DM's process name: the live host's process and listening
+    facts (as `ss -ltnp` shows them) recognise it, with no package or install path."""
+    import os
+    import sys
+
+    from tests.obs_support import need
+
+    exe = tmp_path / "dmserver"
+    os.symlink(os.path.realpath(sys.executable), exe)  # the process is named after the file it was started as
+    code = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "print(s.getsockname()[1], flush=True); time.sleep(60)")
+    proc = subprocess.Popen([str(exe), "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        ss = subprocess.run([need("ss"), "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True)
+        assert '"dmserver"' in ss.stdout, ss.stdout
+        rules = rules_mod.load()
+        f = domestic.facts(LiveHost(), rules)
+        assert f"{port}/dmserver" in f.listening and "dmserver" in f.processes
+        dm = [c for c in rules_mod.recognise(f, rules, ("database",)) if c.product == "dameng"]
+        assert dm and f"listening={port}/dmserver (*/dmserver)" in dm[0].found_by
+        assert "process=dmserver (dmserver)" in dm[0].found_by
+    finally:
+        proc.kill()
+        proc.wait()

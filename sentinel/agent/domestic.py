@@ -100,6 +100,11 @@ def facts(host: HostView, rules: Rules) -> Facts:
         f.processes = sorted({p.name for p in procs} | {os.path.basename(p.exe) for p in procs if p.exe})
         # command lines only where a rule asks (Java servers); capped, and never sent: only the match is
         f.cmdlines = [" ".join(p.cmdline)[:4000] for p in procs if p.cmdline and len(p.cmdline) > 1]
+        try:
+            socks = host.listening()
+        except (NotApplicable, ProbeError, OSError):
+            socks = []
+        f.listening = sorted({f"{s.port}/{s.process or '?'}" for s in socks if s.proto.startswith("tcp")})
     return f
 
 
