@@ -45,6 +45,7 @@ def test_wheel_holds_the_namespace_and_its_data(tmp_path):
     assert tops == {"sentinel"}
     for expected in ("sentinel/network/engine.py", "sentinel/checks/network/probes.py",
                      "sentinel/baselines/network/checks.yaml", "sentinel/exporters/evidence/templates/report.html.j2",
-                     "sentinel/baselines/dengbao-l3-linux.yaml", "sentinel/store/migrations/script.py.mako"):
+                     "sentinel/baselines/dengbao-l3-linux.yaml", "sentinel/store/migrations/script.py.mako",
+                     "sentinel/baselines/domestic/products.yaml"):
         assert expected in names
     assert any(n.startswith("sentinel/baselines/catalogue/") and n.endswith(".yaml") for n in names)
