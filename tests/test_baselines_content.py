@@ -281,6 +281,13 @@ def test_every_probe_kind_and_param_is_documented(loaded):
             assert set(check.params) <= documented[check.probe], (check.id, set(check.params))
 
 
+def test_every_registered_probe_kind_is_documented():
+    """docs/probes.md names every probe kind checks/ registers, the object kinds' too (several engineers writing
+    the table at once dropped each other's rows twice)."""
+    missing = sorted(set(registry()) - set(_documented_probes()))
+    assert not missing, f"not in docs/probes.md: {missing}"
+
+
 def test_every_check_params_validate_against_the_probe_registry(loaded):
     probes = registry()
     for baseline in loaded.values():
