@@ -24,7 +24,7 @@ from sentinel.probe import ProbeContext, evidence, probe
 
 from . import _httpd_conf as hc
 from ._tls import offer, openssl
-from .nginx import DEFAULT_PAGES, key_files
+from .nginx import DEFAULT_PAGES, config_files, file_facts, key_files
 from .packages import find_installed
 
 LAYOUTS = {"debian": ("/etc/apache2/apache2.conf", "/etc/apache2", "/usr/sbin/apache2"),
@@ -416,9 +416,9 @@ def httpd_log_files(ctx: ProbeContext, params: HttpdParams) -> Observation:
         except FileNotFoundError:
             ev.append(evidence(path, "not created yet (httpd creates it when it starts)"))
             continue
-        observed.append({"path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid,
-                         "directive": node.text})
-        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid} ({node.where}: {node.text})"))
+        facts, text = file_facts(st, path)
+        observed.append({**facts, "directive": node.text})
+        ev.append(evidence(path, f"{text} ({node.where}: {node.text})"))
     if not observed:
         raise NotApplicable("no httpd log file exists yet", "httpd 日志文件尚未生成")
     return Observation(observed=observed, evidence=ev)
@@ -428,12 +428,7 @@ def httpd_log_files(ctx: ProbeContext, params: HttpdParams) -> Observation:
 def httpd_config_files(ctx: ProbeContext, params: HttpdParams) -> Observation:
     """[{path, mode, owner_uid}] of every configuration file httpd reads."""
     loaded = load(ctx, params)
-    observed, ev = [], list(loaded.evidence)
-    for path in dict.fromkeys(loaded.conf.files):
-        st = ctx.host.stat(path)
-        observed.append({"path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid})
-        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid}"))
-    return Observation(observed=observed, evidence=ev)
+    return config_files(ctx, loaded.conf.files, list(loaded.evidence))
 
 
 # Directives that hand a request to a program rather than to the file handler (which refuses other methods: 405).

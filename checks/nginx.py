@@ -458,9 +458,9 @@ def nginx_log_files(ctx: ProbeContext, params: NginxParams) -> Observation:
         except FileNotFoundError:
             ev.append(evidence(path, "not created yet (nginx creates it when it starts)"))
             continue
-        observed.append({"path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid,
-                         "directive": node.text if node.name != "main" else "access_log (default)"})
-        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid} ({node.where}: {node.text})"))
+        facts, text = file_facts(st, path)
+        observed.append({**facts, "directive": node.text if node.name != "main" else "access_log (default)"})
+        ev.append(evidence(path, f"{text} ({node.where}: {node.text})"))
     if not observed:
         raise NotApplicable("no nginx log file exists yet", "nginx 日志文件尚未生成")
     return Observation(observed=observed, evidence=ev)
@@ -478,11 +478,23 @@ def _all(node: nc.Node) -> list[nc.Node]:
 def nginx_config_files(ctx: ProbeContext, params: NginxParams) -> Observation:
     """Every configuration file nginx reads: [{path, mode, owner_uid}]."""
     loaded = load(ctx, params)
-    observed, ev = [], list(loaded.evidence)
-    for path in dict.fromkeys(loaded.conf.files):
-        st = ctx.host.stat(path)
-        observed.append({"path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid})
-        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid}"))
+    return config_files(ctx, loaded.conf.files, list(loaded.evidence))
+
+
+def file_facts(st: Any, path: str) -> tuple[dict[str, Any], str]:
+    """{path, mode, owner_uid} of a file a web server reads or writes, from its stat, and the evidence text;
+    shared with httpd."""
+    mode = f"{st.st_mode & 0o7777:04o}"
+    return {"path": path, "mode": mode, "owner_uid": st.st_uid}, f"mode {mode} uid {st.st_uid}"
+
+
+def config_files(ctx: ProbeContext, files: list[str], ev: list[Evidence]) -> Observation:
+    """[{path, mode, owner_uid}] of every configuration file the server reads (each once); shared with httpd."""
+    observed = []
+    for path in dict.fromkeys(files):
+        facts, text = file_facts(ctx.host.stat(path), path)
+        observed.append(facts)
+        ev.append(evidence(path, text))
     return Observation(observed=observed, evidence=ev)
 
 
@@ -523,9 +535,10 @@ def key_files(ctx: ProbeContext, pairs: list[tuple[str, str, Evidence]]) -> Obse
         except FileNotFoundError:
             raise ProbeError(f"{path}: the private key {server} names does not exist; the server would not start",
                              f"{path}：{server} 配置的私钥文件不存在，服务器无法启动") from None
-        observed.append({"server": server, "path": path, "mode": f"{st.st_mode & 0o7777:04o}", "owner_uid": st.st_uid})
+        facts, text = file_facts(st, path)
+        observed.append({"server": server, **facts})
         ev.append(where)
-        ev.append(evidence(path, f"mode {st.st_mode & 0o7777:04o} uid {st.st_uid}"))
+        ev.append(evidence(path, text))
     if not observed:
         raise NotApplicable("no server uses TLS, so no private key is configured", "没有启用 TLS 的站点，未配置私钥")
     return Observation(observed=observed, evidence=ev)
