@@ -4,8 +4,11 @@ A custom prometheus-client Collector renders a `MetricsSnapshot` read from store
 check (checks take seconds to minutes; a scrape times out after 10 s by default). Names, types and labels are
 listed in docs/metrics.md; `METRICS` below is the single source that the docs test and the dashboard test use.
 
-    registry = make_registry(lambda: build_snapshot(db), cache_seconds=5)   # collector side, once
+    registry = make_registry(source)                                       # the agent exporter, once
     body, content_type = render(registry, request.headers.get("accept"))   # per GET /metrics
+
+The collector renders in two parts instead (sentinel/collector/metrics_stored.py): `render_stored` the stored
+state's families in the background, `render_live` this process's own families at each scrape.
 
 Labels are bounded: departments, systems, hosts, the few 测评对象 of a host (object kind and instance, at most
 MAX_OBJECTS_PER_HOST), severities, clause numbers of the standard, probe types. The
