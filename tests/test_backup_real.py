@@ -13,8 +13,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +28,7 @@ from sentinel.hostview import open_host
 from sentinel.model import Status, Verdict
 from sentinel.osinfo import host_info
 from sentinel.probe import ProbeContext
+from tests import pgserver
 
 pytestmark = [pytest.mark.timeout(300)]
 RESTIC_PW = secrets.token_urlsafe(18)
@@ -216,15 +215,8 @@ def test_offline_root_leaves_the_items_to_a_person(tmp_path):
 
 
 # ---- PostgreSQL streaming replica ---------------------------------------------------------------------------
-LIB = Path("/usr/lib/postgresql")
-VERSION = max((p.name for p in LIB.iterdir() if p.name.isdigit()), key=int, default="") if LIB.is_dir() else ""
-BIN = LIB / VERSION / "bin"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+LIB, VERSION, BIN = pgserver.LIB, pgserver.VERSION, pgserver.BIN
+_free_port = pgserver.free_port
 
 
 class Pg:
@@ -237,36 +229,17 @@ class Pg:
 
     def start(self, *settings: str) -> None:
         extra = [a for s in settings for a in ("-c", s)]
-        with open(self.dir / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                ["runuser", "-u", "postgres", "--", str(BIN / "postgres"), "-D", str(self.data), "-c",
-                 f"port={self.port}", "-c", f"unix_socket_directories={self.run}", "-c", "listen_addresses=127.0.0.1",
-                 "-c", f"cluster_name={self.name}", *extra], stdout=subprocess.DEVNULL, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-        for _ in range(150):
-            ready = [str(BIN / "pg_isready"), "-q", "-h", str(self.run), "-p", str(self.port)]
-            if subprocess.run(ready).returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"postgres {self.name} did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+        self.proc = pgserver.start(
+            ["-D", str(self.data), "-c", f"port={self.port}", "-c", f"unix_socket_directories={self.run}",
+             "-c", "listen_addresses=127.0.0.1", "-c", f"cluster_name={self.name}", *extra],
+            self.dir / "server.log", self.run, self.port, what=f"postgres {self.name}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        pgserver.stop(self.proc)
         self.proc = None
 
     def sql(self, query: str) -> list[list[str]]:
-        out = subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-X", "-h", str(self.run), "-p",
-                              str(self.port), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "|", "-c", query],
-                             check=True, capture_output=True, text=True, timeout=60).stdout
-        return [line.split("|") for line in out.splitlines() if line]
+        return pgserver.sql(self.run, self.port, query)
 
 
 @pytest.fixture

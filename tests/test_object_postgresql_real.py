@@ -15,8 +15,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,12 +27,11 @@ from sentinel.checks._pg_gucs import GUCS, normalize
 from sentinel.engine import run_baseline
 from sentinel.hostview import open_host
 from sentinel.model import ObjectRef, Status
+from tests import pgserver
 from tests.netlab import make_cert
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
-LIB = Path("/usr/lib/postgresql")
-VERSION = max((p.name for p in LIB.iterdir() if p.name.isdigit()), key=int, default="") if LIB.is_dir() else ""
-BIN = LIB / VERSION / "bin"
+LIB, VERSION, BIN = pgserver.LIB, pgserver.VERSION, pgserver.BIN
 STOCK_CONF = Path(f"/etc/postgresql/{VERSION}/main/postgresql.conf")
 PGAUDIT = LIB / VERSION / "lib" / "pgaudit.so"
 RO_PASSWORD = secrets.token_urlsafe(18)
@@ -55,19 +52,13 @@ def _need() -> None:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{', '.join(missing)} missing (tests/setup-machine.sh)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     """A throw-away cluster: d/data (initdb), d/etc (the configuration), d/run (the socket)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sntl-pg-"))
         self.dir.chmod(0o755)
-        self.port = _free_port()
+        self.port = pgserver.free_port()
         self.data, self.etc, self.run, self.log = (self.dir / n for n in ("data", "etc", "run", "log"))
         self.pg = pwd.getpwnam("postgres")
         for d in (self.etc, self.etc / "conf.d", self.run, self.log, self.dir / "archive"):
@@ -93,35 +84,16 @@ class Cluster:
         os.chown(self.etc, self.pg.pw_uid, self.pg.pw_gid)
 
     def start(self) -> None:
-        with open(self.dir / "server.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(BIN / "postgres"),
-                                          "-c", f"config_file={self.conf}"], stdout=subprocess.DEVNULL, stderr=log,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        ready = [str(BIN / "pg_isready"), "-q", "-h", str(self.run), "-p", str(self.port)]
-        for _ in range(100):
-            if subprocess.run(ready).returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"postgres did not start: {(self.dir / 'server.log').read_text()[-2000:]}")
+        self.proc = pgserver.start(["-c", f"config_file={self.conf}"], self.dir / "server.log", self.run, self.port,
+                                   tries=100)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)  # fast shutdown of the postmaster and its children
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        pgserver.stop(self.proc)
         self.proc = None
 
     def sql(self, query: str) -> list[list[str]]:
         """As the superuser postgres over the socket (peer), the answer's rows."""
-        out = subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-X", "-h", str(self.run), "-p",
-                              str(self.port), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "\x1f", "-c",
-                              query], check=True, capture_output=True, text=True, timeout=60).stdout
-        return [line.split("\x1f") for line in out.splitlines() if line]
+        return pgserver.sql(self.run, self.port, query)
 
     def tcp_login(self, user: str, password: str | None, sslmode: str = "prefer") -> tuple[bool, float]:
         """A TCP login from this machine: (accepted, seconds it took)."""
