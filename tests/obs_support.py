@@ -46,6 +46,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(proc: subprocess.Popen, ports: list[int], what: str, timeout: float = 20.0,
+                   interval: float = 0.1, detail: Callable[[], str] = lambda: "") -> None:
+    """Until the server `proc` (started with stderr=PIPE, text) accepts on each loopback port; an AssertionError
+    naming `what` with its stderr (and `detail()`) if it exits first, or naming the port after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            if proc.poll() is not None:
+                said = proc.stderr.read() if proc.stderr else ""
+                raise AssertionError(f"{what} exited: {said}{detail()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{what} did not listen on {port}") from None
+                time.sleep(interval)
+
+
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:

@@ -25,7 +25,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ from sentinel.checks._httpd_conf import parse_envvars
 from sentinel.engine import run_baseline
 from sentinel.hostview import open_host
 from sentinel.model import ObjectRef
+from tests.obs_support import wait_listening
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 APACHE2 = "/usr/sbin/apache2"
@@ -134,19 +134,7 @@ class Apache:
         self.proc = subprocess.Popen([APACHE2, "-d", str(self.etc), "-f", str(self.conf), "-DFOREGROUND"],
                                      env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        for port in (self.http, self.https):
-            while True:
-                if self.proc.poll() is not None:
-                    said = self.proc.stderr.read() if self.proc.stderr else ""
-                    raise AssertionError(f"apache2 ({self.kind}) exited: {said}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"apache2 ({self.kind}) did not listen on {port}") from None
-                    time.sleep(0.1)
+        wait_listening(self.proc, [self.http, self.https], f"apache2 ({self.kind})", timeout=30)
         return self
 
     def stop(self) -> None:

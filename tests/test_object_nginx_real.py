@@ -37,6 +37,7 @@ from sentinel.baseline import load_baseline
 from sentinel.engine import run_baseline
 from sentinel.hostview import open_host
 from sentinel.model import ObjectRef
+from tests.obs_support import wait_listening
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 NGINX = "/usr/sbin/nginx"
@@ -155,19 +156,7 @@ class Nginx:
         self.proc = subprocess.Popen([NGINX, "-e", str(self.dir / "log" / "error.log"), "-c", str(self.conf), "-g",
                                       "daemon off;"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        for port in (self.http, self.https):
-            while True:
-                if self.proc.poll() is not None:
-                    said = self.proc.stderr.read() if self.proc.stderr else ""
-                    raise AssertionError(f"nginx ({self.kind}) exited: {said}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"nginx ({self.kind}) did not listen on {port}") from None
-                    time.sleep(0.1)
+        wait_listening(self.proc, [self.http, self.https], f"nginx ({self.kind})")
         return self
 
     def stop(self) -> None:

@@ -13,12 +13,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import pytest
+
+from tests.obs_support import wait_listening
 
 NGINX = "/usr/sbin/nginx"
 
@@ -107,19 +108,8 @@ class NginxSites:
         self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(conf),
                                       "-g", "daemon off;"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        for s in self.sites.values():
-            while True:
-                if self.proc.poll() is not None:
-                    said = self.proc.stderr.read() if self.proc.stderr else ""
-                    raise AssertionError(f"nginx exited: {said}\n{conf.read_text()}")
-                try:
-                    socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"nginx did not listen on {s.port}") from None
-                    time.sleep(0.05)
+        wait_listening(self.proc, [s.port for s in self.sites.values()], "nginx", interval=0.05,
+                       detail=lambda: "\n" + conf.read_text())
         return self
 
     def stop(self) -> None:
