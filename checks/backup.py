@@ -8,7 +8,9 @@ restic and borg with their own read commands (`restic snapshots --json --no-lock
 rsync targets, pg_basebackup directories) by the newest mtime of the files under the declared paths, and a
 PostgreSQL primary's replicas from pg_stat_replication over a read-only connection. Passphrases come from
 sentinel/objectcreds.py (kind `backup`, instance = the copy's name) and reach the tool through its environment,
-never its argv, a report or a log. Nothing declared is an error (the fact is unknown), not a pass.
+never its argv, a report or a log. Nothing declared is never a pass: the local copy's check is an error naming
+where to declare it (its item stays 待核查), the off-site and replica checks NotDeclared (their items wait for a
+person, with no second and third error for the same missing declaration).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field
 
-from sentinel.hostview import ProbeError
+from sentinel.hostview import NotDeclared, ProbeError
 from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
@@ -58,8 +60,12 @@ class ReplicationParams(Strict):
     databases: list[ReplicaDb] = Field(default_factory=list)
 
 
-_NOTHING = ("no backup declared for this host: list its copies in a site file (docs/backups.md)",
-            "未声明本机的备份：请在站点文件中列出其备份副本（见 docs/backups.md）")
+_NOTHING = ("no backup declared for this host (docs/backups.md)", "未声明本机的备份（见 docs/backups.md）")
+_NO_OFFSITE = ("no backup declared for this host, so no off-site copy to judge (docs/backups.md)",
+               "未声明本机的备份，无异地副本可判断（见 docs/backups.md）")
+_NO_DATABASE = ("no replicated database declared for this host (docs/backups.md)",
+                "未声明本机需复制的数据库（见 docs/backups.md）")
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 _TIMEOUT = 60.0
 
 
@@ -109,7 +115,7 @@ def _restic(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Eviden
     except (ValueError, KeyError, TypeError) as exc:
         raise ProbeError(f"{copy.name}: restic snapshots printed no snapshot list ({exc})",
                          f"{copy.name}：restic snapshots 未输出快照列表（{exc}）") from None
-    return times, evidence(f"cmd: {' '.join(argv)}", f"{len(times)} snapshot(s)" + _newest_line(times))
+    return times, evidence(_cmd(argv, copy), f"{len(times)} snapshot(s)" + _newest_line(times))
 
 
 def _borg(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence]:
@@ -128,7 +134,7 @@ def _borg(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence
     except (ValueError, KeyError, TypeError) as exc:
         raise ProbeError(f"{copy.name}: borg list printed no archive list ({exc})",
                          f"{copy.name}：borg list 未输出归档列表（{exc}）") from None
-    return times, evidence(f"cmd: {' '.join(argv)}", f"{len(times)} archive(s)" + _newest_line(times))
+    return times, evidence(_cmd(argv, copy), f"{len(times)} archive(s)" + _newest_line(times))
 
 
 def _pgbackrest(ctx: ProbeContext, copy: BackupCopy) -> tuple[list[datetime], Evidence]:
@@ -183,6 +189,19 @@ def _mtimes(ctx: ProbeContext, path: str) -> list[tuple[datetime, str]]:
     return out
 
 
+def shown(copy: BackupCopy) -> str:
+    """Where the copy is, as results and evidence show it: the repository (a password in its URL masked, as
+    rest:https://user:pw@host/ may carry one), the stanza or the globs."""
+    if copy.tool == "files":
+        return ", ".join(copy.paths)
+    return _URL_PASSWORD.sub(r"\1:***@", copy.repository or "")
+
+
+def _cmd(argv: list[str], copy: BackupCopy) -> str:
+    text = " ".join(argv)
+    return "cmd: " + (text.replace(copy.repository, shown(copy)) if copy.repository else text)
+
+
 def _repo(copy: BackupCopy) -> str:
     if not copy.repository:
         raise ProbeError(f"{copy.name}: a {copy.tool} copy needs its repository",
@@ -201,7 +220,9 @@ _READERS = {"restic": _restic, "borg": _borg, "pgbackrest": _pgbackrest, "files"
 def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
     """The declared backup copies with their newest backup and its age against the RPO, and which are off-site."""
     if not params.backups:
-        raise ProbeError(*_NOTHING)
+        if params.judge == "offsite":  # the local check already says the declaration is missing
+            raise NotDeclared(*_NO_OFFSITE)
+        raise ProbeError(*_NOTHING, declaration=True)
     now = datetime.now(timezone.utc)
     rows: list[dict[str, Any]] = []
     evs: list[Evidence] = []
@@ -209,15 +230,17 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
         try:
             times, ev = _READERS[copy.tool](ctx, copy)
         except ProbeError as exc:
-            rows.append({"name": copy.name, "tool": copy.tool, "site": copy.site, "offsite": copy.site != params.site,
-                         "backups": None, "newest": None, "age_hours": None, "within_rpo": None,
+            rows.append({"name": copy.name, "tool": copy.tool, "where": shown(copy), "site": copy.site,
+                         "offsite": copy.site != params.site, "backups": None, "newest": None, "age_hours": None,
+                         "within_rpo": None,
                          "error": str(exc), "error_zh": exc.zh or str(exc)})
             continue
         evs.append(ev)
         newest = max(times) if times else None
         age = (now - newest).total_seconds() / 3600 if newest else None  # judged unrounded, shown to 0.01 h
-        rows.append({"name": copy.name, "tool": copy.tool, "site": copy.site, "offsite": copy.site != params.site,
-                     "backups": len(times), "newest": newest.isoformat(timespec="seconds") if newest else None,
+        rows.append({"name": copy.name, "tool": copy.tool, "where": shown(copy), "site": copy.site,
+                     "offsite": copy.site != params.site, "backups": len(times),
+                     "newest": newest.isoformat(timespec="seconds") if newest else None,
                      "age_hours": None if age is None else round(age, 2),
                      "within_rpo": age is not None and age <= params.rpo_hours})
 
@@ -234,9 +257,6 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
     scopes = {"local": [r for r in rows if not r["offsite"]], "offsite": [r for r in rows if r["offsite"]],
               "all": rows}
     judged = scopes[params.judge]
-    if within(judged) is None:
-        failed = [r for r in judged if "error" in r]
-        raise ProbeError("; ".join(r["error"] for r in failed), "；".join(r["error_zh"] for r in failed))
     observed = {
         "copies": rows, "rpo_hours": params.rpo_hours, "judge": params.judge,
         "copy_count": sum(1 for r in rows if r["backups"]),
@@ -246,6 +266,10 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
         "offsite_within_rpo": within(scopes["offsite"]),
         "within_rpo": within(rows),
     }
+    if within(judged) is None:  # the copies read stay in the error result: what could be seen, and when
+        failed = [r for r in judged if "error" in r]
+        raise ProbeError("; ".join(r["error"] for r in failed), "；".join(r["error_zh"] for r in failed),
+                         observed=observed)
     return Observation(observed=observed, evidence=evs)
 
 
@@ -265,9 +289,8 @@ _PG_STANDBY = (
 @probe("backup.replication", ReplicationParams, live_only=True)
 def replication(ctx: ProbeContext, params: ReplicationParams) -> Observation:
     """The streaming replicas of each declared database primary, with their state and lag."""
-    if not params.databases:
-        raise ProbeError("no replicated database declared for this host: list them in a site file "
-                         "(docs/backups.md)", "未声明本机需复制的数据库：请在站点文件中列出（见 docs/backups.md）")
+    if not params.databases:  # a host without an important database: hot redundancy is left to the assessor
+        raise NotDeclared(*_NO_DATABASE)
     dbs: list[dict[str, Any]] = []
     evs: list[Evidence] = []
     for db in params.databases:

@@ -59,6 +59,15 @@ def _said(exc: Exception, prefix: str = "") -> Reason:
     return Reason(en, f"{prefix}{zh}" if zh else en)
 
 
+def _declared(said: Reason, exc: Exception, baseline: Baseline, check: CheckSpec) -> Reason:
+    """A reason that a missing site declaration gives, with where to declare it: the check's params in a site file
+    extending the baseline in force."""
+    if not getattr(exc, "declaration", False):
+        return said
+    return Reason(f"{said.en} (baseline {baseline.id}: declare it in a site file's override of {check.id}: params)",
+                  f"{said.zh}（基线 {baseline.id}：请在站点文件的 override 中为 {check.id} 设置 params）")
+
+
 def _evaluate(ctx: ProbeContext, baseline: Baseline,
               check: CheckSpec) -> tuple[Status, Any, Optional[Reason], list[Evidence]]:
     families = check.os_families or baseline.os_families
@@ -78,9 +87,9 @@ def _evaluate(ctx: ProbeContext, baseline: Baseline,
         params = pdef.params.model_validate(check.params)
         obs = pdef.func(ctx, params)
     except ProbeError as exc:
-        return Status.ERROR, None, _said(exc), []
+        return Status.ERROR, exc.observed, _declared(_said(exc), exc, baseline, check), []
     except LiveOnly as exc:
-        said = _said(exc)
+        said = _declared(_said(exc), exc, baseline, check)
         return Status.NOT_APPLICABLE, None, _Unseen(said.en, said.zh), []
     except NotApplicable as exc:
         return Status.NOT_APPLICABLE, None, _said(exc), []

@@ -26,15 +26,27 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class _Reasoned(Exception):
-    """An exception whose message is a check's reason; `zh` is the same reason in Chinese, when known."""
+    """An exception whose message is a check's reason; `zh` is the same reason in Chinese, when known.
+    `declaration`: what is missing is the site's declaration (the check's params in a site file), so the engine
+    names the baseline and check whose params to set."""
 
-    def __init__(self, message: str, zh: Optional[str] = None):
+    declaration = False
+
+    def __init__(self, message: str, zh: Optional[str] = None, *, declaration: Optional[bool] = None):
         super().__init__(message)
         self.zh = zh
+        if declaration is not None:
+            self.declaration = declaration
 
 
 class ProbeError(_Reasoned):
-    """The fact could not be determined; the check's status becomes `error` with this reason."""
+    """The fact could not be determined; the check's status becomes `error` with this reason. `observed`: what
+    was seen before it (e.g. the backup copies that could be read), kept in the result as evidence."""
+
+    def __init__(self, message: str, zh: Optional[str] = None, *, declaration: Optional[bool] = None,
+                 observed: object = None):
+        super().__init__(message, zh, declaration=declaration)
+        self.observed = observed
 
 
 class NotApplicable(_Reasoned):
@@ -44,6 +56,14 @@ class NotApplicable(_Reasoned):
 class LiveOnly(NotApplicable):
     """A live-host fact asked of an offline root: it exists on the host, it cannot be seen from here. A result
     that is not applicable for this reason leaves its item to a person (待核查), not 不适用 (sentinel/scoring.py)."""
+
+
+class NotDeclared(LiveOnly):
+    """The check judges what the site declares (which data is important, where its copies are) and the site
+    declared nothing for it: the fact exists, sentinel cannot see it. As for LiveOnly the item is left to a
+    person (待核查), and no error is counted: nothing failed to run (docs/backups.md)."""
+
+    declaration = True
 
 
 @dataclass(frozen=True)

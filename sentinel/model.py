@@ -294,8 +294,9 @@ class CheckResult(BaseModel):
     waiver: Optional[str] = None
     advisory: Optional[Text] = None  # the baseline's reason the check is advisory (not counted; see scoring)
     duration_ms: float = 0.0
-    # not_applicable only because the fact needs the running host and the view is an offline root: the fact
-    # exists, so an item judged by nothing else waits for a person (待核查) instead of not applying (不适用)
+    # not_applicable only because the fact exists but this run could not see it: it needs the running host and
+    # the view is an offline root, or it is the site's to declare and none is (hostview.NotDeclared); an item
+    # judged by nothing else then waits for a person (待核查) instead of not applying (不适用)
     offline: bool = False
 
 

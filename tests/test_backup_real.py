@@ -143,6 +143,7 @@ def test_copies_ages_and_offsite_against_the_rpo(repos):
     assert 29.9 < copies["dr"]["age_hours"] < 30.2 and not copies["dr"]["within_rpo"]
     assert 49.9 < copies["dump"]["age_hours"] < 50.2 and copies["dump"]["backups"] == 1
     assert [c["name"] for c in local.observed["copies"] if c["offsite"]] == ["dr"]
+    assert copies["nightly"]["where"] == str(repos["restic"]) and copies["dump"]["where"].endswith("*.sql.gz")
     assert local.observed["copy_count"] == 3 and local.observed["offsite_count"] == 1
     # the off-site copy is 30 h old: outside a 24 h RPO
     assert offsite.status == Status.FAIL and offsite.observed["offsite_within_rpo"] is False
@@ -192,19 +193,46 @@ def test_an_unreadable_offsite_copy_errors_only_the_offsite_check(repos, monkeyp
     dr = next(c for c in local.observed["copies"] if c["name"] == "dr")
     assert dr["backups"] is None and "dr:" in dr["error"] and local.observed["offsite_within_rpo"] is None
     assert offsite.status == Status.ERROR and "borg list failed" in (offsite.reason or "")
+    # the error keeps what could be read: the fresh local copy, the RPO, the unreadable copy's error
+    kept = {c["name"]: c for c in offsite.observed["copies"]}
+    assert offsite.observed["rpo_hours"] == 24 and kept["nightly"]["within_rpo"] and "dr:" in kept["dr"]["error"]
     text = json.dumps([r.model_dump(mode="json") for r in res.values()], ensure_ascii=False)
     assert wrong not in text and BORG_PW not in text
 
 
-def test_nothing_declared_is_an_error_and_the_items_stay_pending(tmp_path, monkeypatch):
+def test_nothing_declared_is_one_error_and_the_items_stay_pending(tmp_path, monkeypatch):
+    """Nothing declared: the facts are not visible, so no 数据备份恢复 item is 符合 (not even on a cron job that
+    looks like a backup). One error says where to declare the copies; the off-site and replica checks wait for
+    a person with the same reason instead of counting two more errors."""
     _creds(tmp_path, monkeypatch, {})
     report = run_baseline(load_baseline("dengbao-l3-linux"), open_host(None))
     results = {r.check_id: r for r in report.results}
-    for cid in MINE:
-        assert results[cid].status == Status.ERROR and "site file" in (results[cid].reason or "")
+    local = results["l3-br-backup-rpo"]
+    assert local.status == Status.ERROR
+    assert local.reason == ("no backup declared for this host (docs/backups.md) (baseline dengbao-l3-linux: declare "
+                            "it in a site file's override of l3-br-backup-rpo: params)")
+    assert "l3-br-backup-rpo" in (local.reason_zh or "") and "未声明" in (local.reason_zh or "")
+    for cid in ("l3-br-offsite-rpo", "l3-br-db-replica"):
+        r = results[cid]
+        assert r.status == Status.NOT_APPLICABLE and r.offline, cid
+        assert "declared" in (r.reason or "") and f"override of {cid}" in (r.reason or "")
+    assert [r.check_id for r in report.results if r.check_id in MINE and r.status == Status.ERROR] == \
+        ["l3-br-backup-rpo"]
     by_key = {i.key: i for i in report.items}
+    # with a backup-like cron job (l3-br-backup-job passes) the item is 待核查, without one 不符合: never 符合
+    job = results["l3-br-backup-job"].status
+    assert by_key["ces.backup.local"].verdict == (Verdict.PENDING if job == Status.PASS else Verdict.NONCONFORM)
     assert by_key["ces.backup.offsite"].verdict == Verdict.PENDING
     assert by_key["ces.backup.hot-redundancy"].verdict == Verdict.PENDING
+
+
+def test_a_password_in_a_repository_url_is_masked():
+    from sentinel.checks.backup import BackupCopy, shown
+
+    copy = BackupCopy(name="dr", tool="restic", repository="rest:https://backup:s3cret@dr.example:8000/his")
+    assert shown(copy) == "rest:https://backup:***@dr.example:8000/his"
+    assert shown(BackupCopy(name="b", tool="borg", repository="ssh://backup@dr.example/./borg")) == \
+        "ssh://backup@dr.example/./borg"
 
 
 def test_offline_root_leaves_the_items_to_a_person(tmp_path):
