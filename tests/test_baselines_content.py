@@ -29,6 +29,7 @@ CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 _TRANSMIT_INTEGRITY = ("应采用校验技术或密码技术保证重要数据在{}过程中的完整性，"
                        "包括但不限于鉴别数据、重要业务数据、重要审计数据、重要配置数据、重要视频数据和重要个人信息等")
 _CONFIDENTIALITY = "应采用密码技术保证重要数据在{}过程中的保密性，包括但不限于鉴别数据、重要业务数据和重要个人信息等"
+_CRYPTO_INTEGRITY = _TRANSMIT_INTEGRITY.replace("校验技术或密码技术", "密码技术")  # level 4 (§9.1.4.7)
 
 # GB/T 22239-2019 §8.1.4, by catalogue key: (weight in a real level-3 record, the standard's text)
 L3_ITEMS = {  # catalogue key -> (weight, text); the level-3 numbering is in L3_CLAUSES
@@ -100,6 +101,8 @@ L4_TEXTS = {
     ("9.1.4.2", "g"): "应对主体、客体设置安全标记，并依据安全标记和强制访问控制规则确定主体对客体的访问",
     ("9.1.4.3", "b"): "审计记录应包括事件的日期和时间、事件类型、主体标识、客体标识和结果等",
     ("9.1.4.5", "a"): "应采用主动免疫可信验证机制及时识别入侵和病毒行为，并将其有效阻断",
+    ("9.1.4.7", "a"): _CRYPTO_INTEGRITY.format("传输"),
+    ("9.1.4.7", "b"): _CRYPTO_INTEGRITY.format("存储"),
     ("9.1.4.7", "c"): "在可能涉及法律责任认定的应用中，应采用密码技术提供数据原发证据和数据接收证据，"
                       "实现数据原发行为的抗抵赖和数据接收行为的抗抵赖",
     ("9.1.4.9", "d"): "应建立异地灾难备份中心，提供业务应用的实时切换",

@@ -137,15 +137,24 @@ def test_bad_catalogue_names_file_and_line(tmp_path, change, message):
 
 # ---- the shipped catalogue against the standard ------------------------------------------------------------
 
-# 安全通用要求 items per level and 云计算安全扩展要求 items per level (docs/catalogue.md says where each figure
-# comes from); level 3 per class and control points as reference §1.1 counts them. Level 4 is given item by item
-# below as well: the figure cited for it (232) is 4 above what the standard's level-4 additions add up to, and the
-# level-2 cloud count follows a real level-2 测评记录 (29) rather than a comparison table (28); both are open in
-# docs/catalogue.md until checked against the standard's text.
+# 安全通用要求 and 云计算安全扩展要求 items per level, per class and control points, as the standard's text counts
+# them (§7 / §8 / §9 of GB/T 22239-2019) and GB/T 28448-2019 lists one 测评单元 per item (docs/catalogue-sources.md
+# names both texts). The often cited 232 for level 4 is in neither: both count 228. Level 2's cloud part has 29
+# (云服务商选择 c is at level 2); a comparison table's 28 is that table's tick error.
 GENERAL = {2: 135, 3: 211, 4: 228}
 CLOUD_TOTAL = {2: 29, 3: 46, 4: 49}
-L3_BY_CLASS = {"pes": 22, "cns": 8, "abs": 20, "ces": 34, "smc": 12,
-               "pss": 7, "ors": 14, "hrs": 12, "cms": 34, "mms": 48}
+GENERAL_BY_CLASS = {
+    2: {"pes": 15, "cns": 4, "abs": 11, "ces": 23, "smc": 4, "pss": 6, "ors": 9, "hrs": 7, "cms": 25, "mms": 31},
+    3: {"pes": 22, "cns": 8, "abs": 20, "ces": 34, "smc": 12, "pss": 7, "ors": 14, "hrs": 12, "cms": 34, "mms": 48},
+    4: {"pes": 24, "cns": 11, "abs": 21, "ces": 36, "smc": 13, "pss": 7, "ors": 15, "hrs": 14, "cms": 35, "mms": 52},
+}
+CLOUD_BY_CLASS = {  # level 2 has no 安全管理中心 in this part
+    2: {"pes": 1, "cns": 3, "abs": 7, "ces": 11, "cms": 6, "mms": 1},
+    3: {"pes": 1, "cns": 5, "abs": 8, "ces": 19, "smc": 4, "cms": 8, "mms": 1},
+    4: {"pes": 1, "cns": 8, "abs": 8, "ces": 19, "smc": 4, "cms": 8, "mms": 1},
+}
+CONTROL_POINTS = {("general", 2): 68, ("general", 3): 71, ("general", 4): 71,
+                  ("cloud", 2): 13, ("cloud", 3): 16, ("cloud", 4): 16}
 # What level 4 has that level 3 has not, and the reverse: each a requirement of §9.1 / §9.2 that can be read
 # against the standard.
 L4_ADDS = {
@@ -176,10 +185,13 @@ def test_shipped_catalogue_has_the_standards_totals(level):
     assert cat.count(level, part="cloud") == CLOUD_TOTAL[level]
 
 
-def test_shipped_level_3_by_class_and_control_points():
+@pytest.mark.parametrize("level", [2, 3, 4])
+def test_shipped_catalogue_by_class_and_control_points(level):
     cat = load()
-    assert {k: cat.count(3, part="general", class_key=k) for k in L3_BY_CLASS} == L3_BY_CLASS
-    assert len(cat.controls(3, part="general")) == 71
+    for part, by_class in (("general", GENERAL_BY_CLASS[level]), ("cloud", CLOUD_BY_CLASS[level])):
+        classes = {c.class_key for c in cat.controls(level, part=part)}
+        assert {k: cat.count(level, part=part, class_key=k) for k in classes} == by_class, part
+        assert len(cat.controls(level, part=part)) == CONTROL_POINTS[(part, level)], part
 
 
 @pytest.mark.parametrize("key, level, ref", [
@@ -199,6 +211,29 @@ def test_shipped_level_3_by_class_and_control_points():
 ])
 def test_shipped_clauses_where_the_standard_is_known(key, level, ref):
     assert load().item(key, level).ref == ref
+
+
+@pytest.mark.parametrize("key, level, start", [
+    # where one level words an item differently from the next, as the standard prints it
+    ("pes.access.entrance", 2, "机房出入口应安排专人值守或配置电子门禁系统"),
+    ("pes.access.entrance", 3, "机房出入口应配置电子门禁系统"),
+    ("ces.integrity.transit", 2, "应采用校验技术保证"),
+    ("ces.integrity.transit", 3, "应采用校验技术或密码技术保证"),
+    ("ces.integrity.transit", 4, "应采用密码技术保证重要数据在传输过程中"),
+    ("ces.integrity.storage", 4, "应采用密码技术保证重要数据在存储过程中"),
+    ("smc.audit.analysis", 2, "应通过审计管理员对审计记录进行分析"),
+    ("smc.audit.analysis", 4, "应通过审计管理员对审计记录应进行分析"),
+    ("cms.suppliers.agreements", 2, "应与选定的服务供应商签订相关协议，明确整个服务供应链各方"),
+    ("mms.incidents.procedures", 2, "应制定安全事件报告和处置管理制度"),
+    ("hrs.training.skill-assessment", 4, "应定期对不同岗位的人员进行技术技能考核"),
+    ("cms.in-house-dev.security-testing", 3, "应保证在软件开发过程中"),
+    ("cms.in-house-dev.security-testing", 4, "应在软件开发过程中"),
+    ("cloud.cms.provider.sla-responsibilities", 2, "应在服务水平协议中规定云服务商的权限与责任"),
+    ("cloud.ces.data.migration-integrity", 4, "应使用校验技术或密码技术保证虚拟机迁移过程中"),
+    ("cloud.cms.supply-chain.change-notice", 4, "应保证供应商的重要变更"),
+])
+def test_shipped_wording_per_level(key, level, start):
+    assert load().item(key, level).text.zh.startswith(start)
 
 
 def test_shipped_units_and_record_weights():
