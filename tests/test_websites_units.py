@@ -151,7 +151,7 @@ def test_scheduler_jobs_and_claims(tmp_path):
     service = WebsiteService(db, settings)
     service.start()
     try:
-        jobs = {j.id: j for j in service._scheduler.get_jobs()}
+        jobs = {j.id: j for j in service._schedule.scheduler.get_jobs()}
         assert {f"website-round-{on}", f"website-visit-{on}"} <= set(jobs)
         assert not any(str(off) == j.rsplit("-", 1)[-1] for j in jobs if j.startswith("website-"))
         assert jobs[f"website-visit-{on}"].trigger.interval == timedelta(seconds=600)
@@ -169,7 +169,7 @@ def test_scheduler_jobs_and_claims(tmp_path):
     quiet = WebsiteService(Database(url), CollectorSettings(state_dir=tmp_path / "state"))
     quiet.start()
     try:
-        assert quiet._scheduler is None and quiet.next_run(on) is None
+        assert not quiet.started and quiet.next_run(on) is None
     finally:
         quiet.stop()
 

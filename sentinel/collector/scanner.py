@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Optional
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 
 from sentinel.checks.network.discovery import NmapError, NmapMissing, RateLimit, ScanOptions
 from sentinel.checks.network.scope import Scope, ScopeError, ensure_in_scope, merge_ranges, parse_ports
@@ -43,10 +43,8 @@ from ..store.db import Database
 from ..store.models import ScanSchedule, System
 from . import address_plan, audit
 from .scan_ingest import Claim, ScanBusy, ScanGone, begin_scan, fail_interrupted, fail_scan, finish_scan, runner_id
+from .schedule import IntervalJob, JobScheduler, first_run
 from .settings import CollectorSettings
-
-if TYPE_CHECKING:  # imported where used at run time: APScheduler loads only in a collector that scans
-    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("sentinel.collector.scans")
 
@@ -240,42 +238,19 @@ class ScanService:
         self.db = db
         self.settings = settings
         self.runner = runner_id()
-        self._lock = threading.Lock()
-        self._scheduler: Optional[BackgroundScheduler] = None
-        self._jobs: dict[int, tuple[int, int]] = {}  # system id -> (interval, jitter) of its scheduled job
+        self._schedule = JobScheduler(db, {"default": settings.scan_concurrency}, log)
         self.stale_after = timedelta(seconds=3 * settings.scan_timeout + 300)  # two nmap passes + probes
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        if logging.getLogger("apscheduler.executors").level == logging.NOTSET:
-            # one INFO line per job run (every schedule reload) is noise; job errors still show
-            logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-        with self._lock:
-            if self._scheduler is not None:
-                return
-            scheduler = BackgroundScheduler(
-                executors={"default": ThreadPoolExecutor(self.settings.scan_concurrency),
-                           "sync": ThreadPoolExecutor(1)},
-                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-                timezone=timezone.utc)
-            scheduler.start()
-            self._scheduler = scheduler
-        if self.runs_schedules:
-            self.sync()
-            scheduler.add_job(self.sync, "interval", seconds=self.settings.scan_sync_seconds, id="scan-sync",
-                              executor="sync", name="reload scan schedules")
+        if self._schedule.start() and self.runs_schedules:
+            self._schedule.keep_synced(self.sync, self.settings.scan_sync_seconds, "scan-sync",
+                                       "reload scan schedules")
 
     def stop(self) -> None:
-        with self._lock:
-            scheduler, self._scheduler = self._scheduler, None
-            self._jobs.clear()
-        if scheduler is None:
+        if not self._schedule.stop():
             return
-        scheduler.shutdown(wait=False)
         _stop_own_nmap()
         try:
             n = fail_interrupted(self.db, self.runner, "interrupted: the collector stopped during the scan")
@@ -286,7 +261,7 @@ class ScanService:
 
     @property
     def started(self) -> bool:
-        return self._scheduler is not None
+        return self._schedule.started
 
     @property
     def runs_schedules(self) -> bool:
@@ -296,53 +271,25 @@ class ScanService:
 
     def sync(self) -> None:
         """(Re)load the enabled schedules: add, replace or remove this process's jobs to match."""
-        if self._scheduler is None or not self.runs_schedules:
-            return
-        try:
-            with self.db.read() as conn:
-                rows = conn.execute(select(T_SCHED.c.system_id, T_SCHED.c.interval_seconds, T_SCHED.c.jitter_seconds,
-                                           T_SCHED.c.claimed_at)
-                                    .where(T_SCHED.c.enabled.is_(True), T_SCHED.c.interval_seconds.is_not(None))).all()
-        except Exception:
-            log.exception("could not read the scan schedules")
-            return
-        from apscheduler.triggers.interval import IntervalTrigger
+        if self.runs_schedules:
+            self._schedule.sync(select(T_SCHED.c.system_id, T_SCHED.c.interval_seconds, T_SCHED.c.jitter_seconds,
+                                       T_SCHED.c.claimed_at)
+                                .where(T_SCHED.c.enabled.is_(True), T_SCHED.c.interval_seconds.is_not(None)),
+                                self._jobs, "scan schedules")
 
-        now = datetime.now(timezone.utc)
-        wanted = {r.system_id: r for r in rows}
-        with self._lock:
-            scheduler = self._scheduler
-            if scheduler is None:
-                return
-            for system_id in list(self._jobs):
-                if system_id not in wanted:
-                    self._remove(scheduler, system_id)
-            for system_id, r in wanted.items():
-                jitter = min(r.jitter_seconds, r.interval_seconds // 2)  # jitter never doubles the interval
-                if self._jobs.get(system_id) == (r.interval_seconds, jitter):
-                    continue
-                self._remove(scheduler, system_id)
-                due = now if r.claimed_at is None else max(now, r.claimed_at + timedelta(seconds=r.interval_seconds))
-                # random spreads the first runs over time; nothing secret depends on it
-                first = due + timedelta(seconds=random.uniform(0, jitter)) if jitter else due  # noqa: S311
-                trigger = IntervalTrigger(seconds=r.interval_seconds, jitter=jitter or None)
-                scheduler.add_job(self.run_scheduled, trigger, args=[system_id], id=f"scan-{system_id}",
-                                  name=f"scan system {system_id}", next_run_time=first, replace_existing=True)
-                self._jobs[system_id] = (r.interval_seconds, jitter)
-
-    def _remove(self, scheduler: BackgroundScheduler, system_id: int) -> None:
-        from apscheduler.jobstores.base import JobLookupError
-
-        self._jobs.pop(system_id, None)
-        try:
-            scheduler.remove_job(f"scan-{system_id}")
-        except JobLookupError:  # not scheduled here
-            pass
+    def _jobs(self, rows: Sequence[Row[Any]], now: datetime) -> dict[str, IntervalJob]:
+        wanted = {}
+        for r in rows:
+            jitter = min(r.jitter_seconds, r.interval_seconds // 2)  # jitter never doubles the interval
+            due = first_run(now, r.claimed_at, r.interval_seconds)
+            # random spreads the first runs over time; nothing secret depends on it
+            first = due + timedelta(seconds=random.uniform(0, jitter)) if jitter else due  # noqa: S311
+            wanted[f"scan-{r.system_id}"] = IntervalJob(self.run_scheduled, (r.system_id,), r.interval_seconds, first,
+                                                        f"scan system {r.system_id}", jitter=jitter)
+        return wanted
 
     def next_run(self, system_id: int) -> Optional[datetime]:
-        scheduler = self._scheduler
-        job = scheduler.get_job(f"scan-{system_id}") if scheduler is not None else None
-        return job.next_run_time if job is not None else None
+        return self._schedule.next_run(f"scan-{system_id}")
 
     def _claim_schedule(self, system_id: int, now: datetime) -> Optional[ScheduleSpec]:
         with self.db.write() as conn:
@@ -422,11 +369,9 @@ class ScanService:
     def submit(self, claim: Claim, plan: ScanPlan, actor: str) -> None:
         """Run a claimed scan now in the scan pool (a one-off job)."""
         self.start()
-        scheduler = self._scheduler
-        if scheduler is None:  # stop() ran since start()
-            raise RuntimeError("the scan service is stopping")
-        scheduler.add_job(self.execute, args=[claim, plan, actor], id=f"scan-now-{claim.run_id}",
-                          name=f"scan {claim.run_id} of system {plan.system}", next_run_time=datetime.now(timezone.utc))
+        if not self._schedule.run_now(self.execute, f"scan-now-{claim.run_id}",
+                                      f"scan {claim.run_id} of system {plan.system}", args=(claim, plan, actor)):
+            raise RuntimeError("the scan service is stopping")  # stop() ran since start()
 
     def execute(self, claim: Claim, plan: ScanPlan, actor: str) -> None:
         """Scan, then store the results; any failure is recorded on the scan run with its reason."""

@@ -9,19 +9,17 @@ A round fetches only URLs on the website's declaration (sentinel/websites/sites.
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 
 from ..store.db import Database
 from ..store.models import Website
 from ..websites import monitor
+from .schedule import IntervalJob, JobScheduler, first_run
 from .settings import CollectorSettings
-
-if TYPE_CHECKING:
-    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("sentinel.collector.websites")
 T_SITE = Website.__table__
@@ -33,41 +31,24 @@ class WebsiteService:
         self.db = db
         self.settings = settings
         self.config = settings.websites
-        self._lock = threading.Lock()
-        self._scheduler: Optional[BackgroundScheduler] = None
-        self._jobs: dict[str, int] = {}  # job id -> interval
+        self._schedule = JobScheduler(db, {"default": self.config.concurrency, "visits": 4}, log)
 
     @property
     def runs_schedules(self) -> bool:
         return self.config.enabled and self.config.schedules
 
+    @property
+    def started(self) -> bool:
+        return self._schedule.started
+
     def start(self) -> None:
         if not self.config.enabled:  # nothing may be fetched: no scheduler, no threads
             return
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        with self._lock:
-            if self._scheduler is not None:
-                return
-            scheduler = BackgroundScheduler(
-                executors={"default": ThreadPoolExecutor(self.config.concurrency),
-                           "visits": ThreadPoolExecutor(4), "sync": ThreadPoolExecutor(1)},
-                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-                timezone=timezone.utc)
-            scheduler.start()
-            self._scheduler = scheduler
-        if self.runs_schedules:
-            self.sync()
-            scheduler.add_job(self.sync, "interval", seconds=self.config.sync_seconds, id="websites-sync",
-                              executor="sync", name="reload websites")
+        if self._schedule.start() and self.runs_schedules:
+            self._schedule.keep_synced(self.sync, self.config.sync_seconds, "websites-sync", "reload websites")
 
     def stop(self) -> None:
-        with self._lock:
-            scheduler, self._scheduler = self._scheduler, None
-            self._jobs.clear()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        self._schedule.stop()
         try:
             with self.db.write() as conn:
                 from ..store.models import WebsiteRound
@@ -81,48 +62,24 @@ class WebsiteService:
 
     def sync(self) -> None:
         """(Re)load the enabled websites: one round job and one visit job each, at their intervals."""
-        if self._scheduler is None or not self.runs_schedules:
-            return
-        try:
-            with self.db.read() as conn:
-                rows = conn.execute(select(T_SITE.c.id, T_SITE.c.interval_seconds, T_SITE.c.visit_seconds,
-                                           T_SITE.c.claimed_at, T_SITE.c.visit_claimed_at)
-                                    .where(T_SITE.c.enabled.is_(True))).all()
-        except Exception:
-            log.exception("could not read the websites")
-            return
-        from apscheduler.jobstores.base import JobLookupError
-        from apscheduler.triggers.interval import IntervalTrigger
+        if self.runs_schedules:
+            self._schedule.sync(select(T_SITE.c.id, T_SITE.c.interval_seconds, T_SITE.c.visit_seconds,
+                                       T_SITE.c.claimed_at, T_SITE.c.visit_claimed_at)
+                                .where(T_SITE.c.enabled.is_(True)),
+                                self._jobs, "websites")
 
-        now = datetime.now(timezone.utc)
-        wanted: dict[str, tuple[int, Optional[datetime], Any, str]] = {}
+    def _jobs(self, rows: Sequence[Row[Any]], now: datetime) -> dict[str, IntervalJob]:
+        wanted = {}
         for r in rows:
-            wanted[f"website-round-{r.id}"] = (r.interval_seconds, r.claimed_at, (self.run_scheduled, r.id), "default")
-            wanted[f"website-visit-{r.id}"] = (r.visit_seconds, r.visit_claimed_at, (self.visit_scheduled, r.id),
-                                               "visits")
-        with self._lock:
-            scheduler = self._scheduler
-            if scheduler is None:
-                return
-            for job_id in list(self._jobs):
-                if job_id not in wanted:
-                    self._jobs.pop(job_id, None)
-                    try:
-                        scheduler.remove_job(job_id)
-                    except JobLookupError:
-                        pass
-            for job_id, (interval, claimed, (func, wid), executor) in wanted.items():
-                if self._jobs.get(job_id) == interval:
-                    continue
-                due = now if claimed is None else max(now, claimed + timedelta(seconds=interval))
-                scheduler.add_job(func, IntervalTrigger(seconds=interval), args=[wid], id=job_id, name=job_id,
-                                  next_run_time=due, replace_existing=True, executor=executor)
-                self._jobs[job_id] = interval
+            for job_id, func, interval, claimed, executor in (
+                    (f"website-round-{r.id}", self.run_scheduled, r.interval_seconds, r.claimed_at, "default"),
+                    (f"website-visit-{r.id}", self.visit_scheduled, r.visit_seconds, r.visit_claimed_at, "visits")):
+                wanted[job_id] = IntervalJob(func, (r.id,), interval, first_run(now, claimed, interval), job_id,
+                                             executor=executor)
+        return wanted
 
     def next_run(self, website_id: int) -> Optional[datetime]:
-        scheduler = self._scheduler
-        job = scheduler.get_job(f"website-round-{website_id}") if scheduler is not None else None
-        return job.next_run_time if job is not None else None
+        return self._schedule.next_run(f"website-round-{website_id}")
 
     def _claim(self, website_id: int, column: str, interval_column: str, now: datetime) -> bool:
         """Take this firing unless another process took it within half an interval."""
@@ -157,10 +114,7 @@ class WebsiteService:
     def submit(self, website_id: int, round_id: int, actor: str) -> None:
         """Run a claimed round now in the pool."""
         self.start()
-        scheduler = self._scheduler
-        if scheduler is None:
+        if not self._schedule.run_now(monitor.run_round, f"website-now-{round_id}", f"website round {round_id}",
+                                      args=(self.db, website_id),
+                                      kwargs={"triggered_by": "api", "actor": actor, "round_id": round_id}):
             raise RuntimeError("the website service is stopping")
-        scheduler.add_job(monitor.run_round, args=[self.db, website_id],
-                          kwargs={"triggered_by": "api", "actor": actor, "round_id": round_id},
-                          id=f"website-now-{round_id}", name=f"website round {round_id}",
-                          next_run_time=datetime.now(timezone.utc))
