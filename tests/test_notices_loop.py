@@ -200,6 +200,7 @@ def test_website_and_service_sources_and_the_timer(db):
     from sentinel.store.models import Event, NoticeItem, ScanRun, ServiceFindingRow, WebsiteFinding
     from sentinel.websites import monitor
     from sentinel.websites.sites import SiteDeclaration
+    from sentinel.zombie import ZombieSettings
 
     w = World(db)
     w.department("health")
@@ -228,7 +229,7 @@ def test_website_and_service_sources_and_the_timer(db):
                 check_results=[], errors=[], evidence=[], first_seen=T0, last_seen=T0, first_scan_id=scan,
                 last_scan_id=scan))
     with db.session(write=True) as s:
-        notice = loop.issue(s, dept, NoticePolicy(), T0, "test")
+        notice = loop.issue(s, dept, NoticePolicy(), ZombieSettings(), T0, "test")
         items = {i.title["en"]: i for i in s.exec(select(NoticeItem).where(NoticeItem.notice_id == notice.id))}
         assert set(items) == {"security.malicious_code", "home.stale", "forbidden service 23/tcp telnet"}
         grades = {k: (i.source, i.grade, (i.deadline - T0).days) for k, i in items.items()}
@@ -242,7 +243,7 @@ def test_website_and_service_sources_and_the_timer(db):
                      .values(resolved_at=T0 + timedelta(days=2), resolved_round_id=rid))
         conn.execute(update(ServiceFindingRow.__table__).where(ServiceFindingRow.port == 23)
                      .values(closed_at=T0 + timedelta(days=3), closed_scan_id=scan))
-    verifier = Verifier(db, 0.1)
+    verifier = Verifier(db, 0.1, ZombieSettings())
     verifier.start()
     try:
         deadline = time.monotonic() + 10

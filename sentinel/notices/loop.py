@@ -3,8 +3,9 @@ take the department's answers, re-verify (fixed, still open, overdue) and escala
 
 Re-verification reads the sources' own trails: a host/object finding is resolved by the run that shows its check
 passing, a service finding closed by the scan that finds the port closed, a website finding resolved by the round
-that judges its rule again; a department's answer alone never closes a problem. Every function takes the caller's
-`now`, so tests run weeks on a simulated clock.
+that judges its rule again, a zombie-system problem by the system's latest verdict (in use again, decommissioned
+after a confirmation, or dismissed by the authority); a department's answer alone never closes a problem. Every
+function takes the caller's `now`, so tests run weeks on a simulated clock.
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from typing import Any, Optional
 from sqlmodel import Session, col, func, select
 
 from ..events.grading import SEVERITY_OF_GRADE
+from ..store import zombie as zombie_store
 from ..store.models import (
+    Agent,
+    ApiToken,
     Event,
     Finding,
     Host,
@@ -30,6 +34,7 @@ from ..store.models import (
     Website,
     WebsiteFinding,
 )
+from ..zombie import SystemVerdict, ZombieSettings, ZombieVerdict
 from .policy import NoticePolicy, grade
 
 OVERDUE_EVENT = "notice_overdue"
@@ -38,7 +43,7 @@ OPEN_STATES = ("open", "overdue")
 
 @dataclass(frozen=True)
 class Problem:
-    source: str  # finding | service | website
+    source: str  # finding | service | website | zombie (source_id: the system's: one problem a system at a time)
     source_id: int
     system_id: int
     event_class: str  # exposure | degradation | notice (sentinel/events/grading.py)
@@ -54,8 +59,60 @@ def _systems(s: Session, department_id: int) -> dict[int, System]:
             if row.id is not None}
 
 
-def open_problems(s: Session, department_id: int, system_ids: Optional[Iterable[int]] = None) -> list[Problem]:
-    """The department's open problems from every source, oldest first."""
+ZOMBIE_BASIS = "《政务信息系统整合共享实施方案》（国办发〔2017〕39号）：消除“僵尸”信息系统"
+ZOMBIE_SIGNALS_ZH = {"idle": "资源长期闲置", "stale": "运维更新停止", "unused": "少人使用"}
+ZOMBIE_REMEDIATION = {
+    "zh": "核实系统的使用情况：确已不用的，在审核中确认（进入下线清单）后迁移或归档数据、下线其主机并注销代理；"
+          "仍在使用的，反馈使用情况及证明材料，由监管机构审核后驳回该判定。",
+    "en": "check how the system is used: if it is no longer used, confirm the verdict (the decommission list), archive "
+          "its data, take its hosts down and revoke their agents; if it is in use, answer with the proof, and the "
+          "authority dismisses the verdict once it has reviewed it.",
+}
+
+
+def _authority(s: Session, reviewer: str) -> bool:
+    """Whether a review was the authority's own (an admin: a token of role admin, or the local CLI, which acts as
+    admin) rather than the department's: actors are `token:<id>:<name>` or `cli:<user>` (collector/auth.py)."""
+    if reviewer.startswith("cli:"):
+        return True
+    kind, _, rest = reviewer.partition(":")
+    token_id = rest.partition(":")[0]
+    if kind != "token" or not token_id.isdigit():
+        return False
+    token = s.get(ApiToken, int(token_id))
+    return token is not None and token.role == "admin"
+
+
+def _zombie_problem(v: SystemVerdict) -> Problem:
+    zh = "僵尸信息系统" if v.verdict == ZombieVerdict.ZOMBIE else "疑似僵尸信息系统"
+    en = "zombie system" if v.verdict == ZombieVerdict.ZOMBIE else "suspected zombie system"
+    hosts = []
+    for h in v.hosts:
+        yes = "、".join(ZOMBIE_SIGNALS_ZH[sig.name] for sig in h.signals if sig.state == "yes")
+        hosts.append(f"{h.host}（{h.verdict_zh}{'：' + yes if yes else ''}）")
+    confirmed = v.review is not None and v.review.current and v.review.decision == "confirm"
+    return Problem("zombie", v.system_id, v.system_id, "notice",
+                   {"zh": f"{zh}：{v.system}" + ("（已确认，待下线）" if confirmed else ""),
+                    "en": f"{en} {v.system}" + (" (confirmed, to decommission)" if confirmed else "")},
+                   f"系统 {v.system} 主机 {'，'.join(hosts)}"[:2000],
+                   f"{ZOMBIE_BASIS}；判定窗口 {v.window_start.isoformat()} 至 {v.window_end.isoformat()}",
+                   dict(ZOMBIE_REMEDIATION),
+                   datetime.combine(v.window_start, datetime.min.time(), tzinfo=v.evaluated_at.tzinfo))
+
+
+def _zombie_listed(s: Session, v: SystemVerdict) -> bool:
+    """A suspect or zombie verdict is a problem unless the authority's dismissal stands on it (a department's own
+    dismissal is its answer, which never closes a problem)."""
+    if v.verdict not in (ZombieVerdict.SUSPECT, ZombieVerdict.ZOMBIE):
+        return False
+    r = v.review
+    return not (r is not None and r.current and r.decision == "dismiss" and _authority(s, r.reviewer))
+
+
+def open_problems(s: Session, department_id: int, zombie: ZombieSettings, now: datetime,
+                  system_ids: Optional[Iterable[int]] = None) -> list[Problem]:
+    """The department's open problems from every source, oldest first (zombie verdicts judged at `now` with the
+    site's thresholds)."""
     wanted = set(system_ids) if system_ids is not None else None
     out: list[Problem] = []
     hosts = {h.id: h.hostname for h in s.exec(select(Host).where(Host.department_id == department_id))}
@@ -93,6 +150,9 @@ def open_problems(s: Session, department_id: int, system_ids: Optional[Iterable[
         out.append(Problem("website", wf.id or 0, wf.system_id, cls, dict(wf.title),
                            f"网站 {sites.get(wf.website_id, wf.website_id)}：{wf.subject}"[:2000], wf.source,
                            dict(wf.remediation), wf.first_seen))
+    for v in zombie_store.evaluate(s.connection(), zombie, now=now, department_ids=[department_id]):
+        if _zombie_listed(s, v):
+            out.append(_zombie_problem(v))
     if wanted is not None:
         out = [p for p in out if p.system_id in wanted]
     return sorted(out, key=lambda p: (p.first_seen, p.source, p.source_id))
@@ -109,11 +169,11 @@ def _earlier(s: Session, source: str, source_id: int) -> Optional[NoticeItem]:
                   .order_by(col(NoticeItem.id).desc())).first()
 
 
-def issue(s: Session, department_id: int, policy: NoticePolicy, now: datetime, actor: str, *,
-          kind: str = "periodic", period_start: Optional[datetime] = None, period_end: Optional[datetime] = None,
+def issue(s: Session, department_id: int, policy: NoticePolicy, zombie: ZombieSettings, now: datetime, actor: str,
+          *, kind: str = "periodic", period_start: Optional[datetime] = None, period_end: Optional[datetime] = None,
           reason: str = "", system_ids: Optional[Iterable[int]] = None) -> Notice:
     """A new 通报 listing the department's open problems (after re-verifying the earlier ones)."""
-    verify(s, now, department_id)
+    verify(s, now, zombie, department_id)
     systems = _systems(s, department_id)
     seq = _next_seq(s, now.year)
     notice = Notice(department_id=department_id, year=now.year, seq=seq,
@@ -123,10 +183,11 @@ def issue(s: Session, department_id: int, policy: NoticePolicy, now: datetime, a
     s.add(notice)
     s.flush()
     assert notice.id is not None
-    for n, p in enumerate(open_problems(s, department_id, system_ids), start=1):
+    for n, p in enumerate(open_problems(s, department_id, zombie, now, system_ids), start=1):
         g = grade(p.event_class, systems[p.system_id].level)
         before = _earlier(s, p.source, p.source_id)
-        deadline = before.deadline if before is not None else now + timedelta(days=policy.days(g))
+        days = policy.zombie_days if p.source == "zombie" and policy.zombie_days else policy.days(g)
+        deadline = before.deadline if before is not None else now + timedelta(days=days)
         s.add(NoticeItem(notice_id=notice.id, department_id=department_id, system_id=p.system_id, seq=n,
                          source=p.source, source_id=p.source_id, grade=g, title=p.title, location=p.location,
                          basis=p.basis, remediation=p.remediation, first_seen=p.first_seen, deadline=deadline,
@@ -137,8 +198,30 @@ def issue(s: Session, department_id: int, policy: NoticePolicy, now: datetime, a
     return notice
 
 
-def _resolved(s: Session, source: str, source_id: int) -> Optional[datetime]:
+def _zombie_resolved(s: Session, v: SystemVerdict) -> Optional[datetime]:
+    """When the system's latest zombie verdict shows the problem gone: in use again (now, as judged), dismissed by
+    the authority (the dismissal's time), or decommissioned after a confirmation (清: every agent of its hosts
+    revoked, at the last revocation). An unknown verdict (too little data) closes nothing."""
+    if v.verdict == ZombieVerdict.IN_USE:
+        return v.evaluated_at
+    r = v.review
+    if v.verdict in (ZombieVerdict.SUSPECT, ZombieVerdict.ZOMBIE):
+        if r is not None and r.current and r.decision == "dismiss" and _authority(s, r.reviewer):
+            return r.at
+        return None
+    if v.hosts or r is None or r.decision != "confirm":
+        return None
+    agents = s.exec(select(Agent).where(Agent.system_id == v.system_id)).all()
+    if not agents or any(a.state != "revoked" for a in agents):
+        return None
+    return max((a.revoked_at for a in agents if a.revoked_at is not None), default=v.evaluated_at)
+
+
+def _resolved(s: Session, source: str, source_id: int, verdicts: dict[int, SystemVerdict]) -> Optional[datetime]:
     """When the source's own trail shows the problem gone (None: still there)."""
+    if source == "zombie":
+        v = verdicts.get(source_id)
+        return _zombie_resolved(s, v) if v is not None else None
     if source == "finding":
         f = s.get(Finding, source_id)
         return f.resolved_at if f is not None else None
@@ -153,7 +236,7 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def verify(s: Session, now: datetime, department_id: Optional[int] = None) -> dict[str, int]:
+def verify(s: Session, now: datetime, zombie: ZombieSettings, department_id: Optional[int] = None) -> dict[str, int]:
     """Mark every unfixed item fixed (its source resolved), overdue (past its deadline) or still open; an item
     turning overdue escalates once per problem: an event through the event path, and it heads the next 通报."""
     stmt = select(NoticeItem).where(col(NoticeItem.state).in_(OPEN_STATES))
@@ -161,9 +244,14 @@ def verify(s: Session, now: datetime, department_id: Optional[int] = None) -> di
         stmt = stmt.where(NoticeItem.department_id == department_id)
     counts = {"fixed": 0, "overdue": 0, "open": 0, "escalated": 0}
     escalated: set[tuple[str, int]] = set()
-    for item in s.exec(stmt.order_by(col(NoticeItem.id))).all():
+    items = s.exec(stmt.order_by(col(NoticeItem.id))).all()
+    # the zombie items' systems judged once, at `now`
+    zombie_ids = sorted({i.source_id for i in items if i.source == "zombie"})
+    verdicts = {v.system_id: v for v in zombie_store.evaluate(s.connection(), zombie, now=now, system_ids=zombie_ids,
+                                                              evidence=False)} if zombie_ids else {}
+    for item in items:
         item.verified_at = now
-        gone = _resolved(s, item.source, item.source_id)
+        gone = _resolved(s, item.source, item.source_id, verdicts)
         if gone is not None:
             item.state, item.fixed_at = "fixed", gone
         elif item.deadline < now:
@@ -182,7 +270,11 @@ def verify(s: Session, now: datetime, department_id: Optional[int] = None) -> di
 
 
 def _was_escalated(s: Session, source: str, source_id: int) -> bool:
-    return s.exec(select(NoticeItem.id).where(NoticeItem.source == source, NoticeItem.source_id == source_id,
+    """Whether this episode of the problem escalated already: items since its last fixed one (a system's zombie
+    problem keeps the system's id across episodes; the other sources' rows are one episode each)."""
+    key = (NoticeItem.source == source, NoticeItem.source_id == source_id)
+    last_fixed = s.exec(select(func.max(NoticeItem.id)).where(*key, NoticeItem.state == "fixed")).one() or 0
+    return s.exec(select(NoticeItem.id).where(*key, col(NoticeItem.id) > last_fixed,
                                               col(NoticeItem.escalated_at).is_not(None))).first() is not None
 
 

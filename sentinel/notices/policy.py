@@ -4,6 +4,8 @@ setting (docs/notices.md); the defaults follow the usual practice of the 监测�
 grade, the shorter the time."""
 from __future__ import annotations
 
+from typing import Optional
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..events.grading import TABLE
@@ -23,6 +25,9 @@ class NoticePolicy(BaseModel):
                                description="the document number's prefix: 网安通报〔2026〕3号")
     deadline_days: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES),
                                           description="days to rectify, by incident grade")
+    zombie_days: Optional[int] = Field(default=None, ge=1, le=365,
+                                       description="days to rectify a zombie-system problem (清理 takes longer than "
+                                                   "closing a port); default: its grade's (一般)")
     verify_seconds: int = Field(default=3600, ge=0, le=7 * 86400,
                                 description="how often the collector re-verifies notified problems (0: only on "
                                             "request and when a notice is issued)")

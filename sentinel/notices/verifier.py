@@ -13,14 +13,15 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from ..store.db import Database
+from ..zombie import ZombieSettings
 from . import loop
 
 log = logging.getLogger("sentinel.notices")
 
 
 class Verifier:
-    def __init__(self, db: Database, every_seconds: float) -> None:
-        self.db, self.every = db, every_seconds
+    def __init__(self, db: Database, every_seconds: float, zombie: ZombieSettings) -> None:
+        self.db, self.every, self.zombie = db, every_seconds, zombie
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -37,7 +38,7 @@ class Verifier:
 
     def run_once(self) -> dict[str, int]:
         with self.db.session(write=True) as s:
-            return loop.verify(s, datetime.now(timezone.utc))
+            return loop.verify(s, datetime.now(timezone.utc), self.zombie)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):

@@ -868,8 +868,9 @@ class Notice(Base, table=True):
 
 class NoticeItem(Base, table=True):
     """One problem as a notice lists it: its source row (a host/object finding, a service finding, a website
-    finding), grade and deadline, and what re-verification found (open, fixed, overdue). A problem still open
-    at the next notice is listed again with the deadline it was first given (carried_from)."""
+    finding; for a zombie-system problem, the system: migration 0013), grade and deadline, and what
+    re-verification found (open, fixed, overdue). A problem still open at the next notice is listed again with
+    the deadline it was first given (carried_from)."""
 
     __tablename__ = "notice_items"
     __table_args__ = (
@@ -877,7 +878,7 @@ class NoticeItem(Base, table=True):
         Index("ix_notice_items_source", "source", "source_id", "id"),
         Index("ix_notice_items_department", "department_id", "state"),
         CheckConstraint("state IN ('open', 'fixed', 'overdue')", name="state"),
-        CheckConstraint("source IN ('finding', 'service', 'website')", name="source"),
+        CheckConstraint("source IN ('finding', 'service', 'website', 'zombie')", name="source"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

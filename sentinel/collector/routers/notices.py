@@ -112,7 +112,7 @@ class NoticeVerifyOut(BaseModel):
 
 def install(app: FastAPI, settings: CollectorSettings, db: Database) -> Verifier:
     """Run the re-verification timer with the app (its routes are included with the others)."""
-    verifier = Verifier(db, settings.notices.verify_seconds)
+    verifier = Verifier(db, settings.notices.verify_seconds, settings.zombie)
     around_lifespan(app, start=verifier.start, stop=verifier.stop)
     return verifier
 
@@ -147,7 +147,8 @@ def issue_notice(spec: NoticeIn, request: Request, db: DB, p: Caller, ip: Source
             if len(systems) != len(set(spec.system_ids)) or any(x.department_id != spec.department_id
                                                                 for x in systems):
                 raise ApiError(422, "system_ids: every system must be one of the department's")
-        row = loop.issue(s, spec.department_id, _policy(request), _now(), p.actor, kind=spec.kind,
+        row = loop.issue(s, spec.department_id, _policy(request), request.app.state.settings.zombie, _now(),
+                         p.actor, kind=spec.kind,
                          period_start=spec.period_start, period_end=spec.period_end, reason=spec.reason,
                          system_ids=spec.system_ids)
         Ctx(s, p, ip).audit("notice.issue", f"notice:{row.id}:{row.number}", f"department {spec.department_id}")
@@ -275,13 +276,13 @@ def download_answer_file(notice_id: Id, item_id: Id, answer_id: Id, file_id: Id,
 
 
 @router.post("/notices/verify", response_model=NoticeVerifyOut)
-def verify_notices(db: DB, p: Caller, ip: SourceIp, department_id: OptId = None):
+def verify_notices(request: Request, db: DB, p: Caller, ip: SourceIp, department_id: OptId = None):
     """Re-verify every unfixed item now (admin): fixed, still open or overdue; overdue ones escalate."""
     p.require(ADMIN)
     with db.session(write=True) as s:
         if department_id is not None and not p.sees(department_id):
             raise not_found("department", department_id)
-        counts = loop.verify(s, _now(), department_id)
+        counts = loop.verify(s, _now(), request.app.state.settings.zombie, department_id)
         Ctx(s, p, ip).audit("notice.verify", f"department:{department_id or 'all'}",
                             ", ".join(f"{k} {v}" for k, v in counts.items()))
         return NoticeVerifyOut(**counts)
