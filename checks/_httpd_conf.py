@@ -19,6 +19,8 @@ from typing import Optional
 
 from sentinel.hostview import ProbeError
 
+from ._conf_tree import ConfNode, Include
+
 MAX_INCLUDE_DEPTH = 128  # httpd's AP_MAX_INCLUDE_DEPTH
 _WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(\S+)')
 _VAR = re.compile(r"\$\{([A-Za-z0-9_:.\-]+)\}")
@@ -26,7 +28,7 @@ CONDITIONALS = ("ifmodule", "ifdefine", "iffile", "ifdirective", "ifsection")
 
 
 @dataclass
-class Node:
+class Node(ConfNode["Node"]):
     name: str  # lower-cased
     args: tuple[str, ...]
     path: str
@@ -34,21 +36,6 @@ class Node:
     text: str
     children: Optional[list[Node]] = None  # a section
     parent: Optional[Node] = field(default=None, repr=False, compare=False)
-
-    @property
-    def where(self) -> str:
-        return f"{self.path}:{self.line}"
-
-    def find(self, name: str) -> list[Node]:
-        return [c for c in self.children or [] if c.name == name]
-
-
-@dataclass(frozen=True)
-class Include:
-    path: str
-    line: int
-    pattern: str
-    files: tuple[str, ...]
 
 
 @dataclass

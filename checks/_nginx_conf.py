@@ -23,12 +23,14 @@ from typing import Optional
 
 from sentinel.hostview import ProbeError
 
+from ._conf_tree import ConfNode, Include
+
 MAX_INCLUDE_DEPTH = 32  # a cycle of includes would otherwise recurse forever (nginx itself has no limit)
 _ESCAPES = {"t": "\t", "r": "\r", "n": "\n"}
 
 
 @dataclass
-class Node:
+class Node(ConfNode["Node"]):
     name: str
     args: tuple[str, ...]
     path: str
@@ -37,23 +39,8 @@ class Node:
     parent: Optional[Node] = field(default=None, repr=False, compare=False)
 
     @property
-    def where(self) -> str:
-        return f"{self.path}:{self.line}"
-
-    @property
     def text(self) -> str:
         return " ".join((self.name, *self.args)).strip()
-
-    def find(self, name: str) -> list[Node]:
-        return [c for c in self.children or [] if c.name == name]
-
-
-@dataclass(frozen=True)
-class Include:
-    path: str
-    line: int
-    pattern: str
-    files: tuple[str, ...]
 
 
 @dataclass
