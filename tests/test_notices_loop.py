@@ -1,13 +1,16 @@
 """The 通报 loop end to end (issue 17 point 2): findings from real host reports through the collector's ingest,
 a 通报 issued over the API with a deadline per grade, the DOCX read back with python-docx and the PDF's text with
 pdftotext, the department's answer with a file, re-verification by the next report on a simulated clock, overdue
-escalation as an event and the next 通报 carrying the problem with its first deadline; and the API's scoping."""
+escalation as an event and the next 通报 carrying the problem with its first deadline; and the API's scoping.
+Website and service problems are closed by a real re-check: a real nginx site fixed and monitored again, a real
+service stopped on a namespace test host and scanned again."""
 from __future__ import annotations
 
 import io
 import secrets
 import shutil
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -186,79 +189,174 @@ def test_unknown_grade_in_policy_is_refused():
         NoticePolicy(deadline_days={"严重": 3})
 
 
-def test_website_and_service_sources_and_the_timer(db):
-    """Website findings (a 挂马 one, a 单项否决 one) and a forbidden service are listed with their grades; an open port
-    that breaks no rule is not. The collector's timer re-verifies with no one asking: what the round and the scan
-    resolved is fixed, the rest is overdue and escalates."""
-    import time
+@pytest.fixture(scope="module")
+def portal():
+    """The department's website: a real nginx site on loopback (tests/website_lab.py)."""
+    from tests.website_lab import NginxSites, need_nginx
 
-    from sqlalchemy import insert, update
+    need_nginx()
+    lab = NginxSites()
+    site = lab.site("portal")
+    lab.start()
+    yield site
+    lab.stop()
 
-    from sentinel.notices import loop
-    from sentinel.notices.policy import NoticePolicy
-    from sentinel.notices.verifier import Verifier
-    from sentinel.store.models import Event, NoticeItem, ScanRun, ServiceFindingRow, WebsiteFinding
-    from sentinel.websites import monitor
-    from sentinel.websites.sites import SiteDeclaration
-    from sentinel.zombie import ZombieSettings
 
+@pytest.fixture(scope="module")
+def netlab(tmp_path_factory):
+    """A namespace test host (tests/netlab.py) serving telnet (forbidden in the system's zone) and rsync."""
+    from tests.netlab import Lab, need_lab
+
+    need_lab()
+    lab = Lab(tmp_path_factory.mktemp("notice-lab"))
+    try:
+        lab.build()
+        lab.serve("h1", "rsync", 7000)
+        yield lab
+    finally:
+        lab.close()
+
+
+HOME = """<html><head><title>卫健委门户</title></head><body><h1>卫健委</h1><p>更新日期 2026-01-05</p>
+<a href="/">首页</a>{hidden}</body></html>"""
+HIDDEN = ('<div style="position:absolute;left:-9999px;top:-9999px">'
+          '<a href="http://www.example-bet.test/">澳门新葡京娱乐城</a></div>')
+
+
+def _round(client, token: str, wid: int) -> dict:
+    """A monitoring round through the collector's own path (the API trigger, the round in its worker)."""
+    r = client.post(f"/api/v1/websites/{wid}/rounds", headers=bearer(token))
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = client.get(f"/api/v1/websites/{wid}/rounds/{r.json()['id']}", headers=bearer(token)).json()
+        if done["status"] != "running":
+            assert done["status"] == "succeeded", done
+            return done
+        time.sleep(0.1)
+    raise AssertionError("the round did not finish in 60 s")
+
+
+def _scan(client, token: str, sid: int, target: str) -> dict:
+    r = client.post(f"/api/v1/systems/{sid}/scans", json={"targets": [target], "tcp_ports": "23,7000"},
+                    headers=bearer(token))
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = {x["id"]: x for x in client.get(f"/api/v1/systems/{sid}/scans", headers=bearer(token)).json()}
+        run = runs.get(r.json()["id"])
+        if run and run["status"] != "running":
+            assert run["status"] == "succeeded", run
+            return run
+        time.sleep(0.2)
+    raise AssertionError("the scan did not finish in 60 s")
+
+
+@pytest.mark.root
+@pytest.mark.timeout(300)
+def test_website_and_service_problems_close_by_a_real_recheck(db, make_client, clock, portal, netlab, monkeypatch):
+    """A real nginx site with a hidden gambling link (暗链) and a stale home page, and a namespace host serving
+    telnet (forbidden) and rsync (breaks no rule): a real monitoring round and a real scan through the collector's
+    own paths make the problems; the 通报 lists the hidden link, the stale page and telnet (not rsync) with their
+    grades; the department answers; then the page is really fixed and telnet really stopped, and the next round and
+    scan resolve them, so the collector's timer marks those fixed (at the round's and the scan's times) with no one
+    asking, while the stale page, still stale, turns overdue with simulated time and escalates once."""
+    import concurrent.futures as cf
+
+    from sentinel.network import engine
+    from sentinel.store.models import Event, NoticeItem, WebsiteFinding
+    from tests.test_scan_collector import _enter_netns
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    clock["t"] = now
     w = World(db)
     w.department("health")
-    sid = w.system("his", "health")
+    sid = w.system("his", "health", scope=[netlab.net])
+    admin, operator = w.token("admin", "admin"), w.token("operator", "dept_operator", ["health"])
     dept = w.departments["health"]
-    decl = SiteDeclaration.model_validate({"urls": ["http://192.0.2.1/"]})
-    wid = monitor.declare(db, department_id=dept, system_id=sid, name="portal", decl=decl, actor="test")
-    rid = monitor.begin(db, wid, "test", "test")
-    monitor.fail_round(db, rid, "not run: this test fetches nothing")
-    with db.write() as conn:
-        for rule, kind in (("security.malicious_code", "veto"), ("home.stale", "veto")):
-            conn.execute(insert(WebsiteFinding.__table__).values(
-                website_id=wid, system_id=sid, department_id=dept, rule=rule, subject=decl.home,
-                subject_sha256=monitor.sha(rule), kind=kind, severity="critical", title={"zh": rule, "en": rule},
-                source="政府网站与政务新媒体检查指标", remediation={"zh": "整改", "en": "fix"}, evidence=[],
-                first_seen=T0, last_seen=T0, first_round_id=rid, last_round_id=rid))
-        scan = conn.execute(insert(ScanRun.__table__).values(
-            system_id=sid, department_id=dept, triggered_by="cli", requested_by="test", status="succeeded",
-            runner="test", started_at=T0, finished_at=T0, targets=[], full_scope=True, scope={}, args={},
-            warnings=[], hosts_up=1, services_open=2, services_forbidden=1, high_risk=0, events=0, items=[],
-            results=[])).inserted_primary_key[0]
-        for port, forbidden in ((23, True), (443, False)):
-            conn.execute(insert(ServiceFindingRow.__table__).values(
-                system_id=sid, department_id=dept, host="10.0.0.5", port=port, proto="tcp", service="telnet"
-                if port == 23 else "https", forbidden=forbidden, plaintext_management=False, high_risk=[],
-                check_results=[], errors=[], evidence=[], first_seen=T0, last_seen=T0, first_scan_id=scan,
-                last_scan_id=scan))
-    with db.session(write=True) as s:
-        notice = loop.issue(s, dept, NoticePolicy(), ZombieSettings(), T0, "test")
-        items = {i.title["en"]: i for i in s.exec(select(NoticeItem).where(NoticeItem.notice_id == notice.id))}
-        assert set(items) == {"security.malicious_code", "home.stale", "forbidden service 23/tcp telnet"}
-        grades = {k: (i.source, i.grade, (i.deadline - T0).days) for k, i in items.items()}
-    assert grades == {"security.malicious_code": ("website", "较大", 7), "home.stale": ("website", "一般", 15),
-                      "forbidden service 23/tcp telnet": ("service", "较大", 7)}
-
-    # the next round resolves the 挂马 finding, the next scan sees telnet closed; weeks pass (the real clock is
-    # past every deadline of T0)
-    with db.write() as conn:
-        conn.execute(update(WebsiteFinding.__table__).where(WebsiteFinding.rule == "security.malicious_code")
-                     .values(resolved_at=T0 + timedelta(days=2), resolved_round_id=rid))
-        conn.execute(update(ServiceFindingRow.__table__).where(ServiceFindingRow.port == 23)
-                     .values(closed_at=T0 + timedelta(days=3), closed_scan_id=scan))
-    verifier = Verifier(db, 0.1, ZombieSettings())
-    verifier.start()
+    client = make_client(db, websites={"enabled": True, "schedules": False}, scans=True, scan_schedules=False,
+                         notices={"verify_seconds": 1})
+    # the collector's scan runs its network engine (nmap and the probes' sockets) in the lab's scanner namespace,
+    # as a collector on the lab's network would; everything else of the scan path runs as it does in production
+    real_scan = engine.run_scan
+    pool = cf.ThreadPoolExecutor(1, initializer=_enter_netns, initargs=(netlab.ns["scan"],))
+    monkeypatch.setattr(engine, "run_scan", lambda *a, **kw: pool.submit(real_scan, *a, **kw).result())
+    h1 = netlab.hosts["h1"]
+    netlab.serve("h1", "telnet", 23)
+    portal.write("index.html", HOME.format(hidden=HIDDEN))
     try:
-        deadline = time.monotonic() + 10
+        r = client.post("/api/v1/websites", json={"system_id": sid, "name": "health-portal", "declaration": {
+            "urls": [portal.url], "crawl": {"rate": 50}}}, headers=bearer(admin))
+        assert r.status_code == 201, r.text
+        wid = r.json()["id"]
+        _round(client, operator, wid)
+        started = time.monotonic()
+        scan = _scan(client, admin, sid, h1)
+        assert time.monotonic() - started < 20, "the real scan is meant to stay fast"
+        services = {(x["port"], x["forbidden"]) for x in client.get(
+            f"/api/v1/systems/{sid}/services", headers=bearer(admin)).json()}
+        assert services == {(23, True), (7000, False)}, services
+
+        r = client.post("/api/v1/notices", json={"department_id": dept}, headers=bearer(admin))
+        assert r.status_code == 201, r.text
+        notice = r.json()
+        with db.session() as s:
+            rules = {f.id: f.rule for f in s.exec(select(WebsiteFinding))}
+        items = {(i["source"], rules.get(i["source_id"]) if i["source"] == "website" else i["title"]["en"]): i
+                 for i in notice["items"]}
+        hidden = items[("website", "security.hidden_links")]
+        stale = items[("website", "home.stale")]
+        telnet = items[("service", "forbidden service 23/tcp telnet")]
+        assert not any("7000" in i["title"]["en"] for i in notice["items"]), "an open port breaking no rule"
+        # level 3: 暗链 and a forbidden service are exposures (较大, 7 days), a stale home page a degradation (一般)
+        assert (hidden["grade"], telnet["grade"], stale["grade"]) == ("较大", "较大", "一般")
+        assert datetime.fromisoformat(stale["deadline"]) == now + timedelta(days=15)
+
+        # the department answers; nothing is closed by that
+        nid = notice["id"]
+        for item, text in ((hidden, "已删除首页暗链并排查网页篡改途径"), (telnet, "已停止 telnet 服务")):
+            r = client.post(f"/api/v1/notices/{nid}/items/{item['id']}/answers", data={"text": text},
+                            files=[("files", ("record.txt", text.encode()))], headers=bearer(operator))
+            assert r.status_code == 201, r.text
+        time.sleep(1.5)  # a timer round passes
+        states = {i["id"]: i["state"] for i in client.get(f"/api/v1/notices/{nid}", headers=bearer(admin)).json()[
+            "items"]}
+        assert states[hidden["id"]] == states[telnet["id"]] == "open"
+
+        # fixed for real: the page without the hidden link (still stale), telnet stopped; a round and a scan
+        portal.write("index.html", HOME.format(hidden=""))
+        netlab.stop("h1", "telnet", 23)
+        fixed_round = _round(client, operator, wid)
+        fixed_scan = _scan(client, admin, sid, h1)
+        assert fixed_scan["id"] != scan["id"]
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            with db.session() as s:
-                states = {i.title["en"]: i.state for i in s.exec(select(NoticeItem))}
-            if "open" not in states.values():
+            got = {i["id"]: i for i in client.get(f"/api/v1/notices/{nid}", headers=bearer(admin)).json()["items"]}
+            if got[hidden["id"]]["state"] == got[telnet["id"]]["state"] == "fixed":
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
+        assert got[hidden["id"]]["state"] == got[telnet["id"]]["state"] == "fixed", got
+        with db.session() as s:
+            resolved = s.get(WebsiteFinding, hidden["source_id"])
+        # fixed when (and by) the round that judged the page again
+        assert resolved.resolved_round_id == fixed_round["id"]
+        assert datetime.fromisoformat(got[hidden["id"]]["fixed_at"]) == resolved.resolved_at
+        assert datetime.fromisoformat(got[telnet["id"]]["fixed_at"]) == datetime.fromisoformat(
+            fixed_scan["finished_at"])
+        assert got[stale["id"]]["state"] == "open"
+
+        # the stale page is still stale: 16 simulated days on, it and what else stayed open are overdue and
+        # escalate once each
+        unfixed = [i for i in got.values() if i["state"] != "fixed"]
+        clock["t"] = now + timedelta(days=16)
+        counts = client.post("/api/v1/notices/verify", headers=bearer(admin)).json()
+        assert counts == {"fixed": 0, "open": 0, "overdue": len(unfixed), "escalated": len(unfixed)}
+        with db.session() as s:
+            events = s.exec(select(Event).where(Event.kind == "notice_overdue")).all()
+            overdue = {i.id for i in s.exec(select(NoticeItem).where(NoticeItem.state == "overdue"))}
+        assert overdue == {i["id"] for i in unfixed} and stale["id"] in overdue
+        assert sorted(e.payload["item_id"] for e in events) == sorted(overdue)
     finally:
-        verifier.stop()
-    assert states == {"security.malicious_code": "fixed", "home.stale": "overdue",
-                      "forbidden service 23/tcp telnet": "fixed"}
-    with db.session() as s:
-        events = s.exec(select(Event).where(Event.kind == "notice_overdue")).all()
-        fixed_at = {i.title["en"]: i.fixed_at for i in s.exec(select(NoticeItem))}
-    assert [e.payload["source"] for e in events] == ["website"] and events[0].severity == "warning"
-    assert fixed_at["security.malicious_code"] == T0 + timedelta(days=2)
+        pool.shutdown()
+        if "h1:telnet:23" in netlab.procs:
+            netlab.stop("h1", "telnet", 23)
