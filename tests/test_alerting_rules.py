@@ -168,3 +168,19 @@ def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path)
                        "SentinelForbiddenPort": "suppressed", "SentinelAgentSpoolDropping": "active",
                        "SomethingElse": "active"}, got
         http.close()
+
+
+@pytest.mark.parametrize("labels, receivers", [
+    # every website alert, pushed or from the rules, reaches the website operators, then grade and department
+    (("alertname=SentinelWebsiteCompromised", "grade=重大", "department=财政局"),
+     "web-team,oncall-urgent,finance-team"),
+    (("alertname=SentinelWebsiteSecurity", "grade=较大", "department=卫健委"), "web-team,health-team"),
+    (("alertname=SentinelWebsiteRoundStale", "grade=一般", "department=公安局"), "web-team"),
+    (("alertname=SentinelWebsiteCertificateExpiring", "grade=一般", "department=卫健委"), "web-team,health-team"),
+    # a host certificate is not a website's
+    (("alertname=SentinelCertificateExpiring", "grade=一般", "department=卫健委"), "health-team"),
+])
+def test_website_alerts_reach_the_website_operators(labels, receivers):
+    p = _run(need("amtool"), "config", "routes", "test", f"--config.file={AM_CONFIG}", *labels)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == receivers

@@ -79,6 +79,13 @@ CLASS_OF: dict[str, EventClass] = {
     "SentinelSnapshotStale": "platform",
     "SentinelReportsRejected": "platform",
     "SentinelAgentSpoolDropping": "platform",
+    # website monitoring rules (网站群监测): as the pushed website_security / website_veto, and the certificate and
+    # staleness rules as the hosts' and scans'
+    "SentinelWebsiteCompromised": "exposure",
+    "SentinelWebsiteCertificateExpired": "exposure",
+    "SentinelWebsiteVetoed": "degradation",
+    "SentinelWebsiteCertificateExpiring": "degradation",
+    "SentinelWebsiteRoundStale": "notice",
 }
 
 
