@@ -460,15 +460,13 @@ class SentinelCollector(Collector):
 
     `source` reads stored state only. If it raises, the scrape still answers with `sentinel_up 0` and
     `sentinel_build_info` (and the error is logged), so a broken store shows up as an alert instead of a gap.
-    `cache_seconds` lets several Prometheus servers share one snapshot.
+    (The collector does not scrape through this: it renders in the background, sentinel/collector/metrics_stored.py.)
     """
 
-    def __init__(self, source: SnapshotSource, *, per_check: bool = False, cache_seconds: float = 0.0) -> None:
+    def __init__(self, source: SnapshotSource, *, per_check: bool = False) -> None:
         self._source = source
         self.per_check = per_check
-        self._cache_seconds = cache_seconds
-        self._lock = threading.Lock()
-        self._cached: Optional[tuple[float, MetricsSnapshot, float]] = None
+        self._lock = threading.Lock()  # for _errors: scrapes may run in several threads at once
         self._errors = 0
 
     def describe(self) -> Iterator[Metric]:
@@ -476,17 +474,11 @@ class SentinelCollector(Collector):
         return iter(_Families(self.per_check))
 
     def _snapshot(self) -> tuple[MetricsSnapshot, float]:
-        with self._lock:
-            now = time.monotonic()
-            if self._cached and now - self._cached[0] < self._cache_seconds:
-                return self._cached[1], self._cached[2]
-            start = time.perf_counter()
-            snap = self._source()
-            if not isinstance(snap, MetricsSnapshot):
-                raise TypeError(f"snapshot source returned {type(snap).__name__}, not MetricsSnapshot")
-            took = time.perf_counter() - start
-            self._cached = (now, snap, took)
-            return snap, took
+        start = time.perf_counter()
+        snap = self._source()
+        if not isinstance(snap, MetricsSnapshot):
+            raise TypeError(f"snapshot source returned {type(snap).__name__}, not MetricsSnapshot")
+        return snap, time.perf_counter() - start
 
     def collect(self) -> Iterator[Metric]:
         snap: Optional[MetricsSnapshot]  # None: the stored state could not be read
@@ -505,10 +497,10 @@ class SentinelCollector(Collector):
         yield from f
 
 
-def make_registry(source: SnapshotSource, *, per_check: bool = False, cache_seconds: float = 0.0) -> CollectorRegistry:
+def make_registry(source: SnapshotSource, *, per_check: bool = False) -> CollectorRegistry:
     """A registry holding only sentinel's collector (no process/platform metrics: don't re-export machine metrics)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SentinelCollector(source, per_check=per_check, cache_seconds=cache_seconds))
+    registry.register(SentinelCollector(source, per_check=per_check))
     return registry
 
 

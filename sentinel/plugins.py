@@ -27,8 +27,7 @@ SnapshotSource = Callable[[], MetricsSnapshot]
 class MetricsExposition(Protocol):
     """Renders sentinel's metrics (exporters/prometheus.py)."""
 
-    def make_registry(self, source: SnapshotSource, *, per_check: bool = False,
-                      cache_seconds: float = 0.0) -> CollectorRegistry: ...
+    def make_registry(self, source: SnapshotSource, *, per_check: bool = False) -> CollectorRegistry: ...
 
     def render(self, registry: CollectorRegistry, accept: Optional[str] = None) -> tuple[bytes, str]: ...
 

@@ -11,13 +11,17 @@ import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 
 from sentinel.exporters.prometheus import (
+    LIVE_FAMILIES,
     METRICS,
     make_registry,
     render,
+    render_stored,
     report_file_source,
+    snapshot_families,
     snapshot_from_report,
     start_agent_exporter,
 )
@@ -165,7 +169,9 @@ def test_a_failing_store_shows_as_sentinel_up_0_not_as_an_error(caplog):
     assert _value(body3, "sentinel_up") == 0
 
 
-def test_registering_reads_nothing_and_each_scrape_reads_once_or_uses_the_cache():
+def test_registering_reads_nothing_and_each_scrape_reads_once():
+    """A registry (the agent exporter's) reads its source once a scrape, never when registered. (The collector
+    answers scrapes from its background rendering: tests/test_metrics_stored.py.)"""
     calls = {"n": 0}
 
     def source() -> MetricsSnapshot:
@@ -177,10 +183,6 @@ def test_registering_reads_nothing_and_each_scrape_reads_once_or_uses_the_cache(
     render(registry)
     render(registry)
     assert calls["n"] == 2
-    cached = make_registry(source, cache_seconds=60)
-    render(cached)
-    render(cached)
-    assert calls["n"] == 3
 
 
 def test_openmetrics_on_request():
@@ -293,10 +295,33 @@ def test_docs_list_every_metric_and_the_port():
     assert not 9100 <= DEFAULT_AGENT_EXPORTER_PORT <= 9999
 
 
+class _Replay:
+    """A collector answering every scrape with the same families, so that two encoders see one collection (two
+    scrapes of a registry differ in sentinel_snapshot_duration_seconds)."""
+
+    def __init__(self, metrics) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self):
+        return iter(self.metrics)
+
+
+def _replay(metrics) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Replay(metrics))
+    return registry
+
+
+def _stored_families(snap: MetricsSnapshot, per_check: bool) -> CollectorRegistry:
+    """The families the collector renders in the background (render_stored), as a registry."""
+    return _replay(snapshot_families(snap, per_check).only(lambda name: name not in LIVE_FAMILIES))
+
+
 @pytest.mark.parametrize("per_check", [False, True])
 def test_the_fast_text_format_is_generate_latest_byte_for_byte(per_check):
     """render()'s own text encoder (for speed at 10,000 hosts) writes exactly what prometheus-client does,
-    including label values that need escaping."""
+    including label values that need escaping: through a registry (the agent exporter) and as the collector
+    renders its stored part."""
     from prometheus_client.exposition import generate_latest
 
     from sentinel.exporters.prometheus import text_format
@@ -304,12 +329,15 @@ def test_the_fast_text_format_is_generate_latest_byte_for_byte(per_check):
     snap = realistic_snapshot()
     odd = snap.systems[0].model_copy(update={"name": 'a "quoted"\\back\nslash 系统', "department": "d\\"})
     snap = snap.model_copy(update={"systems": snap.systems + [odd]})
-    registry = make_registry(lambda: snap, per_check=per_check, cache_seconds=600)  # one snapshot for both
+    registry = _replay(make_registry(lambda: snap, per_check=per_check).collect())  # one scrape for both
     fast = text_format(registry)
     assert fast == generate_latest(registry)
     assert b'system="a \\"quoted\\"\\\\back\\nslash' in fast
     body, ctype = render(registry)
     assert body == fast and ctype.startswith("text/plain; version=0.0.4")
+    stored = render_stored(snap, ["text"], per_check=per_check)["text"]
+    assert stored == generate_latest(_stored_families(snap, per_check))
+    assert b'system="a \\"quoted\\"\\\\back\\nslash' in stored
 
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -325,8 +353,11 @@ def test_the_fast_openmetrics_is_the_librarys_byte_for_byte(per_check):
     snap = realistic_snapshot()
     odd = snap.systems[0].model_copy(update={"name": 'a "quoted"\\back\nslash 系统'})
     snap = snap.model_copy(update={"systems": snap.systems + [odd]})
-    registry = make_registry(lambda: snap, per_check=per_check, cache_seconds=600)
+    registry = _replay(make_registry(lambda: snap, per_check=per_check).collect())
     fast = openmetrics_format(registry)
     assert fast == om_generate_latest(registry)
     body, ctype = render(registry, PROMETHEUS_ACCEPT)
     assert body == fast and ctype.startswith("application/openmetrics-text; version=1.0.0")
+    # the collector's stored part leaves the end mark to the live part it is served with
+    stored = render_stored(snap, ["openmetrics"], per_check=per_check)["openmetrics"]
+    assert stored + b"# EOF\n" == om_generate_latest(_stored_families(snap, per_check))
