@@ -28,7 +28,9 @@ from raw evidence at scrape time. What each figure means:
   scan runs (duration and time of the latest finished one, its outcome, the latest success, failures ever),
   None while the system has none;
 - zombie figures are sentinel/zombie.py's verdicts over the daily roll-up and the hosts' latest upkeep facts
-  (sentinel/store/zombie.py: `window_days` rows per host, never the samples), with the review that stands on each.
+  (sentinel/store/zombie.py: `window_days` rows per host, never the samples), with the review that stands on each;
+- disaster-recovery figures are sentinel/dr.py's verdicts over the hosts' latest results of the three backup
+  checks (sentinel/store/dr.py: three rows per host), the newest backups as timestamps.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from ..metrics_model import (
     CertificateMetrics,
     CheckSeries,
     DomesticMetrics,
+    DRMetrics,
     ExposedService,
     HostMetrics,
     IngestMetrics,
@@ -60,6 +63,7 @@ from ..metrics_model import (
 from ..model import Severity, Status
 from ..zombie import ZombieSettings
 from . import domestic as domestic_store
+from . import dr as dr_store
 from . import zombie as zombie_store
 from .assessment import assess
 from .db import Database
@@ -145,6 +149,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
         domestic = _domestic_figures(conn)
         zombies = {v.system_id: v for v in zombie_store.evaluate(conn, zombie or ZombieSettings(), now=now,
                                                                  evidence=False)}
+        dr = {v.system_id: _dr(v) for v in dr_store.evaluate(conn, now=now, evidence=False)}
 
         checks: dict[int, list[Any]] = defaultdict(list)  # result rows
         if per_check:
@@ -236,7 +241,7 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             findings_fixed=f.get("fixed", 0), hosts=host_metrics,
             services_open=svc.open if svc else None, services_forbidden=svc.forbidden_count if svc else None,
             forbidden_services=svc.forbidden if svc else [], certificates=svc.certificates if svc else [],
-            domestic=domestic.get(s.id),
+            domestic=domestic.get(s.id), dr=dr.get(s.id),
             scan=scan_figures.get(s.id), zombie=_zombie(zv), websites=websites.get(s.id, []),
             notice_problems={"open": 0, "fixed": 0, "overdue": 0, **notices.get(s.id, {})}))
     return MetricsSnapshot(generated_at=now, systems=out, ingest=ingest)
@@ -341,6 +346,22 @@ def _domestic_figures(conn: Connection) -> dict[int, DomesticMetrics]:
                                          domestic_hosts={c.category: c.hosts_domestic for c in r.categories},
                                          components=comps[r.system_id], gm_tls=dict(r.gm_tls.states))
             for r in domestic_store.by_system(conn, found) if r.system_id is not None}
+
+
+def _dr(v: Any) -> DRMetrics:
+    """A system's DR figures from its verdict (sentinel/dr.py SystemDR): the weakest host's (the stalest newest
+    backup, the fewest copies), so a system is as safe as its least-backed-up host."""
+    hosts = v.hosts
+    local = [h.newest_local for h in hosts if h.newest_local is not None]
+    offsite = [h.newest_offsite for h in hosts if h.newest_offsite is not None]
+    copies = [h.copy_count for h in hosts if h.copy_count is not None]
+    offsite_copies = [h.offsite_count for h in hosts if h.offsite_count is not None]
+    states = {state: sum(1 for h in hosts if h.replication == state) for state in ("streaming", "broken", "unknown")}
+    return DRMetrics(verdict=v.verdict, rpo_seconds=None if v.rpo_hours is None else v.rpo_hours * 3600,
+                     newest_local=min(local) if local else None, newest_offsite=min(offsite) if offsite else None,
+                     copies=min(copies) if copies else None,
+                     offsite_copies=min(offsite_copies) if offsite_copies else None,
+                     replication_hosts=states, replication_lag_seconds=v.replication_lag_seconds)
 
 
 def _zombie(v: Optional[Any]) -> Optional[ZombieMetrics]:
