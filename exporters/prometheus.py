@@ -44,11 +44,14 @@ from prometheus_client.utils import floatToGoString
 from sentinel import __version__
 from sentinel.metrics_model import (
     CONCLUSION_VALUES,
+    DR_VERDICTS,
     NOTICE_STATES,
+    REPLICATION_STATES,
     WEBSITE_FINDING_KINDS,
     ZOMBIE_REVIEWS,
     ZOMBIE_VERDICTS,
     CheckSeries,
+    DRMetrics,
     HostMetrics,
     MetricsSnapshot,
     ObjectMetrics,
@@ -140,6 +143,24 @@ def _defs() -> list[MetricDef]:
         MetricDef("sentinel_system_zombie_reviewed", g, SYSTEM + ("decision",),
                   "1 when a person's review stands on the system's current zombie verdict (confirmed: to be "
                   "decommissioned; dismissed: in use after all), 0 for the other decision."),
+        # disaster recovery (docs/backups.md): a dozen per system; ages are time() - the timestamps
+        MetricDef("sentinel_system_backup_rpo_verdict", g, SYSTEM + ("verdict",),
+                  "1 for the system's verdict against its recovery point objective (meets, misses, unknown: a host's "
+                  "backup check errored, was not declared or has not run), 0 for the others."),
+        MetricDef("sentinel_system_backup_rpo_seconds", g, SYSTEM,
+                  "The recovery point objective the system's hosts are judged against (the smallest declared)."),
+        MetricDef("sentinel_system_backup_newest_timestamp_seconds", g, SYSTEM + ("scope",),
+                  "The stalest host's newest backup, local or offsite (copies declared at another site), Unix "
+                  "seconds, as its latest run read it."),
+        MetricDef("sentinel_system_backup_copies", g, SYSTEM,
+                  "Backup copies holding a backup, on the system's host that has fewest."),
+        MetricDef("sentinel_system_backup_offsite_copies", g, SYSTEM,
+                  "Off-site backup copies holding a backup, on the system's host that has fewest."),
+        MetricDef("sentinel_system_replication_hosts", g, SYSTEM + ("state",),
+                  "Hosts of the system by database replication state: streaming, broken (a declared database "
+                  "has no streaming replica), unknown (the check could not determine it)."),
+        MetricDef("sentinel_system_replication_lag_seconds", g, SYSTEM,
+                  "The largest replay lag of the system's streaming replicas, as their latest runs read it."),
         # the 通报 loop (docs/notices.md): three per system
         MetricDef("sentinel_system_notice_problems", g, SYSTEM + ("state",),
                   "Problems of the system notified in a 通报, by state: open (within its deadline), fixed (verified "
@@ -321,6 +342,8 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
                 f.gauge("sentinel_system_zombie_verdict", sl + (value,), 1 if value == s.zombie.verdict else 0)
             for value in ZOMBIE_REVIEWS:
                 f.gauge("sentinel_system_zombie_reviewed", sl + (value,), 1 if value == s.zombie.review else 0)
+        if s.dr is not None:
+            _dr(f, sl, s.dr)
         if s.notice_problems is not None:
             for state in NOTICE_STATES:
                 f.gauge("sentinel_system_notice_problems", sl + (state,), s.notice_problems.get(state, 0))
@@ -328,6 +351,19 @@ def _system(f: _Families, s: SystemMetrics, per_check: bool) -> None:
             _website(f, sl, w)
     for h in s.hosts:
         _host(f, sl, h, per_check)
+
+
+def _dr(f: _Families, sl: tuple[str, str], d: DRMetrics) -> None:
+    for value in DR_VERDICTS:
+        f.gauge("sentinel_system_backup_rpo_verdict", sl + (value,), 1 if value == d.verdict else 0)
+    f.gauge("sentinel_system_backup_rpo_seconds", sl, d.rpo_seconds)
+    f.gauge("sentinel_system_backup_newest_timestamp_seconds", sl + ("local",), _ts(d.newest_local))
+    f.gauge("sentinel_system_backup_newest_timestamp_seconds", sl + ("offsite",), _ts(d.newest_offsite))
+    f.gauge("sentinel_system_backup_copies", sl, d.copies)
+    f.gauge("sentinel_system_backup_offsite_copies", sl, d.offsite_copies)
+    for state in REPLICATION_STATES:
+        f.gauge("sentinel_system_replication_hosts", sl + (state,), d.replication_hosts.get(state, 0))
+    f.gauge("sentinel_system_replication_lag_seconds", sl, d.replication_lag_seconds)
 
 
 def _website(f: _Families, sl: tuple[str, str], w: WebsiteMetrics) -> None:

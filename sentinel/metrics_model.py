@@ -239,6 +239,39 @@ class ZombieMetrics(_Model):
     review: Optional[Literal["confirmed", "dismissed"]] = None
 
 
+#: disaster recovery (sentinel/dr.py): the RPO verdicts and the replication states counted, as label values
+DR_VERDICTS = ("meets", "misses", "unknown")
+REPLICATION_STATES = ("streaming", "broken", "unknown")
+
+
+class DRMetrics(_Model):
+    """A system's disaster-recovery figures (docs/backups.md): its RPO verdict, the RPO, the stalest host's newest
+    local and off-site backup (timestamps, so the age is `time() - ...` in PromQL and a rendering never ages),
+    the fewest copies and off-site copies a host has, and its hosts by replication state with the largest lag.
+    None where no host shows the figure."""
+
+    verdict: Literal["meets", "misses", "unknown"]
+    rpo_seconds: Optional[float] = Field(default=None, ge=0)
+    newest_local: Optional[datetime] = None
+    newest_offsite: Optional[datetime] = None
+    copies: Optional[int] = Field(default=None, ge=0)
+    offsite_copies: Optional[int] = Field(default=None, ge=0)
+    replication_hosts: dict[str, int] = Field(default_factory=dict)  # REPLICATION_STATES -> hosts
+    replication_lag_seconds: Optional[float] = Field(default=None, ge=0)
+
+    @field_validator("newest_local", "newest_offsite")
+    @classmethod
+    def _ts(cls, v: Optional[datetime], info) -> Optional[datetime]:
+        return _aware(v, info.field_name)
+
+    @field_validator("replication_hosts")
+    @classmethod
+    def _states(cls, v: dict[str, int]) -> dict[str, int]:
+        if set(v) - set(REPLICATION_STATES) or any(n < 0 for n in v.values()):
+            raise ValueError(f"replication_hosts counts states {', '.join(REPLICATION_STATES)} (>= 0), got {v}")
+        return v
+
+
 WEBSITE_FINDING_KINDS = ("veto", "deduct", "security", "practice")
 NOTICE_STATES = ("open", "fixed", "overdue")  # sentinel/notices: a notified problem's verified state
 
@@ -278,6 +311,7 @@ class SystemMetrics(_Scored):
     scan: Optional[ScanMetrics] = None
     zombie: Optional[ZombieMetrics] = None  # None on the agent-side exporter
     domestic: Optional[DomesticMetrics] = None  # None on the agent-side exporter
+    dr: Optional[DRMetrics] = None  # None on the agent-side exporter
     websites: list[WebsiteMetrics] = Field(default_factory=list)
     # the 通报 loop (sentinel/notices): notified problems by state (open, fixed, overdue), each problem counted once
     # by its latest notice item; None on the agent-side exporter

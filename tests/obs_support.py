@@ -25,6 +25,7 @@ from sentinel.metrics_model import (
     CertificateMetrics,
     CheckSeries,
     DomesticMetrics,
+    DRMetrics,
     ExposedService,
     HostMetrics,
     IngestMetrics,
@@ -140,6 +141,15 @@ def realistic_snapshot(now: datetime = NOW, with_checks: bool = True) -> Metrics
                 components={c: {"domestic": 1, "foreign": 2, "unrecognised": 0}
                             for c in ("os", "cpu", "database", "middleware", "crypto")},
                 gm_tls={"configured": 1, "capable": 1, "none": 0, "unknown": 1}),
+            # disaster recovery (issue 16): one system past its RPO, one unknown, one with a broken replica
+            dr=DRMetrics(verdict="misses" if i == 1 else ("unknown" if i == 5 else "meets"),
+                         rpo_seconds=None if i == 5 else 24 * 3600.0,
+                         newest_local=None if i == 5 else now - timedelta(hours=30 if i == 1 else 3 + i),
+                         newest_offsite=None if i == 5 else now - timedelta(hours=40 if i == 1 else 6 + i),
+                         copies=None if i == 5 else 2, offsite_copies=None if i == 5 else 1,
+                         replication_hosts={"streaming": 1 if i != 4 else 0, "broken": 1 if i == 4 else 0,
+                                            "unknown": 0},
+                         replication_lag_seconds=None if i in (4, 5) else 0.5 + i),
             # declared websites (issue 17): one vetoed, one passing, one not yet monitored
             websites=[WebsiteMetrics(name=f"portal-{i}", url=f"https://www{i}.example.gov.cn/",
                                      vetoed=i % 2 == 1 if i != 5 else None,

@@ -132,6 +132,9 @@ def test_alertmanager_config_and_routing():
     assert route("alertname=SentinelReportsRejected", "grade=较大") == "oncall-urgent"
     assert route("alertname=SentinelStateUnreadable", "grade=较大") == "oncall-urgent"
     assert route("alertname=SentinelAgentSpoolDropping", "grade=较大") == "ops-default"
+    # a missed RPO or a broken replica: the backup operators, and the system's department as well
+    assert route("alertname=SentinelSystemMissesRPO", "grade=一般", "department=卫健委") == "dr-team,health-team"
+    assert route("alertname=SentinelReplicationBroken", "grade=较大", "department=公安局") == "dr-team"
 
 
 def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path):

@@ -189,6 +189,7 @@ def cloud(db, tmp_path):
         ingestor = app.state.ingestor
         ingestor.clock = ingestor.verifier.clock = clock
         agents = {spec.name: w.enroll(client, spec.system, spec.name) for spec in HOSTS}
+        w.agents = agents  # the Done-when test signs host reports as these hosts
         roots = {spec.name: _host_root(tmp_path / "roots", spec) for spec in HOSTS}
 
         def post(agent, kind: str, body: dict, at: datetime) -> None:
@@ -465,3 +466,237 @@ def test_site_thresholds_never_go_past_the_cloud_providers_floor():
     assert ZombieSettings(window_days=28, idle_min_days=8).idle_min_days == 8
     with pytest.raises(ValueError):
         CollectorSettings(zombie={"idle_cpu_percent": 50})
+
+
+# ---- the cloud as the operator is asked for it (issue 16's Done when) ---------------------------------------------
+
+def _dr_baseline(name: str, backups: list[dict], rpo_hours: float) -> str:
+    """A site baseline of the three 数据备份恢复 checks with the copies this host declares (docs/backups.md)."""
+    copies = {"backups": backups, "site": "dc-a", "rpo_hours": rpo_hours}
+
+    def check(cid: str, judge: Optional[str], field_: str, severity: str = "high") -> dict:
+        params = {**copies, "judge": judge} if judge else {"databases": []}
+        return {"id": cid, "title": {"zh": cid, "en": cid}, "probe": "backup.copies" if judge else "backup.replication",
+                "params": params, "expect": {"fields": {field_: {"eq": True} if judge else {"ge": 1}}},
+                "severity": severity, "rationale": {"zh": "数据备份恢复", "en": "disaster recovery"},
+                "remediation": {"zh": "按 RPO 备份", "en": "back up within the RPO"}}
+
+    doc = {"id": name, "version": "1", "title": {"zh": name, "en": name}, "standard": "GB/T 22239-2019", "level": 3,
+           "os_families": ["debian", "rhel"], "covers": ["ces.backup"],
+           "items": [{"ref": "ces.backup.local", "checks": [check("l3-br-backup-rpo", "local", "local_within_rpo")]},
+                     {"ref": "ces.backup.offsite",
+                      "checks": [check("l3-br-offsite-rpo", "offsite", "offsite_within_rpo")]},
+                     {"ref": "ces.backup.hot-redundancy",
+                      "checks": [check("l3-br-db-replica", None, "streaming", "medium")]}]}
+    import yaml
+
+    return yaml.safe_dump(doc, allow_unicode=True)
+
+
+def _backups(tmp: Path) -> dict:
+    """Real repositories: restic at this site with a snapshot 3 h old, borg at the DR site (dc-b) with an archive
+    30 h old, and a mysqldump file 50 h old; what the tools print is the truth the API is held to."""
+    import json as json_
+    import secrets
+    import shutil
+
+    for tool in ("restic", "borg"):
+        if shutil.which(tool) is None:  # tests/setup-machine.sh installs them
+            (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{tool} missing (tests/setup-machine.sh)")
+    data = tmp / "dr-data"
+    data.mkdir()
+    (data / "records.csv").write_text("1,张三\n", encoding="utf-8")
+    pw = {"nightly": secrets.token_urlsafe(18), "dr": secrets.token_urlsafe(18)}
+    env = {**os.environ, "HOME": str(tmp), "XDG_CACHE_HOME": str(tmp / ".cache"), "BORG_BASE_DIR": str(tmp / "bb"),
+           "TZ": "UTC", "RESTIC_PASSWORD": pw["nightly"], "BORG_PASSPHRASE": pw["dr"]}
+    restic, borg, dumps = tmp / "restic", tmp / "borg", tmp / "dumps"
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def run(*argv: str) -> str:
+        return subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=120).stdout
+
+    run("restic", "init", "-r", str(restic))
+    run("restic", "-r", str(restic), "backup", "--time",
+        (now - timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S"), str(data))
+    run("borg", "init", "-e", "repokey", str(borg))
+    run("borg", "create", "--timestamp", (now - timedelta(hours=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+        f"{borg}::dr-30h", str(data))
+    dumps.mkdir()
+    dump = dumps / "etax-2026.sql.gz"
+    dump.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+    old = (now - timedelta(hours=50)).timestamp()
+    os.utime(dump, (old, old))
+    truth = {"restic": json_.loads(run("restic", "-r", str(restic), "snapshots", "--json", "--no-lock"))[0]["time"],
+             "borg": json_.loads(run("borg", "list", "--json", str(borg)))["archives"][0]["time"] + "+00:00"}
+    return {"restic": str(restic), "borg": str(borg), "dumps": str(dumps / "*.sql.gz"), "pw": pw, "truth": truth}
+
+
+def test_the_operator_s_three_questions_through_the_api(cloud, db, tmp_path, monkeypatch):
+    """Issue 16's Done when, on one seeded cloud of three departments (five weeks of utilisation and inventories
+    through the real ingest path, above): which systems are suspected zombies and why, the 国产化 rates by
+    department, and which systems miss their recovery point objective, each with the evidence a person can check.
+    The DR facts are real: restic and borg repositories and a dump file made here, read by the shipped probes in
+    host reports signed by the hosts' agents."""
+    import time as time_
+
+    import yaml
+
+    from sentinel.baseline import load_baseline
+    from sentinel.engine import run_baseline
+    from sentinel.hostview import open_host
+    from tests.collector_helpers import host_info as report_host
+
+    w, client, app, auth = cloud
+    clock = app.state.ingestor.clock
+    state = Path(app.state.settings.state_dir)
+    real = _backups(tmp_path)
+    creds = tmp_path / "objects.yaml"
+    creds.write_text(yaml.safe_dump({"backup": {"instances": {"nightly": {"password": real["pw"]["nightly"]},
+                                                              "dr": {"password": real["pw"]["dr"]}}}}))
+    creds.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    monkeypatch.setenv("TZ", "UTC")  # borg 1.2 prints naive local times; the probe reads them in the host's zone
+    time_.tzset()
+    nightly = {"name": "nightly", "tool": "restic", "repository": real["restic"], "site": "dc-a"}
+    dr_copy = {"name": "dr", "tool": "borg", "repository": real["borg"], "site": "dc-b"}
+    dump = {"name": "dump", "tool": "files", "paths": [real["dumps"]], "site": "dc-a"}
+    # his: fresh local and a 30 h off-site copy against a 36 h RPO (meets); etax: its dump is 50 h old against 24 h
+    # (misses); archive: nothing declared (unknown, and says where to declare); lab-2's off-site repository cannot
+    # be opened with the passphrase it has (unknown); old-portal has sent no host report (unknown)
+    plans = {"web-1": ("dr-his", [nightly, dr_copy], 36), "web-2": ("dr-his", [nightly, dr_copy], 36),
+             "tax-1": ("dr-etax", [dump, dr_copy], 24), "arch-1": ("dr-archive", [], 24),
+             "lab-1": ("dr-his", [nightly, dr_copy], 36),
+             "lab-2": ("dr-lab2", [nightly, {**dr_copy, "name": "dr-lab"}], 36)}
+    for name, backups, rpo in {p[0]: p for p in plans.values()}.values():
+        (state / "baselines" / f"{name}.yaml").write_text(_dr_baseline(name, backups, rpo), encoding="utf-8")
+    try:
+        for host, (name, _, _) in plans.items():
+            report = run_baseline(load_baseline(state / "baselines" / f"{name}.yaml"), open_host(None))
+            body = report.model_copy(update={"host": report_host(host)}).model_dump(mode="json")
+            agent = w.agents[host]
+            clock.now = datetime.now(timezone.utc)
+            raw, headers = sign(agent.key, envelope(agent.agent_id, body, report_id=body["report_id"],
+                                                    sent_at=clock.now))
+            r = client.post(REPORTS, content=raw, headers=headers)
+            assert r.status_code == 202, r.text
+    finally:
+        monkeypatch.delenv("TZ")
+        time_.tzset()
+
+    # 国产化: today's inventories of three hosts name their OS and processor (what an agent's os-release and
+    # /proc/cpuinfo give), recognised by the collector's shipped rules; the upkeep facts stay the hosts' own
+    clock.now = datetime.now(timezone.utc)
+    for spec, os_id, os_name, cpu in ((HOSTS[0], "kylin", "Kylin Linux Advanced Server V10", "HUAWEI Kunpeng 920"),
+                                      (HOSTS[3], "openEuler", "openEuler 22.03 LTS", "Hygon C86 7285 32-core"),
+                                      (HOSTS[6], "debian", "Debian GNU/Linux 12", "Intel(R) Xeon(R) Gold 6330")):
+        body = _inventory(spec, tmp_path / "roots" / spec.name, clock.now)
+        body["os"].update(os_id=os_id, os_name=os_name)
+        body["cpu_model"] = cpu
+        agent = w.agents[spec.name]
+        raw, headers = sign(agent.key, envelope(agent.agent_id, body, kind="inventory", sent_at=clock.now))
+        assert client.post(REPORTS, content=raw, headers=headers).status_code == 202
+
+    # 1. suspected zombies and why: the verdicts with each host's signals, their reasons and facts
+    zombies = _by_name(client.get("/api/v1/zombie", headers=auth["admin"]).json())
+    assert {n: s["verdict"] for n, s in zombies.items() if s["verdict"] in ("suspect", "zombie")} == {
+        "old-portal": "zombie", "archive": "suspect", "lab": "suspect", "etax": "suspect"}
+    arch = _signals(_host(zombies["archive"], "arch-1"))
+    assert arch["idle"]["state"] == "yes" and arch["idle"]["facts"]["idle_days"] == 14 and arch["idle"]["reason_en"]
+    assert arch["unused"]["state"] == "yes" and arch["unused"]["reason_zh"]
+
+    # 2. 国产化 rates by department, by host: one domestic OS of three hosts in health and edu, none in tax
+    rates = {d["department"]: d for d in client.get("/api/v1/domestic", headers=auth["admin"]).json()}
+    assert [(d, _cat_rate(rates[d], "os")) for d in ("edu", "health", "tax")] == [
+        ("edu", (3, 1)), ("health", (3, 1)), ("tax", (2, 0))]
+    assert _cat_rate(rates["health"], "cpu") == (1, 1) and _cat_rate(rates["tax"], "cpu") == (1, 0)
+    hosts = {h["host"]: h for h in client.get("/api/v1/domestic/hosts", headers=auth["admin"]).json()}
+    assert {c["product"] for c in hosts["web-1"]["components"]} == {"kylin", "kunpeng"}
+    assert {c["product"] for c in hosts["arch-1"]["components"]} == {"openeuler", "hygon"}
+
+    # 3. which systems miss their RPO, with the copies, ages and stored results they are judged from
+    r = client.get("/api/v1/dr", headers=auth["admin"])
+    assert r.status_code == 200, r.text
+    dr = _by_name(r.json())
+    assert {n: s["verdict"] for n, s in dr.items()} == {
+        "his": "meets", "old-portal": "unknown", "archive": "unknown", "lab": "unknown", "etax": "misses"}
+    assert dr["etax"]["verdict_zh"] == "未满足恢复点目标" and dr["etax"]["rpo_hours"] == 24
+    tax1 = _host(dr["etax"], "tax-1")
+    assert tax1["verdict"] == "misses" and tax1["rpo_hours"] == 24
+    assert any(x.startswith("l3-br-backup-rpo: failed at") and "local_within_rpo" in x for x in tax1["reasons"])
+    dumped = {c["name"]: c for c in tax1["copies"]}
+    assert dumped["dump"]["where"] == real["dumps"] and dumped["dump"]["backups"] == 1
+    assert 49.9 < dumped["dump"]["age_hours"] < 50.5 and dumped["dump"]["within_rpo_at_check"] is False
+    assert dumped["dr"]["offsite"] and dumped["dr"]["site"] == "dc-b"
+    assert _host(dr["etax"], "tax-2")["verdict"] == "unknown", "no host report yet: unknown, never meets"
+    assert "tax-1: l3-br-backup-rpo: failed" in " ".join(dr["etax"]["reasons"])
+    web1 = _host(dr["his"], "web-1")
+    copies = {c["name"]: c for c in web1["copies"]}
+    assert copies["nightly"]["newest"] == _iso(real["truth"]["restic"]), "as restic snapshots prints it"
+    assert copies["dr"]["newest"] == _iso(real["truth"]["borg"]) and copies["dr"]["offsite"], "as borg list prints it"
+    assert 2.9 < copies["nightly"]["age_hours"] < 3.5 and 29.9 < copies["dr"]["age_hours"] < 30.5
+    assert web1["copy_count"] == 2 and web1["offsite_count"] == 1 and web1["rpo_hours"] == 36
+    local = next(c for c in web1["checks"] if c["check_id"] == "l3-br-backup-rpo")
+    assert local["status"] == "pass" and local["run_id"] and local["checked_at"]
+    assert any(e["source"].startswith(f"cmd: restic -r {real['restic']} snapshots") for e in local["evidence"])
+    assert web1["replication"] == "none", "no database declared: not judged, and no error counted"
+    arch1 = _host(dr["archive"], "arch-1")
+    assert arch1["verdict"] == "unknown" and arch1["copies"] == []
+    assert any("no backup declared for this host" in x and "override of l3-br-backup-rpo" in x
+               for x in arch1["reasons"])
+    lab2 = _host(dr["lab"], "lab-2")
+    assert lab2["verdict"] == "unknown" and _host(dr["lab"], "lab-1")["verdict"] == "meets"
+    assert any(x.startswith("l3-br-offsite-rpo: error:") and "dr-lab" in x for x in lab2["reasons"])
+    assert _host(dr["old-portal"], "portal-1")["reasons"][0].startswith("l3-br-backup-rpo: no result")
+    assert all(pw not in r.text for pw in real["pw"].values())
+    # department scoping, as for /zombie and /domestic; the verdict filter
+    assert sorted(_by_name(client.get("/api/v1/dr", headers=auth["edu-op"]).json())) == ["archive", "lab"]
+    missing = client.get("/api/v1/dr", params={"verdict": "misses"}, headers=auth["admin"]).json()
+    assert [s["system"] for s in missing] == ["etax"]
+    assert client.get(f"/api/v1/systems/{w.systems['etax']}/dr", headers=auth["health-op"]).status_code == 404
+    one = client.get(f"/api/v1/systems/{w.systems['his']}/dr", headers=auth["health-ro"])
+    assert one.status_code == 200 and one.json()["verdict"] == "meets"
+
+    # the same in /metrics (promtool-clean): the verdicts, the RPO and the stalest newest backups
+    token = (state / "metrics-token").read_text().strip()
+    m = client.get("/metrics", headers=bearer(token))
+    proc = subprocess.run([need("promtool"), "check", "metrics"], input=m.content, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    samples = [s for f in text_string_to_metric_families(m.text) for s in f.samples]
+    assert {s.labels["system"]: s.labels["verdict"] for s in samples
+            if s.name == "sentinel_system_backup_rpo_verdict" and s.value == 1} == \
+        {n: s["verdict"] for n, s in dr.items()}
+    newest = {(s.labels["system"], s.labels["scope"]): s.value for s in samples
+              if s.name == "sentinel_system_backup_newest_timestamp_seconds"}
+    assert newest[("his", "local")] == datetime.fromisoformat(_iso(real["truth"]["restic"])).timestamp()
+    assert newest[("etax", "offsite")] == datetime.fromisoformat(_iso(real["truth"]["borg"])).timestamp()
+    rpo = {s.labels["system"]: s.value for s in samples if s.name == "sentinel_system_backup_rpo_seconds"}
+    assert rpo["his"] == 36 * 3600 and rpo["etax"] == 24 * 3600 and "old-portal" not in rpo
+
+    # and in the evidence export: the system's DR section, as judged at export time
+    from sentinel import signing
+    from sentinel.cli_evidence import collector_identity
+    from sentinel.evidence.collect import collect
+    from sentinel.exporters.evidence.html import render_html
+    from sentinel.exporters.evidence.jsonexport import export_json, load_json
+
+    with db.session() as session:
+        ev = collect(session, "etax", collector=collector_identity(signing.generate_key()))
+        past = collect(session, "etax", collector=collector_identity(signing.generate_key()),
+                       end=datetime.now(timezone.utc) - timedelta(days=3))
+    assert ev.dr is not None and ev.dr.verdict == "misses" and [h.host for h in ev.dr.hosts] == ["tax-1", "tax-2"]
+    assert load_json(export_json(ev)).dr == ev.dr
+    zh, en = render_html(ev, "zh"), render_html(ev, "en")
+    assert "数据备份恢复" in zh and "未满足恢复点目标" in zh and real["dumps"] in zh
+    assert "Disaster recovery" in en and "misses" in en
+    assert past.dr is None and any("disaster-recovery verdict" in n for n in past.notes)
+
+
+def _cat_rate(rates: dict, category: str) -> tuple[int, int]:
+    (c,) = [c for c in rates["categories"] if c["category"] == category]
+    return c["hosts"], c["hosts_domestic"]
+
+
+def _iso(text: str) -> str:
+    """A tool's time as the API writes it: UTC, whole seconds, with its offset."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

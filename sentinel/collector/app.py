@@ -135,9 +135,9 @@ def create_app(settings: Optional[CollectorSettings] = None, *, exporters: Expor
     async def _http(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
-    from .routers import access, agent, assessments, directory, domestic, notices, report_sections, results, zombie
+    from .routers import access, agent, assessments, directory, domestic, dr, notices, report_sections, results, zombie
 
-    for module in (agent, directory, results, assessments, report_sections, access, zombie, notices, domestic):
+    for module in (agent, directory, results, assessments, report_sections, access, zombie, notices, domestic, dr):
         app.include_router(module.router, prefix=API)
     metrics.install(app, exporters.metrics)  # GET /metrics and the ingest counters
     # event push to Alertmanager and chats, and the Alertmanager-webhook relay, when alerting_config is set

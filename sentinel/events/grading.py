@@ -70,6 +70,9 @@ CLASS_OF: dict[str, EventClass] = {
     "SentinelCertificateExpiring": "degradation",
     "SentinelAgentSilent": "degradation",
     "SentinelScanFailing": "degradation",
+    # 数据备份恢复 (docs/backups.md): recovery weakened, no weakness open to attack by itself
+    "SentinelSystemMissesRPO": "degradation",
+    "SentinelReplicationBroken": "degradation",
     "SentinelCertificateExpiringSoon": "notice",
     "SentinelScanStale": "notice",
     "SentinelSystemSuspectedZombie": "notice",  # 僵尸信息系统 to review (docs/zombie.md): no weakness by itself

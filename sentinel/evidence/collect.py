@@ -22,6 +22,7 @@ from ..discovery import default_name
 from ..levels import at_level
 from ..model import BaselineRef, CheckResult, Evidence, HostReport, Severity, Status, Text
 from ..store import domestic as domestic_store
+from ..store import dr as dr_store
 from ..store import envelopes
 from ..store import zombie as zombie_store
 from ..store.models import (
@@ -145,6 +146,11 @@ def _collect(session: Session, system_name: str, *, collector: CollectorIdentity
     else:  # the components are the hosts' latest inventories: not those of a past end
         ev.notes.append("国产化 components and rates not included: they are the hosts' latest inventories, and the "
                         "range ends before")
+    if end >= now:
+        ev.dr = dr_store.evaluate(conn, now=now, system_ids=[system_id])[0]
+    else:  # the verdict is the hosts' latest runs judged as of now: not a past end's
+        ev.notes.append("disaster-recovery verdict (数据备份恢复) not included: it is judged as of now from the hosts' "
+                        "latest runs, and the range ends before")
     return ev
 
 

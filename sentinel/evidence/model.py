@@ -15,6 +15,7 @@ from typing import Final, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from ..dr import SystemDR
 from ..model import (
     BaselineRef,
     CheckResult,
@@ -295,6 +296,9 @@ class SystemEvidence(_Model):
     # 国产化 (docs/domestic.md): the system's rates and its hosts' recognised components, as of the export (None in
     # exports that end before then, and in older bundles)
     domestic: Optional[DomesticEvidence] = None
+    # 数据备份恢复 (docs/backups.md): the system's verdict against its RPO with its hosts' copies, replication and the
+    # stored results it is judged from, as of the export (None in exports that end before then, and older bundles)
+    dr: Optional[SystemDR] = None
 
     # Raw bytes travel beside the model, never inside evidence.json: report bodies by bundle path (their
     # sha256 is the chain digest) and manual-assessment attachments by bundle path.

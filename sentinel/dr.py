@@ -1,0 +1,247 @@
+"""Disaster recovery per graded system (数据备份恢复, issue 16 points 3-4; docs/backups.md): whether each system
+meets its recovery point objective (RPO), judged from its hosts' latest stored results of the backup checks
+(checks/backup.py: `backup.copies` on l3-br-backup-rpo and l3-br-offsite-rpo, `backup.replication` on
+l3-br-db-replica), with the facts a person can check: which check, which host, which value, when.
+
+- A host **meets** its RPO when both its local and its off-site backup check passed in its latest run and its
+  newest backup of each is still within the RPO now (a check that passed yesterday on a backup 20 h old does not
+  keep meeting a 24 h RPO while the agent is silent); it **misses** it when either check failed or that newest
+  backup has grown past the RPO since; otherwise it is **unknown** (未知): no run yet, a check that errored, was
+  not declared, did not run (offline root) or is absent from the host's baseline. Missing data is never "meets".
+- A system misses when a host misses, is unknown when a host is unknown (or it has no host), else meets.
+- Replication (热冗余) is shown beside it, not in the RPO verdict: `streaming`, `broken` (a declared database has
+  no streaming replica), `unknown` (the check errored) or `none` (nothing declared or judged).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+LOCAL, OFFSITE, REPLICA = "l3-br-backup-rpo", "l3-br-offsite-rpo", "l3-br-db-replica"
+CHECKS = (LOCAL, OFFSITE, REPLICA)
+Verdict = Literal["meets", "misses", "unknown"]
+Replication = Literal["streaming", "broken", "unknown", "none"]
+VERDICTS: tuple[Verdict, ...] = ("meets", "misses", "unknown")
+REPLICATION_STATES: tuple[Replication, ...] = ("streaming", "broken", "unknown", "none")
+VERDICT_ZH: dict[str, str] = {"meets": "满足恢复点目标", "misses": "未满足恢复点目标", "unknown": "未知"}
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored result of a backup check in a host's latest run (what sentinel/store/dr.py reads)."""
+
+    check_id: str
+    status: str
+    reason: Optional[str]
+    observed: Any
+    evidence: list[Any]
+    waiver: Optional[str]
+    run_id: int
+    checked_at: datetime
+
+
+class EvidenceLine(BaseModel):
+    source: str
+    excerpt: str = ""
+
+
+class CheckFacts(BaseModel):
+    check_id: str
+    status: str = Field(description="pass, fail, error or not_applicable, as stored")
+    reason: Optional[str] = Field(default=None, description="why fail/error/not_applicable, as the check said")
+    waiver: Optional[str] = None
+    run_id: int
+    checked_at: datetime = Field(description="when the host's run that holds the result finished")
+    evidence: list[EvidenceLine] = Field(default_factory=list, description="what was run or read")
+
+
+class BackupCopyState(BaseModel):
+    name: str
+    tool: str
+    where: Optional[str] = Field(default=None, description="repository, stanza or paths (a URL password masked)")
+    site: str
+    offsite: bool
+    backups: Optional[int] = Field(default=None, description="snapshots, archives or files; null: unreadable")
+    newest: Optional[datetime] = None
+    age_hours: Optional[float] = Field(default=None, description="the newest backup's age now")
+    age_hours_at_check: Optional[float] = None
+    within_rpo_at_check: Optional[bool] = None
+    error: Optional[str] = None
+
+
+class DatabaseState(BaseModel):
+    database: str
+    streaming: int = Field(description="replicas in the streaming state")
+    max_lag_seconds: Optional[float] = None
+    replicas: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class HostDR(BaseModel):
+    host_id: int
+    host: str
+    verdict: Verdict
+    verdict_zh: str
+    reasons: list[str] = Field(description="why the verdict, each naming its check")
+    rpo_hours: Optional[float] = Field(default=None, description="the RPO the host's checks judged against")
+    checked_at: Optional[datetime] = Field(default=None, description="when the latest run with the results ended")
+    copies: list[BackupCopyState] = Field(default_factory=list)
+    copy_count: Optional[int] = Field(default=None, description="copies holding a backup")
+    offsite_count: Optional[int] = Field(default=None, description="off-site copies holding a backup")
+    newest_local: Optional[datetime] = None
+    newest_offsite: Optional[datetime] = None
+    replication: Replication = "none"
+    replication_lag_seconds: Optional[float] = None
+    databases: list[DatabaseState] = Field(default_factory=list)
+    checks: list[CheckFacts] = Field(default_factory=list, description="the stored results, as evidence")
+
+
+class SystemDR(BaseModel):
+    system_id: int
+    system: str
+    department_id: int
+    department: str
+    level: int
+    verdict: Verdict
+    verdict_zh: str
+    reasons: list[str]
+    rpo_hours: Optional[float] = Field(default=None, description="the smallest RPO its hosts are judged against")
+    replication: Replication
+    replication_lag_seconds: Optional[float] = None
+    evaluated_at: datetime
+    hosts: list[HostDR]
+
+
+def _aware(value: Any) -> Optional[datetime]:
+    if value is None:
+        return None
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+
+
+def _num(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _copies(observed: Any, now: datetime) -> list[BackupCopyState]:
+    rows = observed.get("copies") if isinstance(observed, dict) else None
+    out = []
+    for r in rows if isinstance(rows, list) else []:
+        if not isinstance(r, dict):
+            continue
+        newest = _aware(r.get("newest"))
+        out.append(BackupCopyState(
+            name=str(r.get("name", "")), tool=str(r.get("tool", "")), where=r.get("where"),
+            site=str(r.get("site", "")), offsite=bool(r.get("offsite")),
+            backups=r.get("backups") if isinstance(r.get("backups"), int) else None, newest=newest,
+            age_hours=None if newest is None else round((now - newest).total_seconds() / 3600, 2),
+            age_hours_at_check=_num(r.get("age_hours")), within_rpo_at_check=r.get("within_rpo"),
+            error=r.get("error")))
+    return out
+
+
+def _newest(copies: Iterable[BackupCopyState], offsite: bool) -> Optional[datetime]:
+    return max((c.newest for c in copies if c.offsite == offsite and c.newest is not None), default=None)
+
+
+def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: datetime,
+               evidence: bool = True) -> HostDR:
+    by_id = {r.check_id: r for r in results}
+    reasons: list[str] = []
+    states: list[Verdict] = []
+    rpos: list[float] = []
+    observed: dict[str, Any] = {}
+    for cid, offsite in ((LOCAL, False), (OFFSITE, True)):
+        scope = "off-site" if offsite else "local"
+        r = by_id.get(cid)
+        if r is None:
+            states.append("unknown")
+            reasons.append(f"{cid}: no result in the host's latest run (no run yet, or not in its baseline)")
+            continue
+        rpo = _num(r.observed.get("rpo_hours")) if isinstance(r.observed, dict) else None
+        if isinstance(r.observed, dict):
+            observed = observed or r.observed  # both checks read the same declared copies
+        if rpo is not None:
+            rpos.append(rpo)
+        if r.waiver:
+            states.append("unknown")
+            reasons.append(f"{cid}: waived ({r.waiver})")
+        elif r.status == "fail":
+            states.append("misses")
+            reasons.append(f"{cid}: failed at {r.checked_at.isoformat(timespec='seconds')}: {r.reason or ''}".strip())
+        elif r.status == "pass":
+            newest = _newest(_copies(r.observed, now), offsite)
+            if rpo is not None and newest is not None and now - newest > timedelta(hours=rpo):
+                states.append("misses")
+                reasons.append(f"{cid}: passed at {r.checked_at.isoformat(timespec='seconds')}, but the newest "
+                               f"{scope} backup ({newest.isoformat(timespec='seconds')}) is now older than the "
+                               f"RPO of {rpo:g} h")
+            else:
+                states.append("meets")
+                reasons.append(f"{cid}: passed at {r.checked_at.isoformat(timespec='seconds')}")
+        else:
+            states.append("unknown")
+            reasons.append(f"{cid}: {r.status}: {r.reason or 'no reason stored'}")
+    copies = _copies(observed, now)
+    verdict: Verdict = "misses" if "misses" in states else "unknown" if "unknown" in states else "meets"
+    replication, lag, dbs = _replication(by_id.get(REPLICA), reasons)
+    checked = max((r.checked_at for r in results), default=None)
+    return HostDR(
+        host_id=host_id, host=host, verdict=verdict, verdict_zh=VERDICT_ZH[verdict], reasons=reasons,
+        rpo_hours=min(rpos) if rpos else None,
+        checked_at=checked, copies=copies if evidence else [],
+        copy_count=observed.get("copy_count") if isinstance(observed.get("copy_count"), int) else None,
+        offsite_count=observed.get("offsite_count") if isinstance(observed.get("offsite_count"), int) else None,
+        newest_local=_newest(copies, False), newest_offsite=_newest(copies, True),
+        replication=replication, replication_lag_seconds=lag, databases=dbs if evidence else [],
+        checks=[_facts(r) for r in results] if evidence else [])
+
+
+def _replication(r: Optional[StoredResult], reasons: list[str]) -> tuple[Replication, Optional[float],
+                                                                         list[DatabaseState]]:
+    if r is None or r.waiver or r.status == "not_applicable":
+        return "none", None, []
+    obs = r.observed if isinstance(r.observed, dict) else {}
+    dbs = [DatabaseState(database=str(d.get("database", "")), streaming=int(d.get("streaming") or 0),
+                         max_lag_seconds=_num(d.get("max_lag_seconds")),
+                         replicas=[x for x in d.get("replicas") or [] if isinstance(x, dict)])
+           for d in obs.get("databases") or [] if isinstance(d, dict)]
+    lag = _num(obs.get("max_lag_seconds"))
+    if r.status == "pass":
+        return "streaming", lag, dbs
+    if r.status == "fail":
+        reasons.append(f"{REPLICA}: failed at {r.checked_at.isoformat(timespec='seconds')}: {r.reason or ''}".strip())
+        return "broken", lag, dbs
+    reasons.append(f"{REPLICA}: {r.status}: {r.reason or 'no reason stored'}")
+    return "unknown", lag, dbs
+
+
+def _facts(r: StoredResult) -> CheckFacts:
+    lines = [EvidenceLine(source=str(e.get("source", "")), excerpt=str(e.get("excerpt", "")))
+             for e in r.evidence if isinstance(e, dict)]
+    return CheckFacts(check_id=r.check_id, status=r.status, reason=r.reason, waiver=r.waiver, run_id=r.run_id,
+                      checked_at=r.checked_at, evidence=lines)
+
+
+def roll_up(system_id: int, system: str, department_id: int, department: str, level: int, hosts: list[HostDR],
+            now: datetime) -> SystemDR:
+    reasons: list[str] = []
+    if not hosts:
+        verdict: Verdict = "unknown"
+        reasons.append("no host with an enrolled agent")
+    else:
+        verdict = ("misses" if any(h.verdict == "misses" for h in hosts) else
+                   "unknown" if any(h.verdict == "unknown" for h in hosts) else "meets")
+        reasons += [f"{h.host}: {why}" for h in hosts if h.verdict == verdict for why in h.reasons
+                    if verdict == "meets" or ": passed at" not in why or "now older" in why]
+    states = {h.replication for h in hosts}
+    replication: Replication = next((s for s in ("broken", "unknown", "streaming") if s in states), "none")
+    lags = [h.replication_lag_seconds for h in hosts if h.replication_lag_seconds is not None]
+    rpos = [h.rpo_hours for h in hosts if h.rpo_hours is not None]
+    return SystemDR(system_id=system_id, system=system, department_id=department_id, department=department,
+                    level=level, verdict=verdict, verdict_zh=VERDICT_ZH[verdict], reasons=reasons,
+                    rpo_hours=min(rpos) if rpos else None, replication=replication,
+                    replication_lag_seconds=max(lags) if lags else None, evaluated_at=now, hosts=hosts)
