@@ -160,6 +160,23 @@ def test_copies_ages_and_offsite_against_the_rpo(repos):
     by_key = {i.key: i for i in report.items}
     assert by_key["ces.backup.offsite"].verdict == Verdict.CONFORM
     assert next(r for r in report.results if r.check_id == "l3-br-offsite-rpo").status == Status.PASS
+    # the system's DR view of these stored results: meets now; ten hours on, with no newer run, the 30 h off-site
+    # copy is 40 h old, past the 36 h RPO: a passed check does not keep a silent host meeting it
+    from sentinel.dr import StoredResult, judge_host
+
+    def stored(r):
+        d = json.loads(json.dumps(r.model_dump(mode="json")))
+        return StoredResult(check_id=r.check_id, status=d["status"], reason=r.reason, observed=d["observed"],
+                            evidence=d["evidence"], waiver=None, run_id=7, checked_at=datetime.now(timezone.utc))
+
+    rows = [stored(r) for r in report.results if r.check_id in MINE[:2]]
+    now = datetime.now(timezone.utc)
+    assert judge_host(1, "app-1", rows, now).verdict == "meets"
+    later = judge_host(1, "app-1", rows, now + timedelta(hours=10))
+    assert later.verdict == "misses" and later.rpo_hours == 36
+    assert any(x.startswith("l3-br-offsite-rpo: passed at") and "now older than the RPO of 36 h" in x
+               for x in later.reasons)
+    assert later.newest_offsite == datetime.fromisoformat(repos["truth"]["borg"]).replace(microsecond=0)
 
 
 def test_only_stale_local_copies_fail(repos):
@@ -240,6 +257,19 @@ def test_offline_root_leaves_the_items_to_a_person(tmp_path):
     report = run_baseline(load_baseline("dengbao-l3-linux"), open_host(str(tmp_path)))
     results = {r.check_id: r for r in report.results}
     assert all(results[c].status == Status.NOT_APPLICABLE and results[c].offline for c in MINE)
+
+
+def _dr_replication(res) -> tuple[str, int]:
+    """The replication a system's DR view (sentinel/dr.py) gives a host from this result as the store keeps it."""
+    from sentinel.dr import StoredResult, judge_host
+
+    stored = json.loads(json.dumps(res.model_dump(mode="json")))
+    host = judge_host(1, "db-1", [StoredResult(
+        check_id=res.check_id, status=stored["status"], reason=res.reason, observed=stored["observed"],
+        evidence=stored["evidence"], waiver=None, run_id=1, checked_at=datetime.now(timezone.utc))],
+        datetime.now(timezone.utc))
+    assert host.verdict == "unknown", "replication alone says nothing of the RPO"
+    return host.replication, sum(d.streaming for d in host.databases)
 
 
 # ---- PostgreSQL streaming replica ---------------------------------------------------------------------------
@@ -327,6 +357,7 @@ def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
     assert res.observed["streaming"] == 1
     assert db["replicas"][0]["lag_bytes"] is not None and db["replicas"][0]["lag_bytes"] >= 0
     assert RO_PW not in json.dumps(res.model_dump(mode="json"))
+    assert _dr_replication(res) == ("streaming", 1), "the system's DR view reads the stored result so"
     # the standby stops: the primary lists no replica, hot redundancy fails
     standby.stop()
     for _ in range(100):
@@ -336,6 +367,7 @@ def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
     assert res.status == Status.FAIL and res.observed["streaming"] == 0
     assert res.observed["databases"][0]["replicas"] == []
+    assert _dr_replication(res) == ("broken", 0)
 
 
 @pytest.mark.root
@@ -477,6 +509,7 @@ def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
     assert res.status == Status.FAIL and res.observed["streaming"] == 0
     assert res.observed["databases"][0]["replicas"][0]["state"] == "io=Yes sql=No"
+    assert _dr_replication(res) == ("broken", 0)
 
 
 # ---- pgBackRest --------------------------------------------------------------------------------------------
