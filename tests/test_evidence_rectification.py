@@ -61,7 +61,9 @@ def test_closed_and_open_services(world):
     ftp, tls, https = still
     assert ftp.service == "ftp vsftpd 3.0.3" and ftp.first_seen == "2026-03-04 09:00:00 UTC"
     assert ftp.age_days == 1.0 and ftp.closed_at == "" and ftp.after == ""
-    assert ftp.problem.startswith("8.1.4.1c 远程管理不使用明文协议; ")
+    # 问题描述: each failing check's gap, not its title (the requirement as met)
+    assert ftp.problem.startswith("8.1.4.1c 10.9.0.7:21/tcp：ftp 以明文传输鉴别信息，"
+                                  "未满足「远程管理不使用明文协议」的要求; ")
     assert "停用 Telnet/FTP/rsh/rlogin/VNC 明文管理" in ftp.remediation
     assert "关闭该服务，或在主机防火墙/安全组中限制其访问来源" in ftp.remediation.splitlines()
     assert tls.remediation == "仅启用 TLS 1.2 及以上版本" and tls.risk_label == "低"

@@ -145,3 +145,33 @@ def test_a_sample_of_exported_rows_is_not_inverted(tmp_path):
         assert not JSON.search(row.record), row.record
     for p in problem_rows(ev, "en"):
         assert "does not meet “" in p.problem
+
+
+def test_the_rectification_report_describes_gaps_not_requirements(tmp_path):
+    """整改报告's 问题描述 (host findings and network services) is the gap as the failing result showed it, not the
+    check's title, which is the requirement as it reads when met."""
+    from sentinel.evidence.collect import collect
+    from sentinel.exporters.evidence.html import render_rectification_html
+    from sentinel.exporters.evidence.rectification import rectification_rows, service_rectification_rows
+
+    s = seed.seed_world(tmp_path)
+    try:
+        with s.db.session() as session:
+            ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
+    finally:
+        s.db.dispose()
+    resolved, still = rectification_rows(ev, "zh")
+    _, services = service_rectification_rows(ev, "zh")
+    host_rows = resolved + still
+    assert host_rows and any(r.problem for r in services)
+    for r in host_rows:
+        assert not r.problem.startswith(r.title) and r.problem.endswith(f"未满足「{r.title}」的要求"), r.problem
+        assert not JSON.search(r.problem) and not REGEX.search(r.problem), r.problem
+    titles = {p.title.zh for f in ev.service_findings for p in f.problems}
+    for r in services:
+        for part in filter(None, r.problem.split("; ")):
+            assert "未满足「" in part and not any(part.split(" ", 1)[1].startswith(t) for t in titles), part
+    page = render_rectification_html(ev, "zh")
+    assert all(r.problem in page for r in host_rows)
+    en_resolved, en_still = rectification_rows(ev, "en")
+    assert all("does not meet “" in r.problem for r in en_resolved + en_still)

@@ -14,6 +14,7 @@ from datetime import datetime
 from sentinel.evidence.model import FindingRecord, ServiceFindingRecord, SystemEvidence
 
 from .common import RISK_LABEL, evidence_text, finding_age_days, finding_state, fmt_time, labels, result_line, short
+from .wording import gap
 
 _RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -25,7 +26,8 @@ class RectRow:
     clause: str
     item: str
     check_id: str
-    title: str
+    title: str  # the requirement as it reads when met (the check's title): never the problem
+    problem: str  # 问题描述: the gap as the first failing result showed it (wording.gap)
     risk: str
     risk_label: str
     case: str
@@ -40,9 +42,18 @@ class RectRow:
     remediation: str
 
 
+def _problem(f: FindingRecord, lang: str) -> str:
+    """The finding's 问题描述: the gap its first failing result shows; the requirement as not met without one."""
+    if f.before is not None:
+        return gap(f.before, lang)
+    title = f.title.get(lang)
+    return f"检查结果不通过，未满足「{title}」的要求" if lang == "zh" else f"the check failed; does not meet “{title}”"
+
+
 def _row(f: FindingRecord, ev: SystemEvidence, lang: str) -> RectRow:
     return RectRow(no=0, object=f.object, clause=f.clause, item=f.item, check_id=f.check_id,
-                   title=f.title.get(lang), risk=f.risk, risk_label=RISK_LABEL[lang][f.risk], case=f.high_risk or "",
+                   title=f.title.get(lang), problem=_problem(f, lang), risk=f.risk,
+                   risk_label=RISK_LABEL[lang][f.risk], case=f.high_risk or "",
                    first_seen=fmt_time(f.first_seen), last_seen=fmt_time(f.last_seen),
                    fixed_at=fmt_time(f.resolved_at), state=finding_state(f, lang),
                    age_days=finding_age_days(f, ev.range.end), occurrences=f.occurrences,
@@ -76,7 +87,7 @@ class ServiceRectRow:
     port: str  # 23/tcp
     service: str  # name and version as the scan saw them
     zone: str
-    problem: str  # its failing checks (clause, item, title); "" when none failed
+    problem: str  # its failing checks (clause, item and each one's gap, wording.gap); "" when none failed
     risk: str  # high / medium / low, "" when no check failed
     risk_label: str
     case: str  # 高风险判定指引 cases
@@ -122,7 +133,7 @@ def _service_row(f: ServiceFindingRecord, ev: SystemEvidence, lang: str) -> Serv
     return ServiceRectRow(
         no=0, object=f.host + (f" ({f.hostname})" if f.hostname else ""), port=f"{f.port}/{f.proto}",
         service=" ".join(p for p in (f.service, f.version) if p) or "—", zone=f.zone or "",
-        problem="; ".join(f"{r.clause}{r.item} {r.title.get(lang)}" for r in f.problems), risk=f.risk or "",
+        problem="; ".join(f"{r.clause}{r.item} {gap(r, lang)}" for r in f.problems), risk=f.risk or "",
         risk_label=RISK_LABEL[lang][f.risk] if f.risk else lab["none"], case=", ".join(f.high_risk),
         first_seen=fmt_time(f.first_seen), last_seen=fmt_time(f.last_seen), closed_at=fmt_time(f.closed_at),
         state=service_state(f, lang), age_days=_age(f.first_seen, f.closed_at or ev.range.end),
