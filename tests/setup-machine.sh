@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite talks to for real: nmap, iproute2 and the lab's services (network-namespace lab),
-# Prometheus/promtool and Alertmanager, PAM tools, WeasyPrint's libraries, Chromium, and a running PostgreSQL on
-# 127.0.0.1:5432 (trust auth, database `test`). Idempotent; needs root.
+# Prometheus/promtool and Alertmanager, PAM tools, WeasyPrint's libraries, Chromium, LibreOffice Calc, and a running
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`). Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -9,7 +9,9 @@ for pair in nmap:nmap ip:iproute2 promtool:prometheus prometheus-alertmanager:pr
             pg_ctlcluster:postgresql-common psql:postgresql-client rpm:rpm \
             chromium:chromium amtool:prometheus-alertmanager \
             utmpdump:util-linux last:util-linux ss:iproute2 dpkg-deb:dpkg \
-            pdftotext:poppler-utils; do  # pdftotext: the 通报 PDF's text (tests/test_notices_loop.py)
+            pdftotext:poppler-utils \
+            libreoffice:libreoffice-calc; do  # pdftotext: the 通报 PDF's text (tests/test_notices_loop.py);
+  # libreoffice: record.xlsx printed as an office prints it (tests/test_evidence_record_sheets.py; ~25 s to install)
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -d /usr/lib/postgresql ] || need+=(postgresql)

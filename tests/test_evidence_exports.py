@@ -58,24 +58,25 @@ def test_workbook_sheets_rows_verdicts_and_weights(world):
     assert system["8.1.4.4", "b"][4:7] == ("部分符合", 1.0, "自动检查")
 
     def items(ws):
+        """The record table's rows by (clause, letter), each as (record, verdict, weight, method)."""
         rows = list(ws.iter_rows(values_only=True))
         head = next(i for i, r in enumerate(rows) if r[0] == "序号")
-        assert rows[head][:8] == ("序号", "安全控制点编号", "安全控制点", "测评项", "结果记录", "符合情况", "权重",
-                                  "判定方式")
-        return {(r[1], r[3][0]): r for r in rows[head + 1:] if r[0] is not None}
+        assert rows[head][:10] == ("序号", "扩展标准", "安全控制点编号", "安全控制点", "测评项", "测评方法", "结果记录",
+                                   "符合情况", "分值", "备注")
+        return {(r[2], r[4][0]): (r[6], r[7], r[8], r[5]) for r in rows[head + 1:] if r[0] is not None}
 
     db = items(wb["主机 db-1"])
     assert len(db) == 5
-    assert db["8.1.4.1", "a"][5] == "部分符合" and db["8.1.4.1", "a"][6] == 0.7
-    assert "99999" in db["8.1.4.1", "a"][4] and "/etc/login.defs" in db["8.1.4.1", "a"][4]
-    assert db["8.1.4.2", "b"][5] == "不符合" and "/etc/shadow" in db["8.1.4.2", "b"][4]
-    assert db["8.1.4.4", "b"][5] == "符合" and db["8.1.4.4", "b"][6] == 1.0
+    assert db["8.1.4.1", "a"][1] == "部分符合" and db["8.1.4.1", "a"][2] == 0.7
+    assert "99999" in db["8.1.4.1", "a"][0] and "/etc/login.defs" in db["8.1.4.1", "a"][0]
+    assert db["8.1.4.2", "b"][1] == "不符合" and "/etc/shadow" in db["8.1.4.2", "b"][0]
+    assert db["8.1.4.4", "b"][1] == "符合" and db["8.1.4.4", "b"][2] == 1.0
     # manual items: the assessor's verdict, note and name in the record
-    assert db["8.1.4.11", "a"][5] == "符合" and db["8.1.4.11", "a"][7] == "人工核查"
-    assert "cli:张三" in db["8.1.4.11", "a"][4] and "访谈系统管理员" in db["8.1.4.11", "a"][4]
-    assert items(wb["主机 web-1"])["8.1.4.2", "b"][5] == "符合"
+    assert db["8.1.4.11", "a"][1] == "符合" and db["8.1.4.11", "a"][3] == "人工核查"
+    assert "cli:张三" in db["8.1.4.11", "a"][0] and "访谈系统管理员" in db["8.1.4.11", "a"][0]
+    assert items(wb["主机 web-1"])["8.1.4.2", "b"][1] == "符合"
     net = items(wb["网络区域 network"])
-    assert net["8.1.4.1", "c"][5] == "不符合" and "10.9.0.5:23/tcp" in net["8.1.4.1", "c"][4]
+    assert net["8.1.4.1", "c"][1] == "不符合" and "10.9.0.5:23/tcp" in net["8.1.4.1", "c"][0]
     validations = wb["主机 db-1"].data_validations.dataValidation
     assert validations and "部分符合" in validations[0].formula1
 

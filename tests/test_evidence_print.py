@@ -79,5 +79,7 @@ def test_workbook_print_settings_and_numbers(ev):
     assert isinstance(summary["综合得分"].value, float) and summary["综合得分"].number_format == "0.00"
     assert isinstance(summary["检查通过率"].value, float) and summary["检查通过率"].number_format == "0.0%"
     assert isinstance(summary["高风险问题"].value, int) and isinstance(summary["安全保护等级"].value, int)
-    host_score = next(r[1] for r in host.iter_rows(min_col=1, max_col=2) if r[0].value == "综合得分")
-    assert isinstance(host_score.value, float)
+    # the record's header block: a label over A:B, its value over C:E (the 测评记录表 layout)
+    label = next(c for c in host["A"] if c.value == "综合得分")
+    host_score = host.cell(row=label.row, column=3)
+    assert isinstance(host_score.value, float) and host_score.number_format == "0.00"

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
+from prometheus_client.parser import text_string_to_metric_families
 
 from sentinel import scoring
 from sentinel.baseline import load_baseline
@@ -22,12 +23,12 @@ from sentinel.collector import operations
 from sentinel.collector.auth import cli_principal
 from sentinel.collector.baselines import BaselineRegistry
 from sentinel.evidence.collect import collect
-from sentinel.exporters.evidence.html import render_html
+from sentinel.exporters.evidence.html import render_html, render_rectification_html
 from sentinel.exporters.evidence.jsonexport import export_json, load_json
 from sentinel.exporters.evidence.rectification import rectification_rows, service_rectification_rows
 from sentinel.exporters.evidence.risk import high_risk_entries
 from sentinel.exporters.evidence.xlsx import export_xlsx
-from sentinel.model import Severity
+from sentinel.model import CheckResult, Severity
 from sentinel.store import findings as trail
 from sentinel.store.snapshot import build_snapshot
 from tests import evidence_seed as seed
@@ -47,6 +48,7 @@ WAIVER = """waive:
   files.no-hosts-equiv: "由堡垒机的访问控制替代 (测评报告附件 3)"
 """
 WAIVED, ADVISORY = "files.no-hosts-equiv", "login.pass-min-len"
+SCRAPE_TOKEN = "figures-agree-scrape-token"
 
 
 @pytest.fixture
@@ -73,7 +75,8 @@ def world(store_url, tmp_path, make_client):
         system = operations.system_by_name(session, seed.SYSTEM)
         w.departments["hrss"], w.systems[seed.SYSTEM] = system.department_id, system.id
     token = bearer(w.token("reader", "readonly", ["hrss"]))
-    client = make_client(s.db)
+    # /metrics read from the store in the scrape (no background rendering), behind a token of the test's own
+    client = make_client(s.db, metrics_cache_seconds=0, metrics_token=SCRAPE_TOKEN)
     with s.db.session() as session:
         ev = collect(session, seed.SYSTEM, collector=seed.collector_identity(s.key))
     yield s, client, token, system.id, ev
@@ -98,18 +101,47 @@ def _xlsx_summary(ev) -> dict[str, object]:
 
 
 def _xlsx_objects(ev) -> dict[str, dict[str, object]]:
-    """Each object sheet's heading pairs (object, score, conclusion ...), by the object's name."""
+    """Each object sheet's header block (object, score, conclusion ...), by the object's name: the 测评记录表's
+    label/value pairs, labels over A:B and F, values over C:E and G:J, down to the record table's header."""
     out = {}
     for ws in load_workbook(io.BytesIO(export_xlsx(ev, "en"))).worksheets:
-        pairs = {row[0].value: row[1].value for row in ws.iter_rows(min_row=1, max_row=8, max_col=2) if row[0].value}
-        if pairs.get("Object", "") and str(pairs["Object"]).split(" ", 1)[-1] in {o.name for o in ev.objects}:
-            out[str(pairs["Object"]).split(" ", 1)[-1]] = pairs
+        pairs: dict[str, object] = {}
+        for row in ws.iter_rows(min_row=2, max_row=40, max_col=10):
+            if row[0].value == "No.":
+                break
+            for label, value in ((row[0], row[2]), (row[5], row[6])):
+                if label.value:
+                    pairs[str(label.value)] = value.value
+        name = str(pairs.get("Object", "")).split(" ", 1)[-1]
+        if name in {o.name for o in ev.objects}:
+            out[name] = pairs
     return out
 
 
-def _html_cards(ev) -> dict[str, str]:
-    page = render_html(ev, "en")
+def _cards(page: str) -> dict[str, str]:
     return dict(re.findall(r'<div class="k">([^<]+)</div><div class="v"[^>]*>([^<]*)</div>', page))
+
+
+def _html_cards(ev) -> dict[str, str]:
+    return _cards(render_html(ev, "en"))
+
+
+def _scrape(client) -> list:
+    """The samples of a real /metrics scrape (promtool-clean: test_metrics_* check that; here the values)."""
+    r = client.get("/metrics", headers=bearer(SCRAPE_TOKEN))
+    assert r.status_code == 200, r.text
+    return [sample for family in text_string_to_metric_families(r.text) for sample in family.samples]
+
+
+def _value(samples, name: str, **labels: str) -> float:
+    [got] = [x.value for x in samples if x.name == name and all(x.labels.get(k) == v for k, v in labels.items())]
+    return got
+
+
+def _conclusion(samples, name: str, **labels: str) -> str:
+    [got] = [x.labels["conclusion"] for x in samples if x.name == name and x.value == 1
+             and all(x.labels.get(k) == v for k, v in labels.items())]
+    return got
 
 
 def test_the_world_is_one_where_figures_could_differ(world):
@@ -183,7 +215,7 @@ def test_host_figures_agree(world):
         figures = part["figures"]
         assert host.score == figures["score"] == record.summary.score, host.name
         assert host.score == exported[host.name].summary.score == sheets[host.name]["Composite score"], host.name
-        assert sheets[host.name]["Conclusion"] == host.conclusion, host.name
+        assert sheets[host.name]["Conclusion (within the scope)"] == host.conclusion, host.name
         assert host.pass_ratio == figures["pass_rate"] == record.summary.pass_rate, host.name
         assert host.conclusion == figures["conclusion_en"] == record.summary.conclusion_en, host.name
         assert host.high_risk_findings == figures["high_risk"] == record.summary.high_risk, host.name
@@ -224,3 +256,64 @@ def test_open_and_fixed_findings_agree(world):
     page = render_html(ev, "en")
     line = re.search(r"<p>fixed: (\d+) · open: (\d+)", page)
     assert line is not None and (int(line[1]), int(line[2])) == (metrics.findings_fixed, metrics.findings_open)
+
+
+def test_covers_and_the_rectification_report_show_the_api_s_and_the_metrics_figures(world):
+    """Issue 18 point 5: the evidence cover (report.html, the workbook's 汇总 sheet) and the rectification report
+    show the score, conclusion, high-risk count and open/fixed findings that GET .../assessment and a real /metrics
+    scrape show, for the same store; each object's record sheet shows its host's /metrics figures."""
+    s, client, token, system_id, ev = world
+    samples = _scrape(client)
+    at = {"department": "hrss", "system": seed.SYSTEM}
+    api = _api(client, token, f"/systems/{system_id}/assessment")
+    summary = api["summary"]
+    states = [trail.state(f["resolved_at"], f["resolution"]) for f in
+              _current(client, token, system_id, _api(client, token, "/findings", system_id=system_id, state="all"))]
+    figures = {"score": _value(samples, "sentinel_system_score", **at),
+               "pass": _value(samples, "sentinel_system_pass_ratio", **at),
+               "conclusion": _conclusion(samples, "sentinel_system_conclusion", **at),
+               "high_risk": int(_value(samples, "sentinel_system_high_risk_findings", **at)),
+               "open": int(_value(samples, "sentinel_system_findings", state="open", **at)),
+               "fixed": int(_value(samples, "sentinel_system_findings", state="fixed", **at))}
+    assert figures == {"score": summary["score"], "pass": summary["pass_rate"], "conclusion": summary["conclusion_en"],
+                       "high_risk": summary["high_risk"], "open": states.count("open"), "fixed": states.count("fixed")}
+    assert figures["high_risk"] > 0 and figures["open"] > 0 and figures["fixed"] > 0
+    closed_apart = len(states) - figures["open"] - figures["fixed"]
+    assert closed_apart > 0  # the waived finding: closed, counted neither open nor fixed
+
+    cover, rect = _html_cards(ev), _cards(render_rectification_html(ev, "en"))
+    for name, page in (("report.html", cover), ("rectification.html", rect)):
+        assert page["Conclusion (within the scope)"] == figures["conclusion"], name
+        assert page["Composite score"] == f"{figures['score']:.2f}", name
+        assert page["Check pass rate"] == f"{100 * figures['pass']:.1f}%", name
+        assert int(page["High-risk findings"]) == figures["high_risk"], name
+        assert int(page["Findings fixed"]) == figures["fixed"] and int(page["Findings open"]) == figures["open"], name
+        assert int(page["Closed, not counted as fixed (waived, now advisory)"]) == closed_apart, name
+    sheet = _xlsx_summary(ev)
+    assert (sheet["Composite score"], sheet["Check pass rate"], sheet["Conclusion"]) == (
+        figures["score"], figures["pass"], figures["conclusion"])
+    assert (sheet["High-risk findings"], sheet["Findings fixed"], sheet["Findings open"]) == (
+        figures["high_risk"], figures["fixed"], figures["open"])
+    assert sheet["Closed, not counted as fixed (waived, now advisory)"] == closed_apart
+    # the rectification report's own tables hold as many open findings as its figure says
+    page = render_rectification_html(ev, "en")
+    listed = re.search(r"<h3>Open findings \((\d+)\)</h3>", page)
+    assert listed is not None and int(listed[1]) == figures["open"]
+    # network services: the report's and the rectification report's line and the workbook's rows, as the API lists
+    services = _api(client, token, f"/systems/{system_id}/services", state="all")
+    still = [f for f in services if f["closed_at"] is None]
+    failing = sum(1 for f in still  # open with a check that fails and counts (scoring's one risk rule)
+                  if any(scoring.risk_level(CheckResult.model_validate(r)) for r in f["check_results"]))
+    line = f"Network services: closed {len(services) - len(still)} · open {failing} · open, no failing check " \
+           f"{len(still) - failing}"
+    assert line in page and line in render_html(ev, "en")
+    assert (sheet["Network services closed"], sheet["Network services open, failing a check"],
+            sheet["Network services open, none failing"]) == (len(services) - len(still), failing, len(still) - failing)
+
+    records = _xlsx_objects(ev)
+    for part in api["hosts"]:
+        host = {"host": part["hostname"], **at}
+        score = _value(samples, "sentinel_host_score", **host)
+        assert score == part["figures"]["score"] == records[part["hostname"]]["Composite score"], part["hostname"]
+        assert _conclusion(samples, "sentinel_host_conclusion", **host) == part["figures"]["conclusion_en"] == \
+            records[part["hostname"]]["Conclusion (within the scope)"], part["hostname"]

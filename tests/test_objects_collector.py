@@ -158,8 +158,11 @@ def test_evidence_record_per_object(site, roots, db, tmp_path):
     book = load_workbook(io.BytesIO(export_xlsx(ev, "zh")))
     assert {"主机 web-1", "db01 Redis 7.0 (6379)", "db01 Redis 7.0 (6380)"} <= set(book.sheetnames)
     sheet = book["db01 Redis 7.0 (6380)"]
-    assert [sheet["A1"].value, sheet["B1"].value, sheet["A2"].value, sheet["B2"].value] == [
-        "测评对象", "db01 Redis 7.0 (6380)", "类别", "数据库"]
+    # the 测评记录表 header block: labels over A:B and F, values over C:E and G:J
+    assert [sheet["F2"].value, sheet["G2"].value, sheet["A3"].value, sheet["C3"].value, sheet["F3"].value,
+            sheet["G3"].value, sheet["F4"].value] == [
+        "测评对象", "db01 Redis 7.0 (6380)", "类别", "数据库", "所在主机", "web-1", "版本"]
+    assert sheet["G4"].value.startswith("7.0")  # the version discovery found
     html = render_html(ev, "zh")
     assets = html.split('id="chapter-assets"')[1].split("</table>")[0]
     # the host's OS first, then its databases

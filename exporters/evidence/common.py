@@ -21,6 +21,8 @@ from sentinel.evidence.model import (
 )
 from sentinel.evidence.sections import LAYERS, SECTIONS, covered_layers
 from sentinel.model import CheckResult, Verdict
+from sentinel.store.findings import FindingState
+from sentinel.store.findings import counts as finding_counts
 
 from .wording import gap, seen
 
@@ -70,6 +72,19 @@ LABELS: dict[str, dict[str, str]] = {
         "to_write": "由测评人员填写", "chapter": "章节", "content": "内容",
         "objects_list": "测评对象 (数据覆盖)", "kind": "类别", "control_summary": "安全控制点测评项符合情况",
         "scope_conclusion": "覆盖范围内的综合得分 {score}，结论 {conclusion}。",
+        "record_sheet": "测评记录表", "system_under": "被测系统", "ip": "IP 地址", "extension": "扩展标准",
+        "method": "测评方法",
+        "score_col": "分值", "remark": "备注", "version": "版本", "runs_on": "所在主机", "purpose": "用途",
+        "basis": "测评依据", "how": "测评方式", "assessed_at": "测评日期", "assessors": "测评人员",
+        "reviewer": "复核人", "confirmed": "被测单位确认", "to_fill_mark": "【待填写】",
+        "m_check": "核查（自动采集）", "m_scan": "测试（网络扫描）", "m_manual": "人工核查",
+        "m_pending": "人工核查（待实施）",
+        "how_agent": "自动采集：代理报告 {report}（run {run}），采集方 {collector}",
+        "how_scan": "网络扫描 #{scan}（采集方 {collector} 发起）", "checks_col": "检查项",
+        "findings_fixed": "问题已整改", "findings_open": "问题未整改",
+        "findings_other": "已关闭未计整改 (豁免、转为参考项)",
+        "svc_closed_n": "网络服务已关闭", "svc_failing_n": "网络服务未整改 (有不通过检查)",
+        "svc_ok_n": "网络服务开放 (无不通过检查)",
         "verify": "核验方法",
         "verify_how": "向采集端运维方线下索取其签名公钥或指纹 (采集端执行 sentinel key show)，核对与上列指纹一致后执行 "
                       "sentinel verify <证据包> --fingerprint {fp}；结果为 INTACT 方可认定证据出自该采集端且未被改动，"
@@ -126,6 +141,19 @@ LABELS: dict[str, dict[str, str]] = {
         "objects_list": "Assessment objects (covered by data)", "kind": "Kind",
         "control_summary": "Item verdicts per control point",
         "scope_conclusion": "Within the scope: composite score {score}, conclusion {conclusion}.",
+        "record_sheet": "Assessment record", "system_under": "System under assessment", "ip": "IP addresses",
+        "extension": "Requirement part", "method": "Method", "score_col": "Weight", "remark": "Remarks",
+        "version": "Version", "runs_on": "Runs on host", "purpose": "Purpose", "basis": "Basis",
+        "how": "How assessed", "assessed_at": "Assessed on", "assessors": "Assessors", "reviewer": "Reviewed by",
+        "confirmed": "Confirmed by the assessed unit", "to_fill_mark": "[to be filled in]",
+        "m_check": "examination (collected automatically)", "m_scan": "testing (network scan)",
+        "m_manual": "manual review", "m_pending": "manual review (to do)",
+        "how_agent": "collected automatically: agent report {report} (run {run}), collector {collector}",
+        "how_scan": "network scan #{scan} (run by collector {collector})", "checks_col": "Checks",
+        "findings_fixed": "Findings fixed", "findings_open": "Findings open",
+        "findings_other": "Closed, not counted as fixed (waived, now advisory)",
+        "svc_closed_n": "Network services closed", "svc_failing_n": "Network services open, failing a check",
+        "svc_ok_n": "Network services open, none failing",
         "verify": "How to check",
         "verify_how": "obtain the collector's signing key or fingerprint from its operator out of band (`sentinel key "
                       "show` on the collector), compare it with the fingerprint above, then run sentinel verify "
@@ -181,6 +209,51 @@ def scope_text(ev: SystemEvidence, lang: str) -> str:
             f"{ev.system.level} general requirements): {what}. Not covered, to be assessed by the agency: "
             f"{', '.join(missing)}; the score and conclusion are for the covered scope only, not the system's "
             "assessment conclusion.")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The counts a cover shows (report.html/.pdf, the workbook's 汇总 sheet, rectification.html), each with the one
+    definition of docs/metrics.md "What the figures count": score, pass rate, conclusion, item verdicts and the
+    high-risk count are the system roll-up's Summary (`scoring.summarize`, as the assessment API and /metrics
+    have them); findings by state are `sentinel.store.findings.counts`, the tally behind sentinel_system_findings."""
+
+    score: Optional[float]
+    pass_rate: Optional[float]
+    conclusion: str
+    high_risk: int
+    verdicts: dict[str, int]
+    findings: dict[FindingState, int]  # open, fixed, waived, advisory (closed but not fixed)
+    services_closed: int
+    services_failing: int  # open, with a failing check
+    services_ok: int  # open, no check failed
+
+    @property
+    def closed_not_fixed(self) -> int:
+        return self.findings["waived"] + self.findings["advisory"]
+
+
+def figures(ev: SystemEvidence) -> Figures:
+    s = ev.summary
+    still = [f for f in ev.service_findings if f.open]
+    return Figures(score=s.score, pass_rate=s.pass_rate, conclusion=s.conclusion, high_risk=s.high_risk,
+                   verdicts={v: s.verdicts.get(v, 0) for v in VERDICTS},
+                   findings=finding_counts((f.resolved_at, f.resolution, 1) for f in ev.findings),
+                   services_closed=len(ev.service_findings) - len(still),
+                   services_failing=sum(1 for f in still if f.risk), services_ok=sum(1 for f in still if not f.risk))
+
+
+#: GB/T 22239-2019's parts by the second number of a clause (8.1 安全通用要求, 8.2 云计算安全扩展要求 ...): the
+#: 扩展标准 column of an agency's 测评记录表
+PARTS = {"zh": {"1": "安全通用要求", "2": "云计算安全扩展要求", "3": "移动互联安全扩展要求", "4": "物联网安全扩展要求",
+                "5": "工业控制系统安全扩展要求"},
+         "en": {"1": "general requirements", "2": "cloud computing extension", "3": "mobile internet extension",
+                "4": "IoT extension", "5": "industrial control extension"}}
+
+
+def part_label(clause: str, lang: str) -> str:
+    parts = clause.split(".")
+    return PARTS[lang].get(parts[1], "") if len(parts) > 1 else ""
 
 
 def sections_of(ev: SystemEvidence) -> list[SectionRecord]:

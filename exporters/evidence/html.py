@@ -7,10 +7,8 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sentinel.evidence.model import FindingRecord, SystemEvidence
+from sentinel.evidence.model import SystemEvidence
 from sentinel.evidence.sections import BY_KEY
-from sentinel.store.findings import STATES
-from sentinel.store.findings import state as finding_state
 
 from .chart import score_chart
 from .common import (
@@ -18,6 +16,7 @@ from .common import (
     VERDICTS,
     conclusion_label,
     control_point_rows,
+    figures,
     fmt_rate,
     fmt_score,
     fmt_time,
@@ -48,17 +47,12 @@ def environment() -> Environment:
 
 
 def _common(ev: SystemEvidence, lang: str) -> dict:
+    """What every cover shows; `fig` holds its counts (common.figures: the definitions the metrics and the API
+    count with), `conclusion` the scoped conclusion's label."""
+    fig = figures(ev)
     return {"ev": ev, "lang": lang, "lab": labels(lang), "range_text": range_text(ev, lang),
-            "verify_hint": verify_hint(ev, lang), "scope": scope_text(ev, lang)}
-
-
-def finding_counts(findings: list[FindingRecord]) -> dict[str, int]:
-    """Findings by state (sentinel/store/findings.py), as of the range end: the figures the metrics show as
-    `sentinel_system_findings`. Only `fixed` is rectified; waived and now-advisory ones are closed apart."""
-    counts: dict[str, int] = dict.fromkeys(STATES, 0)
-    for f in findings:
-        counts[finding_state(f.resolved_at, f.resolution)] += 1
-    return counts
+            "verify_hint": verify_hint(ev, lang), "scope": scope_text(ev, lang), "fig": fig,
+            "conclusion": conclusion_label(fig.conclusion, lang)}
 
 
 def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
@@ -66,9 +60,8 @@ def render_html(ev: SystemEvidence, lang: str = "zh") -> str:
     objects = [{"obj": o, "title": object_title(o, lang),
                 "reports": [{"rep": rep, "rows": item_rows(rep, lang)} for rep in o.reports]} for o in ev.objects]
     return environment().get_template("report.html.j2").render(
-        **_common(ev, lang), s=ev.summary, trail=finding_counts(ev.findings), still=[f for f in ev.findings if f.open],
-        conclusion=conclusion_label(ev.summary.conclusion, lang),
-        verdicts=VERDICTS, objects=objects, problems=problem_rows(ev, lang), high=high_risk_entries(ev, lang),
+        **_common(ev, lang), still=[f for f in ev.findings if f.open], verdicts=VERDICTS, objects=objects,
+        problems=problem_rows(ev, lang), high=high_risk_entries(ev, lang),
         risk_text=paste_text(ev, lang), risk_labels=RISK_LABEL[lang],
         chapters=[{"rec": rec, "spec": BY_KEY[rec.key]} for rec in sections_of(ev)],
         control_rows=control_point_rows(ev, lang), assets=objects_by_kind(ev), kind_label=object_kind_label,

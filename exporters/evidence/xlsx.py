@@ -14,6 +14,7 @@ never as a formula (spreadsheet formula injection).
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Optional
@@ -30,6 +31,7 @@ from sentinel.evidence.sections import BY_KEY
 from .common import (
     VERDICTS,
     conclusion_label,
+    figures,
     fmt_rate,
     fmt_score,
     fmt_time,
@@ -38,6 +40,7 @@ from .common import (
     labels,
     object_kind_label,
     object_title,
+    part_label,
     problem_rows,
     range_text,
     scope_text,
@@ -61,6 +64,7 @@ MAX_CELL = 32000  # Excel's cell limit is 32767 characters
 # A table cell longer than this does not print (a row taller than the page); the whole text is in
 # evidence.json and evidence/<object>/*.txt of the bundle. Chapters an assessor wrote are kept whole.
 PRINT_CELL = 1000
+PAIR_WIDTHS = (32, 60)  # the 汇总 sheet's key and value columns
 
 
 def _add_styles(wb: Workbook) -> None:
@@ -134,13 +138,18 @@ def _table(ws: Worksheet, start_row: int, headers: Sequence[str], rows: Iterable
         letter = get_column_letter(col)
         if (ws.column_dimensions[letter].width or 0) < w:
             ws.column_dimensions[letter].width = w
+    _fit_height(ws, start_row, max(_display_lines(h, w) for h, w in zip(headers, widths, strict=True)))
     r = start_row
     for r, values in enumerate(rows, start_row + 1):
+        lines = 1
         for col, v in enumerate(values, 1):
             c = ws.cell(row=r, column=col, value=_cell(v, limit))
             c.style = "s-body"
             if c.data_type == "f":
                 c.data_type = "s"
+            if isinstance(c.value, str):
+                lines = max(lines, _display_lines(c.value, widths[col - 1]))
+        _fit_height(ws, r, lines)
     return r + 1
 
 
@@ -154,6 +163,9 @@ def _pairs(ws: Worksheet, start_row: int, pairs: Sequence[tuple]) -> int:
             c.data_type = "s"
         if fmt and isinstance(v, (int, float)):
             c.number_format = fmt[0]
+        if isinstance(c.value, str):
+            _fit_height(ws, start_row + i, max(_display_lines(c.value, PAIR_WIDTHS[1]),
+                                               _display_lines(str(k), PAIR_WIDTHS[0])))
     return start_row + len(pairs) + 1
 
 
@@ -171,7 +183,7 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
     _summary(first, ev, lang, used)
     _system_items(wb.create_sheet(sheet_name(lab["system_items"], used)), ev, lang)
     for obj in ev.objects:
-        _object_sheet(wb.create_sheet(sheet_name(object_title(obj, lang), used)), obj, lang)
+        _object_sheet(wb.create_sheet(sheet_name(object_title(obj, lang), used)), ev, obj, lang)
     _problems(wb.create_sheet(sheet_name(lab["problems"], used)), ev, lang)
     _manual(wb.create_sheet(sheet_name(lab["manual"], used)), ev, lang)
     _risk_view(wb.create_sheet(sheet_name(lab["risk_view"], used)), ev, lang)
@@ -190,7 +202,7 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
 def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> None:
     lab = labels(lang)
     ws.title = sheet_name(lab["summary"], used)
-    s, sysref = ev.summary, ev.system
+    s, sysref, fig = ev.summary, ev.system, figures(ev)
     ws["A1"] = f"{lab['title']} — {sysref.name}"
     ws["A1"].font = Font(bold=True, size=14)
     row = _pairs(ws, 3, [
@@ -202,16 +214,19 @@ def _summary(ws: Worksheet, ev: SystemEvidence, lang: str, used: set[str]) -> No
         (lab["verify"], verify_hint(ev, lang)),
         (lab["baselines"], ", ".join(f"{b.id} {b.version}" for b in ev.baselines) or lab["none"]),
         (lab["objects"], len(ev.objects)),
-        (lab["score"], s.score if s.score is not None else fmt_score(None), "0.00"),
-        (lab["pass_rate"], s.pass_rate if s.pass_rate is not None else fmt_rate(None), "0.0%"),
-        (lab["conclusion"], conclusion_label(s.conclusion, lang)),
+        (lab["score"], fig.score if fig.score is not None else fmt_score(None), "0.00"),
+        (lab["pass_rate"], fig.pass_rate if fig.pass_rate is not None else fmt_rate(None), "0.0%"),
+        (lab["conclusion"], conclusion_label(fig.conclusion, lang)),
         (lab["scope"], scope_text(ev, lang)),
-        (lab["high_risk"], s.high_risk), (lab["pending_items"], s.verdicts.get("待核查", 0)),
+        (lab["high_risk"], fig.high_risk), (lab["pending_items"], fig.verdicts["待核查"]),
+        (lab["findings_fixed"], fig.findings["fixed"]), (lab["findings_open"], fig.findings["open"]),
+        (lab["findings_other"], fig.closed_not_fixed),
+        (lab["svc_closed_n"], fig.services_closed), (lab["svc_failing_n"], fig.services_failing),
+        (lab["svc_ok_n"], fig.services_ok),
     ])
-    ws.column_dimensions["A"].width = 22
-    ws.column_dimensions["B"].width = 60
+    ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = PAIR_WIDTHS
     row = _table(ws, row, [lab["verdicts"], lab["count"]],
-                 [(verdict_label(v, lang), s.verdicts.get(v, 0)) for v in VERDICTS], [22, 60])
+                 [(verdict_label(v, lang), fig.verdicts[v]) for v in VERDICTS], [22, 60])
     # counts hold every result; the advisory ones among them (evidence, counted nowhere else) are named apart
     statuses = [(k, v) for k, v in s.counts.items()] + [(f"{k}（{lab['advisory_mark']}）" if lang == "zh" else
                                                          f"{k} ({lab['advisory_mark']})", v)
@@ -242,36 +257,143 @@ def _system_items(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
     ws.freeze_panes = "A2"
 
 
-def _object_sheet(ws: Worksheet, obj, lang: str) -> None:
+# The 测评记录表 of one 测评对象, as agencies lay it out (docs/evidence.md "The record workbook"): a header block
+# naming the system, the object, its addresses and version, who assessed and who reviews it, then one row per
+# requirement item. Columns (1-based) and their widths; the header block's pairs sit on the table's columns:
+# label A:B, value C:E, label F, value G:J.
+RECORD_COLUMNS = ("no", "extension", "clause", "control", "item", "method", "record", "verdict", "score_col",
+                  "remark")
+RECORD_WIDTHS = (5, 10, 10, 12, 34, 14, 54, 9, 6, 20)
+_LEFT, _RIGHT = ((1, 2), (3, 5)), ((6, 6), (7, 10))
+VERDICT_COL = get_column_letter(RECORD_COLUMNS.index("verdict") + 1)
+LINE_HEIGHT = 15  # points per line of 11-point text
+
+
+def _display_lines(text: str, width: float) -> int:
+    """How many lines `text` wraps to in a column `width` units wide. A CJK character (three UTF-8 bytes) is
+    two units, an ASCII one 1; the estimate errs long, since a clipped row hides part of a record."""
+    per_line = max(width - 1.5, 1.0)
+    total = 0
+    for line in str(text).split("\n"):
+        n = len(line)
+        units = (n + 0.5 * (len(line.encode("utf-8")) - n)) * 1.05
+        total += max(1, math.ceil(units / per_line))
+    return total
+
+
+def _fit_height(ws: Worksheet, row: int, lines: int) -> None:
+    """Excel and LibreOffice leave a row at one line when it is written (LibreOffice does not refit rows of an
+    .xlsx it opens), so wrapped cells would overlap the next row: give the row the lines it needs."""
+    if lines > 1:
+        ws.row_dimensions[row].height = LINE_HEIGHT * lines
+
+
+def _span(ws: Worksheet, row: int, cols: tuple[int, int], value, style: str, fmt: Optional[str] = None) -> int:
+    """A cell over `cols` of `row` (merged when it covers more than one column); returns the lines it needs."""
+    c = ws.cell(row=row, column=cols[0], value=_cell(value))
+    c.style = style
+    if c.data_type == "f":
+        c.data_type = "s"
+    if fmt and isinstance(value, (int, float)):
+        c.number_format = fmt
+    if cols[1] > cols[0]:
+        ws.merge_cells(start_row=row, start_column=cols[0], end_row=row, end_column=cols[1])
+    width = sum(RECORD_WIDTHS[i - 1] for i in range(cols[0], cols[1] + 1))
+    return _display_lines("" if value is None else value, width)
+
+
+def _form(ws: Worksheet, row: int, rows: Sequence[Sequence[tuple]]) -> int:
+    """Header-block rows of one or two (label, value[, number format]) pairs; a lone pair's value spans the
+    row. Merged cells do not grow with their text in Excel or LibreOffice, so each row gets the height its
+    longest value wraps to. Returns the row after the block."""
+    for r, pairs in enumerate(rows, row):
+        lines = 1
+        for n, (label, value, *fmt) in enumerate(pairs):
+            (lab_cols, val_cols) = _LEFT if n == 0 else _RIGHT
+            if len(pairs) == 1:
+                val_cols = (_LEFT[1][0], _RIGHT[1][1])
+            _span(ws, r, lab_cols, label, "s-head")
+            lines = max(lines, _span(ws, r, val_cols, value, "s-body", fmt[0] if fmt else None))
+        _fit_height(ws, r, lines)
+    return row + len(rows)
+
+
+def _method(obj, row, lab: dict[str, str]) -> str:
+    """GB/T 28448's ways of assessing (访谈, 核查, 测试) as this record reached the verdict."""
+    if row.verdict_zh != "待核查" and row.source == lab["manual_src"]:
+        return lab["m_manual"]
+    if not row.checks:
+        return lab["m_pending"] if row.verdict_zh == "待核查" else lab["m_manual"]
+    return lab["m_scan"] if obj.kind != "host" else lab["m_check"]
+
+
+def _merge_runs(ws: Worksheet, column: int, first: int, values: Sequence[str]) -> None:
+    """Merge the cells of `column` over each run of equal values (安全控制点 over its items, as records do)."""
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            if i - start > 1:
+                ws.merge_cells(start_row=first + start, start_column=column, end_row=first + i - 1,
+                               end_column=column)
+            start = i
+
+
+def _object_sheet(ws: Worksheet, ev: SystemEvidence, obj, lang: str) -> None:
     lab = labels(lang)
-    row = 1
+    todo = lab["to_fill_mark"]
+    sysref, host = ev.system, obj.host
+    title = object_title(obj, lang)
+    ws.cell(row=1, column=1, value=_cell(f"{lab['record_sheet']} — {title}")).font = Font(bold=True, size=14)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(RECORD_COLUMNS))
+    grading = (f"第 {sysref.level} 级" if lang == "zh" else f"level {sysref.level}") + (
+        ("，" if lang == "zh" else ", ") + sysref.label if sysref.label else "")
+    if obj.kind != "host":
+        version, where = "—", (lab["zone"], obj.zone or ", ".join(sysref.zones) or "—")
+    elif is_os(obj):
+        version = f"{host.os_name} ({host.os_id} {host.os_version}, {host.arch})" if host else "—"
+        where = (lab["runs_on"], obj.hostname or obj.name)
+    else:
+        os_text = f"; {lab['os']} {host.os_name}" if host else ""
+        version = f"{obj.version or '—'}{os_text}"
+        where = (lab["runs_on"], obj.hostname or "—")
+    assessors = sorted({i.manual.assessor for rep in obj.reports for i in rep.items
+                        if i.manual is not None and i.source == "manual"})
+    row = _form(ws, 2, [
+        [(lab["system_under"], f"{sysref.name} {sysref.title}".strip() + f"（{grading}）" if lang == "zh" else
+          f"{sysref.name} {sysref.title}".strip() + f" ({grading})"), (lab["object"], title)],
+        [(lab["kind"], object_kind_label(obj, lang)), where],
+        [(lab["ip"], ", ".join(obj.addresses) or "—"), (lab["version"], version)],
+        [(lab["purpose"], todo), (lab["assessors"], ", ".join(assessors) or todo)],
+        [(lab["reviewer"], todo), (lab["confirmed"], todo)],
+    ])
     for rep in obj.reports:
-        host = obj.host
-        kind = [] if is_os(obj) or obj.kind != "host" else [(lab["kind"], object_kind_label(obj, lang))]
-        row = _pairs(ws, row, [
-            (lab["object"], object_title(obj, lang)), *kind,
-            (lab["os"], f"{host.os_name} ({host.os_id} {host.os_version}, {host.arch})" if host else ""),
-            (lab["addresses"], ", ".join(obj.addresses)),
-            (lab["baselines"], f"{rep.baseline.id} {rep.baseline.version} (L{rep.baseline.level})"),
-            (lab["report"], f"{rep.report_id} (run {rep.run_id})" if rep.run_id else rep.report_id),
-            (lab["time"], fmt_time(rep.received_at or rep.generated_at)),
-            (lab["score"], rep.summary.score if rep.summary.score is not None else fmt_score(None), "0.00"),
-            (lab["conclusion"], conclusion_label(rep.summary.conclusion, lang)),
-        ])
+        b = rep.baseline
+        basis = f"GB/T 22239-2019 {grading} · {b.id} {b.version} (L{b.level})"
+        how = (lab["how_scan"].format(scan=rep.scan_run_id, collector=ev.collector.name) if obj.kind != "host"
+               else lab["how_agent"].format(report=rep.report_id, run=rep.run_id or "—", collector=ev.collector.name))
+        counts = " · ".join(f"{verdict_label(v, lang)} {rep.summary.verdicts.get(v, 0)}" for v in VERDICTS)
+        row = _form(ws, row, [
+            [(lab["basis"], basis), (lab["how"], how)],
+            [(lab["assessed_at"], fmt_time(rep.received_at or rep.generated_at)), (lab["verdicts"], counts)],
+            [(lab["score"], rep.summary.score if rep.summary.score is not None else fmt_score(None), "0.00"),
+             (lab["scoped_conclusion"], conclusion_label(rep.summary.conclusion, lang))],
+        ]) + 1
         head = row
         rows = item_rows(rep, lang)
-        row = _table(ws, row, [lab["no"], lab["clause"], lab["control"], lab["item"], lab["record"], lab["verdict"],
-                               lab["weight"], lab["source"], lab["checks"]],
-                     [(r.no, r.clause, r.control, f"{r.item}) {r.text}", r.record, r.verdict, r.weight, r.source,
-                       r.checks) for r in rows], [6, 12, 16, 50, 80, 12, 8, 10, 30])
-        verdict_col = "F"
+        row = _table(ws, row, [lab[k] for k in RECORD_COLUMNS],
+                     [(r.no, part_label(r.clause, lang), r.clause, r.control, f"{r.item}) {r.text}",
+                       _method(obj, r, lab), r.record, r.verdict, r.weight,
+                       f"{lab['checks_col']}: {r.checks}" if r.checks else "") for r in rows], RECORD_WIDTHS)
         dv = DataValidation(type="list", allow_blank=False, showErrorMessage=True,
                             formula1='"' + ",".join(verdict_label(v, lang) for v in VERDICTS) + '"')
         ws.add_data_validation(dv)
         if rows:
-            dv.add(f"{verdict_col}{head + 1}:{verdict_col}{head + len(rows)}")
+            dv.add(f"{VERDICT_COL}{head + 1}:{VERDICT_COL}{head + len(rows)}")
         for i, r in enumerate(rows, head + 1):
-            ws[f"{verdict_col}{i}"].style = f"s-{r.verdict_zh}"
+            ws[f"{VERDICT_COL}{i}"].style = f"s-{r.verdict_zh}"
+            ws.cell(row=i, column=RECORD_COLUMNS.index("score_col") + 1).number_format = "0.00"
+        _merge_runs(ws, RECORD_COLUMNS.index("extension") + 1, head + 1, [part_label(r.clause, lang) for r in rows])
+        _merge_runs(ws, RECORD_COLUMNS.index("control") + 1, head + 1, [r.clause for r in rows])
         row += 1
 
 

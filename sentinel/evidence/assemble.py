@@ -213,6 +213,7 @@ def build(*, system: SystemRef, time_range: TimeRange, collector: CollectorIdent
             obj = objects[(run.kind, run.object)] = ObjectEvidence(
                 kind=run.kind, name=run.object, zone=run.zone, addresses=list(run.addresses), host=host,
                 object=target.kind if target else None, instance=target.instance if target else "",
+                version=target.version if target else None,
                 hostname=hostname if run.kind == "host" else None)
         obj.reports.append(report_evidence(run.report, manual, run.run_id, run.received_at, run.scan_run_id))
     baselines = {}

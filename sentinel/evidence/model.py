@@ -166,6 +166,7 @@ class ObjectEvidence(_Model):
     # before objects (the host's OS)
     object: Optional[ObjectKind] = None
     instance: str = ""  # which one of its kind on the host ("" for the OS)
+    version: Optional[str] = None  # a database's, middleware's or web server's version as discovery found it
     hostname: Optional[str] = None  # the host it runs on (kind "host")
     zone: Optional[str] = None
     host: Optional[HostInfo] = None

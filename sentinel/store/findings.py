@@ -9,6 +9,7 @@ sentinel/evidence/collect.py) all count with `state`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Optional
 
 FindingState = Literal["open", "fixed", "waived", "advisory"]
@@ -26,4 +27,14 @@ def state(resolved_at: Optional[Any], resolution: Optional[str]) -> FindingState
     return "fixed"  # resolved rows stored before resolutions were recorded were fixes
 
 
-__all__ = ["STATES", "FindingState", "state"]
+def counts(rows: Iterable[tuple[Optional[Any], Optional[str], int]]) -> dict[FindingState, int]:
+    """Findings by state, every state present: `rows` are (resolved_at, resolution, how many). The one tally
+    behind sentinel_system_findings (the snapshot's grouped rows) and the evidence covers' and rectification
+    report's 已整改/未整改 figures (one row per finding of the record), so they cannot count apart."""
+    out: dict[FindingState, int] = dict.fromkeys(STATES, 0)
+    for resolved_at, resolution, n in rows:
+        out[state(resolved_at, resolution)] += n
+    return out
+
+
+__all__ = ["STATES", "FindingState", "counts", "state"]

@@ -67,7 +67,7 @@ from . import dr as dr_store
 from . import zombie as zombie_store
 from .assessment import assess
 from .db import Database
-from .findings import state as finding_state
+from .findings import counts as finding_counts
 from .models import (
     Agent,
     CheckResultRow,
@@ -167,9 +167,11 @@ def build_snapshot(db: Database, *, silent_after: timedelta = DEFAULT_SILENT_AFT
             per_run_failing[r.run_id][r.severity] += r.n
             per_run_clause[r.run_id][r.clause] += r.n
 
-    sys_findings: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in findings:  # by the trail's one definition of a finding's state
-        sys_findings[r.system_id][finding_state(None if r.open else "resolved", r.resolution)] += r.n
+    grouped: dict[int, list[tuple[Optional[str], Optional[str], int]]] = defaultdict(list)
+    for r in findings:
+        grouped[r.system_id].append((None if r.open else "resolved", r.resolution, r.n))
+    # by the trail's one tally, which the evidence covers and the rectification report count with too
+    sys_findings = {system_id: finding_counts(rows) for system_id, rows in grouped.items()}
 
     hosts_by_system: dict[int, list[Any]] = defaultdict(list)  # host rows
     for h in hosts:
