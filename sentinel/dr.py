@@ -15,7 +15,7 @@ l3-br-db-replica), with the facts a person can check: which check, which host, w
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Optional
 
@@ -42,6 +42,11 @@ class StoredResult:
     waiver: Optional[str]
     run_id: int
     checked_at: datetime
+    # the newest local and off-site backup in `observed`, parsed once (the metrics' read keeps these objects)
+    newest: tuple[Optional[datetime], Optional[datetime]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "newest", (_newest_raw(self.observed, False), _newest_raw(self.observed, True)))
 
 
 class EvidenceLine(BaseModel):
@@ -147,6 +152,14 @@ def _newest(copies: Iterable[BackupCopyState], offsite: bool) -> Optional[dateti
     return max((c.newest for c in copies if c.offsite == offsite and c.newest is not None), default=None)
 
 
+def _newest_raw(observed: Any, offsite: bool) -> Optional[datetime]:
+    """As _newest, from the stored rows themselves: the metrics read judges every host and needs no models."""
+    rows = observed.get("copies") if isinstance(observed, dict) else None
+    times = [_aware(r.get("newest")) for r in rows if isinstance(r, dict) and bool(r.get("offsite")) == offsite
+             and r.get("newest")] if isinstance(rows, list) else []
+    return max((t for t in times if t is not None), default=None)
+
+
 def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: datetime,
                evidence: bool = True) -> HostDR:
     by_id = {r.check_id: r for r in results}
@@ -154,6 +167,7 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
     states: list[Verdict] = []
     rpos: list[float] = []
     observed: dict[str, Any] = {}
+    shown: Optional[StoredResult] = None
     for cid, offsite in ((LOCAL, False), (OFFSITE, True)):
         scope = "off-site" if offsite else "local"
         r = by_id.get(cid)
@@ -162,8 +176,8 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
             reasons.append(f"{cid}: no result in the host's latest run (no run yet, or not in its baseline)")
             continue
         rpo = _num(r.observed.get("rpo_hours")) if isinstance(r.observed, dict) else None
-        if isinstance(r.observed, dict):
-            observed = observed or r.observed  # both checks read the same declared copies
+        if isinstance(r.observed, dict) and not observed:
+            observed, shown = r.observed, r  # both checks usually show the same declared copies: the first
         if rpo is not None:
             rpos.append(rpo)
         if r.waiver:
@@ -173,7 +187,7 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
             states.append("misses")
             reasons.append(f"{cid}: failed at {r.checked_at.isoformat(timespec='seconds')}: {r.reason or ''}".strip())
         elif r.status == "pass":
-            newest = _newest(_copies(r.observed, now), offsite)
+            newest = r.newest[offsite]
             if rpo is not None and newest is not None and now - newest > timedelta(hours=rpo):
                 states.append("misses")
                 reasons.append(f"{cid}: passed at {r.checked_at.isoformat(timespec='seconds')}, but the newest "
@@ -185,30 +199,29 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
         else:
             states.append("unknown")
             reasons.append(f"{cid}: {r.status}: {r.reason or 'no reason stored'}")
-    copies = _copies(observed, now)
     verdict: Verdict = "misses" if "misses" in states else "unknown" if "unknown" in states else "meets"
-    replication, lag, dbs = _replication(by_id.get(REPLICA), reasons)
+    replication, lag, dbs = _replication(by_id.get(REPLICA), reasons, evidence)
     checked = max((r.checked_at for r in results), default=None)
     return HostDR(
         host_id=host_id, host=host, verdict=verdict, verdict_zh=VERDICT_ZH[verdict], reasons=reasons,
         rpo_hours=min(rpos) if rpos else None,
-        checked_at=checked, copies=copies if evidence else [],
+        checked_at=checked, copies=_copies(observed, now) if evidence else [],
         copy_count=observed.get("copy_count") if isinstance(observed.get("copy_count"), int) else None,
         offsite_count=observed.get("offsite_count") if isinstance(observed.get("offsite_count"), int) else None,
-        newest_local=_newest(copies, False), newest_offsite=_newest(copies, True),
-        replication=replication, replication_lag_seconds=lag, databases=dbs if evidence else [],
+        newest_local=shown.newest[0] if shown else None, newest_offsite=shown.newest[1] if shown else None,
+        replication=replication, replication_lag_seconds=lag, databases=dbs,
         checks=[_facts(r) for r in results] if evidence else [])
 
 
-def _replication(r: Optional[StoredResult], reasons: list[str]) -> tuple[Replication, Optional[float],
-                                                                         list[DatabaseState]]:
+def _replication(r: Optional[StoredResult], reasons: list[str],
+                 evidence: bool) -> tuple[Replication, Optional[float], list[DatabaseState]]:
     if r is None or r.waiver or r.status == "not_applicable":
         return "none", None, []
     obs = r.observed if isinstance(r.observed, dict) else {}
     dbs = [DatabaseState(database=str(d.get("database", "")), streaming=int(d.get("streaming") or 0),
                          max_lag_seconds=_num(d.get("max_lag_seconds")),
                          replicas=[x for x in d.get("replicas") or [] if isinstance(x, dict)])
-           for d in obs.get("databases") or [] if isinstance(d, dict)]
+           for d in obs.get("databases") or [] if isinstance(d, dict)] if evidence else []
     lag = _num(obs.get("max_lag_seconds"))
     if r.status == "pass":
         return "streaming", lag, dbs

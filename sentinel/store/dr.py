@@ -17,6 +17,30 @@ S, D, H, A = System.__table__, Department.__table__, Host.__table__, Agent.__tab
 R, C = Run.__table__, CheckResultRow.__table__
 
 
+# A run's results never change once stored: the metrics' read parses each host's latest run once per store and run,
+# so a background read after the first parses only the runs stored since (as sentinel/store/zombie.py keeps the
+# upkeep facts per inventory).
+_RUNS: dict[tuple[str, int, str], list[StoredResult]] = {}
+_RUNS_MAX = 200_000
+
+
+def _read(conn: Connection, run_ids: Sequence[int], *, evidence: bool) -> dict[int, list[StoredResult]]:
+    """The backup checks' results of these runs, by run (bounded IN lists)."""
+    out: dict[int, list[StoredResult]] = defaultdict(list)
+    cols: list[Any] = [R.c.finished_at, C.c.run_id, C.c.check_id, C.c.status, C.c.reason, C.c.observed, C.c.waiver]
+    if evidence:
+        cols.append(C.c.evidence)
+    for i in range(0, len(run_ids), 500):
+        chunk = list(run_ids[i:i + 500])
+        for row in conn.execute(select(*cols).join(R, R.c.id == C.c.run_id)
+                                .where(and_(C.c.run_id.in_(chunk), C.c.check_id.in_(CHECKS))).order_by(C.c.id)):
+            out[row.run_id].append(StoredResult(
+                check_id=row.check_id, status=row.status, reason=row.reason, observed=row.observed,
+                evidence=list(row.evidence or []) if evidence else [], waiver=row.waiver, run_id=row.run_id,
+                checked_at=_utc(row.finished_at)))
+    return out
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
@@ -42,19 +66,27 @@ def evaluate(conn: Connection, *, now: Optional[datetime] = None, system_ids: Op
     latest = (select(func.max(R.c.id))
               .where(and_(R.c.object_kind == "os", R.c.host_id.in_(select(H.c.id).where(which))))
               .group_by(R.c.host_id).scalar_subquery())
-    results: dict[int, list[StoredResult]] = defaultdict(list)
-    cols: list[Any] = [R.c.host_id, R.c.finished_at, C.c.run_id, C.c.check_id, C.c.status, C.c.reason, C.c.observed,
-                       C.c.waiver]
-    if evidence:
-        cols.append(C.c.evidence)
-    for row in conn.execute(select(*cols).join(R, R.c.id == C.c.run_id)
-                            .where(and_(C.c.run_id.in_(latest), C.c.check_id.in_(CHECKS))).order_by(C.c.id)):
-        results[row.host_id].append(StoredResult(
-            check_id=row.check_id, status=row.status, reason=row.reason, observed=row.observed,
-            evidence=list(row.evidence or []) if evidence else [], waiver=row.waiver, run_id=row.run_id,
-            checked_at=_utc(row.finished_at)))
+    runs = conn.execute(select(R.c.host_id, R.c.id, R.c.digest).where(R.c.id.in_(latest))).all()
+    run_of = {r.host_id: r.id for r in runs}
+    if evidence:  # the API's page and the evidence export: read as stored, with the evidence, never kept
+        results = _read(conn, list(run_of.values()), evidence=True)
+    else:
+        # keyed by the report's digest too, so a run id a store hands out again (SQLite may, after deletions)
+        # never finds another report's results
+        store = conn.engine.url.render_as_string(hide_password=True)
+        keys = {r.id: (store, r.id, r.digest) for r in runs}
+        missing = [rid for rid, key in keys.items() if key not in _RUNS]
+        if len(_RUNS) + len(missing) > _RUNS_MAX:
+            _RUNS.clear()
+            missing = list(keys)
+        fresh = _read(conn, missing, evidence=False)
+        for rid in missing:
+            _RUNS[keys[rid]] = fresh.get(rid, [])
+        results = {rid: _RUNS[key] for rid, key in keys.items()}
     by_system: dict[int, list[HostDR]] = defaultdict(list)
     for h in hosts:
-        by_system[h.system_id].append(judge_host(h.id, h.hostname, results.get(h.id, []), now, evidence))
+        rid = run_of.get(h.id)
+        by_system[h.system_id].append(judge_host(h.id, h.hostname, results.get(rid, []) if rid else [], now,
+                                                 evidence))
     return [roll_up(s.id, s.name, s.department_id, s.department, s.level, by_system.get(s.id, []), now)
             for s in systems]
