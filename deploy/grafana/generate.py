@@ -260,21 +260,22 @@ def overview() -> dict:
                   [target(f'sentinel_system_backup_rpo_verdict{{{DEPT}, verdict=~"misses|unknown"}} == 1',
                           table=True, instant=True, ref="A"),
                    target(f'sentinel_system_backup_rpo_seconds{{{DEPT}}} / 3600', table=True, instant=True, ref="B"),
-                   target(f'(time() - sentinel_system_backup_newest_timestamp_seconds{{{DEPT}, scope="local"}}) / 3600',
-                          table=True, instant=True, ref="C"),
-                   target(f'(time() - sentinel_system_backup_newest_timestamp_seconds{{{DEPT}, scope="offsite"}}) '
-                          '/ 3600', table=True, instant=True, ref="D"),
+                   # by (department, system): the scope and state labels would keep the merged rows apart
+                   target(f'max by (department, system) (time() - sentinel_system_backup_newest_timestamp_seconds'
+                          f'{{{DEPT}, scope="local"}}) / 3600', table=True, instant=True, ref="C"),
+                   target(f'max by (department, system) (time() - sentinel_system_backup_newest_timestamp_seconds'
+                          f'{{{DEPT}, scope="offsite"}}) / 3600', table=True, instant=True, ref="D"),
                    target(f'sentinel_system_backup_copies{{{DEPT}}}', table=True, instant=True, ref="E"),
                    target(f'sentinel_system_backup_offsite_copies{{{DEPT}}}', table=True, instant=True, ref="F"),
-                   target(f'sentinel_system_replication_hosts{{{DEPT}, state="broken"}}', table=True, instant=True,
-                          ref="G"),
+                   target(f'max by (department, system) (sentinel_system_replication_hosts{{{DEPT}, state="broken"}})',
+                          table=True, instant=True, ref="G"),
                    target(f'sentinel_system_replication_lag_seconds{{{DEPT}}}', table=True, instant=True, ref="H")],
                   rename={"department": "部门 Department", "system": "系统 System", "verdict": "判定 Verdict",
                           "Value #A": "", "Value #B": "RPO (h)", "Value #C": "本地最新备份 Local newest (h ago)",
                           "Value #D": "异地最新备份 Off-site newest (h ago)", "Value #E": "副本 Copies",
                           "Value #F": "异地副本 Off-site copies", "Value #G": "复制中断主机 Broken replication",
                           "Value #H": "复制延迟 Replication lag (s)"},
-                  hide=("Value #A", "scope", "state"),
+                  hide=("Value #A",),
                   overrides=[{"matcher": {"id": "byName", "options": "verdict"},
                               "properties": [{"id": "mappings", "value": [{"type": "value", "options": {
                                   "misses": {"text": "未满足 misses", "color": "red"},
