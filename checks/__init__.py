@@ -6,7 +6,7 @@ from importlib import import_module
 
 _MODULES = ("files", "config", "sshd", "pam", "accounts", "kernel", "services", "packages", "audit",
             "timesync", "system", "logs", "commands", "logindefs", "shell_env", "sudo", "antimalware",
-            "postgresql", "nginx", "httpd", "redis", "mysql", "tomcat", "unit_user", "backup")
+            "postgresql", "nginx", "httpd", "redis", "mysql", "tomcat", "unit_user", "backup", "mgmt_source")
 
 for _name in _MODULES:
     import_module(f"{__name__}.{_name}")

@@ -17,6 +17,7 @@ from typing import Optional
 
 from pydantic import Field
 
+from sentinel.hostview import NotApplicable
 from sentinel.model import Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
 
@@ -101,10 +102,22 @@ def _is_root(account: S.Account) -> bool:
     return account.uid == 0 and account.name == "root"
 
 
+def _require_grants(grants: dict[str, tuple[S.Account, list[S.Entry]]], ev: list) -> None:
+    """"Nobody but root may do everything" is only a finding about grants that exist: where sudo grants no
+    account but root anything (no sudoers, or only the stock root line) it restates that absence, and passing
+    lifted a host with no administrators and su open to all from 不符合 to 部分符合 (bench/agreement.py).
+    Separation (sudo.separation) still fails there; these two have nothing to judge."""
+    if not any(entries for account, entries in grants.values() if not _is_root(account)):
+        where = ev[0].excerpt if ev else ""
+        raise NotApplicable(f"sudo grants no account but root anything ({where}): no grant to judge",
+                            f"sudo 未向 root 以外的任何账户授权（{where}），无授权可判定")
+
+
 @probe("sudo.full_root", SudoParams)
 def full_root(ctx: ProbeContext, params: SudoParams) -> Observation:
     """Sorted accounts other than root that may run any command as root through sudo."""
     _, grants, ev = _common(ctx, params)
+    _require_grants(grants, ev)
     found = []
     for name, (account, entries) in grants.items():
         decided = S.may_run_everything_as_root(entries)
@@ -120,6 +133,7 @@ def nopasswd_all(ctx: ProbeContext, params: SudoParams) -> Observation:
     """Sorted accounts other than root that may run any command as root without giving a password
     (`NOPASSWD:` on the deciding `ALL` entry, or `Defaults !authenticate` that applies to them)."""
     model, grants, ev = _common(ctx, params)
+    _require_grants(grants, ev)
     hostname = ctx.host.hostname()
     found = []
     for name, (account, entries) in grants.items():

@@ -33,10 +33,11 @@ command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 # (mariadb-server, mariadb-client) and make a test certificate with openssl.
 # tests/test_object_redis_real.py runs redis-server as its redis account; tests/test_object_tomcat_real.py runs
 # tomcat10 with tomcat10-admin (manager, host-manager) in a network namespace and asks it with curl.
+# tests/test_mgmt_source_real.py asks tcpd's tcpdmatch whether hosts.allow/hosts.deny let a client reach sshd.
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 pamtester libpam-pwquality libpwquality-tools \
            cracklib-runtime snmpd memcached openssh-server vsftpd nftables nginx sudo clamav \
            redis-server mariadb-server mariadb-client openssl inetutils-inetd inetutils-telnetd apache2 \
-           libapache2-mod-evasive tomcat10 tomcat10-admin curl; do
+           libapache2-mod-evasive tomcat10 tomcat10-admin curl tcpd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

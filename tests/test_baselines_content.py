@@ -540,14 +540,21 @@ def test_management_source_restriction_rhel(tmp_path, loaded, path, content, res
     assert result.status == (Status.PASS if restricted else Status.FAIL), result.observed
 
 
-@pytest.mark.parametrize("path,content,restricted", [
-    ("/etc/hosts.allow", "sshd: 10.0.0.0/255.0.0.0\n", True),
-    ("/etc/hosts.allow", "sshd: ALL\nALL: ALL\n", False),
-    ("/etc/ufw/user.rules", "-A ufw-user-input -p tcp --dport 22 -s 10.1.0.0/16 -j ACCEPT\n", True),
-    ("/etc/ufw/user.rules", "-A ufw-user-input -p tcp --dport 22 -j ACCEPT\n", False),
+WRAP0 = {"/var/lib/dpkg/status": "Package: openssh-server\nStatus: install ok installed\n"
+                                  "Depends: libc6 (>= 2.36), libwrap0 (>= 7.6-4~)\n"}  # sshd uses tcp_wrappers
+ALLOW = {"/etc/hosts.allow": "sshd: 10.0.0.0/255.0.0.0\n", "/etc/ssh/sshd_config": "PermitRootLogin no\n"}
+
+
+@pytest.mark.parametrize("files,restricted", [  # hosts_access(5) as tcpdmatch decides (test_mgmt_source_real.py)
+    ({**WRAP0, **ALLOW, "/etc/hosts.deny": "sshd: ALL\n"}, True),
+    ({**WRAP0, **ALLOW}, False),  # issue 14: with no hosts.deny rule, no match grants everyone
+    ({**ALLOW, "/etc/hosts.deny": "sshd: ALL\n"}, False),  # an sshd without libwrap does not read them
+    ({**WRAP0, "/etc/hosts.allow": "sshd: ALL\nALL: ALL\n", "/etc/hosts.deny": "ALL: ALL\n"}, False),
+    ({"/etc/ufw/user.rules": "-A ufw-user-input -p tcp --dport 22 -s 10.1.0.0/16 -j ACCEPT\n"}, True),
+    ({"/etc/ufw/user.rules": "-A ufw-user-input -p tcp --dport 22 -j ACCEPT\n"}, False),
 ])
-def test_management_source_restriction_debian(tmp_path, loaded, path, content, restricted):
-    result = _run(tmp_path, loaded, "l3-ip-mgmt-source-restricted-debian", {path: content}, family="debian")
+def test_management_source_restriction_debian(tmp_path, loaded, files, restricted):
+    result = _run(tmp_path, loaded, "l3-ip-mgmt-source-restricted-debian", files, family="debian")
     assert result.status == (Status.PASS if restricted else Status.FAIL), result.observed
 
 
@@ -622,7 +629,7 @@ SUDO_ACCOUNTS = {"/etc/passwd": "root:x:0:0::/root:/bin/bash\ncloud:x:1000:1000:
     # ... and a drop-in /etc/sudoers does not include is not read by sudo at all
     ("l3-ac-sudo-no-unrestricted-nopasswd", {**SUDO_ACCOUNTS, "/etc/sudoers": "root ALL=(ALL) ALL\n",
                                              "/etc/sudoers.d/90-cloud": "cloud ALL=(ALL) NOPASSWD:ALL\n"},
-     Status.PASS),
+     Status.NOT_APPLICABLE),  # so sudo grants no account but root anything: nothing to judge (bench/agreement.py)
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data *(rw)\n"}, Status.FAIL),
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data 10.0.0.0/24(rw,no_root_squash)\n"}, Status.FAIL),
     ("l3-ip-nfs-exports-restricted", {"/etc/exports": "/data 10.0.0.0/24(ro,root_squash)\n"}, Status.PASS),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.checks import sudo as sudo_probe
-from sentinel.hostview import RootHost
+from sentinel.hostview import NotApplicable, RootHost
 from sentinel.probe import ProbeContext, registry
 
 real = pytest.mark.skipif(
@@ -215,7 +215,8 @@ def test_no_admin_roles_at_all_is_not_separation(tmp_path):
     sep = _probe(root, "sudo.separation").observed
     assert sep["separated"] is False
     assert "no account is granted security administration" in sep["problems"]
-    assert _probe(root, "sudo.full_root").observed == []
+    with pytest.raises(NotApplicable, match="sudo grants no account but root anything"):
+        _probe(root, "sudo.full_root")
 
 
 def test_a_group_member_by_primary_gid_counts(tmp_path):
@@ -225,10 +226,50 @@ def test_a_group_member_by_primary_gid_counts(tmp_path):
 
 
 def test_no_sudoers_grants_nothing(tmp_path):
-    """Absence: without /etc/sudoers sudo lets nobody do anything, so nobody has full root, and no duty is
-    delegated either (separation fails: every duty stays with root)."""
+    """Absence: without /etc/sudoers sudo lets nobody do anything: "nobody but root has everything" would only
+    restate that (not applicable, so it cannot lift 8.1.4.2 d), and no duty is delegated either (separation
+    fails: every duty stays with root)."""
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/bash\nops1:x:1001:1001::/h:/bin/bash\n")
-    got = _probe(tmp_path, "sudo.full_root")
-    assert got.observed == [] and "sudo grants nobody anything" in got.evidence[0].excerpt
+    for kind in ("sudo.full_root", "sudo.nopasswd_all"):
+        with pytest.raises(NotApplicable, match="no /etc/sudoers: sudo grants nobody anything"):
+            _probe(tmp_path, kind)
     assert _probe(tmp_path, "sudo.separation").observed["separated"] is False
+
+
+STOCK_DEBIAN_SUDOERS = """\
+Defaults\tenv_reset
+Defaults\tmail_badpass
+root\tALL=(ALL:ALL) ALL
+%sudo\tALL=(ALL:ALL) ALL
+@includedir /etc/sudoers.d
+"""
+
+
+@pytest.mark.root
+@real
+@pytest.mark.parametrize("members", ["", "alice"])
+def test_stock_sudoers_without_administrators_lifts_nothing(tmp_path, members):
+    """bench/agreement.py found a stock Debian server (sudo installed, nobody in the sudo group, su open to
+    all) scored 部分符合 on 8.1.4.2 d because "no full root" and "no NOPASSWD: ALL" passed on grants that do
+    not exist. The real sudo decides who is granted anything: with no member, `sudo -l -U` refuses every
+    account and both checks are not applicable; with alice in %sudo she may run (ALL : ALL) ALL and
+    sudo.full_root names her."""
+    root = _lab(tmp_path)
+    etc = root / "etc"
+    (etc / "sudoers").write_text(STOCK_DEBIAN_SUDOERS)
+    for path in (etc / "sudoers.d").iterdir():
+        path.unlink()
+    kept = [ln for ln in (etc / "group").read_text().splitlines() if not ln.startswith("sudo:")]
+    (etc / "group").write_text("\n".join(kept + [f"sudo:x:27:{members}"]) + "\n")
+    granted = [u for u in ACCOUNTS
+               if "may run the following" in _in_namespace(root, f"sudo -l -U {u}").stdout]
+    assert granted == ([members] if members else [])
+    if members:
+        assert _probe(root, "sudo.full_root").observed == granted
+        assert _probe(root, "sudo.nopasswd_all").observed == []
+    else:
+        for kind in ("sudo.full_root", "sudo.nopasswd_all"):
+            with pytest.raises(NotApplicable):
+                _probe(root, kind)
+    assert _probe(root, "sudo.separation").observed["separated"] is False
