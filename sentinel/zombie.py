@@ -142,6 +142,7 @@ class Review(_Out):
     decision: Literal["confirm", "dismiss"]
     reason: str
     reviewer: str
+    reviewer_role: str  # admin (the authority's review) or dept_operator, as the reviewer was when reviewing
     at: datetime
     verdict: ZombieVerdict  # the system's verdict when it was reviewed
     current: bool  # still stands: the verdict is the one reviewed and (a dismissal) not older than review_days

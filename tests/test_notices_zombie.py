@@ -11,6 +11,7 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import insert, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -293,6 +294,155 @@ def test_0013_both_ways(empty_url):
         with db.read() as conn:
             assert kept(conn) == before
         assert "notice_items" in inspect(db.engine).get_table_names()
+        assert upgrade(db) == head_revision()
+    finally:
+        db.dispose()
+
+
+def _migration(name: str):
+    """A migration module by its file name (they start with a digit, so no plain import)."""
+    import importlib.util
+    from pathlib import Path
+
+    import sentinel.store.migrations.versions as versions
+
+    path = Path(versions.__file__).parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_whose_review_it_was_is_kept_from_when_it_was_made(site, db):
+    """The reviewer's role is recorded with the review: an admin's dismissal closes its problem after the admin's
+    token is deleted; a department operator's never does, neither after its token is deleted and an admin token
+    takes its id (SQLite reuses the highest freed rowid) nor after its role is edited to admin in the database
+    (the API has no role change). The rule that read the reviewer string would have judged all three otherwise."""
+    from sentinel.store.models import ApiToken
+
+    w, client, _agents, _days, clock = site
+    admin, ids, edu = w.tokens["admin"], w.systems, w.departments["edu"]
+    auditor = w.token("auditor", "admin")
+    w.token("edu-op-2", "dept_operator", ["edu"])  # the highest token id so far
+    r = client.post("/api/v1/notices", json={"department_id": edu}, headers=bearer(admin))
+    assert r.status_code == 201, r.text
+    nid = r.json()["id"]
+
+    def review(system: str, token: str) -> dict:
+        r = client.post(f"/api/v1/systems/{ids[system]}/zombie/reviews",
+                        json={"decision": "dismiss", "reason": "在用，附使用记录"}, headers=bearer(w.tokens[token]))
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    by_admin = review("archive", "auditor")
+    by_op2 = review("etax", "edu-op-2")
+    by_op = review("lab", "edu-op")
+    assert [x["reviewer_role"] for x in (by_admin, by_op2, by_op)] == ["admin", "dept_operator", "dept_operator"]
+
+    with db.session(write=True) as s:
+        tokens = {t.name: t for t in s.exec(select(ApiToken))}
+        op2_id = tokens["edu-op-2"].id
+        s.delete(tokens["edu-op-2"])
+        tokens["edu-op"].role = "admin"
+        s.add(tokens["edu-op"])
+    w.token("new-admin", "admin")
+    with db.session(write=True) as s:
+        new_id = s.exec(select(ApiToken.id).where(ApiToken.name == "new-admin")).one()
+        s.delete(s.exec(select(ApiToken).where(ApiToken.name == "auditor")).one())
+    if db.is_sqlite:
+        assert new_id == op2_id, "SQLite hands the freed highest id to the next token"
+    # what the read-time rule (kept as 0014's backfill rule) makes of the three reviews now
+    with db.session() as s:
+        token_roles = {t.id: t.role for t in s.exec(select(ApiToken))}
+    rule = _migration("0014_zombie_reviewer_role").backfill_role
+    assert rule(by_admin["reviewer"], token_roles) == "dept_operator"
+    assert rule(by_op["reviewer"], token_roles) == "admin"
+    assert rule(by_op2["reviewer"], token_roles) == ("admin" if db.is_sqlite else "dept_operator")
+
+    # only the admin's dismissal closes its problem, at its time
+    assert _verify(client, w, T0 + timedelta(days=1), clock) == {"fixed": 1, "open": 3, "overdue": 0, "escalated": 0}
+    items = _items(client, nid, admin)
+    assert {k: v["state"] for k, v in items.items()} == {
+        "zombie system old-portal": "open", "suspected zombie system archive": "fixed",
+        "suspected zombie system lab": "open", "suspected zombie system etax": "open"}
+    assert datetime.fromisoformat(items["suspected zombie system archive"]["fixed_at"]) == datetime.fromisoformat(
+        by_admin["at"])
+    # the next notice lists the department-dismissed systems again, not the authority-dismissed one
+    r = client.post("/api/v1/notices", json={"department_id": edu}, headers=bearer(admin))
+    assert {i["title"]["en"] for i in r.json()["items"]} == {
+        "zombie system old-portal", "suspected zombie system lab", "suspected zombie system etax"}
+    # the answers show the recorded role: the review list, and the verdict's review
+    listed = client.get(f"/api/v1/systems/{ids['lab']}/zombie/reviews", headers=bearer(admin)).json()
+    assert [(x["reviewer"], x["reviewer_role"]) for x in listed] == [(by_op["reviewer"], "dept_operator")]
+    verdict = client.get(f"/api/v1/systems/{ids['archive']}/zombie", headers=bearer(admin)).json()
+    assert (verdict["review"]["reviewer_role"], verdict["review"]["current"]) == ("admin", True)
+    # the deleted admin token's secret no longer authenticates
+    assert client.get("/api/v1/zombie", headers=bearer(auditor)).status_code == 401
+
+
+def test_0014_records_the_reviewer_role_both_ways(empty_url):
+    """0014 adds zombie_reviews.reviewer_role, filled for the stored reviews by the read-time rule (cli: admin; a
+    token that exists with role admin: admin; the rest dept_operator), NOT NULL and one of the two roles after;
+    back down the column goes and every review stays."""
+    from sentinel.store.db import Database, downgrade, head_revision, upgrade
+    from sentinel.store.models import ApiToken, Department, System, ZombieReview
+
+    db = Database(empty_url)
+    try:
+        assert upgrade(db, "0013") == "0013"
+        now = datetime.now(timezone.utc)
+        R = ZombieReview.__table__
+        # the table as 0013 left it (the model has one column more)
+        before_0014 = sa.table("zombie_reviews", *(sa.column(c.name, c.type) for c in R.columns
+                                                   if c.name not in ("id", "reviewer_role")))
+        with db.write() as conn:
+            d = conn.execute(insert(Department.__table__).values(name="d", title="", created_at=now)
+                             ).inserted_primary_key[0]
+            s = conn.execute(insert(System.__table__).values(
+                name="s", department_id=d, title="", level=3, s_grade=3, a_grade=2, label="S3A2", owner="", zones=[],
+                scan_scope=[], chain_head="0" * 64, created_at=now, updated_at=now)).inserted_primary_key[0]
+
+            def token(name: str, role: str) -> int:
+                return conn.execute(insert(ApiToken.__table__).values(
+                    name=name, token_hash=name.ljust(64, "0"), role=role, all_departments=role == "admin",
+                    created_by="cli:test", created_at=now)).inserted_primary_key[0]
+
+            a, op = token("a", "admin"), token("op", "dept_operator")
+            reviewers = ["cli:root", f"token:{a}:a", f"token:{op}:op", "token:999:gone", "token:x:odd", "someone"]
+            for n, reviewer in enumerate(reviewers):
+                conn.execute(before_0014.insert().values(
+                    system_id=s, department_id=d, decision="dismiss" if n % 2 else "confirm", verdict="suspect",
+                    reason=f"r{n}", evidence={"n": n}, reviewer=reviewer, at=now + timedelta(minutes=n)))
+        assert "reviewer_role" not in {c["name"] for c in inspect(db.engine).get_columns("zombie_reviews")}
+
+        assert upgrade(db) == head_revision()
+        with db.read() as conn:
+            got = conn.execute(select(R.c.reviewer, R.c.reviewer_role, R.c.reason).order_by(R.c.id)).all()
+        assert [(g.reviewer, g.reviewer_role) for g in got] == list(zip(reviewers, [
+            "admin", "admin", "dept_operator", "dept_operator", "dept_operator", "dept_operator"], strict=True))
+        assert [g.reason for g in got] == [f"r{n}" for n in range(len(reviewers))]
+        checks = {c["name"] for c in inspect(db.engine).get_check_constraints("zombie_reviews")}
+        assert {"ck_zombie_reviews_decision", "ck_zombie_reviews_reviewer_role"} <= checks, checks
+        assert "ck_zombie_reviews_ck_zombie_reviews_decision" not in checks  # 0010's name, the models' now
+        indexes = {i["name"] for i in inspect(db.engine).get_indexes("zombie_reviews")}
+        assert {"ix_zombie_reviews_system", "ix_zombie_reviews_department_id"} <= indexes, indexes
+        row = dict(system_id=s, department_id=d, decision="dismiss", verdict="zombie", reason="x", evidence={},
+                   reviewer="token:1:a", at=now)
+        for bad in ({}, {"reviewer_role": "assessor"}):  # NOT NULL, and only the roles that may review
+            with pytest.raises(IntegrityError):
+                with db.write() as conn:
+                    conn.execute(R.insert().values(**row, **bad))
+        with db.write() as conn:
+            conn.execute(R.insert().values(**row, reviewer_role="admin"))
+
+        assert downgrade(db, "0013") == "0013"
+        assert "reviewer_role" not in {c["name"] for c in inspect(db.engine).get_columns("zombie_reviews")}
+        assert "ck_zombie_reviews_decision" in {c["name"] for c in
+                                                inspect(db.engine).get_check_constraints("zombie_reviews")}
+        with db.read() as conn:
+            kept = conn.exec_driver_sql("SELECT reviewer FROM zombie_reviews ORDER BY id").scalars().all()
+        assert kept == reviewers + ["token:1:a"]
         assert upgrade(db) == head_revision()
     finally:
         db.dispose()

@@ -21,7 +21,6 @@ from ..events.grading import SEVERITY_OF_GRADE
 from ..store import zombie as zombie_store
 from ..store.models import (
     Agent,
-    ApiToken,
     Event,
     Finding,
     Host,
@@ -34,10 +33,11 @@ from ..store.models import (
     Website,
     WebsiteFinding,
 )
-from ..zombie import SystemVerdict, ZombieSettings, ZombieVerdict
+from ..zombie import Review, SystemVerdict, ZombieSettings, ZombieVerdict
 from .policy import NoticePolicy, grade
 
 OVERDUE_EVENT = "notice_overdue"
+AUTHORITY_ROLE = "admin"  # collector/auth.py ADMIN (not imported: the collector imports this package)
 OPEN_STATES = ("open", "overdue")
 
 
@@ -70,17 +70,11 @@ ZOMBIE_REMEDIATION = {
 }
 
 
-def _authority(s: Session, reviewer: str) -> bool:
-    """Whether a review was the authority's own (an admin: a token of role admin, or the local CLI, which acts as
-    admin) rather than the department's: actors are `token:<id>:<name>` or `cli:<user>` (collector/auth.py)."""
-    if reviewer.startswith("cli:"):
-        return True
-    kind, _, rest = reviewer.partition(":")
-    token_id = rest.partition(":")[0]
-    if kind != "token" or not token_id.isdigit():
-        return False
-    token = s.get(ApiToken, int(token_id))
-    return token is not None and token.role == "admin"
+def _authority(review: Review) -> bool:
+    """Whether a review was the authority's own (an admin's, or the local CLI's, which acts as admin) rather than
+    the department's: the role recorded when it was made (migration 0014), so a token revoked, deleted or given
+    another role later does not change what a past review meant."""
+    return review.reviewer_role == AUTHORITY_ROLE
 
 
 def _zombie_problem(v: SystemVerdict) -> Problem:
@@ -100,13 +94,13 @@ def _zombie_problem(v: SystemVerdict) -> Problem:
                    datetime.combine(v.window_start, datetime.min.time(), tzinfo=v.evaluated_at.tzinfo))
 
 
-def _zombie_listed(s: Session, v: SystemVerdict) -> bool:
+def _zombie_listed(v: SystemVerdict) -> bool:
     """A suspect or zombie verdict is a problem unless the authority's dismissal stands on it (a department's own
     dismissal is its answer, which never closes a problem)."""
     if v.verdict not in (ZombieVerdict.SUSPECT, ZombieVerdict.ZOMBIE):
         return False
     r = v.review
-    return not (r is not None and r.current and r.decision == "dismiss" and _authority(s, r.reviewer))
+    return not (r is not None and r.current and r.decision == "dismiss" and _authority(r))
 
 
 def open_problems(s: Session, department_id: int, zombie: ZombieSettings, now: datetime,
@@ -151,7 +145,7 @@ def open_problems(s: Session, department_id: int, zombie: ZombieSettings, now: d
                            f"网站 {sites.get(wf.website_id, wf.website_id)}：{wf.subject}"[:2000], wf.source,
                            dict(wf.remediation), wf.first_seen))
     for v in zombie_store.evaluate(s.connection(), zombie, now=now, department_ids=[department_id]):
-        if _zombie_listed(s, v):
+        if _zombie_listed(v):
             out.append(_zombie_problem(v))
     if wanted is not None:
         out = [p for p in out if p.system_id in wanted]
@@ -206,7 +200,7 @@ def _zombie_resolved(s: Session, v: SystemVerdict) -> Optional[datetime]:
         return v.evaluated_at
     r = v.review
     if v.verdict in (ZombieVerdict.SUSPECT, ZombieVerdict.ZOMBIE):
-        if r is not None and r.current and r.decision == "dismiss" and _authority(s, r.reviewer):
+        if r is not None and r.current and r.decision == "dismiss" and _authority(r):
             return r.at
         return None
     if v.hosts or r is None or r.decision != "confirm":

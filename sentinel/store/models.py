@@ -656,12 +656,16 @@ ZOMBIE_DECISIONS = ("confirm", "dismiss")
 class ZombieReview(Base, table=True):
     """A person's decision on a system's zombie verdict (审): confirm (it goes on the department's decommission
     list, 清) or dismiss, with the reason and the verdict and evidence as they were reviewed. Append-only: the
-    latest counts while the verdict is the one reviewed (sentinel/zombie.py review_stands)."""
+    latest counts while the verdict is the one reviewed (sentinel/zombie.py review_stands). `reviewer_role` is
+    the reviewer's role when the review was made (migration 0014): whether a dismissal is the authority's must not
+    change when the token is later revoked, deleted or its id reused."""
 
     __tablename__ = "zombie_reviews"
     __table_args__ = (
         Index("ix_zombie_reviews_system", "system_id", "id"),
         CheckConstraint("decision IN ('confirm', 'dismiss')", name="decision"),
+        # the roles that may review (collector/routers/zombie.py); an admin's review is the authority's
+        CheckConstraint("reviewer_role IN ('admin', 'dept_operator')", name="reviewer_role"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -672,6 +676,7 @@ class ZombieReview(Base, table=True):
     reason: str = Field(sa_type=Text, nullable=False)
     evidence: JSONObject = _json(nullable=False)  # the SystemVerdict reviewed
     reviewer: str = Field(sa_type=String(200), nullable=False)
+    reviewer_role: str = Field(sa_type=String(16), nullable=False)
     at: datetime = _ts(nullable=False)
 
 

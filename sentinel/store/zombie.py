@@ -187,7 +187,8 @@ def evaluate(conn: Connection, settings: ZombieSettings, *, now: Optional[dateti
             at = _aware(r.at)
             assert at is not None
             reviewed = ZombieVerdict(r.verdict)
-            review = Review(decision=r.decision, reason=r.reason, reviewer=r.reviewer, at=at, verdict=reviewed,
+            review = Review(decision=r.decision, reason=r.reason, reviewer=r.reviewer, reviewer_role=r.reviewer_role,
+                            at=at, verdict=reviewed,
                             current=review_stands(r.decision, reviewed, at, verdict, now, settings))
         out.append(SystemVerdict(system_id=s.id, system=s.name, department_id=s.department_id,
                                  department=s.department, verdict=verdict, verdict_zh=VERDICT_ZH[verdict],

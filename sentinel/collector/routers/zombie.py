@@ -38,6 +38,8 @@ class ReviewOut(Out):
     verdict: str
     reason: str
     reviewer: str
+    reviewer_role: str = Field(description="the reviewer's role when reviewing: admin (the authority: its dismissal "
+                                           "closes the system's 通报 problem) or dept_operator (the department's)")
     at: datetime
 
 
@@ -116,7 +118,7 @@ def add_review(request: Request, system_id: Id, spec: ReviewIn, db: DB, p: Calle
         row = ZombieReview(system_id=system_id, department_id=system.department_id, decision=spec.decision,
                            verdict=current.verdict.value, reason=spec.reason,
                            evidence=current.model_dump(mode="json", exclude={"review"}), reviewer=p.actor,
-                           at=datetime.now(timezone.utc))
+                           reviewer_role=p.role, at=datetime.now(timezone.utc))
         s.add(row)
         s.flush()
         ctx.audit("zombie.review", f"system:{system.id}:{system.name}",
