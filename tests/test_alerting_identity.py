@@ -19,6 +19,8 @@ RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "sentine
 DEPT, SYSTEM, LEVEL = "财政局", "预算一体化平台", 3  # realistic_snapshot: 2 high-risk findings, 1 forbidden port
 SITE = {"site": "test-site"}  # Prometheus's external_labels, which its rule alerts carry
 
+pytest_plugins = ["tests.dbfixtures"]
+
 
 @pytest.mark.parametrize("kind", sorted(SHARED_IDENTITY))
 def test_a_shared_kind_is_graded_as_its_rule_at_every_level(kind):
@@ -85,6 +87,91 @@ scrape_configs:
                                                "site"}, labels
                     checks = am_alerts("SentinelHighRiskFinding")[0]["annotations"]["check"]
                     assert checks == "l3-pass-age, l3-ssh-root", checks
+                finally:
+                    publisher.close()
+                prom.close()
+                am.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_an_overdue_notice_problem_is_one_alert_from_the_loop_and_the_rule(tmp_path, db):
+    """The 通报 loop's escalation (notice_overdue, one event per problem, as the loop writes it) and the standing rule
+    SentinelNoticeProblemsOverdue on the same system reach one real Alertmanager as one alert: the department is
+    paged once for the fact, at the table's grade."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from sentinel.notices import loop
+    from sentinel.notices.policy import NoticePolicy
+    from sentinel.store.models import Event, NoticeItem
+    from sentinel.zombie import ZombieSettings
+    from tests.collector_helpers import World
+
+    system, dept = "全民健康信息平台", "卫健委"  # realistic_snapshot: level 3, one overdue problem
+    w = World(db)
+    w.department(dept)
+    sid = w.system(system, dept, level=3)
+    now = datetime.now(timezone.utc)
+    with db.session(write=True) as s:
+        notice = loop.issue(s, w.departments[dept], NoticePolicy(), ZombieSettings(), now - timedelta(days=20), "test")
+        for n in (1, 2):  # two problems of the system past their deadline (no source row resolves them)
+            s.add(NoticeItem(notice_id=notice.id or 0, department_id=w.departments[dept], system_id=sid, seq=n,
+                             source="finding", source_id=10_000 + n, grade="一般", title={"zh": f"问题{n}", "en": "x"},
+                             location="", basis="", remediation={}, first_seen=now - timedelta(days=20),
+                             deadline=now - timedelta(days=5), state="open"))
+        s.flush()
+        assert loop.verify(s, now, ZombieSettings())["escalated"] == 2
+    with db.session() as s:
+        rows = s.exec(select(Event).where(Event.kind == "notice_overdue").order_by(Event.id)).all()
+        pushed = [AlertEvent.from_row(row) for row in rows]  # as the collector's publisher builds them
+    assert len({e.key for e in pushed}) == 2
+
+    registry = make_registry(lambda: realistic_snapshot(now))
+    server = MetricsServer(lambda accept: render(registry, accept))
+    (tmp_path / "am").mkdir()
+    (tmp_path / "prom").mkdir()
+    name = "SentinelNoticeProblemsOverdue"
+    try:
+        with alertmanager(tmp_path / "am") as am_base:
+            config = f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s, external_labels: {{site: {SITE['site']}}}}}
+rule_files: ["{RULES}"]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["{am_base.split('//')[1]}"]}}]}}]
+scrape_configs:
+  - job_name: sentinel
+    static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]
+"""
+            with prometheus(tmp_path / "prom", config) as prom_base:
+                prom = httpx.Client(base_url=prom_base, timeout=10, trust_env=False)
+                am = httpx.Client(base_url=am_base, timeout=10, trust_env=False)
+
+                def am_alerts() -> list[dict]:
+                    got = am.get("/api/v2/alerts", params={"filter": f'alertname="{name}"'}).json()
+                    return [a for a in got if a["labels"].get("system") == system]
+
+                def rule_firing() -> bool:
+                    alerts = prom.get("/api/v1/alerts").json()["data"]["alerts"]
+                    return any(a["labels"]["alertname"] == name and a["labels"].get("system") == system
+                               and a["state"] == "firing" for a in alerts)
+
+                eventually(lambda: rule_firing() and am_alerts(), timeout=30, what=f"rule alert {name}")
+                publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
+                try:
+                    for event in pushed:
+                        publisher.submit(event)
+                    eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
+                    # the pushed annotations (its title) are on the one alert: both paths reached it
+                    eventually(lambda: any("逾期未整改" in a["annotations"].get("title", "") for a in am_alerts()),
+                               what="the pushed update on the rule's alert")
+                    got = am_alerts()
+                    assert len(got) == 1, f"{len(got)} alerts for one fact: {[a['labels'] for a in got]}"
+                    labels = got[0]["labels"]
+                    assert labels == {"alertname": name, "department": dept, "system": system, "level": "3",
+                                      "severity": "low", "grade": "一般", "site": SITE["site"]}, labels
                 finally:
                     publisher.close()
                 prom.close()

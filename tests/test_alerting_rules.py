@@ -135,6 +135,9 @@ def test_alertmanager_config_and_routing():
     # a missed RPO or a broken replica: the backup operators, and the system's department as well
     assert route("alertname=SentinelSystemMissesRPO", "grade=一般", "department=卫健委") == "dr-team,health-team"
     assert route("alertname=SentinelReplicationBroken", "grade=较大", "department=公安局") == "dr-team"
+    # a 通报 problem overdue: the department that must rectify it (a level 4 system's is 较大, still not on-call)
+    assert route("alertname=SentinelNoticeProblemsOverdue", "grade=一般", "department=卫健委") == "health-team"
+    assert route("alertname=SentinelNoticeProblemsOverdue", "grade=较大", "department=财政局") == "finance-team"
 
 
 def test_outage_inhibits_dependent_alerts_in_a_real_alertmanager(tmp_path: Path):

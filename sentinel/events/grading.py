@@ -73,6 +73,8 @@ CLASS_OF: dict[str, EventClass] = {
     # 数据备份恢复 (docs/backups.md): recovery weakened, no weakness open to attack by itself
     "SentinelSystemMissesRPO": "degradation",
     "SentinelReplicationBroken": "degradation",
+    # the 通报 loop: notified problems past their deadline, as the pushed notice_overdue (one alert identity)
+    "SentinelNoticeProblemsOverdue": "degradation",
     "SentinelCertificateExpiringSoon": "notice",
     "SentinelScanStale": "notice",
     "SentinelSystemSuspectedZombie": "notice",  # 僵尸信息系统 to review (docs/zombie.md): no weakness by itself

@@ -172,6 +172,8 @@ SHARED_IDENTITY: dict[str, str] = {
     "high_risk_finding": "SentinelHighRiskFinding",
     "new_forbidden_port": "SentinelForbiddenServiceOpen",
     "score_drop": "SentinelSystemScoreDropped",
+    # the 通报 loop's escalation (once, when a problem turns overdue) and the standing rule on the overdue count
+    "notice_overdue": "SentinelNoticeProblemsOverdue",
 }
 
 

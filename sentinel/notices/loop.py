@@ -21,6 +21,7 @@ from ..events.grading import SEVERITY_OF_GRADE
 from ..store import zombie as zombie_store
 from ..store.models import (
     Agent,
+    Department,
     Event,
     Finding,
     Host,
@@ -275,13 +276,16 @@ def _was_escalated(s: Session, source: str, source_id: int) -> bool:
 def _escalate(s: Session, item: NoticeItem, now: datetime) -> None:
     notice = s.get(Notice, item.notice_id)
     system = s.get(System, item.system_id)
-    assert notice is not None and system is not None
+    department = s.get(Department, item.department_id)
+    assert notice is not None and system is not None and department is not None
     severity = "critical" if SEVERITY_OF_GRADE[item.grade] in ("critical", "high") else "warning"
     s.add(Event(kind=OVERDUE_EVENT, severity=severity, department_id=item.department_id, system_id=item.system_id,
                 fingerprint=_sha(f"{OVERDUE_EVENT}|{item.source}|{item.source_id}")[:32],
                 summary=(f"{system.name}: 通报 {notice.number} 第{item.seq}项逾期未整改（期限 "
                          f"{item.deadline:%Y-%m-%d}）: {item.title.get('zh', '')}")[:4000],
-                payload={"system": system.name, "level": system.level, "notice": notice.number,
+                # department and system by name: the publisher builds the alert from the payload (AlertEvent.from_row)
+                payload={"department": department.name, "system": system.name, "level": system.level,
+                         "notice": notice.number,
                          "notice_id": notice.id, "item_id": item.id, "source": item.source,
                          "source_id": item.source_id, "grade": item.grade, "deadline": item.deadline.isoformat(),
                          "location": item.location},
