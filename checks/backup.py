@@ -18,10 +18,10 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sentinel.hostview import NotDeclared, ProbeError
 from sentinel.model import Evidence, Observation, Strict
@@ -40,15 +40,6 @@ class BackupCopy(Strict):
     site: str = "local"  # where the copy is kept; another name than the host's site is off-site
 
 
-class CopiesParams(Strict):
-    backups: list[BackupCopy] = Field(default_factory=list)
-    site: str = "local"  # the site (machine room, 机房) the host itself is at
-    rpo_hours: float = 24.0  # the recovery point objective: the newest copy may be at most this old
-    # which copies decide: a copy that cannot be read makes the check an error only when it is one of these and
-    # none of them is within the RPO (an unreachable off-site repository does not hide a fresh local backup)
-    judge: Literal["local", "offsite", "all"] = "all"
-
-
 class ReplicaDb(Strict):
     # postgresql: declare the primary (pg_stat_replication lists its standbys); mysql (MySQL/MariaDB): declare the
     # replica (SHOW REPLICA STATUS is kept by the replica, a source does not know its replicas' state)
@@ -56,8 +47,41 @@ class ReplicaDb(Strict):
     instance: Optional[str] = None  # the credentials instance (sentinel/objectcreds.py), e.g. the port
 
 
-class ReplicationParams(Strict):
+class Declaration(Strict):
+    """What a site declares for a host's disaster recovery. Every backup check takes the whole of it, so a site
+    file can write it once (`params: &dr {...}`, then `{params: *dr}` on each check); each check reads its part."""
+
+    backups: list[BackupCopy] = Field(default_factory=list)
+    site: str = "local"  # the site (machine room, 机房) the host itself is at
+    rpo_hours: float = 24.0  # the recovery point objective: the newest copy may be at most this old
     databases: list[ReplicaDb] = Field(default_factory=list)
+    # where the other end of each replication link is: a standby's application_name or client address (on a
+    # primary), the primary's or source's host (on a standby or replica) -> its site
+    sites: dict[str, str] = Field(default_factory=dict)
+    # the replicas the site's failover (switch-over) procedure promotes, by the same names or addresses
+    failover: list[str] = Field(default_factory=list)
+    # how far behind an off-site replica may be and still be a real-time copy (异地实时备份): GB/T 20988-2007's
+    # level 5 (实时数据传输) allows an RPO of 0-30 minutes; a smaller rpo_hours is stricter still
+    realtime_lag_seconds: float = Field(default=1800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _own_site(self) -> Declaration:
+        if self.sites and self.site == "local":
+            raise ValueError("sites: declares where the replicas are, so the host's own site is needed too "
+                             "(site: ...); otherwise every replica would read as off-site")
+        return self
+
+
+class CopiesParams(Declaration):
+    # which copies decide: a copy that cannot be read makes the check an error only when it is one of these and
+    # none of them is within the RPO (an unreachable off-site repository does not hide a fresh local backup)
+    judge: Literal["local", "offsite", "all"] = "all"
+
+
+class ReplicationParams(Declaration):
+    # all: hot redundancy (any replica streaming); offsite: 异地实时备份 (a replica at another site streaming within
+    # the real-time lag); failover: the facts of 异地灾难备份中心 (an off-site real-time replica declared as failover)
+    judge: Literal["all", "offsite", "failover"] = "all"
 
 
 _NOTHING = ("no backup declared for this host (docs/backups.md)", "未声明本机的备份（见 docs/backups.md）")
@@ -65,6 +89,8 @@ _NO_OFFSITE = ("no backup declared for this host, so no off-site copy to judge (
                "未声明本机的备份，无异地副本可判断（见 docs/backups.md）")
 _NO_DATABASE = ("no replicated database declared for this host (docs/backups.md)",
                 "未声明本机需复制的数据库（见 docs/backups.md）")
+_NOTHING_OFFSITE = ("nothing declared for this host, so no off-site real-time copy to judge (docs/backups.md)",
+                    "未声明本机的备份与复制，无异地实时副本可判断（见 docs/backups.md）")
 _URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 _TIMEOUT = 60.0
 
@@ -219,7 +245,7 @@ _READERS = {"restic": _restic, "borg": _borg, "pgbackrest": _pgbackrest, "files"
 @probe("backup.copies", CopiesParams, live_only=True)
 def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
     """The declared backup copies with their newest backup and its age against the RPO, and which are off-site."""
-    if not params.backups:
+    if not params.backups and not (params.databases and params.judge != "local"):
         if params.judge == "offsite":  # the local check already says the declaration is missing
             raise NotDeclared(*_NO_OFFSITE)
         raise ProbeError(*_NOTHING, declaration=True)
@@ -243,6 +269,11 @@ def copies(ctx: ProbeContext, params: CopiesParams) -> Observation:
                      "newest": newest.isoformat(timespec="seconds") if newest else None,
                      "age_hours": None if age is None else round(age, 2),
                      "within_rpo": age is not None and age <= params.rpo_hours})
+
+    if params.databases and params.judge != "local":
+        more, more_evs = _replica_copies(params, now)
+        rows += more
+        evs += more_evs
 
     def newest_age(selected: list[dict[str, Any]]) -> Optional[float]:
         ages = [r["age_hours"] for r in selected if r["age_hours"] is not None]
@@ -289,31 +320,107 @@ _PG_STANDBY = (
 @probe("backup.replication", ReplicationParams, live_only=True)
 def replication(ctx: ProbeContext, params: ReplicationParams) -> Observation:
     """The streaming replicas of each declared database primary, with their state and lag."""
-    if not params.databases:  # a host without an important database: hot redundancy is left to the assessor
+    limit = min(params.realtime_lag_seconds, params.rpo_hours * 3600)
+    if not params.databases:
+        if params.judge == "offsite" and params.backups:
+            # copies declared and no replica: what goes off-site goes as scheduled backups, which is off-site
+            # but not the real-time backup 8.1.4.9 b asks for (the off-site copies' ages are l3-br-offsite-rpo's)
+            off = [c.name for c in params.backups if c.site != params.site]
+            return Observation(observed={
+                "databases": [], "site": params.site, "streaming": 0, "max_lag_seconds": None,
+                "offsite_realtime": 0, "failover_ready": 0, "realtime_lag_seconds": limit,
+                "rpo_hours": params.rpo_hours, "scheduled_offsite_copies": off}, evidence=[evidence(
+                    "declared copies", "no replicated database declared; off-site copies, all scheduled backups: "
+                    + (", ".join(off) or "none"))])
+        if params.judge == "offsite":
+            raise NotDeclared(*_NOTHING_OFFSITE)
+        # a host without an important database: hot redundancy is left to the assessor
         raise NotDeclared(*_NO_DATABASE)
     dbs: list[dict[str, Any]] = []
     evs: list[Evidence] = []
     for db in params.databases:
-        if db.kind == "mysql":
-            where, replicas = _mysql_replica(db)
-        else:
-            where, rows = _pg_replicas(db)
-            replicas = [{"name": r[0], "client": r[1], "state": r[2], "sync_state": r[3],
-                         "replay_lag_seconds": None if r[4] is None else round(r[4], 3),
-                         "lag_bytes": None if r[5] is None else int(r[5])} for r in rows]
+        where, replicas = _links(db, params, limit)
         streaming = [r for r in replicas if r["state"] == "streaming"]
         lags = [r["replay_lag_seconds"] or 0.0 for r in streaming]
-        dbs.append({"database": where, "replicas": replicas, "streaming": len(streaming),
+        dbs.append({"database": where, "kind": db.kind, "replicas": replicas, "streaming": len(streaming),
                     "max_lag_seconds": max(lags) if lags else None})
         evs.append(evidence(f"{db.kind} {where}: " + ("SHOW REPLICA STATUS" if db.kind == "mysql" else
                                                       "pg_stat_replication"),
                             "\n".join(f"{r['name']} {r['client']} {r['state']} {r['sync_state']} "
-                                      f"lag={r['replay_lag_seconds']}s {r['lag_bytes']}B" for r in replicas)
+                                      f"lag={r['replay_lag_seconds']}s {r['lag_bytes']}B site={r['site'] or '?'}"
+                                      + (" failover" if r["failover"] else "") for r in replicas)
                             or "no replica connected"))
     lags_all = [d["max_lag_seconds"] for d in dbs if d["max_lag_seconds"] is not None]
-    observed = {"databases": dbs, "streaming": min(d["streaming"] for d in dbs),
-                "max_lag_seconds": max(lags_all) if lags_all else None}
+    every = [r for d in dbs for r in d["replicas"]]
+    observed = {"databases": dbs, "site": params.site, "streaming": min(d["streaming"] for d in dbs),
+                "max_lag_seconds": max(lags_all) if lags_all else None,
+                "offsite_realtime": sum(1 for r in every if r["realtime"]),
+                "failover_ready": sum(1 for r in every if r["realtime"] and r["failover"]),
+                "realtime_lag_seconds": limit, "rpo_hours": params.rpo_hours}
     return Observation(observed=observed, evidence=evs)
+
+
+def _links(db: ReplicaDb, params: Declaration, limit: float) -> tuple[str, list[dict[str, Any]]]:
+    """A declared database's replication links, each placed at its declared site."""
+    if db.kind == "mysql":
+        where, replicas = _mysql_replica(db)
+    else:
+        where, rows = _pg_replicas(db)
+        replicas = [{"name": r[0], "client": r[1], "state": r[2], "sync_state": r[3],
+                     "replay_lag_seconds": None if r[4] is None else round(r[4], 3),
+                     "lag_bytes": None if r[5] is None else int(r[5])} for r in rows]
+    for r in replicas:
+        _place(r, params, limit)
+    return where, replicas
+
+
+def _replica_copies(params: CopiesParams, now: datetime) -> tuple[list[dict[str, Any]], list[Evidence]]:
+    """The declared databases' replicas at another site as off-site copies (异地实时备份 is a copy at the backup
+    site too): while streaming its newest data is now less its lag. A replica at this site is no backup copy (a
+    deletion reaches it at once); its hot redundancy is l3-br-db-replica's."""
+    rows: list[dict[str, Any]] = []
+    evs: list[Evidence] = []
+    limit = min(params.realtime_lag_seconds, params.rpo_hours * 3600)
+    for db in params.databases:
+        try:
+            where, links = _links(db, params, limit)
+        except ProbeError as exc:  # where its replicas are is unknown: off-site if the site places any elsewhere
+            rows.append({"name": f"{db.kind} {db.instance or ''}".strip(), "tool": f"{db.kind} replica",
+                         "where": db.instance or "", "site": "?", "replica": True,
+                         "offsite": any(v != params.site for v in params.sites.values()), "backups": None,
+                         "newest": None, "age_hours": None, "within_rpo": None,
+                         "error": str(exc), "error_zh": exc.zh or str(exc)})
+            continue
+        for r in links:
+            if not r["offsite"]:
+                continue
+            up = r["state"] == "streaming"
+            lag = r["replay_lag_seconds"] or 0.0
+            newest = now - timedelta(seconds=lag) if up else None
+            rows.append({"name": r["name"] or r["client"], "tool": f"{db.kind} replica",
+                         "where": f"{where} <-> {r['client']}", "site": r["site"], "replica": True,
+                         "offsite": True, "backups": 1 if up else 0,
+                         "newest": newest.isoformat(timespec="seconds") if newest else None,
+                         "age_hours": round(lag / 3600, 2) if up else None,
+                         "within_rpo": up and lag <= params.rpo_hours * 3600, "realtime": r["realtime"]})
+        evs.append(evidence(f"{db.kind} {where}: replicas at other sites",
+                            "\n".join(f"{r['name']} {r['client']} {r['state']} lag={r['replay_lag_seconds']}s "
+                                      f"site={r['site']}" for r in links if r["offsite"]) or "none"))
+    return rows, evs
+
+
+def _place(row: dict[str, Any], params: Declaration, limit: float) -> None:
+    """Where the other end of a replication link is, as the site declares it (by the standby's name, its
+    address, or the address without the port), and whether it is an off-site real-time copy: streaming to
+    another site no further behind than the real-time limit. An end the site did not place is not off-site."""
+    client = str(row.get("client") or "")
+    keys = [str(row.get("name") or ""), client, client.rsplit(":", 1)[0] if ":" in client else client]
+    site = next((params.sites[k] for k in keys if k and k in params.sites), None)
+    lag = row.get("replay_lag_seconds") or 0.0  # PostgreSQL's replay_lag is null while idle: caught up
+    row["site"] = site
+    row["offsite"] = site is not None and site != params.site
+    row["realtime"] = row["offsite"] and row["state"] == "streaming" and lag <= limit
+    row["failover"] = any(k and k in params.failover for k in keys)
 
 
 def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:

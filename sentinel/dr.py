@@ -11,6 +11,11 @@ l3-br-db-replica), with the facts a person can check: which check, which host, w
 - A system misses when a host misses, is unknown when a host is unknown (or it has no host), else meets.
 - Replication (热冗余) is shown beside it, not in the RPO verdict: `streaming`, `broken` (a declared database has
   no streaming replica), `unknown` (the check errored) or `none` (nothing declared or judged).
+- A database replica streaming to a site the site file declares as another one is an off-site copy (异地实时备份,
+  8.1.4.9 b): it counts in the off-site copies, and its newest data is the run's time less its lag, so it can
+  keep the off-site scope within the RPO; whether the off-site copy is real-time is l3-br-offsite-realtime's
+  verdict (`offsite_realtime`). The replicas the site declares as failover targets are listed as facts for
+  the assessor of level 4's 异地灾难备份中心 (9.1.4.9 d), which stays a person's verdict.
 """
 from __future__ import annotations
 
@@ -22,9 +27,13 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, Field
 
 LOCAL, OFFSITE, REPLICA = "l3-br-backup-rpo", "l3-br-offsite-rpo", "l3-br-db-replica"
-CHECKS = (LOCAL, OFFSITE, REPLICA)
+REALTIME = "l3-br-offsite-realtime"
+CHECKS = (LOCAL, OFFSITE, REPLICA, REALTIME)
 Verdict = Literal["meets", "misses", "unknown"]
 Replication = Literal["streaming", "broken", "unknown", "none"]
+# l3-br-offsite-realtime: passed, failed, could not be judged (error, waived), or absent/not declared
+Realtime = Literal["met", "not_met", "unknown", "none"]
+REALTIME_STATES: tuple[Realtime, ...] = ("met", "not_met", "unknown", "none")
 VERDICTS: tuple[Verdict, ...] = ("meets", "misses", "unknown")
 REPLICATION_STATES: tuple[Replication, ...] = ("streaming", "broken", "unknown", "none")
 VERDICT_ZH: dict[str, str] = {"meets": "满足恢复点目标", "misses": "未满足恢复点目标", "unknown": "未知"}
@@ -100,6 +109,12 @@ class HostDR(BaseModel):
     newest_offsite: Optional[datetime] = None
     replication: Replication = "none"
     replication_lag_seconds: Optional[float] = None
+    offsite_realtime: Realtime = Field(default="none", description="异地实时备份 (l3-br-offsite-realtime): met, "
+                                       "not_met, unknown or none (not declared or not in the baseline)")
+    offsite_replicas: Optional[int] = Field(default=None, description="database replicas streaming to another "
+                                            "site (counted in offsite_count)")
+    failover_targets: list[str] = Field(default_factory=list, description="the replicas declared as failover "
+                                        "targets, as seen: facts for 异地灾难备份中心 (level 4), judged by a person")
     databases: list[DatabaseState] = Field(default_factory=list)
     checks: list[CheckFacts] = Field(default_factory=list, description="the stored results, as evidence")
 
@@ -116,6 +131,8 @@ class SystemDR(BaseModel):
     rpo_hours: Optional[float] = Field(default=None, description="the smallest RPO its hosts are judged against")
     replication: Replication
     replication_lag_seconds: Optional[float] = None
+    offsite_realtime: Realtime = "none"
+    failover_targets: list[str] = Field(default_factory=list)
     evaluated_at: datetime
     hosts: list[HostDR]
 
@@ -160,6 +177,43 @@ def _newest_raw(observed: Any, offsite: bool) -> Optional[datetime]:
     return max((t for t in times if t is not None), default=None)
 
 
+@dataclass(frozen=True)
+class _Replica:
+    name: str
+    kind: str
+    database: str
+    client: str
+    site: Optional[str]
+    offsite: bool
+    state: str
+    lag: float
+    realtime: bool
+    failover: bool
+    newest: Optional[datetime]  # the run's time less the lag, while streaming
+
+
+def _replicas(r: Optional[StoredResult]) -> list[_Replica]:
+    """The replicas of a replication result (pass or fail: an error or a not_applicable holds none)."""
+    if r is None or r.status not in ("pass", "fail") or not isinstance(r.observed, dict):
+        return []
+    out = []
+    for d in r.observed.get("databases") or []:
+        if not isinstance(d, dict):
+            continue
+        for x in d.get("replicas") or []:
+            if not isinstance(x, dict):
+                continue
+            lag = _num(x.get("replay_lag_seconds")) or 0.0  # null while a PostgreSQL standby is caught up
+            streaming = x.get("state") == "streaming"
+            out.append(_Replica(
+                name=str(x.get("name") or ""), kind=str(d.get("kind") or ""), database=str(d.get("database", "")),
+                client=str(x.get("client") or ""), site=x.get("site"), offsite=bool(x.get("offsite")),
+                state=str(x.get("state") or ""), lag=lag,
+                realtime=bool(x.get("realtime")), failover=bool(x.get("failover")),
+                newest=r.checked_at - timedelta(seconds=lag) if streaming and bool(x.get("offsite")) else None))
+    return out
+
+
 def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: datetime,
                evidence: bool = True) -> HostDR:
     by_id = {r.check_id: r for r in results}
@@ -168,9 +222,28 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
     rpos: list[float] = []
     observed: dict[str, Any] = {}
     shown: Optional[StoredResult] = None
+    # the replicas as the real-time check saw them, else as the hot-redundancy check did (one declaration)
+    real = by_id.get(REALTIME)
+    links = _replicas(real) or _replicas(by_id.get(REPLICA))
+    via = max((x for x in links if x.newest is not None), key=lambda x: x.newest or now, default=None)
     for cid, offsite in ((LOCAL, False), (OFFSITE, True)):
         scope = "off-site" if offsite else "local"
         r = by_id.get(cid)
+        rpo_here = (_num(r.observed.get("rpo_hours")) if r is not None and isinstance(r.observed, dict) else None)
+        if offsite and via is not None and via.newest is not None:
+            rpo_via = rpo_here if rpo_here is not None else next(
+                (x for x in (_rpo(by_id.get(LOCAL)), _rpo(real), _rpo(by_id.get(REPLICA))) if x is not None), None)
+            if rpo_via is not None and now - via.newest <= timedelta(hours=rpo_via):
+                # a replica streaming to another site is an off-site copy whose newest data is the run's time
+                # less its lag: the off-site scope is within the RPO whatever the scheduled copies say
+                if r is not None and isinstance(r.observed, dict) and not observed:
+                    observed, shown = r.observed, r
+                rpos.append(rpo_via)
+                states.append("meets")
+                reasons.append(f"{cid}: off-site replica {via.name or via.client} ({via.kind}, site {via.site}) "
+                               f"streaming at {via.newest.isoformat(timespec='seconds')} (lag {via.lag:g} s), "
+                               f"within the RPO of {rpo_via:g} h")
+                continue
         if r is None:
             states.append("unknown")
             reasons.append(f"{cid}: no result in the host's latest run (no run yet, or not in its baseline)")
@@ -201,15 +274,29 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
             reasons.append(f"{cid}: {r.status}: {r.reason or 'no reason stored'}")
     verdict: Verdict = "misses" if "misses" in states else "unknown" if "unknown" in states else "meets"
     replication, lag, dbs = _replication(by_id.get(REPLICA), reasons, evidence)
+    realtime = _realtime(real, reasons)
     checked = max((r.checked_at for r in results), default=None)
+    offsite_links = [x for x in links if x.newest is not None]
+    held = observed.get("copies")
+    rows: list[Any] = held if isinstance(held, list) else []
+    # an off-site copies result that read the replicas itself holds them as rows already: not twice
+    extra = [] if any(isinstance(r, dict) and r.get("replica") for r in rows) else links
+    copies = (_copies(observed, now) + [_link_copy(x, now) for x in extra if x.site is not None]) if evidence else []
+    offsite_count = observed.get("offsite_count") if isinstance(observed.get("offsite_count"), int) else None
+    if extra and offsite_links:
+        offsite_count = (offsite_count or 0) + len(offsite_links)
+    newest_offsite = max((t for t in (shown.newest[1] if shown else None, via.newest if via else None)
+                          if t is not None), default=None)
     return HostDR(
         host_id=host_id, host=host, verdict=verdict, verdict_zh=VERDICT_ZH[verdict], reasons=reasons,
         rpo_hours=min(rpos) if rpos else None,
-        checked_at=checked, copies=_copies(observed, now) if evidence else [],
+        checked_at=checked, copies=copies,
         copy_count=observed.get("copy_count") if isinstance(observed.get("copy_count"), int) else None,
-        offsite_count=observed.get("offsite_count") if isinstance(observed.get("offsite_count"), int) else None,
-        newest_local=shown.newest[0] if shown else None, newest_offsite=shown.newest[1] if shown else None,
-        replication=replication, replication_lag_seconds=lag, databases=dbs,
+        offsite_count=offsite_count,
+        newest_local=shown.newest[0] if shown else None, newest_offsite=newest_offsite,
+        replication=replication, replication_lag_seconds=lag, offsite_realtime=realtime,
+        offsite_replicas=len(offsite_links) if links else None,
+        failover_targets=[_fact(x) for x in links if x.failover], databases=dbs,
         checks=[_facts(r) for r in results] if evidence else [])
 
 
@@ -230,6 +317,36 @@ def _replication(r: Optional[StoredResult], reasons: list[str],
         return "broken", lag, dbs
     reasons.append(f"{REPLICA}: {r.status}: {r.reason or 'no reason stored'}")
     return "unknown", lag, dbs
+
+
+def _rpo(r: Optional[StoredResult]) -> Optional[float]:
+    return _num(r.observed.get("rpo_hours")) if r is not None and isinstance(r.observed, dict) else None
+
+
+def _realtime(r: Optional[StoredResult], reasons: list[str]) -> Realtime:
+    if r is None or r.status == "not_applicable":
+        return "none"
+    if r.waiver:
+        return "unknown"
+    if r.status == "pass":
+        return "met"
+    reasons.append(f"{REALTIME}: {'failed' if r.status == 'fail' else r.status} at "
+                   f"{r.checked_at.isoformat(timespec='seconds')}: {r.reason or ''}".strip())
+    return "not_met" if r.status == "fail" else "unknown"
+
+
+def _link_copy(x: _Replica, now: datetime) -> BackupCopyState:
+    """A replica placed at a site, as a copy row: its newest data the run's time less its lag while streaming."""
+    return BackupCopyState(
+        name=x.name or x.client, tool=f"{x.kind or 'database'} replica", where=f"{x.database} <-> {x.client}",
+        site=str(x.site), offsite=x.offsite, backups=None, newest=x.newest,
+        age_hours=None if x.newest is None else round((now - x.newest).total_seconds() / 3600, 2),
+        error=None if x.state == "streaming" else f"not streaming ({x.state})")
+
+
+def _fact(x: _Replica) -> str:
+    return (f"{x.name or x.client} ({x.kind}, {x.database}) at site {x.site or '?'}: {x.state}, lag {x.lag:g} s"
+            + (", real-time off-site copy" if x.realtime else ", not a real-time off-site copy"))
 
 
 def _facts(r: StoredResult) -> CheckFacts:
@@ -254,7 +371,11 @@ def roll_up(system_id: int, system: str, department_id: int, department: str, le
     replication: Replication = next((s for s in ("broken", "unknown", "streaming") if s in states), "none")
     lags = [h.replication_lag_seconds for h in hosts if h.replication_lag_seconds is not None]
     rpos = [h.rpo_hours for h in hosts if h.rpo_hours is not None]
+    reals = {h.offsite_realtime for h in hosts}
+    realtime: Realtime = next((s for s in ("not_met", "unknown", "met") if s in reals), "none")
     return SystemDR(system_id=system_id, system=system, department_id=department_id, department=department,
                     level=level, verdict=verdict, verdict_zh=VERDICT_ZH[verdict], reasons=reasons,
                     rpo_hours=min(rpos) if rpos else None, replication=replication,
-                    replication_lag_seconds=max(lags) if lags else None, evaluated_at=now, hosts=hosts)
+                    replication_lag_seconds=max(lags) if lags else None, offsite_realtime=realtime,
+                    failover_targets=[f"{h.host}: {t}" for h in hosts for t in h.failover_targets],
+                    evaluated_at=now, hosts=hosts)

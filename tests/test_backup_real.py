@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.timeout(300)]
 RESTIC_PW = secrets.token_urlsafe(18)
 BORG_PW = secrets.token_urlsafe(18)
 RO_PW = secrets.token_urlsafe(18)
-MINE = ("l3-br-backup-rpo", "l3-br-offsite-rpo", "l3-br-db-replica")
+MINE = ("l3-br-backup-rpo", "l3-br-offsite-rpo", "l3-br-db-replica", "l3-br-offsite-realtime")
 
 
 def _need(*tools: str) -> None:
@@ -229,7 +229,7 @@ def test_nothing_declared_is_one_error_and_the_items_stay_pending(tmp_path, monk
     assert local.reason == ("no backup declared for this host (docs/backups.md) (baseline dengbao-l3-linux: declare "
                             "it in a site file's override of l3-br-backup-rpo: params)")
     assert "l3-br-backup-rpo" in (local.reason_zh or "") and "未声明" in (local.reason_zh or "")
-    for cid in ("l3-br-offsite-rpo", "l3-br-db-replica"):
+    for cid in ("l3-br-offsite-rpo", "l3-br-db-replica", "l3-br-offsite-realtime"):
         r = results[cid]
         assert r.status == Status.NOT_APPLICABLE and r.offline, cid
         assert "declared" in (r.reason or "") and f"override of {cid}" in (r.reason or "")
@@ -495,10 +495,16 @@ def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
         time.sleep(0.2)
     truth = _replica_status(replica)
     assert truth["Slave_IO_Running"] == truth["Slave_SQL_Running"] == "Yes"
-    site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"kind": "mysql",
-                                                                       "instance": str(replica.port)}]}}})
-    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    # declared on the replica, at the DR site; its source (by address) at the primary site
+    dr = {"site": "dc-b", "sites": {"127.0.0.1": "dc-a"},
+          "databases": [{"kind": "mysql", "instance": str(replica.port)}]}
+    site = _site(base, {"l3-br-db-replica": {"params": dr}, "l3-br-offsite-realtime": {"params": dr}})
+    both = _results(site, ("l3-br-db-replica", "l3-br-offsite-realtime"))
+    res, realtime = both["l3-br-db-replica"], both["l3-br-offsite-realtime"]
     assert res.status == Status.PASS, res.reason
+    assert realtime.status == Status.PASS, realtime.reason  # the link crosses sites and streams: 异地实时备份
+    link = realtime.observed["databases"][0]["replicas"][0]
+    assert (link["site"], link["offsite"], link["realtime"]) == ("dc-a", True, True)
     row = res.observed["databases"][0]["replicas"][0]
     assert row["state"] == "streaming" and row["client"] == f"127.0.0.1:{source.port}"
     assert row["replay_lag_seconds"] == float(truth["Seconds_Behind_Master"])
@@ -506,9 +512,12 @@ def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
     # the replica's SQL thread stopped: no longer hot
     replica.sql("STOP SLAVE SQL_THREAD")
     assert _replica_status(replica)["Slave_SQL_Running"] == "No"
-    res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
+    both = _results(site, ("l3-br-db-replica", "l3-br-offsite-realtime"))
+    res = both["l3-br-db-replica"]
     assert res.status == Status.FAIL and res.observed["streaming"] == 0
     assert res.observed["databases"][0]["replicas"][0]["state"] == "io=Yes sql=No"
+    assert both["l3-br-offsite-realtime"].status == Status.FAIL
+    assert both["l3-br-offsite-realtime"].observed["offsite_realtime"] == 0
     assert _dr_replication(res) == ("broken", 0)
 
 
@@ -572,3 +581,139 @@ def test_pgbackrest_stanza_backups(tmp_path):
     finally:
         c.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- 异地实时备份: an off-site replica as the off-site real-time copy -----------------------------------------
+
+
+def _stored(r, run_id: int = 1, at: datetime | None = None):
+    from sentinel.dr import StoredResult
+
+    d = json.loads(json.dumps(r.model_dump(mode="json")))
+    return StoredResult(check_id=r.check_id, status=d["status"], reason=r.reason, observed=d["observed"],
+                        evidence=d["evidence"], waiver=None, run_id=run_id, checked_at=at or datetime.now(timezone.utc))
+
+
+def _dumps(tmp: Path, hours: dict[str, float]) -> list[dict]:
+    """files copies, one file each at the age given: `local` at dc-a, `nightly` (sent off-site) at dc-b."""
+    out = []
+    for name, age in hours.items():
+        d = tmp / name
+        d.mkdir()
+        f = d / f"{name}.sql.gz"
+        f.write_bytes(gzip.compress(b"-- dump\n"))
+        at = time.time() - age * 3600
+        os.utime(f, (at, at))
+        out.append({"name": name, "tool": "files", "paths": [str(d / "*.sql.gz")],
+                    "site": "dc-b" if name == "nightly" else "dc-a"})
+    return out
+
+
+def test_a_nightly_off_site_copy_is_off_site_but_not_real_time(tmp_path, monkeypatch):
+    """8.1.4.9 b at level 3 asks for 实时: an off-site copy sent nightly is within a 36 h RPO (l3-br-offsite-rpo
+    passes) but no copy reaches the backup site in real time, so the item is 部分符合, as assessors record it; at
+    level 2 (定时批量传送) the scheduled copy is the whole item."""
+    from sentinel.dr import judge_host
+    from sentinel.scoring import item_verdict
+
+    _creds(tmp_path, monkeypatch, {})
+    dr = {"site": "dc-a", "rpo_hours": 36, "backups": _dumps(tmp_path, {"local": 2, "nightly": 20})}
+    site = _site(tmp_path, {cid: {"params": dr} for cid in MINE})
+    res = _results(site)
+    off, rt = res["l3-br-offsite-rpo"], res["l3-br-offsite-realtime"]
+    assert off.status == Status.PASS, off.reason
+    assert rt.status == Status.FAIL and rt.observed["offsite_realtime"] == 0
+    assert rt.observed["scheduled_offsite_copies"] == ["nightly"]
+    assert item_verdict([off, rt], True) == Verdict.PARTIAL
+    assert res["l3-br-db-replica"].status == Status.NOT_APPLICABLE  # no database: hot redundancy is a person's
+    host = judge_host(1, "app-1", [_stored(r) for r in res.values()], datetime.now(timezone.utc))
+    assert host.verdict == "meets" and host.offsite_realtime == "not_met", host.reasons
+    assert any(x.startswith("l3-br-offsite-realtime: failed") for x in host.reasons)
+    l2 = load_baseline("dengbao-l2-linux")
+    assert "l3-br-offsite-realtime" not in {c.id for _, _, c in l2.iter_checks()}
+
+
+def test_sites_without_the_host_s_own_site_is_refused(tmp_path):
+    from sentinel.yamldoc import DataFileError
+
+    site = _site(tmp_path, {"l3-br-offsite-realtime": {"params": {"databases": [{"instance": "5432"}],
+                                                                 "sites": {"dr-standby": "dc-b"}}}})
+    with pytest.raises(DataFileError) as err:
+        load_baseline(site)
+    assert "site.yaml" in str(err.value) and "own site" in str(err.value)
+
+
+@pytest.mark.root
+def test_an_off_site_streaming_replica_is_the_off_site_real_time_copy(replica_pair, monkeypatch):
+    """The real two-cluster replica, its standby (application_name dr-standby) declared at the DR site: an off-site
+    real-time copy and the failover target; then declared at the primary's own site: not off-site; then stopped:
+    no longer met. Truth from the primary's pg_stat_replication."""
+    from sentinel.dr import judge_host, roll_up
+    from sentinel.scoring import item_verdict
+
+    primary, standby, base = replica_pair
+    creds = base / "objects.yaml"
+    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(primary.port): {
+        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": primary.port}}}}), encoding="utf-8")
+    creds.chmod(0o600)
+    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    # the scheduled copies: a fresh local dump, and a nightly off-site one 30 h old (outside the 24 h RPO)
+    work = base / "dumps"
+    work.mkdir()
+    dr = {"site": "dc-a", "rpo_hours": 24, "backups": _dumps(work, {"local": 2, "nightly": 30}),
+          "databases": [{"instance": str(primary.port)}], "sites": {"dr-standby": "dc-b"}, "failover": ["dr-standby"]}
+    site = _site(base, {cid: {"params": dr} for cid in MINE})
+    assert primary.sql("select application_name, state from pg_stat_replication") == [["dr-standby", "streaming"]]
+    res = _results(site)
+    rt, off = res["l3-br-offsite-realtime"], res["l3-br-offsite-rpo"]
+    assert rt.status == Status.PASS, rt.reason
+    link = rt.observed["databases"][0]["replicas"][0]
+    assert (link["name"], link["site"], link["offsite"], link["realtime"], link["failover"]) == \
+        ("dr-standby", "dc-b", True, True, True)
+    assert rt.observed["offsite_realtime"] == rt.observed["failover_ready"] == 1
+    assert rt.observed["realtime_lag_seconds"] == 1800
+    # the replica is an off-site copy within the RPO, though the nightly one is not
+    assert off.status == Status.PASS, off.reason
+    copies = {c["name"]: c for c in off.observed["copies"]}
+    assert copies["nightly"]["within_rpo"] is False
+    assert copies["dr-standby"]["tool"] == "postgresql replica" and copies["dr-standby"]["within_rpo"]
+    assert copies["dr-standby"]["site"] == "dc-b" and copies["dr-standby"]["backups"] == 1
+    assert off.observed["offsite_count"] == 2
+    assert item_verdict([off, rt], True) == Verdict.CONFORM
+    assert RO_PW not in json.dumps([r.model_dump(mode="json") for r in res.values()])
+    now = datetime.now(timezone.utc)
+    host = judge_host(1, "db-1", [_stored(r) for r in res.values()], now)
+    assert host.verdict == "meets" and host.offsite_realtime == "met", host.reasons
+    assert host.offsite_count == 2 and host.offsite_replicas == 1
+    assert host.newest_offsite is not None and now - host.newest_offsite < timedelta(minutes=5)
+    assert [c.name for c in host.copies if c.offsite] == ["nightly", "dr-standby"]
+    assert len(host.failover_targets) == 1 and "dr-standby" in host.failover_targets[0]
+    assert "real-time off-site copy" in host.failover_targets[0]
+    system = roll_up(1, "his", 1, "wsj", 4, [host], now)
+    assert system.offsite_realtime == "met" and system.failover_targets == [f"db-1: {host.failover_targets[0]}"]
+    # a silent agent: 26 h on, the replica's data as last seen is past the 24 h RPO
+    assert judge_host(1, "db-1", [_stored(r) for r in res.values()], now + timedelta(hours=26)).verdict == "misses"
+
+    # the same standby declared at the primary's own site: a hot standby, not an off-site copy
+    same = {**dr, "sites": {"dr-standby": "dc-a"}}
+    res = _results(_site(base, {cid: {"params": same} for cid in MINE}))
+    assert res["l3-br-db-replica"].status == Status.PASS
+    assert res["l3-br-offsite-realtime"].status == Status.FAIL
+    assert res["l3-br-offsite-realtime"].observed["databases"][0]["replicas"][0]["offsite"] is False
+    assert res["l3-br-offsite-rpo"].status == Status.FAIL  # only the 30 h nightly copy is off-site
+    host = judge_host(1, "db-1", [_stored(r) for r in res.values()], datetime.now(timezone.utc))
+    assert host.verdict == "misses" and host.offsite_realtime == "not_met" and host.offsite_count == 1
+    assert host.offsite_replicas == 0
+
+    # replication broken: the standby stops, nothing streams to the DR site
+    standby.stop()
+    for _ in range(100):
+        if not primary.sql("select 1 from pg_stat_replication"):
+            break
+        time.sleep(0.2)
+    res = _results(site)
+    assert res["l3-br-offsite-realtime"].status == Status.FAIL
+    assert res["l3-br-offsite-rpo"].status == Status.FAIL and res["l3-br-db-replica"].status == Status.FAIL
+    host = judge_host(1, "db-1", [_stored(r) for r in res.values()], datetime.now(timezone.utc))
+    assert host.verdict == "misses" and host.offsite_realtime == "not_met" and host.replication == "broken"
+    assert host.failover_targets == []
