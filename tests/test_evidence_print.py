@@ -83,3 +83,39 @@ def test_workbook_print_settings_and_numbers(ev):
     label = next(c for c in host["A"] if c.value == "综合得分")
     host_score = host.cell(row=label.row, column=3)
     assert isinstance(host_score.value, float) and host_score.number_format == "0.00"
+
+
+def test_workbook_dr_sheet(ev, tmp_path, monkeypatch):
+    """The 数据备份恢复 sheet (the JSON and HTML sections' content) from real backup results: files copies with set
+    mtimes read by the shipped checks, judged by sentinel/dr.py; printable, its figures numbers."""
+    from datetime import datetime, timezone
+
+    from sentinel.dr import judge_host, roll_up
+    from tests.test_backup_real import MINE, _creds, _dumps, _results, _site, _stored
+
+    _creds(tmp_path, monkeypatch, {})
+    dr = {"site": "dc-a", "rpo_hours": 36, "backups": _dumps(tmp_path, {"local": 2, "nightly": 20})}
+    res = _results(_site(tmp_path, {cid: {"params": dr} for cid in MINE}))
+    now = datetime.now(timezone.utc)
+    host = judge_host(1, "app-1", [_stored(r) for r in res.values()], now)
+    system = roll_up(1, ev.system.name, 1, ev.system.department, ev.system.level, [host], now)
+    wb = load_workbook(io.BytesIO(export_xlsx(ev.model_copy(update={"dr": system}), "zh")))
+    ws = wb["数据备份恢复（恢复点目标）"]
+    assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToWidth == 1
+    head = next(c.row for c in ws["A"] if c.value == "序号")
+    assert ws.print_title_rows == f"${head}:${head}"
+    pairs = {r[0].value: r[1] for r in ws.iter_rows(min_col=1, max_col=2, max_row=head - 1) if r[0].value}
+    assert pairs["符合情况"].value == "满足恢复点目标" and pairs["异地实时备份"].value == "未满足"
+    assert pairs["恢复点目标 (小时)"].value == 36 and isinstance(pairs["恢复点目标 (小时)"].value, (int, float))
+    header = [c.value for c in ws[head]]
+    rows = [dict(zip(header, (c for c in r), strict=True)) for r in ws.iter_rows(min_row=head + 1)
+            if r[0].value is not None]
+    by_copy = {r["副本"].value: r for r in rows}
+    assert set(by_copy) == {"local", "nightly"}
+    nightly = by_copy["nightly"]
+    assert nightly["异地"].value == "是" and nightly["场地"].value == "dc-b" and nightly["备份数"].value == 1
+    assert isinstance(nightly["距今 (小时)"].value, (int, float)) and nightly["距今 (小时)"].number_format == "0.00"
+    assert 19.9 < nightly["距今 (小时)"].value < 20.2
+    assert "l3-br-offsite-realtime: failed" in nightly["说明"].value
+    # no DR in the export: no sheet
+    assert "数据备份恢复（恢复点目标）" not in load_workbook(io.BytesIO(export_xlsx(ev, "zh"))).sheetnames

@@ -2,7 +2,8 @@
 
 Sheets: a summary (定级, counts, weighted score, conclusion, high-risk list), one sheet per 测评对象
 (rows per requirement item: clause, control point, item text, result record, 符合情况, weight), the
-problems (问题 + 整改建议 + 风险等级), manual assessments, the 2025 risk view and the score history.
+problems (问题 + 整改建议 + 风险等级), manual assessments, the 2025 risk view, the score history and, when the
+export has it, disaster recovery (数据备份恢复: the RPO verdict, one row per host and copy).
 The rectification trail is its own report (rectification.html/.md), not a sheet: it is not part of a
 测评记录表 and, with evidence before and after, it would double the workbook. The verdict column
 carries a list validation so an agency can correct a cell in Excel/WPS without typing a value the
@@ -25,6 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from sentinel.dr import BackupCopyState
 from sentinel.evidence.model import SystemEvidence
 from sentinel.evidence.sections import BY_KEY
 
@@ -188,6 +190,8 @@ def export_xlsx(ev: SystemEvidence, lang: str = "zh") -> bytes:
     _manual(wb.create_sheet(sheet_name(lab["manual"], used)), ev, lang)
     _risk_view(wb.create_sheet(sheet_name(lab["risk_view"], used)), ev, lang)
     _history(wb.create_sheet(sheet_name(lab["history"], used)), ev, lang)
+    if ev.dr is not None:
+        _dr(wb.create_sheet(sheet_name(lab["dr"], used)), ev, lang)
     _chapters(wb.create_sheet(sheet_name(lab["chapters"], used)), ev, lang)
     for ws in wb.worksheets:
         head = _title_row(ws, lab["no"])
@@ -454,3 +458,47 @@ def _history(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
              p.pass_rate, conclusion_label(p.conclusion, lang)) for p in ev.score_history],
            [22, 24, 12, 12, 10])
     ws.freeze_panes = "A2"
+
+
+def _dr(ws: Worksheet, ev: SystemEvidence, lang: str) -> None:
+    """数据备份恢复 as the JSON and HTML sections have it: the system's verdict against its RPO, replication,
+    off-site real-time backup and the failover facts, then one row per host and copy (a database replica at
+    another site is a copy); hours, seconds and counts stay numbers."""
+    lab = labels(lang)
+    d = ev.dr
+    assert d is not None  # only called with one
+    row = _pairs(ws, 1, [
+        (lab["verdict"], d.verdict_zh if lang == "zh" else d.verdict),
+        (lab["dr_evaluated"], fmt_time(d.evaluated_at)),
+        (lab["dr_rpo"], d.rpo_hours if d.rpo_hours is not None else lab["none"], "0.##"),
+        (lab["dr_replication"], d.replication),
+        (lab["dr_lag"], d.replication_lag_seconds if d.replication_lag_seconds is not None else lab["none"],
+         "0.###"),
+        (lab["dr_realtime"], lab[f"dr_rt_{d.offsite_realtime}"]),
+        (lab["dr_failover"], "\n".join(d.failover_targets) or lab["none"]),
+    ])
+    ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = PAIR_WIDTHS
+    rows: list[tuple] = []
+    n = 0
+    for h in d.hosts:
+        verdict = h.verdict_zh if lang == "zh" else h.verdict
+        why = "\n".join(h.reasons)
+        checked = fmt_time(h.checked_at) if h.checked_at else lab["none"]
+        listed: list[Optional[BackupCopyState]] = list(h.copies) or [None]
+        for c in listed:
+            n += 1
+            if c is None:
+                rows.append((n, h.host, verdict, lab["none"], "", "", "", "", None, "", None, checked, why))
+                continue
+            rows.append((n, h.host, verdict, c.name, c.tool, c.site, lab["yes"] if c.offsite else lab["no_"],
+                         c.where or "", c.backups, c.error or (fmt_time(c.newest) if c.newest else lab["none"]),
+                         c.age_hours, checked, why))
+    head = row
+    _table(ws, head, [lab["no"], lab["host"], lab["verdict"], lab["dr_copy"], lab["dr_tool"], lab["dr_site"],
+                      lab["dr_offsite"], lab["dr_where"], lab["dr_backups"], lab["dr_newest"], lab["dr_age"],
+                      lab["dr_checked"], lab["reason"]],
+           rows or [("", lab["none"], "", "", "", "", "", "", None, "", None, "", "")],
+           [6, 18, 12, 16, 14, 10, 8, 36, 8, 22, 10, 22, 60])
+    for r in range(head + 1, head + 1 + len(rows)):
+        ws.cell(row=r, column=11).number_format = "0.00"
+    ws.freeze_panes = f"A{head + 1}"
