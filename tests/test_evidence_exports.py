@@ -44,7 +44,12 @@ def test_workbook_sheets_rows_verdicts_and_weights(world):
     _, _, ev = world
     wb = load_workbook(io.BytesIO(export_xlsx(ev, "zh")))
     assert wb.sheetnames == ["汇总", "系统测评项汇总", "主机 db-1", "主机 web-1", "网络区域 network", "问题汇总",
-                             "人工核查", "重大风险隐患", "得分趋势", "报告章节"]
+                             "人工核查", "重大风险隐患", "得分趋势", "数据备份恢复（恢复点目标）", "报告章节"]
+    # the DR sheet: one row per host (no copy declared in this world), its verdict as the JSON's dr has it
+    dr = wb["数据备份恢复（恢复点目标）"]
+    head = next(c.row for c in dr["A"] if c.value == "序号")
+    hosts = {r[1]: r[2] for r in dr.iter_rows(min_row=head + 1, values_only=True) if r[0] is not None}
+    assert ev.dr is not None and hosts == {h.host: h.verdict_zh for h in ev.dr.hosts}
     summary = {r[0]: r[1] for r in wb["汇总"].iter_rows(values_only=True) if r[0]}
     assert summary["定级 (S/A)"] == "S3A2" and summary["安全保护等级"] == 3
     assert summary["结论"] == "差" and summary["综合得分"] == ev.summary.score
