@@ -1,6 +1,7 @@
 """What the disaster-recovery view reads (sentinel/dr.py judges it): each current host's latest OS run and its
 results of the backup checks, per graded system. Current hosts are those with an enrolled agent, as for the
-zombie verdicts and the metrics; the results read are three rows per host, whatever the baseline's size."""
+zombie verdicts and the metrics; the results read are the four backup checks' rows per host, whatever the
+baseline's size."""
 from __future__ import annotations
 
 from collections import defaultdict
