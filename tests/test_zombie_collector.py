@@ -309,6 +309,11 @@ def _reviews_and_lists(w, client, db, auth):
     r = client.get("/api/v1/zombie", params={"verdict": "suspect", "offset": 1}, headers=auth["admin"])
     assert [s["system"] for s in r.json()] == ["lab", "etax"]
     assert client.get(f"/api/v1/systems/{ids['archive']}/zombie", headers=auth["health-op"]).status_code == 404
+    # narrowed to a department: one's own, or nothing for another's
+    edu, health = w.departments["edu"], w.departments["health"]
+    r = client.get("/api/v1/zombie", params={"department_id": edu}, headers=auth["admin"])
+    assert sorted(s["system"] for s in r.json()) == ["archive", "lab"]
+    assert client.get("/api/v1/zombie", params={"department_id": health}, headers=auth["edu-op"]).json() == []
 
     url = f"/api/v1/systems/{ids['archive']}/zombie/reviews"
     body = {"decision": "confirm", "reason": "档案系统已迁移至新平台，停用"}
@@ -650,6 +655,10 @@ def test_the_operator_s_three_questions_through_the_api(cloud, db, tmp_path, mon
     assert all(pw not in r.text for pw in real["pw"].values())
     # department scoping, as for /zombie and /domestic; the verdict filter
     assert sorted(_by_name(client.get("/api/v1/dr", headers=auth["edu-op"]).json())) == ["archive", "lab"]
+    edu, health = w.departments["edu"], w.departments["health"]
+    r = client.get("/api/v1/dr", params={"department_id": edu}, headers=auth["admin"])
+    assert sorted(_by_name(r.json())) == ["archive", "lab"]
+    assert client.get("/api/v1/dr", params={"department_id": health}, headers=auth["edu-op"]).json() == []
     missing = client.get("/api/v1/dr", params={"verdict": "misses"}, headers=auth["admin"]).json()
     assert [s["system"] for s in missing] == ["etax"]
     assert client.get(f"/api/v1/systems/{w.systems['etax']}/dr", headers=auth["health-op"]).status_code == 404

@@ -64,6 +64,13 @@ class Principal:
     def sees(self, department_id: int) -> bool:
         return self.departments is None or department_id in self.departments
 
+    def listing(self, department_id: Optional[int] = None) -> Optional[list[int]]:
+        """The departments a listing reads: this principal's (None = every one, for an admin), narrowed to
+        `department_id`; [] when it does not see that one (an empty answer, as the other lists give)."""
+        if department_id is not None:
+            return [department_id] if self.sees(department_id) else []
+        return None if self.departments is None else sorted(self.departments)
+
     def scoped(self, stmt: _Stmt, column: SQLColumnExpression[Any]) -> _Stmt:
         """`stmt` limited to rows whose `column` is one of this principal's departments."""
         if self.departments is None:

@@ -4,7 +4,7 @@ trend. All department-scoped: a department's user sees its own hosts, and the cl
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -23,18 +23,10 @@ class CloudOut(Out):
     trend: list[store.TrendPoint]
 
 
-def _departments(p: Caller, department_id: Optional[int]) -> Optional[list[int]]:
-    """The departments to read: the caller's (all for an admin), narrowed to `department_id`; [] when the caller
-    does not see it (an empty answer, as the other lists give)."""
-    if department_id is not None:
-        return [department_id] if p.sees(department_id) else []
-    return None if p.departments is None else sorted(p.departments)
-
-
 @router.get("/domestic", response_model=list[store.Rates])
 def departments(db: DB, p: Caller, department_id: OptId = None):
     """国产化 rates of each department the caller sees, by host and by component per category, and 国密."""
-    scope = _departments(p, department_id)
+    scope = p.listing(department_id)
     with db.read() as conn:
         return store.by_department(conn, store.hosts(conn, default_rules(), department_ids=scope), scope)
 
@@ -42,7 +34,7 @@ def departments(db: DB, p: Caller, department_id: OptId = None):
 @router.get("/domestic/systems", response_model=list[store.Rates])
 def systems(db: DB, p: Caller, department_id: OptId = None, system_id: OptId = None):
     """国产化 rates of each system the caller sees."""
-    scope, only = _departments(p, department_id), None if system_id is None else [system_id]
+    scope, only = p.listing(department_id), None if system_id is None else [system_id]
     with db.read() as conn:
         found = store.hosts(conn, default_rules(), department_ids=scope, system_ids=only)
         return store.by_system(conn, found, scope, only)
@@ -51,7 +43,7 @@ def systems(db: DB, p: Caller, department_id: OptId = None, system_id: OptId = N
 @router.get("/domestic/cloud", response_model=CloudOut)
 def cloud(db: DB, p: Caller, days: Days = 30):
     """The cloud's rates and daily trend, over the hosts the caller sees (every host for an admin)."""
-    scope = _departments(p, None)
+    scope = p.listing()
     with db.read() as conn:
         found = store.hosts(conn, default_rules(), department_ids=scope)
         (whole, *_) = store.trend(conn, default_rules(), days, datetime.now(timezone.utc).date(), department_ids=scope)
@@ -64,7 +56,7 @@ def host_list(db: DB, p: Caller, department_id: OptId = None, system_id: OptId =
     """Each host's recognised components (OS, CPU, databases, middleware, crypto libraries) with their origin and
     the facts that recognised them, and its 国密 TLS state (a host not yet inventoried: no component)."""
     with db.read() as conn:
-        found = store.hosts(conn, default_rules(), department_ids=_departments(p, department_id),
+        found = store.hosts(conn, default_rules(), department_ids=p.listing(department_id),
                             system_ids=None if system_id is None else [system_id])
     return found[offset:offset + limit]
 
@@ -74,5 +66,5 @@ def trend(db: DB, p: Caller, days: Days = 30, department_id: OptId = None):
     """Daily host rates per category (and component rates, 国密 rate) of each department with hosts."""
     with db.read() as conn:
         rows = store.trend(conn, default_rules(), days, datetime.now(timezone.utc).date(),
-                           department_ids=_departments(p, department_id))
+                           department_ids=p.listing(department_id))
     return rows[1:]  # the first is the cloud's: GET /domestic/cloud

@@ -25,11 +25,9 @@ def list_systems(db: DB, p: Caller, department_id: OptId = None,
                  limit: Limit = 100, offset: Offset = 0):
     """Every system the caller sees with its RPO verdict, its hosts' newest backups, copies, off-site copies and
     replication, and the results they come from (which check, which host, which value, when)."""
-    departments = None if p.departments is None else sorted(p.departments)
-    if department_id is not None:
-        if not p.sees(department_id):
-            return []
-        departments = [department_id]
+    departments = p.listing(department_id)
+    if departments == []:
+        return []
     now = datetime.now(timezone.utc)
     with db.read() as conn:
         rows = store.evaluate(conn, now=now, department_ids=departments, evidence=False)
