@@ -229,9 +229,9 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
     for cid, offsite in ((LOCAL, False), (OFFSITE, True)):
         scope = "off-site" if offsite else "local"
         r = by_id.get(cid)
-        rpo_here = (_num(r.observed.get("rpo_hours")) if r is not None and isinstance(r.observed, dict) else None)
+        rpo = _rpo(r)
         if offsite and via is not None and via.newest is not None:
-            rpo_via = rpo_here if rpo_here is not None else next(
+            rpo_via = rpo if rpo is not None else next(
                 (x for x in (_rpo(by_id.get(LOCAL)), _rpo(real), _rpo(by_id.get(REPLICA))) if x is not None), None)
             if rpo_via is not None and now - via.newest <= timedelta(hours=rpo_via):
                 # a replica streaming to another site is an off-site copy whose newest data is the run's time
@@ -248,7 +248,6 @@ def judge_host(host_id: int, host: str, results: Sequence[StoredResult], now: da
             states.append("unknown")
             reasons.append(f"{cid}: no result in the host's latest run (no run yet, or not in its baseline)")
             continue
-        rpo = _num(r.observed.get("rpo_hours")) if isinstance(r.observed, dict) else None
         if isinstance(r.observed, dict) and not observed:
             observed, shown = r.observed, r  # both checks usually show the same declared copies: the first
         if rpo is not None:

@@ -38,12 +38,8 @@ def _read(conn: Connection, run_ids: Sequence[int], *, evidence: bool) -> dict[i
             out[row.run_id].append(StoredResult(
                 check_id=row.check_id, status=row.status, reason=row.reason, observed=row.observed,
                 evidence=list(row.evidence or []) if evidence else [], waiver=row.waiver, run_id=row.run_id,
-                checked_at=_utc(row.finished_at)))
+                checked_at=row.finished_at))  # UTCDateTime: aware on both stores
     return out
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def evaluate(conn: Connection, *, now: Optional[datetime] = None, system_ids: Optional[Sequence[int]] = None,
