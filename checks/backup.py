@@ -19,13 +19,16 @@ import os
 import re
 import tempfile
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from sentinel.hostview import NotDeclared, ProbeError
 from sentinel.model import Evidence, Observation, Strict
 from sentinel.probe import ProbeContext, evidence, probe
+
+if TYPE_CHECKING:
+    from sentinel.objectcreds import ObjectCredentials
 
 Tool = Literal["restic", "borg", "pgbackrest", "files"]
 
@@ -423,17 +426,25 @@ def _place(row: dict[str, Any], params: Declaration, limit: float) -> None:
     row["failover"] = any(k and k in params.failover for k in keys)
 
 
-def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:
+def _account(kind: str, db: ReplicaDb, missing: str, missing_zh: str) -> ObjectCredentials:
+    """The read-only account for the database `db` names (objectcreds `kind`, its instance); ProbeError when the
+    credentials cannot be read or name no user (`missing`: what to configure)."""
     from sentinel.objectcreds import CredentialsError, credentials
 
     try:
-        creds = credentials("postgresql", db.instance)
+        creds = credentials(kind, db.instance)
     except CredentialsError as exc:
         raise ProbeError(str(exc)) from None
     if not creds.user:
-        raise ProbeError("no read-only account for the PostgreSQL server (sentinel/objectcreds.py kind postgresql; "
-                         "it needs pg_monitor to see pg_stat_replication)",
-                         "未配置 PostgreSQL 只读账户（objectcreds 的 postgresql 项；需 pg_monitor 角色）")
+        raise ProbeError(missing, missing_zh)
+    return creds
+
+
+def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:
+    creds = _account("postgresql", db,
+                     "no read-only account for the PostgreSQL server (sentinel/objectcreds.py kind postgresql; it "
+                     "needs pg_monitor to see pg_stat_replication)",
+                     "未配置 PostgreSQL 只读账户（objectcreds 的 postgresql 项；需 pg_monitor 角色）")
     try:
         import psycopg
     except ImportError:
@@ -466,16 +477,10 @@ def _pg_replicas(db: ReplicaDb) -> tuple[str, list[tuple[Any, ...]]]:
 def _mysql_replica(db: ReplicaDb) -> tuple[str, list[dict[str, Any]]]:
     """The replication channels of a MySQL/MariaDB replica, one row each: `streaming` when both the I/O and the
     SQL thread run (what `Seconds_Behind_Master` is then measured on)."""
-    from sentinel.objectcreds import CredentialsError, credentials
-
-    try:
-        creds = credentials("mysql", db.instance)
-    except CredentialsError as exc:
-        raise ProbeError(str(exc)) from None
-    if not creds.user:
-        raise ProbeError("no read-only account for the MySQL/MariaDB replica (objectcreds kind mysql; it needs "
-                         "REPLICA MONITOR, or REPLICATION CLIENT on MySQL)",
-                         "未配置 MySQL/MariaDB 备库只读账户（objectcreds 的 mysql 项；需 REPLICA MONITOR 权限）")
+    creds = _account("mysql", db,
+                     "no read-only account for the MySQL/MariaDB replica (objectcreds kind mysql; it needs REPLICA "
+                     "MONITOR, or REPLICATION CLIENT on MySQL)",
+                     "未配置 MySQL/MariaDB 备库只读账户（objectcreds 的 mysql 项；需 REPLICA MONITOR 权限）")
     import pymysql  # type: ignore[import-untyped]  # a dependency; ships no type information
 
     port = creds.port or (int(db.instance) if db.instance and db.instance.isdigit() else 3306)
