@@ -3,6 +3,8 @@ shipped Prometheus rules (a real Prometheus scraping sentinel's /metrics) and pu
 publisher; Alertmanager, which merges identical label sets only, must hold one alert per fact, at one grade."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +36,10 @@ def _pushed(kind: str, check: str, subject: str = "") -> AlertEvent:
                       fingerprint=f"fp-{kind}-{check}")
 
 
-def test_the_same_fact_from_both_paths_is_one_alert_in_a_real_alertmanager(tmp_path):
-    now = datetime.now(timezone.utc)
+@contextmanager
+def _rules_lab(tmp_path: Path, now: datetime) -> Iterator[tuple[httpx.Client, httpx.Client, str]]:
+    """A real Alertmanager and a real Prometheus evaluating the shipped rules over sentinel's /metrics of the
+    realistic snapshot: (Prometheus client, Alertmanager client, Alertmanager's URL)."""
     registry = make_registry(lambda: realistic_snapshot(now))
     server = MetricsServer(lambda accept: render(registry, accept))
     (tmp_path / "am").mkdir()
@@ -51,48 +55,55 @@ scrape_configs:
   - job_name: sentinel
     static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]
 """
-            with prometheus(tmp_path / "prom", config) as prom_base:
-                prom = httpx.Client(base_url=prom_base, timeout=10, trust_env=False)
-                am = httpx.Client(base_url=am_base, timeout=10, trust_env=False)
-
-                def am_alerts(name: str) -> list[dict]:
-                    got = am.get("/api/v2/alerts", params={"filter": f'alertname="{name}"'}).json()
-                    return [a for a in got if a["labels"].get("system") == SYSTEM]
-
-                def rule_firing(name: str) -> bool:
-                    alerts = prom.get("/api/v1/alerts").json()["data"]["alerts"]
-                    return any(a["labels"]["alertname"] == name and a["labels"].get("system") == SYSTEM
-                               and a["state"] == "firing" for a in alerts)
-
-                for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
-                    eventually(lambda name=name: rule_firing(name) and am_alerts(name), timeout=30,
-                               what=f"rule alert {name}")
-
-                # the collector pushes the same facts: two findings on two checks, and the forbidden port
-                publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
-                try:
-                    publisher.submit(_pushed("high_risk_finding", "l3-ssh-root"))
-                    publisher.submit(_pushed("high_risk_finding", "l3-pass-age"))
-                    publisher.submit(_pushed("new_forbidden_port", "", subject="23/tcp"))
-                    eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
-                    # the pushed annotations (host/check) are on the one alert: both paths reached it
-                    eventually(lambda: any("check" in a["annotations"] for a in am_alerts("SentinelHighRiskFinding")),
-                               what="the pushed update on the rule's alert")
-                    for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
-                        got = am_alerts(name)
-                        assert len(got) == 1, f"{name}: {len(got)} alerts for one fact: {[a['labels'] for a in got]}"
-                        labels = got[0]["labels"]
-                        assert (labels["grade"], labels["severity"], labels["level"]) == ("较大", "medium", "3"), labels
-                        assert set(labels) == {"alertname", "department", "system", "level", "severity", "grade",
-                                               "site"}, labels
-                    checks = am_alerts("SentinelHighRiskFinding")[0]["annotations"]["check"]
-                    assert checks == "l3-pass-age, l3-ssh-root", checks
-                finally:
-                    publisher.close()
-                prom.close()
-                am.close()
+            with prometheus(tmp_path / "prom", config) as prom_base, \
+                    httpx.Client(base_url=prom_base, timeout=10, trust_env=False) as prom, \
+                    httpx.Client(base_url=am_base, timeout=10, trust_env=False) as am:
+                yield prom, am, am_base
     finally:
         server.close()
+
+
+def _am_alerts(am: httpx.Client, name: str, system: str) -> list[dict]:
+    got = am.get("/api/v2/alerts", params={"filter": f'alertname="{name}"'}).json()
+    return [a for a in got if a["labels"].get("system") == system]
+
+
+def _rule_firing(prom: httpx.Client, name: str, system: str) -> bool:
+    alerts = prom.get("/api/v1/alerts").json()["data"]["alerts"]
+    return any(a["labels"]["alertname"] == name and a["labels"].get("system") == system
+               and a["state"] == "firing" for a in alerts)
+
+
+def test_the_same_fact_from_both_paths_is_one_alert_in_a_real_alertmanager(tmp_path):
+    with _rules_lab(tmp_path, datetime.now(timezone.utc)) as (prom, am, am_base):
+        def am_alerts(name: str) -> list[dict]:
+            return _am_alerts(am, name, SYSTEM)
+
+        for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
+            eventually(lambda name=name: _rule_firing(prom, name, SYSTEM) and am_alerts(name), timeout=30,
+                       what=f"rule alert {name}")
+
+        # the collector pushes the same facts: two findings on two checks, and the forbidden port
+        publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
+        try:
+            publisher.submit(_pushed("high_risk_finding", "l3-ssh-root"))
+            publisher.submit(_pushed("high_risk_finding", "l3-pass-age"))
+            publisher.submit(_pushed("new_forbidden_port", "", subject="23/tcp"))
+            eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
+            # the pushed annotations (host/check) are on the one alert: both paths reached it
+            eventually(lambda: any("check" in a["annotations"] for a in am_alerts("SentinelHighRiskFinding")),
+                       what="the pushed update on the rule's alert")
+            for name in ("SentinelHighRiskFinding", "SentinelForbiddenServiceOpen"):
+                got = am_alerts(name)
+                assert len(got) == 1, f"{name}: {len(got)} alerts for one fact: {[a['labels'] for a in got]}"
+                labels = got[0]["labels"]
+                assert (labels["grade"], labels["severity"], labels["level"]) == ("较大", "medium", "3"), labels
+                assert set(labels) == {"alertname", "department", "system", "level", "severity", "grade",
+                                       "site"}, labels
+            checks = am_alerts("SentinelHighRiskFinding")[0]["annotations"]["check"]
+            assert checks == "l3-pass-age, l3-ssh-root", checks
+        finally:
+            publisher.close()
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -129,55 +140,26 @@ def test_an_overdue_notice_problem_is_one_alert_from_the_loop_and_the_rule(tmp_p
         pushed = [AlertEvent.from_row(row) for row in rows]  # as the collector's publisher builds them
     assert len({e.key for e in pushed}) == 2
 
-    registry = make_registry(lambda: realistic_snapshot(now))
-    server = MetricsServer(lambda accept: render(registry, accept))
-    (tmp_path / "am").mkdir()
-    (tmp_path / "prom").mkdir()
     name = "SentinelNoticeProblemsOverdue"
-    try:
-        with alertmanager(tmp_path / "am") as am_base:
-            config = f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s, external_labels: {{site: {SITE['site']}}}}}
-rule_files: ["{RULES}"]
-alerting:
-  alertmanagers: [{{static_configs: [{{targets: ["{am_base.split('//')[1]}"]}}]}}]
-scrape_configs:
-  - job_name: sentinel
-    static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]
-"""
-            with prometheus(tmp_path / "prom", config) as prom_base:
-                prom = httpx.Client(base_url=prom_base, timeout=10, trust_env=False)
-                am = httpx.Client(base_url=am_base, timeout=10, trust_env=False)
-
-                def am_alerts() -> list[dict]:
-                    got = am.get("/api/v2/alerts", params={"filter": f'alertname="{name}"'}).json()
-                    return [a for a in got if a["labels"].get("system") == system]
-
-                def rule_firing() -> bool:
-                    alerts = prom.get("/api/v1/alerts").json()["data"]["alerts"]
-                    return any(a["labels"]["alertname"] == name and a["labels"].get("system") == system
-                               and a["state"] == "firing" for a in alerts)
-
-                eventually(lambda: rule_firing() and am_alerts(), timeout=30, what=f"rule alert {name}")
-                publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
-                try:
-                    for event in pushed:
-                        publisher.submit(event)
-                    eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
-                    # the pushed annotations (its title) are on the one alert: both paths reached it
-                    eventually(lambda: any("逾期未整改" in a["annotations"].get("title", "") for a in am_alerts()),
-                               what="the pushed update on the rule's alert")
-                    got = am_alerts()
-                    assert len(got) == 1, f"{len(got)} alerts for one fact: {[a['labels'] for a in got]}"
-                    labels = got[0]["labels"]
-                    assert labels == {"alertname": name, "department": dept, "system": system, "level": "3",
-                                      "severity": "low", "grade": "一般", "site": SITE["site"]}, labels
-                finally:
-                    publisher.close()
-                prom.close()
-                am.close()
-    finally:
-        server.close()
+    with _rules_lab(tmp_path, now) as (prom, am, am_base):
+        eventually(lambda: _rule_firing(prom, name, system) and _am_alerts(am, name, system), timeout=30,
+                   what=f"rule alert {name}")
+        publisher = AlertmanagerPublisher(AlertmanagerClient(am_base), resend_interval=0.5, labels=SITE)
+        try:
+            for event in pushed:
+                publisher.submit(event)
+            eventually(lambda: publisher.stats["pushes"] >= 2, what="the publisher's pushes")
+            # the pushed annotations (its title) are on the one alert: both paths reached it
+            eventually(lambda: any("逾期未整改" in a["annotations"].get("title", "")
+                                   for a in _am_alerts(am, name, system)),
+                       what="the pushed update on the rule's alert")
+            got = _am_alerts(am, name, system)
+            assert len(got) == 1, f"{len(got)} alerts for one fact: {[a['labels'] for a in got]}"
+            labels = got[0]["labels"]
+            assert labels == {"alertname": name, "department": dept, "system": system, "level": "3",
+                              "severity": "low", "grade": "一般", "site": SITE["site"]}, labels
+        finally:
+            publisher.close()
 
 
 @pytest.mark.parametrize("receiver, message", [
