@@ -67,6 +67,12 @@ def _creds(tmp: Path, monkeypatch, entries: dict) -> None:
     monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(path))
 
 
+def _ro_account(tmp: Path, monkeypatch, kind: str, port: int) -> None:
+    """The read-only account sentinel_ro of the test server on `port`, as the replica checks read it."""
+    _creds(tmp, monkeypatch, {kind: {"instances": {str(port): {
+        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": port}}}})
+
+
 def _results(site: Path, ids=MINE) -> dict:
     baseline = load_baseline(site)
     host = open_host(None)
@@ -341,11 +347,7 @@ def replica_pair():
 @pytest.mark.root
 def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
     primary, standby, base = replica_pair
-    creds = base / "objects.yaml"
-    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(primary.port): {
-        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": primary.port}}}}), encoding="utf-8")
-    creds.chmod(0o600)
-    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    _ro_account(base, monkeypatch, "postgresql", primary.port)
     primary.sql("create table orders as select g from generate_series(1, 1000) g")
     site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(primary.port)}]}}})
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
@@ -374,12 +376,8 @@ def test_streaming_replica_state_and_lag(replica_pair, monkeypatch):
 def test_a_declared_standby_shows_its_own_receiver(replica_pair, monkeypatch):
     primary, standby, base = replica_pair
     standby.sql("select 1")  # a hot standby answers read-only queries
-    creds = base / "objects2.yaml"
     # the role exists on the standby too: replicated from the primary
-    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(standby.port): {
-        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": standby.port}}}}), encoding="utf-8")
-    creds.chmod(0o600)
-    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    _ro_account(base, monkeypatch, "postgresql", standby.port)
     site = _site(base, {"l3-br-db-replica": {"params": {"databases": [{"instance": str(standby.port)}]}}})
     res = _results(site, ("l3-br-db-replica",))["l3-br-db-replica"]
     truth = standby.sql("select status, sender_port from pg_stat_wal_receiver")
@@ -482,11 +480,7 @@ def _replica_status(replica: Maria) -> dict[str, str]:
 @pytest.mark.root
 def test_mariadb_replica_running_then_stopped(maria_pair, monkeypatch):
     source, replica, base = maria_pair
-    creds = base / "objects.yaml"
-    creds.write_text(yaml.safe_dump({"mysql": {"instances": {str(replica.port): {
-        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": replica.port}}}}), encoding="utf-8")
-    creds.chmod(0o600)
-    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    _ro_account(base, monkeypatch, "mysql", replica.port)
     source.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id int primary key); "
                "INSERT INTO shop.orders VALUES (1)")
     for _ in range(100):  # the row reaches the replica: replication is really running
@@ -652,11 +646,7 @@ def test_an_off_site_streaming_replica_is_the_off_site_real_time_copy(replica_pa
     from sentinel.scoring import item_verdict
 
     primary, standby, base = replica_pair
-    creds = base / "objects.yaml"
-    creds.write_text(yaml.safe_dump({"postgresql": {"instances": {str(primary.port): {
-        "user": "sentinel_ro", "password": RO_PW, "host": "127.0.0.1", "port": primary.port}}}}), encoding="utf-8")
-    creds.chmod(0o600)
-    monkeypatch.setenv("SENTINEL_OBJECT_CREDENTIALS", str(creds))
+    _ro_account(base, monkeypatch, "postgresql", primary.port)
     # the scheduled copies: a fresh local dump, and a nightly off-site one 30 h old (outside the 24 h RPO)
     work = base / "dumps"
     work.mkdir()
