@@ -29,6 +29,7 @@ from sentinel.model import Status, Verdict
 from sentinel.osinfo import host_info
 from sentinel.probe import ProbeContext
 from tests import pgserver
+from tests.mariaserver import CLIENT, INSTALL_DB, MARIADBD, root_sql, wait_answering
 
 pytestmark = [pytest.mark.timeout(300)]
 RESTIC_PW = secrets.token_urlsafe(18)
@@ -397,7 +398,6 @@ def test_a_declared_standby_shows_its_own_receiver(replica_pair, monkeypatch):
 
 
 # ---- MariaDB replica ----------------------------------------------------------------------------------------
-MARIADBD, INSTALL_DB, CLIENT = "/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb"
 
 
 class Maria:
@@ -419,18 +419,10 @@ class Maria:
                 f"--server-id={self.server_id}", f"--log-bin={self.dir / 'binlog'}", "--innodb-buffer-pool-size=16M",
                 f"--log-error={self.dir / 'error.log'}"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mariadbd exited: {(self.dir / 'error.log').read_text()[-2000:]}")
-            if self.sock.exists() and self.sql("SELECT 1", check=False).returncode == 0:
-                return
-            time.sleep(0.3)
-        raise AssertionError("mariadbd did not answer within 60 s")
+        wait_answering(self.proc, self.sock, self.dir / "error.log")
 
     def sql(self, statement: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([CLIENT, "--no-defaults", "-S", str(self.sock), "-u", "root", "-N", "-B", "-e",
-                               statement], capture_output=True, text=True, timeout=30, check=check)
+        return root_sql(self.sock, statement, check)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -24,15 +24,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.mariaserver import CLIENT, INSTALL_DB, MARIADBD, root_sql, wait_answering
+
 FIXTURES = Path(__file__).parent / "fixtures" / "mysql"
-MARIADBD = "/usr/sbin/mariadbd"
-INSTALL_DB = "/usr/bin/mariadb-install-db"
-CLIENT = "/usr/bin/mariadb"
 TOOLS = (MARIADBD, INSTALL_DB, CLIENT, "/usr/bin/unshare", "/usr/bin/openssl")
 RO_USER = "sentinel_ro"
 
@@ -128,19 +126,10 @@ class Server:
                 f"--pid-file={self.pid}", "--innodb-buffer-pool-size=16M"]
         self.err = open(self.dir / "stderr.log", "wb")  # closed with the process in stop()
         self.proc = subprocess.Popen(_in_namespace(self.etc, argv), stdout=self.err, stderr=self.err)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mariadbd exited: {(self.dir / 'stderr.log').read_text()[-2000:]}")
-            if self.sock.exists() and self.sql("SELECT 1", check=False).returncode == 0:
-                return
-            time.sleep(0.3)
-        raise AssertionError("mariadbd did not answer within 60 s")
+        wait_answering(self.proc, self.sock, self.dir / "stderr.log")
 
     def sql(self, statement: str, check: bool = True) -> subprocess.CompletedProcess:
-        """As root over the socket (root@localhost authenticates by unix_socket: the test runs as root)."""
-        return subprocess.run([CLIENT, "--no-defaults", "-S", str(self.sock), "-u", "root", "-N", "-B", "-e",
-                               statement], capture_output=True, text=True, timeout=30, check=check)
+        return root_sql(self.sock, statement, check)
 
     def tcp_login(self, user: str, password: str, tls: bool) -> subprocess.CompletedProcess:
         argv = [CLIENT, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port), "-u", user, "-N", "-e", "SELECT 1"]
